@@ -1,0 +1,69 @@
+"""Console sign-in and sign-out for owners and staff."""
+
+from django.conf import settings
+from django.contrib.auth import login, logout
+from django.shortcuts import redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_protect
+from django.views.decorators.http import require_POST
+
+from accounts.forms import ConsoleLoginForm
+from accounts.roles import get_role
+from accounts.throttle import Throttle, client_address
+
+
+def _get_login_throttle():
+    return Throttle("console-login", settings.LOGIN_ATTEMPTS_LIMIT, settings.LOGIN_ATTEMPTS_WINDOW)
+
+
+def _get_next_url(request):
+    next_url = request.POST.get("next") or request.GET.get("next") or ""
+    if url_has_allowed_host_and_scheme(next_url, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+        return next_url
+    return settings.LOGIN_REDIRECT_URL
+
+
+@never_cache
+@csrf_protect
+def login_view(request):
+    """Sign an owner or staff member in; throttle failures per address and username."""
+    if request.user.is_authenticated and get_role(request.user):
+        return redirect(_get_next_url(request))
+    throttle = _get_login_throttle()
+    form = ConsoleLoginForm(request)
+    status = 200
+    if request.method == "POST":
+        address = client_address(request)
+        username = request.POST.get("username", "")[:150].lower()
+        subjects = [f"ip:{address}", f"user:{username}"]
+        wait = max(throttle.retry_after(subject) for subject in subjects)
+        if wait:
+            response = render(
+                request,
+                "accounts/login.html",
+                {"form": form, "throttled_for": wait, "next": _get_next_url(request)},
+                status=429,
+            )
+            response["Retry-After"] = str(wait)
+            return response
+        form = ConsoleLoginForm(request, data=request.POST)
+        if form.is_valid() and get_role(form.get_user()):
+            # login() rotates the session key, so a planted session id is useless.
+            login(request, form.get_user())
+            for subject in subjects:
+                throttle.reset(subject)
+            return redirect(_get_next_url(request))
+        for subject in subjects:
+            throttle.record_failure(subject)
+        if form.is_valid():
+            form.add_error(None, "This account has no access to the console.")
+        status = 400
+    return render(request, "accounts/login.html", {"form": form, "next": _get_next_url(request)}, status=status)
+
+
+@require_POST
+def logout_view(request):
+    """Sign out and end the session on the server."""
+    logout(request)
+    return redirect(settings.LOGOUT_REDIRECT_URL)

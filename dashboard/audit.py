@@ -1,0 +1,28 @@
+"""Write the audit trail."""
+
+from decimal import Decimal
+
+from dashboard.models import AuditEvent
+
+
+def _jsonable(value):
+    return str(value) if isinstance(value, Decimal) else value
+
+
+def record(user, action, outcome, *, sub_key=None, sub_key_id="", label="", key_id_short="", changes=None, message=""):
+    """Record one attempted change; ``sub_key`` (a SubKey) fills in the key's identity."""
+    if sub_key is not None:
+        sub_key_id = sub_key_id or sub_key.id
+        label = label or sub_key.label
+        key_id_short = key_id_short or sub_key.key_id
+    return AuditEvent.objects.create(
+        actor=user if user.is_authenticated else None,
+        actor_name=user.get_username(),
+        action=action,
+        outcome=outcome,
+        sub_key_id=sub_key_id,
+        key_label=label[:200],
+        key_id_short=key_id_short[:64],
+        changes={name: [_jsonable(before), _jsonable(after)] for name, (before, after) in (changes or {}).items()},
+        message=message[:2000],
+    )

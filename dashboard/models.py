@@ -1,0 +1,75 @@
+from django.conf import settings
+from django.db import models
+
+
+class Outcome(models.TextChoices):
+    PENDING = "pending", "Pending"
+    OK = "ok", "OK"
+    REFUSED = "refused", "Refused"
+    UNKNOWN = "unknown", "Unknown"
+
+
+class AuditEvent(models.Model):
+    """One change attempted in the console: who, when, what, and how it ended."""
+
+    class Action(models.TextChoices):
+        CREATE = "create", "Create key"
+        EDIT = "edit", "Edit key"
+        TOPUP = "topup", "Top up"
+        REVEAL = "reveal", "Reveal key"
+        DELETE = "delete", "Delete key"
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    # Kept apart from the foreign key so the trail still names a deleted user.
+    actor_name = models.CharField(max_length=150)
+    action = models.CharField(max_length=16, choices=Action.choices)
+    sub_key_id = models.CharField(max_length=64, blank=True, help_text="The upstream id of the Client Key.")
+    key_label = models.CharField(max_length=200, blank=True)
+    key_id_short = models.CharField(max_length=64, blank=True, help_text="The shortened key (keyId).")
+    changes = models.JSONField(default=dict, blank=True, help_text="Field: [before, after]; money as strings.")
+    outcome = models.CharField(max_length=16, choices=Outcome.choices)
+    message = models.TextField(blank=True, help_text="The upstream's message when refused or unknown.")
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["-created_at"], name="audit_newest"),
+            models.Index(fields=["sub_key_id", "-created_at"], name="audit_by_key"),
+        ]
+
+    def __str__(self):
+        return f"{self.created_at:%Y-%m-%d %H:%M} {self.actor_name} {self.action} {self.key_label} {self.outcome}"
+
+
+class TopUp(models.Model):
+    """A ledger line: money added to a Client Key after a customer paid.
+
+    ``token`` is the one-time token of the form that asked for it; the unique
+    constraint, written before the upstream call, is what stops a double
+    submission from moving money twice.
+    """
+
+    token = models.UUIDField(unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    actor_name = models.CharField(max_length=150)
+    sub_key_id = models.CharField(max_length=64)
+    key_label = models.CharField(max_length=200, blank=True)
+    key_id_short = models.CharField(max_length=64, blank=True)
+    amount = models.DecimalField(max_digits=14, decimal_places=4)
+    note = models.CharField(max_length=200, blank=True, help_text="Invoice number, payment id.")
+    outcome = models.CharField(max_length=16, choices=Outcome.choices, default=Outcome.PENDING)
+    message = models.TextField(blank=True)
+    budget_before = models.DecimalField(max_digits=14, decimal_places=4, null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["-created_at"], name="topup_newest"),
+            models.Index(fields=["sub_key_id", "-created_at"], name="topup_by_key"),
+            models.Index(fields=["actor", "created_at"], name="topup_by_actor"),
+        ]
+
+    def __str__(self):
+        return f"{self.created_at:%Y-%m-%d} {self.key_label} +{self.amount} ({self.outcome})"

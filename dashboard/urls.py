@@ -1,0 +1,14 @@
+from django.contrib import admin
+from django.urls import include, path
+
+from accounts import views as account_views
+from dashboard.views import home
+
+urlpatterns = [
+    path("", home.index, name="index"),
+    path("login/", account_views.login_view, name="login"),
+    path("logout/", account_views.logout_view, name="logout"),
+    path("admin/", admin.site.urls),
+    path("dashboard/", include("dashboard.console_urls")),
+    path("portal/", include("accounts.portal_urls")),
+]

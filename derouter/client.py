@@ -1,0 +1,544 @@
+"""The derouter Management API client: the only road to the upstream.
+
+One function per endpoint, each returning small typed dataclasses. This is the
+only module in the project that imports ``requests``. Reads (GET) are retried
+with backoff on connection errors and 502/503/504; writes never are, and a
+write whose answer never came raises ``OutcomeUnknown``.
+
+Keys never appear in an exception message, a log line or a repr: the Account
+Key is read from settings at call time and a Client Key's full secret travels
+inside ``Secret``, whose string form is masked.
+"""
+
+import json
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+
+import requests
+from django.conf import settings
+from requests.adapters import HTTPAdapter
+from urllib3.exceptions import NewConnectionError
+from urllib3.util.retry import Retry
+
+logger = logging.getLogger(__name__)
+
+RETRYABLE_STATUSES = (502, 503, 504)
+
+
+class DerouterError(Exception):
+    """Base class of everything the upstream can answer besides success."""
+
+    def __init__(self, message, status=None):
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+class Rejected(DerouterError):
+    """400: the upstream refused the body or parameters; ``message`` says why."""
+
+
+class AuthFailed(DerouterError):
+    """401/403: the key is missing, wrong, deleted or of the wrong kind."""
+
+
+class NotFound(DerouterError):
+    """404: no such key (or path)."""
+
+
+class RateLimited(DerouterError):
+    """429: too many requests; ``retry_after`` is in seconds when the upstream says."""
+
+    def __init__(self, message, status=429, retry_after=None):
+        super().__init__(message, status)
+        self.retry_after = retry_after
+
+
+class Unavailable(DerouterError):
+    """The upstream could not be reached or gave no usable answer (timeout, 5xx, non-JSON)."""
+
+
+class OutcomeUnknown(Unavailable):
+    """A write was sent but no answer came back: it may or may not have happened."""
+
+
+class UnexpectedResponse(Unavailable):
+    """The upstream answered 200 with a body of an unexpected shape."""
+
+
+class Secret:
+    """A full key, kept out of templates, reprs and logs; ``reveal()`` gives the value."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value):
+        self._value = value
+
+    def reveal(self):
+        return self._value
+
+    # Django templates refuse to call a method marked alters_data, so
+    # {{ key.secret.reveal }} renders nothing: a reveal must be deliberate.
+    reveal.alters_data = True
+
+    def __str__(self):
+        return "••••••••"
+
+    __repr__ = __str__
+
+    def __eq__(self, other):
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self):
+        return hash(self._value)
+
+
+@dataclass(frozen=True)
+class Balance:
+    """The account's money: balance, locked in Client Keys, and available."""
+
+    balance: Decimal
+    locked: Decimal
+    available: Decimal
+
+
+@dataclass(frozen=True)
+class SubKey:
+    """A Client Key as the account sees it, in real money."""
+
+    id: str
+    label: str
+    key_id: str
+    secret: Secret = field(repr=False, compare=False)
+    budget: Decimal
+    spent: Decimal
+    remaining: Decimal
+    rpm_limit: int
+    concurrent_limit: int
+    display_multiplier: Decimal
+    created_at: datetime | None
+
+    @property
+    def used_fraction(self):
+        """Share of the budget spent, from 0 to 1."""
+        if self.budget <= 0:
+            return Decimal(1)
+        return min(Decimal(1), max(Decimal(0), self.spent / self.budget))
+
+
+@dataclass(frozen=True)
+class CreatedSubKey:
+    """The answer to creating a Client Key: the only time the full key is sent."""
+
+    id: str
+    label: str
+    key_id: str
+    secret: Secret = field(repr=False, compare=False)
+    budget: Decimal
+    rpm_limit: int
+    concurrent_limit: int
+
+
+@dataclass(frozen=True)
+class UsageLog:
+    """One inference request; ``key_id`` is set only in a Client Key's own view."""
+
+    request_id: str
+    model: str
+    input_tokens: int
+    output_tokens: int
+    cache_read_tokens: int
+    cache_write_tokens: int
+    cost: Decimal
+    duration_ms: int
+    created_at: datetime
+    key_id: str | None = None
+
+    @property
+    def total_tokens(self):
+        return self.input_tokens + self.output_tokens
+
+
+@dataclass(frozen=True)
+class UsagePage:
+    """One page of usage logs and where it sits in the whole."""
+
+    logs: list[UsageLog]
+    page: int
+    limit: int
+    total: int
+    pages: int
+
+    @property
+    def has_next(self):
+        return self.page < self.pages
+
+    @property
+    def has_previous(self):
+        return self.page > 1
+
+
+@dataclass(frozen=True)
+class UsageSummary:
+    """Requests, tokens and cost over one window (today, week, month, total)."""
+
+    requests: int
+    input_tokens: int
+    output_tokens: int
+    total_tokens: int
+    cost: Decimal
+
+
+@dataclass(frozen=True)
+class ClientBalance:
+    """A Client Key's own view of itself, money in its display units."""
+
+    label: str
+    budget: Decimal
+    spent: Decimal
+    remaining: Decimal
+    rpm_limit: int
+    concurrent_limit: int
+    today: UsageSummary
+    week: UsageSummary
+    month: UsageSummary
+    total: UsageSummary
+
+    @property
+    def used_fraction(self):
+        if self.budget <= 0:
+            return Decimal(1)
+        return min(Decimal(1), max(Decimal(0), self.spent / self.budget))
+
+
+# ---------------------------------------------------------------- transport
+
+_sessions = {}
+
+
+def _get_session(for_writes):
+    """Return a pooled session: reads retry with backoff, writes never retry."""
+    session = _sessions.get(for_writes)
+    if session is None:
+        if for_writes:
+            retries = Retry(total=0, connect=0, read=0, redirect=0, status=0, other=0, raise_on_status=False)
+        else:
+            retries = Retry(
+                total=settings.DEROUTER_GET_RETRIES,
+                connect=settings.DEROUTER_GET_RETRIES,
+                read=0,
+                status=settings.DEROUTER_GET_RETRIES,
+                other=0,
+                backoff_factor=0.2,
+                status_forcelist=RETRYABLE_STATUSES,
+                allowed_methods=frozenset({"GET"}),
+                raise_on_status=False,
+                respect_retry_after_header=False,
+            )
+        session = requests.Session()
+        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=16, max_retries=retries)
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
+        _sessions[for_writes] = session
+    return session
+
+
+def _encode_body(body):
+    """Encode a flat body as JSON, writing Decimals as exact JSON numbers."""
+    members = []
+    for name, value in body.items():
+        text = format(value, "f") if isinstance(value, Decimal) else json.dumps(value)
+        members.append(f"{json.dumps(name)}: {text}")
+    return "{" + ", ".join(members) + "}"
+
+
+def _request(method, path, key, *, params=None, body=None):
+    """Send one request and return the decoded JSON body, or raise a DerouterError."""
+    url = settings.DEROUTER_API_BASE + path
+    headers = {"Authorization": f"Bearer {key}", "Accept": "application/json"}
+    data = None
+    if body is not None:
+        headers["Content-Type"] = "application/json"
+        data = _encode_body(body).encode()
+    timeout = (settings.DEROUTER_CONNECT_TIMEOUT, settings.DEROUTER_READ_TIMEOUT)
+    is_write = method != "GET"
+    try:
+        response = _get_session(is_write).request(
+            method, url, headers=headers, params=params, data=data, timeout=timeout
+        )
+    except requests.ConnectTimeout:
+        raise Unavailable("derouter did not accept the connection in time.") from None
+    except requests.ConnectionError as error:
+        # A refused connection means nothing was sent; a dropped one after
+        # sending (including a read timeout) leaves a write's outcome unknown.
+        if is_write and not _is_connect_failure(error):
+            raise OutcomeUnknown("derouter closed the connection before answering.") from None
+        raise Unavailable("derouter could not be reached.") from None
+    except requests.Timeout:
+        if is_write:
+            raise OutcomeUnknown("derouter did not answer in time.") from None
+        raise Unavailable("derouter did not answer in time.") from None
+    logger.info("derouter %s %s -> %s", method, path, response.status_code)
+    return _decode(response)
+
+
+def _is_connect_failure(error):
+    """Tell a connection that never opened from one that dropped mid-request."""
+    reason = error.args[0] if error.args else None
+    return isinstance(getattr(reason, "reason", None), NewConnectionError)
+
+
+def _decode(response):
+    try:
+        payload = json.loads(response.content, parse_float=Decimal)
+    except ValueError:
+        payload = None
+    status = response.status_code
+    if status == 200 and isinstance(payload, dict):
+        return payload
+    message = _error_message(payload) or f"derouter answered with status {status}."
+    if status == 200:
+        raise UnexpectedResponse("derouter answered with a body that is not JSON.", status)
+    if status == 400:
+        raise Rejected(message, status)
+    if status in (401, 403):
+        raise AuthFailed(message, status)
+    if status == 404:
+        raise NotFound(message, status)
+    if status == 429:
+        raise RateLimited(message, status, _retry_after(response))
+    raise Unavailable(message, status)
+
+
+def _error_message(payload):
+    if not isinstance(payload, dict):
+        return None
+    error = payload.get("error")
+    if isinstance(error, dict):
+        error = error.get("message")
+    if isinstance(error, str) and error.strip():
+        return error.strip()[:300]
+    return None
+
+
+def _retry_after(response):
+    value = response.headers.get("Retry-After", "")
+    return int(value) if value.isdigit() else None
+
+
+# ---------------------------------------------------------------- parsing
+
+
+def _money(value):
+    """Read money sent as a JSON number or a string into a Decimal."""
+    if isinstance(value, bool) or not isinstance(value, (int, str, Decimal)):
+        raise UnexpectedResponse(f"derouter sent money of an unexpected type ({type(value).__name__}).")
+    try:
+        number = Decimal(value)
+    except InvalidOperation:
+        raise UnexpectedResponse("derouter sent money that is not a number.") from None
+    if not number.is_finite():
+        raise UnexpectedResponse("derouter sent money that is not a finite number.")
+    return number
+
+
+def _integer(value):
+    if isinstance(value, bool):
+        raise UnexpectedResponse("derouter sent a boolean where a number belongs.")
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    if isinstance(value, int):
+        return value
+    if isinstance(value, Decimal) and value == value.to_integral_value():
+        return int(value)
+    raise UnexpectedResponse("derouter sent a count that is not a whole number.")
+
+
+def _text(value):
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise UnexpectedResponse("derouter sent text of an unexpected type.")
+    return value
+
+
+def _timestamp(value):
+    if value in (None, ""):
+        return None
+    if not isinstance(value, str):
+        raise UnexpectedResponse("derouter sent a time that is not a string.")
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise UnexpectedResponse("derouter sent a time that is not ISO 8601.") from None
+    if moment.tzinfo is None:
+        raise UnexpectedResponse("derouter sent a time without a time zone.")
+    return moment
+
+
+def _field(payload, name):
+    try:
+        return payload[name]
+    except (KeyError, TypeError):
+        raise UnexpectedResponse(f"derouter's answer lacks the field {name!r}.") from None
+
+
+def _sub_key(item):
+    return SubKey(
+        id=_text(_field(item, "id")),
+        label=_text(item.get("label")),
+        key_id=_text(_field(item, "keyId")),
+        secret=Secret(_text(_field(item, "key"))),
+        budget=_money(_field(item, "budgetVirtual")),
+        spent=_money(_field(item, "spentVirtual")),
+        remaining=_money(_field(item, "remainingVirtual")),
+        rpm_limit=_integer(_field(item, "rpmLimit")),
+        concurrent_limit=_integer(_field(item, "concurrentLimit")),
+        display_multiplier=_money(item.get("displayMultiplier", 1)),
+        created_at=_timestamp(item.get("createdAt")),
+    )
+
+
+def _usage_log(item):
+    return UsageLog(
+        request_id=_text(_field(item, "request_id")),
+        model=_text(_field(item, "model")),
+        input_tokens=_integer(_field(item, "input_tokens")),
+        output_tokens=_integer(_field(item, "output_tokens")),
+        cache_read_tokens=_integer(item.get("cache_read_tokens", 0)),
+        cache_write_tokens=_integer(item.get("cache_write_tokens", 0)),
+        cost=_money(_field(item, "cost_usdc")),
+        duration_ms=_integer(_field(item, "duration_ms")),
+        created_at=_timestamp(_field(item, "created_at")),
+        key_id=item.get("key_id"),
+    )
+
+
+def _usage_page(payload):
+    rows = _field(payload, "data")
+    pagination = _field(payload, "pagination")
+    if not isinstance(rows, list) or not isinstance(pagination, dict):
+        raise UnexpectedResponse("derouter sent usage logs of an unexpected shape.")
+    return UsagePage(
+        logs=[_usage_log(row) for row in rows],
+        page=_integer(_field(pagination, "page")),
+        limit=_integer(_field(pagination, "limit")),
+        total=_integer(_field(pagination, "total")),
+        pages=_integer(_field(pagination, "pages")),
+    )
+
+
+def _usage_summary(item):
+    return UsageSummary(
+        requests=_integer(_field(item, "requests")),
+        input_tokens=_integer(_field(item, "inputTokens")),
+        output_tokens=_integer(_field(item, "outputTokens")),
+        total_tokens=_integer(_field(item, "totalTokens")),
+        cost=_money(_field(item, "cost")),
+    )
+
+
+def _usage_params(page, limit, sub_key_id=None, account_only=False):
+    params = {"page": page, "limit": limit}
+    if sub_key_id:
+        params["subKeyId"] = sub_key_id
+    if account_only:
+        params["accountOnly"] = "true"
+    return params
+
+
+def _account_key():
+    return settings.DEROUTER_ACCOUNT_KEY
+
+
+def _clean_update(**fields):
+    return {name: value for name, value in fields.items() if value is not None}
+
+
+# ---------------------------------------------------------------- account endpoints
+
+
+def get_balance():
+    """GET /balance: the account's balance, locked and available."""
+    payload = _request("GET", "/balance", _account_key())
+    return Balance(
+        balance=_money(_field(payload, "balance")),
+        locked=_money(_field(payload, "locked_balance")),
+        available=_money(_field(payload, "available")),
+    )
+
+
+def list_sub_keys():
+    """GET /sub-keys: every active Client Key, in one response."""
+    payload = _request("GET", "/sub-keys", _account_key())
+    items = _field(payload, "subKeys")
+    if not isinstance(items, list):
+        raise UnexpectedResponse("derouter sent a key list of an unexpected shape.")
+    return [_sub_key(item) for item in items]
+
+
+def create_sub_key(budget, label="", rpm_limit=None):
+    """POST /sub-keys: make a Client Key with a budget carved out of available."""
+    body = _clean_update(budgetVirtual=Decimal(budget), label=label, rpmLimit=rpm_limit)
+    payload = _request("POST", "/sub-keys", _account_key(), body=body)
+    return CreatedSubKey(
+        id=_text(_field(payload, "id")),
+        label=_text(payload.get("label")),
+        key_id=_text(_field(payload, "keyId")),
+        secret=Secret(_text(_field(payload, "key"))),
+        budget=_money(_field(payload, "budgetVirtual")),
+        rpm_limit=_integer(payload.get("rpmLimit", rpm_limit or 60)),
+        concurrent_limit=_integer(payload.get("concurrentLimit", 5)),
+    )
+
+
+def update_sub_key(sub_key_id, *, label=None, rpm_limit=None, add_budget=None, display_multiplier=None):
+    """PUT /sub-keys/:id: change label, limits or multiplier, or add budget."""
+    body = _clean_update(
+        label=label,
+        rpmLimit=rpm_limit,
+        addBudgetVirtual=None if add_budget is None else Decimal(add_budget),
+        displayMultiplier=None if display_multiplier is None else Decimal(display_multiplier),
+    )
+    _request("PUT", f"/sub-keys/{sub_key_id}", _account_key(), body=body)
+
+
+def delete_sub_key(sub_key_id):
+    """DELETE /sub-keys/:id: remove the key; its unspent budget returns to available."""
+    _request("DELETE", f"/sub-keys/{sub_key_id}", _account_key())
+
+
+def get_usage_logs(page=1, limit=20, sub_key_id=None, account_only=False):
+    """GET /usage-logs: the account's logs, newest first, in real money."""
+    params = _usage_params(page, limit, sub_key_id, account_only)
+    return _usage_page(_request("GET", "/usage-logs", _account_key(), params=params))
+
+
+# ---------------------------------------------------------------- client-key endpoints
+
+
+def get_client_balance(client_key):
+    """GET /sub-key/balance: a Client Key's own budget, limits and usage, in display units."""
+    payload = _request("GET", "/sub-key/balance", client_key)
+    usage = _field(payload, "usage")
+    return ClientBalance(
+        label=_text(payload.get("label")),
+        budget=_money(_field(payload, "budget")),
+        spent=_money(_field(payload, "spent")),
+        remaining=_money(_field(payload, "remaining")),
+        rpm_limit=_integer(_field(payload, "rpmLimit")),
+        concurrent_limit=_integer(_field(payload, "concurrentLimit")),
+        today=_usage_summary(_field(usage, "today")),
+        week=_usage_summary(_field(usage, "week")),
+        month=_usage_summary(_field(usage, "month")),
+        total=_usage_summary(_field(usage, "total")),
+    )
+
+
+def get_client_usage_logs(client_key, page=1, limit=20):
+    """GET /sub-key/usage-logs: a Client Key's own logs, in display units."""
+    params = _usage_params(page, limit)
+    return _usage_page(_request("GET", "/sub-key/usage-logs", client_key, params=params))
+

@@ -1,0 +1,166 @@
+"""Shared fixtures: one live simulated derouter per test session, a secret scanner, a browser."""
+
+import logging
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+from django.conf import settings
+
+from tests.secret_scan import SecretScanLogHandler
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Simulator:
+    """A running simulator process and the means to steer its faults."""
+
+    base_url: str
+    account_key: str
+    process: subprocess.Popen
+    state_path: Path
+
+    @property
+    def inference_base(self):
+        return f"{self.base_url}/openai/v1"
+
+    def inject(self, mode, **rule):
+        """Add a fault rule: mode is slow, error, nonjson or drop (see the simulator)."""
+        response = requests.post(f"{self.base_url}/_sim/faults", json={"mode": mode, **rule}, timeout=5)
+        response.raise_for_status()
+
+    def clear_faults(self):
+        requests.delete(f"{self.base_url}/_sim/faults", timeout=5).raise_for_status()
+
+
+def start_simulator(state_path, account_key, balance="1000", extra_args=()):
+    """Start ``manage.py runsim`` on a free port and wait until it answers."""
+    port = free_port()
+    command = [
+        sys.executable, "manage.py", "runsim",
+        "--port", str(port),
+        "--account-key", account_key,
+        "--balance", balance,
+        "--state", str(state_path),
+        "--faults",
+        *extra_args,
+    ]
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    base_url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the simulator exited: {process.stderr.read().decode()[-2000:]}")
+        try:
+            if requests.get(f"{base_url}/_sim/health", timeout=1).ok:
+                return Simulator(base_url, account_key, process, Path(state_path))
+        except requests.ConnectionError:
+            time.sleep(0.1)
+    process.kill()
+    raise RuntimeError("the simulator did not start within 30 s")
+
+
+def stop_simulator(simulator):
+    simulator.process.terminate()
+    try:
+        simulator.process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        simulator.process.kill()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def simulator(tmp_path_factory):
+    """The live simulated derouter for the whole session, wired into the settings."""
+    account_key = "sk-ant-acct-" + secrets.token_urlsafe(24)
+    sim = start_simulator(tmp_path_factory.mktemp("sim") / "state.sqlite3", account_key)
+    previous = (settings.DEROUTER_API_BASE, settings.DEROUTER_INFERENCE_BASE, settings.DEROUTER_ACCOUNT_KEY)
+    settings.DEROUTER_API_BASE = sim.base_url
+    settings.DEROUTER_INFERENCE_BASE = sim.inference_base
+    settings.DEROUTER_ACCOUNT_KEY = account_key
+    yield sim
+    settings.DEROUTER_API_BASE, settings.DEROUTER_INFERENCE_BASE, settings.DEROUTER_ACCOUNT_KEY = previous
+    stop_simulator(sim)
+
+
+@pytest.fixture(autouse=True)
+def no_faults_left(simulator):
+    """Each test starts and ends with no fault rules in the simulator."""
+    yield
+    simulator.clear_faults()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def log_secret_scanner():
+    handler = SecretScanLogHandler()
+    root = logging.getLogger()
+    previous_level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    yield handler
+    root.removeHandler(handler)
+    root.setLevel(previous_level)
+
+
+@pytest.fixture(autouse=True)
+def no_account_key_in_logs(log_secret_scanner):
+    """Fail the test in which any log line carried the Account Key."""
+    before = len(log_secret_scanner.leaks)
+    yield
+    leaks = log_secret_scanner.leaks[before:]
+    assert not leaks, f"the Account Key was logged: {leaks}"
+
+
+@pytest.fixture(autouse=True)
+def fresh_cache():
+    """Throttles and cached lists never leak from one test into the next.
+
+    The database cache is rolled back with each test's transaction; Redis is not.
+    """
+    yield
+    if "redis" in settings.CACHES["default"]["BACKEND"].lower():
+        from django.core.cache import cache
+
+        cache.clear()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Headless Debian Chromium driven by Playwright."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(accept_downloads=True)
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    yield page
+    context.close()

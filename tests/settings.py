@@ -1,0 +1,23 @@
+"""Test settings: production settings with HTTPS-only bits relaxed and a secret scanner."""
+
+import os
+
+os.environ.setdefault("SECRET_KEY", "test-only-secret-key-" + "x" * 40)
+os.environ.setdefault("ALLOWED_HOSTS", "localhost,127.0.0.1,testserver")
+os.environ.setdefault("SECURE_SSL_REDIRECT", "false")
+os.environ.setdefault("SESSION_COOKIE_SECURE", "false")
+os.environ.setdefault("CSRF_COOKIE_SECURE", "false")
+os.environ.setdefault("SECURE_HSTS_SECONDS", "0")
+# The tests' simulator fixture sets the real base URL and key once it has started.
+os.environ.setdefault("DEROUTER_ACCOUNT_KEY", "sk-ant-test-account-key-not-started")
+os.environ.setdefault("DEROUTER_READ_TIMEOUT", "5")
+
+from dashboard.settings import *  # noqa: E402,F403
+
+MIDDLEWARE = ["tests.secret_scan.SecretScanMiddleware", *MIDDLEWARE]  # noqa: F405
+STORAGES = {
+    **STORAGES,  # noqa: F405
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+CACHES["default"]["KEY_PREFIX"] = "test-" + os.urandom(4).hex()  # noqa: F405
