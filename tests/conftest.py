@@ -164,3 +164,46 @@ def page(browser):
     page.set_default_timeout(10_000)
     yield page
     context.close()
+
+
+@pytest.fixture
+def owner(django_user_model):
+    from accounts.models import ConsoleProfile, Role
+
+    user = django_user_model.objects.create_user("olivia", password="owner-pass-1234")
+    ConsoleProfile.objects.create(user=user, role=Role.OWNER)
+    return user
+
+
+@pytest.fixture
+def staff(django_user_model):
+    from accounts.models import ConsoleProfile, Role
+
+    user = django_user_model.objects.create_user("sam", password="staff-pass-1234")
+    ConsoleProfile.objects.create(user=user, role=Role.STAFF)
+    return user
+
+
+@pytest.fixture
+def owner_client(client, owner):
+    client.force_login(owner)
+    return client
+
+
+@pytest.fixture
+def staff_client(client, staff):
+    client.force_login(staff)
+    return client
+
+
+@pytest.fixture
+def make_key(simulator):
+    """Create a Client Key in the simulator through the client; returns the CreatedSubKey."""
+    from decimal import Decimal
+
+    from derouter import client as derouter_client
+
+    def make(budget="10", label="Test client", rpm_limit=None):
+        return derouter_client.create_sub_key(Decimal(budget), label=label, rpm_limit=rpm_limit)
+
+    return make
