@@ -1,0 +1,105 @@
+"""Run the whole product locally: the simulated derouter with demo data and the dashboard."""
+
+import secrets
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError
+
+from accounts.models import ConsoleProfile, Role
+from derouter import client
+
+DEMO_USERS = (("owner", Role.OWNER), ("staff", Role.STAFF))
+
+
+def _free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Command(BaseCommand):
+    help = "Migrate, create demo users, start the simulator with demo data and serve the dashboard."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--addr", default="127.0.0.1:8000", help="Where the dashboard listens.")
+        parser.add_argument("--state", default=str(Path(settings.BASE_DIR) / "var" / "demo-sim.sqlite3"))
+        parser.add_argument("--fresh", action="store_true", help="Start from a new simulator state.")
+        parser.add_argument("--seed-keys", type=int, default=0, help="Also seed this many extra keys (scale demo).")
+
+    def handle(self, *args, addr, state, fresh, seed_keys, **options):
+        state_path = Path(state)
+        state_path.parent.mkdir(parents=True, exist_ok=True)
+        if fresh:
+            for path in state_path.parent.glob(state_path.name + "*"):
+                path.unlink()
+        call_command("migrate", interactive=False, verbosity=0)
+        call_command("createcachetable", verbosity=0)
+        passwords = {username: self._ensure_user(username, role) for username, role in DEMO_USERS}
+
+        account_key = settings.DEROUTER_ACCOUNT_KEY or "sk-ant-demo-" + secrets.token_urlsafe(24)
+        port = _free_port()
+        simulator = self._start_simulator(port, account_key, state_path, seed_keys)
+        try:
+            settings.DEROUTER_API_BASE = f"http://127.0.0.1:{port}"
+            settings.DEROUTER_INFERENCE_BASE = f"http://127.0.0.1:{port}/openai/v1"
+            settings.DEROUTER_ACCOUNT_KEY = account_key
+            self._print_welcome(addr, passwords)
+            call_command("runserver", addr, use_reloader=False)
+        finally:
+            simulator.terminate()
+            simulator.wait(timeout=10)
+
+    def _ensure_user(self, username, role):
+        password = secrets.token_urlsafe(9)
+        user, _ = User.objects.get_or_create(username=username)
+        user.set_password(password)
+        user.save()
+        ConsoleProfile.objects.update_or_create(user=user, defaults={"role": role})
+        return password
+
+    def _start_simulator(self, port, account_key, state_path, seed_keys):
+        command = [
+            sys.executable, "manage.py", "runsim",
+            "--port", str(port),
+            "--account-key", account_key,
+            "--state", str(state_path),
+            "--demo",
+        ]
+        if seed_keys:
+            command += ["--seed-keys", str(seed_keys)]
+        process = subprocess.Popen(command, cwd=settings.BASE_DIR, stdout=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise CommandError("The simulator exited during start-up; see its output above.")
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                    return process
+            except OSError:
+                time.sleep(0.2)
+        process.kill()
+        raise CommandError("The simulator did not start within 60 seconds.")
+
+    def _print_welcome(self, addr, passwords):
+        sub_keys = client.list_sub_keys()
+        sample = sub_keys[0] if sub_keys else None
+        base = f"http://{addr}"
+        lines = [
+            "",
+            "derouter reseller dashboard demo",
+            f"  Console:  {base}/login/",
+            f"    owner / {passwords['owner']}",
+            f"    staff / {passwords['staff']}",
+            f"  Portal:   {base}/portal/login/",
+        ]
+        if sample:
+            lines.append(f"    Client Key of {sample.label}: {sample.secret.reveal()}")
+        lines += [f"  Simulated derouter: {settings.DEROUTER_API_BASE}", "Stop with Ctrl-C.", ""]
+        self.stdout.write("\n".join(lines))
