@@ -1,0 +1,85 @@
+"""Console sign-in: roles, session rotation, throttling, CSRF."""
+
+import pytest
+from django.test import Client
+
+pytestmark = pytest.mark.django_db
+
+
+def test_owner_signs_in_and_lands_on_the_console(client, owner):
+    response = client.post("/login/", {"username": "olivia", "password": "owner-pass-1234"})
+    assert response.status_code == 302
+    assert response["Location"] == "/dashboard/"
+
+
+def test_sign_in_rotates_the_session_key(client, owner):
+    client.get("/login/")
+    session = client.session
+    session["planted"] = True
+    session.save()
+    planted_key = session.session_key
+    client.cookies["sessionid"] = planted_key
+    client.post("/login/", {"username": "olivia", "password": "owner-pass-1234"})
+    assert client.cookies["sessionid"].value != planted_key
+
+
+def test_wrong_password_is_refused_with_400(client, owner):
+    response = client.post("/login/", {"username": "olivia", "password": "nope"})
+    assert response.status_code == 400
+    assert "_auth_user_id" not in client.session
+
+
+def test_user_without_a_console_role_cannot_sign_in(client, django_user_model):
+    django_user_model.objects.create_user("nobody", password="nobody-pass-1234")
+    response = client.post("/login/", {"username": "nobody", "password": "nobody-pass-1234"})
+    assert response.status_code == 400
+    assert b"no access to the console" in response.content
+
+
+def test_superuser_counts_as_owner(client, django_user_model):
+    django_user_model.objects.create_superuser("root", password="root-pass-1234")
+    response = client.post("/login/", {"username": "root", "password": "root-pass-1234"})
+    assert response.status_code == 302
+
+
+def test_repeated_failures_are_throttled_even_with_the_right_password(client, owner, settings):
+    settings.LOGIN_ATTEMPTS_LIMIT = 3
+    for _ in range(3):
+        assert client.post("/login/", {"username": "olivia", "password": "wrong"}).status_code == 400
+    response = client.post("/login/", {"username": "olivia", "password": "owner-pass-1234"})
+    assert response.status_code == 429
+    assert int(response["Retry-After"]) > 0
+    assert "_auth_user_id" not in client.session
+
+
+def test_throttle_counts_per_username_across_addresses(client, owner, settings):
+    settings.LOGIN_ATTEMPTS_LIMIT = 2
+    for address in ("10.0.0.1", "10.0.0.2"):
+        client.post("/login/", {"username": "olivia", "password": "wrong"}, REMOTE_ADDR=address)
+    response = client.post("/login/", {"username": "olivia", "password": "owner-pass-1234"}, REMOTE_ADDR="10.0.0.3")
+    assert response.status_code == 429
+
+
+def test_login_form_requires_csrf(owner):
+    strict = Client(enforce_csrf_checks=True)
+    response = strict.post("/login/", {"username": "olivia", "password": "owner-pass-1234"})
+    assert response.status_code == 403
+
+
+def test_next_url_is_followed_only_on_this_site(client, owner):
+    response = client.post("/login/?next=https://evil.example/", {"username": "olivia", "password": "owner-pass-1234"})
+    assert response["Location"] == "/dashboard/"
+
+
+def test_sign_out_ends_the_session(owner_client):
+    response = owner_client.post("/logout/")
+    assert response.status_code == 302
+    assert "_auth_user_id" not in owner_client.session
+
+
+def test_sign_out_by_get_is_not_allowed(owner_client):
+    assert owner_client.get("/logout/").status_code == 405
+
+
+def test_pages_are_marked_no_store(client):
+    assert client.get("/login/")["Cache-Control"] == "no-store"
