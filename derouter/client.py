@@ -280,7 +280,7 @@ def _request(method, path, key, *, params=None, body=None):
         if is_write:
             raise OutcomeUnknown("derouter did not answer in time.") from None
         raise Unavailable("derouter did not answer in time.") from None
-    logger.info("derouter %s %s -> %s", method, path, response.status_code)
+    logger.debug("derouter %s %s -> %s", method, path, response.status_code)
     return _decode(response)
 
 
