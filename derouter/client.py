@@ -276,10 +276,12 @@ def _request(method, path, key, *, params=None, body=None):
         if is_write and not _is_connect_failure(error):
             raise OutcomeUnknown("derouter closed the connection before answering.") from None
         raise Unavailable("derouter could not be reached.") from None
-    except requests.Timeout:
+    except requests.RequestException as error:
+        # A timeout or a broken answer: the request went out, so a write may have happened.
+        what = "did not answer in time" if isinstance(error, requests.Timeout) else "sent a broken answer"
         if is_write:
-            raise OutcomeUnknown("derouter did not answer in time.") from None
-        raise Unavailable("derouter did not answer in time.") from None
+            raise OutcomeUnknown(f"derouter {what}.") from None
+        raise Unavailable(f"derouter {what}.") from None
     logger.debug("derouter %s %s -> %s", method, path, response.status_code)
     return _decode(response)
 
