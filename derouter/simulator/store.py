@@ -1,0 +1,326 @@
+"""SQLite state of the simulated upstream: account, Client Keys and usage logs.
+
+Money is stored as INTEGER micro-dollars so every sum is exact. Every write that
+moves money runs in one `BEGIN IMMEDIATE` transaction, which takes SQLite's write
+lock up front: concurrent requests queue on it instead of losing updates.
+"""
+
+import sqlite3
+from contextlib import contextmanager
+from dataclasses import astuple, dataclass, replace
+from datetime import datetime, timezone
+from decimal import ROUND_HALF_UP, Decimal
+
+MICRO = 1_000_000
+MULTIPLIER_SCALE = 10_000  # displayMultiplier is stored in units of 0.0001
+KEY_ID_LENGTH = 12
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS account (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    balance INTEGER NOT NULL,
+    locked INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS sub_keys (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    secret TEXT NOT NULL UNIQUE,
+    label TEXT NOT NULL,
+    budget INTEGER NOT NULL,
+    spent INTEGER NOT NULL DEFAULT 0,
+    rpm_limit INTEGER NOT NULL,
+    concurrent_limit INTEGER NOT NULL,
+    multiplier INTEGER NOT NULL,
+    created_at TEXT NOT NULL,
+    deleted_at TEXT
+);
+CREATE TABLE IF NOT EXISTS usage_logs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    request_id TEXT NOT NULL,
+    sub_key_id TEXT,
+    model TEXT NOT NULL,
+    input_tokens INTEGER NOT NULL,
+    output_tokens INTEGER NOT NULL,
+    cache_read_tokens INTEGER NOT NULL,
+    cache_write_tokens INTEGER NOT NULL,
+    cost INTEGER NOT NULL,
+    duration_ms INTEGER NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS usage_logs_newest ON usage_logs (created_at, id);
+CREATE INDEX IF NOT EXISTS usage_logs_by_key ON usage_logs (sub_key_id, created_at, id);
+"""
+
+SUB_KEY_COLUMNS = (
+    "id, secret, label, budget, spent, rpm_limit, concurrent_limit, multiplier, created_at, deleted_at"
+)
+LOG_COLUMNS = (
+    "request_id, sub_key_id, model, input_tokens, output_tokens, cache_read_tokens,"
+    " cache_write_tokens, cost, duration_ms, created_at"
+)
+
+
+class NotFound(Exception):
+    """The Client Key does not exist or was deleted."""
+
+
+class InsufficientBalance(Exception):
+    """The account's available balance cannot cover the requested amount."""
+
+
+def micro_to_decimal(micro):
+    """Return an integer micro-dollar amount as an exact Decimal of dollars."""
+    return Decimal(micro).scaleb(-6)
+
+
+def decimal_to_micro(amount):
+    """Return a Decimal dollar amount (at most 6 decimals) as integer micro-dollars."""
+    return int(amount.scaleb(6))
+
+
+def display_money(micro, multiplier):
+    """Return real micro-dollars times a stored multiplier, as dollars rounded to 6 decimals."""
+    shown = Decimal(micro * multiplier).scaleb(-10)
+    return shown.quantize(Decimal("0.000001"), rounding=ROUND_HALF_UP)
+
+
+def key_id_of(secret):
+    """Return the shortened, displayable form of a key's secret."""
+    return secret[:KEY_ID_LENGTH] + "..."
+
+
+def iso_utc(moment):
+    """Format an aware datetime as ISO 8601 UTC with a Z, to the second."""
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def now_iso():
+    """Return the current time in the stored ISO 8601 UTC format."""
+    return iso_utc(datetime.now(timezone.utc))
+
+
+@dataclass(frozen=True)
+class SubKey:
+    """One Client Key as stored (money in micro-dollars, multiplier in 0.0001 units)."""
+
+    id: str
+    secret: str
+    label: str
+    budget: int
+    spent: int
+    rpm_limit: int
+    concurrent_limit: int
+    multiplier: int
+    created_at: str
+    deleted_at: str | None
+
+    @property
+    def remaining(self):
+        return self.budget - self.spent
+
+    @property
+    def key_id(self):
+        return key_id_of(self.secret)
+
+
+@dataclass(frozen=True)
+class UsageRow:
+    """One usage-log row as stored; cost is the real charge in micro-dollars."""
+
+    request_id: str
+    sub_key_id: str | None
+    model: str
+    input_tokens: int
+    output_tokens: int
+    cache_read_tokens: int
+    cache_write_tokens: int
+    cost: int
+    duration_ms: int
+    created_at: str
+
+
+class Store:
+    """All persistent state, in one SQLite file opened afresh by each caller."""
+
+    def __init__(self, path):
+        self.path = str(path)
+        with self._connection() as conn:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.executescript(SCHEMA)
+
+    @contextmanager
+    def _connection(self):
+        # A connection per call: sqlite3 connections must not be shared across the
+        # server's request threads, and opening one is cheap.
+        conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        try:
+            conn.execute("PRAGMA busy_timeout = 30000")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            yield conn
+        finally:
+            conn.close()
+
+    @contextmanager
+    def transaction(self):
+        """Yield a connection inside BEGIN IMMEDIATE; commit on success, roll back on error."""
+        with self._connection() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    def initialize(self, balance_micro, seed=None):
+        """Create the account unless it exists, then run seed(conn); return True if new.
+
+        Seeding shares the creating transaction, so a failed seed leaves the state new.
+        """
+        with self.transaction() as conn:
+            if conn.execute("SELECT 1 FROM account").fetchone():
+                return False
+            conn.execute("INSERT INTO account (id, balance, locked) VALUES (1, ?, 0)", (balance_micro,))
+            if seed is not None:
+                seed(conn)
+            return True
+
+    def account(self):
+        """Return (balance, locked) in micro-dollars."""
+        with self._connection() as conn:
+            return conn.execute("SELECT balance, locked FROM account").fetchone()
+
+    def list_keys(self):
+        """Return every active Client Key, oldest first."""
+        with self._connection() as conn:
+            rows = conn.execute(
+                f"SELECT {SUB_KEY_COLUMNS} FROM sub_keys WHERE deleted_at IS NULL ORDER BY seq"
+            ).fetchall()
+        return [SubKey(*row) for row in rows]
+
+    def active_key(self, key_id):
+        """Return the active Client Key with this id, or raise NotFound."""
+        with self._connection() as conn:
+            return _active_key(conn, key_id)
+
+    def key_by_secret(self, secret):
+        """Return the active Client Key with this secret, or None."""
+        with self._connection() as conn:
+            row = conn.execute(
+                f"SELECT {SUB_KEY_COLUMNS} FROM sub_keys WHERE secret = ? AND deleted_at IS NULL",
+                (secret,),
+            ).fetchone()
+        return SubKey(*row) if row else None
+
+    def create_key(self, key_id, secret, label, budget, rpm_limit, concurrent_limit, multiplier):
+        """Create a Client Key, locking its budget out of the available balance."""
+        with self.transaction() as conn:
+            lock_funds(conn, budget)
+            conn.execute(
+                "INSERT INTO sub_keys (id, secret, label, budget, rpm_limit, concurrent_limit,"
+                " multiplier, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (key_id, secret, label, budget, rpm_limit, concurrent_limit, multiplier, now_iso()),
+            )
+            return _active_key(conn, key_id)
+
+    def update_key(self, key_id, label=None, rpm_limit=None, add_budget=None, multiplier=None):
+        """Apply the given changes to an active Client Key and return it updated."""
+        with self.transaction() as conn:
+            _active_key(conn, key_id)
+            if add_budget is not None:
+                lock_funds(conn, add_budget)
+                conn.execute("UPDATE sub_keys SET budget = budget + ? WHERE id = ?", (add_budget, key_id))
+            for column, value in (("label", label), ("rpm_limit", rpm_limit), ("multiplier", multiplier)):
+                if value is not None:
+                    conn.execute(f"UPDATE sub_keys SET {column} = ? WHERE id = ?", (value, key_id))
+            return _active_key(conn, key_id)
+
+    def delete_key(self, key_id):
+        """Delete a Client Key, unlock its remaining budget and return that amount."""
+        with self.transaction() as conn:
+            key = _active_key(conn, key_id)
+            conn.execute("UPDATE sub_keys SET deleted_at = ? WHERE id = ?", (now_iso(), key_id))
+            conn.execute("UPDATE account SET locked = locked - ?", (key.remaining,))
+            return key.remaining
+
+    def record_usage(self, row):
+        """Charge a request and log it; return the row as logged.
+
+        A Client Key is charged at most its remaining budget, so it never spends more
+        than it was given; the Account Key is charged the full cost.
+        """
+        with self.transaction() as conn:
+            charge = row.cost
+            if row.sub_key_id is not None:
+                key = SubKey(*conn.execute(
+                    f"SELECT {SUB_KEY_COLUMNS} FROM sub_keys WHERE id = ?", (row.sub_key_id,)
+                ).fetchone())
+                charge = max(0, min(row.cost, key.remaining))
+                conn.execute("UPDATE sub_keys SET spent = spent + ? WHERE id = ?", (charge, key.id))
+                # A key deleted while this request ran already released its remainder.
+                if key.deleted_at is None:
+                    conn.execute("UPDATE account SET locked = locked - ?", (charge,))
+            conn.execute("UPDATE account SET balance = balance - ?", (charge,))
+            logged = replace(row, cost=charge)
+            insert_usage_rows(conn, [logged])
+            return logged
+
+    def usage_page(self, page, limit, sub_key_id=None, account_only=False):
+        """Return (rows, total) for one page of logs, newest first."""
+        if sub_key_id is not None:
+            where, params = "WHERE sub_key_id = ?", (sub_key_id,)
+        elif account_only:
+            where, params = "WHERE sub_key_id IS NULL", ()
+        else:
+            where, params = "", ()
+        with self._connection() as conn:
+            total = conn.execute(f"SELECT COUNT(*) FROM usage_logs {where}", params).fetchone()[0]
+            rows = conn.execute(
+                f"SELECT {LOG_COLUMNS} FROM usage_logs {where}"
+                " ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?",
+                (*params, limit, (page - 1) * limit),
+            ).fetchall()
+        return [UsageRow(*row) for row in rows], total
+
+    def usage_totals(self, sub_key_id, since):
+        """Return {window: (requests, input, output, cost)} for a key; since maps window -> ISO start or None."""
+        columns = []
+        params = []
+        for start in since.values():
+            condition = "created_at >= ?" if start else "1"
+            params.extend([start] * 4 if start else [])
+            columns.extend(
+                f"COALESCE(SUM(CASE WHEN {condition} THEN {value} ELSE 0 END), 0)"
+                for value in ("1", "input_tokens", "output_tokens", "cost")
+            )
+        with self._connection() as conn:
+            values = conn.execute(
+                f"SELECT {', '.join(columns)} FROM usage_logs WHERE sub_key_id = ?",
+                (*params, sub_key_id),
+            ).fetchone()
+        return {window: values[i * 4:i * 4 + 4] for i, window in enumerate(since)}
+
+
+def _active_key(conn, key_id):
+    row = conn.execute(
+        f"SELECT {SUB_KEY_COLUMNS} FROM sub_keys WHERE id = ? AND deleted_at IS NULL", (key_id,)
+    ).fetchone()
+    if row is None:
+        raise NotFound(key_id)
+    return SubKey(*row)
+
+
+def lock_funds(conn, amount):
+    """Move an amount from available to locked, or raise InsufficientBalance."""
+    balance, locked = conn.execute("SELECT balance, locked FROM account").fetchone()
+    if amount > balance - locked:
+        raise InsufficientBalance(amount)
+    conn.execute("UPDATE account SET locked = locked + ?", (amount,))
+
+
+def insert_usage_rows(conn, rows):
+    """Insert usage rows as they are, without moving money (callers do the accounting)."""
+    conn.executemany(
+        f"INSERT INTO usage_logs ({LOG_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [astuple(row) for row in rows],
+    )
