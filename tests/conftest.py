@@ -16,6 +16,10 @@ from django.conf import settings
 
 from tests.secret_scan import SecretScanLogHandler
 
+# Playwright's sync API runs an event loop in the test thread; the tests' own
+# database access there is safe, so let Django allow it.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -56,7 +60,7 @@ class Simulator:
         requests.delete(f"{self.base_url}/_sim/faults", timeout=5).raise_for_status()
 
 
-def start_simulator(state_path, account_key, balance="1000", extra_args=()):
+def start_simulator(state_path, account_key, balance="100000", extra_args=()):
     """Start ``manage.py runsim`` on a free port and wait until it answers."""
     port = free_port()
     command = [

@@ -21,7 +21,7 @@ PRODUCTION_ENV = {
 
 
 def _manage(*args, **env):
-    clean = {name: value for name, value in os.environ.items() if not name.startswith(("DEROUTER_", "DEBUG", "SECRET_KEY", "SECURE_", "SESSION_", "CSRF_", "ALLOWED_HOSTS"))}
+    clean = {name: value for name, value in os.environ.items() if not name.startswith(("DJANGO_ALLOW_ASYNC_UNSAFE", "DEROUTER_", "DEBUG", "SECRET_KEY", "SECURE_", "SESSION_", "CSRF_", "ALLOWED_HOSTS"))}
     clean.update(PRODUCTION_ENV)
     clean.update(env)
     return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=clean, capture_output=True, text=True, timeout=60)

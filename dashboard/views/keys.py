@@ -1,15 +1,385 @@
+"""Client Keys: list, create, key page, edit, reveal and delete."""
+
+from dataclasses import dataclass
+from decimal import Decimal
+from urllib.parse import urlencode
+
+from django.conf import settings
+from django.contrib import messages
+from django.core.paginator import Paginator
 from django.http import Http404
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.cache import add_never_cache_headers
+from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.vary import vary_on_headers
+
+from accounts.roles import console_required, owner_required
+from dashboard import audit
+from dashboard.forms import (
+    KEY_SORT_COLUMNS,
+    KeyCreateForm,
+    KeyEditForm,
+    KeyListQueryForm,
+    KeyLogsQueryForm,
+    MultiplierPreviewForm,
+)
+from dashboard.models import AuditEvent, Outcome, TopUp
+from dashboard.templatetags.money import usd
+from dashboard.upstream import get_sub_key_or_404, get_sub_keys
+from derouter import client
+from derouter.client import NotFound, OutcomeUnknown, Rejected, Unavailable
+
+KEYS_PER_PAGE = 25
+HISTORY_ROWS = 20
+RECENT_KEYS_AFTER_UNKNOWN = 5
+PORTAL_LOGIN_PATH = "/portal/login/"
+# The preview's example amount for a key that has spent nothing yet.
+PREVIEW_SAMPLE_SPENT = Decimal(10)
 
 
+@dataclass(frozen=True)
+class KeyRow:
+    """A key as the list shows it, with its usage already judged."""
+
+    key: client.SubKey
+    used_percent: int
+    is_low: bool
+    is_out: bool
+
+
+def is_running_low(sub_key):
+    """True when less than LOW_BUDGET_THRESHOLD of the key's budget is left."""
+    return sub_key.remaining < settings.LOW_BUDGET_THRESHOLD * sub_key.budget
+
+
+def _get_key_row(sub_key):
+    return KeyRow(
+        key=sub_key,
+        used_percent=int(sub_key.used_fraction * 100),
+        is_low=is_running_low(sub_key),
+        is_out=sub_key.remaining <= 0,
+    )
+
+
+def _matches(sub_key, needle):
+    """True when the label, shortened key or upstream id contains the needle, or it is the full key."""
+    stem = sub_key.key_id.removesuffix("...").casefold()
+    return (
+        needle in sub_key.label.casefold()
+        or needle in sub_key.key_id.casefold()
+        or needle in sub_key.id
+        # A customer may paste their whole key: it starts with the shortened one.
+        or (bool(stem) and needle.startswith(stem))
+    )
+
+
+def _get_matching_keys(sub_keys, query):
+    """The keys that match a search (all of them for an empty one)."""
+    needle = query.casefold()
+    if not needle:
+        return list(sub_keys)
+    return [sub_key for sub_key in sub_keys if _matches(sub_key, needle)]
+
+
+def _get_sorted_keys(sub_keys, sort):
+    """Sort once in Python by a column ("-" for descending); keys without a value go last."""
+    column = sort.removeprefix("-")
+
+    def sort_key(sub_key):
+        value = getattr(sub_key, column)
+        return (value.casefold() if isinstance(value, str) else value, sub_key.id)
+
+    present = [sub_key for sub_key in sub_keys if getattr(sub_key, column) is not None]
+    missing = [sub_key for sub_key in sub_keys if getattr(sub_key, column) is None]
+    return sorted(present, key=sort_key, reverse=sort.startswith("-")) + missing
+
+
+def _get_list_url(**query):
+    """The key list URL for a search, sort and page, leaving out defaults."""
+    defaults = KeyListQueryForm.defaults
+    params = {name: value for name, value in query.items() if value != defaults[name]}
+    url = reverse("console:key_list")
+    return f"{url}?{urlencode(params)}" if params else url
+
+
+def _get_sort_headers(query):
+    """Each column's header: its title, the URL that sorts by it, and its current direction."""
+    headers = []
+    for column, title in KEY_SORT_COLUMNS.items():
+        if query["sort"] == column:
+            direction, next_sort = "ascending", f"-{column}"
+        elif query["sort"] == f"-{column}":
+            direction, next_sort = "descending", column
+        else:
+            direction, next_sort = "", column
+        headers.append(
+            {
+                "column": column,
+                "title": title,
+                "direction": direction,
+                "url": _get_list_url(q=query["q"], sort=next_sort, page=1),
+                "is_number": column not in ("label", "key_id", "created_at"),
+            }
+        )
+    return headers
+
+
+def _get_recent_keys():
+    """The newest keys, to show the state after a write whose outcome is unknown; None if unreachable."""
+    try:
+        sub_keys = get_sub_keys()
+    except Unavailable:
+        return None
+    return _get_sorted_keys(sub_keys, "-created_at")[:RECENT_KEYS_AFTER_UNKNOWN]
+
+
+def _get_quick_start(secret, request):
+    return {
+        "inference_base": settings.DEROUTER_INFERENCE_BASE,
+        "portal_url": request.build_absolute_uri(PORTAL_LOGIN_PATH),
+        "secret": secret,
+    }
+
+
+def _get_multiplier_preview(sub_key, multiplier):
+    """What the client sees of this key's money under a multiplier."""
+    sample_spent = sub_key.spent if sub_key.spent > 0 else PREVIEW_SAMPLE_SPENT
+    return {
+        "multiplier": multiplier,
+        "is_sample": sub_key.spent <= 0,
+        "spent": sample_spent,
+        "spent_shown": sample_spent * multiplier,
+        "budget": sub_key.budget,
+        "budget_shown": sub_key.budget * multiplier,
+    }
+
+
+def _render_secret_page(request, template, context):
+    """Render a page that carries a full key: never stored by a browser or proxy."""
+    response = render(request, template, context)
+    add_never_cache_headers(response)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+def _get_edit_form(sub_key, data=None):
+    initial = {
+        "label": sub_key.label,
+        "rpm_limit": sub_key.rpm_limit,
+        "display_multiplier": sub_key.display_multiplier,
+    }
+    return KeyEditForm(data, initial=initial)
+
+
+def _render_edit_page(request, sub_key, form, status=200):
+    context = {"key": sub_key, "form": form, "preview": _get_multiplier_preview(sub_key, sub_key.display_multiplier)}
+    return render(request, "dashboard/key_edit.html", context, status=status)
+
+
+def _get_changed_fields(sub_key, cleaned_data):
+    """Field name: (before, after) for each edited value that differs from the key's."""
+    before = {
+        "label": sub_key.label,
+        "rpm_limit": sub_key.rpm_limit,
+        "display_multiplier": sub_key.display_multiplier,
+    }
+    return {name: (before[name], cleaned_data[name]) for name in before if cleaned_data[name] != before[name]}
+
+
+def _render_multiplier_preview(request, sub_key):
+    """The preview fragment for a multiplier being typed; an invalid one shows why."""
+    form = MultiplierPreviewForm(request.GET)
+    context = {"preview_form": form}
+    if form.is_valid():
+        context["preview"] = _get_multiplier_preview(sub_key, form.cleaned_data["display_multiplier"])
+    return render(request, "dashboard/_multiplier_preview.html", context)
+
+
+def _get_current_state(sub_key_id):
+    """After a write whose outcome is unknown: {"reachable", "key"} as derouter now reports it."""
+    try:
+        sub_keys = get_sub_keys()
+    except Unavailable:
+        return {"reachable": False, "key": None}
+    current = next((sub_key for sub_key in sub_keys if sub_key.id == sub_key_id), None)
+    return {"reachable": True, "key": current}
+
+
+@console_required
+@require_http_methods(["GET", "HEAD"])
+@vary_on_headers("HX-Request")
 def key_list(request):
-    raise Http404
+    """The Client Keys table: search, sort and page on our side from one upstream call."""
+    query = KeyListQueryForm(request.GET).get_query()
+    all_keys = get_sub_keys()
+    matching = _get_sorted_keys(_get_matching_keys(all_keys, query["q"]), query["sort"])
+    page = Paginator(matching, KEYS_PER_PAGE).get_page(query["page"])
+    context = {
+        "query": query,
+        "page": page,
+        "rows": [_get_key_row(sub_key) for sub_key in page.object_list],
+        "total_keys": len(all_keys),
+        "sort_headers": _get_sort_headers(query),
+        "previous_url": _get_list_url(q=query["q"], sort=query["sort"], page=page.number - 1)
+        if page.has_previous()
+        else None,
+        "next_url": _get_list_url(q=query["q"], sort=query["sort"], page=page.number + 1) if page.has_next() else None,
+    }
+    template = "dashboard/_keys.html" if request.htmx and not request.htmx.boosted else "dashboard/key_list.html"
+    return render(request, template, context)
 
 
-key_create = key_list
+@owner_required
+@require_http_methods(["GET", "HEAD", "POST"])
+def key_create(request):
+    """Create a Client Key; on success show its full secret once, with the client's quick-start."""
+    if request.method != "POST":
+        balance = client.get_balance()
+        return render(request, "dashboard/key_create.html", {"form": KeyCreateForm(), "balance": balance})
+
+    form = KeyCreateForm(request.POST)
+    if not form.is_valid():
+        return render(request, "dashboard/key_create.html", {"form": form}, status=400)
+    balance = client.get_balance()
+    budget = form.cleaned_data["budget"]
+    if budget > balance.available:
+        form.add_error("budget", f"Only {usd(balance.available)} is available; the budget cannot be more.")
+        return render(request, "dashboard/key_create.html", {"form": form, "balance": balance}, status=400)
+
+    label, rpm_limit = form.cleaned_data["label"], form.cleaned_data["rpm_limit"]
+    changes = {"label": ("", label), "budget": (None, budget), "rpm_limit": (None, rpm_limit)}
+    try:
+        created = client.create_sub_key(budget, label=label, rpm_limit=rpm_limit)
+    except Rejected as error:
+        audit.record(request.user, AuditEvent.Action.CREATE, Outcome.REFUSED, label=label, changes=changes, message=error.message)
+        form.add_error(None, f"derouter refused the key: {error.message}")
+        return render(request, "dashboard/key_create.html", {"form": form, "balance": balance}, status=400)
+    except OutcomeUnknown as error:
+        audit.record(request.user, AuditEvent.Action.CREATE, Outcome.UNKNOWN, label=label, changes=changes, message=error.message)
+        context = {"label": label, "budget": budget, "error": error, "recent_keys": _get_recent_keys()}
+        return render(request, "dashboard/key_create_unknown.html", context, status=503)
+
+    audit.record(
+        request.user,
+        AuditEvent.Action.CREATE,
+        Outcome.OK,
+        sub_key_id=created.id,
+        label=created.label,
+        key_id_short=created.key_id,
+        changes=changes,
+    )
+    context = {"created": created, **_get_quick_start(created.secret.reveal(), request)}
+    return _render_secret_page(request, "dashboard/key_created.html", context)
 
 
+@console_required
+@require_http_methods(["GET", "HEAD"])
+@vary_on_headers("HX-Request")
 def key_detail(request, sub_key_id):
-    raise Http404
+    """One key: details, usage, its usage logs paged upstream, top-ups and audit events."""
+    sub_key = get_sub_key_or_404(sub_key_id)
+    logs_query = KeyLogsQueryForm(request.GET).get_query()
+    try:
+        logs = client.get_usage_logs(logs_query["page"], logs_query["limit"], sub_key_id=sub_key.id)
+    except NotFound:
+        # Deleted between the two calls.
+        raise Http404("No such key.") from None
+    context = {
+        "key": sub_key,
+        "row": _get_key_row(sub_key),
+        "logs": logs,
+        "logs_query": logs_query,
+        "page_sizes": KeyLogsQueryForm.base_fields["limit"].choices,
+    }
+    if request.htmx and not request.htmx.boosted:
+        return render(request, "dashboard/_key_logs.html", context)
+    context.update(
+        topups=TopUp.objects.filter(sub_key_id=sub_key.id)[:HISTORY_ROWS],
+        audit_events=AuditEvent.objects.filter(sub_key_id=sub_key.id)[:HISTORY_ROWS],
+        edit_form=_get_edit_form(sub_key),
+        preview=_get_multiplier_preview(sub_key, sub_key.display_multiplier),
+    )
+    return render(request, "dashboard/key_detail.html", context)
 
 
-key_edit = key_reveal = key_delete = key_detail
+@owner_required
+@require_http_methods(["GET", "HEAD", "POST"])
+@vary_on_headers("HX-Request")
+def key_edit(request, sub_key_id):
+    """Edit label, rpm limit and display multiplier; sends only what changed."""
+    sub_key = get_sub_key_or_404(sub_key_id)
+    if request.method != "POST":
+        if request.htmx and "display_multiplier" in request.GET:
+            return _render_multiplier_preview(request, sub_key)
+        return _render_edit_page(request, sub_key, _get_edit_form(sub_key))
+
+    form = _get_edit_form(sub_key, request.POST)
+    if not form.is_valid():
+        return _render_edit_page(request, sub_key, form, status=400)
+    changes = _get_changed_fields(sub_key, form.cleaned_data)
+    if not changes:
+        messages.info(request, "Nothing changed.")
+        return redirect("console:key_detail", sub_key_id=sub_key.id)
+
+    try:
+        client.update_sub_key(sub_key.id, **{name: after for name, (_, after) in changes.items()})
+    except Rejected as error:
+        audit.record(request.user, AuditEvent.Action.EDIT, Outcome.REFUSED, sub_key=sub_key, changes=changes, message=error.message)
+        form.add_error(None, f"derouter refused the change: {error.message}")
+        return _render_edit_page(request, sub_key, form, status=400)
+    except NotFound as error:
+        audit.record(request.user, AuditEvent.Action.EDIT, Outcome.REFUSED, sub_key=sub_key, changes=changes, message=error.message)
+        messages.error(request, f"The key {sub_key.key_id} no longer exists at derouter; nothing was changed.")
+        return redirect("console:key_list")
+    except OutcomeUnknown as error:
+        audit.record(request.user, AuditEvent.Action.EDIT, Outcome.UNKNOWN, sub_key=sub_key, changes=changes, message=error.message)
+        context = {"key": sub_key, "error": error, "action": "edit", "current": _get_current_state(sub_key.id)}
+        return render(request, "dashboard/key_outcome_unknown.html", context, status=503)
+
+    audit.record(request.user, AuditEvent.Action.EDIT, Outcome.OK, sub_key=sub_key, changes=changes)
+    messages.success(request, f"Saved the changes to {sub_key.label or sub_key.key_id}.")
+    return redirect("console:key_detail", sub_key_id=sub_key.id)
+
+
+@owner_required
+@require_POST
+def key_reveal(request, sub_key_id):
+    """Show a key's full secret once, on an owner's deliberate request; audited."""
+    sub_key = get_sub_key_or_404(sub_key_id)
+    audit.record(request.user, AuditEvent.Action.REVEAL, Outcome.OK, sub_key=sub_key)
+    context = {"key": sub_key, **_get_quick_start(sub_key.secret.reveal(), request)}
+    return _render_secret_page(request, "dashboard/key_reveal.html", context)
+
+
+@owner_required
+@require_http_methods(["GET", "HEAD", "POST"])
+def key_delete(request, sub_key_id):
+    """Confirm, then delete a key; its unspent budget returns to the available balance."""
+    sub_key = get_sub_key_or_404(sub_key_id)
+    if request.method != "POST":
+        return render(request, "dashboard/key_delete.html", {"key": sub_key})
+
+    returned = max(sub_key.remaining, Decimal(0))
+    changes = {"budget_returned": (None, returned)}
+    try:
+        client.delete_sub_key(sub_key.id)
+    except Rejected as error:
+        audit.record(request.user, AuditEvent.Action.DELETE, Outcome.REFUSED, sub_key=sub_key, message=error.message)
+        messages.error(request, f"derouter refused to delete {sub_key.key_id}: {error.message}")
+        return redirect("console:key_detail", sub_key_id=sub_key.id)
+    except NotFound as error:
+        audit.record(request.user, AuditEvent.Action.DELETE, Outcome.REFUSED, sub_key=sub_key, message=error.message)
+        messages.warning(request, f"The key {sub_key.key_id} was already gone at derouter.")
+        return redirect("console:key_list")
+    except OutcomeUnknown as error:
+        audit.record(request.user, AuditEvent.Action.DELETE, Outcome.UNKNOWN, sub_key=sub_key, changes=changes, message=error.message)
+        context = {"key": sub_key, "error": error, "action": "delete", "current": _get_current_state(sub_key.id)}
+        return render(request, "dashboard/key_outcome_unknown.html", context, status=503)
+
+    audit.record(request.user, AuditEvent.Action.DELETE, Outcome.OK, sub_key=sub_key, changes=changes)
+    messages.success(
+        request,
+        f"Deleted {sub_key.label or 'the key'} ({sub_key.key_id}); {usd(returned)} went back to the available balance.",
+    )
+    return redirect("console:key_list")

@@ -1,12 +1,242 @@
-from django.http import Http404
+"""Top-ups: the top-up form with its confirm step, the ledger and its CSV export."""
+
+import csv
+import datetime
+import uuid
+
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.http import StreamingHttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_http_methods
+from django.views.decorators.vary import vary_on_headers
+
+from accounts.roles import console_required
+from dashboard.forms import LEDGER_PAGE_SIZE, LedgerQueryForm, TopUpForm
+from dashboard.models import Outcome, TopUp
+from dashboard.templatetags.money import usd
+from dashboard.topups import TopUpNotAllowed, find_attempt, get_cap_left_today, top_up
+from dashboard.upstream import get_sub_key_or_404
+from derouter import client
+from derouter.client import Unavailable
+
+# Spreadsheets run a cell starting with one of these as a formula.
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+CSV_COLUMNS = (
+    "created_at_utc",
+    "actor",
+    "key_label",
+    "key_id",
+    "sub_key_id",
+    "amount_usd",
+    "note",
+    "outcome",
+    "message",
+    "budget_before_usd",
+)
+# Sent with a top-up's result so a key list on the same page can refresh itself.
+SUBKEYS_CHANGED_EVENT = "subKeysChanged"
 
 
+def _get_status(request, status):
+    """The status for a page that is not a plain success.
+
+    htmx does not swap error answers into the page, so a fragment it asked for
+    comes back as 200; a plain form post gets the real status.
+    """
+    return 200 if request.htmx else status
+
+
+def _get_topup_template(request):
+    return "dashboard/_topup.html" if request.htmx and not request.htmx.boosted else "dashboard/topup.html"
+
+
+def _render_topup(request, sub_key, form, *, step="form", status=200, **context):
+    context = {
+        "key": sub_key,
+        "form": form,
+        "step": step,
+        "cap_left": get_cap_left_today(request.user),
+        **context,
+    }
+    return render(request, _get_topup_template(request), context, status=_get_status(request, status))
+
+
+def _get_refreshed_key(sub_key):
+    """The key as derouter has it now, or None if derouter cannot say."""
+    try:
+        refreshed = client.list_sub_keys()
+    except Unavailable:
+        return None
+    return next((candidate for candidate in refreshed if candidate.id == sub_key.id), None)
+
+
+def _render_result(request, sub_key, topup, *, repeated=False, current_key=None, status=200):
+    """Show how a top-up ended: its ledger row and the key's budget now."""
+    context = {
+        "key": sub_key,
+        "topup": topup,
+        "budget_after": None if topup.budget_before is None else topup.budget_before + topup.amount,
+        "repeated": repeated,
+        "current_key": current_key,
+        "step": "result",
+    }
+    response = render(request, _get_topup_template(request), context, status=_get_status(request, status))
+    if topup.outcome in (Outcome.OK, Outcome.UNKNOWN):
+        response["HX-Trigger"] = SUBKEYS_CHANGED_EVENT
+    return response
+
+
+def _get_fresh_form(form):
+    """A new form with the same amount and note and a new one-time token."""
+    return TopUpForm(
+        initial={
+            "amount": form.cleaned_data["amount"],
+            "note": form.cleaned_data["note"],
+            "token": uuid.uuid4(),
+        }
+    )
+
+
+@console_required
+@require_http_methods(["GET", "HEAD", "POST"])
+@vary_on_headers("HX-Request")
 def key_topup(request, sub_key_id):
-    raise Http404
+    """Add budget to a Client Key: form, confirm step, then one upstream call per form."""
+    sub_key = get_sub_key_or_404(sub_key_id)
+    if request.method != "POST":
+        return _render_topup(request, sub_key, TopUpForm(initial={"token": uuid.uuid4()}))
+
+    form = TopUpForm(request.POST)
+    if not form.is_valid():
+        return _render_topup(request, sub_key, form, status=400)
+    amount, note, token = (form.cleaned_data[name] for name in ("amount", "note", "token"))
+
+    earlier = find_attempt(token)
+    if earlier is not None:
+        return _render_result(request, sub_key, earlier, repeated=True, current_key=sub_key)
+    if "edit" in request.POST:
+        return _render_topup(request, sub_key, form)
+
+    balance = client.get_balance()
+    if "confirm" not in request.POST:
+        cap_left = get_cap_left_today(request.user)
+        if cap_left is not None and amount > cap_left:
+            form.add_error("amount", f"You can top up {usd(cap_left)} more today (UTC): your daily limit is reached.")
+        elif amount > balance.available:
+            form.add_error("amount", f"Only {usd(balance.available)} of the account's balance is available.")
+        if form.errors:
+            return _render_topup(request, sub_key, form, status=400, balance=balance)
+        context = {
+            "balance": balance,
+            "amount": amount,
+            "new_budget": sub_key.budget + amount,
+            "available_after": balance.available - amount,
+        }
+        return _render_topup(request, sub_key, form, step="confirm", **context)
+
+    try:
+        attempt = top_up(request.user, sub_key, amount, note, token, balance.available)
+    except TopUpNotAllowed as refusal:
+        form.add_error("amount", refusal.message)
+        return _render_topup(request, sub_key, form, status=400, balance=balance)
+
+    topup = attempt.topup
+    if attempt.repeated:
+        return _render_result(request, sub_key, topup, repeated=True, current_key=sub_key)
+    if topup.outcome == Outcome.REFUSED:
+        return _render_topup(request, sub_key, _get_fresh_form(form), status=400, balance=balance, refused=topup)
+    if topup.outcome == Outcome.UNKNOWN:
+        return _render_result(request, sub_key, topup, current_key=_get_refreshed_key(sub_key), status=503)
+
+    new_budget = sub_key.budget + amount
+    if request.htmx:
+        return _render_result(request, sub_key, topup, current_key=None)
+    messages.success(
+        request,
+        f"Added {usd(amount)} to {sub_key.label or sub_key.key_id}: "
+        f"its budget went from {usd(sub_key.budget)} to {usd(new_budget)}.",
+    )
+    return redirect("console:key_detail", sub_key_id=sub_key.id)
 
 
+def _get_ledger_query(request):
+    """The ledger filter from the query string, its key choices, and the filtered rows."""
+    query_form = LedgerQueryForm(request.GET)
+    query = query_form.get_query()
+    query_form.set_key_choices(_get_ledger_key_choices())
+    topups = TopUp.objects.all()
+    if query["sub_key_id"]:
+        topups = topups.filter(sub_key_id=str(query["sub_key_id"]))
+    if query["outcome"]:
+        topups = topups.filter(outcome=query["outcome"])
+    return query_form, query, topups
+
+
+def _get_ledger_key_choices():
+    """Every key the ledger knows, with the label it was topped up under (no upstream call)."""
+    labels = {}
+    known = TopUp.objects.order_by().values_list("sub_key_id", "key_label", "key_id_short").distinct()
+    for sub_key_id, label, key_id_short in known:
+        labels[sub_key_id] = f"{label} ({key_id_short})" if label and key_id_short else label or key_id_short or sub_key_id
+    return sorted(labels.items(), key=lambda item: item[1].casefold())
+
+
+@console_required
+@require_http_methods(["GET", "HEAD"])
+@vary_on_headers("HX-Request")
 def ledger(request):
-    raise Http404
+    """Every top-up, newest first, filtered by key and outcome; the key page links here per key."""
+    query_form, query, topups = _get_ledger_query(request)
+    page = Paginator(topups, LEDGER_PAGE_SIZE).get_page(request.GET.get("page"))
+    context = {"query_form": query_form, "query": query, "page": page}
+    status = 400 if query_form.errors else 200
+    if request.htmx and not request.htmx.boosted:
+        return render(request, "dashboard/_ledger.html", context, status=_get_status(request, status))
+    return render(request, "dashboard/ledger.html", context, status=status)
 
 
-ledger_csv = ledger
+class _Echo:
+    """A file-like object whose write hands the line back, for streaming csv.writer output."""
+
+    def write(self, value):
+        return value
+
+
+def _csv_cell(value):
+    """A cell spreadsheets show as text, never run as a formula."""
+    text = "" if value is None else str(value)
+    if text.startswith(FORMULA_PREFIXES):
+        return "'" + text
+    return text
+
+
+def _csv_rows(topups):
+    yield CSV_COLUMNS
+    for topup in topups.iterator(chunk_size=500):
+        yield (
+            topup.created_at.astimezone(datetime.UTC).strftime("%Y-%m-%d %H:%M:%S"),
+            topup.actor_name,
+            topup.key_label,
+            topup.key_id_short,
+            topup.sub_key_id,
+            topup.amount,
+            topup.note,
+            topup.outcome,
+            topup.message,
+            topup.budget_before,
+        )
+
+
+@console_required
+@require_http_methods(["GET", "HEAD"])
+def ledger_csv(request):
+    """The filtered ledger as a CSV download, streamed row by row."""
+    _, _, topups = _get_ledger_query(request)
+    writer = csv.writer(_Echo())
+    lines = (writer.writerow([_csv_cell(cell) for cell in row]) for row in _csv_rows(topups))
+    response = StreamingHttpResponse((line.encode("utf-8") for line in lines), content_type="text/csv; charset=utf-8")
+    filename = f"derouter-topups-{timezone.now():%Y%m%d-%H%M%S}.csv"
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response

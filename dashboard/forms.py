@@ -1,0 +1,201 @@
+"""Console forms. None of them talks to the upstream: views pass in what they fetched."""
+
+from decimal import Decimal
+
+from django import forms
+
+from dashboard.models import AuditEvent, Outcome
+
+# ---------------------------------------------------------------- Client Keys
+
+MONEY_DIGITS = 14
+MONEY_PLACES = 4
+
+KEY_SORT_COLUMNS = {
+    "label": "Label",
+    "key_id": "Key",
+    "budget": "Budget",
+    "spent": "Spent",
+    "remaining": "Remaining",
+    "rpm_limit": "RPM",
+    "concurrent_limit": "Concurrency",
+    "display_multiplier": "Multiplier",
+    "created_at": "Created",
+}
+KEY_SORT_CHOICES = [
+    (f"{prefix}{column}", f"{title} {direction}")
+    for column, title in KEY_SORT_COLUMNS.items()
+    for prefix, direction in (("", "ascending"), ("-", "descending"))
+]
+DEFAULT_KEY_SORT = "-created_at"
+
+LOG_PAGE_SIZES = (20, 50, 100)
+
+
+class FallbackQueryForm(forms.Form):
+    """A query-string form whose invalid fields fall back to their defaults instead of failing."""
+
+    defaults: dict = {}
+
+    def get_query(self):
+        """The cleaned values, with each missing or invalid field replaced by its default."""
+        self.is_valid()
+        cleaned = getattr(self, "cleaned_data", {})
+        query = {}
+        for name, default in self.defaults.items():
+            value = cleaned.get(name) if name not in self.errors else None
+            query[name] = default if value in (None, "") else value
+        return query
+
+
+class KeyListQueryForm(FallbackQueryForm):
+    """Search, sort and page of the Client Keys list."""
+
+    q = forms.CharField(required=False, max_length=200, strip=True)
+    sort = forms.ChoiceField(required=False, choices=KEY_SORT_CHOICES)
+    page = forms.IntegerField(required=False, min_value=1, max_value=1_000_000)
+
+    defaults = {"q": "", "sort": DEFAULT_KEY_SORT, "page": 1}
+
+
+class KeyLogsQueryForm(FallbackQueryForm):
+    """Page and page size of one key's usage logs."""
+
+    page = forms.IntegerField(required=False, min_value=1, max_value=1_000_000)
+    limit = forms.TypedChoiceField(required=False, coerce=int, choices=[(size, size) for size in LOG_PAGE_SIZES])
+
+    defaults = {"page": 1, "limit": LOG_PAGE_SIZES[0]}
+
+
+class KeyCreateForm(forms.Form):
+    """A new Client Key; the view checks the budget against what is available."""
+
+    label = forms.CharField(required=False, max_length=100, strip=True, help_text="Who the key is for, e.g. the customer's name.")
+    budget = forms.DecimalField(
+        label="Budget (USD)",
+        max_digits=MONEY_DIGITS,
+        decimal_places=MONEY_PLACES,
+        help_text="Moved from your available balance to the key. At most 4 decimals.",
+    )
+    rpm_limit = forms.IntegerField(
+        label="Requests per minute",
+        required=False,
+        min_value=1,
+        max_value=60,
+        initial=60,
+        help_text="1 to 60; empty means 60.",
+    )
+
+    def clean_budget(self):
+        budget = self.cleaned_data["budget"]
+        if budget <= 0:
+            raise forms.ValidationError("The budget must be more than $0.")
+        return budget
+
+    def clean_rpm_limit(self):
+        rpm_limit = self.cleaned_data["rpm_limit"]
+        return 60 if rpm_limit is None else rpm_limit
+
+
+class KeyEditForm(forms.Form):
+    """The editable settings of a Client Key."""
+
+    label = forms.CharField(required=False, max_length=100, strip=True)
+    rpm_limit = forms.IntegerField(label="Requests per minute", min_value=1, max_value=60)
+    display_multiplier = forms.DecimalField(
+        label="Display multiplier",
+        min_value=Decimal(1),
+        max_digits=10,
+        decimal_places=MONEY_PLACES,
+        help_text="What the client sees is real money times this: 4 shows $10.00 as $40.00.",
+    )
+
+
+class MultiplierPreviewForm(forms.Form):
+    """Just the multiplier, for the live preview while editing."""
+
+    display_multiplier = KeyEditForm.base_fields["display_multiplier"]
+
+
+# ---------------------------------------------------------------- Top-ups, ledger, usage logs, audit trail
+
+LEDGER_PAGE_SIZE = 50
+ACCOUNT_ONLY = "account"
+
+
+class TopUpForm(forms.Form):
+    """Money to add to a Client Key, with the payment it stands for and the form's one-time token."""
+
+    amount = forms.DecimalField(
+        label="Amount (USD)",
+        max_digits=MONEY_DIGITS,
+        decimal_places=MONEY_PLACES,
+        help_text="Moved from your available balance to the key. At most 4 decimals.",
+    )
+    note = forms.CharField(
+        label="Reference",
+        max_length=200,
+        strip=True,
+        help_text="Invoice number or payment id, for the ledger.",
+    )
+    token = forms.UUIDField(widget=forms.HiddenInput)
+
+    def clean_amount(self):
+        amount = self.cleaned_data["amount"]
+        if amount <= 0:
+            raise forms.ValidationError("The amount must be more than $0.")
+        return amount
+
+
+class _KeyChoiceMixin:
+    """Render a query field as a select of keys whose choices the view supplies."""
+
+    key_field = "sub_key_id"
+    any_key_label = "All keys"
+
+    def set_key_choices(self, key_choices, extra=()):
+        self.fields[self.key_field].widget = forms.Select(
+            choices=[("", self.any_key_label), *extra, *key_choices]
+        )
+
+
+class LedgerQueryForm(_KeyChoiceMixin, FallbackQueryForm):
+    """Which top-ups the ledger and its CSV export show."""
+
+    sub_key_id = forms.UUIDField(required=False, label="Key")
+    outcome = forms.ChoiceField(required=False, choices=[("", "Any outcome"), *Outcome.choices])
+
+    defaults = {"sub_key_id": None, "outcome": ""}
+
+
+class UsageLogQueryForm(_KeyChoiceMixin, FallbackQueryForm):
+    """Which usage logs to page through: all, the Account Key's own, or one key's."""
+
+    key = forms.CharField(required=False, label="Requests of")
+    page = forms.IntegerField(required=False, min_value=1, max_value=1_000_000)
+    limit = forms.TypedChoiceField(
+        required=False, coerce=int, label="Per page", choices=[(size, size) for size in LOG_PAGE_SIZES]
+    )
+
+    key_field = "key"
+    any_key_label = "All requests"
+    defaults = {"key": "", "page": 1, "limit": LOG_PAGE_SIZES[0]}
+
+    def clean_key(self):
+        key = self.cleaned_data["key"].strip()
+        if key in ("", ACCOUNT_ONLY):
+            return key
+        try:
+            return str(forms.UUIDField().clean(key))
+        except forms.ValidationError:
+            raise forms.ValidationError("Choose a key from the list.") from None
+
+
+class AuditQueryForm(_KeyChoiceMixin, FallbackQueryForm):
+    """Which audit events the trail shows."""
+
+    action = forms.ChoiceField(required=False, choices=[("", "Any action"), *AuditEvent.Action.choices])
+    outcome = forms.ChoiceField(required=False, choices=[("", "Any outcome"), *Outcome.choices])
+    sub_key_id = forms.UUIDField(required=False, label="Key")
+
+    defaults = {"action": "", "outcome": "", "sub_key_id": None}

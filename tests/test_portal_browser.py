@@ -1,0 +1,106 @@
+"""A customer's journey through the portal in headless Chromium, against the live simulator."""
+
+import csv
+from decimal import Decimal
+
+import pytest
+import requests
+
+from dashboard.templatetags.money import usd
+from derouter import client as derouter_client
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+LABEL = "Browser Buyer Inc"
+
+
+def _chat(simulator, key, count):
+    for _ in range(count):
+        requests.post(
+            f"{simulator.inference_base}/chat/completions",
+            headers={"Authorization": f"Bearer {key}"},
+            json={"model": "claude-sonnet-4-6", "messages": [{"role": "user", "content": "hi"}]},
+            timeout=10,
+        ).raise_for_status()
+
+
+def test_customer_signs_in_sees_usage_pages_logs_downloads_and_signs_out(live_server, page, simulator, make_key):
+    created = make_key("1", label=LABEL)
+    derouter_client.update_sub_key(created.id, display_multiplier=Decimal("4"))
+    secret = created.secret.reveal()
+    _chat(simulator, secret, count=25)
+    expected = derouter_client.get_client_balance(secret)
+    problems = []
+    # A CSP refusal (inline script or style) shows up as a console error; a JS failure as a page error.
+    page.on("console", lambda message: "Content Security Policy" in message.text and problems.append(message.text))
+    page.on("pageerror", lambda error: problems.append(str(error)))
+
+    page.goto(f"{live_server.url}/portal/login/")
+    page.fill("#id_client_key", secret)
+    page.click("button:has-text('Sign in')")
+    page.wait_for_url(f"{live_server.url}/portal/")
+    assert page.text_content("h1") == LABEL
+    assert page.text_content("[data-testid=budget]") == usd(expected.budget)
+    assert page.text_content("[data-testid=spent]") == usd(expected.spent)
+    assert page.text_content("[data-testid=remaining]") == usd(expected.remaining)
+    assert "25" in page.text_content("#usage-summary")
+    assert secret not in page.content()
+
+    page.click("button:has-text('Reveal key')")
+    assert page.text_content("#client-key-value") == secret
+
+    page.click("nav >> text=Logs")
+    page.wait_for_url("**/portal/logs/**")
+    page.wait_for_load_state("networkidle")
+    assert page.locator("#logs tbody tr").count() == 20
+    page.click("text=Older →")
+    page.wait_for_url("**/portal/logs/?page=2*")
+    assert page.locator("#logs tbody tr").count() == 5
+    assert "Page 2 of 2" in page.text_content("#logs")
+
+    with page.expect_download() as download_info:
+        page.click("text=Download CSV")
+    download = download_info.value
+    with open(download.path(), newline="") as exported:
+        rows = list(csv.reader(exported))
+    assert download.suggested_filename.endswith(".csv")
+    assert rows[0][0] == "time" and len(rows) == 26
+
+    page.click("button:has-text('Sign out')")
+    page.wait_for_url("**/portal/login/")
+    page.go_back()
+    page.wait_for_load_state()
+    assert "/portal/login/" in page.url
+    content = page.content()
+    assert LABEL not in content
+    assert usd(expected.budget) not in content
+    assert not problems, problems
+
+
+def test_every_portal_page_works_without_javascript(live_server, browser, simulator, make_key):
+    created = make_key("1", label="No Script Co")
+    secret = created.secret.reveal()
+    _chat(simulator, secret, count=21)
+    context = browser.new_context(java_script_enabled=False)
+    page = context.new_page()
+    try:
+        page.goto(f"{live_server.url}/portal/login/")
+        page.fill("#id_client_key", secret)
+        page.click("button:has-text('Sign in')")
+        assert page.text_content("h1") == "No Script Co"
+        page.click("button:has-text('Reveal key')")
+        page.wait_for_url("**/portal/reveal/")
+        assert page.text_content("#client-key-value") == secret
+        page.click("nav >> text=Logs")
+        page.select_option("#id_tz", "Asia/Tokyo")
+        page.click("button:has-text('Set time zone')")
+        assert page.text_content("[data-testid=time-zone]") == "Asia/Tokyo"
+        page.click("text=Older →")
+        assert page.locator("#logs tbody tr").count() == 1
+        page.select_option("#logs-limit", "50")
+        page.click("button:has-text('Show')")
+        assert page.locator("#logs tbody tr").count() == 21
+        page.click("button:has-text('Sign out')")
+        assert page.url.endswith("/portal/login/")
+    finally:
+        context.close()
