@@ -9,7 +9,7 @@ import pytest
 import requests
 
 from derouter.simulator.pricing import MODELS
-from tests.test_simulator_contract import balance, call, create_key, decode, simulator_in_thread
+from tests.simulator_helpers import balance, call, create_key, decode, simulator_in_thread
 
 MESSAGES = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hello there"}]
 REPLY = "Simulated reply to: Hello there"

@@ -1,0 +1,139 @@
+"""Test controls under /_sim/: health, injected faults and injected usage rows (the last two need --faults)."""
+
+import re
+import secrets
+import threading
+import time
+
+from . import pricing
+from .api import NONE, ApiError, Route, bad_request, parse_decimal, parse_money
+from .management import log_item
+from .store import NotFound, UsageRow, now_iso
+
+FAULT_MODES = ("slow", "error", "nonjson", "drop")
+TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z")
+
+
+class FaultRules:
+    """Injected faults: rules matched by path prefix and method, each for a number of requests."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._rules = []
+
+    def add(self, body):
+        mode = body.get("mode")
+        if mode not in FAULT_MODES:
+            raise bad_request(f"mode must be one of {', '.join(FAULT_MODES)}")
+        path = body.get("path", "/")
+        method = body.get("method")
+        if not isinstance(path, str) or not path.startswith("/"):
+            raise bad_request("path must be a string starting with /")
+        if method is not None and not isinstance(method, str):
+            raise bad_request("method must be a string")
+        delay = parse_decimal(body.get("delay", 2), "delay")
+        status = body.get("status", 500)
+        times = body.get("times", 1)
+        if not 0 <= delay <= 120:
+            raise bad_request("delay must be between 0 and 120 seconds")
+        if isinstance(status, bool) or not isinstance(status, int) or not 100 <= status <= 599:
+            raise bad_request("status must be an HTTP status code")
+        if isinstance(times, bool) or not isinstance(times, int) or times < 0:
+            raise bad_request("times must be a non-negative integer (0 = until cleared)")
+        rule = {"mode": mode, "path": path, "method": method.upper() if method else None,
+                "delay": delay, "status": status, "times": times}
+        with self._lock:
+            self._rules.append(rule)
+        return rule
+
+    def clear(self):
+        with self._lock:
+            cleared = len(self._rules)
+            self._rules.clear()
+        return cleared
+
+    def snapshot(self):
+        with self._lock:
+            return [dict(rule) for rule in self._rules]
+
+    def take(self, method, path):
+        """Return the first rule matching this request and count it as used, or None."""
+        with self._lock:
+            for rule in self._rules:
+                if path.startswith(rule["path"]) and rule["method"] in (None, method):
+                    if rule["times"] == 1:
+                        self._rules.remove(rule)
+                    elif rule["times"] > 1:
+                        rule["times"] -= 1
+                    return dict(rule)
+        return None
+
+
+def act_out_fault(request, rule):
+    """Act out a fault rule on the request; return True if the request must not be processed."""
+    if rule["mode"] == "slow":
+        time.sleep(float(rule["delay"]))
+        return False
+    if rule["mode"] == "error":
+        request.send_json(rule["status"], {"error": "Simulated server error"})
+    elif rule["mode"] == "nonjson":
+        request.send_bytes(200, b"<html><body><h1>Bad gateway</h1><p>Simulated non-JSON answer.</p></body></html>",
+                           "text/html; charset=utf-8")
+    else:  # drop: no answer at all; the connection closes once the handler returns
+        request.close_connection = True
+    return True
+
+
+def health(request, caller, query):
+    return {"ok": True}
+
+
+def list_faults(request, caller, query):
+    return {"faults": request.server.faults.snapshot()}
+
+
+def add_fault(request, caller, query):
+    return {"ok": True, "fault": request.server.faults.add(request.json_body())}
+
+
+def clear_faults(request, caller, query):
+    return {"ok": True, "cleared": request.server.faults.clear()}
+
+
+def inject_usage(request, caller, query):
+    """Record a usage row with an exact real cost, accounted like a real request."""
+    body = request.json_body()
+    sub_key_id = body.get("subKeyId")
+    if sub_key_id is not None:
+        try:
+            request.server.store.active_key(sub_key_id)
+        except NotFound as error:
+            raise ApiError(404, "Sub-key not found") from error
+    price = pricing.find_model(body.get("model", "claude-sonnet-4-6"))
+    if price is None:
+        raise bad_request("unknown model")
+    if "cost" not in body:
+        raise bad_request("cost is required")
+    tokens = {}
+    for field in ("inputTokens", "outputTokens", "cacheReadTokens", "cacheWriteTokens"):
+        value = body.get(field, 0)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise bad_request(f"{field} must be a non-negative integer")
+        tokens[field] = value
+    created_at = body.get("createdAt", now_iso())
+    if not isinstance(created_at, str) or not TIMESTAMP.fullmatch(created_at):
+        raise bad_request("createdAt must look like 2025-01-01T00:00:00Z")
+    row = request.server.store.record_usage(UsageRow(
+        request_id="req_" + secrets.token_hex(12), sub_key_id=sub_key_id, model=price.logged_name,
+        input_tokens=tokens["inputTokens"], output_tokens=tokens["outputTokens"],
+        cache_read_tokens=tokens["cacheReadTokens"], cache_write_tokens=tokens["cacheWriteTokens"],
+        cost=parse_money(body["cost"], "cost"), duration_ms=1000, created_at=created_at,
+    ))
+    return {"ok": True, "row": log_item(row)}
+
+
+HEALTH_ROUTE = Route(re.compile(r"/_sim/health"), {"GET": health}, NONE)
+FAULT_ROUTES = (
+    Route(re.compile(r"/_sim/faults"), {"GET": list_faults, "POST": add_fault, "DELETE": clear_faults}, NONE),
+    Route(re.compile(r"/_sim/usage"), {"POST": inject_usage}, NONE),
+)

@@ -1,0 +1,236 @@
+"""Management API of the simulator: account balance, Client Key (sub-key) CRUD and usage logs."""
+
+import math
+import re
+import secrets
+import uuid
+from datetime import datetime, timedelta, timezone
+from decimal import ROUND_HALF_UP, Decimal
+
+from .api import ACCOUNT, CLIENT, ApiError, Route, bad_request, has_at_most_places, parse_decimal, parse_money
+from .store import MULTIPLIER_SCALE, InsufficientBalance, NotFound, display_money, iso_utc, micro_to_decimal
+
+DEFAULT_RPM_LIMIT = 60
+MAX_RPM_LIMIT = 60
+DEFAULT_CONCURRENT_LIMIT = 5
+MAX_LABEL_LENGTH = 100
+DEFAULT_PAGE_LIMIT = 20
+MAX_PAGE_LIMIT = 100
+MAX_MULTIPLIER = Decimal(1000)
+
+
+def parse_multiplier(value):
+    """Return a displayMultiplier (>= 1, at most 4 decimals) in stored 0.0001 units."""
+    amount = parse_decimal(value, "displayMultiplier")
+    if amount < 1 or amount > MAX_MULTIPLIER:
+        raise bad_request(f"displayMultiplier must be between 1 and {MAX_MULTIPLIER}")
+    if not has_at_most_places(amount, 4):
+        raise bad_request("displayMultiplier must have at most 4 decimal places")
+    return int(amount * MULTIPLIER_SCALE)
+
+
+def parse_rpm_limit(value):
+    """Return rpmLimit as an int in 1..60; JSON integers only (30.0 counts as an integer)."""
+    if isinstance(value, bool) or not isinstance(value, (int, Decimal)):
+        raise bad_request("rpmLimit must be an integer")
+    if isinstance(value, Decimal) and value != value.to_integral_value():
+        raise bad_request("rpmLimit must be an integer")
+    if not 1 <= value <= MAX_RPM_LIMIT:
+        raise bad_request(f"rpmLimit must be between 1 and {MAX_RPM_LIMIT}")
+    return int(value)
+
+
+def parse_label(value):
+    if not isinstance(value, str):
+        raise bad_request("label must be a string")
+    if len(value) > MAX_LABEL_LENGTH:
+        raise bad_request(f"label must be at most {MAX_LABEL_LENGTH} characters")
+    return value
+
+
+def parse_positive_int_param(query, name, default):
+    text = query.get(name, [None])[0]
+    if text is None:
+        return default
+    if not text.isdigit() or not text.isascii() or int(text) < 1:
+        raise bad_request(f"{name} must be a positive integer")
+    return int(text)
+
+
+def parse_page(query):
+    """Return (page, limit) from query parameters, limit capped at 100."""
+    page = parse_positive_int_param(query, "page", 1)
+    limit = min(parse_positive_int_param(query, "limit", DEFAULT_PAGE_LIMIT), MAX_PAGE_LIMIT)
+    return page, limit
+
+
+def key_item(key):
+    """A Client Key in the list-item shape of GET /sub-keys."""
+    return {
+        "id": key.id,
+        "label": key.label,
+        "keyId": key.key_id,
+        "key": key.secret,
+        "budgetVirtual": micro_to_decimal(key.budget),
+        "spentVirtual": micro_to_decimal(key.spent),
+        "remainingVirtual": micro_to_decimal(key.remaining),
+        "rpmLimit": key.rpm_limit,
+        "concurrentLimit": key.concurrent_limit,
+        "displayMultiplier": Decimal(key.multiplier).scaleb(-4),
+        "createdAt": key.created_at,
+    }
+
+
+def log_item(row, multiplier=None):
+    """A usage row; with a multiplier, its cost is what the Client Key's holder sees."""
+    cost = micro_to_decimal(row.cost) if multiplier is None else display_money(row.cost, multiplier)
+    return {
+        "request_id": row.request_id,
+        "model": row.model,
+        "input_tokens": row.input_tokens,
+        "output_tokens": row.output_tokens,
+        "cache_read_tokens": row.cache_read_tokens,
+        "cache_write_tokens": row.cache_write_tokens,
+        "cost_usdc": cost,
+        "duration_ms": row.duration_ms,
+        "created_at": row.created_at,
+    }
+
+
+def page_payload(rows, total, page, limit):
+    return {
+        "data": rows,
+        "pagination": {"page": page, "limit": limit, "total": total, "pages": math.ceil(total / limit)},
+    }
+
+
+def four_places(micro):
+    """Micro-dollars as a Decimal rounded half-up to four places."""
+    return micro_to_decimal(micro).quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP)
+
+
+def window_starts(now):
+    """Return the UTC starts of the usage windows (None = since the beginning)."""
+    today = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    return {
+        "today": iso_utc(today),
+        "week": iso_utc(today - timedelta(days=today.weekday())),
+        "month": iso_utc(today.replace(day=1)),
+        "total": None,
+    }
+
+
+def get_balance(request, caller, query):
+    balance, locked = request.server.store.account()
+    # Round each figure once and derive available from the rounded two, so the
+    # answer always satisfies available = balance - locked_balance exactly.
+    shown_balance, shown_locked = four_places(balance), four_places(locked)
+    return {"balance": str(shown_balance), "locked_balance": str(shown_locked),
+            "available": str(shown_balance - shown_locked)}
+
+
+def list_keys(request, caller, query):
+    return {"subKeys": [key_item(key) for key in request.server.store.list_keys()]}
+
+
+def create_key(request, caller, query):
+    body = request.json_body()
+    if "budgetVirtual" not in body:
+        raise bad_request("budgetVirtual is required")
+    budget = parse_money(body["budgetVirtual"], "budgetVirtual")
+    label = parse_label(body.get("label", ""))
+    rpm_limit = parse_rpm_limit(body.get("rpmLimit", DEFAULT_RPM_LIMIT))
+    multiplier = parse_multiplier(body.get("displayMultiplier", 1))
+    secret = "sk-ant-" + secrets.token_urlsafe(30)
+    try:
+        key = request.server.store.create_key(str(uuid.uuid4()), secret, label, budget, rpm_limit,
+                                              DEFAULT_CONCURRENT_LIMIT, multiplier)
+    except InsufficientBalance as error:
+        raise bad_request("Insufficient available balance for budgetVirtual") from error
+    item = key_item(key)
+    return {field: item[field] for field in ("id", "key", "keyId", "label", "budgetVirtual", "rpmLimit",
+                                             "concurrentLimit", "displayMultiplier", "createdAt")}
+
+
+def update_key(request, caller, query, key_id):
+    body = request.json_body()
+    changes = {}
+    if "label" in body:
+        changes["label"] = parse_label(body["label"])
+    if "rpmLimit" in body:
+        changes["rpm_limit"] = parse_rpm_limit(body["rpmLimit"])
+    if "addBudgetVirtual" in body:
+        changes["add_budget"] = parse_money(body["addBudgetVirtual"], "addBudgetVirtual")
+    if "displayMultiplier" in body:
+        changes["multiplier"] = parse_multiplier(body["displayMultiplier"])
+    try:
+        return key_item(request.server.store.update_key(key_id, **changes))
+    except NotFound as error:
+        raise ApiError(404, "Sub-key not found") from error
+    except InsufficientBalance as error:
+        raise bad_request("Insufficient available balance for addBudgetVirtual") from error
+
+
+def delete_key(request, caller, query, key_id):
+    try:
+        refunded = request.server.store.delete_key(key_id)
+    except NotFound as error:
+        raise ApiError(404, "Sub-key not found") from error
+    return {"success": True, "id": key_id, "refundedVirtual": micro_to_decimal(refunded)}
+
+
+def account_usage_logs(request, caller, query):
+    page, limit = parse_page(query)
+    sub_key_id = query.get("subKeyId", [None])[0]
+    account_only_text = query.get("accountOnly", ["false"])[0]
+    if account_only_text not in ("true", "false"):
+        raise bad_request("accountOnly must be true or false")
+    account_only = account_only_text == "true"
+    if sub_key_id is not None and account_only:
+        raise bad_request("subKeyId and accountOnly=true cannot be combined")
+    if sub_key_id is not None:
+        try:
+            request.server.store.active_key(sub_key_id)
+        except NotFound as error:
+            raise ApiError(404, "Sub-key not found") from error
+    rows, total = request.server.store.usage_page(page, limit, sub_key_id, account_only)
+    return page_payload([log_item(row) for row in rows], total, page, limit)
+
+
+def client_balance(request, caller, query):
+    key = caller.sub_key
+    totals = request.server.store.usage_totals(key.id, window_starts(datetime.now(timezone.utc)))
+    usage = {
+        window: {"requests": requests, "inputTokens": input_tokens, "outputTokens": output_tokens,
+                 "totalTokens": input_tokens + output_tokens, "cost": display_money(cost, key.multiplier)}
+        for window, (requests, input_tokens, output_tokens, cost) in totals.items()
+    }
+    budget = display_money(key.budget, key.multiplier)
+    spent = display_money(key.spent, key.multiplier)
+    return {
+        "budget": budget,
+        "spent": spent,
+        "remaining": budget - spent,  # not rounded on its own, so the three always agree
+        "rpmLimit": key.rpm_limit,
+        "concurrentLimit": key.concurrent_limit,
+        "label": key.label,
+        "usage": usage,
+    }
+
+
+def client_usage_logs(request, caller, query):
+    key = caller.sub_key
+    page, limit = parse_page(query)
+    rows, total = request.server.store.usage_page(page, limit, key.id)
+    items = [{**log_item(row, key.multiplier), "key_id": key.key_id} for row in rows]
+    return page_payload(items, total, page, limit)
+
+
+ROUTES = (
+    Route(re.compile(r"/balance"), {"GET": get_balance}, ACCOUNT),
+    Route(re.compile(r"/sub-keys"), {"GET": list_keys, "POST": create_key}, ACCOUNT),
+    Route(re.compile(r"/sub-keys/(?P<key_id>[^/]+)"), {"PUT": update_key, "DELETE": delete_key}, ACCOUNT),
+    Route(re.compile(r"/usage-logs"), {"GET": account_usage_logs}, ACCOUNT),
+    Route(re.compile(r"/sub-key/balance"), {"GET": client_balance}, CLIENT),
+    Route(re.compile(r"/sub-key/usage-logs"), {"GET": client_usage_logs}, CLIENT),
+)
