@@ -13,6 +13,7 @@ from django.urls import reverse
 from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
+from django_htmx.http import HttpResponseClientRedirect, reselect, reswap, retarget
 
 from accounts.roles import console_required, owner_required
 from dashboard import audit
@@ -27,6 +28,7 @@ from dashboard.forms import (
 from dashboard.models import AuditEvent, Outcome, TopUp
 from dashboard.templatetags.money import usd
 from dashboard.upstream import get_sub_key_or_404, get_sub_keys
+from dashboard.views.topups import SUBKEYS_CHANGED_EVENT
 from derouter import client
 from derouter.client import NotFound, OutcomeUnknown, Rejected, Unavailable
 
@@ -173,8 +175,15 @@ def _get_edit_form(sub_key, data=None):
 
 
 def _render_edit_page(request, sub_key, form, status=200):
+    """The edit form: its own page, or for htmx the fragment the key list's dialog shows."""
     context = {"key": sub_key, "form": form, "preview": _get_multiplier_preview(sub_key, sub_key.display_multiplier)}
-    return render(request, "dashboard/key_edit.html", context, status=status)
+    template = "dashboard/_key_edit_form.html" if request.htmx and not request.htmx.boosted else "dashboard/key_edit.html"
+    return render(request, template, context, status=status)
+
+
+def _render_edit_done(request, sub_key, message):
+    """For htmx: how the edit ended, in a fragment that closes the dialog it lands in."""
+    return render(request, "dashboard/_key_edit_form.html", {"key": sub_key, "done_message": message})
 
 
 def _get_changed_fields(sub_key, cleaned_data):
@@ -319,6 +328,8 @@ def key_edit(request, sub_key_id):
         return _render_edit_page(request, sub_key, form, status=400)
     changes = _get_changed_fields(sub_key, form.cleaned_data)
     if not changes:
+        if request.htmx:
+            return _render_edit_done(request, sub_key, "Nothing changed.")
         messages.info(request, "Nothing changed.")
         return redirect("console:key_detail", sub_key_id=sub_key.id)
 
@@ -331,14 +342,27 @@ def key_edit(request, sub_key_id):
     except NotFound as error:
         audit.record(request.user, AuditEvent.Action.EDIT, Outcome.REFUSED, sub_key=sub_key, changes=changes, message=error.message)
         messages.error(request, f"The key {sub_key.key_id} no longer exists at derouter; nothing was changed.")
-        return redirect("console:key_list")
+        # From the dialog too, go to the list with a full page load, so the message shows.
+        list_url = reverse("console:key_list")
+        return HttpResponseClientRedirect(list_url) if request.htmx else redirect(list_url)
     except OutcomeUnknown as error:
         audit.record(request.user, AuditEvent.Action.EDIT, Outcome.UNKNOWN, sub_key=sub_key, changes=changes, message=error.message)
         context = {"key": sub_key, "error": error, "action": "edit", "current": _get_current_state(sub_key.id)}
-        return render(request, "dashboard/key_outcome_unknown.html", context, status=503)
+        response = render(request, "dashboard/key_outcome_unknown.html", context, status=503)
+        if request.htmx:
+            # The warning replaces the page's content, not just the dialog the form was in.
+            retarget(response, "main")
+            reswap(response, "outerHTML")
+            reselect(response, "main")
+        return response
 
     audit.record(request.user, AuditEvent.Action.EDIT, Outcome.OK, sub_key=sub_key, changes=changes)
-    messages.success(request, f"Saved the changes to {sub_key.label or sub_key.key_id}.")
+    saved = f"Saved the changes to {sub_key.label or sub_key.key_id}."
+    if request.htmx:
+        response = _render_edit_done(request, sub_key, saved)
+        response["HX-Trigger"] = SUBKEYS_CHANGED_EVENT
+        return response
+    messages.success(request, saved)
     return redirect("console:key_detail", sub_key_id=sub_key.id)
 
 

@@ -31,6 +31,18 @@
     }
   });
 
+  // Fragments htmx swaps into a <dialog> show it; a fragment marked
+  // data-dialog-done (a finished edit or top-up) closes it again.
+  document.addEventListener("htmx:afterSwap", function (event) {
+    var dialog = event.target.closest && event.target.closest("dialog");
+    if (!dialog) return;
+    if (dialog.querySelector("[data-dialog-done]")) {
+      if (dialog.open) dialog.close();
+    } else if (!dialog.open && dialog.showModal) {
+      dialog.showModal();
+    }
+  });
+
   // Disable a submitted form's buttons so a double click sends once
   // (the server still refuses a second use of the form's one-time token).
   document.addEventListener("submit", function (event) {
