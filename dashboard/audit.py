@@ -9,7 +9,19 @@ def _jsonable(value):
     return str(value) if isinstance(value, Decimal) else value
 
 
-def record(user, action, outcome, *, sub_key=None, sub_key_id="", label="", key_id_short="", changes=None, message=""):
+def record(
+    user,
+    action,
+    outcome,
+    *,
+    sub_key=None,
+    sub_key_id="",
+    label="",
+    key_id_short="",
+    changes=None,
+    message="",
+    form_token=None,
+):
     """Record one attempted change; ``sub_key`` (a SubKey) fills in the key's identity."""
     if sub_key is not None:
         sub_key_id = sub_key_id or sub_key.id
@@ -25,4 +37,14 @@ def record(user, action, outcome, *, sub_key=None, sub_key_id="", label="", key_
         key_id_short=key_id_short[:64],
         changes={name: [_jsonable(before), _jsonable(after)] for name, (before, after) in (changes or {}).items()},
         message=message[:2000],
+        form_token=form_token,
     )
+
+
+def finish(event, outcome, *, sub_key_id="", key_id_short="", message=""):
+    """Settle a pending event once the upstream has answered (or not)."""
+    event.outcome = outcome
+    event.sub_key_id = sub_key_id or event.sub_key_id
+    event.key_id_short = key_id_short[:64] or event.key_id_short
+    event.message = message[:2000]
+    event.save(update_fields=["outcome", "sub_key_id", "key_id_short", "message"])

@@ -1,5 +1,6 @@
 """Console forms. None of them talks to the upstream: views pass in what they fetched."""
 
+import uuid
 from decimal import Decimal
 
 from django import forms
@@ -85,6 +86,9 @@ class KeyCreateForm(forms.Form):
         initial=60,
         help_text="1 to 60; empty means 60.",
     )
+    # One per rendered form: a double click or a reload finds the first attempt.
+    # A post without one (not from our form) gets a fresh token in clean_token.
+    token = forms.UUIDField(widget=forms.HiddenInput, initial=uuid.uuid4, required=False)
 
     def clean_budget(self):
         budget = self.cleaned_data["budget"]
@@ -95,6 +99,9 @@ class KeyCreateForm(forms.Form):
     def clean_rpm_limit(self):
         rpm_limit = self.cleaned_data["rpm_limit"]
         return 60 if rpm_limit is None else rpm_limit
+
+    def clean_token(self):
+        return self.cleaned_data["token"] or uuid.uuid4()
 
 
 class KeyEditForm(forms.Form):
@@ -138,13 +145,18 @@ class TopUpForm(forms.Form):
         strip=True,
         help_text="Invoice number or payment id, for the ledger.",
     )
-    token = forms.UUIDField(widget=forms.HiddenInput)
+    # Written with the ledger row before the upstream call: the same token twice
+    # moves money once. A post without one (not from our form) gets a fresh token.
+    token = forms.UUIDField(widget=forms.HiddenInput, required=False)
 
     def clean_amount(self):
         amount = self.cleaned_data["amount"]
         if amount <= 0:
             raise forms.ValidationError("The amount must be more than $0.")
         return amount
+
+    def clean_token(self):
+        return self.cleaned_data["token"] or uuid.uuid4()
 
 
 class _KeyChoiceMixin:

@@ -30,6 +30,9 @@ class AuditEvent(models.Model):
     changes = models.JSONField(default=dict, blank=True, help_text="Field: [before, after]; money as strings.")
     outcome = models.CharField(max_length=16, choices=Outcome.choices)
     message = models.TextField(blank=True, help_text="The upstream's message when refused or unknown.")
+    # The one-time token of the create form that asked for this change: written
+    # (unique) before the upstream call, so a resubmitted form creates no second key.
+    form_token = models.UUIDField(null=True, blank=True, unique=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -458,3 +458,39 @@ def test_list_stays_quick_with_5000_keys(owner_client, five_thousand_keys):
     assert "of 5000 keys" in response.content.decode()
     assert response.content.decode().count("<tr>") == 25 + 1
     assert elapsed < 3, elapsed
+
+
+# ---------------------------------------------------------------- create once per form
+
+
+def test_create_form_carries_a_one_time_token(owner_client):
+    response = owner_client.get(reverse("console:key_create"))
+    assert 'name="token"' in response.content.decode()
+
+
+def test_the_same_create_form_twice_makes_one_key(owner_client):
+    token = str(uuid.uuid4())
+    data = create_data(label=f"Once {token[:8]}", token=token)
+    before = derouter_client.get_balance().available
+
+    first = owner_client.post(reverse("console:key_create"), data)
+    second = owner_client.post(reverse("console:key_create"), data)
+
+    assert first.status_code == 200
+    assert second.status_code == 200
+    assert "This form was already sent" in second.content.decode()
+    made = [key for key in derouter_client.list_sub_keys() if key.label == data["label"]]
+    assert len(made) == 1
+    assert made[0].secret.reveal() not in second.content.decode()
+    assert before - derouter_client.get_balance().available == Decimal("1.50")
+    event = AuditEvent.objects.get(form_token=token)
+    assert (event.outcome, event.sub_key_id) == (Outcome.OK, made[0].id)
+
+
+def test_a_refused_create_offers_the_form_again_with_a_new_token(owner_client, simulator):
+    simulator.inject("error", path="/sub-keys", method="POST", status=400)
+    token = str(uuid.uuid4())
+    response = owner_client.post(reverse("console:key_create"), create_data(token=token))
+    assert response.status_code == 400
+    assert token not in response.content.decode()
+    assert AuditEvent.objects.get(form_token=token).outcome == Outcome.REFUSED

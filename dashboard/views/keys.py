@@ -1,5 +1,6 @@
 """Client Keys: list, create, key page, edit, reveal and delete."""
 
+import uuid
 from dataclasses import dataclass
 from decimal import Decimal
 from urllib.parse import urlencode
@@ -7,6 +8,7 @@ from urllib.parse import urlencode
 from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
+from django.db import IntegrityError, transaction
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -157,6 +159,17 @@ def _get_multiplier_preview(sub_key, multiplier):
     }
 
 
+def _start_create_attempt(user, token, label, changes):
+    """Record a pending create under the form's token; None if the token was used before."""
+    try:
+        with transaction.atomic():
+            return audit.record(
+                user, AuditEvent.Action.CREATE, Outcome.PENDING, label=label, changes=changes, form_token=token
+            )
+    except IntegrityError:
+        return None
+
+
 def _render_secret_page(request, template, context):
     """Render a page that carries a full key: never stored by a browser or proxy."""
     response = render(request, template, context)
@@ -258,26 +271,29 @@ def key_create(request):
 
     label, rpm_limit = form.cleaned_data["label"], form.cleaned_data["rpm_limit"]
     changes = {"label": ("", label), "budget": (None, budget), "rpm_limit": (None, rpm_limit)}
+    attempt = _start_create_attempt(request.user, form.cleaned_data["token"], label, changes)
+    if attempt is None:
+        earlier = AuditEvent.objects.get(form_token=form.cleaned_data["token"])
+        return render(request, "dashboard/key_create_repeated.html", {"attempt": earlier})
     try:
         created = client.create_sub_key(budget, label=label, rpm_limit=rpm_limit)
     except Rejected as error:
-        audit.record(request.user, AuditEvent.Action.CREATE, Outcome.REFUSED, label=label, changes=changes, message=error.message)
+        audit.finish(attempt, Outcome.REFUSED, message=error.message)
+        # The refused attempt used up its token: offer the form again with a new one.
+        form = KeyCreateForm({**request.POST.dict(), "token": str(uuid.uuid4())})
+        form.is_valid()
         form.add_error(None, f"derouter refused the key: {error.message}")
         return render(request, "dashboard/key_create.html", {"form": form, "balance": balance}, status=400)
     except OutcomeUnknown as error:
-        audit.record(request.user, AuditEvent.Action.CREATE, Outcome.UNKNOWN, label=label, changes=changes, message=error.message)
+        audit.finish(attempt, Outcome.UNKNOWN, message=error.message)
         context = {"label": label, "budget": budget, "error": error, "recent_keys": _get_recent_keys()}
         return render(request, "dashboard/key_create_unknown.html", context, status=503)
+    except Unavailable as error:
+        # Refused before or without an answer we can trust: recorded, then the error page.
+        audit.finish(attempt, Outcome.UNKNOWN if error.status else Outcome.REFUSED, message=error.message)
+        raise
 
-    audit.record(
-        request.user,
-        AuditEvent.Action.CREATE,
-        Outcome.OK,
-        sub_key_id=created.id,
-        label=created.label,
-        key_id_short=created.key_id,
-        changes=changes,
-    )
+    audit.finish(attempt, Outcome.OK, sub_key_id=created.id, key_id_short=created.key_id)
     context = {"created": created, **_get_quick_start(created.secret.reveal(), request)}
     return _render_secret_page(request, "dashboard/key_created.html", context)
 
