@@ -1,3 +1,4 @@
+from accounts.models import Role
 from accounts.roles import get_role
 
 
@@ -7,4 +8,8 @@ def console_role(request):
     if user is None or not user.is_authenticated:
         return {}
     role = get_role(user)
-    return {"console_role": role, "is_owner": role == "owner"}
+    return {
+        "console_role": role,
+        "console_role_label": Role(role).label if role else "",
+        "is_owner": role == Role.OWNER,
+    }

@@ -34,10 +34,14 @@ LIFETIME_EXPIRED = "Your session has ended for your security. Sign in again to c
 SIGN_IN_FIRST = "Sign in with your Client Key to continue."
 
 
+# Files of the tz database that are not places: "localtime" is the server's own zone.
+NOT_TIME_ZONES = frozenset({"localtime", "posixrules", "Factory"})
+
+
 @functools.cache
 def _get_known_time_zones():
     # available_timezones() walks the tz database on disk: read it once.
-    return frozenset(zoneinfo.available_timezones())
+    return frozenset(zoneinfo.available_timezones()) - NOT_TIME_ZONES
 
 
 def is_known_time_zone(name):

@@ -3,7 +3,7 @@
 from functools import wraps
 
 from django.contrib.auth.views import redirect_to_login
-from django.core.exceptions import PermissionDenied
+from django.shortcuts import render
 
 from accounts.models import ConsoleProfile, Role
 
@@ -31,6 +31,15 @@ def get_topup_cap(user):
     return user.console_profile.effective_topup_cap
 
 
+def _forbidden(request, message):
+    """A 403 page, answered directly.
+
+    Raising PermissionDenied gives the same page but makes Django log a full
+    traceback for every refused click, which buries real errors in the log.
+    """
+    return render(request, "403.html", {"exception": message}, status=403)
+
+
 def console_required(view):
     """Let owners and staff in; send anonymous users to sign in; 403 anyone else."""
 
@@ -39,7 +48,7 @@ def console_required(view):
         if not request.user.is_authenticated:
             return redirect_to_login(request.get_full_path())
         if get_role(request.user) is None:
-            raise PermissionDenied("Your account has no access to the console.")
+            return _forbidden(request, "Your account has no access to the console.")
         return view(request, *args, **kwargs)
 
     return wrapper
@@ -53,7 +62,7 @@ def owner_required(view):
         if not request.user.is_authenticated:
             return redirect_to_login(request.get_full_path())
         if get_role(request.user) != Role.OWNER:
-            raise PermissionDenied("Only an owner can do this.")
+            return _forbidden(request, "Only an owner can do this.")
         return view(request, *args, **kwargs)
 
     return wrapper

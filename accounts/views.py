@@ -13,8 +13,18 @@ from accounts.roles import get_role
 from accounts.throttle import Throttle, client_address
 
 
-def _get_login_throttle():
-    return Throttle("console-login", settings.LOGIN_ATTEMPTS_LIMIT, settings.LOGIN_ATTEMPTS_WINDOW)
+# An office behind one NAT shares an address: allow it several people's worth
+# of mistakes, while one username gets LOGIN_ATTEMPTS_LIMIT from anywhere.
+ADDRESS_ATTEMPTS_FACTOR = 4
+
+
+def _get_login_throttles():
+    """Failed sign-ins counted per username and, more leniently, per address."""
+    limit, window = settings.LOGIN_ATTEMPTS_LIMIT, settings.LOGIN_ATTEMPTS_WINDOW
+    return (
+        Throttle("console-login-user", limit, window),
+        Throttle("console-login-address", limit * ADDRESS_ATTEMPTS_FACTOR, window),
+    )
 
 
 def _get_next_url(request):
@@ -30,14 +40,13 @@ def login_view(request):
     """Sign an owner or staff member in; throttle failures per address and username."""
     if request.user.is_authenticated and get_role(request.user):
         return redirect(_get_next_url(request))
-    throttle = _get_login_throttle()
     form = ConsoleLoginForm(request)
     status = 200
     if request.method == "POST":
-        address = client_address(request)
         username = request.POST.get("username", "")[:150].lower()
-        subjects = [f"ip:{address}", f"user:{username}"]
-        wait = max(throttle.retry_after(subject) for subject in subjects)
+        user_throttle, address_throttle = _get_login_throttles()
+        attempts = [(user_throttle, username), (address_throttle, client_address(request))]
+        wait = max(throttle.retry_after(subject) for throttle, subject in attempts)
         if wait:
             response = render(
                 request,
@@ -51,10 +60,9 @@ def login_view(request):
         if form.is_valid() and get_role(form.get_user()):
             # login() rotates the session key, so a planted session id is useless.
             login(request, form.get_user())
-            for subject in subjects:
-                throttle.reset(subject)
+            user_throttle.reset(username)
             return redirect(_get_next_url(request))
-        for subject in subjects:
+        for throttle, subject in attempts:
             throttle.record_failure(subject)
         if form.is_valid():
             form.add_error(None, "This account has no access to the console.")

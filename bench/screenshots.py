@@ -42,7 +42,7 @@ def main():
         page.screenshot(path=DOCS / "console-keys.png", full_page=True)
         phone = browser.new_page(viewport={"width": 390, "height": 844}, device_scale_factor=2)
         phone.goto(f"{options.base}/portal/login/")
-        phone.fill("input[name=key]", options.client_key)
+        phone.fill("input[name=client_key]", options.client_key)
         phone.click("button[type=submit]")
         phone.wait_for_url("**/portal/")
         phone.screenshot(path=DOCS / "portal-home.png", full_page=True)

@@ -66,13 +66,14 @@ def start_simulator(state_path, account_key, balance="100000", extra_args=()):
     command = [
         sys.executable, "manage.py", "runsim",
         "--port", str(port),
-        "--account-key", account_key,
         "--balance", balance,
         "--state", str(state_path),
         "--faults",
         *extra_args,
     ]
-    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # The key goes through the environment: a command line is visible to every user in ps.
+    environment = {**os.environ, "DEROUTER_ACCOUNT_KEY": account_key}
+    process = subprocess.Popen(command, cwd=ROOT, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     base_url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:

@@ -83,3 +83,19 @@ def test_sign_out_by_get_is_not_allowed(owner_client):
 
 def test_pages_are_marked_no_store(client):
     assert client.get("/login/")["Cache-Control"] == "no-store"
+
+
+def test_an_address_shared_by_several_people_is_not_locked_out_by_one(client, owner, settings, django_user_model):
+    settings.LOGIN_ATTEMPTS_LIMIT = 2
+    for _ in range(2):
+        client.post("/login/", {"username": "someone-else", "password": "wrong"})
+    response = client.post("/login/", {"username": "olivia", "password": "owner-pass-1234"})
+    assert response.status_code == 302
+
+
+def test_an_address_trying_many_usernames_is_throttled(client, owner, settings):
+    settings.LOGIN_ATTEMPTS_LIMIT = 2
+    for number in range(8):
+        client.post("/login/", {"username": f"guess-{number}", "password": "wrong"})
+    response = client.post("/login/", {"username": "olivia", "password": "owner-pass-1234"})
+    assert response.status_code == 429

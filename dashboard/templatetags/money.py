@@ -23,3 +23,39 @@ def usd(amount):
     fraction = fraction.rstrip("0").ljust(2, "0")
     sign = "-" if value < 0 else ""
     return f"{sign}${whole}.{fraction}"
+
+
+@register.filter
+def exact_usd(amount):
+    """Format a per-request cost exactly, with at least 4 decimals: 0.202901 as "$0.202901".
+
+    ``usd`` rounds to 4 places, which is right for balances but hides part of
+    a request's cost (the upstream sends six decimals), so rows stop adding up.
+    """
+    if amount is None or amount == "":
+        return ""
+    try:
+        value = Decimal(str(amount))
+    except (InvalidOperation, ValueError):
+        return ""
+    if not value.is_finite():
+        return ""
+    whole, _, fraction = f"{abs(value):,f}".partition(".")
+    fraction = fraction.rstrip("0").ljust(4, "0")
+    sign = "-" if value < 0 else ""
+    return f"{sign}${whole}.{fraction}"
+
+
+@register.filter
+def multiplier(value):
+    """A display multiplier without padding zeros: 1.5 as "1.5", 4 as "4" (floatformat gives "1.5000")."""
+    if value is None or value == "":
+        return ""
+    try:
+        number = Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        return ""
+    if not number.is_finite():
+        return ""
+    text = format(number, "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text

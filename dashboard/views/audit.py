@@ -9,7 +9,7 @@ from django.views.decorators.vary import vary_on_headers
 
 from accounts.roles import console_required
 from dashboard.forms import AuditQueryForm
-from dashboard.models import AuditEvent
+from dashboard.models import AuditEvent, Outcome
 from dashboard.templatetags.money import usd
 
 EVENTS_PER_PAGE = 50
@@ -31,13 +31,26 @@ def _get_shown_value(name, value):
     return value
 
 
+EMPTY_TEXT = "(empty)"
+
+
 def _get_changes(event):
-    """The event's ``changes`` JSON as a list of Change, tolerating odd shapes."""
+    """The event's ``changes`` JSON as a list of Change, tolerating odd shapes.
+
+    A new key has no "before" (its label was recorded as changing from ""):
+    show only what it was created with. An emptied text reads "(empty)".
+    """
     if not isinstance(event.changes, dict):
         return []
     changes = []
     for name, values in event.changes.items():
         before, after = values if isinstance(values, (list, tuple)) and len(values) == 2 else (None, values)
+        if event.action == AuditEvent.Action.CREATE:
+            before = None
+        elif before == "":
+            before = EMPTY_TEXT
+        if after == "":
+            after = EMPTY_TEXT
         changes.append(
             Change(name.replace("_", " "), _get_shown_value(name, before), _get_shown_value(name, after))
         )
@@ -51,6 +64,16 @@ def _get_key_choices():
     for sub_key_id, label, key_id_short in events.values_list("sub_key_id", "key_label", "key_id_short").distinct():
         labels[sub_key_id] = f"{label} ({key_id_short})" if label and key_id_short else label or key_id_short or sub_key_id
     return sorted(labels.items(), key=lambda item: item[1].casefold())
+
+
+def _get_deleted_ids(sub_key_ids):
+    """Which of these keys the console has deleted (a delete recorded as ok)."""
+    if not sub_key_ids:
+        return set()
+    deleted = AuditEvent.objects.filter(
+        action=AuditEvent.Action.DELETE, outcome=Outcome.OK, sub_key_id__in=sub_key_ids
+    ).values_list("sub_key_id", flat=True)
+    return set(deleted)
 
 
 @console_required
@@ -68,7 +91,10 @@ def audit_trail(request):
     if query["sub_key_id"]:
         events = events.filter(sub_key_id=str(query["sub_key_id"]))
     page = Paginator(events, EVENTS_PER_PAGE).get_page(request.GET.get("page"))
+    shown_ids = {event.sub_key_id for event in page.object_list if event.sub_key_id}
     context = {
+        # A deleted key's page is a 404: name it without a link.
+        "deleted_ids": _get_deleted_ids(shown_ids),
         "query_form": query_form,
         "query": query,
         "page": page,

@@ -123,7 +123,7 @@ def key_topup(request, sub_key_id):
     if "confirm" not in request.POST:
         cap_left = get_cap_left_today(request.user)
         if cap_left is not None and amount > cap_left:
-            form.add_error("amount", f"You can top up {usd(cap_left)} more today (UTC): your daily limit is reached.")
+            form.add_error("amount", f"That is over your daily top-up limit: you can top up at most {usd(cap_left)} more today (UTC).")
         elif amount > balance.available:
             form.add_error("amount", f"Only {usd(balance.available)} of the account's balance is available.")
         if form.errors:

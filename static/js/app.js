@@ -2,6 +2,13 @@
 (function () {
   "use strict";
 
+  // A page that answers a POST (a created or revealed key) names a safe URL for
+  // itself, so a reload opens that page instead of offering to resend the form.
+  var replaceUrl = document.body && document.body.getAttribute("data-replace-url");
+  if (replaceUrl && window.history && history.replaceState) {
+    history.replaceState(null, "", replaceUrl);
+  }
+
   // Copy buttons: <button data-copy-target="#id"> copies that element's text.
   document.addEventListener("click", function (event) {
     var button = event.target.closest("[data-copy-target]");

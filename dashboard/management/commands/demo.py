@@ -1,5 +1,6 @@
 """Run the whole product locally: the simulated derouter with demo data and the dashboard."""
 
+import os
 import secrets
 import socket
 import subprocess
@@ -68,13 +69,14 @@ class Command(BaseCommand):
         command = [
             sys.executable, "manage.py", "runsim",
             "--port", str(port),
-            "--account-key", account_key,
             "--state", str(state_path),
             "--demo",
         ]
         if seed_keys:
             command += ["--seed-keys", str(seed_keys)]
-        process = subprocess.Popen(command, cwd=settings.BASE_DIR, stdout=subprocess.DEVNULL)
+        # The key goes through the environment: a command line is visible to every user in ps.
+        environment = {**os.environ, "DEROUTER_ACCOUNT_KEY": account_key}
+        process = subprocess.Popen(command, cwd=settings.BASE_DIR, env=environment, stdout=subprocess.DEVNULL)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if process.poll() is not None:
