@@ -222,3 +222,16 @@ def test_the_audit_trail_swaps_its_fragment_for_htmx(owner_client, events):
 
 def test_staff_see_the_audit_trail(staff_client, events):
     assert staff_client.get(AUDIT_URL).status_code == 200
+
+
+def test_with_many_keys_the_key_filter_is_a_text_field_not_a_huge_select(owner_client, make_key, monkeypatch):
+    from dashboard.views import logs as logs_views
+
+    monkeypatch.setattr(logs_views, "KEY_SELECT_LIMIT", 0)
+    key = make_key("1", label="Filtered by id")
+    response = owner_client.get(reverse("console:usage_logs"), {"key": key.id})
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert f'value="{key.id}"' in body
+    assert "<option" not in body.split('name="key"')[1].split(">")[0]
+    assert "Requests of" in body and "Filtered by id" in body

@@ -1,7 +1,5 @@
 """Usage logs: every request of the account, paged through the upstream."""
 
-from dataclasses import dataclass
-
 from django.core.cache import cache
 from django.shortcuts import render
 from django.views.decorators.http import require_http_methods
@@ -16,21 +14,9 @@ from derouter.client import NotFound
 # Only ids and labels are cached, never a key's secret.
 KEY_LABELS_CACHE_KEY = "console:usage-logs:key-labels"
 KEY_LABELS_SECONDS = 30
-COST_MIN_PLACES = 4
-
-
-@dataclass(frozen=True)
-class LogRow:
-    """A usage log with its cost written out exactly, in real USD."""
-
-    log: client.UsageLog
-    cost_text: str
-
-
-def _get_cost_text(cost):
-    """Write a cost exactly, with at least four decimals: 0.0023 as "$0.0023", never 2.3E-7."""
-    whole, _, fraction = format(cost, "f").partition(".")
-    return f"${whole}.{fraction.rstrip('0').ljust(COST_MIN_PLACES, '0')}"
+# Past this many keys a select of them all would outweigh the page itself: the
+# filter becomes a key-id field (each key's page links here with its id filled in).
+KEY_SELECT_LIMIT = 200
 
 
 def _get_key_labels(wanted_id=""):
@@ -76,7 +62,6 @@ def usage_logs(request):
         "query_form": query_form,
         "query": query,
         "logs": logs,
-        "rows": [LogRow(log, _get_cost_text(log.cost)) for log in logs.logs] if logs else [],
         "is_past_end": bool(logs) and logs.pages > 0 and query["page"] > logs.pages,
     }
     if request.htmx and not request.htmx.boosted:
@@ -84,7 +69,10 @@ def usage_logs(request):
         return render(request, "dashboard/_logs.html", context)
 
     labels = _get_key_labels(query["key"] if query["key"] != ACCOUNT_ONLY else "")
-    key_choices = sorted(labels.items(), key=lambda item: item[1].casefold())
-    query_form.set_key_choices(key_choices, extra=[(ACCOUNT_ONLY, "Account Key only")])
+    if len(labels) <= KEY_SELECT_LIMIT:
+        key_choices = sorted(labels.items(), key=lambda item: item[1].casefold())
+        query_form.set_key_choices(key_choices, extra=[(ACCOUNT_ONLY, "Account Key only")])
+    else:
+        query_form.fields["key"].widget.attrs["placeholder"] = f"A key's id, or “{ACCOUNT_ONLY}”"
     context["key_label"] = labels.get(query["key"], "")
     return render(request, "dashboard/usage_logs.html", context, status=status)
