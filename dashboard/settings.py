@@ -186,12 +186,14 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
-        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        "BACKEND": "dashboard.storage.ForgivingManifestStaticFilesStorage"
         if not DEBUG
         else "django.contrib.staticfiles.storage.StaticFilesStorage"
     },
 }
-WHITENOISE_USE_FINDERS = DEBUG
+# Serve from the app folders too, so pages keep their styles if collectstatic
+# was not run (hashed, compressed files from STATIC_ROOT when it was).
+WHITENOISE_USE_FINDERS = True
 
 # Security. Production is the default; DEBUG=true relaxes what needs HTTPS.
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)

@@ -67,3 +67,19 @@ def test_secret_scanner_catches_the_account_key_in_a_header(settings):
 
     with pytest.raises(SecretLeak):
         SecretScanMiddleware(view)(RequestFactory().get("/"))
+
+
+def test_local_only_commands_need_no_production_configuration():
+    result = _manage("runsim", "--help", SECRET_KEY="", ALLOWED_HOSTS="")
+    assert result.returncode == 0, result.stderr
+    assert "--account-key" in result.stdout
+
+
+def test_production_pages_render_before_collectstatic(tmp_path):
+    script = (
+        "from django.test import Client; "
+        "response = Client().get('/login/', HTTP_HOST='dashboard.example.com', secure=True); "
+        "print(response.status_code, 'css/app.css' in response.content.decode())"
+    )
+    result = _manage("shell", "-c", script, STATIC_ROOT=str(tmp_path / "empty"))
+    assert result.stdout.strip().splitlines()[-1] == "200 True", result.stderr
