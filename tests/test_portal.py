@@ -193,9 +193,11 @@ def test_home_shows_exactly_the_simulators_numbers_in_display_units(simulator, m
     for summary in (expected.today, expected.week, expected.month, expected.total):
         assert summary.requests == 3
         row = (
-            f'<td class="num">{summary.requests}</td>\n        <td class="num">{summary.input_tokens}</td>\n'
-            f'        <td class="num">{summary.output_tokens}</td>\n        <td class="num">{summary.total_tokens}</td>\n'
-            f'        <td class="num">{usd(summary.cost)}</td>'
+            f'<td class="num" data-label="Requests">{summary.requests:,}</td>\n'
+            f'        <td class="num" data-label="Input tokens">{summary.input_tokens:,}</td>\n'
+            f'        <td class="num" data-label="Output tokens">{summary.output_tokens:,}</td>\n'
+            f'        <td class="num" data-label="Total tokens">{summary.total_tokens:,}</td>\n'
+            f'        <td class="num" data-label="Cost">{usd(summary.cost)}</td>'
         )
         assert row in body
 
