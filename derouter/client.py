@@ -181,6 +181,26 @@ class UsagePage:
 
 
 @dataclass(frozen=True)
+class Model:
+    """A model offered on the inference host."""
+
+    id: str
+    owned_by: str
+
+
+@dataclass(frozen=True)
+class ChatCompletion:
+    """The first choice of a chat completion and what it cost in tokens."""
+
+    id: str
+    model: str
+    content: str
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
+@dataclass(frozen=True)
 class UsageSummary:
     """Requests, tokens and cost over one window (today, week, month, total)."""
 
@@ -254,9 +274,9 @@ def _encode_body(body):
     return "{" + ", ".join(members) + "}"
 
 
-def _request(method, path, key, *, params=None, body=None):
+def _request(method, path, key, *, params=None, body=None, base=None):
     """Send one request and return the decoded JSON body, or raise a DerouterError."""
-    url = settings.DEROUTER_API_BASE + path
+    url = (base or settings.DEROUTER_API_BASE) + path
     headers = {"Authorization": f"Bearer {key}", "Accept": "application/json"}
     data = None
     if body is not None:
@@ -303,7 +323,8 @@ def _decode(response):
     message = _error_message(payload) or f"derouter answered with status {status}."
     if status == 200:
         raise UnexpectedResponse("derouter answered with a body that is not JSON.", status)
-    if status == 400:
+    if status in (400, 402):
+        # 402: an inference request refused because the key's budget is spent.
         raise Rejected(message, status)
     if status in (401, 403):
         raise AuthFailed(message, status)
@@ -544,3 +565,32 @@ def get_client_usage_logs(client_key, page=1, limit=20):
     params = _usage_params(page, limit)
     return _usage_page(_request("GET", "/sub-key/usage-logs", client_key, params=params))
 
+
+# ---------------------------------------------------------------- inference (either key)
+
+
+def list_models(key):
+    """GET /openai/v1/models on the inference host."""
+    payload = _request("GET", "/models", key, base=settings.DEROUTER_INFERENCE_BASE)
+    items = _field(payload, "data")
+    if not isinstance(items, list):
+        raise UnexpectedResponse("derouter sent a model list of an unexpected shape.")
+    return [Model(id=_text(_field(item, "id")), owned_by=_text(item.get("owned_by"))) for item in items]
+
+
+def create_chat_completion(key, model, messages, max_tokens=None):
+    """POST /openai/v1/chat/completions (not streamed); spends from the key's budget."""
+    body = _clean_update(model=model, messages=messages, max_tokens=max_tokens)
+    payload = _request("POST", "/chat/completions", key, body=body, base=settings.DEROUTER_INFERENCE_BASE)
+    choices = _field(payload, "choices")
+    if not isinstance(choices, list) or not choices:
+        raise UnexpectedResponse("derouter sent a completion without choices.")
+    usage = _field(payload, "usage")
+    return ChatCompletion(
+        id=_text(_field(payload, "id")),
+        model=_text(_field(payload, "model")),
+        content=_text(_field(_field(choices[0], "message"), "content")),
+        prompt_tokens=_integer(_field(usage, "prompt_tokens")),
+        completion_tokens=_integer(_field(usage, "completion_tokens")),
+        total_tokens=_integer(_field(usage, "total_tokens")),
+    )

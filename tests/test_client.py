@@ -5,20 +5,12 @@ import time
 from decimal import Decimal
 
 import pytest
-import requests
 
 from derouter import client
 
 
 def _chat(simulator, key, text="hello"):
-    response = requests.post(
-        f"{simulator.inference_base}/chat/completions",
-        headers={"Authorization": f"Bearer {key}"},
-        json={"model": "claude-sonnet-4-6", "messages": [{"role": "user", "content": text}]},
-        timeout=10,
-    )
-    response.raise_for_status()
-    return response.json()
+    return client.create_chat_completion(key, "claude-sonnet-4-6", [{"role": "user", "content": text}])
 
 
 def _find(sub_key_id):
@@ -241,3 +233,37 @@ def test_money_sent_as_exact_decimal_text():
     created = client.create_sub_key(Decimal("0.1"), label="Exact")
     client.update_sub_key(created.id, add_budget=Decimal("0.2"))
     assert _find(created.id).budget == Decimal("0.3")
+
+
+# ---------------------------------------------------------------- inference
+
+
+def test_models_are_listed_for_either_key(simulator):
+    created = client.create_sub_key(Decimal("1"), label="Models")
+    for key in (simulator.account_key, created.secret.reveal()):
+        models = client.list_models(key)
+        assert "claude-sonnet-4-6" in {model.id for model in models}
+
+
+def test_chat_completion_is_charged_to_the_client_key():
+    created = client.create_sub_key(Decimal("1"), label="Chatty")
+    completion = client.create_chat_completion(
+        created.secret.reveal(), "claude-sonnet-4-6", [{"role": "user", "content": "Hello there"}]
+    )
+    assert completion.content
+    assert completion.total_tokens == completion.prompt_tokens + completion.completion_tokens
+    assert _find(created.id).spent > 0
+    assert client.get_usage_logs(sub_key_id=created.id).total == 1
+
+
+def test_chat_completion_with_a_spent_budget_is_rejected():
+    created = client.create_sub_key(Decimal("0.000001"), label="Broke")
+    messages = [{"role": "user", "content": "Hello " * 200}]
+    client.create_chat_completion(created.secret.reveal(), "claude-sonnet-4-6", messages)
+    with pytest.raises(client.Rejected):
+        client.create_chat_completion(created.secret.reveal(), "claude-sonnet-4-6", messages)
+
+
+def test_chat_completion_with_an_unknown_key_is_an_auth_failure():
+    with pytest.raises(client.AuthFailed):
+        client.create_chat_completion("sk-ant-nobody", "claude-sonnet-4-6", [{"role": "user", "content": "hi"}])

@@ -41,7 +41,6 @@ class Command(BaseCommand):
             for path in state_path.parent.glob(state_path.name + "*"):
                 path.unlink()
         call_command("migrate", interactive=False, verbosity=0)
-        call_command("createcachetable", verbosity=0)
         passwords = {username: self._ensure_user(username, role) for username, role in DEMO_USERS}
 
         account_key = settings.DEROUTER_ACCOUNT_KEY or "sk-ant-demo-" + secrets.token_urlsafe(24)
