@@ -67,7 +67,12 @@ def _reject_constant(name):
 
 
 def parse_json_body(raw):
-    """Parse a request body as a JSON object, reading every number as int or Decimal."""
+    """Parse a request body as a JSON object, reading every number as int or Decimal.
+
+    No body at all counts as {}: a PUT whose fields are all optional may send none.
+    """
+    if not raw.strip():
+        return {}
     try:
         body = json.loads(raw.decode("utf-8"), parse_float=Decimal, parse_constant=_reject_constant)
     except ValueError as error:  # JSONDecodeError and UnicodeDecodeError are ValueErrors

@@ -100,9 +100,16 @@ def clear_faults(request, caller, query):
     return {"ok": True, "cleared": request.server.faults.clear()}
 
 
+# Fields of POST /_sim/usage may also be named as in the usage-log rows.
+USAGE_FIELD_ALIASES = {"sub_key_id": "subKeyId", "cost_usdc": "cost", "input_tokens": "inputTokens",
+                       "output_tokens": "outputTokens", "cache_read_tokens": "cacheReadTokens",
+                       "cache_write_tokens": "cacheWriteTokens", "created_at": "createdAt"}
+
+
 def inject_usage(request, caller, query):
     """Record a usage row with an exact real cost, accounted like a real request."""
-    body = request.json_body()
+    raw = request.json_body()
+    body = {USAGE_FIELD_ALIASES.get(name, name): value for name, value in raw.items()}
     sub_key_id = body.get("subKeyId")
     if sub_key_id is not None:
         try:

@@ -16,6 +16,15 @@ MAX_SIM_DELAY_MS = 60_000
 RPM_WINDOW_SECONDS = 60
 
 
+def no_retry_headers(retry_after):
+    """Headers of a 429: when to try again, and that the openai SDK must not retry by itself.
+
+    Without x-should-retry the SDK silently sleeps out a Retry-After of up to two minutes and
+    retries, so a caller past its limit would see a slow success instead of the 429.
+    """
+    return {"Retry-After": str(retry_after), "x-should-retry": "false"}
+
+
 class Limiter:
     """Per-Client-Key rate (rolling minute) and concurrency limits, held in memory."""
 
@@ -34,10 +43,10 @@ class Limiter:
             if len(recent) >= key.rpm_limit:
                 retry_after = max(1, math.ceil(recent[0] + RPM_WINDOW_SECONDS - now))
                 raise ApiError(429, f"Rate limit reached: {key.rpm_limit} requests per minute",
-                               "rate_limit_error", "rate_limit_exceeded", {"Retry-After": str(retry_after)})
+                               "rate_limit_error", "rate_limit_exceeded", no_retry_headers(retry_after))
             if self._in_flight[key.id] >= key.concurrent_limit:
                 raise ApiError(429, f"Concurrency limit reached: {key.concurrent_limit} requests in flight",
-                               "rate_limit_error", "concurrency_limit_exceeded", {"Retry-After": "1"})
+                               "rate_limit_error", "concurrency_limit_exceeded", no_retry_headers(1))
             recent.append(now)
             self._in_flight[key.id] += 1
 

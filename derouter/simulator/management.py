@@ -13,7 +13,6 @@ from .store import MULTIPLIER_SCALE, InsufficientBalance, NotFound, display_mone
 DEFAULT_RPM_LIMIT = 60
 MAX_RPM_LIMIT = 60
 DEFAULT_CONCURRENT_LIMIT = 5
-MAX_LABEL_LENGTH = 100
 DEFAULT_PAGE_LIMIT = 20
 MAX_PAGE_LIMIT = 100
 MAX_MULTIPLIER = Decimal(1000)
@@ -30,22 +29,33 @@ def parse_multiplier(value):
 
 
 def parse_rpm_limit(value):
-    """Return rpmLimit as an int in 1..60; JSON integers only (30.0 counts as an integer)."""
-    if isinstance(value, bool) or not isinstance(value, (int, Decimal)):
+    """Return rpmLimit as an int in 1..60, from a JSON number or numeric string (30.0 counts as 30)."""
+    amount = parse_decimal(value, "rpmLimit")
+    if amount != amount.to_integral_value():
         raise bad_request("rpmLimit must be an integer")
-    if isinstance(value, Decimal) and value != value.to_integral_value():
-        raise bad_request("rpmLimit must be an integer")
-    if not 1 <= value <= MAX_RPM_LIMIT:
+    if not 1 <= amount <= MAX_RPM_LIMIT:
         raise bad_request(f"rpmLimit must be between 1 and {MAX_RPM_LIMIT}")
-    return int(value)
+    return int(amount)
 
 
 def parse_label(value):
+    # The reference sets no maximum length, so none is imposed (the body size limit bounds it).
     if not isinstance(value, str):
         raise bad_request("label must be a string")
-    if len(value) > MAX_LABEL_LENGTH:
-        raise bad_request(f"label must be at most {MAX_LABEL_LENGTH} characters")
     return value
+
+
+def optional_fields(body, names):
+    """The fields of a body that were given: absent ones and JSON nulls count as not given."""
+    return {name: body[name] for name in names if body.get(name) is not None}
+
+
+def parse_flag(query, name):
+    """Read a true/false query parameter; 1 and 0 and any letter case are accepted too."""
+    text = query.get(name, ["false"])[0].lower()
+    if text not in ("true", "false", "1", "0"):
+        raise bad_request(f"{name} must be true or false")
+    return text in ("true", "1")
 
 
 def parse_positive_int_param(query, name, default):
@@ -138,9 +148,10 @@ def create_key(request, caller, query):
     if "budgetVirtual" not in body:
         raise bad_request("budgetVirtual is required")
     budget = parse_money(body["budgetVirtual"], "budgetVirtual")
-    label = parse_label(body.get("label", ""))
-    rpm_limit = parse_rpm_limit(body.get("rpmLimit", DEFAULT_RPM_LIMIT))
-    multiplier = parse_multiplier(body.get("displayMultiplier", 1))
+    given = optional_fields(body, ("label", "rpmLimit", "displayMultiplier"))
+    label = parse_label(given.get("label", ""))
+    rpm_limit = parse_rpm_limit(given.get("rpmLimit", DEFAULT_RPM_LIMIT))
+    multiplier = parse_multiplier(given.get("displayMultiplier", 1))
     secret = "sk-ant-" + secrets.token_urlsafe(30)
     try:
         key = request.server.store.create_key(str(uuid.uuid4()), secret, label, budget, rpm_limit,
@@ -153,16 +164,16 @@ def create_key(request, caller, query):
 
 
 def update_key(request, caller, query, key_id):
-    body = request.json_body()
+    given = optional_fields(request.json_body(), ("label", "rpmLimit", "addBudgetVirtual", "displayMultiplier"))
     changes = {}
-    if "label" in body:
-        changes["label"] = parse_label(body["label"])
-    if "rpmLimit" in body:
-        changes["rpm_limit"] = parse_rpm_limit(body["rpmLimit"])
-    if "addBudgetVirtual" in body:
-        changes["add_budget"] = parse_money(body["addBudgetVirtual"], "addBudgetVirtual")
-    if "displayMultiplier" in body:
-        changes["multiplier"] = parse_multiplier(body["displayMultiplier"])
+    if "label" in given:
+        changes["label"] = parse_label(given["label"])
+    if "rpmLimit" in given:
+        changes["rpm_limit"] = parse_rpm_limit(given["rpmLimit"])
+    if "addBudgetVirtual" in given:
+        changes["add_budget"] = parse_money(given["addBudgetVirtual"], "addBudgetVirtual")
+    if "displayMultiplier" in given:
+        changes["multiplier"] = parse_multiplier(given["displayMultiplier"])
     try:
         return key_item(request.server.store.update_key(key_id, **changes))
     except NotFound as error:
@@ -182,10 +193,7 @@ def delete_key(request, caller, query, key_id):
 def account_usage_logs(request, caller, query):
     page, limit = parse_page(query)
     sub_key_id = query.get("subKeyId", [None])[0]
-    account_only_text = query.get("accountOnly", ["false"])[0]
-    if account_only_text not in ("true", "false"):
-        raise bad_request("accountOnly must be true or false")
-    account_only = account_only_text == "true"
+    account_only = parse_flag(query, "accountOnly")
     if sub_key_id is not None and account_only:
         raise bad_request("subKeyId and accountOnly=true cannot be combined")
     if sub_key_id is not None:

@@ -8,8 +8,10 @@ Standard library only, so it runs without Django.
 
 import argparse
 import os
+import re
 import secrets
 import signal
+import sqlite3
 import sys
 import tempfile
 import threading
@@ -37,6 +39,7 @@ from .inference import Limiter
 from .store import InsufficientBalance, Store, decimal_to_micro
 
 MAX_BODY_BYTES = 10 * 1024 * 1024
+HEX_SIZE = re.compile(rb"[0-9a-fA-F]{1,8}")
 ROUTES = management.ROUTES + inference.ROUTES
 
 
@@ -65,6 +68,13 @@ class SimulatorHandler(BaseHTTPRequestHandler):
     def do_PATCH(self):
         self._dispatch("PATCH")
 
+    def do_HEAD(self):
+        # A GET without its body: send_bytes leaves the body out for HEAD.
+        self._dispatch("GET")
+
+    def do_OPTIONS(self):
+        self._dispatch("OPTIONS")
+
     def log_message(self, format, *args):
         if self.server.verbose:
             super().log_message(format, *args)
@@ -82,10 +92,16 @@ class SimulatorHandler(BaseHTTPRequestHandler):
         for name, value in (headers or {}).items():
             self.send_header(name, value)
         self.end_headers()
-        self.wfile.write(data)
+        if self.command != "HEAD":
+            self.wfile.write(data)
 
     def send_json(self, status, payload, headers=None):
         self.send_bytes(status, encode_json(payload).encode("utf-8"), "application/json", headers)
+
+    def send_error(self, code, message=None, explain=None):
+        """Answer the errors http.server finds itself (bad request line, unknown method) in JSON too."""
+        self.close_connection = True
+        self.send_json(code, {"error": message or self.responses.get(code, ("Error",))[0]})
 
     def send_chunked(self, status, content_type, pieces, headers=None):
         """Send each piece as it is produced, in chunked transfer encoding."""
@@ -115,20 +131,27 @@ class SimulatorHandler(BaseHTTPRequestHandler):
             if not path.startswith("/_sim/") and self._apply_fault(method, path):
                 return
             route, match = self._find_route(path)
+            if method == "OPTIONS":
+                self._send_options(route)
+                return
             handler = route.methods.get(method)
             if handler is None:
-                raise ApiError(405, f"Method {method} not allowed",
-                               headers={"Allow": ", ".join(route.methods)})
+                raise ApiError(405, f"Method {method} not allowed", headers={"Allow": allowed_methods(route)})
             caller = self._authenticate(route)
-            result = handler(
-                self, caller=caller, query=parse_qs(parts.query, keep_blank_values=True), **match.groupdict()
-            )
+            # Blank parameters (page=&accountOnly=) are dropped: they count as not given.
+            result = handler(self, caller=caller, query=parse_qs(parts.query), **match.groupdict())
             if result is not None:
                 self.send_json(200, result)
         except ApiError as error:
             self._send_error(error, openai=route is not None and route.openai)
+        except sqlite3.Error:
+            # The state file failed (locked past the timeout, disk full...): the upstream's 500.
+            self._send_error(ApiError(500, "Internal server error", "server_error"),
+                             openai=route is not None and route.openai)
 
     def _read_body(self):
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            return self._read_chunked_body()
         length_text = self.headers.get("Content-Length", "0")
         if not length_text.isdigit():
             self.close_connection = True
@@ -138,6 +161,26 @@ class SimulatorHandler(BaseHTTPRequestHandler):
             self.close_connection = True
             raise bad_request("Request body too large")
         return self.rfile.read(length) if length else b""
+
+    def _read_chunked_body(self):
+        """Read a body sent in chunked transfer encoding (as requests does for a generator)."""
+        data = b""
+        while True:
+            size_text = self.rfile.readline(1024).split(b";")[0].strip()
+            if not HEX_SIZE.fullmatch(size_text):
+                self.close_connection = True
+                raise bad_request("Invalid chunked body")
+            size = int(size_text, 16)
+            if size == 0:
+                break
+            if len(data) + size > MAX_BODY_BYTES:
+                self.close_connection = True
+                raise bad_request("Request body too large")
+            data += self.rfile.read(size)
+            self.rfile.readline(1024)  # the CRLF closing the chunk
+        while self.rfile.readline(1024).strip():  # optional trailers, up to the blank line
+            pass
+        return data
 
     def _find_route(self, path):
         routes = ROUTES + (controls.HEALTH_ROUTE,)
@@ -156,24 +199,30 @@ class SimulatorHandler(BaseHTTPRequestHandler):
         rule = self.server.faults.take(method, path)
         return rule is not None and controls.act_out_fault(self, rule)
 
+    def _send_options(self, route):
+        """Answer OPTIONS on a known path with the methods it accepts; no key needed."""
+        self.send_response(204)
+        self.send_header("Allow", allowed_methods(route))
+        self.end_headers()
+
     def _authenticate(self, route):
         if route.auth == NONE:
             return None
         header = self.headers.get("Authorization", "")
-        scheme, _, token = header.partition(" ")
+        scheme, _, token = header.strip().partition(" ")
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
-            raise ApiError(401, "Missing API key", code="invalid_api_key")
+            raise unauthorized("no Bearer key was given")
         if secrets.compare_digest(token.encode(), self.server.account_key.encode()):
             if route.auth in (ACCOUNT, EITHER):
                 return Caller()
-            raise ApiError(401, "This endpoint requires a Client Key", code="invalid_api_key")
+            raise unauthorized("this endpoint accepts only a Client Key")
         sub_key = self.server.store.key_by_secret(token)
         if sub_key is None:
-            raise ApiError(401, "Invalid API key", code="invalid_api_key")
+            raise unauthorized("the key is unknown or was deleted")
         if route.auth in (CLIENT, EITHER):
             return Caller(sub_key)
-        raise ApiError(401, "This endpoint requires the Account Key", code="invalid_api_key")
+        raise unauthorized("this endpoint accepts only the Account Key")
 
     def _send_error(self, error, openai):
         if openai:
@@ -181,6 +230,23 @@ class SimulatorHandler(BaseHTTPRequestHandler):
         else:
             payload = {"error": error.message}
         self.send_json(error.status, payload, error.headers)
+
+
+def allowed_methods(route):
+    """The Allow header of a route: its methods, HEAD wherever GET is, and OPTIONS."""
+    methods = list(route.methods)
+    if "GET" in methods:
+        methods.append("HEAD")
+    return ", ".join(methods + ["OPTIONS"])
+
+
+def unauthorized(reason):
+    """A 401 whose body is always the reference's {"error": "Invalid API key"}.
+
+    The reason goes in the WWW-Authenticate header, so the body stays exactly as documented.
+    """
+    return ApiError(401, "Invalid API key", code="invalid_api_key",
+                    headers={"WWW-Authenticate": f'Bearer error="invalid_token", error_description="{reason}"'})
 
 
 class SimulatorServer(ThreadingHTTPServer):

@@ -273,12 +273,15 @@ class Store:
             where, params = "WHERE sub_key_id IS NULL", ()
         else:
             where, params = "", ()
+        offset = (page - 1) * limit
         with self._connection() as conn:
             total = conn.execute(f"SELECT COUNT(*) FROM usage_logs {where}", params).fetchone()[0]
+            if offset >= total:  # past the end; also keeps a huge page number away from SQLite's 64-bit ints
+                return [], total
             rows = conn.execute(
                 f"SELECT {LOG_COLUMNS} FROM usage_logs {where}"
                 " ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?",
-                (*params, limit, (page - 1) * limit),
+                (*params, limit, offset),
             ).fetchall()
         return [UsageRow(*row) for row in rows], total
 
