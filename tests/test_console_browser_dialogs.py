@@ -5,19 +5,12 @@ import uuid
 from decimal import Decimal
 
 import pytest
-import requests
 from django.urls import reverse
 from playwright.sync_api import expect
 
 from dashboard.models import Outcome, TopUp
 from derouter import client as derouter_client
-
-def sign_in(page, live_server, username, password):
-    page.goto(f"{live_server.url}/login/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", password)
-    page.click("button[type=submit]")
-    expect(page).to_have_url(re.compile(r"/dashboard/$"))
+from tests.conftest import budget_of, sign_in
 
 
 def key_row(page, label):
@@ -27,10 +20,6 @@ def key_row(page, label):
 def budget_cell(page, label):
     """The Budget column of a key's row in the list."""
     return key_row(page, label).locator("td").nth(2)
-
-
-def budget_of(sub_key_id):
-    return next(sub_key.budget for sub_key in derouter_client.list_sub_keys() if sub_key.id == sub_key_id)
 
 
 def mark_page_as_loaded_once(page):
@@ -94,29 +83,24 @@ def test_an_unknown_top_up_outcome_stays_on_screen_in_the_dialog(live_server, pa
 
 @pytest.mark.browser
 @pytest.mark.django_db(transaction=True)
-def test_without_javascript_the_row_top_up_is_a_plain_page(browser, live_server, owner, make_key):
+def test_without_javascript_the_row_top_up_is_a_plain_page(page_without_javascript, live_server, owner, make_key):
+    page = page_without_javascript
     key = make_key("10", label="Plain customer")
-    context = browser.new_context(java_script_enabled=False)
-    page = context.new_page()
-    page.set_default_timeout(10_000)
-    try:
-        sign_in(page, live_server, "olivia", "owner-pass-1234")
-        page.goto(f"{live_server.url}/dashboard/keys/?q=Plain")
-        key_row(page, "Plain customer").get_by_role("link", name="Top up", exact=True).click()
+    sign_in(page, live_server, "olivia", "owner-pass-1234")
+    page.goto(f"{live_server.url}/dashboard/keys/?q=Plain")
+    key_row(page, "Plain customer").get_by_role("link", name="Top up", exact=True).click()
 
-        expect(page).to_have_url(re.compile(rf"/dashboard/keys/{key.id}/topup/$"))
-        page.fill("#id_amount", "4")
-        page.fill("#id_note", "INV-PLAIN-1")
-        page.click("text=Review the top-up")
-        expect(page.locator("#topup")).to_contain_text("$10.00 → $14.00")
-        page.click("#confirm-topup")
+    expect(page).to_have_url(re.compile(rf"/dashboard/keys/{key.id}/topup/$"))
+    page.fill("#id_amount", "4")
+    page.fill("#id_note", "INV-PLAIN-1")
+    page.click("text=Review the top-up")
+    expect(page.locator("#topup")).to_contain_text("$10.00 → $14.00")
+    page.click("#confirm-topup")
 
-        expect(page.locator(".messages")).to_contain_text("its budget went from $10.00 to $14.00")
-        page.goto(f"{live_server.url}/dashboard/keys/?q=Plain")
-        expect(budget_cell(page, "Plain customer")).to_have_text("$14.00")
-        assert budget_of(key.id) == Decimal("14")
-    finally:
-        context.close()
+    expect(page.locator(".messages")).to_contain_text("its budget went from $10.00 to $14.00")
+    page.goto(f"{live_server.url}/dashboard/keys/?q=Plain")
+    expect(budget_cell(page, "Plain customer")).to_have_text("$14.00")
+    assert budget_of(key.id) == Decimal("14")
 
 
 @pytest.mark.browser
@@ -160,9 +144,7 @@ def test_staff_rows_offer_top_up_but_not_edit(live_server, page, staff, make_key
 @pytest.mark.django_db(transaction=True)
 def test_key_log_paging_is_kept_in_the_address(live_server, page, owner, make_key, simulator):
     key = make_key("10", label="Paged logs")
-    for _ in range(25):
-        body = {"subKeyId": key.id, "cost": "0.001", "inputTokens": 10, "outputTokens": 5}
-        requests.post(f"{simulator.base_url}/_sim/usage", json=body, timeout=5).raise_for_status()
+    simulator.add_usage(key.id, "0.001", count=25, inputTokens=10, outputTokens=5)
     sign_in(page, live_server, "olivia", "owner-pass-1234")
     page.goto(f"{live_server.url}/dashboard/keys/{key.id}/")
     expect(page.locator("#key-logs tbody tr")).to_have_count(20)

@@ -3,20 +3,12 @@
 import re
 
 import pytest
-import requests
 from playwright.sync_api import expect
 
 from derouter import client as derouter_client
+from tests.conftest import sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-def sign_in(page, live_server, username, password):
-    page.goto(f"{live_server.url}/login/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", password)
-    page.click("button[type=submit]")
-    expect(page).to_have_url(re.compile(r"/dashboard/$"))
 
 
 def test_owner_creates_copies_edits_and_deletes_a_key(live_server, page, owner, simulator):
@@ -37,7 +29,7 @@ def test_owner_creates_copies_edits_and_deletes_a_key(live_server, page, owner, 
     assert page.evaluate("navigator.clipboard.readText()") == secret
 
     created = next(key for key in derouter_client.list_sub_keys() if key.secret.reveal() == secret)
-    requests.post(f"{simulator.base_url}/_sim/usage", json={"subKeyId": created.id, "cost": "10"}, timeout=5).raise_for_status()
+    simulator.add_usage(created.id, "10")
 
     page.click("text=Go to the key's page")
     expect(page.locator("h1")).to_contain_text("Browser client")

@@ -1,32 +1,18 @@
 """Browser journeys in headless Chromium: a staff top-up clicked twice, and paging through usage logs."""
 
-import os
 import re
 import time
 from decimal import Decimal
 
 import pytest
-import requests
 
 from dashboard.models import Outcome, TopUp
-from derouter import client as derouter
+from tests.conftest import budget_of, sign_in
 
 # Playwright's sync API keeps an event loop running in this thread; the ORM
 # calls these tests make between page actions are still synchronous.
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-def budget_of(sub_key_id):
-    return next(sub_key.budget for sub_key in derouter.list_sub_keys() if sub_key.id == sub_key_id)
-
-
-def sign_in(page, live_server, username, password):
-    page.goto(f"{live_server.url}/login/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", password)
-    page.click("button[type=submit]")
-    page.wait_for_url(re.compile(r".*/dashboard/.*"))
 
 
 def wait_until_settled(seconds=5):
@@ -63,33 +49,26 @@ def test_a_double_clicked_top_up_happens_once(page, live_server, staff, make_key
     assert "INV-2024-77" in page.inner_text("#ledger")
 
 
-def test_without_javascript_a_double_submitted_top_up_happens_once(browser, live_server, staff, make_key):
+def test_without_javascript_a_double_submitted_top_up_happens_once(page_without_javascript, live_server, staff, make_key):
+    page = page_without_javascript
     key = make_key("10", label="No-JS customer")
-    context = browser.new_context(java_script_enabled=False)
-    page = context.new_page()
-    page.set_default_timeout(10_000)
-    try:
-        sign_in(page, live_server, "sam", "staff-pass-1234")
-        fill_and_review(page, live_server, key.id, "3", "INV-NOJS")
+    sign_in(page, live_server, "sam", "staff-pass-1234")
+    fill_and_review(page, live_server, key.id, "3", "INV-NOJS")
 
-        # Without JavaScript nothing disables the button: both posts reach the server.
-        page.dblclick("#confirm-topup")
-        page.wait_for_selector("#topup .alert, .messages")
-        wait_until_settled()
+    # Without JavaScript nothing disables the button: both posts reach the server.
+    page.dblclick("#confirm-topup")
+    page.wait_for_selector("#topup .alert, .messages")
+    wait_until_settled()
 
-        assert budget_of(key.id) == Decimal("13")
-        assert TopUp.objects.count() == 1
-        page.goto(f"{live_server.url}/dashboard/topups/?sub_key_id={key.id}")
-        assert page.locator("#ledger tbody tr").count() == 1
-    finally:
-        context.close()
+    assert budget_of(key.id) == Decimal("13")
+    assert TopUp.objects.count() == 1
+    page.goto(f"{live_server.url}/dashboard/topups/?sub_key_id={key.id}")
+    assert page.locator("#ledger tbody tr").count() == 1
 
 
 def test_browsing_usage_logs(page, live_server, owner, make_key, simulator):
     key = make_key("10", label="Busy customer")
-    for _ in range(25):
-        body = {"subKeyId": key.id, "cost": "0.0023", "inputTokens": 100, "outputTokens": 50}
-        requests.post(f"{simulator.base_url}/_sim/usage", json=body, timeout=5).raise_for_status()
+    simulator.add_usage(key.id, "0.0023", count=25, inputTokens=100, outputTokens=50)
     sign_in(page, live_server, "olivia", "owner-pass-1234")
 
     page.goto(f"{live_server.url}/dashboard/logs/")

@@ -5,7 +5,6 @@ import uuid
 from decimal import Decimal
 
 import pytest
-import requests
 from django.test import Client
 from django.urls import reverse
 
@@ -21,13 +20,6 @@ XSS_LABEL = "<script>alert(1)</script>"
 
 def find_key(sub_key_id):
     return next((sub_key for sub_key in derouter_client.list_sub_keys() if sub_key.id == sub_key_id), None)
-
-
-def add_usage(simulator, sub_key_id, cost, **tokens):
-    response = requests.post(
-        f"{simulator.base_url}/_sim/usage", json={"subKeyId": sub_key_id, "cost": cost, **tokens}, timeout=5
-    )
-    response.raise_for_status()
 
 
 def eventually(condition, timeout=5):
@@ -65,7 +57,7 @@ def test_usd_filter(amount, shown):
 
 def test_overview_shows_money_keys_low_keys_and_latest_topups(owner_client, make_key, simulator, owner):
     low = make_key("1", label="Nearly empty")
-    add_usage(simulator, low.id, "0.95")
+    simulator.add_usage(low.id, "0.95")
     TopUp.objects.create(token=uuid.uuid4(), actor_name="olivia", sub_key_id=low.id, key_label="Nearly empty", amount=Decimal("7.25"), outcome=Outcome.OK)
     balance = derouter_client.get_balance()
     keys = derouter_client.list_sub_keys()
@@ -262,7 +254,7 @@ def test_create_needs_a_csrf_token(owner):
 
 def test_key_page_shows_details_logs_topups_and_audit(owner_client, make_key, simulator):
     created = make_key("3", label="Detailed")
-    add_usage(simulator, created.id, "0.25", inputTokens=1234, outputTokens=56)
+    simulator.add_usage(created.id, "0.25", inputTokens=1234, outputTokens=56)
     TopUp.objects.create(token=uuid.uuid4(), actor_name="olivia", sub_key_id=created.id, amount=Decimal("4.5"), note="INV-42", outcome=Outcome.OK)
     AuditEvent.objects.create(actor_name="olivia", action=AuditEvent.Action.EDIT, sub_key_id=created.id, outcome=Outcome.OK, changes={"label": ["a", "b"]})
 
@@ -280,7 +272,7 @@ def test_key_page_shows_details_logs_topups_and_audit(owner_client, make_key, si
 def test_key_logs_page_size_and_htmx_fragment(owner_client, make_key, simulator):
     created = make_key("3", label="Logged")
     for _ in range(3):
-        add_usage(simulator, created.id, "0.01")
+        simulator.add_usage(created.id, "0.01")
     url = reverse("console:key_detail", args=[created.id])
     response = owner_client.get(url, {"limit": "50", "page": "1"}, headers={"HX-Request": "true"})
     body = response.content.decode()
@@ -349,7 +341,7 @@ def test_edit_field_errors_are_400_and_change_nothing(owner_client, make_key, da
 
 def test_edit_preview_uses_real_spent(owner_client, make_key, simulator):
     created = make_key("50", label="Previewed")
-    add_usage(simulator, created.id, "10")
+    simulator.add_usage(created.id, "10")
     url = reverse("console:key_edit", args=[created.id])
     page = owner_client.get(url).content.decode()
     assert "$10.00 spent shows as" in page
@@ -399,7 +391,7 @@ def test_reveal_needs_a_csrf_token(owner, make_key):
 
 def test_delete_confirms_then_returns_the_budget(owner_client, make_key, simulator):
     created = make_key("2", label="Doomed")
-    add_usage(simulator, created.id, "0.5")
+    simulator.add_usage(created.id, "0.5")
     url = reverse("console:key_delete", args=[created.id])
     confirm = owner_client.get(url).content.decode()
     assert "Doomed" in confirm and created.key_id in confirm and "$1.50" in confirm

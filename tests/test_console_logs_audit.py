@@ -4,7 +4,6 @@ import re
 import uuid
 
 import pytest
-import requests
 from django.urls import reverse
 
 from dashboard import audit
@@ -17,22 +16,8 @@ LOGS_URL = reverse("console:usage_logs")
 AUDIT_URL = reverse("console:audit_trail")
 
 
-def chat(simulator, api_key):
-    """Make one inference request, as a customer would."""
-    response = requests.post(
-        f"{simulator.inference_base}/chat/completions",
-        headers={"Authorization": f"Bearer {api_key}"},
-        json={"model": "claude-sonnet-4-6", "messages": [{"role": "user", "content": "Hello there"}]},
-        timeout=10,
-    )
-    response.raise_for_status()
-
-
 def inject_usage(simulator, sub_key_id, count):
-    """Record usage rows for a key directly in the simulator, faster than real requests."""
-    for _ in range(count):
-        body = {"subKeyId": sub_key_id, "cost": "0.0023", "inputTokens": 1500, "outputTokens": 800}
-        requests.post(f"{simulator.base_url}/_sim/usage", json=body, timeout=5).raise_for_status()
+    simulator.add_usage(sub_key_id, "0.0023", count, inputTokens=1500, outputTokens=800)
 
 
 def request_ids(response):
@@ -85,9 +70,9 @@ def test_a_bad_or_unknown_key_filter_is_not_a_500(owner_client):
 def test_the_key_filter_shows_only_that_keys_requests(owner_client, make_key, simulator):
     first = make_key("5", label="First customer")
     second = make_key("5", label="Second customer")
-    chat(simulator, first.secret.reveal())
-    chat(simulator, first.secret.reveal())
-    chat(simulator, second.secret.reveal())
+    simulator.chat(first.secret.reveal(), text="Hello there")
+    simulator.chat(first.secret.reveal(), text="Hello there")
+    simulator.chat(second.secret.reveal(), text="Hello there")
 
     response = owner_client.get(LOGS_URL, {"key": first.id})
 
@@ -103,8 +88,8 @@ def test_the_key_filter_shows_only_that_keys_requests(owner_client, make_key, si
 
 def test_the_account_only_filter(owner_client, make_key, simulator):
     key = make_key("5", label="Customer")
-    chat(simulator, key.secret.reveal())
-    chat(simulator, simulator.account_key)
+    simulator.chat(key.secret.reveal(), text="Hello there")
+    simulator.chat(simulator.account_key, text="Hello there")
 
     response = owner_client.get(LOGS_URL, {"key": "account", "limit": 100})
 

@@ -14,6 +14,7 @@ from django.urls import reverse
 from dashboard.models import AuditEvent, Outcome, TopUp
 from dashboard.templatetags.money import usd
 from derouter import client as derouter
+from tests.conftest import budget_of
 
 pytestmark = pytest.mark.django_db
 
@@ -22,10 +23,6 @@ TOKEN_FIELD = re.compile(r'name="token" value="([0-9a-f-]{36})"')
 
 def topup_url(sub_key_id):
     return reverse("console:key_topup", args=[sub_key_id])
-
-
-def budget_of(sub_key_id):
-    return next(sub_key.budget for sub_key in derouter.list_sub_keys() if sub_key.id == sub_key_id)
 
 
 def form_token(response):

@@ -27,17 +27,6 @@ CSV_URL = "/portal/logs/export.csv"
 REVEAL_URL = "/portal/reveal/"
 
 
-def _chat(simulator, key, count=1):
-    for _ in range(count):
-        response = requests.post(
-            f"{simulator.inference_base}/chat/completions",
-            headers={"Authorization": f"Bearer {key}"},
-            json={"model": "claude-sonnet-4-6", "messages": [{"role": "user", "content": "hi"}]},
-            timeout=10,
-        )
-        response.raise_for_status()
-
-
 def _sign_in(client, key):
     return client.post(LOGIN_URL, {"client_key": key})
 
@@ -175,7 +164,7 @@ def test_signed_in_customer_visiting_login_goes_home(portal):
 def test_home_shows_exactly_the_simulators_numbers_in_display_units(simulator, make_key):
     created = make_key(BUDGET, label="Marked Up Ltd")
     derouter_client.update_sub_key(created.id, display_multiplier=Decimal("4"))
-    _chat(simulator, created.secret.reveal(), count=3)
+    simulator.chat(created.secret.reveal(), count=3)
     expected = derouter_client.get_client_balance(created.secret.reveal())
     assert expected.budget == Decimal("4")
 
@@ -232,7 +221,7 @@ def test_reveal_needs_the_csrf_token(key):
 
 
 def test_no_page_but_the_reveal_carries_the_full_key(simulator, portal, key):
-    _chat(simulator, key.secret.reveal())
+    simulator.chat(key.secret.reveal())
     secret = key.secret.reveal()
     for url in (HOME_URL, LOGS_URL, LOGS_URL + "?page=2&limit=50", CSV_URL):
         response = portal.get(url)
@@ -247,8 +236,8 @@ def test_no_page_but_the_reveal_carries_the_full_key(simulator, portal, key):
 def test_two_customers_never_see_each_others_data(simulator, make_key):
     alpha = make_key(BUDGET, label="Alpha Widgets")
     beta = make_key(BUDGET, label="Beta Gadgets")
-    _chat(simulator, alpha.secret.reveal(), count=2)
-    _chat(simulator, beta.secret.reveal(), count=1)
+    simulator.chat(alpha.secret.reveal(), count=2)
+    simulator.chat(beta.secret.reveal(), count=1)
     alpha_ids = {log.request_id for log in derouter_client.get_client_usage_logs(alpha.secret.reveal()).logs}
     beta_ids = {log.request_id for log in derouter_client.get_client_usage_logs(beta.secret.reveal()).logs}
 
@@ -273,7 +262,7 @@ def test_two_customers_never_see_each_others_data(simulator, make_key):
 def busy_key(simulator):
     """A key with 25 requests behind it, shared by the read-only log tests."""
     created = derouter_client.create_sub_key(Decimal(BUDGET), label="Busy Bee")
-    _chat(simulator, created.secret.reveal(), count=25)
+    simulator.chat(created.secret.reveal(), count=25)
     yield created
     derouter_client.delete_sub_key(created.id)
 

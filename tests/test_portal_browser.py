@@ -4,7 +4,6 @@ import csv
 from decimal import Decimal
 
 import pytest
-import requests
 
 from dashboard.templatetags.money import usd
 from derouter import client as derouter_client
@@ -14,21 +13,11 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 LABEL = "Browser Buyer Inc"
 
 
-def _chat(simulator, key, count):
-    for _ in range(count):
-        requests.post(
-            f"{simulator.inference_base}/chat/completions",
-            headers={"Authorization": f"Bearer {key}"},
-            json={"model": "claude-sonnet-4-6", "messages": [{"role": "user", "content": "hi"}]},
-            timeout=10,
-        ).raise_for_status()
-
-
 def test_customer_signs_in_sees_usage_pages_logs_downloads_and_signs_out(live_server, page, simulator, make_key):
     created = make_key("1", label=LABEL)
     derouter_client.update_sub_key(created.id, display_multiplier=Decimal("4"))
     secret = created.secret.reveal()
-    _chat(simulator, secret, count=25)
+    simulator.chat(secret, count=25)
     expected = derouter_client.get_client_balance(secret)
     problems = []
     # A CSP refusal (inline script or style) shows up as a console error; a JS failure as a page error.
@@ -77,30 +66,26 @@ def test_customer_signs_in_sees_usage_pages_logs_downloads_and_signs_out(live_se
     assert not problems, problems
 
 
-def test_every_portal_page_works_without_javascript(live_server, browser, simulator, make_key):
+def test_every_portal_page_works_without_javascript(live_server, page_without_javascript, simulator, make_key):
+    page = page_without_javascript
     created = make_key("1", label="No Script Co")
     secret = created.secret.reveal()
-    _chat(simulator, secret, count=21)
-    context = browser.new_context(java_script_enabled=False)
-    page = context.new_page()
-    try:
-        page.goto(f"{live_server.url}/portal/login/")
-        page.fill("#id_client_key", secret)
-        page.click("button:has-text('Sign in')")
-        assert page.text_content("h1") == "No Script Co"
-        page.click("button:has-text('Reveal key')")
-        page.wait_for_url("**/portal/reveal/")
-        assert page.text_content("#client-key-value") == secret
-        page.click("nav >> text=Logs")
-        page.select_option("#id_tz", "Asia/Tokyo")
-        page.click("button:has-text('Set time zone')")
-        assert page.text_content("[data-testid=time-zone]") == "Asia/Tokyo"
-        page.click("text=Older →")
-        assert page.locator("#logs tbody tr").count() == 1
-        page.select_option("#logs-limit", "50")
-        page.click("button:has-text('Show')")
-        assert page.locator("#logs tbody tr").count() == 21
-        page.click("button:has-text('Sign out')")
-        assert page.url.endswith("/portal/login/")
-    finally:
-        context.close()
+    simulator.chat(secret, count=21)
+    page.goto(f"{live_server.url}/portal/login/")
+    page.fill("#id_client_key", secret)
+    page.click("button:has-text('Sign in')")
+    assert page.text_content("h1") == "No Script Co"
+    page.click("button:has-text('Reveal key')")
+    page.wait_for_url("**/portal/reveal/")
+    assert page.text_content("#client-key-value") == secret
+    page.click("nav >> text=Logs")
+    page.select_option("#id_tz", "Asia/Tokyo")
+    page.click("button:has-text('Set time zone')")
+    assert page.text_content("[data-testid=time-zone]") == "Asia/Tokyo"
+    page.click("text=Older →")
+    assert page.locator("#logs tbody tr").count() == 1
+    page.select_option("#logs-limit", "50")
+    page.click("button:has-text('Show')")
+    assert page.locator("#logs tbody tr").count() == 21
+    page.click("button:has-text('Sign out')")
+    assert page.url.endswith("/portal/login/")

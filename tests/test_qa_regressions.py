@@ -12,16 +12,9 @@ from dashboard import audit
 from dashboard.models import AuditEvent, Outcome
 from dashboard.templatetags.money import exact_usd, multiplier
 from derouter import client as derouter_client
+from tests.conftest import sign_in
 
 AUDIT_URL = "/dashboard/audit/"
-
-
-def _sign_in(page, live_server, username, password):
-    page.goto(f"{live_server.url}/login/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", password)
-    page.click("main button[type=submit]")
-    expect(page).to_have_url(re.compile(r"/dashboard/$"))
 
 
 def _keys_labelled(label):
@@ -33,7 +26,7 @@ def _keys_labelled(label):
 @pytest.mark.browser
 @pytest.mark.django_db(transaction=True)
 def test_reloading_the_created_page_does_not_create_a_second_key(live_server, page, owner):
-    _sign_in(page, live_server, "olivia", "owner-pass-1234")
+    sign_in(page, live_server, "olivia", "owner-pass-1234")
     page.goto(f"{live_server.url}/dashboard/keys/new/")
     page.fill("#id_label", "QA reload once")
     page.fill("#id_budget", "3")
@@ -57,7 +50,7 @@ def test_reloading_the_created_page_does_not_create_a_second_key(live_server, pa
 def test_reloading_the_reveal_page_does_not_reveal_again(live_server, page, owner, make_key):
     created = make_key(label="QA reveal once")
     try:
-        _sign_in(page, live_server, "olivia", "owner-pass-1234")
+        sign_in(page, live_server, "olivia", "owner-pass-1234")
         page.goto(f"{live_server.url}/dashboard/keys/{created.id}/")
         page.get_by_role("button", name=re.compile("Reveal")).click()
         expect(page.locator("#full-key")).to_have_text(created.secret.reveal())

@@ -5,10 +5,19 @@ import re
 import secrets
 import uuid
 from datetime import datetime, timedelta, timezone
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 
 from .api import ACCOUNT, CLIENT, ApiError, Route, bad_request, has_at_most_places, parse_decimal, parse_money
-from .store import MULTIPLIER_SCALE, InsufficientBalance, NotFound, display_money, iso_utc, micro_to_decimal
+from .store import (
+    MULTIPLIER_SCALE,
+    InsufficientBalance,
+    NotFound,
+    display_money,
+    iso_utc,
+    micro_to_decimal,
+    round_to_shown,
+    shown_available,
+)
 
 DEFAULT_RPM_LIMIT = 60
 MAX_RPM_LIMIT = 60
@@ -115,8 +124,8 @@ def page_payload(rows, total, page, limit):
 
 
 def four_places(micro):
-    """Micro-dollars as a Decimal rounded half-up to four places."""
-    return micro_to_decimal(micro).quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP)
+    """Micro-dollars (a multiple of 100) as a string with exactly four decimals."""
+    return str(micro_to_decimal(micro).quantize(Decimal("0.0001")))
 
 
 def window_starts(now):
@@ -132,11 +141,11 @@ def window_starts(now):
 
 def get_balance(request, caller, query):
     balance, locked = request.server.store.account()
-    # Round each figure once and derive available from the rounded two, so the
-    # answer always satisfies available = balance - locked_balance exactly.
-    shown_balance, shown_locked = four_places(balance), four_places(locked)
-    return {"balance": str(shown_balance), "locked_balance": str(shown_locked),
-            "available": str(shown_balance - shown_locked)}
+    # Balance and locked are each rounded half-up to four decimals and available
+    # is their difference: the answer satisfies available = balance - locked_balance,
+    # and available is exactly what lock_funds lets a client allocate.
+    return {"balance": four_places(round_to_shown(balance)), "locked_balance": four_places(round_to_shown(locked)),
+            "available": four_places(shown_available(balance, locked))}
 
 
 def list_keys(request, caller, query):

@@ -64,6 +64,10 @@ class NotFound(Exception):
     """The Client Key does not exist or was deleted."""
 
 
+# /balance shows four decimals: 0.0001 USD is 100 micro-dollars.
+SHOWN_UNIT_MICRO = 100
+
+
 class InsufficientBalance(Exception):
     """The account's available balance cannot cover the requested amount."""
 
@@ -313,10 +317,24 @@ def _active_key(conn, key_id):
     return SubKey(*row)
 
 
+def round_to_shown(micro):
+    """Round micro-dollars half-up to the four decimals that /balance shows."""
+    return (micro + SHOWN_UNIT_MICRO // 2) // SHOWN_UNIT_MICRO * SHOWN_UNIT_MICRO
+
+
+def shown_available(balance, locked):
+    """The available balance exactly as /balance shows it: rounded balance minus rounded locked."""
+    return round_to_shown(balance) - round_to_shown(locked)
+
+
 def lock_funds(conn, amount):
-    """Move an amount from available to locked, or raise InsufficientBalance."""
+    """Move an amount from available to locked, or raise InsufficientBalance.
+
+    The limit is the available balance as /balance shows it, so what a client
+    was shown is exactly what it can allocate: a millionth more is refused.
+    """
     balance, locked = conn.execute("SELECT balance, locked FROM account").fetchone()
-    if amount > balance - locked:
+    if amount > shown_available(balance, locked):
         raise InsufficientBalance(amount)
     conn.execute("UPDATE account SET locked = locked + ?", (amount,))
 
