@@ -4,13 +4,11 @@ Every page talks to derouter with the customer's own Client Key only, never
 with the Account Key, so one customer's session cannot show another's data.
 """
 
-import csv
 import logging
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.contrib import messages
-from django.http import StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
@@ -29,6 +27,7 @@ from accounts.portal import (
 )
 from accounts.portal_forms import LOG_PAGE_SIZES, LogsQueryForm, PortalLoginForm, TimeZoneForm
 from accounts.throttle import Throttle, client_address
+from dashboard.csv_export import csv_download
 from derouter.client import (
     AuthFailed,
     NotFound,
@@ -54,8 +53,6 @@ CSV_HEADER = (
     "cost",
     "duration_ms",
 )
-# A spreadsheet runs a cell starting with one of these as a formula.
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 
 def _get_login_throttle():
@@ -76,41 +73,26 @@ def _get_budget_state(balance):
     return ""
 
 
-def _get_safe_cell(text):
-    """Text for a CSV cell that a spreadsheet will not run as a formula."""
-    return "'" + text if text.startswith(FORMULA_PREFIXES) else text
-
-
 def _render_login(request, form, status=200, **context):
     return render(request, "accounts/portal/login.html", {"form": form, **context}, status=status)
 
 
-class _LineBuffer:
-    """A file-like object whose write() hands back the line csv.writer wrote."""
-
-    def write(self, line):
-        return line
-
-
-def _generate_csv_lines(client_key, first_page, zone):
+def _generate_csv_rows(client_key, first_page, zone):
     """Yield the CSV header and every log row, fetching one upstream page at a time."""
-    writer = csv.writer(_LineBuffer())
-    yield writer.writerow(CSV_HEADER)
+    yield CSV_HEADER
     usage_page = first_page
     while True:
         for log in usage_page.logs:
-            yield writer.writerow(
-                (
-                    log.created_at.astimezone(zone).isoformat(),
-                    _get_safe_cell(log.request_id),
-                    _get_safe_cell(log.model),
-                    log.input_tokens,
-                    log.output_tokens,
-                    log.cache_read_tokens,
-                    log.cache_write_tokens,
-                    format(log.cost, "f"),
-                    log.duration_ms,
-                )
+            yield (
+                log.created_at.astimezone(zone).isoformat(),
+                log.request_id,
+                log.model,
+                log.input_tokens,
+                log.output_tokens,
+                log.cache_read_tokens,
+                log.cache_write_tokens,
+                format(log.cost, "f"),
+                log.duration_ms,
             )
         if usage_page.page >= first_page.pages or not usage_page.logs:
             return
@@ -241,9 +223,5 @@ def logs_csv(request):
     # gets a proper error page instead of a broken download.
     first_page = get_client_usage_logs(request.portal_key, page=1, limit=CSV_PAGE_SIZE)
     zone = ZoneInfo(get_time_zone_name(request))
-    response = StreamingHttpResponse(
-        _generate_csv_lines(request.portal_key, first_page, zone), content_type="text/csv; charset=utf-8"
-    )
     filename = f"derouter-usage-{timezone.now().astimezone(zone):%Y-%m-%d}.csv"
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
-    return response
+    return csv_download(_generate_csv_rows(request.portal_key, first_page, zone), filename)

@@ -259,3 +259,23 @@ def budget_of(sub_key_id):
     from derouter import client as derouter_client
 
     return next(sub_key.budget for sub_key in derouter_client.list_sub_keys() if sub_key.id == sub_key_id)
+
+
+# A no-op "slow" rule (delay 0) per management path: each request there uses up one of its
+# times, so the rules count every upstream call the console makes.
+COUNTER_TIMES = 100_000
+COUNTED_PATHS = ("/balance", "/sub-keys", "/usage-logs")
+
+
+@pytest.fixture
+def upstream_calls(simulator):
+    """A function returning how many management API requests were made since the fixture started."""
+    for path in COUNTED_PATHS:
+        simulator.inject("slow", path=path, delay=0, times=COUNTER_TIMES)
+
+    def count():
+        faults = requests.get(f"{simulator.base_url}/_sim/faults", timeout=5).json()["faults"]
+        counters = [rule for rule in faults if rule["mode"] == "slow" and rule["delay"] in (0, "0")]
+        return sum(COUNTER_TIMES - rule["times"] for rule in counters)
+
+    return count

@@ -11,7 +11,6 @@ from django.urls import reverse
 from dashboard.models import AuditEvent, Outcome, TopUp
 from dashboard.templatetags.money import usd
 from derouter import client as derouter_client
-from tests.test_console_roles import upstream_calls  # noqa: F401  (a fixture)
 
 pytestmark = pytest.mark.django_db
 

@@ -1,33 +1,12 @@
 """Who may do what with Client Keys: the role × action matrix, checked against the live simulator."""
 
 import pytest
-import requests
 from django.urls import reverse
 
 from accounts.models import ConsoleProfile, Role
 from derouter import client as derouter_client
 
 pytestmark = pytest.mark.django_db
-
-# A no-op "slow" rule (delay 0) per management path: each request there uses up one of its
-# times, so the rules count every upstream call the console makes.
-COUNTER_TIMES = 100_000
-COUNTED_PATHS = ("/balance", "/sub-keys", "/usage-logs")
-
-
-@pytest.fixture
-def upstream_calls(simulator):
-    """A function returning how many management API requests were made since the fixture started."""
-    for path in COUNTED_PATHS:
-        simulator.inject("slow", path=path, delay=0, times=COUNTER_TIMES)
-
-    def count():
-        faults = requests.get(f"{simulator.base_url}/_sim/faults", timeout=5).json()["faults"]
-        counters = [rule for rule in faults if rule["mode"] == "slow" and rule["delay"] in (0, "0")]
-        return sum(COUNTER_TIMES - rule["times"] for rule in counters)
-
-    return count
-
 
 @pytest.fixture
 def key(make_key):

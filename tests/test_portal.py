@@ -15,6 +15,7 @@ from django.test import Client
 from accounts import portal_views
 from accounts.portal import SESSION_KEY, SESSION_LAST_SEEN_AT, SESSION_SIGNED_IN_AT
 from accounts.portal_forms import INVALID_KEY_MESSAGE
+from dashboard.csv_export import safe_cell
 from dashboard.templatetags.money import usd
 from derouter import client as derouter_client
 
@@ -328,8 +329,8 @@ def test_csv_export_streams_every_row_page_by_page(busy_key, monkeypatch):
 
 
 def test_csv_cells_cannot_start_a_formula():
-    assert portal_views._get_safe_cell("=HYPERLINK(1)") == "'=HYPERLINK(1)"
-    assert portal_views._get_safe_cell("claude-sonnet-4-6") == "claude-sonnet-4-6"
+    assert safe_cell("=HYPERLINK(1)") == "'=HYPERLINK(1)"
+    assert safe_cell("claude-sonnet-4-6") == "claude-sonnet-4-6"
 
 
 def test_time_zone_choice_changes_the_shown_times(busy_key):

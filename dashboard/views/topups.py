@@ -1,18 +1,17 @@
 """Top-ups: the top-up form with its confirm step, the ledger and its CSV export."""
 
-import csv
 import datetime
 import uuid
 
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.http import StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 from django.views.decorators.vary import vary_on_headers
 
 from accounts.roles import console_required
+from dashboard.csv_export import csv_download
 from dashboard.forms import LEDGER_PAGE_SIZE, LedgerQueryForm, TopUpForm
 from dashboard.models import Outcome, TopUp
 from dashboard.templatetags.money import usd
@@ -21,8 +20,6 @@ from dashboard.upstream import get_sub_key_or_404
 from derouter import client
 from derouter.client import Unavailable
 
-# Spreadsheets run a cell starting with one of these as a formula.
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 CSV_COLUMNS = (
     "created_at_utc",
     "actor",
@@ -197,21 +194,6 @@ def ledger(request):
     return render(request, "dashboard/ledger.html", context, status=status)
 
 
-class _Echo:
-    """A file-like object whose write hands the line back, for streaming csv.writer output."""
-
-    def write(self, value):
-        return value
-
-
-def _csv_cell(value):
-    """A cell spreadsheets show as text, never run as a formula."""
-    text = "" if value is None else str(value)
-    if text.startswith(FORMULA_PREFIXES):
-        return "'" + text
-    return text
-
-
 def _csv_rows(topups):
     yield CSV_COLUMNS
     for topup in topups.iterator(chunk_size=500):
@@ -234,9 +216,4 @@ def _csv_rows(topups):
 def ledger_csv(request):
     """The filtered ledger as a CSV download, streamed row by row."""
     _, _, topups = _get_ledger_query(request)
-    writer = csv.writer(_Echo())
-    lines = (writer.writerow([_csv_cell(cell) for cell in row]) for row in _csv_rows(topups))
-    response = StreamingHttpResponse((line.encode("utf-8") for line in lines), content_type="text/csv; charset=utf-8")
-    filename = f"derouter-topups-{timezone.now():%Y%m%d-%H%M%S}.csv"
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
-    return response
+    return csv_download(_csv_rows(topups), f"derouter-topups-{timezone.now():%Y%m%d-%H%M%S}.csv")
