@@ -95,6 +95,13 @@ class Secret:
         return hash(self._value)
 
 
+def _used_fraction(spent, budget):
+    """Share of a budget spent, from 0 to 1 (a zero budget counts as used up)."""
+    if budget <= 0:
+        return Decimal(1)
+    return min(Decimal(1), max(Decimal(0), spent / budget))
+
+
 @dataclass(frozen=True)
 class Balance:
     """The account's money: balance, locked in Client Keys, and available."""
@@ -122,10 +129,7 @@ class SubKey:
 
     @property
     def used_fraction(self):
-        """Share of the budget spent, from 0 to 1."""
-        if self.budget <= 0:
-            return Decimal(1)
-        return min(Decimal(1), max(Decimal(0), self.spent / self.budget))
+        return _used_fraction(self.spent, self.budget)
 
 
 @dataclass(frozen=True)
@@ -228,9 +232,7 @@ class ClientBalance:
 
     @property
     def used_fraction(self):
-        if self.budget <= 0:
-            return Decimal(1)
-        return min(Decimal(1), max(Decimal(0), self.spent / self.budget))
+        return _used_fraction(self.spent, self.budget)
 
 
 # ---------------------------------------------------------------- transport
