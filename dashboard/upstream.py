@@ -2,6 +2,7 @@
 
 import re
 
+from django.conf import settings
 from django.http import Http404
 
 from derouter import client
@@ -24,3 +25,8 @@ def get_sub_key_or_404(sub_key_id):
         if sub_key.id == sub_key_id:
             return sub_key
     raise Http404("No such key.")
+
+
+def is_running_low(sub_key):
+    """True when less than LOW_BUDGET_THRESHOLD of the key's budget is left."""
+    return sub_key.remaining < settings.LOW_BUDGET_THRESHOLD * sub_key.budget

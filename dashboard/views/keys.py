@@ -29,7 +29,7 @@ from dashboard.forms import (
 )
 from dashboard.models import AuditEvent, Outcome, TopUp
 from dashboard.templatetags.money import usd
-from dashboard.upstream import get_sub_key_or_404, get_sub_keys
+from dashboard.upstream import get_sub_key_or_404, get_sub_keys, is_running_low
 from dashboard.views.topups import SUBKEYS_CHANGED_EVENT
 from derouter import client
 from derouter.client import NotFound, OutcomeUnknown, Rejected, Unavailable
@@ -50,11 +50,6 @@ class KeyRow:
     used_percent: int
     is_low: bool
     is_out: bool
-
-
-def is_running_low(sub_key):
-    """True when less than LOW_BUDGET_THRESHOLD of the key's budget is left."""
-    return sub_key.remaining < settings.LOW_BUDGET_THRESHOLD * sub_key.budget
 
 
 def _get_key_row(sub_key):

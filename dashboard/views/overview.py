@@ -7,8 +7,7 @@ from django.views.decorators.http import require_http_methods
 
 from accounts.roles import console_required
 from dashboard.models import TopUp
-from dashboard.upstream import get_sub_keys
-from dashboard.views.keys import is_running_low
+from dashboard.upstream import get_sub_keys, is_running_low
 from derouter import client
 
 LATEST_TOPUPS = 5
