@@ -1,8 +1,12 @@
-"""Write the audit trail."""
+"""Write the audit trail, and describe its changes for people."""
 
+from dataclasses import dataclass
 from decimal import Decimal
 
 from dashboard.models import AuditEvent
+from dashboard.templatetags.money import usd
+
+EMPTY_TEXT = "(empty)"
 
 
 def _jsonable(value):
@@ -48,3 +52,42 @@ def finish(event, outcome, *, sub_key_id="", key_id_short="", message=""):
     event.key_id_short = key_id_short[:64] or event.key_id_short
     event.message = message[:2000]
     event.save(update_fields=["outcome", "sub_key_id", "key_id_short", "message"])
+
+
+@dataclass(frozen=True)
+class Change:
+    """One changed field of an audit event, as "field: before → after"."""
+
+    field: str
+    before: object
+    after: object
+
+
+def _get_shown_value(name, value):
+    """Money fields (stored as strings) shown as dollars, everything else as stored."""
+    if value is not None and "budget" in name:
+        return usd(value) or value
+    return value
+
+
+def describe_changes(event):
+    """The event's ``changes`` JSON as a list of Change, tolerating odd shapes.
+
+    A new key has no "before" (its label was recorded as changing from ""):
+    show only what it was created with. An emptied text reads "(empty)".
+    """
+    if not isinstance(event.changes, dict):
+        return []
+    changes = []
+    for name, values in event.changes.items():
+        before, after = values if isinstance(values, (list, tuple)) and len(values) == 2 else (None, values)
+        if event.action == AuditEvent.Action.CREATE:
+            before = None
+        elif before == "":
+            before = EMPTY_TEXT
+        if after == "":
+            after = EMPTY_TEXT
+        changes.append(
+            Change(name.replace("_", " "), _get_shown_value(name, before), _get_shown_value(name, after))
+        )
+    return changes

@@ -1,60 +1,16 @@
 """The audit trail: every change attempted in the console, who, when, what and how it ended."""
 
-from dataclasses import dataclass
-
 from django.core.paginator import Paginator
 from django.shortcuts import render
 from django.views.decorators.http import require_http_methods
 from django.views.decorators.vary import vary_on_headers
 
 from accounts.roles import console_required
+from dashboard.audit import describe_changes
 from dashboard.forms import AuditQueryForm
 from dashboard.models import AuditEvent, Outcome
-from dashboard.templatetags.money import usd
 
 EVENTS_PER_PAGE = 50
-
-
-@dataclass(frozen=True)
-class Change:
-    """One changed field of an audit event, as "field: before → after"."""
-
-    field: str
-    before: object
-    after: object
-
-
-def _get_shown_value(name, value):
-    """Money fields (stored as strings) shown as dollars, everything else as stored."""
-    if value is not None and "budget" in name:
-        return usd(value) or value
-    return value
-
-
-EMPTY_TEXT = "(empty)"
-
-
-def _get_changes(event):
-    """The event's ``changes`` JSON as a list of Change, tolerating odd shapes.
-
-    A new key has no "before" (its label was recorded as changing from ""):
-    show only what it was created with. An emptied text reads "(empty)".
-    """
-    if not isinstance(event.changes, dict):
-        return []
-    changes = []
-    for name, values in event.changes.items():
-        before, after = values if isinstance(values, (list, tuple)) and len(values) == 2 else (None, values)
-        if event.action == AuditEvent.Action.CREATE:
-            before = None
-        elif before == "":
-            before = EMPTY_TEXT
-        if after == "":
-            after = EMPTY_TEXT
-        changes.append(
-            Change(name.replace("_", " "), _get_shown_value(name, before), _get_shown_value(name, after))
-        )
-    return changes
 
 
 def _get_key_choices():
@@ -98,7 +54,7 @@ def audit_trail(request):
         "query_form": query_form,
         "query": query,
         "page": page,
-        "rows": [(event, _get_changes(event)) for event in page.object_list],
+        "rows": [(event, describe_changes(event)) for event in page.object_list],
     }
     if request.htmx and not request.htmx.boosted:
         # htmx swaps only 2xx answers, so a fragment always comes back as 200.

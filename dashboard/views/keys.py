@@ -316,7 +316,10 @@ def key_detail(request, sub_key_id):
         return render(request, "dashboard/_key_logs.html", context)
     context.update(
         topups=TopUp.objects.filter(sub_key_id=sub_key.id)[:HISTORY_ROWS],
-        audit_events=AuditEvent.objects.filter(sub_key_id=sub_key.id)[:HISTORY_ROWS],
+        audit_rows=[
+            (event, audit.describe_changes(event))
+            for event in AuditEvent.objects.filter(sub_key_id=sub_key.id)[:HISTORY_ROWS]
+        ],
         edit_form=_get_edit_form(sub_key),
         preview=_get_multiplier_preview(sub_key, sub_key.display_multiplier),
     )
