@@ -68,16 +68,25 @@ class KeyLogsQueryForm(FallbackQueryForm):
     defaults = {"page": 1, "limit": LOG_PAGE_SIZES[0]}
 
 
+class PositiveMoneyField(forms.DecimalField):
+    """USD moved from the available balance to a key: more than $0, at most 4 decimals."""
+
+    def __init__(self, *, noun, **kwargs):
+        self.noun = noun
+        kwargs.setdefault("help_text", "Moved from your available balance to the key. At most 4 decimals.")
+        super().__init__(max_digits=MONEY_DIGITS, decimal_places=MONEY_PLACES, **kwargs)
+
+    def validate(self, value):
+        super().validate(value)
+        if value is not None and value <= 0:
+            raise forms.ValidationError(f"The {self.noun} must be more than $0.")
+
+
 class KeyCreateForm(forms.Form):
     """A new Client Key; the view checks the budget against what is available."""
 
     label = forms.CharField(required=False, max_length=100, strip=True, help_text="Who the key is for, e.g. the customer's name.")
-    budget = forms.DecimalField(
-        label="Budget (USD)",
-        max_digits=MONEY_DIGITS,
-        decimal_places=MONEY_PLACES,
-        help_text="Moved from your available balance to the key. At most 4 decimals.",
-    )
+    budget = PositiveMoneyField(label="Budget (USD)", noun="budget")
     rpm_limit = forms.IntegerField(
         label="Requests per minute",
         required=False,
@@ -89,12 +98,6 @@ class KeyCreateForm(forms.Form):
     # One per rendered form: a double click or a reload finds the first attempt.
     # A post without one (not from our form) gets a fresh token in clean_token.
     token = forms.UUIDField(widget=forms.HiddenInput, initial=uuid.uuid4, required=False)
-
-    def clean_budget(self):
-        budget = self.cleaned_data["budget"]
-        if budget <= 0:
-            raise forms.ValidationError("The budget must be more than $0.")
-        return budget
 
     def clean_rpm_limit(self):
         rpm_limit = self.cleaned_data["rpm_limit"]
@@ -133,12 +136,7 @@ ACCOUNT_ONLY = "account"
 class TopUpForm(forms.Form):
     """Money to add to a Client Key, with the payment it stands for and the form's one-time token."""
 
-    amount = forms.DecimalField(
-        label="Amount (USD)",
-        max_digits=MONEY_DIGITS,
-        decimal_places=MONEY_PLACES,
-        help_text="Moved from your available balance to the key. At most 4 decimals.",
-    )
+    amount = PositiveMoneyField(label="Amount (USD)", noun="amount")
     note = forms.CharField(
         label="Reference",
         max_length=200,
@@ -148,12 +146,6 @@ class TopUpForm(forms.Form):
     # Written with the ledger row before the upstream call: the same token twice
     # moves money once. A post without one (not from our form) gets a fresh token.
     token = forms.UUIDField(widget=forms.HiddenInput, required=False)
-
-    def clean_amount(self):
-        amount = self.cleaned_data["amount"]
-        if amount <= 0:
-            raise forms.ValidationError("The amount must be more than $0.")
-        return amount
 
     def clean_token(self):
         return self.cleaned_data["token"] or uuid.uuid4()
