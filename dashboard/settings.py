@@ -98,6 +98,7 @@ INSTALLED_APPS = [
     "accounts",
     "dashboard",
     "mirror",
+    "analytics",
 ]
 
 MIDDLEWARE = [
@@ -272,6 +273,8 @@ DEROUTER_GET_RETRIES = env_int("DEROUTER_GET_RETRIES", 2)
 # Console behaviour.
 STAFF_DAILY_TOPUP_CAP = env_decimal("STAFF_DAILY_TOPUP_CAP", "500")
 LOW_BUDGET_THRESHOLD = env_decimal("LOW_BUDGET_THRESHOLD", "0.10")
+# Printed at the top of the monthly statements clients receive.
+RESELLER_NAME = env_str("RESELLER_NAME", "derouter reseller")
 LOGIN_ATTEMPTS_LIMIT = env_int("LOGIN_ATTEMPTS_LIMIT", 5)
 LOGIN_ATTEMPTS_WINDOW = env_int("LOGIN_ATTEMPTS_WINDOW", 15 * 60)
 

@@ -6,6 +6,8 @@ from django.shortcuts import render
 from django.views.decorators.http import require_http_methods
 
 from accounts.roles import console_required
+from analytics.panels import get_business_summary
+from analytics.permissions import can_see_margins
 from dashboard.models import TopUp
 from dashboard.upstream import get_sub_keys, is_running_low
 from derouter import client
@@ -35,5 +37,6 @@ def overview(request):
         "low_keys": low_keys[:LOW_KEYS_SHOWN],
         "more_low_keys": max(len(low_keys) - LOW_KEYS_SHOWN, 0),
         "latest_topups": TopUp.objects.all()[:LATEST_TOPUPS],
+        "business": get_business_summary(can_see_margins(request.user), balance.available),
     }
     return render(request, "dashboard/overview.html", context)
