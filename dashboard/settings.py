@@ -94,8 +94,10 @@ INSTALLED_APPS = [
     "django_htmx",
     "csp",
     "derouter",
+    "lib",
     "accounts",
     "dashboard",
+    "portal",
 ]
 
 MIDDLEWARE = [
