@@ -17,7 +17,8 @@ from analytics import figures, panels
 from analytics.forms import CLIENT_SORT_COLUMNS, DEFAULT_CLIENT_SORT, DEFAULT_PERIOD, PeriodForm, parse_month
 from analytics.permissions import can_see_margins
 from analytics.statements import NoStatement, build_statement, generate_csv_rows
-from dashboard.csv_export import csv_download
+from lib.csv_export import csv_download
+from lib.htmx import wants_fragment
 from mirror.models import KeySnapshot
 
 CLIENTS_PER_PAGE = 50
@@ -120,7 +121,7 @@ def analytics(request):
         "headline": headline,
         **_get_client_context(query, headline, show_margins),
     }
-    if request.htmx and not request.htmx.boosted:
+    if wants_fragment(request):
         return render(request, "analytics/_client_table.html", context)
     daily = figures.get_daily(query["range"])
     by_model = figures.get_by_model(query["range"])

@@ -11,5 +11,5 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("dashboard/", include("dashboard.console_urls")),
     path("dashboard/", include("analytics.urls")),
-    path("portal/", include("accounts.portal_urls")),
+    path("portal/", include("portal.urls")),
 ]
