@@ -96,3 +96,19 @@ def get_key_analytics(sub_key_id, show_margins, today=None):
         "forecast": forecast.get_key_forecast(key, today),
         "statement_months": get_statement_months(key, today)[:KEY_STATEMENT_MONTHS],
     }
+
+
+def get_portal_usage(key, today=None):
+    """The portal home's panel for the client's own key snapshot (None: not mirrored yet), in its units."""
+    if key is None:
+        return None
+    today = today or figures.today_utc()
+    period = figures.get_last_days(KEY_CHART_DAYS, today)
+    daily = figures.get_daily(period, key)
+    return {
+        "period": period,
+        "daily": daily,
+        "daily_chart": get_daily_chart(daily, False, "Your usage per day, last 30 days"),
+        "by_model": figures.get_by_model(period, key),
+        "totals": figures.get_totals(period, key),
+    }

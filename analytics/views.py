@@ -124,12 +124,13 @@ def analytics(request):
     if wants_fragment(request):
         return render(request, "analytics/_client_table.html", context)
     daily = figures.get_daily(query["range"])
+    money_shown = "Spend and billed" if show_margins else "Billed"
     by_model = figures.get_by_model(query["range"])
     context.update(
         daily=daily,
         by_model=by_model,
-        daily_chart=panels.get_daily_chart(daily, show_margins, "Spend and billed per day"),
-        model_chart=panels.get_model_chart(by_model, show_margins, "Billed per model"),
+        daily_chart=panels.get_daily_chart(daily, show_margins, f"{money_shown} per day"),
+        model_chart=panels.get_model_chart(by_model, show_margins, f"{money_shown} per model"),
         own_spend=figures.get_own_spend(query["range"]) if show_margins else None,
     )
     return render(request, "analytics/analytics.html", context)

@@ -16,6 +16,8 @@ from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
 
+from analytics.panels import get_portal_usage
+from analytics.portal_views import get_portal_key_snapshot
 from derouter.client import (
     AuthFailed,
     NotFound,
@@ -166,6 +168,7 @@ def home(request):
         ],
         "masked_key": _get_masked_key(request.portal_key),
         "inference_base": settings.DEROUTER_INFERENCE_BASE,
+        "portal_usage": get_portal_usage(get_portal_key_snapshot(request.portal_key)),
     }
     return render(request, "portal/home.html", context)
 

@@ -4,6 +4,7 @@ import itertools
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
 
+from derouter import client as derouter_client
 from derouter.client import Secret, SubKey, UsageLog
 from mirror import ingest
 
@@ -50,3 +51,16 @@ def usage(key, day, cost, *, count=1, model="claude-sonnet-4-6", input_tokens=10
     ]
     multiplier = key.display_multiplier if key is not None else Decimal(1)
     return ingest.store_usage_rows(key, logs, multiplier)
+
+
+def mirror_from_simulator(sub_key_id):
+    """Mirror a key and all its usage the way the sync does: the key list, then its logs page by page."""
+    sub_key = next(item for item in derouter_client.list_sub_keys() if item.id == sub_key_id)
+    snapshot = ingest.upsert_key(sub_key)
+    page = 1
+    while True:
+        logs = derouter_client.get_usage_logs(page, 100, sub_key_id=sub_key_id)
+        ingest.store_usage_rows(snapshot, logs.logs, sub_key.display_multiplier)
+        if not logs.has_next:
+            return snapshot
+        page += 1

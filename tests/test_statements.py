@@ -14,7 +14,7 @@ from analytics.statements import build_statement
 from dashboard.models import Outcome, TopUp
 from derouter import client as derouter_client
 from mirror import ingest
-from tests.mirror_helpers import mirrored_key, usage
+from tests.mirror_helpers import mirror_from_simulator, mirrored_key, usage
 
 pytestmark = pytest.mark.django_db
 
@@ -129,19 +129,6 @@ def test_a_deleted_key_keeps_its_statements(owner_client, client_key):
     assert owner_client.get(_url(client_key, f"{_last_month():%Y-%m}")).status_code == 200
 
 
-def _mirror_from_simulator(sub_key_id):
-    """Mirror a key and all its usage the way the sync does: the key list, then its logs page by page."""
-    sub_key = next(item for item in derouter_client.list_sub_keys() if item.id == sub_key_id)
-    snapshot = ingest.upsert_key(sub_key)
-    page = 1
-    while True:
-        logs = derouter_client.get_usage_logs(page, 100, sub_key_id=sub_key_id)
-        ingest.store_usage_rows(snapshot, logs.logs, sub_key.display_multiplier)
-        if not logs.has_next:
-            return snapshot
-        page += 1
-
-
 def _clients_own_total(secret):
     """What the client sums from its own /sub-key/usage-logs for this month."""
     total, page, month_start = Decimal(0), 1, first_of_month(_today())
@@ -162,7 +149,7 @@ def test_the_statement_total_equals_what_the_client_sees_in_its_own_usage_logs(o
         when = midnight + timedelta(seconds=index + 1)
         simulator.add_usage(created.id, cost, createdAt=when.strftime("%Y-%m-%dT%H:%M:%SZ"), model="claude-sonnet-4-6")
     simulator.chat(created.secret.reveal(), count=2)
-    key = _mirror_from_simulator(created.id)
+    key = mirror_from_simulator(created.id)
 
     response = owner_client.get(_url(key, f"{_today():%Y-%m}", ".csv"))
     total_row = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))[-1]
