@@ -1,5 +1,6 @@
 """Analytics in headless Chromium: charts drawn under the CSP, tables without JavaScript, sorting in place."""
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -70,3 +71,19 @@ def test_the_page_fits_a_phone_without_sideways_scrolling(live_server, browser, 
         page.goto(live_server.url + path)
         assert page.evaluate("document.documentElement.scrollWidth") <= 390, path
     context.close()
+
+
+def test_a_full_months_statement_prints_on_one_a4_page(live_server, page, owner):
+    today = timezone.now().date()
+    last_month_end = today.replace(day=1) - timedelta(days=1)
+    key = mirrored_key("Printing client", multiplier="3", created=last_month_end.replace(day=1) - timedelta(days=5))
+    for day in range(last_month_end.day):
+        for model in ("claude-sonnet-4-6", "claude-opus-4-1", "claude-haiku-4-5"):
+            usage(key, last_month_end.replace(day=day + 1), "0.123456", model=model)
+    sign_in(page, live_server, "olivia", "owner-pass-1234")
+    page.goto(f"{live_server.url}/dashboard/keys/{key.sub_key_id}/statements/{last_month_end:%Y-%m}/")
+    expect(page.locator("h1")).to_contain_text("Statement for")
+    page.emulate_media(media="print")
+    expect(page.locator(".topbar")).to_be_hidden()
+    pdf = page.pdf(format="A4", prefer_css_page_size=True)
+    assert len(re.findall(rb"/Type\s*/Page(?!s)", pdf)) == 1
