@@ -11,4 +11,5 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("dashboard/", include("dashboard.console_urls")),
     path("portal/", include("accounts.portal_urls")),
+    path("", include("ops.urls")),
 ]
