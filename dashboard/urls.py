@@ -12,4 +12,5 @@ urlpatterns = [
     path("dashboard/", include("dashboard.console_urls")),
     path("dashboard/", include("analytics.urls")),
     path("portal/", include("portal.urls")),
+    path("", include("ops.urls")),
 ]
