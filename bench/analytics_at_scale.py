@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/analytics_at_scale.py [--small 10000] [--large 1000000] [--runs 15]
 
-Builds two throwaway SQLite databases with the same keys, models and days (so the
+Builds two throwaway SQLite databases (rows generated in SQL) with the same keys, models and days (so the
 same daily rollups) but --small and --large usage rows, each with the rollups
 summed from its rows, then times each page through Django's test client on the
 two databases in turn (interleaved, so a busy machine slows both alike) and
@@ -30,15 +30,12 @@ django.setup()
 
 from django.core.management import call_command  # noqa: E402
 from django.db import connection, transaction  # noqa: E402
-from django.db.models import Count, Sum  # noqa: E402
-from django.db.models.functions import TruncDate  # noqa: E402
 from django.test import Client  # noqa: E402
 from django.test.utils import setup_test_environment  # noqa: E402
 
 KEYS = 30
 MODELS = ("claude-sonnet-4-6", "claude-opus-4-1", "claude-haiku-4-5")
 DAYS = 90
-BATCH = 20_000
 
 
 def use_database(path):
@@ -51,7 +48,7 @@ def build(path, rows):
     """A migrated database with KEYS keys, ``rows`` usage rows spread over every key x model x day, and rollups."""
     from accounts.models import ConsoleProfile, Role
     from django.contrib.auth.models import User
-    from mirror.models import DailyRollup, KeySnapshot, UsageRecord, billed_amount
+    from mirror.models import DailyRollup, KeySnapshot, UsageRecord
 
     use_database(path)
     call_command("migrate", verbosity=0)
@@ -73,60 +70,59 @@ def build(path, rows):
         )
         for number in range(KEYS)
     )
-    cells = [(key, model, day) for key in keys for model in MODELS for day in range(DAYS)]
     started = time.perf_counter()
-    for first in range(0, rows, BATCH):
-        batch = []
-        for index in range(first, min(first + BATCH, rows)):
-            key, model, day = cells[index % len(cells)]
-            cost = Decimal(index % 997 + 1).scaleb(-6)
-            batch.append(
-                UsageRecord(
-                    request_id=f"req-bench-{index}",
-                    key=key,
-                    created_at=now - timedelta(days=day, seconds=index % 3600),
-                    model=model,
-                    input_tokens=1000 + index % 500,
-                    output_tokens=200 + index % 100,
-                    cost=cost,
-                    multiplier=key.display_multiplier,
-                    billed=billed_amount(cost, key.display_multiplier),
-                )
-            )
-        with transaction.atomic():
-            UsageRecord.objects.bulk_create(batch)
-    sums = (
-        UsageRecord.objects.annotate(day=TruncDate("created_at", tzinfo=UTC))
-        .values("day", "key", "model")
-        .annotate(
-            total_requests=Count("id"),
-            total_input=Sum("input_tokens"),
-            total_output=Sum("output_tokens"),
-            total_cost=Sum("cost"),
-            total_billed=Sum("billed"),
-        )
-    )
-    DailyRollup.objects.bulk_create(
-        (
-            DailyRollup(
-                day=row["day"],
-                key_id=row["key"],
-                model=row["model"],
-                requests=row["total_requests"],
-                input_tokens=row["total_input"],
-                output_tokens=row["total_output"],
-                cost=row["total_cost"],
-                billed=row["total_billed"],
-            )
-            for row in sums.iterator()
-        ),
-        batch_size=5000,
-    )
+    _insert_rows(rows, [key.pk for key in keys])
+    _sum_rollups()
     print(
         f"{path.name}: {UsageRecord.objects.count():,} usage rows, {DailyRollup.objects.count():,} rollups,"
         f" built in {time.perf_counter() - started:.1f} s"
     )
     connection.close()
+
+
+def _insert_rows(rows, key_pks):
+    """Insert the usage rows in SQL (a million through the ORM would take the better part of an hour).
+
+    Row i falls on cell i mod (keys x models x days), so any count from one cell
+    per rollup upwards fills every rollup; costs are whole micro-dollars and the
+    multipliers whole numbers, so billed is exact.
+    """
+    assert key_pks == list(range(key_pks[0], key_pks[0] + len(key_pks))), "key ids must be consecutive"
+    cells = KEYS * len(MODELS) * DAYS
+    model_case = " ".join(f"WHEN {index} THEN '{model}'" for index, model in enumerate(MODELS))
+    with connection.cursor() as cursor, transaction.atomic():
+        cursor.execute(
+            f"""
+            WITH RECURSIVE seq(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM seq WHERE i < %s - 1),
+            cell(i, key_index, model_index, day) AS (
+                SELECT i, (i %% {cells}) / {len(MODELS) * DAYS}, ((i %% {cells}) / {DAYS}) %% {len(MODELS)}, i %% {DAYS}
+                FROM seq
+            )
+            INSERT INTO mirror_usagerecord (request_id, key_id, created_at, model, input_tokens, output_tokens,
+                cache_read_tokens, cache_write_tokens, duration_ms, cost, multiplier, billed, mirrored_at)
+            SELECT 'req-bench-' || i, {key_pks[0]} + key_index,
+                strftime('%%Y-%%m-%%d %%H:%%M:%%f', 'now', '-' || day || ' days', '-' || (i %% 3600) || ' seconds'),
+                CASE model_index {model_case} END, 1000 + i %% 500, 200 + i %% 100, 0, 0, 800,
+                (i %% 997 + 1) / 1000000.0, 1 + key_index %% 4, (i %% 997 + 1) * (1 + key_index %% 4) / 1000000.0,
+                strftime('%%Y-%%m-%%d %%H:%%M:%%f', 'now')
+            FROM cell
+            """,
+            [rows],
+        )
+
+
+def _sum_rollups():
+    """The daily rollups of the rows, as the ingest keeps them: per key x model x UTC day."""
+    with connection.cursor() as cursor, transaction.atomic():
+        cursor.execute(
+            """
+            INSERT INTO mirror_dailyrollup (day, key_id, model, requests, input_tokens, output_tokens,
+                cache_read_tokens, cache_write_tokens, cost, billed)
+            SELECT date(created_at), key_id, model, count(*), sum(input_tokens), sum(output_tokens), 0, 0,
+                sum(cost), sum(billed)
+            FROM mirror_usagerecord GROUP BY date(created_at), key_id, model
+            """
+        )
 
 
 def main():
