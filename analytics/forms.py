@@ -90,6 +90,11 @@ class PeriodForm(forms.Form):
     page = forms.IntegerField(required=False, min_value=1, max_value=1_000_000)
 
     def __init__(self, data, *, today):
+        # Without a period, dates mean a custom range, and no dates the default period:
+        # filled in here so the picker shows what the page shows.
+        data = data.copy()
+        if not data.get("period"):
+            data["period"] = "custom" if data.get("start") or data.get("end") else DEFAULT_PERIOD
         super().__init__(data)
         self.today = today
 
@@ -98,7 +103,7 @@ class PeriodForm(forms.Form):
         if self.errors:
             return cleaned
         start, end = cleaned.get("start"), cleaned.get("end")
-        name = cleaned.get("period") or ("custom" if start or end else DEFAULT_PERIOD)
+        name = cleaned["period"]
         if name == "custom":
             if not start or not end:
                 raise forms.ValidationError("A custom range needs both a first and a last day.")
