@@ -131,6 +131,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "dashboard.context_processors.csp_nonce",
                 "accounts.context_processors.console_role",
+                "automation.context_processors.budget_request_count",
             ],
         },
     },
