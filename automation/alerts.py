@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from automation import webhooks
 from automation.models import Alert, AlertRule, DeliveryStatus, RuleState
-from dashboard.templatetags.money import usd
+from lib.money import usd
 
 Kind = AlertRule.Kind
 EVENT_OF_KIND = {

@@ -14,7 +14,7 @@ from automation.models import BudgetRequest
 from automation.upstream import get_live_key, token_for
 from dashboard import topups
 from dashboard.models import Outcome
-from dashboard.templatetags.money import usd
+from lib.money import usd
 from derouter import client
 
 MAX_PENDING_PER_KEY = 5

@@ -17,9 +17,10 @@ from automation.models import KeyExpiry
 from automation.upstream import get_live_key
 from dashboard import audit
 from dashboard.models import AuditEvent, Outcome
-from dashboard.templatetags.money import usd
+from dashboard.outcomes import outcome_of_write_error
 from derouter import client
-from derouter.client import NotFound, OutcomeUnknown, Rejected, Unavailable
+from derouter.client import DerouterError, Unavailable
+from lib.money import usd
 from mirror import ingest
 from mirror.ingest import secret_digest
 
@@ -81,21 +82,26 @@ def _expire(expiry, now):
     returned = max(sub_key.remaining, Decimal(0))
     try:
         client.delete_sub_key(sub_key.id)
-    except NotFound:
-        _finish(expiry, KeyExpiry.Status.EXPIRED, now, message="The key was already gone at derouter.")
-        return "Already gone."
-    except Rejected as error:
-        _record(expiry, Outcome.REFUSED, sub_key, returned, f"Expired: derouter refused the delete: {error.message}")
-        _finish(expiry, KeyExpiry.Status.SCHEDULED, now, message=f"derouter refused the delete: {error.message}")
-        return error.message
-    except Unavailable as error:
-        if error.status is None and not isinstance(error, OutcomeUnknown):
-            # Nothing was sent: try again on the next pass.
-            _finish(expiry, KeyExpiry.Status.SCHEDULED, now, message=error.message)
+    except DerouterError as error:
+        failure = outcome_of_write_error(error)
+        if failure.is_gone:
+            _finish(expiry, KeyExpiry.Status.EXPIRED, now, message="The key was already gone at derouter.")
+            return "Already gone."
+        if not failure.was_sent:
+            # Nothing was sent: the next pass tries again.
+            _finish(expiry, KeyExpiry.Status.SCHEDULED, now, message=failure.message)
             raise
-        _record(expiry, Outcome.UNKNOWN, sub_key, returned, f"Expired: {error.message}")
-        _finish(expiry, KeyExpiry.Status.UNKNOWN, now, message=f"The delete's outcome is unknown ({error.message}); the next pass checks derouter's list.")
-        return error.message
+        _record(expiry, failure.outcome, sub_key, returned, f"Expired: {failure.message}")
+        if failure.is_refused:
+            _finish(expiry, KeyExpiry.Status.SCHEDULED, now, message=f"derouter refused the delete: {failure.message}")
+        else:
+            _finish(
+                expiry, KeyExpiry.Status.UNKNOWN, now,
+                message=f"The delete's outcome is unknown ({failure.message}); the next pass checks derouter's list first.",
+            )
+        if failure.needs_error_page:
+            raise
+        return failure.message
     _record(expiry, Outcome.OK, sub_key, returned, f"Expired on {expiry.expires_at:%Y-%m-%d %H:%M} UTC.")
     ingest.mark_deleted(sub_key.id, now)
     _finish(expiry, KeyExpiry.Status.EXPIRED, now, returned=returned, message=f"{usd(returned)} went back to the available balance.")

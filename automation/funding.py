@@ -18,7 +18,7 @@ from automation.models import Allowance, AutoTopUpRule, RuleState
 from automation.upstream import get_live_key, token_for
 from dashboard import topups
 from dashboard.models import Outcome, TopUp
-from dashboard.templatetags.money import usd
+from lib.money import usd
 from derouter import client
 
 # A pending row younger than this may still be waiting for its answer.

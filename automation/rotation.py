@@ -18,9 +18,10 @@ from automation.models import Rotation
 from automation.upstream import get_live_key
 from dashboard import audit
 from dashboard.models import AuditEvent, Outcome
-from dashboard.templatetags.money import usd
+from dashboard.outcomes import outcome_of_write_error
 from derouter import client
-from derouter.client import NotFound, OutcomeUnknown, Rejected, Unavailable
+from derouter.client import DerouterError
+from lib.money import usd
 from mirror import ingest
 
 
@@ -29,10 +30,6 @@ class RotationResult:
     rotation: Rotation
     secret: str = ""
     repeated: bool = False
-
-
-def _was_not_sent(error):
-    return isinstance(error, Unavailable) and error.status is None and not isinstance(error, OutcomeUnknown)
 
 
 def _set(rotation, **fields):
@@ -78,25 +75,27 @@ def rotate(user, sub_key, token):
     note = f"Rotation #{rotation.pk} of {sub_key.key_id}."
     try:
         created = client.create_sub_key(budget, label=sub_key.label, rpm_limit=sub_key.rpm_limit)
-    except (Rejected, Unavailable) as error:
-        if isinstance(error, Rejected) or _was_not_sent(error):
-            audit.record(user, AuditEvent.Action.CREATE, Outcome.REFUSED, label=sub_key.label, changes=changes, message=f"{note} {error.message}")
-            _set(rotation, status=Rotation.Status.CREATE_REFUSED, message=f"derouter refused the new key: {error.message} Nothing was changed.")
-            return RotationResult(rotation)
-        audit.record(user, AuditEvent.Action.CREATE, Outcome.UNKNOWN, label=sub_key.label, changes=changes, message=f"{note} {error.message}")
-        _set(
-            rotation,
-            status=Rotation.Status.CREATE_UNKNOWN,
-            message=f"derouter did not answer the creation of the new key ({error.message}). The old key is "
-            "untouched; look in the key list for a new key with the same label before rotating again.",
-        )
+    except DerouterError as error:
+        failure = outcome_of_write_error(error)
+        audit.record(user, AuditEvent.Action.CREATE, failure.outcome, label=sub_key.label, changes=changes, message=f"{note} {failure.message}")
+        if failure.is_refused:
+            _set(rotation, status=Rotation.Status.CREATE_REFUSED, message=f"derouter refused the new key: {failure.message} Nothing was changed.")
+        else:
+            _set(
+                rotation,
+                status=Rotation.Status.CREATE_UNKNOWN,
+                message=f"derouter did not confirm the new key ({failure.message}). The old key is untouched; "
+                "look in the key list for a new key with the same label before rotating again.",
+            )
+        if failure.needs_error_page:
+            raise
         return RotationResult(rotation)
 
     multiplier_note = ""
     if sub_key.display_multiplier != 1:
         try:
             client.update_sub_key(created.id, display_multiplier=sub_key.display_multiplier)
-        except (Rejected, NotFound, Unavailable) as error:
+        except DerouterError as error:
             multiplier_note = f" The display multiplier ×{sub_key.display_multiplier} could not be copied ({error.message}): set it on the new key."
     audit.record(
         user, AuditEvent.Action.CREATE, Outcome.OK, sub_key_id=created.id, label=created.label,
@@ -127,16 +126,16 @@ def finish(rotation, user):
     note = f"Rotation #{rotation.pk}: replaced by {rotation.new_key_id_short}."
     try:
         client.delete_sub_key(old.id)
-    except NotFound:
-        return _done(rotation, user, returned=None, note="The old key was already gone at derouter.")
-    except (Rejected, Unavailable) as error:
-        if isinstance(error, Rejected) or _was_not_sent(error):
-            audit.record(user, AuditEvent.Action.DELETE, Outcome.REFUSED, sub_key=old, message=f"{note} {error.message}")
-            status = Rotation.Status.DELETE_FAILED
-        else:
-            audit.record(user, AuditEvent.Action.DELETE, Outcome.UNKNOWN, sub_key=old, changes={"budget_returned": (None, returned)}, message=f"{note} {error.message}")
-            status = Rotation.Status.DELETE_UNKNOWN
-        _set(rotation, status=status, message=error.message)
+    except DerouterError as error:
+        failure = outcome_of_write_error(error)
+        if failure.is_gone:
+            return _done(rotation, user, returned=None, note="The old key was already gone at derouter.")
+        changes = None if failure.is_refused else {"budget_returned": (None, returned)}
+        audit.record(user, AuditEvent.Action.DELETE, failure.outcome, sub_key=old, changes=changes, message=f"{note} {failure.message}")
+        status = Rotation.Status.DELETE_FAILED if failure.is_refused else Rotation.Status.DELETE_UNKNOWN
+        _set(rotation, status=status, message=failure.message)
+        if failure.needs_error_page:
+            raise
         return rotation
     audit.record(user, AuditEvent.Action.DELETE, Outcome.OK, sub_key=old, changes={"budget_returned": (None, returned)}, message=note)
     return _done(rotation, user, returned=returned, note="")

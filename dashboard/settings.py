@@ -95,8 +95,10 @@ INSTALLED_APPS = [
     "csp",
     "huey.contrib.djhuey",
     "derouter",
+    "lib",
     "accounts",
     "dashboard",
+    "portal",
     "mirror",
     "automation",
 ]

@@ -12,5 +12,5 @@ urlpatterns = [
     path("dashboard/automation/", include("automation.urls")),
     path("dashboard/", include("dashboard.console_urls")),
     path("portal/requests/", include("automation.portal_urls")),
-    path("portal/", include("accounts.portal_urls")),
+    path("portal/", include("portal.urls")),
 ]

@@ -157,3 +157,18 @@ def test_an_expiry_delete_with_no_answer_is_checked_before_trying_again(simulato
     record.refresh_from_db()
     assert record.status == KeyExpiry.Status.EXPIRED
     assert listed(created.id) is None
+
+
+def test_the_portal_tells_a_customer_its_key_expired(client, make_key, django_capture_on_commit_callbacks):
+    created = make_key(budget="3", label="Portal ends")
+    client.post("/portal/login/", {"client_key": created.secret.reveal()})
+    assert client.get("/portal/").status_code == 200
+    make_expiry(created, timezone.now() - datetime.timedelta(seconds=1))
+    with django_capture_on_commit_callbacks(execute=True):
+        tasks.evaluate()
+
+    signed_out = client.get("/portal/", follow=True)
+    assert b"This key expired on" in signed_out.content
+    again = client.post("/portal/login/", {"client_key": created.secret.reveal()})
+    assert again.status_code == 400
+    assert b"This key expired on" in again.content

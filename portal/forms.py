@@ -4,7 +4,7 @@ import re
 
 from django import forms
 
-from accounts.portal import get_time_zone_choices
+from portal.sessions import get_time_zone_choices
 
 # Said for a malformed, wrong and deleted key alike, so none can be told apart.
 INVALID_KEY_MESSAGE = "That Client Key was not accepted. Check that you pasted all of it and try again."
@@ -35,9 +35,9 @@ class PortalLoginForm(forms.Form):
             raise forms.ValidationError(INVALID_KEY_MESSAGE)
         return cleaned
 
-    def reject(self):
-        """Mark the form failed with the one message every bad key gets."""
-        self.add_error(None, INVALID_KEY_MESSAGE)
+    def reject(self, message=INVALID_KEY_MESSAGE):
+        """Mark the form failed with the one message every bad key gets (or why the key ended)."""
+        self.add_error(None, message)
 
 
 class LogsQueryForm(forms.Form):
