@@ -109,7 +109,11 @@ def rotate(user, sub_key, token):
         new_key_id_short=created.key_id,
         message=multiplier_note.strip(),
     )
-    finish(rotation, user)
+    try:
+        finish(rotation, user)
+    except DerouterError as error:
+        # The new key exists and is shown now whatever happens; the rotation page finishes the rest.
+        _set(rotation, message=f"{rotation.message} The old key is not deleted yet: {error.message}".strip())
     return RotationResult(rotation, secret=created.secret.reveal())
 
 
@@ -117,8 +121,7 @@ def finish(rotation, user):
     """Delete the old key of a rotation whose new key exists; safe to call again."""
     if not rotation.needs_finishing:
         return rotation
-    if rotation.status == Rotation.Status.DELETE_UNKNOWN and get_live_key(rotation.old_sub_key_id) is None:
-        return _done(rotation, user, returned=None, note="The old key was already gone at derouter.")
+    # Never a blind second delete: a delete whose answer was lost may have happened.
     old = get_live_key(rotation.old_sub_key_id)
     if old is None:
         return _done(rotation, user, returned=None, note="The old key was already gone at derouter.")
