@@ -13,4 +13,5 @@ urlpatterns = [
     path("dashboard/", include("dashboard.console_urls")),
     path("portal/requests/", include("automation.portal_urls")),
     path("portal/", include("portal.urls")),
+    path("", include("ops.urls")),
 ]
