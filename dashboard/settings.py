@@ -96,9 +96,11 @@ INSTALLED_APPS = [
     "django_otp",
     "django_otp.plugins.otp_totp",
     "django_otp.plugins.otp_static",
+    "huey.contrib.djhuey",
     "derouter",
     "accounts",
     "dashboard",
+    "mirror",
 ]
 
 MIDDLEWARE = [
@@ -169,6 +171,30 @@ else:
             "LOCATION": "dashboard_cache",
         }
     }
+
+# Background work runs on Huey consumers (`manage.py run_huey`). Without REDIS_URL the
+# queue is a SQLite file beside the database, so the embedded default needs no server;
+# with it, every consumer on every machine shares one Redis queue.
+HUEY_SQLITE_PATH = env_str("HUEY_SQLITE_PATH", str(BASE_DIR / "huey.sqlite3"))
+HUEY = {
+    "name": env_str("HUEY_QUEUE_NAME", "derouter-dashboard"),
+    "huey_class": "huey.RedisHuey" if REDIS_URL else "huey.SqliteHuey",
+    "connection": {"url": REDIS_URL} if REDIS_URL else {"filename": HUEY_SQLITE_PATH},
+    # Immediate mode runs tasks in the caller: only for unit tests, never in a web process.
+    "immediate": env_bool("HUEY_IMMEDIATE", False),
+    "results": False,
+    "utc": True,
+    "consumer": {
+        "workers": env_int("HUEY_WORKERS", 2),
+        "worker_type": "thread",
+        "check_worker_health": True,
+        "health_check_interval": 10,
+    },
+}
+# How often the worker refreshes the key snapshot and syncs usage; pages call the
+# snapshot stale (and say so) past the staleness limit.
+MIRROR_REFRESH_SECONDS = env_int("MIRROR_REFRESH_SECONDS", 30)
+MIRROR_STALE_AFTER_SECONDS = env_int("MIRROR_STALE_AFTER_SECONDS", 300)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

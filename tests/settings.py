@@ -11,6 +11,8 @@ os.environ.setdefault("SECURE_HSTS_SECONDS", "0")
 # The tests' simulator fixture sets the real base URL and key once it has started.
 os.environ.setdefault("DEROUTER_ACCOUNT_KEY", "sk-ant-test-account-key-not-started")
 os.environ.setdefault("DEROUTER_READ_TIMEOUT", "5")
+# Unit tests run tasks in the caller; the worker tests start real consumers with this off.
+os.environ.setdefault("HUEY_IMMEDIATE", "true")
 
 from dashboard.settings import *  # noqa: E402,F403
 

@@ -1,0 +1,104 @@
+"""Writing derouter's answers into the mirror: key snapshots, usage rows and their rollups.
+
+These are the only functions that write mirror tables. The usage rows and the rollups
+that sum them change in one transaction, so a summary read from the rollups always
+agrees with the rows, and a row inserted twice (two consumers racing) fails the whole
+batch on the unique request_id instead of being counted twice.
+"""
+
+import hashlib
+from collections import defaultdict
+from datetime import UTC
+
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from mirror.models import DailyRollup, KeySnapshot, UsageRecord, billed_amount
+
+
+def secret_digest(secret_text):
+    """SHA-256 of a full Client Key: lets a pasted key be matched without storing it."""
+    return hashlib.sha256(secret_text.encode()).hexdigest()
+
+
+def _snapshot_fields(sub_key, seen_at):
+    return {
+        "label": sub_key.label,
+        "key_id_short": sub_key.key_id,
+        "secret_sha256": secret_digest(sub_key.secret.reveal()) if sub_key.secret else "",
+        "budget": sub_key.budget,
+        "spent": sub_key.spent,
+        "remaining": sub_key.remaining,
+        "rpm_limit": sub_key.rpm_limit,
+        "concurrent_limit": sub_key.concurrent_limit,
+        "display_multiplier": sub_key.display_multiplier,
+        "created_at": sub_key.created_at,
+        "refreshed_at": seen_at,
+        "deleted_at": None,
+    }
+
+
+def upsert_key(sub_key, seen_at=None):
+    """Record one key as derouter just reported it (a derouter.client.SubKey); return its snapshot."""
+    seen_at = seen_at or timezone.now()
+    snapshot, _ = KeySnapshot.objects.update_or_create(
+        sub_key_id=sub_key.id, defaults=_snapshot_fields(sub_key, seen_at)
+    )
+    return snapshot
+
+
+def mark_deleted(sub_key_id, deleted_at=None):
+    """Keep a deleted key's row (its history and statements survive), marked deleted."""
+    KeySnapshot.objects.filter(sub_key_id=sub_key_id, deleted_at__isnull=True).update(
+        deleted_at=deleted_at or timezone.now()
+    )
+
+
+def store_usage_rows(key, logs, multiplier):
+    """Insert usage rows (derouter.client.UsageLog) for a key (None: the account) with their rollups.
+
+    Rows already held are skipped. Returns the number of rows inserted. Raises
+    IntegrityError, with nothing written, if another writer inserted one of them meanwhile.
+    """
+    with transaction.atomic():
+        wanted = {log.request_id: log for log in logs}
+        held = set(UsageRecord.objects.filter(request_id__in=list(wanted)).values_list("request_id", flat=True))
+        fresh = [log for request_id, log in wanted.items() if request_id not in held]
+        if not fresh:
+            return 0
+        records = [
+            UsageRecord(
+                request_id=log.request_id,
+                key=key,
+                created_at=log.created_at,
+                model=log.model,
+                input_tokens=log.input_tokens,
+                output_tokens=log.output_tokens,
+                cache_read_tokens=log.cache_read_tokens,
+                cache_write_tokens=log.cache_write_tokens,
+                duration_ms=log.duration_ms,
+                cost=log.cost,
+                multiplier=multiplier,
+                billed=billed_amount(log.cost, multiplier),
+            )
+            for log in fresh
+        ]
+        UsageRecord.objects.bulk_create(records)
+        _add_to_rollups(key, records)
+        return len(records)
+
+
+def _add_to_rollups(key, records):
+    totals = defaultdict(lambda: defaultdict(int))
+    for record in records:
+        bucket = totals[(record.created_at.astimezone(UTC).date(), record.model)]
+        bucket["requests"] += 1
+        for name in ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "cost", "billed"):
+            bucket[name] += getattr(record, name)
+    for (day, model), bucket in totals.items():
+        updated = DailyRollup.objects.filter(day=day, key=key, model=model).update(
+            **{name: F(name) + value for name, value in bucket.items()}
+        )
+        if not updated:
+            DailyRollup.objects.create(day=day, key=key, model=model, **bucket)

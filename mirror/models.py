@@ -1,0 +1,170 @@
+"""The local mirror of derouter: every Client Key as last reported, every usage row, daily rollups.
+
+Pages read these tables; decisions that move money read derouter itself. Nothing here is
+ever written from a browser: only the sync code (run by the Huey worker, the `sync`
+command, or the answer of a write we made) changes these rows.
+
+Money is stored exactly: real costs with the upstream's precision (derouter reports at
+most six decimals), billed amounts as derouter shows them to the client (real cost times
+the display multiplier, rounded half-up to six decimals, row by row), so sums of billed
+amounts equal what the client itself sees summed from /sub-key/usage-logs.
+"""
+
+from decimal import ROUND_HALF_UP, Decimal
+
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+# What a client sees of one row's money: derouter rounds each row's shown cost to six places.
+BILLED_PLACES = Decimal("0.000001")
+ACCOUNT_SCOPE = "account"
+
+
+def billed_amount(cost, multiplier):
+    """What the client is shown for a real cost under a display multiplier (one row)."""
+    return (cost * multiplier).quantize(BILLED_PLACES, rounding=ROUND_HALF_UP)
+
+
+class KeySnapshotQuerySet(models.QuerySet):
+    def active(self):
+        return self.filter(deleted_at__isnull=True)
+
+
+class KeySnapshot(models.Model):
+    """A Client Key as derouter last reported it. Deleted keys stay, marked, with their final spend.
+
+    The full secret is never stored: only its SHA-256, so a pasted full key can be matched
+    without keeping it at rest.
+    """
+
+    sub_key_id = models.CharField(max_length=64, unique=True, help_text="derouter's id of the key.")
+    label = models.CharField(max_length=200, blank=True)
+    key_id_short = models.CharField(max_length=64, blank=True, help_text="The shortened key (keyId).")
+    secret_sha256 = models.CharField(max_length=64, blank=True, db_index=True)
+    budget = models.DecimalField(max_digits=20, decimal_places=6)
+    spent = models.DecimalField(max_digits=20, decimal_places=6)
+    remaining = models.DecimalField(max_digits=20, decimal_places=6)
+    rpm_limit = models.PositiveIntegerField()
+    concurrent_limit = models.PositiveIntegerField()
+    display_multiplier = models.DecimalField(max_digits=12, decimal_places=4, default=Decimal(1))
+    created_at = models.DateTimeField(null=True, blank=True, help_text="When derouter created the key.")
+    first_seen_at = models.DateTimeField(default=timezone.now)
+    refreshed_at = models.DateTimeField(default=timezone.now, help_text="When derouter last reported it.")
+    deleted_at = models.DateTimeField(null=True, blank=True)
+
+    objects = KeySnapshotQuerySet.as_manager()
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["label"], name="snapshot_label"),
+            models.Index(fields=["created_at"], name="snapshot_created"),
+            models.Index(fields=["remaining"], name="snapshot_remaining"),
+            models.Index(fields=["deleted_at"], name="snapshot_deleted"),
+        ]
+
+    def __str__(self):
+        return f"{self.label or self.key_id_short} ({self.sub_key_id})"
+
+    @property
+    def is_deleted(self):
+        return self.deleted_at is not None
+
+
+class UsageRecord(models.Model):
+    """One row of derouter's usage log, attributed to its key (None: the Account Key's own use)."""
+
+    request_id = models.CharField(max_length=128, unique=True)
+    key = models.ForeignKey(KeySnapshot, null=True, blank=True, on_delete=models.PROTECT, related_name="usage")
+    created_at = models.DateTimeField()
+    model = models.CharField(max_length=128)
+    input_tokens = models.BigIntegerField(default=0)
+    output_tokens = models.BigIntegerField(default=0)
+    cache_read_tokens = models.BigIntegerField(default=0)
+    cache_write_tokens = models.BigIntegerField(default=0)
+    duration_ms = models.BigIntegerField(default=0)
+    cost = models.DecimalField(max_digits=20, decimal_places=8, help_text="Real cost in USD.")
+    multiplier = models.DecimalField(max_digits=12, decimal_places=4, help_text="Display multiplier when mirrored.")
+    billed = models.DecimalField(max_digits=20, decimal_places=8, help_text="What the client was shown.")
+    mirrored_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["-created_at", "-id"], name="usage_newest"),
+            models.Index(fields=["key", "-created_at"], name="usage_by_key"),
+            models.Index(fields=["model", "-created_at"], name="usage_by_model"),
+        ]
+
+
+class DailyRollup(models.Model):
+    """Totals per key x model x UTC day, kept in the same transaction as the rows they sum."""
+
+    day = models.DateField()
+    key = models.ForeignKey(KeySnapshot, null=True, blank=True, on_delete=models.PROTECT, related_name="rollups")
+    model = models.CharField(max_length=128)
+    requests = models.BigIntegerField(default=0)
+    input_tokens = models.BigIntegerField(default=0)
+    output_tokens = models.BigIntegerField(default=0)
+    cache_read_tokens = models.BigIntegerField(default=0)
+    cache_write_tokens = models.BigIntegerField(default=0)
+    cost = models.DecimalField(max_digits=24, decimal_places=8, default=Decimal(0))
+    billed = models.DecimalField(max_digits=24, decimal_places=8, default=Decimal(0))
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["day", "key", "model"], name="rollup_unique_key_day_model"),
+            # NULL keys (the account's own use) are distinct in a plain unique constraint.
+            models.UniqueConstraint(
+                fields=["day", "model"], condition=Q(key__isnull=True), name="rollup_unique_account_day_model"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["day"], name="rollup_day"),
+            models.Index(fields=["key", "day"], name="rollup_key_day"),
+        ]
+
+
+class SyncState(models.Model):
+    """Where the usage sync of one scope (a key's id, or "account") stands; also its checkpoint."""
+
+    scope = models.CharField(max_length=64, unique=True, help_text='A sub_key_id, or "account".')
+    key = models.OneToOneField(KeySnapshot, null=True, blank=True, on_delete=models.CASCADE, related_name="sync")
+    # The newest request already held: an incremental sync stops when it reaches it.
+    newest_request_id = models.CharField(max_length=128, blank=True)
+    newest_created_at = models.DateTimeField(null=True, blank=True)
+    # A first (or --full) sync walks back page by page; it resumes from here after a restart.
+    backfill_page = models.PositiveIntegerField(default=0, help_text="0 when no backfill is under way.")
+    backfill_pages = models.PositiveIntegerField(default=0)
+    backfill_total = models.PositiveIntegerField(default=0)
+    backfill_complete = models.BooleanField(default=False)
+    rows_mirrored = models.BigIntegerField(default=0)
+    last_synced_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    last_error_at = models.DateTimeField(null=True, blank=True)
+    malformed_rows = models.PositiveIntegerField(default=0)
+
+    def __str__(self):
+        return self.scope
+
+
+class TaskRun(models.Model):
+    """One run of a background task, so the console can show what ran and what failed."""
+
+    class Status(models.TextChoices):
+        RUNNING = "running", "Running"
+        OK = "ok", "OK"
+        FAILED = "failed", "Failed"
+
+    name = models.CharField(max_length=100)
+    started_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING)
+    detail = models.TextField(blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        indexes = [models.Index(fields=["name", "-started_at"], name="taskrun_by_name")]
+
+    def __str__(self):
+        return f"{self.name} {self.status} {self.started_at:%Y-%m-%d %H:%M:%S}"

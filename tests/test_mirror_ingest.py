@@ -1,0 +1,59 @@
+"""Usage rows and their rollups are written together, once."""
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+
+from derouter.client import Secret, SubKey, UsageLog
+from mirror import ingest
+from mirror.models import DailyRollup, KeySnapshot, UsageRecord
+
+pytestmark = pytest.mark.django_db
+
+
+def _sub_key(**fields):
+    values = {
+        "id": "key-1", "label": "Acme", "key_id": "sk-ant-abc...", "secret": Secret("sk-ant-abcdefsecret"),
+        "budget": Decimal("50"), "spent": Decimal("12.5"), "remaining": Decimal("37.5"), "rpm_limit": 60,
+        "concurrent_limit": 5, "display_multiplier": Decimal("4"), "created_at": datetime(2026, 1, 1, tzinfo=UTC),
+    }
+    return SubKey(**{**values, **fields})
+
+
+def _log(request_id, cost, when=datetime(2026, 11, 2, 10, tzinfo=UTC), model="claude-sonnet-4-6"):
+    return UsageLog(
+        request_id=request_id, model=model, input_tokens=100, output_tokens=50, cache_read_tokens=0,
+        cache_write_tokens=0, cost=Decimal(cost), duration_ms=900, created_at=when,
+    )
+
+
+def test_a_snapshot_keeps_no_secret_only_its_digest():
+    snapshot = ingest.upsert_key(_sub_key())
+    assert snapshot.secret_sha256 == ingest.secret_digest("sk-ant-abcdefsecret")
+    assert "abcdefsecret" not in str(KeySnapshot.objects.values().get())
+
+
+def test_rows_and_rollups_are_written_once_with_billed_amounts():
+    key = ingest.upsert_key(_sub_key())
+    logs = [_log("req-1", "0.0023"), _log("req-2", "0.001")]
+    assert ingest.store_usage_rows(key, logs, Decimal("4")) == 2
+    assert ingest.store_usage_rows(key, logs, Decimal("4")) == 0
+    rollup = DailyRollup.objects.get(key=key)
+    assert (rollup.requests, rollup.cost, rollup.billed) == (2, Decimal("0.0033"), Decimal("0.0132"))
+    assert UsageRecord.objects.get(request_id="req-1").billed == Decimal("0.0092")
+
+
+def test_the_accounts_own_use_has_its_own_rollup():
+    assert ingest.store_usage_rows(None, [_log("req-a", "1.5")], Decimal(1)) == 1
+    assert ingest.store_usage_rows(None, [_log("req-b", "0.5")], Decimal(1)) == 1
+    rollup = DailyRollup.objects.get(key=None)
+    assert (rollup.requests, rollup.cost) == (2, Decimal("2.0"))
+
+
+def test_a_deleted_key_stays_with_its_final_spend():
+    ingest.upsert_key(_sub_key())
+    ingest.mark_deleted("key-1")
+    snapshot = KeySnapshot.objects.get()
+    assert snapshot.is_deleted and snapshot.spent == Decimal("12.5")
+    assert not KeySnapshot.objects.active().exists()
