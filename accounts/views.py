@@ -16,8 +16,8 @@ from django_otp.plugins.otp_static.models import StaticDevice
 
 from accounts.forms import ConsoleLoginForm, SecondFactorForm
 from accounts.roles import get_role
-from accounts.throttle import Throttle, client_address, normalize_username
 from accounts.two_factor import count_recovery_codes, has_second_factor, verify_second_factor
+from lib.throttle import Throttle, client_address, normalize_username
 
 # An office behind one NAT shares an address: allow it several people's worth
 # of mistakes, while one username from one address gets LOGIN_ATTEMPTS_LIMIT.

@@ -13,5 +13,6 @@ urlpatterns = [
     path("invite/<str:token>/", user_views.accept_invitation, name="accept_invitation"),
     path("admin/", admin.site.urls),
     path("dashboard/", include("dashboard.console_urls")),
-    path("portal/", include("accounts.portal_urls")),
+    path("portal/", include("portal.urls")),
+    path("", include("ops.urls")),
 ]

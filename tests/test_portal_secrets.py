@@ -4,8 +4,8 @@ import pytest
 from django.contrib.sessions.models import Session
 from django.test import Client
 
-from accounts.encryption import decrypt, encrypt
-from accounts.portal import SESSION_KEY, SESSION_KEY_PURPOSE
+from lib.encryption import decrypt, encrypt
+from portal.sessions import SESSION_KEY, SESSION_KEY_PURPOSE
 from derouter import client as derouter_client
 
 pytestmark = pytest.mark.django_db
