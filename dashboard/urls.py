@@ -12,7 +12,9 @@ urlpatterns = [
     path("logout/", account_views.logout_view, name="logout"),
     path("invite/<str:token>/", user_views.accept_invitation, name="accept_invitation"),
     path("admin/", admin.site.urls),
+    path("dashboard/automation/", include("automation.urls")),
     path("dashboard/", include("dashboard.console_urls")),
+    path("portal/requests/", include("automation.portal_urls")),
     path("portal/", include("portal.urls")),
     path("", include("ops.urls")),
 ]
