@@ -6,7 +6,7 @@ import pytest
 from playwright.sync_api import expect
 
 from derouter import client as derouter_client
-from tests.conftest import sign_in
+from tests.helpers import sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

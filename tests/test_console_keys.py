@@ -11,22 +11,11 @@ from django.urls import reverse
 from dashboard.models import AuditEvent, Outcome, TopUp
 from lib.money import usd
 from derouter import client as derouter_client
+from tests.helpers import eventually, find_key
 
 pytestmark = pytest.mark.django_db
 
 XSS_LABEL = "<script>alert(1)</script>"
-
-
-def find_key(sub_key_id):
-    return next((sub_key for sub_key in derouter_client.list_sub_keys() if sub_key.id == sub_key_id), None)
-
-
-def eventually(condition, timeout=5):
-    """Wait for a write that timed out on our side to land in the simulator, so it cannot touch later tests."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "the slow write never landed"
-        time.sleep(0.1)
 
 
 def create_data(**overrides):
@@ -431,7 +420,7 @@ def test_delete_timeout_reports_an_unknown_outcome(owner_client, make_key, simul
 @pytest.fixture
 def five_thousand_keys(tmp_path, settings):
     """A second simulator seeded with 5,000 keys, wired into the settings for one test."""
-    from tests.conftest import start_simulator, stop_simulator
+    from tests.helpers import start_simulator, stop_simulator
 
     account_key = "sk-ant-acct-load-" + uuid.uuid4().hex
     loaded = start_simulator(tmp_path / "load.sqlite3", account_key, balance="100000", extra_args=["--seed-keys", "5000"])

@@ -15,7 +15,7 @@ from django.urls import reverse
 from dashboard.models import AuditEvent, Outcome, TopUp
 from lib.money import usd
 from derouter import client as derouter
-from tests.conftest import budget_of
+from tests.helpers import budget_of
 
 pytestmark = pytest.mark.django_db
 

@@ -12,7 +12,7 @@ from dashboard import audit
 from dashboard.models import AuditEvent, Outcome
 from lib.money import exact_usd, multiplier
 from derouter import client as derouter_client
-from tests.conftest import sign_in
+from tests.helpers import sign_in
 
 AUDIT_URL = "/dashboard/audit/"
 

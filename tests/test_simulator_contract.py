@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import start_simulator, stop_simulator
+from tests.helpers import start_simulator, stop_simulator
 from tests.simulator_helpers import (
     balance,
     call,

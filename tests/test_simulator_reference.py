@@ -17,7 +17,7 @@ import openai
 import pytest
 import requests
 
-from tests.conftest import start_simulator, stop_simulator
+from tests.helpers import start_simulator, stop_simulator
 
 FOUR_PLACES = re.compile(r"-?\d+\.\d{4}")
 TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z")
