@@ -10,8 +10,11 @@ Key is read from settings at call time and a Client Key's full secret travels
 inside ``Secret``, whose string form is masked.
 """
 
+import contextvars
 import json
 import logging
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -25,6 +28,8 @@ from urllib3.util.retry import Retry
 logger = logging.getLogger(__name__)
 
 RETRYABLE_STATUSES = (502, 503, 504)
+# Under a request deadline, a call with less time left than this is not sent at all.
+MIN_CALL_SECONDS = 0.5
 
 
 class DerouterError(Exception):
@@ -239,12 +244,44 @@ class ClientBalance:
 
 _sessions = {}
 
+# When set: the monotonic time by which every upstream call of this request must be over.
+_deadline = contextvars.ContextVar("derouter_deadline", default=None)
 
-def _get_session(for_writes):
+
+@contextmanager
+def write_deadline(seconds):
+    """Bound every upstream call of a request that writes, so together they end within ``seconds``.
+
+    Inside, reads get the short DEROUTER_PREWRITE_READ_TIMEOUT and are not retried,
+    so the write (made last) keeps its time; every call's timeouts are cut to what
+    is left, and a call with no time left is not sent (``Unavailable``, no status).
+    """
+    token = _deadline.set(time.monotonic() + seconds)
+    try:
+        yield
+    finally:
+        _deadline.reset(token)
+
+
+def _get_timeout(is_write):
+    """(connect, read) timeouts for the next call, within the request's deadline if it has one."""
+    connect, read = settings.DEROUTER_CONNECT_TIMEOUT, settings.DEROUTER_READ_TIMEOUT
+    deadline = _deadline.get()
+    if deadline is None:
+        return connect, read
+    if not is_write:
+        read = min(read, settings.DEROUTER_PREWRITE_READ_TIMEOUT)
+    left = deadline - time.monotonic()
+    if left < MIN_CALL_SECONDS:
+        raise Unavailable("This request ran out of time for derouter; the call was not sent.")
+    return min(connect, left), min(read, left)
+
+
+def _get_session(without_retries):
     """Return a pooled session: reads retry with backoff, writes never retry."""
-    session = _sessions.get(for_writes)
+    session = _sessions.get(without_retries)
     if session is None:
-        if for_writes:
+        if without_retries:
             retries = Retry(total=0, connect=0, read=0, redirect=0, status=0, other=0, raise_on_status=False)
         else:
             retries = Retry(
@@ -263,7 +300,7 @@ def _get_session(for_writes):
         adapter = HTTPAdapter(pool_connections=4, pool_maxsize=16, max_retries=retries)
         session.mount("http://", adapter)
         session.mount("https://", adapter)
-        _sessions[for_writes] = session
+        _sessions[without_retries] = session
     return session
 
 
@@ -284,10 +321,12 @@ def _request(method, path, key, *, params=None, body=None, base=None):
     if body is not None:
         headers["Content-Type"] = "application/json"
         data = _encode_body(body).encode()
-    timeout = (settings.DEROUTER_CONNECT_TIMEOUT, settings.DEROUTER_READ_TIMEOUT)
     is_write = method != "GET"
+    timeout = _get_timeout(is_write)
+    # Within a deadline nothing is retried: a retry could outlive the worker.
+    without_retries = is_write or _deadline.get() is not None
     try:
-        response = _get_session(is_write).request(
+        response = _get_session(without_retries).request(
             method, url, headers=headers, params=params, data=data, timeout=timeout
         )
     except requests.ConnectTimeout:

@@ -18,6 +18,7 @@ from django_htmx.http import HttpResponseClientRedirect, reselect, reswap, retar
 
 from accounts.roles import console_required, owner_required
 from dashboard import audit, keywrites
+from dashboard.formtokens import TokenUsedElsewhere
 from dashboard.forms import (
     KEY_SORT_COLUMNS,
     KeyCreateForm,
@@ -27,11 +28,12 @@ from dashboard.forms import (
     MultiplierPreviewForm,
 )
 from dashboard.models import AuditEvent, Outcome, TopUp
-from dashboard.upstream import get_sub_key_or_404, get_sub_keys, is_running_low
+from dashboard.upstream import get_sub_key_or_404, get_sub_keys, is_running_low, upstream_write_deadline
 from dashboard.views import SUBKEYS_CHANGED_EVENT
 from derouter import client
 from derouter.client import NotFound
 from lib.htmx import render_page_or_fragment, wants_fragment
+from lib.paging import Pager, make_pager, plural
 from lib.money import usd
 
 KEYS_PER_PAGE = 25
@@ -123,6 +125,19 @@ def _get_sort_headers(query):
     return headers
 
 
+def _get_list_pager(query, page, total_keys):
+    """The key list's pager: which keys of how many, and links that keep the search and sort."""
+    shown = f"{page.start_index()}–{page.end_index()} of {page.paginator.count}"
+    matching = f" matching keys ({total_keys} in all)" if query["q"] else " keys"
+    return Pager(
+        summary=f"{shown}{matching} · page {page.number} of {page.paginator.num_pages}",
+        previous_url=_get_list_url(q=query["q"], sort=query["sort"], page=page.number - 1) if page.has_previous() else None,
+        next_url=_get_list_url(q=query["q"], sort=query["sort"], page=page.number + 1) if page.has_next() else None,
+        previous_label="Previous",
+        next_label="Next",
+    )
+
+
 def _get_quick_start(secret, request):
     return {
         "inference_base": settings.DEROUTER_INFERENCE_BASE,
@@ -204,6 +219,7 @@ def key_list(request):
     """The Client Keys table: search, sort and page on our side from one upstream call."""
     query = KeyListQueryForm(request.GET).get_query()
     all_keys = get_sub_keys()
+    keywrites.resolve_writes_from(all_keys)
     matching = _get_sorted_keys(_get_matching_keys(all_keys, query["q"]), query["sort"])
     page = Paginator(matching, KEYS_PER_PAGE).get_page(query["page"])
     context = {
@@ -212,16 +228,14 @@ def key_list(request):
         "rows": [_get_key_row(sub_key) for sub_key in page.object_list],
         "total_keys": len(all_keys),
         "sort_headers": _get_sort_headers(query),
-        "previous_url": _get_list_url(q=query["q"], sort=query["sort"], page=page.number - 1)
-        if page.has_previous()
-        else None,
-        "next_url": _get_list_url(q=query["q"], sort=query["sort"], page=page.number + 1) if page.has_next() else None,
+        "pager": _get_list_pager(query, page, len(all_keys)),
     }
     return render_page_or_fragment(request, "dashboard/key_list.html", "dashboard/_keys.html", context)
 
 
 @owner_required
 @require_http_methods(["GET", "HEAD", "POST"])
+@upstream_write_deadline
 def key_create(request):
     """Create a Client Key; on success show its full secret once, with the client's quick-start."""
     if request.method != "POST":
@@ -238,9 +252,12 @@ def key_create(request):
         return render(request, "dashboard/key_create.html", {"form": form, "balance": balance}, status=400)
 
     label, rpm_limit = form.cleaned_data["label"], form.cleaned_data["rpm_limit"]
-    write = keywrites.create_key(
-        request.user, token=form.cleaned_data["token"], label=label, budget=budget, rpm_limit=rpm_limit
-    )
+    try:
+        write = keywrites.create_key(
+            request.user, token=form.cleaned_data["token"], label=label, budget=budget, rpm_limit=rpm_limit
+        )
+    except TokenUsedElsewhere as refusal:
+        return render(request, "dashboard/form_used_elsewhere.html", {"message": refusal.message}, status=400)
     if write.repeated:
         return render(request, "dashboard/key_create_repeated.html", {"attempt": write.event})
     if write.is_unknown:
@@ -268,6 +285,7 @@ def key_create(request):
 def key_detail(request, sub_key_id):
     """One key: details, usage, its usage logs paged upstream, top-ups and audit events."""
     sub_key = get_sub_key_or_404(sub_key_id)
+    keywrites.resolve_writes_of_key(sub_key)
     logs_query = KeyLogsQueryForm(request.GET).get_query()
     try:
         logs = client.get_usage_logs(logs_query["page"], logs_query["limit"], sub_key_id=sub_key.id)
@@ -279,6 +297,14 @@ def key_detail(request, sub_key_id):
         "row": _get_key_row(sub_key),
         "logs": logs,
         "logs_query": logs_query,
+        "pager": make_pager(
+            request,
+            page=logs.page,
+            pages=logs.pages,
+            summary=f"{plural(logs.total, 'request')} · page {logs.page} of {logs.pages or 1}",
+            base=reverse("console:key_detail", args=[sub_key.id]),
+            params={"limit": logs_query["limit"]},
+        ),
         "page_sizes": KeyLogsQueryForm.base_fields["limit"].choices,
     }
     if wants_fragment(request):
@@ -298,6 +324,7 @@ def key_detail(request, sub_key_id):
 @owner_required
 @require_http_methods(["GET", "HEAD", "POST"])
 @vary_on_headers("HX-Request")
+@upstream_write_deadline
 def key_edit(request, sub_key_id):
     """Edit label, rpm limit and display multiplier; sends only what changed."""
     sub_key = get_sub_key_or_404(sub_key_id)
@@ -358,6 +385,7 @@ def key_reveal(request, sub_key_id):
 
 @owner_required
 @require_http_methods(["GET", "HEAD", "POST"])
+@upstream_write_deadline
 def key_delete(request, sub_key_id):
     """Confirm, then delete a key; its unspent budget returns to the available balance."""
     sub_key = get_sub_key_or_404(sub_key_id)
