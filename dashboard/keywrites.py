@@ -84,6 +84,20 @@ def _record_failure(event, error):
     return failure
 
 
+def _send(event, call, sub_key_id=None):
+    """Make the upstream call once: (its answer, None), or (None, the KeyWrite of how it failed).
+
+    A failure settles the event by the one rule; when its outcome is unknown,
+    derouter's keys are read again so the page can show what is true now.
+    """
+    try:
+        return call(), None
+    except DerouterError as error:
+        failure = _record_failure(event, error)
+        state = get_key_state(sub_key_id) if failure.is_unknown else None
+        return None, KeyWrite(event, failure=failure, state=state)
+
+
 def _start(user, action, sub_key=None, **fields):
     """The audit event of an attempt, written "pending" before the upstream is asked."""
     return audit.record(user, action, Outcome.PENDING, sub_key=sub_key, **fields)
@@ -100,12 +114,9 @@ def create_key(user, *, token, label, budget, rpm_limit):
         # The same form again (or in a race): show the first attempt, if it was a create.
         check_form_token(token, AuditEvent.Action.CREATE)
         return KeyWrite(AuditEvent.objects.get(form_token=token), repeated=True)
-    try:
-        created = client.create_sub_key(budget, label=label, rpm_limit=rpm_limit)
-    except DerouterError as error:
-        failure = _record_failure(event, error)
-        state = get_key_state() if failure.is_unknown else None
-        return KeyWrite(event, failure=failure, state=state)
+    created, failed = _send(event, lambda: client.create_sub_key(budget, label=label, rpm_limit=rpm_limit))
+    if failed:
+        return failed
     audit.finish(event, Outcome.OK, sub_key_id=created.id, key_id_short=created.key_id)
     return KeyWrite(event, created=created)
 
@@ -113,12 +124,10 @@ def create_key(user, *, token, label, budget, rpm_limit):
 def edit_key(user, sub_key, changes):
     """PUT the changed fields ({name: (before, after)}) of a key."""
     event = _start(user, AuditEvent.Action.EDIT, sub_key, changes=changes)
-    try:
-        client.update_sub_key(sub_key.id, **{name: after for name, (_, after) in changes.items()})
-    except DerouterError as error:
-        failure = _record_failure(event, error)
-        state = get_key_state(sub_key.id) if failure.is_unknown else None
-        return KeyWrite(event, failure=failure, state=state)
+    updates = {name: after for name, (_, after) in changes.items()}
+    _, failed = _send(event, lambda: client.update_sub_key(sub_key.id, **updates), sub_key.id)
+    if failed:
+        return failed
     audit.finish(event, Outcome.OK)
     return KeyWrite(event)
 
@@ -127,12 +136,9 @@ def delete_key(user, sub_key):
     """DELETE a key; its unspent budget returns to the available balance."""
     returned = max(sub_key.remaining, Decimal(0))
     event = _start(user, AuditEvent.Action.DELETE, sub_key, changes={"budget_returned": (None, returned)})
-    try:
-        client.delete_sub_key(sub_key.id)
-    except DerouterError as error:
-        failure = _record_failure(event, error)
-        state = get_key_state(sub_key.id) if failure.is_unknown else None
-        return KeyWrite(event, failure=failure, state=state)
+    _, failed = _send(event, lambda: client.delete_sub_key(sub_key.id), sub_key.id)
+    if failed:
+        return failed
     audit.finish(event, Outcome.OK)
     return KeyWrite(event)
 

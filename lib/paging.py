@@ -58,3 +58,8 @@ def pager_for_page(request, page, noun):
     count = page.paginator.count
     summary = f"{plural(count, noun)} · page {page.number} of {page.paginator.num_pages}"
     return make_pager(request, page=page.number, pages=page.paginator.num_pages, summary=summary)
+
+
+def pager_for_log_page(request, logs, summary, base=""):
+    """A pager for one page of derouter's usage logs (anything with page, pages and limit); links keep the page size."""
+    return make_pager(request, page=logs.page, pages=logs.pages, summary=summary, base=base, params={"limit": logs.limit})

@@ -9,8 +9,8 @@ from django.test import Client
 from django.urls import reverse
 
 from dashboard.models import AuditEvent, Outcome, TopUp
-from lib.money import usd
 from derouter import client as derouter_client
+from lib.money import usd
 from tests.helpers import eventually, find_key
 
 pytestmark = pytest.mark.django_db

@@ -13,8 +13,8 @@ from django.test import Client
 from django.urls import reverse
 
 from dashboard.models import AuditEvent, Outcome, TopUp
-from lib.money import usd
 from derouter import client as derouter
+from lib.money import usd
 from tests.helpers import budget_of
 
 pytestmark = pytest.mark.django_db

@@ -12,12 +12,12 @@ from django.contrib.sessions.models import Session
 from django.http import StreamingHttpResponse
 from django.test import Client
 
-from portal import views as portal_views
-from portal.sessions import SESSION_KEY, SESSION_LAST_SEEN_AT, SESSION_SIGNED_IN_AT
-from portal.forms import INVALID_KEY_MESSAGE
+from derouter import client as derouter_client
 from lib.csv_export import safe_cell
 from lib.money import usd
-from derouter import client as derouter_client
+from portal import views as portal_views
+from portal.forms import INVALID_KEY_MESSAGE
+from portal.sessions import SESSION_KEY, SESSION_LAST_SEEN_AT, SESSION_SIGNED_IN_AT
 
 pytestmark = pytest.mark.django_db
 

@@ -10,8 +10,8 @@ from playwright.sync_api import expect
 
 from dashboard import audit
 from dashboard.models import AuditEvent, Outcome
-from lib.money import exact_usd, multiplier
 from derouter import client as derouter_client
+from lib.money import exact_usd, multiplier
 from tests.helpers import sign_in
 
 AUDIT_URL = "/dashboard/audit/"

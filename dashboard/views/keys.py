@@ -18,7 +18,6 @@ from django_htmx.http import HttpResponseClientRedirect, reselect, reswap, retar
 
 from accounts.roles import console_required, owner_required
 from dashboard import audit, keywrites
-from dashboard.formtokens import TokenUsedElsewhere
 from dashboard.forms import (
     KEY_SORT_COLUMNS,
     KeyCreateForm,
@@ -27,14 +26,15 @@ from dashboard.forms import (
     KeyLogsQueryForm,
     MultiplierPreviewForm,
 )
+from dashboard.formtokens import TokenUsedElsewhere
 from dashboard.models import AuditEvent, Outcome, TopUp
 from dashboard.upstream import get_sub_key_or_404, get_sub_keys, is_running_low, upstream_write_deadline
 from dashboard.views import SUBKEYS_CHANGED_EVENT
 from derouter import client
 from derouter.client import NotFound
 from lib.htmx import render_page_or_fragment, wants_fragment
-from lib.paging import Pager, make_pager, plural
 from lib.money import usd
+from lib.paging import Pager, pager_for_log_page, plural
 
 KEYS_PER_PAGE = 25
 HISTORY_ROWS = 20
@@ -297,13 +297,11 @@ def key_detail(request, sub_key_id):
         "row": _get_key_row(sub_key),
         "logs": logs,
         "logs_query": logs_query,
-        "pager": make_pager(
+        "pager": pager_for_log_page(
             request,
-            page=logs.page,
-            pages=logs.pages,
-            summary=f"{plural(logs.total, 'request')} · page {logs.page} of {logs.pages or 1}",
+            logs,
+            f"{plural(logs.total, 'request')} · page {logs.page} of {logs.pages or 1}",
             base=reverse("console:key_detail", args=[sub_key.id]),
-            params={"limit": logs_query["limit"]},
         ),
         "page_sizes": KeyLogsQueryForm.base_fields["limit"].choices,
     }

@@ -12,16 +12,16 @@ from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import trigger_client_event
 
 from accounts.roles import console_required
-from lib.csv_export import csv_download
 from dashboard.forms import LEDGER_PAGE_SIZE, LedgerQueryForm, TopUpForm
-from dashboard.models import Outcome, TopUp
-from lib.money import usd
 from dashboard.formtokens import TokenUsedElsewhere
+from dashboard.models import Outcome, TopUp
 from dashboard.topups import TopUpNotAllowed, find_attempt, get_cap_left_today, resolve_pending_topups, top_up
 from dashboard.upstream import get_key_state, get_sub_key_or_404, upstream_write_deadline
 from dashboard.views import SUBKEYS_CHANGED_EVENT
 from derouter import client
+from lib.csv_export import csv_download
 from lib.htmx import render_page_or_fragment, wants_fragment
+from lib.money import usd
 from lib.paging import pager_for_page
 
 CSV_COLUMNS = (
