@@ -11,4 +11,5 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("dashboard/", include("dashboard.console_urls")),
     path("portal/", include("portal.urls")),
+    path("", include("ops.urls")),
 ]

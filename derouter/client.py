@@ -13,6 +13,7 @@ inside ``Secret``, whose string form is masked.
 import contextvars
 import json
 import logging
+import re
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -25,11 +26,15 @@ from requests.adapters import HTTPAdapter
 from urllib3.exceptions import NewConnectionError
 from urllib3.util.retry import Retry
 
+from ops.metrics import observe_upstream_call
+
 logger = logging.getLogger(__name__)
 
 RETRYABLE_STATUSES = (502, 503, 504)
 # Under a request deadline, a call with less time left than this is not sent at all.
 MIN_CALL_SECONDS = 0.5
+# Metrics name an endpoint by its path with the key id replaced, so there is one series per endpoint.
+KEY_ID_IN_PATH = re.compile(r"^/sub-keys/[^/]+$")
 
 
 class DerouterError(Exception):
@@ -263,9 +268,9 @@ def write_deadline(seconds):
         _deadline.reset(token)
 
 
-def _get_timeout(is_write):
+def _get_timeout(is_write, timeout=None):
     """(connect, read) timeouts for the next call, within the request's deadline if it has one."""
-    connect, read = settings.DEROUTER_CONNECT_TIMEOUT, settings.DEROUTER_READ_TIMEOUT
+    connect, read = timeout or (settings.DEROUTER_CONNECT_TIMEOUT, settings.DEROUTER_READ_TIMEOUT)
     deadline = _deadline.get()
     if deadline is None:
         return connect, read
@@ -277,11 +282,11 @@ def _get_timeout(is_write):
     return min(connect, left), min(read, left)
 
 
-def _get_session(without_retries):
-    """Return a pooled session: reads retry with backoff, writes never retry."""
-    session = _sessions.get(without_retries)
+def _get_session(retrying):
+    """Return a pooled session: one retries reads with backoff, the other never retries (writes, probes)."""
+    session = _sessions.get(retrying)
     if session is None:
-        if without_retries:
+        if not retrying:
             retries = Retry(total=0, connect=0, read=0, redirect=0, status=0, other=0, raise_on_status=False)
         else:
             retries = Retry(
@@ -297,10 +302,12 @@ def _get_session(without_retries):
                 respect_retry_after_header=False,
             )
         session = requests.Session()
+        # Reading proxy variables and .netrc costs every call ~1 ms; only a configured proxy needs it.
+        session.trust_env = settings.DEROUTER_USE_ENV_PROXIES
         adapter = HTTPAdapter(pool_connections=4, pool_maxsize=16, max_retries=retries)
         session.mount("http://", adapter)
         session.mount("https://", adapter)
-        _sessions[without_retries] = session
+        _sessions[retrying] = session
     return session
 
 
@@ -313,8 +320,24 @@ def _encode_body(body):
     return "{" + ", ".join(members) + "}"
 
 
-def _request(method, path, key, *, params=None, body=None, base=None):
-    """Send one request and return the decoded JSON body, or raise a DerouterError."""
+def _request(method, path, key, *, params=None, body=None, base=None, timeout=None, retry_reads=True):
+    """Send one request and return the decoded JSON body, or raise a DerouterError.
+
+    Each call is timed and counted in the metrics by endpoint, with its error class if it failed.
+    """
+    endpoint = "/sub-keys/{id}" if KEY_ID_IN_PATH.match(path) else path
+    started = time.perf_counter()
+    try:
+        payload = _send(method, path, key, params=params, body=body, base=base, timeout=timeout,
+                        retry_reads=retry_reads)
+    except DerouterError as error:
+        observe_upstream_call(method, endpoint, started, error=type(error).__name__)
+        raise
+    observe_upstream_call(method, endpoint, started)
+    return payload
+
+
+def _send(method, path, key, *, params, body, base, timeout, retry_reads):
     url = (base or settings.DEROUTER_API_BASE) + path
     headers = {"Authorization": f"Bearer {key}", "Accept": "application/json"}
     data = None
@@ -322,11 +345,11 @@ def _request(method, path, key, *, params=None, body=None, base=None):
         headers["Content-Type"] = "application/json"
         data = _encode_body(body).encode()
     is_write = method != "GET"
-    timeout = _get_timeout(is_write)
-    # Within a deadline nothing is retried: a retry could outlive the worker.
-    without_retries = is_write or _deadline.get() is not None
+    timeout = _get_timeout(is_write, timeout)
+    # Within a deadline nothing is retried: a retry could outlive the request's time.
+    retrying = not is_write and retry_reads and _deadline.get() is None
     try:
-        response = _get_session(without_retries).request(
+        response = _get_session(retrying=retrying).request(
             method, url, headers=headers, params=params, data=data, timeout=timeout
         )
     except requests.ConnectTimeout:
@@ -524,9 +547,15 @@ def _clean_update(**fields):
 # ---------------------------------------------------------------- account endpoints
 
 
-def get_balance():
-    """GET /balance: the account's balance, locked and available."""
-    payload = _request("GET", "/balance", _account_key())
+def get_balance(probe_timeout=None):
+    """GET /balance: the account's balance, locked and available.
+
+    With probe_timeout (seconds), the call is a readiness probe: that timeout and no retry.
+    """
+    if probe_timeout is None:
+        payload = _request("GET", "/balance", _account_key())
+    else:
+        payload = _request("GET", "/balance", _account_key(), timeout=probe_timeout, retry_reads=False)
     return Balance(
         balance=_money(_field(payload, "balance")),
         locked=_money(_field(payload, "locked_balance")),
