@@ -139,6 +139,13 @@ def find_key(sub_key_id):
     return next((sub_key for sub_key in derouter_client.list_sub_keys() if sub_key.id == sub_key_id), None)
 
 
+def keys_labelled(label):
+    """Every Client Key derouter lists with this label."""
+    from derouter import client as derouter_client
+
+    return [key for key in derouter_client.list_sub_keys() if key.label == label]
+
+
 def eventually(condition, timeout=5):
     """Wait for a write that timed out on our side to land in the simulator, so it cannot touch later tests."""
     deadline = time.monotonic() + timeout

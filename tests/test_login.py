@@ -99,3 +99,8 @@ def test_an_address_trying_many_usernames_is_throttled(client, owner, settings):
         client.post("/login/", {"username": f"guess-{number}", "password": "wrong"})
     response = client.post("/login/", {"username": "olivia", "password": "owner-pass-1234"})
     assert response.status_code == 429
+
+
+def test_base_template_declares_an_icon(client):
+    body = client.get("/login/").content.decode()
+    assert 'rel="icon" href="data:image/svg+xml,' in body

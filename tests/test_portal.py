@@ -467,3 +467,18 @@ def test_anonymous_visitor_is_sent_to_sign_in(client):
         response = client.get(url)
         assert response.status_code == 302 and response["Location"] == LOGIN_URL
     assert client.post(REVEAL_URL)["Location"] == LOGIN_URL
+
+
+# Bug: the portal offered "localtime" (the server's own zone) and "Factory" as time zones.
+@pytest.mark.django_db
+def test_portal_refuses_server_local_time_zone(make_key):
+    created = make_key(label="QA time zone")
+    try:
+        portal = Client()
+        assert portal.post("/portal/login/", {"client_key": created.secret.reveal()}).status_code == 302
+        body = portal.get("/portal/logs/").content.decode()
+        assert 'value="localtime"' not in body and 'value="Factory"' not in body
+        assert portal.post("/portal/timezone/", {"tz": "localtime"}).status_code == 400
+        assert portal.post("/portal/timezone/", {"tz": "Europe/Berlin"}).status_code == 302
+    finally:
+        derouter_client.delete_sub_key(created.id)
