@@ -160,6 +160,17 @@ def _settle(event, outcome, message, **fields):
     audit.finish(event, outcome, message=message, **fields)
 
 
+def _settle_if_known(event, applied, now, confirmed, not_applied, **fields):
+    """Settle as ok when derouter shows the write, as not applied once it can no longer land; True if settled."""
+    if applied:
+        _settle(event, Outcome.OK, confirmed, **fields)
+        return True
+    if _is_settled(event, now):
+        _settle(event, Outcome.REFUSED, not_applied)
+        return True
+    return False
+
+
 def _same_value(name, recorded, current):
     """Whether a value recorded in an audit event (money as a string) equals the key's value now."""
     if name == "display_multiplier":
@@ -173,53 +184,55 @@ def _resolve_edit(event, current_key, later_fields, now, checked):
     fields = [name for name in changes if name in EDITABLE_FIELDS and name not in later_fields]
     if current_key is None or not fields:
         if event.outcome == Outcome.PENDING and _is_settled(event, now):
-            _settle(event, Outcome.UNKNOWN, f"Cannot be checked: the key changed or went away since {checked}.")
+            _settle(event, Outcome.UNKNOWN, f"Cannot be checked: the key is gone or later writes set the same fields {checked}.")
             return True
         return False
-    if all(_same_value(name, changes[name][1], getattr(current_key, name)) for name in fields):
-        _settle(event, Outcome.OK, f"Confirmed from the key's settings {checked}.")
-        return True
-    if _is_settled(event, now):
-        _settle(event, Outcome.REFUSED, f"Not applied: the key's settings are unchanged {checked}.")
-        return True
-    return False
+    return _settle_if_known(
+        event,
+        all(_same_value(name, changes[name][1], getattr(current_key, name)) for name in fields),
+        now,
+        f"Confirmed from the key's settings {checked}.",
+        f"Not applied: the key's settings are unchanged {checked}.",
+    )
 
 
 def _resolve_delete(event, current_key, now, checked):
-    if current_key is None:
-        _settle(event, Outcome.OK, f"Confirmed: derouter no longer lists the key {checked}.")
-        return True
-    if _is_settled(event, now):
-        _settle(event, Outcome.REFUSED, f"Not applied: derouter still lists the key {checked}.")
-        return True
-    return False
+    """A delete happened when derouter no longer lists the key."""
+    return _settle_if_known(
+        event,
+        current_key is None,
+        now,
+        f"Confirmed: derouter no longer lists the key {checked}.",
+        f"Not applied: derouter still lists the key {checked}.",
+    )
 
 
 def _resolve_create(event, sub_keys, claimed_ids, now, checked):
     """A create happened when a key with its label and budget appeared after it, not claimed by another create."""
     changes = event.changes if isinstance(event.changes, dict) else {}
     budget = to_decimal((changes.get("budget") or [None, None])[1])
-    for sub_key in sub_keys:
-        if (
-            sub_key.id not in claimed_ids
+    created = next(
+        (
+            sub_key
+            for sub_key in sub_keys
+            if sub_key.id not in claimed_ids
             and sub_key.label == event.key_label
             and sub_key.budget == budget
             and sub_key.created_at is not None
             and sub_key.created_at >= event.created_at - CREATE_CLOCK_SKEW
-        ):
-            _settle(
-                event,
-                Outcome.OK,
-                f"Confirmed: derouter lists the new key {checked}.",
-                sub_key_id=sub_key.id,
-                key_id_short=sub_key.key_id,
-            )
-            claimed_ids.add(sub_key.id)
-            return True
-    if _is_settled(event, now):
-        _settle(event, Outcome.REFUSED, f"Not applied: no such key appeared at derouter {checked}.")
-        return True
-    return False
+        ),
+        None,
+    )
+    if created is not None:
+        claimed_ids.add(created.id)
+    return _settle_if_known(
+        event,
+        created is not None,
+        now,
+        f"Confirmed: derouter lists the new key {checked}.",
+        f"Not applied: no such key appeared at derouter {checked}.",
+        **({"sub_key_id": created.id, "key_id_short": created.key_id} if created else {}),
+    )
 
 
 def resolve_unknown_key_writes(sub_keys, sub_key_id=None):
@@ -272,6 +285,8 @@ def _has_unsettled_writes():
 
 def resolve_writes_from(sub_keys):
     """Settle every pending or unknown key write and top-up from derouter's whole key list, just read."""
+    if not _has_unsettled_writes():
+        return []
     by_id = {sub_key.id: sub_key for sub_key in sub_keys}
     settled = resolve_unknown_key_writes(sub_keys)
     for sub_key_id in set(TopUp.objects.filter(outcome__in=UNSETTLED).values_list("sub_key_id", flat=True)):

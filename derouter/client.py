@@ -270,7 +270,9 @@ def write_deadline(seconds):
 
 def _get_timeout(is_write, timeout=None):
     """(connect, read) timeouts for the next call, within the request's deadline if it has one."""
-    connect, read = timeout or (settings.DEROUTER_CONNECT_TIMEOUT, settings.DEROUTER_READ_TIMEOUT)
+    timeout = timeout or (settings.DEROUTER_CONNECT_TIMEOUT, settings.DEROUTER_READ_TIMEOUT)
+    # One number stands for both, as requests takes it.
+    connect, read = timeout if isinstance(timeout, tuple) else (timeout, timeout)
     deadline = _deadline.get()
     if deadline is None:
         return connect, read

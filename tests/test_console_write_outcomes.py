@@ -346,3 +346,16 @@ def test_a_top_up_token_replayed_on_the_create_form_is_refused(owner_client, mak
     assert replay.status_code == 400
     assert "already used for a top-up, not for creating a key" in replay.content.decode()
     assert len(derouter_client.list_sub_keys()) == count
+
+
+def test_the_periodic_task_settles_a_pending_top_up(owner, make_key, settings):
+    from dashboard.tasks import settle_unsettled_writes
+
+    key = make_key("5", label="Settled by the worker")
+    row = pending_topup(key, owner)
+    settings.WRITE_SETTLE_SECONDS = 0
+
+    settle_unsettled_writes.call_local()
+
+    row.refresh_from_db()
+    assert row.outcome == Outcome.REFUSED

@@ -745,7 +745,7 @@ def test_list_carries_every_field_with_the_full_secret(fresh):
     assert response.status_code == 200
     assert set(decode(response)) == {"subKeys"}
     item = listed(sim, created["id"])
-    assert set(item) == LIST_FIELDS
+    assert set(item) == LIST_ITEM_FIELDS
     assert (item["key"], item["keyId"], item["label"]) == (created["key"], created["keyId"], "Client A")
     assert (item["budgetVirtual"], item["spentVirtual"], item["remainingVirtual"]) == (50, Decimal("12.5"),
                                                                                       Decimal("37.5"))
