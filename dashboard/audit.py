@@ -38,7 +38,8 @@ def record(
     is_user = user is not None and user.is_authenticated
     return AuditEvent.objects.create(
         actor=user if is_user else None,
-        actor_name=actor_name if actor_name is not None else (user.get_username() if is_user else ""),
+        # A worker acting under a name (automation) is not a signed-in user but still has one.
+        actor_name=actor_name if actor_name is not None else (user.get_username() if user is not None else ""),
         action=action,
         outcome=outcome,
         sub_key_id=sub_key_id,

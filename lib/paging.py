@@ -22,9 +22,9 @@ class Pager:
     next_label: str = "Older →"
 
 
-def plural(count, noun):
-    """"1 top-up", "2 top-ups": a count with its noun."""
-    return f"{count} {noun}{'' if count == 1 else 's'}"
+def plural(count, noun, nouns=None):
+    """"1 top-up", "2 top-ups": a count with its noun (``nouns`` for an irregular plural)."""
+    return f"{count} {noun if count == 1 else nouns or noun + 's'}"
 
 
 def page_url(request, page, base="", params=None):
@@ -53,10 +53,10 @@ def make_pager(request, *, page, pages, summary, base="", params=None, **labels)
     )
 
 
-def pager_for_page(request, page, noun):
+def pager_for_page(request, page, noun, nouns=None):
     """A pager for a Django ``Page`` of rows called ``noun``: "12 top-ups · page 1 of 2"."""
     count = page.paginator.count
-    summary = f"{plural(count, noun)} · page {page.number} of {page.paginator.num_pages}"
+    summary = f"{plural(count, noun, nouns)} · page {page.number} of {page.paginator.num_pages}"
     return make_pager(request, page=page.number, pages=page.paginator.num_pages, summary=summary)
 
 
