@@ -7,7 +7,7 @@ import pytest
 from django.utils import timezone
 from playwright.sync_api import expect
 
-from tests.conftest import sign_in
+from tests.helpers import sign_in
 from tests.mirror_helpers import mirrored_key, usage
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
