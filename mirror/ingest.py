@@ -10,8 +10,7 @@ import hashlib
 from collections import defaultdict
 from datetime import UTC
 
-from django.db import transaction
-from django.db.models import F
+from django.db import connection, transaction
 from django.utils import timezone
 
 from mirror.models import DailyRollup, KeySnapshot, UsageRecord, billed_amount
@@ -89,16 +88,29 @@ def store_usage_rows(key, logs, multiplier):
         return len(records)
 
 
+ROLLUP_SUMS = ("requests", "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "cost", "billed")
+
+
 def _add_to_rollups(key, records):
+    """Add a batch's totals to the rollups in one upsert statement (one per batch, not per row)."""
     totals = defaultdict(lambda: defaultdict(int))
     for record in records:
         bucket = totals[(record.created_at.astimezone(UTC).date(), record.model)]
         bucket["requests"] += 1
-        for name in ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "cost", "billed"):
+        for name in ROLLUP_SUMS[1:]:
             bucket[name] += getattr(record, name)
+    table = connection.ops.quote_name(DailyRollup._meta.db_table)
+    columns = ("day", "key_id", "model", *ROLLUP_SUMS)
+    # The account's rows (no key) are kept unique by a partial index of their own.
+    target = "(day, key_id, model)" if key is not None else "(day, model) WHERE key_id IS NULL"
+    placeholders = ", ".join(["(" + ", ".join(["%s"] * len(columns)) + ")"] * len(totals))
+    additions = ", ".join(f"{name} = {table}.{name} + excluded.{name}" for name in ROLLUP_SUMS)
+    params = []
     for (day, model), bucket in totals.items():
-        updated = DailyRollup.objects.filter(day=day, key=key, model=model).update(
-            **{name: F(name) + value for name, value in bucket.items()}
+        params.extend([day, key.pk if key is not None else None, model, *(bucket[name] for name in ROLLUP_SUMS)])
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} ({', '.join(columns)}) VALUES {placeholders}"
+            f" ON CONFLICT {target} DO UPDATE SET {additions}",
+            params,
         )
-        if not updated:
-            DailyRollup.objects.create(day=day, key=key, model=model, **bucket)

@@ -61,6 +61,8 @@ class KeySnapshot(models.Model):
             models.Index(fields=["created_at"], name="snapshot_created"),
             models.Index(fields=["remaining"], name="snapshot_remaining"),
             models.Index(fields=["deleted_at"], name="snapshot_deleted"),
+            models.Index(fields=["refreshed_at"], name="snapshot_refreshed"),
+            models.Index(fields=["spent"], name="snapshot_spent"),
         ]
 
     def __str__(self):
@@ -142,6 +144,9 @@ class SyncState(models.Model):
     last_error = models.TextField(blank=True)
     last_error_at = models.DateTimeField(null=True, blank=True)
     malformed_rows = models.PositiveIntegerField(default=0)
+    # The key's spend in the snapshot when its last sync began: a key whose spend has not
+    # moved since has no new rows, so the periodic sync skips it without asking derouter.
+    synced_spent = models.DecimalField(max_digits=20, decimal_places=6, null=True, blank=True)
 
     def __str__(self):
         return self.scope
