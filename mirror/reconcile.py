@@ -35,11 +35,11 @@ def difference_text(snapshot, mirrored):
     return f"spent {snapshot.spent} but mirrored rows cost {mirrored} (difference {gap:+})"
 
 
-def disagreements():
-    """Keys whose mirrored total real cost differs from their spend: [(snapshot, mirrored)]."""
+def disagreements(snapshots=None):
+    """Keys (all, or of the given queryset) whose mirrored real cost differs from their spend: [(snapshot, mirrored)]."""
     costs = mirrored_costs()
     found = []
-    for snapshot in KeySnapshot.objects.order_by("label", "sub_key_id"):
+    for snapshot in (snapshots if snapshots is not None else KeySnapshot.objects.all()).order_by("label", "sub_key_id"):
         mirrored = costs.get(snapshot.pk, Decimal(0).quantize(SPENT_PLACES))
         if difference(snapshot, mirrored):
             found.append((snapshot, mirrored))

@@ -55,7 +55,7 @@ class Command(BaseCommand):
         if failures:
             raise CommandError("Not synced: " + "; ".join(failures))
         if verify:
-            self._verify()
+            self._verify(KeySnapshot.objects.filter(sub_key_id=key) if key else None)
 
     def _sync(self, scope, full, show_bar):
         label = scope if scope == ACCOUNT_SCOPE else KeySnapshot.objects.get(sub_key_id=scope).label or scope
@@ -68,8 +68,8 @@ class Command(BaseCommand):
 
             return sync.sync_scope(scope, full=full, progress=progress)
 
-    def _verify(self):
-        disagreeing = reconcile.disagreements()
+    def _verify(self, snapshots):
+        disagreeing = reconcile.disagreements(snapshots)
         if not disagreeing:
             self.stdout.write("Verified: every key's mirrored real cost equals its spend.")
             return
