@@ -20,6 +20,7 @@ from dashboard.models import AuditEvent, Outcome, TopUp
 from dashboard.templatetags.money import usd
 from derouter import client
 from derouter.client import AuthFailed, NotFound, OutcomeUnknown, RateLimited, Rejected, Unavailable
+from mirror import sync as mirror_sync
 
 # Top-ups that took or may have taken money count against a staff member's cap.
 CAP_COUNTED_OUTCOMES = (Outcome.OK, Outcome.PENDING, Outcome.UNKNOWN)
@@ -145,11 +146,12 @@ def top_up(user, sub_key, amount, note, token, available):
         _finish(row, user, sub_key, Outcome.REFUSED, row.message)
         return TopUpAttempt(row)
     try:
-        client.update_sub_key(sub_key.id, add_budget=amount)
+        answer = client.update_sub_key(sub_key.id, add_budget=amount)
     except (Rejected, NotFound) as error:
         _finish(row, user, sub_key, Outcome.REFUSED, error.message)
     except OutcomeUnknown as error:
         _finish(row, user, sub_key, Outcome.UNKNOWN, error.message)
+        mirror_sync.record_write_answer(None)
     except Unavailable as error:
         if error.status is None:
             # The connection never opened: nothing was sent.
@@ -157,9 +159,11 @@ def top_up(user, sub_key, amount, note, token, available):
         else:
             # An error answer to a write does not say whether the write was applied.
             _finish(row, user, sub_key, Outcome.UNKNOWN, f"derouter answered with an error: {error.message}")
+            mirror_sync.record_write_answer(None)
     except (AuthFailed, RateLimited) as error:
         _finish(row, user, sub_key, Outcome.REFUSED, error.message)
         raise
     else:
         _finish(row, user, sub_key, Outcome.OK)
+        mirror_sync.record_write_answer(answer)
     return TopUpAttempt(row)

@@ -157,8 +157,22 @@ def refresh_snapshot():
 
 
 def record_key(sub_key):
-    """Record a key as the answer of a write we made describes it (a derouter.client.SubKey)."""
+    """Record a key as derouter just described it (a derouter.client.SubKey)."""
     return ingest.upsert_key(sub_key)
+
+
+def record_write_answer(answer):
+    """After a write we made: the snapshot takes the key from its answer, or asks the worker to refresh.
+
+    ``answer`` is what derouter.client.update_sub_key returned (None when the answer did not
+    describe the key); after a write whose outcome is unknown, pass None too.
+    """
+    if answer is not None:
+        return record_key(answer)
+    from mirror import tasks
+
+    tasks.refresh_keys()
+    return None
 
 
 def record_created_key(created):

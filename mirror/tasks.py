@@ -17,6 +17,8 @@ from huey.contrib.djhuey import db_periodic_task, db_task
 from derouter.client import DerouterError, NotFound
 from mirror import sync
 from mirror.models import KeySnapshot, SyncState, TaskRun
+from mirror.reads import REFRESH_TASK_NAME
+from mirror.runs import Recorded
 
 logger = logging.getLogger(__name__)
 
@@ -26,26 +28,6 @@ RETRY_DELAY_SECONDS = 10
 RETRY_BACKOFF = 2
 # TaskRun rows kept for the status panel.
 TASK_RUNS_KEPT = 2000
-
-
-class _Recorded:
-    """A TaskRun row around a piece of work: running, then ok with a detail, or failed with the error."""
-
-    def __init__(self, name):
-        self.run = TaskRun.objects.create(name=name)
-
-    def ok(self, detail):
-        self._finish(TaskRun.Status.OK, detail=detail)
-
-    def failed(self, error):
-        self._finish(TaskRun.Status.FAILED, error=error)
-
-    def skipped(self):
-        # Nothing happened (another consumer had the lock): no row to show.
-        self.run.delete()
-
-    def _finish(self, status, **fields):
-        TaskRun.objects.filter(pk=self.run.pk).update(status=status, finished_at=timezone.now(), **fields)
 
 
 def _every_refresh_period(moment):
@@ -72,7 +54,7 @@ def schedule_refreshes():
 @db_task(retries=RETRIES, retry_delay=RETRY_DELAY_SECONDS, retry_backoff=RETRY_BACKOFF, name="mirror.refresh_mirror")
 def refresh_mirror():
     """Refresh the key snapshot, then queue a usage sync for every scope that may have new rows."""
-    recorded = _Recorded("refresh_keys")
+    recorded = Recorded(REFRESH_TASK_NAME)
     try:
         result = sync.refresh_snapshot()
     except sync.ScopeBusy:
@@ -87,10 +69,25 @@ def refresh_mirror():
     _prune_task_runs()
 
 
+@db_task(retries=RETRIES, retry_delay=RETRY_DELAY_SECONDS, retry_backoff=RETRY_BACKOFF, name="mirror.refresh_keys")
+def refresh_keys():
+    """Refresh only the key snapshot: after a write whose answer did not describe the key, or on a first page view."""
+    recorded = Recorded(REFRESH_TASK_NAME)
+    try:
+        result = sync.refresh_snapshot()
+    except sync.ScopeBusy:
+        recorded.skipped()
+        return
+    except DerouterError as error:
+        recorded.failed(error.message)
+        raise
+    recorded.ok(result.describe())
+
+
 @db_task(retries=RETRIES, retry_delay=RETRY_DELAY_SECONDS, retry_backoff=RETRY_BACKOFF, name="mirror.sync_usage")
 def sync_usage(scope, full=False):
     """Sync one scope's usage rows; a scope another consumer is syncing is left to it."""
-    recorded = _Recorded(f"sync_usage {scope}")
+    recorded = Recorded(f"sync_usage {scope}")
     try:
         result = sync.sync_scope(scope, full=full)
     except sync.ScopeBusy:

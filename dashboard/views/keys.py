@@ -29,10 +29,14 @@ from dashboard.forms import (
 )
 from dashboard.models import AuditEvent, Outcome, TopUp
 from dashboard.templatetags.money import usd
-from dashboard.upstream import get_sub_key_or_404, get_sub_keys, is_running_low
+from dashboard.upstream import SUB_KEY_ID_PATTERN, get_sub_key_or_404, get_sub_keys, is_running_low
 from dashboard.views.topups import SUBKEYS_CHANGED_EVENT
 from derouter import client
-from derouter.client import NotFound, OutcomeUnknown, Rejected, Unavailable
+from derouter.client import NotFound, OutcomeUnknown, RateLimited, Rejected, Unavailable
+from mirror import reconcile
+from mirror import sync as mirror_sync
+from mirror.models import KeySnapshot
+from mirror.reads import as_sub_key, request_first_sync_if_empty, search_keys
 
 KEYS_PER_PAGE = 25
 HISTORY_ROWS = 20
@@ -61,28 +65,8 @@ def _get_key_row(sub_key):
     )
 
 
-def _matches(sub_key, needle):
-    """True when the label, shortened key or upstream id contains the needle, or it is the full key."""
-    stem = sub_key.key_id.removesuffix("...").casefold()
-    return (
-        needle in sub_key.label.casefold()
-        or needle in sub_key.key_id.casefold()
-        or needle in sub_key.id
-        # A customer may paste their whole key: it starts with the shortened one.
-        or (bool(stem) and needle.startswith(stem))
-    )
-
-
-def _get_matching_keys(sub_keys, query):
-    """The keys that match a search (all of them for an empty one)."""
-    needle = query.casefold()
-    if not needle:
-        return list(sub_keys)
-    return [sub_key for sub_key in sub_keys if _matches(sub_key, needle)]
-
-
 def _get_sorted_keys(sub_keys, sort):
-    """Sort once in Python by a column ("-" for descending); keys without a value go last."""
+    """Sort keys derouter just sent by a column ("-" for descending); keys without a value go last."""
     column = sort.removeprefix("-")
 
     def sort_key(sub_key):
@@ -213,6 +197,33 @@ def _render_multiplier_preview(request, sub_key):
     return render(request, "dashboard/_multiplier_preview.html", context)
 
 
+def _mirror_usage_so_far(sub_key):
+    """Mirror the key's usage so far, under its multiplier until now; False if that cannot be done now."""
+    mirror_sync.record_key(sub_key)
+    try:
+        mirror_sync.sync_key_usage(sub_key.id)
+    except (mirror_sync.ScopeBusy, Unavailable, RateLimited, NotFound):
+        return False
+    return True
+
+
+def _get_snapshot_or_404(sub_key_id):
+    """An active key of the snapshot, or Http404 (malformed ids never reach the database)."""
+    if not SUB_KEY_ID_PATTERN.match(str(sub_key_id)):
+        raise Http404("No such key.")
+    request_first_sync_if_empty()
+    try:
+        return KeySnapshot.objects.active().get(sub_key_id=sub_key_id)
+    except KeySnapshot.DoesNotExist:
+        raise Http404("No such key.") from None
+
+
+def _get_reconciliation(snapshot):
+    """Mirrored real cost against the spend derouter reports: "reconciled" or the difference."""
+    mirrored = reconcile.mirrored_cost_of(snapshot)
+    return {"mirrored": mirrored, "difference": reconcile.difference(snapshot, mirrored)}
+
+
 def _get_current_state(sub_key_id):
     """After a write whose outcome is unknown: {"reachable", "key"} as derouter now reports it."""
     try:
@@ -227,16 +238,15 @@ def _get_current_state(sub_key_id):
 @require_http_methods(["GET", "HEAD"])
 @vary_on_headers("HX-Request")
 def key_list(request):
-    """The Client Keys table: search, sort and page on our side from one upstream call."""
+    """The Client Keys table: search, sort and page the key snapshot in SQL (no upstream call)."""
+    request_first_sync_if_empty()
     query = KeyListQueryForm(request.GET).get_query()
-    all_keys = get_sub_keys()
-    matching = _get_sorted_keys(_get_matching_keys(all_keys, query["q"]), query["sort"])
-    page = Paginator(matching, KEYS_PER_PAGE).get_page(query["page"])
+    page = Paginator(search_keys(query["q"], query["sort"]), KEYS_PER_PAGE).get_page(query["page"])
     context = {
         "query": query,
         "page": page,
-        "rows": [_get_key_row(sub_key) for sub_key in page.object_list],
-        "total_keys": len(all_keys),
+        "rows": [_get_key_row(as_sub_key(snapshot)) for snapshot in page.object_list],
+        "total_keys": KeySnapshot.objects.active().count() if query["q"] else page.paginator.count,
         "sort_headers": _get_sort_headers(query),
         "previous_url": _get_list_url(q=query["q"], sort=query["sort"], page=page.number - 1)
         if page.has_previous()
@@ -281,6 +291,7 @@ def key_create(request):
         return render(request, "dashboard/key_create.html", {"form": form, "balance": balance}, status=400)
     except OutcomeUnknown as error:
         audit.finish(attempt, Outcome.UNKNOWN, message=error.message)
+        mirror_sync.record_write_answer(None)
         context = {"label": label, "budget": budget, "error": error, "recent_keys": _get_recent_keys()}
         return render(request, "dashboard/key_create_unknown.html", context, status=503)
     except Unavailable as error:
@@ -289,6 +300,7 @@ def key_create(request):
         raise
 
     audit.finish(attempt, Outcome.OK, sub_key_id=created.id, key_id_short=created.key_id)
+    mirror_sync.record_created_key(created)
     context = {"created": created, **_get_quick_start(created.secret.reveal(), request)}
     return _render_secret_page(request, "dashboard/key_created.html", context)
 
@@ -297,16 +309,21 @@ def key_create(request):
 @require_http_methods(["GET", "HEAD"])
 @vary_on_headers("HX-Request")
 def key_detail(request, sub_key_id):
-    """One key: details, usage, its usage logs paged upstream, top-ups and audit events."""
-    sub_key = get_sub_key_or_404(sub_key_id)
+    """One key from the snapshot: details, usage, reconciliation, its logs paged upstream, top-ups, audit events."""
+    snapshot = _get_snapshot_or_404(sub_key_id)
+    sub_key = as_sub_key(snapshot)
     logs_query = KeyLogsQueryForm(request.GET).get_query()
     try:
         logs = client.get_usage_logs(logs_query["page"], logs_query["limit"], sub_key_id=sub_key.id)
     except NotFound:
-        # Deleted between the two calls.
+        # Deleted upstream since the last refresh.
         raise Http404("No such key.") from None
+    except Unavailable:
+        # The key itself still shows, from the snapshot, with its age.
+        logs = None
     context = {
         "key": sub_key,
+        "snapshot": snapshot,
         "row": _get_key_row(sub_key),
         "logs": logs,
         "logs_query": logs_query,
@@ -322,6 +339,7 @@ def key_detail(request, sub_key_id):
         ],
         edit_form=_get_edit_form(sub_key),
         preview=_get_multiplier_preview(sub_key, sub_key.display_multiplier),
+        reconciliation=_get_reconciliation(snapshot),
     )
     return render(request, "dashboard/key_detail.html", context)
 
@@ -347,8 +365,15 @@ def key_edit(request, sub_key_id):
         messages.info(request, "Nothing changed.")
         return redirect("console:key_detail", sub_key_id=sub_key.id)
 
+    if "display_multiplier" in changes and not _mirror_usage_so_far(sub_key):
+        form.add_error(
+            None,
+            "This key's usage could not be brought up to date first, so the multiplier was not changed "
+            "(requests made before a change keep the old multiplier). Try again in a moment.",
+        )
+        return _render_edit_page(request, sub_key, form, status=503)
     try:
-        client.update_sub_key(sub_key.id, **{name: after for name, (_, after) in changes.items()})
+        answer = client.update_sub_key(sub_key.id, **{name: after for name, (_, after) in changes.items()})
     except Rejected as error:
         audit.record(request.user, AuditEvent.Action.EDIT, Outcome.REFUSED, sub_key=sub_key, changes=changes, message=error.message)
         form.add_error(None, f"derouter refused the change: {error.message}")
@@ -361,6 +386,7 @@ def key_edit(request, sub_key_id):
         return HttpResponseClientRedirect(list_url) if request.htmx else redirect(list_url)
     except OutcomeUnknown as error:
         audit.record(request.user, AuditEvent.Action.EDIT, Outcome.UNKNOWN, sub_key=sub_key, changes=changes, message=error.message)
+        mirror_sync.record_write_answer(None)
         context = {"key": sub_key, "error": error, "action": "edit", "current": _get_current_state(sub_key.id)}
         response = render(request, "dashboard/key_outcome_unknown.html", context, status=503)
         if request.htmx:
@@ -371,6 +397,7 @@ def key_edit(request, sub_key_id):
         return response
 
     audit.record(request.user, AuditEvent.Action.EDIT, Outcome.OK, sub_key=sub_key, changes=changes)
+    mirror_sync.record_write_answer(answer)
     saved = f"Saved the changes to {sub_key.label or sub_key.key_id}."
     if request.htmx:
         response = _render_edit_done(request, sub_key, saved)
@@ -400,6 +427,8 @@ def key_delete(request, sub_key_id):
 
     returned = max(sub_key.remaining, Decimal(0))
     changes = {"budget_returned": (None, returned)}
+    # derouter stops listing a deleted key's usage: mirror what is left while it still can.
+    _mirror_usage_so_far(sub_key)
     try:
         client.delete_sub_key(sub_key.id)
     except Rejected as error:
@@ -408,14 +437,17 @@ def key_delete(request, sub_key_id):
         return redirect("console:key_detail", sub_key_id=sub_key.id)
     except NotFound as error:
         audit.record(request.user, AuditEvent.Action.DELETE, Outcome.REFUSED, sub_key=sub_key, message=error.message)
+        mirror_sync.record_deleted_key(sub_key.id)
         messages.warning(request, f"The key {sub_key.key_id} was already gone at derouter.")
         return redirect("console:key_list")
     except OutcomeUnknown as error:
         audit.record(request.user, AuditEvent.Action.DELETE, Outcome.UNKNOWN, sub_key=sub_key, changes=changes, message=error.message)
+        mirror_sync.record_write_answer(None)
         context = {"key": sub_key, "error": error, "action": "delete", "current": _get_current_state(sub_key.id)}
         return render(request, "dashboard/key_outcome_unknown.html", context, status=503)
 
     audit.record(request.user, AuditEvent.Action.DELETE, Outcome.OK, sub_key=sub_key, changes=changes)
+    mirror_sync.record_deleted_key(sub_key.id)
     messages.success(
         request,
         f"Deleted {sub_key.label or 'the key'} ({sub_key.key_id}); {usd(returned)} went back to the available balance.",

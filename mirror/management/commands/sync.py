@@ -8,6 +8,8 @@ from tqdm import tqdm
 from derouter.client import DerouterError
 from mirror import sync
 from mirror.models import ACCOUNT_SCOPE, KeySnapshot
+from mirror.reads import REFRESH_TASK_NAME
+from mirror.runs import Recorded
 from mirror import reconcile
 
 
@@ -24,12 +26,16 @@ class Command(BaseCommand):
 
     def handle(self, *args, key=None, full=False, verify=False, **options):
         show_bar = sys.stderr.isatty() and options["verbosity"] > 0
+        recorded = Recorded(REFRESH_TASK_NAME)
         try:
             snapshot = sync.refresh_snapshot()
         except sync.ScopeBusy:
+            recorded.skipped()
             raise CommandError("Another process is refreshing the key snapshot; try again in a moment.") from None
         except DerouterError as error:
+            recorded.failed(error.message)
             raise CommandError(f"derouter failed while listing keys: {error.message}") from None
+        recorded.ok(snapshot.describe())
         self.stdout.write(f"Key snapshot: {snapshot.describe()}.")
         if key and key != ACCOUNT_SCOPE and not KeySnapshot.objects.filter(sub_key_id=key).exists():
             raise CommandError(f"No key with id {key} in the snapshot.")
