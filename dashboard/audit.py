@@ -4,7 +4,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from dashboard.models import AuditEvent
-from dashboard.templatetags.money import usd
+from lib.money import usd
 
 EMPTY_TEXT = "(empty)"
 

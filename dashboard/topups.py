@@ -17,9 +17,10 @@ from accounts.models import ConsoleProfile
 from accounts.roles import get_topup_cap
 from dashboard import audit
 from dashboard.models import AuditEvent, Outcome, TopUp
-from dashboard.templatetags.money import usd
+from dashboard.outcomes import outcome_of_write_error
 from derouter import client
-from derouter.client import AuthFailed, NotFound, OutcomeUnknown, RateLimited, Rejected, Unavailable
+from derouter.client import DerouterError
+from lib.money import usd
 from mirror import sync as mirror_sync
 
 # Top-ups that took or may have taken money count against a staff member's cap.
@@ -79,7 +80,8 @@ def _reserve(user, sub_key, amount, note, token, available):
     staff member cannot both squeeze under the cap, check the cap, then insert.
     """
     with transaction.atomic():
-        cap = get_topup_cap(user)
+        # The worker (automation.actors.WorkerActor) is not a signed-in user: its rules set its limits.
+        cap = get_topup_cap(user) if user.is_authenticated else None
         if cap is not None:
             ConsoleProfile.objects.select_for_update().get(user=user)
         earlier = find_attempt(token)
@@ -96,7 +98,7 @@ def _reserve(user, sub_key, amount, note, token, available):
             with transaction.atomic():
                 row = TopUp.objects.create(
                     token=token,
-                    actor=user,
+                    actor=user if user.is_authenticated else None,
                     actor_name=user.get_username(),
                     sub_key_id=sub_key.id,
                     key_label=sub_key.label[:200],
@@ -117,7 +119,7 @@ def _reserve(user, sub_key, amount, note, token, available):
     return row, True
 
 
-def _finish(row, user, sub_key, outcome, message=""):
+def _finish(row, user, sub_key, outcome, message="", audit_note=""):
     row.outcome = outcome
     row.message = message
     row.save(update_fields=["outcome", "message"])
@@ -127,43 +129,36 @@ def _finish(row, user, sub_key, outcome, message=""):
         outcome,
         sub_key=sub_key,
         changes={"budget": (sub_key.budget, sub_key.budget + row.amount)},
-        message=message,
+        message=" ".join(part for part in (audit_note, message) if part),
     )
 
 
-def top_up(user, sub_key, amount, note, token, available):
+def top_up(user, sub_key, amount, note, token, available, audit_note=""):
     """Add ``amount`` to the key's budget once for this token; return a TopUpAttempt.
 
     ``available`` is the account's available balance just read: more than that is
     refused here, without asking the upstream. Raises TopUpNotAllowed over the
     user's daily cap; AuthFailed and RateLimited are recorded, then raised again
-    for the error page.
+    for the error page. ``audit_note`` leads the audit event's message (what asked
+    for the top-up, e.g. a budget request).
     """
     row, is_new = _reserve(user, sub_key, amount, note, token, available)
     if not is_new:
         return TopUpAttempt(row, repeated=True)
     if row.outcome == Outcome.REFUSED:
-        _finish(row, user, sub_key, Outcome.REFUSED, row.message)
+        _finish(row, user, sub_key, Outcome.REFUSED, row.message, audit_note=audit_note)
         return TopUpAttempt(row)
     try:
         answer = client.update_sub_key(sub_key.id, add_budget=amount)
-    except (Rejected, NotFound) as error:
-        _finish(row, user, sub_key, Outcome.REFUSED, error.message)
-    except OutcomeUnknown as error:
-        _finish(row, user, sub_key, Outcome.UNKNOWN, error.message)
-        mirror_sync.record_write_answer(None)
-    except Unavailable as error:
-        if error.status is None:
-            # The connection never opened: nothing was sent.
-            _finish(row, user, sub_key, Outcome.REFUSED, error.message)
-        else:
-            # An error answer to a write does not say whether the write was applied.
-            _finish(row, user, sub_key, Outcome.UNKNOWN, f"derouter answered with an error: {error.message}")
+    except DerouterError as error:
+        failure = outcome_of_write_error(error)
+        _finish(row, user, sub_key, failure.outcome, failure.message, audit_note=audit_note)
+        if failure.is_unknown:
+            # It may have happened: the worker reads the keys again so the snapshot shows the truth.
             mirror_sync.record_write_answer(None)
-    except (AuthFailed, RateLimited) as error:
-        _finish(row, user, sub_key, Outcome.REFUSED, error.message)
-        raise
+        if failure.needs_error_page:
+            raise
     else:
-        _finish(row, user, sub_key, Outcome.OK)
+        _finish(row, user, sub_key, Outcome.OK, audit_note=audit_note)
         mirror_sync.record_write_answer(answer)
     return TopUpAttempt(row)

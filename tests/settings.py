@@ -19,6 +19,8 @@ os.environ.setdefault("HUEY_IMMEDIATE", "true")
 _TEST_RUN = os.environ.setdefault("DASHBOARD_TEST_RUN", os.urandom(4).hex())
 os.environ.setdefault("HUEY_SQLITE_PATH", os.path.join(tempfile.gettempdir(), f"dashboard-test-huey-{_TEST_RUN}.sqlite3"))
 os.environ.setdefault("HUEY_QUEUE_NAME", f"dashboard-test-{_TEST_RUN}")
+# Test receivers listen on plain http; private targets stay refused unless a test allows them.
+os.environ.setdefault("WEBHOOK_ALLOW_HTTP", "true")
 
 from dashboard.settings import *  # noqa: E402,F403
 

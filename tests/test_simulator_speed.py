@@ -11,7 +11,7 @@ import requests
 
 from derouter.simulator.api import JsonNumber, encode_json, fixed_point
 from derouter.simulator.store import Store, UsageRow, insert_usage_rows
-from tests.simulator_helpers import call, create_key, decode, inject_usage
+from tests.simulator_helpers import call, create_key, decode, inject_usage, list_keys, simulator_in_thread
 
 # Nagle's algorithm meeting a delayed ACK holds every kept-alive answer for ~40 ms; a normal
 # round trip on loopback takes 1-5 ms. Counting the stalled trips is not a timing race: a
@@ -177,3 +177,15 @@ def test_decimals_and_fixed_point_amounts_are_plain_exact_numbers():
     value = {"a": Decimal("1.50"), "b": Decimal("0E-6"), "c": Decimal("1E+3"), "d": fixed_point(25_000_000, 6),
              "e": fixed_point(10_000, 6), "f": fixed_point(-1, 6), "g": fixed_point(15_000, 4), "h": JsonNumber("7")}
     assert encode_json(value) == '{"a":1.5,"b":0,"c":1000,"d":25,"e":0.01,"f":-0.000001,"g":1.5,"h":7}'
+
+
+def test_a_heavy_key_is_seeded_with_its_rows_spend_and_totals_consistent(tmp_path):
+    with simulator_in_thread(tmp_path, balance="100", seed_usage_rows=500) as private:
+        heavy = next(item for item in list_keys(private) if item["label"] == "Load Test heavy")
+        balance_body = decode(call(private, "GET", "/sub-key/balance", key=heavy["key"]))
+        logs = decode(call(private, "GET", f"/usage-logs?subKeyId={heavy['id']}&limit=100&page=5"))
+        account = decode(call(private, "GET", "/balance"))
+    assert balance_body["usage"]["total"]["requests"] == 500
+    assert heavy["spentVirtual"] == Decimal("0.005") and balance_body["spent"] == Decimal("0.01")  # multiplier 2
+    assert logs["pagination"] == {"page": 5, "limit": 100, "total": 500, "pages": 5} and len(logs["data"]) == 100
+    assert Decimal(account["balance"]) == Decimal("99.995")

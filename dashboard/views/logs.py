@@ -12,8 +12,9 @@ from django.views.decorators.http import require_http_methods
 from django.views.decorators.vary import vary_on_headers
 
 from accounts.roles import console_required
-from dashboard.csv_export import csv_download
+from lib.csv_export import csv_download
 from dashboard.forms import ACCOUNT_ONLY, UsageLogQueryForm
+from lib.htmx import wants_fragment
 from mirror.models import DailyRollup, KeySnapshot, UsageRecord
 from mirror.reads import request_first_sync_if_empty
 
@@ -130,9 +131,8 @@ def usage_logs(request):
         "is_past_end": query["page"] > paginator.num_pages and totals["requests"] > 0,
     }
     status = 400 if query_form.errors else 200
-    if request.htmx and not request.htmx.boosted:
-        # htmx swaps only 2xx answers; the fragment itself says what went wrong.
-        return render(request, "dashboard/_logs.html", context)
+    if wants_fragment(request):
+        return render(request, "dashboard/_logs.html", context, status=status)
     query_form.set_model_choices(_get_models())
     context["client_options"] = _get_client_options(query["client"])
     return render(request, "dashboard/usage_logs.html", context, status=status)

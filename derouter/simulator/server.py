@@ -294,7 +294,7 @@ def parse_starting_balance(value):
 
 
 def make_server(host, port, account_key, balance, state_path, demo=False, seed_keys=0, faults=False,
-                verbose=False):
+                verbose=False, seed_usage_rows=0):
     """Open (or create and seed) the state file and return a bound, not yet serving, server."""
     if not account_key:
         raise ConfigError("an account key is required (--account-key or DEROUTER_ACCOUNT_KEY)")
@@ -305,6 +305,8 @@ def make_server(host, port, account_key, balance, state_path, demo=False, seed_k
             seed.seed_demo(conn)
         if seed_keys:
             seed.seed_load_keys(conn, seed_keys)
+        if seed_usage_rows:
+            seed.seed_heavy_key(conn, seed_usage_rows)
 
     store = Store(state_path)
     try:
@@ -318,9 +320,11 @@ def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
-def serve(host, port, account_key, balance, state_path, demo=False, seed_keys=0, faults=False, verbose=False):
+def serve(host, port, account_key, balance, state_path, demo=False, seed_keys=0, faults=False, verbose=False,
+          seed_usage_rows=0):
     """Run the simulator until SIGTERM or Ctrl-C; announce the address on stdout first."""
-    server = make_server(host, port, account_key, balance, state_path, demo, seed_keys, faults, verbose)
+    server = make_server(host, port, account_key, balance, state_path, demo, seed_keys, faults, verbose,
+                         seed_usage_rows)
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _interrupt) if in_main_thread else None
     try:
@@ -349,14 +353,16 @@ def add_cli_arguments(parser):
     parser.add_argument("--state", default=None, help=f"SQLite state file (default {default_state_path()})")
     parser.add_argument("--demo", action="store_true", help="seed demo clients and 30 days of usage (new state only)")
     parser.add_argument("--seed-keys", type=int, default=0, help="seed N load-test keys (new state only)")
+    parser.add_argument("--seed-usage-rows", type=int, default=0,
+                        help='seed one key, "Load Test heavy", with N usage rows over 30 days (new state only)')
     parser.add_argument("--faults", action="store_true", help="enable /_sim/faults and /_sim/usage")
     parser.add_argument("--verbose", action="store_true", help="log every request to stderr")
 
 
 def serve_from_options(options):
     """Run serve() from parsed CLI options (a dict); raise ConfigError on unusable options."""
-    if options["seed_keys"] < 0:
-        raise ConfigError("--seed-keys must not be negative")
+    if options["seed_keys"] < 0 or options["seed_usage_rows"] < 0:
+        raise ConfigError("--seed-keys and --seed-usage-rows must not be negative")
     serve(
         host=options["host"],
         port=options["port"],
@@ -367,6 +373,7 @@ def serve_from_options(options):
         seed_keys=options["seed_keys"],
         faults=options["faults"],
         verbose=options["verbose"],
+        seed_usage_rows=options["seed_usage_rows"],
     )
 
 

@@ -1,0 +1,168 @@
+"""Client portal sessions: who is signed in with which Client Key, and for how long.
+
+A portal session is not a Django auth login. The Client Key and its timestamps
+live under their own session keys, server-side only, so a console login never
+makes anyone a portal user and a portal session never reaches the console.
+"""
+
+import functools
+import logging
+import time
+import zoneinfo
+
+from django.conf import settings
+from django.contrib import messages
+from django.shortcuts import redirect
+from django.urls import reverse
+from django_htmx.http import HttpResponseClientRedirect
+
+from automation.expiry import get_expired_notice
+from derouter.client import AuthFailed, DerouterError, RateLimited, Unavailable
+from lib.htmx import render_page_or_fragment
+
+logger = logging.getLogger(__name__)
+
+SESSION_KEY = "portal_key"
+SESSION_SIGNED_IN_AT = "portal_signed_in_at"
+SESSION_LAST_SEEN_AT = "portal_last_seen_at"
+SESSION_TIME_ZONE = "portal_tz"
+PORTAL_SESSION_KEYS = (SESSION_KEY, SESSION_SIGNED_IN_AT, SESSION_LAST_SEEN_AT, SESSION_TIME_ZONE)
+
+DEFAULT_TIME_ZONE = "UTC"
+
+KEY_NO_LONGER_VALID = "This key is no longer valid. Ask your provider for a new one, then sign in again."
+IDLE_EXPIRED = "You were signed out after a period of inactivity. Sign in again to continue."
+LIFETIME_EXPIRED = "Your session has ended for your security. Sign in again to continue."
+SIGN_IN_FIRST = "Sign in with your Client Key to continue."
+
+
+# Files of the tz database that are not places: "localtime" is the server's own zone.
+NOT_TIME_ZONES = frozenset({"localtime", "posixrules", "Factory"})
+
+
+@functools.cache
+def _get_known_time_zones():
+    # available_timezones() walks the tz database on disk: read it once.
+    return frozenset(zoneinfo.available_timezones()) - NOT_TIME_ZONES
+
+
+def is_known_time_zone(name):
+    return name in _get_known_time_zones()
+
+
+@functools.cache
+def get_time_zone_choices():
+    """Every known time zone as form choices, sorted by name."""
+    return [(name, name.replace("_", " ")) for name in sorted(_get_known_time_zones())]
+
+
+def start_portal_session(request, client_key):
+    """Sign a customer in: rotate the session id and keep the key server-side."""
+    for name in PORTAL_SESSION_KEYS:
+        request.session.pop(name, None)
+    # A new session id makes any id planted before sign-in worthless.
+    request.session.cycle_key()
+    now = int(time.time())
+    request.session[SESSION_KEY] = client_key
+    request.session[SESSION_SIGNED_IN_AT] = now
+    request.session[SESSION_LAST_SEEN_AT] = now
+
+
+def end_portal_session(request):
+    """Sign out: delete the session on the server and forget its id."""
+    request.session.flush()
+
+
+def get_portal_key(request):
+    """The signed-in customer's Client Key, or None."""
+    return request.session.get(SESSION_KEY)
+
+
+def get_time_zone_name(request):
+    """The customer's chosen time zone, validated, defaulting to UTC."""
+    name = request.session.get(SESSION_TIME_ZONE)
+    return name if name and is_known_time_zone(name) else DEFAULT_TIME_ZONE
+
+
+def has_chosen_time_zone(request):
+    return SESSION_TIME_ZONE in request.session
+
+
+def set_time_zone_name(request, name):
+    request.session[SESSION_TIME_ZONE] = name
+
+
+def _get_expiry_message(request, now):
+    """Why the portal session has run out, or None while it is still good."""
+    signed_in_at = request.session.get(SESSION_SIGNED_IN_AT)
+    last_seen_at = request.session.get(SESSION_LAST_SEEN_AT)
+    if not isinstance(signed_in_at, int) or not isinstance(last_seen_at, int):
+        return LIFETIME_EXPIRED
+    if now - signed_in_at >= settings.PORTAL_ABSOLUTE_TIMEOUT:
+        return LIFETIME_EXPIRED
+    if now - last_seen_at >= settings.PORTAL_IDLE_TIMEOUT:
+        return IDLE_EXPIRED
+    return None
+
+
+def _redirect_to_login(request):
+    """Send the browser to the portal sign-in page; htmx needs a full-page redirect."""
+    if request.htmx:
+        return HttpResponseClientRedirect(reverse("portal:login"))
+    return redirect("portal:login")
+
+
+def sign_out_with_message(request, message):
+    """End the portal session and leave a message for the sign-in page."""
+    end_portal_session(request)
+    messages.warning(request, message)
+    return _redirect_to_login(request)
+
+
+def render_upstream_problem(request, status, title, retry_after=None):
+    """A customer-facing page for an upstream failure; the session stays as it is."""
+    response = render_page_or_fragment(request, "portal/problem.html", "portal/_problem.html", {"title": title}, status)
+    if retry_after:
+        response["Retry-After"] = str(retry_after)
+    return response
+
+
+def portal_login_required(view):
+    """Let only a live portal session in, and turn upstream failures into customer pages.
+
+    Runs the idle and absolute timeouts server-side, passes the key to the
+    view as ``request.portal_key``, signs the customer out when the upstream
+    no longer accepts the key, and answers 503/502 (session kept) when the
+    upstream is down, slow or confused.
+    """
+
+    @functools.wraps(view)
+    def wrapper(request, *args, **kwargs):
+        client_key = get_portal_key(request)
+        if not client_key:
+            messages.info(request, SIGN_IN_FIRST)
+            return _redirect_to_login(request)
+        now = int(time.time())
+        expiry_message = _get_expiry_message(request, now)
+        if expiry_message:
+            return sign_out_with_message(request, expiry_message)
+        request.session[SESSION_LAST_SEEN_AT] = now
+        request.portal_key = client_key
+        try:
+            return view(request, *args, **kwargs)
+        except AuthFailed:
+            return sign_out_with_message(request, get_expired_notice(client_key) or KEY_NO_LONGER_VALID)
+        except RateLimited as error:
+            return render_upstream_problem(
+                request, 503, "derouter is busy right now. Wait a moment and try again.", error.retry_after or 30
+            )
+        except Unavailable as error:
+            logger.warning("portal: upstream unavailable on %s (%s)", request.path, error.status)
+            return render_upstream_problem(
+                request, 503, "derouter is not answering right now. Your session is kept: try again in a moment.", 30
+            )
+        except DerouterError as error:
+            logger.warning("portal: unexpected upstream answer on %s (%s)", request.path, error.status)
+            return render_upstream_problem(request, 502, "derouter gave an answer we could not use. Try again later.")
+
+    return wrapper

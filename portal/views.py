@@ -1,0 +1,227 @@
+"""The client portal's pages: a customer signs in with its Client Key and sees its own balance, usage and logs.
+
+Every page talks to derouter with the customer's own Client Key only, never
+with the Account Key, so one customer's session cannot show another's data.
+"""
+
+import logging
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.contrib import messages
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_protect
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.vary import vary_on_headers
+
+from automation.expiry import get_expired_notice
+from derouter.client import (
+    AuthFailed,
+    NotFound,
+    RateLimited,
+    Rejected,
+    Unavailable,
+    get_client_balance,
+    get_client_usage_logs,
+)
+from lib.csv_export import csv_download
+from lib.htmx import render_page_or_fragment
+from lib.money import is_running_low
+from lib.throttle import Throttle, client_address
+from portal.forms import INVALID_KEY_MESSAGE, LOG_PAGE_SIZES, LogsQueryForm, PortalLoginForm, TimeZoneForm
+from portal.sessions import (
+    end_portal_session,
+    get_portal_key,
+    get_time_zone_name,
+    has_chosen_time_zone,
+    portal_login_required,
+    set_time_zone_name,
+    start_portal_session,
+)
+
+logger = logging.getLogger(__name__)
+
+# The upstream's largest page: the CSV export walks the logs in steps of this size.
+CSV_PAGE_SIZE = 100
+CSV_HEADER = (
+    "time",
+    "request_id",
+    "model",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "cost",
+    "duration_ms",
+)
+
+
+def _get_login_throttle():
+    return Throttle("portal-login", settings.PORTAL_LOGIN_ATTEMPTS_LIMIT, settings.PORTAL_LOGIN_ATTEMPTS_WINDOW)
+
+
+def _get_masked_key(client_key):
+    """The key as it may be shown on a page: its prefix and last four characters."""
+    return f"{client_key[:7]}…{client_key[-4:]}"
+
+
+def _get_budget_state(balance):
+    """The budget bar's colour class: "out", "low", or empty while there is plenty left."""
+    if balance.remaining <= 0:
+        return "out"
+    if is_running_low(balance.remaining, balance.budget):
+        return "low"
+    return ""
+
+
+def _render_login(request, form, status=200, **context):
+    return render(request, "portal/login.html", {"form": form, **context}, status=status)
+
+
+def _generate_csv_rows(client_key, first_page, zone):
+    """Yield the CSV header and every log row, fetching one upstream page at a time."""
+    yield CSV_HEADER
+    usage_page = first_page
+    while True:
+        for log in usage_page.logs:
+            yield (
+                log.created_at.astimezone(zone).isoformat(),
+                log.request_id,
+                log.model,
+                log.input_tokens,
+                log.output_tokens,
+                log.cache_read_tokens,
+                log.cache_write_tokens,
+                format(log.cost, "f"),
+                log.duration_ms,
+            )
+        if usage_page.page >= first_page.pages or not usage_page.logs:
+            return
+        # A failure here cannot become an error page any more: the exception
+        # aborts the download, so the customer sees a failed file, not a short one.
+        usage_page = get_client_usage_logs(client_key, page=usage_page.page + 1, limit=CSV_PAGE_SIZE)
+
+
+@never_cache
+@csrf_protect
+@require_http_methods(["GET", "POST"])
+def login_view(request):
+    """Sign a customer in with its Client Key; throttle failures per client address."""
+    if request.method == "GET":
+        if get_portal_key(request):
+            return redirect("portal:home")
+        return _render_login(request, PortalLoginForm())
+    throttle = _get_login_throttle()
+    subject = f"ip:{client_address(request)}"
+    wait = throttle.retry_after(subject)
+    if wait:
+        response = _render_login(request, PortalLoginForm(), status=429, throttled_for=wait)
+        response["Retry-After"] = str(wait)
+        return response
+    form = PortalLoginForm(request.POST)
+    if form.is_valid():
+        client_key = form.cleaned_data["client_key"]
+        try:
+            get_client_balance(client_key)
+        except (AuthFailed, Rejected, NotFound):
+            # A key the worker expired says so; any other bad key gets the one message.
+            form.reject(get_expired_notice(client_key) or INVALID_KEY_MESSAGE)
+        except (Unavailable, RateLimited):
+            logger.warning("portal sign-in: derouter unavailable")
+            response = _render_login(request, PortalLoginForm(), status=503, upstream_down=True)
+            response["Retry-After"] = "30"
+            return response
+        else:
+            # No throttle reset on success: one valid key must not buy an
+            # address fresh guesses at other keys.
+            start_portal_session(request, client_key)
+            return redirect("portal:home")
+    throttle.record_failure(subject)
+    # The bound form never renders the key back (a password input), and a
+    # malformed, wrong or deleted key all carry the same single error.
+    return _render_login(request, form, status=400)
+
+
+@require_POST
+def logout_view(request):
+    """Sign the customer out and delete the session on the server."""
+    end_portal_session(request)
+    messages.success(request, "You are signed out.")
+    return redirect("portal:login")
+
+
+@require_GET
+@portal_login_required
+def home(request):
+    """The customer's label, budget, limits, usage summary and a quick start."""
+    balance = get_client_balance(request.portal_key)
+    context = {
+        "balance": balance,
+        "budget_state": _get_budget_state(balance),
+        "usage_rows": [
+            ("Today", balance.today),
+            ("This week", balance.week),
+            ("This month", balance.month),
+            ("All time", balance.total),
+        ],
+        "masked_key": _get_masked_key(request.portal_key),
+        "inference_base": settings.DEROUTER_INFERENCE_BASE,
+    }
+    return render(request, "portal/home.html", context)
+
+
+@require_POST
+@portal_login_required
+def reveal(request):
+    """Show the signed-in customer its full key, on request only (htmx fragment or page)."""
+    balance = get_client_balance(request.portal_key)
+    context = {"client_key": request.portal_key, "balance": balance}
+    return render_page_or_fragment(request, "portal/reveal.html", "portal/_client_key.html", context)
+
+
+@require_GET
+@vary_on_headers("HX-Request")
+@portal_login_required
+def logs(request):
+    """The customer's usage logs, paged, in its time zone; htmx gets just the table."""
+    page, limit = LogsQueryForm(request.GET).get_page_and_limit()
+    usage_page = get_client_usage_logs(request.portal_key, page=page, limit=limit)
+    zone_name = get_time_zone_name(request)
+    context = {
+        "usage_page": usage_page,
+        "page_sizes": LOG_PAGE_SIZES,
+        "time_zone": zone_name,
+        "detect_time_zone": not has_chosen_time_zone(request),
+        "time_zone_form": TimeZoneForm(initial={"tz": zone_name}),
+    }
+    return render_page_or_fragment(request, "portal/logs.html", "portal/_logs.html", context)
+
+
+@require_POST
+@portal_login_required
+def set_time_zone(request):
+    """Remember the customer's time zone (picked, or detected by the browser) for the logs."""
+    form = TimeZoneForm(request.POST)
+    if form.is_valid():
+        set_time_zone_name(request, form.cleaned_data["tz"])
+        return redirect("portal:logs")
+    return render(
+        request,
+        "portal/timezone.html",
+        {"time_zone_form": form, "time_zone": get_time_zone_name(request)},
+        status=400,
+    )
+
+
+@require_GET
+@portal_login_required
+def logs_csv(request):
+    """Every log of the customer as CSV, streamed one upstream page at a time."""
+    # The first page is fetched before answering, so a dead upstream still
+    # gets a proper error page instead of a broken download.
+    first_page = get_client_usage_logs(request.portal_key, page=1, limit=CSV_PAGE_SIZE)
+    zone = ZoneInfo(get_time_zone_name(request))
+    filename = f"derouter-usage-{timezone.now().astimezone(zone):%Y-%m-%d}.csv"
+    return csv_download(_generate_csv_rows(request.portal_key, first_page, zone), filename)
