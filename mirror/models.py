@@ -134,6 +134,9 @@ class SyncState(models.Model):
     # The newest request already held: an incremental sync stops when it reaches it.
     newest_request_id = models.CharField(max_length=128, blank=True)
     newest_created_at = models.DateTimeField(null=True, blank=True)
+    # How many rows derouter reported for the scope in the same answer whose newest row was
+    # newest_request_id: a catch-up knows how many new rows to expect and stops on the last.
+    newest_total = models.PositiveIntegerField(null=True, blank=True)
     # A first (or --full) sync walks back page by page; it resumes from here after a restart.
     backfill_page = models.PositiveIntegerField(default=0, help_text="0 when no backfill is under way.")
     backfill_pages = models.PositiveIntegerField(default=0)

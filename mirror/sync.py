@@ -267,6 +267,7 @@ def _backfill(state, key, multiplier, result, progress):
             # Rows newer than this one arrive above it; the next catch-up stops here.
             checkpoint["newest_request_id"] = usage_page.logs[0].request_id
             checkpoint["newest_created_at"] = usage_page.logs[0].created_at
+            checkpoint["newest_total"] = usage_page.total
         last = page >= usage_page.pages or not (usage_page.logs or usage_page.malformed)
         if last:
             checkpoint.update(backfill_page=0, backfill_complete=True, last_synced_at=timezone.now())
@@ -280,26 +281,44 @@ def _backfill(state, key, multiplier, result, progress):
 
 
 def _catch_up(state, key, multiplier, result, progress):
-    """Walk from the newest row down to the newest row of the last complete pass."""
+    """Walk from the newest row down to the newest row of the last complete pass.
+
+    When every page reports the same total, exactly (total - newest_total) rows are new
+    and the walk stops on the last of them, without asking for the page that holds the
+    boundary row. If rows arrive meanwhile (the total moves), it walks on to the boundary.
+    """
     boundary, boundary_time = state.newest_request_id, state.newest_created_at
-    newest = None
+    newest, total_at_start = None, None
+    seen_above_boundary = set()
     page = 1
     while True:
         usage_page = _fetch(state.scope, page)
-        if page == 1 and usage_page.logs:
-            newest = usage_page.logs[0]
+        if page == 1:
+            total_at_start = usage_page.total
+            newest = usage_page.logs[0] if usage_page.logs else None
         fresh, reached = [], False
         for log in usage_page.logs:
             if log.request_id == boundary or (boundary_time and log.created_at < boundary_time):
                 reached = True
                 break
             fresh.append(log)
-        last = reached or page >= usage_page.pages or not (usage_page.logs or usage_page.malformed)
+        seen_above_boundary.update(log.request_id for log in fresh)
+        seen_above_boundary.update(f"malformed:{page}:{index}" for index, _ in enumerate(usage_page.malformed))
+        all_new_seen = (
+            state.newest_total is not None
+            and usage_page.total == total_at_start
+            and len(seen_above_boundary) >= total_at_start - state.newest_total
+        )
+        last = (
+            reached or all_new_seen or page >= usage_page.pages or not (usage_page.logs or usage_page.malformed)
+        )
         checkpoint = {}
         if last:
             checkpoint["last_synced_at"] = timezone.now()
             if newest is not None:
-                checkpoint.update(newest_request_id=newest.request_id, newest_created_at=newest.created_at)
+                checkpoint.update(
+                    newest_request_id=newest.request_id, newest_created_at=newest.created_at, newest_total=total_at_start
+                )
         _store(state, key, multiplier, fresh, usage_page, result, **checkpoint)
         if progress:
             progress(result, usage_page)
@@ -318,6 +337,7 @@ def _sync_locked(scope, full, progress):
         state.backfill_page = 1
         state.newest_request_id = ""
         state.newest_created_at = None
+        state.newest_total = None
         state.save()
     result = SyncResult(scope)
     spent_before = key.spent if key is not None else None

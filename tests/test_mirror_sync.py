@@ -204,3 +204,19 @@ def test_derouter_down_during_a_refresh_keeps_the_snapshot_and_records_the_failu
     assert KeySnapshot.objects.filter(label="Still here", deleted_at__isnull=True).exists()
     failed = TaskRun.objects.get(name="refresh_keys")
     assert failed.status == TaskRun.Status.FAILED and failed.error
+
+
+def test_a_catch_up_stops_on_the_last_new_row_without_asking_for_the_next_page(
+    make_key, simulator, small_pages, upstream_calls
+):
+    key = make_key()
+    simulator.add_usage(key.id, "0.01", count=4)
+    sync.refresh_snapshot()
+    sync.sync_scope(key.id)
+    simulator.add_usage(key.id, "0.01", count=10)
+    before = upstream_calls()
+
+    result = sync.sync_scope(key.id)
+
+    assert (result.inserted, result.pages) == (10, 2) and upstream_calls() - before == 2
+    assert sorted(_mirrored_ids(key.id)) == sorted(_request_ids(key.id))
