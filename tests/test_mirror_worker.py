@@ -1,10 +1,12 @@
 """Real Huey consumers (`manage.py run_huey` processes) keeping the mirror, on this run's queue and test database."""
 
 import os
+import secrets
 import signal
 import subprocess
 import sys
 import time
+from decimal import Decimal
 
 import pytest
 from django.conf import settings
@@ -12,9 +14,10 @@ from django.db import connection
 from django.db.models import Sum
 from huey.contrib.djhuey import HUEY
 
+from derouter import client as derouter_client
 from mirror import reconcile, tasks
 from mirror.models import DailyRollup, KeySnapshot, SyncState, UsageRecord
-from tests.conftest import ROOT
+from tests.conftest import ROOT, start_simulator, stop_simulator
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -31,8 +34,23 @@ def _database_url():
 
 
 @pytest.fixture
-def start_consumer(simulator):
+def private_simulator(tmp_path, settings):
+    """A simulator of this test's own: the consumers' refresh sees only the keys the test makes."""
+    simulator = start_simulator(tmp_path / "worker-sim.sqlite3", "sk-ant-acct-" + secrets.token_urlsafe(24))
+    settings.DEROUTER_API_BASE = simulator.base_url
+    settings.DEROUTER_ACCOUNT_KEY = simulator.account_key
+    yield simulator
+    stop_simulator(simulator)
+
+
+def _make_key(label, budget="10"):
+    return derouter_client.create_sub_key(Decimal(budget), label=label)
+
+
+@pytest.fixture
+def start_consumer(private_simulator):
     """Start `manage.py run_huey` processes on this run's queue; they are stopped (SIGINT) after the test."""
+    simulator = private_simulator
     HUEY.immediate = False
     HUEY.flush()  # no task or lock left by an earlier test
     processes = []
@@ -90,10 +108,10 @@ def _fully_mirrored(sub_key_id, expected_rows):
 
 
 def test_a_consumer_started_with_the_scheduler_refreshes_the_snapshot_and_mirrors_usage(
-    start_consumer, make_key, simulator
+    start_consumer, private_simulator
 ):
-    key = make_key(label="Worker client")
-    simulator.add_usage(key.id, "0.01", count=5)
+    key = _make_key("Worker client")
+    private_simulator.add_usage(key.id, "0.01", count=5)
 
     consumer = start_consumer()
     _wait_until(_fully_mirrored(key.id, 5), [consumer])
@@ -104,11 +122,11 @@ def test_a_consumer_started_with_the_scheduler_refreshes_the_snapshot_and_mirror
 
 
 def test_two_consumers_syncing_the_same_keys_at_once_mirror_every_row_exactly_once(
-    start_consumer, make_key, simulator
+    start_consumer, private_simulator
 ):
-    first, second = make_key(label="Busy one", budget="50"), make_key(label="Busy two", budget="50")
-    simulator.add_usage(first.id, "0.01", count=240)
-    simulator.add_usage(second.id, "0.01", count=130)
+    first, second = _make_key("Busy one", budget="50"), _make_key("Busy two", budget="50")
+    private_simulator.add_usage(first.id, "0.01", count=240)
+    private_simulator.add_usage(second.id, "0.01", count=130)
     consumers = [start_consumer("--no-periodic"), start_consumer("--no-periodic")]
 
     # Enqueued onto the consumers' queue (the fixture turned immediate mode off).
