@@ -50,7 +50,7 @@ from derouter.simulator import pricing  # noqa: E402
 from derouter.simulator.store import UsageRow, insert_usage_rows, iso_utc  # noqa: E402
 from mirror import sync  # noqa: E402
 from mirror.models import DailyRollup, SyncState, UsageRecord  # noqa: E402
-from tests.conftest import start_simulator, stop_simulator  # noqa: E402
+from tests.helpers import start_simulator, stop_simulator  # noqa: E402
 
 SCALES = (50, 5000, 20000)
 PAGE_SIZE = 100

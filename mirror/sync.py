@@ -33,7 +33,7 @@ logger = logging.getLogger(__name__)
 # derouter's largest page: the fewest requests per row.
 PAGE_SIZE = 100
 # How long a key edit waits for a running sync of that key before giving up.
-EDIT_LOCK_WAIT_SECONDS = 20
+EDIT_LOCK_WAIT_SECONDS = 5
 SNAPSHOT_LOCK = "mirror-snapshot"
 SNAPSHOT_FIELDS = (
     "label", "key_id_short", "secret_sha256", "budget", "spent", "remaining", "rpm_limit",

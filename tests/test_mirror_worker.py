@@ -17,7 +17,7 @@ from huey.contrib.djhuey import HUEY
 from derouter import client as derouter_client
 from mirror import reconcile, tasks
 from mirror.models import DailyRollup, KeySnapshot, SyncState, UsageRecord
-from tests.conftest import ROOT, start_simulator, stop_simulator
+from tests.helpers import ROOT, start_simulator, stop_simulator
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -1,5 +1,6 @@
 """Client Keys: list, create, key page, edit, reveal and delete."""
 
+import re
 import uuid
 from dataclasses import dataclass
 from decimal import Decimal
@@ -26,21 +27,26 @@ from dashboard.forms import (
     KeyLogsQueryForm,
     MultiplierPreviewForm,
 )
+from dashboard.formtokens import TokenUsedElsewhere
 from dashboard.models import AuditEvent, Outcome, TopUp
-from dashboard.upstream import get_sub_key_or_404, is_running_low
+from dashboard.upstream import get_sub_key_or_404, is_running_low, upstream_write_deadline
 from dashboard.views import SUBKEYS_CHANGED_EVENT
 from derouter import client
-from derouter.client import NotFound, RateLimited, Unavailable
+from derouter.client import DerouterError, NotFound, RateLimited, Unavailable
 from lib.htmx import render_page_or_fragment, wants_fragment
 from lib.money import usd
+from lib.paging import Pager, pager_for_log_page, plural
 from mirror import reconcile
 from mirror import sync as mirror_sync
+from mirror.ingest import secret_digest
 from mirror.models import KeySnapshot
 from mirror.reads import as_sub_key, request_first_sync_if_empty, search_keys
 
 KEYS_PER_PAGE = 25
 HISTORY_ROWS = 20
 PORTAL_LOGIN_PATH = "/portal/login/"
+# A search this long that starts like a key is a pasted secret, not part of a label.
+FULL_KEY_SHAPE = re.compile(r"sk-[A-Za-z0-9_\-]{20,200}")
 # The preview's example amount for a key that has spent nothing yet.
 PREVIEW_SAMPLE_SPENT = Decimal(10)
 
@@ -62,6 +68,56 @@ def _get_key_row(sub_key):
         is_low=is_running_low(sub_key),
         is_out=sub_key.remaining <= 0,
     )
+
+
+def _get_safe_search(query):
+    """The search with a pasted full key replaced by its shortened form (found by its digest in the snapshot).
+
+    A full key must not travel on in a URL, an access log or the browser's
+    history: the search form posts, and this is what goes into the URL.
+    """
+    if not FULL_KEY_SHAPE.fullmatch(query):
+        return query
+    shortened = KeySnapshot.objects.filter(secret_sha256=secret_digest(query)).values_list("key_id_short", flat=True)
+    return shortened.first() or ""
+
+
+def _settle_unsettled_writes():
+    """Writes whose outcome is still open are settled from derouter's key list: one call, only when there are any.
+
+    The worker does the same every minute; if derouter cannot answer now, the page serves the snapshot.
+    """
+    try:
+        settled = keywrites.resolve_unsettled_writes()
+    except DerouterError:
+        return
+    if settled:
+        mirror_sync.record_write_answer(None)
+
+
+def _mirror_usage_so_far(sub_key):
+    """Mirror the key's usage so far, under its multiplier until now; False if that cannot be done now."""
+    mirror_sync.record_key(sub_key)
+    try:
+        mirror_sync.sync_key_usage(sub_key.id)
+    except (mirror_sync.ScopeBusy, Unavailable, RateLimited, NotFound):
+        return False
+    return True
+
+
+def _get_snapshot_or_404(sub_key_id):
+    """An active key of the snapshot, or Http404 (the URL converter already refused malformed ids)."""
+    request_first_sync_if_empty()
+    try:
+        return KeySnapshot.objects.active().get(sub_key_id=sub_key_id)
+    except KeySnapshot.DoesNotExist:
+        raise Http404("No such key.") from None
+
+
+def _get_reconciliation(snapshot):
+    """Mirrored real cost against the spend derouter reports: "reconciled" or the difference."""
+    mirrored = reconcile.mirrored_cost_of(snapshot)
+    return {"mirrored": mirrored, "difference": reconcile.difference(snapshot, mirrored)}
 
 
 def _get_list_url(**query):
@@ -92,6 +148,19 @@ def _get_sort_headers(query):
             }
         )
     return headers
+
+
+def _get_list_pager(query, page, total_keys):
+    """The key list's pager: which keys of how many, and links that keep the search and sort."""
+    shown = f"{page.start_index()}–{page.end_index()} of {page.paginator.count}"
+    matching = f" matching keys ({total_keys} in all)" if query["q"] else " keys"
+    return Pager(
+        summary=f"{shown}{matching} · page {page.number} of {page.paginator.num_pages}",
+        previous_url=_get_list_url(q=query["q"], sort=query["sort"], page=page.number - 1) if page.has_previous() else None,
+        next_url=_get_list_url(q=query["q"], sort=query["sort"], page=page.number + 1) if page.has_next() else None,
+        previous_label="Previous",
+        next_label="Next",
+    )
 
 
 def _get_quick_start(secret, request):
@@ -168,55 +237,45 @@ def _render_multiplier_preview(request, sub_key):
     return render(request, "dashboard/_multiplier_preview.html", context)
 
 
-def _mirror_usage_so_far(sub_key):
-    """Mirror the key's usage so far, under its multiplier until now; False if that cannot be done now."""
-    mirror_sync.record_key(sub_key)
-    try:
-        mirror_sync.sync_key_usage(sub_key.id)
-    except (mirror_sync.ScopeBusy, Unavailable, RateLimited, NotFound):
-        return False
-    return True
-
-
-def _get_snapshot_or_404(sub_key_id):
-    """An active key of the snapshot, or Http404 (the URL converter already refused malformed ids)."""
-    request_first_sync_if_empty()
-    try:
-        return KeySnapshot.objects.active().get(sub_key_id=sub_key_id)
-    except KeySnapshot.DoesNotExist:
-        raise Http404("No such key.") from None
-
-
-def _get_reconciliation(snapshot):
-    """Mirrored real cost against the spend derouter reports: "reconciled" or the difference."""
-    mirrored = reconcile.mirrored_cost_of(snapshot)
-    return {"mirrored": mirrored, "difference": reconcile.difference(snapshot, mirrored)}
-
-
 @console_required
-@require_http_methods(["GET", "HEAD"])
+@require_http_methods(["GET", "HEAD", "POST"])
 @vary_on_headers("HX-Request")
 def key_list(request):
-    """The Client Keys table: search, sort and page the key snapshot in SQL (no upstream call)."""
+    """The Client Keys table: search, sort and page the key snapshot in SQL (no upstream call).
+
+    The search box posts; the answer's URL (a redirect, or HX-Push-Url for
+    htmx) carries the search with any full key in it shortened.
+    """
     request_first_sync_if_empty()
-    query = KeyListQueryForm(request.GET).get_query()
+    submitted = KeyListQueryForm(request.POST if request.method == "POST" else request.GET).get_query()
+    query = {**submitted, "q": _get_safe_search(submitted["q"])}
+    is_new_search = request.method == "POST" or query["q"] != submitted["q"]
+    if is_new_search:
+        query["page"] = 1
+    list_url = _get_list_url(**query)
+    if is_new_search and not request.htmx:
+        return redirect(list_url)
+    _settle_unsettled_writes()
     page = Paginator(search_keys(query["q"], query["sort"]), KEYS_PER_PAGE).get_page(query["page"])
+    total_keys = KeySnapshot.objects.active().count() if query["q"] else page.paginator.count
     context = {
         "query": query,
         "page": page,
         "rows": [_get_key_row(as_sub_key(snapshot)) for snapshot in page.object_list],
-        "total_keys": KeySnapshot.objects.active().count() if query["q"] else page.paginator.count,
+        "total_keys": total_keys,
+        "refresh_url": list_url,
         "sort_headers": _get_sort_headers(query),
-        "previous_url": _get_list_url(q=query["q"], sort=query["sort"], page=page.number - 1)
-        if page.has_previous()
-        else None,
-        "next_url": _get_list_url(q=query["q"], sort=query["sort"], page=page.number + 1) if page.has_next() else None,
+        "pager": _get_list_pager(query, page, total_keys),
     }
-    return render_page_or_fragment(request, "dashboard/key_list.html", "dashboard/_keys.html", context)
+    response = render_page_or_fragment(request, "dashboard/key_list.html", "dashboard/_keys.html", context)
+    if is_new_search:
+        response["HX-Push-Url"] = list_url
+    return response
 
 
 @owner_required
 @require_http_methods(["GET", "HEAD", "POST"])
+@upstream_write_deadline
 def key_create(request):
     """Create a Client Key; on success show its full secret once, with the client's quick-start."""
     if request.method != "POST":
@@ -231,11 +290,20 @@ def key_create(request):
     if budget > balance.available:
         form.add_error("budget", f"Only {usd(balance.available)} is available; the budget cannot be more.")
         return render(request, "dashboard/key_create.html", {"form": form, "balance": balance}, status=400)
+    if "edit" in request.POST:
+        return render(request, "dashboard/key_create.html", {"form": form, "balance": balance})
+    if budget > settings.CONFIRM_BUDGET_ABOVE and "confirm" not in request.POST:
+        # A large budget is said back in words before any money moves.
+        context = {"form": form, "budget": budget, "balance": balance, "available_after": balance.available - budget}
+        return render(request, "dashboard/key_create_confirm.html", context)
 
     label, rpm_limit = form.cleaned_data["label"], form.cleaned_data["rpm_limit"]
-    write = keywrites.create_key(
-        request.user, token=form.cleaned_data["token"], label=label, budget=budget, rpm_limit=rpm_limit
-    )
+    try:
+        write = keywrites.create_key(
+            request.user, token=form.cleaned_data["token"], label=label, budget=budget, rpm_limit=rpm_limit
+        )
+    except TokenUsedElsewhere as refusal:
+        return render(request, "dashboard/form_used_elsewhere.html", {"message": refusal.message}, status=400)
     if write.repeated:
         return render(request, "dashboard/key_create_repeated.html", {"attempt": write.event})
     if write.is_unknown:
@@ -262,6 +330,7 @@ def key_create(request):
 @vary_on_headers("HX-Request")
 def key_detail(request, sub_key_id):
     """One key from the snapshot: details, usage, reconciliation, its logs paged upstream, top-ups, audit events."""
+    _settle_unsettled_writes()
     snapshot = _get_snapshot_or_404(sub_key_id)
     sub_key = as_sub_key(snapshot)
     logs_query = KeyLogsQueryForm(request.GET).get_query()
@@ -275,10 +344,15 @@ def key_detail(request, sub_key_id):
         logs = None
     context = {
         "key": sub_key,
-        "snapshot": snapshot,
         "row": _get_key_row(sub_key),
         "logs": logs,
         "logs_query": logs_query,
+        "pager": None if logs is None else pager_for_log_page(
+            request,
+            logs,
+            f"{plural(logs.total, 'request')} · page {logs.page} of {logs.pages or 1}",
+            base=reverse("console:key_detail", args=[sub_key.id]),
+        ),
         "page_sizes": KeyLogsQueryForm.base_fields["limit"].choices,
     }
     if wants_fragment(request):
@@ -299,6 +373,7 @@ def key_detail(request, sub_key_id):
 @owner_required
 @require_http_methods(["GET", "HEAD", "POST"])
 @vary_on_headers("HX-Request")
+@upstream_write_deadline
 def key_edit(request, sub_key_id):
     """Edit label, rpm limit and display multiplier; sends only what changed."""
     sub_key = get_sub_key_or_404(sub_key_id)
@@ -366,6 +441,7 @@ def key_reveal(request, sub_key_id):
 
 @owner_required
 @require_http_methods(["GET", "HEAD", "POST"])
+@upstream_write_deadline
 def key_delete(request, sub_key_id):
     """Confirm, then delete a key; its unspent budget returns to the available balance."""
     sub_key = get_sub_key_or_404(sub_key_id)
