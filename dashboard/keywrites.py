@@ -126,9 +126,31 @@ def create_key(user, *, token, label, budget, rpm_limit):
     return KeyWrite(event, created=created)
 
 
+def _mirror_usage_so_far(sub_key):
+    """Mirror the key's usage up to now under its current multiplier; None, or why it could not be done."""
+    mirror_sync.record_key(sub_key)
+    try:
+        mirror_sync.sync_key_usage(sub_key.id)
+    except mirror_sync.ScopeBusy:
+        return "the worker is mirroring this key's usage right now"
+    except DerouterError as error:
+        return f"this key's usage could not be read first ({error.message})"
+    return None
+
+
 def edit_key(user, sub_key, changes):
-    """PUT the changed fields ({name: (before, after)}) of a key."""
+    """PUT the changed fields ({name: (before, after)}) of a key.
+
+    A new multiplier is sent only once the key's usage so far is mirrored, so every
+    earlier request keeps the multiplier it was made under.
+    """
     event = _start(user, AuditEvent.Action.EDIT, sub_key, changes=changes)
+    if "display_multiplier" in changes:
+        problem = _mirror_usage_so_far(sub_key)
+        if problem:
+            message = f"The change was not sent: {problem}; requests made before a new multiplier must keep the old one."
+            audit.finish(event, Outcome.REFUSED, message=message)
+            return KeyWrite(event, failure=ErrorOutcome(Outcome.REFUSED, message, was_sent=False))
     updates = {name: after for name, (_, after) in changes.items()}
     answer, failed = _send(event, lambda: client.update_sub_key(sub_key.id, **updates), sub_key.id)
     if failed:
@@ -142,6 +164,8 @@ def delete_key(user, sub_key):
     """DELETE a key; its unspent budget returns to the available balance."""
     returned = max(sub_key.remaining, Decimal(0))
     event = _start(user, AuditEvent.Action.DELETE, sub_key, changes={"budget_returned": (None, returned)})
+    # derouter stops listing a deleted key's usage: mirror what is left while it still can (best effort).
+    _mirror_usage_so_far(sub_key)
     _, failed = _send(event, lambda: client.delete_sub_key(sub_key.id), sub_key.id)
     if failed:
         if failed.failure.is_gone:

@@ -32,7 +32,7 @@ from dashboard.models import AuditEvent, Outcome, TopUp
 from dashboard.upstream import get_sub_key_or_404, is_running_low, upstream_write_deadline
 from dashboard.views import SUBKEYS_CHANGED_EVENT
 from derouter import client
-from derouter.client import DerouterError, NotFound, RateLimited, Unavailable
+from derouter.client import DerouterError, NotFound, Unavailable
 from lib.htmx import render_page_or_fragment, wants_fragment
 from lib.money import usd
 from lib.paging import Pager, pager_for_log_page, plural
@@ -93,16 +93,6 @@ def _settle_unsettled_writes():
         return
     if settled:
         mirror_sync.record_write_answer(None)
-
-
-def _mirror_usage_so_far(sub_key):
-    """Mirror the key's usage so far, under its multiplier until now; False if that cannot be done now."""
-    mirror_sync.record_key(sub_key)
-    try:
-        mirror_sync.sync_key_usage(sub_key.id)
-    except (mirror_sync.ScopeBusy, Unavailable, RateLimited, NotFound):
-        return False
-    return True
 
 
 def _get_snapshot_or_404(sub_key_id):
@@ -392,13 +382,6 @@ def key_edit(request, sub_key_id):
         messages.info(request, "Nothing changed.")
         return redirect("console:key_detail", sub_key_id=sub_key.id)
 
-    if "display_multiplier" in changes and not _mirror_usage_so_far(sub_key):
-        form.add_error(
-            None,
-            "This key's usage could not be brought up to date first, so the multiplier was not changed "
-            "(requests made before a change keep the old multiplier). Try again in a moment.",
-        )
-        return _render_edit_page(request, sub_key, form, status=503)
     write = keywrites.edit_key(request.user, sub_key, changes)
     if write.is_unknown:
         response = _render_outcome_unknown(request, sub_key, write, "edit")
@@ -448,8 +431,6 @@ def key_delete(request, sub_key_id):
     if request.method != "POST":
         return render(request, "dashboard/key_delete.html", {"key": sub_key})
 
-    # derouter stops listing a deleted key's usage: mirror what is left while it still can.
-    _mirror_usage_so_far(sub_key)
     write = keywrites.delete_key(request.user, sub_key)
     if write.is_unknown:
         return _render_outcome_unknown(request, sub_key, write, "delete")
