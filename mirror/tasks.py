@@ -41,7 +41,7 @@ def _every_refresh_period(moment):
     return (moment.hour * 60 + moment.minute) % minutes == 0
 
 
-@db_periodic_task(_every_refresh_period, name="mirror.schedule_refreshes")
+@db_periodic_task(_every_refresh_period)
 def schedule_refreshes():
     """Huey's scheduler wakes once a minute; periods under a minute are spread over it."""
     period = settings.MIRROR_REFRESH_SECONDS
@@ -51,7 +51,7 @@ def schedule_refreshes():
             refresh_mirror.schedule(delay=step * period)
 
 
-@db_task(retries=RETRIES, retry_delay=RETRY_DELAY_SECONDS, retry_backoff=RETRY_BACKOFF, name="mirror.refresh_mirror")
+@db_task(retries=RETRIES, retry_delay=RETRY_DELAY_SECONDS, retry_backoff=RETRY_BACKOFF)
 def refresh_mirror():
     """Refresh the key snapshot, then queue a usage sync for every scope that may have new rows."""
     recorded = Recorded(REFRESH_TASK_NAME)
@@ -69,7 +69,7 @@ def refresh_mirror():
     _prune_task_runs()
 
 
-@db_task(retries=RETRIES, retry_delay=RETRY_DELAY_SECONDS, retry_backoff=RETRY_BACKOFF, name="mirror.refresh_keys")
+@db_task(retries=RETRIES, retry_delay=RETRY_DELAY_SECONDS, retry_backoff=RETRY_BACKOFF)
 def refresh_keys():
     """Refresh only the key snapshot: after a write whose answer did not describe the key, or on a first page view."""
     recorded = Recorded(REFRESH_TASK_NAME)
@@ -84,7 +84,7 @@ def refresh_keys():
     recorded.ok(result.describe())
 
 
-@db_task(retries=RETRIES, retry_delay=RETRY_DELAY_SECONDS, retry_backoff=RETRY_BACKOFF, name="mirror.sync_usage")
+@db_task(retries=RETRIES, retry_delay=RETRY_DELAY_SECONDS, retry_backoff=RETRY_BACKOFF)
 def sync_usage(scope, full=False):
     """Sync one scope's usage rows; a scope another consumer is syncing is left to it."""
     recorded = Recorded(f"sync_usage {scope}")
