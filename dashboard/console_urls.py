@@ -3,6 +3,7 @@ from django.urls import path, register_converter
 from accounts import two_factor_views, user_views
 from dashboard.converters import SubKeyIdConverter
 from dashboard.views import audit, keys, logs, overview, topups
+from mirror import views as mirror_views
 
 register_converter(SubKeyIdConverter, "subkey")
 
@@ -20,9 +21,14 @@ urlpatterns = [
     path("topups/", topups.ledger, name="ledger"),
     path("topups/export.csv", topups.ledger_csv, name="ledger_csv"),
     path("logs/", logs.usage_logs, name="usage_logs"),
+    path("logs/export.csv", logs.usage_logs_csv, name="usage_logs_csv"),
+    path("logs/clients/", logs.usage_log_clients, name="usage_log_clients"),
+    path("sync/", mirror_views.sync_status, name="sync_status"),
+    path("sync/refresh/", mirror_views.mirror_refresh, name="mirror_refresh"),
     path("audit/", audit.audit_trail, name="audit_trail"),
     path("users/", user_views.user_list, name="users"),
     path("users/invite/", user_views.user_invite, name="user_invite"),
+    path("users/invitations/<int:invitation_id>/withdraw/", user_views.invitation_withdraw, name="invitation_withdraw"),
     path("users/two-factor-policy/", user_views.two_factor_policy, name="two_factor_policy"),
     path("users/<int:user_id>/", user_views.user_detail, name="user_detail"),
     path("users/<int:user_id>/access/", user_views.user_access, name="user_access"),

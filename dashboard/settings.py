@@ -159,6 +159,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Write transactions take SQLite's lock up front, so two concurrent top-ups
     # queue instead of failing with "database is locked" halfway.
     DATABASES["default"].setdefault("OPTIONS", {}).update({"transaction_mode": "IMMEDIATE", "timeout": 20})
+    # Write-ahead logging: pages keep reading while the worker writes the mirror, and a
+    # commit is one append instead of a journal rewrite (synchronous=NORMAL is safe in WAL).
+    DATABASES["default"]["OPTIONS"]["init_command"] = "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env_str("REDIS_URL", "")
@@ -330,16 +333,6 @@ CONFIRM_BUDGET_ABOVE = env_decimal("CONFIRM_BUDGET_ABOVE", "1000")
 # Two-factor sign-in and invitations.
 OTP_TOTP_ISSUER = env_str("OTP_TOTP_ISSUER", "derouter reseller")
 INVITATION_MAX_AGE = env_int("INVITATION_MAX_AGE", 3 * 24 * 60 * 60)
-EMAIL_HOST = env_str("EMAIL_HOST", "")
-EMAIL_PORT = env_int("EMAIL_PORT", 587)
-EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
-EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
-EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", True)
-DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "derouter-dashboard@localhost")
-# Without a mail server invitations are only shown to the owner, who sends the link.
-EMAIL_BACKEND = (
-    "django.core.mail.backends.smtp.EmailBackend" if EMAIL_HOST else "django.core.mail.backends.dummy.EmailBackend"
-)
 
 # Client portal sessions.
 PORTAL_IDLE_TIMEOUT = env_int("PORTAL_IDLE_TIMEOUT", 30 * 60)

@@ -103,7 +103,7 @@ def test_the_key_page_shows_its_usage_forecast_and_statements(owner_client, simu
     assert f"/dashboard/keys/{created.id}/statements/{_today():%Y-%m}/" in html
 
 
-def test_a_key_not_yet_mirrored_says_so_on_its_page(owner_client, make_key):
-    created = make_key(budget="1", label="Unmirrored")
+def test_a_key_without_recent_usage_does_not_run_out_at_this_rate(owner_client, make_key):
+    created = make_key(budget="1", label="Quiet")
     html = owner_client.get(f"/dashboard/keys/{created.id}/").content.decode()
-    assert "has not been mirrored yet" in html
+    assert 'id="key-analytics"' in html and "not at this rate" in html
