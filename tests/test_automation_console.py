@@ -218,3 +218,11 @@ def test_a_portal_request_with_a_bad_amount_is_a_form_error(client, make_key):
 def test_the_portal_request_page_needs_a_portal_session(client):
     response = client.get("/portal/requests/")
     assert response.status_code == 302 and "/portal/login/" in response["Location"]
+
+
+def test_the_key_page_links_to_rule_forms_with_the_key_chosen(owner_client, make_key):
+    created = make_key(budget="1", label="Preselected")
+    page = owner_client.get(f"/dashboard/keys/{created.id}/")
+    assert f"/dashboard/automation/auto-topups/?key={created.id}".encode() in page.content
+    form = owner_client.get(f"/dashboard/automation/auto-topups/?key={created.id}").context["form"]
+    assert form["sub_key_id"].value() == created.id

@@ -177,3 +177,18 @@ def test_console_writes_become_webhook_events(owner_client, webhook_receiver, dj
     data = json.loads(received.body)["data"]
     assert data["sub_key_id"] == created.id
     assert data["changes"]["label"] == ["Hooked", "Hooked renamed"]
+
+
+def test_a_top_up_with_an_unknown_outcome_is_a_write_unknown_event(owner_client, simulator, webhook_receiver, django_capture_on_commit_callbacks, make_key):
+    make_endpoint(webhook_receiver.url, events=["write.unknown", "key.topped_up"])
+    created = make_key(budget="2", label="Unknown write")
+    simulator.inject("drop", path=f"/sub-keys/{created.id}", method="PUT", times=1)
+    with django_capture_on_commit_callbacks(execute=True):
+        owner_client.post(
+            f"/dashboard/keys/{created.id}/topup/",
+            {"amount": "1", "note": "INV-9", "confirm": "1", "token": "6f0e1c8e-0000-4000-8000-000000000009"},
+        )
+    (received,) = webhook_receiver.requests
+    body = json.loads(received.body)
+    assert body["type"] == "write.unknown"
+    assert (body["data"]["action"], body["data"]["outcome"], body["data"]["sub_key_id"]) == ("topup", "unknown", created.id)
