@@ -7,7 +7,7 @@ import pytest
 from django.core import mail
 
 from automation import alerts, funding, tasks
-from automation.models import Alert, AlertRule, AutoTopUpRule, RuleState, WebhookEndpoint
+from automation.models import Alert, AlertRule, AutoTopUpRule, RuleState
 from automation.upstream import get_live_key, refresh_snapshot, token_for
 from automation import webhooks
 from dashboard.models import AuditEvent, Outcome, TopUp
@@ -39,9 +39,7 @@ def run_evaluation(capture, times=1):
 def test_a_key_under_its_threshold_gets_one_top_up_one_email_and_one_signed_webhook(
     simulator, make_key, webhook_receiver, django_capture_on_commit_callbacks
 ):
-    endpoint = WebhookEndpoint.objects.create(
-        url=webhook_receiver.url, events=["key.low", "key.topped_up"], secret=webhooks.new_secret()
-    )
+    _, secret = webhooks.create_endpoint(webhook_receiver.url, ["key.low", "key.topped_up"])
     created = make_key(budget="10", label="Driven")
     make_rules(created.id)
     run_evaluation(django_capture_on_commit_callbacks)
@@ -62,7 +60,7 @@ def test_a_key_under_its_threshold_gets_one_top_up_one_email_and_one_signed_webh
     (email,) = mail.outbox
     assert email.to == ["ops@example.com"] and "Key under $3" in email.subject
     (low,) = webhook_receiver.of_type("key.low")
-    assert readme_verifier()(endpoint.secret, low.headers["X-Derouter-Signature"], low.body)
+    assert readme_verifier()(secret, low.headers["X-Derouter-Signature"], low.body)
     assert json.loads(low.body)["data"]["sub_key_id"] == created.id
     assert len(webhook_receiver.of_type("key.topped_up")) == 1
     assert TaskRun.objects.filter(name="automation.evaluate", status=TaskRun.Status.OK).count() == 3
