@@ -6,14 +6,13 @@ from decimal import Decimal
 import pytest
 from django.core import mail
 
-from automation import alerts, funding, tasks
+from automation import alerts, funding, tasks, webhooks
 from automation.models import Alert, AlertRule, AutoTopUpRule, RuleState
 from automation.upstream import get_live_key, refresh_snapshot, token_for
-from automation import webhooks
 from dashboard.models import AuditEvent, Outcome, TopUp
 from derouter import client
 from mirror.models import KeySnapshot, TaskRun
-from tests.helpers import budget_of
+from tests.helpers import budget_of, eventually
 from tests.test_automation_webhooks import readme_verifier
 
 pytestmark = pytest.mark.django_db
@@ -179,24 +178,13 @@ def test_a_slow_top_up_that_was_applied_is_settled_as_applied(simulator, make_ke
     simulator.inject("slow", path=f"/sub-keys/{created.id}", method="PUT", delay=settings.DEROUTER_READ_TIMEOUT + 1, times=1)
     run_evaluation(django_capture_on_commit_callbacks)
     assert TopUp.objects.get().outcome == Outcome.UNKNOWN
-    wait_for_budget(created.id, Decimal(9))
+    eventually(lambda: budget_of(created.id) == Decimal(9))
 
     run_evaluation(django_capture_on_commit_callbacks)
     topup = TopUp.objects.get()
     assert topup.outcome == Outcome.OK
     assert "Settled by the worker: applied" in topup.message
     assert budget_of(created.id) == Decimal(9)
-
-
-def wait_for_budget(sub_key_id, expected, attempts=100):
-    """Poll derouter until the key's budget is ``expected`` (a slowed write lands a moment later)."""
-    import time
-
-    for _ in range(attempts):
-        if budget_of(sub_key_id) == expected:
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"the budget never became {expected}")
 
 
 def test_an_unknown_top_up_that_does_not_add_up_blocks_the_key(simulator, make_key):
