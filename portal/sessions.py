@@ -104,6 +104,15 @@ def _get_expiry_message(request, now):
     return None
 
 
+def _get_last_seen_resolution():
+    """How stale the recorded last visit may get before a request records it again.
+
+    Recording it changes the session, which costs a database write on every page; at
+    most once a minute (or a tenth of a short idle timeout) is precise enough for it.
+    """
+    return min(60, settings.PORTAL_IDLE_TIMEOUT // 10)
+
+
 def _redirect_to_login(request):
     """Send the browser to the portal sign-in page; htmx needs a full-page redirect."""
     if request.htmx:
@@ -145,7 +154,8 @@ def portal_login_required(view):
         expiry_message = _get_expiry_message(request, now)
         if expiry_message:
             return sign_out_with_message(request, expiry_message)
-        request.session[SESSION_LAST_SEEN_AT] = now
+        if now - request.session[SESSION_LAST_SEEN_AT] >= _get_last_seen_resolution():
+            request.session[SESSION_LAST_SEEN_AT] = now
         request.portal_key = client_key
         try:
             return view(request, *args, **kwargs)

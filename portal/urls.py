@@ -1,5 +1,6 @@
 from django.urls import path
 
+from exports import views as export_views
 from portal import views
 
 app_name = "portal"
@@ -12,4 +13,6 @@ urlpatterns = [
     path("logs/", views.logs, name="logs"),
     path("logs/export.csv", views.logs_csv, name="logs_csv"),
     path("timezone/", views.set_time_zone, name="timezone"),
+    path("exports/<uuid:token>/", export_views.export_status, name="export_status"),
+    path("exports/<uuid:token>/download/", export_views.export_download, name="export_download"),
 ]
