@@ -441,14 +441,12 @@ def five_thousand_keys(tmp_path, settings):
     stop_simulator(loaded)
 
 
-def test_list_stays_quick_with_5000_keys(owner_client, five_thousand_keys):
-    started = time.monotonic()
+def test_a_list_of_5000_keys_renders_one_page_of_25(owner_client, five_thousand_keys):
+    # How fast is measured by bench/run (interleaved, as ratios), never by a timing assertion here.
     response = owner_client.get(reverse("console:key_list"), {"sort": "-remaining", "page": "3"})
-    elapsed = time.monotonic() - started
     assert response.status_code == 200
     assert "of 5000 keys" in response.content.decode()
     assert response.content.decode().count("<tr>") == 25 + 1
-    assert elapsed < 3, elapsed
 
 
 # ---------------------------------------------------------------- create once per form
