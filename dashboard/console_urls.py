@@ -2,6 +2,7 @@ from django.urls import path, register_converter
 
 from dashboard.converters import SubKeyIdConverter
 from dashboard.views import audit, keys, logs, overview, topups
+from exports import views as export_views
 
 register_converter(SubKeyIdConverter, "subkey")
 
@@ -18,6 +19,8 @@ urlpatterns = [
     path("keys/<subkey:sub_key_id>/topup/", topups.key_topup, name="key_topup"),
     path("topups/", topups.ledger, name="ledger"),
     path("topups/export.csv", topups.ledger_csv, name="ledger_csv"),
+    path("exports/<uuid:token>/", export_views.console_export_status, name="export_status"),
+    path("exports/<uuid:token>/download/", export_views.console_export_download, name="export_download"),
     path("logs/", logs.usage_logs, name="usage_logs"),
     path("audit/", audit.audit_trail, name="audit_trail"),
 ]

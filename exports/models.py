@@ -10,7 +10,14 @@ from django.utils import timezone
 
 
 class Export(models.Model):
-    """A CSV file the worker writes; only the portal session that asked for it may see it."""
+    """A CSV file the worker writes; only who asked for it may see it.
+
+    A customer's usage export belongs to its portal session, a ledger export to its console user.
+    """
+
+    class Kind(models.TextChoices):
+        PORTAL_USAGE = "portal_usage", "Portal usage logs"
+        LEDGER = "ledger", "Top-up ledger"
 
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"
@@ -19,7 +26,12 @@ class Export(models.Model):
         FAILED = "failed", "Failed"
 
     token = models.UUIDField(default=uuid.uuid4, unique=True, editable=False, help_text="Its id in URLs.")
-    session_key = models.CharField(max_length=64, db_index=True, help_text="The portal session it belongs to.")
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.PORTAL_USAGE)
+    session_key = models.CharField(max_length=64, blank=True, db_index=True,
+                                   help_text="The portal session a usage export belongs to.")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE,
+                             help_text="The console user a ledger export belongs to.")
+    params = models.JSONField(default=dict, blank=True, help_text="The filters it was asked with.")
     time_zone = models.CharField(max_length=64, default="UTC")
     filename = models.CharField(max_length=200, help_text="The name the download gets.")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)

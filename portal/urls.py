@@ -13,6 +13,6 @@ urlpatterns = [
     path("logs/", views.logs, name="logs"),
     path("logs/export.csv", views.logs_csv, name="logs_csv"),
     path("timezone/", views.set_time_zone, name="timezone"),
-    path("exports/<uuid:token>/", export_views.export_status, name="export_status"),
-    path("exports/<uuid:token>/download/", export_views.export_download, name="export_download"),
+    path("exports/<uuid:token>/", export_views.portal_export_status, name="export_status"),
+    path("exports/<uuid:token>/download/", export_views.portal_export_download, name="export_download"),
 ]

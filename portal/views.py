@@ -73,10 +73,11 @@ def _render_login(request, form, status=200, **context):
 def _get_or_start_export(request, zone_name, filename):
     """This session's export under way, or a new one queued for the worker (a second click starts none)."""
     session_key = request.session.session_key
-    for export in Export.objects.filter(session_key=session_key).order_by("-created_at")[:1]:
-        if export.is_unfinished:
-            return export
-    export = Export.objects.create(session_key=session_key, time_zone=zone_name, filename=filename)
+    latest = Export.objects.filter(kind=Export.Kind.PORTAL_USAGE, session_key=session_key).order_by("-created_at").first()
+    if latest is not None and latest.is_unfinished:
+        return latest
+    export = Export.objects.create(kind=Export.Kind.PORTAL_USAGE, session_key=session_key, time_zone=zone_name,
+                                   filename=filename)
     write_usage_export(export.pk)
     return export
 

@@ -1,12 +1,17 @@
-"""Long portal CSV exports: written to a file by the worker, with progress, for their session only."""
+"""Long CSV exports (portal usage logs, the console ledger): written to a file by the worker, for their owner only."""
 
 import csv
 import io
+import uuid
 from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 from django.test import Client
+from django.urls import reverse
 from django.utils import timezone
+
+from dashboard.models import Outcome, TopUp
 
 from derouter import client as derouter_client
 from exports.models import Export
@@ -130,3 +135,45 @@ def test_expired_exports_are_deleted_with_their_files(export_settings, busy_key)
     assert delete_expired_exports(now=timezone.now() + timedelta(seconds=export_settings.EXPORT_RETENTION_SECONDS - 5)) == 0
     assert delete_expired_exports(now=timezone.now() + timedelta(seconds=export_settings.EXPORT_RETENTION_SECONDS + 5)) == 1
     assert not export.path.exists() and not Export.objects.exists()
+
+
+# -- the console's top-up ledger ----------------------------------------------------------------
+
+
+def make_topups(count, sub_key_id="k1", outcome=Outcome.OK):
+    TopUp.objects.bulk_create(
+        TopUp(token=uuid.uuid4(), actor_name="olivia", sub_key_id=sub_key_id, key_label="=cmd|' /C calc'!A0",
+              amount=Decimal("1.5"), outcome=outcome)
+        for _ in range(count)
+    )
+
+
+def test_a_long_ledger_export_is_written_by_the_worker_filtered_as_asked(export_settings, owner_client):
+    make_topups(4)
+    make_topups(2, sub_key_id="k2")
+    make_topups(1, outcome=Outcome.REFUSED)
+
+    response = owner_client.get(reverse("console:ledger_csv"), {"outcome": "ok"})
+
+    assert response.status_code == 302
+    assert "Your file is ready: 6 rows." in owner_client.get(response["Location"]).content.decode()
+    export = Export.objects.get()
+    download = owner_client.get(reverse("console:export_download", args=[export.token]))
+    rows = list(csv.reader(io.StringIO(b"".join(download.streaming_content).decode())))
+    assert len(rows) == 7 and {row[7] for row in rows[1:]} == {"ok"}
+    assert rows[1][2].startswith("'=")  # formula-safe, as the streamed download
+
+
+def test_another_console_user_cannot_see_a_ledger_export(export_settings, owner_client, staff):
+    make_topups(5)
+    owner_client.get(reverse("console:ledger_csv"))
+    export = Export.objects.get()
+    owner_client.force_login(staff)
+    assert owner_client.get(reverse("console:export_status", args=[export.token])).status_code == 404
+    assert owner_client.get(reverse("console:export_download", args=[export.token])).status_code == 404
+
+
+def test_a_short_ledger_export_still_streams(export_settings, owner_client):
+    make_topups(2)
+    response = owner_client.get(reverse("console:ledger_csv"))
+    assert response.status_code == 200 and response.streaming
