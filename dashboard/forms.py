@@ -1,9 +1,11 @@
 """Console forms. None of them talks to the upstream: views pass in what they fetched."""
 
+import re
 import uuid
 from decimal import Decimal
 
 from django import forms
+from django.conf import settings
 
 from dashboard.models import AuditEvent, Outcome
 
@@ -68,18 +70,50 @@ class KeyLogsQueryForm(FallbackQueryForm):
     defaults = {"page": 1, "limit": LOG_PAGE_SIZES[0]}
 
 
-class PositiveMoneyField(forms.DecimalField):
-    """USD moved from the available balance to a key: more than $0, at most 4 decimals."""
+PLAIN_DECIMAL = re.compile(r"[0-9]+(?:\.[0-9]+)?", re.ASCII)
+PLAIN_DECIMAL_MESSAGE = (
+    "Type a plain number such as 25 or 12.50: digits with at most one decimal point, "
+    "without signs, spaces, commas, underscores or exponents."
+)
+# derouter's own limit for a key's display multiplier.
+MAX_MULTIPLIER = Decimal(1000)
+
+
+class PlainDecimalField(forms.DecimalField):
+    """A decimal typed as ASCII digits with one optional point, nothing else.
+
+    Python's Decimal also reads "1e3", "1_000", "+5", ".5" and digits of other
+    scripts; for money a person types, each of those is more likely a slip (or
+    a trick) than what they meant, so only the plain spelling is accepted.
+    """
+
+    widget = forms.TextInput(attrs={"inputmode": "decimal", "autocomplete": "off", "spellcheck": "false"})
+
+    def to_python(self, value):
+        if value in self.empty_values:
+            return None
+        text = str(value).strip()
+        if not PLAIN_DECIMAL.fullmatch(text):
+            raise forms.ValidationError(PLAIN_DECIMAL_MESSAGE, code="invalid")
+        return super().to_python(text)
+
+
+class PositiveMoneyField(PlainDecimalField):
+    """USD moved from the available balance to a key: more than $0, at most 4 decimals, at most MAX_KEY_BUDGET."""
 
     def __init__(self, *, noun, **kwargs):
         self.noun = noun
-        kwargs.setdefault("help_text", "Moved from your available balance to the key. At most 4 decimals.")
+        kwargs.setdefault("help_text", "Moved from your available balance to the key. Digits and a point, at most 4 decimals.")
         super().__init__(max_digits=MONEY_DIGITS, decimal_places=MONEY_PLACES, **kwargs)
 
     def validate(self, value):
         super().validate(value)
         if value is not None and value <= 0:
             raise forms.ValidationError(f"The {self.noun} must be more than $0.")
+        if value is not None and value > settings.MAX_KEY_BUDGET:
+            raise forms.ValidationError(
+                f"The {self.noun} must be at most ${settings.MAX_KEY_BUDGET:,}; split a larger amount or raise MAX_KEY_BUDGET."
+            )
 
 
 class KeyCreateForm(forms.Form):
@@ -112,12 +146,13 @@ class KeyEditForm(forms.Form):
 
     label = forms.CharField(required=False, max_length=100, strip=True)
     rpm_limit = forms.IntegerField(label="Requests per minute", min_value=1, max_value=60)
-    display_multiplier = forms.DecimalField(
+    display_multiplier = PlainDecimalField(
         label="Display multiplier",
         min_value=Decimal(1),
+        max_value=MAX_MULTIPLIER,
         max_digits=10,
         decimal_places=MONEY_PLACES,
-        help_text="What the client sees is real money times this: 4 shows $10.00 as $40.00.",
+        help_text="1 to 1,000. What the client sees is real money times this: 4 shows $10.00 as $40.00.",
     )
 
 
