@@ -78,7 +78,12 @@ def end_portal_session(request):
 
 def get_portal_key(request):
     """The signed-in customer's Client Key, or None (also for one stored before encryption or under another SECRET_KEY)."""
-    return decrypt(request.session.get(SESSION_KEY), SESSION_KEY_PURPOSE)
+    return get_session_client_key(request.session)
+
+
+def get_session_client_key(session):
+    """The Client Key a portal session holds, or None; also for a session read outside a request (the worker)."""
+    return decrypt(session.get(SESSION_KEY), SESSION_KEY_PURPOSE)
 
 
 def get_time_zone_name(request):

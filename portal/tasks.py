@@ -10,7 +10,7 @@ from huey.contrib.djhuey import db_task
 from derouter.client import AuthFailed, DerouterError, get_client_usage_logs
 from exports.models import Export
 from exports.writer import fail, write_csv_file
-from portal.sessions import SESSION_KEY
+from portal.sessions import get_session_client_key
 from portal.usage_csv import CSV_HEADER, USAGE_PAGE_SIZE, usage_csv_row
 
 logger = logging.getLogger(__name__)
@@ -21,8 +21,7 @@ def _get_client_key(session_key):
 
     The key itself never goes into the queue: the task carries only the export's id.
     """
-    session = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
-    return session.get(SESSION_KEY)
+    return get_session_client_key(import_module(settings.SESSION_ENGINE).SessionStore(session_key))
 
 
 def _generate_pages(client_key, zone):
