@@ -65,3 +65,8 @@ def test_sign_out_by_get_is_not_allowed(owner_client):
 
 def test_pages_are_marked_no_store(client):
     assert client.get("/login/")["Cache-Control"] == "no-store"
+
+
+def test_base_template_declares_an_icon(client):
+    body = client.get("/login/").content.decode()
+    assert 'rel="icon" href="data:image/svg+xml,' in body
