@@ -488,7 +488,6 @@ def test_demo_seed_is_consistent_with_its_usage_rows(demo):
 
 
 def test_five_thousand_keys_list_in_one_response(demo):
-    # Its speed is measured by bench/run, not asserted here.
     keys = list_keys(demo)
     assert sum(item["label"].startswith("Load Test") for item in keys) == 5000
     assert keys[8]["label"] == "Load Test 0001"
@@ -1090,11 +1089,11 @@ def test_past_the_rpm_limit_the_sdk_gets_429_at_once(sim):
     client = sdk(sim, create_key(sim, budgetVirtual="0.05", rpmLimit=2)["key"])  # the SDK's default retries stay on
     for _ in range(2):
         client.chat.completions.create(model="claude-sonnet-4-6", messages=MESSAGES)
-    started = time.monotonic()
     with pytest.raises(openai.RateLimitError) as raised:
         client.chat.completions.create(model="claude-sonnet-4-6", messages=MESSAGES)
-    assert time.monotonic() - started < 5
     assert raised.value.status_code == 429
+    # The SDK raises at once instead of sleeping out Retry-After and retrying.
+    assert raised.value.response.headers["x-should-retry"] == "false"
     assert "error" in raised.value.response.json()
 
 
