@@ -4,6 +4,7 @@ from accounts import two_factor_views, user_views
 from dashboard.converters import SubKeyIdConverter
 from dashboard.views import audit, keys, logs, overview, topups
 from exports import views as export_views
+from mirror import views as mirror_views
 
 register_converter(SubKeyIdConverter, "subkey")
 
@@ -23,6 +24,10 @@ urlpatterns = [
     path("exports/<uuid:token>/", export_views.console_export_status, name="export_status"),
     path("exports/<uuid:token>/download/", export_views.console_export_download, name="export_download"),
     path("logs/", logs.usage_logs, name="usage_logs"),
+    path("logs/export.csv", logs.usage_logs_csv, name="usage_logs_csv"),
+    path("logs/clients/", logs.usage_log_clients, name="usage_log_clients"),
+    path("sync/", mirror_views.sync_status, name="sync_status"),
+    path("sync/refresh/", mirror_views.mirror_refresh, name="mirror_refresh"),
     path("audit/", audit.audit_trail, name="audit_trail"),
     path("users/", user_views.user_list, name="users"),
     path("users/invite/", user_views.user_invite, name="user_invite"),
