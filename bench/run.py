@@ -12,8 +12,8 @@ one markdown table of medians and ratios:
   metrics count them) against the empty signed-in page's, and against the same page at 50 keys;
 - portal home throughput against the simulator's own /sub-key/balance throughput, same key,
   same number of concurrent clients;
-- the portal CSV export of the heavy key against paging /sub-key/usage-logs directly, and
-  the gunicorn workers' peak RSS growth during the export.
+- the portal CSV export of the heavy key (written by the Huey worker, from the click to the
+  downloaded file) against paging /sub-key/usage-logs directly, and the worker's peak RSS growth.
 """
 
 import argparse
@@ -114,6 +114,7 @@ class Bench:
             "LOG_LEVEL": "WARNING",
             "DATABASE_URL": os.environ.get("DATABASE_URL", f"sqlite:///{workdir / 'dashboard.sqlite3'}"),
             "HUEY_SQLITE_PATH": str(workdir / "huey.sqlite3"),
+            "EXPORT_DIR": str(workdir / "exports"),
         }
 
     # -- setting up ---------------------------------------------------------------------------
@@ -138,6 +139,15 @@ class Bench:
                                    stdout=log, stderr=subprocess.STDOUT)
         self.stack.callback(stop, process)
         return process, f"http://127.0.0.1:{port}"
+
+    def start_worker(self, simulator_url):
+        """The Huey consumer that writes long exports, talking to the given simulator."""
+        log = open(self.workdir / "huey.log", "w")  # noqa: SIM115 - closed with the stack
+        self.stack.callback(log.close)
+        process = subprocess.Popen([PYTHON, "manage.py", "run_huey"], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                                   env={**self.environment, "DEROUTER_API_BASE": simulator_url})
+        self.stack.callback(stop, process)
+        return process
 
     def manage(self, *arguments):
         subprocess.run([PYTHON, "manage.py", *arguments], cwd=ROOT, env=self.environment, check=True,
@@ -192,6 +202,7 @@ class Bench:
             deployment.heavy_key = self.heavy_key(simulator_url)
             self.portal_sign_in(deployment, deployment.heavy_key)
             deployments.append(deployment)
+        self.worker = self.start_worker(deployments[0].simulator_url)
         print(f"set up in {time.perf_counter() - started:.0f} s", file=sys.stderr)
         return deployments
 
@@ -279,19 +290,28 @@ class Bench:
         return rows, rows / (time.perf_counter() - started)
 
     def export(self, deployment):
-        """(data rows, rows per second, peak RSS growth of any worker in MB) of the portal CSV export."""
-        workers = worker_pids(deployment.gunicorn.pid)
-        before = {pid: rss_kib(pid, "VmRSS") for pid in workers}
+        """(data rows, rows per second, peak RSS growth in MB) of the portal CSV export of the heavy key.
+
+        Past EXPORT_STREAM_MAX_ROWS the export is written by the Huey worker: the time runs from
+        the click to the last byte downloaded, and the RSS growth is the worker's.
+        """
+        base = deployment.dashboard_url
+        before = rss_kib(self.worker.pid, "VmRSS")
         started = time.perf_counter()
-        lines = 0
-        with deployment.portal.get(f"{deployment.dashboard_url}/portal/logs/export.csv", stream=True,
-                                   timeout=600) as response:
-            if response.status_code != 200:
-                raise RuntimeError(f"the export answered {response.status_code}")
-            for chunk in response.iter_content(chunk_size=65536):
-                lines += chunk.count(b"\n")
+        response = deployment.portal.get(f"{base}/portal/logs/export.csv", timeout=120, allow_redirects=False)
+        if response.status_code == 302:
+            status_url = base + response.headers["Location"]
+            while "Your file is ready" not in (page := deployment.portal.get(status_url, timeout=60).text):
+                if "The export failed" in page:
+                    raise RuntimeError("the export failed")
+                time.sleep(0.2)
+            download = base + re.search(r'href="(/portal/exports/[^"]+/download/)"', page).group(1)
+            response = deployment.portal.get(download, stream=True, timeout=600)
+        if response.status_code != 200:
+            raise RuntimeError(f"the export answered {response.status_code}")
+        lines = sum(chunk.count(b"\n") for chunk in response.iter_content(chunk_size=65536))
         elapsed = time.perf_counter() - started
-        growth = max((rss_kib(pid, "VmHWM") - before[pid]) for pid in workers if pid in before) / 1024
+        growth = (rss_kib(self.worker.pid, "VmHWM") - before) / 1024
         return lines - 1, (lines - 1) / elapsed, growth
 
     def export_against_paging(self, deployment):
@@ -300,11 +320,6 @@ class Bench:
             paging.append(self.raw_paging(deployment))
             exports.append(self.export(deployment))
         return paging, exports
-
-
-def worker_pids(master_pid):
-    children = Path(f"/proc/{master_pid}/task/{master_pid}/children").read_text().split()
-    return [int(pid) for pid in children]
 
 
 def rss_kib(pid, field_name):
@@ -371,7 +386,7 @@ def report(options, samples, throughput, paging, exports):
         f"{paging_rate:,.0f} rows/s | {ratio(export_rate / paging_rate, 0.9, higher_is_better=True)} |",
         f"| export: complete every time | {', '.join(f'{r:,}' for r, _, _ in exports)} rows | "
         f"{', '.join(f'{r:,}' for r, _ in paging)} rows | {'met' if all(r == paging[0][0] for r, _, _ in exports) else 'NOT met'} |",
-        f"| export: peak RSS growth of a worker | {growth:.1f} MB | | {'met' if growth < 30 else 'NOT met'}: < 30 MB |",
+        f"| export: peak RSS growth of the Huey worker | {growth:.1f} MB | | {'met' if growth < 30 else 'NOT met'}: < 30 MB |",
     ]
     return "\n".join(lines)
 

@@ -3,6 +3,7 @@ from django.urls import path, register_converter
 from accounts import two_factor_views, user_views
 from dashboard.converters import SubKeyIdConverter
 from dashboard.views import audit, keys, logs, overview, topups
+from exports import views as export_views
 from mirror import views as mirror_views
 
 register_converter(SubKeyIdConverter, "subkey")
@@ -20,6 +21,8 @@ urlpatterns = [
     path("keys/<subkey:sub_key_id>/topup/", topups.key_topup, name="key_topup"),
     path("topups/", topups.ledger, name="ledger"),
     path("topups/export.csv", topups.ledger_csv, name="ledger_csv"),
+    path("exports/<uuid:token>/", export_views.console_export_status, name="export_status"),
+    path("exports/<uuid:token>/download/", export_views.console_export_download, name="export_download"),
     path("logs/", logs.usage_logs, name="usage_logs"),
     path("logs/export.csv", logs.usage_logs_csv, name="usage_logs_csv"),
     path("logs/clients/", logs.usage_log_clients, name="usage_log_clients"),

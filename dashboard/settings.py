@@ -105,6 +105,7 @@ INSTALLED_APPS = [
     "mirror",
     "analytics",
     "ops",
+    "exports",
     "automation",
 ]
 
@@ -292,6 +293,14 @@ LOGGING = {
     # urllib3 logs request lines at DEBUG; keep it quiet so nothing key-like leaks.
     "loggers": {"urllib3": {"level": "WARNING"}},
 }
+
+# CSV exports longer than this many rows are written to a file by the worker (with a progress
+# page) instead of streamed; the files live in EXPORT_DIR and are deleted after the retention.
+EXPORT_STREAM_MAX_ROWS = env_int("EXPORT_STREAM_MAX_ROWS", 5000)
+EXPORT_DIR = Path(env_str("EXPORT_DIR", str(BASE_DIR / "exports-data")))
+EXPORT_RETENTION_SECONDS = env_int("EXPORT_RETENTION_SECONDS", 60 * 60)
+# An export that has not moved for this long is shown as failed (its worker went away).
+EXPORT_STALL_SECONDS = env_int("EXPORT_STALL_SECONDS", 5 * 60)
 
 # /metrics answers only a scraper sending "Authorization: Bearer <METRICS_TOKEN>"; unset, it is a 404.
 METRICS_TOKEN = env_str("METRICS_TOKEN", "")

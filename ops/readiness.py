@@ -69,9 +69,13 @@ def _check_database():
             # libpq waits at least 2 s to connect; an unreachable server is found out sooner this way.
             socket.create_connection((host, int(params.get("port") or 5432)), CHECK_TIMEOUT_SECONDS).close()
         params["connect_timeout"] = 2
-        params["options"] = f"-c statement_timeout={int(CHECK_TIMEOUT_SECONDS * 1000)}"
-        with connection.Database.connect(**params) as probe:
-            probe.execute("SELECT 1")
+        timeout_option = f"-c statement_timeout={int(CHECK_TIMEOUT_SECONDS * 1000)}"
+        params["options"] = f"{params.get('options', '')} {timeout_option}".strip()
+        try:
+            with connection.Database.connect(**params) as probe:
+                probe.execute("SELECT 1")
+        except connection.Database.Error as error:  # the driver's own errors, outside Django's wrapping
+            raise DatabaseError(type(error).__name__) from None
     else:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")

@@ -78,7 +78,12 @@ def end_portal_session(request):
 
 def get_portal_key(request):
     """The signed-in customer's Client Key, or None (also for one stored before encryption or under another SECRET_KEY)."""
-    return decrypt(request.session.get(SESSION_KEY), SESSION_KEY_PURPOSE)
+    return get_session_client_key(request.session)
+
+
+def get_session_client_key(session):
+    """The Client Key a portal session holds, or None; also for a session read outside a request (the worker)."""
+    return decrypt(session.get(SESSION_KEY), SESSION_KEY_PURPOSE)
 
 
 def get_time_zone_name(request):
@@ -106,6 +111,15 @@ def _get_expiry_message(request, now):
     if now - last_seen_at >= settings.PORTAL_IDLE_TIMEOUT:
         return IDLE_EXPIRED
     return None
+
+
+def _get_last_seen_resolution():
+    """How stale the recorded last visit may get before a request records it again.
+
+    Recording it changes the session, which costs a database write on every page; at
+    most once a minute (or a tenth of a short idle timeout) is precise enough for it.
+    """
+    return min(60, settings.PORTAL_IDLE_TIMEOUT // 10)
 
 
 def _redirect_to_login(request):
@@ -149,7 +163,8 @@ def portal_login_required(view):
         expiry_message = _get_expiry_message(request, now)
         if expiry_message:
             return sign_out_with_message(request, expiry_message)
-        request.session[SESSION_LAST_SEEN_AT] = now
+        if now - request.session[SESSION_LAST_SEEN_AT] >= _get_last_seen_resolution():
+            request.session[SESSION_LAST_SEEN_AT] = now
         request.portal_key = client_key
         try:
             return view(request, *args, **kwargs)

@@ -1,6 +1,7 @@
 from django.urls import path
 
 from analytics import portal_views as statement_views
+from exports import views as export_views
 from portal import views
 
 app_name = "portal"
@@ -16,4 +17,6 @@ urlpatterns = [
     path("statements/", statement_views.statements, name="statements"),
     path("statements/<str:month>/", statement_views.statement, name="statement"),
     path("statements/<str:month>.csv", statement_views.statement_csv, name="statement_csv"),
+    path("exports/<uuid:token>/", export_views.portal_export_status, name="export_status"),
+    path("exports/<uuid:token>/download/", export_views.portal_export_download, name="export_download"),
 ]

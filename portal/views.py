@@ -28,6 +28,7 @@ from derouter.client import (
     get_client_balance,
     get_client_usage_logs,
 )
+from exports.models import Export
 from lib.csv_export import csv_download
 from lib.htmx import render_page_or_fragment
 from lib.money import is_running_low
@@ -43,22 +44,12 @@ from portal.sessions import (
     set_time_zone_name,
     start_portal_session,
 )
+from portal.tasks import write_usage_export
+from portal.usage_csv import CSV_HEADER, USAGE_PAGE_SIZE, usage_csv_row
 
 logger = logging.getLogger(__name__)
 
-# The upstream's largest page: the CSV export walks the logs in steps of this size.
-CSV_PAGE_SIZE = 100
-CSV_HEADER = (
-    "time",
-    "request_id",
-    "model",
-    "input_tokens",
-    "output_tokens",
-    "cache_read_tokens",
-    "cache_write_tokens",
-    "cost",
-    "duration_ms",
-)
+CSV_PAGE_SIZE = USAGE_PAGE_SIZE
 
 
 def _get_login_throttle():
@@ -83,23 +74,25 @@ def _render_login(request, form, status=200, **context):
     return render(request, "portal/login.html", {"form": form, **context}, status=status)
 
 
+def _get_or_start_export(request, zone_name, filename):
+    """This session's export under way, or a new one queued for the worker (a second click starts none)."""
+    session_key = request.session.session_key
+    latest = Export.objects.filter(kind=Export.Kind.PORTAL_USAGE, session_key=session_key).order_by("-created_at").first()
+    if latest is not None and latest.is_unfinished:
+        return latest
+    export = Export.objects.create(kind=Export.Kind.PORTAL_USAGE, session_key=session_key, time_zone=zone_name,
+                                   filename=filename)
+    write_usage_export(export.pk)
+    return export
+
+
 def _generate_csv_rows(client_key, first_page, zone):
     """Yield the CSV header and every log row, fetching one upstream page at a time."""
     yield CSV_HEADER
     usage_page = first_page
     while True:
         for log in usage_page.logs:
-            yield (
-                log.created_at.astimezone(zone).isoformat(),
-                log.request_id,
-                log.model,
-                log.input_tokens,
-                log.output_tokens,
-                log.cache_read_tokens,
-                log.cache_write_tokens,
-                format(log.cost, "f"),
-                log.duration_ms,
-            )
+            yield usage_csv_row(log, zone)
         if usage_page.page >= first_page.pages or not usage_page.logs:
             return
         # A failure here cannot become an error page any more: the exception
@@ -225,10 +218,19 @@ def set_time_zone(request):
 @require_GET
 @portal_login_required
 def logs_csv(request):
-    """Every log of the customer as CSV, streamed one upstream page at a time."""
+    """Every log of the customer as CSV: streamed when short, else written by the worker.
+
+    A long export streamed from a web worker could be cut off by a timeout or a restart
+    and leave the customer a short file; past EXPORT_STREAM_MAX_ROWS the worker writes it
+    to a file instead and the customer gets a progress page with the download at the end.
+    """
     # The first page is fetched before answering, so a dead upstream still
     # gets a proper error page instead of a broken download.
     first_page = get_client_usage_logs(request.portal_key, page=1, limit=CSV_PAGE_SIZE)
-    zone = ZoneInfo(get_time_zone_name(request))
+    zone_name = get_time_zone_name(request)
+    zone = ZoneInfo(zone_name)
     filename = f"derouter-usage-{timezone.now().astimezone(zone):%Y-%m-%d}.csv"
+    if first_page.total > settings.EXPORT_STREAM_MAX_ROWS:
+        export = _get_or_start_export(request, zone_name, filename)
+        return redirect("portal:export_status", token=export.token)
     return csv_download(_generate_csv_rows(request.portal_key, first_page, zone), filename)

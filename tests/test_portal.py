@@ -381,6 +381,17 @@ def test_activity_keeps_an_idle_session_alive(portal, settings):
     assert portal.session[SESSION_LAST_SEEN_AT] >= int(time.time()) - 1
 
 
+def test_visits_within_a_minute_do_not_write_the_session(portal, settings):
+    settings.PORTAL_IDLE_TIMEOUT = 1800
+    _age_session(portal, signed_in_ago=120, last_seen_ago=30)
+    stored = Session.objects.get(session_key=portal.session.session_key).session_data
+    assert portal.get(HOME_URL).status_code == 200
+    assert Session.objects.get(session_key=portal.session.session_key).session_data == stored
+    _age_session(portal, signed_in_ago=120, last_seen_ago=60)
+    assert portal.get(HOME_URL).status_code == 200
+    assert portal.session[SESSION_LAST_SEEN_AT] >= int(time.time()) - 1
+
+
 def test_session_ends_after_its_absolute_lifetime_even_when_active(portal, settings):
     settings.PORTAL_ABSOLUTE_TIMEOUT = 3600
     _age_session(portal, signed_in_ago=3601, last_seen_ago=1)

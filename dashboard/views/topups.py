@@ -1,8 +1,8 @@
 """Top-ups: the top-up form with its confirm step, the ledger and its CSV export."""
 
-import datetime
 import uuid
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.shortcuts import redirect, render
@@ -14,28 +14,19 @@ from django_htmx.http import trigger_client_event
 from accounts.roles import console_required
 from dashboard.forms import LEDGER_PAGE_SIZE, LedgerQueryForm, TopUpForm
 from dashboard.formtokens import TokenUsedElsewhere
+from dashboard.ledger_csv import CSV_COLUMNS, filtered_topups, ledger_csv_row
 from dashboard.models import Outcome, TopUp
+from dashboard.tasks import write_ledger_export
 from dashboard.topups import TopUpNotAllowed, find_attempt, get_cap_left_today, resolve_pending_topups, top_up
 from dashboard.upstream import get_key_state, get_sub_key_or_404, upstream_write_deadline
 from dashboard.views import SUBKEYS_CHANGED_EVENT
 from derouter import client
+from exports.models import Export
 from lib.csv_export import csv_download
 from lib.htmx import render_page_or_fragment, wants_fragment
 from lib.money import usd
 from lib.paging import pager_for_page
 
-CSV_COLUMNS = (
-    "created_at_utc",
-    "actor",
-    "key_label",
-    "key_id",
-    "sub_key_id",
-    "amount_usd",
-    "note",
-    "outcome",
-    "message",
-    "budget_before_usd",
-)
 
 
 
@@ -162,12 +153,7 @@ def _get_ledger_query(request):
     query_form = LedgerQueryForm(request.GET)
     query = query_form.get_query()
     query_form.set_key_choices(_get_ledger_key_choices())
-    topups = TopUp.objects.all()
-    if query["sub_key_id"]:
-        topups = topups.filter(sub_key_id=str(query["sub_key_id"]))
-    if query["outcome"]:
-        topups = topups.filter(outcome=query["outcome"])
-    return query_form, query, topups
+    return query_form, query, filtered_topups(query["sub_key_id"], query["outcome"])
 
 
 def _get_ledger_key_choices():
@@ -194,23 +180,18 @@ def ledger(request):
 def _csv_rows(topups):
     yield CSV_COLUMNS
     for topup in topups.iterator(chunk_size=500):
-        yield (
-            topup.created_at.astimezone(datetime.UTC).strftime("%Y-%m-%d %H:%M:%S"),
-            topup.actor_name,
-            topup.key_label,
-            topup.key_id_short,
-            topup.sub_key_id,
-            topup.amount,
-            topup.note,
-            topup.outcome,
-            topup.message,
-            topup.budget_before,
-        )
+        yield ledger_csv_row(topup)
 
 
 @console_required
 @require_http_methods(["GET", "HEAD"])
 def ledger_csv(request):
-    """The filtered ledger as a CSV download, streamed row by row."""
-    _, _, topups = _get_ledger_query(request)
-    return csv_download(_csv_rows(topups), f"derouter-topups-{timezone.now():%Y%m%d-%H%M%S}.csv")
+    """The filtered ledger as CSV: streamed when short, else written to a file by the worker."""
+    _, query, topups = _get_ledger_query(request)
+    filename = f"derouter-topups-{timezone.now():%Y%m%d-%H%M%S}.csv"
+    if topups.count() > settings.EXPORT_STREAM_MAX_ROWS:
+        params = {"sub_key_id": str(query["sub_key_id"] or ""), "outcome": query["outcome"] or ""}
+        export = Export.objects.create(kind=Export.Kind.LEDGER, user=request.user, params=params, filename=filename)
+        write_ledger_export(export.pk)
+        return redirect("console:export_status", token=export.token)
+    return csv_download(_csv_rows(topups), filename)

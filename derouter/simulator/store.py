@@ -11,7 +11,7 @@ same at a hundred rows or a million: nothing sums or counts the log itself.
 
 import sqlite3
 import threading
-from collections import OrderedDict
+from collections import OrderedDict, defaultdict
 from contextlib import contextmanager
 from dataclasses import astuple, dataclass, replace
 from datetime import datetime, timezone
@@ -93,13 +93,14 @@ INSERT INTO usage_daily
     FROM usage_logs WHERE sub_key_id IS NOT NULL GROUP BY sub_key_id, substr(created_at, 1, 10);
 """
 ADD_TO_TOTALS = """
-INSERT INTO usage_totals (scope, requests, input_tokens, output_tokens, cost) VALUES (?, 1, ?, ?, ?)
-ON CONFLICT (scope) DO UPDATE SET requests = requests + 1, input_tokens = input_tokens + excluded.input_tokens,
+INSERT INTO usage_totals (scope, requests, input_tokens, output_tokens, cost) VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (scope) DO UPDATE SET requests = requests + excluded.requests,
+    input_tokens = input_tokens + excluded.input_tokens,
     output_tokens = output_tokens + excluded.output_tokens, cost = cost + excluded.cost
 """
 ADD_TO_DAILY = """
-INSERT INTO usage_daily (sub_key_id, day, requests, input_tokens, output_tokens, cost) VALUES (?, ?, 1, ?, ?, ?)
-ON CONFLICT (sub_key_id, day) DO UPDATE SET requests = requests + 1,
+INSERT INTO usage_daily (sub_key_id, day, requests, input_tokens, output_tokens, cost) VALUES (?, ?, ?, ?, ?, ?)
+ON CONFLICT (sub_key_id, day) DO UPDATE SET requests = requests + excluded.requests,
     input_tokens = input_tokens + excluded.input_tokens,
     output_tokens = output_tokens + excluded.output_tokens, cost = cost + excluded.cost
 """
@@ -483,13 +484,17 @@ def insert_usage_rows(conn, rows):
         f"INSERT INTO usage_logs ({LOG_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [astuple(row) for row in rows],
     )
-    totals = []
+    # Summed here first, so a seed of a million rows makes a few hundred upserts, not millions.
+    totals = defaultdict(lambda: [0, 0, 0, 0])
+    daily = defaultdict(lambda: [0, 0, 0, 0])
     for row in rows:
-        amounts = (row.input_tokens, row.output_tokens, row.cost)
-        totals.append((ALL_SCOPE, *amounts))
-        totals.append((row.sub_key_id if row.sub_key_id is not None else ACCOUNT_SCOPE, *amounts))
-    conn.executemany(ADD_TO_TOTALS, totals)
-    conn.executemany(ADD_TO_DAILY, [
-        (row.sub_key_id, row.created_at[:10], row.input_tokens, row.output_tokens, row.cost)
-        for row in rows if row.sub_key_id is not None
-    ])
+        sums = [totals[ALL_SCOPE], totals[row.sub_key_id if row.sub_key_id is not None else ACCOUNT_SCOPE]]
+        if row.sub_key_id is not None:
+            sums.append(daily[(row.sub_key_id, row.created_at[:10])])
+        for total in sums:
+            total[0] += 1
+            total[1] += row.input_tokens
+            total[2] += row.output_tokens
+            total[3] += row.cost
+    conn.executemany(ADD_TO_TOTALS, [(scope, *sums) for scope, sums in totals.items()])
+    conn.executemany(ADD_TO_DAILY, [(*key_and_day, *sums) for key_and_day, sums in daily.items()])

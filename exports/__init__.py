@@ -1,0 +1,1 @@
+"""Long CSV exports written to a file by the Huey worker, with progress, for their owner only."""
