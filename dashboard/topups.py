@@ -17,7 +17,7 @@ from accounts.models import ConsoleProfile
 from accounts.roles import get_topup_cap
 from dashboard import audit
 from dashboard.models import AuditEvent, Outcome, TopUp
-from dashboard.templatetags.money import usd
+from dashboard.templatetags.money import exact_usd
 from derouter import client
 from derouter.client import AuthFailed, NotFound, OutcomeUnknown, RateLimited, Rejected, Unavailable
 
@@ -88,7 +88,7 @@ def _reserve(user, sub_key, amount, note, token, available):
         if cap is not None and topped_up_today + amount > cap:
             left = max(cap - topped_up_today, 0)
             raise TopUpNotAllowed(
-                f"This would exceed your daily top-up limit of {usd(cap)}: you can top up {usd(left)} more today (UTC)."
+                f"This would exceed your daily top-up limit of {exact_usd(cap)}: you can top up {exact_usd(left)} more today (UTC)."
             )
         over_available = amount > available
         try:
@@ -105,7 +105,7 @@ def _reserve(user, sub_key, amount, note, token, available):
                     budget_before=sub_key.budget,
                     outcome=Outcome.REFUSED if over_available else Outcome.PENDING,
                     message=(
-                        f"Only {usd(available)} of the account's balance is available; {usd(amount)} was asked for."
+                        f"Only {exact_usd(available)} of the account's balance is available; {exact_usd(amount)} was asked for."
                         if over_available
                         else ""
                     ),

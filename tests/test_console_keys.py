@@ -41,7 +41,7 @@ def create_data(**overrides):
     [
         (Decimal("1234.5"), "$1,234.50"),
         (Decimal("0"), "$0.00"),
-        (Decimal("0.0023"), "$0.0023"),
+        (Decimal("0.0023"), "$0.00"),
         ("12.3400", "$12.34"),
         (Decimal("-3"), "-$3.00"),
         (None, ""),
@@ -262,7 +262,7 @@ def test_key_page_shows_details_logs_topups_and_audit(owner_client, make_key, si
     body = response.content.decode()
     assert response.status_code == 200
     assert "Detailed" in body and created.key_id in body
-    assert "1234" in body and "$0.25" in body
+    assert "1,234" in body and "$0.25" in body
     assert "INV-42" in body and "$4.50" in body
     assert "Edit key" in body
     assert created.secret.reveal() not in body

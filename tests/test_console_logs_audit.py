@@ -105,7 +105,7 @@ def test_every_field_is_shown_in_real_money(owner_client, make_key, simulator):
 
     page = owner_client.get(LOGS_URL, {"key": key.id}).content.decode()
 
-    for text in ("1500", "800", "$0.0023", "1000 ms", "Cache read", "Cache write", "req_"):
+    for text in ("1,500", "800", "$0.002300", "1 s", "Cache read", "Cache write", "req_"):
         assert text in page
 
 

@@ -12,7 +12,7 @@ from django.test import Client
 from django.urls import reverse
 
 from dashboard.models import AuditEvent, Outcome, TopUp
-from dashboard.templatetags.money import usd
+from dashboard.templatetags.money import money
 from derouter import client as derouter
 from tests.conftest import budget_of
 
@@ -78,7 +78,7 @@ def test_the_confirm_step_sends_nothing_upstream(owner_client, make_key):
     page = response.content.decode()
     assert "Confirm the top-up" in page
     assert "$10.00 → <strong>$14.00</strong>" in page
-    assert f"→ {usd(available - 4)}" in page
+    assert f"→ {money(available - 4)}" in page
     assert 'name="confirm"' in page
     assert budget_of(key.id) == Decimal("10")
     assert not TopUp.objects.exists()

@@ -16,7 +16,7 @@ from accounts import portal_views
 from accounts.portal import SESSION_KEY, SESSION_LAST_SEEN_AT, SESSION_SIGNED_IN_AT
 from accounts.portal_forms import INVALID_KEY_MESSAGE
 from dashboard.csv_export import safe_cell
-from dashboard.templatetags.money import usd
+from dashboard.templatetags.money import duration, money, usd_cost
 from derouter import client as derouter_client
 
 pytestmark = pytest.mark.django_db
@@ -174,9 +174,9 @@ def test_home_shows_exactly_the_simulators_numbers_in_display_units(simulator, m
     assert response.status_code == 200
     assert response["Cache-Control"] == "no-store"
     assert "Marked Up Ltd" in body
-    assert f'data-testid="budget">{usd(expected.budget)}<' in body
-    assert f'data-testid="spent">{usd(expected.spent)}<' in body
-    assert f'data-testid="remaining">{usd(expected.remaining)}<' in body
+    assert f'data-testid="budget">{money(expected.budget)}<' in body
+    assert f'data-testid="spent">{money(expected.spent)}<' in body
+    assert f'data-testid="remaining">{money(expected.remaining)}<' in body
     assert f'data-testid="rpm-limit">{expected.rpm_limit}<' in body
     assert f'data-testid="concurrent-limit">{expected.concurrent_limit}<' in body
     assert "<progress" in body and "style=" not in body
@@ -187,7 +187,7 @@ def test_home_shows_exactly_the_simulators_numbers_in_display_units(simulator, m
             f'        <td class="num" data-label="Input tokens">{summary.input_tokens:,}</td>\n'
             f'        <td class="num" data-label="Output tokens">{summary.output_tokens:,}</td>\n'
             f'        <td class="num" data-label="Total tokens">{summary.total_tokens:,}</td>\n'
-            f'        <td class="num" data-label="Cost">{usd(summary.cost)}</td>'
+            f'        <td class="num" data-label="Cost">{money(summary.cost)}</td>'
         )
         assert row in body
 
@@ -279,7 +279,7 @@ def test_logs_show_every_field_and_page(busy_key):
     assert "times in <strong" in body and ">UTC<" in body
     log = newest.logs[0]
     assert log.request_id in body and log.model in body
-    assert f"{log.duration_ms} ms" in body and usd(log.cost) in body
+    assert duration(log.duration_ms) in body and usd_cost(log.cost) in body
     for header in ("Input", "Output", "Cache read", "Cache write", "Cost", "Duration", "Request ID"):
         assert f">{header}</th>" in body
     second = portal.get(LOGS_URL + "?page=2&limit=20").content.decode()
@@ -309,7 +309,7 @@ def test_htmx_paging_gets_only_the_logs_fragment(busy_key):
     assert response.status_code == 200
     assert body.lstrip().startswith('<section id="logs"')
     assert "<html" not in body and body.count("<time ") == 5
-    assert 'hx-push-url="true"' in body
+    assert 'data-hx-push-url="true"' in body
     assert "HX-Request" in response["Vary"]
     assert response["Cache-Control"] == "no-store"
 

@@ -1,12 +1,29 @@
-"""Template filters for money: ``{% load money %}{{ amount|usd }}`` shows "$1,234.50"."""
+"""How the console and the portal show money, counts and durations: ``{% load money %}``.
+
+The policy, in one place:
+
+- ``usd``: amounts people compare (balances, budgets, spend, top-ups) always with 2 decimals,
+  rounded half up, with thousands separators: "$1,865.32". Every figure in a column then has the
+  same decimals; the CSS gives money cells tabular figures (``font-variant-numeric``) so they line up.
+- ``exact_usd``: the amount with every decimal it has, at least 2: "$1,865.3215", "$0.000012".
+  Pages show amounts with ``money``: ``usd`` text that, wherever it rounds, carries the exact
+  amount as its hover title. Confirmations of money someone typed show it exactly.
+- ``usd_cost``: per-request costs, always 6 decimals (the upstream's precision): "$0.202901",
+  "$1.500000", so a cost column lines up and adds up.
+- Exports (CSV) never use these filters: they carry the exact Decimal as plain text.
+- ``count``: whole numbers with thousands separators: "12,345".
+- ``duration``: milliseconds as people read them: "900 ms", "2.1 s", "6 min 10 s", "2 h 5 min".
+"""
 
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 from django import template
+from django.utils.html import format_html
 
 register = template.Library()
 
-FOUR_PLACES = Decimal("0.0001")
+CENTS = Decimal("0.01")
+MICRO = Decimal("0.000001")
 
 
 def _to_decimal(value):
@@ -31,22 +48,40 @@ def _dollars(value, min_places):
 
 @register.filter
 def usd(amount):
-    """Format an amount as US dollars: thousands separators, 2 decimals, up to 4 when they matter."""
+    """An amount in US dollars with 2 decimals, rounded half up: 1865.3215 as "$1,865.32"."""
     value = _to_decimal(amount)
     if value is None:
         return ""
-    return _dollars(value.quantize(FOUR_PLACES, rounding=ROUND_HALF_UP), 2)
+    return _dollars(value.quantize(CENTS, rounding=ROUND_HALF_UP), 2)
 
 
 @register.filter
 def exact_usd(amount):
-    """Format a per-request cost exactly, with at least 4 decimals: 0.202901 as "$0.202901".
-
-    ``usd`` rounds to 4 places, which is right for balances but hides part of
-    a request's cost (the upstream sends six decimals), so rows stop adding up.
-    """
+    """An amount with every decimal it has, at least 2: 0.202901 as "$0.202901", 1135 as "$1,135.00"."""
     value = _to_decimal(amount)
-    return "" if value is None else _dollars(value, 4)
+    return "" if value is None else _dollars(value, 2)
+
+
+@register.filter
+def usd_cost(amount):
+    """A per-request cost with 6 decimals, the upstream's precision: 0.0023 as "$0.002300"."""
+    value = _to_decimal(amount)
+    if value is None:
+        return ""
+    rounded = value.quantize(MICRO, rounding=ROUND_HALF_UP)
+    whole, _, fraction = f"{abs(rounded):,f}".partition(".")
+    sign = "-" if rounded < 0 else ""
+    return f"{sign}${whole}.{fraction.ljust(6, '0')}"
+
+
+@register.filter
+def money(amount):
+    """``usd`` as HTML for a page: when rounding dropped decimals, the exact amount is its hover title."""
+    shown = usd(amount)
+    exact = exact_usd(amount)
+    if shown == exact:
+        return shown
+    return format_html('<span class="money" title="{}">{}</span>', exact, shown)
 
 
 @register.filter
@@ -57,3 +92,33 @@ def multiplier(value):
         return ""
     text = format(number, "f")
     return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+@register.filter
+def count(value):
+    """A whole number with thousands separators: 12345 as "12,345"; anything else as it is."""
+    try:
+        return f"{int(value):,}"
+    except (TypeError, ValueError):
+        return "" if value is None else value
+
+
+@register.filter
+def duration(milliseconds):
+    """A duration in milliseconds as people read it: "900 ms", "2.1 s", "6 min 10 s", "2 h 5 min"."""
+    try:
+        ms = int(milliseconds)
+    except (TypeError, ValueError):
+        return ""
+    if ms < 1000:
+        return f"{ms} ms"
+    seconds = (Decimal(ms) / 1000).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
+    if seconds < 60:
+        return format(seconds, "f").removesuffix(".0") + " s"
+    # Whole seconds from here on, cut rather than rounded, as a stopwatch shows them.
+    total_seconds = max(ms // 1000, 60)
+    if total_seconds < 3600:
+        minutes, seconds = divmod(total_seconds, 60)
+        return f"{minutes} min {seconds} s" if seconds else f"{minutes} min"
+    hours, minutes = divmod(total_seconds // 60, 60)
+    return f"{hours} h {minutes} min" if minutes else f"{hours} h"

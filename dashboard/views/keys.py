@@ -28,7 +28,7 @@ from dashboard.forms import (
     MultiplierPreviewForm,
 )
 from dashboard.models import AuditEvent, Outcome, TopUp
-from dashboard.templatetags.money import usd
+from dashboard.templatetags.money import exact_usd
 from dashboard.upstream import get_sub_key_or_404, get_sub_keys, is_running_low
 from dashboard.views.topups import SUBKEYS_CHANGED_EVENT
 from derouter import client
@@ -261,7 +261,7 @@ def key_create(request):
     balance = client.get_balance()
     budget = form.cleaned_data["budget"]
     if budget > balance.available:
-        form.add_error("budget", f"Only {usd(balance.available)} is available; the budget cannot be more.")
+        form.add_error("budget", f"Only {exact_usd(balance.available)} is available; the budget cannot be more.")
         return render(request, "dashboard/key_create.html", {"form": form, "balance": balance}, status=400)
 
     label, rpm_limit = form.cleaned_data["label"], form.cleaned_data["rpm_limit"]
@@ -418,6 +418,6 @@ def key_delete(request, sub_key_id):
     audit.record(request.user, AuditEvent.Action.DELETE, Outcome.OK, sub_key=sub_key, changes=changes)
     messages.success(
         request,
-        f"Deleted {sub_key.label or 'the key'} ({sub_key.key_id}); {usd(returned)} went back to the available balance.",
+        f"Deleted {sub_key.label or 'the key'} ({sub_key.key_id}); {exact_usd(returned)} went back to the available balance.",
     )
     return redirect("console:key_list")

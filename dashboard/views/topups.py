@@ -14,7 +14,7 @@ from accounts.roles import console_required
 from dashboard.csv_export import csv_download
 from dashboard.forms import LEDGER_PAGE_SIZE, LedgerQueryForm, TopUpForm
 from dashboard.models import Outcome, TopUp
-from dashboard.templatetags.money import usd
+from dashboard.templatetags.money import exact_usd
 from dashboard.topups import TopUpNotAllowed, find_attempt, get_cap_left_today, top_up
 from dashboard.upstream import get_sub_key_or_404
 from derouter import client
@@ -120,9 +120,9 @@ def key_topup(request, sub_key_id):
     if "confirm" not in request.POST:
         cap_left = get_cap_left_today(request.user)
         if cap_left is not None and amount > cap_left:
-            form.add_error("amount", f"That is over your daily top-up limit: you can top up at most {usd(cap_left)} more today (UTC).")
+            form.add_error("amount", f"That is over your daily top-up limit: you can top up at most {exact_usd(cap_left)} more today (UTC).")
         elif amount > balance.available:
-            form.add_error("amount", f"Only {usd(balance.available)} of the account's balance is available.")
+            form.add_error("amount", f"Only {exact_usd(balance.available)} of the account's balance is available.")
         if form.errors:
             return _render_topup(request, sub_key, form, status=400, balance=balance)
         context = {
@@ -152,8 +152,8 @@ def key_topup(request, sub_key_id):
         return _render_result(request, sub_key, topup, current_key=None)
     messages.success(
         request,
-        f"Added {usd(amount)} to {sub_key.label or sub_key.key_id}: "
-        f"its budget went from {usd(sub_key.budget)} to {usd(new_budget)}.",
+        f"Added {exact_usd(amount)} to {sub_key.label or sub_key.key_id}: "
+        f"its budget went from {exact_usd(sub_key.budget)} to {exact_usd(new_budget)}.",
     )
     return redirect("console:key_detail", sub_key_id=sub_key.id)
 
