@@ -2,6 +2,6 @@ from django.apps import AppConfig
 
 
 class AccountsConfig(AppConfig):
-    """Sign-in: reseller owners and staff, and the Client Key portal."""
+    """Console sign-in, roles and users: reseller owners and staff."""
 
     name = "accounts"

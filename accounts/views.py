@@ -10,7 +10,7 @@ from django.views.decorators.http import require_POST
 
 from accounts.forms import ConsoleLoginForm
 from accounts.roles import get_role
-from accounts.throttle import Throttle, client_address
+from lib.throttle import Throttle, client_address
 
 
 # An office behind one NAT shares an address: allow it several people's worth

@@ -4,7 +4,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from dashboard.models import AuditEvent
-from dashboard.templatetags.money import exact_usd
+from lib.money import exact_usd
 
 EMPTY_TEXT = "(empty)"
 

@@ -95,12 +95,17 @@ INSTALLED_APPS = [
     "csp",
     "huey.contrib.djhuey",
     "derouter",
+    "lib",
     "accounts",
     "dashboard",
+    "portal",
     "mirror",
+    "ops",
 ]
 
 MIDDLEWARE = [
+    "ops.request_id.RequestIdMiddleware",
+    "ops.metrics.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -224,6 +229,8 @@ WHITENOISE_USE_FINDERS = True
 
 # Security. Production is the default; DEBUG=true relaxes what needs HTTPS.
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
+# Probes and the scraper talk plain HTTP to the server itself, not through the TLS proxy.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("BEHIND_TLS_PROXY", False) else None
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 31536000)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
@@ -252,14 +259,31 @@ CONTENT_SECURITY_POLICY = {
     }
 }
 
+# Log lines are JSON objects in production (one per line, for a log shipper) and plain text
+# with DEBUG; both carry the id of the request they belong to (the X-Request-ID header).
+LOG_FORMAT = env_str("LOG_FORMAT", "text" if DEBUG else "json")
+if LOG_FORMAT not in ("json", "text"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be json or text, not {LOG_FORMAT!r}.")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"request_id": {"()": "ops.request_id.RequestIdFilter"}},
+    "formatters": {
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+        },
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["request_id"], "formatter": LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     # urllib3 logs request lines at DEBUG; keep it quiet so nothing key-like leaks.
     "loggers": {"urllib3": {"level": "WARNING"}},
 }
+
+# /metrics answers only a scraper sending "Authorization: Bearer <METRICS_TOKEN>"; unset, it is a 404.
+METRICS_TOKEN = env_str("METRICS_TOKEN", "")
 
 # The derouter upstream. The Account Key lives here and nowhere else.
 DEROUTER_API_BASE = env_str("DEROUTER_API_BASE", "https://cf-api.derouter.ai").rstrip("/")
@@ -268,6 +292,8 @@ DEROUTER_ACCOUNT_KEY = env_str("DEROUTER_ACCOUNT_KEY", "")
 DEROUTER_CONNECT_TIMEOUT = float(env_decimal("DEROUTER_CONNECT_TIMEOUT", "3.05"))
 DEROUTER_READ_TIMEOUT = float(env_decimal("DEROUTER_READ_TIMEOUT", "15"))
 DEROUTER_GET_RETRIES = env_int("DEROUTER_GET_RETRIES", 2)
+# Only with this on do upstream calls read HTTPS_PROXY / NO_PROXY / .netrc from the environment.
+DEROUTER_USE_ENV_PROXIES = env_bool("DEROUTER_USE_ENV_PROXIES", False)
 
 # Console behaviour.
 STAFF_DAILY_TOPUP_CAP = env_decimal("STAFF_DAILY_TOPUP_CAP", "500")

@@ -17,9 +17,10 @@ from accounts.models import ConsoleProfile
 from accounts.roles import get_topup_cap
 from dashboard import audit
 from dashboard.models import AuditEvent, Outcome, TopUp
-from dashboard.templatetags.money import exact_usd
+from dashboard.outcomes import outcome_of_write_error
 from derouter import client
-from derouter.client import AuthFailed, NotFound, OutcomeUnknown, RateLimited, Rejected, Unavailable
+from derouter.client import DerouterError
+from lib.money import exact_usd
 
 # Top-ups that took or may have taken money count against a staff member's cap.
 CAP_COUNTED_OUTCOMES = (Outcome.OK, Outcome.PENDING, Outcome.UNKNOWN)
@@ -146,20 +147,11 @@ def top_up(user, sub_key, amount, note, token, available):
         return TopUpAttempt(row)
     try:
         client.update_sub_key(sub_key.id, add_budget=amount)
-    except (Rejected, NotFound) as error:
-        _finish(row, user, sub_key, Outcome.REFUSED, error.message)
-    except OutcomeUnknown as error:
-        _finish(row, user, sub_key, Outcome.UNKNOWN, error.message)
-    except Unavailable as error:
-        if error.status is None:
-            # The connection never opened: nothing was sent.
-            _finish(row, user, sub_key, Outcome.REFUSED, error.message)
-        else:
-            # An error answer to a write does not say whether the write was applied.
-            _finish(row, user, sub_key, Outcome.UNKNOWN, f"derouter answered with an error: {error.message}")
-    except (AuthFailed, RateLimited) as error:
-        _finish(row, user, sub_key, Outcome.REFUSED, error.message)
-        raise
+    except DerouterError as error:
+        failure = outcome_of_write_error(error)
+        _finish(row, user, sub_key, failure.outcome, failure.message)
+        if failure.needs_error_page:
+            raise
     else:
         _finish(row, user, sub_key, Outcome.OK)
     return TopUpAttempt(row)

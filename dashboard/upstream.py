@@ -1,14 +1,12 @@
-"""Console helpers over the derouter client: the key list and finding one key."""
+"""Console helpers over the derouter client: the key list, finding one key, judging its budget."""
 
-import re
+from dataclasses import dataclass
 
-from django.conf import settings
 from django.http import Http404
 
 from derouter import client
-
-# Upstream ids are UUIDs; anything else is a 404 without asking the upstream.
-SUB_KEY_ID_PATTERN = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+from derouter.client import DerouterError
+from lib import money
 
 
 def get_sub_keys():
@@ -16,17 +14,44 @@ def get_sub_keys():
     return client.list_sub_keys()
 
 
+def find_sub_key(sub_keys, sub_key_id):
+    """The key with this upstream id among ``sub_keys``, or None."""
+    return next((sub_key for sub_key in sub_keys if sub_key.id == str(sub_key_id)), None)
+
+
 def get_sub_key_or_404(sub_key_id):
-    """The Client Key with this upstream id, or Http404 (no upstream call for a malformed id)."""
-    sub_key_id = str(sub_key_id)
-    if not SUB_KEY_ID_PATTERN.match(sub_key_id):
+    """The Client Key with this upstream id, or Http404.
+
+    The URL's ``subkey`` converter has already refused anything that is not an upstream id.
+    """
+    sub_key = find_sub_key(get_sub_keys(), sub_key_id)
+    if sub_key is None:
         raise Http404("No such key.")
-    for sub_key in get_sub_keys():
-        if sub_key.id == sub_key_id:
-            return sub_key
-    raise Http404("No such key.")
+    return sub_key
+
+
+@dataclass(frozen=True)
+class KeyState:
+    """A key as derouter reports it right now: ``reachable`` is False when derouter could not say."""
+
+    reachable: bool
+    key: client.SubKey | None = None
+    sub_keys: tuple = ()
+
+
+def get_key_state(sub_key_id=None):
+    """Ask derouter for its keys now (after a write whose outcome is unknown); never raises.
+
+    Only for showing what is true after a write: whatever goes wrong, the page
+    still reports the write's outcome and says derouter could not tell us more.
+    """
+    try:
+        sub_keys = get_sub_keys()
+    except DerouterError:
+        return KeyState(reachable=False)
+    return KeyState(reachable=True, key=find_sub_key(sub_keys, sub_key_id), sub_keys=tuple(sub_keys))
 
 
 def is_running_low(sub_key):
     """True when less than LOW_BUDGET_THRESHOLD of the key's budget is left."""
-    return sub_key.remaining < settings.LOW_BUDGET_THRESHOLD * sub_key.budget
+    return money.is_running_low(sub_key.remaining, sub_key.budget)

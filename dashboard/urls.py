@@ -10,5 +10,6 @@ urlpatterns = [
     path("logout/", account_views.logout_view, name="logout"),
     path("admin/", admin.site.urls),
     path("dashboard/", include("dashboard.console_urls")),
-    path("portal/", include("accounts.portal_urls")),
+    path("portal/", include("portal.urls")),
+    path("", include("ops.urls")),
 ]

@@ -12,6 +12,8 @@ inside ``Secret``, whose string form is masked.
 
 import json
 import logging
+import re
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -22,9 +24,13 @@ from requests.adapters import HTTPAdapter
 from urllib3.exceptions import NewConnectionError
 from urllib3.util.retry import Retry
 
+from ops.metrics import observe_upstream_call
+
 logger = logging.getLogger(__name__)
 
 RETRYABLE_STATUSES = (502, 503, 504)
+# Metrics name an endpoint by its path with the key id replaced, so there is one series per endpoint.
+KEY_ID_IN_PATH = re.compile(r"^/sub-keys/[^/]+$")
 
 
 class DerouterError(Exception):
@@ -240,11 +246,11 @@ class ClientBalance:
 _sessions = {}
 
 
-def _get_session(for_writes):
-    """Return a pooled session: reads retry with backoff, writes never retry."""
-    session = _sessions.get(for_writes)
+def _get_session(retrying):
+    """Return a pooled session: one retries reads with backoff, the other never retries (writes, probes)."""
+    session = _sessions.get(retrying)
     if session is None:
-        if for_writes:
+        if not retrying:
             retries = Retry(total=0, connect=0, read=0, redirect=0, status=0, other=0, raise_on_status=False)
         else:
             retries = Retry(
@@ -260,10 +266,12 @@ def _get_session(for_writes):
                 respect_retry_after_header=False,
             )
         session = requests.Session()
+        # Reading proxy variables and .netrc costs every call ~1 ms; only a configured proxy needs it.
+        session.trust_env = settings.DEROUTER_USE_ENV_PROXIES
         adapter = HTTPAdapter(pool_connections=4, pool_maxsize=16, max_retries=retries)
         session.mount("http://", adapter)
         session.mount("https://", adapter)
-        _sessions[for_writes] = session
+        _sessions[retrying] = session
     return session
 
 
@@ -276,18 +284,34 @@ def _encode_body(body):
     return "{" + ", ".join(members) + "}"
 
 
-def _request(method, path, key, *, params=None, body=None, base=None):
-    """Send one request and return the decoded JSON body, or raise a DerouterError."""
+def _request(method, path, key, *, params=None, body=None, base=None, timeout=None, retry_reads=True):
+    """Send one request and return the decoded JSON body, or raise a DerouterError.
+
+    Each call is timed and counted in the metrics by endpoint, with its error class if it failed.
+    """
+    endpoint = "/sub-keys/{id}" if KEY_ID_IN_PATH.match(path) else path
+    started = time.perf_counter()
+    try:
+        payload = _send(method, path, key, params=params, body=body, base=base, timeout=timeout,
+                        retry_reads=retry_reads)
+    except DerouterError as error:
+        observe_upstream_call(method, endpoint, started, error=type(error).__name__)
+        raise
+    observe_upstream_call(method, endpoint, started)
+    return payload
+
+
+def _send(method, path, key, *, params, body, base, timeout, retry_reads):
     url = (base or settings.DEROUTER_API_BASE) + path
     headers = {"Authorization": f"Bearer {key}", "Accept": "application/json"}
     data = None
     if body is not None:
         headers["Content-Type"] = "application/json"
         data = _encode_body(body).encode()
-    timeout = (settings.DEROUTER_CONNECT_TIMEOUT, settings.DEROUTER_READ_TIMEOUT)
+    timeout = timeout or (settings.DEROUTER_CONNECT_TIMEOUT, settings.DEROUTER_READ_TIMEOUT)
     is_write = method != "GET"
     try:
-        response = _get_session(is_write).request(
+        response = _get_session(retrying=not is_write and retry_reads).request(
             method, url, headers=headers, params=params, data=data, timeout=timeout
         )
     except requests.ConnectTimeout:
@@ -485,9 +509,15 @@ def _clean_update(**fields):
 # ---------------------------------------------------------------- account endpoints
 
 
-def get_balance():
-    """GET /balance: the account's balance, locked and available."""
-    payload = _request("GET", "/balance", _account_key())
+def get_balance(probe_timeout=None):
+    """GET /balance: the account's balance, locked and available.
+
+    With probe_timeout (seconds), the call is a readiness probe: that timeout and no retry.
+    """
+    if probe_timeout is None:
+        payload = _request("GET", "/balance", _account_key())
+    else:
+        payload = _request("GET", "/balance", _account_key(), timeout=probe_timeout, retry_reads=False)
     return Balance(
         balance=_money(_field(payload, "balance")),
         locked=_money(_field(payload, "locked_balance")),

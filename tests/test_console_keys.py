@@ -9,7 +9,7 @@ from django.test import Client
 from django.urls import reverse
 
 from dashboard.models import AuditEvent, Outcome, TopUp
-from dashboard.templatetags.money import usd
+from lib.money import usd
 from derouter import client as derouter_client
 
 pytestmark = pytest.mark.django_db
@@ -282,9 +282,9 @@ def test_key_logs_page_size_and_htmx_fragment(owner_client, make_key, simulator)
 
 
 def test_non_uuid_id_is_404_without_upstream_call(owner_client, upstream_calls):  # noqa: F811
-    for name in ("console:key_detail", "console:key_edit", "console:key_delete"):
-        assert owner_client.get(reverse(name, args=["not-a-key"])).status_code == 404
-    assert owner_client.post(reverse("console:key_reveal", args=["not-a-key"])).status_code == 404
+    for action in ("", "edit/", "delete/", "topup/"):
+        assert owner_client.get(f"/dashboard/keys/not-a-key/{action}").status_code == 404
+    assert owner_client.post("/dashboard/keys/not-a-key/reveal/").status_code == 404
     assert upstream_calls() == 0
 
 

@@ -2,6 +2,7 @@
 
 import csv
 import io
+import json
 import re
 import time
 import uuid
@@ -12,7 +13,7 @@ from django.test import Client
 from django.urls import reverse
 
 from dashboard.models import AuditEvent, Outcome, TopUp
-from dashboard.templatetags.money import money
+from lib.money import money
 from derouter import client as derouter
 from tests.conftest import budget_of
 
@@ -233,7 +234,7 @@ def test_an_htmx_top_up_answers_with_the_fragment_and_a_refresh_event(owner_clie
     )
 
     assert response.status_code == 200
-    assert response["HX-Trigger"] == "subKeysChanged"
+    assert json.loads(response["HX-Trigger"]) == {"subKeysChanged": {}}
     page = response.content.decode()
     assert page.lstrip().startswith('<section id="topup"')
     assert "$11.00" in page
@@ -242,8 +243,10 @@ def test_an_htmx_top_up_answers_with_the_fragment_and_a_refresh_event(owner_clie
 def test_an_unknown_key_id_is_a_404_without_an_upstream_call(owner_client, simulator):
     # Were the upstream asked, this fault would turn the page into a 503.
     simulator.inject("error", path="/sub-keys", method="GET", status=500, times=0)
-    assert owner_client.get(topup_url("not-a-key")).status_code == 404
-    assert confirm(owner_client, "not-a-key", "1").status_code == 404
+    malformed_url = "/dashboard/keys/not-a-key/topup/"
+    assert owner_client.get(malformed_url).status_code == 404
+    data = {"amount": "1", "note": "INV-1001", "token": str(uuid.uuid4()), "confirm": "1"}
+    assert owner_client.post(malformed_url, data).status_code == 404
     simulator.clear_faults()
     assert owner_client.get(topup_url(str(uuid.uuid4()))).status_code == 404
 

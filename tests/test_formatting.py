@@ -1,10 +1,10 @@
-"""One formatting policy for money, counts and durations (dashboard/templatetags/money.py)."""
+"""One formatting policy for money, counts and durations (lib/money.py)."""
 
 from decimal import Decimal
 
 import pytest
 
-from dashboard.templatetags.money import count, duration, exact_usd, money, usd, usd_cost
+from lib.money import count, duration, exact_usd, money, usd, usd_cost
 
 
 @pytest.mark.parametrize(

@@ -12,11 +12,11 @@ from django.contrib.sessions.models import Session
 from django.http import StreamingHttpResponse
 from django.test import Client
 
-from accounts import portal_views
-from accounts.portal import SESSION_KEY, SESSION_LAST_SEEN_AT, SESSION_SIGNED_IN_AT
-from accounts.portal_forms import INVALID_KEY_MESSAGE
-from dashboard.csv_export import safe_cell
-from dashboard.templatetags.money import duration, money, usd_cost
+from portal import views as portal_views
+from portal.sessions import SESSION_KEY, SESSION_LAST_SEEN_AT, SESSION_SIGNED_IN_AT
+from portal.forms import INVALID_KEY_MESSAGE
+from lib.csv_export import safe_cell
+from lib.money import duration, money, usd_cost
 from derouter import client as derouter_client
 
 pytestmark = pytest.mark.django_db

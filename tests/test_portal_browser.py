@@ -5,7 +5,7 @@ from decimal import Decimal
 
 import pytest
 
-from dashboard.templatetags.money import usd
+from lib.money import usd
 from derouter import client as derouter_client
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]

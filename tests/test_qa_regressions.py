@@ -10,7 +10,7 @@ from playwright.sync_api import expect
 
 from dashboard import audit
 from dashboard.models import AuditEvent, Outcome
-from dashboard.templatetags.money import exact_usd, multiplier
+from lib.money import exact_usd, multiplier
 from derouter import client as derouter_client
 from tests.conftest import sign_in
 

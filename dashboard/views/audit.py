@@ -9,6 +9,7 @@ from accounts.roles import console_required
 from dashboard.audit import describe_changes
 from dashboard.forms import AuditQueryForm
 from dashboard.models import AuditEvent, Outcome
+from lib.htmx import wants_fragment
 
 EVENTS_PER_PAGE = 50
 
@@ -56,8 +57,8 @@ def audit_trail(request):
         "page": page,
         "rows": [(event, describe_changes(event)) for event in page.object_list],
     }
-    if request.htmx and not request.htmx.boosted:
-        # htmx swaps only 2xx answers, so a fragment always comes back as 200.
-        return render(request, "dashboard/_audit.html", context)
+    status = 400 if query_form.errors else 200
+    if wants_fragment(request):
+        return render(request, "dashboard/_audit.html", context, status=status)
     query_form.set_key_choices(_get_key_choices())
-    return render(request, "dashboard/audit_trail.html", context, status=400 if query_form.errors else 200)
+    return render(request, "dashboard/audit_trail.html", context, status=status)

@@ -8,17 +8,16 @@ from urllib.parse import urlencode
 from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.db import IntegrityError, transaction
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
-from django_htmx.http import HttpResponseClientRedirect, reselect, reswap, retarget
+from django_htmx.http import HttpResponseClientRedirect, reselect, reswap, retarget, trigger_client_event
 
 from accounts.roles import console_required, owner_required
-from dashboard import audit
+from dashboard import audit, keywrites
 from dashboard.forms import (
     KEY_SORT_COLUMNS,
     KeyCreateForm,
@@ -28,15 +27,15 @@ from dashboard.forms import (
     MultiplierPreviewForm,
 )
 from dashboard.models import AuditEvent, Outcome, TopUp
-from dashboard.templatetags.money import exact_usd
 from dashboard.upstream import get_sub_key_or_404, get_sub_keys, is_running_low
-from dashboard.views.topups import SUBKEYS_CHANGED_EVENT
+from dashboard.views import SUBKEYS_CHANGED_EVENT
 from derouter import client
-from derouter.client import NotFound, OutcomeUnknown, Rejected, Unavailable
+from derouter.client import NotFound
+from lib.htmx import render_page_or_fragment, wants_fragment
+from lib.money import exact_usd
 
 KEYS_PER_PAGE = 25
 HISTORY_ROWS = 20
-RECENT_KEYS_AFTER_UNKNOWN = 5
 PORTAL_LOGIN_PATH = "/portal/login/"
 # The preview's example amount for a key that has spent nothing yet.
 PREVIEW_SAMPLE_SPENT = Decimal(10)
@@ -124,15 +123,6 @@ def _get_sort_headers(query):
     return headers
 
 
-def _get_recent_keys():
-    """The newest keys, to show the state after a write whose outcome is unknown; None if unreachable."""
-    try:
-        sub_keys = get_sub_keys()
-    except Unavailable:
-        return None
-    return _get_sorted_keys(sub_keys, "-created_at")[:RECENT_KEYS_AFTER_UNKNOWN]
-
-
 def _get_quick_start(secret, request):
     return {
         "inference_base": settings.DEROUTER_INFERENCE_BASE,
@@ -152,17 +142,6 @@ def _get_multiplier_preview(sub_key, multiplier):
         "budget": sub_key.budget,
         "budget_shown": sub_key.budget * multiplier,
     }
-
-
-def _start_create_attempt(user, token, label, changes):
-    """Record a pending create under the form's token; None if the token was used before."""
-    try:
-        with transaction.atomic():
-            return audit.record(
-                user, AuditEvent.Action.CREATE, Outcome.PENDING, label=label, changes=changes, form_token=token
-            )
-    except IntegrityError:
-        return None
 
 
 def _render_secret_page(request, template, context):
@@ -185,8 +164,13 @@ def _get_edit_form(sub_key, data=None):
 def _render_edit_page(request, sub_key, form, status=200):
     """The edit form: its own page, or for htmx the fragment the key list's dialog shows."""
     context = {"key": sub_key, "form": form, "preview": _get_multiplier_preview(sub_key, sub_key.display_multiplier)}
-    template = "dashboard/_key_edit_form.html" if request.htmx and not request.htmx.boosted else "dashboard/key_edit.html"
-    return render(request, template, context, status=status)
+    return render_page_or_fragment(request, "dashboard/key_edit.html", "dashboard/_key_edit_form.html", context, status)
+
+
+def _render_outcome_unknown(request, sub_key, write, action):
+    """A write that may or may not have happened: say so, with the key as derouter reports it now."""
+    context = {"key": sub_key, "write": write, "action": action, "current": write.state}
+    return render(request, "dashboard/key_outcome_unknown.html", context, status=503)
 
 
 def _render_edit_done(request, sub_key, message):
@@ -213,16 +197,6 @@ def _render_multiplier_preview(request, sub_key):
     return render(request, "dashboard/_multiplier_preview.html", context)
 
 
-def _get_current_state(sub_key_id):
-    """After a write whose outcome is unknown: {"reachable", "key"} as derouter now reports it."""
-    try:
-        sub_keys = get_sub_keys()
-    except Unavailable:
-        return {"reachable": False, "key": None}
-    current = next((sub_key for sub_key in sub_keys if sub_key.id == sub_key_id), None)
-    return {"reachable": True, "key": current}
-
-
 @console_required
 @require_http_methods(["GET", "HEAD"])
 @vary_on_headers("HX-Request")
@@ -243,8 +217,7 @@ def key_list(request):
         else None,
         "next_url": _get_list_url(q=query["q"], sort=query["sort"], page=page.number + 1) if page.has_next() else None,
     }
-    template = "dashboard/_keys.html" if request.htmx and not request.htmx.boosted else "dashboard/key_list.html"
-    return render(request, template, context)
+    return render_page_or_fragment(request, "dashboard/key_list.html", "dashboard/_keys.html", context)
 
 
 @owner_required
@@ -265,30 +238,26 @@ def key_create(request):
         return render(request, "dashboard/key_create.html", {"form": form, "balance": balance}, status=400)
 
     label, rpm_limit = form.cleaned_data["label"], form.cleaned_data["rpm_limit"]
-    changes = {"label": ("", label), "budget": (None, budget), "rpm_limit": (None, rpm_limit)}
-    attempt = _start_create_attempt(request.user, form.cleaned_data["token"], label, changes)
-    if attempt is None:
-        earlier = AuditEvent.objects.get(form_token=form.cleaned_data["token"])
-        return render(request, "dashboard/key_create_repeated.html", {"attempt": earlier})
-    try:
-        created = client.create_sub_key(budget, label=label, rpm_limit=rpm_limit)
-    except Rejected as error:
-        audit.finish(attempt, Outcome.REFUSED, message=error.message)
-        # The refused attempt used up its token: offer the form again with a new one.
+    write = keywrites.create_key(
+        request.user, token=form.cleaned_data["token"], label=label, budget=budget, rpm_limit=rpm_limit
+    )
+    if write.repeated:
+        return render(request, "dashboard/key_create_repeated.html", {"attempt": write.event})
+    if write.is_unknown:
+        context = {"label": label, "budget": budget, "write": write, "recent_keys": write.recent_keys}
+        return render(request, "dashboard/key_create_unknown.html", context, status=503)
+    if write.is_refused:
+        # The failed attempt used up its token: offer the form again with a new one.
         form = KeyCreateForm({**request.POST.dict(), "token": str(uuid.uuid4())})
         form.is_valid()
-        form.add_error(None, f"derouter refused the key: {error.message}")
-        return render(request, "dashboard/key_create.html", {"form": form, "balance": balance}, status=400)
-    except OutcomeUnknown as error:
-        audit.finish(attempt, Outcome.UNKNOWN, message=error.message)
-        context = {"label": label, "budget": budget, "error": error, "recent_keys": _get_recent_keys()}
-        return render(request, "dashboard/key_create_unknown.html", context, status=503)
-    except Unavailable as error:
-        # Refused before or without an answer we can trust: recorded, then the error page.
-        audit.finish(attempt, Outcome.UNKNOWN if error.status else Outcome.REFUSED, message=error.message)
-        raise
+        if write.was_sent:
+            form.add_error(None, f"derouter refused the key: {write.failure.message}")
+        else:
+            form.add_error(None, f"{write.failure.message} No key was created; try again in a moment.")
+        status = 400 if write.was_sent else 503
+        return render(request, "dashboard/key_create.html", {"form": form, "balance": balance}, status=status)
 
-    audit.finish(attempt, Outcome.OK, sub_key_id=created.id, key_id_short=created.key_id)
+    created = write.created
     context = {"created": created, **_get_quick_start(created.secret.reveal(), request)}
     return _render_secret_page(request, "dashboard/key_created.html", context)
 
@@ -312,7 +281,7 @@ def key_detail(request, sub_key_id):
         "logs_query": logs_query,
         "page_sizes": KeyLogsQueryForm.base_fields["limit"].choices,
     }
-    if request.htmx and not request.htmx.boosted:
+    if wants_fragment(request):
         return render(request, "dashboard/_key_logs.html", context)
     context.update(
         topups=TopUp.objects.filter(sub_key_id=sub_key.id)[:HISTORY_ROWS],
@@ -342,39 +311,36 @@ def key_edit(request, sub_key_id):
         return _render_edit_page(request, sub_key, form, status=400)
     changes = _get_changed_fields(sub_key, form.cleaned_data)
     if not changes:
-        if request.htmx:
+        if wants_fragment(request):
             return _render_edit_done(request, sub_key, "Nothing changed.")
         messages.info(request, "Nothing changed.")
         return redirect("console:key_detail", sub_key_id=sub_key.id)
 
-    try:
-        client.update_sub_key(sub_key.id, **{name: after for name, (_, after) in changes.items()})
-    except Rejected as error:
-        audit.record(request.user, AuditEvent.Action.EDIT, Outcome.REFUSED, sub_key=sub_key, changes=changes, message=error.message)
-        form.add_error(None, f"derouter refused the change: {error.message}")
-        return _render_edit_page(request, sub_key, form, status=400)
-    except NotFound as error:
-        audit.record(request.user, AuditEvent.Action.EDIT, Outcome.REFUSED, sub_key=sub_key, changes=changes, message=error.message)
-        messages.error(request, f"The key {sub_key.key_id} no longer exists at derouter; nothing was changed.")
-        # From the dialog too, go to the list with a full page load, so the message shows.
-        list_url = reverse("console:key_list")
-        return HttpResponseClientRedirect(list_url) if request.htmx else redirect(list_url)
-    except OutcomeUnknown as error:
-        audit.record(request.user, AuditEvent.Action.EDIT, Outcome.UNKNOWN, sub_key=sub_key, changes=changes, message=error.message)
-        context = {"key": sub_key, "error": error, "action": "edit", "current": _get_current_state(sub_key.id)}
-        response = render(request, "dashboard/key_outcome_unknown.html", context, status=503)
-        if request.htmx:
+    write = keywrites.edit_key(request.user, sub_key, changes)
+    if write.is_unknown:
+        response = _render_outcome_unknown(request, sub_key, write, "edit")
+        if wants_fragment(request):
             # The warning replaces the page's content, not just the dialog the form was in.
             retarget(response, "main")
             reswap(response, "outerHTML")
             reselect(response, "main")
         return response
+    if write.is_refused and write.failure.is_gone:
+        messages.error(request, f"The key {sub_key.key_id} no longer exists at derouter; nothing was changed.")
+        # From the dialog too, go to the list with a full page load, so the message shows.
+        list_url = reverse("console:key_list")
+        return HttpResponseClientRedirect(list_url) if request.htmx else redirect(list_url)
+    if write.is_refused and write.was_sent:
+        form.add_error(None, f"derouter refused the change: {write.failure.message}")
+        return _render_edit_page(request, sub_key, form, status=400)
+    if write.is_refused:
+        form.add_error(None, f"{write.failure.message} Try again in a moment.")
+        return _render_edit_page(request, sub_key, form, status=503)
 
-    audit.record(request.user, AuditEvent.Action.EDIT, Outcome.OK, sub_key=sub_key, changes=changes)
     saved = f"Saved the changes to {sub_key.label or sub_key.key_id}."
-    if request.htmx:
+    if wants_fragment(request):
         response = _render_edit_done(request, sub_key, saved)
-        response["HX-Trigger"] = SUBKEYS_CHANGED_EVENT
+        trigger_client_event(response, SUBKEYS_CHANGED_EVENT)
         return response
     messages.success(request, saved)
     return redirect("console:key_detail", sub_key_id=sub_key.id)
@@ -398,24 +364,20 @@ def key_delete(request, sub_key_id):
     if request.method != "POST":
         return render(request, "dashboard/key_delete.html", {"key": sub_key})
 
-    returned = max(sub_key.remaining, Decimal(0))
-    changes = {"budget_returned": (None, returned)}
-    try:
-        client.delete_sub_key(sub_key.id)
-    except Rejected as error:
-        audit.record(request.user, AuditEvent.Action.DELETE, Outcome.REFUSED, sub_key=sub_key, message=error.message)
-        messages.error(request, f"derouter refused to delete {sub_key.key_id}: {error.message}")
-        return redirect("console:key_detail", sub_key_id=sub_key.id)
-    except NotFound as error:
-        audit.record(request.user, AuditEvent.Action.DELETE, Outcome.REFUSED, sub_key=sub_key, message=error.message)
+    write = keywrites.delete_key(request.user, sub_key)
+    if write.is_unknown:
+        return _render_outcome_unknown(request, sub_key, write, "delete")
+    if write.is_refused and write.failure.is_gone:
         messages.warning(request, f"The key {sub_key.key_id} was already gone at derouter.")
         return redirect("console:key_list")
-    except OutcomeUnknown as error:
-        audit.record(request.user, AuditEvent.Action.DELETE, Outcome.UNKNOWN, sub_key=sub_key, changes=changes, message=error.message)
-        context = {"key": sub_key, "error": error, "action": "delete", "current": _get_current_state(sub_key.id)}
-        return render(request, "dashboard/key_outcome_unknown.html", context, status=503)
+    if write.is_refused and write.was_sent:
+        messages.error(request, f"derouter refused to delete {sub_key.key_id}: {write.failure.message}")
+        return redirect("console:key_detail", sub_key_id=sub_key.id)
+    if write.is_refused:
+        messages.error(request, f"{write.failure.message} The key {sub_key.key_id} was not deleted; try again in a moment.")
+        return redirect("console:key_detail", sub_key_id=sub_key.id)
 
-    audit.record(request.user, AuditEvent.Action.DELETE, Outcome.OK, sub_key=sub_key, changes=changes)
+    returned = max(sub_key.remaining, Decimal(0))
     messages.success(
         request,
         f"Deleted {sub_key.label or 'the key'} ({sub_key.key_id}); {exact_usd(returned)} went back to the available balance.",

@@ -10,6 +10,7 @@ from dashboard.forms import ACCOUNT_ONLY, UsageLogQueryForm
 from dashboard.upstream import get_sub_keys
 from derouter import client
 from derouter.client import NotFound
+from lib.htmx import wants_fragment
 
 # Only ids and labels are cached, never a key's secret.
 KEY_LABELS_CACHE_KEY = "console:usage-logs:key-labels"
@@ -64,9 +65,8 @@ def usage_logs(request):
         "logs": logs,
         "is_past_end": bool(logs) and logs.pages > 0 and query["page"] > logs.pages,
     }
-    if request.htmx and not request.htmx.boosted:
-        # htmx swaps only 2xx answers; the fragment itself says what went wrong.
-        return render(request, "dashboard/_logs.html", context)
+    if wants_fragment(request):
+        return render(request, "dashboard/_logs.html", context, status=status)
 
     labels = _get_key_labels(query["key"] if query["key"] != ACCOUNT_ONLY else "")
     if len(labels) <= KEY_SELECT_LIMIT:

@@ -9,16 +9,18 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 from django.views.decorators.vary import vary_on_headers
+from django_htmx.http import trigger_client_event
 
 from accounts.roles import console_required
-from dashboard.csv_export import csv_download
+from lib.csv_export import csv_download
 from dashboard.forms import LEDGER_PAGE_SIZE, LedgerQueryForm, TopUpForm
 from dashboard.models import Outcome, TopUp
-from dashboard.templatetags.money import exact_usd
+from lib.money import exact_usd
 from dashboard.topups import TopUpNotAllowed, find_attempt, get_cap_left_today, top_up
-from dashboard.upstream import get_sub_key_or_404
+from dashboard.upstream import get_key_state, get_sub_key_or_404
+from dashboard.views import SUBKEYS_CHANGED_EVENT
 from derouter import client
-from derouter.client import Unavailable
+from lib.htmx import render_page_or_fragment, wants_fragment
 
 CSV_COLUMNS = (
     "created_at_utc",
@@ -32,21 +34,8 @@ CSV_COLUMNS = (
     "message",
     "budget_before_usd",
 )
-# Sent with a top-up's result so a key list on the same page can refresh itself.
-SUBKEYS_CHANGED_EVENT = "subKeysChanged"
 
 
-def _get_status(request, status):
-    """The status for a page that is not a plain success.
-
-    htmx does not swap error answers into the page, so a fragment it asked for
-    comes back as 200; a plain form post gets the real status.
-    """
-    return 200 if request.htmx else status
-
-
-def _get_topup_template(request):
-    return "dashboard/_topup.html" if request.htmx and not request.htmx.boosted else "dashboard/topup.html"
 
 
 def _render_topup(request, sub_key, form, *, step="form", status=200, **context):
@@ -57,16 +46,7 @@ def _render_topup(request, sub_key, form, *, step="form", status=200, **context)
         "cap_left": get_cap_left_today(request.user),
         **context,
     }
-    return render(request, _get_topup_template(request), context, status=_get_status(request, status))
-
-
-def _get_refreshed_key(sub_key):
-    """The key as derouter has it now, or None if derouter cannot say."""
-    try:
-        refreshed = client.list_sub_keys()
-    except Unavailable:
-        return None
-    return next((candidate for candidate in refreshed if candidate.id == sub_key.id), None)
+    return render_page_or_fragment(request, "dashboard/topup.html", "dashboard/_topup.html", context, status)
 
 
 def _render_result(request, sub_key, topup, *, repeated=False, current_key=None, status=200):
@@ -79,9 +59,9 @@ def _render_result(request, sub_key, topup, *, repeated=False, current_key=None,
         "current_key": current_key,
         "step": "result",
     }
-    response = render(request, _get_topup_template(request), context, status=_get_status(request, status))
+    response = render_page_or_fragment(request, "dashboard/topup.html", "dashboard/_topup.html", context, status)
     if topup.outcome in (Outcome.OK, Outcome.UNKNOWN):
-        response["HX-Trigger"] = SUBKEYS_CHANGED_EVENT
+        trigger_client_event(response, SUBKEYS_CHANGED_EVENT)
     return response
 
 
@@ -145,10 +125,10 @@ def key_topup(request, sub_key_id):
     if topup.outcome == Outcome.REFUSED:
         return _render_topup(request, sub_key, _get_fresh_form(form), status=400, balance=balance, refused=topup)
     if topup.outcome == Outcome.UNKNOWN:
-        return _render_result(request, sub_key, topup, current_key=_get_refreshed_key(sub_key), status=503)
+        return _render_result(request, sub_key, topup, current_key=get_key_state(sub_key.id).key, status=503)
 
     new_budget = sub_key.budget + amount
-    if request.htmx:
+    if wants_fragment(request):
         return _render_result(request, sub_key, topup, current_key=None)
     messages.success(
         request,
@@ -189,9 +169,7 @@ def ledger(request):
     page = Paginator(topups, LEDGER_PAGE_SIZE).get_page(request.GET.get("page"))
     context = {"query_form": query_form, "query": query, "page": page}
     status = 400 if query_form.errors else 200
-    if request.htmx and not request.htmx.boosted:
-        return render(request, "dashboard/_ledger.html", context, status=_get_status(request, status))
-    return render(request, "dashboard/ledger.html", context, status=status)
+    return render_page_or_fragment(request, "dashboard/ledger.html", "dashboard/_ledger.html", context, status)
 
 
 def _csv_rows(topups):

@@ -2,6 +2,7 @@
 
 import json
 import re
+from json.encoder import encode_basestring_ascii
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
@@ -51,15 +52,86 @@ class Route:
     openai: bool = False
 
 
+class JsonNumber(str):
+    """The exact text of a number, written into JSON as it is: a number, not a string."""
+
+
+def fixed_point(units, places):
+    """units * 10**-places as a JsonNumber in Decimal.normalize()'s plain form: (25_000_000, 6) -> 25, (10_000, 6) -> 0.01.
+
+    Integer arithmetic: a list of 20,000 keys has 80,000 such amounts.
+    """
+    whole, fraction = divmod(abs(units), 10 ** places)
+    fraction_text = f"{fraction:0{places}d}".rstrip("0")
+    sign = "-" if units < 0 else ""
+    return JsonNumber(f"{sign}{whole}.{fraction_text}" if fraction_text else f"{sign}{whole}")
+
+
 def encode_json(value):
-    """Serialize to JSON, writing Decimals as plain numbers from their exact decimal text."""
-    if isinstance(value, Decimal):
-        return format(value.normalize(), "f")
-    if isinstance(value, dict):
-        return "{" + ",".join(json.dumps(str(k)) + ":" + encode_json(v) for k, v in value.items()) + "}"
-    if isinstance(value, (list, tuple)):
-        return "[" + ",".join(encode_json(item) for item in value) + "]"
-    return json.dumps(value)
+    """Serialize to JSON, writing Decimals as plain numbers from their exact decimal text.
+
+    The output equals json.dumps' compact form (ASCII, "," and ":" without spaces) but for
+    Decimals. Values are written into one list by type, without a json.dumps call or a
+    recursive call per scalar: a list of 20,000 keys is 220,000 scalars.
+    """
+    parts = []
+    _write_json(value, parts.append)
+    return "".join(parts)
+
+
+def _decimal_text(value):
+    return format(value.normalize(), "f")
+
+
+def _bool_text(value):
+    return "true" if value else "false"
+
+
+# How each scalar type is written; anything else goes through json.dumps.
+SCALAR_WRITERS = {
+    str: encode_basestring_ascii,
+    int: int.__repr__,
+    bool: _bool_text,
+    Decimal: _decimal_text,
+    JsonNumber: str.__str__,
+    type(None): lambda value: "null",
+}
+
+
+def _write_json(value, write):
+    scalar = SCALAR_WRITERS.get(type(value))
+    if scalar is not None:
+        write(scalar(value))
+    elif isinstance(value, dict):
+        _write_object(value, write)
+    elif isinstance(value, (list, tuple)):
+        write("[")
+        for index, item in enumerate(value):
+            if index:
+                write(",")
+            _write_json(item, write)
+        write("]")
+    else:
+        write(json.dumps(value))
+
+
+def _write_object(value, write):
+    """Write a dict; its scalar values are formatted in one pass, only nested ones recurse."""
+    writers = SCALAR_WRITERS
+    write("{")
+    first = True
+    for name, item in value.items():
+        if not first:
+            write(",")
+        first = False
+        write(encode_basestring_ascii(str(name)))
+        write(":")
+        scalar = writers.get(type(item))
+        if scalar is not None:
+            write(scalar(item))
+        else:
+            _write_json(item, write)
+    write("}")
 
 
 def _reject_constant(name):

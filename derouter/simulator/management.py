@@ -7,7 +7,17 @@ import uuid
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
-from .api import ACCOUNT, CLIENT, ApiError, Route, bad_request, has_at_most_places, parse_decimal, parse_money
+from .api import (
+    ACCOUNT,
+    CLIENT,
+    ApiError,
+    Route,
+    bad_request,
+    fixed_point,
+    has_at_most_places,
+    parse_decimal,
+    parse_money,
+)
 from .store import (
     MULTIPLIER_SCALE,
     InsufficientBalance,
@@ -90,12 +100,12 @@ def key_item(key):
         "label": key.label,
         "keyId": key.key_id,
         "key": key.secret,
-        "budgetVirtual": micro_to_decimal(key.budget),
-        "spentVirtual": micro_to_decimal(key.spent),
-        "remainingVirtual": micro_to_decimal(key.remaining),
+        "budgetVirtual": fixed_point(key.budget, 6),
+        "spentVirtual": fixed_point(key.spent, 6),
+        "remainingVirtual": fixed_point(key.remaining, 6),
         "rpmLimit": key.rpm_limit,
         "concurrentLimit": key.concurrent_limit,
-        "displayMultiplier": Decimal(key.multiplier).scaleb(-4),
+        "displayMultiplier": fixed_point(key.multiplier, 4),
         "createdAt": key.created_at,
     }
 

@@ -103,6 +103,37 @@ def seed_load_keys(conn, count):
     )
 
 
+HEAVY_KEY_LABEL = "Load Test heavy"
+HEAVY_ROW_COST = 10  # micro-dollars a row, so a million rows fit a 10 USD budget
+
+
+def seed_heavy_key(conn, rows):
+    """Add one Client Key with `rows` usage rows spread over the last 30 days, oldest first."""
+    rng = random.Random(DEMO_RANDOM_SEED)
+    budget = max(MICRO, 2 * rows * HEAVY_ROW_COST)
+    lock_funds(conn, budget)
+    key_id = str(uuid.uuid4())
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    conn.execute(
+        "INSERT INTO sub_keys (id, secret, label, budget, rpm_limit, concurrent_limit, multiplier, created_at)"
+        " VALUES (?, ?, ?, ?, 60, 5, ?, ?)",
+        (key_id, "sk-ant-" + secrets.token_urlsafe(30), HEAVY_KEY_LABEL, budget, 2 * MULTIPLIER_SCALE,
+         iso_utc(now - timedelta(days=DEMO_DAYS))),
+    )
+    step = DEMO_DAYS * 86400 / rows
+    usage = [
+        UsageRow(request_id=f"req_{rng.getrandbits(96):024x}", sub_key_id=key_id, model="claude-sonnet-4-6",
+                 input_tokens=rng.randint(100, 4000), output_tokens=rng.randint(10, 800), cache_read_tokens=0,
+                 cache_write_tokens=0, cost=HEAVY_ROW_COST, duration_ms=rng.randint(300, 4000),
+                 created_at=iso_utc(now - timedelta(seconds=(rows - number) * step)))
+        for number in range(rows)
+    ]
+    spent = rows * HEAVY_ROW_COST
+    conn.execute("UPDATE sub_keys SET spent = ? WHERE id = ?", (spent, key_id))
+    conn.execute("UPDATE account SET balance = balance - ?, locked = locked - ?", (spent, spent))
+    insert_usage_rows(conn, usage)
+
+
 def _usage_rows(rng, now, sub_key_id, models, requests, target, cap):
     """Draw `requests` believable rows over the last 30 days costing about `target` (never over `cap`)."""
     aliases = [alias for alias, _ in models]

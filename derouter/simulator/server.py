@@ -11,6 +11,7 @@ import os
 import re
 import secrets
 import signal
+import socket
 import sqlite3
 import sys
 import tempfile
@@ -53,6 +54,12 @@ class SimulatorHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "derouter-simulator/1.0"
 
+    def setup(self):
+        super().setup()
+        # Answers go out as soon as they are written. With Nagle's algorithm on, a small write
+        # that follows another waits for the client's delayed ACK: ~40 ms on every kept-alive call.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
     def do_GET(self):
         self._dispatch("GET")
 
@@ -86,14 +93,19 @@ class SimulatorHandler(BaseHTTPRequestHandler):
         return parse_json_body(self._raw_body)
 
     def send_bytes(self, status, data, content_type, headers=None):
+        """Answer with a complete body: status line, headers and body in one write."""
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
         for name, value in (headers or {}).items():
             self.send_header(name, value)
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(data)
+        body = data if self.command != "HEAD" else b""
+        if self.request_version == "HTTP/0.9":  # an answer without status line or headers
+            self.wfile.write(body)
+            return
+        # end_headers() would write the headers on their own; the body joins them instead.
+        self._headers_buffer.extend((b"\r\n", body))
+        self.flush_headers()
 
     def send_json(self, status, payload, headers=None):
         self.send_bytes(status, encode_json(payload).encode("utf-8"), "application/json", headers)
@@ -282,7 +294,7 @@ def parse_starting_balance(value):
 
 
 def make_server(host, port, account_key, balance, state_path, demo=False, seed_keys=0, faults=False,
-                verbose=False):
+                verbose=False, seed_usage_rows=0):
     """Open (or create and seed) the state file and return a bound, not yet serving, server."""
     if not account_key:
         raise ConfigError("an account key is required (--account-key or DEROUTER_ACCOUNT_KEY)")
@@ -293,6 +305,8 @@ def make_server(host, port, account_key, balance, state_path, demo=False, seed_k
             seed.seed_demo(conn)
         if seed_keys:
             seed.seed_load_keys(conn, seed_keys)
+        if seed_usage_rows:
+            seed.seed_heavy_key(conn, seed_usage_rows)
 
     store = Store(state_path)
     try:
@@ -306,9 +320,11 @@ def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
-def serve(host, port, account_key, balance, state_path, demo=False, seed_keys=0, faults=False, verbose=False):
+def serve(host, port, account_key, balance, state_path, demo=False, seed_keys=0, faults=False, verbose=False,
+          seed_usage_rows=0):
     """Run the simulator until SIGTERM or Ctrl-C; announce the address on stdout first."""
-    server = make_server(host, port, account_key, balance, state_path, demo, seed_keys, faults, verbose)
+    server = make_server(host, port, account_key, balance, state_path, demo, seed_keys, faults, verbose,
+                         seed_usage_rows)
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _interrupt) if in_main_thread else None
     try:
@@ -337,14 +353,16 @@ def add_cli_arguments(parser):
     parser.add_argument("--state", default=None, help=f"SQLite state file (default {default_state_path()})")
     parser.add_argument("--demo", action="store_true", help="seed demo clients and 30 days of usage (new state only)")
     parser.add_argument("--seed-keys", type=int, default=0, help="seed N load-test keys (new state only)")
+    parser.add_argument("--seed-usage-rows", type=int, default=0,
+                        help='seed one key, "Load Test heavy", with N usage rows over 30 days (new state only)')
     parser.add_argument("--faults", action="store_true", help="enable /_sim/faults and /_sim/usage")
     parser.add_argument("--verbose", action="store_true", help="log every request to stderr")
 
 
 def serve_from_options(options):
     """Run serve() from parsed CLI options (a dict); raise ConfigError on unusable options."""
-    if options["seed_keys"] < 0:
-        raise ConfigError("--seed-keys must not be negative")
+    if options["seed_keys"] < 0 or options["seed_usage_rows"] < 0:
+        raise ConfigError("--seed-keys and --seed-usage-rows must not be negative")
     serve(
         host=options["host"],
         port=options["port"],
@@ -355,6 +373,7 @@ def serve_from_options(options):
         seed_keys=options["seed_keys"],
         faults=options["faults"],
         verbose=options["verbose"],
+        seed_usage_rows=options["seed_usage_rows"],
     )
 
 

@@ -3,9 +3,15 @@
 Money is stored as INTEGER micro-dollars so every sum is exact. Every write that
 moves money runs in one `BEGIN IMMEDIATE` transaction, which takes SQLite's write
 lock up front: concurrent requests queue on it instead of losing updates.
+
+Usage is also kept as running totals (per scope, and per key and UTC day), updated in
+the transaction that inserts the rows, so a key's balance and a page's total cost the
+same at a hundred rows or a million: nothing sums or counts the log itself.
 """
 
 import sqlite3
+import threading
+from collections import OrderedDict
 from contextlib import contextmanager
 from dataclasses import astuple, dataclass, replace
 from datetime import datetime, timezone
@@ -50,6 +56,55 @@ CREATE TABLE IF NOT EXISTS usage_logs (
 CREATE INDEX IF NOT EXISTS usage_logs_newest ON usage_logs (created_at, id);
 CREATE INDEX IF NOT EXISTS usage_logs_by_key ON usage_logs (sub_key_id, created_at, id);
 """
+
+# Running totals of the usage log, kept in step with it by insert_usage_rows. A scope is a
+# Client Key's id, ACCOUNT_SCOPE (rows of the Account Key) or ALL_SCOPE (every row); the
+# ":" keeps them apart from key ids. usage_daily holds the same per Client Key and UTC day
+# (the "YYYY-MM-DD" that starts created_at), which is what the usage windows are made of.
+TOTALS_SCHEMA = """
+CREATE TABLE usage_totals (
+    scope TEXT PRIMARY KEY,
+    requests INTEGER NOT NULL,
+    input_tokens INTEGER NOT NULL,
+    output_tokens INTEGER NOT NULL,
+    cost INTEGER NOT NULL
+);
+CREATE TABLE usage_daily (
+    sub_key_id TEXT NOT NULL,
+    day TEXT NOT NULL,
+    requests INTEGER NOT NULL,
+    input_tokens INTEGER NOT NULL,
+    output_tokens INTEGER NOT NULL,
+    cost INTEGER NOT NULL,
+    PRIMARY KEY (sub_key_id, day)
+) WITHOUT ROWID;
+"""
+ACCOUNT_SCOPE = ":account"
+ALL_SCOPE = ":all"
+TOTALS_BACKFILL = f"""
+INSERT INTO usage_totals
+    SELECT COALESCE(sub_key_id, '{ACCOUNT_SCOPE}'), COUNT(*), SUM(input_tokens), SUM(output_tokens), SUM(cost)
+    FROM usage_logs GROUP BY sub_key_id;
+INSERT INTO usage_totals
+    SELECT * FROM (SELECT '{ALL_SCOPE}', COUNT(*) AS requests, SUM(input_tokens), SUM(output_tokens), SUM(cost)
+                   FROM usage_logs) WHERE requests > 0;
+INSERT INTO usage_daily
+    SELECT sub_key_id, substr(created_at, 1, 10), COUNT(*), SUM(input_tokens), SUM(output_tokens), SUM(cost)
+    FROM usage_logs WHERE sub_key_id IS NOT NULL GROUP BY sub_key_id, substr(created_at, 1, 10);
+"""
+ADD_TO_TOTALS = """
+INSERT INTO usage_totals (scope, requests, input_tokens, output_tokens, cost) VALUES (?, 1, ?, ?, ?)
+ON CONFLICT (scope) DO UPDATE SET requests = requests + 1, input_tokens = input_tokens + excluded.input_tokens,
+    output_tokens = output_tokens + excluded.output_tokens, cost = cost + excluded.cost
+"""
+ADD_TO_DAILY = """
+INSERT INTO usage_daily (sub_key_id, day, requests, input_tokens, output_tokens, cost) VALUES (?, ?, 1, ?, ?, ?)
+ON CONFLICT (sub_key_id, day) DO UPDATE SET requests = requests + 1,
+    input_tokens = input_tokens + excluded.input_tokens,
+    output_tokens = output_tokens + excluded.output_tokens, cost = cost + excluded.cost
+"""
+# How many page boundaries of the usage log are remembered for keyset paging.
+PAGE_CURSORS_KEPT = 4096
 
 SUB_KEY_COLUMNS = (
     "id, secret, label, budget, spent, rpm_limit, concurrent_limit, multiplier, created_at, deleted_at"
@@ -148,9 +203,20 @@ class Store:
 
     def __init__(self, path):
         self.path = str(path)
+        self._page_cursors = PageCursors(PAGE_CURSORS_KEPT)
         with self._connection() as conn:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.executescript(SCHEMA)
+        self._create_running_totals()
+
+    def _create_running_totals(self):
+        """Create the running totals, filled from the log when a state file from before them is opened."""
+        with self.transaction() as conn:
+            if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'usage_totals'").fetchone():
+                return
+            for statement in (TOTALS_SCHEMA + TOTALS_BACKFILL).split(";"):
+                if statement.strip():
+                    conn.execute(statement)
 
     @contextmanager
     def _connection(self):
@@ -175,6 +241,16 @@ class Store:
                 conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
+
+    @contextmanager
+    def snapshot(self):
+        """Yield a connection whose reads all see the same state (one read transaction)."""
+        with self._connection() as conn:
+            conn.execute("BEGIN")
+            try:
+                yield conn
+            finally:
+                conn.execute("COMMIT")
 
     def initialize(self, balance_micro, seed=None):
         """Create the account unless it exists, then run seed(conn); return True if new.
@@ -270,42 +346,101 @@ class Store:
             return logged
 
     def usage_page(self, page, limit, sub_key_id=None, account_only=False):
-        """Return (rows, total) for one page of logs, newest first."""
+        """Return (rows, total) for one page of logs, newest first.
+
+        Pages are numbered as with OFFSET, but a page that starts where a page served
+        before ended is read from that row on (keyset), so page 1,000 costs what page 1
+        does. The remembered boundary is used only while the log of that scope has not
+        grown since, so the rows are exactly those OFFSET would give.
+        """
         if sub_key_id is not None:
-            where, params = "WHERE sub_key_id = ?", (sub_key_id,)
+            where, params, scope = "WHERE sub_key_id = ?", (sub_key_id,), sub_key_id
         elif account_only:
-            where, params = "WHERE sub_key_id IS NULL", ()
+            where, params, scope = "WHERE sub_key_id IS NULL", (), ACCOUNT_SCOPE
         else:
-            where, params = "", ()
+            where, params, scope = "", (), ALL_SCOPE
         offset = (page - 1) * limit
-        with self._connection() as conn:
-            total = conn.execute(f"SELECT COUNT(*) FROM usage_logs {where}", params).fetchone()[0]
+        with self.snapshot() as conn:
+            total = _scope_row_count(conn, scope)
             if offset >= total:  # past the end; also keeps a huge page number away from SQLite's 64-bit ints
                 return [], total
-            rows = conn.execute(
-                f"SELECT {LOG_COLUMNS} FROM usage_logs {where}"
-                " ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?",
-                (*params, limit, offset),
-            ).fetchall()
-        return [UsageRow(*row) for row in rows], total
+            cursor = self._page_cursors.get((scope, total, offset)) if offset else None
+            if cursor is not None:
+                seek = "AND" if where else "WHERE"
+                rows = conn.execute(
+                    f"SELECT {LOG_COLUMNS}, id FROM usage_logs {where} {seek} (created_at, id) < (?, ?)"
+                    " ORDER BY created_at DESC, id DESC LIMIT ?",
+                    (*params, *cursor, limit),
+                ).fetchall()
+            else:
+                rows = conn.execute(
+                    f"SELECT {LOG_COLUMNS}, id FROM usage_logs {where}"
+                    " ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?",
+                    (*params, limit, offset),
+                ).fetchall()
+        if rows:
+            last = rows[-1]
+            self._page_cursors.put((scope, total, offset + len(rows)), (last[-2], last[-1]))
+        return [UsageRow(*row[:-1]) for row in rows], total
 
     def usage_totals(self, sub_key_id, since):
-        """Return {window: (requests, input, output, cost)} for a key; since maps window -> ISO start or None."""
+        """Return {window: (requests, input, output, cost)} for a key; since maps window -> ISO start or None.
+
+        A window starts at a UTC midnight, so it is a run of whole days of usage_daily.
+        """
         columns = []
         params = []
         for start in since.values():
-            condition = "created_at >= ?" if start else "1"
-            params.extend([start] * 4 if start else [])
+            if start is not None and not start.endswith("T00:00:00Z"):
+                raise ValueError(f"a usage window starts at a UTC midnight, not {start}")
+            condition = "day >= ?" if start else "1"
+            params.extend([start[:10]] * 4 if start else [])
             columns.extend(
                 f"COALESCE(SUM(CASE WHEN {condition} THEN {value} ELSE 0 END), 0)"
-                for value in ("1", "input_tokens", "output_tokens", "cost")
+                for value in ("requests", "input_tokens", "output_tokens", "cost")
             )
-        with self._connection() as conn:
-            values = conn.execute(
-                f"SELECT {', '.join(columns)} FROM usage_logs WHERE sub_key_id = ?",
-                (*params, sub_key_id),
+        earliest = min((start[:10] for start in since.values() if start), default="")
+        with self.snapshot() as conn:
+            windows = conn.execute(
+                f"SELECT {', '.join(columns)} FROM usage_daily WHERE sub_key_id = ? AND day >= ?",
+                (*params, sub_key_id, earliest),
             ).fetchone()
-        return {window: values[i * 4:i * 4 + 4] for i, window in enumerate(since)}
+            total = conn.execute(
+                "SELECT requests, input_tokens, output_tokens, cost FROM usage_totals WHERE scope = ?",
+                (sub_key_id,),
+            ).fetchone() or (0, 0, 0, 0)
+        values = {}
+        for i, (window, start) in enumerate(since.items()):
+            values[window] = tuple(windows[i * 4:i * 4 + 4]) if start else tuple(total)
+        return values
+
+
+class PageCursors:
+    """A bounded, thread-safe map from (scope, log size, offset) to the (created_at, id) just before that offset."""
+
+    def __init__(self, capacity):
+        self._capacity = capacity
+        self._lock = threading.Lock()
+        self._entries = OrderedDict()
+
+    def get(self, boundary):
+        with self._lock:
+            cursor = self._entries.get(boundary)
+            if cursor is not None:
+                self._entries.move_to_end(boundary)
+            return cursor
+
+    def put(self, boundary, cursor):
+        with self._lock:
+            self._entries[boundary] = cursor
+            self._entries.move_to_end(boundary)
+            if len(self._entries) > self._capacity:
+                self._entries.popitem(last=False)
+
+
+def _scope_row_count(conn, scope):
+    row = conn.execute("SELECT requests FROM usage_totals WHERE scope = ?", (scope,)).fetchone()
+    return row[0] if row else 0
 
 
 def _active_key(conn, key_id):
@@ -340,8 +475,21 @@ def lock_funds(conn, amount):
 
 
 def insert_usage_rows(conn, rows):
-    """Insert usage rows as they are, without moving money (callers do the accounting)."""
+    """Insert usage rows as they are, and add them to the running totals, without moving money.
+
+    Callers do the accounting of balance and spend.
+    """
     conn.executemany(
         f"INSERT INTO usage_logs ({LOG_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [astuple(row) for row in rows],
     )
+    totals = []
+    for row in rows:
+        amounts = (row.input_tokens, row.output_tokens, row.cost)
+        totals.append((ALL_SCOPE, *amounts))
+        totals.append((row.sub_key_id if row.sub_key_id is not None else ACCOUNT_SCOPE, *amounts))
+    conn.executemany(ADD_TO_TOTALS, totals)
+    conn.executemany(ADD_TO_DAILY, [
+        (row.sub_key_id, row.created_at[:10], row.input_tokens, row.output_tokens, row.cost)
+        for row in rows if row.sub_key_id is not None
+    ])

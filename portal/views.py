@@ -1,4 +1,4 @@
-"""The client portal: a customer signs in with its Client Key and sees its own balance, usage and logs.
+"""The client portal's pages: a customer signs in with its Client Key and sees its own balance, usage and logs.
 
 Every page talks to derouter with the customer's own Client Key only, never
 with the Account Key, so one customer's session cannot show another's data.
@@ -16,18 +16,6 @@ from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
 
-from accounts.portal import (
-    end_portal_session,
-    get_portal_key,
-    get_time_zone_name,
-    has_chosen_time_zone,
-    portal_login_required,
-    set_time_zone_name,
-    start_portal_session,
-)
-from accounts.portal_forms import LOG_PAGE_SIZES, LogsQueryForm, PortalLoginForm, TimeZoneForm
-from accounts.throttle import Throttle, client_address
-from dashboard.csv_export import csv_download
 from derouter.client import (
     AuthFailed,
     NotFound,
@@ -36,6 +24,20 @@ from derouter.client import (
     Unavailable,
     get_client_balance,
     get_client_usage_logs,
+)
+from lib.csv_export import csv_download
+from lib.htmx import render_page_or_fragment
+from lib.money import is_running_low
+from lib.throttle import Throttle, client_address
+from portal.forms import LOG_PAGE_SIZES, LogsQueryForm, PortalLoginForm, TimeZoneForm
+from portal.sessions import (
+    end_portal_session,
+    get_portal_key,
+    get_time_zone_name,
+    has_chosen_time_zone,
+    portal_login_required,
+    set_time_zone_name,
+    start_portal_session,
 )
 
 logger = logging.getLogger(__name__)
@@ -68,13 +70,13 @@ def _get_budget_state(balance):
     """The budget bar's colour class: "out", "low", or empty while there is plenty left."""
     if balance.remaining <= 0:
         return "out"
-    if balance.budget > 0 and balance.remaining / balance.budget <= settings.LOW_BUDGET_THRESHOLD:
+    if is_running_low(balance.remaining, balance.budget):
         return "low"
     return ""
 
 
 def _render_login(request, form, status=200, **context):
-    return render(request, "accounts/portal/login.html", {"form": form, **context}, status=status)
+    return render(request, "portal/login.html", {"form": form, **context}, status=status)
 
 
 def _generate_csv_rows(client_key, first_page, zone):
@@ -165,7 +167,7 @@ def home(request):
         "masked_key": _get_masked_key(request.portal_key),
         "inference_base": settings.DEROUTER_INFERENCE_BASE,
     }
-    return render(request, "accounts/portal/home.html", context)
+    return render(request, "portal/home.html", context)
 
 
 @require_POST
@@ -174,9 +176,7 @@ def reveal(request):
     """Show the signed-in customer its full key, on request only (htmx fragment or page)."""
     balance = get_client_balance(request.portal_key)
     context = {"client_key": request.portal_key, "balance": balance}
-    if request.htmx:
-        return render(request, "accounts/portal/_client_key.html", context)
-    return render(request, "accounts/portal/reveal.html", context)
+    return render_page_or_fragment(request, "portal/reveal.html", "portal/_client_key.html", context)
 
 
 @require_GET
@@ -194,9 +194,7 @@ def logs(request):
         "detect_time_zone": not has_chosen_time_zone(request),
         "time_zone_form": TimeZoneForm(initial={"tz": zone_name}),
     }
-    if request.htmx:
-        return render(request, "accounts/portal/_logs.html", context)
-    return render(request, "accounts/portal/logs.html", context)
+    return render_page_or_fragment(request, "portal/logs.html", "portal/_logs.html", context)
 
 
 @require_POST
@@ -209,7 +207,7 @@ def set_time_zone(request):
         return redirect("portal:logs")
     return render(
         request,
-        "accounts/portal/timezone.html",
+        "portal/timezone.html",
         {"time_zone_form": form, "time_zone": get_time_zone_name(request)},
         status=400,
     )

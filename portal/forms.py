@@ -4,7 +4,7 @@ import re
 
 from django import forms
 
-from accounts.portal import get_time_zone_choices
+from portal.sessions import get_time_zone_choices
 
 # Said for a malformed, wrong and deleted key alike, so none can be told apart.
 INVALID_KEY_MESSAGE = "That Client Key was not accepted. Check that you pasted all of it and try again."

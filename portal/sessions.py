@@ -12,11 +12,12 @@ import zoneinfo
 
 from django.conf import settings
 from django.contrib import messages
-from django.shortcuts import redirect, render
+from django.shortcuts import redirect
 from django.urls import reverse
 from django_htmx.http import HttpResponseClientRedirect
 
 from derouter.client import AuthFailed, DerouterError, RateLimited, Unavailable
+from lib.htmx import render_page_or_fragment
 
 logger = logging.getLogger(__name__)
 
@@ -119,8 +120,7 @@ def sign_out_with_message(request, message):
 
 def render_upstream_problem(request, status, title, retry_after=None):
     """A customer-facing page for an upstream failure; the session stays as it is."""
-    template = "accounts/portal/_problem.html" if request.htmx else "accounts/portal/problem.html"
-    response = render(request, template, {"title": title}, status=status)
+    response = render_page_or_fragment(request, "portal/problem.html", "portal/_problem.html", {"title": title}, status)
     if retry_after:
         response["Retry-After"] = str(retry_after)
     return response

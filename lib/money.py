@@ -1,4 +1,4 @@
-"""How the console and the portal show money, counts and durations: ``{% load money %}``.
+"""How the console and the portal show money, counts and durations (``{% load money %}`` in templates).
 
 The policy, in one place:
 
@@ -7,26 +7,26 @@ The policy, in one place:
   same decimals; the CSS gives money cells tabular figures (``font-variant-numeric``) so they line up.
 - ``exact_usd``: the amount with every decimal it has, at least 2: "$1,865.3215", "$0.000012".
   Pages show amounts with ``money``: ``usd`` text that, wherever it rounds, carries the exact
-  amount as its hover title. Confirmations of money someone typed show it exactly.
+  amount as its hover title. Confirmations of money someone typed, messages and the audit trail
+  show it exactly.
 - ``usd_cost``: per-request costs, always 6 decimals (the upstream's precision): "$0.202901",
   "$1.500000", so a cost column lines up and adds up.
-- Exports (CSV) never use these filters: they carry the exact Decimal as plain text.
+- Exports (CSV) never use these: they carry the exact Decimal as plain text.
 - ``count``: whole numbers with thousands separators: "12,345".
 - ``duration``: milliseconds as people read them: "900 ms", "2.1 s", "6 min 10 s", "2 h 5 min".
 """
 
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
-from django import template
+from django.conf import settings
 from django.utils.html import format_html
-
-register = template.Library()
 
 CENTS = Decimal("0.01")
 MICRO = Decimal("0.000001")
+TENTHS = Decimal("0.1")
 
 
-def _to_decimal(value):
+def to_decimal(value):
     """The value as a finite Decimal, or None for an empty or unreadable one."""
     if value is None or value == "":
         return None
@@ -46,26 +46,23 @@ def _dollars(value, min_places):
     return f"{sign}${whole}.{fraction}"
 
 
-@register.filter
 def usd(amount):
     """An amount in US dollars with 2 decimals, rounded half up: 1865.3215 as "$1,865.32"."""
-    value = _to_decimal(amount)
+    value = to_decimal(amount)
     if value is None:
         return ""
     return _dollars(value.quantize(CENTS, rounding=ROUND_HALF_UP), 2)
 
 
-@register.filter
 def exact_usd(amount):
     """An amount with every decimal it has, at least 2: 0.202901 as "$0.202901", 1135 as "$1,135.00"."""
-    value = _to_decimal(amount)
+    value = to_decimal(amount)
     return "" if value is None else _dollars(value, 2)
 
 
-@register.filter
 def usd_cost(amount):
     """A per-request cost with 6 decimals, the upstream's precision: 0.0023 as "$0.002300"."""
-    value = _to_decimal(amount)
+    value = to_decimal(amount)
     if value is None:
         return ""
     rounded = value.quantize(MICRO, rounding=ROUND_HALF_UP)
@@ -74,7 +71,6 @@ def usd_cost(amount):
     return f"{sign}${whole}.{fraction.ljust(6, '0')}"
 
 
-@register.filter
 def money(amount):
     """``usd`` as HTML for a page: when rounding dropped decimals, the exact amount is its hover title."""
     shown = usd(amount)
@@ -84,17 +80,15 @@ def money(amount):
     return format_html('<span class="money" title="{}">{}</span>', exact, shown)
 
 
-@register.filter
 def multiplier(value):
     """A display multiplier without padding zeros: 1.5 as "1.5", 4 as "4" (floatformat gives "1.5000")."""
-    number = _to_decimal(value)
+    number = to_decimal(value)
     if number is None:
         return ""
     text = format(number, "f")
     return text.rstrip("0").rstrip(".") if "." in text else text
 
 
-@register.filter
 def count(value):
     """A whole number with thousands separators: 12345 as "12,345"; anything else as it is."""
     try:
@@ -103,7 +97,6 @@ def count(value):
         return "" if value is None else value
 
 
-@register.filter
 def duration(milliseconds):
     """A duration in milliseconds as people read it: "900 ms", "2.1 s", "6 min 10 s", "2 h 5 min"."""
     try:
@@ -112,7 +105,7 @@ def duration(milliseconds):
         return ""
     if ms < 1000:
         return f"{ms} ms"
-    seconds = (Decimal(ms) / 1000).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
+    seconds = (Decimal(ms) / 1000).quantize(TENTHS, rounding=ROUND_HALF_UP)
     if seconds < 60:
         return format(seconds, "f").removesuffix(".0") + " s"
     # Whole seconds from here on, cut rather than rounded, as a stopwatch shows them.
@@ -122,3 +115,8 @@ def duration(milliseconds):
         return f"{minutes} min {seconds} s" if seconds else f"{minutes} min"
     hours, minutes = divmod(total_seconds // 60, 60)
     return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+
+
+def is_running_low(remaining, budget):
+    """True when less than LOW_BUDGET_THRESHOLD of a budget is left (the console and the portal agree)."""
+    return remaining < settings.LOW_BUDGET_THRESHOLD * budget

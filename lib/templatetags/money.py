@@ -1,0 +1,14 @@
+"""Template filters for money, counts and durations; the policy is in lib/money.py."""
+
+from django import template
+
+from lib import money
+
+register = template.Library()
+register.filter("usd", money.usd)
+register.filter("exact_usd", money.exact_usd)
+register.filter("usd_cost", money.usd_cost)
+register.filter("money", money.money)
+register.filter("multiplier", money.multiplier)
+register.filter("count", money.count)
+register.filter("duration", money.duration)

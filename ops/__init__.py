@@ -1,0 +1,1 @@
+"""Operating the dashboard: request ids, JSON logs, Prometheus metrics, health and readiness."""
