@@ -101,6 +101,7 @@ INSTALLED_APPS = [
     "portal",
     "mirror",
     "ops",
+    "automation",
 ]
 
 MIDDLEWARE = [
@@ -135,6 +136,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "dashboard.context_processors.csp_nonce",
                 "accounts.context_processors.console_role",
+                "automation.context_processors.budget_request_count",
             ],
         },
     },
@@ -306,3 +308,27 @@ PORTAL_IDLE_TIMEOUT = env_int("PORTAL_IDLE_TIMEOUT", 30 * 60)
 PORTAL_ABSOLUTE_TIMEOUT = env_int("PORTAL_ABSOLUTE_TIMEOUT", 12 * 60 * 60)
 PORTAL_LOGIN_ATTEMPTS_LIMIT = env_int("PORTAL_LOGIN_ATTEMPTS_LIMIT", 10)
 PORTAL_LOGIN_ATTEMPTS_WINDOW = env_int("PORTAL_LOGIN_ATTEMPTS_WINDOW", 15 * 60)
+
+# Email (alerts, customers' budget request decisions, expiry reminders). The demo and
+# DEBUG print mail to the console; production sends through SMTP.
+EMAIL_BACKEND = env_str(
+    "EMAIL_BACKEND",
+    "django.core.mail.backends.console.EmailBackend" if DEBUG else "django.core.mail.backends.smtp.EmailBackend",
+)
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 587)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", True)
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "derouter dashboard <noreply@localhost>")
+
+# Automation: how often the worker evaluates alert, top-up, allowance and expiry rules,
+# and how webhooks are sent. Webhook targets must be https and public addresses; the two
+# WEBHOOK_ALLOW_* switches exist for local receivers in tests and the demo only.
+AUTOMATION_EVALUATE_MINUTES = env_int("AUTOMATION_EVALUATE_MINUTES", 1) or 1
+WEBHOOK_TIMEOUT = float(env_decimal("WEBHOOK_TIMEOUT", "5"))
+WEBHOOK_MAX_ATTEMPTS = env_int("WEBHOOK_MAX_ATTEMPTS", 6) or 1
+WEBHOOK_RETRY_BASE_SECONDS = env_int("WEBHOOK_RETRY_BASE_SECONDS", 30)
+WEBHOOK_ALLOW_HTTP = env_bool("WEBHOOK_ALLOW_HTTP", DEBUG)
+WEBHOOK_ALLOW_PRIVATE_TARGETS = env_bool("WEBHOOK_ALLOW_PRIVATE_TARGETS", False)

@@ -79,7 +79,8 @@ def _reserve(user, sub_key, amount, note, token, available):
     staff member cannot both squeeze under the cap, check the cap, then insert.
     """
     with transaction.atomic():
-        cap = get_topup_cap(user)
+        # The worker (automation.actors.WorkerActor) is not a signed-in user: its rules set its limits.
+        cap = get_topup_cap(user) if user.is_authenticated else None
         if cap is not None:
             ConsoleProfile.objects.select_for_update().get(user=user)
         earlier = find_attempt(token)
@@ -96,7 +97,7 @@ def _reserve(user, sub_key, amount, note, token, available):
             with transaction.atomic():
                 row = TopUp.objects.create(
                     token=token,
-                    actor=user,
+                    actor=user if user.is_authenticated else None,
                     actor_name=user.get_username(),
                     sub_key_id=sub_key.id,
                     key_label=sub_key.label[:200],
@@ -117,7 +118,7 @@ def _reserve(user, sub_key, amount, note, token, available):
     return row, True
 
 
-def _finish(row, user, sub_key, outcome, message=""):
+def _finish(row, user, sub_key, outcome, message="", audit_note=""):
     row.outcome = outcome
     row.message = message
     row.save(update_fields=["outcome", "message"])
@@ -127,31 +128,32 @@ def _finish(row, user, sub_key, outcome, message=""):
         outcome,
         sub_key=sub_key,
         changes={"budget": (sub_key.budget, sub_key.budget + row.amount)},
-        message=message,
+        message=" ".join(part for part in (audit_note, message) if part),
     )
 
 
-def top_up(user, sub_key, amount, note, token, available):
+def top_up(user, sub_key, amount, note, token, available, audit_note=""):
     """Add ``amount`` to the key's budget once for this token; return a TopUpAttempt.
 
     ``available`` is the account's available balance just read: more than that is
     refused here, without asking the upstream. Raises TopUpNotAllowed over the
     user's daily cap; AuthFailed and RateLimited are recorded, then raised again
-    for the error page.
+    for the error page. ``audit_note`` leads the audit event's message (what asked
+    for the top-up, e.g. a budget request).
     """
     row, is_new = _reserve(user, sub_key, amount, note, token, available)
     if not is_new:
         return TopUpAttempt(row, repeated=True)
     if row.outcome == Outcome.REFUSED:
-        _finish(row, user, sub_key, Outcome.REFUSED, row.message)
+        _finish(row, user, sub_key, Outcome.REFUSED, row.message, audit_note=audit_note)
         return TopUpAttempt(row)
     try:
         client.update_sub_key(sub_key.id, add_budget=amount)
     except DerouterError as error:
         failure = outcome_of_write_error(error)
-        _finish(row, user, sub_key, failure.outcome, failure.message)
+        _finish(row, user, sub_key, failure.outcome, failure.message, audit_note=audit_note)
         if failure.needs_error_page:
             raise
     else:
-        _finish(row, user, sub_key, Outcome.OK)
+        _finish(row, user, sub_key, Outcome.OK, audit_note=audit_note)
     return TopUpAttempt(row)

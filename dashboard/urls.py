@@ -9,7 +9,9 @@ urlpatterns = [
     path("login/", account_views.login_view, name="login"),
     path("logout/", account_views.logout_view, name="logout"),
     path("admin/", admin.site.urls),
+    path("dashboard/automation/", include("automation.urls")),
     path("dashboard/", include("dashboard.console_urls")),
+    path("portal/requests/", include("automation.portal_urls")),
     path("portal/", include("portal.urls")),
     path("", include("ops.urls")),
 ]

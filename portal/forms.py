@@ -35,9 +35,9 @@ class PortalLoginForm(forms.Form):
             raise forms.ValidationError(INVALID_KEY_MESSAGE)
         return cleaned
 
-    def reject(self):
-        """Mark the form failed with the one message every bad key gets."""
-        self.add_error(None, INVALID_KEY_MESSAGE)
+    def reject(self, message=INVALID_KEY_MESSAGE):
+        """Mark the form failed with the one message every bad key gets (or why the key ended)."""
+        self.add_error(None, message)
 
 
 class LogsQueryForm(forms.Form):

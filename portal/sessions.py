@@ -16,6 +16,7 @@ from django.shortcuts import redirect
 from django.urls import reverse
 from django_htmx.http import HttpResponseClientRedirect
 
+from automation.expiry import get_expired_notice
 from derouter.client import AuthFailed, DerouterError, RateLimited, Unavailable
 from lib.htmx import render_page_or_fragment
 
@@ -150,7 +151,7 @@ def portal_login_required(view):
         try:
             return view(request, *args, **kwargs)
         except AuthFailed:
-            return sign_out_with_message(request, KEY_NO_LONGER_VALID)
+            return sign_out_with_message(request, get_expired_notice(client_key) or KEY_NO_LONGER_VALID)
         except RateLimited as error:
             return render_upstream_problem(
                 request, 503, "derouter is busy right now. Wait a moment and try again.", error.retry_after or 30

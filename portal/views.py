@@ -16,6 +16,7 @@ from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
 
+from automation.expiry import get_expired_notice
 from derouter.client import (
     AuthFailed,
     NotFound,
@@ -29,7 +30,7 @@ from lib.csv_export import csv_download
 from lib.htmx import render_page_or_fragment
 from lib.money import is_running_low
 from lib.throttle import Throttle, client_address
-from portal.forms import LOG_PAGE_SIZES, LogsQueryForm, PortalLoginForm, TimeZoneForm
+from portal.forms import INVALID_KEY_MESSAGE, LOG_PAGE_SIZES, LogsQueryForm, PortalLoginForm, TimeZoneForm
 from portal.sessions import (
     end_portal_session,
     get_portal_key,
@@ -125,7 +126,8 @@ def login_view(request):
         try:
             get_client_balance(client_key)
         except (AuthFailed, Rejected, NotFound):
-            form.reject()
+            # A key the worker expired says so; any other bad key gets the one message.
+            form.reject(get_expired_notice(client_key) or INVALID_KEY_MESSAGE)
         except (Unavailable, RateLimited):
             logger.warning("portal sign-in: derouter unavailable")
             response = _render_login(request, PortalLoginForm(), status=503, upstream_down=True)

@@ -279,3 +279,15 @@ def upstream_calls(simulator):
         return sum(COUNTER_TIMES - rule["times"] for rule in counters)
 
     return count
+
+
+@pytest.fixture
+def webhook_receiver(settings):
+    """A receiver on loopback; only tests that use it allow webhooks to private targets."""
+    from tests.webhook_receiver import start_receiver
+
+    settings.WEBHOOK_ALLOW_PRIVATE_TARGETS = True
+    receiver, server = start_receiver()
+    yield receiver
+    server.shutdown()
+    server.server_close()

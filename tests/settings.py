@@ -13,6 +13,8 @@ os.environ.setdefault("DEROUTER_ACCOUNT_KEY", "sk-ant-test-account-key-not-start
 os.environ.setdefault("DEROUTER_READ_TIMEOUT", "5")
 # Unit tests run tasks in the caller; the worker tests start real consumers with this off.
 os.environ.setdefault("HUEY_IMMEDIATE", "true")
+# Test receivers listen on plain http; private targets stay refused unless a test allows them.
+os.environ.setdefault("WEBHOOK_ALLOW_HTTP", "true")
 
 from dashboard.settings import *  # noqa: E402,F403
 

@@ -1,0 +1,64 @@
+"""One pass over every rule: read derouter once, refresh the key snapshot, act on what changed.
+
+Safe to run on two workers at once: every rule claims its crossing or period with a
+conditional update and every money move carries a deterministic token. When derouter
+is down the pass fails before any rule acts and the next pass tries again; a failure of
+one rule is recorded on it and does not stop the others.
+"""
+
+from django.utils import timezone
+
+from automation import alerts, expiry, funding, notify, webhooks
+from automation.models import Alert, AlertRule, Allowance, AutoTopUpRule
+from automation.upstream import get_daily_burn, refresh_snapshot
+from dashboard.models import Outcome, TopUp
+from derouter import client
+from derouter.client import DerouterError
+
+
+def evaluate_all(now=None):
+    """Settle unknown top-ups, then run every enabled rule once; return what was done, and failures."""
+    now = now or timezone.now()
+    balance = client.get_balance()
+    live_keys = client.list_sub_keys()
+    snapshots = refresh_snapshot(live_keys, now)
+    daily_burn = get_daily_burn()
+    done, failed = [], []
+    unsettled = set(
+        TopUp.objects.filter(outcome__in=(Outcome.UNKNOWN, Outcome.PENDING)).values_list("sub_key_id", flat=True)
+    )
+    for sub_key in live_keys:
+        if sub_key.id in unsettled:
+            still = funding.settle_unknown_topups(sub_key, now)
+            if still:
+                done.append(f"key {sub_key.label or sub_key.key_id}: {still}")
+
+    def attempt(what, function, *args):
+        try:
+            outcome = function(*args)
+        except DerouterError as error:
+            failed.append(f"{what}: {error.message}")
+            return
+        if outcome:
+            done.append(f"{what}: {outcome.message if isinstance(outcome, Alert) else outcome}")
+
+    for rule in AlertRule.objects.filter(enabled=True):
+        attempt(f"alert {rule.name}", alerts.evaluate_alert, rule, snapshots.get(rule.sub_key_id), balance, daily_burn)
+    for rule in AutoTopUpRule.objects.filter(enabled=True):
+        attempt(f"auto top-up {rule.name}", _auto_topup, rule, snapshots.get(rule.sub_key_id), now)
+    for allowance in Allowance.objects.filter(enabled=True):
+        attempt(f"allowance {allowance.key_label}", funding.evaluate_allowance, allowance, now)
+    for due in expiry.due_expiries(now):
+        attempt(f"expiry {due.key_label or due.key_id_short}", expiry.evaluate_expiry, due, now)
+    return done, failed
+
+
+def _auto_topup(rule, snapshot, now):
+    message = funding.evaluate_auto_topup(rule, snapshot, now)
+    AutoTopUpRule.objects.filter(pk=rule.pk).update(last_evaluated_at=now, **({"last_message": message} if message else {}))
+    return message
+
+
+def overdue_work(now=None):
+    """Webhook deliveries and alert emails whose scheduled retry was lost: (delivery ids, alert ids)."""
+    return webhooks.get_overdue_ids(now), notify.overdue_alert_ids(now)

@@ -1,0 +1,304 @@
+"""What runs without a click: alert rules, webhooks, automatic top-ups, allowances, expiry,
+rotations and customers' budget requests.
+
+Every rule that fires keeps its state (armed or fired) and a crossing counter: a rule fires
+once when its condition starts to hold and is armed again only when the condition clears.
+The crossing number is part of every one-time token an automatic top-up uses, so two
+workers evaluating the same crossing can never move money twice.
+"""
+
+from decimal import ROUND_DOWN, Decimal
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+# Top-ups are in four decimals, like the ledger.
+CENT_HUNDREDTHS = Decimal("0.0001")
+
+WEBHOOK_EVENTS = {
+    "key.created": "Key created",
+    "key.edited": "Key edited",
+    "key.topped_up": "Key topped up",
+    "key.deleted": "Key deleted",
+    "key.rotated": "Key rotated",
+    "key.expiring": "Key expires soon",
+    "key.low": "Key running low",
+    "key.spent_out": "Key spent out",
+    "account.low": "Account running low",
+    "budget.requested": "Budget requested",
+    "budget.approved": "Budget request approved",
+    "budget.declined": "Budget request declined",
+    "write.unknown": "A write with an unknown outcome",
+}
+
+
+class RuleState(models.TextChoices):
+    ARMED = "armed", "Armed"
+    FIRED = "fired", "Fired"
+
+
+class AlertRule(models.Model):
+    """A condition on the account or one key that sends an alert once per crossing."""
+
+    class Kind(models.TextChoices):
+        ACCOUNT_AVAILABLE_UNDER = "account_available_under", "Account: available balance under an amount"
+        ACCOUNT_RUNS_OUT_WITHIN = "account_runs_out_within", "Account: balance runs out within N days"
+        KEY_REMAINING_PERCENT_UNDER = "key_remaining_percent_under", "Key: remaining under a share of its budget"
+        KEY_REMAINING_UNDER = "key_remaining_under", "Key: remaining under an amount"
+        KEY_SPENT_OUT = "key_spent_out", "Key: spent out"
+
+    name = models.CharField(max_length=200)
+    kind = models.CharField(max_length=40, choices=Kind.choices)
+    sub_key_id = models.CharField(max_length=64, blank=True, help_text="Empty for an account rule.")
+    key_label = models.CharField(max_length=200, blank=True)
+    threshold = models.DecimalField(
+        max_digits=20, decimal_places=4, null=True, blank=True, help_text="USD, percent or days, by kind."
+    )
+    email_to = models.TextField(blank=True, help_text="Comma-separated addresses.")
+    enabled = models.BooleanField(default=True)
+    state = models.CharField(max_length=8, choices=RuleState.choices, default=RuleState.ARMED)
+    crossings = models.PositiveIntegerField(default=0)
+    last_value = models.DecimalField(max_digits=20, decimal_places=6, null=True, blank=True)
+    last_evaluated_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by_name = models.CharField(max_length=150, blank=True)
+
+    class Meta:
+        ordering = ["name", "id"]
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def is_account_rule(self):
+        return self.kind in (self.Kind.ACCOUNT_AVAILABLE_UNDER, self.Kind.ACCOUNT_RUNS_OUT_WITHIN)
+
+    @property
+    def recipients(self):
+        return [address.strip() for address in self.email_to.split(",") if address.strip()]
+
+
+class DeliveryStatus(models.TextChoices):
+    NONE = "none", "Not sent"
+    PENDING = "pending", "Pending"
+    SENDING = "sending", "Sending"
+    RETRYING = "retrying", "Retrying"
+    DELIVERED = "delivered", "Delivered"
+    FAILED = "failed", "Failed"
+
+
+class Alert(models.Model):
+    """One firing of an alert rule (one crossing), with its email delivery."""
+
+    rule = models.ForeignKey(AlertRule, null=True, on_delete=models.SET_NULL, related_name="alerts")
+    rule_name = models.CharField(max_length=200)
+    crossing = models.PositiveIntegerField()
+    event_type = models.CharField(max_length=40)
+    sub_key_id = models.CharField(max_length=64, blank=True)
+    key_label = models.CharField(max_length=200, blank=True)
+    fired_at = models.DateTimeField(default=timezone.now)
+    message = models.TextField()
+    value = models.DecimalField(max_digits=20, decimal_places=6, null=True, blank=True)
+    email_to = models.TextField(blank=True)
+    email_status = models.CharField(max_length=16, choices=DeliveryStatus.choices, default=DeliveryStatus.NONE)
+    email_attempts = models.PositiveIntegerField(default=0)
+    email_error = models.TextField(blank=True)
+    emailed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-fired_at", "-id"]
+        constraints = [models.UniqueConstraint(fields=["rule", "crossing"], name="alert_once_per_crossing")]
+
+
+class WebhookEndpoint(models.Model):
+    """A receiver an owner registered: its URL, the events it wants and its signing secret."""
+
+    url = models.URLField(max_length=500)
+    description = models.CharField(max_length=200, blank=True)
+    events = models.JSONField(default=list)
+    # Kept to sign every delivery; shown once when the endpoint is made, never again.
+    secret = models.CharField(max_length=100)
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by_name = models.CharField(max_length=150, blank=True)
+
+    class Meta:
+        ordering = ["url", "id"]
+
+    def __str__(self):
+        return self.url
+
+    def get_event_labels(self):
+        return [WEBHOOK_EVENTS.get(name, name) for name in self.events]
+
+
+class WebhookDelivery(models.Model):
+    """One event sent (or to be sent) to one endpoint; the body is fixed when the event happens."""
+
+    endpoint = models.ForeignKey(WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries")
+    event_id = models.UUIDField(help_text="The same for every endpoint that receives this event.")
+    event_type = models.CharField(max_length=40)
+    body = models.TextField()
+    alert = models.ForeignKey(Alert, null=True, blank=True, on_delete=models.SET_NULL, related_name="deliveries")
+    status = models.CharField(max_length=16, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    response_code = models.PositiveIntegerField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [models.UniqueConstraint(fields=["endpoint", "event_id"], name="webhook_delivery_once")]
+        indexes = [models.Index(fields=["status", "next_attempt_at"], name="webhook_due")]
+
+
+class AutoTopUpRule(models.Model):
+    """Top a key up by an amount when its remaining budget falls under a threshold."""
+
+    sub_key_id = models.CharField(max_length=64)
+    key_label = models.CharField(max_length=200, blank=True)
+    name = models.CharField(max_length=120)
+    threshold = models.DecimalField(max_digits=14, decimal_places=4, help_text="USD remaining.")
+    amount = models.DecimalField(max_digits=14, decimal_places=4, help_text="USD added per crossing.")
+    max_times = models.PositiveIntegerField(null=True, blank=True, help_text="Empty: no limit.")
+    monthly_cap = models.DecimalField(
+        max_digits=14, decimal_places=4, null=True, blank=True, help_text="USD per calendar month (UTC); empty: none."
+    )
+    enabled = models.BooleanField(default=True)
+    state = models.CharField(max_length=8, choices=RuleState.choices, default=RuleState.ARMED)
+    crossings = models.PositiveIntegerField(default=0)
+    last_message = models.TextField(blank=True)
+    last_evaluated_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by_name = models.CharField(max_length=150, blank=True)
+
+    class Meta:
+        ordering = ["key_label", "id"]
+
+
+class Allowance(models.Model):
+    """A key's budget refilled to a target at the start of each day, week or month (UTC)."""
+
+    class Period(models.TextChoices):
+        DAY = "day", "Every day"
+        WEEK = "week", "Every week (Monday)"
+        MONTH = "month", "Every month"
+
+    sub_key_id = models.CharField(max_length=64, unique=True)
+    key_label = models.CharField(max_length=200, blank=True)
+    period = models.CharField(max_length=8, choices=Period.choices)
+    target = models.DecimalField(max_digits=14, decimal_places=4, help_text="USD remaining after the refill.")
+    enabled = models.BooleanField(default=True)
+    last_period = models.CharField(max_length=16, blank=True, help_text="The last period refilled, e.g. 2026-11.")
+    last_message = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by_name = models.CharField(max_length=150, blank=True)
+
+    class Meta:
+        ordering = ["key_label", "id"]
+
+
+class KeyExpiry(models.Model):
+    """When a key ends: the worker deletes it then, so its unspent budget returns to the balance."""
+
+    class Status(models.TextChoices):
+        SCHEDULED = "scheduled", "Scheduled"
+        DELETING = "deleting", "Deleting"
+        UNKNOWN = "unknown", "Outcome unknown"
+        EXPIRED = "expired", "Expired"
+        CANCELLED = "cancelled", "Cancelled"
+
+    sub_key_id = models.CharField(max_length=64, unique=True)
+    key_label = models.CharField(max_length=200, blank=True)
+    key_id_short = models.CharField(max_length=64, blank=True)
+    secret_sha256 = models.CharField(max_length=64, blank=True, db_index=True)
+    expires_at = models.DateTimeField()
+    remind_days = models.PositiveIntegerField(default=3)
+    notify_email = models.EmailField(blank=True, help_text="The customer's address for the reminder.")
+    reminder_sent_at = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.SCHEDULED)
+    returned = models.DecimalField(max_digits=20, decimal_places=6, null=True, blank=True)
+    message = models.TextField(blank=True)
+    expired_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by_name = models.CharField(max_length=150, blank=True)
+
+    class Meta:
+        ordering = ["expires_at", "id"]
+
+
+class Rotation(models.Model):
+    """Replacing a key by a new one with the same settings and the old one's remaining budget."""
+
+    class Status(models.TextChoices):
+        STARTED = "started", "Started"
+        CREATE_REFUSED = "create_refused", "New key refused: nothing changed"
+        CREATE_UNKNOWN = "create_unknown", "New key: outcome unknown"
+        CREATED = "created", "New key made; old key not yet deleted"
+        DELETE_FAILED = "delete_failed", "Old key not deleted"
+        DELETE_UNKNOWN = "delete_unknown", "Old key delete: outcome unknown"
+        DONE = "done", "Done"
+
+    token = models.UUIDField(unique=True)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    actor_name = models.CharField(max_length=150)
+    old_sub_key_id = models.CharField(max_length=64)
+    old_key_id_short = models.CharField(max_length=64, blank=True)
+    label = models.CharField(max_length=200, blank=True)
+    moved_budget = models.DecimalField(max_digits=20, decimal_places=6, null=True, blank=True)
+    new_sub_key_id = models.CharField(max_length=64, blank=True)
+    new_key_id_short = models.CharField(max_length=64, blank=True)
+    returned = models.DecimalField(max_digits=20, decimal_places=6, null=True, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.STARTED)
+    message = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    @property
+    def needs_finishing(self):
+        return self.status in (self.Status.CREATED, self.Status.DELETE_FAILED, self.Status.DELETE_UNKNOWN)
+
+
+class BudgetRequest(models.Model):
+    """A customer's request for more budget from the portal, approved or declined by staff."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Waiting for a decision"
+        APPROVED = "approved", "Approved"
+        DECLINED = "declined", "Declined"
+
+    sub_key_id = models.CharField(max_length=64)
+    key_label = models.CharField(max_length=200, blank=True)
+    key_id_short = models.CharField(max_length=64, blank=True)
+    amount = models.DecimalField(
+        max_digits=14, decimal_places=4, help_text="In the customer's display units (the multiplier applied)."
+    )
+    multiplier = models.DecimalField(max_digits=12, decimal_places=4, default=Decimal(1))
+    note = models.CharField(max_length=500, blank=True)
+    email = models.EmailField(blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    created_at = models.DateTimeField(auto_now_add=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    decided_by_name = models.CharField(max_length=150, blank=True)
+    decline_reason = models.CharField(max_length=500, blank=True)
+    topup = models.ForeignKey("dashboard.TopUp", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # Part of the approval's top-up token: a refused approval moves on to a fresh token.
+    approve_attempts = models.PositiveIntegerField(default=0)
+    message = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["status", "-created_at"], name="budget_request_queue")]
+
+    @property
+    def real_amount(self):
+        """The top-up in real USD: what the customer asked for, divided by its display multiplier."""
+        return (self.amount / self.multiplier).quantize(CENT_HUNDREDTHS, rounding=ROUND_DOWN)

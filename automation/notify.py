@@ -1,0 +1,58 @@
+"""Email through Django's email framework: the console backend in the demo, SMTP in production."""
+
+import datetime
+import smtplib
+
+from django.conf import settings
+from django.core.mail import send_mail
+from django.db.models import F
+from django.utils import timezone
+
+from automation.models import Alert, DeliveryStatus
+
+EMAIL_MAX_ATTEMPTS = 3
+EMAIL_RETRY_BASE_SECONDS = 60
+
+
+def send_alert_email(alert_id):
+    """Send an alert's email once; return seconds before a retry, or None when settled."""
+    now = timezone.now()
+    claimed = Alert.objects.filter(
+        pk=alert_id, email_status__in=(DeliveryStatus.PENDING, DeliveryStatus.RETRYING)
+    ).update(email_status=DeliveryStatus.SENDING, email_attempts=F("email_attempts") + 1)
+    if not claimed:
+        return None
+    alert = Alert.objects.get(pk=alert_id)
+    recipients = [address.strip() for address in alert.email_to.split(",") if address.strip()]
+    subject = f"[derouter] {alert.rule_name}"
+    body = f"{alert.message}\n\nFired {alert.fired_at:%Y-%m-%d %H:%M} UTC (crossing {alert.crossing}).\n"
+    try:
+        send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, recipients)
+    except (smtplib.SMTPException, OSError) as error:
+        alert.email_error = f"{error.__class__.__name__}: {error}"[:500]
+        if alert.email_attempts >= EMAIL_MAX_ATTEMPTS:
+            alert.email_status = DeliveryStatus.FAILED
+            alert.save(update_fields=["email_status", "email_error"])
+            return None
+        alert.email_status = DeliveryStatus.RETRYING
+        alert.save(update_fields=["email_status", "email_error"])
+        return EMAIL_RETRY_BASE_SECONDS * 2 ** (alert.email_attempts - 1)
+    alert.email_status = DeliveryStatus.DELIVERED
+    alert.email_error = ""
+    alert.emailed_at = now
+    alert.save(update_fields=["email_status", "email_error", "emailed_at"])
+    return None
+
+
+def send_customer_email(subject, body, recipient):
+    """One message to a customer (budget request decisions, expiry reminders)."""
+    send_mail(f"[derouter] {subject}", body, settings.DEFAULT_FROM_EMAIL, [recipient])
+
+
+def overdue_alert_ids(now=None):
+    """Alerts whose email retry was lost with a restarted worker."""
+    now = now or timezone.now()
+    stale = now - datetime.timedelta(minutes=10)
+    return list(
+        Alert.objects.filter(email_status=DeliveryStatus.RETRYING, fired_at__lte=stale).values_list("pk", flat=True)[:100]
+    )

@@ -1,0 +1,161 @@
+"""Rotating a key: a new key with the same settings and the old one's remaining budget, then the
+old key deleted.
+
+The order never loses or doubles money: the new key's budget comes out of the available
+balance while the old key still holds its remaining, and the old key's delete gives that
+back. If the delete fails or its answer never comes, the rotation stays open, says so,
+and ``finish`` completes it after checking derouter's list (never a blind second delete).
+"""
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from automation import webhooks
+from automation.models import Rotation
+from automation.upstream import get_live_key
+from dashboard import audit
+from dashboard.models import AuditEvent, Outcome
+from dashboard.outcomes import outcome_of_write_error
+from derouter import client
+from derouter.client import DerouterError
+from lib.money import usd
+from mirror import ingest
+
+
+@dataclass(frozen=True)
+class RotationResult:
+    rotation: Rotation
+    secret: str = ""
+    repeated: bool = False
+
+
+def _set(rotation, **fields):
+    for name, value in fields.items():
+        setattr(rotation, name, value)
+    rotation.save(update_fields=list(fields))
+
+
+def rotate(user, sub_key, token):
+    """Rotate ``sub_key`` (as just read from derouter) once for this form token."""
+    try:
+        with transaction.atomic():
+            rotation = Rotation.objects.create(
+                token=token,
+                actor=user,
+                actor_name=user.get_username(),
+                old_sub_key_id=sub_key.id,
+                old_key_id_short=sub_key.key_id,
+                label=sub_key.label,
+            )
+    except IntegrityError:
+        return RotationResult(Rotation.objects.get(token=token), repeated=True)
+
+    budget = max(sub_key.remaining, Decimal(0))
+    if budget <= 0:
+        _set(
+            rotation,
+            status=Rotation.Status.CREATE_REFUSED,
+            message="The key has no budget left to move to a new key (derouter needs a budget above $0). "
+            "Nothing was changed: delete it and create a new key instead.",
+        )
+        return RotationResult(rotation)
+    balance = client.get_balance()
+    if budget > balance.available:
+        _set(
+            rotation,
+            status=Rotation.Status.CREATE_REFUSED,
+            message=f"The new key needs {usd(budget)} while the old one still holds it, and only "
+            f"{usd(balance.available)} is available. Nothing was changed.",
+        )
+        return RotationResult(rotation)
+    changes = {"label": ("", sub_key.label), "budget": (None, budget), "rpm_limit": (None, sub_key.rpm_limit)}
+    note = f"Rotation #{rotation.pk} of {sub_key.key_id}."
+    try:
+        created = client.create_sub_key(budget, label=sub_key.label, rpm_limit=sub_key.rpm_limit)
+    except DerouterError as error:
+        failure = outcome_of_write_error(error)
+        audit.record(user, AuditEvent.Action.CREATE, failure.outcome, label=sub_key.label, changes=changes, message=f"{note} {failure.message}")
+        if failure.is_refused:
+            _set(rotation, status=Rotation.Status.CREATE_REFUSED, message=f"derouter refused the new key: {failure.message} Nothing was changed.")
+        else:
+            _set(
+                rotation,
+                status=Rotation.Status.CREATE_UNKNOWN,
+                message=f"derouter did not confirm the new key ({failure.message}). The old key is untouched; "
+                "look in the key list for a new key with the same label before rotating again.",
+            )
+        if failure.needs_error_page:
+            raise
+        return RotationResult(rotation)
+
+    multiplier_note = ""
+    if sub_key.display_multiplier != 1:
+        try:
+            client.update_sub_key(created.id, display_multiplier=sub_key.display_multiplier)
+        except DerouterError as error:
+            multiplier_note = f" The display multiplier ×{sub_key.display_multiplier} could not be copied ({error.message}): set it on the new key."
+    audit.record(
+        user, AuditEvent.Action.CREATE, Outcome.OK, sub_key_id=created.id, label=created.label,
+        key_id_short=created.key_id, changes=changes, message=f"{note} Replaces {sub_key.key_id}.{multiplier_note}",
+    )
+    _set(
+        rotation,
+        status=Rotation.Status.CREATED,
+        moved_budget=budget,
+        new_sub_key_id=created.id,
+        new_key_id_short=created.key_id,
+        message=multiplier_note.strip(),
+    )
+    try:
+        finish(rotation, user)
+    except DerouterError as error:
+        # The new key exists and is shown now whatever happens; the rotation page finishes the rest.
+        _set(rotation, message=f"{rotation.message} The old key is not deleted yet: {error.message}".strip())
+    return RotationResult(rotation, secret=created.secret.reveal())
+
+
+def finish(rotation, user):
+    """Delete the old key of a rotation whose new key exists; safe to call again."""
+    if not rotation.needs_finishing:
+        return rotation
+    # Never a blind second delete: a delete whose answer was lost may have happened.
+    old = get_live_key(rotation.old_sub_key_id)
+    if old is None:
+        return _done(rotation, user, returned=None, note="The old key was already gone at derouter.")
+    returned = max(old.remaining, Decimal(0))
+    note = f"Rotation #{rotation.pk}: replaced by {rotation.new_key_id_short}."
+    try:
+        client.delete_sub_key(old.id)
+    except DerouterError as error:
+        failure = outcome_of_write_error(error)
+        if failure.is_gone:
+            return _done(rotation, user, returned=None, note="The old key was already gone at derouter.")
+        changes = None if failure.is_refused else {"budget_returned": (None, returned)}
+        audit.record(user, AuditEvent.Action.DELETE, failure.outcome, sub_key=old, changes=changes, message=f"{note} {failure.message}")
+        status = Rotation.Status.DELETE_FAILED if failure.is_refused else Rotation.Status.DELETE_UNKNOWN
+        _set(rotation, status=status, message=failure.message)
+        if failure.needs_error_page:
+            raise
+        return rotation
+    audit.record(user, AuditEvent.Action.DELETE, Outcome.OK, sub_key=old, changes={"budget_returned": (None, returned)}, message=note)
+    return _done(rotation, user, returned=returned, note="")
+
+
+def _done(rotation, user, returned, note):
+    ingest.mark_deleted(rotation.old_sub_key_id)
+    _set(rotation, status=Rotation.Status.DONE, returned=returned, message=note, finished_at=timezone.now())
+    data = {
+        "old_sub_key_id": rotation.old_sub_key_id,
+        "old_key_id": rotation.old_key_id_short,
+        "new_sub_key_id": rotation.new_sub_key_id,
+        "new_key_id": rotation.new_key_id_short,
+        "label": rotation.label,
+        "moved_budget": rotation.moved_budget,
+        "returned": returned,
+        "actor": user.get_username(),
+    }
+    webhooks.emit("key.rotated", data, f"rotation:{rotation.pk}")
+    return rotation

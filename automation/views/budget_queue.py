@@ -1,0 +1,64 @@
+"""The budget request queue: staff approve (one top-up within their cap) or decline with a reason."""
+
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.vary import vary_on_headers
+
+from accounts.roles import console_required
+from automation import budget_requests
+from automation.forms import DeclineForm
+from automation.models import BudgetRequest
+from dashboard.topups import TopUpNotAllowed
+
+QUEUE_PAGE_SIZE = 50
+
+
+def _get_request_or_404(pk):
+    return get_object_or_404(BudgetRequest, pk=pk)
+
+
+@console_required
+@require_http_methods(["GET", "HEAD"])
+@vary_on_headers("HX-Request")
+def queue(request):
+    """Waiting requests first, then the decided ones, newest first."""
+    pending = BudgetRequest.objects.filter(status=BudgetRequest.Status.PENDING).order_by("created_at", "id")
+    decided = BudgetRequest.objects.exclude(status=BudgetRequest.Status.PENDING).select_related("topup")
+    page = Paginator(decided, QUEUE_PAGE_SIZE).get_page(request.GET.get("page"))
+    context = {"pending": pending, "page": page, "decline_form": DeclineForm()}
+    template = "automation/_requests.html" if request.htmx and not request.htmx.boosted else "automation/requests.html"
+    return render(request, template, context)
+
+
+@console_required
+@require_POST
+def approve(request, pk):
+    budget_request = _get_request_or_404(pk)
+    try:
+        outcome = budget_requests.approve(budget_request, request.user)
+    except TopUpNotAllowed as refusal:
+        messages.error(request, refusal.message)
+        return redirect("automation:requests")
+    budget_request.refresh_from_db()
+    if budget_request.status == BudgetRequest.Status.APPROVED:
+        messages.success(request, outcome)
+    else:
+        messages.error(request, outcome)
+    return redirect("automation:requests")
+
+
+@console_required
+@require_POST
+def decline(request, pk):
+    budget_request = _get_request_or_404(pk)
+    form = DeclineForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Give the customer a reason to decline.")
+        return redirect("automation:requests")
+    if budget_requests.decline(budget_request, request.user, form.cleaned_data["reason"]):
+        messages.success(request, f"Declined request #{budget_request.pk}.")
+    else:
+        messages.info(request, f"Request #{budget_request.pk} was already decided.")
+    return redirect("automation:requests")

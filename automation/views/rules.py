@@ -1,0 +1,169 @@
+"""Console pages for rules: alerts (and their history), auto top-ups, allowances, expiries."""
+
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.vary import vary_on_headers
+
+from accounts.roles import console_required, owner_required
+from automation.forms import AlertRuleForm, AllowanceForm, AutoTopUpRuleForm, KeyExpiryForm
+from automation.models import Alert, AlertRule, Allowance, AutoTopUpRule, KeyExpiry
+from automation.views.common import get_key_choices, get_key_names, get_snapshot
+from mirror.models import TaskRun
+
+HISTORY_PAGE_SIZE = 50
+RECENT_RUNS = 10
+
+
+def _get_label(sub_key_id):
+    snapshot = get_snapshot(sub_key_id)
+    return (snapshot.label or snapshot.key_id_short) if snapshot else ""
+
+
+def _render_rules(request, template, form, status=200, **context):
+    return render(request, template, {"form": form, "key_names": get_key_names(), **context}, status=status)
+
+
+@console_required
+@require_http_methods(["GET", "HEAD"])
+def overview(request):
+    """What runs without a click: rule counts, the request queue, and the worker's latest runs."""
+    context = {
+        "alert_rules": AlertRule.objects.count(),
+        "auto_topups": AutoTopUpRule.objects.count(),
+        "allowances": Allowance.objects.count(),
+        "expiries": KeyExpiry.objects.filter(status=KeyExpiry.Status.SCHEDULED).count(),
+        "recent_alerts": Alert.objects.all()[:5],
+        "runs": TaskRun.objects.filter(name__startswith="automation.")[:RECENT_RUNS],
+    }
+    return render(request, "automation/overview.html", context)
+
+
+@owner_required
+@require_http_methods(["GET", "HEAD", "POST"])
+def alert_rules(request):
+    """Alert rules: the list and a form for a new one."""
+    key_choices = get_key_choices()
+    rules = AlertRule.objects.all()
+    if request.method != "POST":
+        return _render_rules(request, "automation/alert_rules.html", AlertRuleForm(key_choices=key_choices), rules=rules)
+    form = AlertRuleForm(request.POST, key_choices=key_choices)
+    if not form.is_valid():
+        return _render_rules(request, "automation/alert_rules.html", form, status=400, rules=rules)
+    data = form.cleaned_data
+    rule = AlertRule.objects.create(
+        name=data["name"], kind=data["kind"], sub_key_id=data["sub_key_id"], key_label=_get_label(data["sub_key_id"]),
+        threshold=data["threshold"], email_to=data["email_to"], created_by_name=request.user.get_username(),
+    )
+    messages.success(request, f"Added the alert rule “{rule.name}”. The worker checks it every minute.")
+    return redirect("automation:alert_rules")
+
+
+@console_required
+@require_http_methods(["GET", "HEAD"])
+@vary_on_headers("HX-Request")
+def alert_history(request):
+    """Every alert fired, newest first, with its email and webhook deliveries."""
+    alerts = Alert.objects.prefetch_related("deliveries__endpoint")
+    page = Paginator(alerts, HISTORY_PAGE_SIZE).get_page(request.GET.get("page"))
+    template = "automation/_alert_history.html" if request.htmx and not request.htmx.boosted else "automation/alert_history.html"
+    return render(request, template, {"page": page})
+
+
+@owner_required
+@require_http_methods(["GET", "HEAD", "POST"])
+def auto_topups(request):
+    key_choices = get_key_choices()
+    rules = AutoTopUpRule.objects.all()
+    template = "automation/auto_topups.html"
+    if request.method != "POST":
+        return _render_rules(request, template, AutoTopUpRuleForm(key_choices=key_choices), rules=rules)
+    form = AutoTopUpRuleForm(request.POST, key_choices=key_choices)
+    if not form.is_valid():
+        return _render_rules(request, template, form, status=400, rules=rules)
+    data = form.cleaned_data
+    AutoTopUpRule.objects.create(
+        sub_key_id=data["sub_key_id"], key_label=_get_label(data["sub_key_id"]), name=data["name"],
+        threshold=data["threshold"], amount=data["amount"], max_times=data["max_times"],
+        monthly_cap=data["monthly_cap"], created_by_name=request.user.get_username(),
+    )
+    messages.success(request, f"Added the auto top-up “{data['name']}”.")
+    return redirect("automation:auto_topups")
+
+
+@owner_required
+@require_http_methods(["GET", "HEAD", "POST"])
+def allowances(request):
+    key_choices = get_key_choices()
+    rows = Allowance.objects.all()
+    template = "automation/allowances.html"
+    if request.method != "POST":
+        return _render_rules(request, template, AllowanceForm(key_choices=key_choices), rows=rows)
+    form = AllowanceForm(request.POST, key_choices=key_choices)
+    if not form.is_valid():
+        return _render_rules(request, template, form, status=400, rows=rows)
+    data = form.cleaned_data
+    _, created = Allowance.objects.update_or_create(
+        sub_key_id=data["sub_key_id"],
+        defaults={
+            "key_label": _get_label(data["sub_key_id"]), "period": data["period"], "target": data["target"],
+            "enabled": True, "created_by_name": request.user.get_username(),
+        },
+    )
+    messages.success(request, "Added the allowance." if created else "Changed the key's allowance.")
+    return redirect("automation:allowances")
+
+
+@owner_required
+@require_http_methods(["GET", "HEAD", "POST"])
+def expiries(request):
+    key_choices = get_key_choices()
+    rows = KeyExpiry.objects.all()
+    template = "automation/expiries.html"
+    if request.method != "POST":
+        return _render_rules(request, template, KeyExpiryForm(key_choices=key_choices), rows=rows)
+    form = KeyExpiryForm(request.POST, key_choices=key_choices)
+    if not form.is_valid():
+        return _render_rules(request, template, form, status=400, rows=rows)
+    data = form.cleaned_data
+    snapshot = get_snapshot(data["sub_key_id"])
+    KeyExpiry.objects.update_or_create(
+        sub_key_id=data["sub_key_id"],
+        defaults={
+            "key_label": snapshot.label if snapshot else "",
+            "key_id_short": snapshot.key_id_short if snapshot else "",
+            "secret_sha256": snapshot.secret_sha256 if snapshot else "",
+            "expires_at": data["expires_at"], "remind_days": data["remind_days"],
+            "notify_email": data["notify_email"], "reminder_sent_at": None,
+            "status": KeyExpiry.Status.SCHEDULED, "message": "", "created_by_name": request.user.get_username(),
+        },
+    )
+    messages.success(request, f"The key expires at {data['expires_at']:%Y-%m-%d %H:%M} UTC.")
+    return redirect("automation:expiries")
+
+
+RULE_MODELS = {
+    "alert": (AlertRule, "automation:alert_rules"),
+    "auto-topup": (AutoTopUpRule, "automation:auto_topups"),
+    "allowance": (Allowance, "automation:allowances"),
+    "expiry": (KeyExpiry, "automation:expiries"),
+}
+
+
+@owner_required
+@require_POST
+def rule_delete(request, kind, pk):
+    """Remove a rule (an expiry is cancelled, so its record stays)."""
+    model, list_url = RULE_MODELS[kind]
+    rule = get_object_or_404(model, pk=pk)
+    if isinstance(rule, KeyExpiry):
+        if rule.status == KeyExpiry.Status.SCHEDULED:
+            KeyExpiry.objects.filter(pk=pk, status=KeyExpiry.Status.SCHEDULED).update(status=KeyExpiry.Status.CANCELLED)
+            messages.success(request, "Cancelled the expiry.")
+        else:
+            messages.error(request, f"This expiry is {rule.get_status_display().lower()} and cannot be cancelled.")
+        return redirect(list_url)
+    rule.delete()
+    messages.success(request, "Removed the rule.")
+    return redirect(list_url)

@@ -1,0 +1,85 @@
+"""Console pages for webhook endpoints: register (secret shown once), deliveries, send again."""
+
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.cache import add_never_cache_headers
+from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.vary import vary_on_headers
+
+from accounts.roles import owner_required
+from automation import webhooks
+from automation.forms import WebhookEndpointForm
+from automation.models import WebhookDelivery, WebhookEndpoint
+
+DELIVERIES_PAGE_SIZE = 50
+
+
+def _get_endpoint_or_404(pk):
+    return get_object_or_404(WebhookEndpoint, pk=pk)
+
+
+@owner_required
+@require_http_methods(["GET", "HEAD", "POST"])
+def endpoint_list(request):
+    """Registered endpoints and a form for a new one; a new endpoint's secret is shown once."""
+    endpoints = WebhookEndpoint.objects.all()
+    if request.method != "POST":
+        return render(request, "automation/webhooks.html", {"form": WebhookEndpointForm(), "endpoints": endpoints})
+    form = WebhookEndpointForm(request.POST)
+    if not form.is_valid():
+        return render(request, "automation/webhooks.html", {"form": form, "endpoints": endpoints}, status=400)
+    endpoint = WebhookEndpoint.objects.create(
+        url=form.cleaned_data["url"],
+        description=form.cleaned_data["description"],
+        events=form.cleaned_data["events"],
+        secret=webhooks.new_secret(),
+        created_by_name=request.user.get_username(),
+    )
+    response = render(request, "automation/webhook_created.html", {"endpoint": endpoint, "secret": endpoint.secret})
+    add_never_cache_headers(response)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@owner_required
+@require_http_methods(["GET", "HEAD"])
+@vary_on_headers("HX-Request")
+def endpoint_detail(request, pk):
+    """One endpoint's delivery log: status, attempts, response code, and "send again"."""
+    endpoint = _get_endpoint_or_404(pk)
+    page = Paginator(endpoint.deliveries.all(), DELIVERIES_PAGE_SIZE).get_page(request.GET.get("page"))
+    context = {"endpoint": endpoint, "page": page}
+    if request.htmx and not request.htmx.boosted:
+        return render(request, "automation/_deliveries.html", context)
+    return render(request, "automation/webhook_detail.html", context)
+
+
+@owner_required
+@require_POST
+def endpoint_toggle(request, pk):
+    endpoint = _get_endpoint_or_404(pk)
+    endpoint.enabled = not endpoint.enabled
+    endpoint.save(update_fields=["enabled"])
+    messages.success(request, f"{'Enabled' if endpoint.enabled else 'Paused'} {endpoint.url}.")
+    return redirect("automation:webhook_detail", pk=endpoint.pk)
+
+
+@owner_required
+@require_POST
+def endpoint_delete(request, pk):
+    endpoint = _get_endpoint_or_404(pk)
+    endpoint.delete()
+    messages.success(request, f"Removed {endpoint.url} and its delivery log.")
+    return redirect("automation:webhooks")
+
+
+@owner_required
+@require_POST
+def delivery_send_again(request, pk):
+    delivery = get_object_or_404(WebhookDelivery, pk=pk)
+    if webhooks.send_again(delivery):
+        messages.success(request, f"Queued {delivery.event_type} for sending again.")
+    else:
+        messages.info(request, "That delivery is still under way; it will be retried on its own.")
+    return redirect("automation:webhook_detail", pk=delivery.endpoint_id)

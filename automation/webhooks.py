@@ -1,0 +1,192 @@
+"""Webhook events: recorded with the change that caused them, signed, sent by the worker.
+
+An event becomes one WebhookDelivery row per subscribed endpoint, in the caller's
+transaction, and the worker is asked to send it once that transaction commits: a page
+never waits for a receiver. The event id is derived from what happened (uuid5 of a
+dedupe key), and (endpoint, event id) is unique, so the same happening recorded twice
+(two workers, a retried task) is delivered once.
+
+Signature (documented in the README): the header ``X-Derouter-Signature: t=<unix>,v1=<hex>``
+where hex is HMAC-SHA256 with the endpoint's secret over ``"<t>.<body>"``.
+"""
+
+import datetime
+import hashlib
+import hmac
+import http.client
+import json
+import secrets
+import time
+import uuid
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from automation import outbound
+from automation.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint
+
+SIGNATURE_HEADER = "X-Derouter-Signature"
+EVENT_HEADER = "X-Derouter-Event"
+DELIVERY_HEADER = "X-Derouter-Delivery"
+EVENT_NAMESPACE = uuid.UUID("5b0e6a52-4f0c-4b8e-9d55-6f1f0c0de9a1")
+SECRET_PREFIX = "whsec_"
+# A delivery claimed by a worker that then died is sent again after this long.
+STUCK_SENDING_AFTER = datetime.timedelta(minutes=10)
+
+
+def new_secret():
+    return SECRET_PREFIX + secrets.token_urlsafe(32)
+
+
+def sign(secret, timestamp, body):
+    """Hex HMAC-SHA256 of "<timestamp>.<body>" under the endpoint's secret."""
+    message = f"{timestamp}.".encode() + body
+    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+
+
+def signature_header(secret, body, timestamp):
+    return f"t={timestamp},v1={sign(secret, timestamp, body)}"
+
+
+def event_id_for(dedupe_key):
+    return uuid.uuid5(EVENT_NAMESPACE, dedupe_key)
+
+
+def _jsonable(value):
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, (datetime.datetime, datetime.date)):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def encode_event(event_id, event_type, data, created):
+    """The body every endpoint receives for an event; money as decimal strings."""
+    payload = {"id": str(event_id), "type": event_type, "created": created.isoformat(), "data": data}
+    return json.dumps(payload, default=_jsonable, separators=(",", ":"), sort_keys=True)
+
+
+def emit(event_type, data, dedupe_key, alert=None):
+    """Record an event for every endpoint subscribed to it; send after the transaction commits.
+
+    Returns the deliveries created now (none when the event was recorded before).
+    """
+    endpoints = [endpoint for endpoint in WebhookEndpoint.objects.filter(enabled=True) if event_type in endpoint.events]
+    if not endpoints:
+        return []
+    event_id = event_id_for(dedupe_key)
+    body = encode_event(event_id, event_type, data, timezone.now())
+    created = []
+    for endpoint in endpoints:
+        try:
+            with transaction.atomic():
+                delivery = WebhookDelivery.objects.create(
+                    endpoint=endpoint, event_id=event_id, event_type=event_type, body=body, alert=alert
+                )
+        except IntegrityError:
+            continue
+        created.append(delivery)
+    for delivery in created:
+        enqueue(delivery.pk)
+    return created
+
+
+def enqueue(delivery_id):
+    """Ask the worker to send a delivery once the current transaction commits."""
+    from automation import tasks
+
+    transaction.on_commit(lambda: tasks.deliver_webhook(delivery_id))
+
+
+def _claim(delivery_id):
+    """Mark a due delivery as being sent by this worker; None if another has it or it is done."""
+    now = timezone.now()
+    claimed = WebhookDelivery.objects.filter(
+        pk=delivery_id,
+        status__in=(DeliveryStatus.PENDING, DeliveryStatus.RETRYING),
+        next_attempt_at__lte=now,
+    ).update(status=DeliveryStatus.SENDING, attempts=F("attempts") + 1, last_attempt_at=now)
+    if not claimed:
+        return None
+    return WebhookDelivery.objects.select_related("endpoint").get(pk=delivery_id)
+
+
+def retry_delay(attempts):
+    """Seconds before the next attempt: exponential backoff from WEBHOOK_RETRY_BASE_SECONDS."""
+    return settings.WEBHOOK_RETRY_BASE_SECONDS * 2 ** max(attempts - 1, 0)
+
+
+def attempt_delivery(delivery_id):
+    """Send one delivery once; return the delay in seconds before a retry, or None when settled."""
+    delivery = _claim(delivery_id)
+    if delivery is None:
+        return None
+    endpoint = delivery.endpoint
+    body = delivery.body.encode()
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": "derouter-dashboard-webhooks/1",
+        EVENT_HEADER: delivery.event_type,
+        DELIVERY_HEADER: str(delivery.event_id),
+        SIGNATURE_HEADER: signature_header(endpoint.secret, body, int(time.time())),
+    }
+    try:
+        result = outbound.post(endpoint.url, body, headers, settings.WEBHOOK_TIMEOUT)
+    except outbound.TargetRefused as refusal:
+        # Retrying cannot make a refused address acceptable.
+        _settle(delivery, DeliveryStatus.FAILED, error=f"Refused: {refusal}")
+        return None
+    except (OSError, http.client.HTTPException) as error:
+        return _fail(delivery, error=f"Could not deliver: {error.__class__.__name__}: {error}"[:500])
+    if 200 <= result.status < 300:
+        _settle(delivery, DeliveryStatus.DELIVERED, response_code=result.status)
+        return None
+    return _fail(delivery, response_code=result.status, error=result.excerpt)
+
+
+def _settle(delivery, status, response_code=None, error=""):
+    delivery.status = status
+    delivery.response_code = response_code
+    delivery.last_error = error
+    delivery.delivered_at = timezone.now() if status == DeliveryStatus.DELIVERED else None
+    delivery.save(update_fields=["status", "response_code", "last_error", "delivered_at"])
+
+
+def _fail(delivery, response_code=None, error=""):
+    if delivery.attempts >= settings.WEBHOOK_MAX_ATTEMPTS:
+        _settle(delivery, DeliveryStatus.FAILED, response_code, error)
+        return None
+    delay = retry_delay(delivery.attempts)
+    delivery.status = DeliveryStatus.RETRYING
+    delivery.response_code = response_code
+    delivery.last_error = error
+    delivery.next_attempt_at = timezone.now() + datetime.timedelta(seconds=delay)
+    delivery.save(update_fields=["status", "response_code", "last_error", "next_attempt_at"])
+    return delay
+
+
+def send_again(delivery):
+    """Queue a settled delivery once more ("send again"); False if it is still under way."""
+    updated = WebhookDelivery.objects.filter(
+        pk=delivery.pk, status__in=(DeliveryStatus.DELIVERED, DeliveryStatus.FAILED)
+    ).update(status=DeliveryStatus.PENDING, next_attempt_at=timezone.now())
+    if updated:
+        enqueue(delivery.pk)
+    return bool(updated)
+
+
+def get_overdue_ids(now=None):
+    """Deliveries whose scheduled retry was lost (a restarted worker) or whose sender died."""
+    now = now or timezone.now()
+    overdue = WebhookDelivery.objects.filter(
+        Q(status__in=(DeliveryStatus.PENDING, DeliveryStatus.RETRYING), next_attempt_at__lte=now - STUCK_SENDING_AFTER)
+        | Q(status=DeliveryStatus.SENDING, last_attempt_at__lte=now - STUCK_SENDING_AFTER)
+    )
+    ids = list(overdue.values_list("pk", flat=True)[:500])
+    WebhookDelivery.objects.filter(pk__in=ids, status=DeliveryStatus.SENDING).update(status=DeliveryStatus.RETRYING)
+    return ids

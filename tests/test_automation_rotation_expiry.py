@@ -1,0 +1,174 @@
+"""Rotation and expiry return every unspent cent: before/after balance figures."""
+
+import datetime
+import uuid
+from decimal import Decimal
+
+import pytest
+from django.core import mail
+from django.utils import timezone
+
+from automation import expiry, tasks
+from automation import rotation as rotations
+from automation.models import KeyExpiry, Rotation
+from dashboard.models import AuditEvent, Outcome
+from derouter import client
+from mirror.ingest import secret_digest
+from mirror.models import KeySnapshot
+
+pytestmark = pytest.mark.django_db
+
+
+def listed(sub_key_id):
+    return next((sub_key for sub_key in client.list_sub_keys() if sub_key.id == sub_key_id), None)
+
+
+def test_rotation_moves_the_remaining_budget_to_a_new_key_and_keeps_the_balance(owner_client, simulator, make_key, django_capture_on_commit_callbacks):
+    old = make_key(budget="10", label="Rotated", rpm_limit=30)
+    client.update_sub_key(old.id, display_multiplier=Decimal("2.5"))
+    simulator.add_usage(old.id, "1.25")
+    old_key = listed(old.id)
+    before = client.get_balance()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        page = owner_client.get(f"/dashboard/automation/keys/{old.id}/rotate/")
+        token = page.context["form"]["token"].value()
+        response = owner_client.post(f"/dashboard/automation/keys/{old.id}/rotate/", {"token": token})
+
+    assert response.status_code == 200
+    assert response["Cache-Control"] == "no-store"
+    rotation = Rotation.objects.get()
+    assert rotation.status == Rotation.Status.DONE
+    new = listed(rotation.new_sub_key_id)
+    secret = response.context["secret"]
+    assert secret.startswith("sk-ant-") and secret.encode() in response.content
+    assert listed(old.id) is None
+    assert (new.label, new.rpm_limit, new.display_multiplier, new.budget) == ("Rotated", 30, Decimal("2.5"), Decimal("8.75"))
+    after = client.get_balance()
+    assert (after.balance, after.locked, after.available) == (before.balance, before.locked, before.available)
+    assert rotation.returned == Decimal("8.75") and rotation.moved_budget == Decimal("8.75")
+
+    create, delete = AuditEvent.objects.order_by("id").filter(action__in=["create", "delete"])
+    assert create.sub_key_id == rotation.new_sub_key_id and old.key_id in create.message
+    assert delete.sub_key_id == old.id and rotation.new_key_id_short in delete.message
+
+    # The same form again (a double click that arrives while the old key still exists) rotates nothing.
+    repeated = rotations.rotate(rotation.actor, old_key, uuid.UUID(token))
+    assert repeated.repeated and repeated.secret == "" and repeated.rotation == rotation
+    assert Rotation.objects.count() == 1
+
+
+def test_a_rotation_whose_delete_was_lost_says_so_and_can_be_finished(owner_client, simulator, make_key):
+    old = make_key(budget="6", label="Half rotated")
+    before = client.get_balance()
+    simulator.inject("drop", path=f"/sub-keys/{old.id}", method="DELETE", times=1)
+    page = owner_client.get(f"/dashboard/automation/keys/{old.id}/rotate/")
+    response = owner_client.post(f"/dashboard/automation/keys/{old.id}/rotate/", {"token": page.context["form"]["token"].value()})
+
+    assert response.status_code == 503
+    rotation = Rotation.objects.get()
+    assert rotation.status == Rotation.Status.DELETE_UNKNOWN
+    assert b"may or may not have been deleted" in response.content
+    assert b"Finish the rotation" in response.content
+    assert listed(old.id) is not None  # the dropped delete never reached derouter
+    assert client.get_balance().available == before.available - 6
+
+    finished = owner_client.post(f"/dashboard/automation/rotations/{rotation.pk}/finish/", follow=True)
+    assert b"the old key is gone" in finished.content
+    rotation.refresh_from_db()
+    assert rotation.status == Rotation.Status.DONE
+    assert listed(old.id) is None
+    after = client.get_balance()
+    assert (after.available, after.locked) == (before.available, before.locked)
+
+
+def test_a_rotation_derouter_refuses_changes_nothing(owner_client, simulator, make_key):
+    old = make_key(budget="3", label="Refused")
+    simulator.inject("error", path="/sub-keys", method="POST", status=400, times=1)
+    before = client.get_balance()
+    page = owner_client.get(f"/dashboard/automation/keys/{old.id}/rotate/")
+    response = owner_client.post(f"/dashboard/automation/keys/{old.id}/rotate/", {"token": page.context["form"]["token"].value()})
+    assert response.status_code == 400
+    assert Rotation.objects.get().status == Rotation.Status.CREATE_REFUSED
+    assert listed(old.id) is not None
+    assert client.get_balance() == before
+
+
+def test_staff_cannot_rotate(staff_client, make_key):
+    old = make_key(budget="1", label="Not yours")
+    assert staff_client.get(f"/dashboard/automation/keys/{old.id}/rotate/").status_code == 403
+    assert staff_client.post(f"/dashboard/automation/keys/{old.id}/rotate/", {"token": "x"}).status_code == 403
+
+
+def make_expiry(created, expires_at, **fields):
+    return KeyExpiry.objects.create(
+        sub_key_id=created.id, key_label=created.label, key_id_short=created.key_id,
+        secret_sha256=secret_digest(created.secret.reveal()), expires_at=expires_at, **fields,
+    )
+
+
+def test_an_expired_key_is_deleted_and_its_unspent_budget_returns(simulator, make_key, django_capture_on_commit_callbacks):
+    created = make_key(budget="7", label="Ends")
+    simulator.add_usage(created.id, "2")
+    record = make_expiry(created, timezone.now() + datetime.timedelta(hours=1))
+    with django_capture_on_commit_callbacks(execute=True):
+        tasks.evaluate()
+    assert listed(created.id) is not None
+
+    KeyExpiry.objects.filter(pk=record.pk).update(expires_at=timezone.now() - datetime.timedelta(seconds=1))
+    before = client.get_balance()
+    with django_capture_on_commit_callbacks(execute=True):
+        tasks.evaluate()
+        tasks.evaluate()
+
+    record.refresh_from_db()
+    assert record.status == KeyExpiry.Status.EXPIRED and record.returned == Decimal(5)
+    assert listed(created.id) is None
+    after = client.get_balance()
+    assert after.available == before.available + 5
+    assert after.locked == before.locked - 5 and after.balance == before.balance
+    event = AuditEvent.objects.get(action=AuditEvent.Action.DELETE)
+    assert (event.actor_name, event.outcome, event.sub_key_id) == ("key expiry", Outcome.OK, created.id)
+    assert KeySnapshot.objects.get(sub_key_id=created.id).is_deleted
+    assert expiry.get_expired_notice(created.secret.reveal()).startswith("This key expired on")
+
+
+def test_a_reminder_goes_out_once_before_the_key_expires(make_key, django_capture_on_commit_callbacks):
+    created = make_key(budget="1", label="Soon")
+    make_expiry(created, timezone.now() + datetime.timedelta(days=2), remind_days=3, notify_email="customer@example.com")
+    with django_capture_on_commit_callbacks(execute=True):
+        tasks.evaluate()
+        tasks.evaluate()
+    (email,) = mail.outbox
+    assert email.to == ["customer@example.com"] and "expires on" in email.subject
+    assert listed(created.id) is not None
+
+
+def test_an_expiry_delete_with_no_answer_is_checked_before_trying_again(simulator, make_key, django_capture_on_commit_callbacks):
+    created = make_key(budget="2", label="Lost delete")
+    record = make_expiry(created, timezone.now() - datetime.timedelta(seconds=1))
+    simulator.inject("drop", path=f"/sub-keys/{created.id}", method="DELETE", times=1)
+    with django_capture_on_commit_callbacks(execute=True):
+        tasks.evaluate()
+    record.refresh_from_db()
+    assert record.status == KeyExpiry.Status.UNKNOWN
+    with django_capture_on_commit_callbacks(execute=True):
+        tasks.evaluate()
+    record.refresh_from_db()
+    assert record.status == KeyExpiry.Status.EXPIRED
+    assert listed(created.id) is None
+
+
+def test_the_portal_tells_a_customer_its_key_expired(client, make_key, django_capture_on_commit_callbacks):
+    created = make_key(budget="3", label="Portal ends")
+    client.post("/portal/login/", {"client_key": created.secret.reveal()})
+    assert client.get("/portal/").status_code == 200
+    make_expiry(created, timezone.now() - datetime.timedelta(seconds=1))
+    with django_capture_on_commit_callbacks(execute=True):
+        tasks.evaluate()
+
+    signed_out = client.get("/portal/", follow=True)
+    assert b"This key expired on" in signed_out.content
+    again = client.post("/portal/login/", {"client_key": created.secret.reveal()})
+    assert again.status_code == 400
+    assert b"This key expired on" in again.content

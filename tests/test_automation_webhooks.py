@@ -1,0 +1,179 @@
+"""Webhooks: signed deliveries a README-only receiver verifies, retries, send again, refused targets."""
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from automation import outbound, webhooks
+from automation.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+pytestmark = pytest.mark.django_db
+
+
+def readme_verifier():
+    """The receiver's verify function, taken from the README's Python recipe and nothing else."""
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
+    recipe = next(block for block in blocks if "def verify_derouter_signature" in block)
+    namespace = {}
+    exec(recipe, namespace)  # noqa: S102 - the README's own example, as a receiver would paste it
+    return namespace["verify_derouter_signature"]
+
+
+def make_endpoint(url, events=("key.created",)):
+    return WebhookEndpoint.objects.create(url=url, events=list(events), secret=webhooks.new_secret())
+
+
+def test_a_receiver_written_from_the_readme_verifies_the_signature(webhook_receiver, django_capture_on_commit_callbacks):
+    endpoint = make_endpoint(webhook_receiver.url)
+    with django_capture_on_commit_callbacks(execute=True):
+        webhooks.emit("key.created", {"label": "Client A", "amount": "1.50"}, "test:readme")
+
+    (received,) = webhook_receiver.requests
+    verify = readme_verifier()
+    assert verify(endpoint.secret, received.headers["X-Derouter-Signature"], received.body)
+    assert not verify("whsec_wrong", received.headers["X-Derouter-Signature"], received.body)
+    assert not verify(endpoint.secret, received.headers["X-Derouter-Signature"], received.body + b" ")
+    body = json.loads(received.body)
+    assert body["type"] == "key.created"
+    assert body["data"] == {"label": "Client A", "amount": "1.50"}
+    assert received.headers["X-Derouter-Delivery"] == body["id"]
+    delivery = WebhookDelivery.objects.get()
+    assert (delivery.status, delivery.attempts, delivery.response_code) == (DeliveryStatus.DELIVERED, 1, 200)
+
+
+def test_the_readme_recipe_refuses_an_old_timestamp():
+    secret = webhooks.new_secret()
+    body = b'{"id":"x"}'
+    old = 1_000_000_000
+    assert not readme_verifier()(secret, webhooks.signature_header(secret, body, old), body)
+
+
+def test_the_same_event_recorded_twice_is_delivered_once(webhook_receiver, django_capture_on_commit_callbacks):
+    make_endpoint(webhook_receiver.url)
+    with django_capture_on_commit_callbacks(execute=True):
+        webhooks.emit("key.created", {"n": 1}, "test:twice")
+        webhooks.emit("key.created", {"n": 1}, "test:twice")
+    assert len(webhook_receiver.requests) == 1
+    assert WebhookDelivery.objects.count() == 1
+
+
+def test_endpoints_receive_only_the_events_they_chose(webhook_receiver, django_capture_on_commit_callbacks):
+    make_endpoint(webhook_receiver.url, events=["budget.requested"])
+    with django_capture_on_commit_callbacks(execute=True):
+        webhooks.emit("key.created", {}, "test:other")
+    assert webhook_receiver.requests == []
+
+
+def test_a_failed_attempt_is_retried_with_exponential_backoff(webhook_receiver, settings, django_capture_on_commit_callbacks):
+    settings.WEBHOOK_RETRY_BASE_SECONDS = 30
+    make_endpoint(webhook_receiver.url)
+    webhook_receiver.answer_with(500, 503)
+    with django_capture_on_commit_callbacks(execute=True):
+        (delivery,) = webhooks.emit("key.created", {}, "test:retry")
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts, delivery.response_code) == (DeliveryStatus.RETRYING, 1, 500)
+    assert webhooks.retry_delay(1) == 30 and webhooks.retry_delay(2) == 60 and webhooks.retry_delay(3) == 120
+
+    # The worker runs the scheduled retry once it is due.
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(next_attempt_at=delivery.created_at)
+    assert webhooks.attempt_delivery(delivery.pk) == 60
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(next_attempt_at=delivery.created_at)
+    assert webhooks.attempt_delivery(delivery.pk) is None
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts, delivery.response_code) == (DeliveryStatus.DELIVERED, 3, 200)
+    assert len(webhook_receiver.requests) == 3
+    assert len({item.headers["X-Derouter-Delivery"] for item in webhook_receiver.requests}) == 1
+
+
+def test_a_retry_that_is_not_due_yet_sends_nothing(webhook_receiver, django_capture_on_commit_callbacks):
+    make_endpoint(webhook_receiver.url)
+    webhook_receiver.answer_with(500)
+    with django_capture_on_commit_callbacks(execute=True):
+        (delivery,) = webhooks.emit("key.created", {}, "test:not-due")
+    assert webhooks.attempt_delivery(delivery.pk) is None
+    assert len(webhook_receiver.requests) == 1
+
+
+def test_delivery_gives_up_after_the_last_attempt(webhook_receiver, settings, django_capture_on_commit_callbacks):
+    settings.WEBHOOK_MAX_ATTEMPTS = 1
+    make_endpoint(webhook_receiver.url)
+    webhook_receiver.answer_with(410)
+    with django_capture_on_commit_callbacks(execute=True):
+        (delivery,) = webhooks.emit("key.created", {}, "test:give-up")
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.response_code) == (DeliveryStatus.FAILED, 410)
+
+
+def test_send_again_delivers_a_settled_delivery_once_more(webhook_receiver, django_capture_on_commit_callbacks):
+    make_endpoint(webhook_receiver.url)
+    with django_capture_on_commit_callbacks(execute=True):
+        (delivery,) = webhooks.emit("key.created", {}, "test:again")
+    with django_capture_on_commit_callbacks(execute=True):
+        assert webhooks.send_again(delivery)
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts) == (DeliveryStatus.DELIVERED, 2)
+    assert len(webhook_receiver.requests) == 2
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:9/hook",
+        "http://localhost:9/hook",
+        "http://10.0.0.8/hook",
+        "http://192.168.1.1/hook",
+        "http://172.16.5.5/hook",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://[::1]:9/hook",
+        "http://[::ffff:127.0.0.1]:9/hook",
+        "http://100.64.0.1/hook",
+        "http://0.0.0.0:9/hook",
+    ],
+)
+def test_loopback_private_and_link_local_targets_are_refused_at_send_time(url, settings, django_capture_on_commit_callbacks):
+    settings.WEBHOOK_ALLOW_PRIVATE_TARGETS = False
+    make_endpoint(url)
+    with django_capture_on_commit_callbacks(execute=True):
+        (delivery,) = webhooks.emit("key.created", {}, f"test:refused:{url}")
+    delivery.refresh_from_db()
+    assert delivery.status == DeliveryStatus.FAILED
+    assert delivery.last_error.startswith("Refused:")
+    assert delivery.attempts == 1
+
+
+def test_a_running_receiver_on_loopback_gets_nothing_without_the_switch(webhook_receiver, settings, django_capture_on_commit_callbacks):
+    make_endpoint(webhook_receiver.url)
+    settings.WEBHOOK_ALLOW_PRIVATE_TARGETS = False
+    with django_capture_on_commit_callbacks(execute=True):
+        (delivery,) = webhooks.emit("key.created", {}, "test:switch-off")
+    delivery.refresh_from_db()
+    assert delivery.status == DeliveryStatus.FAILED
+    assert webhook_receiver.requests == []
+
+
+def test_http_urls_are_refused_unless_allowed(settings):
+    settings.WEBHOOK_ALLOW_HTTP = False
+    with pytest.raises(outbound.TargetRefused):
+        outbound.check_url_shape("http://hooks.example.com/x")
+    outbound.check_url_shape("https://hooks.example.com/x")
+    with pytest.raises(outbound.TargetRefused):
+        outbound.check_url_shape("https://user:pass@hooks.example.com/x")
+
+
+def test_console_writes_become_webhook_events(owner_client, webhook_receiver, django_capture_on_commit_callbacks, make_key):
+    endpoint = make_endpoint(webhook_receiver.url, events=["key.edited"])
+    created = make_key(budget="2", label="Hooked")
+    with django_capture_on_commit_callbacks(execute=True):
+        response = owner_client.post(
+            f"/dashboard/keys/{created.id}/edit/", {"label": "Hooked renamed", "rpm_limit": 60, "display_multiplier": "1"}
+        )
+    assert response.status_code == 302
+    (received,) = webhook_receiver.of_type("key.edited")
+    assert readme_verifier()(endpoint.secret, received.headers["X-Derouter-Signature"], received.body)
+    data = json.loads(received.body)["data"]
+    assert data["sub_key_id"] == created.id
+    assert data["changes"]["label"] == ["Hooked", "Hooked renamed"]
