@@ -6,7 +6,7 @@ from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_http_methods
 
 from accounts.forms import ConsoleLoginForm
 from accounts.roles import get_role
@@ -70,8 +70,16 @@ def login_view(request):
     return render(request, "accounts/login.html", {"form": form, "next": _get_next_url(request)}, status=status)
 
 
-@require_POST
+@require_http_methods(["GET", "POST"])
 def logout_view(request):
-    """Sign out and end the session on the server."""
+    """Sign out and end the session on the server.
+
+    Only a POST signs out (a link or prefetch must not); a GET asks to confirm, or sends an
+    already signed-out visitor to the sign-in page.
+    """
+    if request.method == "GET":
+        if not request.user.is_authenticated:
+            return redirect(settings.LOGIN_URL)
+        return render(request, "accounts/logout.html")
     logout(request)
     return redirect(settings.LOGOUT_REDIRECT_URL)

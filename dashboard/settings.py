@@ -99,6 +99,7 @@ INSTALLED_APPS = [
     "accounts",
     "dashboard",
     "portal",
+    "branding",
     "mirror",
     "ops",
     "automation",
@@ -118,6 +119,7 @@ MIDDLEWARE = [
     "csp.middleware.CSPMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "dashboard.middleware.UpstreamErrorMiddleware",
+    "lib.toasts.HtmxToastsMiddleware",
     "dashboard.middleware.NoStoreMiddleware",
 ]
 
@@ -136,6 +138,8 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "dashboard.context_processors.csp_nonce",
                 "accounts.context_processors.console_role",
+                "branding.context_processors.branding",
+                "dashboard.context_processors.page_chrome",
                 "automation.context_processors.budget_request_count",
             ],
         },

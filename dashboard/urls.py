@@ -13,5 +13,6 @@ urlpatterns = [
     path("dashboard/", include("dashboard.console_urls")),
     path("portal/requests/", include("automation.portal_urls")),
     path("portal/", include("portal.urls")),
+    path("", include("branding.urls")),
     path("", include("ops.urls")),
 ]

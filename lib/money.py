@@ -14,8 +14,12 @@ The policy, in one place:
 - Exports (CSV) never use these: they carry the exact Decimal as plain text.
 - ``count``: whole numbers with thousands separators: "12,345".
 - ``duration``: milliseconds as people read them: "900 ms", "2.1 s", "6 min 10 s", "2 h 5 min".
+- The portal shows money in the reseller's unit (branding): ``in_unit`` / ``money_in_unit`` /
+  ``cost_in_unit`` follow the same rules with a symbol before the number ("€1,250.00") or a
+  word after it ("1,250.00 credits").
 """
 
+import unicodedata
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 from django.conf import settings
@@ -78,6 +82,42 @@ def money(amount):
     if shown == exact:
         return shown
     return format_html('<span class="money" title="{}">{}</span>', exact, shown)
+
+
+def unit_is_symbol(unit):
+    """A currency symbol ("$", "€", "US$") goes before the number; a word ("credits") after it."""
+    return any(unicodedata.category(character) == "Sc" for character in unit) or not any(c.isalpha() for c in unit)
+
+
+def _with_unit(dollars_text, unit):
+    """Swap the "$" of a formatted amount for the unit, in the unit's place."""
+    sign = "-" if dollars_text.startswith("-") else ""
+    number = dollars_text.lstrip("-").removeprefix("$")
+    if unit_is_symbol(unit):
+        return f"{sign}{unit}{number}"
+    return f"{sign}{number} {unit}"
+
+
+def in_unit(amount, unit="$"):
+    """``usd`` in a unit: 1250 in "credits" as "1,250.00 credits", in "€" as "€1,250.00"."""
+    text = usd(amount)
+    return _with_unit(text, unit) if text else ""
+
+
+def money_in_unit(amount, unit="$"):
+    """``money`` in a unit: rounded to 2 decimals, the exact amount as the hover title."""
+    shown = in_unit(amount, unit)
+    exact = exact_usd(amount)
+    exact = _with_unit(exact, unit) if exact else ""
+    if shown == exact:
+        return shown
+    return format_html('<span class="money" title="{}">{}</span>', exact, shown)
+
+
+def cost_in_unit(amount, unit="$"):
+    """``usd_cost`` in a unit: 6 decimals."""
+    text = usd_cost(amount)
+    return _with_unit(text, unit) if text else ""
 
 
 def multiplier(value):

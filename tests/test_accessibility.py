@@ -65,18 +65,33 @@ VISITS = [
     Visit("owner", "/dashboard/logs/"),
     Visit("owner", "/dashboard/audit/"),
     Visit("owner", "/dashboard/", status=503, fault={"mode": "error", "path": "/balance", "status": 503, "times": 10}),
+    Visit("owner", "/dashboard/branding/", steps=(("Accent colour", "#ffd43b"), "Save branding")),
+    Visit("owner", "/logout/"),
+    Visit("owner", "/dashboard/automation/"),
+    Visit("owner", "/dashboard/automation/alerts/"),
+    Visit("owner", "/dashboard/automation/alerts/history/"),
+    Visit("owner", "/dashboard/automation/auto-topups/"),
+    Visit("owner", "/dashboard/automation/allowances/"),
+    Visit("owner", "/dashboard/automation/expiries/"),
+    Visit("owner", "/dashboard/automation/webhooks/"),
+    Visit("owner", "/dashboard/automation/requests/"),
+    Visit("owner", "/dashboard/automation/keys/{key_id}/rotate/"),
     Visit("staff", "/dashboard/"),
     Visit("staff", "/dashboard/keys/", steps=("Top up",)),
     Visit("staff", "/dashboard/keys/{key_id}/"),
     Visit("staff", "/dashboard/keys/new/", status=403),
     Visit("customer", "/portal/", steps=("Reveal key",)),
-    Visit("customer", "/portal/logs/"),
+    Visit("customer", "/portal/logs/", steps=("Set time zone",)),
+    Visit("customer", "/portal/requests/"),
+    Visit("customer", "/portal/no-such-page/", status=404),
 ]
 
 # A phone context is "mobile" so that, as on a real phone, a page without a viewport meta tag lays out 980px wide.
 SIZES = {
     "desktop": {"viewport": {"width": 1280, "height": 800}},
     "phone": {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True},
+    # Dark mode follows the system setting: its colours must pass axe-core too.
+    "desktop-dark": {"viewport": {"width": 1280, "height": 800}, "color_scheme": "dark"},
 }
 # axe-core's impact levels that fail the test; "moderate" and "minor" findings are left to review.
 FAILING_IMPACTS = {"serious", "critical"}

@@ -173,8 +173,9 @@ def _render_outcome_unknown(request, sub_key, write, action):
     return render(request, "dashboard/key_outcome_unknown.html", context, status=503)
 
 
-def _render_edit_done(request, sub_key, message):
-    """For htmx: how the edit ended, in a fragment that closes the dialog it lands in."""
+def _render_edit_done(request, sub_key, message, level=messages.SUCCESS):
+    """For htmx: how the edit ended, in a fragment that closes the dialog it lands in; a toast says it."""
+    messages.add_message(request, level, message)
     return render(request, "dashboard/_key_edit_form.html", {"key": sub_key, "done_message": message})
 
 
@@ -259,6 +260,12 @@ def key_create(request):
 
     created = write.created
     context = {"created": created, **_get_quick_start(created.secret.reveal(), request)}
+    multiplier = form.cleaned_data["display_multiplier"]
+    if multiplier != 1:
+        # derouter creates every key at x1: the markup is a second write, recorded as an edit.
+        markup = keywrites.edit_key(request.user, created, {"display_multiplier": (Decimal(1), multiplier)})
+        context["multiplier_failure"] = markup.failure
+        context["multiplier"] = multiplier
     return _render_secret_page(request, "dashboard/key_created.html", context)
 
 
@@ -312,7 +319,7 @@ def key_edit(request, sub_key_id):
     changes = _get_changed_fields(sub_key, form.cleaned_data)
     if not changes:
         if wants_fragment(request):
-            return _render_edit_done(request, sub_key, "Nothing changed.")
+            return _render_edit_done(request, sub_key, "Nothing changed.", level=messages.INFO)
         messages.info(request, "Nothing changed.")
         return redirect("console:key_detail", sub_key_id=sub_key.id)
 

@@ -83,7 +83,9 @@ def key_topup(request, sub_key_id):
     """Add budget to a Client Key: form, confirm step, then one upstream call per form."""
     sub_key = get_sub_key_or_404(sub_key_id)
     if request.method != "POST":
-        return _render_topup(request, sub_key, TopUpForm(initial={"token": uuid.uuid4()}))
+        # The available balance up front, so nobody types an amount only to learn it is too much.
+        balance = client.get_balance()
+        return _render_topup(request, sub_key, TopUpForm(initial={"token": uuid.uuid4()}), balance=balance)
 
     form = TopUpForm(request.POST)
     if not form.is_valid():
@@ -128,13 +130,14 @@ def key_topup(request, sub_key_id):
         return _render_result(request, sub_key, topup, current_key=get_key_state(sub_key.id).key, status=503)
 
     new_budget = sub_key.budget + amount
-    if wants_fragment(request):
-        return _render_result(request, sub_key, topup, current_key=None)
+    # A toast on the next page, or (htmx) beside the dialog this result closes.
     messages.success(
         request,
         f"Added {exact_usd(amount)} to {sub_key.label or sub_key.key_id}: "
         f"its budget went from {exact_usd(sub_key.budget)} to {exact_usd(new_budget)}.",
     )
+    if wants_fragment(request):
+        return _render_result(request, sub_key, topup, current_key=None)
     return redirect("console:key_detail", sub_key_id=sub_key.id)
 
 
