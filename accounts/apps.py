@@ -5,3 +5,7 @@ class AccountsConfig(AppConfig):
     """Console sign-in, roles and users: reseller owners and staff."""
 
     name = "accounts"
+
+    def ready(self):
+        # Connects the sign-in receiver that stamps each session with the user's epoch.
+        from accounts import sessions  # noqa: F401

@@ -33,3 +33,61 @@ class ConsoleProfile(models.Model):
         if self.role == Role.OWNER:
             return None
         return self.daily_topup_cap if self.daily_topup_cap is not None else settings.STAFF_DAILY_TOPUP_CAP
+
+
+class ConsoleSettings(models.Model):
+    """Console-wide choices owners make on the users page; one row."""
+
+    require_two_factor = models.BooleanField(
+        default=False, help_text="Every console user must sign in with a second factor."
+    )
+
+    @classmethod
+    def load(cls):
+        settings_row, _ = cls.objects.get_or_create(pk=1)
+        return settings_row
+
+
+class SessionEpoch(models.Model):
+    """A per-user number stored in each session at sign-in; raising it ends every open session."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="session_epoch")
+    epoch = models.PositiveIntegerField(default=0)
+
+
+class Invitation(models.Model):
+    """A one-time invitation to the console; the link carries a signed id and this row's nonce."""
+
+    email = models.EmailField()
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.STAFF)
+    daily_topup_cap = models.DecimalField(max_digits=14, decimal_places=4, null=True, blank=True)
+    nonce = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    accepted_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self):
+        return f"{self.email} ({self.get_role_display()})"
+
+
+class ThrottleCounter(models.Model):
+    """Attempts of one subject (a hashed username, address or pair) in its current window.
+
+    A row, not the cache: it is counted under a row lock, so parallel requests
+    cannot overshoot, and its window is what it says on every cache backend.
+    """
+
+    scope = models.CharField(max_length=40)
+    subject = models.CharField(max_length=64, help_text="SHA-256 of the subject, so no username or address is stored.")
+    window_started_at = models.DateTimeField()
+    count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["scope", "subject"], name="throttle_one_row_per_subject")]
+        indexes = [models.Index(fields=["window_started_at"], name="throttle_by_start")]

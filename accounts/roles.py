@@ -2,10 +2,12 @@
 
 from functools import wraps
 
+from django.contrib.auth import logout
 from django.contrib.auth.views import redirect_to_login
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 
 from accounts.models import ConsoleProfile, Role
+from accounts.two_factor import has_second_factor, needs_enrolment
 
 
 def get_role(user):
@@ -40,18 +42,43 @@ def _forbidden(request, message):
     return render(request, "403.html", {"exception": message}, status=403)
 
 
-def console_required(view):
-    """Let owners and staff in; send anonymous users to sign in; 403 anyone else."""
+def _get_sign_in_refusal(request, allow_unenrolled=False):
+    """Why a console request may not go on (a response), or None when it may.
 
-    @wraps(view)
-    def wrapper(request, *args, **kwargs):
-        if not request.user.is_authenticated:
-            return redirect_to_login(request.get_full_path())
-        if get_role(request.user) is None:
-            return _forbidden(request, "Your account has no access to the console.")
-        return view(request, *args, **kwargs)
+    A user with a second factor must have used it in this session; when owners
+    require two-factor sign-in, a user without one is sent to enrol first.
+    """
+    user = request.user
+    if not user.is_authenticated:
+        return redirect_to_login(request.get_full_path())
+    if get_role(user) is None:
+        return _forbidden(request, "Your account has no access to the console.")
+    if not user.is_verified() and has_second_factor(user):
+        logout(request)
+        return redirect_to_login(request.get_full_path())
+    if not allow_unenrolled and needs_enrolment(user):
+        return redirect("console:two_factor")
+    return None
 
-    return wrapper
+
+def console_required(view=None, *, allow_unenrolled=False):
+    """Let owners and staff in; send anonymous users to sign in; 403 anyone else.
+
+    ``allow_unenrolled`` is for the page where a user sets up the second factor
+    that the console requires.
+    """
+
+    def decorate(view):
+        @wraps(view)
+        def wrapper(request, *args, **kwargs):
+            refusal = _get_sign_in_refusal(request, allow_unenrolled)
+            if refusal is not None:
+                return refusal
+            return view(request, *args, **kwargs)
+
+        return wrapper
+
+    return decorate(view) if view is not None else decorate
 
 
 def owner_required(view):
@@ -59,8 +86,9 @@ def owner_required(view):
 
     @wraps(view)
     def wrapper(request, *args, **kwargs):
-        if not request.user.is_authenticated:
-            return redirect_to_login(request.get_full_path())
+        refusal = _get_sign_in_refusal(request)
+        if refusal is not None:
+            return refusal
         if get_role(request.user) != Role.OWNER:
             return _forbidden(request, "Only an owner can do this.")
         return view(request, *args, **kwargs)

@@ -25,6 +25,7 @@ def record(
     changes=None,
     message="",
     form_token=None,
+    subject_name="",
 ):
     """Record one attempted change; ``sub_key`` (a SubKey) fills in the key's identity."""
     if sub_key is not None:
@@ -42,6 +43,7 @@ def record(
         changes={name: [_jsonable(before), _jsonable(after)] for name, (before, after) in (changes or {}).items()},
         message=message[:2000],
         form_token=form_token,
+        subject_name=subject_name[:254],
     )
 
 
@@ -65,7 +67,7 @@ class Change:
 
 def _get_shown_value(name, value):
     """Money fields (stored as strings) shown as dollars, everything else as stored."""
-    if value is not None and "budget" in name:
+    if value is not None and ("budget" in name or name.endswith("cap")):
         return exact_usd(value) or value
     return value
 

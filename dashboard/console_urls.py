@@ -1,5 +1,6 @@
 from django.urls import path, register_converter
 
+from accounts import two_factor_views, user_views
 from dashboard.converters import SubKeyIdConverter
 from dashboard.views import audit, keys, logs, overview, topups
 
@@ -20,4 +21,13 @@ urlpatterns = [
     path("topups/export.csv", topups.ledger_csv, name="ledger_csv"),
     path("logs/", logs.usage_logs, name="usage_logs"),
     path("audit/", audit.audit_trail, name="audit_trail"),
+    path("users/", user_views.user_list, name="users"),
+    path("users/invite/", user_views.user_invite, name="user_invite"),
+    path("users/two-factor-policy/", user_views.two_factor_policy, name="two_factor_policy"),
+    path("users/<int:user_id>/", user_views.user_detail, name="user_detail"),
+    path("users/<int:user_id>/access/", user_views.user_access, name="user_access"),
+    path("users/<int:user_id>/active/", user_views.user_active, name="user_active"),
+    path("users/<int:user_id>/reset-two-factor/", user_views.user_reset_two_factor, name="user_reset_two_factor"),
+    path("account/two-factor/", two_factor_views.two_factor, name="two_factor"),
+    path("account/two-factor/recovery-codes/", two_factor_views.recovery_codes, name="recovery_codes"),
 ]

@@ -1,9 +1,11 @@
 """Console forms. None of them talks to the upstream: views pass in what they fetched."""
 
+import re
 import uuid
 from decimal import Decimal
 
 from django import forms
+from django.conf import settings
 
 from dashboard.models import AuditEvent, Outcome
 
@@ -68,27 +70,52 @@ class KeyLogsQueryForm(FallbackQueryForm):
     defaults = {"page": 1, "limit": LOG_PAGE_SIZES[0]}
 
 
-# Money and counts are typed into text inputs (with a numeric keyboard on phones): a browser
+# Counts are typed into text inputs (with a numeric keyboard on phones), like money: a browser
 # empties a type=number input holding "abc" before sending it, so the server could only say
 # "required" (or, for an optional field, silently use the default) instead of what is wrong.
-MONEY_INPUT = forms.TextInput(attrs={"inputmode": "decimal", "autocomplete": "off", "spellcheck": "false"})
 WHOLE_NUMBER_INPUT = forms.TextInput(attrs={"inputmode": "numeric", "autocomplete": "off", "spellcheck": "false"})
 RPM_MESSAGE = "Requests per minute must be a whole number from 1 to 60."
-MULTIPLIER_MESSAGE = "The multiplier must be a number of 1 or more, e.g. 1 (no markup) or 1.5."
+MULTIPLIER_MESSAGE = "The multiplier must be a number from 1 to 1,000, e.g. 1 (no markup) or 1.5."
 
 
-class PositiveMoneyField(forms.DecimalField):
-    """USD moved from the available balance to a key: more than $0, at most 4 decimals."""
+PLAIN_DECIMAL = re.compile(r"[0-9]+(?:\.[0-9]+)?", re.ASCII)
+PLAIN_DECIMAL_MESSAGE = (
+    "Type a plain number such as 25 or 12.50: digits with at most one decimal point, "
+    "without signs, spaces, commas, underscores or exponents."
+)
+# derouter's own limit for a key's display multiplier.
+MAX_MULTIPLIER = Decimal(1000)
+
+
+class PlainDecimalField(forms.DecimalField):
+    """A decimal typed as ASCII digits with one optional point, nothing else.
+
+    Python's Decimal also reads "1e3", "1_000", "+5", ".5" and digits of other
+    scripts; for money a person types, each of those is more likely a slip (or
+    a trick) than what they meant, so only the plain spelling is accepted.
+    """
+
+    widget = forms.TextInput(attrs={"inputmode": "decimal", "autocomplete": "off", "spellcheck": "false"})
+
+    def to_python(self, value):
+        if value in self.empty_values:
+            return None
+        text = str(value).strip()
+        if not PLAIN_DECIMAL.fullmatch(text):
+            raise forms.ValidationError(PLAIN_DECIMAL_MESSAGE, code="invalid")
+        return super().to_python(text)
+
+
+class PositiveMoneyField(PlainDecimalField):
+    """USD moved from the available balance to a key: more than $0, at most 4 decimals, at most MAX_KEY_BUDGET."""
 
     def __init__(self, *, noun, **kwargs):
         self.noun = noun
-        kwargs.setdefault("help_text", "Moved from your available balance to the key. At most 4 decimals.")
-        kwargs.setdefault("widget", MONEY_INPUT)
+        kwargs.setdefault("help_text", "Moved from your available balance to the key. Digits and a point, at most 4 decimals.")
         kwargs.setdefault(
             "error_messages",
             {
                 "required": f"Enter the {noun} in dollars, e.g. 25 or 12.50.",
-                "invalid": f"The {noun} must be a number of dollars, e.g. 25 or 12.50.",
                 "max_decimal_places": "Use at most 4 decimals.",
                 "max_digits": f"That {noun} is too large.",
                 "max_whole_digits": f"That {noun} is too large.",
@@ -100,6 +127,10 @@ class PositiveMoneyField(forms.DecimalField):
         super().validate(value)
         if value is not None and value <= 0:
             raise forms.ValidationError(f"The {self.noun} must be more than $0.")
+        if value is not None and value > settings.MAX_KEY_BUDGET:
+            raise forms.ValidationError(
+                f"The {self.noun} must be at most ${settings.MAX_KEY_BUDGET:,}; split a larger amount or raise MAX_KEY_BUDGET."
+            )
 
 
 def _rpm_field(**kwargs):
@@ -113,19 +144,20 @@ def _multiplier_field(**kwargs):
     messages = {
         "invalid": MULTIPLIER_MESSAGE,
         "min_value": MULTIPLIER_MESSAGE,
+        "max_value": MULTIPLIER_MESSAGE,
         "required": MULTIPLIER_MESSAGE,
         "max_decimal_places": "Use at most 4 decimals.",
         "max_digits": "That multiplier is too large.",
         "max_whole_digits": "That multiplier is too large.",
     }
-    return forms.DecimalField(
+    return PlainDecimalField(
         label="Display multiplier",
         min_value=Decimal(1),
+        max_value=MAX_MULTIPLIER,
         max_digits=10,
         decimal_places=MONEY_PLACES,
-        widget=MONEY_INPUT,
         error_messages=messages,
-        **{"help_text": "What the client sees is real money times this: 4 shows $10.00 as $40.00.", **kwargs},
+        **{"help_text": "1 to 1,000. What the client sees is real money times this: 4 shows $10.00 as $40.00.", **kwargs},
     )
 
 

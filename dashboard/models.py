@@ -18,6 +18,15 @@ class AuditEvent(models.Model):
         TOPUP = "topup", "Top up"
         REVEAL = "reveal", "Reveal key"
         DELETE = "delete", "Delete key"
+        USER_INVITE = "user_invite", "Invite user"
+        USER_JOIN = "user_join", "Accept invitation"
+        USER_ACCESS = "user_access", "Change role or cap"
+        USER_DISABLE = "user_disable", "Disable user"
+        USER_ENABLE = "user_enable", "Enable user"
+        RESET_2FA = "reset_2fa", "Reset two-factor"
+        ENROL_2FA = "enrol_2fa", "Set up two-factor"
+        RECOVERY_CODES = "recovery_codes", "New recovery codes"
+        REQUIRE_2FA = "require_2fa", "Two-factor policy"
 
     created_at = models.DateTimeField(auto_now_add=True)
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
@@ -27,6 +36,7 @@ class AuditEvent(models.Model):
     sub_key_id = models.CharField(max_length=64, blank=True, help_text="The upstream id of the Client Key.")
     key_label = models.CharField(max_length=200, blank=True)
     key_id_short = models.CharField(max_length=64, blank=True, help_text="The shortened key (keyId).")
+    subject_name = models.CharField(max_length=254, blank=True, help_text="The console user (or invited address) a user change is about.")
     changes = models.JSONField(default=dict, blank=True, help_text="Field: [before, after]; money as strings.")
     outcome = models.CharField(max_length=16, choices=Outcome.choices)
     message = models.TextField(blank=True, help_text="The upstream's message when refused or unknown.")

@@ -93,6 +93,9 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "django_htmx",
     "csp",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
     "huey.contrib.djhuey",
     "derouter",
     "lib",
@@ -114,6 +117,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
+    "accounts.sessions.SessionEpochMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
@@ -306,6 +311,27 @@ STAFF_DAILY_TOPUP_CAP = env_decimal("STAFF_DAILY_TOPUP_CAP", "500")
 LOW_BUDGET_THRESHOLD = env_decimal("LOW_BUDGET_THRESHOLD", "0.10")
 LOGIN_ATTEMPTS_LIMIT = env_int("LOGIN_ATTEMPTS_LIMIT", 5)
 LOGIN_ATTEMPTS_WINDOW = env_int("LOGIN_ATTEMPTS_WINDOW", 15 * 60)
+# Failures for one username from all addresses together; past it only a correct
+# password plus a valid second factor still signs in, so guessing cannot lock an owner out.
+LOGIN_USERNAME_ATTEMPTS_LIMIT = env_int("LOGIN_USERNAME_ATTEMPTS_LIMIT", 50)
+
+# Money typed into the console, in USD.
+MAX_KEY_BUDGET = env_decimal("MAX_KEY_BUDGET", "100000")
+CONFIRM_BUDGET_ABOVE = env_decimal("CONFIRM_BUDGET_ABOVE", "1000")
+
+# Two-factor sign-in and invitations.
+OTP_TOTP_ISSUER = env_str("OTP_TOTP_ISSUER", "derouter reseller")
+INVITATION_MAX_AGE = env_int("INVITATION_MAX_AGE", 3 * 24 * 60 * 60)
+EMAIL_HOST = env_str("EMAIL_HOST", "")
+EMAIL_PORT = env_int("EMAIL_PORT", 587)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", True)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "derouter-dashboard@localhost")
+# Without a mail server invitations are only shown to the owner, who sends the link.
+EMAIL_BACKEND = (
+    "django.core.mail.backends.smtp.EmailBackend" if EMAIL_HOST else "django.core.mail.backends.dummy.EmailBackend"
+)
 
 # Client portal sessions.
 PORTAL_IDLE_TIMEOUT = env_int("PORTAL_IDLE_TIMEOUT", 30 * 60)

@@ -1,13 +1,16 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from accounts import user_views
 from accounts import views as account_views
 from dashboard.views import home
 
 urlpatterns = [
     path("", home.index, name="index"),
     path("login/", account_views.login_view, name="login"),
+    path("login/code/", account_views.login_code_view, name="login_code"),
     path("logout/", account_views.logout_view, name="logout"),
+    path("invite/<str:token>/", user_views.accept_invitation, name="accept_invitation"),
     path("admin/", admin.site.urls),
     path("dashboard/automation/", include("automation.urls")),
     path("dashboard/", include("dashboard.console_urls")),

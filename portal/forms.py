@@ -21,7 +21,8 @@ class PortalLoginForm(forms.Form):
 
     client_key = forms.CharField(
         label="Client Key",
-        strip=False,
+        # A pasted key often brings a space or a newline along.
+        strip=True,
         widget=forms.PasswordInput(
             attrs={"autocomplete": "off", "autofocus": True, "spellcheck": "false", "autocapitalize": "off"}
         ),

@@ -18,11 +18,14 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from automation.expiry import get_expired_notice
 from derouter.client import AuthFailed, DerouterError, RateLimited, Unavailable
+from lib.encryption import decrypt, encrypt
 from lib.htmx import render_page_or_fragment
 
 logger = logging.getLogger(__name__)
 
+# The Client Key, encrypted: the session table holds nothing a customer could sign in with.
 SESSION_KEY = "portal_key"
+SESSION_KEY_PURPOSE = "portal-session-client-key"
 SESSION_SIGNED_IN_AT = "portal_signed_in_at"
 SESSION_LAST_SEEN_AT = "portal_last_seen_at"
 SESSION_TIME_ZONE = "portal_tz"
@@ -90,7 +93,7 @@ def start_portal_session(request, client_key):
     # A new session id makes any id planted before sign-in worthless.
     request.session.cycle_key()
     now = int(time.time())
-    request.session[SESSION_KEY] = client_key
+    request.session[SESSION_KEY] = encrypt(client_key, SESSION_KEY_PURPOSE)
     request.session[SESSION_SIGNED_IN_AT] = now
     request.session[SESSION_LAST_SEEN_AT] = now
 
@@ -101,8 +104,8 @@ def end_portal_session(request):
 
 
 def get_portal_key(request):
-    """The signed-in customer's Client Key, or None."""
-    return request.session.get(SESSION_KEY)
+    """The signed-in customer's Client Key, or None (also for one stored before encryption or under another SECRET_KEY)."""
+    return decrypt(request.session.get(SESSION_KEY), SESSION_KEY_PURPOSE)
 
 
 def get_time_zone_name(request):

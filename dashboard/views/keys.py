@@ -1,5 +1,6 @@
 """Client Keys: list, create, key page, edit, reveal and delete."""
 
+import re
 import uuid
 from dataclasses import dataclass
 from decimal import Decimal
@@ -37,6 +38,8 @@ from lib.money import exact_usd
 KEYS_PER_PAGE = 25
 HISTORY_ROWS = 20
 PORTAL_LOGIN_PATH = "/portal/login/"
+# A search this long that starts like a key is a pasted secret, not part of a label.
+FULL_KEY_SHAPE = re.compile(r"sk-[A-Za-z0-9_\-]{20,200}")
 # The preview's example amount for a key that has spent nothing yet.
 PREVIEW_SAMPLE_SPENT = Decimal(10)
 
@@ -61,15 +64,23 @@ def _get_key_row(sub_key):
 
 
 def _matches(sub_key, needle):
-    """True when the label, shortened key or upstream id contains the needle, or it is the full key."""
-    stem = sub_key.key_id.removesuffix("...").casefold()
-    return (
-        needle in sub_key.label.casefold()
-        or needle in sub_key.key_id.casefold()
-        or needle in sub_key.id
-        # A customer may paste their whole key: it starts with the shortened one.
-        or (bool(stem) and needle.startswith(stem))
-    )
+    """True when the label, shortened key or upstream id contains the needle."""
+    return needle in sub_key.label.casefold() or needle in sub_key.key_id.casefold() or needle in sub_key.id
+
+
+def _get_safe_search(query, sub_keys):
+    """The search with a pasted full key replaced by its shortened form.
+
+    A full key must not travel on in a URL, an access log or the browser's
+    history: the search form posts, and this is what goes into the URL.
+    """
+    if not FULL_KEY_SHAPE.fullmatch(query):
+        return query
+    for sub_key in sub_keys:
+        stem = sub_key.key_id.removesuffix("...")
+        if stem and query.startswith(stem) and len(query) > len(stem):
+            return sub_key.key_id
+    return ""
 
 
 def _get_matching_keys(sub_keys, query):
@@ -199,12 +210,23 @@ def _render_multiplier_preview(request, sub_key):
 
 
 @console_required
-@require_http_methods(["GET", "HEAD"])
+@require_http_methods(["GET", "HEAD", "POST"])
 @vary_on_headers("HX-Request")
 def key_list(request):
-    """The Client Keys table: search, sort and page on our side from one upstream call."""
-    query = KeyListQueryForm(request.GET).get_query()
+    """The Client Keys table: search, sort and page on our side from one upstream call.
+
+    The search box posts; the answer's URL (a redirect, or HX-Push-Url for
+    htmx) carries the search with any full key in it shortened.
+    """
+    submitted = KeyListQueryForm(request.POST if request.method == "POST" else request.GET).get_query()
     all_keys = get_sub_keys()
+    query = {**submitted, "q": _get_safe_search(submitted["q"], all_keys)}
+    is_new_search = request.method == "POST" or query["q"] != submitted["q"]
+    if is_new_search:
+        query["page"] = 1
+    list_url = _get_list_url(**query)
+    if is_new_search and not request.htmx:
+        return redirect(list_url)
     matching = _get_sorted_keys(_get_matching_keys(all_keys, query["q"]), query["sort"])
     page = Paginator(matching, KEYS_PER_PAGE).get_page(query["page"])
     context = {
@@ -212,13 +234,17 @@ def key_list(request):
         "page": page,
         "rows": [_get_key_row(sub_key) for sub_key in page.object_list],
         "total_keys": len(all_keys),
+        "refresh_url": list_url,
         "sort_headers": _get_sort_headers(query),
         "previous_url": _get_list_url(q=query["q"], sort=query["sort"], page=page.number - 1)
         if page.has_previous()
         else None,
         "next_url": _get_list_url(q=query["q"], sort=query["sort"], page=page.number + 1) if page.has_next() else None,
     }
-    return render_page_or_fragment(request, "dashboard/key_list.html", "dashboard/_keys.html", context)
+    response = render_page_or_fragment(request, "dashboard/key_list.html", "dashboard/_keys.html", context)
+    if is_new_search:
+        response["HX-Push-Url"] = list_url
+    return response
 
 
 @owner_required
@@ -237,6 +263,12 @@ def key_create(request):
     if budget > balance.available:
         form.add_error("budget", f"Only {exact_usd(balance.available)} is available; the budget cannot be more.")
         return render(request, "dashboard/key_create.html", {"form": form, "balance": balance}, status=400)
+    if "edit" in request.POST:
+        return render(request, "dashboard/key_create.html", {"form": form, "balance": balance})
+    if budget > settings.CONFIRM_BUDGET_ABOVE and "confirm" not in request.POST:
+        # A large budget is said back in words before any money moves.
+        context = {"form": form, "budget": budget, "balance": balance, "available_after": balance.available - budget}
+        return render(request, "dashboard/key_create_confirm.html", context)
 
     label, rpm_limit = form.cleaned_data["label"], form.cleaned_data["rpm_limit"]
     write = keywrites.create_key(

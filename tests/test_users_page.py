@@ -1,0 +1,140 @@
+"""The users page: invitations, role and cap, disabling, resetting two-factor, the last owner, the audit trail."""
+
+import re
+from decimal import Decimal
+
+import pytest
+from django.contrib.auth.models import User
+from django.core import mail
+from django.test import Client
+from django.urls import reverse
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from accounts.models import ConsoleProfile, Invitation, Role
+from dashboard.models import AuditEvent
+
+pytestmark = pytest.mark.django_db
+
+
+def invite(owner_client, email="new@example.com", role="staff", cap=""):
+    response = owner_client.post(reverse("console:user_invite"), {"email": email, "role": role, "daily_topup_cap": cap})
+    assert response.status_code == 200, response.content.decode()[:2000]
+    return re.search(r'id="invitation-link" value="([^"]+)"', response.content.decode()).group(1)
+
+
+def test_staff_get_403_on_every_users_page(staff_client, owner):
+    for url in (reverse("console:users"), reverse("console:user_detail", args=[owner.pk])):
+        assert staff_client.get(url).status_code == 403
+    for url in (reverse("console:user_invite"), reverse("console:user_active", args=[owner.pk])):
+        assert staff_client.post(url, {"email": "x@example.com", "role": "owner"}).status_code == 403
+    assert not Invitation.objects.exists()
+
+
+def test_the_users_page_lists_console_users(owner_client, staff):
+    body = owner_client.get(reverse("console:users")).content.decode()
+    assert "olivia" in body and "sam" in body
+    assert '<th scope="col">Role</th>' in body
+
+
+def test_an_invitation_is_shown_to_the_owner_and_emailed(owner_client, settings):
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    link = invite(owner_client, cap="150")
+    assert "/invite/" in link
+    assert len(mail.outbox) == 1 and link in mail.outbox[0].body
+    assert "password" not in mail.outbox[0].body.split(link)[1]
+    event = AuditEvent.objects.get(action=AuditEvent.Action.USER_INVITE)
+    assert event.subject_name == "new@example.com" and event.changes["daily_topup_cap"] == [None, "150"]
+
+
+def test_the_invitee_chooses_a_password_and_the_link_works_once(owner_client, client):
+    link = invite(owner_client, cap="150")
+    path = link.split("testserver", 1)[1]
+    assert client.get(path).status_code == 200
+    response = client.post(path, {"username": "newbie", "password1": "a-long-new-pass-9", "password2": "a-long-new-pass-9"})
+    assert response["Location"] == reverse("console:two_factor")
+    user = User.objects.get(username="newbie")
+    assert user.email == "new@example.com" and user.console_profile.role == Role.STAFF
+    assert user.console_profile.daily_topup_cap == Decimal("150")
+    assert AuditEvent.objects.filter(action=AuditEvent.Action.USER_JOIN, subject_name="newbie").exists()
+    again = Client().post(path, {"username": "second", "password1": "a-long-new-pass-9", "password2": "a-long-new-pass-9"})
+    assert again.status_code == 404
+    assert not User.objects.filter(username="second").exists()
+
+
+def test_an_expired_or_forged_invitation_is_refused(owner_client, client, settings):
+    link = invite(owner_client)
+    path = link.split("testserver", 1)[1]
+    assert client.get(path[:-3] + "abc/").status_code == 404
+    settings.INVITATION_MAX_AGE = -1
+    assert client.get(path).status_code == 404
+
+
+def test_an_owner_sets_role_and_cap(owner_client, staff):
+    response = owner_client.post(
+        reverse("console:user_access", args=[staff.pk]), {"role": "staff", "daily_topup_cap": "75.5"}
+    )
+    assert response.status_code == 302
+    staff.console_profile.refresh_from_db()
+    assert staff.console_profile.daily_topup_cap == Decimal("75.5")
+    event = AuditEvent.objects.get(action=AuditEvent.Action.USER_ACCESS)
+    assert event.subject_name == "sam" and event.changes == {"daily_topup_cap": [None, "75.5"]}
+
+
+def test_a_cap_must_be_a_plain_number(owner_client, staff):
+    response = owner_client.post(reverse("console:user_access", args=[staff.pk]), {"role": "staff", "daily_topup_cap": "1e3"})
+    assert response.status_code == 400
+
+
+def test_the_last_owner_cannot_demote_or_disable_themselves(owner_client, owner):
+    response = owner_client.post(reverse("console:user_access", args=[owner.pk]), {"role": "staff"})
+    assert response.status_code == 400
+    assert "last active owner" in response.content.decode()
+    owner_client.post(reverse("console:user_active", args=[owner.pk]), {"active": "0"})
+    owner.refresh_from_db()
+    assert owner.is_active and owner.console_profile.role == Role.OWNER
+
+
+def test_an_owner_may_step_down_when_another_owner_remains(owner_client, owner, django_user_model):
+    other = django_user_model.objects.create_user("otto", password="x-pass-12345678")
+    ConsoleProfile.objects.create(user=other, role=Role.OWNER)
+    owner_client.post(reverse("console:user_access", args=[owner.pk]), {"role": "staff"})
+    owner.console_profile.refresh_from_db()
+    assert owner.console_profile.role == Role.STAFF
+
+
+def test_disabling_a_user_ends_their_open_session_at_once(owner_client, staff):
+    staff_client = Client()
+    staff_client.force_login(staff)
+    assert staff_client.get(reverse("console:key_list")).status_code == 200
+    owner_client.post(reverse("console:user_active", args=[staff.pk]), {"active": "0"})
+    response = staff_client.get(reverse("console:key_list"))
+    assert response.status_code == 302 and response["Location"].startswith("/login/")
+    assert AuditEvent.objects.filter(action=AuditEvent.Action.USER_DISABLE, subject_name="sam").exists()
+    # Enabled again, the old session stays ended.
+    owner_client.post(reverse("console:user_active", args=[staff.pk]), {"active": "1"})
+    assert staff_client.get(reverse("console:key_list")).status_code == 302
+
+
+def test_resetting_two_factor_removes_the_device_and_ends_sessions(owner_client, staff):
+    TOTPDevice.objects.create(user=staff, name="app", confirmed=True)
+    staff_client = Client()
+    staff_client.force_login(staff)
+    response = owner_client.post(reverse("console:user_reset_two_factor", args=[staff.pk]))
+    assert response.status_code == 302
+    assert not TOTPDevice.objects.filter(user=staff).exists()
+    assert staff_client.get(reverse("console:key_list")).status_code == 302
+    assert AuditEvent.objects.filter(action=AuditEvent.Action.RESET_2FA, subject_name="sam").exists()
+
+
+def test_a_session_not_verified_by_the_device_is_signed_out(client, owner):
+    TOTPDevice.objects.create(user=owner, name="app", confirmed=True)
+    client.force_login(owner)
+    response = client.get(reverse("console:key_list"))
+    assert response.status_code == 302 and response["Location"].startswith("/login/")
+    assert "_auth_user_id" not in client.session
+
+
+def test_user_changes_show_in_the_audit_trail(owner_client, staff):
+    owner_client.post(reverse("console:user_active", args=[staff.pk]), {"active": "0"})
+    body = owner_client.get(reverse("console:audit_trail")).content.decode()
+    assert "Disable user" in body and "user sam" in body
