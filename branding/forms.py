@@ -29,7 +29,7 @@ class BrandingForm(forms.ModelForm):
     logo_file = forms.FileField(
         label="Logo",
         required=False,
-        help_text="PNG, JPEG or WebP, up to 200 KB. It shows at 32 px high beside the product name.",
+        help_text="PNG, JPEG or WebP, up to 200 KB. It shows 28 px high beside the product name.",
         widget=forms.ClearableFileInput(attrs={"accept": "image/png,image/jpeg,image/webp"}),
     )
     remove_logo = forms.BooleanField(label="Remove the logo", required=False)

@@ -76,6 +76,8 @@ VISITS = [
     Visit("owner", "/dashboard/automation/webhooks/"),
     Visit("owner", "/dashboard/automation/requests/"),
     Visit("owner", "/dashboard/automation/keys/{key_id}/rotate/"),
+    Visit("owner", "/dashboard/users/"),
+    Visit("owner", "/dashboard/account/two-factor/"),
     Visit("staff", "/dashboard/"),
     Visit("staff", "/dashboard/keys/", steps=("Top up",)),
     Visit("staff", "/dashboard/keys/{key_id}/"),
