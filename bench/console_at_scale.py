@@ -30,7 +30,7 @@ from django.test import Client  # noqa: E402
 from django.test.utils import setup_test_environment  # noqa: E402
 
 from derouter import client as derouter_client  # noqa: E402
-from tests.conftest import start_simulator, stop_simulator  # noqa: E402
+from tests.helpers import start_simulator, stop_simulator  # noqa: E402
 
 
 def timed(function, runs):

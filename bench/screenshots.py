@@ -22,7 +22,7 @@ from playwright.sync_api import sync_playwright
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.conftest import CHROMIUM_ARGS  # noqa: E402
+from tests.helpers import CHROMIUM_ARGS  # noqa: E402
 from tests.test_accessibility import VISITS  # noqa: E402
 
 DOCS = ROOT / "docs"

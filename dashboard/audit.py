@@ -25,16 +25,22 @@ def record(
     changes=None,
     message="",
     form_token=None,
+    actor_name=None,
     subject_name="",
 ):
-    """Record one attempted change; ``sub_key`` (a SubKey) fills in the key's identity."""
+    """Record one attempted change; ``sub_key`` (a SubKey) fills in the key's identity.
+
+    ``user`` may be None for a record written later on someone's behalf: ``actor_name`` names them.
+    """
     if sub_key is not None:
         sub_key_id = sub_key_id or sub_key.id
         label = label or sub_key.label
         key_id_short = key_id_short or sub_key.key_id
+    is_user = user is not None and user.is_authenticated
     return AuditEvent.objects.create(
-        actor=user if user.is_authenticated else None,
-        actor_name=user.get_username(),
+        actor=user if is_user else None,
+        # A worker acting under a name (automation) is not a signed-in user but still has one.
+        actor_name=actor_name if actor_name is not None else (user.get_username() if user is not None else ""),
         action=action,
         outcome=outcome,
         sub_key_id=sub_key_id,

@@ -4,20 +4,27 @@ Every write here makes its upstream call once (never retried), writes the audit
 event with the outcome the one rule in ``dashboard.outcomes`` gives (ok, refused,
 unknown), and returns a ``KeyWrite`` the view only renders. When the outcome is
 unknown, the result carries derouter's state as it reports it now, so the page
-can show what is true instead of guessing.
+can show what is true instead of guessing, and ``resolve_unknown_key_writes``
+later settles such a write from what derouter lists (the key list and key page
+call it; ``resolve_unsettled_writes`` does it for everything, for a worker task).
 """
 
 from dataclasses import dataclass
+from datetime import timedelta
 from decimal import Decimal
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
-from dashboard import audit
-from dashboard.models import AuditEvent, Outcome
+from dashboard import audit, topups
+from dashboard.formtokens import check_form_token
+from dashboard.models import AuditEvent, Outcome, TopUp
 from dashboard.outcomes import ErrorOutcome, outcome_of_write_error
 from dashboard.upstream import KeyState, get_key_state
 from derouter import client
 from derouter.client import DerouterError
+from lib.money import to_decimal
 
 # After a create whose outcome is unknown, the newest keys are shown so a person can look for it.
 RECENT_KEYS_AFTER_UNKNOWN = 5
@@ -77,6 +84,20 @@ def _record_failure(event, error):
     return failure
 
 
+def _send(event, call, sub_key_id=None):
+    """Make the upstream call once: (its answer, None), or (None, the KeyWrite of how it failed).
+
+    A failure settles the event by the one rule; when its outcome is unknown,
+    derouter's keys are read again so the page can show what is true now.
+    """
+    try:
+        return call(), None
+    except DerouterError as error:
+        failure = _record_failure(event, error)
+        state = get_key_state(sub_key_id) if failure.is_unknown else None
+        return None, KeyWrite(event, failure=failure, state=state)
+
+
 def _start(user, action, sub_key=None, **fields):
     """The audit event of an attempt, written "pending" before the upstream is asked."""
     return audit.record(user, action, Outcome.PENDING, sub_key=sub_key, **fields)
@@ -84,18 +105,18 @@ def _start(user, action, sub_key=None, **fields):
 
 def create_key(user, *, token, label, budget, rpm_limit):
     """POST a new key once per form token; a token seen before returns its first attempt."""
+    check_form_token(token, AuditEvent.Action.CREATE)
     changes = {"label": ("", label), "budget": (None, budget), "rpm_limit": (None, rpm_limit)}
     try:
         with transaction.atomic():
             event = _start(user, AuditEvent.Action.CREATE, label=label, changes=changes, form_token=token)
     except IntegrityError:
+        # The same form again (or in a race): show the first attempt, if it was a create.
+        check_form_token(token, AuditEvent.Action.CREATE)
         return KeyWrite(AuditEvent.objects.get(form_token=token), repeated=True)
-    try:
-        created = client.create_sub_key(budget, label=label, rpm_limit=rpm_limit)
-    except DerouterError as error:
-        failure = _record_failure(event, error)
-        state = get_key_state() if failure.is_unknown else None
-        return KeyWrite(event, failure=failure, state=state)
+    created, failed = _send(event, lambda: client.create_sub_key(budget, label=label, rpm_limit=rpm_limit))
+    if failed:
+        return failed
     audit.finish(event, Outcome.OK, sub_key_id=created.id, key_id_short=created.key_id)
     return KeyWrite(event, created=created)
 
@@ -103,12 +124,10 @@ def create_key(user, *, token, label, budget, rpm_limit):
 def edit_key(user, sub_key, changes):
     """PUT the changed fields ({name: (before, after)}) of a key."""
     event = _start(user, AuditEvent.Action.EDIT, sub_key, changes=changes)
-    try:
-        client.update_sub_key(sub_key.id, **{name: after for name, (_, after) in changes.items()})
-    except DerouterError as error:
-        failure = _record_failure(event, error)
-        state = get_key_state(sub_key.id) if failure.is_unknown else None
-        return KeyWrite(event, failure=failure, state=state)
+    updates = {name: after for name, (_, after) in changes.items()}
+    _, failed = _send(event, lambda: client.update_sub_key(sub_key.id, **updates), sub_key.id)
+    if failed:
+        return failed
     audit.finish(event, Outcome.OK)
     return KeyWrite(event)
 
@@ -117,11 +136,175 @@ def delete_key(user, sub_key):
     """DELETE a key; its unspent budget returns to the available balance."""
     returned = max(sub_key.remaining, Decimal(0))
     event = _start(user, AuditEvent.Action.DELETE, sub_key, changes={"budget_returned": (None, returned)})
-    try:
-        client.delete_sub_key(sub_key.id)
-    except DerouterError as error:
-        failure = _record_failure(event, error)
-        state = get_key_state(sub_key.id) if failure.is_unknown else None
-        return KeyWrite(event, failure=failure, state=state)
+    _, failed = _send(event, lambda: client.delete_sub_key(sub_key.id), sub_key.id)
+    if failed:
+        return failed
     audit.finish(event, Outcome.OK)
     return KeyWrite(event)
+
+
+# ---------------------------------------------------------------- resolving pending and unknown key writes
+
+UNSETTLED = (Outcome.PENDING, Outcome.UNKNOWN)
+# How far a new key's createdAt may sit before its audit event's time (clocks differ a little).
+CREATE_CLOCK_SKEW = timedelta(seconds=30)
+EDITABLE_FIELDS = ("label", "rpm_limit", "display_multiplier")
+
+
+def _is_settled(event, now):
+    """True once the event's request can no longer be running, so "not seen" means "not applied"."""
+    return (now - event.created_at).total_seconds() >= settings.WRITE_SETTLE_SECONDS
+
+
+def _settle(event, outcome, message, **fields):
+    audit.finish(event, outcome, message=message, **fields)
+
+
+def _settle_if_known(event, applied, now, confirmed, not_applied, **fields):
+    """Settle as ok when derouter shows the write, as not applied once it can no longer land; True if settled."""
+    if applied:
+        _settle(event, Outcome.OK, confirmed, **fields)
+        return True
+    if _is_settled(event, now):
+        _settle(event, Outcome.REFUSED, not_applied)
+        return True
+    return False
+
+
+def _same_value(name, recorded, current):
+    """Whether a value recorded in an audit event (money as a string) equals the key's value now."""
+    if name == "display_multiplier":
+        return to_decimal(recorded) == current
+    return recorded == current
+
+
+def _resolve_edit(event, current_key, later_fields, now, checked):
+    """An edit happened when every field it set (and no later write touched) has its new value now."""
+    changes = event.changes if isinstance(event.changes, dict) else {}
+    fields = [name for name in changes if name in EDITABLE_FIELDS and name not in later_fields]
+    if current_key is None or not fields:
+        if event.outcome == Outcome.PENDING and _is_settled(event, now):
+            _settle(event, Outcome.UNKNOWN, f"Cannot be checked: the key is gone or later writes set the same fields {checked}.")
+            return True
+        return False
+    return _settle_if_known(
+        event,
+        all(_same_value(name, changes[name][1], getattr(current_key, name)) for name in fields),
+        now,
+        f"Confirmed from the key's settings {checked}.",
+        f"Not applied: the key's settings are unchanged {checked}.",
+    )
+
+
+def _resolve_delete(event, current_key, now, checked):
+    """A delete happened when derouter no longer lists the key."""
+    return _settle_if_known(
+        event,
+        current_key is None,
+        now,
+        f"Confirmed: derouter no longer lists the key {checked}.",
+        f"Not applied: derouter still lists the key {checked}.",
+    )
+
+
+def _resolve_create(event, sub_keys, claimed_ids, now, checked):
+    """A create happened when a key with its label and budget appeared after it, not claimed by another create."""
+    changes = event.changes if isinstance(event.changes, dict) else {}
+    budget = to_decimal((changes.get("budget") or [None, None])[1])
+    created = next(
+        (
+            sub_key
+            for sub_key in sub_keys
+            if sub_key.id not in claimed_ids
+            and sub_key.label == event.key_label
+            and sub_key.budget == budget
+            and sub_key.created_at is not None
+            and sub_key.created_at >= event.created_at - CREATE_CLOCK_SKEW
+        ),
+        None,
+    )
+    if created is not None:
+        claimed_ids.add(created.id)
+    return _settle_if_known(
+        event,
+        created is not None,
+        now,
+        f"Confirmed: derouter lists the new key {checked}.",
+        f"Not applied: no such key appeared at derouter {checked}.",
+        **({"sub_key_id": created.id, "key_id_short": created.key_id} if created else {}),
+    )
+
+
+def resolve_unknown_key_writes(sub_keys, sub_key_id=None):
+    """Settle pending and unknown creates, edits and deletes from derouter's key list just read.
+
+    With ``sub_key_id``, only that key's edits and deletes (the key page); without,
+    every key's, and the creates too (the key list, or a periodic worker task).
+    Newest first, so an edit is judged only on fields no later write touched.
+    Returns the events settled.
+    """
+    events = AuditEvent.objects.filter(outcome__in=UNSETTLED).order_by("-created_at", "-id")
+    if sub_key_id is not None:
+        events = events.filter(sub_key_id=str(sub_key_id), action__in=(AuditEvent.Action.EDIT, AuditEvent.Action.DELETE))
+    else:
+        events = events.filter(action__in=(AuditEvent.Action.CREATE, AuditEvent.Action.EDIT, AuditEvent.Action.DELETE))
+    events = list(events)
+    if not events:
+        return []
+    now = timezone.now()
+    checked = f"(checked {now:%Y-%m-%d %H:%M} UTC)"
+    by_id = {sub_key.id: sub_key for sub_key in sub_keys}
+    claimed_ids = set(
+        AuditEvent.objects.filter(action=AuditEvent.Action.CREATE).exclude(sub_key_id="").values_list("sub_key_id", flat=True)
+    )
+    later_fields = {}
+    settled = []
+    for event in events:
+        touched = later_fields.setdefault(event.sub_key_id, set())
+        if event.action == AuditEvent.Action.CREATE:
+            done = _resolve_create(event, sub_keys, claimed_ids, now, checked)
+        elif event.action == AuditEvent.Action.DELETE:
+            done = _resolve_delete(event, by_id.get(event.sub_key_id), now, checked)
+        else:
+            done = _resolve_edit(event, by_id.get(event.sub_key_id), touched, now, checked)
+            touched.update(event.changes if isinstance(event.changes, dict) else ())
+        if done:
+            settled.append(event)
+    return settled
+
+
+def _has_unsettled_writes():
+    return (
+        AuditEvent.objects.filter(
+            outcome__in=UNSETTLED,
+            action__in=(AuditEvent.Action.CREATE, AuditEvent.Action.EDIT, AuditEvent.Action.DELETE),
+        ).exists()
+        or TopUp.objects.filter(outcome__in=UNSETTLED).exists()
+    )
+
+
+def resolve_writes_from(sub_keys):
+    """Settle every pending or unknown key write and top-up from derouter's whole key list, just read."""
+    if not _has_unsettled_writes():
+        return []
+    by_id = {sub_key.id: sub_key for sub_key in sub_keys}
+    settled = resolve_unknown_key_writes(sub_keys)
+    for sub_key_id in set(TopUp.objects.filter(outcome__in=UNSETTLED).values_list("sub_key_id", flat=True)):
+        settled += topups.resolve_pending_topups(sub_key_id, by_id.get(sub_key_id))
+    return settled
+
+
+def resolve_unsettled_writes():
+    """Settle every pending or unknown key write and top-up with one upstream call: for a periodic worker task.
+
+    With nothing unsettled it asks derouter nothing. Raises DerouterError when
+    derouter cannot list the keys (the next run tries again).
+    """
+    if not _has_unsettled_writes():
+        return []
+    return resolve_writes_from(client.list_sub_keys())
+
+
+def resolve_writes_of_key(sub_key):
+    """Settle one key's pending or unknown edits, deletes and top-ups from the key as derouter lists it now."""
+    return resolve_unknown_key_writes([sub_key], sub_key.id) + topups.resolve_pending_topups(sub_key.id, sub_key)

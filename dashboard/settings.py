@@ -302,6 +302,15 @@ DEROUTER_INFERENCE_BASE = env_str("DEROUTER_INFERENCE_BASE", "https://api.derout
 DEROUTER_ACCOUNT_KEY = env_str("DEROUTER_ACCOUNT_KEY", "")
 DEROUTER_CONNECT_TIMEOUT = float(env_decimal("DEROUTER_CONNECT_TIMEOUT", "3.05"))
 DEROUTER_READ_TIMEOUT = float(env_decimal("DEROUTER_READ_TIMEOUT", "15"))
+# A request that writes (create, edit, delete, top up) spends at most this long on
+# derouter in all, well inside gunicorn's timeout (gunicorn.conf.py), so a worker is
+# never killed between a write and its record. Its reads wait at most the shorter
+# DEROUTER_PREWRITE_READ_TIMEOUT each, so the write, made last, keeps its time.
+DEROUTER_WRITE_DEADLINE = float(env_decimal("DEROUTER_WRITE_DEADLINE", "20"))
+DEROUTER_PREWRITE_READ_TIMEOUT = float(env_decimal("DEROUTER_PREWRITE_READ_TIMEOUT", "5"))
+# A write whose outcome is unknown counts as "not applied" once this long has passed
+# without derouter showing it (its request cannot be running any more).
+WRITE_SETTLE_SECONDS = env_int("WRITE_SETTLE_SECONDS", 60)
 DEROUTER_GET_RETRIES = env_int("DEROUTER_GET_RETRIES", 2)
 # Only with this on do upstream calls read HTTPS_PROXY / NO_PROXY / .netrc from the environment.
 DEROUTER_USE_ENV_PROXIES = env_bool("DEROUTER_USE_ENV_PROXIES", False)

@@ -1,7 +1,9 @@
 """Console helpers over the derouter client: the key list, finding one key, judging its budget."""
 
+import functools
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.http import Http404
 
 from derouter import client
@@ -55,3 +57,16 @@ def get_key_state(sub_key_id=None):
 def is_running_low(sub_key):
     """True when less than LOW_BUDGET_THRESHOLD of the key's budget is left."""
     return money.is_running_low(sub_key.remaining, sub_key.budget)
+
+
+def upstream_write_deadline(view):
+    """Give a POST to this view one deadline for all its upstream calls (see ``client.write_deadline``)."""
+
+    @functools.wraps(view)
+    def wrapper(request, *args, **kwargs):
+        if request.method != "POST":
+            return view(request, *args, **kwargs)
+        with client.write_deadline(settings.DEROUTER_WRITE_DEADLINE):
+            return view(request, *args, **kwargs)
+
+    return wrapper

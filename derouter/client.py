@@ -10,10 +10,12 @@ Key is read from settings at call time and a Client Key's full secret travels
 inside ``Secret``, whose string form is masked.
 """
 
+import contextvars
 import json
 import logging
 import re
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -29,6 +31,8 @@ from ops.metrics import observe_upstream_call
 logger = logging.getLogger(__name__)
 
 RETRYABLE_STATUSES = (502, 503, 504)
+# Under a request deadline, a call with less time left than this is not sent at all.
+MIN_CALL_SECONDS = 0.5
 # Metrics name an endpoint by its path with the key id replaced, so there is one series per endpoint.
 KEY_ID_IN_PATH = re.compile(r"^/sub-keys/[^/]+$")
 
@@ -245,6 +249,40 @@ class ClientBalance:
 
 _sessions = {}
 
+# When set: the monotonic time by which every upstream call of this request must be over.
+_deadline = contextvars.ContextVar("derouter_deadline", default=None)
+
+
+@contextmanager
+def write_deadline(seconds):
+    """Bound every upstream call of a request that writes, so together they end within ``seconds``.
+
+    Inside, reads get the short DEROUTER_PREWRITE_READ_TIMEOUT and are not retried,
+    so the write (made last) keeps its time; every call's timeouts are cut to what
+    is left, and a call with no time left is not sent (``Unavailable``, no status).
+    """
+    token = _deadline.set(time.monotonic() + seconds)
+    try:
+        yield
+    finally:
+        _deadline.reset(token)
+
+
+def _get_timeout(is_write, timeout=None):
+    """(connect, read) timeouts for the next call, within the request's deadline if it has one."""
+    timeout = timeout or (settings.DEROUTER_CONNECT_TIMEOUT, settings.DEROUTER_READ_TIMEOUT)
+    # One number stands for both, as requests takes it.
+    connect, read = timeout if isinstance(timeout, tuple) else (timeout, timeout)
+    deadline = _deadline.get()
+    if deadline is None:
+        return connect, read
+    if not is_write:
+        read = min(read, settings.DEROUTER_PREWRITE_READ_TIMEOUT)
+    left = deadline - time.monotonic()
+    if left < MIN_CALL_SECONDS:
+        raise Unavailable("This request ran out of time for derouter; the call was not sent.")
+    return min(connect, left), min(read, left)
+
 
 def _get_session(retrying):
     """Return a pooled session: one retries reads with backoff, the other never retries (writes, probes)."""
@@ -308,10 +346,12 @@ def _send(method, path, key, *, params, body, base, timeout, retry_reads):
     if body is not None:
         headers["Content-Type"] = "application/json"
         data = _encode_body(body).encode()
-    timeout = timeout or (settings.DEROUTER_CONNECT_TIMEOUT, settings.DEROUTER_READ_TIMEOUT)
     is_write = method != "GET"
+    timeout = _get_timeout(is_write, timeout)
+    # Within a deadline nothing is retried: a retry could outlive the request's time.
+    retrying = not is_write and retry_reads and _deadline.get() is None
     try:
-        response = _get_session(retrying=not is_write and retry_reads).request(
+        response = _get_session(retrying=retrying).request(
             method, url, headers=headers, params=params, data=data, timeout=timeout
         )
     except requests.ConnectTimeout:

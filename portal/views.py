@@ -31,6 +31,7 @@ from derouter.client import (
 from lib.csv_export import csv_download
 from lib.htmx import render_page_or_fragment
 from lib.money import is_running_low
+from lib.paging import pager_for_log_page
 from lib.throttle import Throttle, client_address
 from portal.forms import INVALID_KEY_MESSAGE, LOG_PAGE_SIZES, LogsQueryForm, PortalLoginForm, TimeZoneForm
 from portal.sessions import (
@@ -209,6 +210,7 @@ def logs(request):
     zone_name = get_time_zone_name(request)
     context = {
         "usage_page": usage_page,
+        "pager": pager_for_log_page(request, usage_page, f"Page {usage_page.page} of {usage_page.pages}"),
         "page_sizes": LOG_PAGE_SIZES,
         "time_zone": zone_name,
         "detect_time_zone": not has_chosen_time_zone(request),

@@ -17,7 +17,7 @@ def decode(response):
 
 
 def call(simulator, method, path, key=None, **kwargs):
-    headers = {"Authorization": f"Bearer {key or simulator.account_key}"}
+    headers = {"Authorization": f"Bearer {key or simulator.account_key}", **kwargs.pop("headers", {})}
     return requests.request(method, simulator.base_url + path, headers=headers, timeout=10, **kwargs)
 
 

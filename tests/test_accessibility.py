@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from axe_playwright_python.sync_playwright import Axe
 
-from tests.conftest import ROOT, new_page, sign_in
+from tests.helpers import ROOT, new_page, sign_in
 
 pytestmark = pytest.mark.browser
 

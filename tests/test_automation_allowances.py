@@ -9,7 +9,7 @@ from automation import funding, tasks
 from automation.models import Allowance
 from automation.upstream import token_for
 from dashboard.models import Outcome, TopUp
-from tests.conftest import budget_of
+from tests.helpers import budget_of
 
 pytestmark = pytest.mark.django_db
 

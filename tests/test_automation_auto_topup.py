@@ -13,7 +13,7 @@ from automation import webhooks
 from dashboard.models import AuditEvent, Outcome, TopUp
 from derouter import client
 from mirror.models import KeySnapshot, TaskRun
-from tests.conftest import budget_of
+from tests.helpers import budget_of
 from tests.test_automation_webhooks import readme_verifier
 
 pytestmark = pytest.mark.django_db

@@ -8,7 +8,7 @@ from django.core import mail
 from automation.models import Alert, AlertRule, AutoTopUpRule, BudgetRequest, DeliveryStatus, WebhookDelivery, WebhookEndpoint
 from dashboard.models import AuditEvent, Outcome, TopUp
 from derouter import client
-from tests.conftest import budget_of
+from tests.helpers import budget_of
 
 pytestmark = pytest.mark.django_db
 

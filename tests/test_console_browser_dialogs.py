@@ -11,7 +11,7 @@ from playwright.sync_api import expect
 
 from dashboard.models import Outcome, TopUp
 from derouter import client as derouter_client
-from tests.conftest import budget_of, sign_in
+from tests.helpers import budget_of, sign_in
 
 
 def key_row(page, label):

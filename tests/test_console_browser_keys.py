@@ -5,8 +5,9 @@ import re
 import pytest
 from playwright.sync_api import expect
 
+from dashboard.models import AuditEvent
 from derouter import client as derouter_client
-from tests.conftest import sign_in
+from tests.helpers import keys_labelled, sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -68,3 +69,57 @@ def test_staff_cannot_open_the_create_page(live_server, page, staff):
     response = page.goto(f"{live_server.url}/dashboard/keys/new/")
     assert response.status == 403
     expect(page.locator("h1")).to_contain_text("Not allowed")
+
+
+# Bug: reloading the "Key created" page (a POST answer) sent the form again and
+# made a second key, taking its budget out of the balance a second time.
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_reloading_the_created_page_does_not_create_a_second_key(live_server, page, owner):
+    sign_in(page, live_server, "olivia", "owner-pass-1234")
+    page.goto(f"{live_server.url}/dashboard/keys/new/")
+    page.fill("#id_label", "QA reload once")
+    page.fill("#id_budget", "3")
+    page.click("main button:has-text('Create key')")
+    expect(page.locator("h1")).to_contain_text("Key created")
+    created = keys_labelled("QA reload once")
+    assert len(created) == 1
+    try:
+        page.reload()
+        expect(page.locator("h1")).to_contain_text("QA reload once")
+        assert page.locator("#full-key").count() == 0
+        assert len(keys_labelled("QA reload once")) == 1
+    finally:
+        for key in keys_labelled("QA reload once"):
+            derouter_client.delete_sub_key(key.id)
+
+
+# Bug: reloading the full-key page revealed the key again, with another audit event.
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_reloading_the_reveal_page_does_not_reveal_again(live_server, page, owner, make_key):
+    created = make_key(label="QA reveal once")
+    try:
+        sign_in(page, live_server, "olivia", "owner-pass-1234")
+        page.goto(f"{live_server.url}/dashboard/keys/{created.id}/")
+        page.get_by_role("button", name=re.compile("Reveal")).click()
+        expect(page.locator("#full-key")).to_have_text(created.secret.reveal())
+        page.reload()
+        expect(page.locator("h1")).to_contain_text("QA reveal once")
+        reveals = AuditEvent.objects.filter(action=AuditEvent.Action.REVEAL, sub_key_id=str(created.id))
+        assert reveals.count() == 1
+    finally:
+        derouter_client.delete_sub_key(created.id)
+
+
+# Bug: every page load asked for /favicon.ico, a 404 in the browser console.
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_pages_load_without_console_errors(live_server, page):
+    errors = []
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    for path in ("/", "/login/", "/portal/login/"):
+        page.goto(f"{live_server.url}{path}")
+        page.wait_for_load_state("networkidle")
+    assert errors == []

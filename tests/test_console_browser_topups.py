@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 
 from dashboard.models import Outcome, TopUp
-from tests.conftest import budget_of, sign_in
+from tests.helpers import budget_of, sign_in
 
 # Playwright's sync API keeps an event loop running in this thread; the ORM
 # calls these tests make between page actions are still synchronous.

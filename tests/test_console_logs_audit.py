@@ -2,6 +2,7 @@
 
 import re
 import uuid
+from decimal import Decimal
 
 import pytest
 from django.urls import reverse
@@ -220,3 +221,43 @@ def test_with_many_keys_the_key_filter_is_a_text_field_not_a_huge_select(owner_c
     assert f'value="{key.id}"' in body
     assert "<option" not in body.split('name="key"')[1].split(">")[0]
     assert "Requests of" in body and "Filtered by id" in body
+
+
+# Bug: a create event read "label: → Acme", as if the label had changed from something.
+def test_audit_shows_a_created_key_without_a_before_value(owner_client, owner):
+    audit.record(
+        owner,
+        AuditEvent.Action.CREATE,
+        Outcome.OK,
+        sub_key_id="7c41f71c-3ae3-4cc2-8b09-d52df4efc5f3",
+        label="Acme",
+        key_id_short="sk-ant-abc...",
+        changes={"label": ("", "Acme"), "budget": (None, Decimal("12.3456"))},
+    )
+    body = owner_client.get(AUDIT_URL).content.decode()
+    assert '<span class="muted">label:</span> Acme' in body
+    assert "→ Acme" not in body
+    assert '<span class="muted">budget:</span> $12.3456' in body
+
+
+def test_audit_shows_an_emptied_label_as_empty(owner_client, owner):
+    audit.record(
+        owner,
+        AuditEvent.Action.EDIT,
+        Outcome.OK,
+        sub_key_id="7c41f71c-3ae3-4cc2-8b09-d52df4efc5f3",
+        label="Acme",
+        changes={"label": ("Acme", "")},
+    )
+    body = owner_client.get(AUDIT_URL).content.decode()
+    assert "Acme → (empty)" in body
+
+
+# Bug: events of a deleted key linked to its page, which is a 404.
+def test_audit_does_not_link_a_deleted_key(owner_client, owner):
+    sub_key_id = "0b7e4c1a-5d3f-4e0a-9a43-7f1f0d6c2b11"
+    for action in (AuditEvent.Action.CREATE, AuditEvent.Action.DELETE):
+        audit.record(owner, action, Outcome.OK, sub_key_id=sub_key_id, label="Gone Ltd", changes={})
+    body = owner_client.get(AUDIT_URL).content.decode()
+    assert f"/dashboard/keys/{sub_key_id}/" not in body
+    assert "Gone Ltd" in body and "deleted" in body

@@ -1,10 +1,13 @@
 """Who may do what with Client Keys: the role × action matrix, checked against the live simulator."""
 
+import logging
+
 import pytest
 from django.urls import reverse
 
 from accounts.models import ConsoleProfile, Role
 from derouter import client as derouter_client
+from tests.helpers import keys_labelled
 
 pytestmark = pytest.mark.django_db
 
@@ -119,3 +122,19 @@ def test_the_upstream_call_counter_counts(owner_client, key, upstream_calls):
     assert upstream_calls() == 1
     owner_client.get(reverse("console:overview"))
     assert upstream_calls() == 3
+
+
+# Bug: every refused staff action wrote two full Python tracebacks into the log.
+@pytest.mark.django_db
+def test_a_refused_staff_action_logs_no_traceback(staff_client, make_key, caplog):
+    created = make_key(label="QA staff refused")
+    try:
+        with caplog.at_level(logging.WARNING, logger="django.request"):
+            for path in ("/dashboard/keys/new/", f"/dashboard/keys/{created.id}/reveal/", f"/dashboard/keys/{created.id}/delete/"):
+                response = staff_client.post(path, {})
+                assert response.status_code == 403
+                assert "Only an owner can do this." in response.content.decode()
+        assert all(record.exc_info is None for record in caplog.records)
+        assert [key.id for key in keys_labelled("QA staff refused")] == [created.id]
+    finally:
+        derouter_client.delete_sub_key(created.id)

@@ -13,9 +13,9 @@ from django.test import Client
 from django.urls import reverse
 
 from dashboard.models import AuditEvent, Outcome, TopUp
-from lib.money import money
 from derouter import client as derouter
-from tests.conftest import budget_of
+from lib.money import money
+from tests.helpers import budget_of
 
 pytestmark = pytest.mark.django_db
 

@@ -72,3 +72,8 @@ def test_sign_out_by_get_when_signed_out_goes_to_sign_in(client):
 
 def test_pages_are_marked_no_store(client):
     assert client.get("/login/")["Cache-Control"] == "no-store"
+
+
+def test_base_template_declares_an_icon(client):
+    body = client.get("/login/").content.decode()
+    assert 'rel="icon" href="data:image/svg+xml,' in body

@@ -12,12 +12,12 @@ from django.contrib.sessions.models import Session
 from django.http import StreamingHttpResponse
 from django.test import Client
 
-from portal import views as portal_views
-from portal.sessions import SESSION_KEY, SESSION_LAST_SEEN_AT, SESSION_SIGNED_IN_AT
-from portal.forms import INVALID_KEY_MESSAGE
+from derouter import client as derouter_client
 from lib.csv_export import safe_cell
 from lib.money import duration, money, usd_cost
-from derouter import client as derouter_client
+from portal import views as portal_views
+from portal.forms import INVALID_KEY_MESSAGE
+from portal.sessions import SESSION_KEY, SESSION_LAST_SEEN_AT, SESSION_SIGNED_IN_AT
 
 pytestmark = pytest.mark.django_db
 
@@ -467,3 +467,18 @@ def test_anonymous_visitor_is_sent_to_sign_in(client):
         response = client.get(url)
         assert response.status_code == 302 and response["Location"] == LOGIN_URL
     assert client.post(REVEAL_URL)["Location"] == LOGIN_URL
+
+
+# Bug: the portal offered "localtime" (the server's own zone) and "Factory" as time zones.
+@pytest.mark.django_db
+def test_portal_refuses_server_local_time_zone(make_key):
+    created = make_key(label="QA time zone")
+    try:
+        portal = Client()
+        assert portal.post("/portal/login/", {"client_key": created.secret.reveal()}).status_code == 302
+        body = portal.get("/portal/logs/").content.decode()
+        assert 'value="localtime"' not in body and 'value="Factory"' not in body
+        assert portal.post("/portal/timezone/", {"tz": "localtime"}).status_code == 400
+        assert portal.post("/portal/timezone/", {"tz": "Europe/Berlin"}).status_code == 302
+    finally:
+        derouter_client.delete_sub_key(created.id)

@@ -5,8 +5,8 @@ from decimal import Decimal
 
 import pytest
 
-from lib.money import usd
 from derouter import client as derouter_client
+from lib.money import usd
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

@@ -83,3 +83,13 @@ def test_production_pages_render_before_collectstatic(tmp_path):
     )
     result = _manage("shell", "-c", script, STATIC_ROOT=str(tmp_path / "empty"))
     assert result.stdout.strip().splitlines()[-1] == "200 True", result.stderr
+
+
+def test_gunicorn_outlasts_the_deadline_of_a_writing_request(settings):
+    # Read in a process of its own: the file sets up metrics folders as it loads.
+    timeout = subprocess.run(
+        [sys.executable, "-c", "import runpy; print(runpy.run_path('gunicorn.conf.py')['timeout'])"],
+        cwd=ROOT, capture_output=True, text=True, timeout=60, check=True,
+    ).stdout
+    # The write deadline bounds every upstream call of the request; the rest is our own work.
+    assert int(timeout) >= settings.DEROUTER_WRITE_DEADLINE + 15

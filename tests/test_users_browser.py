@@ -8,7 +8,7 @@ import pytest
 from django_otp.oath import TOTP
 from playwright.sync_api import expect
 
-from tests.conftest import budget_of, new_page, sign_in
+from tests.helpers import budget_of, new_page, sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

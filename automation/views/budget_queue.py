@@ -11,6 +11,8 @@ from automation import budget_requests
 from automation.forms import DeclineForm
 from automation.models import BudgetRequest
 from dashboard.topups import TopUpNotAllowed
+from lib.htmx import render_page_or_fragment
+from lib.paging import pager_for_page
 
 QUEUE_PAGE_SIZE = 50
 
@@ -27,9 +29,9 @@ def queue(request):
     pending = BudgetRequest.objects.filter(status=BudgetRequest.Status.PENDING).order_by("created_at", "id")
     decided = BudgetRequest.objects.exclude(status=BudgetRequest.Status.PENDING).select_related("topup")
     page = Paginator(decided, QUEUE_PAGE_SIZE).get_page(request.GET.get("page"))
-    context = {"pending": pending, "page": page, "decline_form": DeclineForm()}
-    template = "automation/_requests.html" if request.htmx and not request.htmx.boosted else "automation/requests.html"
-    return render(request, template, context)
+    pager = pager_for_page(request, page, "decided request")
+    context = {"pending": pending, "page": page, "pager": pager, "decline_form": DeclineForm()}
+    return render_page_or_fragment(request, "automation/requests.html", "automation/_requests.html", context)
 
 
 @console_required

@@ -10,6 +10,8 @@ from accounts.roles import console_required, owner_required
 from automation.forms import AlertRuleForm, AllowanceForm, AutoTopUpRuleForm, KeyExpiryForm
 from automation.models import Alert, AlertRule, Allowance, AutoTopUpRule, KeyExpiry
 from automation.views.common import get_key_choices, get_key_names, get_snapshot
+from lib.htmx import render_page_or_fragment
+from lib.paging import pager_for_page
 from mirror.models import TaskRun
 
 HISTORY_PAGE_SIZE = 50
@@ -67,8 +69,8 @@ def alert_history(request):
     """Every alert fired, newest first, with its email and webhook deliveries."""
     alerts = Alert.objects.prefetch_related("deliveries__endpoint")
     page = Paginator(alerts, HISTORY_PAGE_SIZE).get_page(request.GET.get("page"))
-    template = "automation/_alert_history.html" if request.htmx and not request.htmx.boosted else "automation/alert_history.html"
-    return render(request, template, {"page": page})
+    context = {"page": page, "pager": pager_for_page(request, page, "alert")}
+    return render_page_or_fragment(request, "automation/alert_history.html", "automation/_alert_history.html", context)
 
 
 @owner_required

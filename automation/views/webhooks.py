@@ -11,6 +11,8 @@ from accounts.roles import owner_required
 from automation import webhooks
 from automation.forms import WebhookEndpointForm
 from automation.models import WebhookDelivery, WebhookEndpoint
+from lib.htmx import render_page_or_fragment
+from lib.paging import pager_for_page
 
 DELIVERIES_PAGE_SIZE = 50
 
@@ -49,10 +51,8 @@ def endpoint_detail(request, pk):
     """One endpoint's delivery log: status, attempts, response code, and "send again"."""
     endpoint = _get_endpoint_or_404(pk)
     page = Paginator(endpoint.deliveries.all(), DELIVERIES_PAGE_SIZE).get_page(request.GET.get("page"))
-    context = {"endpoint": endpoint, "page": page}
-    if request.htmx and not request.htmx.boosted:
-        return render(request, "automation/_deliveries.html", context)
-    return render(request, "automation/webhook_detail.html", context)
+    context = {"endpoint": endpoint, "page": page, "pager": pager_for_page(request, page, "delivery", "deliveries")}
+    return render_page_or_fragment(request, "automation/webhook_detail.html", "automation/_deliveries.html", context)
 
 
 @owner_required

@@ -10,6 +10,7 @@ from dashboard.audit import describe_changes
 from dashboard.forms import AuditQueryForm
 from dashboard.models import AuditEvent, Outcome
 from lib.htmx import wants_fragment
+from lib.paging import pager_for_page
 
 EVENTS_PER_PAGE = 50
 
@@ -55,6 +56,7 @@ def audit_trail(request):
         "query_form": query_form,
         "query": query,
         "page": page,
+        "pager": pager_for_page(request, page, "event"),
         "rows": [(event, describe_changes(event)) for event in page.object_list],
     }
     status = 400 if query_form.errors else 200

@@ -27,13 +27,15 @@ from dashboard.forms import (
     KeyLogsQueryForm,
     MultiplierPreviewForm,
 )
+from dashboard.formtokens import TokenUsedElsewhere
 from dashboard.models import AuditEvent, Outcome, TopUp
-from dashboard.upstream import get_sub_key_or_404, get_sub_keys, is_running_low
+from dashboard.upstream import get_sub_key_or_404, get_sub_keys, is_running_low, upstream_write_deadline
 from dashboard.views import SUBKEYS_CHANGED_EVENT
 from derouter import client
 from derouter.client import NotFound
 from lib.htmx import render_page_or_fragment, wants_fragment
 from lib.money import exact_usd
+from lib.paging import Pager, pager_for_log_page, plural
 
 KEYS_PER_PAGE = 25
 HISTORY_ROWS = 20
@@ -134,6 +136,19 @@ def _get_sort_headers(query):
     return headers
 
 
+def _get_list_pager(query, page, total_keys):
+    """The key list's pager: which keys of how many, and links that keep the search and sort."""
+    shown = f"{page.start_index()}–{page.end_index()} of {page.paginator.count}"
+    matching = f" matching keys ({total_keys} in all)" if query["q"] else " keys"
+    return Pager(
+        summary=f"{shown}{matching} · page {page.number} of {page.paginator.num_pages}",
+        previous_url=_get_list_url(q=query["q"], sort=query["sort"], page=page.number - 1) if page.has_previous() else None,
+        next_url=_get_list_url(q=query["q"], sort=query["sort"], page=page.number + 1) if page.has_next() else None,
+        previous_label="Previous",
+        next_label="Next",
+    )
+
+
 def _get_quick_start(secret, request):
     return {
         "inference_base": settings.DEROUTER_INFERENCE_BASE,
@@ -227,6 +242,7 @@ def key_list(request):
     list_url = _get_list_url(**query)
     if is_new_search and not request.htmx:
         return redirect(list_url)
+    keywrites.resolve_writes_from(all_keys)
     matching = _get_sorted_keys(_get_matching_keys(all_keys, query["q"]), query["sort"])
     page = Paginator(matching, KEYS_PER_PAGE).get_page(query["page"])
     context = {
@@ -236,10 +252,7 @@ def key_list(request):
         "total_keys": len(all_keys),
         "refresh_url": list_url,
         "sort_headers": _get_sort_headers(query),
-        "previous_url": _get_list_url(q=query["q"], sort=query["sort"], page=page.number - 1)
-        if page.has_previous()
-        else None,
-        "next_url": _get_list_url(q=query["q"], sort=query["sort"], page=page.number + 1) if page.has_next() else None,
+        "pager": _get_list_pager(query, page, len(all_keys)),
     }
     response = render_page_or_fragment(request, "dashboard/key_list.html", "dashboard/_keys.html", context)
     if is_new_search:
@@ -249,6 +262,7 @@ def key_list(request):
 
 @owner_required
 @require_http_methods(["GET", "HEAD", "POST"])
+@upstream_write_deadline
 def key_create(request):
     """Create a Client Key; on success show its full secret once, with the client's quick-start."""
     if request.method != "POST":
@@ -271,9 +285,12 @@ def key_create(request):
         return render(request, "dashboard/key_create_confirm.html", context)
 
     label, rpm_limit = form.cleaned_data["label"], form.cleaned_data["rpm_limit"]
-    write = keywrites.create_key(
-        request.user, token=form.cleaned_data["token"], label=label, budget=budget, rpm_limit=rpm_limit
-    )
+    try:
+        write = keywrites.create_key(
+            request.user, token=form.cleaned_data["token"], label=label, budget=budget, rpm_limit=rpm_limit
+        )
+    except TokenUsedElsewhere as refusal:
+        return render(request, "dashboard/form_used_elsewhere.html", {"message": refusal.message}, status=400)
     if write.repeated:
         return render(request, "dashboard/key_create_repeated.html", {"attempt": write.event})
     if write.is_unknown:
@@ -307,6 +324,7 @@ def key_create(request):
 def key_detail(request, sub_key_id):
     """One key: details, usage, its usage logs paged upstream, top-ups and audit events."""
     sub_key = get_sub_key_or_404(sub_key_id)
+    keywrites.resolve_writes_of_key(sub_key)
     logs_query = KeyLogsQueryForm(request.GET).get_query()
     try:
         logs = client.get_usage_logs(logs_query["page"], logs_query["limit"], sub_key_id=sub_key.id)
@@ -318,6 +336,12 @@ def key_detail(request, sub_key_id):
         "row": _get_key_row(sub_key),
         "logs": logs,
         "logs_query": logs_query,
+        "pager": pager_for_log_page(
+            request,
+            logs,
+            f"{plural(logs.total, 'request')} · page {logs.page} of {logs.pages or 1}",
+            base=reverse("console:key_detail", args=[sub_key.id]),
+        ),
         "page_sizes": KeyLogsQueryForm.base_fields["limit"].choices,
     }
     if wants_fragment(request):
@@ -337,6 +361,7 @@ def key_detail(request, sub_key_id):
 @owner_required
 @require_http_methods(["GET", "HEAD", "POST"])
 @vary_on_headers("HX-Request")
+@upstream_write_deadline
 def key_edit(request, sub_key_id):
     """Edit label, rpm limit and display multiplier; sends only what changed."""
     sub_key = get_sub_key_or_404(sub_key_id)
@@ -397,6 +422,7 @@ def key_reveal(request, sub_key_id):
 
 @owner_required
 @require_http_methods(["GET", "HEAD", "POST"])
+@upstream_write_deadline
 def key_delete(request, sub_key_id):
     """Confirm, then delete a key; its unspent budget returns to the available balance."""
     sub_key = get_sub_key_or_404(sub_key_id)

@@ -11,6 +11,7 @@ from dashboard.upstream import get_sub_keys
 from derouter import client
 from derouter.client import NotFound
 from lib.htmx import wants_fragment
+from lib.paging import make_pager, plural
 
 # Only ids and labels are cached, never a key's secret.
 KEY_LABELS_CACHE_KEY = "console:usage-logs:key-labels"
@@ -46,6 +47,13 @@ def _get_logs(query):
         return None
 
 
+def _get_pager(request, query, logs):
+    if not logs:
+        return None
+    summary = f"{plural(logs.total, 'request')} · page {query['page']} of {logs.pages} · {logs.limit} per page"
+    return make_pager(request, page=query["page"], pages=logs.pages, summary=summary)
+
+
 @console_required
 @require_http_methods(["GET", "HEAD"])
 @vary_on_headers("HX-Request")
@@ -64,6 +72,7 @@ def usage_logs(request):
         "query": query,
         "logs": logs,
         "is_past_end": bool(logs) and logs.pages > 0 and query["page"] > logs.pages,
+        "pager": _get_pager(request, query, logs),
     }
     if wants_fragment(request):
         return render(request, "dashboard/_logs.html", context, status=status)

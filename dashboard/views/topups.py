@@ -12,15 +12,17 @@ from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import trigger_client_event
 
 from accounts.roles import console_required
-from lib.csv_export import csv_download
 from dashboard.forms import LEDGER_PAGE_SIZE, LedgerQueryForm, TopUpForm
+from dashboard.formtokens import TokenUsedElsewhere
 from dashboard.models import Outcome, TopUp
-from lib.money import exact_usd
-from dashboard.topups import TopUpNotAllowed, find_attempt, get_cap_left_today, top_up
-from dashboard.upstream import get_key_state, get_sub_key_or_404
+from dashboard.topups import TopUpNotAllowed, find_attempt, get_cap_left_today, resolve_pending_topups, top_up
+from dashboard.upstream import get_key_state, get_sub_key_or_404, upstream_write_deadline
 from dashboard.views import SUBKEYS_CHANGED_EVENT
 from derouter import client
+from lib.csv_export import csv_download
 from lib.htmx import render_page_or_fragment, wants_fragment
+from lib.money import exact_usd
+from lib.paging import pager_for_page
 
 CSV_COLUMNS = (
     "created_at_utc",
@@ -65,6 +67,14 @@ def _render_result(request, sub_key, topup, *, repeated=False, current_key=None,
     return response
 
 
+def _render_token_refusal(request, refusal):
+    """A 400 for a form token first used on another key or form: nothing was sent."""
+    context = {"message": refusal.message}
+    return render_page_or_fragment(
+        request, "dashboard/form_used_elsewhere.html", "dashboard/_form_used_elsewhere.html", context, 400
+    )
+
+
 def _get_fresh_form(form):
     """A new form with the same amount and note and a new one-time token."""
     return TopUpForm(
@@ -79,6 +89,7 @@ def _get_fresh_form(form):
 @console_required
 @require_http_methods(["GET", "HEAD", "POST"])
 @vary_on_headers("HX-Request")
+@upstream_write_deadline
 def key_topup(request, sub_key_id):
     """Add budget to a Client Key: form, confirm step, then one upstream call per form."""
     sub_key = get_sub_key_or_404(sub_key_id)
@@ -92,8 +103,14 @@ def key_topup(request, sub_key_id):
         return _render_topup(request, sub_key, form, status=400)
     amount, note, token = (form.cleaned_data[name] for name in ("amount", "note", "token"))
 
-    earlier = find_attempt(token)
+    try:
+        earlier = find_attempt(token, sub_key)
+    except TokenUsedElsewhere as refusal:
+        return _render_token_refusal(request, refusal)
     if earlier is not None:
+        # A resubmitted form whose first attempt is unsettled: settle it from the budget read just now.
+        resolve_pending_topups(sub_key.id, sub_key)
+        earlier.refresh_from_db()
         return _render_result(request, sub_key, earlier, repeated=True, current_key=sub_key)
     if "edit" in request.POST:
         return _render_topup(request, sub_key, form)
@@ -120,6 +137,8 @@ def key_topup(request, sub_key_id):
     except TopUpNotAllowed as refusal:
         form.add_error("amount", refusal.message)
         return _render_topup(request, sub_key, form, status=400, balance=balance)
+    except TokenUsedElsewhere as refusal:
+        return _render_token_refusal(request, refusal)
 
     topup = attempt.topup
     if attempt.repeated:
@@ -170,7 +189,7 @@ def ledger(request):
     """Every top-up, newest first, filtered by key and outcome; the key page links here per key."""
     query_form, query, topups = _get_ledger_query(request)
     page = Paginator(topups, LEDGER_PAGE_SIZE).get_page(request.GET.get("page"))
-    context = {"query_form": query_form, "query": query, "page": page}
+    context = {"query_form": query_form, "query": query, "page": page, "pager": pager_for_page(request, page, "top-up")}
     status = 400 if query_form.errors else 200
     return render_page_or_fragment(request, "dashboard/ledger.html", "dashboard/_ledger.html", context, status)
 

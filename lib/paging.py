@@ -1,0 +1,65 @@
+"""One pager for every paged list: what ``templates/lib/_pager.html`` renders.
+
+A view builds a ``Pager`` from a Django ``Page`` (our own rows) or from the page
+numbers derouter sent (usage logs); the partial shows the summary and the
+previous/next links, which keep the rest of the query string.
+"""
+
+from dataclasses import dataclass
+
+from django.http import QueryDict
+
+
+@dataclass(frozen=True)
+class Pager:
+    """The summary line and the links of one page of a list; a link is None at either end."""
+
+    summary: str
+    previous_url: str | None = None
+    next_url: str | None = None
+    # Time-ordered lists page towards older rows; a sorted table pages forwards.
+    previous_label: str = "← Newer"
+    next_label: str = "Older →"
+
+
+def plural(count, noun, nouns=None):
+    """"1 top-up", "2 top-ups": a count with its noun (``nouns`` for an irregular plural)."""
+    return f"{count} {noun if count == 1 else nouns or noun + 's'}"
+
+
+def page_url(request, page, base="", params=None):
+    """This request's URL (or ``base``) with ``page`` (and ``params``) set in its query string.
+
+    Spelling out the other parameters (``params``) keeps a page size in the address
+    even when the request relied on its default, so a shared link shows the same rows.
+    """
+    query = QueryDict(mutable=True)
+    query["page"] = page
+    for name, values in request.GET.lists():
+        if name != "page":
+            query.setlist(name, values)
+    for name, value in (params or {}).items():
+        query[name] = value
+    return f"{base}?{query.urlencode()}"
+
+
+def make_pager(request, *, page, pages, summary, base="", params=None, **labels):
+    """A pager for page ``page`` of ``pages``; links keep the request's other query parameters."""
+    return Pager(
+        summary=summary,
+        previous_url=page_url(request, page - 1, base, params) if 1 < page <= pages else None,
+        next_url=page_url(request, page + 1, base, params) if page < pages else None,
+        **labels,
+    )
+
+
+def pager_for_page(request, page, noun, nouns=None):
+    """A pager for a Django ``Page`` of rows called ``noun``: "12 top-ups · page 1 of 2"."""
+    count = page.paginator.count
+    summary = f"{plural(count, noun, nouns)} · page {page.number} of {page.paginator.num_pages}"
+    return make_pager(request, page=page.number, pages=page.paginator.num_pages, summary=summary)
+
+
+def pager_for_log_page(request, logs, summary, base=""):
+    """A pager for one page of derouter's usage logs (anything with page, pages and limit); links keep the page size."""
+    return make_pager(request, page=logs.page, pages=logs.pages, summary=summary, base=base, params={"limit": logs.limit})
