@@ -226,11 +226,11 @@ def resolve_pending_topups(sub_key_id, current_key):
             sub_key_id=row.sub_key_id, outcome=Outcome.OK, created_at__gt=row.created_at
         ).aggregate(total=Sum("amount"))["total"] or Decimal(0)
         moved = current_key.budget - added_later - row.budget_before
-        checked = f"(checked {now:%Y-%m-%d %H:%M} UTC: budget {usd(row.budget_before)} before, {usd(current_key.budget)} now)"
+        checked = f"(checked {now:%Y-%m-%d %H:%M} UTC: budget {exact_usd(row.budget_before)} before, {exact_usd(current_key.budget)} now)"
         if moved >= row.amount:
             _settle(row, Outcome.OK, f"Confirmed from the key's budget {checked}.")
         elif _is_settled(row, now):
-            _settle(row, Outcome.REFUSED, f"Not applied: the key's budget did not go up by {usd(row.amount)} {checked}.")
+            _settle(row, Outcome.REFUSED, f"Not applied: the key's budget did not go up by {exact_usd(row.amount)} {checked}.")
         else:
             continue
         settled.append(row)
