@@ -42,17 +42,22 @@ def _get_console_users():
     )
 
 
-def _get_other_active_owner_count(user):
-    return (
+def _is_last_owner(user):
+    other_owners = (
         User.objects.filter(is_active=True)
         .filter(Q(is_superuser=True) | Q(console_profile__role=Role.OWNER))
         .exclude(pk=user.pk)
-        .count()
     )
+    return get_role(user) == Role.OWNER and not other_owners.exists()
 
 
-def _is_last_owner(user):
-    return get_role(user) == Role.OWNER and _get_other_active_owner_count(user) == 0
+def _lock_owner_changes():
+    """Inside a transaction: take the one console settings row, so changes to owners run one at a time.
+
+    Two owners demoting or disabling each other at once would otherwise each
+    see the other still active and leave the console with no owner.
+    """
+    ConsoleSettings.objects.select_for_update().get(pk=ConsoleSettings.load().pk)
 
 
 def _get_two_factor_user_ids():
@@ -151,6 +156,17 @@ def user_invite(request):
 
 @owner_required
 @require_POST
+def invitation_withdraw(request, invitation_id):
+    """Withdraw an open invitation: its link stops working."""
+    invitation = get_object_or_404(Invitation, pk=invitation_id, accepted_at__isnull=True)
+    invitation.delete()
+    audit.record(request.user, AuditEvent.Action.USER_INVITE_WITHDRAW, Outcome.OK, subject_name=invitation.email)
+    messages.success(request, f"The invitation for {invitation.email} is withdrawn; its link no longer works.")
+    return redirect("console:users")
+
+
+@owner_required
+@require_POST
 def user_access(request, user_id):
     """Set a user's role and daily top-up cap."""
     user = _get_console_user_or_404(user_id)
@@ -163,6 +179,7 @@ def user_access(request, user_id):
     role = form.cleaned_data["role"]
     cap = form.cleaned_data["daily_topup_cap"] if role == Role.STAFF else None
     with transaction.atomic():
+        _lock_owner_changes()
         profile = ConsoleProfile.objects.select_for_update().get(user=user)
         if role != Role.OWNER and _is_last_owner(user):
             form.add_error("role", "This is the last active owner: make someone else an owner first.")
@@ -191,7 +208,7 @@ def user_active(request, user_id):
     user = _get_console_user_or_404(user_id)
     enable = request.POST.get("active") == "1"
     with transaction.atomic():
-        User.objects.select_for_update().filter(pk=user.pk).first()
+        _lock_owner_changes()
         if not enable and _is_last_owner(user):
             messages.error(request, "This is the last active owner: they cannot be disabled.")
             return redirect("console:user_detail", user_id=user.pk)

@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from automation import outbound
 from automation.models import WEBHOOK_EVENTS, AlertRule, Allowance
-from dashboard.forms import MONEY_DIGITS, MONEY_PLACES, PositiveMoneyField
+from dashboard.forms import MONEY_DIGITS, MONEY_PLACES, PlainDecimalField, PositiveMoneyField
 
 
 class _KeyChoiceForm(forms.Form):
@@ -26,7 +26,7 @@ class AlertRuleForm(forms.Form):
     name = forms.CharField(max_length=200, strip=True, help_text="Shown in the email subject and the history.")
     kind = forms.ChoiceField(label="When", choices=AlertRule.Kind.choices)
     sub_key_id = forms.ChoiceField(label="Key", required=False, choices=(), help_text="For key rules only.")
-    threshold = forms.DecimalField(
+    threshold = PlainDecimalField(
         required=False, min_value=Decimal(0), max_digits=MONEY_DIGITS, decimal_places=MONEY_PLACES,
         help_text="USD, percent of the budget, or days, as the rule says. Not needed for spent out.",
     )
@@ -125,7 +125,7 @@ class DeclineForm(forms.Form):
 
 
 class BudgetRequestForm(forms.Form):
-    amount = forms.DecimalField(
+    amount = PlainDecimalField(
         label="Amount", min_value=Decimal("0.01"), max_value=Decimal(1_000_000), max_digits=MONEY_DIGITS, decimal_places=2,
         help_text="In the units your budget is shown in.",
     )

@@ -23,6 +23,7 @@ urlpatterns = [
     path("audit/", audit.audit_trail, name="audit_trail"),
     path("users/", user_views.user_list, name="users"),
     path("users/invite/", user_views.user_invite, name="user_invite"),
+    path("users/invitations/<int:invitation_id>/withdraw/", user_views.invitation_withdraw, name="invitation_withdraw"),
     path("users/two-factor-policy/", user_views.two_factor_policy, name="two_factor_policy"),
     path("users/<int:user_id>/", user_views.user_detail, name="user_detail"),
     path("users/<int:user_id>/access/", user_views.user_access, name="user_access"),

@@ -19,6 +19,7 @@ class AuditEvent(models.Model):
         REVEAL = "reveal", "Reveal key"
         DELETE = "delete", "Delete key"
         USER_INVITE = "user_invite", "Invite user"
+        USER_INVITE_WITHDRAW = "user_uninvite", "Withdraw invitation"
         USER_JOIN = "user_join", "Accept invitation"
         USER_ACCESS = "user_access", "Change role or cap"
         USER_DISABLE = "user_disable", "Disable user"

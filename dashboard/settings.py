@@ -331,16 +331,6 @@ CONFIRM_BUDGET_ABOVE = env_decimal("CONFIRM_BUDGET_ABOVE", "1000")
 # Two-factor sign-in and invitations.
 OTP_TOTP_ISSUER = env_str("OTP_TOTP_ISSUER", "derouter reseller")
 INVITATION_MAX_AGE = env_int("INVITATION_MAX_AGE", 3 * 24 * 60 * 60)
-EMAIL_HOST = env_str("EMAIL_HOST", "")
-EMAIL_PORT = env_int("EMAIL_PORT", 587)
-EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
-EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
-EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", True)
-DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "derouter-dashboard@localhost")
-# Without a mail server invitations are only shown to the owner, who sends the link.
-EMAIL_BACKEND = (
-    "django.core.mail.backends.smtp.EmailBackend" if EMAIL_HOST else "django.core.mail.backends.dummy.EmailBackend"
-)
 
 # Client portal sessions.
 PORTAL_IDLE_TIMEOUT = env_int("PORTAL_IDLE_TIMEOUT", 30 * 60)

@@ -138,3 +138,34 @@ def test_user_changes_show_in_the_audit_trail(owner_client, staff):
     owner_client.post(reverse("console:user_active", args=[staff.pk]), {"active": "0"})
     body = owner_client.get(reverse("console:audit_trail")).content.decode()
     assert "Disable user" in body and "user sam" in body
+
+
+def test_a_withdrawn_invitation_link_no_longer_works(owner_client, client):
+    link = invite(owner_client)
+    invitation = Invitation.objects.get()
+    response = owner_client.post(reverse("console:invitation_withdraw", args=[invitation.pk]))
+    assert response.status_code == 302
+    assert client.get(link.split("testserver", 1)[1]).status_code == 404
+    assert AuditEvent.objects.filter(action=AuditEvent.Action.USER_INVITE_WITHDRAW, subject_name="new@example.com").exists()
+
+
+def test_without_a_mail_server_the_owner_is_told_to_send_the_link(owner_client, settings):
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_USE_TLS, settings.EMAIL_TIMEOUT = "127.0.0.1", closed_port, False, 2
+    response = owner_client.post(reverse("console:user_invite"), {"email": "x@example.com", "role": "staff"})
+    assert response.status_code == 200
+    assert "No email went out" in response.content.decode()
+
+
+def test_two_owners_demoting_each_other_leave_one_owner(owner_client, owner, django_user_model):
+    other = django_user_model.objects.create_user("otto", password="x-pass-12345678")
+    ConsoleProfile.objects.create(user=other, role=Role.OWNER)
+    owner_client.post(reverse("console:user_access", args=[other.pk]), {"role": "staff"})
+    response = owner_client.post(reverse("console:user_access", args=[owner.pk]), {"role": "staff"})
+    assert response.status_code == 400
+    assert ConsoleProfile.objects.filter(role=Role.OWNER).count() == 1
