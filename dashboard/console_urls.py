@@ -3,6 +3,7 @@ from django.urls import path, register_converter
 from accounts import two_factor_views, user_views
 from dashboard.converters import SubKeyIdConverter
 from dashboard.views import audit, keys, logs, overview, topups
+from mirror import views as mirror_views
 
 register_converter(SubKeyIdConverter, "subkey")
 
@@ -20,6 +21,10 @@ urlpatterns = [
     path("topups/", topups.ledger, name="ledger"),
     path("topups/export.csv", topups.ledger_csv, name="ledger_csv"),
     path("logs/", logs.usage_logs, name="usage_logs"),
+    path("logs/export.csv", logs.usage_logs_csv, name="usage_logs_csv"),
+    path("logs/clients/", logs.usage_log_clients, name="usage_log_clients"),
+    path("sync/", mirror_views.sync_status, name="sync_status"),
+    path("sync/refresh/", mirror_views.mirror_refresh, name="mirror_refresh"),
     path("audit/", audit.audit_trail, name="audit_trail"),
     path("users/", user_views.user_list, name="users"),
     path("users/invite/", user_views.user_invite, name="user_invite"),

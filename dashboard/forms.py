@@ -245,27 +245,32 @@ class LedgerQueryForm(_KeyChoiceMixin, FallbackQueryForm):
     defaults = {"sub_key_id": None, "outcome": ""}
 
 
-class UsageLogQueryForm(_KeyChoiceMixin, FallbackQueryForm):
-    """Which usage logs to page through: all, the Account Key's own, or one key's."""
+class UsageLogQueryForm(FallbackQueryForm):
+    """Which mirrored usage rows the log page, its totals and its CSV export show."""
 
-    key = forms.CharField(required=False, label="Requests of")
+    client = forms.CharField(
+        required=False, max_length=200, strip=True, label="Client",
+        help_text="A client's label (or part of it), or “account” for the Account Key's own requests.",
+    )
+    model = forms.CharField(required=False, max_length=128, strip=True, label="Model")
+    date_from = forms.DateField(required=False, label="From (UTC day)", widget=forms.DateInput(attrs={"type": "date"}))
+    date_to = forms.DateField(required=False, label="To (UTC day)", widget=forms.DateInput(attrs={"type": "date"}))
     page = forms.IntegerField(required=False, min_value=1, max_value=1_000_000)
     limit = forms.TypedChoiceField(
         required=False, coerce=int, label="Per page", choices=[(size, size) for size in LOG_PAGE_SIZES]
     )
 
-    key_field = "key"
-    any_key_label = "All requests"
-    defaults = {"key": "", "page": 1, "limit": LOG_PAGE_SIZES[0]}
+    defaults = {"client": "", "model": "", "date_from": None, "date_to": None, "page": 1, "limit": LOG_PAGE_SIZES[0]}
 
-    def clean_key(self):
-        key = self.cleaned_data["key"].strip()
-        if key in ("", ACCOUNT_ONLY):
-            return key
-        try:
-            return str(forms.UUIDField().clean(key))
-        except forms.ValidationError:
-            raise forms.ValidationError("Choose a key from the list.") from None
+    def set_model_choices(self, models):
+        self.fields["model"].widget = forms.Select(choices=[("", "Any model"), *((model, model) for model in models)])
+
+    def clean(self):
+        cleaned = super().clean()
+        date_from, date_to = cleaned.get("date_from"), cleaned.get("date_to")
+        if date_from and date_to and date_from > date_to:
+            self.add_error("date_to", "The end of the range is before its start.")
+        return cleaned
 
 
 class AuditQueryForm(_KeyChoiceMixin, FallbackQueryForm):

@@ -24,6 +24,7 @@ from dashboard.outcomes import ErrorOutcome, outcome_of_write_error
 from dashboard.upstream import KeyState, get_key_state
 from derouter import client
 from derouter.client import DerouterError
+from mirror import sync as mirror_sync
 from lib.money import to_decimal
 
 # After a create whose outcome is unknown, the newest keys are shown so a person can look for it.
@@ -88,13 +89,16 @@ def _send(event, call, sub_key_id=None):
     """Make the upstream call once: (its answer, None), or (None, the KeyWrite of how it failed).
 
     A failure settles the event by the one rule; when its outcome is unknown,
-    derouter's keys are read again so the page can show what is true now.
+    derouter's keys are read again so the page can show what is true now, and the
+    worker refreshes the key snapshot.
     """
     try:
         return call(), None
     except DerouterError as error:
         failure = _record_failure(event, error)
         state = get_key_state(sub_key_id) if failure.is_unknown else None
+        if failure.is_unknown:
+            mirror_sync.record_write_answer(None)
         return None, KeyWrite(event, failure=failure, state=state)
 
 
@@ -118,17 +122,41 @@ def create_key(user, *, token, label, budget, rpm_limit):
     if failed:
         return failed
     audit.finish(event, Outcome.OK, sub_key_id=created.id, key_id_short=created.key_id)
+    mirror_sync.record_created_key(created)
     return KeyWrite(event, created=created)
 
 
+def _mirror_usage_so_far(sub_key):
+    """Mirror the key's usage up to now under its current multiplier; None, or why it could not be done."""
+    mirror_sync.record_key(sub_key)
+    try:
+        mirror_sync.sync_key_usage(sub_key.id)
+    except mirror_sync.ScopeBusy:
+        return "the worker is mirroring this key's usage right now"
+    except DerouterError as error:
+        return f"this key's usage could not be read first ({error.message})"
+    return None
+
+
 def edit_key(user, sub_key, changes):
-    """PUT the changed fields ({name: (before, after)}) of a key."""
+    """PUT the changed fields ({name: (before, after)}) of a key.
+
+    A new multiplier is sent only once the key's usage so far is mirrored, so every
+    earlier request keeps the multiplier it was made under.
+    """
     event = _start(user, AuditEvent.Action.EDIT, sub_key, changes=changes)
+    if "display_multiplier" in changes:
+        problem = _mirror_usage_so_far(sub_key)
+        if problem:
+            message = f"The change was not sent: {problem}; requests made before a new multiplier must keep the old one."
+            audit.finish(event, Outcome.REFUSED, message=message)
+            return KeyWrite(event, failure=ErrorOutcome(Outcome.REFUSED, message, was_sent=False))
     updates = {name: after for name, (_, after) in changes.items()}
-    _, failed = _send(event, lambda: client.update_sub_key(sub_key.id, **updates), sub_key.id)
+    answer, failed = _send(event, lambda: client.update_sub_key(sub_key.id, **updates), sub_key.id)
     if failed:
         return failed
     audit.finish(event, Outcome.OK)
+    mirror_sync.record_write_answer(answer)
     return KeyWrite(event)
 
 
@@ -136,10 +164,15 @@ def delete_key(user, sub_key):
     """DELETE a key; its unspent budget returns to the available balance."""
     returned = max(sub_key.remaining, Decimal(0))
     event = _start(user, AuditEvent.Action.DELETE, sub_key, changes={"budget_returned": (None, returned)})
+    # derouter stops listing a deleted key's usage: mirror what is left while it still can (best effort).
+    _mirror_usage_so_far(sub_key)
     _, failed = _send(event, lambda: client.delete_sub_key(sub_key.id), sub_key.id)
     if failed:
+        if failed.failure.is_gone:
+            mirror_sync.record_deleted_key(sub_key.id)
         return failed
     audit.finish(event, Outcome.OK)
+    mirror_sync.record_deleted_key(sub_key.id)
     return KeyWrite(event)
 
 

@@ -162,6 +162,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Write transactions take SQLite's lock up front, so two concurrent top-ups
     # queue instead of failing with "database is locked" halfway.
     DATABASES["default"].setdefault("OPTIONS", {}).update({"transaction_mode": "IMMEDIATE", "timeout": 20})
+    # Write-ahead logging: pages keep reading while the worker writes the mirror, and a
+    # commit is one append instead of a journal rewrite (synchronous=NORMAL is safe in WAL).
+    DATABASES["default"]["OPTIONS"]["init_command"] = "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env_str("REDIS_URL", "")

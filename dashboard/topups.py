@@ -30,6 +30,7 @@ from dashboard.outcomes import outcome_of_write_error
 from derouter import client
 from derouter.client import DerouterError
 from lib.money import exact_usd
+from mirror import sync as mirror_sync
 
 # Top-ups that took or may have taken money count against a staff member's cap.
 CAP_COUNTED_OUTCOMES = (Outcome.OK, Outcome.PENDING, Outcome.UNKNOWN)
@@ -163,14 +164,18 @@ def top_up(user, sub_key, amount, note, token, available, audit_note=""):
         _finish(row, user, sub_key, Outcome.REFUSED, row.message, audit_note=audit_note)
         return TopUpAttempt(row)
     try:
-        client.update_sub_key(sub_key.id, add_budget=amount)
+        answer = client.update_sub_key(sub_key.id, add_budget=amount)
     except DerouterError as error:
         failure = outcome_of_write_error(error)
         _finish(row, user, sub_key, failure.outcome, failure.message, audit_note=audit_note)
+        if failure.is_unknown:
+            # It may have happened: the worker reads the keys again so the snapshot shows the truth.
+            mirror_sync.record_write_answer(None)
         if failure.needs_error_page:
             raise
     else:
         _finish(row, user, sub_key, Outcome.OK, audit_note=audit_note)
+        mirror_sync.record_write_answer(answer)
     return TopUpAttempt(row)
 
 

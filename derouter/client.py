@@ -176,6 +176,14 @@ class UsageLog:
 
 
 @dataclass(frozen=True)
+class MalformedRow:
+    """A usage row whose shape was not understood: its request id (if any) and what was wrong."""
+
+    request_id: str
+    problem: str
+
+
+@dataclass(frozen=True)
 class UsagePage:
     """One page of usage logs and where it sits in the whole."""
 
@@ -184,6 +192,8 @@ class UsagePage:
     limit: int
     total: int
     pages: int
+    # Rows left out because of their shape (only when asked to skip them rather than fail).
+    malformed: list = field(default_factory=list)
 
     @property
     def has_next(self):
@@ -505,18 +515,32 @@ def _usage_log(item):
     )
 
 
-def _usage_page(payload):
+def _usage_page(payload, skip_malformed=False):
     rows = _field(payload, "data")
     pagination = _field(payload, "pagination")
     if not isinstance(rows, list) or not isinstance(pagination, dict):
         raise UnexpectedResponse("derouter sent usage logs of an unexpected shape.")
+    logs, malformed = [], []
+    for row in rows:
+        try:
+            logs.append(_usage_log(row))
+        except UnexpectedResponse as error:
+            if not skip_malformed:
+                raise
+            malformed.append(MalformedRow(_malformed_row_id(row), error.message))
     return UsagePage(
-        logs=[_usage_log(row) for row in rows],
+        logs=logs,
+        malformed=malformed,
         page=_integer(_field(pagination, "page")),
         limit=_integer(_field(pagination, "limit")),
         total=_integer(_field(pagination, "total")),
         pages=_integer(_field(pagination, "pages")),
     )
+
+
+def _malformed_row_id(row):
+    request_id = row.get("request_id") if isinstance(row, dict) else None
+    return request_id[:128] if isinstance(request_id, str) else ""
 
 
 def _usage_summary(item):
@@ -590,14 +614,22 @@ def create_sub_key(budget, label="", rpm_limit=None):
 
 
 def update_sub_key(sub_key_id, *, label=None, rpm_limit=None, add_budget=None, display_multiplier=None):
-    """PUT /sub-keys/:id: change label, limits or multiplier, or add budget."""
+    """PUT /sub-keys/:id: change label, limits or multiplier, or add budget.
+
+    Returns the key as the answer describes it (a SubKey), or None when the answer
+    does not carry the whole key (the reference leaves the answer unspecified).
+    """
     body = _clean_update(
         label=label,
         rpmLimit=rpm_limit,
         addBudgetVirtual=None if add_budget is None else Decimal(add_budget),
         displayMultiplier=None if display_multiplier is None else Decimal(display_multiplier),
     )
-    _request("PUT", f"/sub-keys/{sub_key_id}", _account_key(), body=body)
+    payload = _request("PUT", f"/sub-keys/{sub_key_id}", _account_key(), body=body)
+    try:
+        return _sub_key(payload)
+    except UnexpectedResponse:
+        return None
 
 
 def delete_sub_key(sub_key_id):
@@ -605,10 +637,15 @@ def delete_sub_key(sub_key_id):
     _request("DELETE", f"/sub-keys/{sub_key_id}", _account_key())
 
 
-def get_usage_logs(page=1, limit=20, sub_key_id=None, account_only=False):
-    """GET /usage-logs: the account's logs, newest first, in real money."""
+def get_usage_logs(page=1, limit=20, sub_key_id=None, account_only=False, skip_malformed=False):
+    """GET /usage-logs: the account's logs, newest first, in real money.
+
+    With skip_malformed, a row of unexpected shape is left out and listed in the
+    page's ``malformed`` instead of failing the whole page (the mirror counts them).
+    """
     params = _usage_params(page, limit, sub_key_id, account_only)
-    return _usage_page(_request("GET", "/usage-logs", _account_key(), params=params))
+    payload = _request("GET", "/usage-logs", _account_key(), params=params)
+    return _usage_page(payload, skip_malformed)
 
 
 # ---------------------------------------------------------------- client-key endpoints

@@ -10,8 +10,7 @@ import hashlib
 from collections import defaultdict
 from datetime import UTC
 
-from django.db import transaction
-from django.db.models import F
+from django.db import connection, transaction
 from django.utils import timezone
 
 from mirror.models import DailyRollup, KeySnapshot, UsageRecord, billed_amount
@@ -55,11 +54,20 @@ def mark_deleted(sub_key_id, deleted_at=None):
     )
 
 
+USAGE_COLUMNS = (
+    "request_id", "key_id", "created_at", "model", "input_tokens", "output_tokens", "cache_read_tokens",
+    "cache_write_tokens", "duration_ms", "cost", "multiplier", "billed", "mirrored_at",
+)
+
+
 def store_usage_rows(key, logs, multiplier):
     """Insert usage rows (derouter.client.UsageLog) for a key (None: the account) with their rollups.
 
     Rows already held are skipped. Returns the number of rows inserted. Raises
     IntegrityError, with nothing written, if another writer inserted one of them meanwhile.
+    One select, one multi-row insert and one rollup upsert per call: the sync calls this
+    once per page of 100 rows, and building model instances would cost more than the
+    page took to fetch.
     """
     with transaction.atomic():
         wanted = {log.request_id: log for log in logs}
@@ -67,38 +75,55 @@ def store_usage_rows(key, logs, multiplier):
         fresh = [log for request_id, log in wanted.items() if request_id not in held]
         if not fresh:
             return 0
-        records = [
-            UsageRecord(
-                request_id=log.request_id,
-                key=key,
-                created_at=log.created_at,
-                model=log.model,
-                input_tokens=log.input_tokens,
-                output_tokens=log.output_tokens,
-                cache_read_tokens=log.cache_read_tokens,
-                cache_write_tokens=log.cache_write_tokens,
-                duration_ms=log.duration_ms,
-                cost=log.cost,
-                multiplier=multiplier,
-                billed=billed_amount(log.cost, multiplier),
-            )
-            for log in fresh
-        ]
-        UsageRecord.objects.bulk_create(records)
-        _add_to_rollups(key, records)
-        return len(records)
+        billed = [billed_amount(log.cost, multiplier) for log in fresh]
+        _insert_rows(key, fresh, multiplier, billed)
+        _add_to_rollups(key, fresh, billed)
+        return len(fresh)
 
 
-def _add_to_rollups(key, records):
-    totals = defaultdict(lambda: defaultdict(int))
-    for record in records:
-        bucket = totals[(record.created_at.astimezone(UTC).date(), record.model)]
-        bucket["requests"] += 1
-        for name in ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "cost", "billed"):
-            bucket[name] += getattr(record, name)
-    for (day, model), bucket in totals.items():
-        updated = DailyRollup.objects.filter(day=day, key=key, model=model).update(
-            **{name: F(name) + value for name, value in bucket.items()}
+def _insert_rows(key, logs, multiplier, billed):
+    """One prepared INSERT for many rows; datetimes adapted by the backend, Decimals passed exact."""
+    adapt_datetime = connection.ops.adapt_datetimefield_value
+    mirrored_at = adapt_datetime(timezone.now())
+    key_pk = key.pk if key is not None else None
+    rows = [
+        (
+            log.request_id, key_pk, adapt_datetime(log.created_at), log.model, log.input_tokens, log.output_tokens,
+            log.cache_read_tokens, log.cache_write_tokens, log.duration_ms, log.cost, multiplier, billed_cost,
+            mirrored_at,
         )
-        if not updated:
-            DailyRollup.objects.create(day=day, key=key, model=model, **bucket)
+        for log, billed_cost in zip(logs, billed, strict=True)
+    ]
+    table = connection.ops.quote_name(UsageRecord._meta.db_table)
+    placeholders = ", ".join(["%s"] * len(USAGE_COLUMNS))
+    with connection.cursor() as cursor:
+        cursor.executemany(f"INSERT INTO {table} ({', '.join(USAGE_COLUMNS)}) VALUES ({placeholders})", rows)
+
+
+ROLLUP_SUMS = ("requests", "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "cost", "billed")
+
+
+def _add_to_rollups(key, logs, billed):
+    """Add a batch's totals to the rollups in one upsert statement (one per batch, not per row)."""
+    totals = defaultdict(lambda: defaultdict(int))
+    for log, billed_cost in zip(logs, billed, strict=True):
+        bucket = totals[(log.created_at.astimezone(UTC).date(), log.model)]
+        bucket["requests"] += 1
+        for name in ROLLUP_SUMS[1:-1]:
+            bucket[name] += getattr(log, name)
+        bucket["billed"] += billed_cost
+    table = connection.ops.quote_name(DailyRollup._meta.db_table)
+    columns = ("day", "key_id", "model", *ROLLUP_SUMS)
+    # The account's rows (no key) are kept unique by a partial index of their own.
+    target = "(day, key_id, model)" if key is not None else "(day, model) WHERE key_id IS NULL"
+    placeholders = ", ".join(["(" + ", ".join(["%s"] * len(columns)) + ")"] * len(totals))
+    additions = ", ".join(f"{name} = {table}.{name} + excluded.{name}" for name in ROLLUP_SUMS)
+    params = []
+    for (day, model), bucket in totals.items():
+        params.extend([day, key.pk if key is not None else None, model, *(bucket[name] for name in ROLLUP_SUMS)])
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} ({', '.join(columns)}) VALUES {placeholders}"
+            f" ON CONFLICT {target} DO UPDATE SET {additions}",
+            params,
+        )

@@ -61,6 +61,8 @@ class KeySnapshot(models.Model):
             models.Index(fields=["created_at"], name="snapshot_created"),
             models.Index(fields=["remaining"], name="snapshot_remaining"),
             models.Index(fields=["deleted_at"], name="snapshot_deleted"),
+            models.Index(fields=["refreshed_at"], name="snapshot_refreshed"),
+            models.Index(fields=["spent"], name="snapshot_spent"),
         ]
 
     def __str__(self):
@@ -132,6 +134,9 @@ class SyncState(models.Model):
     # The newest request already held: an incremental sync stops when it reaches it.
     newest_request_id = models.CharField(max_length=128, blank=True)
     newest_created_at = models.DateTimeField(null=True, blank=True)
+    # How many rows derouter reported for the scope in the same answer whose newest row was
+    # newest_request_id: a catch-up knows how many new rows to expect and stops on the last.
+    newest_total = models.PositiveIntegerField(null=True, blank=True)
     # A first (or --full) sync walks back page by page; it resumes from here after a restart.
     backfill_page = models.PositiveIntegerField(default=0, help_text="0 when no backfill is under way.")
     backfill_pages = models.PositiveIntegerField(default=0)
@@ -142,6 +147,9 @@ class SyncState(models.Model):
     last_error = models.TextField(blank=True)
     last_error_at = models.DateTimeField(null=True, blank=True)
     malformed_rows = models.PositiveIntegerField(default=0)
+    # The key's spend in the snapshot when its last sync began: a key whose spend has not
+    # moved since has no new rows, so the periodic sync skips it without asking derouter.
+    synced_spent = models.DecimalField(max_digits=20, decimal_places=6, null=True, blank=True)
 
     def __str__(self):
         return self.scope

@@ -128,15 +128,37 @@ def staff_client(client, staff):
 
 @pytest.fixture
 def make_key(simulator):
-    """Create a Client Key in the simulator through the client; returns the CreatedSubKey."""
+    """Create a Client Key in the simulator through the client; returns the CreatedSubKey.
+
+    The key snapshot is refreshed after, as the worker would, so pages that read it show the key.
+    """
     from decimal import Decimal
 
     from derouter import client as derouter_client
+    from mirror import sync
 
     def make(budget="10", label="Test client", rpm_limit=None):
-        return derouter_client.create_sub_key(Decimal(budget), label=label, rpm_limit=rpm_limit)
+        created = derouter_client.create_sub_key(Decimal(budget), label=label, rpm_limit=rpm_limit)
+        sync.refresh_snapshot()
+        return created
 
     return make
+
+
+@pytest.fixture
+def sync_mirror(simulator):
+    """Bring the mirror up to date with the simulator as the worker would, for the given keys.
+
+    Pass sub-key ids, and/or "account" for the Account Key's own use; the snapshot is refreshed first.
+    """
+    from mirror import sync
+
+    def run(*scopes):
+        sync.refresh_snapshot()
+        for scope in scopes:
+            sync.sync_scope(scope)
+
+    return run
 
 
 # A no-op "slow" rule (delay 0) per management path: each request there uses up one of its

@@ -66,14 +66,16 @@ def test_without_javascript_a_double_submitted_top_up_happens_once(page_without_
     assert page.locator("#ledger tbody tr").count() == 1
 
 
-def test_browsing_usage_logs(page, live_server, owner, make_key, simulator):
+def test_browsing_usage_logs(page, live_server, owner, make_key, simulator, sync_mirror):
     key = make_key("10", label="Busy customer")
     simulator.add_usage(key.id, "0.0023", count=25, inputTokens=100, outputTokens=50)
+    sync_mirror(key.id)
     sign_in(page, live_server, "olivia", "owner-pass-1234")
 
     page.goto(f"{live_server.url}/dashboard/logs/")
-    page.select_option("#id_key", key.id)
-    page.wait_for_url(re.compile(rf".*key={key.id}.*"))
+    page.fill("#id_client", key.id)
+    page.press("#id_client", "Enter")
+    page.wait_for_url(re.compile(rf".*client={key.id}.*"))
     page.wait_for_selector("text=page 1 of 2")
     assert page.locator("#logs tbody tr").count() == 20
 

@@ -29,13 +29,18 @@ from dashboard.forms import (
 )
 from dashboard.formtokens import TokenUsedElsewhere
 from dashboard.models import AuditEvent, Outcome, TopUp
-from dashboard.upstream import get_sub_key_or_404, get_sub_keys, is_running_low, upstream_write_deadline
+from dashboard.upstream import get_sub_key_or_404, is_running_low, upstream_write_deadline
 from dashboard.views import SUBKEYS_CHANGED_EVENT
 from derouter import client
-from derouter.client import NotFound
+from derouter.client import DerouterError, NotFound, Unavailable
 from lib.htmx import render_page_or_fragment, wants_fragment
 from lib.money import exact_usd
 from lib.paging import Pager, pager_for_log_page, plural
+from mirror import reconcile
+from mirror import sync as mirror_sync
+from mirror.ingest import secret_digest
+from mirror.models import KeySnapshot
+from mirror.reads import as_sub_key, request_first_sync_if_empty, search_keys
 
 KEYS_PER_PAGE = 25
 HISTORY_ROWS = 20
@@ -65,45 +70,44 @@ def _get_key_row(sub_key):
     )
 
 
-def _matches(sub_key, needle):
-    """True when the label, shortened key or upstream id contains the needle."""
-    return needle in sub_key.label.casefold() or needle in sub_key.key_id.casefold() or needle in sub_key.id
-
-
-def _get_safe_search(query, sub_keys):
-    """The search with a pasted full key replaced by its shortened form.
+def _get_safe_search(query):
+    """The search with a pasted full key replaced by its shortened form (found by its digest in the snapshot).
 
     A full key must not travel on in a URL, an access log or the browser's
     history: the search form posts, and this is what goes into the URL.
     """
     if not FULL_KEY_SHAPE.fullmatch(query):
         return query
-    for sub_key in sub_keys:
-        stem = sub_key.key_id.removesuffix("...")
-        if stem and query.startswith(stem) and len(query) > len(stem):
-            return sub_key.key_id
-    return ""
+    shortened = KeySnapshot.objects.filter(secret_sha256=secret_digest(query)).values_list("key_id_short", flat=True)
+    return shortened.first() or ""
 
 
-def _get_matching_keys(sub_keys, query):
-    """The keys that match a search (all of them for an empty one)."""
-    needle = query.casefold()
-    if not needle:
-        return list(sub_keys)
-    return [sub_key for sub_key in sub_keys if _matches(sub_key, needle)]
+def _settle_unsettled_writes():
+    """Writes whose outcome is still open are settled from derouter's key list: one call, only when there are any.
+
+    The worker does the same every minute; if derouter cannot answer now, the page serves the snapshot.
+    """
+    try:
+        settled = keywrites.resolve_unsettled_writes()
+    except DerouterError:
+        return
+    if settled:
+        mirror_sync.record_write_answer(None)
 
 
-def _get_sorted_keys(sub_keys, sort):
-    """Sort once in Python by a column ("-" for descending); keys without a value go last."""
-    column = sort.removeprefix("-")
+def _get_snapshot_or_404(sub_key_id):
+    """An active key of the snapshot, or Http404 (the URL converter already refused malformed ids)."""
+    request_first_sync_if_empty()
+    try:
+        return KeySnapshot.objects.active().get(sub_key_id=sub_key_id)
+    except KeySnapshot.DoesNotExist:
+        raise Http404("No such key.") from None
 
-    def sort_key(sub_key):
-        value = getattr(sub_key, column)
-        return (value.casefold() if isinstance(value, str) else value, sub_key.id)
 
-    present = [sub_key for sub_key in sub_keys if getattr(sub_key, column) is not None]
-    missing = [sub_key for sub_key in sub_keys if getattr(sub_key, column) is None]
-    return sorted(present, key=sort_key, reverse=sort.startswith("-")) + missing
+def _get_reconciliation(snapshot):
+    """Mirrored real cost against the spend derouter reports: "reconciled" or the difference."""
+    mirrored = reconcile.mirrored_cost_of(snapshot)
+    return {"mirrored": mirrored, "difference": reconcile.difference(snapshot, mirrored)}
 
 
 def _get_list_url(**query):
@@ -228,31 +232,31 @@ def _render_multiplier_preview(request, sub_key):
 @require_http_methods(["GET", "HEAD", "POST"])
 @vary_on_headers("HX-Request")
 def key_list(request):
-    """The Client Keys table: search, sort and page on our side from one upstream call.
+    """The Client Keys table: search, sort and page the key snapshot in SQL (no upstream call).
 
     The search box posts; the answer's URL (a redirect, or HX-Push-Url for
     htmx) carries the search with any full key in it shortened.
     """
+    request_first_sync_if_empty()
     submitted = KeyListQueryForm(request.POST if request.method == "POST" else request.GET).get_query()
-    all_keys = get_sub_keys()
-    query = {**submitted, "q": _get_safe_search(submitted["q"], all_keys)}
+    query = {**submitted, "q": _get_safe_search(submitted["q"])}
     is_new_search = request.method == "POST" or query["q"] != submitted["q"]
     if is_new_search:
         query["page"] = 1
     list_url = _get_list_url(**query)
     if is_new_search and not request.htmx:
         return redirect(list_url)
-    keywrites.resolve_writes_from(all_keys)
-    matching = _get_sorted_keys(_get_matching_keys(all_keys, query["q"]), query["sort"])
-    page = Paginator(matching, KEYS_PER_PAGE).get_page(query["page"])
+    _settle_unsettled_writes()
+    page = Paginator(search_keys(query["q"], query["sort"]), KEYS_PER_PAGE).get_page(query["page"])
+    total_keys = KeySnapshot.objects.active().count() if query["q"] else page.paginator.count
     context = {
         "query": query,
         "page": page,
-        "rows": [_get_key_row(sub_key) for sub_key in page.object_list],
-        "total_keys": len(all_keys),
+        "rows": [_get_key_row(as_sub_key(snapshot)) for snapshot in page.object_list],
+        "total_keys": total_keys,
         "refresh_url": list_url,
         "sort_headers": _get_sort_headers(query),
-        "pager": _get_list_pager(query, page, len(all_keys)),
+        "pager": _get_list_pager(query, page, total_keys),
     }
     response = render_page_or_fragment(request, "dashboard/key_list.html", "dashboard/_keys.html", context)
     if is_new_search:
@@ -322,21 +326,25 @@ def key_create(request):
 @require_http_methods(["GET", "HEAD"])
 @vary_on_headers("HX-Request")
 def key_detail(request, sub_key_id):
-    """One key: details, usage, its usage logs paged upstream, top-ups and audit events."""
-    sub_key = get_sub_key_or_404(sub_key_id)
-    keywrites.resolve_writes_of_key(sub_key)
+    """One key from the snapshot: details, usage, reconciliation, its logs paged upstream, top-ups, audit events."""
+    _settle_unsettled_writes()
+    snapshot = _get_snapshot_or_404(sub_key_id)
+    sub_key = as_sub_key(snapshot)
     logs_query = KeyLogsQueryForm(request.GET).get_query()
     try:
         logs = client.get_usage_logs(logs_query["page"], logs_query["limit"], sub_key_id=sub_key.id)
     except NotFound:
-        # Deleted between the two calls.
+        # Deleted upstream since the last refresh.
         raise Http404("No such key.") from None
+    except Unavailable:
+        # The key itself still shows, from the snapshot, with its age.
+        logs = None
     context = {
         "key": sub_key,
         "row": _get_key_row(sub_key),
         "logs": logs,
         "logs_query": logs_query,
-        "pager": pager_for_log_page(
+        "pager": None if logs is None else pager_for_log_page(
             request,
             logs,
             f"{plural(logs.total, 'request')} · page {logs.page} of {logs.pages or 1}",
@@ -354,6 +362,7 @@ def key_detail(request, sub_key_id):
         ],
         edit_form=_get_edit_form(sub_key),
         preview=_get_multiplier_preview(sub_key, sub_key.display_multiplier),
+        reconciliation=_get_reconciliation(snapshot),
     )
     return render(request, "dashboard/key_detail.html", context)
 

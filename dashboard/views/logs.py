@@ -1,87 +1,180 @@
-"""Usage logs: every request of the account, paged through the upstream."""
+"""Usage logs from the mirror: every request with its client, filtered, totalled and exported as CSV."""
 
-from django.core.cache import cache
+import datetime
+import re
+
+from django.core.paginator import Paginator
+from django.db.models import Count, Q, Sum
 from django.shortcuts import render
+from django.utils import timezone
+from django.utils.functional import cached_property
 from django.views.decorators.http import require_http_methods
 from django.views.decorators.vary import vary_on_headers
 
 from accounts.roles import console_required
+from lib.csv_export import csv_download
 from dashboard.forms import ACCOUNT_ONLY, UsageLogQueryForm
-from dashboard.upstream import get_sub_keys
-from derouter import client
-from derouter.client import NotFound
 from lib.htmx import wants_fragment
-from lib.paging import make_pager, plural
+from mirror.models import DailyRollup, KeySnapshot, UsageRecord
+from mirror.reads import request_first_sync_if_empty
 
-# Only ids and labels are cached, never a key's secret.
-KEY_LABELS_CACHE_KEY = "console:usage-logs:key-labels"
-KEY_LABELS_SECONDS = 30
-# Past this many keys a select of them all would outweigh the page itself: the
-# filter becomes a key-id field (each key's page links here with its id filled in).
-KEY_SELECT_LIMIT = 200
-
-
-def _get_key_labels(wanted_id=""):
-    """Every Client Key's id and label, cached briefly; refetched when the wanted id is missing."""
-    labels = cache.get(KEY_LABELS_CACHE_KEY)
-    if labels is None or (wanted_id and wanted_id not in labels):
-        labels = {
-            sub_key.id: f"{sub_key.label} ({sub_key.key_id})" if sub_key.label else sub_key.key_id
-            for sub_key in get_sub_keys()
-        }
-        cache.set(KEY_LABELS_CACHE_KEY, labels, KEY_LABELS_SECONDS)
-    return labels
+CSV_COLUMNS = (
+    "request_id", "created_at", "key_id", "key_label", "model", "input_tokens", "output_tokens",
+    "cache_read_tokens", "cache_write_tokens", "duration_ms", "cost_usd", "multiplier", "billed",
+)
+# The client picker offers every label up to this many keys, past it the labels matching what was typed.
+CLIENT_OPTIONS_ALL_UP_TO = 200
+CLIENT_OPTIONS_SHOWN = 20
+UUID_PATTERN = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
-def _get_logs(query):
-    """One page of logs for the query, or None when the key asked for does not exist."""
-    key = query["key"]
-    try:
-        return client.get_usage_logs(
-            query["page"],
-            query["limit"],
-            sub_key_id=key if key not in ("", ACCOUNT_ONLY) else None,
-            account_only=key == ACCOUNT_ONLY,
-        )
-    except NotFound:
-        return None
+class _CountedPaginator(Paginator):
+    """A paginator told its count (from the rollups) instead of counting the rows."""
+
+    def __init__(self, object_list, per_page, count):
+        super().__init__(object_list, per_page)
+        self._known_count = count
+
+    @cached_property
+    def count(self):
+        return self._known_count
 
 
-def _get_pager(request, query, logs):
-    if not logs:
-        return None
-    summary = f"{plural(logs.total, 'request')} · page {query['page']} of {logs.pages} · {logs.limit} per page"
-    return make_pager(request, page=query["page"], pages=logs.pages, summary=summary)
+def _get_client_keys(client):
+    """The keys a client filter means: a key id, or labels equal to it, else containing it."""
+    if UUID_PATTERN.match(client):
+        return KeySnapshot.objects.filter(sub_key_id=client)
+    exact = KeySnapshot.objects.filter(label__iexact=client)
+    if exact.exists():
+        return exact
+    return KeySnapshot.objects.filter(label__icontains=client)
+
+
+def _get_filters(query):
+    """Q objects for the usage rows and for the rollups that total them (same filter, two tables)."""
+    rows, rollups = Q(), Q()
+    client = query["client"]
+    if client == ACCOUNT_ONLY:
+        rows &= Q(key__isnull=True)
+        rollups &= Q(key__isnull=True)
+    elif client:
+        keys = _get_client_keys(client)
+        rows &= Q(key__in=keys)
+        rollups &= Q(key__in=keys)
+    if query["model"]:
+        rows &= Q(model=query["model"])
+        rollups &= Q(model=query["model"])
+    if query["date_from"]:
+        rows &= Q(created_at__gte=_start_of_utc_day(query["date_from"]))
+        rollups &= Q(day__gte=query["date_from"])
+    if query["date_to"]:
+        rows &= Q(created_at__lt=_start_of_utc_day(query["date_to"] + datetime.timedelta(days=1)))
+        rollups &= Q(day__lte=query["date_to"])
+    return rows, rollups
+
+
+def _start_of_utc_day(day):
+    return datetime.datetime.combine(day, datetime.time.min, tzinfo=datetime.UTC)
+
+
+def _get_totals(rollup_filter):
+    """Totals of the filtered rows, summed from the daily rollups (never from the rows themselves)."""
+    return DailyRollup.objects.filter(rollup_filter).aggregate(
+        requests=Sum("requests", default=0),
+        input_tokens=Sum("input_tokens", default=0),
+        output_tokens=Sum("output_tokens", default=0),
+        cache_read_tokens=Sum("cache_read_tokens", default=0),
+        cache_write_tokens=Sum("cache_write_tokens", default=0),
+        cost=Sum("cost", default=0),
+        billed=Sum("billed", default=0),
+    )
+
+
+def _get_query(request):
+    query_form = UsageLogQueryForm(request.GET)
+    query = query_form.get_query()
+    row_filter, rollup_filter = _get_filters(query)
+    rows = UsageRecord.objects.filter(row_filter).select_related("key").order_by("-created_at", "-id")
+    return query_form, query, rows, rollup_filter
+
+
+def _get_models():
+    return list(DailyRollup.objects.order_by("model").values_list("model", flat=True).distinct())
+
+
+def _get_client_options(typed=""):
+    """Labels for the client picker: those containing what was typed, else every label of a small account."""
+    keys = KeySnapshot.objects.exclude(label="")
+    if typed:
+        keys = keys.filter(label__icontains=typed)
+    elif keys.aggregate(count=Count("id"))["count"] > CLIENT_OPTIONS_ALL_UP_TO:
+        return []
+    labels = keys.order_by("label").values_list("label", flat=True).distinct()
+    return list(labels[:CLIENT_OPTIONS_SHOWN] if typed else labels)
 
 
 @console_required
 @require_http_methods(["GET", "HEAD"])
 @vary_on_headers("HX-Request")
 def usage_logs(request):
-    """All requests, newest first: filter by key or the Account Key's own, page through derouter."""
-    query_form = UsageLogQueryForm(request.GET)
-    query = query_form.get_query()
-    logs = _get_logs(query)
-    status = 200
-    if "key" in query_form.errors:
-        status = 400
-    elif logs is None:
-        status = 404
+    """All mirrored requests, newest first, with their client; filter by client, model and UTC days."""
+    request_first_sync_if_empty()
+    query_form, query, rows, rollup_filter = _get_query(request)
+    totals = _get_totals(rollup_filter)
+    paginator = _CountedPaginator(rows, query["limit"], totals["requests"])
+    page = paginator.get_page(query["page"])
     context = {
         "query_form": query_form,
         "query": query,
-        "logs": logs,
-        "is_past_end": bool(logs) and logs.pages > 0 and query["page"] > logs.pages,
-        "pager": _get_pager(request, query, logs),
+        "page": page,
+        "totals": totals,
+        "is_past_end": query["page"] > paginator.num_pages and totals["requests"] > 0,
     }
+    status = 400 if query_form.errors else 200
     if wants_fragment(request):
         return render(request, "dashboard/_logs.html", context, status=status)
-
-    labels = _get_key_labels(query["key"] if query["key"] != ACCOUNT_ONLY else "")
-    if len(labels) <= KEY_SELECT_LIMIT:
-        key_choices = sorted(labels.items(), key=lambda item: item[1].casefold())
-        query_form.set_key_choices(key_choices, extra=[(ACCOUNT_ONLY, "Account Key only")])
-    else:
-        query_form.fields["key"].widget.attrs["placeholder"] = f"A key's id, or “{ACCOUNT_ONLY}”"
-    context["key_label"] = labels.get(query["key"], "")
+    query_form.set_model_choices(_get_models())
+    context["client_options"] = _get_client_options(query["client"])
     return render(request, "dashboard/usage_logs.html", context, status=status)
+
+
+@console_required
+@require_http_methods(["GET", "HEAD"])
+def usage_log_clients(request):
+    """The client picker's suggestions for what was typed (htmx replaces the datalist)."""
+    typed = UsageLogQueryForm(request.GET).get_query()["client"]
+    return render(request, "dashboard/_client_options.html", {"client_options": _get_client_options(typed)})
+
+
+def _csv_rows(rows):
+    yield CSV_COLUMNS
+    for row in rows.iterator(chunk_size=2000):
+        key = row.key
+        yield (
+            row.request_id,
+            row.created_at.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            key.sub_key_id if key else "",
+            key.label if key else "Account Key",
+            row.model,
+            row.input_tokens,
+            row.output_tokens,
+            row.cache_read_tokens,
+            row.cache_write_tokens,
+            row.duration_ms,
+            _plain(row.cost),
+            _plain(row.multiplier),
+            _plain(row.billed),
+        )
+
+
+def _plain(amount):
+    """A Decimal without padding zeros or an exponent: 0.00230000 as 0.0023, 10 as 10."""
+    return format(amount.normalize(), "f")
+
+
+@console_required
+@require_http_methods(["GET", "HEAD"])
+def usage_logs_csv(request):
+    """Exactly the filtered rows (every page) as a CSV download, streamed row by row."""
+    _, _, rows, _ = _get_query(request)
+    return csv_download(_csv_rows(rows), f"derouter-usage-{timezone.now():%Y%m%d-%H%M%S}.csv")

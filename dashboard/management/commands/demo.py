@@ -2,6 +2,7 @@
 
 import os
 import secrets
+import signal
 import socket
 import subprocess
 import sys
@@ -15,6 +16,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from accounts.models import ConsoleProfile, Role
 from derouter import client
+from mirror.models import DailyRollup, KeySnapshot, SyncState, TaskRun, UsageRecord
 
 DEMO_USERS = (("owner", Role.OWNER), ("staff", Role.STAFF))
 
@@ -26,7 +28,7 @@ def _free_port():
 
 
 class Command(BaseCommand):
-    help = "Migrate, create demo users, start the simulator with demo data and serve the dashboard."
+    help = "Migrate, create demo users, start the simulator with demo data and a Huey consumer, serve the dashboard."
 
     def add_arguments(self, parser):
         parser.add_argument("--addr", default="127.0.0.1:8000", help="Where the dashboard listens.")
@@ -41,18 +43,24 @@ class Command(BaseCommand):
             for path in state_path.parent.glob(state_path.name + "*"):
                 path.unlink()
         call_command("migrate", interactive=False, verbosity=0)
+        if fresh:
+            self._forget_mirror()
         passwords = {username: self._ensure_user(username, role) for username, role in DEMO_USERS}
 
         account_key = settings.DEROUTER_ACCOUNT_KEY or "sk-ant-demo-" + secrets.token_urlsafe(24)
         port = _free_port()
         simulator = self._start_simulator(port, account_key, state_path, seed_keys)
+        consumer = None
         try:
             settings.DEROUTER_API_BASE = f"http://127.0.0.1:{port}"
             settings.DEROUTER_INFERENCE_BASE = f"http://127.0.0.1:{port}/openai/v1"
             settings.DEROUTER_ACCOUNT_KEY = account_key
+            consumer = self._start_consumer(account_key)
             self._print_welcome(addr, passwords)
             call_command("runserver", addr, use_reloader=False)
         finally:
+            if consumer is not None:
+                self._stop_consumer(consumer)
             simulator.terminate()
             simulator.wait(timeout=10)
 
@@ -87,6 +95,35 @@ class Command(BaseCommand):
                 time.sleep(0.2)
         process.kill()
         raise CommandError("The simulator did not start within 60 seconds.")
+
+    def _forget_mirror(self):
+        """New demo data: the mirror of the old simulator state would only confuse it."""
+        for model in (UsageRecord, DailyRollup, SyncState, TaskRun, KeySnapshot):
+            model.objects.all().delete()
+
+    def _start_consumer(self, account_key):
+        """One Huey consumer (periodic tasks on): its first refresh is the mirror's first sync.
+
+        It is the demo's only consumer, so locks left by a demo stopped mid-sync are flushed.
+        """
+        environment = {
+            **os.environ,
+            "DEROUTER_API_BASE": settings.DEROUTER_API_BASE,
+            "DEROUTER_INFERENCE_BASE": settings.DEROUTER_INFERENCE_BASE,
+            "DEROUTER_ACCOUNT_KEY": account_key,
+        }
+        return subprocess.Popen(
+            [sys.executable, "manage.py", "run_huey", "--flush-locks"], cwd=settings.BASE_DIR, env=environment
+        )
+
+    def _stop_consumer(self, consumer):
+        # SIGINT lets the consumer finish the task in hand; a sync resumes from its checkpoint anyway.
+        consumer.send_signal(signal.SIGINT)
+        try:
+            consumer.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            consumer.kill()
+            consumer.wait()
 
     def _print_welcome(self, addr, passwords):
         sub_keys = client.list_sub_keys()

@@ -1,0 +1,145 @@
+"""What console pages read from the mirror: keys from the snapshot, how fresh it is, the first sync.
+
+Pages never ask derouter for the key list: they search, sort and count the snapshot in
+SQL, so their cost does not grow with the number of keys. Decisions that move money
+(top-up confirm, edit, delete) still read the key from derouter.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db.models import Count, F, Max, Q, Sum
+from django.utils import timezone
+
+from derouter.client import Secret, SubKey
+from mirror import ingest
+from mirror.models import KeySnapshot, SyncState, TaskRun
+
+# Sort columns of the key list (as the form names them) and the snapshot fields behind them.
+SORT_FIELDS = {
+    "label": "label",
+    "key_id": "key_id_short",
+    "budget": "budget",
+    "spent": "spent",
+    "remaining": "remaining",
+    "rpm_limit": "rpm_limit",
+    "concurrent_limit": "concurrent_limit",
+    "display_multiplier": "display_multiplier",
+    "created_at": "created_at",
+}
+REFRESH_TASK_NAME = "refresh_keys"
+# A page seen before the first refresh asks for one at most this often.
+FIRST_SYNC_REQUEST_SECONDS = 60
+FIRST_SYNC_REQUEST_CACHE_KEY = "mirror:first-sync-requested"
+
+
+@dataclass(frozen=True)
+class Freshness:
+    """How fresh the key snapshot is, as pages say it."""
+
+    as_of: datetime | None
+    age_seconds: int | None
+    is_stale: bool
+    first_sync_running: bool
+
+
+def get_freshness():
+    """When the snapshot was last complete: the oldest refresh of an active key, else the last refresh run."""
+    as_of = KeySnapshot.objects.active().order_by("refreshed_at").values_list("refreshed_at", flat=True).first()
+    if as_of is None:
+        as_of = (
+            TaskRun.objects.filter(name=REFRESH_TASK_NAME, status=TaskRun.Status.OK)
+            .values_list("finished_at", flat=True)
+            .first()
+        )
+    if as_of is None:
+        return Freshness(None, None, False, True)
+    age = max(0, int((timezone.now() - as_of).total_seconds()))
+    return Freshness(as_of, age, age > settings.MIRROR_STALE_AFTER_SECONDS, False)
+
+
+def request_first_sync_if_empty():
+    """Before the first refresh, ask the worker for one (at most once a minute across processes).
+
+    Pages that read the snapshot call this first; the worker's own first refresh usually wins.
+    """
+    from mirror import tasks
+
+    if KeySnapshot.objects.exists():
+        return
+    if cache.add(FIRST_SYNC_REQUEST_CACHE_KEY, True, FIRST_SYNC_REQUEST_SECONDS):
+        tasks.refresh_keys()
+
+
+def search_keys(query="", sort="-created_at", include_deleted=False):
+    """Snapshot keys matching a search, sorted in SQL; a pasted full key is matched by its digest."""
+    keys = KeySnapshot.objects.all() if include_deleted else KeySnapshot.objects.active()
+    needle = query.strip()
+    if needle:
+        keys = keys.filter(
+            Q(label__icontains=needle)
+            | Q(key_id_short__icontains=needle.removesuffix("..."))
+            | Q(sub_key_id__icontains=needle)
+            | Q(secret_sha256=ingest.secret_digest(needle))
+        )
+    field = SORT_FIELDS[sort.removeprefix("-")]
+    order = F(field).desc(nulls_last=True) if sort.startswith("-") else F(field).asc(nulls_last=True)
+    tie_break = "-sub_key_id" if sort.startswith("-") else "sub_key_id"
+    return keys.order_by(order, tie_break)
+
+
+def as_sub_key(snapshot):
+    """A snapshot row in the shape the key templates know; the secret is never in the snapshot."""
+    return SubKey(
+        id=snapshot.sub_key_id,
+        label=snapshot.label,
+        key_id=snapshot.key_id_short,
+        secret=Secret(""),
+        budget=snapshot.budget,
+        spent=snapshot.spent,
+        remaining=snapshot.remaining,
+        rpm_limit=snapshot.rpm_limit,
+        concurrent_limit=snapshot.concurrent_limit,
+        display_multiplier=snapshot.display_multiplier,
+        created_at=snapshot.created_at,
+    )
+
+
+@dataclass(frozen=True)
+class SyncProgress:
+    """The usage mirror at a glance, for the status panel."""
+
+    scopes: int
+    complete: int
+    rows_mirrored: int
+    malformed_rows: int
+    pages_done: int
+    pages_total: int
+    last_synced_at: datetime | None
+    scopes_with_errors: list
+
+    @property
+    def first_sync_running(self):
+        return self.complete < self.scopes
+
+    @property
+    def percent(self):
+        if not self.pages_total:
+            return 0 if self.first_sync_running else 100
+        return min(100, int(self.pages_done * 100 / self.pages_total))
+
+
+def get_sync_progress():
+    totals = SyncState.objects.aggregate(
+        scopes=Count("id"),
+        complete=Count("id", filter=Q(backfill_complete=True)),
+        rows_mirrored=Sum("rows_mirrored", default=0),
+        malformed_rows=Sum("malformed_rows", default=0),
+        pages_done=Sum(F("backfill_page") - 1, filter=Q(backfill_complete=False, backfill_page__gt=0), default=0),
+        pages_total=Sum("backfill_pages", filter=Q(backfill_complete=False), default=0),
+        last_synced_at=Max("last_synced_at"),
+    )
+    errors = SyncState.objects.exclude(last_error="").select_related("key").order_by("-last_error_at")[:20]
+    return SyncProgress(**totals, scopes_with_errors=list(errors))

@@ -1,0 +1,46 @@
+"""Reconciliation: a key's mirrored total real cost must equal the spend derouter reports for it."""
+
+from decimal import Decimal
+
+from django.db.models import Sum
+
+from mirror.models import DailyRollup, KeySnapshot
+
+# The snapshot holds spend to six places; rollups sum exact row costs (on SQLite through
+# floating point), so both are compared at the snapshot's precision.
+SPENT_PLACES = Decimal("0.000001")
+
+
+def mirrored_cost_of(snapshot):
+    """The real cost of every mirrored row of one key, from its rollups."""
+    total = DailyRollup.objects.filter(key=snapshot).aggregate(total=Sum("cost"))["total"]
+    return (total or Decimal(0)).quantize(SPENT_PLACES)
+
+
+def mirrored_costs():
+    """Mirrored real cost per key id (KeySnapshot.pk -> Decimal), summed from the rollups."""
+    rows = DailyRollup.objects.filter(key__isnull=False).values("key").annotate(total=Sum("cost"))
+    return {row["key"]: row["total"].quantize(SPENT_PLACES) for row in rows}
+
+
+def difference(snapshot, mirrored):
+    """Spend not (yet) mirrored: positive when rows are missing, negative when the mirror holds more."""
+    return snapshot.spent - mirrored
+
+
+def difference_text(snapshot, mirrored):
+    gap = difference(snapshot, mirrored)
+    if not gap:
+        return "reconciled"
+    return f"spent {snapshot.spent} but mirrored rows cost {mirrored} (difference {gap:+})"
+
+
+def disagreements(snapshots=None):
+    """Keys (all, or of the given queryset) whose mirrored real cost differs from their spend: [(snapshot, mirrored)]."""
+    costs = mirrored_costs()
+    found = []
+    for snapshot in (snapshots if snapshots is not None else KeySnapshot.objects.all()).order_by("label", "sub_key_id"):
+        mirrored = costs.get(snapshot.pk, Decimal(0).quantize(SPENT_PLACES))
+        if difference(snapshot, mirrored):
+            found.append((snapshot, mirrored))
+    return found

@@ -1,0 +1,399 @@
+"""Keeping the mirror in step with derouter: the key snapshot and the usage rows of every scope.
+
+A scope is one Client Key (its sub_key_id) or the Account Key's own use ("account").
+Each scope's usage is synced under a lock in Huey's shared storage, so any number of
+consumers (and the `sync` command, and a key edit) can run at once without two of them
+walking the same scope; the unique request_id behind it makes a double insert fail
+instead of counting a row twice.
+
+Usage pages come newest first and are numbered from the newest row, so rows that
+arrive while we page push older rows to later pages: we may see a row twice (skipped
+as already held), never miss one. A first (or --full) sync walks every page and
+checkpoints the next page in SyncState after each one, so a restart goes on from there.
+Later syncs walk from page 1 until they reach the newest row of the last complete pass.
+"""
+
+import logging
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from huey.contrib.djhuey import HUEY
+from huey.exceptions import TaskLockedException
+
+from derouter import client
+from mirror import ingest
+from mirror.models import ACCOUNT_SCOPE, KeySnapshot, SyncState
+
+logger = logging.getLogger(__name__)
+
+# derouter's largest page: the fewest requests per row.
+PAGE_SIZE = 100
+# How long a key edit waits for a running sync of that key before giving up.
+EDIT_LOCK_WAIT_SECONDS = 5
+SNAPSHOT_LOCK = "mirror-snapshot"
+SNAPSHOT_FIELDS = (
+    "label", "key_id_short", "secret_sha256", "budget", "spent", "remaining", "rpm_limit",
+    "concurrent_limit", "display_multiplier", "created_at", "deleted_at",
+)
+
+
+class ScopeBusy(Exception):
+    """Another process is syncing this scope right now."""
+
+
+@dataclass
+class SyncResult:
+    """What one sync of one scope did."""
+
+    scope: str
+    pages: int = 0
+    fetched: int = 0
+    inserted: int = 0
+    malformed: int = 0
+    complete: bool = False
+    malformed_ids: set = field(default_factory=set, repr=False)
+
+    def describe(self):
+        state = "up to date" if self.complete else "in progress"
+        text = f"{self.scope}: {self.inserted} new rows from {self.pages} pages, {state}"
+        if self.malformed:
+            text += f", {self.malformed} malformed rows"
+        return text
+
+
+@dataclass
+class SnapshotResult:
+    """What one refresh of the key snapshot did."""
+
+    active: int = 0
+    changed: int = 0
+    deleted: int = 0
+
+    def describe(self):
+        return f"{self.active} keys, {self.changed} new or changed, {self.deleted} gone upstream"
+
+
+def _usage_lock_name(scope):
+    return f"mirror-usage-{scope}"
+
+
+@contextmanager
+def _held(lock_name, wait_seconds=0):
+    """Hold a lock in Huey's shared storage (Redis or the SQLite queue file), or raise ScopeBusy."""
+    lock = HUEY.lock_task(lock_name)
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        try:
+            lock.acquire()
+            break
+        except TaskLockedException:
+            if time.monotonic() >= deadline:
+                raise ScopeBusy(lock_name) from None
+            time.sleep(0.2)
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+# ---------------------------------------------------------------- the key snapshot
+
+
+def _fields_of(sub_key):
+    fields = ingest._snapshot_fields(sub_key, None)
+    fields.pop("refreshed_at")
+    return fields
+
+
+def refresh_snapshot():
+    """Read every key from derouter into the snapshot; keys gone upstream are marked deleted.
+
+    Only new or changed keys are written, so a refresh of thousands of unchanged keys is
+    one read and two updates. A key refreshed by a write's answer after the list was
+    asked for is left as the write described it. Raises DerouterError when derouter fails.
+    """
+    with _held(SNAPSHOT_LOCK):
+        asked_at = timezone.now()
+        sub_keys = client.list_sub_keys()
+        result = SnapshotResult(active=len(sub_keys))
+        held = {
+            row[0]: row[1:]
+            for row in KeySnapshot.objects.values_list("sub_key_id", *SNAPSHOT_FIELDS, "refreshed_at")
+        }
+        writes = []
+        for sub_key in sub_keys:
+            fields = _fields_of(sub_key)
+            known = held.get(sub_key.id)
+            if known is not None:
+                if known[-1] > asked_at:
+                    continue
+                if known[:-1] == tuple(fields[name] for name in SNAPSHOT_FIELDS):
+                    continue
+            writes.append(KeySnapshot(sub_key_id=sub_key.id, refreshed_at=asked_at, **fields))
+        seen = {sub_key.id for sub_key in sub_keys}
+        gone = [sub_key_id for sub_key_id, known in held.items() if sub_key_id not in seen and known[-2] is None]
+        with transaction.atomic():
+            KeySnapshot.objects.bulk_create(
+                writes,
+                batch_size=500,
+                update_conflicts=True,
+                unique_fields=["sub_key_id"],
+                update_fields=[*SNAPSHOT_FIELDS, "refreshed_at"],
+            )
+            for start in range(0, len(gone), 500):
+                KeySnapshot.objects.filter(
+                    sub_key_id__in=gone[start:start + 500], deleted_at__isnull=True, refreshed_at__lte=asked_at
+                ).update(deleted_at=asked_at)
+            # Every key derouter just reported is as fresh as this answer.
+            KeySnapshot.objects.filter(deleted_at__isnull=True, refreshed_at__lt=asked_at).update(
+                refreshed_at=asked_at
+            )
+        result.changed, result.deleted = len(writes), len(gone)
+        return result
+
+
+def record_key(sub_key):
+    """Record a key as derouter just described it (a derouter.client.SubKey)."""
+    return ingest.upsert_key(sub_key)
+
+
+def record_write_answer(answer):
+    """After a write we made: the snapshot takes the key from its answer, or asks the worker to refresh.
+
+    ``answer`` is what derouter.client.update_sub_key returned (None when the answer did not
+    describe the key); after a write whose outcome is unknown, pass None too.
+    """
+    if answer is not None:
+        return record_key(answer)
+    from mirror import tasks
+
+    tasks.refresh_keys()
+    return None
+
+
+def record_created_key(created):
+    """Record a key we just created (a derouter.client.CreatedSubKey): nothing spent yet."""
+    now = timezone.now()
+    snapshot, _ = KeySnapshot.objects.update_or_create(
+        sub_key_id=created.id,
+        defaults={
+            "label": created.label,
+            "key_id_short": created.key_id,
+            "secret_sha256": ingest.secret_digest(created.secret.reveal()) if created.secret.reveal() else "",
+            "budget": created.budget,
+            "spent": Decimal(0),
+            "remaining": created.budget,
+            "rpm_limit": created.rpm_limit,
+            "concurrent_limit": created.concurrent_limit,
+            "created_at": now,
+            "refreshed_at": now,
+            "deleted_at": None,
+        },
+    )
+    return snapshot
+
+
+def record_deleted_key(sub_key_id):
+    """A key we deleted stays in the snapshot, marked, with its final spend."""
+    ingest.mark_deleted(sub_key_id)
+
+
+def snapshot_as_of():
+    """When the oldest fact shown about an active key was reported; None before the first refresh."""
+    return KeySnapshot.objects.active().order_by("refreshed_at").values_list("refreshed_at", flat=True).first()
+
+
+def snapshot_is_empty():
+    return not KeySnapshot.objects.exists()
+
+
+# ---------------------------------------------------------------- usage
+
+
+def _scope_key(scope):
+    if scope == ACCOUNT_SCOPE:
+        return None
+    return KeySnapshot.objects.get(sub_key_id=scope)
+
+
+def _fetch(scope, page):
+    if scope == ACCOUNT_SCOPE:
+        return client.get_usage_logs(page, PAGE_SIZE, account_only=True, skip_malformed=True)
+    return client.get_usage_logs(page, PAGE_SIZE, sub_key_id=scope, skip_malformed=True)
+
+
+def _count_malformed(result, usage_page):
+    fresh = 0
+    for row in usage_page.malformed:
+        marker = row.request_id or f"page{usage_page.page}:{len(result.malformed_ids)}"
+        if marker in result.malformed_ids:
+            continue
+        result.malformed_ids.add(marker)
+        fresh += 1
+        logger.warning(
+            "derouter sent a usage row of unexpected shape (scope %s, request %s): %s",
+            result.scope, row.request_id or "without id", row.problem,
+        )
+    result.malformed += fresh
+    return fresh
+
+
+def _store(state, key, multiplier, logs, usage_page, result, **checkpoint):
+    """Insert one page's rows and move the checkpoint, in one transaction."""
+    malformed = _count_malformed(result, usage_page)
+    with transaction.atomic():
+        inserted = ingest.store_usage_rows(key, logs, multiplier) if logs else 0
+        for name, value in checkpoint.items():
+            setattr(state, name, value)
+        state.rows_mirrored += inserted
+        state.malformed_rows += malformed
+        state.save()
+    result.pages += 1
+    result.fetched += len(usage_page.logs)
+    result.inserted += inserted
+
+
+def _backfill(state, key, multiplier, result, progress):
+    """Walk every page from the checkpoint on; each page's rows and the next page commit together."""
+    page = state.backfill_page or 1
+    while True:
+        usage_page = _fetch(state.scope, page)
+        checkpoint = {"backfill_page": page + 1, "backfill_total": usage_page.total, "backfill_pages": usage_page.pages}
+        if page == 1 and not state.newest_request_id and usage_page.logs:
+            # Rows newer than this one arrive above it; the next catch-up stops here.
+            checkpoint["newest_request_id"] = usage_page.logs[0].request_id
+            checkpoint["newest_created_at"] = usage_page.logs[0].created_at
+            checkpoint["newest_total"] = usage_page.total
+        last = page >= usage_page.pages or not (usage_page.logs or usage_page.malformed)
+        if last:
+            checkpoint.update(backfill_page=0, backfill_complete=True, last_synced_at=timezone.now())
+        _store(state, key, multiplier, usage_page.logs, usage_page, result, **checkpoint)
+        if progress:
+            progress(result, usage_page)
+        if last:
+            result.complete = True
+            return
+        page += 1
+
+
+def _catch_up(state, key, multiplier, result, progress):
+    """Walk from the newest row down to the newest row of the last complete pass.
+
+    When every page reports the same total, exactly (total - newest_total) rows are new
+    and the walk stops on the last of them, without asking for the page that holds the
+    boundary row. If rows arrive meanwhile (the total moves), it walks on to the boundary.
+    """
+    boundary, boundary_time = state.newest_request_id, state.newest_created_at
+    newest, total_at_start = None, None
+    seen_above_boundary = set()
+    page = 1
+    while True:
+        usage_page = _fetch(state.scope, page)
+        if page == 1:
+            total_at_start = usage_page.total
+            newest = usage_page.logs[0] if usage_page.logs else None
+        fresh, reached = [], False
+        for log in usage_page.logs:
+            if log.request_id == boundary or (boundary_time and log.created_at < boundary_time):
+                reached = True
+                break
+            fresh.append(log)
+        seen_above_boundary.update(log.request_id for log in fresh)
+        seen_above_boundary.update(f"malformed:{page}:{index}" for index, _ in enumerate(usage_page.malformed))
+        all_new_seen = (
+            state.newest_total is not None
+            and usage_page.total == total_at_start
+            and len(seen_above_boundary) >= total_at_start - state.newest_total
+        )
+        last = (
+            reached or all_new_seen or page >= usage_page.pages or not (usage_page.logs or usage_page.malformed)
+        )
+        checkpoint = {}
+        if last:
+            checkpoint["last_synced_at"] = timezone.now()
+            if newest is not None:
+                checkpoint.update(
+                    newest_request_id=newest.request_id, newest_created_at=newest.created_at, newest_total=total_at_start
+                )
+        _store(state, key, multiplier, fresh, usage_page, result, **checkpoint)
+        if progress:
+            progress(result, usage_page)
+        if last:
+            result.complete = True
+            return
+        page += 1
+
+
+def _sync_locked(scope, full, progress):
+    key = _scope_key(scope)
+    multiplier = key.display_multiplier if key is not None else Decimal(1)
+    state, _ = SyncState.objects.get_or_create(scope=scope, defaults={"key": key})
+    if full and (state.backfill_complete or state.backfill_page == 0):
+        state.backfill_complete = False
+        state.backfill_page = 1
+        state.newest_request_id = ""
+        state.newest_created_at = None
+        state.newest_total = None
+        state.save()
+    result = SyncResult(scope)
+    spent_before = key.spent if key is not None else None
+    try:
+        if state.backfill_complete:
+            _catch_up(state, key, multiplier, result, progress)
+        else:
+            _backfill(state, key, multiplier, result, progress)
+    except client.DerouterError as error:
+        SyncState.objects.filter(pk=state.pk).update(last_error=error.message[:500], last_error_at=timezone.now())
+        raise
+    updates = {"last_error": ""}
+    if spent_before is not None:
+        updates["synced_spent"] = spent_before
+    SyncState.objects.filter(pk=state.pk).update(**updates)
+    return result
+
+
+def sync_scope(scope, full=False, progress=None, wait_seconds=0):
+    """Sync one scope's usage rows under its lock; raises ScopeBusy, DerouterError.
+
+    ``progress(result, usage_page)`` is called after every page (the command's bar).
+    A derouter failure stops the sync with every page so far kept and checkpointed.
+    """
+    with _held(_usage_lock_name(scope), wait_seconds):
+        try:
+            return _sync_locked(scope, full, progress)
+        except IntegrityError:
+            # Another writer slipped a row in without the lock (it cannot with it): the
+            # page rolled back whole; the next pass picks it up.
+            logger.warning("usage rows of scope %s were written by another writer meanwhile", scope)
+            raise ScopeBusy(scope) from None
+
+
+def sync_key_usage(sub_key_id):
+    """Bring one key's usage up to date now, waiting for a sync already running on it.
+
+    The key-edit code calls this before it sends a new multiplier, so every row made
+    before the change is mirrored with the old one. Raises ScopeBusy or DerouterError.
+    """
+    return sync_scope(sub_key_id, wait_seconds=EDIT_LOCK_WAIT_SECONDS)
+
+
+def scopes_to_sync():
+    """Scopes whose usage may have moved: keys whose spend changed since their last sync, and the account.
+
+    A key's spend only moves with its usage, so unchanged keys cost no request at all.
+    """
+    changed = []
+    for sub_key_id, spent, synced_spent, complete in KeySnapshot.objects.active().values_list(
+        "sub_key_id", "spent", "sync__synced_spent", "sync__backfill_complete"
+    ):
+        if not complete or synced_spent is None or synced_spent != spent:
+            changed.append(sub_key_id)
+    return [*changed, ACCOUNT_SCOPE]
+
+
+def all_scopes():
+    return [*KeySnapshot.objects.values_list("sub_key_id", flat=True), ACCOUNT_SCOPE]

@@ -1,0 +1,32 @@
+"""{% freshness %}: how fresh the key snapshot a page shows is, with a Refresh control."""
+
+from django import template
+
+from mirror.reads import get_freshness
+
+register = template.Library()
+
+
+@register.inclusion_tag("mirror/_freshness.html", takes_context=True)
+def freshness(context):
+    request = context["request"]
+    return {
+        "freshness": get_freshness(),
+        "request": request,
+        "csrf_token": context.get("csrf_token"),
+        "next_url": request.get_full_path(),
+    }
+
+
+@register.filter
+def age(seconds):
+    """8 s, 3 min 5 s, 2 h 4 min: an age short enough for a status line."""
+    if seconds is None:
+        return ""
+    minutes, seconds = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    if hours:
+        return f"{hours} h {minutes} min"
+    if minutes:
+        return f"{minutes} min {seconds} s"
+    return f"{seconds} s"

@@ -1,0 +1,49 @@
+"""The mirror in the console: the Refresh control and the sync status panel."""
+
+from django.contrib import messages
+from django.shortcuts import redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.vary import vary_on_headers
+
+from accounts.roles import console_required
+from mirror import tasks
+from mirror.models import TaskRun
+from mirror.reads import get_freshness, get_sync_progress
+
+RECENT_RUNS = 25
+
+
+def _get_safe_next(request):
+    target = request.POST.get("next", "")
+    if url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+        return target
+    return "console:overview"
+
+
+@console_required
+@require_POST
+def mirror_refresh(request):
+    """Ask the worker to refresh the key snapshot (and sync usage) now; nothing is read from the browser."""
+    tasks.refresh_mirror()
+    if request.htmx:
+        context = {"freshness": get_freshness(), "refresh_queued": True, "next_url": request.POST.get("next", "")}
+        return render(request, "mirror/_freshness.html", context)
+    messages.info(request, "Refresh asked for: the worker is reading the keys from derouter.")
+    return redirect(_get_safe_next(request))
+
+
+@console_required
+@require_http_methods(["GET", "HEAD"])
+@vary_on_headers("HX-Request")
+def sync_status(request):
+    """Last refresh, rows mirrored, the first sync's progress and recent task runs with their errors."""
+    progress = get_sync_progress()
+    context = {
+        "progress": progress,
+        "freshness": get_freshness(),
+        "runs": TaskRun.objects.all()[:RECENT_RUNS],
+    }
+    if request.htmx and not request.htmx.boosted:
+        return render(request, "mirror/_sync_status.html", context)
+    return render(request, "mirror/sync_status.html", context)
