@@ -64,7 +64,7 @@ VISITS = [
     Visit("owner", "/dashboard/topups/"),
     Visit("owner", "/dashboard/logs/"),
     Visit("owner", "/dashboard/audit/"),
-    Visit("owner", "/dashboard/", status=503, fault={"mode": "error", "path": "/balance", "status": 503, "times": 10}),
+    Visit("owner", "/dashboard/keys/new/", status=503, fault={"mode": "error", "path": "/balance", "status": 503, "times": 10}),
     Visit("owner", "/dashboard/branding/", steps=(("Accent colour", "#ffd43b"), "Save branding")),
     Visit("owner", "/logout/"),
     Visit("owner", "/dashboard/automation/"),

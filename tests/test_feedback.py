@@ -78,7 +78,7 @@ def test_a_403_keeps_the_console_navigation(staff):
 
 def test_derouter_down_keeps_the_console_navigation(owner_client, simulator):
     simulator.inject("error", path="/balance", status=503, times=10)
-    response = owner_client.get(reverse("console:overview"))
+    response = owner_client.get(reverse("console:key_create"))
     assert response.status_code == 503
     assert '<nav class="nav" aria-label="Console">' in response.content.decode()
 

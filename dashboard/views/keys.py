@@ -29,7 +29,7 @@ from dashboard.forms import (
 )
 from dashboard.formtokens import TokenUsedElsewhere
 from dashboard.models import AuditEvent, Outcome, TopUp
-from dashboard.upstream import get_sub_key_or_404, is_running_low, upstream_write_deadline
+from dashboard.upstream import get_key_state, get_sub_key_or_404, is_running_low, upstream_write_deadline
 from dashboard.views import SUBKEYS_CHANGED_EVENT
 from derouter import client
 from derouter.client import DerouterError, NotFound, Unavailable
@@ -315,10 +315,14 @@ def key_create(request):
     context = {"created": created, **_get_quick_start(created.secret.reveal(), request)}
     multiplier = form.cleaned_data["display_multiplier"]
     if multiplier != 1:
-        # derouter creates every key at x1: the markup is a second write, recorded as an edit.
-        markup = keywrites.edit_key(request.user, created, {"display_multiplier": (Decimal(1), multiplier)})
-        context["multiplier_failure"] = markup.failure
+        # derouter creates every key at x1: the markup is a second write, recorded as an edit of the key as listed.
         context["multiplier"] = multiplier
+        listed = get_key_state(created.id).key
+        if listed is None:
+            context["multiplier_failure"] = {"message": "derouter did not list the new key yet"}
+        else:
+            markup = keywrites.edit_key(request.user, listed, {"display_multiplier": (Decimal(1), multiplier)})
+            context["multiplier_failure"] = markup.failure
     return _render_secret_page(request, "dashboard/key_created.html", context)
 
 
