@@ -12,6 +12,15 @@ from automation.models import WEBHOOK_EVENTS, AlertRule, Allowance
 from dashboard.forms import MONEY_DIGITS, MONEY_PLACES, PlainDecimalField, PositiveMoneyField
 
 
+class KeyPreselectForm(forms.Form):
+    """``?key=<id>`` on a rule page: the key the new rule starts with (from the key's page)."""
+
+    key = forms.CharField(required=False, max_length=64)
+
+    def get_initial(self):
+        return {"sub_key_id": self.cleaned_data["key"]} if self.is_valid() else {}
+
+
 class _KeyChoiceForm(forms.Form):
     """A form with a select of Client Keys (from the key snapshot, no upstream call)."""
 

@@ -13,8 +13,12 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from lib import encryption
+
 # Top-ups are in four decimals, like the ledger.
 CENT_HUNDREDTHS = Decimal("0.0001")
+
+SECRET_PURPOSE = "automation.webhook-secret"
 
 WEBHOOK_EVENTS = {
     "key.created": "Key created",
@@ -117,8 +121,9 @@ class WebhookEndpoint(models.Model):
     url = models.URLField(max_length=500)
     description = models.CharField(max_length=200, blank=True)
     events = models.JSONField(default=list)
-    # Kept to sign every delivery; shown once when the endpoint is made, never again.
-    secret = models.CharField(max_length=100)
+    # Needed to sign every delivery, so kept, but encrypted (lib.encryption, keyed from SECRET_KEY);
+    # shown once when the endpoint is made, never again.
+    secret_encrypted = models.CharField(max_length=400)
     enabled = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
     created_by_name = models.CharField(max_length=150, blank=True)
@@ -128,6 +133,13 @@ class WebhookEndpoint(models.Model):
 
     def __str__(self):
         return self.url
+
+    def set_secret(self, secret):
+        self.secret_encrypted = encryption.encrypt(secret, SECRET_PURPOSE)
+
+    def get_secret(self):
+        """The signing secret, or None when it cannot be read (SECRET_KEY changed without a fallback)."""
+        return encryption.decrypt(self.secret_encrypted, SECRET_PURPOSE)
 
     def get_event_labels(self):
         return [WEBHOOK_EVENTS.get(name, name) for name in self.events]

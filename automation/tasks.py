@@ -13,8 +13,10 @@ from automation import evaluation, notify, webhooks
 from automation.tracking import tracked
 
 EVALUATE_LOCK = "automation-evaluate"
+# A customer email that fails (SMTP down) is retried after 60 s, 120 s, 240 s.
 EMAIL_RETRIES = 3
 EMAIL_RETRY_DELAY = 60
+EMAIL_RETRY_BACKOFF = 2
 
 
 @db_periodic_task(crontab(minute=f"*/{settings.AUTOMATION_EVALUATE_MINUTES}"))
@@ -55,7 +57,7 @@ def send_alert_email(alert_id):
         send_alert_email.schedule((alert_id,), delay=delay)
 
 
-@db_task(retries=EMAIL_RETRIES, retry_delay=EMAIL_RETRY_DELAY)
+@db_task(retries=EMAIL_RETRIES, retry_delay=EMAIL_RETRY_DELAY, retry_backoff=EMAIL_RETRY_BACKOFF)
 def send_customer_email(subject, body, recipient):
     with tracked("automation.send_customer_email") as run:
         notify.send_customer_email(subject, body, recipient)

@@ -41,6 +41,15 @@ def new_secret():
     return SECRET_PREFIX + secrets.token_urlsafe(32)
 
 
+def create_endpoint(url, events, description="", created_by_name=""):
+    """Register an endpoint with a new signing secret; return (endpoint, the secret to show once)."""
+    secret = new_secret()
+    endpoint = WebhookEndpoint(url=url, events=list(events), description=description, created_by_name=created_by_name)
+    endpoint.set_secret(secret)
+    endpoint.save()
+    return endpoint, secret
+
+
 def sign(secret, timestamp, body):
     """Hex HMAC-SHA256 of "<timestamp>.<body>" under the endpoint's secret."""
     message = f"{timestamp}.".encode() + body
@@ -128,12 +137,16 @@ def attempt_delivery(delivery_id):
         return None
     endpoint = delivery.endpoint
     body = delivery.body.encode()
+    secret = endpoint.get_secret()
+    if secret is None:
+        _settle(delivery, DeliveryStatus.FAILED, error="The endpoint's secret cannot be read (SECRET_KEY changed): register it again.")
+        return None
     headers = {
         "Content-Type": "application/json",
         "User-Agent": "derouter-dashboard-webhooks/1",
         EVENT_HEADER: delivery.event_type,
         DELIVERY_HEADER: str(delivery.event_id),
-        SIGNATURE_HEADER: signature_header(endpoint.secret, body, int(time.time())),
+        SIGNATURE_HEADER: signature_header(secret, body, int(time.time())),
     }
     try:
         result = outbound.post(endpoint.url, body, headers, settings.WEBHOOK_TIMEOUT)

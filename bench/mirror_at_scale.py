@@ -33,6 +33,8 @@ os.environ["DATABASE_URL"] = f"sqlite:///{WORK / 'default.sqlite3'}"
 os.environ["REDIS_URL"] = ""
 os.environ["HUEY_IMMEDIATE"] = "true"
 os.environ["LOG_LEVEL"] = "WARNING"
+# Listing 20,000 keys takes seconds on a busy machine; the test settings allow only 5.
+os.environ["DEROUTER_READ_TIMEOUT"] = "120"
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
 
 import django  # noqa: E402

@@ -6,14 +6,13 @@ from decimal import Decimal
 import pytest
 from django.core import mail
 
-from automation import alerts, funding, tasks
-from automation.models import Alert, AlertRule, AutoTopUpRule, RuleState, WebhookEndpoint
+from automation import alerts, funding, tasks, webhooks
+from automation.models import Alert, AlertRule, AutoTopUpRule, RuleState
 from automation.upstream import get_live_key, refresh_snapshot, token_for
-from automation import webhooks
 from dashboard.models import AuditEvent, Outcome, TopUp
 from derouter import client
 from mirror.models import KeySnapshot, TaskRun
-from tests.helpers import budget_of
+from tests.helpers import budget_of, eventually
 from tests.test_automation_webhooks import readme_verifier
 
 pytestmark = pytest.mark.django_db
@@ -39,9 +38,7 @@ def run_evaluation(capture, times=1):
 def test_a_key_under_its_threshold_gets_one_top_up_one_email_and_one_signed_webhook(
     simulator, make_key, webhook_receiver, django_capture_on_commit_callbacks
 ):
-    endpoint = WebhookEndpoint.objects.create(
-        url=webhook_receiver.url, events=["key.low", "key.topped_up"], secret=webhooks.new_secret()
-    )
+    _, secret = webhooks.create_endpoint(webhook_receiver.url, ["key.low", "key.topped_up"])
     created = make_key(budget="10", label="Driven")
     make_rules(created.id)
     run_evaluation(django_capture_on_commit_callbacks)
@@ -62,7 +59,7 @@ def test_a_key_under_its_threshold_gets_one_top_up_one_email_and_one_signed_webh
     (email,) = mail.outbox
     assert email.to == ["ops@example.com"] and "Key under $3" in email.subject
     (low,) = webhook_receiver.of_type("key.low")
-    assert readme_verifier()(endpoint.secret, low.headers["X-Derouter-Signature"], low.body)
+    assert readme_verifier()(secret, low.headers["X-Derouter-Signature"], low.body)
     assert json.loads(low.body)["data"]["sub_key_id"] == created.id
     assert len(webhook_receiver.of_type("key.topped_up")) == 1
     assert TaskRun.objects.filter(name="automation.evaluate", status=TaskRun.Status.OK).count() == 3
@@ -181,24 +178,13 @@ def test_a_slow_top_up_that_was_applied_is_settled_as_applied(simulator, make_ke
     simulator.inject("slow", path=f"/sub-keys/{created.id}", method="PUT", delay=settings.DEROUTER_READ_TIMEOUT + 1, times=1)
     run_evaluation(django_capture_on_commit_callbacks)
     assert TopUp.objects.get().outcome == Outcome.UNKNOWN
-    wait_for_budget(created.id, Decimal(9))
+    eventually(lambda: budget_of(created.id) == Decimal(9))
 
     run_evaluation(django_capture_on_commit_callbacks)
     topup = TopUp.objects.get()
     assert topup.outcome == Outcome.OK
     assert "Settled by the worker: applied" in topup.message
     assert budget_of(created.id) == Decimal(9)
-
-
-def wait_for_budget(sub_key_id, expected, attempts=100):
-    """Poll derouter until the key's budget is ``expected`` (a slowed write lands a moment later)."""
-    import time
-
-    for _ in range(attempts):
-        if budget_of(sub_key_id) == expected:
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"the budget never became {expected}")
 
 
 def test_an_unknown_top_up_that_does_not_add_up_blocks_the_key(simulator, make_key):

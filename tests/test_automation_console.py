@@ -5,6 +5,7 @@ from decimal import Decimal
 import pytest
 from django.core import mail
 
+from automation import webhooks
 from automation.models import Alert, AlertRule, AutoTopUpRule, BudgetRequest, DeliveryStatus, WebhookDelivery, WebhookEndpoint
 from dashboard.models import AuditEvent, Outcome, TopUp
 from derouter import client
@@ -90,9 +91,11 @@ def test_a_webhook_secret_is_shown_once(owner_client):
     )
     assert response.status_code == 200 and response["Cache-Control"] == "no-store"
     endpoint = WebhookEndpoint.objects.get()
-    assert endpoint.secret.encode() in response.content
-    assert endpoint.secret.encode() not in owner_client.get("/dashboard/automation/webhooks/").content
-    assert endpoint.secret.encode() not in owner_client.get(f"/dashboard/automation/webhooks/{endpoint.pk}/").content
+    secret = endpoint.get_secret()
+    assert secret.startswith("whsec_") and secret not in endpoint.secret_encrypted
+    assert secret.encode() in response.content
+    assert secret.encode() not in owner_client.get("/dashboard/automation/webhooks/").content
+    assert secret.encode() not in owner_client.get(f"/dashboard/automation/webhooks/{endpoint.pk}/").content
 
 
 @pytest.mark.parametrize(
@@ -113,7 +116,7 @@ def test_http_webhooks_are_refused_in_production(owner_client, settings):
 
 
 def test_the_delivery_log_sends_a_delivery_again(owner_client, webhook_receiver, django_capture_on_commit_callbacks, make_key):
-    endpoint = WebhookEndpoint.objects.create(url=webhook_receiver.url, events=["key.topped_up"], secret="whsec_test")
+    endpoint, _ = webhooks.create_endpoint(webhook_receiver.url, ["key.topped_up"])
     created = make_key(budget="1", label="Logged")
     with django_capture_on_commit_callbacks(execute=True):
         owner_client.post(f"/dashboard/keys/{created.id}/topup/", {"amount": "1", "note": "INV-1", "confirm": "1", "token": "6f0e1c8e-0000-4000-8000-000000000001"})
@@ -218,3 +221,11 @@ def test_a_portal_request_with_a_bad_amount_is_a_form_error(client, make_key):
 def test_the_portal_request_page_needs_a_portal_session(client):
     response = client.get("/portal/requests/")
     assert response.status_code == 302 and "/portal/login/" in response["Location"]
+
+
+def test_the_key_page_links_to_rule_forms_with_the_key_chosen(owner_client, make_key):
+    created = make_key(budget="1", label="Preselected")
+    page = owner_client.get(f"/dashboard/keys/{created.id}/")
+    assert f"/dashboard/automation/auto-topups/?key={created.id}".encode() in page.content
+    form = owner_client.get(f"/dashboard/automation/auto-topups/?key={created.id}").context["form"]
+    assert form["sub_key_id"].value() == created.id

@@ -15,19 +15,16 @@ from dashboard.models import AuditEvent, Outcome
 from derouter import client
 from mirror.ingest import secret_digest
 from mirror.models import KeySnapshot
+from tests.helpers import find_key
 
 pytestmark = pytest.mark.django_db
-
-
-def listed(sub_key_id):
-    return next((sub_key for sub_key in client.list_sub_keys() if sub_key.id == sub_key_id), None)
 
 
 def test_rotation_moves_the_remaining_budget_to_a_new_key_and_keeps_the_balance(owner_client, simulator, make_key, django_capture_on_commit_callbacks):
     old = make_key(budget="10", label="Rotated", rpm_limit=30)
     client.update_sub_key(old.id, display_multiplier=Decimal("2.5"))
     simulator.add_usage(old.id, "1.25")
-    old_key = listed(old.id)
+    old_key = find_key(old.id)
     before = client.get_balance()
 
     with django_capture_on_commit_callbacks(execute=True):
@@ -39,10 +36,10 @@ def test_rotation_moves_the_remaining_budget_to_a_new_key_and_keeps_the_balance(
     assert response["Cache-Control"] == "no-store"
     rotation = Rotation.objects.get()
     assert rotation.status == Rotation.Status.DONE
-    new = listed(rotation.new_sub_key_id)
+    new = find_key(rotation.new_sub_key_id)
     secret = response.context["secret"]
     assert secret.startswith("sk-ant-") and secret.encode() in response.content
-    assert listed(old.id) is None
+    assert find_key(old.id) is None
     assert (new.label, new.rpm_limit, new.display_multiplier, new.budget) == ("Rotated", 30, Decimal("2.5"), Decimal("8.75"))
     after = client.get_balance()
     assert (after.balance, after.locked, after.available) == (before.balance, before.locked, before.available)
@@ -70,14 +67,14 @@ def test_a_rotation_whose_delete_was_lost_says_so_and_can_be_finished(owner_clie
     assert rotation.status == Rotation.Status.DELETE_UNKNOWN
     assert b"may or may not have been deleted" in response.content
     assert b"Finish the rotation" in response.content
-    assert listed(old.id) is not None  # the dropped delete never reached derouter
+    assert find_key(old.id) is not None  # the dropped delete never reached derouter
     assert client.get_balance().available == before.available - 6
 
     finished = owner_client.post(f"/dashboard/automation/rotations/{rotation.pk}/finish/", follow=True)
     assert b"the old key is gone" in finished.content
     rotation.refresh_from_db()
     assert rotation.status == Rotation.Status.DONE
-    assert listed(old.id) is None
+    assert find_key(old.id) is None
     after = client.get_balance()
     assert (after.available, after.locked) == (before.available, before.locked)
 
@@ -90,7 +87,7 @@ def test_a_rotation_derouter_refuses_changes_nothing(owner_client, simulator, ma
     response = owner_client.post(f"/dashboard/automation/keys/{old.id}/rotate/", {"token": page.context["form"]["token"].value()})
     assert response.status_code == 400
     assert Rotation.objects.get().status == Rotation.Status.CREATE_REFUSED
-    assert listed(old.id) is not None
+    assert find_key(old.id) is not None
     assert client.get_balance() == before
 
 
@@ -113,7 +110,7 @@ def test_an_expired_key_is_deleted_and_its_unspent_budget_returns(simulator, mak
     record = make_expiry(created, timezone.now() + datetime.timedelta(hours=1))
     with django_capture_on_commit_callbacks(execute=True):
         tasks.evaluate()
-    assert listed(created.id) is not None
+    assert find_key(created.id) is not None
 
     KeyExpiry.objects.filter(pk=record.pk).update(expires_at=timezone.now() - datetime.timedelta(seconds=1))
     before = client.get_balance()
@@ -123,7 +120,7 @@ def test_an_expired_key_is_deleted_and_its_unspent_budget_returns(simulator, mak
 
     record.refresh_from_db()
     assert record.status == KeyExpiry.Status.EXPIRED and record.returned == Decimal(5)
-    assert listed(created.id) is None
+    assert find_key(created.id) is None
     after = client.get_balance()
     assert after.available == before.available + 5
     assert after.locked == before.locked - 5 and after.balance == before.balance
@@ -141,7 +138,7 @@ def test_a_reminder_goes_out_once_before_the_key_expires(make_key, django_captur
         tasks.evaluate()
     (email,) = mail.outbox
     assert email.to == ["customer@example.com"] and "expires on" in email.subject
-    assert listed(created.id) is not None
+    assert find_key(created.id) is not None
 
 
 def test_an_expiry_delete_with_no_answer_is_checked_before_trying_again(simulator, make_key, django_capture_on_commit_callbacks):
@@ -156,7 +153,7 @@ def test_an_expiry_delete_with_no_answer_is_checked_before_trying_again(simulato
         tasks.evaluate()
     record.refresh_from_db()
     assert record.status == KeyExpiry.Status.EXPIRED
-    assert listed(created.id) is None
+    assert find_key(created.id) is None
 
 
 def test_the_portal_tells_a_customer_its_key_expired(client, make_key, django_capture_on_commit_callbacks):

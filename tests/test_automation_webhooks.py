@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from automation import outbound, webhooks
-from automation.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint
+from automation.models import DeliveryStatus, WebhookDelivery
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -24,7 +24,8 @@ def readme_verifier():
 
 
 def make_endpoint(url, events=("key.created",)):
-    return WebhookEndpoint.objects.create(url=url, events=list(events), secret=webhooks.new_secret())
+    endpoint, _ = webhooks.create_endpoint(url, events)
+    return endpoint
 
 
 def test_a_receiver_written_from_the_readme_verifies_the_signature(webhook_receiver, django_capture_on_commit_callbacks):
@@ -34,9 +35,9 @@ def test_a_receiver_written_from_the_readme_verifies_the_signature(webhook_recei
 
     (received,) = webhook_receiver.requests
     verify = readme_verifier()
-    assert verify(endpoint.secret, received.headers["X-Derouter-Signature"], received.body)
+    assert verify(endpoint.get_secret(), received.headers["X-Derouter-Signature"], received.body)
     assert not verify("whsec_wrong", received.headers["X-Derouter-Signature"], received.body)
-    assert not verify(endpoint.secret, received.headers["X-Derouter-Signature"], received.body + b" ")
+    assert not verify(endpoint.get_secret(), received.headers["X-Derouter-Signature"], received.body + b" ")
     body = json.loads(received.body)
     assert body["type"] == "key.created"
     assert body["data"] == {"label": "Client A", "amount": "1.50"}
@@ -173,7 +174,22 @@ def test_console_writes_become_webhook_events(owner_client, webhook_receiver, dj
         )
     assert response.status_code == 302
     (received,) = webhook_receiver.of_type("key.edited")
-    assert readme_verifier()(endpoint.secret, received.headers["X-Derouter-Signature"], received.body)
+    assert readme_verifier()(endpoint.get_secret(), received.headers["X-Derouter-Signature"], received.body)
     data = json.loads(received.body)["data"]
     assert data["sub_key_id"] == created.id
     assert data["changes"]["label"] == ["Hooked", "Hooked renamed"]
+
+
+def test_a_top_up_with_an_unknown_outcome_is_a_write_unknown_event(owner_client, simulator, webhook_receiver, django_capture_on_commit_callbacks, make_key):
+    make_endpoint(webhook_receiver.url, events=["write.unknown", "key.topped_up"])
+    created = make_key(budget="2", label="Unknown write")
+    simulator.inject("drop", path=f"/sub-keys/{created.id}", method="PUT", times=1)
+    with django_capture_on_commit_callbacks(execute=True):
+        owner_client.post(
+            f"/dashboard/keys/{created.id}/topup/",
+            {"amount": "1", "note": "INV-9", "confirm": "1", "token": "6f0e1c8e-0000-4000-8000-000000000009"},
+        )
+    (received,) = webhook_receiver.requests
+    body = json.loads(received.body)
+    assert body["type"] == "write.unknown"
+    assert (body["data"]["action"], body["data"]["outcome"], body["data"]["sub_key_id"]) == ("topup", "unknown", created.id)

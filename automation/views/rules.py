@@ -7,7 +7,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
 
 from accounts.roles import console_required, owner_required
-from automation.forms import AlertRuleForm, AllowanceForm, AutoTopUpRuleForm, KeyExpiryForm
+from automation.forms import AlertRuleForm, AllowanceForm, AutoTopUpRuleForm, KeyExpiryForm, KeyPreselectForm
 from automation.models import Alert, AlertRule, Allowance, AutoTopUpRule, KeyExpiry
 from automation.views.common import get_key_choices, get_key_names, get_snapshot
 from lib.htmx import render_page_or_fragment
@@ -21,6 +21,10 @@ RECENT_RUNS = 10
 def _get_label(sub_key_id):
     snapshot = get_snapshot(sub_key_id)
     return (snapshot.label or snapshot.key_id_short) if snapshot else ""
+
+
+def _get_preselected(request):
+    return KeyPreselectForm(request.GET).get_initial()
 
 
 def _render_rules(request, template, form, status=200, **context):
@@ -49,7 +53,7 @@ def alert_rules(request):
     key_choices = get_key_choices()
     rules = AlertRule.objects.all()
     if request.method != "POST":
-        return _render_rules(request, "automation/alert_rules.html", AlertRuleForm(key_choices=key_choices), rules=rules)
+        return _render_rules(request, "automation/alert_rules.html", AlertRuleForm(key_choices=key_choices, initial=_get_preselected(request)), rules=rules)
     form = AlertRuleForm(request.POST, key_choices=key_choices)
     if not form.is_valid():
         return _render_rules(request, "automation/alert_rules.html", form, status=400, rules=rules)
@@ -80,7 +84,7 @@ def auto_topups(request):
     rules = AutoTopUpRule.objects.all()
     template = "automation/auto_topups.html"
     if request.method != "POST":
-        return _render_rules(request, template, AutoTopUpRuleForm(key_choices=key_choices), rules=rules)
+        return _render_rules(request, template, AutoTopUpRuleForm(key_choices=key_choices, initial=_get_preselected(request)), rules=rules)
     form = AutoTopUpRuleForm(request.POST, key_choices=key_choices)
     if not form.is_valid():
         return _render_rules(request, template, form, status=400, rules=rules)
@@ -101,7 +105,7 @@ def allowances(request):
     rows = Allowance.objects.all()
     template = "automation/allowances.html"
     if request.method != "POST":
-        return _render_rules(request, template, AllowanceForm(key_choices=key_choices), rows=rows)
+        return _render_rules(request, template, AllowanceForm(key_choices=key_choices, initial=_get_preselected(request)), rows=rows)
     form = AllowanceForm(request.POST, key_choices=key_choices)
     if not form.is_valid():
         return _render_rules(request, template, form, status=400, rows=rows)
@@ -124,7 +128,7 @@ def expiries(request):
     rows = KeyExpiry.objects.all()
     template = "automation/expiries.html"
     if request.method != "POST":
-        return _render_rules(request, template, KeyExpiryForm(key_choices=key_choices), rows=rows)
+        return _render_rules(request, template, KeyExpiryForm(key_choices=key_choices, initial=_get_preselected(request)), rows=rows)
     form = KeyExpiryForm(request.POST, key_choices=key_choices)
     if not form.is_valid():
         return _render_rules(request, template, form, status=400, rows=rows)

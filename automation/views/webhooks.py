@@ -31,14 +31,13 @@ def endpoint_list(request):
     form = WebhookEndpointForm(request.POST)
     if not form.is_valid():
         return render(request, "automation/webhooks.html", {"form": form, "endpoints": endpoints}, status=400)
-    endpoint = WebhookEndpoint.objects.create(
-        url=form.cleaned_data["url"],
+    endpoint, secret = webhooks.create_endpoint(
+        form.cleaned_data["url"],
+        form.cleaned_data["events"],
         description=form.cleaned_data["description"],
-        events=form.cleaned_data["events"],
-        secret=webhooks.new_secret(),
         created_by_name=request.user.get_username(),
     )
-    response = render(request, "automation/webhook_created.html", {"endpoint": endpoint, "secret": endpoint.secret})
+    response = render(request, "automation/webhook_created.html", {"endpoint": endpoint, "secret": secret})
     add_never_cache_headers(response)
     response["Cache-Control"] = "no-store"
     return response
