@@ -23,6 +23,10 @@ class ConsoleProfile(models.Model):
         validators=[MinValueValidator(Decimal("0"))],
         help_text="USD a staff member may top up per day (UTC). Empty: the STAFF_DAILY_TOPUP_CAP setting.",
     )
+    can_see_margins = models.BooleanField(
+        default=False,
+        help_text="Staff: may see real costs and margins in analytics. Owners always do.",
+    )
 
     def __str__(self):
         return f"{self.user} ({self.get_role_display()})"

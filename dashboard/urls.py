@@ -14,6 +14,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("dashboard/automation/", include("automation.urls")),
     path("dashboard/", include("dashboard.console_urls")),
+    path("dashboard/", include("analytics.urls")),
     path("portal/requests/", include("automation.portal_urls")),
     path("portal/", include("portal.urls")),
     path("", include("branding.urls")),

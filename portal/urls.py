@@ -1,5 +1,6 @@
 from django.urls import path
 
+from analytics import portal_views as statement_views
 from portal import views
 
 app_name = "portal"
@@ -12,4 +13,7 @@ urlpatterns = [
     path("logs/", views.logs, name="logs"),
     path("logs/export.csv", views.logs_csv, name="logs_csv"),
     path("timezone/", views.set_time_zone, name="timezone"),
+    path("statements/", statement_views.statements, name="statements"),
+    path("statements/<str:month>/", statement_views.statement, name="statement"),
+    path("statements/<str:month>.csv", statement_views.statement_csv, name="statement_csv"),
 ]

@@ -17,6 +17,8 @@ from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
 
+from analytics.panels import get_portal_usage
+from analytics.portal_views import get_portal_key_snapshot
 from automation.expiry import get_expired_notice
 from branding.models import Branding
 from derouter.client import (
@@ -182,6 +184,7 @@ def home(request):
             ("All time", balance.total),
         ],
         **_get_quick_start(request, balance),
+        "portal_usage": get_portal_usage(get_portal_key_snapshot(request.portal_key)),
     }
     return render(request, "portal/home.html", context)
 

@@ -18,6 +18,8 @@ from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRedirect, reselect, reswap, retarget, trigger_client_event
 
 from accounts.roles import console_required, owner_required
+from analytics.panels import get_key_analytics
+from analytics.permissions import can_see_margins
 from dashboard import audit, keywrites
 from dashboard.forms import (
     KEY_SORT_COLUMNS,
@@ -366,6 +368,7 @@ def key_detail(request, sub_key_id):
         ],
         edit_form=_get_edit_form(sub_key),
         preview=_get_multiplier_preview(sub_key, sub_key.display_multiplier),
+        key_analytics=get_key_analytics(sub_key.id, can_see_margins(request.user)),
         reconciliation=_get_reconciliation(snapshot),
     )
     return render(request, "dashboard/key_detail.html", context)

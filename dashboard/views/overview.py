@@ -6,6 +6,8 @@ from django.shortcuts import render
 from django.views.decorators.http import require_http_methods
 
 from accounts.roles import console_required
+from analytics.panels import get_business_summary
+from analytics.permissions import can_see_margins
 from dashboard.models import TopUp
 from derouter import client
 from derouter.client import Unavailable
@@ -45,11 +47,13 @@ def overview(request):
     )
     low_keys = _get_low_keys()
     shown_low = [as_sub_key(snapshot) for snapshot in low_keys[:LOW_KEYS_SHOWN]]
+    balance = _get_balance()
     context = {
-        "balance": _get_balance(),
+        "balance": balance,
         **totals,
         "low_keys": shown_low,
         "more_low_keys": max(low_keys.count() - LOW_KEYS_SHOWN, 0) if len(shown_low) == LOW_KEYS_SHOWN else 0,
         "latest_topups": TopUp.objects.all()[:LATEST_TOPUPS],
+        "business": get_business_summary(can_see_margins(request.user), balance.available if balance else None),
     }
     return render(request, "dashboard/overview.html", context)

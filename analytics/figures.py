@@ -1,0 +1,218 @@
+"""The business figures, summed from the mirror's daily rollups (never from usage rows or the upstream).
+
+A rollup holds one key x model x UTC day, so every query here reads at most
+keys x models x days rows, however many requests were made: the pages cost the
+same at ten thousand mirrored requests as at a million.
+
+Client figures leave out the Account Key's own use (rollups without a key): that is
+the reseller's own spending, billed to nobody.
+"""
+
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+
+from django.db.models import DecimalField, F, Sum, Value
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from analytics.forms import Period
+from mirror.models import BILLED_PLACES, DailyRollup, KeySnapshot
+
+# Real costs carry the mirror's eight places; SQLite sums them as floats, so round back.
+COST_PLACES = Decimal("0.00000001")
+HUNDRED = Decimal(100)
+ZERO = Decimal(0)
+
+_MONEY = DecimalField(max_digits=24, decimal_places=8)
+# Named apart from the rollup's own fields: an annotation may not shadow a field.
+SUMS = {
+    "total_requests": Coalesce(Sum("requests"), 0),
+    "total_input": Coalesce(Sum("input_tokens"), 0),
+    "total_output": Coalesce(Sum("output_tokens"), 0),
+    "total_spend": Coalesce(Sum("cost"), Value(ZERO), output_field=_MONEY),
+    "total_billed": Coalesce(Sum("billed"), Value(ZERO), output_field=_MONEY),
+}
+# The client table sorts in SQL by these.
+CLIENT_ORDERINGS = {
+    "label": "key__label",
+    "requests": "total_requests",
+    "tokens": "total_tokens",
+    "spend": "total_spend",
+    "billed": "total_billed",
+    "margin": "total_margin",
+}
+
+
+def today_utc():
+    return timezone.now().date()
+
+
+@dataclass(frozen=True)
+class Totals:
+    """Requests, tokens and money of some rollups; spend is real cost, billed what clients were shown."""
+
+    requests: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    spend: Decimal = ZERO
+    billed: Decimal = ZERO
+
+    @classmethod
+    def from_sums(cls, sums):
+        return cls(
+            requests=int(sums["total_requests"]),
+            input_tokens=int(sums["total_input"]),
+            output_tokens=int(sums["total_output"]),
+            spend=Decimal(sums["total_spend"]).quantize(COST_PLACES),
+            billed=Decimal(sums["total_billed"]).quantize(BILLED_PLACES),
+        )
+
+    @property
+    def tokens(self):
+        return self.input_tokens + self.output_tokens
+
+    @property
+    def margin(self):
+        return self.billed - self.spend
+
+    @property
+    def margin_percent(self):
+        """Margin as a share of what was billed; None when nothing was."""
+        return self.margin / self.billed * HUNDRED if self.billed else None
+
+
+@dataclass(frozen=True)
+class Change:
+    """A figure for a period and the same figure for the period before it."""
+
+    current: Decimal
+    previous: Decimal
+
+    @property
+    def percent(self):
+        """The change in percent; None when there is nothing to compare with."""
+        if not self.previous:
+            return None
+        return (Decimal(self.current) - Decimal(self.previous)) / abs(Decimal(self.previous)) * HUNDRED
+
+
+@dataclass(frozen=True)
+class Headline:
+    """The period's totals against the previous period of the same length."""
+
+    period: Period
+    totals: Totals
+    previous_totals: Totals
+
+    @property
+    def compared_with(self):
+        days = self.period.days
+        return "the day before" if days == 1 else f"the {days} days before"
+
+    def change(self, name):
+        return Change(getattr(self.totals, name), getattr(self.previous_totals, name))
+
+    @property
+    def changes(self):
+        names = ("spend", "billed", "margin", "margin_percent", "requests", "tokens")
+        return {name: self.change(name) for name in names if getattr(self.previous_totals, name) is not None}
+
+
+@dataclass(frozen=True)
+class DayFigures:
+    day: object
+    totals: Totals
+
+
+@dataclass(frozen=True)
+class ModelFigures:
+    model: str
+    totals: Totals
+    share: Decimal | None
+
+
+@dataclass(frozen=True)
+class ClientFigures:
+    key: KeySnapshot
+    totals: Totals
+    share: Decimal | None
+
+
+def client_rollups(period, key=None):
+    """The rollups of Client Keys (or of one key) on the period's days."""
+    rollups = DailyRollup.objects.filter(day__gte=period.start, day__lte=period.end)
+    if key is not None:
+        return rollups.filter(key=key)
+    return rollups.filter(key__isnull=False)
+
+
+def get_totals(period, key=None):
+    return Totals.from_sums(client_rollups(period, key).aggregate(**SUMS))
+
+
+def get_headline(period, key=None):
+    return Headline(period, get_totals(period, key), get_totals(period.previous(), key))
+
+
+def get_own_spend(period):
+    """What the Account Key itself spent on the period's days (real cost)."""
+    rollups = DailyRollup.objects.filter(day__gte=period.start, day__lte=period.end, key__isnull=True)
+    return Totals.from_sums(rollups.aggregate(**SUMS)).spend
+
+
+def get_daily(period, key=None):
+    """Figures for every day of the period, days without use included as zeros."""
+    sums = client_rollups(period, key).order_by().values("day").annotate(**SUMS)
+    by_day = {row["day"]: Totals.from_sums(row) for row in sums}
+    return [DayFigures(day, by_day.get(day, Totals())) for day in period.each_day()]
+
+
+def _share(part, whole):
+    return part / whole * HUNDRED if whole else None
+
+
+def get_by_model(period, key=None):
+    """Figures per model, the most billed first."""
+    sums = client_rollups(period, key).order_by().values("model").annotate(**SUMS)
+    rows = [(row["model"], Totals.from_sums(row)) for row in sums]
+    total_billed = sum((totals.billed for _, totals in rows), start=ZERO)
+    rows.sort(key=lambda row: (-row[1].billed, row[0]))
+    return [ModelFigures(model, totals, _share(totals.billed, total_billed)) for model, totals in rows]
+
+
+def get_clients(period, sort):
+    """Figures per Client Key as a queryset of dicts, sorted in SQL ("-" for descending)."""
+    column = sort.removeprefix("-")
+    ordering = F(CLIENT_ORDERINGS[column])
+    ordering = ordering.desc(nulls_last=True) if sort.startswith("-") else ordering.asc(nulls_last=True)
+    return (
+        client_rollups(period)
+        .order_by()
+        .values("key")
+        .annotate(**SUMS)
+        .annotate(total_tokens=F("total_input") + F("total_output"), total_margin=F("total_billed") - F("total_spend"))
+        .order_by(ordering, "key")
+    )
+
+
+def get_client_rows(sums, total_billed):
+    """The client table's rows for one page of ``get_clients``, each with its key."""
+    sums = list(sums)
+    keys = KeySnapshot.objects.in_bulk([row["key"] for row in sums])
+    rows = []
+    for row in sums:
+        totals = Totals.from_sums(row)
+        rows.append(ClientFigures(keys[row["key"]], totals, _share(totals.billed, total_billed)))
+    return rows
+
+
+def get_month_to_date(today=None):
+    """This UTC month so far, against the same number of days just before it."""
+    today = today or today_utc()
+    return Period(today.replace(day=1), today)
+
+
+def get_last_days(days, today=None):
+    today = today or today_utc()
+    return Period(today - timedelta(days=days - 1), today)

@@ -1,0 +1,142 @@
+"""When the money runs out at the current pace: per key, and for the account as a whole.
+
+A key's pace is its real spend over the last seven UTC days (today included) from
+the rollups; its remaining budget comes from the key snapshot.
+"""
+
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import ROUND_FLOOR, Decimal
+
+from django.db.models import Case, DecimalField, F, OuterRef, Subquery, Sum, Value, When
+from django.db.models.functions import Coalesce
+
+from analytics.figures import ZERO, today_utc
+from mirror.models import DailyRollup, KeySnapshot
+
+BURN_DAYS = 7
+# Keys running out within this many days are listed on the overview.
+SOON_DAYS = 7
+# Past this, a date says nothing useful: "not at this rate".
+HORIZON_DAYS = 3650
+
+_MONEY = DecimalField(max_digits=24, decimal_places=8)
+
+
+@dataclass(frozen=True)
+class Forecast:
+    """A remaining amount, the pace it is spent at (per day), and how long it lasts."""
+
+    remaining: Decimal
+    burn_per_day: Decimal
+    days_left: Decimal | None
+    today: object
+
+    @property
+    def runs_out_on(self):
+        if self.days_left is None:
+            return None
+        return self.today + timedelta(days=int(self.days_left.to_integral_value(rounding=ROUND_FLOOR)))
+
+    @property
+    def is_out(self):
+        return self.days_left is not None and self.days_left <= 0
+
+
+def _burn_start(today):
+    return today - timedelta(days=BURN_DAYS - 1)
+
+
+def days_left_at(remaining, burn_per_day):
+    """Days until ``remaining`` is spent at ``burn_per_day``; None when never (or not within the horizon)."""
+    if remaining <= 0:
+        return ZERO
+    if burn_per_day <= 0:
+        return None
+    days = remaining / burn_per_day
+    return days if days <= HORIZON_DAYS else None
+
+
+def get_burn_per_day(key, today=None):
+    """A key's average real spend per day over the last seven days."""
+    today = today or today_utc()
+    spent = DailyRollup.objects.filter(key=key, day__gte=_burn_start(today), day__lte=today).aggregate(
+        total=Coalesce(Sum("cost"), Value(ZERO), output_field=_MONEY)
+    )["total"]
+    return Decimal(spent) / BURN_DAYS
+
+
+def get_key_forecast(key, today=None):
+    """The forecast of one key snapshot."""
+    today = today or today_utc()
+    burn = get_burn_per_day(key, today)
+    return Forecast(key.remaining, burn, days_left_at(key.remaining, burn), today)
+
+
+def annotate_days_left(queryset, today=None):
+    """Annotate key snapshots with ``burn_7d`` (real spend over 7 days) and ``days_left``.
+
+    ``days_left`` is NULL for a key that spent nothing in those days, 0 for one
+    with nothing left; sort with ``F("days_left").asc(nulls_last=True)``.
+    """
+    today = today or today_utc()
+    spent = (
+        DailyRollup.objects.filter(key=OuterRef("pk"), day__gte=_burn_start(today), day__lte=today)
+        .order_by()
+        .values("key")
+        .annotate(total=Sum("cost"))
+        .values("total")
+    )
+    return queryset.annotate(
+        burn_7d=Coalesce(Subquery(spent, output_field=_MONEY), Value(ZERO), output_field=_MONEY)
+    ).annotate(
+        days_left=Case(
+            When(remaining__lte=0, then=Value(ZERO)),
+            When(burn_7d__gt=0, then=F("remaining") * Value(Decimal(BURN_DAYS)) / F("burn_7d")),
+            default=None,
+            output_field=DecimalField(max_digits=30, decimal_places=8),
+        )
+    )
+
+
+def get_keys_running_out(queryset, today=None, within_days=SOON_DAYS):
+    """Active key snapshots whose budget runs out within ``within_days`` at their pace, soonest first."""
+    annotated = annotate_days_left(queryset.filter(deleted_at__isnull=True), today)
+    return annotated.filter(days_left__isnull=False, days_left__lte=within_days).order_by("days_left", "label", "pk")
+
+
+def get_account_days_left(available, keys, own_burn_per_day):
+    """Days until the available balance is gone if every key kept its pace.
+
+    ``keys`` are (remaining, burn per day) pairs. A key spends its own budget
+    first; once that is gone, keeping its pace means topping it up from the
+    available balance, which the Account Key's own use draws on all along. So the
+    available balance is drawn at the Account Key's pace plus the pace of every key
+    already spent up, a rate that grows at each key's run-out day.
+    """
+    if available <= 0:
+        return ZERO
+    run_outs = sorted((max(remaining, ZERO) / burn, burn) for remaining, burn in keys if burn > 0)
+    drawn, since, rate = ZERO, ZERO, own_burn_per_day
+    for run_out_day, burn in run_outs:
+        if rate > 0 and drawn + rate * (run_out_day - since) >= available:
+            break
+        drawn += rate * (run_out_day - since)
+        since, rate = run_out_day, rate + burn
+    if rate <= 0:
+        return None
+    days = since + (available - drawn) / rate
+    return days if days <= HORIZON_DAYS else None
+
+
+def get_account_forecast(available, today=None):
+    """The account's forecast: how long the available balance lasts if every active key kept its pace."""
+    today = today or today_utc()
+    keys = annotate_days_left(KeySnapshot.objects.active(), today).values_list("remaining", "burn_7d")
+    pairs = [(Decimal(remaining), Decimal(burn) / BURN_DAYS) for remaining, burn in keys]
+    own = DailyRollup.objects.filter(key__isnull=True, day__gte=_burn_start(today), day__lte=today).aggregate(
+        total=Coalesce(Sum("cost"), Value(ZERO), output_field=_MONEY)
+    )["total"]
+    own_burn = Decimal(own) / BURN_DAYS
+    total_burn = own_burn + sum((burn for _, burn in pairs), start=ZERO)
+    return Forecast(available, total_burn, get_account_days_left(available, pairs, own_burn), today)

@@ -1,0 +1,114 @@
+"""What the analytics includes show: chart data, and the panels other pages include.
+
+Chart data goes to the browser through ``json_script``; money stays a decimal
+string there, and every chart has a table of the same numbers beside it.
+"""
+
+from analytics import figures, forecast
+from analytics.statements import get_statement_months
+from mirror.models import KeySnapshot
+
+SPARKLINE_DAYS = 30
+KEY_CHART_DAYS = 30
+RUNNING_OUT_SHOWN = 10
+KEY_STATEMENT_MONTHS = 12
+
+
+def _money(value):
+    return format(value, "f")
+
+
+def get_daily_chart(daily, show_spend, title):
+    """Billed (and, for those who may see it, real spend) per day."""
+    datasets = [{"label": "Billed", "data": [_money(row.totals.billed) for row in daily]}]
+    if show_spend:
+        datasets.insert(0, {"label": "Spend (real cost)", "data": [_money(row.totals.spend) for row in daily]})
+    return {
+        "type": "line",
+        "title": title,
+        "money": True,
+        "labels": [row.day.isoformat() for row in daily],
+        "datasets": datasets,
+    }
+
+
+def get_model_chart(by_model, show_spend, title):
+    datasets = [{"label": "Billed", "data": [_money(row.totals.billed) for row in by_model]}]
+    if show_spend:
+        datasets.insert(0, {"label": "Spend (real cost)", "data": [_money(row.totals.spend) for row in by_model]})
+    return {
+        "type": "bar",
+        "title": title,
+        "money": True,
+        "labels": [row.model for row in by_model],
+        "datasets": datasets,
+    }
+
+
+def get_sparkline(daily, show_spend):
+    """Real spend per day; billed instead for those who may not see real costs."""
+    name, label = ("spend", "Spend") if show_spend else ("billed", "Billed")
+    return {
+        "type": "sparkline",
+        "title": f"{label} per day, last {len(daily)} days",
+        "money": True,
+        "labels": [row.day.isoformat() for row in daily],
+        "datasets": [{"label": label, "data": [_money(getattr(row.totals, name)) for row in daily]}],
+    }
+
+
+def get_business_summary(show_margins, available, today=None):
+    """The overview's panel: this month's figures, a 30-day sparkline, keys running out, the account's runway."""
+    today = today or figures.today_utc()
+    month = figures.get_month_to_date(today)
+    last_days = figures.get_last_days(SPARKLINE_DAYS, today)
+    daily = figures.get_daily(last_days)
+    running_out = forecast.get_keys_running_out(KeySnapshot.objects.all(), today)
+    return {
+        "headline": figures.get_headline(month),
+        "show_margins": show_margins,
+        "daily": daily,
+        "sparkline": get_sparkline(daily, show_margins),
+        "running_out": list(running_out[:RUNNING_OUT_SHOWN]),
+        "more_running_out": max(running_out.count() - RUNNING_OUT_SHOWN, 0),
+        "account_forecast": forecast.get_account_forecast(available, today) if available is not None else None,
+        "soon_days": forecast.SOON_DAYS,
+    }
+
+
+def get_key_analytics(sub_key_id, show_margins, today=None):
+    """The key page's panel: 30 days of usage, figures per model, margin, forecast, statements."""
+    key = KeySnapshot.objects.filter(sub_key_id=sub_key_id).first()
+    if key is None:
+        return {"key_snapshot": None}
+    today = today or figures.today_utc()
+    period = figures.get_last_days(KEY_CHART_DAYS, today)
+    daily = figures.get_daily(period, key)
+    by_model = figures.get_by_model(period, key)
+    return {
+        "key_snapshot": key,
+        "show_margins": show_margins,
+        "period": period,
+        "totals": figures.get_totals(period, key),
+        "daily": daily,
+        "daily_chart": get_daily_chart(daily, show_margins, "Usage per day, last 30 days"),
+        "by_model": by_model,
+        "forecast": forecast.get_key_forecast(key, today),
+        "statement_months": get_statement_months(key, today)[:KEY_STATEMENT_MONTHS],
+    }
+
+
+def get_portal_usage(key, today=None):
+    """The portal home's panel for the client's own key snapshot (None: not mirrored yet), in its units."""
+    if key is None:
+        return None
+    today = today or figures.today_utc()
+    period = figures.get_last_days(KEY_CHART_DAYS, today)
+    daily = figures.get_daily(period, key)
+    return {
+        "period": period,
+        "daily": daily,
+        "daily_chart": get_daily_chart(daily, False, "Your usage per day, last 30 days"),
+        "by_model": figures.get_by_model(period, key),
+        "totals": figures.get_totals(period, key),
+    }

@@ -1,0 +1,70 @@
+"""The client's own statements in the portal, from the mirror (no upstream call).
+
+The signed-in key is found in the mirror by the SHA-256 of the key itself, so a
+client can only ever reach its own statements.
+"""
+
+from django.shortcuts import render
+from django.urls import reverse
+from django.views.decorators.http import require_GET
+
+from analytics import figures
+from analytics.forms import parse_month
+from analytics.statements import NoStatement, build_statement, generate_csv_rows, get_statement_months
+from lib.csv_export import csv_download
+from mirror.ingest import secret_digest
+from mirror.models import KeySnapshot
+from portal.sessions import portal_login_required
+
+NOT_MIRRORED = "Your statements are not ready yet: your usage is still being collected. Try again in a few minutes."
+
+
+def get_portal_key_snapshot(client_key):
+    """The mirrored snapshot of the signed-in client's own key, or None."""
+    return KeySnapshot.objects.filter(secret_sha256=secret_digest(client_key), deleted_at__isnull=True).first()
+
+
+def _render_no_statement(request, message, status):
+    return render(request, "analytics/portal_no_statement.html", {"message": message}, status=status)
+
+
+def _get_statement_or_error(request, month_text):
+    key = get_portal_key_snapshot(request.portal_key)
+    if key is None:
+        return None, _render_no_statement(request, NOT_MIRRORED, 404)
+    month = parse_month(month_text)
+    if month is None:
+        return None, _render_no_statement(request, f"“{month_text}” is not a month: write it as YYYY-MM, e.g. 2026-10.", 400)
+    try:
+        return build_statement(key, month, figures.today_utc()), None
+    except NoStatement as refusal:
+        return None, _render_no_statement(request, refusal.message, 404)
+
+
+@require_GET
+@portal_login_required
+def statements(request):
+    """The months the client has statements for: every past month since its key was created."""
+    key = get_portal_key_snapshot(request.portal_key)
+    months = get_statement_months(key, figures.today_utc(), include_current=False) if key else None
+    return render(request, "analytics/portal_statements.html", {"months": months, "not_mirrored": NOT_MIRRORED})
+
+
+@require_GET
+@portal_login_required
+def statement(request, month):
+    """One month's statement, printable; the same content as the reseller's copy."""
+    statement, error = _get_statement_or_error(request, month)
+    if error:
+        return error
+    csv_url = reverse("portal:statement_csv", args=[statement.month.strftime("%Y-%m")])
+    return render(request, "analytics/portal_statement.html", {"statement": statement, "csv_url": csv_url})
+
+
+@require_GET
+@portal_login_required
+def statement_csv(request, month):
+    statement, error = _get_statement_or_error(request, month)
+    if error:
+        return error
+    return csv_download(generate_csv_rows(statement), f"statement-{statement.month:%Y-%m}.csv")

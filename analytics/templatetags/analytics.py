@@ -1,0 +1,79 @@
+"""Filters for the analytics pages: percentages, changes against the previous period, days left."""
+
+from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
+
+from django import template
+
+from analytics.forecast import BURN_DAYS
+
+register = template.Library()
+
+ONE_PLACE = Decimal("0.1")
+MINUS = "\u2212"
+
+
+def _one_place(value):
+    return value.quantize(ONE_PLACE, rounding=ROUND_HALF_UP)
+
+
+@register.filter
+def percent(value):
+    """A share or margin in percent with one decimal: "12.5%"; a dash when there is none."""
+    if value is None:
+        return "—"
+    text = f"{_one_place(Decimal(value)):,}%"
+    return text.replace("-", MINUS)
+
+
+@register.filter
+def change(change):
+    """A Change as "+12.5%" or "−3.0%"; "new" when the previous period had none."""
+    if change is None:
+        return ""
+    if change.percent is None:
+        return "new" if change.current else "no change"
+    rounded = _one_place(change.percent)
+    if rounded == 0:
+        return "no change"
+    return f"+{rounded:,}%" if rounded > 0 else f"{MINUS}{abs(rounded):,}%"
+
+
+@register.filter
+def change_points(change):
+    """A change of a percentage, in percentage points: "+2.1 pts"."""
+    if change is None or change.current is None or change.previous is None:
+        return ""
+    rounded = _one_place(Decimal(change.current) - Decimal(change.previous))
+    if rounded == 0:
+        return "no change"
+    return f"+{rounded} pts" if rounded > 0 else f"{MINUS}{abs(rounded)} pts"
+
+
+@register.filter
+def trend(change):
+    """"up", "down" or "" for a Change, to colour it."""
+    if change is None or change.percent is None:
+        return ""
+    return "up" if change.percent > 0 else "down" if change.percent < 0 else ""
+
+
+@register.filter
+def days_left(days):
+    """How long money lasts, in words: "about 4 days", "less than a day", "not at this rate"."""
+    if days is None:
+        return "not at this rate"
+    days = Decimal(days)
+    if days <= 0:
+        return "already spent"
+    if days < 1:
+        return "less than a day"
+    if days > 365:
+        return "over a year"
+    whole = int(days.to_integral_value(rounding=ROUND_FLOOR))
+    return "about 1 day" if whole == 1 else f"about {whole} days"
+
+
+@register.filter
+def per_day(seven_day_total):
+    """A key's spend over the forecast's seven days, as a daily average."""
+    return Decimal(seven_day_total) / BURN_DAYS

@@ -1,0 +1,158 @@
+"""Analytics pages: the business over a period, and a client's monthly statement (HTML and CSV).
+
+Everything here reads our own tables (the mirror's rollups and snapshots, the
+top-up ledger): no page makes an upstream call, so bad input costs nothing upstream.
+"""
+
+from urllib.parse import urlencode
+
+from django.core.paginator import Paginator
+from django.shortcuts import render
+from django.urls import reverse
+from django.views.decorators.http import require_http_methods
+from django.views.decorators.vary import vary_on_headers
+
+from accounts.roles import console_required
+from analytics import figures, panels
+from analytics.forms import CLIENT_SORT_COLUMNS, DEFAULT_CLIENT_SORT, DEFAULT_PERIOD, PeriodForm, parse_month
+from analytics.permissions import can_see_margins
+from analytics.statements import NoStatement, build_statement, generate_csv_rows
+from lib.csv_export import csv_download
+from lib.htmx import wants_fragment
+from mirror.models import KeySnapshot
+
+CLIENTS_PER_PAGE = 50
+
+
+def _get_analytics_url(query, **changes):
+    """The analytics URL for the query with some values changed, leaving out defaults."""
+    values = {**query, **changes}
+    params = {}
+    if values["period"] != DEFAULT_PERIOD:
+        params["period"] = values["period"]
+    if values["period"] == "custom":
+        params.update(start=values["range"].start.isoformat(), end=values["range"].end.isoformat())
+    if values["sort"] != DEFAULT_CLIENT_SORT:
+        params["sort"] = values["sort"]
+    if values["page"] != 1:
+        params["page"] = values["page"]
+    url = reverse("analytics:analytics")
+    return f"{url}?{urlencode(params)}" if params else url
+
+
+def _get_sort_headers(query, show_margins):
+    """Each client column's header: title, the URL sorting by it, and its current direction."""
+    headers = []
+    for column, title in CLIENT_SORT_COLUMNS.items():
+        if column in ("spend", "margin") and not show_margins:
+            continue
+        if query["sort"] == column:
+            direction, next_sort = "ascending", f"-{column}"
+        elif query["sort"] == f"-{column}":
+            direction, next_sort = "descending", column
+        else:
+            # Numbers are most useful biggest first.
+            direction, next_sort = "", column if column == "label" else f"-{column}"
+        headers.append(
+            {
+                "column": column,
+                "title": title,
+                "direction": direction,
+                "url": _get_analytics_url(query, sort=next_sort, page=1),
+                "is_number": column != "label",
+            }
+        )
+    return headers
+
+
+def _get_client_context(query, headline, show_margins):
+    sort = query["sort"]
+    if sort.removeprefix("-") in ("spend", "margin") and not show_margins:
+        sort = DEFAULT_CLIENT_SORT
+    query = {**query, "sort": sort}
+    page = Paginator(figures.get_clients(query["range"], sort), CLIENTS_PER_PAGE).get_page(query["page"])
+    return {
+        "client_page": page,
+        "client_rows": figures.get_client_rows(page.object_list, headline.totals.billed),
+        "sort_headers": _get_sort_headers(query, show_margins),
+        "previous_url": _get_analytics_url(query, page=page.number - 1) if page.has_previous() else None,
+        "next_url": _get_analytics_url(query, page=page.number + 1) if page.has_next() else None,
+    }
+
+
+def _get_mirrored_key(sub_key_id):
+    """The mirrored key, deleted ones included (their statements stay), or None."""
+    return KeySnapshot.objects.filter(sub_key_id=sub_key_id).first()
+
+
+def _render_no_statement(request, message, status):
+    return render(request, "analytics/no_statement.html", {"message": message}, status=status)
+
+
+def _get_statement_or_error(request, sub_key_id, month_text):
+    """(statement, None), or (None, an error page) for an unknown key or a month without one."""
+    key = _get_mirrored_key(sub_key_id)
+    if key is None:
+        return None, _render_no_statement(request, "There is no such key.", 404)
+    month = parse_month(month_text)
+    if month is None:
+        return None, _render_no_statement(request, f"“{month_text}” is not a month: write it as YYYY-MM, e.g. 2026-10.", 400)
+    try:
+        return build_statement(key, month, figures.today_utc()), None
+    except NoStatement as refusal:
+        return None, _render_no_statement(request, refusal.message, 404)
+
+
+@console_required
+@require_http_methods(["GET", "HEAD"])
+@vary_on_headers("HX-Request")
+def analytics(request):
+    """Spend, billed, margin, requests and tokens for a period; charts per day and model; a table per client."""
+    form = PeriodForm(request.GET, today=figures.today_utc())
+    if not form.is_valid():
+        return render(request, "analytics/analytics.html", {"form": form}, status=400)
+    query = form.cleaned_data
+    show_margins = can_see_margins(request.user)
+    headline = figures.get_headline(query["range"])
+    context = {
+        "form": form,
+        "query": query,
+        "show_margins": show_margins,
+        "headline": headline,
+        **_get_client_context(query, headline, show_margins),
+    }
+    if wants_fragment(request):
+        return render(request, "analytics/_client_table.html", context)
+    daily = figures.get_daily(query["range"])
+    money_shown = "Spend and billed" if show_margins else "Billed"
+    by_model = figures.get_by_model(query["range"])
+    context.update(
+        daily=daily,
+        by_model=by_model,
+        daily_chart=panels.get_daily_chart(daily, show_margins, f"{money_shown} per day"),
+        model_chart=panels.get_model_chart(by_model, show_margins, f"{money_shown} per model"),
+        own_spend=figures.get_own_spend(query["range"]) if show_margins else None,
+    )
+    return render(request, "analytics/analytics.html", context)
+
+
+@console_required
+@require_http_methods(["GET", "HEAD"])
+def statement(request, sub_key_id, month):
+    """A client's statement for a calendar month (UTC), printable on A4."""
+    statement, error = _get_statement_or_error(request, sub_key_id, month)
+    if error:
+        return error
+    csv_url = reverse("analytics:statement_csv", args=[sub_key_id, statement.month.strftime("%Y-%m")])
+    return render(request, "analytics/statement.html", {"statement": statement, "csv_url": csv_url, "in_console": True})
+
+
+@console_required
+@require_http_methods(["GET", "HEAD"])
+def statement_csv(request, sub_key_id, month):
+    """The statement's usage as CSV: a row per day x model, then the total."""
+    statement, error = _get_statement_or_error(request, sub_key_id, month)
+    if error:
+        return error
+    label = statement.key.key_id_short.removesuffix("...") or statement.key.sub_key_id
+    return csv_download(generate_csv_rows(statement), f"statement-{label}-{statement.month:%Y-%m}.csv")

@@ -1,0 +1,70 @@
+// Draws the analytics charts with the vendored Chart.js. Each chart's numbers come
+// from a json_script element and are also in the table beside it, which is what a
+// browser without JavaScript shows; with charts drawn the table folds away.
+(function () {
+  "use strict";
+  if (!window.Chart) return;
+
+  var COLOURS = ["#3b5bdb", "#e67700", "#2b8a3e", "#c92a2a", "#5f3dc4", "#0b7285"];
+  var money = new Intl.NumberFormat("en-US", { style: "currency", currency: "USD", maximumFractionDigits: 4 });
+
+  function datasets(data, isSparkline) {
+    return data.datasets.map(function (set, index) {
+      var colour = COLOURS[index % COLOURS.length];
+      return {
+        label: set.label,
+        data: set.data.map(Number),
+        borderColor: colour,
+        backgroundColor: data.type === "bar" ? colour : colour + "22",
+        borderWidth: isSparkline ? 1.5 : 2,
+        pointRadius: isSparkline ? 0 : 2,
+        fill: isSparkline,
+        tension: 0.25
+      };
+    });
+  }
+
+  function options(data, isSparkline) {
+    var format = function (value) { return data.money ? money.format(value) : value.toLocaleString("en-US"); };
+    if (isSparkline) {
+      return {
+        responsive: true, maintainAspectRatio: false, animation: false,
+        plugins: { legend: { display: false }, tooltip: { callbacks: { label: function (item) { return format(item.parsed.y); } } } },
+        scales: { x: { display: false }, y: { display: false, beginAtZero: true } }
+      };
+    }
+    return {
+      responsive: true, maintainAspectRatio: false, animation: false,
+      interaction: { mode: "index", intersect: false },
+      plugins: {
+        legend: { position: "bottom" },
+        tooltip: { callbacks: { label: function (item) { return item.dataset.label + ": " + format(item.parsed.y); } } }
+      },
+      scales: { y: { beginAtZero: true, ticks: { callback: format } } }
+    };
+  }
+
+  function draw(canvas) {
+    var source = document.getElementById(canvas.getAttribute("data-chart"));
+    if (!source || canvas.getAttribute("data-drawn")) return;
+    var data = JSON.parse(source.textContent);
+    var isSparkline = data.type === "sparkline";
+    canvas.parentElement.hidden = false;
+    new window.Chart(canvas, {
+      type: isSparkline ? "line" : data.type,
+      data: { labels: data.labels, datasets: datasets(data, isSparkline) },
+      options: options(data, isSparkline)
+    });
+    canvas.setAttribute("data-drawn", "true");
+    var figure = canvas.closest("figure");
+    var table = figure && figure.querySelector("details[data-chart-table]");
+    if (table) table.open = false;
+  }
+
+  function drawAll(root) {
+    (root || document).querySelectorAll("canvas[data-chart]").forEach(draw);
+  }
+
+  drawAll(document);
+  document.addEventListener("htmx:afterSwap", function (event) { drawAll(event.target); });
+})();

@@ -1,0 +1,108 @@
+"""The client's own statements and usage chart in the portal, from the mirror, agreeing with its own logs."""
+
+import csv
+import io
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from django.test import Client
+from django.utils import timezone
+
+from analytics.forms import first_of_month
+from derouter import client as derouter_client
+from mirror.models import KeySnapshot
+from tests.mirror_helpers import mirror_from_simulator
+
+pytestmark = pytest.mark.django_db
+
+MULTIPLIER = Decimal("2.5")
+COSTS = ["0.000123", "0.004567", "0.1", "0.000001"]
+
+
+def _today():
+    return timezone.now().date()
+
+
+def _last_month():
+    return first_of_month(first_of_month(_today()) - timedelta(days=1))
+
+
+def _stamp(when):
+    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@pytest.fixture
+def customer(make_key, simulator):
+    """A key on a x2.5 multiplier with usage last month and in the last days, mirrored, created two months ago."""
+    created = make_key("1", label="Portal customer")
+    derouter_client.update_sub_key(created.id, display_multiplier=MULTIPLIER)
+    last_month = datetime.combine(_last_month() + timedelta(days=3), datetime.min.time(), tzinfo=UTC)
+    for index, cost in enumerate(COSTS * 3):
+        simulator.add_usage(created.id, cost, createdAt=_stamp(last_month + timedelta(hours=index)))
+    recent = datetime.now(UTC) - timedelta(days=1)
+    simulator.add_usage(created.id, "0.0333", createdAt=_stamp(recent), model="claude-opus-4-1")
+    simulator.chat(created.secret.reveal())
+    mirror_from_simulator(created.id)
+    KeySnapshot.objects.filter(sub_key_id=created.id).update(created_at=datetime.now(UTC) - timedelta(days=70))
+    browser = Client()
+    assert browser.post("/portal/login/", {"client_key": created.secret.reveal()}).status_code == 302
+    yield created, browser
+    derouter_client.delete_sub_key(created.id)
+
+
+def _own_logs(secret):
+    logs, page = [], 1
+    while True:
+        usage_page = derouter_client.get_client_usage_logs(secret, page=page, limit=100)
+        logs += usage_page.logs
+        if not usage_page.has_next:
+            return logs
+        page += 1
+
+
+def test_the_client_lists_and_downloads_its_past_months_and_the_total_matches_its_logs(customer):
+    created, browser = customer
+    month = _last_month()
+    listing = browser.get("/portal/statements/").content.decode()
+    assert f'href="/portal/statements/{month:%Y-%m}/"' in listing
+    assert f"/portal/statements/{_today():%Y-%m}/" not in listing
+
+    page = browser.get(f"/portal/statements/{month:%Y-%m}/")
+    assert page.status_code == 200 and f"Statement for {month:%B %Y}" in page.content.decode()
+    response = browser.get(f"/portal/statements/{month:%Y-%m}.csv")
+    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+    own = [log for log in _own_logs(created.secret.reveal()) if first_of_month(log.created_at.date()) == month]
+    assert rows[-1][0] == "total" and rows[-1][2] == str(len(own)) == str(len(COSTS) * 3)
+    assert Decimal(rows[-1][5]) == sum((log.cost for log in own), start=Decimal(0))
+
+
+def test_the_portal_home_charts_30_days_by_model_in_the_clients_units(customer):
+    created, browser = customer
+    html = browser.get("/portal/").content.decode()
+    assert 'id="portal-daily-chart-data"' in html
+    since = _today() - timedelta(days=29)
+    own = [log for log in _own_logs(created.secret.reveal()) if log.created_at.date() >= since]
+    opus = sum((log.cost for log in own if log.model.startswith("claude-opus")), start=Decimal(0))
+    assert opus == Decimal("0.08325")
+    section = html[html.index('id="portal-models"'):]
+    assert "$0.08325" in section[: section.index("</table>")]
+
+
+def test_another_clients_statement_is_out_of_reach_and_bad_months_are_clear(customer, make_key):
+    _, browser = customer
+    assert browser.get("/portal/statements/2999-01/").status_code == 404
+    response = browser.get("/portal/statements/January/")
+    assert response.status_code == 400 and "is not a month" in response.content.decode()
+    stranger = make_key("1", label="Stranger")
+    browser_of_stranger = Client()
+    browser_of_stranger.post("/portal/login/", {"client_key": stranger.secret.reveal()})
+    response = browser_of_stranger.get(f"/portal/statements/{_last_month():%Y-%m}/")
+    # The stranger's own key is new: it has no statement for last month, and never sees the customer's.
+    assert response.status_code == 404 and "Portal customer" not in response.content.decode()
+    derouter_client.delete_sub_key(stranger.id)
+
+
+def test_statements_need_a_portal_session(client):
+    response = client.get("/portal/statements/")
+    assert response.status_code == 302 and response["Location"] == "/portal/login/"
