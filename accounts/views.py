@@ -185,8 +185,16 @@ def login_code_view(request):
     return redirect(next_url)
 
 
-@require_POST
+@require_http_methods(["GET", "POST"])
 def logout_view(request):
-    """Sign out and end the session on the server."""
+    """Sign out and end the session on the server.
+
+    Only a POST signs out (a link or prefetch must not); a GET asks to confirm, or sends an
+    already signed-out visitor to the sign-in page.
+    """
+    if request.method == "GET":
+        if not request.user.is_authenticated:
+            return redirect(settings.LOGIN_URL)
+        return render(request, "accounts/logout.html")
     logout(request)
     return redirect(settings.LOGOUT_REDIRECT_URL)

@@ -1,13 +1,20 @@
-"""Take the README's screenshots from a running demo.
+"""Screenshots of every page at desktop and phone size, from a running demo, into docs/.
 
-    bin/demo --addr 127.0.0.1:8000            # in one terminal; note the printed passwords and key
-    .venv/bin/python bench/screenshots.py --owner-password ... --client-key ...
+    bin/demo --addr 127.0.0.1:8000 --fresh     # in one terminal; note the printed passwords and key
+    .venv/bin/python bench/screenshots.py --owner-password ... --staff-password ... --client-key ...
 
-Writes docs/console-overview.png, docs/console-keys.png and docs/portal-home.png.
+The pages are the accessibility test's list (tests/test_accessibility.py, VISITS), so a page
+added there is photographed here too. Before the portal's pictures the script brands the
+portal as a reseller would, through the console's branding page (name, logo, colour, unit,
+support contact, inference URL). Writes docs/screenshots/<who>-<page>-<size>.png and the
+README's docs/console-overview.png, docs/console-keys.png, docs/portal-home.png and
+docs/portal-home-desktop.png.
 """
 
 import argparse
+import re
 import sys
+import tempfile
 from pathlib import Path
 
 from playwright.sync_api import sync_playwright
@@ -16,34 +23,106 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.helpers import CHROMIUM_ARGS  # noqa: E402
+from tests.test_accessibility import VISITS  # noqa: E402
 
 DOCS = ROOT / "docs"
+GALLERY = DOCS / "screenshots"
+SIZES = {
+    "desktop": {"viewport": {"width": 1280, "height": 800}},
+    "phone": {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True},
+}
+BRAND = {
+    "Product name": "Acme AI",
+    "Accent colour": "#0f766e",
+    "Support contact": "help@acme.example",
+    "Money unit": "credits",
+    "Inference base URL": "https://ai.acme.example/v1",
+}
+LOGO_HTML = (
+    "<body style='margin:0'><div style='width:96px;height:96px;border-radius:22px;background:#0f766e;"
+    "color:#fff;font:700 60px system-ui;display:flex;align-items:center;justify-content:center'>A</div></body>"
+)
+
+
+def slug(path):
+    return re.sub(r"[^a-z0-9]+", "-", path.lower()).strip("-") or "index"
+
+
+def sign_in(page, base, who, options):
+    if who in ("owner", "staff"):
+        page.goto(f"{base}/login/")
+        page.fill("#id_username", who)
+        page.fill("#id_password", options.owner_password if who == "owner" else options.staff_password)
+        page.click("main button[type=submit]")
+        page.wait_for_url("**/dashboard/")
+    elif who == "customer":
+        page.goto(f"{base}/portal/login/")
+        page.fill("#id_client_key", options.client_key)
+        page.click("main button[type=submit]")
+        page.wait_for_url("**/portal/")
+
+
+def brand_the_portal(browser, base, options):
+    """Fill in the console's branding page as a reseller would, with a logo drawn here."""
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    page.set_content(LOGO_HTML)
+    with tempfile.TemporaryDirectory() as folder:
+        logo = Path(folder) / "logo.png"
+        page.locator("div").screenshot(path=logo)
+        sign_in(page, base, "owner", options)
+        page.goto(f"{base}/dashboard/branding/")
+        for label, value in BRAND.items():
+            page.get_by_label(label, exact=True).fill(value)
+        page.get_by_label("Logo", exact=True).set_input_files(logo)
+        page.get_by_role("button", name="Save branding").click()
+        page.wait_for_load_state()
+    page.context.close()
+
+
+def first_key_id(browser, base, options):
+    page = browser.new_page()
+    sign_in(page, base, "owner", options)
+    page.goto(f"{base}/dashboard/keys/")
+    href = page.locator("#keys tbody tr a").first.get_attribute("href")
+    page.context.close()
+    return href.rstrip("/").rsplit("/", 1)[-1]
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--base", default="http://127.0.0.1:8000")
     parser.add_argument("--owner-password", required=True)
+    parser.add_argument("--staff-password", required=True)
     parser.add_argument("--client-key", required=True)
     options = parser.parse_args()
-    DOCS.mkdir(exist_ok=True)
+    GALLERY.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 860})
-        page.goto(f"{options.base}/login/")
-        page.fill("#id_username", "owner")
-        page.fill("#id_password", options.owner_password)
-        page.click("button[type=submit]")
-        page.wait_for_url("**/dashboard/")
-        page.screenshot(path=DOCS / "console-overview.png", full_page=True)
-        page.goto(f"{options.base}/dashboard/keys/")
-        page.screenshot(path=DOCS / "console-keys.png", full_page=True)
-        phone = browser.new_page(viewport={"width": 390, "height": 844}, device_scale_factor=2)
-        phone.goto(f"{options.base}/portal/login/")
-        phone.fill("input[name=client_key]", options.client_key)
-        phone.click("button[type=submit]")
-        phone.wait_for_url("**/portal/")
-        phone.screenshot(path=DOCS / "portal-home.png", full_page=True)
+        brand_the_portal(browser, options.base, options)
+        key_id = first_key_id(browser, options.base, options)
+        visits = [visit for visit in VISITS if not visit.fault]
+        for who in sorted({visit.who for visit in visits}):
+            for size, context_options in SIZES.items():
+                page = browser.new_context(**context_options).new_page()
+                sign_in(page, options.base, who, options)
+                for visit in (visit for visit in visits if visit.who == who):
+                    path = visit.path.format(key_id=key_id)
+                    page.goto(options.base + path)
+                    page.wait_for_load_state("networkidle")
+                    # Named by the path with "key" for the key's id, so a new demo overwrites the same files.
+                    name = slug(visit.path.format(key_id="key"))
+                    page.screenshot(path=GALLERY / f"{who}-{name}-{size}.png", full_page=True)
+                    print(f"{who:9} {size:7} {path}")
+                if who == "owner" and size == "desktop":
+                    page.goto(f"{options.base}/dashboard/")
+                    page.screenshot(path=DOCS / "console-overview.png", full_page=True)
+                    page.goto(f"{options.base}/dashboard/keys/")
+                    page.screenshot(path=DOCS / "console-keys.png", full_page=True)
+                if who == "customer":
+                    page.goto(f"{options.base}/portal/")
+                    name = "portal-home.png" if size == "phone" else "portal-home-desktop.png"
+                    page.screenshot(path=DOCS / name, full_page=True)
+                page.context.close()
         browser.close()
 
 

@@ -4,7 +4,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from dashboard.models import AuditEvent
-from lib.money import usd
+from lib.money import exact_usd
 
 EMPTY_TEXT = "(empty)"
 
@@ -74,7 +74,7 @@ class Change:
 def _get_shown_value(name, value):
     """Money fields (stored as strings) shown as dollars, everything else as stored."""
     if value is not None and ("budget" in name or name.endswith("cap")):
-        return usd(value) or value
+        return exact_usd(value) or value
     return value
 
 

@@ -70,6 +70,14 @@ class KeyLogsQueryForm(FallbackQueryForm):
     defaults = {"page": 1, "limit": LOG_PAGE_SIZES[0]}
 
 
+# Counts are typed into text inputs (with a numeric keyboard on phones), like money: a browser
+# empties a type=number input holding "abc" before sending it, so the server could only say
+# "required" (or, for an optional field, silently use the default) instead of what is wrong.
+WHOLE_NUMBER_INPUT = forms.TextInput(attrs={"inputmode": "numeric", "autocomplete": "off", "spellcheck": "false"})
+RPM_MESSAGE = "Requests per minute must be a whole number from 1 to 60."
+MULTIPLIER_MESSAGE = "The multiplier must be a number from 1 to 1,000, e.g. 1 (no markup) or 1.5."
+
+
 PLAIN_DECIMAL = re.compile(r"[0-9]+(?:\.[0-9]+)?", re.ASCII)
 PLAIN_DECIMAL_MESSAGE = (
     "Type a plain number such as 25 or 12.50: digits with at most one decimal point, "
@@ -104,6 +112,15 @@ class PositiveMoneyField(PlainDecimalField):
     def __init__(self, *, noun, **kwargs):
         self.noun = noun
         kwargs.setdefault("help_text", "Moved from your available balance to the key. Digits and a point, at most 4 decimals.")
+        kwargs.setdefault(
+            "error_messages",
+            {
+                "required": f"Enter the {noun} in dollars, e.g. 25 or 12.50.",
+                "max_decimal_places": "Use at most 4 decimals.",
+                "max_digits": f"That {noun} is too large.",
+                "max_whole_digits": f"That {noun} is too large.",
+            },
+        )
         super().__init__(max_digits=MONEY_DIGITS, decimal_places=MONEY_PLACES, **kwargs)
 
     def validate(self, value):
@@ -116,18 +133,42 @@ class PositiveMoneyField(PlainDecimalField):
             )
 
 
+def _rpm_field(**kwargs):
+    messages = {"invalid": RPM_MESSAGE, "min_value": RPM_MESSAGE, "max_value": RPM_MESSAGE, "required": RPM_MESSAGE}
+    return forms.IntegerField(
+        label="Requests per minute", min_value=1, max_value=60, widget=WHOLE_NUMBER_INPUT, error_messages=messages, **kwargs
+    )
+
+
+def _multiplier_field(**kwargs):
+    messages = {
+        "invalid": MULTIPLIER_MESSAGE,
+        "min_value": MULTIPLIER_MESSAGE,
+        "max_value": MULTIPLIER_MESSAGE,
+        "required": MULTIPLIER_MESSAGE,
+        "max_decimal_places": "Use at most 4 decimals.",
+        "max_digits": "That multiplier is too large.",
+        "max_whole_digits": "That multiplier is too large.",
+    }
+    return PlainDecimalField(
+        label="Display multiplier",
+        min_value=Decimal(1),
+        max_value=MAX_MULTIPLIER,
+        max_digits=10,
+        decimal_places=MONEY_PLACES,
+        error_messages=messages,
+        **{"help_text": "1 to 1,000. What the client sees is real money times this: 4 shows $10.00 as $40.00.", **kwargs},
+    )
+
+
 class KeyCreateForm(forms.Form):
     """A new Client Key; the view checks the budget against what is available."""
 
     label = forms.CharField(required=False, max_length=100, strip=True, help_text="Who the key is for, e.g. the customer's name.")
     budget = PositiveMoneyField(label="Budget (USD)", noun="budget")
-    rpm_limit = forms.IntegerField(
-        label="Requests per minute",
-        required=False,
-        min_value=1,
-        max_value=60,
-        initial=60,
-        help_text="1 to 60; empty means 60.",
+    rpm_limit = _rpm_field(required=False, initial=60, help_text="1 to 60; empty means 60.")
+    display_multiplier = _multiplier_field(
+        required=False, initial=Decimal(1), help_text="Your markup: the client sees real money times this. Empty means 1."
     )
     # One per rendered form: a double click or a reload finds the first attempt.
     # A post without one (not from our form) gets a fresh token in clean_token.
@@ -137,6 +178,10 @@ class KeyCreateForm(forms.Form):
         rpm_limit = self.cleaned_data["rpm_limit"]
         return 60 if rpm_limit is None else rpm_limit
 
+    def clean_display_multiplier(self):
+        multiplier = self.cleaned_data["display_multiplier"]
+        return Decimal(1) if multiplier is None else multiplier
+
     def clean_token(self):
         return self.cleaned_data["token"] or uuid.uuid4()
 
@@ -145,15 +190,8 @@ class KeyEditForm(forms.Form):
     """The editable settings of a Client Key."""
 
     label = forms.CharField(required=False, max_length=100, strip=True)
-    rpm_limit = forms.IntegerField(label="Requests per minute", min_value=1, max_value=60)
-    display_multiplier = PlainDecimalField(
-        label="Display multiplier",
-        min_value=Decimal(1),
-        max_value=MAX_MULTIPLIER,
-        max_digits=10,
-        decimal_places=MONEY_PLACES,
-        help_text="1 to 1,000. What the client sees is real money times this: 4 shows $10.00 as $40.00.",
-    )
+    rpm_limit = _rpm_field()
+    display_multiplier = _multiplier_field()
 
 
 class MultiplierPreviewForm(forms.Form):

@@ -102,6 +102,7 @@ INSTALLED_APPS = [
     "accounts",
     "dashboard",
     "portal",
+    "branding",
     "mirror",
     "analytics",
     "ops",
@@ -125,6 +126,7 @@ MIDDLEWARE = [
     "csp.middleware.CSPMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "dashboard.middleware.UpstreamErrorMiddleware",
+    "lib.toasts.HtmxToastsMiddleware",
     "dashboard.middleware.NoStoreMiddleware",
 ]
 
@@ -143,6 +145,8 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "dashboard.context_processors.csp_nonce",
                 "accounts.context_processors.console_role",
+                "branding.context_processors.branding",
+                "dashboard.context_processors.page_chrome",
                 "automation.context_processors.budget_request_count",
             ],
         },

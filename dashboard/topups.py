@@ -29,7 +29,7 @@ from dashboard.models import AuditEvent, Outcome, TopUp
 from dashboard.outcomes import outcome_of_write_error
 from derouter import client
 from derouter.client import DerouterError
-from lib.money import usd
+from lib.money import exact_usd
 from mirror import sync as mirror_sync
 
 # Top-ups that took or may have taken money count against a staff member's cap.
@@ -104,7 +104,7 @@ def _reserve(user, sub_key, amount, note, token, available):
         if cap is not None and topped_up_today + amount > cap:
             left = max(cap - topped_up_today, 0)
             raise TopUpNotAllowed(
-                f"This would exceed your daily top-up limit of {usd(cap)}: you can top up {usd(left)} more today (UTC)."
+                f"This would exceed your daily top-up limit of {exact_usd(cap)}: you can top up {exact_usd(left)} more today (UTC)."
             )
         over_available = amount > available
         try:
@@ -121,7 +121,7 @@ def _reserve(user, sub_key, amount, note, token, available):
                     budget_before=sub_key.budget,
                     outcome=Outcome.REFUSED if over_available else Outcome.PENDING,
                     message=(
-                        f"Only {usd(available)} of the account's balance is available; {usd(amount)} was asked for."
+                        f"Only {exact_usd(available)} of the account's balance is available; {exact_usd(amount)} was asked for."
                         if over_available
                         else ""
                     ),
@@ -231,11 +231,11 @@ def resolve_pending_topups(sub_key_id, current_key):
             sub_key_id=row.sub_key_id, outcome=Outcome.OK, created_at__gt=row.created_at
         ).aggregate(total=Sum("amount"))["total"] or Decimal(0)
         moved = current_key.budget - added_later - row.budget_before
-        checked = f"(checked {now:%Y-%m-%d %H:%M} UTC: budget {usd(row.budget_before)} before, {usd(current_key.budget)} now)"
+        checked = f"(checked {now:%Y-%m-%d %H:%M} UTC: budget {exact_usd(row.budget_before)} before, {exact_usd(current_key.budget)} now)"
         if moved >= row.amount:
             _settle(row, Outcome.OK, f"Confirmed from the key's budget {checked}.")
         elif _is_settled(row, now):
-            _settle(row, Outcome.REFUSED, f"Not applied: the key's budget did not go up by {usd(row.amount)} {checked}.")
+            _settle(row, Outcome.REFUSED, f"Not applied: the key's budget did not go up by {exact_usd(row.amount)} {checked}.")
         else:
             continue
         settled.append(row)

@@ -17,5 +17,6 @@ urlpatterns = [
     path("dashboard/", include("analytics.urls")),
     path("portal/requests/", include("automation.portal_urls")),
     path("portal/", include("portal.urls")),
+    path("", include("branding.urls")),
     path("", include("ops.urls")),
 ]

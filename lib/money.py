@@ -1,14 +1,33 @@
-"""Money as people read it: parse anything to a Decimal, format dollars and multipliers.
+"""How the console and the portal show money, counts and durations (``{% load money %}`` in templates).
 
-Used by templates (through the ``money`` filters), messages, the audit trail and
-the ledger, so an amount reads the same wherever it appears.
+The policy, in one place:
+
+- ``usd``: amounts people compare (balances, budgets, spend, top-ups) always with 2 decimals,
+  rounded half up, with thousands separators: "$1,865.32". Every figure in a column then has the
+  same decimals; the CSS gives money cells tabular figures (``font-variant-numeric``) so they line up.
+- ``exact_usd``: the amount with every decimal it has, at least 2: "$1,865.3215", "$0.000012".
+  Pages show amounts with ``money``: ``usd`` text that, wherever it rounds, carries the exact
+  amount as its hover title. Confirmations of money someone typed, messages and the audit trail
+  show it exactly.
+- ``usd_cost``: per-request costs, always 6 decimals (the upstream's precision): "$0.202901",
+  "$1.500000", so a cost column lines up and adds up.
+- Exports (CSV) never use these: they carry the exact Decimal as plain text.
+- ``count``: whole numbers with thousands separators: "12,345".
+- ``duration``: milliseconds as people read them: "900 ms", "2.1 s", "6 min 10 s", "2 h 5 min".
+- The portal shows money in the reseller's unit (branding): ``in_unit`` / ``money_in_unit`` /
+  ``cost_in_unit`` follow the same rules with a symbol before the number ("€1,250.00") or a
+  word after it ("1,250.00 credits").
 """
 
+import unicodedata
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 from django.conf import settings
+from django.utils.html import format_html
 
-FOUR_PLACES = Decimal("0.0001")
+CENTS = Decimal("0.01")
+MICRO = Decimal("0.000001")
+TENTHS = Decimal("0.1")
 
 
 def to_decimal(value):
@@ -32,21 +51,73 @@ def _dollars(value, min_places):
 
 
 def usd(amount):
-    """An amount as US dollars: thousands separators, 2 decimals, up to 4 when they matter."""
+    """An amount in US dollars with 2 decimals, rounded half up: 1865.3215 as "$1,865.32"."""
     value = to_decimal(amount)
     if value is None:
         return ""
-    return _dollars(value.quantize(FOUR_PLACES, rounding=ROUND_HALF_UP), 2)
+    return _dollars(value.quantize(CENTS, rounding=ROUND_HALF_UP), 2)
 
 
 def exact_usd(amount):
-    """A per-request cost exactly, with at least 4 decimals: 0.202901 as "$0.202901".
-
-    ``usd`` rounds to 4 places, which is right for balances but hides part of
-    a request's cost (the upstream sends six decimals), so rows stop adding up.
-    """
+    """An amount with every decimal it has, at least 2: 0.202901 as "$0.202901", 1135 as "$1,135.00"."""
     value = to_decimal(amount)
-    return "" if value is None else _dollars(value, 4)
+    return "" if value is None else _dollars(value, 2)
+
+
+def usd_cost(amount):
+    """A per-request cost with 6 decimals, the upstream's precision: 0.0023 as "$0.002300"."""
+    value = to_decimal(amount)
+    if value is None:
+        return ""
+    rounded = value.quantize(MICRO, rounding=ROUND_HALF_UP)
+    whole, _, fraction = f"{abs(rounded):,f}".partition(".")
+    sign = "-" if rounded < 0 else ""
+    return f"{sign}${whole}.{fraction.ljust(6, '0')}"
+
+
+def money(amount):
+    """``usd`` as HTML for a page: when rounding dropped decimals, the exact amount is its hover title."""
+    shown = usd(amount)
+    exact = exact_usd(amount)
+    if shown == exact:
+        return shown
+    return format_html('<span class="money" title="{}">{}</span>', exact, shown)
+
+
+def unit_is_symbol(unit):
+    """A currency symbol ("$", "€", "US$") goes before the number; a word ("credits") after it."""
+    return any(unicodedata.category(character) == "Sc" for character in unit) or not any(c.isalpha() for c in unit)
+
+
+def _with_unit(dollars_text, unit):
+    """Swap the "$" of a formatted amount for the unit, in the unit's place."""
+    sign = "-" if dollars_text.startswith("-") else ""
+    number = dollars_text.lstrip("-").removeprefix("$")
+    if unit_is_symbol(unit):
+        return f"{sign}{unit}{number}"
+    return f"{sign}{number} {unit}"
+
+
+def in_unit(amount, unit="$"):
+    """``usd`` in a unit: 1250 in "credits" as "1,250.00 credits", in "€" as "€1,250.00"."""
+    text = usd(amount)
+    return _with_unit(text, unit) if text else ""
+
+
+def money_in_unit(amount, unit="$"):
+    """``money`` in a unit: rounded to 2 decimals, the exact amount as the hover title."""
+    shown = in_unit(amount, unit)
+    exact = exact_usd(amount)
+    exact = _with_unit(exact, unit) if exact else ""
+    if shown == exact:
+        return shown
+    return format_html('<span class="money" title="{}">{}</span>', exact, shown)
+
+
+def cost_in_unit(amount, unit="$"):
+    """``usd_cost`` in a unit: 6 decimals."""
+    text = usd_cost(amount)
+    return _with_unit(text, unit) if text else ""
 
 
 def multiplier(value):
@@ -56,6 +127,34 @@ def multiplier(value):
         return ""
     text = format(number, "f")
     return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def count(value):
+    """A whole number with thousands separators: 12345 as "12,345"; anything else as it is."""
+    try:
+        return f"{int(value):,}"
+    except (TypeError, ValueError):
+        return "" if value is None else value
+
+
+def duration(milliseconds):
+    """A duration in milliseconds as people read it: "900 ms", "2.1 s", "6 min 10 s", "2 h 5 min"."""
+    try:
+        ms = int(milliseconds)
+    except (TypeError, ValueError):
+        return ""
+    if ms < 1000:
+        return f"{ms} ms"
+    seconds = (Decimal(ms) / 1000).quantize(TENTHS, rounding=ROUND_HALF_UP)
+    if seconds < 60:
+        return format(seconds, "f").removesuffix(".0") + " s"
+    # Whole seconds from here on, cut rather than rounded, as a stopwatch shows them.
+    total_seconds = max(ms // 1000, 60)
+    if total_seconds < 3600:
+        minutes, seconds = divmod(total_seconds, 60)
+        return f"{minutes} min {seconds} s" if seconds else f"{minutes} min"
+    hours, minutes = divmod(total_seconds // 60, 60)
+    return f"{hours} h {minutes} min" if minutes else f"{hours} h"
 
 
 def is_running_low(remaining, budget):

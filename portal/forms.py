@@ -61,3 +61,7 @@ class TimeZoneForm(forms.Form):
     """An IANA time zone name such as Europe/Berlin, one of those zoneinfo knows."""
 
     tz = forms.ChoiceField(label="Time zone", choices=get_time_zone_choices)
+    # The logs' rows per page, carried across the change so it is not reset.
+    limit = forms.TypedChoiceField(
+        choices=[(size, str(size)) for size in LOG_PAGE_SIZES], coerce=int, required=False, widget=forms.HiddenInput
+    )

@@ -53,10 +53,37 @@ def is_known_time_zone(name):
     return name in _get_known_time_zones()
 
 
+# The regions of the tz database whose zones are places; the rest (US/, Etc/, Canada/, ...) are
+# old aliases kept for compatibility, which only make the list longer and confusing.
+TIME_ZONE_REGIONS = ("Africa", "America", "Antarctica", "Asia", "Atlantic", "Australia", "Europe", "Indian", "Pacific")
+TZDATA_SOURCE = "/usr/share/zoneinfo/tzdata.zi"
+
+
+@functools.cache
+def _get_alias_time_zones():
+    """Zones the tz database marks as links to another ("L target alias" lines), if its source is here."""
+    try:
+        with open(TZDATA_SOURCE, encoding="utf-8") as source:
+            return frozenset(line.split()[2] for line in source if line.startswith("L "))
+    except OSError:
+        return frozenset()
+
+
+def _get_time_zone_label(name):
+    """"America/Argentina/Buenos_Aires" as "Argentina / Buenos Aires" under its region."""
+    return name.partition("/")[2].replace("_", " ").replace("/", " / ")
+
+
 @functools.cache
 def get_time_zone_choices():
-    """Every known time zone as form choices, sorted by name."""
-    return [(name, name.replace("_", " ")) for name in sorted(_get_known_time_zones())]
+    """The time zones people pick from, grouped by region: no legacy aliases, UTC first."""
+    aliases = _get_alias_time_zones()
+    grouped = {region: [] for region in TIME_ZONE_REGIONS}
+    for name in sorted(_get_known_time_zones() - aliases):
+        region = name.partition("/")[0]
+        if region in grouped and "/" in name:
+            grouped[region].append((name, _get_time_zone_label(name)))
+    return [(DEFAULT_TIME_ZONE, DEFAULT_TIME_ZONE)] + [(region, zones) for region, zones in grouped.items() if zones]
 
 
 def start_portal_session(request, client_key):

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 from django.contrib import messages
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
@@ -19,6 +20,7 @@ from django.views.decorators.vary import vary_on_headers
 from analytics.panels import get_portal_usage
 from analytics.portal_views import get_portal_key_snapshot
 from automation.expiry import get_expired_notice
+from branding.models import Branding
 from derouter.client import (
     AuthFailed,
     NotFound,
@@ -68,6 +70,16 @@ def _get_budget_state(balance):
     if is_running_low(balance.remaining, balance.budget):
         return "low"
     return ""
+
+
+def _get_quick_start(request, balance, client_key=None):
+    """The quick start's context: the full key once revealed, else the masked one, and the base URL."""
+    return {
+        "balance": balance,
+        "client_key": client_key,
+        "masked_key": _get_masked_key(request.portal_key),
+        "inference_base": Branding.load().inference_base,
+    }
 
 
 def _render_login(request, form, status=200, **context):
@@ -164,20 +176,24 @@ def home(request):
             ("This month", balance.month),
             ("All time", balance.total),
         ],
-        "masked_key": _get_masked_key(request.portal_key),
-        "inference_base": settings.DEROUTER_INFERENCE_BASE,
+        **_get_quick_start(request, balance),
         "portal_usage": get_portal_usage(get_portal_key_snapshot(request.portal_key)),
     }
     return render(request, "portal/home.html", context)
 
 
-@require_POST
+@require_http_methods(["GET", "POST"])
 @portal_login_required
 def reveal(request):
-    """Show the signed-in customer its full key, on request only (htmx fragment or page)."""
+    """Show the signed-in customer its full key, in the quick start's snippets too (htmx fragment or page).
+
+    Only a POST reveals: a GET (a bookmarked or reloaded address) goes back to the home page.
+    """
+    if request.method == "GET":
+        return redirect("portal:home")
     balance = get_client_balance(request.portal_key)
-    context = {"client_key": request.portal_key, "balance": balance}
-    return render_page_or_fragment(request, "portal/reveal.html", "portal/_client_key.html", context)
+    context = _get_quick_start(request, balance, client_key=request.portal_key)
+    return render_page_or_fragment(request, "portal/reveal.html", "portal/_quick_start.html", context)
 
 
 @require_GET
@@ -199,14 +215,20 @@ def logs(request):
     return render_page_or_fragment(request, "portal/logs.html", "portal/_logs.html", context)
 
 
-@require_POST
+@require_http_methods(["GET", "POST"])
 @portal_login_required
 def set_time_zone(request):
-    """Remember the customer's time zone (picked, or detected by the browser) for the logs."""
+    """Remember the customer's time zone (picked, or detected by the browser) for the logs.
+
+    The logs keep their rows per page across the change; a GET goes to the logs, where the form is.
+    """
+    if request.method == "GET":
+        return redirect("portal:logs")
     form = TimeZoneForm(request.POST)
     if form.is_valid():
         set_time_zone_name(request, form.cleaned_data["tz"])
-        return redirect("portal:logs")
+        limit = form.cleaned_data.get("limit")
+        return redirect(f"{reverse('portal:logs')}?limit={limit}" if limit else reverse("portal:logs"))
     return render(
         request,
         "portal/timezone.html",

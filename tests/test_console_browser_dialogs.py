@@ -174,10 +174,10 @@ def test_an_htmx_list_request_gets_the_table_that_refreshes_itself_at_the_same_q
     body = response.content.decode()
     assert response.status_code == 200
     assert "<html" not in body and 'id="key-dialog"' not in body
-    assert 'hx-trigger="subKeysChanged from:body"' in body
-    assert 'hx-get="/dashboard/keys/?q=Fragment+row&amp;sort=label"' in body
+    assert 'data-hx-trigger="subKeysChanged from:body"' in body
+    assert 'data-hx-get="/dashboard/keys/?q=Fragment+row&amp;sort=label"' in body
     topup_url = reverse("console:key_topup", args=[key.id])
-    assert f'href="{topup_url}" hx-get="{topup_url}" hx-target="#key-dialog-body"' in body
+    assert f'href="{topup_url}" data-hx-get="{topup_url}" data-hx-target="#key-dialog-body"' in body
 
 
 @pytest.mark.django_db
@@ -193,7 +193,7 @@ def test_an_htmx_edit_form_posts_in_place_and_a_save_refreshes_the_list(owner_cl
 
     form = owner_client.get(url, headers={"HX-Request": "true"})
     assert "<html" not in form.content.decode()
-    assert f'hx-post="{url}"' in form.content.decode()
+    assert f'data-hx-post="{url}"' in form.content.decode()
 
     data = {"label": "Edited in place", "rpm_limit": "12", "display_multiplier": "1"}
     saved = owner_client.post(url, data, headers={"HX-Request": "true"})

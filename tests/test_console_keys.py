@@ -241,7 +241,7 @@ def test_key_page_shows_details_logs_topups_and_audit(owner_client, make_key, si
     body = response.content.decode()
     assert response.status_code == 200
     assert "Detailed" in body and created.key_id in body
-    assert "1234" in body and "$0.25" in body
+    assert "1,234" in body and "$0.25" in body
     assert "INV-42" in body and "$4.50" in body
     assert "Edit key" in body
     assert created.secret.reveal() not in body

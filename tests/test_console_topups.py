@@ -14,7 +14,7 @@ from django.urls import reverse
 
 from dashboard.models import AuditEvent, Outcome, TopUp
 from derouter import client as derouter
-from lib.money import usd
+from lib.money import money
 from tests.helpers import budget_of
 
 pytestmark = pytest.mark.django_db
@@ -79,7 +79,7 @@ def test_the_confirm_step_sends_nothing_upstream(owner_client, make_key):
     page = response.content.decode()
     assert "Confirm the top-up" in page
     assert "$10.00 → <strong>$14.00</strong>" in page
-    assert f"→ {usd(available - 4)}" in page
+    assert f"→ {money(available - 4)}" in page
     assert 'name="confirm"' in page
     assert budget_of(key.id) == Decimal("10")
     assert not TopUp.objects.exists()

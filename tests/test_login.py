@@ -59,8 +59,15 @@ def test_sign_out_ends_the_session(owner_client):
     assert "_auth_user_id" not in owner_client.session
 
 
-def test_sign_out_by_get_is_not_allowed(owner_client):
-    assert owner_client.get("/logout/").status_code == 405
+def test_sign_out_by_get_asks_to_confirm_and_keeps_the_session(owner_client):
+    response = owner_client.get("/logout/")
+    assert response.status_code == 200
+    assert 'action="/logout/"' in response.content.decode() and "Sign out?" in response.content.decode()
+    assert owner_client.get("/dashboard/").status_code == 200
+
+
+def test_sign_out_by_get_when_signed_out_goes_to_sign_in(client):
+    assert client.get("/logout/")["Location"] == "/login/"
 
 
 def test_pages_are_marked_no_store(client):

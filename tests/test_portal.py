@@ -14,7 +14,7 @@ from django.test import Client
 
 from derouter import client as derouter_client
 from lib.csv_export import safe_cell
-from lib.money import usd
+from lib.money import duration, money, usd_cost
 from portal import views as portal_views
 from portal.forms import INVALID_KEY_MESSAGE
 from portal.sessions import SESSION_KEY, SESSION_LAST_SEEN_AT, SESSION_SIGNED_IN_AT
@@ -143,7 +143,7 @@ def test_upstream_down_during_sign_in_is_503_and_not_a_failure(client, key, simu
     simulator.inject("error", path="/sub-key/balance", status=500, times=0)
     response = _sign_in(client, key.secret.reveal())
     assert response.status_code == 503
-    assert "derouter is not answering" in response.content.decode()
+    assert "the service is not answering" in response.content.decode()
     assert SESSION_KEY not in client.session
 
 
@@ -174,9 +174,9 @@ def test_home_shows_exactly_the_simulators_numbers_in_display_units(simulator, m
     assert response.status_code == 200
     assert response["Cache-Control"] == "no-store"
     assert "Marked Up Ltd" in body
-    assert f'data-testid="budget">{usd(expected.budget)}<' in body
-    assert f'data-testid="spent">{usd(expected.spent)}<' in body
-    assert f'data-testid="remaining">{usd(expected.remaining)}<' in body
+    assert f'data-testid="budget">{money(expected.budget)}<' in body
+    assert f'data-testid="spent">{money(expected.spent)}<' in body
+    assert f'data-testid="remaining">{money(expected.remaining)}<' in body
     assert f'data-testid="rpm-limit">{expected.rpm_limit}<' in body
     assert f'data-testid="concurrent-limit">{expected.concurrent_limit}<' in body
     assert "<progress" in body and "style=" not in body
@@ -187,7 +187,7 @@ def test_home_shows_exactly_the_simulators_numbers_in_display_units(simulator, m
             f'        <td class="num" data-label="Input tokens">{summary.input_tokens:,}</td>\n'
             f'        <td class="num" data-label="Output tokens">{summary.output_tokens:,}</td>\n'
             f'        <td class="num" data-label="Total tokens">{summary.total_tokens:,}</td>\n'
-            f'        <td class="num" data-label="Cost">{usd(summary.cost)}</td>'
+            f'        <td class="num" data-label="Cost">{money(summary.cost)}</td>'
         )
         assert row in body
 
@@ -203,13 +203,13 @@ def test_home_quick_start_masks_the_key(portal, key, settings):
 
 def test_reveal_gives_the_full_key_only_on_post(portal, key):
     secret = key.secret.reveal()
-    assert portal.get(REVEAL_URL).status_code == 405
+    assert portal.get(REVEAL_URL)["Location"] == HOME_URL
     page = portal.post(REVEAL_URL)
     assert page.status_code == 200 and secret in page.content.decode()
     assert page["Cache-Control"] == "no-store"
     fragment = portal.post(REVEAL_URL, HTTP_HX_REQUEST="true")
     body = fragment.content.decode()
-    assert body.lstrip().startswith('<div id="client-key"') and secret in body
+    assert body.lstrip().startswith('<section id="quick-start"') and secret in body
     assert "<html" not in body
 
 
@@ -279,7 +279,7 @@ def test_logs_show_every_field_and_page(busy_key):
     assert "times in <strong" in body and ">UTC<" in body
     log = newest.logs[0]
     assert log.request_id in body and log.model in body
-    assert f"{log.duration_ms} ms" in body and usd(log.cost) in body
+    assert duration(log.duration_ms) in body and usd_cost(log.cost) in body
     for header in ("Input", "Output", "Cache read", "Cache write", "Cost", "Duration", "Request ID"):
         assert f">{header}</th>" in body
     second = portal.get(LOGS_URL + "?page=2&limit=20").content.decode()
@@ -309,7 +309,7 @@ def test_htmx_paging_gets_only_the_logs_fragment(busy_key):
     assert response.status_code == 200
     assert body.lstrip().startswith('<section id="logs"')
     assert "<html" not in body and body.count("<time ") == 5
-    assert 'hx-push-url="true"' in body
+    assert 'data-hx-push-url="true"' in body
     assert "HX-Request" in response["Vary"]
     assert response["Cache-Control"] == "no-store"
 

@@ -31,12 +31,12 @@ from dashboard.forms import (
 )
 from dashboard.formtokens import TokenUsedElsewhere
 from dashboard.models import AuditEvent, Outcome, TopUp
-from dashboard.upstream import get_sub_key_or_404, is_running_low, upstream_write_deadline
+from dashboard.upstream import get_key_state, get_sub_key_or_404, is_running_low, upstream_write_deadline
 from dashboard.views import SUBKEYS_CHANGED_EVENT
 from derouter import client
 from derouter.client import DerouterError, NotFound, Unavailable
 from lib.htmx import render_page_or_fragment, wants_fragment
-from lib.money import usd
+from lib.money import exact_usd
 from lib.paging import Pager, pager_for_log_page, plural
 from mirror import reconcile
 from mirror import sync as mirror_sync
@@ -222,8 +222,9 @@ def _render_outcome_unknown(request, sub_key, write, action):
     return render(request, "dashboard/key_outcome_unknown.html", context, status=503)
 
 
-def _render_edit_done(request, sub_key, message):
-    """For htmx: how the edit ended, in a fragment that closes the dialog it lands in."""
+def _render_edit_done(request, sub_key, message, level=messages.SUCCESS):
+    """For htmx: how the edit ended, in a fragment that closes the dialog it lands in; a toast says it."""
+    messages.add_message(request, level, message)
     return render(request, "dashboard/_key_edit_form.html", {"key": sub_key, "done_message": message})
 
 
@@ -298,7 +299,7 @@ def key_create(request):
     balance = client.get_balance()
     budget = form.cleaned_data["budget"]
     if budget > balance.available:
-        form.add_error("budget", f"Only {usd(balance.available)} is available; the budget cannot be more.")
+        form.add_error("budget", f"Only {exact_usd(balance.available)} is available; the budget cannot be more.")
         return render(request, "dashboard/key_create.html", {"form": form, "balance": balance}, status=400)
     if "edit" in request.POST:
         return render(request, "dashboard/key_create.html", {"form": form, "balance": balance})
@@ -332,6 +333,16 @@ def key_create(request):
 
     created = write.created
     context = {"created": created, **_get_quick_start(created.secret.reveal(), request)}
+    multiplier = form.cleaned_data["display_multiplier"]
+    if multiplier != 1:
+        # derouter creates every key at x1: the markup is a second write, recorded as an edit of the key as listed.
+        context["multiplier"] = multiplier
+        listed = get_key_state(created.id).key
+        if listed is None:
+            context["multiplier_failure"] = {"message": "derouter did not list the new key yet"}
+        else:
+            markup = keywrites.edit_key(request.user, listed, {"display_multiplier": (Decimal(1), multiplier)})
+            context["multiplier_failure"] = markup.failure
     return _render_secret_page(request, "dashboard/key_created.html", context)
 
 
@@ -399,7 +410,7 @@ def key_edit(request, sub_key_id):
     changes = _get_changed_fields(sub_key, form.cleaned_data)
     if not changes:
         if wants_fragment(request):
-            return _render_edit_done(request, sub_key, "Nothing changed.")
+            return _render_edit_done(request, sub_key, "Nothing changed.", level=messages.INFO)
         messages.info(request, "Nothing changed.")
         return redirect("console:key_detail", sub_key_id=sub_key.id)
 
@@ -468,6 +479,6 @@ def key_delete(request, sub_key_id):
     returned = max(sub_key.remaining, Decimal(0))
     messages.success(
         request,
-        f"Deleted {sub_key.label or 'the key'} ({sub_key.key_id}); {usd(returned)} went back to the available balance.",
+        f"Deleted {sub_key.label or 'the key'} ({sub_key.key_id}); {exact_usd(returned)} went back to the available balance.",
     )
     return redirect("console:key_list")

@@ -24,7 +24,7 @@ from derouter import client
 from exports.models import Export
 from lib.csv_export import csv_download
 from lib.htmx import render_page_or_fragment, wants_fragment
-from lib.money import usd
+from lib.money import exact_usd
 from lib.paging import pager_for_page
 
 
@@ -85,7 +85,9 @@ def key_topup(request, sub_key_id):
     """Add budget to a Client Key: form, confirm step, then one upstream call per form."""
     sub_key = get_sub_key_or_404(sub_key_id)
     if request.method != "POST":
-        return _render_topup(request, sub_key, TopUpForm(initial={"token": uuid.uuid4()}))
+        # The available balance up front, so nobody types an amount only to learn it is too much.
+        balance = client.get_balance()
+        return _render_topup(request, sub_key, TopUpForm(initial={"token": uuid.uuid4()}), balance=balance)
 
     form = TopUpForm(request.POST)
     if not form.is_valid():
@@ -108,9 +110,9 @@ def key_topup(request, sub_key_id):
     if "confirm" not in request.POST:
         cap_left = get_cap_left_today(request.user)
         if cap_left is not None and amount > cap_left:
-            form.add_error("amount", f"That is over your daily top-up limit: you can top up at most {usd(cap_left)} more today (UTC).")
+            form.add_error("amount", f"That is over your daily top-up limit: you can top up at most {exact_usd(cap_left)} more today (UTC).")
         elif amount > balance.available:
-            form.add_error("amount", f"Only {usd(balance.available)} of the account's balance is available.")
+            form.add_error("amount", f"Only {exact_usd(balance.available)} of the account's balance is available.")
         if form.errors:
             return _render_topup(request, sub_key, form, status=400, balance=balance)
         context = {
@@ -138,13 +140,14 @@ def key_topup(request, sub_key_id):
         return _render_result(request, sub_key, topup, current_key=get_key_state(sub_key.id).key, status=503)
 
     new_budget = sub_key.budget + amount
-    if wants_fragment(request):
-        return _render_result(request, sub_key, topup, current_key=None)
+    # A toast on the next page, or (htmx) beside the dialog this result closes.
     messages.success(
         request,
-        f"Added {usd(amount)} to {sub_key.label or sub_key.key_id}: "
-        f"its budget went from {usd(sub_key.budget)} to {usd(new_budget)}.",
+        f"Added {exact_usd(amount)} to {sub_key.label or sub_key.key_id}: "
+        f"its budget went from {exact_usd(sub_key.budget)} to {exact_usd(new_budget)}.",
     )
+    if wants_fragment(request):
+        return _render_result(request, sub_key, topup, current_key=None)
     return redirect("console:key_detail", sub_key_id=sub_key.id)
 
 

@@ -9,6 +9,60 @@
     history.replaceState(null, "", replaceUrl);
   }
 
+  // Keyboard focus: a dialog starts at its first field (or the first field in error);
+  // a form that came back with errors puts focus on the first of them.
+  function focusFirstField(container) {
+    var field = container.querySelector("[aria-invalid=true]") ||
+      container.querySelector("input:not([type=hidden]):not([disabled]), select:not([disabled]), textarea:not([disabled])");
+    if (field) { field.focus(); return true; }
+    var heading = container.querySelector("h1, h2");
+    if (heading) { heading.setAttribute("tabindex", "-1"); heading.focus(); }
+    return false;
+  }
+  function focusFirstError(container) {
+    var invalid = container.querySelector("[aria-invalid=true]");
+    if (invalid) invalid.focus();
+  }
+  focusFirstError(document);
+  document.addEventListener("htmx:afterSwap", function (event) {
+    if (event.target.closest && event.target.closest("dialog")) return;
+    // The document, not the event's target: an outerHTML swap's target is the element it replaced.
+    focusFirstError(document);
+    // A swap that replaced the focused control (e.g. "Reveal key") hands focus to the new content.
+    if (!document.activeElement || document.activeElement === document.body) {
+      var next = document.querySelector("[data-autofocus]");
+      if (next) next.focus();
+    }
+  });
+
+  // Sorting a table keeps focus on the sort link that was used, in the freshly swapped table.
+  var sortColumn = null;
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    var link = event.target.closest && event.target.closest("[data-sort-column]");
+    sortColumn = link ? link.getAttribute("data-sort-column") : null;
+  });
+  document.addEventListener("htmx:afterSettle", function () {
+    if (!sortColumn) return;
+    var link = document.querySelector('[data-sort-column="' + sortColumn + '"]');
+    sortColumn = null;
+    if (link) link.focus();
+  });
+
+  // Controls that need JavaScript (copy, dismiss) are hidden in the HTML and shown here.
+  function showScriptControls(root) {
+    root.querySelectorAll("[data-copy-target][hidden], [data-dismiss-toast][hidden]").forEach(function (control) {
+      control.hidden = false;
+    });
+  }
+  showScriptControls(document);
+  document.addEventListener("htmx:load", function (event) { showScriptControls(event.detail.elt.parentNode || document); });
+
+  // Toasts stay until dismissed with their ×.
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest("[data-dismiss-toast]");
+    if (button) button.closest(".toast").remove();
+  });
+
   // Copy buttons: <button data-copy-target="#id"> copies that element's text.
   document.addEventListener("click", function (event) {
     var button = event.target.closest("[data-copy-target]");
@@ -29,7 +83,7 @@
     var opener = event.target.closest("[data-open-dialog]");
     if (opener) {
       var dialog = document.querySelector(opener.getAttribute("data-open-dialog"));
-      if (dialog && dialog.showModal) { event.preventDefault(); dialog.showModal(); }
+      if (dialog && dialog.showModal) { event.preventDefault(); dialog.showModal(); focusFirstField(dialog); }
     }
     var closer = event.target.closest("[data-close-dialog]");
     if (closer) {
@@ -45,8 +99,9 @@
     if (!dialog) return;
     if (dialog.querySelector("[data-dialog-done]")) {
       if (dialog.open) dialog.close();
-    } else if (!dialog.open && dialog.showModal) {
-      dialog.showModal();
+    } else {
+      if (!dialog.open && dialog.showModal) dialog.showModal();
+      focusFirstField(dialog);
     }
   });
 

@@ -1,0 +1,108 @@
+"""The console's branding form: validates the colour's contrast and the logo's real file type."""
+
+from django import forms
+
+from branding.colors import HEX_COLOR, MIN_TEXT_CONTRAST, WHITE, contrast_ratio
+from branding.models import Branding
+
+MAX_LOGO_BYTES = 200 * 1024
+# The logo's type is read from its first bytes, never from the name or the browser's claim.
+# SVG is refused: it can carry scripts, and it is text a browser may sniff as HTML.
+LOGO_SIGNATURES = (
+    (b"\x89PNG\r\n\x1a\n", "image/png"),
+    (b"\xff\xd8\xff", "image/jpeg"),
+)
+WEBP_TYPE = "image/webp"
+
+
+def sniff_image_type(head):
+    """The image type of a file from its first 12 bytes: PNG, JPEG or WebP, else None."""
+    for signature, content_type in LOGO_SIGNATURES:
+        if head.startswith(signature):
+            return content_type
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return WEBP_TYPE
+    return None
+
+
+class BrandingForm(forms.ModelForm):
+    logo_file = forms.FileField(
+        label="Logo",
+        required=False,
+        help_text="PNG, JPEG or WebP, up to 200 KB. It shows 28 px high beside the product name.",
+        widget=forms.ClearableFileInput(attrs={"accept": "image/png,image/jpeg,image/webp"}),
+    )
+    remove_logo = forms.BooleanField(label="Remove the logo", required=False)
+    inference_base_url = forms.URLField(
+        label="Inference base URL",
+        required=False,
+        max_length=300,
+        assume_scheme="https",
+        help_text="The address your customers send requests to, if you put your own domain in front. Empty: derouter's.",
+    )
+
+    class Meta:
+        model = Branding
+        fields = ["product_name", "accent_color", "support_contact", "money_unit", "inference_base_url"]
+        labels = {
+            "product_name": "Product name",
+            "accent_color": "Accent colour",
+            "support_contact": "Support contact",
+            "money_unit": "Money unit",
+        }
+        help_texts = {
+            "product_name": "What your customers see as the portal's name, e.g. “Acme AI”. Empty: “Customer portal”.",
+            "accent_color": "Buttons and links, as #RRGGBB. It must keep white text readable (contrast 4.5:1 or more).",
+            "support_contact": "Where customers ask for help: an email address or an https:// link. Empty: not shown.",
+            "money_unit": "How amounts read in the portal: a symbol before the number (“$”, “€”) or a word after it (“credits”).",
+        }
+        widgets = {"accent_color": forms.TextInput(attrs={"placeholder": "#3b5bdb", "maxlength": 7, "spellcheck": "false"})}
+
+    def clean_accent_color(self):
+        color = self.cleaned_data["accent_color"].strip()
+        if not color:
+            return ""
+        if not HEX_COLOR.fullmatch(color):
+            raise forms.ValidationError("Write the colour as # and six hex digits, e.g. #3b5bdb.")
+        ratio = contrast_ratio(color, WHITE)
+        if ratio < MIN_TEXT_CONTRAST:
+            raise forms.ValidationError(
+                f"{color} is too light: white text on it has a contrast of {ratio:.1f}:1, and text needs at least "
+                f"{MIN_TEXT_CONTRAST}:1 to stay readable. Pick a darker shade."
+            )
+        return color.lower()
+
+    def clean_support_contact(self):
+        contact = self.cleaned_data["support_contact"].strip()
+        if contact and not (contact.startswith("https://") or ("@" in contact and " " not in contact)):
+            raise forms.ValidationError("Give an email address (help@example.com) or a link starting with https://.")
+        return contact
+
+    def clean_money_unit(self):
+        unit = self.cleaned_data["money_unit"].strip()
+        if any(character in unit for character in "<>&\"'"):
+            raise forms.ValidationError("Use a currency symbol or a plain word, without <, >, & or quotes.")
+        return unit
+
+    def clean_logo_file(self):
+        upload = self.cleaned_data.get("logo_file")
+        if not upload:
+            return None
+        if upload.size > MAX_LOGO_BYTES:
+            raise forms.ValidationError(f"The logo is {upload.size // 1024} KB; at most 200 KB fits. Export it smaller.")
+        content = upload.read()
+        content_type = sniff_image_type(content[:12])
+        if content_type is None:
+            raise forms.ValidationError("The logo must be a PNG, JPEG or WebP image (SVG is not accepted).")
+        return content, content_type
+
+    def save(self, commit=True):
+        branding = super().save(commit=False)
+        logo = self.cleaned_data.get("logo_file")
+        if logo:
+            branding.logo, branding.logo_content_type = logo
+        elif self.cleaned_data.get("remove_logo"):
+            branding.logo, branding.logo_content_type = None, ""
+        if commit:
+            branding.save()
+        return branding

@@ -1,0 +1,289 @@
+"""Every page, as every kind of user, at desktop and phone sizes: axe-core, the Nu HTML checker, no sideways scroll.
+
+To cover a new page, add a ``Visit`` to ``VISITS`` below. ``{key_id}`` in a path stands for a
+Client Key that has usage, top-ups and audit events. ``steps`` drive the page after it loads:
+a string presses the link or button of that name (a dialog opener, "Reveal key", a submit),
+a ``(label, value)`` pair fills that field, and ``CLOSE`` presses Escape to close a dialog.
+The page is checked again after every press, and what it then shows is validated too.
+
+The whole walk runs once per test module (one browser context per user and size) and the
+tests below each report one kind of problem for every page at once.
+"""
+
+import json
+import re
+import subprocess
+import uuid
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from axe_playwright_python.sync_playwright import Axe
+
+from tests.helpers import ROOT, new_page, sign_in
+
+pytestmark = pytest.mark.browser
+
+
+@dataclass(frozen=True)
+class Visit:
+    who: str  # "owner", "staff", "customer" or "anonymous"
+    path: str
+    status: int = 200
+    steps: tuple = ()
+    # A simulator fault active during the visit, e.g. {"mode": "error", "path": "/balance", "status": 503}.
+    fault: dict | None = None
+
+
+CLOSE = "Escape"
+
+VISITS = [
+    Visit("anonymous", "/"),
+    Visit("anonymous", "/login/"),
+    Visit("anonymous", "/portal/login/"),
+    Visit("anonymous", "/no-such-page/", status=404),
+    Visit("owner", "/dashboard/"),
+    Visit("owner", "/dashboard/keys/", steps=(
+        "Top up", ("Amount", "0"), "Review the top-up", ("Amount", "2"), ("Reference", "INV-A11Y"),
+        "Review the top-up", CLOSE,
+        "Edit", ("Requests per minute", "0"), "Save", CLOSE,
+    )),
+    Visit("owner", "/dashboard/keys/?sort=-budget"),
+    Visit("owner", "/dashboard/keys/?q=nothing-matches-this"),
+    Visit("owner", "/dashboard/keys/new/", steps=(
+        ("Budget", "0"), "Create key", ("Label", "Survey second key"), ("Budget", "5"), "Create key",
+    )),
+    Visit("owner", "/dashboard/keys/{key_id}/", steps=("Edit", CLOSE, "Reveal full key")),
+    Visit("owner", "/dashboard/keys/{key_id}/edit/"),
+    Visit("owner", "/dashboard/keys/{key_id}/topup/", steps=(
+        ("Amount", "1.5"), ("Reference", "INV-A11Y-2"), "Review the top-up", "Top up $1.50",
+    )),
+    Visit("owner", "/dashboard/keys/{key_id}/delete/"),
+    Visit("owner", "/dashboard/keys/no-such-key/", status=404),
+    Visit("owner", "/dashboard/topups/"),
+    Visit("owner", "/dashboard/logs/"),
+    Visit("owner", "/dashboard/audit/"),
+    Visit("owner", "/dashboard/keys/new/", status=503, fault={"mode": "error", "path": "/balance", "status": 503, "times": 10}),
+    Visit("owner", "/dashboard/branding/", steps=(("Accent colour", "#ffd43b"), "Save branding")),
+    Visit("owner", "/logout/"),
+    Visit("owner", "/dashboard/automation/"),
+    Visit("owner", "/dashboard/automation/alerts/"),
+    Visit("owner", "/dashboard/automation/alerts/history/"),
+    Visit("owner", "/dashboard/automation/auto-topups/"),
+    Visit("owner", "/dashboard/automation/allowances/"),
+    Visit("owner", "/dashboard/automation/expiries/"),
+    Visit("owner", "/dashboard/automation/webhooks/"),
+    Visit("owner", "/dashboard/automation/requests/"),
+    Visit("owner", "/dashboard/automation/keys/{key_id}/rotate/"),
+    Visit("owner", "/dashboard/users/"),
+    Visit("owner", "/dashboard/account/two-factor/"),
+    Visit("staff", "/dashboard/"),
+    Visit("staff", "/dashboard/keys/", steps=("Top up",)),
+    Visit("staff", "/dashboard/keys/{key_id}/"),
+    Visit("staff", "/dashboard/keys/new/", status=403),
+    Visit("customer", "/portal/", steps=("Reveal key",)),
+    Visit("customer", "/portal/logs/", steps=("Set time zone",)),
+    Visit("customer", "/portal/requests/"),
+    Visit("customer", "/portal/no-such-page/", status=404),
+]
+
+# A phone context is "mobile" so that, as on a real phone, a page without a viewport meta tag lays out 980px wide.
+SIZES = {
+    "desktop": {"viewport": {"width": 1280, "height": 800}},
+    "phone": {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True},
+    # Dark mode follows the system setting: its colours must pass axe-core too.
+    "desktop-dark": {"viewport": {"width": 1280, "height": 800}, "color_scheme": "dark"},
+}
+# axe-core's impact levels that fail the test; "moderate" and "minor" findings are left to review.
+FAILING_IMPACTS = {"serious", "critical"}
+VNU_JAR = ROOT / ".venv" / "vnu" / "vnu.jar"
+
+OWNER_PASSWORD = "owner-pass-1234"
+STAFF_PASSWORD = "staff-pass-1234"
+
+
+@dataclass
+class Survey:
+    """What the walk found: problems per kind, and the HTML the server sent for each visit."""
+
+    axe: list
+    sideways_scroll: list
+    statuses: list
+    html_dir: Path
+
+
+def _seed(simulator, make_key):
+    """Users, a Client Key with usage of varied costs, and ledger and audit rows for the pages to show."""
+    from django.contrib.auth import get_user_model
+
+    from accounts.models import ConsoleProfile, Role
+    from dashboard.models import AuditEvent, Outcome, TopUp
+
+    users = get_user_model().objects
+    owner = users.create_user("olivia", password=OWNER_PASSWORD)
+    ConsoleProfile.objects.create(user=owner, role=Role.OWNER)
+    staff = users.create_user("sam", password=STAFF_PASSWORD)
+    ConsoleProfile.objects.create(user=staff, role=Role.STAFF)
+
+    key = make_key("1865.3215", label="Survey Customer Ltd")
+    secret = key.secret.reveal()
+    for cost, tokens in (("0.202901", 12_345), ("1.5", 980), ("0.000012", 3)):
+        simulator.add_usage(key.id, cost, count=11, inputTokens=tokens, outputTokens=tokens // 3)
+    simulator.chat(secret, count=2)
+    nearly_empty = make_key("1", label="Nearly Empty Co")
+    simulator.add_usage(nearly_empty.id, "0.95")
+    for amount, outcome in ((Decimal("1135"), Outcome.OK), (Decimal("236.647"), Outcome.UNKNOWN)):
+        TopUp.objects.create(
+            token=uuid.uuid4(), actor=owner, actor_name="olivia", sub_key_id=key.id,
+            key_label="Survey Customer Ltd", key_id_short=key.key_id, amount=amount, note="INV-1",
+            outcome=outcome, budget_before=Decimal("730.3215"),
+        )
+    AuditEvent.objects.create(
+        actor=owner, actor_name="olivia", action=AuditEvent.Action.CREATE, sub_key_id=key.id,
+        key_label="Survey Customer Ltd", key_id_short=key.key_id,
+        changes={"budget": [None, "1865.3215"]}, outcome=Outcome.OK,
+    )
+    return key, secret
+
+
+def _sign_in_as(page, live_server, who, secret):
+    if who == "owner":
+        sign_in(page, live_server, "olivia", OWNER_PASSWORD)
+    elif who == "staff":
+        sign_in(page, live_server, "sam", STAFF_PASSWORD)
+    elif who == "customer":
+        page.goto(f"{live_server.url}/portal/login/")
+        page.fill("#id_client_key", secret)
+        page.click("main button[type=submit]")
+        page.wait_for_url(re.compile(r"/portal/$"))
+
+
+def _serious_violations(page):
+    results = Axe().run(page)
+    return [
+        f"{violation['id']} ({violation['impact']}): " + "; ".join(node["html"][:160] for node in violation["nodes"][:3])
+        for violation in results.response["violations"]
+        if violation["impact"] in FAILING_IMPACTS
+    ]
+
+
+def _sideways_scroll(page):
+    """How many pixels wider than the screen the page is, or 0."""
+    return page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+
+
+def _check(page, where, size, survey):
+    survey.axe.extend(f"{where} at {size}: {violation}" for violation in _serious_violations(page))
+    if size == "phone":
+        overflow = _sideways_scroll(page)
+        if overflow > 0:
+            survey.sideways_scroll.append(f"{where} is {overflow}px wider than a 390px phone")
+
+
+def _press(page, name):
+    """Click the first link or button with this accessible name, inside an open dialog if there is one."""
+    scope = page.locator("dialog[open]") if page.locator("dialog[open]").count() else page
+    target = scope.get_by_role("link", name=name, exact=True).or_(scope.get_by_role("button", name=name, exact=True))
+    target.first.click()
+    page.wait_for_load_state("networkidle")
+
+
+def _fill(page, label, value):
+    scope = page.locator("dialog[open]") if page.locator("dialog[open]").count() else page
+    scope.get_by_label(label).first.fill(value)
+
+
+def _save_html(survey, name, html):
+    (survey.html_dir / f"{name}.html").write_text(html)
+
+
+def _slug(text):
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "index"
+
+
+def _walk(browser, live_server, simulator, visits, secret, key_id, survey):
+    for who in sorted({visit.who for visit in visits}):
+        for size, options in SIZES.items():
+            page = new_page(browser, **options)
+            try:
+                _sign_in_as(page, live_server, who, secret)
+                for number, visit in enumerate(visits):
+                    if visit.who != who:
+                        continue
+                    path = visit.path.format(key_id=key_id)
+                    where = f"{who} {path}"
+                    name = f"{number:02d}-{who}-{_slug(path)}"
+                    if visit.fault:
+                        simulator.inject(**visit.fault)
+                    try:
+                        response = page.goto(live_server.url + path)
+                        page.wait_for_load_state("networkidle")
+                    finally:
+                        if visit.fault:
+                            simulator.clear_faults()
+                    if response.status != visit.status:
+                        survey.statuses.append(f"{where} answered {response.status}, expected {visit.status}")
+                    if size == "desktop":
+                        _save_html(survey, name, response.text())
+                    _check(page, where, size, survey)
+                    for number_of_step, step in enumerate(visit.steps, start=1):
+                        if isinstance(step, tuple):
+                            _fill(page, *step)
+                            continue
+                        if step == CLOSE:
+                            page.keyboard.press("Escape")
+                            page.locator("dialog[open]").wait_for(state="detached")
+                            continue
+                        _press(page, step)
+                        _check(page, f"{where} after pressing {step!r}", size, survey)
+                        if size == "desktop":
+                            # What the page shows now, as the browser has it (after any htmx swap).
+                            _save_html(survey, f"{name}-step{number_of_step}", page.content())
+            finally:
+                page.context.close()
+
+
+@pytest.fixture(scope="module")
+def survey(browser, live_server, simulator, django_db_setup, django_db_blocker, tmp_path_factory):
+    """Walk every listed page once; the tests below read what it found."""
+    from derouter import client as derouter_client
+
+    def make_key(budget, label):
+        return derouter_client.create_sub_key(Decimal(budget), label=label)
+
+    result = Survey(axe=[], sideways_scroll=[], statuses=[], html_dir=tmp_path_factory.mktemp("pages"))
+    # The walk's requests reach the database from the live server's thread, outside any test.
+    with django_db_blocker.unblock():
+        key, secret = _seed(simulator, make_key)
+        _walk(browser, live_server, simulator, VISITS, secret, key.id, result)
+    return result
+
+
+def test_every_page_answers_with_its_expected_status(survey):
+    assert not survey.statuses, "\n".join(survey.statuses)
+
+
+def test_no_page_or_dialog_has_serious_or_critical_axe_violations(survey):
+    assert not survey.axe, f"{len(survey.axe)} axe-core violations:\n" + "\n".join(survey.axe)
+
+
+def test_no_page_scrolls_sideways_on_a_phone(survey):
+    assert not survey.sideways_scroll, "\n".join(survey.sideways_scroll)
+
+
+def test_every_page_is_valid_html(survey):
+    assert VNU_JAR.exists(), f"the Nu HTML checker is missing at {VNU_JAR}: bin/test installs it (bin/setup-vnu)"
+    checked = sorted(survey.html_dir.glob("*.html"))
+    assert checked, "the walk saved no page"
+    run = subprocess.run(
+        ["java", "-jar", str(VNU_JAR), "--errors-only", "--format", "json", str(survey.html_dir)],
+        capture_output=True, text=True, timeout=300,
+    )
+    messages = json.loads(run.stderr or "{}").get("messages", [])
+    errors = [
+        f"{Path(message.get('url', '')).name}:{message.get('lastLine', '?')}: {message['message']}"
+        for message in messages
+        if message.get("type") in ("error", "non-document-error")
+    ]
+    assert not errors, f"{len(errors)} Nu HTML checker errors in {len(checked)} pages:\n" + "\n".join(errors)
