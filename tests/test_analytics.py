@@ -63,7 +63,7 @@ def test_the_owner_sees_spend_billed_margin_and_every_client(owner_client, busin
     response = owner_client.get(URL)
     html = response.content.decode()
     assert response.status_code == 200
-    assert "$0.5069" in html and "$2.0276" in html and "$1.5207" in html
+    assert "$0.506902" in html and "$2.027604" in html and "$1.520702" in html
     assert "75.0%" in html  # margin %
     assert "Acme" in html and "Globex" in html
     assert f'href="/dashboard/keys/{business["acme"].sub_key_id}/"' in html
@@ -139,8 +139,8 @@ def test_staff_see_analytics_without_real_costs_or_margins(staff_client, busines
     response = staff_client.get(URL)
     html = response.content.decode()
     assert response.status_code == 200
-    assert "$2.0276" in html
-    assert "Margin" not in html and "$0.5069" not in html and "Spend (real cost)" not in html
+    assert "$2.027604" in html
+    assert "Margin" not in html and "$0.506902" not in html and "Spend (real cost)" not in html
     assert [dataset["label"] for dataset in _chart_data(html, "daily-chart-data")["datasets"]] == ["Billed"]
     # Sorting by a hidden column does not reveal it either.
     assert "Margin" not in staff_client.get(f"{URL}?sort=-margin").content.decode()
@@ -149,7 +149,7 @@ def test_staff_see_analytics_without_real_costs_or_margins(staff_client, busines
 def test_staff_an_owner_allowed_see_margins(staff_client, staff, business):
     ConsoleProfile.objects.filter(user=staff).update(can_see_margins=True)
     html = staff_client.get(URL).content.decode()
-    assert "Margin" in html and "$1.5207" in html
+    assert "Margin" in html and "$1.520702" in html
 
 
 def test_the_margin_setting_is_off_by_default_and_a_toggle_in_the_admin(client, django_user_model, staff):
