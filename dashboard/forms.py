@@ -20,6 +20,8 @@ KEY_SORT_COLUMNS = {
     "budget": "Budget",
     "spent": "Spent",
     "remaining": "Remaining",
+    # Days until the remaining budget is spent at the last 7 days' pace (analytics.forecast).
+    "days_left": "Days left",
     "rpm_limit": "RPM",
     "concurrent_limit": "Concurrency",
     "display_multiplier": "Multiplier",

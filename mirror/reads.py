@@ -73,9 +73,16 @@ def request_first_sync_if_empty():
         tasks.refresh_keys()
 
 
-def search_keys(query="", sort="-created_at", include_deleted=False):
-    """Snapshot keys matching a search, sorted in SQL; a pasted full key is matched by its digest."""
-    keys = KeySnapshot.objects.all() if include_deleted else KeySnapshot.objects.active()
+def search_keys(query="", sort="-created_at", include_deleted=False, keys=None):
+    """Snapshot keys matching a search, sorted in SQL; a pasted full key is matched by its digest.
+
+    ``keys`` is the snapshot queryset to search, for a caller that annotates it (the key
+    list adds each key's days left) and sorts by that annotation: the sort names either
+    a column of SORT_FIELDS or an annotation of ``keys``. Empty values sort last either way.
+    """
+    keys = KeySnapshot.objects.all() if keys is None else keys
+    if not include_deleted:
+        keys = keys.filter(deleted_at__isnull=True)
     needle = query.strip()
     if needle:
         keys = keys.filter(
@@ -84,7 +91,8 @@ def search_keys(query="", sort="-created_at", include_deleted=False):
             | Q(sub_key_id__icontains=needle)
             | Q(secret_sha256=ingest.secret_digest(needle))
         )
-    field = SORT_FIELDS[sort.removeprefix("-")]
+    column = sort.removeprefix("-")
+    field = column if column in keys.query.annotations else SORT_FIELDS[column]
     order = F(field).desc(nulls_last=True) if sort.startswith("-") else F(field).asc(nulls_last=True)
     tie_break = "-sub_key_id" if sort.startswith("-") else "sub_key_id"
     return keys.order_by(order, tie_break)

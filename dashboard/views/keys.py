@@ -18,6 +18,7 @@ from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRedirect, reselect, reswap, retarget, trigger_client_event
 
 from accounts.roles import console_required, owner_required
+from analytics.forecast import annotate_days_left
 from analytics.panels import get_key_analytics
 from analytics.permissions import can_see_margins
 from dashboard import audit, keywrites
@@ -65,6 +66,8 @@ class KeyRow:
     detail_url: str
     topup_url: str
     edit_url: str
+    # Days until its remaining budget is spent at its last 7 days' pace; None: not at this rate.
+    days_left: Decimal | None = None
 
 
 def _get_row_url_patterns():
@@ -77,7 +80,7 @@ def _get_row_url_patterns():
     return {name: reverse(f"console:{name}", args=[URL_ID_STAND_IN]) for name in names}
 
 
-def _get_key_row(sub_key, url_patterns):
+def _get_key_row(sub_key, url_patterns, days_left=None):
     return KeyRow(
         key=sub_key,
         used_percent=int(sub_key.used_fraction * 100),
@@ -86,7 +89,22 @@ def _get_key_row(sub_key, url_patterns):
         detail_url=url_patterns["key_detail"].replace(URL_ID_STAND_IN, sub_key.id),
         topup_url=url_patterns["key_topup"].replace(URL_ID_STAND_IN, sub_key.id),
         edit_url=url_patterns["key_edit"].replace(URL_ID_STAND_IN, sub_key.id),
+        days_left=days_left,
     )
+
+
+def _search_key_list(query):
+    """The snapshot keys of one search and sort; sorting by days left annotates every key with it, in SQL."""
+    keys = KeySnapshot.objects.all()
+    if query["sort"].removeprefix("-") == "days_left":
+        keys = annotate_days_left(keys)
+    return search_keys(query["q"], query["sort"], keys=keys)
+
+
+def _get_days_left(snapshots):
+    """{snapshot pk: days left} of one page of keys: one query of the page's keys, whatever the sort."""
+    page_keys = KeySnapshot.objects.filter(pk__in=[snapshot.pk for snapshot in snapshots])
+    return dict(annotate_days_left(page_keys).values_list("pk", "days_left"))
 
 
 def _get_safe_search(query):
@@ -153,7 +171,7 @@ def _get_sort_headers(query):
                 "title": title,
                 "direction": direction,
                 "url": _get_list_url(q=query["q"], sort=next_sort, page=1),
-                "is_number": column not in ("label", "key_id", "created_at"),
+                "is_number": column not in ("label", "key_id", "days_left", "created_at"),
             }
         )
     return headers
@@ -266,13 +284,17 @@ def key_list(request):
     if is_new_search and not request.htmx:
         return redirect(list_url)
     _settle_unsettled_writes()
-    page = Paginator(search_keys(query["q"], query["sort"]), KEYS_PER_PAGE).get_page(query["page"])
+    page = Paginator(_search_key_list(query), KEYS_PER_PAGE).get_page(query["page"])
     total_keys = KeySnapshot.objects.active().count() if query["q"] else page.paginator.count
     url_patterns = _get_row_url_patterns()
+    days_left = _get_days_left(page.object_list)
     context = {
         "query": query,
         "page": page,
-        "rows": [_get_key_row(as_sub_key(snapshot), url_patterns) for snapshot in page.object_list],
+        "rows": [
+            _get_key_row(as_sub_key(snapshot), url_patterns, days_left.get(snapshot.pk))
+            for snapshot in page.object_list
+        ],
         "total_keys": total_keys,
         "refresh_url": list_url,
         "sort_headers": _get_sort_headers(query),
