@@ -48,6 +48,12 @@ class UserAccessForm(forms.Form):
     daily_topup_cap = CAP_FIELD
 
 
+class MarginsForm(forms.Form):
+    """Whether a staff member may see real costs and margins (owners always do)."""
+
+    can_see_margins = forms.BooleanField(required=False)
+
+
 class TwoFactorPolicyForm(forms.Form):
     require_two_factor = forms.BooleanField(label="Require two-factor sign-in for everyone", required=False)
 

@@ -22,7 +22,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from accounts.forms import AcceptInvitationForm, InvitationForm, TwoFactorPolicyForm, UserAccessForm
+from accounts.forms import AcceptInvitationForm, InvitationForm, MarginsForm, TwoFactorPolicyForm, UserAccessForm
 from accounts.invitations import create_invitation, get_open_invitation, make_token, send_invitation
 from accounts.models import ConsoleProfile, ConsoleSettings, Invitation, Role
 from accounts.roles import get_role, owner_required
@@ -93,6 +93,7 @@ def _render_users(request, invitation_form=None, status=200):
                 "user": user,
                 "role": Role(role).label,
                 "cap": None if role == Role.OWNER else user.console_profile.effective_topup_cap,
+                "is_owner": role == Role.OWNER,
                 "has_two_factor": user.pk in with_two_factor,
             }
         )
@@ -113,6 +114,7 @@ def _render_user(request, user, access_form=None, status=200):
     context = {
         "subject": user,
         "role_label": Role(role).label,
+        "is_owner": role == Role.OWNER,
         "access_form": access_form or UserAccessForm(initial=initial),
         "has_two_factor": user.pk in _get_two_factor_user_ids(),
         "is_last_owner": _is_last_owner(user),
@@ -199,6 +201,40 @@ def user_access(request, user_id):
     else:
         messages.info(request, "Nothing changed.")
     return redirect("console:user_detail", user_id=user.pk)
+
+
+@owner_required
+@require_POST
+def user_margins(request, user_id):
+    """Let a staff member see real costs and margins in analytics, or stop them (owners always see them)."""
+    user = _get_console_user_or_404(user_id)
+    form = MarginsForm(request.POST)
+    form.is_valid()
+    allowed = form.cleaned_data.get("can_see_margins", False)
+    name = user.get_username()
+    if _get_stored_role(user) == Role.OWNER:
+        messages.error(request, f"{name} is an owner: owners always see margins.")
+        return redirect("console:users")
+    with transaction.atomic():
+        profile = ConsoleProfile.objects.select_for_update().get(user=user)
+        before = profile.can_see_margins
+        profile.can_see_margins = allowed
+        profile.save(update_fields=["can_see_margins"])
+    if before == allowed:
+        messages.info(request, f"Nothing changed: {name} already {'sees' if allowed else 'does not see'} margins.")
+        return redirect("console:users")
+    audit.record(
+        request.user,
+        AuditEvent.Action.USER_MARGINS,
+        Outcome.OK,
+        subject_name=name,
+        changes={"can_see_margins": (before, allowed)},
+    )
+    if allowed:
+        messages.success(request, f"{name} now sees real costs and margins in analytics.")
+    else:
+        messages.success(request, f"{name} no longer sees real costs or margins; billed amounts, requests and tokens stay.")
+    return redirect("console:users")
 
 
 @owner_required

@@ -36,6 +36,7 @@ urlpatterns = [
     path("users/<int:user_id>/", user_views.user_detail, name="user_detail"),
     path("users/<int:user_id>/access/", user_views.user_access, name="user_access"),
     path("users/<int:user_id>/active/", user_views.user_active, name="user_active"),
+    path("users/<int:user_id>/margins/", user_views.user_margins, name="user_margins"),
     path("users/<int:user_id>/reset-two-factor/", user_views.user_reset_two_factor, name="user_reset_two_factor"),
     path("account/two-factor/", two_factor_views.two_factor, name="two_factor"),
     path("account/two-factor/recovery-codes/", two_factor_views.recovery_codes, name="recovery_codes"),

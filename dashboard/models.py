@@ -22,6 +22,7 @@ class AuditEvent(models.Model):
         USER_INVITE_WITHDRAW = "user_uninvite", "Withdraw invitation"
         USER_JOIN = "user_join", "Accept invitation"
         USER_ACCESS = "user_access", "Change role or cap"
+        USER_MARGINS = "user_margins", "Allow or stop margins"
         USER_DISABLE = "user_disable", "Disable user"
         USER_ENABLE = "user_enable", "Enable user"
         RESET_2FA = "reset_2fa", "Reset two-factor"

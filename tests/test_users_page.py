@@ -169,3 +169,53 @@ def test_two_owners_demoting_each_other_leave_one_owner(owner_client, owner, dja
     response = owner_client.post(reverse("console:user_access", args=[owner.pk]), {"role": "staff"})
     assert response.status_code == 400
     assert ConsoleProfile.objects.filter(role=Role.OWNER).count() == 1
+
+
+# ---------------------------------------------------------------- who sees margins
+
+
+def test_an_owner_lets_a_staff_member_see_margins_on_the_users_page_and_stops_it(owner_client, staff):
+    page = owner_client.get(reverse("console:users")).content.decode()
+    url = reverse("console:user_margins", args=[staff.pk])
+    assert f'action="{url}"' in page and "Allow margins" in page
+
+    response = owner_client.post(url, {"can_see_margins": "true"}, follow=True)
+
+    staff.console_profile.refresh_from_db()
+    assert staff.console_profile.can_see_margins is True
+    body = response.content.decode()
+    assert "sam now sees real costs and margins in analytics." in body and "Hide margins" in body
+    event = AuditEvent.objects.get(action=AuditEvent.Action.USER_MARGINS)
+    assert (event.actor_name, event.subject_name, event.changes) == ("olivia", "sam", {"can_see_margins": [False, True]})
+    staff_browser = Client()
+    staff_browser.force_login(staff)
+    assert "Margin" in staff_browser.get("/dashboard/analytics/").content.decode()
+
+    owner_client.post(url, {"can_see_margins": "false"})
+    staff.console_profile.refresh_from_db()
+    assert staff.console_profile.can_see_margins is False
+    assert AuditEvent.objects.filter(action=AuditEvent.Action.USER_MARGINS).count() == 2
+    assert "Margin" not in staff_browser.get("/dashboard/analytics/").content.decode()
+
+
+def test_the_margins_switch_is_for_owners_with_csrf_and_never_for_owners_themselves(owner, staff, owner_client):
+    url = reverse("console:user_margins", args=[staff.pk])
+    staff_browser = Client()
+    staff_browser.force_login(staff)
+    assert staff_browser.post(url, {"can_see_margins": "true"}).status_code == 403
+    assert owner_client.get(url).status_code == 405
+    csrf_client = Client(enforce_csrf_checks=True)
+    csrf_client.force_login(owner)
+    assert csrf_client.post(url, {"can_see_margins": "true"}).status_code == 403
+    staff.console_profile.refresh_from_db()
+    assert staff.console_profile.can_see_margins is False
+
+    response = owner_client.post(reverse("console:user_margins", args=[owner.pk]), {"can_see_margins": "false"}, follow=True)
+    assert "owners always see margins" in response.content.decode()
+    assert not AuditEvent.objects.filter(action=AuditEvent.Action.USER_MARGINS).exists()
+
+
+def test_setting_margins_as_they_are_changes_nothing_and_says_so(owner_client, staff):
+    response = owner_client.post(reverse("console:user_margins", args=[staff.pk]), {"can_see_margins": "false"}, follow=True)
+    assert "Nothing changed: sam already does not see margins." in response.content.decode()
+    assert not AuditEvent.objects.filter(action=AuditEvent.Action.USER_MARGINS).exists()
