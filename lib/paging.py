@@ -7,7 +7,9 @@ previous/next links, which keep the rest of the query string.
 
 from dataclasses import dataclass
 
+from django.core.paginator import Paginator
 from django.http import QueryDict
+from django.utils.functional import cached_property
 
 
 @dataclass(frozen=True)
@@ -20,6 +22,18 @@ class Pager:
     # Time-ordered lists page towards older rows; a sorted table pages forwards.
     previous_label: str = "← Newer"
     next_label: str = "Older →"
+
+
+class CountedPaginator(Paginator):
+    """A paginator told its count (e.g. from the mirror's daily rollups) instead of counting the rows."""
+
+    def __init__(self, object_list, per_page, count):
+        super().__init__(object_list, per_page)
+        self._known_count = count
+
+    @cached_property
+    def count(self):
+        return self._known_count
 
 
 def plural(count, noun, nouns=None):

@@ -56,8 +56,30 @@ def get_freshness():
         )
     if as_of is None:
         return Freshness(None, None, False, True)
+    return _freshness_as_of(as_of)
+
+
+def _freshness_as_of(as_of):
     age = max(0, int((timezone.now() - as_of).total_seconds()))
     return Freshness(as_of, age, age > settings.MIRROR_STALE_AFTER_SECONDS, False)
+
+
+def get_usage_freshness(snapshot):
+    """How fresh a key's mirrored requests are; ``first_sync_running`` until its first sync is complete.
+
+    A key whose spend has not moved since its last sync has no new requests, so the
+    periodic sync does not ask for them: its rows are then as fresh as the snapshot.
+    """
+    state = (
+        SyncState.objects.filter(scope=snapshot.sub_key_id)
+        .values_list("last_synced_at", "backfill_complete", "synced_spent")
+        .first()
+    )
+    if state is None or not state[1] or state[0] is None:
+        return Freshness(None, None, False, True)
+    last_synced_at, _, synced_spent = state
+    as_of = max(last_synced_at, snapshot.refreshed_at) if synced_spent == snapshot.spent else last_synced_at
+    return _freshness_as_of(as_of)
 
 
 def request_first_sync_if_empty():

@@ -1,16 +1,19 @@
 """Client Key pages and actions, against the live simulator over HTTP."""
 
 import uuid
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from dashboard.models import AuditEvent, Outcome, TopUp
 from derouter import client as derouter_client
 from lib.money import usd
 from mirror import sync
+from mirror.models import KeySnapshot, SyncState
 from tests.helpers import eventually, find_key, keys_labelled
 
 pytestmark = pytest.mark.django_db
@@ -230,9 +233,10 @@ def test_create_needs_a_csrf_token(owner):
 # ---------------------------------------------------------------- key page
 
 
-def test_key_page_shows_details_logs_topups_and_audit(owner_client, make_key, simulator):
+def test_key_page_shows_details_logs_topups_and_audit(owner_client, make_key, simulator, sync_mirror):
     created = make_key("3", label="Detailed")
     simulator.add_usage(created.id, "0.25", inputTokens=1234, outputTokens=56)
+    sync_mirror(created.id)
     TopUp.objects.create(token=uuid.uuid4(), actor_name="olivia", sub_key_id=created.id, amount=Decimal("4.5"), note="INV-42", outcome=Outcome.OK)
     AuditEvent.objects.create(actor_name="olivia", action=AuditEvent.Action.EDIT, sub_key_id=created.id, outcome=Outcome.OK, changes={"label": ["a", "b"]})
 
@@ -247,10 +251,11 @@ def test_key_page_shows_details_logs_topups_and_audit(owner_client, make_key, si
     assert created.secret.reveal() not in body
 
 
-def test_key_logs_page_size_and_htmx_fragment(owner_client, make_key, simulator):
+def test_key_logs_page_size_and_htmx_fragment(owner_client, make_key, simulator, sync_mirror):
     created = make_key("3", label="Logged")
     for _ in range(3):
         simulator.add_usage(created.id, "0.01")
+    sync_mirror(created.id)
     url = reverse("console:key_detail", args=[created.id])
     response = owner_client.get(url, {"limit": "50", "page": "1"}, headers={"HX-Request": "true"})
     body = response.content.decode()
@@ -270,6 +275,8 @@ def test_non_uuid_id_is_404_without_upstream_call(owner_client, upstream_calls):
 def test_unknown_or_deleted_key_is_404(owner_client, make_key):
     created = make_key("1")
     derouter_client.delete_sub_key(created.id)
+    # The page reads the snapshot: a key deleted at derouter is gone from it at the worker's next refresh.
+    sync.refresh_snapshot()
     for sub_key_id in (created.id, str(uuid.uuid4())):
         assert owner_client.get(reverse("console:key_detail", args=[sub_key_id])).status_code == 404
 
@@ -476,3 +483,41 @@ def test_created_notice_does_not_run_dots_together(owner_client):
     finally:
         for key in keys_labelled("QA wording"):
             derouter_client.delete_sub_key(key.id)
+
+
+def test_the_key_pages_requests_come_from_the_mirror_with_their_freshness(
+    owner_client, make_key, simulator, sync_mirror, upstream_calls, settings
+):
+    created = make_key("3", label="Mirrored requests")
+    url = reverse("console:key_detail", args=[created.id])
+    assert "being mirrored from derouter for the first time" in owner_client.get(url).content.decode()
+
+    simulator.chat(created.secret.reveal(), count=3)
+    sync_mirror(created.id)
+    before = upstream_calls()
+    body = owner_client.get(url, {"limit": "20"}).content.decode()
+
+    assert upstream_calls() == before  # no /usage-logs (nor any other) call for the list
+    assert "3 requests · page 1 of 1" in body and "Requests as of" in body
+    assert body.count("<td>claude-sonnet-4-6-20250514</td>") == 3
+    # Derouter down: the requests still show, from the mirror.
+    simulator.inject("error", status=500, times=0)
+    assert "3 requests · page 1 of 1" in owner_client.get(url).content.decode()
+    simulator.clear_faults()
+
+    settings.MIRROR_STALE_AFTER_SECONDS = 300
+    past = timezone.now() - timedelta(minutes=10)
+    SyncState.objects.filter(scope=created.id).update(last_synced_at=past)
+    KeySnapshot.objects.filter(sub_key_id=created.id).update(refreshed_at=past)
+    assert "This is stale: the worker has not synced them for 10 min" in owner_client.get(url).content.decode()
+
+
+def test_a_key_whose_spend_has_not_moved_is_as_fresh_as_the_snapshot(owner_client, make_key, simulator, sync_mirror):
+    created = make_key("3", label="Quiet since")
+    simulator.add_usage(created.id, "0.01")
+    sync_mirror(created.id)
+    # The periodic sync skips a key whose spend has not moved; its rows are still complete.
+    SyncState.objects.filter(scope=created.id).update(last_synced_at=timezone.now() - timedelta(hours=2))
+    sync.refresh_snapshot()
+    body = owner_client.get(reverse("console:key_detail", args=[created.id])).content.decode()
+    assert "Requests as of" in body and "This is stale" not in body

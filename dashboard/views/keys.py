@@ -9,6 +9,7 @@ from urllib.parse import urlencode
 from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
+from django.db.models import Sum
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -35,15 +36,15 @@ from dashboard.models import AuditEvent, Outcome, TopUp
 from dashboard.upstream import get_key_state, get_sub_key_or_404, is_running_low, upstream_write_deadline
 from dashboard.views import SUBKEYS_CHANGED_EVENT
 from derouter import client
-from derouter.client import DerouterError, NotFound, Unavailable
+from derouter.client import DerouterError
 from lib.htmx import render_page_or_fragment, wants_fragment
 from lib.money import exact_usd
-from lib.paging import Pager, pager_for_log_page, plural
+from lib.paging import CountedPaginator, Pager, make_pager, plural
 from mirror import reconcile
 from mirror import sync as mirror_sync
 from mirror.ingest import secret_digest
-from mirror.models import KeySnapshot
-from mirror.reads import as_sub_key, request_first_sync_if_empty, search_keys
+from mirror.models import DailyRollup, KeySnapshot, UsageRecord
+from mirror.reads import as_sub_key, get_usage_freshness, request_first_sync_if_empty, search_keys
 
 KEYS_PER_PAGE = 25
 URL_ID_STAND_IN = "00000000-0000-0000-0000-000000000000"
@@ -372,29 +373,28 @@ def key_create(request):
 @require_http_methods(["GET", "HEAD"])
 @vary_on_headers("HX-Request")
 def key_detail(request, sub_key_id):
-    """One key from the snapshot: details, usage, reconciliation, its logs paged upstream, top-ups, audit events."""
+    """One key from the snapshot: details, usage, reconciliation, its mirrored requests, top-ups, audit events."""
     _settle_unsettled_writes()
     snapshot = _get_snapshot_or_404(sub_key_id)
     sub_key = as_sub_key(snapshot)
     logs_query = KeyLogsQueryForm(request.GET).get_query()
-    try:
-        logs = client.get_usage_logs(logs_query["page"], logs_query["limit"], sub_key_id=sub_key.id)
-    except NotFound:
-        # Deleted upstream since the last refresh.
-        raise Http404("No such key.") from None
-    except Unavailable:
-        # The key itself still shows, from the snapshot, with its age.
-        logs = None
+    # Counted from the daily rollups, so paging costs the same at any number of requests.
+    count = DailyRollup.objects.filter(key=snapshot).aggregate(requests=Sum("requests", default=0))["requests"]
+    rows = UsageRecord.objects.filter(key=snapshot).order_by("-created_at", "-id")
+    logs = CountedPaginator(rows, logs_query["limit"], count).get_page(logs_query["page"])
     context = {
         "key": sub_key,
         "row": _get_key_row(sub_key, _get_row_url_patterns()),
         "logs": logs,
         "logs_query": logs_query,
-        "pager": None if logs is None else pager_for_log_page(
+        "usage_freshness": get_usage_freshness(snapshot),
+        "pager": make_pager(
             request,
-            logs,
-            f"{plural(logs.total, 'request')} · page {logs.page} of {logs.pages or 1}",
+            page=logs.number,
+            pages=logs.paginator.num_pages,
+            summary=f"{plural(count, 'request')} · page {logs.number} of {logs.paginator.num_pages}",
             base=reverse("console:key_detail", args=[sub_key.id]),
+            params={"limit": logs_query["limit"]},
         ),
         "page_sizes": KeyLogsQueryForm.base_fields["limit"].choices,
     }

@@ -3,11 +3,9 @@
 import datetime
 import re
 
-from django.core.paginator import Paginator
 from django.db.models import Count, Q, Sum
 from django.shortcuts import render
 from django.utils import timezone
-from django.utils.functional import cached_property
 from django.views.decorators.http import require_http_methods
 from django.views.decorators.vary import vary_on_headers
 
@@ -15,6 +13,7 @@ from accounts.roles import console_required
 from lib.csv_export import csv_download
 from dashboard.forms import ACCOUNT_ONLY, UsageLogQueryForm
 from lib.htmx import wants_fragment
+from lib.paging import CountedPaginator
 from mirror.models import DailyRollup, KeySnapshot, UsageRecord
 from mirror.reads import request_first_sync_if_empty
 
@@ -26,18 +25,6 @@ CSV_COLUMNS = (
 CLIENT_OPTIONS_ALL_UP_TO = 200
 CLIENT_OPTIONS_SHOWN = 20
 UUID_PATTERN = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-
-
-class _CountedPaginator(Paginator):
-    """A paginator told its count (from the rollups) instead of counting the rows."""
-
-    def __init__(self, object_list, per_page, count):
-        super().__init__(object_list, per_page)
-        self._known_count = count
-
-    @cached_property
-    def count(self):
-        return self._known_count
 
 
 def _get_client_keys(client):
@@ -121,7 +108,7 @@ def usage_logs(request):
     request_first_sync_if_empty()
     query_form, query, rows, rollup_filter = _get_query(request)
     totals = _get_totals(rollup_filter)
-    paginator = _CountedPaginator(rows, query["limit"], totals["requests"])
+    paginator = CountedPaginator(rows, query["limit"], totals["requests"])
     page = paginator.get_page(query["page"])
     context = {
         "query_form": query_form,
