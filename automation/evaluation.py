@@ -10,18 +10,29 @@ from django.utils import timezone
 
 from automation import alerts, expiry, funding, notify, webhooks
 from automation.models import Alert, AlertRule, Allowance, AutoTopUpRule
-from automation.upstream import get_daily_burn, refresh_snapshot
+from automation.upstream import get_daily_burn
 from dashboard.models import Outcome, TopUp
 from derouter import client
 from derouter.client import DerouterError
+from mirror import sync as mirror_sync
+from mirror.models import KeySnapshot
+
+# How long a pass waits for a snapshot refresh running on another consumer before reading the snapshot as it is.
+SNAPSHOT_WAIT_SECONDS = 5
 
 
 def evaluate_all(now=None):
     """Settle unknown top-ups, then run every enabled rule once; return what was done, and failures."""
     now = now or timezone.now()
     balance = client.get_balance()
+    listed_at = timezone.now()
     live_keys = client.list_sub_keys()
-    snapshots = refresh_snapshot(live_keys, now)
+    try:
+        mirror_sync.refresh_snapshot(live_keys, listed_at, wait_seconds=SNAPSHOT_WAIT_SECONDS)
+    except mirror_sync.ScopeBusy:
+        # Another consumer is writing a key list as fresh as this one into the snapshot.
+        pass
+    snapshots = KeySnapshot.objects.active().in_bulk(field_name="sub_key_id")
     daily_burn = get_daily_burn()
     done, failed = [], []
     unsettled = set(

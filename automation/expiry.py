@@ -21,7 +21,7 @@ from dashboard.outcomes import outcome_of_write_error
 from derouter import client
 from derouter.client import DerouterError, Unavailable
 from lib.money import usd
-from mirror import ingest
+from mirror import sync as mirror_sync
 from mirror.ingest import secret_digest
 
 
@@ -74,17 +74,21 @@ def _expire(expiry, now):
         KeyExpiry.objects.filter(pk=expiry.pk).update(status=expiry.status)
         raise
     if sub_key is None:
+        mirror_sync.record_deleted_key(expiry.sub_key_id)
         _finish(expiry, KeyExpiry.Status.EXPIRED, now, message="The key was already gone at derouter.")
         return "Already gone."
     if sub_key.secret and not expiry.secret_sha256:
         expiry.secret_sha256 = secret_digest(sub_key.secret.reveal())
         KeyExpiry.objects.filter(pk=expiry.pk).update(secret_sha256=expiry.secret_sha256)
     returned = max(sub_key.remaining, Decimal(0))
+    # derouter stops listing a deleted key's usage: mirror what is left while it still can (best effort).
+    mirror_sync.mirror_usage_before_write(sub_key)
     try:
         client.delete_sub_key(sub_key.id)
     except DerouterError as error:
         failure = outcome_of_write_error(error)
         if failure.is_gone:
+            mirror_sync.record_deleted_key(sub_key.id)
             _finish(expiry, KeyExpiry.Status.EXPIRED, now, message="The key was already gone at derouter.")
             return "Already gone."
         if not failure.was_sent:
@@ -92,6 +96,8 @@ def _expire(expiry, now):
             _finish(expiry, KeyExpiry.Status.SCHEDULED, now, message=failure.message)
             raise
         _record(expiry, failure.outcome, sub_key, returned, f"Expired: {failure.message}")
+        if failure.is_unknown:
+            mirror_sync.record_write_answer(None)
         if failure.is_refused:
             _finish(expiry, KeyExpiry.Status.SCHEDULED, now, message=f"derouter refused the delete: {failure.message}")
         else:
@@ -103,7 +109,7 @@ def _expire(expiry, now):
             raise
         return failure.message
     _record(expiry, Outcome.OK, sub_key, returned, f"Expired on {expiry.expires_at:%Y-%m-%d %H:%M} UTC.")
-    ingest.mark_deleted(sub_key.id, now)
+    mirror_sync.record_deleted_key(sub_key.id)
     _finish(expiry, KeyExpiry.Status.EXPIRED, now, returned=returned, message=f"{usd(returned)} went back to the available balance.")
     return f"Deleted; {usd(returned)} returned."
 

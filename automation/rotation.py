@@ -22,7 +22,7 @@ from dashboard.outcomes import outcome_of_write_error
 from derouter import client
 from derouter.client import DerouterError
 from lib.money import usd
-from mirror import ingest
+from mirror import sync as mirror_sync
 
 
 @dataclass(frozen=True)
@@ -78,6 +78,8 @@ def rotate(user, sub_key, token):
     except DerouterError as error:
         failure = outcome_of_write_error(error)
         audit.record(user, AuditEvent.Action.CREATE, failure.outcome, label=sub_key.label, changes=changes, message=f"{note} {failure.message}")
+        if failure.is_unknown:
+            mirror_sync.record_write_answer(None)
         if failure.is_refused:
             _set(rotation, status=Rotation.Status.CREATE_REFUSED, message=f"derouter refused the new key: {failure.message} Nothing was changed.")
         else:
@@ -91,12 +93,15 @@ def rotate(user, sub_key, token):
             raise
         return RotationResult(rotation)
 
+    mirror_sync.record_created_key(created)
     multiplier_note = ""
     if sub_key.display_multiplier != 1:
         try:
-            client.update_sub_key(created.id, display_multiplier=sub_key.display_multiplier)
+            answer = client.update_sub_key(created.id, display_multiplier=sub_key.display_multiplier)
         except DerouterError as error:
             multiplier_note = f" The display multiplier ×{sub_key.display_multiplier} could not be copied ({error.message}): set it on the new key."
+        else:
+            mirror_sync.record_write_answer(answer)
     audit.record(
         user, AuditEvent.Action.CREATE, Outcome.OK, sub_key_id=created.id, label=created.label,
         key_id_short=created.key_id, changes=changes, message=f"{note} Replaces {sub_key.key_id}.{multiplier_note}",
@@ -127,6 +132,8 @@ def finish(rotation, user):
         return _done(rotation, user, returned=None, note="The old key was already gone at derouter.")
     returned = max(old.remaining, Decimal(0))
     note = f"Rotation #{rotation.pk}: replaced by {rotation.new_key_id_short}."
+    # derouter stops listing a deleted key's usage: mirror what is left while it still can (best effort).
+    mirror_sync.mirror_usage_before_write(old)
     try:
         client.delete_sub_key(old.id)
     except DerouterError as error:
@@ -135,6 +142,8 @@ def finish(rotation, user):
             return _done(rotation, user, returned=None, note="The old key was already gone at derouter.")
         changes = None if failure.is_refused else {"budget_returned": (None, returned)}
         audit.record(user, AuditEvent.Action.DELETE, failure.outcome, sub_key=old, changes=changes, message=f"{note} {failure.message}")
+        if failure.is_unknown:
+            mirror_sync.record_write_answer(None)
         status = Rotation.Status.DELETE_FAILED if failure.is_refused else Rotation.Status.DELETE_UNKNOWN
         _set(rotation, status=status, message=failure.message)
         if failure.needs_error_page:
@@ -145,7 +154,7 @@ def finish(rotation, user):
 
 
 def _done(rotation, user, returned, note):
-    ingest.mark_deleted(rotation.old_sub_key_id)
+    mirror_sync.record_deleted_key(rotation.old_sub_key_id)
     _set(rotation, status=Rotation.Status.DONE, returned=returned, message=note, finished_at=timezone.now())
     data = {
         "old_sub_key_id": rotation.old_sub_key_id,

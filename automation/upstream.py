@@ -1,4 +1,4 @@
-"""What the worker reads from derouter before it acts, and the key snapshot it keeps fresh."""
+"""What the worker reads from derouter before it acts, and from the mirror's rollups."""
 
 import datetime
 import uuid
@@ -8,20 +8,10 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from derouter import client
-from mirror import ingest
-from mirror.models import DailyRollup, KeySnapshot
+from mirror.models import DailyRollup
 
 TOKEN_NAMESPACE = uuid.UUID("0d6f4f54-3c2a-4a57-8c53-5a4c2b7e9f10")
 BURN_DAYS = 7
-SNAPSHOT_FIELDS = (
-    ("label", "label"),
-    ("budget", "budget"),
-    ("spent", "spent"),
-    ("remaining", "remaining"),
-    ("rpm_limit", "rpm_limit"),
-    ("concurrent_limit", "concurrent_limit"),
-    ("display_multiplier", "display_multiplier"),
-)
 
 
 def token_for(kind, rule_id, part):
@@ -32,25 +22,6 @@ def token_for(kind, rule_id, part):
 def get_live_key(sub_key_id):
     """The key as derouter has it now, or None when it does not exist (one upstream call)."""
     return next((sub_key for sub_key in client.list_sub_keys() if sub_key.id == sub_key_id), None)
-
-
-def refresh_snapshot(sub_keys, now=None):
-    """Write what changed in derouter's key list into the mirror's KeySnapshot; return {id: snapshot}."""
-    now = now or timezone.now()
-    held = {snapshot.sub_key_id: snapshot for snapshot in KeySnapshot.objects.all()}
-    current = {}
-    for sub_key in sub_keys:
-        snapshot = held.get(sub_key.id)
-        unchanged = (
-            snapshot is not None
-            and not snapshot.is_deleted
-            and all(getattr(snapshot, mine) == getattr(sub_key, theirs) for mine, theirs in SNAPSHOT_FIELDS)
-        )
-        current[sub_key.id] = snapshot if unchanged else ingest.upsert_key(sub_key, now)
-    for sub_key_id, snapshot in held.items():
-        if sub_key_id not in current and not snapshot.is_deleted:
-            ingest.mark_deleted(sub_key_id, now)
-    return current
 
 
 def get_daily_burn(today=None):

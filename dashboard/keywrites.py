@@ -126,18 +126,6 @@ def create_key(user, *, token, label, budget, rpm_limit):
     return KeyWrite(event, created=created)
 
 
-def _mirror_usage_so_far(sub_key):
-    """Mirror the key's usage up to now under its current multiplier; None, or why it could not be done."""
-    mirror_sync.record_key(sub_key)
-    try:
-        mirror_sync.sync_key_usage(sub_key.id)
-    except mirror_sync.ScopeBusy:
-        return "the worker is mirroring this key's usage right now"
-    except DerouterError as error:
-        return f"this key's usage could not be read first ({error.message})"
-    return None
-
-
 def edit_key(user, sub_key, changes):
     """PUT the changed fields ({name: (before, after)}) of a key.
 
@@ -146,7 +134,7 @@ def edit_key(user, sub_key, changes):
     """
     event = _start(user, AuditEvent.Action.EDIT, sub_key, changes=changes)
     if "display_multiplier" in changes:
-        problem = _mirror_usage_so_far(sub_key)
+        problem = mirror_sync.mirror_usage_before_write(sub_key)
         if problem:
             message = f"The change was not sent: {problem}; requests made before a new multiplier must keep the old one."
             audit.finish(event, Outcome.REFUSED, message=message)
@@ -165,7 +153,7 @@ def delete_key(user, sub_key):
     returned = max(sub_key.remaining, Decimal(0))
     event = _start(user, AuditEvent.Action.DELETE, sub_key, changes={"budget_returned": (None, returned)})
     # derouter stops listing a deleted key's usage: mirror what is left while it still can (best effort).
-    _mirror_usage_so_far(sub_key)
+    mirror_sync.mirror_usage_before_write(sub_key)
     _, failed = _send(event, lambda: client.delete_sub_key(sub_key.id), sub_key.id)
     if failed:
         if failed.failure.is_gone:

@@ -109,16 +109,20 @@ def _fields_of(sub_key):
     return fields
 
 
-def refresh_snapshot():
-    """Read every key from derouter into the snapshot; keys gone upstream are marked deleted.
+def refresh_snapshot(sub_keys=None, asked_at=None, wait_seconds=0):
+    """Write derouter's key list into the snapshot; keys gone upstream are marked deleted.
 
-    Only new or changed keys are written, so a refresh of thousands of unchanged keys is
-    one read and two updates. A key refreshed by a write's answer after the list was
-    asked for is left as the write described it. Raises DerouterError when derouter fails.
+    ``sub_keys`` is the list a caller just read (the automation pass reads it once for
+    everything), asked for at ``asked_at``; without it the list is read now. Only new or
+    changed keys are written, so a refresh of thousands of unchanged keys is one read and
+    two updates. A key refreshed by a write's answer after the list was asked for is left
+    as the write described it. Raises ScopeBusy when another refresh holds the snapshot
+    past ``wait_seconds``, DerouterError when derouter fails.
     """
-    with _held(SNAPSHOT_LOCK):
-        asked_at = timezone.now()
-        sub_keys = client.list_sub_keys()
+    with _held(SNAPSHOT_LOCK, wait_seconds):
+        if sub_keys is None:
+            asked_at = timezone.now()
+            sub_keys = client.list_sub_keys()
         result = SnapshotResult(active=len(sub_keys))
         held = {
             row[0]: row[1:]
@@ -159,6 +163,22 @@ def refresh_snapshot():
 def record_key(sub_key):
     """Record a key as derouter just described it (a derouter.client.SubKey)."""
     return ingest.upsert_key(sub_key)
+
+
+def mirror_usage_before_write(sub_key):
+    """Before a write that changes how a key's usage is mirrored: record the key, then mirror its usage so far.
+
+    A new multiplier must not reach rows made before it, and derouter stops listing a
+    deleted key's usage. Returns None when done, else why it could not be done.
+    """
+    record_key(sub_key)
+    try:
+        sync_key_usage(sub_key.id)
+    except ScopeBusy:
+        return "the worker is mirroring this key's usage right now"
+    except client.DerouterError as error:
+        return f"this key's usage could not be read first ({error.message})"
+    return None
 
 
 def record_write_answer(answer):

@@ -8,9 +8,10 @@ from django.core import mail
 
 from automation import alerts, funding, tasks, webhooks
 from automation.models import Alert, AlertRule, AutoTopUpRule, RuleState
-from automation.upstream import get_live_key, refresh_snapshot, token_for
+from automation.upstream import get_live_key, token_for
 from dashboard.models import AuditEvent, Outcome, TopUp
 from derouter import client
+from mirror import sync
 from mirror.models import KeySnapshot, TaskRun
 from tests.helpers import budget_of, eventually
 from tests.test_automation_webhooks import readme_verifier
@@ -69,7 +70,7 @@ def test_two_workers_on_the_same_crossing_top_up_once(simulator, make_key, djang
     created = make_key(budget="4", label="Raced")
     alert_rule, rule = make_rules(created.id)
     simulator.add_usage(created.id, "2")
-    refresh_snapshot(client.list_sub_keys())
+    sync.refresh_snapshot()
     snapshot = KeySnapshot.objects.get(sub_key_id=created.id)
 
     # Both workers read the rule while it was still armed.

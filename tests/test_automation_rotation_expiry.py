@@ -14,7 +14,7 @@ from automation.models import KeyExpiry, Rotation
 from dashboard.models import AuditEvent, Outcome
 from derouter import client
 from mirror.ingest import secret_digest
-from mirror.models import KeySnapshot
+from mirror.models import KeySnapshot, UsageRecord
 from tests.helpers import find_key
 
 pytestmark = pytest.mark.django_db
@@ -169,3 +169,34 @@ def test_the_portal_tells_a_customer_its_key_expired(client, make_key, django_ca
     again = client.post("/portal/login/", {"client_key": created.secret.reveal()})
     assert again.status_code == 400
     assert b"This key expired on" in again.content
+
+
+def test_a_rotation_writes_its_own_answers_into_the_key_snapshot(owner_client, simulator, make_key):
+    old = make_key(budget="10", label="Snapshot rotated")
+    client.update_sub_key(old.id, display_multiplier=Decimal("2.5"))
+    simulator.add_usage(old.id, "1.25", count=2)
+
+    page = owner_client.get(f"/dashboard/automation/keys/{old.id}/rotate/")
+    owner_client.post(f"/dashboard/automation/keys/{old.id}/rotate/", {"token": page.context["form"]["token"].value()})
+
+    # No refresh of the key list in between: the create, the multiplier and the delete answered for themselves.
+    rotation = Rotation.objects.get()
+    new = KeySnapshot.objects.get(sub_key_id=rotation.new_sub_key_id)
+    assert (new.label, new.budget, new.display_multiplier, new.is_deleted) == ("Snapshot rotated", Decimal("7.5"), Decimal("2.5"), False)
+    assert KeySnapshot.objects.get(sub_key_id=old.id).is_deleted
+    # The old key's usage was mirrored before derouter stopped listing it, under its multiplier.
+    rows = UsageRecord.objects.filter(key__sub_key_id=old.id)
+    assert [(row.cost, row.billed) for row in rows] == [(Decimal("1.25"), Decimal("3.125"))] * 2
+
+
+def test_an_expiry_mirrors_the_keys_last_usage_and_marks_it_deleted(simulator, make_key, django_capture_on_commit_callbacks):
+    created = make_key(budget="4", label="Expires mirrored")
+    simulator.add_usage(created.id, "0.75")
+    make_expiry(created, timezone.now() - datetime.timedelta(seconds=1))
+
+    with django_capture_on_commit_callbacks(execute=True):
+        tasks.evaluate()
+
+    snapshot = KeySnapshot.objects.get(sub_key_id=created.id)
+    assert snapshot.is_deleted and snapshot.spent == Decimal("0.75")
+    assert list(UsageRecord.objects.filter(key=snapshot).values_list("cost", flat=True)) == [Decimal("0.75")]

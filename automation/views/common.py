@@ -1,15 +1,29 @@
 """Helpers shared by the automation views."""
 
-from automation.upstream import refresh_snapshot
-from derouter import client
+from mirror import sync as mirror_sync
 from mirror.models import KeySnapshot
+
+# How long a page waits for a snapshot refresh already running elsewhere before it reads the snapshot.
+SNAPSHOT_WAIT_SECONDS = 5
+
+
+def refresh_snapshot_now():
+    """Refresh the key snapshot from derouter before reading it (DerouterError when derouter fails).
+
+    A refresh already running elsewhere is waited for; past the wait the page reads
+    the snapshot as that refresh leaves it.
+    """
+    try:
+        mirror_sync.refresh_snapshot(wait_seconds=SNAPSHOT_WAIT_SECONDS)
+    except mirror_sync.ScopeBusy:
+        return
 
 
 def get_key_choices():
     """(sub_key_id, "label (sk-ant-…)") for every active key, from the snapshot (refreshed once if empty)."""
     snapshots = KeySnapshot.objects.active().order_by("label", "sub_key_id")
     if not snapshots.exists():
-        refresh_snapshot(client.list_sub_keys())
+        refresh_snapshot_now()
     return [
         (snapshot.sub_key_id, f"{snapshot.label or '(no label)'} ({snapshot.key_id_short})")
         for snapshot in snapshots.only("sub_key_id", "label", "key_id_short")

@@ -9,8 +9,7 @@ from portal.sessions import portal_login_required
 from automation import budget_requests
 from automation.forms import BudgetRequestForm
 from automation.models import BudgetRequest
-from automation.upstream import refresh_snapshot
-from derouter import client
+from automation.views.common import refresh_snapshot_now
 from mirror.ingest import secret_digest
 from mirror.models import KeySnapshot
 
@@ -22,7 +21,7 @@ def _get_portal_snapshot(client_key):
     digest = secret_digest(client_key)
     snapshot = KeySnapshot.objects.active().filter(secret_sha256=digest).first()
     if snapshot is None:
-        refresh_snapshot(client.list_sub_keys())
+        refresh_snapshot_now()
         snapshot = KeySnapshot.objects.active().filter(secret_sha256=digest).first()
     return snapshot
 
