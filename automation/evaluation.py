@@ -21,8 +21,11 @@ from mirror.models import KeySnapshot
 SNAPSHOT_WAIT_SECONDS = 5
 
 
-def evaluate_all(now=None):
-    """Settle unknown top-ups, then run every enabled rule once; return what was done, and failures."""
+def evaluate_all(now=None, renew=None):
+    """Settle unknown top-ups, then run every enabled rule once; return what was done, and failures.
+
+    ``renew`` is called before every rule (the pass's lease; it raises when the lease was lost).
+    """
     now = now or timezone.now()
     balance = client.get_balance()
     listed_at = timezone.now()
@@ -45,6 +48,8 @@ def evaluate_all(now=None):
                 done.append(f"key {sub_key.label or sub_key.key_id}: {still}")
 
     def attempt(what, function, *args):
+        if renew:
+            renew()
         try:
             outcome = function(*args)
         except DerouterError as error:

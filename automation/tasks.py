@@ -5,14 +5,19 @@ task run twice, or on two consumers at once, does its work once; each run leaves
 mirror.TaskRun row for the console.
 """
 
+import logging
+
 from django.conf import settings
 from huey import crontab
-from huey.contrib.djhuey import db_periodic_task, db_task, lock_task
+from huey.contrib.djhuey import db_periodic_task, db_task
 
 from automation import evaluation, notify, webhooks
 from automation.tracking import tracked
+from mirror import leases
 
-EVALUATE_LOCK = "automation-evaluate"
+logger = logging.getLogger(__name__)
+
+EVALUATE_LEASE = "automation-evaluate"
 # A customer email that fails (SMTP down) is retried after 60 s, 120 s, 240 s.
 EMAIL_RETRIES = 3
 EMAIL_RETRY_DELAY = 60
@@ -20,16 +25,22 @@ EMAIL_RETRY_BACKOFF = 2
 
 
 @db_periodic_task(crontab(minute=f"*/{settings.AUTOMATION_EVALUATE_MINUTES}"))
-@lock_task(EVALUATE_LOCK)
 def evaluate_periodically():
-    """Every AUTOMATION_EVALUATE_MINUTES: one evaluation at a time across all consumers."""
-    evaluate()
+    """Every AUTOMATION_EVALUATE_MINUTES: one evaluation at a time across all consumers, under a lease."""
+    try:
+        with leases.held(EVALUATE_LEASE) as lease:
+            evaluate(renew=lease.renew)
+    except leases.LeaseHeld:
+        logger.info("automation pass skipped: another consumer is running one")
 
 
-def evaluate():
-    """One evaluation pass, tracked; derouter down fails the run and the next one tries again."""
+def evaluate(renew=None):
+    """One evaluation pass, tracked; derouter down fails the run and the next one tries again.
+
+    ``renew`` (a lease's) is called before every rule, so a long pass keeps its lease.
+    """
     with tracked("automation.evaluate") as run:
-        done, failed = evaluation.evaluate_all()
+        done, failed = evaluation.evaluate_all(renew=renew)
         run.detail = "\n".join(done + [f"FAILED {line}" for line in failed])[:5000] or "Nothing to do."
     delivery_ids, alert_ids = evaluation.overdue_work()
     for delivery_id in delivery_ids:

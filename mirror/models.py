@@ -176,3 +176,19 @@ class TaskRun(models.Model):
 
     def __str__(self):
         return f"{self.name} {self.status} {self.started_at:%Y-%m-%d %H:%M:%S}"
+
+
+class Lease(models.Model):
+    """One consumer's hold on a unit of work (a scope's usage sync, the snapshot refresh, an automation pass).
+
+    It expires: a consumer killed mid-task holds it only until ``expires_at``, then the
+    next one takes it over (see mirror.leases).
+    """
+
+    name = models.CharField(max_length=200, unique=True)
+    holder = models.CharField(max_length=64, help_text="A random id per taking: only the holder renews or releases it.")
+    taken_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+
+    def __str__(self):
+        return f"{self.name} until {self.expires_at:%Y-%m-%d %H:%M:%S}"

@@ -1,10 +1,11 @@
 """Keeping the mirror in step with derouter: the key snapshot and the usage rows of every scope.
 
 A scope is one Client Key (its sub_key_id) or the Account Key's own use ("account").
-Each scope's usage is synced under a lock in Huey's shared storage, so any number of
-consumers (and the `sync` command, and a key edit) can run at once without two of them
-walking the same scope; the unique request_id behind it makes a double insert fail
-instead of counting a row twice.
+Each scope's usage is synced under a lease (mirror.leases: a lock in the shared database
+that expires, renewed after every page), so any number of consumers (and the `sync`
+command, and a key edit) can run at once without two of them walking the same scope,
+and a consumer killed mid-sync holds the scope only until its lease runs out; the
+unique request_id behind it makes a double insert fail instead of counting a row twice.
 
 Usage pages come newest first and are numbered from the newest row, so rows that
 arrive while we page push older rows to later pages: we may see a row twice (skipped
@@ -14,18 +15,13 @@ Later syncs walk from page 1 until they reach the newest row of the last complet
 """
 
 import logging
-import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
-from huey.contrib.djhuey import HUEY
-from huey.exceptions import TaskLockedException
-
 from derouter import client
-from mirror import ingest
+from mirror import ingest, leases
 from mirror.models import ACCOUNT_SCOPE, KeySnapshot, SyncState
 
 logger = logging.getLogger(__name__)
@@ -34,15 +30,15 @@ logger = logging.getLogger(__name__)
 PAGE_SIZE = 100
 # How long a key edit waits for a running sync of that key before giving up.
 EDIT_LOCK_WAIT_SECONDS = 5
-SNAPSHOT_LOCK = "mirror-snapshot"
+SNAPSHOT_LEASE = "mirror-snapshot"
 SNAPSHOT_FIELDS = (
     "label", "key_id_short", "secret_sha256", "budget", "spent", "remaining", "rpm_limit",
     "concurrent_limit", "display_multiplier", "created_at", "deleted_at",
 )
 
 
-class ScopeBusy(Exception):
-    """Another process is syncing this scope right now."""
+# Another process is syncing this scope (or refreshing the snapshot) right now, or took it over from us.
+ScopeBusy = leases.LeaseHeld
 
 
 @dataclass
@@ -77,27 +73,8 @@ class SnapshotResult:
         return f"{self.active} keys, {self.changed} new or changed, {self.deleted} gone upstream"
 
 
-def _usage_lock_name(scope):
+def usage_lease_name(scope):
     return f"mirror-usage-{scope}"
-
-
-@contextmanager
-def _held(lock_name, wait_seconds=0):
-    """Hold a lock in Huey's shared storage (Redis or the SQLite queue file), or raise ScopeBusy."""
-    lock = HUEY.lock_task(lock_name)
-    deadline = time.monotonic() + wait_seconds
-    while True:
-        try:
-            lock.acquire()
-            break
-        except TaskLockedException:
-            if time.monotonic() >= deadline:
-                raise ScopeBusy(lock_name) from None
-            time.sleep(0.2)
-    try:
-        yield
-    finally:
-        lock.release()
 
 
 # ---------------------------------------------------------------- the key snapshot
@@ -119,7 +96,7 @@ def refresh_snapshot(sub_keys=None, asked_at=None, wait_seconds=0):
     as the write described it. Raises ScopeBusy when another refresh holds the snapshot
     past ``wait_seconds``, DerouterError when derouter fails.
     """
-    with _held(SNAPSHOT_LOCK, wait_seconds):
+    with leases.held(SNAPSHOT_LEASE, wait_seconds=wait_seconds):
         if sub_keys is None:
             asked_at = timezone.now()
             sub_keys = client.list_sub_keys()
@@ -377,16 +354,24 @@ def _sync_locked(scope, full, progress):
 
 
 def sync_scope(scope, full=False, progress=None, wait_seconds=0):
-    """Sync one scope's usage rows under its lock; raises ScopeBusy, DerouterError.
+    """Sync one scope's usage rows under its lease; raises ScopeBusy, DerouterError.
 
     ``progress(result, usage_page)`` is called after every page (the command's bar).
     A derouter failure stops the sync with every page so far kept and checkpointed.
+    The lease is renewed after every page, so a first sync of any length keeps it; a
+    sync whose lease was taken over (it stalled past the lease) stops with ScopeBusy.
     """
-    with _held(_usage_lock_name(scope), wait_seconds):
+    with leases.held(usage_lease_name(scope), wait_seconds=wait_seconds) as lease:
+
+        def after_page(result, usage_page):
+            lease.renew()
+            if progress:
+                progress(result, usage_page)
+
         try:
-            return _sync_locked(scope, full, progress)
+            return _sync_locked(scope, full, after_page)
         except IntegrityError:
-            # Another writer slipped a row in without the lock (it cannot with it): the
+            # Another writer slipped a row in without the lease (it cannot with it): the
             # page rolled back whole; the next pass picks it up.
             logger.warning("usage rows of scope %s were written by another writer meanwhile", scope)
             raise ScopeBusy(scope) from None

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import requests
+from django.db import connection
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
@@ -152,3 +153,12 @@ def eventually(condition, timeout=5):
     while not condition():
         assert time.monotonic() < deadline, "the slow write never landed"
         time.sleep(0.1)
+
+
+def database_url_for_subprocesses():
+    """The test database as a DATABASE_URL the consumer processes can open."""
+    database = connection.settings_dict
+    if database["ENGINE"] == "django.db.backends.sqlite3":
+        return f"sqlite:///{database['NAME']}"
+    credentials = database["USER"] + (f":{database['PASSWORD']}" if database["PASSWORD"] else "")
+    return f"postgres://{credentials}@{database['HOST'] or '127.0.0.1'}:{database['PORT'] or 5432}/{database['NAME']}"

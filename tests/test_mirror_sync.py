@@ -5,11 +5,10 @@ from decimal import Decimal
 
 import pytest
 from django.core.management import CommandError, call_command
-from huey.contrib.djhuey import HUEY
 
 from derouter import client as derouter_client
 from derouter.client import Unavailable
-from mirror import reconcile, sync, tasks
+from mirror import leases, reconcile, sync, tasks
 from mirror.models import ACCOUNT_SCOPE, KeySnapshot, SyncState, TaskRun, UsageRecord
 
 pytestmark = pytest.mark.django_db
@@ -170,7 +169,7 @@ def test_a_scope_being_synced_elsewhere_is_left_to_that_sync(make_key, simulator
     simulator.add_usage(key.id, "0.01", count=2)
     sync.refresh_snapshot()
 
-    with HUEY.lock_task(f"mirror-usage-{key.id}"):
+    with leases.held(sync.usage_lease_name(key.id)):
         tasks.sync_usage(key.id)
         with pytest.raises(sync.ScopeBusy):
             sync.sync_scope(key.id)

@@ -10,27 +10,17 @@ from decimal import Decimal
 
 import pytest
 from django.conf import settings
-from django.db import connection
 from django.db.models import Sum
 from huey.contrib.djhuey import HUEY
 
 from derouter import client as derouter_client
 from mirror import reconcile, tasks
 from mirror.models import DailyRollup, KeySnapshot, SyncState, UsageRecord
-from tests.helpers import ROOT, start_simulator, stop_simulator
+from tests.helpers import ROOT, start_simulator, stop_simulator, database_url_for_subprocesses
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 WAIT_SECONDS = 90
-
-
-def _database_url():
-    """The test database as a DATABASE_URL the consumer processes can open."""
-    database = connection.settings_dict
-    if database["ENGINE"] == "django.db.backends.sqlite3":
-        return f"sqlite:///{database['NAME']}"
-    credentials = database["USER"] + (f":{database['PASSWORD']}" if database["PASSWORD"] else "")
-    return f"postgres://{credentials}@{database['HOST'] or '127.0.0.1'}:{database['PORT'] or 5432}/{database['NAME']}"
 
 
 @pytest.fixture
@@ -59,7 +49,7 @@ def start_consumer(private_simulator):
         environment = {
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "tests.settings",
-            "DATABASE_URL": _database_url(),
+            "DATABASE_URL": database_url_for_subprocesses(),
             "HUEY_IMMEDIATE": "false",
             "HUEY_SQLITE_PATH": settings.HUEY_SQLITE_PATH,
             "HUEY_QUEUE_NAME": settings.HUEY["name"],

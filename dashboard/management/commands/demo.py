@@ -104,7 +104,7 @@ class Command(BaseCommand):
     def _start_consumer(self, account_key):
         """One Huey consumer (periodic tasks on): its first refresh is the mirror's first sync.
 
-        It is the demo's only consumer, so locks left by a demo stopped mid-sync are flushed.
+        A demo stopped mid-sync leaves its leases to expire (mirror.leases); nothing to flush.
         """
         environment = {
             **os.environ,
@@ -113,7 +113,7 @@ class Command(BaseCommand):
             "DEROUTER_ACCOUNT_KEY": account_key,
         }
         return subprocess.Popen(
-            [sys.executable, "manage.py", "run_huey", "--flush-locks"], cwd=settings.BASE_DIR, env=environment
+            [sys.executable, "manage.py", "run_huey"], cwd=settings.BASE_DIR, env=environment
         )
 
     def _stop_consumer(self, consumer):
