@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.db import IntegrityError, transaction
-from django.utils import timezone
+from django.db.models import DateTimeField, ExpressionWrapper
+from django.db.models.functions import Now
 
 from mirror.models import Lease
 
@@ -47,25 +48,26 @@ class HeldLease:
 
     def renew(self):
         """Push the expiry out again; raises LeaseLost when another consumer has taken the lease over."""
-        renewed = Lease.objects.filter(name=self.name, holder=self.holder).update(
-            expires_at=timezone.now() + timedelta(seconds=self.seconds)
-        )
+        renewed = Lease.objects.filter(name=self.name, holder=self.holder).update(expires_at=_from_now(self.seconds))
         if not renewed:
             raise LeaseLost(self.name)
+
+
+def _from_now(seconds):
+    """The database's clock plus ``seconds``: consumers on machines whose clocks differ agree on expiry."""
+    return ExpressionWrapper(Now() + timedelta(seconds=seconds), output_field=DateTimeField())
 
 
 def _take(name, seconds):
     """The lease if it is free or expired, else None."""
     holder = uuid.uuid4().hex
-    now = timezone.now()
-    expires_at = now + timedelta(seconds=seconds)
-    taken_over = Lease.objects.filter(name=name, expires_at__lte=now).update(
-        holder=holder, taken_at=now, expires_at=expires_at
+    taken_over = Lease.objects.filter(name=name, expires_at__lte=Now()).update(
+        holder=holder, taken_at=Now(), expires_at=_from_now(seconds)
     )
     if not taken_over:
         try:
             with transaction.atomic():
-                Lease.objects.create(name=name, holder=holder, taken_at=now, expires_at=expires_at)
+                Lease.objects.create(name=name, holder=holder, taken_at=Now(), expires_at=_from_now(seconds))
         except IntegrityError:
             return None
     return HeldLease(name, holder, seconds)
