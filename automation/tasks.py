@@ -10,7 +10,7 @@ from huey import crontab
 from huey.contrib.djhuey import db_periodic_task, db_task, lock_task
 
 from automation import evaluation, notify, webhooks
-from automation.tracking import tracked
+from mirror.runs import tracked
 
 EVALUATE_LOCK = "automation-evaluate"
 # A customer email that fails (SMTP down) is retried after 60 s, 120 s, 240 s.
