@@ -1,4 +1,4 @@
-"""gunicorn settings for the dashboard: `gunicorn dashboard.wsgi` picks this file up from the repo root.
+"""gunicorn settings for the dashboard: `gunicorn config.wsgi` picks this file up from the repo root.
 
 Sized from the machine, with timeouts that fit the upstream's, JSON logs and an access log
 without query strings. Override with GUNICORN_BIND, WEB_CONCURRENCY and GUNICORN_THREADS.

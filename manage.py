@@ -9,7 +9,7 @@ LOCAL_ONLY_COMMANDS = {"demo", "runsim", "runserver"}
 
 
 def main():
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dashboard.settings")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     if len(sys.argv) > 1 and sys.argv[1] in LOCAL_ONLY_COMMANDS:
         os.environ.setdefault("DEBUG", "true")
     from django.core.management import execute_from_command_line

@@ -2,7 +2,7 @@ from django import forms
 from django.contrib.auth.forms import AuthenticationForm, UserCreationForm, UsernameField
 
 from accounts.models import Role
-from dashboard.forms import MONEY_DIGITS, MONEY_PLACES, PlainDecimalField
+from lib.forms import MONEY_DIGITS, MONEY_PLACES, PlainDecimalField
 
 CAP_FIELD = PlainDecimalField(
     label="Daily top-up cap (USD)",
@@ -16,7 +16,7 @@ CAP_FIELD = PlainDecimalField(
 class ConsoleLoginForm(AuthenticationForm):
     """Username and password for owners and staff."""
 
-    # UsernameField strips and NFKC-normalises, as lib.throttle.normalize_username does.
+    # UsernameField strips and NFKC-normalises, as accounts.throttle.normalize_username does.
     username = UsernameField(max_length=150, widget=forms.TextInput(attrs={"autofocus": True, "autocomplete": "username"}))
 
 

@@ -6,7 +6,7 @@ from django.conf import settings
 from huey import crontab
 from huey.contrib.djhuey import db_periodic_task
 
-from lib.throttle import delete_stale_counters
+from accounts.throttle import delete_stale_counters
 
 
 @db_periodic_task(crontab(minute="*/15"))

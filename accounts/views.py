@@ -11,13 +11,13 @@ from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_http_methods
 from django_otp.plugins.otp_static.models import StaticDevice
 
 from accounts.forms import ConsoleLoginForm, SecondFactorForm
 from accounts.roles import get_role
 from accounts.two_factor import count_recovery_codes, has_second_factor, verify_second_factor
-from lib.throttle import Throttle, client_address, normalize_username
+from accounts.throttle import Throttle, client_address, normalize_username
 
 # An office behind one NAT shares an address: allow it several people's worth
 # of mistakes, while one username from one address gets LOGIN_ATTEMPTS_LIMIT.

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from decimal import ROUND_FLOOR, Decimal
 
-from django.db.models import Case, DecimalField, F, OuterRef, Subquery, Sum, Value, When
+from django.db.models import Case, DecimalField, F, OuterRef, Q, Subquery, Sum, Value, When
 from django.db.models.functions import Coalesce
 
 from analytics.figures import ZERO, today_utc
@@ -99,10 +99,38 @@ def annotate_days_left(queryset, today=None):
     )
 
 
-def get_keys_running_out(queryset, today=None, within_days=SOON_DAYS):
-    """Active key snapshots whose budget runs out within ``within_days`` at their pace, soonest first."""
-    annotated = annotate_days_left(queryset.filter(deleted_at__isnull=True), today)
-    return annotated.filter(days_left__isnull=False, days_left__lte=within_days).order_by("days_left", "label", "pk")
+def _get_burning_keys(today):
+    """{snapshot pk: real spend over the last seven days} of the active keys that spent anything in them.
+
+    Reads only the rollups of those days, so its cost follows the keys in use, not every key there is.
+    """
+    rows = (
+        DailyRollup.objects.filter(
+            key__isnull=False, key__deleted_at__isnull=True, day__gte=_burn_start(today), day__lte=today
+        )
+        .values("key")
+        .annotate(total=Sum("cost"))
+        .filter(total__gt=0)
+    )
+    return {row["key"]: Decimal(row["total"]) for row in rows}
+
+
+def get_keys_running_out(today=None, within_days=SOON_DAYS):
+    """Active key snapshots whose budget runs out within ``within_days`` at their pace, soonest first.
+
+    Each carries ``burn_7d`` and ``days_left``. Only keys that spent lately, or have
+    nothing left, can run out, so only those are read.
+    """
+    today = today or today_utc()
+    burns = _get_burning_keys(today)
+    candidates = KeySnapshot.objects.active().filter(Q(remaining__lte=0) | Q(pk__in=list(burns)))
+    running_out = []
+    for key in candidates:
+        key.burn_7d = burns.get(key.pk, ZERO)
+        key.days_left = days_left_at(key.remaining, key.burn_7d / BURN_DAYS)
+        if key.days_left is not None and key.days_left <= within_days:
+            running_out.append(key)
+    return sorted(running_out, key=lambda key: (key.days_left, key.label, key.pk))
 
 
 def get_account_days_left(available, keys, own_burn_per_day):
@@ -132,8 +160,9 @@ def get_account_days_left(available, keys, own_burn_per_day):
 def get_account_forecast(available, today=None):
     """The account's forecast: how long the available balance lasts if every active key kept its pace."""
     today = today or today_utc()
-    keys = annotate_days_left(KeySnapshot.objects.active(), today).values_list("remaining", "burn_7d")
-    pairs = [(Decimal(remaining), Decimal(burn) / BURN_DAYS) for remaining, burn in keys]
+    burns = _get_burning_keys(today)
+    remaining = KeySnapshot.objects.filter(pk__in=list(burns)).values_list("pk", "remaining")
+    pairs = [(Decimal(left), burns[pk] / BURN_DAYS) for pk, left in remaining]
     own = DailyRollup.objects.filter(key__isnull=True, day__gte=_burn_start(today), day__lte=today).aggregate(
         total=Coalesce(Sum("cost"), Value(ZERO), output_field=_MONEY)
     )["total"]

@@ -63,14 +63,14 @@ def get_business_summary(show_margins, available, today=None):
     month = figures.get_month_to_date(today)
     last_days = figures.get_last_days(SPARKLINE_DAYS, today)
     daily = figures.get_daily(last_days)
-    running_out = forecast.get_keys_running_out(KeySnapshot.objects.all(), today)
+    running_out = forecast.get_keys_running_out(today)
     return {
         "headline": figures.get_headline(month),
         "show_margins": show_margins,
         "daily": daily,
         "sparkline": get_sparkline(daily, show_margins),
-        "running_out": list(running_out[:RUNNING_OUT_SHOWN]),
-        "more_running_out": max(running_out.count() - RUNNING_OUT_SHOWN, 0),
+        "running_out": running_out[:RUNNING_OUT_SHOWN],
+        "more_running_out": max(len(running_out) - RUNNING_OUT_SHOWN, 0),
         "account_forecast": forecast.get_account_forecast(available, today) if available is not None else None,
         "soon_days": forecast.SOON_DAYS,
     }

@@ -9,8 +9,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET
 
 from analytics import figures
-from analytics.forms import parse_month
-from analytics.statements import NoStatement, build_statement, generate_csv_rows, get_statement_months
+from analytics.statements import NoStatement, find_statement, generate_csv_rows, get_statement_months
 from lib.csv_export import csv_download
 from mirror.ingest import secret_digest
 from mirror.models import KeySnapshot
@@ -30,15 +29,10 @@ def _render_no_statement(request, message, status):
 
 def _get_statement_or_error(request, month_text):
     key = get_portal_key_snapshot(request.portal_key)
-    if key is None:
-        return None, _render_no_statement(request, NOT_MIRRORED, 404)
-    month = parse_month(month_text)
-    if month is None:
-        return None, _render_no_statement(request, f"“{month_text}” is not a month: write it as YYYY-MM, e.g. 2026-10.", 400)
     try:
-        return build_statement(key, month, figures.today_utc()), None
+        return find_statement(key, month_text, figures.today_utc(), NOT_MIRRORED), None
     except NoStatement as refusal:
-        return None, _render_no_statement(request, refusal.message, 404)
+        return None, _render_no_statement(request, refusal.message, refusal.status)
 
 
 @require_GET

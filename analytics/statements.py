@@ -18,7 +18,7 @@ from django.db.models import DecimalField, Sum, Value
 from django.db.models.functions import Coalesce
 
 from analytics.figures import ZERO
-from analytics.forms import first_of_month, last_of_month
+from analytics.forms import first_of_month, last_of_month, parse_month
 from dashboard.models import Outcome, TopUp
 from mirror.models import BILLED_PLACES, DailyRollup, billed_amount
 
@@ -27,11 +27,12 @@ _MONEY = DecimalField(max_digits=24, decimal_places=8)
 
 
 class NoStatement(Exception):
-    """There is no statement for that key and month; the message says why."""
+    """There is no statement for that key and month; the message says why, the status how to answer."""
 
-    def __init__(self, message):
+    def __init__(self, message, status=404):
         super().__init__(message)
         self.message = message
+        self.status = status
 
 
 @dataclass
@@ -124,6 +125,16 @@ def _opening_real(key, starts_at):
         sub_key_id=key.sub_key_id, outcome=Outcome.OK, created_at__gte=starts_at
     ).aggregate(total=Coalesce(Sum("amount"), Value(ZERO), output_field=_MONEY))["total"]
     return key.remaining + Decimal(used_since) - Decimal(topped_up_since)
+
+
+def find_statement(key, month_text, today, missing_key_message):
+    """The statement of a mirrored key (None: not mirrored) for a month written YYYY-MM; NoStatement if none."""
+    if key is None:
+        raise NoStatement(missing_key_message)
+    month = parse_month(month_text)
+    if month is None:
+        raise NoStatement(f"“{month_text}” is not a month: write it as YYYY-MM, e.g. 2026-10.", status=400)
+    return build_statement(key, month, today)
 
 
 def build_statement(key, month, today):

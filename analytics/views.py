@@ -14,11 +14,12 @@ from django.views.decorators.vary import vary_on_headers
 
 from accounts.roles import console_required
 from analytics import figures, panels
-from analytics.forms import CLIENT_SORT_COLUMNS, DEFAULT_CLIENT_SORT, DEFAULT_PERIOD, PeriodForm, parse_month
+from analytics.forms import CLIENT_SORT_COLUMNS, DEFAULT_CLIENT_SORT, DEFAULT_PERIOD, PeriodForm
 from analytics.permissions import can_see_margins
-from analytics.statements import NoStatement, build_statement, generate_csv_rows
+from analytics.statements import NoStatement, find_statement, generate_csv_rows
 from lib.csv_export import csv_download
 from lib.htmx import wants_fragment
+from lib.paging import Pager, plural
 from mirror.models import KeySnapshot
 
 CLIENTS_PER_PAGE = 50
@@ -75,8 +76,13 @@ def _get_client_context(query, headline, show_margins):
         "client_page": page,
         "client_rows": figures.get_client_rows(page.object_list, headline.totals.billed),
         "sort_headers": _get_sort_headers(query, show_margins),
-        "previous_url": _get_analytics_url(query, page=page.number - 1) if page.has_previous() else None,
-        "next_url": _get_analytics_url(query, page=page.number + 1) if page.has_next() else None,
+        "client_pager": Pager(
+            summary=f"{page.start_index()}–{page.end_index()} of {plural(page.paginator.count, 'client')}",
+            previous_url=_get_analytics_url(query, page=page.number - 1) if page.has_previous() else None,
+            next_url=_get_analytics_url(query, page=page.number + 1) if page.has_next() else None,
+            previous_label="Previous",
+            next_label="Next",
+        ),
     }
 
 
@@ -92,15 +98,10 @@ def _render_no_statement(request, message, status):
 def _get_statement_or_error(request, sub_key_id, month_text):
     """(statement, None), or (None, an error page) for an unknown key or a month without one."""
     key = _get_mirrored_key(sub_key_id)
-    if key is None:
-        return None, _render_no_statement(request, "There is no such key.", 404)
-    month = parse_month(month_text)
-    if month is None:
-        return None, _render_no_statement(request, f"“{month_text}” is not a month: write it as YYYY-MM, e.g. 2026-10.", 400)
     try:
-        return build_statement(key, month, figures.today_utc()), None
+        return find_statement(key, month_text, figures.today_utc(), "There is no such key."), None
     except NoStatement as refusal:
-        return None, _render_no_statement(request, refusal.message, 404)
+        return None, _render_no_statement(request, refusal.message, refusal.status)
 
 
 @console_required

@@ -11,7 +11,7 @@ from django.utils import timezone
 from automation import alerts, expiry, funding, notify, webhooks
 from automation.models import Alert, AlertRule, Allowance, AutoTopUpRule
 from automation.upstream import get_daily_burn
-from dashboard.models import Outcome, TopUp
+from dashboard.models import UNSETTLED_OUTCOMES, TopUp
 from derouter import client
 from derouter.client import DerouterError
 from mirror import sync as mirror_sync
@@ -39,11 +39,11 @@ def evaluate_all(now=None, renew=None):
     daily_burn = get_daily_burn()
     done, failed = [], []
     unsettled = set(
-        TopUp.objects.filter(outcome__in=(Outcome.UNKNOWN, Outcome.PENDING)).values_list("sub_key_id", flat=True)
+        TopUp.objects.filter(outcome__in=UNSETTLED_OUTCOMES).values_list("sub_key_id", flat=True)
     )
     for sub_key in live_keys:
         if sub_key.id in unsettled:
-            still = funding.settle_unknown_topups(sub_key, now)
+            still = funding.settle_earlier_topups(sub_key)
             if still:
                 done.append(f"key {sub_key.label or sub_key.key_id}: {still}")
 

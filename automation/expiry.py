@@ -12,7 +12,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from automation import actors, notify, webhooks
+from automation import actors, webhooks
 from automation.models import KeyExpiry
 from automation.upstream import get_live_key
 from dashboard import audit

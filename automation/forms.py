@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from automation import outbound
 from automation.models import WEBHOOK_EVENTS, AlertRule, Allowance
-from dashboard.forms import MONEY_DIGITS, MONEY_PLACES, PlainDecimalField, PositiveMoneyField
+from lib.forms import MONEY_DIGITS, MONEY_PLACES, PlainDecimalField, PositiveMoneyField
 
 
 class KeyPreselectForm(forms.Form):

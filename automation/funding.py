@@ -17,47 +17,28 @@ from automation import actors
 from automation.models import Allowance, AutoTopUpRule, RuleState
 from automation.upstream import get_live_key, token_for
 from dashboard import topups
-from dashboard.models import Outcome, TopUp
+from dashboard.models import UNSETTLED_OUTCOMES, Outcome, TopUp
 from lib.money import usd
 from derouter import client
 
-# A pending row younger than this may still be waiting for its answer.
-PENDING_GRACE = datetime.timedelta(minutes=2)
 TAKEN_OUTCOMES = (Outcome.OK, Outcome.PENDING, Outcome.UNKNOWN)
 
 
-def settle_unknown_topups(sub_key, now=None):
-    """Settle the key's unknown (and stale pending) top-ups against its budget; None when all are settled.
+def settle_earlier_topups(sub_key):
+    """Settle the key's pending and unknown top-ups by the console's rule; why no money may move yet, or "".
 
-    A top-up changed the budget by exactly its amount or not at all: the budget derouter
-    reports now, minus the top-ups known to have been applied since, tells which. When
-    the figures fit neither, the row stays unknown and the message says so.
+    ``dashboard.topups.resolve_pending_topups`` compares the budget derouter reports now
+    with each row's budget before. A row it cannot settle yet (its request may still be
+    running, or derouter's figures do not tell) blocks every further move for the key.
     """
-    now = now or timezone.now()
-    unsettled = TopUp.objects.filter(sub_key_id=sub_key.id, outcome__in=(Outcome.UNKNOWN, Outcome.PENDING)).order_by(
-        "created_at", "id"
+    topups.resolve_pending_topups(sub_key.id, sub_key)
+    row = TopUp.objects.filter(sub_key_id=sub_key.id, outcome__in=UNSETTLED_OUTCOMES).order_by("created_at", "id").first()
+    if row is None:
+        return ""
+    return (
+        f"The top-up of {usd(row.amount)} on {row.created_at:%Y-%m-%d %H:%M} UTC is not settled yet "
+        "(derouter's budget does not tell yet whether it was applied); no more money moves for this key until it is."
     )
-    for row in unsettled:
-        if row.outcome == Outcome.PENDING and row.created_at > now - PENDING_GRACE:
-            return f"A top-up of {usd(row.amount)} is still waiting for derouter's answer."
-        if row.budget_before is None:
-            return f"The top-up of {usd(row.amount)} on {row.created_at:%Y-%m-%d %H:%M} has an unknown outcome."
-        applied_since = TopUp.objects.filter(
-            sub_key_id=sub_key.id, outcome=Outcome.OK, created_at__gt=row.created_at
-        ).aggregate(total=Sum("amount"))["total"] or Decimal(0)
-        without = row.budget_before + applied_since
-        if sub_key.budget == without + row.amount:
-            row.outcome, verdict = Outcome.OK, "applied"
-        elif sub_key.budget == without:
-            row.outcome, verdict = Outcome.REFUSED, "not applied"
-        else:
-            return (
-                f"The top-up of {usd(row.amount)} on {row.created_at:%Y-%m-%d %H:%M} has an unknown outcome "
-                f"that derouter's budget of {usd(sub_key.budget)} does not settle; check it before more money moves."
-            )
-        row.message = f"{row.message} Settled by the worker: {verdict} (derouter's budget was {usd(sub_key.budget)}).".strip()
-        row.save(update_fields=["outcome", "message"])
-    return None
 
 
 def _get_settled_key(sub_key_id):
@@ -65,7 +46,7 @@ def _get_settled_key(sub_key_id):
     sub_key = get_live_key(sub_key_id)
     if sub_key is None:
         return None, "The key no longer exists at derouter."
-    blocked = settle_unknown_topups(sub_key)
+    blocked = settle_earlier_topups(sub_key)
     if blocked:
         return None, blocked
     return sub_key, ""

@@ -12,8 +12,8 @@ from huey import crontab
 from huey.contrib.djhuey import db_periodic_task, db_task
 
 from automation import evaluation, notify, webhooks
-from automation.tracking import tracked
 from mirror import leases
+from mirror.runs import tracked
 
 logger = logging.getLogger(__name__)
 

@@ -1,11 +1,12 @@
-"""Measure the mirror: the key list at 50 / 5,000 / 20,000 keys, and sync speed against raw paging.
+"""Measure the mirror: console pages at 50 / 5,000 / 20,000 keys, and sync speed against raw paging.
 
     .venv/bin/python bench/mirror_at_scale.py [--runs 15] [--rows 100000] [--new-rows 1000] [--sync-runs 2]
 
-Key list: one simulator per scale (--seed-keys), each refreshed into a SQLite database of
-its own through the real snapshot refresh; then page 1 of /dashboard/keys/ is requested
-through Django's test client, the three scales interleaved run by run. The page makes no
-upstream call, so its whole time is the dashboard's own; the ratio is against 50 keys.
+Pages: one simulator per scale (--seed-keys), each refreshed into a SQLite database of
+its own through the real snapshot refresh; then the overview, the key list (sorted,
+searched) and the usage log are requested through Django's test client, pages and scales
+interleaved run by run. Own time is the page minus the derouter calls it made (as the
+dashboard's metrics time them), compared with the empty signed-in page and with 50 keys.
 
 Sync: a simulator holding one key with --rows usage rows (written straight into its state
 file, as its demo seed does). Interleaved: paging GET /usage-logs?subKeyId=&limit=100
@@ -50,6 +51,7 @@ from django.test.utils import setup_test_environment  # noqa: E402
 from derouter import client as derouter_client  # noqa: E402
 from derouter.simulator import pricing  # noqa: E402
 from derouter.simulator.store import UsageRow, insert_usage_rows, iso_utc  # noqa: E402
+from lib.metrics import UPSTREAM_SECONDS  # noqa: E402
 from mirror import sync  # noqa: E402
 from mirror.models import DailyRollup, SyncState, UsageRecord  # noqa: E402
 from tests.helpers import start_simulator, stop_simulator  # noqa: E402
@@ -93,36 +95,66 @@ def timed(function):
     return result, time.perf_counter() - started
 
 
-def bench_key_list(runs):
+# (name, path): the empty signed-in page is the floor every page's own time is compared with.
+PAGES = (
+    ("empty signed-in page (ledger)", "/dashboard/topups/"),
+    ("overview", "/dashboard/"),
+    ("key list", "/dashboard/keys/"),
+    ("key list by spend", "/dashboard/keys/?sort=-spent"),
+    ("key list, search", "/dashboard/keys/?q=Load+Test+00"),
+    ("usage log", "/dashboard/logs/"),
+)
+
+
+def upstream_seconds():
+    """Seconds this process has spent in derouter calls so far, as the dashboard's own metrics count them."""
+    return sum(
+        sample.value for metric in UPSTREAM_SECONDS.collect() for sample in metric.samples if sample.name.endswith("_sum")
+    )
+
+
+def bench_pages(runs):
     prepared = {}
-    for scale in SCALES:
-        account_key = "sk-ant-bench-" + secrets.token_urlsafe(16)
-        # The simulator's --seed-keys adds keys beside the account's own; 0 extra makes 50 exactly.
-        simulator = start_simulator(WORK / f"sim-{scale}.sqlite3", account_key, "100000", ["--seed-keys", str(scale)])
-        try:
+    simulators = []
+    try:
+        for scale in SCALES:
+            account_key = "sk-ant-bench-" + secrets.token_urlsafe(16)
+            # The simulator's --seed-keys adds keys beside the account's own; 0 extra makes 50 exactly.
+            simulator = start_simulator(WORK / f"sim-{scale}.sqlite3", account_key, "100000", ["--seed-keys", str(scale)])
+            simulators.append(simulator)
             point_at(simulator)
             path = fresh_database(f"keys-{scale}")
             result, seconds = timed(sync.refresh_snapshot)
             print(f"  {scale:>6} keys: first snapshot refresh {seconds:6.2f} s ({result.describe()})", file=sys.stderr)
             _, again = timed(sync.refresh_snapshot)
             print(f"  {scale:>6} keys: unchanged refresh      {again:6.2f} s", file=sys.stderr)
-            prepared[scale] = (path, signed_in_client())
-        finally:
+            prepared[scale] = (path, simulator, signed_in_client())
+        samples = {}
+        for run in range(runs + 1):
+            for scale in SCALES:
+                path, simulator, browser = prepared[scale]
+                use_database(path)
+                point_at(simulator)
+                for name, url in PAGES:
+                    before = upstream_seconds()
+                    response, seconds = timed(lambda: browser.get(url))
+                    upstream = upstream_seconds() - before
+                    assert response.status_code == 200, (scale, url, response.status_code)
+                    if run:  # the first round warms caches and connections
+                        samples.setdefault((scale, name), []).append((seconds - upstream) * 1000)
+    finally:
+        for simulator in simulators:
             stop_simulator(simulator)
-    samples = {scale: [] for scale in SCALES}
-    for _ in range(runs):
-        for scale in SCALES:
-            path, browser = prepared[scale]
-            use_database(path)
-            response, seconds = timed(lambda: browser.get("/dashboard/keys/"))
-            assert response.status_code == 200 and f"of {scale} keys" in response.content.decode(), scale
-            samples[scale].append(seconds * 1000)
-    base = statistics.median(samples[SCALES[0]])
-    print("\n| Key list page 1 (own time, no upstream call) | median | vs 50 keys |")
-    print("|---|---|---|")
+    median = statistics.median
+    print("\n| scale | page | own ms (page minus upstream) | own / empty page | own / same page at 50 keys |")
+    print("|---|---|---|---|---|")
     for scale in SCALES:
-        median = statistics.median(samples[scale])
-        print(f"| {scale:,} keys | {median:.1f} ms | {median / base:.2f}x |")
+        floor = median(samples[(scale, PAGES[0][0])])
+        for name, _ in PAGES:
+            own = median(samples[(scale, name)])
+            at_50 = median(samples[(SCALES[0], name)])
+            versus_50 = "" if scale == SCALES[0] else f"{own / at_50:.2f}x"
+            print(f"| {scale:,} keys | {name} | {own:.1f} | {own / floor:.2f}x | {versus_50} |")
 
 
 def write_rows(state_path, sub_key_id, count, newest_at):
@@ -212,12 +244,14 @@ def main():
     parser.add_argument("--new-rows", type=int, default=1000, help="new rows of each incremental sync")
     parser.add_argument("--sync-runs", type=int, default=2, help="interleaved first-sync runs")
     parser.add_argument("--skip-keys", action="store_true", help="only the sync measurement")
+    parser.add_argument("--skip-sync", action="store_true", help="only the page measurement")
     options = parser.parse_args()
     setup_test_environment()
     print(f"working in {WORK}", file=sys.stderr)
     if not options.skip_keys:
-        bench_key_list(options.runs)
-    bench_sync(options.rows, options.new_rows, options.sync_runs)
+        bench_pages(options.runs)
+    if not options.skip_sync:
+        bench_sync(options.rows, options.new_rows, options.sync_runs)
 
 
 if __name__ == "__main__":

@@ -101,7 +101,7 @@ class Bench:
         self.metrics_token = secrets.token_urlsafe(24)
         self.environment = {
             **os.environ,
-            "DJANGO_SETTINGS_MODULE": "dashboard.settings",
+            "DJANGO_SETTINGS_MODULE": "config.settings",
             "DEBUG": "false",
             "SECRET_KEY": secrets.token_urlsafe(60),
             "ALLOWED_HOSTS": "127.0.0.1",
@@ -135,7 +135,7 @@ class Bench:
                        "PROMETHEUS_MULTIPROC_DIR": str(self.workdir / f"prometheus-{name}")}
         log = open(self.workdir / f"gunicorn-{name}.log", "w")  # noqa: SIM115 - closed with the stack
         self.stack.callback(log.close)
-        process = subprocess.Popen([PYTHON, "-m", "gunicorn", "dashboard.wsgi"], cwd=ROOT, env=environment,
+        process = subprocess.Popen([PYTHON, "-m", "gunicorn", "config.wsgi"], cwd=ROOT, env=environment,
                                    stdout=log, stderr=subprocess.STDOUT)
         self.stack.callback(stop, process)
         return process, f"http://127.0.0.1:{port}"

@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from dashboard import audit, topups
 from dashboard.formtokens import check_form_token
-from dashboard.models import AuditEvent, Outcome, TopUp
+from dashboard.models import UNSETTLED_OUTCOMES, AuditEvent, Outcome, TopUp
 from dashboard.outcomes import ErrorOutcome, outcome_of_write_error
 from dashboard.upstream import KeyState, get_key_state
 from derouter import client
@@ -166,7 +166,6 @@ def delete_key(user, sub_key):
 
 # ---------------------------------------------------------------- resolving pending and unknown key writes
 
-UNSETTLED = (Outcome.PENDING, Outcome.UNKNOWN)
 # How far a new key's createdAt may sit before its audit event's time (clocks differ a little).
 CREATE_CLOCK_SKEW = timedelta(seconds=30)
 EDITABLE_FIELDS = ("label", "rpm_limit", "display_multiplier")
@@ -264,7 +263,7 @@ def resolve_unknown_key_writes(sub_keys, sub_key_id=None):
     Newest first, so an edit is judged only on fields no later write touched.
     Returns the events settled.
     """
-    events = AuditEvent.objects.filter(outcome__in=UNSETTLED).order_by("-created_at", "-id")
+    events = AuditEvent.objects.filter(outcome__in=UNSETTLED_OUTCOMES).order_by("-created_at", "-id")
     if sub_key_id is not None:
         events = events.filter(sub_key_id=str(sub_key_id), action__in=(AuditEvent.Action.EDIT, AuditEvent.Action.DELETE))
     else:
@@ -297,10 +296,10 @@ def resolve_unknown_key_writes(sub_keys, sub_key_id=None):
 def _has_unsettled_writes():
     return (
         AuditEvent.objects.filter(
-            outcome__in=UNSETTLED,
+            outcome__in=UNSETTLED_OUTCOMES,
             action__in=(AuditEvent.Action.CREATE, AuditEvent.Action.EDIT, AuditEvent.Action.DELETE),
         ).exists()
-        or TopUp.objects.filter(outcome__in=UNSETTLED).exists()
+        or TopUp.objects.filter(outcome__in=UNSETTLED_OUTCOMES).exists()
     )
 
 
@@ -310,7 +309,7 @@ def resolve_writes_from(sub_keys):
         return []
     by_id = {sub_key.id: sub_key for sub_key in sub_keys}
     settled = resolve_unknown_key_writes(sub_keys)
-    for sub_key_id in set(TopUp.objects.filter(outcome__in=UNSETTLED).values_list("sub_key_id", flat=True)):
+    for sub_key_id in set(TopUp.objects.filter(outcome__in=UNSETTLED_OUTCOMES).values_list("sub_key_id", flat=True)):
         settled += topups.resolve_pending_topups(sub_key_id, by_id.get(sub_key_id))
     return settled
 

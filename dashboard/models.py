@@ -9,6 +9,9 @@ class Outcome(models.TextChoices):
     UNKNOWN = "unknown", "Unknown"
 
 
+# Writes whose outcome is not known yet: settled later against what derouter reports.
+UNSETTLED_OUTCOMES = (Outcome.PENDING, Outcome.UNKNOWN)
+
 class AuditEvent(models.Model):
     """One change attempted in the console: who, when, what, and how it ended."""
 

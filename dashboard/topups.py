@@ -25,7 +25,7 @@ from accounts.models import ConsoleProfile
 from accounts.roles import get_topup_cap
 from dashboard import audit
 from dashboard.formtokens import check_form_token
-from dashboard.models import AuditEvent, Outcome, TopUp
+from dashboard.models import UNSETTLED_OUTCOMES, AuditEvent, Outcome, TopUp
 from dashboard.outcomes import outcome_of_write_error
 from derouter import client
 from derouter.client import DerouterError
@@ -181,8 +181,6 @@ def top_up(user, sub_key, amount, note, token, available, audit_note=""):
 
 # ---------------------------------------------------------------- resolving pending and unknown top-ups
 
-UNSETTLED = (Outcome.PENDING, Outcome.UNKNOWN)
-
 
 def _is_settled(row, now):
     """True once the row's request can no longer be running, so "not applied yet" means "not applied"."""
@@ -219,7 +217,7 @@ def resolve_pending_topups(sub_key_id, current_key):
     A row whose request may still be running is left for later. Returns the rows settled.
     """
     now = timezone.now()
-    rows = TopUp.objects.filter(sub_key_id=str(sub_key_id), outcome__in=UNSETTLED).order_by("-created_at", "-id")
+    rows = TopUp.objects.filter(sub_key_id=str(sub_key_id), outcome__in=UNSETTLED_OUTCOMES).order_by("-created_at", "-id")
     settled = []
     for row in rows:
         if current_key is None or row.budget_before is None:
@@ -248,7 +246,7 @@ def resolve_all_pending_topups():
     Returns the rows settled; with no unsettled rows it asks derouter nothing.
     Raises DerouterError when derouter cannot list the keys (the task tries again next time).
     """
-    sub_key_ids = set(TopUp.objects.filter(outcome__in=UNSETTLED).values_list("sub_key_id", flat=True))
+    sub_key_ids = set(TopUp.objects.filter(outcome__in=UNSETTLED_OUTCOMES).values_list("sub_key_id", flat=True))
     if not sub_key_ids:
         return []
     sub_keys = {sub_key.id: sub_key for sub_key in client.list_sub_keys()}

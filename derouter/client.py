@@ -26,7 +26,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.exceptions import NewConnectionError
 from urllib3.util.retry import Retry
 
-from ops.metrics import observe_upstream_call
+from lib.metrics import observe_upstream_call
 
 logger = logging.getLogger(__name__)
 

@@ -54,16 +54,8 @@ def schedule_refreshes():
 @db_task(retries=RETRIES, retry_delay=RETRY_DELAY_SECONDS, retry_backoff=RETRY_BACKOFF)
 def refresh_mirror():
     """Refresh the key snapshot, then queue a usage sync for every scope that may have new rows."""
-    recorded = Recorded(REFRESH_TASK_NAME)
-    try:
-        result = sync.refresh_snapshot()
-    except sync.ScopeBusy:
-        recorded.skipped()
+    if not _refresh_snapshot_recorded():
         return
-    except DerouterError as error:
-        recorded.failed(error.message)
-        raise
-    recorded.ok(result.describe())
     for scope in sync.scopes_to_sync():
         sync_usage(scope)
     _prune_task_runs()
@@ -72,16 +64,22 @@ def refresh_mirror():
 @db_task(retries=RETRIES, retry_delay=RETRY_DELAY_SECONDS, retry_backoff=RETRY_BACKOFF)
 def refresh_keys():
     """Refresh only the key snapshot: after a write whose answer did not describe the key, or on a first page view."""
+    _refresh_snapshot_recorded()
+
+
+def _refresh_snapshot_recorded():
+    """Refresh the key snapshot under a TaskRun row; False when another consumer is already refreshing it."""
     recorded = Recorded(REFRESH_TASK_NAME)
     try:
         result = sync.refresh_snapshot()
     except sync.ScopeBusy:
         recorded.skipped()
-        return
+        return False
     except DerouterError as error:
         recorded.failed(error.message)
         raise
     recorded.ok(result.describe())
+    return True
 
 
 @db_task(retries=RETRIES, retry_delay=RETRY_DELAY_SECONDS, retry_backoff=RETRY_BACKOFF)

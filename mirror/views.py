@@ -7,6 +7,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
 
 from accounts.roles import console_required
+from lib.htmx import render_page_or_fragment, wants_fragment
 from mirror import tasks
 from mirror.models import TaskRun
 from mirror.reads import get_freshness, get_sync_progress
@@ -26,7 +27,7 @@ def _get_safe_next(request):
 def mirror_refresh(request):
     """Ask the worker to refresh the key snapshot (and sync usage) now; nothing is read from the browser."""
     tasks.refresh_mirror()
-    if request.htmx:
+    if wants_fragment(request):
         context = {"freshness": get_freshness(), "refresh_queued": True, "next_url": request.POST.get("next", "")}
         return render(request, "mirror/_freshness.html", context)
     messages.info(request, "Refresh asked for: the worker is reading the keys from derouter.")
@@ -44,6 +45,4 @@ def sync_status(request):
         "freshness": get_freshness(),
         "runs": TaskRun.objects.all()[:RECENT_RUNS],
     }
-    if request.htmx and not request.htmx.boosted:
-        return render(request, "mirror/_sync_status.html", context)
-    return render(request, "mirror/sync_status.html", context)
+    return render_page_or_fragment(request, "mirror/sync_status.html", "mirror/_sync_status.html", context)

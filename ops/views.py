@@ -15,7 +15,7 @@ from huey.contrib.djhuey import HUEY
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from mirror.models import KeySnapshot, SyncState
-from ops.metrics import exposition
+from lib.metrics import exposition
 from ops.readiness import run_checks
 
 logger = logging.getLogger(__name__)

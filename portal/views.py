@@ -35,7 +35,7 @@ from lib.csv_export import csv_download
 from lib.htmx import render_page_or_fragment
 from lib.money import is_running_low
 from lib.paging import pager_for_log_page
-from lib.throttle import Throttle, client_address
+from accounts.throttle import Throttle, client_address
 from portal.forms import INVALID_KEY_MESSAGE, LOG_PAGE_SIZES, LogsQueryForm, PortalLoginForm, TimeZoneForm
 from portal.sessions import (
     end_portal_session,

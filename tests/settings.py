@@ -22,7 +22,7 @@ os.environ.setdefault("HUEY_QUEUE_NAME", f"dashboard-test-{_TEST_RUN}")
 # Test receivers listen on plain http; private targets stay refused unless a test allows them.
 os.environ.setdefault("WEBHOOK_ALLOW_HTTP", "true")
 
-from dashboard.settings import *  # noqa: E402,F403
+from config.settings import *  # noqa: E402,F403
 
 MIDDLEWARE = ["tests.secret_scan.SecretScanMiddleware", *MIDDLEWARE]  # noqa: F405
 STORAGES = {

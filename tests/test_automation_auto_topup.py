@@ -152,7 +152,9 @@ def test_derouter_down_when_the_rule_fires_is_retried_on_the_next_pass(simulator
     assert budget_of(created.id) == Decimal(9)
 
 
-def test_a_dropped_top_up_is_settled_as_not_applied_and_never_repeated_blindly(simulator, make_key, django_capture_on_commit_callbacks):
+def test_a_dropped_top_up_is_settled_as_not_applied_and_never_repeated_blindly(
+    simulator, make_key, django_capture_on_commit_callbacks, settings
+):
     created = make_key(budget="4", label="Dropped")
     _, rule = make_rules(created.id)
     simulator.add_usage(created.id, "2")
@@ -162,11 +164,18 @@ def test_a_dropped_top_up_is_settled_as_not_applied_and_never_repeated_blindly(s
     assert topup.outcome == Outcome.UNKNOWN
     assert topup.token == token_for("auto-topup", rule.pk, 1)
 
-    # The next pass settles it from derouter's budget and does not top up again for that crossing.
+    # While the request could still land, the next pass neither settles it nor moves more money.
+    run_evaluation(django_capture_on_commit_callbacks)
+    topup.refresh_from_db()
+    assert topup.outcome == Outcome.UNKNOWN
+    assert TopUp.objects.count() == 1
+
+    # Once it cannot land any more, a pass settles it from derouter's budget and does not top up again for that crossing.
+    settings.WRITE_SETTLE_SECONDS = 0
     run_evaluation(django_capture_on_commit_callbacks)
     topup.refresh_from_db()
     assert topup.outcome == Outcome.REFUSED
-    assert "Settled by the worker: not applied" in topup.message
+    assert topup.message.startswith("Not applied: the key's budget did not go up by $5.00")
     assert TopUp.objects.count() == 1
     assert budget_of(created.id) == Decimal(4)
 
@@ -184,16 +193,27 @@ def test_a_slow_top_up_that_was_applied_is_settled_as_applied(simulator, make_ke
     run_evaluation(django_capture_on_commit_callbacks)
     topup = TopUp.objects.get()
     assert topup.outcome == Outcome.OK
-    assert "Settled by the worker: applied" in topup.message
+    assert topup.message.startswith("Confirmed from the key's budget")
     assert budget_of(created.id) == Decimal(9)
 
 
-def test_an_unknown_top_up_that_does_not_add_up_blocks_the_key(simulator, make_key):
+def test_an_unknown_top_up_that_could_still_land_blocks_more_money_for_the_key(simulator, make_key):
     created = make_key(budget="4", label="Blocked")
     TopUp.objects.create(
         token=token_for("test", 1, 1), actor_name="sam", sub_key_id=created.id, amount=Decimal("3"),
         outcome=Outcome.UNKNOWN, budget_before=Decimal("2"),
     )
-    message = funding.settle_unknown_topups(get_live_key(created.id))
-    assert "does not settle" in message
+    message = funding.settle_earlier_topups(get_live_key(created.id))
+    assert "no more money moves for this key" in message
     assert TopUp.objects.get().outcome == Outcome.UNKNOWN
+
+
+def test_an_unknown_top_up_settles_by_the_consoles_rule_once_it_cannot_land(simulator, make_key, settings):
+    settings.WRITE_SETTLE_SECONDS = 0
+    created = make_key(budget="5", label="Settled")
+    TopUp.objects.create(
+        token=token_for("test", 1, 1), actor_name="sam", sub_key_id=created.id, amount=Decimal("3"),
+        outcome=Outcome.UNKNOWN, budget_before=Decimal("2"),
+    )
+    assert funding.settle_earlier_topups(get_live_key(created.id)) == ""
+    assert TopUp.objects.get().outcome == Outcome.OK

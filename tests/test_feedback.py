@@ -8,7 +8,8 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from dashboard.forms import MULTIPLIER_MESSAGE, PLAIN_DECIMAL_MESSAGE
+from dashboard.forms import MULTIPLIER_MESSAGE
+from lib.forms import PLAIN_DECIMAL_MESSAGE
 from dashboard.models import AuditEvent
 from derouter import client as derouter_client
 from portal.sessions import get_time_zone_choices

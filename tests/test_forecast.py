@@ -66,7 +66,7 @@ def test_only_active_keys_running_out_within_seven_days_are_listed(keys):
     doomed = mirrored_key("Deleted", budget="1", remaining="0.5")
     usage(doomed, _today(), "1")
     ingest.mark_deleted(doomed.sub_key_id)
-    assert [key.label for key in forecast.get_keys_running_out(KeySnapshot.objects.all())] == ["Fast"]
+    assert [key.label for key in forecast.get_keys_running_out()] == ["Fast"]
 
 
 def test_the_account_runs_out_when_spent_keys_draw_on_the_available_balance():
@@ -107,3 +107,10 @@ def test_a_key_without_recent_usage_does_not_run_out_at_this_rate(owner_client, 
     created = make_key(budget="1", label="Quiet")
     html = owner_client.get(f"/dashboard/keys/{created.id}/").content.decode()
     assert 'id="key-analytics"' in html and "not at this rate" in html
+
+
+def test_a_key_with_nothing_left_runs_out_first_even_without_recent_use(keys):
+    mirrored_key("Empty", budget="5", remaining="0")
+    running_out = forecast.get_keys_running_out()
+    assert [key.label for key in running_out] == ["Empty", "Fast"]
+    assert running_out[0].days_left == 0 and running_out[1].burn_7d == Decimal(7)

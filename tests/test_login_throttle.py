@@ -10,7 +10,7 @@ from django_otp.oath import TOTP
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.models import ThrottleCounter
-from lib.throttle import Throttle, normalize_username
+from accounts.throttle import Throttle, normalize_username
 
 pytestmark = pytest.mark.django_db
 
@@ -165,5 +165,5 @@ def freezer_free_time(monkeypatch):
         nonlocal offset
         offset += timedelta(**delta)
 
-    monkeypatch.setattr("lib.throttle.timezone.now", lambda: real_now() + offset)
+    monkeypatch.setattr("accounts.throttle.timezone.now", lambda: real_now() + offset)
     return advance

@@ -6,7 +6,8 @@ from decimal import Decimal
 import pytest
 from django.urls import reverse
 
-from dashboard.forms import PLAIN_DECIMAL_MESSAGE, KeyEditForm, TopUpForm
+from dashboard.forms import KeyEditForm, TopUpForm
+from lib.forms import PLAIN_DECIMAL_MESSAGE
 from derouter import client as derouter_client
 
 pytestmark = pytest.mark.django_db

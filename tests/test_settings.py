@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PRODUCTION_ENV = {
     "SECRET_KEY": "a-production-secret-key-that-is-long-enough-" + "z" * 20,
     "ALLOWED_HOSTS": "dashboard.example.com",
-    "DJANGO_SETTINGS_MODULE": "dashboard.settings",
+    "DJANGO_SETTINGS_MODULE": "config.settings",
 }
 
 

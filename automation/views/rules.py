@@ -31,6 +31,18 @@ def _render_rules(request, template, form, status=200, **context):
     return render(request, template, {"form": form, "key_names": get_key_names(), **context}, status=status)
 
 
+def _get_posted_rule(request, form_class, template, **context):
+    """(the cleaned data of a valid post, None), else (None, the page: a blank form on GET, the errors on POST)."""
+    key_choices = get_key_choices()
+    if request.method != "POST":
+        form = form_class(key_choices=key_choices, initial=_get_preselected(request))
+        return None, _render_rules(request, template, form, **context)
+    form = form_class(request.POST, key_choices=key_choices)
+    if not form.is_valid():
+        return None, _render_rules(request, template, form, status=400, **context)
+    return form.cleaned_data, None
+
+
 @console_required
 @require_http_methods(["GET", "HEAD"])
 def overview(request):
@@ -50,14 +62,9 @@ def overview(request):
 @require_http_methods(["GET", "HEAD", "POST"])
 def alert_rules(request):
     """Alert rules: the list and a form for a new one."""
-    key_choices = get_key_choices()
-    rules = AlertRule.objects.all()
-    if request.method != "POST":
-        return _render_rules(request, "automation/alert_rules.html", AlertRuleForm(key_choices=key_choices, initial=_get_preselected(request)), rules=rules)
-    form = AlertRuleForm(request.POST, key_choices=key_choices)
-    if not form.is_valid():
-        return _render_rules(request, "automation/alert_rules.html", form, status=400, rules=rules)
-    data = form.cleaned_data
+    data, page = _get_posted_rule(request, AlertRuleForm, "automation/alert_rules.html", rules=AlertRule.objects.all())
+    if data is None:
+        return page
     rule = AlertRule.objects.create(
         name=data["name"], kind=data["kind"], sub_key_id=data["sub_key_id"], key_label=_get_label(data["sub_key_id"]),
         threshold=data["threshold"], email_to=data["email_to"], created_by_name=request.user.get_username(),
@@ -80,15 +87,9 @@ def alert_history(request):
 @owner_required
 @require_http_methods(["GET", "HEAD", "POST"])
 def auto_topups(request):
-    key_choices = get_key_choices()
-    rules = AutoTopUpRule.objects.all()
-    template = "automation/auto_topups.html"
-    if request.method != "POST":
-        return _render_rules(request, template, AutoTopUpRuleForm(key_choices=key_choices, initial=_get_preselected(request)), rules=rules)
-    form = AutoTopUpRuleForm(request.POST, key_choices=key_choices)
-    if not form.is_valid():
-        return _render_rules(request, template, form, status=400, rules=rules)
-    data = form.cleaned_data
+    data, page = _get_posted_rule(request, AutoTopUpRuleForm, "automation/auto_topups.html", rules=AutoTopUpRule.objects.all())
+    if data is None:
+        return page
     AutoTopUpRule.objects.create(
         sub_key_id=data["sub_key_id"], key_label=_get_label(data["sub_key_id"]), name=data["name"],
         threshold=data["threshold"], amount=data["amount"], max_times=data["max_times"],
@@ -101,15 +102,9 @@ def auto_topups(request):
 @owner_required
 @require_http_methods(["GET", "HEAD", "POST"])
 def allowances(request):
-    key_choices = get_key_choices()
-    rows = Allowance.objects.all()
-    template = "automation/allowances.html"
-    if request.method != "POST":
-        return _render_rules(request, template, AllowanceForm(key_choices=key_choices, initial=_get_preselected(request)), rows=rows)
-    form = AllowanceForm(request.POST, key_choices=key_choices)
-    if not form.is_valid():
-        return _render_rules(request, template, form, status=400, rows=rows)
-    data = form.cleaned_data
+    data, page = _get_posted_rule(request, AllowanceForm, "automation/allowances.html", rows=Allowance.objects.all())
+    if data is None:
+        return page
     _, created = Allowance.objects.update_or_create(
         sub_key_id=data["sub_key_id"],
         defaults={
@@ -124,15 +119,9 @@ def allowances(request):
 @owner_required
 @require_http_methods(["GET", "HEAD", "POST"])
 def expiries(request):
-    key_choices = get_key_choices()
-    rows = KeyExpiry.objects.all()
-    template = "automation/expiries.html"
-    if request.method != "POST":
-        return _render_rules(request, template, KeyExpiryForm(key_choices=key_choices, initial=_get_preselected(request)), rows=rows)
-    form = KeyExpiryForm(request.POST, key_choices=key_choices)
-    if not form.is_valid():
-        return _render_rules(request, template, form, status=400, rows=rows)
-    data = form.cleaned_data
+    data, page = _get_posted_rule(request, KeyExpiryForm, "automation/expiries.html", rows=KeyExpiry.objects.all())
+    if data is None:
+        return page
     snapshot = get_snapshot(data["sub_key_id"])
     KeyExpiry.objects.update_or_create(
         sub_key_id=data["sub_key_id"],

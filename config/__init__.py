@@ -1,0 +1,1 @@
+"""Project wiring: settings, the root URL conf and the WSGI entry point."""
