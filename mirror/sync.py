@@ -20,6 +20,7 @@ from decimal import Decimal
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+
 from derouter import client
 from mirror import ingest, leases
 from mirror.models import ACCOUNT_SCOPE, KeySnapshot, SyncState
