@@ -294,8 +294,13 @@ LOGGING = {
     },
     "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["request_id"], "formatter": LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    # urllib3 logs request lines at DEBUG; keep it quiet so nothing key-like leaks.
-    "loggers": {"urllib3": {"level": "WARNING"}},
+    "loggers": {
+        # urllib3 logs request lines at DEBUG; keep it quiet so nothing key-like leaks.
+        "urllib3": {"level": "WARNING"},
+        # run_huey adds a plain-text handler of its own to a "huey" logger without one, and
+        # every consumer line would then be written twice; ours keeps them JSON, once.
+        "huey": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO"), "propagate": False},
+    },
 }
 
 # CSV exports longer than this many rows are written to a file by the worker (with a progress
