@@ -10,10 +10,15 @@ import hashlib
 from collections import defaultdict
 from datetime import UTC
 
+from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import Case, Count, DecimalField, ExpressionWrapper, F, Sum, Value, When
 from django.utils import timezone
 
-from mirror.models import DailyRollup, KeySnapshot, UsageRecord, billed_amount
+from mirror.models import DailyRollup, KeySnapshot, SnapshotSummary, UsageRecord, billed_amount
+
+# How many keys running low the summary names (what the overview lists).
+LOW_KEYS_LISTED = 10
 
 
 def secret_digest(secret_text):
@@ -32,26 +37,77 @@ def _snapshot_fields(sub_key, seen_at):
         "rpm_limit": sub_key.rpm_limit,
         "concurrent_limit": sub_key.concurrent_limit,
         "display_multiplier": sub_key.display_multiplier,
-        "created_at": sub_key.created_at,
         "refreshed_at": seen_at,
         "deleted_at": None,
     }
 
 
-def upsert_key(sub_key, seen_at=None):
-    """Record one key as derouter just reported it (a derouter.client.SubKey); return its snapshot."""
-    seen_at = seen_at or timezone.now()
-    snapshot, _ = KeySnapshot.objects.update_or_create(
-        sub_key_id=sub_key.id, defaults=_snapshot_fields(sub_key, seen_at)
+def get_low_keys():
+    """Active keys under the low-budget threshold, the emptiest (by share used) first."""
+    used_share = Case(
+        When(budget__lte=0, then=Value(1)),
+        default=ExpressionWrapper(F("spent") / F("budget"), output_field=DecimalField()),
+        output_field=DecimalField(),
     )
+    low = KeySnapshot.objects.active().filter(remaining__lt=F("budget") * settings.LOW_BUDGET_THRESHOLD)
+    return low.annotate(used_share=used_share).order_by("-used_share", "remaining", "sub_key_id")
+
+
+def summarize_snapshot():
+    """Recount the active keys into the summary row; every write to the snapshot ends with this.
+
+    One pass over the keys per change (a refresh, or a write we made), so that every page
+    view reads a single row instead.
+    """
+    totals = KeySnapshot.objects.active().aggregate(
+        key_count=Count("id"), total_allocated=Sum("budget", default=0), total_spent=Sum("spent", default=0)
+    )
+    low = get_low_keys()
+    SnapshotSummary.objects.update_or_create(
+        pk=1,
+        defaults={
+            **totals,
+            "low_count": low.count(),
+            "low_key_ids": list(low.values_list("pk", flat=True)[:LOW_KEYS_LISTED]),
+            "computed_at": timezone.now(),
+        },
+    )
+
+
+def get_summary():
+    """The summary row, counted now if the snapshot was never summarized."""
+    summary = SnapshotSummary.objects.filter(pk=1).first()
+    if summary is None:
+        summarize_snapshot()
+        summary = SnapshotSummary.objects.get(pk=1)
+    return summary
+
+
+def upsert_key(sub_key, seen_at=None):
+    """Record one key as derouter just reported it (a derouter.client.SubKey); return its snapshot.
+
+    A write's answer may leave out createdAt: a known creation time is then kept, and a
+    key first seen that way is dated now (the next refresh brings derouter's own time).
+    """
+    seen_at = seen_at or timezone.now()
+    fields = _snapshot_fields(sub_key, seen_at)
+    if sub_key.created_at is not None:
+        fields["created_at"] = sub_key.created_at
+    with transaction.atomic():
+        snapshot, _ = KeySnapshot.objects.update_or_create(
+            sub_key_id=sub_key.id, defaults=fields, create_defaults={**fields, "created_at": sub_key.created_at or seen_at}
+        )
+        summarize_snapshot()
     return snapshot
 
 
 def mark_deleted(sub_key_id, deleted_at=None):
     """Keep a deleted key's row (its history and statements survive), marked deleted."""
-    KeySnapshot.objects.filter(sub_key_id=sub_key_id, deleted_at__isnull=True).update(
-        deleted_at=deleted_at or timezone.now()
-    )
+    with transaction.atomic():
+        KeySnapshot.objects.filter(sub_key_id=sub_key_id, deleted_at__isnull=True).update(
+            deleted_at=deleted_at or timezone.now()
+        )
+        summarize_snapshot()
 
 
 USAGE_COLUMNS = (

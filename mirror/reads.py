@@ -85,9 +85,10 @@ def search_keys(query="", sort="-created_at", include_deleted=False):
             | Q(secret_sha256=ingest.secret_digest(needle))
         )
     field = SORT_FIELDS[sort.removeprefix("-")]
-    order = F(field).desc(nulls_last=True) if sort.startswith("-") else F(field).asc(nulls_last=True)
-    tie_break = "-sub_key_id" if sort.startswith("-") else "sub_key_id"
-    return keys.order_by(order, tie_break)
+    # Plain orderings (no NULLS LAST: every sort column is filled) so the indexes serve them.
+    if sort.startswith("-"):
+        return keys.order_by(f"-{field}", "-sub_key_id")
+    return keys.order_by(field, "sub_key_id")
 
 
 def as_sub_key(snapshot):

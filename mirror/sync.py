@@ -103,9 +103,11 @@ def _held(lock_name, wait_seconds=0):
 # ---------------------------------------------------------------- the key snapshot
 
 
-def _fields_of(sub_key):
+def _fields_of(sub_key, asked_at):
+    """A listed key's snapshot fields; the list gives createdAt (else the key is dated when we asked)."""
     fields = ingest._snapshot_fields(sub_key, None)
     fields.pop("refreshed_at")
+    fields["created_at"] = sub_key.created_at or asked_at
     return fields
 
 
@@ -126,7 +128,7 @@ def refresh_snapshot():
         }
         writes = []
         for sub_key in sub_keys:
-            fields = _fields_of(sub_key)
+            fields = _fields_of(sub_key, asked_at)
             known = held.get(sub_key.id)
             if known is not None:
                 if known[-1] > asked_at:
@@ -152,6 +154,8 @@ def refresh_snapshot():
             KeySnapshot.objects.filter(deleted_at__isnull=True, refreshed_at__lt=asked_at).update(
                 refreshed_at=asked_at
             )
+            if writes or gone:
+                ingest.summarize_snapshot()
         result.changed, result.deleted = len(writes), len(gone)
         return result
 
@@ -178,22 +182,24 @@ def record_write_answer(answer):
 def record_created_key(created):
     """Record a key we just created (a derouter.client.CreatedSubKey): nothing spent yet."""
     now = timezone.now()
-    snapshot, _ = KeySnapshot.objects.update_or_create(
-        sub_key_id=created.id,
-        defaults={
-            "label": created.label,
-            "key_id_short": created.key_id,
-            "secret_sha256": ingest.secret_digest(created.secret.reveal()) if created.secret.reveal() else "",
-            "budget": created.budget,
-            "spent": Decimal(0),
-            "remaining": created.budget,
-            "rpm_limit": created.rpm_limit,
-            "concurrent_limit": created.concurrent_limit,
-            "created_at": now,
-            "refreshed_at": now,
-            "deleted_at": None,
-        },
-    )
+    with transaction.atomic():
+        snapshot, _ = KeySnapshot.objects.update_or_create(
+            sub_key_id=created.id,
+            defaults={
+                "label": created.label,
+                "key_id_short": created.key_id,
+                "secret_sha256": ingest.secret_digest(created.secret.reveal()) if created.secret.reveal() else "",
+                "budget": created.budget,
+                "spent": Decimal(0),
+                "remaining": created.budget,
+                "rpm_limit": created.rpm_limit,
+                "concurrent_limit": created.concurrent_limit,
+                "created_at": now,
+                "refreshed_at": now,
+                "deleted_at": None,
+            },
+        )
+        ingest.summarize_snapshot()
     return snapshot
 
 
