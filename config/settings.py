@@ -205,6 +205,9 @@ HUEY = {
         "worker_type": "thread",
         "check_worker_health": True,
         "health_check_interval": 10,
+        # An idle consumer polls a SQLite queue ever less often, up to this: a task queued
+        # by a click (an export, a refresh) starts within a second. Redis queues block instead.
+        "max_delay": 1.0,
     },
 }
 # How often the worker refreshes the key snapshot and syncs usage; pages call the
