@@ -2,8 +2,8 @@
 
 These are the only functions that write mirror tables. The usage rows and the rollups
 that sum them change in one transaction, so a summary read from the rollups always
-agrees with the rows, and a row inserted twice (two consumers racing) fails the whole
-batch on the unique request_id instead of being counted twice.
+agrees with the rows; the rollups add only the rows an insert really added, so a row
+offered twice (two consumers racing, or a page seen again) is never counted twice.
 """
 
 import hashlib
@@ -119,41 +119,51 @@ USAGE_COLUMNS = (
 def store_usage_rows(key, logs, multiplier):
     """Insert usage rows (derouter.client.UsageLog) for a key (None: the account) with their rollups.
 
-    Rows already held are skipped. Returns the number of rows inserted. Raises
-    IntegrityError, with nothing written, if another writer inserted one of them meanwhile.
-    One select, one multi-row insert and one rollup upsert per call: the sync calls this
-    once per page of 100 rows, and building model instances would cost more than the
+    Rows already held are skipped. Returns the number of rows inserted. One statement
+    inserts the page and names the rows it actually added (ON CONFLICT DO NOTHING ...
+    RETURNING), and one upsert adds exactly those to the rollups, in one transaction: a row
+    held already, or slipped in by another writer meanwhile, is never counted twice. The
+    sync calls this once per page of 100 rows; model instances would cost more than the
     page took to fetch.
     """
+    wanted = {log.request_id: log for log in logs}
+    if not wanted:
+        return 0
     with transaction.atomic():
-        wanted = {log.request_id: log for log in logs}
-        held = set(UsageRecord.objects.filter(request_id__in=list(wanted)).values_list("request_id", flat=True))
-        fresh = [log for request_id, log in wanted.items() if request_id not in held]
-        if not fresh:
+        logs = list(wanted.values())
+        billed = {log.request_id: billed_amount(log.cost, multiplier) for log in logs}
+        inserted = _insert_rows(key, logs, multiplier, billed)
+        if not inserted:
             return 0
-        billed = [billed_amount(log.cost, multiplier) for log in fresh]
-        _insert_rows(key, fresh, multiplier, billed)
-        _add_to_rollups(key, fresh, billed)
+        fresh = [wanted[request_id] for request_id in inserted]
+        _add_to_rollups(key, fresh, [billed[log.request_id] for log in fresh])
         return len(fresh)
 
 
 def _insert_rows(key, logs, multiplier, billed):
-    """One prepared INSERT for many rows; datetimes adapted by the backend, Decimals passed exact."""
+    """One INSERT for many rows, skipping those held; returns the request ids it added.
+
+    Datetimes are adapted by the backend, Decimals passed exact.
+    """
     adapt_datetime = connection.ops.adapt_datetimefield_value
     mirrored_at = adapt_datetime(timezone.now())
     key_pk = key.pk if key is not None else None
-    rows = [
-        (
+    params = []
+    for log in logs:
+        params.extend((
             log.request_id, key_pk, adapt_datetime(log.created_at), log.model, log.input_tokens, log.output_tokens,
-            log.cache_read_tokens, log.cache_write_tokens, log.duration_ms, log.cost, multiplier, billed_cost,
-            mirrored_at,
-        )
-        for log, billed_cost in zip(logs, billed, strict=True)
-    ]
+            log.cache_read_tokens, log.cache_write_tokens, log.duration_ms, log.cost, multiplier,
+            billed[log.request_id], mirrored_at,
+        ))
     table = connection.ops.quote_name(UsageRecord._meta.db_table)
-    placeholders = ", ".join(["%s"] * len(USAGE_COLUMNS))
+    row = "(" + ", ".join(["%s"] * len(USAGE_COLUMNS)) + ")"
     with connection.cursor() as cursor:
-        cursor.executemany(f"INSERT INTO {table} ({', '.join(USAGE_COLUMNS)}) VALUES ({placeholders})", rows)
+        cursor.execute(
+            f"INSERT INTO {table} ({', '.join(USAGE_COLUMNS)}) VALUES {', '.join([row] * len(logs))}"
+            " ON CONFLICT (request_id) DO NOTHING RETURNING request_id",
+            params,
+        )
+        return [request_id for (request_id,) in cursor.fetchall()]
 
 
 ROLLUP_SUMS = ("requests", "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "cost", "billed")
