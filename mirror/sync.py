@@ -15,10 +15,10 @@ Later syncs walk from page 1 until they reach the newest row of the last complet
 
 import logging
 import time
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import partial
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -26,6 +26,7 @@ from huey.contrib.djhuey import HUEY
 from huey.exceptions import TaskLockedException
 
 from derouter import client
+from lib.ahead import PagesAhead
 from mirror import ingest
 from mirror.models import ACCOUNT_SCOPE, KeySnapshot, SyncState
 
@@ -235,36 +236,6 @@ def _fetch(scope, page):
     return client.get_usage_logs(page, PAGE_SIZE, sub_key_id=scope, skip_malformed=True)
 
 
-class _Pages:
-    """A scope's usage pages; with ``ask_ahead`` on, the next page is fetched while this one is stored.
-
-    Storing a page and fetching the next wait on different things (our database, derouter),
-    so doing them at once makes a long sync run at about the speed of derouter's paging. Only
-    the worker and the `sync` command ask ahead: one helper thread doing nothing but the HTTP
-    call, never a database query. A web request (a key edit's sync) fetches in line.
-    """
-
-    def __init__(self, scope, ask_ahead):
-        self.scope = scope
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="usage-page") if ask_ahead else None
-        self._ahead = None
-
-    def get(self, page):
-        ahead, self._ahead = self._ahead, None
-        if ahead is not None and ahead[0] == page:
-            return ahead[1].result()
-        return _fetch(self.scope, page)
-
-    def ask_for(self, page):
-        """Start fetching ``page``, which the walk will need next (a no-op when not asking ahead)."""
-        if self._executor is not None:
-            self._ahead = (page, self._executor.submit(_fetch, self.scope, page))
-
-    def close(self):
-        if self._executor is not None:
-            self._executor.shutdown(wait=True, cancel_futures=True)
-
-
 def _count_malformed(result, usage_page):
     fresh = 0
     for row in usage_page.malformed:
@@ -413,20 +384,18 @@ def _sync_locked(scope, full, progress, ask_ahead):
         state.save()
     result = SyncResult(scope)
     spent_before = key.spent if key is not None else None
-    pages = _Pages(scope, ask_ahead)
     batch = _Batch(state, key, multiplier, result)
     try:
-        if state.backfill_complete:
-            _catch_up(state, key, multiplier, result, progress, pages, batch)
-        else:
-            _backfill(state, key, multiplier, result, progress, pages, batch)
+        with PagesAhead(partial(_fetch, scope), enabled=ask_ahead) as pages:
+            if state.backfill_complete:
+                _catch_up(state, key, multiplier, result, progress, pages, batch)
+            else:
+                _backfill(state, key, multiplier, result, progress, pages, batch)
     except client.DerouterError as error:
         # Every page walked before derouter failed is kept, with its checkpoint.
         batch.write()
         SyncState.objects.filter(pk=state.pk).update(last_error=error.message[:500], last_error_at=timezone.now())
         raise
-    finally:
-        pages.close()
     updates = {"last_error": ""}
     if spent_before is not None:
         updates["synced_spent"] = spent_before
@@ -440,7 +409,7 @@ def sync_scope(scope, full=False, progress=None, wait_seconds=0, ask_ahead=False
     ``progress(result, usage_page)`` is called after every page (the command's bar).
     A derouter failure stops the sync with every page so far kept and checkpointed.
     ``ask_ahead`` (the worker and the command, never a web request) fetches the next
-    page while the current one is stored.
+    page while the current one is stored (lib.ahead).
     """
     with _held(_usage_lock_name(scope), wait_seconds):
         try:
