@@ -99,7 +99,7 @@ def annotate_days_left(queryset, today=None):
     )
 
 
-def _get_burning_keys(today):
+def get_burning_keys(today):
     """{snapshot pk: real spend over the last seven days} of the active keys that spent anything in them.
 
     Reads only the rollups of those days, so its cost follows the keys in use, not every key there is.
@@ -115,14 +115,15 @@ def _get_burning_keys(today):
     return {row["key"]: Decimal(row["total"]) for row in rows}
 
 
-def get_keys_running_out(today=None, within_days=SOON_DAYS):
+def get_keys_running_out(today=None, within_days=SOON_DAYS, burns=None):
     """Active key snapshots whose budget runs out within ``within_days`` at their pace, soonest first.
 
     Each carries ``burn_7d`` and ``days_left``. Only keys that spent lately, or have
-    nothing left, can run out, so only those are read.
+    nothing left, can run out, so only those are read. ``burns``: get_burning_keys(today),
+    when the caller already has it.
     """
     today = today or today_utc()
-    burns = _get_burning_keys(today)
+    burns = get_burning_keys(today) if burns is None else burns
     candidates = KeySnapshot.objects.active().filter(Q(remaining__lte=0) | Q(pk__in=list(burns)))
     running_out = []
     for key in candidates:
@@ -157,10 +158,10 @@ def get_account_days_left(available, keys, own_burn_per_day):
     return days if days <= HORIZON_DAYS else None
 
 
-def get_account_forecast(available, today=None):
+def get_account_forecast(available, today=None, burns=None):
     """The account's forecast: how long the available balance lasts if every active key kept its pace."""
     today = today or today_utc()
-    burns = _get_burning_keys(today)
+    burns = get_burning_keys(today) if burns is None else burns
     remaining = KeySnapshot.objects.filter(pk__in=list(burns)).values_list("pk", "remaining")
     pairs = [(Decimal(left), burns[pk] / BURN_DAYS) for pk, left in remaining]
     own = DailyRollup.objects.filter(key__isnull=True, day__gte=_burn_start(today), day__lte=today).aggregate(

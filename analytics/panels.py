@@ -63,7 +63,8 @@ def get_business_summary(show_margins, available, today=None):
     month = figures.get_month_to_date(today)
     last_days = figures.get_last_days(SPARKLINE_DAYS, today)
     daily = figures.get_daily(last_days)
-    running_out = forecast.get_keys_running_out(today)
+    burns = forecast.get_burning_keys(today)
+    running_out = forecast.get_keys_running_out(today, burns=burns)
     return {
         "headline": figures.get_headline(month),
         "show_margins": show_margins,
@@ -71,7 +72,7 @@ def get_business_summary(show_margins, available, today=None):
         "sparkline": get_sparkline(daily, show_margins),
         "running_out": running_out[:RUNNING_OUT_SHOWN],
         "more_running_out": max(len(running_out) - RUNNING_OUT_SHOWN, 0),
-        "account_forecast": forecast.get_account_forecast(available, today) if available is not None else None,
+        "account_forecast": forecast.get_account_forecast(available, today, burns) if available is not None else None,
         "soon_days": forecast.SOON_DAYS,
     }
 

@@ -29,7 +29,7 @@ def evaluate_periodically():
     """Every AUTOMATION_EVALUATE_MINUTES: one evaluation at a time across all consumers, under a lease."""
     try:
         with leases.held(EVALUATE_LEASE) as lease:
-            evaluate(renew=lease.renew)
+            evaluate(renew=lease.keep)
     except leases.LeaseHeld:
         logger.info("automation pass skipped: another consumer is running one")
 

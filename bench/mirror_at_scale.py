@@ -211,7 +211,7 @@ def bench_sync(total_rows, new_rows, runs):
                     raw_first.append(rows / seconds)
                 else:
                     forget_usage()
-                    result, seconds = timed(lambda: sync.sync_scope(sub_key_id))
+                    result, seconds = timed(lambda: sync.sync_scope(sub_key_id, ask_ahead=True))
                     assert result.inserted == total_rows, result
                     sync_first.append(result.inserted / seconds)
             print(f"  first sync run {run + 1}: raw {raw_first[-1]:,.0f} rows/s, sync {sync_first[-1]:,.0f} rows/s",
@@ -222,7 +222,7 @@ def bench_sync(total_rows, new_rows, runs):
             write_rows(state_path, sub_key_id, new_rows, datetime.now(UTC) + timedelta(hours=run + 1))
             rows, seconds = timed(lambda: page_raw(sub_key_id, pages=pages_of_new))
             raw_new.append(rows / seconds)
-            result, seconds = timed(lambda: sync.sync_scope(sub_key_id))
+            result, seconds = timed(lambda: sync.sync_scope(sub_key_id, ask_ahead=True))
             assert result.inserted == new_rows, result
             sync_new.append(result.inserted / seconds)
     finally:

@@ -3,10 +3,12 @@
     bench/run [--rounds 9] [--seconds 4] [--clients 32] [--export-rows 100000]
 
 Starts, on loopback, one simulator per scale (50, 5,000 and 20,000 Client Keys; the
-50-key one also holds a key with --export-rows usage rows) and one gunicorn per simulator
-(gunicorn.conf.py, production settings, DATABASE_URL/REDIS_URL if set, else SQLite in a
-temporary folder). Then it measures in one run, interleaving what it compares, and prints
-one markdown table of medians and ratios:
+50-key one also holds a key with --export-rows usage rows) and, per scale, a deployment of
+its own as production runs it: a database (SQLite files in a temporary folder, or one
+PostgreSQL database per scale beside DATABASE_URL's), a Huey queue (REDIS_URL if set) and
+cache prefix, the mirror filled by `manage.py sync`, a Huey worker and a gunicorn
+(gunicorn.conf.py, production settings). Then it measures in one run, interleaving what it
+compares, and prints one markdown table of medians and ratios:
 
 - each page's own time (the page minus the upstream calls it made, as the dashboard's own
   metrics count them) against the empty signed-in page's, and against the same page at 50 keys;
@@ -33,6 +35,7 @@ import time
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import requests
 
@@ -44,6 +47,9 @@ PAGES = (  # (name, path, uses the portal session)
     ("empty signed-in page (ledger)", "/dashboard/topups/", False),
     ("overview", "/dashboard/", False),
     ("key list", "/dashboard/keys/", False),
+    ("key list by spend", "/dashboard/keys/?sort=-spent", False),
+    ("usage log", "/dashboard/logs/", False),
+    ("analytics", "/dashboard/analytics/", False),
     ("portal home (heavy key)", "/portal/", True),
 )
 UPSTREAM_SUM = re.compile(r"^dashboard_upstream_request_seconds_sum\{[^}]*\} (\S+)$", re.MULTILINE)
@@ -87,6 +93,7 @@ class Deployment:
     simulator_url: str
     dashboard_url: str
     gunicorn: subprocess.Popen
+    worker: subprocess.Popen | None = None
     console: requests.Session = field(default_factory=requests.Session)
     portal: requests.Session = field(default_factory=requests.Session)
     heavy_key: str = ""
@@ -112,12 +119,27 @@ class Bench:
             "DEROUTER_ACCOUNT_KEY": self.account_key,
             "METRICS_TOKEN": self.metrics_token,
             "LOG_LEVEL": "WARNING",
-            "DATABASE_URL": os.environ.get("DATABASE_URL", f"sqlite:///{workdir / 'dashboard.sqlite3'}"),
-            "HUEY_SQLITE_PATH": str(workdir / "huey.sqlite3"),
             "EXPORT_DIR": str(workdir / "exports"),
+            # Pages read the mirror; the bench fills it before measuring, and a refresh of
+            # 20,000 keys every 30 s in the middle of the timings would only add noise.
+            "MIRROR_REFRESH_SECONDS": "3600",
+            "MIRROR_STALE_AFTER_SECONDS": "86400",
+            "DEROUTER_READ_TIMEOUT": "120",
         }
 
     # -- setting up ---------------------------------------------------------------------------
+
+    def deployment_environment(self, scale, simulator_url):
+        """The environment of one scale's deployment: its own database, queue, cache prefix and simulator."""
+        environment = {
+            **self.environment,
+            "DEROUTER_API_BASE": simulator_url,
+            "DATABASE_URL": database_for(scale, self.workdir),
+            "HUEY_SQLITE_PATH": str(self.workdir / f"huey-{scale}.sqlite3"),
+            "HUEY_QUEUE_NAME": f"dashboard-bench-{scale}",
+            "CACHE_KEY_PREFIX": f"dashboard-bench-{scale}",
+        }
+        return environment
 
     def start_simulator(self, scale):
         port = free_port()
@@ -129,9 +151,9 @@ class Bench:
         self.stack.callback(stop, process)
         return process, f"http://127.0.0.1:{port}"
 
-    def start_gunicorn(self, simulator_url, name):
+    def start_gunicorn(self, environment, name):
         port = free_port()
-        environment = {**self.environment, "DEROUTER_API_BASE": simulator_url, "GUNICORN_BIND": f"127.0.0.1:{port}",
+        environment = {**environment, "GUNICORN_BIND": f"127.0.0.1:{port}",
                        "PROMETHEUS_MULTIPROC_DIR": str(self.workdir / f"prometheus-{name}")}
         log = open(self.workdir / f"gunicorn-{name}.log", "w")  # noqa: SIM115 - closed with the stack
         self.stack.callback(log.close)
@@ -140,20 +162,20 @@ class Bench:
         self.stack.callback(stop, process)
         return process, f"http://127.0.0.1:{port}"
 
-    def start_worker(self, simulator_url):
-        """The Huey consumer that writes long exports, talking to the given simulator."""
-        log = open(self.workdir / "huey.log", "w")  # noqa: SIM115 - closed with the stack
+    def start_worker(self, environment, name):
+        """The deployment's Huey consumer: it keeps the mirror and writes long exports."""
+        log = open(self.workdir / f"huey-{name}.log", "w")  # noqa: SIM115 - closed with the stack
         self.stack.callback(log.close)
         process = subprocess.Popen([PYTHON, "manage.py", "run_huey"], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-                                   env={**self.environment, "DEROUTER_API_BASE": simulator_url})
+                                   env=environment)
         self.stack.callback(stop, process)
         return process
 
-    def manage(self, *arguments):
-        subprocess.run([PYTHON, "manage.py", *arguments], cwd=ROOT, env=self.environment, check=True,
+    def manage(self, environment, *arguments):
+        subprocess.run([PYTHON, "manage.py", *arguments], cwd=ROOT, env=environment, check=True,
                        stdout=subprocess.DEVNULL)
 
-    def console_session_cookie(self):
+    def console_session_cookie(self, environment):
         """Create an owner and a signed-in session for it directly in the database; return the session key."""
         script = (
             "from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY;"
@@ -169,7 +191,7 @@ class Bench:
             "session.create();"
             "print(session.session_key)"
         )
-        result = subprocess.run([PYTHON, "manage.py", "shell", "-c", script], cwd=ROOT, env=self.environment,
+        result = subprocess.run([PYTHON, "manage.py", "shell", "-c", script], cwd=ROOT, env=environment,
                                 check=True, capture_output=True, text=True)
         return result.stdout.strip().splitlines()[-1]
 
@@ -189,20 +211,25 @@ class Bench:
     def set_up(self):
         started = time.perf_counter()
         simulators = {scale: self.start_simulator(scale) for scale in SCALES}
-        self.manage("migrate", "--noinput")
-        session_key = self.console_session_cookie()
         for process, url in simulators.values():
             wait_until_up(f"{url}/_sim/health", process, seconds=600)
         deployments = []
         for scale, (_, simulator_url) in simulators.items():
-            gunicorn, dashboard_url = self.start_gunicorn(simulator_url, str(scale))
+            environment = self.deployment_environment(scale, simulator_url)
+            prepare_database(environment["DATABASE_URL"])
+            self.manage(environment, "migrate", "--noinput")
+            # The mirror the pages read: every key, and the usage of the scale with the heavy key.
+            self.manage(environment, "sync", *(() if scale == SCALES[0] else ("--key", "account")))
+            print(f"{scale:,} keys mirrored at {time.perf_counter() - started:.0f} s", file=sys.stderr)
+            session_key = self.console_session_cookie(environment)
+            gunicorn, dashboard_url = self.start_gunicorn(environment, str(scale))
             wait_until_up(f"{dashboard_url}/healthz", gunicorn)
             deployment = Deployment(scale, simulator_url, dashboard_url, gunicorn)
+            deployment.worker = self.start_worker(environment, str(scale))
             deployment.console.cookies.set("sessionid", session_key)
             deployment.heavy_key = self.heavy_key(simulator_url)
             self.portal_sign_in(deployment, deployment.heavy_key)
             deployments.append(deployment)
-        self.worker = self.start_worker(deployments[0].simulator_url)
         print(f"set up in {time.perf_counter() - started:.0f} s", file=sys.stderr)
         return deployments
 
@@ -296,7 +323,7 @@ class Bench:
         the click to the last byte downloaded, and the RSS growth is the worker's.
         """
         base = deployment.dashboard_url
-        before = rss_kib(self.worker.pid, "VmRSS")
+        before = rss_kib(deployment.worker.pid, "VmRSS")
         started = time.perf_counter()
         response = deployment.portal.get(f"{base}/portal/logs/export.csv", timeout=120, allow_redirects=False)
         if response.status_code == 302:
@@ -311,7 +338,7 @@ class Bench:
             raise RuntimeError(f"the export answered {response.status_code}")
         lines = sum(chunk.count(b"\n") for chunk in response.iter_content(chunk_size=65536))
         elapsed = time.perf_counter() - started
-        growth = (rss_kib(self.worker.pid, "VmHWM") - before) / 1024
+        growth = (rss_kib(deployment.worker.pid, "VmHWM") - before) / 1024
         return lines - 1, (lines - 1) / elapsed, growth
 
     def export_against_paging(self, deployment):
@@ -320,6 +347,28 @@ class Bench:
             paging.append(self.raw_paging(deployment))
             exports.append(self.export(deployment))
         return paging, exports
+
+
+def database_for(scale, workdir):
+    """One database per scale: a SQLite file, or a PostgreSQL database named after DATABASE_URL's."""
+    url = os.environ.get("DATABASE_URL", "")
+    if not url.startswith("postgres"):
+        return f"sqlite:///{workdir / f'dashboard-{scale}.sqlite3'}"
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"{parts.path.rstrip('/')}_bench_{scale}"))
+
+
+def prepare_database(url):
+    """An empty PostgreSQL database for a run (SQLite files start empty in the temporary folder)."""
+    if not url.startswith("postgres"):
+        return
+    import psycopg
+
+    parts = urlsplit(url)
+    name = parts.path.lstrip("/")
+    with psycopg.connect(urlunsplit(parts._replace(path="/postgres")), autocommit=True) as connection:
+        connection.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        connection.execute(f'CREATE DATABASE "{name}"')
 
 
 def rss_kib(pid, field_name):
@@ -368,7 +417,7 @@ def report(options, samples, throughput, paging, exports):
             own = median([p - u for p, u in zip(page, upstream)])
             own_at_50 = median([p - u for p, u in zip(*samples[(SCALES[0], name)][:2])])
             versus_floor = "1.00x" if name == floor_name else ratio(own / floor_own, 1.5)
-            versus_small = "" if scale == SCALES[0] else ratio(own / own_at_50, 1.2 if name in ("overview", "key list") else None)
+            versus_small = "" if scale == SCALES[0] else ratio(own / own_at_50, 1.2 if name in ("overview", "key list", "key list by spend") else None)
             lines.append(f"| {scale:,} keys | {name} | {median(page):.1f} | {median(upstream):.1f} ({median(calls):.0f}) "
                          f"| {own:.1f} | {versus_floor} | {versus_small} |")
     portal_rate, simulator_rate = throughput

@@ -205,6 +205,10 @@ HUEY = {
         "worker_type": "thread",
         "check_worker_health": True,
         "health_check_interval": 10,
+        # An idle consumer polls a SQLite queue ever less often, up to this: a task queued
+        # by a click (an export, a refresh) starts within a quarter second, for four cheap
+        # reads a second while idle. Redis queues block on the queue instead of polling.
+        "max_delay": 0.25,
     },
 }
 # How often the worker refreshes the key snapshot and syncs usage; pages call the
@@ -294,8 +298,13 @@ LOGGING = {
     },
     "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["request_id"], "formatter": LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    # urllib3 logs request lines at DEBUG; keep it quiet so nothing key-like leaks.
-    "loggers": {"urllib3": {"level": "WARNING"}},
+    "loggers": {
+        # urllib3 logs request lines at DEBUG; keep it quiet so nothing key-like leaks.
+        "urllib3": {"level": "WARNING"},
+        # run_huey adds a plain-text handler of its own to a "huey" logger without one, and
+        # every consumer line would then be written twice; ours keeps them JSON, once.
+        "huey": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO"), "propagate": False},
+    },
 }
 
 # CSV exports longer than this many rows are written to a file by the worker (with a progress

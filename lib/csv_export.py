@@ -9,7 +9,10 @@ FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 
 def safe_cell(value):
-    """A cell spreadsheets show as text, never run as a formula."""
+    """A cell spreadsheets show as text, never run as a formula (a whole number is left a number)."""
+    if type(value) is int:
+        # Counts fill most cells of a large export; none can be a formula, so skip the text work.
+        return value
     text = "" if value is None else str(value)
     return "'" + text if text.startswith(FORMULA_PREFIXES) else text
 

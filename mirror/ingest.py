@@ -2,18 +2,23 @@
 
 These are the only functions that write mirror tables. The usage rows and the rollups
 that sum them change in one transaction, so a summary read from the rollups always
-agrees with the rows, and a row inserted twice (two consumers racing) fails the whole
-batch on the unique request_id instead of being counted twice.
+agrees with the rows; the rollups add only the rows an insert really added, so a row
+offered twice (two consumers racing, or a page seen again) is never counted twice.
 """
 
 import hashlib
 from collections import defaultdict
 from datetime import UTC
 
+from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import Case, Count, DecimalField, ExpressionWrapper, F, Sum, Value, When
 from django.utils import timezone
 
-from mirror.models import DailyRollup, KeySnapshot, UsageRecord, billed_amount
+from mirror.models import DailyRollup, KeySnapshot, SnapshotSummary, UsageRecord, billed_amount
+
+# How many keys running low the summary names (what the overview lists).
+LOW_KEYS_LISTED = 10
 
 
 def secret_digest(secret_text):
@@ -32,26 +37,77 @@ def _snapshot_fields(sub_key, seen_at):
         "rpm_limit": sub_key.rpm_limit,
         "concurrent_limit": sub_key.concurrent_limit,
         "display_multiplier": sub_key.display_multiplier,
-        "created_at": sub_key.created_at,
         "refreshed_at": seen_at,
         "deleted_at": None,
     }
 
 
-def upsert_key(sub_key, seen_at=None):
-    """Record one key as derouter just reported it (a derouter.client.SubKey); return its snapshot."""
-    seen_at = seen_at or timezone.now()
-    snapshot, _ = KeySnapshot.objects.update_or_create(
-        sub_key_id=sub_key.id, defaults=_snapshot_fields(sub_key, seen_at)
+def get_low_keys():
+    """Active keys under the low-budget threshold, the emptiest (by share used) first."""
+    used_share = Case(
+        When(budget__lte=0, then=Value(1)),
+        default=ExpressionWrapper(F("spent") / F("budget"), output_field=DecimalField()),
+        output_field=DecimalField(),
     )
+    low = KeySnapshot.objects.active().filter(remaining__lt=F("budget") * settings.LOW_BUDGET_THRESHOLD)
+    return low.annotate(used_share=used_share).order_by("-used_share", "remaining", "sub_key_id")
+
+
+def summarize_snapshot():
+    """Recount the active keys into the summary row; every write to the snapshot ends with this.
+
+    One pass over the keys per change (a refresh, or a write we made), so that every page
+    view reads a single row instead.
+    """
+    totals = KeySnapshot.objects.active().aggregate(
+        key_count=Count("id"), total_allocated=Sum("budget", default=0), total_spent=Sum("spent", default=0)
+    )
+    low = get_low_keys()
+    SnapshotSummary.objects.update_or_create(
+        pk=1,
+        defaults={
+            **totals,
+            "low_count": low.count(),
+            "low_key_ids": list(low.values_list("pk", flat=True)[:LOW_KEYS_LISTED]),
+            "computed_at": timezone.now(),
+        },
+    )
+
+
+def get_summary():
+    """The summary row, counted now if the snapshot was never summarized."""
+    summary = SnapshotSummary.objects.filter(pk=1).first()
+    if summary is None:
+        summarize_snapshot()
+        summary = SnapshotSummary.objects.get(pk=1)
+    return summary
+
+
+def upsert_key(sub_key, seen_at=None):
+    """Record one key as derouter just reported it (a derouter.client.SubKey); return its snapshot.
+
+    A write's answer may leave out createdAt: a known creation time is then kept, and a
+    key first seen that way is dated now (the next refresh brings derouter's own time).
+    """
+    seen_at = seen_at or timezone.now()
+    fields = _snapshot_fields(sub_key, seen_at)
+    if sub_key.created_at is not None:
+        fields["created_at"] = sub_key.created_at
+    with transaction.atomic():
+        snapshot, _ = KeySnapshot.objects.update_or_create(
+            sub_key_id=sub_key.id, defaults=fields, create_defaults={**fields, "created_at": sub_key.created_at or seen_at}
+        )
+        summarize_snapshot()
     return snapshot
 
 
 def mark_deleted(sub_key_id, deleted_at=None):
     """Keep a deleted key's row (its history and statements survive), marked deleted."""
-    KeySnapshot.objects.filter(sub_key_id=sub_key_id, deleted_at__isnull=True).update(
-        deleted_at=deleted_at or timezone.now()
-    )
+    with transaction.atomic():
+        KeySnapshot.objects.filter(sub_key_id=sub_key_id, deleted_at__isnull=True).update(
+            deleted_at=deleted_at or timezone.now()
+        )
+        summarize_snapshot()
 
 
 USAGE_COLUMNS = (
@@ -63,41 +119,51 @@ USAGE_COLUMNS = (
 def store_usage_rows(key, logs, multiplier):
     """Insert usage rows (derouter.client.UsageLog) for a key (None: the account) with their rollups.
 
-    Rows already held are skipped. Returns the number of rows inserted. Raises
-    IntegrityError, with nothing written, if another writer inserted one of them meanwhile.
-    One select, one multi-row insert and one rollup upsert per call: the sync calls this
-    once per page of 100 rows, and building model instances would cost more than the
+    Rows already held are skipped. Returns the number of rows inserted. One statement
+    inserts the page and names the rows it actually added (ON CONFLICT DO NOTHING ...
+    RETURNING), and one upsert adds exactly those to the rollups, in one transaction: a row
+    held already, or slipped in by another writer meanwhile, is never counted twice. The
+    sync calls this once per page of 100 rows; model instances would cost more than the
     page took to fetch.
     """
+    wanted = {log.request_id: log for log in logs}
+    if not wanted:
+        return 0
     with transaction.atomic():
-        wanted = {log.request_id: log for log in logs}
-        held = set(UsageRecord.objects.filter(request_id__in=list(wanted)).values_list("request_id", flat=True))
-        fresh = [log for request_id, log in wanted.items() if request_id not in held]
-        if not fresh:
+        logs = list(wanted.values())
+        billed = {log.request_id: billed_amount(log.cost, multiplier) for log in logs}
+        inserted = _insert_rows(key, logs, multiplier, billed)
+        if not inserted:
             return 0
-        billed = [billed_amount(log.cost, multiplier) for log in fresh]
-        _insert_rows(key, fresh, multiplier, billed)
-        _add_to_rollups(key, fresh, billed)
+        fresh = [wanted[request_id] for request_id in inserted]
+        _add_to_rollups(key, fresh, [billed[log.request_id] for log in fresh])
         return len(fresh)
 
 
 def _insert_rows(key, logs, multiplier, billed):
-    """One prepared INSERT for many rows; datetimes adapted by the backend, Decimals passed exact."""
+    """One INSERT for many rows, skipping those held; returns the request ids it added.
+
+    Datetimes are adapted by the backend, Decimals passed exact.
+    """
     adapt_datetime = connection.ops.adapt_datetimefield_value
     mirrored_at = adapt_datetime(timezone.now())
     key_pk = key.pk if key is not None else None
-    rows = [
-        (
+    params = []
+    for log in logs:
+        params.extend((
             log.request_id, key_pk, adapt_datetime(log.created_at), log.model, log.input_tokens, log.output_tokens,
-            log.cache_read_tokens, log.cache_write_tokens, log.duration_ms, log.cost, multiplier, billed_cost,
-            mirrored_at,
-        )
-        for log, billed_cost in zip(logs, billed, strict=True)
-    ]
+            log.cache_read_tokens, log.cache_write_tokens, log.duration_ms, log.cost, multiplier,
+            billed[log.request_id], mirrored_at,
+        ))
     table = connection.ops.quote_name(UsageRecord._meta.db_table)
-    placeholders = ", ".join(["%s"] * len(USAGE_COLUMNS))
+    row = "(" + ", ".join(["%s"] * len(USAGE_COLUMNS)) + ")"
     with connection.cursor() as cursor:
-        cursor.executemany(f"INSERT INTO {table} ({', '.join(USAGE_COLUMNS)}) VALUES ({placeholders})", rows)
+        cursor.execute(
+            f"INSERT INTO {table} ({', '.join(USAGE_COLUMNS)}) VALUES {', '.join([row] * len(logs))}"
+            " ON CONFLICT (request_id) DO NOTHING RETURNING request_id",
+            params,
+        )
+        return [request_id for (request_id,) in cursor.fetchall()]
 
 
 ROLLUP_SUMS = ("requests", "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "cost", "billed")

@@ -5,8 +5,9 @@ Huey's own task locks never expire (a killed consumer's lock stays until someone
 its lock TTLs need Redis 7.4+ and do not exist on SQLite storage. So a lease is a row in
 the database every consumer already shares: taking it is one conditional UPDATE of an
 expired row or one INSERT of a new one, each atomic on SQLite and PostgreSQL, so of two
-consumers asking at once exactly one gets it. The holder renews it as it works (after
-every page of a sync, before every rule of an automation pass) and deletes it when done;
+consumers asking at once exactly one gets it. The holder keeps it up as it works (checked
+after every page of a sync and before every rule of an automation pass, renewed once a
+third of the lease has gone by) and deletes it when done;
 a holder killed mid-task leaves it to expire, and the next consumer takes it over then.
 
 Take a lease outside a transaction: inside one, other consumers would not see it until
@@ -16,7 +17,7 @@ the transaction commits.
 import time
 import uuid
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.db import IntegrityError, transaction
@@ -25,9 +26,10 @@ from django.db.models.functions import Now
 
 from mirror.models import Lease
 
-# Longer than any step between two renewals can take: an upstream read with its retries
-# (DEROUTER_CONNECT_TIMEOUT + DEROUTER_READ_TIMEOUT, three tries: about a minute at the
-# defaults) and the writes of one page. A killed consumer's work waits this long at most.
+# A lease is renewed at the first step after a third of it has gone by, so any one step
+# may take up to two thirds of it (200 s): an upstream read with its retries takes about
+# a minute at the default timeouts (DEROUTER_CONNECT_TIMEOUT + DEROUTER_READ_TIMEOUT, three
+# tries), writing a batch of pages seconds. A killed consumer's work waits this long at most.
 LEASE_SECONDS = 300
 WAIT_POLL_SECONDS = 0.2
 
@@ -40,17 +42,24 @@ class LeaseLost(LeaseHeld):
     """Our lease expired and another consumer took it over: stop, the work is theirs now."""
 
 
-@dataclass(frozen=True)
+@dataclass
 class HeldLease:
     name: str
     holder: str
     seconds: int
+    renewed_at: float = field(default_factory=time.monotonic)
 
     def renew(self):
         """Push the expiry out again; raises LeaseLost when another consumer has taken the lease over."""
         renewed = Lease.objects.filter(name=self.name, holder=self.holder).update(expires_at=_from_now(self.seconds))
         if not renewed:
             raise LeaseLost(self.name)
+        self.renewed_at = time.monotonic()
+
+    def keep(self):
+        """Renew once a third of the lease has gone by: cheap enough to call after every step of the work."""
+        if time.monotonic() - self.renewed_at >= self.seconds / 3:
+            self.renew()
 
 
 def _from_now(seconds):
@@ -75,7 +84,7 @@ def _take(name, seconds):
 
 @contextmanager
 def held(name, seconds=LEASE_SECONDS, wait_seconds=0):
-    """Hold the lease ``name`` for the block (renew it with the yielded lease's ``renew``).
+    """Hold the lease ``name`` for the block; call the yielded lease's ``keep`` after every step of the work.
 
     Raises LeaseHeld when another consumer still holds it after ``wait_seconds``.
     """

@@ -56,13 +56,25 @@ class KeySnapshot(models.Model):
     objects = KeySnapshotQuerySet.as_manager()
 
     class Meta:
+        # Pages list active keys sorted by one column, a page at a time: an index per sort
+        # column, led by deleted_at and ending in the tie-break, lets the database read just
+        # that page in order instead of sorting every key (the key list's cost stays flat).
         indexes = [
-            models.Index(fields=["label"], name="snapshot_label"),
-            models.Index(fields=["created_at"], name="snapshot_created"),
-            models.Index(fields=["remaining"], name="snapshot_remaining"),
-            models.Index(fields=["deleted_at"], name="snapshot_deleted"),
-            models.Index(fields=["refreshed_at"], name="snapshot_refreshed"),
-            models.Index(fields=["spent"], name="snapshot_spent"),
+            models.Index(fields=["deleted_at", column, "sub_key_id"], name=f"snapshot_active_{name}")
+            for column, name in (
+                ("label", "label"),
+                ("key_id_short", "key"),
+                ("budget", "budget"),
+                ("spent", "spent"),
+                ("remaining", "remaining"),
+                ("rpm_limit", "rpm"),
+                ("concurrent_limit", "concurrency"),
+                ("display_multiplier", "multiplier"),
+                ("created_at", "created"),
+            )
+        ] + [
+            # The snapshot's freshness (its oldest refresh) and the refresh's own update.
+            models.Index(fields=["deleted_at", "refreshed_at"], name="snapshot_active_refreshed"),
         ]
 
     def __str__(self):
@@ -71,6 +83,22 @@ class KeySnapshot(models.Model):
     @property
     def is_deleted(self):
         return self.deleted_at is not None
+
+
+class SnapshotSummary(models.Model):
+    """The active keys at a glance, recounted whenever the snapshot changes (one row).
+
+    The overview reads this row instead of summing every key, so its cost does not grow
+    with the number of keys; ``mirror.ingest.summarize_snapshot`` keeps it.
+    """
+
+    key_count = models.PositiveIntegerField(default=0)
+    total_allocated = models.DecimalField(max_digits=24, decimal_places=6, default=Decimal(0))
+    total_spent = models.DecimalField(max_digits=24, decimal_places=6, default=Decimal(0))
+    low_count = models.PositiveIntegerField(default=0)
+    # The keys running low, the emptiest (by share used) first, as many as a page lists.
+    low_key_ids = models.JSONField(default=list)
+    computed_at = models.DateTimeField(default=timezone.now)
 
 
 class UsageRecord(models.Model):

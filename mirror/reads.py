@@ -100,7 +100,7 @@ def search_keys(query="", sort="-created_at", include_deleted=False, keys=None):
 
     ``keys`` is the snapshot queryset to search, for a caller that annotates it (the key
     list adds each key's days left) and sorts by that annotation: the sort names either
-    a column of SORT_FIELDS or an annotation of ``keys``. Empty values sort last either way.
+    a column of SORT_FIELDS or an annotation of ``keys``.
     """
     keys = KeySnapshot.objects.all() if keys is None else keys
     if not include_deleted:
@@ -114,10 +114,16 @@ def search_keys(query="", sort="-created_at", include_deleted=False, keys=None):
             | Q(secret_sha256=ingest.secret_digest(needle))
         )
     column = sort.removeprefix("-")
-    field = column if column in keys.query.annotations else SORT_FIELDS[column]
-    order = F(field).desc(nulls_last=True) if sort.startswith("-") else F(field).asc(nulls_last=True)
-    tie_break = "-sub_key_id" if sort.startswith("-") else "sub_key_id"
-    return keys.order_by(order, tie_break)
+    descending = sort.startswith("-")
+    if column in keys.query.annotations:
+        # An annotation (the key list's days left) is NULL for some keys: those sort last either way.
+        order = F(column).desc(nulls_last=True) if descending else F(column).asc(nulls_last=True)
+        return keys.order_by(order, "-sub_key_id" if descending else "sub_key_id")
+    field = SORT_FIELDS[column]
+    # Plain orderings (no NULLS LAST: every sort column is filled) so the indexes serve them.
+    if descending:
+        return keys.order_by(f"-{field}", "-sub_key_id")
+    return keys.order_by(field, "sub_key_id")
 
 
 def as_sub_key(snapshot):

@@ -17,11 +17,13 @@ Later syncs walk from page 1 until they reach the newest row of the last complet
 import logging
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import partial
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from derouter import client
+from lib.ahead import PagesAhead
 from mirror import ingest, leases
 from mirror.models import ACCOUNT_SCOPE, KeySnapshot, SyncState
 
@@ -29,6 +31,8 @@ logger = logging.getLogger(__name__)
 
 # derouter's largest page: the fewest requests per row.
 PAGE_SIZE = 100
+# Rows written per transaction (ten full pages): fewer commits, at most that much redone after a restart.
+BATCH_ROWS = 1000
 # How long a key edit waits for a running sync of that key before giving up.
 EDIT_LOCK_WAIT_SECONDS = 5
 SNAPSHOT_LEASE = "mirror-snapshot"
@@ -81,9 +85,11 @@ def usage_lease_name(scope):
 # ---------------------------------------------------------------- the key snapshot
 
 
-def _fields_of(sub_key):
+def _fields_of(sub_key, asked_at):
+    """A listed key's snapshot fields; the list gives createdAt (else the key is dated when we asked)."""
     fields = ingest._snapshot_fields(sub_key, None)
     fields.pop("refreshed_at")
+    fields["created_at"] = sub_key.created_at or asked_at
     return fields
 
 
@@ -108,7 +114,7 @@ def refresh_snapshot(sub_keys=None, asked_at=None, wait_seconds=0):
         }
         writes = []
         for sub_key in sub_keys:
-            fields = _fields_of(sub_key)
+            fields = _fields_of(sub_key, asked_at)
             known = held.get(sub_key.id)
             if known is not None:
                 if known[-1] > asked_at:
@@ -134,6 +140,8 @@ def refresh_snapshot(sub_keys=None, asked_at=None, wait_seconds=0):
             KeySnapshot.objects.filter(deleted_at__isnull=True, refreshed_at__lt=asked_at).update(
                 refreshed_at=asked_at
             )
+            if writes or gone:
+                ingest.summarize_snapshot()
         result.changed, result.deleted = len(writes), len(gone)
         return result
 
@@ -176,22 +184,24 @@ def record_write_answer(answer):
 def record_created_key(created):
     """Record a key we just created (a derouter.client.CreatedSubKey): nothing spent yet."""
     now = timezone.now()
-    snapshot, _ = KeySnapshot.objects.update_or_create(
-        sub_key_id=created.id,
-        defaults={
-            "label": created.label,
-            "key_id_short": created.key_id,
-            "secret_sha256": ingest.secret_digest(created.secret.reveal()) if created.secret.reveal() else "",
-            "budget": created.budget,
-            "spent": Decimal(0),
-            "remaining": created.budget,
-            "rpm_limit": created.rpm_limit,
-            "concurrent_limit": created.concurrent_limit,
-            "created_at": now,
-            "refreshed_at": now,
-            "deleted_at": None,
-        },
-    )
+    with transaction.atomic():
+        snapshot, _ = KeySnapshot.objects.update_or_create(
+            sub_key_id=created.id,
+            defaults={
+                "label": created.label,
+                "key_id_short": created.key_id,
+                "secret_sha256": ingest.secret_digest(created.secret.reveal()) if created.secret.reveal() else "",
+                "budget": created.budget,
+                "spent": Decimal(0),
+                "remaining": created.budget,
+                "rpm_limit": created.rpm_limit,
+                "concurrent_limit": created.concurrent_limit,
+                "created_at": now,
+                "refreshed_at": now,
+                "deleted_at": None,
+            },
+        )
+        ingest.summarize_snapshot()
     return snapshot
 
 
@@ -240,26 +250,53 @@ def _count_malformed(result, usage_page):
     return fresh
 
 
-def _store(state, key, multiplier, logs, usage_page, result, **checkpoint):
-    """Insert one page's rows and move the checkpoint, in one transaction."""
-    malformed = _count_malformed(result, usage_page)
-    with transaction.atomic():
-        inserted = ingest.store_usage_rows(key, logs, multiplier) if logs else 0
-        for name, value in checkpoint.items():
-            setattr(state, name, value)
-        state.rows_mirrored += inserted
-        state.malformed_rows += malformed
-        state.save()
-    result.pages += 1
-    result.fetched += len(usage_page.logs)
-    result.inserted += inserted
+class _Batch:
+    """Pages walked but not yet written: their rows and the checkpoint after the last commit together.
+
+    Writing ten pages in one transaction instead of one each saves most of the commits
+    and checkpoint writes; a sync cut off (by a restart) redoes at most that many pages.
+    """
+
+    def __init__(self, state, key, multiplier, result):
+        self.state, self.key, self.multiplier, self.result = state, key, multiplier, result
+        self._reset()
+
+    def _reset(self):
+        self.logs, self.malformed, self.checkpoint, self.pages, self.fetched = [], 0, {}, 0, 0
+
+    def add(self, logs, usage_page, checkpoint):
+        """Take one page's rows (and where to go on from after it); written once enough have gathered."""
+        self.logs.extend(logs)
+        self.malformed += _count_malformed(self.result, usage_page)
+        self.checkpoint.update(checkpoint)
+        self.pages += 1
+        self.fetched += len(usage_page.logs)
+        if len(self.logs) >= BATCH_ROWS:
+            self.write()
+
+    def write(self):
+        """Insert the gathered rows and move the checkpoint, in one transaction."""
+        if not self.pages:
+            return
+        state = self.state
+        with transaction.atomic():
+            inserted = ingest.store_usage_rows(self.key, self.logs, self.multiplier) if self.logs else 0
+            for name, value in self.checkpoint.items():
+                setattr(state, name, value)
+            state.rows_mirrored += inserted
+            state.malformed_rows += self.malformed
+            state.save()
+        self.result.pages += self.pages
+        self.result.fetched += self.fetched
+        self.result.inserted += inserted
+        self._reset()
 
 
-def _backfill(state, key, multiplier, result, progress):
-    """Walk every page from the checkpoint on; each page's rows and the next page commit together."""
+def _backfill(state, key, multiplier, result, progress, pages, batch):
+    """Walk every page from the checkpoint on; rows and the next page to walk commit together."""
     page = state.backfill_page or 1
     while True:
-        usage_page = _fetch(state.scope, page)
+        usage_page = pages.get(page)
         checkpoint = {"backfill_page": page + 1, "backfill_total": usage_page.total, "backfill_pages": usage_page.pages}
         if page == 1 and not state.newest_request_id and usage_page.logs:
             # Rows newer than this one arrive above it; the next catch-up stops here.
@@ -269,16 +306,19 @@ def _backfill(state, key, multiplier, result, progress):
         last = page >= usage_page.pages or not (usage_page.logs or usage_page.malformed)
         if last:
             checkpoint.update(backfill_page=0, backfill_complete=True, last_synced_at=timezone.now())
-        _store(state, key, multiplier, usage_page.logs, usage_page, result, **checkpoint)
+        else:
+            pages.ask_for(page + 1)
+        batch.add(usage_page.logs, usage_page, checkpoint)
         if progress:
             progress(result, usage_page)
         if last:
+            batch.write()
             result.complete = True
             return
         page += 1
 
 
-def _catch_up(state, key, multiplier, result, progress):
+def _catch_up(state, key, multiplier, result, progress, pages, batch):
     """Walk from the newest row down to the newest row of the last complete pass.
 
     When every page reports the same total, exactly (total - newest_total) rows are new
@@ -290,7 +330,7 @@ def _catch_up(state, key, multiplier, result, progress):
     seen_above_boundary = set()
     page = 1
     while True:
-        usage_page = _fetch(state.scope, page)
+        usage_page = pages.get(page)
         if page == 1:
             total_at_start = usage_page.total
             newest = usage_page.logs[0] if usage_page.logs else None
@@ -311,22 +351,25 @@ def _catch_up(state, key, multiplier, result, progress):
             reached or all_new_seen or page >= usage_page.pages or not (usage_page.logs or usage_page.malformed)
         )
         checkpoint = {}
+        if not last:
+            pages.ask_for(page + 1)
         if last:
             checkpoint["last_synced_at"] = timezone.now()
             if newest is not None:
                 checkpoint.update(
                     newest_request_id=newest.request_id, newest_created_at=newest.created_at, newest_total=total_at_start
                 )
-        _store(state, key, multiplier, fresh, usage_page, result, **checkpoint)
+        batch.add(fresh, usage_page, checkpoint)
         if progress:
             progress(result, usage_page)
         if last:
+            batch.write()
             result.complete = True
             return
         page += 1
 
 
-def _sync_locked(scope, full, progress):
+def _sync_locked(scope, full, progress, ask_ahead):
     key = _scope_key(scope)
     multiplier = key.display_multiplier if key is not None else Decimal(1)
     state, _ = SyncState.objects.get_or_create(scope=scope, defaults={"key": key})
@@ -339,12 +382,16 @@ def _sync_locked(scope, full, progress):
         state.save()
     result = SyncResult(scope)
     spent_before = key.spent if key is not None else None
+    batch = _Batch(state, key, multiplier, result)
     try:
-        if state.backfill_complete:
-            _catch_up(state, key, multiplier, result, progress)
-        else:
-            _backfill(state, key, multiplier, result, progress)
+        with PagesAhead(partial(_fetch, scope), enabled=ask_ahead) as pages:
+            if state.backfill_complete:
+                _catch_up(state, key, multiplier, result, progress, pages, batch)
+            else:
+                _backfill(state, key, multiplier, result, progress, pages, batch)
     except client.DerouterError as error:
+        # Every page walked before derouter failed is kept, with its checkpoint.
+        batch.write()
         SyncState.objects.filter(pk=state.pk).update(last_error=error.message[:500], last_error_at=timezone.now())
         raise
     updates = {"last_error": ""}
@@ -354,23 +401,25 @@ def _sync_locked(scope, full, progress):
     return result
 
 
-def sync_scope(scope, full=False, progress=None, wait_seconds=0):
+def sync_scope(scope, full=False, progress=None, wait_seconds=0, ask_ahead=False):
     """Sync one scope's usage rows under its lease; raises ScopeBusy, DerouterError.
 
     ``progress(result, usage_page)`` is called after every page (the command's bar).
     A derouter failure stops the sync with every page so far kept and checkpointed.
-    The lease is renewed after every page, so a first sync of any length keeps it; a
-    sync whose lease was taken over (it stalled past the lease) stops with ScopeBusy.
+    ``ask_ahead`` (the worker and the command, never a web request) fetches the next
+    page while the current one is stored (lib.ahead). The lease is kept up as the pages
+    go by, so a first sync of any length holds it; a sync whose lease was taken over
+    (it stalled past the lease) stops with ScopeBusy.
     """
     with leases.held(usage_lease_name(scope), wait_seconds=wait_seconds) as lease:
 
         def after_page(result, usage_page):
-            lease.renew()
+            lease.keep()
             if progress:
                 progress(result, usage_page)
 
         try:
-            return _sync_locked(scope, full, after_page)
+            return _sync_locked(scope, full, after_page, ask_ahead)
         except IntegrityError:
             # Another writer slipped a row in without the lease (it cannot with it): the
             # page rolled back whole; the next pass picks it up.

@@ -87,7 +87,7 @@ def sync_usage(scope, full=False):
     """Sync one scope's usage rows; a scope another consumer is syncing is left to it."""
     recorded = Recorded(f"sync_usage {scope}")
     try:
-        result = sync.sync_scope(scope, full=full)
+        result = sync.sync_scope(scope, full=full, ask_ahead=True)
     except sync.ScopeBusy:
         recorded.skipped()
         return

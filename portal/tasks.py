@@ -10,6 +10,7 @@ from huey.contrib.djhuey import db_task
 from derouter.client import AuthFailed, DerouterError, get_client_usage_logs
 from exports.models import Export
 from exports.writer import fail, write_csv_file
+from lib.ahead import PagesAhead
 from portal.sessions import get_session_client_key
 from portal.usage_csv import CSV_HEADER, USAGE_PAGE_SIZE, usage_csv_row
 
@@ -25,13 +26,22 @@ def _get_client_key(session_key):
 
 
 def _generate_pages(client_key, zone):
-    page = 1
-    while True:
-        usage_page = get_client_usage_logs(client_key, page=page, limit=USAGE_PAGE_SIZE)
-        yield [usage_csv_row(log, zone) for log in usage_page.logs], usage_page.total
-        if page >= usage_page.pages or not usage_page.logs:
-            return
-        page += 1
+    """The client's logs a page at a time, as CSV rows; the next page is fetched while one is written."""
+
+    def fetch(page):
+        return get_client_usage_logs(client_key, page=page, limit=USAGE_PAGE_SIZE)
+
+    with PagesAhead(fetch) as pages:
+        page = 1
+        while True:
+            usage_page = pages.get(page)
+            last = page >= usage_page.pages or not usage_page.logs
+            if not last:
+                pages.ask_for(page + 1)
+            yield [usage_csv_row(log, zone) for log in usage_page.logs], usage_page.total
+            if last:
+                return
+            page += 1
 
 
 @db_task()

@@ -63,13 +63,14 @@ def test_a_refresh_writes_only_new_or_changed_keys(make_key):
     assert sync.snapshot_as_of() is not None
 
 
-def test_a_first_sync_mirrors_every_row_once_with_the_keys_multiplier(make_key, simulator, small_pages):
+@pytest.mark.parametrize("ask_ahead", [False, True], ids=["in-line", "asking-ahead"])
+def test_a_first_sync_mirrors_every_row_once_with_the_keys_multiplier(make_key, simulator, small_pages, ask_ahead):
     key = make_key(budget="20")
     derouter_client.update_sub_key(key.id, display_multiplier=Decimal("2.5"))
     simulator.add_usage(key.id, "0.010001", count=12)
     sync.refresh_snapshot()
 
-    result = sync.sync_scope(key.id)
+    result = sync.sync_scope(key.id, ask_ahead=ask_ahead)
 
     assert (result.inserted, result.pages, result.complete) == (12, 3, True)
     rows = UsageRecord.objects.filter(key__sub_key_id=key.id)
@@ -82,21 +83,23 @@ def test_a_first_sync_mirrors_every_row_once_with_the_keys_multiplier(make_key, 
     assert state.backfill_complete and state.rows_mirrored == 12 and state.synced_spent == snapshot.spent
 
 
-def test_an_incremental_sync_asks_only_for_the_pages_with_new_rows(make_key, simulator, upstream_calls):
+@pytest.mark.parametrize("ask_ahead", [False, True], ids=["in-line", "asking-ahead"])
+def test_an_incremental_sync_asks_only_for_the_pages_with_new_rows(make_key, simulator, upstream_calls, ask_ahead):
     key = make_key()
     simulator.add_usage(key.id, "0.01", count=3)
     sync.refresh_snapshot()
-    sync.sync_scope(key.id)
+    sync.sync_scope(key.id, ask_ahead=ask_ahead)
     simulator.add_usage(key.id, "0.02", count=2)
     before = upstream_calls()
 
-    result = sync.sync_scope(key.id)
+    result = sync.sync_scope(key.id, ask_ahead=ask_ahead)
 
     assert result.inserted == 2 and upstream_calls() - before == 1
     assert sorted(_mirrored_ids(key.id)) == sorted(_request_ids(key.id))
 
 
-def test_rows_arriving_while_pages_are_walked_are_neither_missed_nor_doubled(make_key, simulator, small_pages):
+@pytest.mark.parametrize("ask_ahead", [False, True], ids=["in-line", "asking-ahead"])
+def test_rows_arriving_while_pages_are_walked_are_neither_missed_nor_doubled(make_key, simulator, small_pages, ask_ahead):
     key = make_key(budget="20")
     simulator.add_usage(key.id, "0.01", count=17)
     sync.refresh_snapshot()
@@ -104,17 +107,18 @@ def test_rows_arriving_while_pages_are_walked_are_neither_missed_nor_doubled(mak
     def more_rows_arrive(result, usage_page):
         simulator.add_usage(key.id, "0.01", count=3)
 
-    sync.sync_scope(key.id, progress=more_rows_arrive)
-    sync.sync_scope(key.id, progress=more_rows_arrive)
-    sync.sync_scope(key.id)
+    sync.sync_scope(key.id, progress=more_rows_arrive, ask_ahead=ask_ahead)
+    sync.sync_scope(key.id, progress=more_rows_arrive, ask_ahead=ask_ahead)
+    sync.sync_scope(key.id, ask_ahead=ask_ahead)
 
     mirrored = _mirrored_ids(key.id)
     assert len(mirrored) == len(set(mirrored))
     assert sorted(mirrored) == sorted(_request_ids(key.id))
 
 
+@pytest.mark.parametrize("ask_ahead", [False, True], ids=["in-line", "asking-ahead"])
 def test_a_first_sync_cut_off_by_derouter_keeps_its_pages_and_resumes_from_its_checkpoint(
-    make_key, simulator, small_pages
+    make_key, simulator, small_pages, ask_ahead
 ):
     key = make_key(budget="20")
     simulator.add_usage(key.id, "0.01", count=23)
@@ -123,15 +127,43 @@ def test_a_first_sync_cut_off_by_derouter_keeps_its_pages_and_resumes_from_its_c
     simulator.inject("error", path="/usage-logs", status=500, times=1)
 
     with pytest.raises(Unavailable):
-        sync.sync_scope(key.id)
+        sync.sync_scope(key.id, ask_ahead=ask_ahead)
 
     state = SyncState.objects.get(scope=key.id)
     assert (state.backfill_page, state.rows_mirrored, state.backfill_complete) == (3, 10, False)
     assert state.last_error
-    result = sync.sync_scope(key.id)
+    result = sync.sync_scope(key.id, ask_ahead=ask_ahead)
     assert (result.inserted, result.pages) == (13, 3)
     assert sorted(_mirrored_ids(key.id)) == sorted(_request_ids(key.id))
     assert SyncState.objects.get(scope=key.id).last_error == ""
+
+
+class Killed(BaseException):
+    """Stands for the worker process dying mid-sync (nothing is cleaned up on the way out)."""
+
+
+@pytest.mark.parametrize("ask_ahead", [False, True], ids=["in-line", "asking-ahead"])
+def test_a_first_sync_killed_between_batches_resumes_after_the_last_written_batch(
+    make_key, simulator, small_pages, monkeypatch, ask_ahead
+):
+    monkeypatch.setattr(sync, "BATCH_ROWS", 10)
+    key = make_key(budget="20")
+    simulator.add_usage(key.id, "0.01", count=23)
+    sync.refresh_snapshot()
+
+    def die_after_page_three(result, usage_page):
+        if usage_page.page == 3:
+            raise Killed
+
+    with pytest.raises(Killed):
+        sync.sync_scope(key.id, progress=die_after_page_three, ask_ahead=ask_ahead)
+
+    state = SyncState.objects.get(scope=key.id)
+    assert (state.backfill_page, state.rows_mirrored, state.backfill_complete) == (3, 10, False)
+    result = sync.sync_scope(key.id, ask_ahead=ask_ahead)
+    assert (result.inserted, result.complete) == (13, True)
+    mirrored = _mirrored_ids(key.id)
+    assert sorted(mirrored) == sorted(_request_ids(key.id)) and len(mirrored) == len(set(mirrored))
 
 
 def test_a_row_of_unexpected_shape_is_counted_and_logged_and_verify_names_its_key(make_key, simulator, caplog):

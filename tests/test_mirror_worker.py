@@ -110,6 +110,12 @@ def test_a_consumer_started_with_the_scheduler_refreshes_the_snapshot_and_mirror
     assert snapshot.label == "Worker client"
     assert reconcile.difference_text(snapshot, reconcile.mirrored_cost_of(snapshot)) == "reconciled"
 
+    # Its log goes through our handler only: every line once.
+    consumer.send_signal(signal.SIGINT)
+    consumer.wait(timeout=20)
+    log = consumer.stderr.read().decode()
+    assert log.count("Huey consumer started") == 1
+
 
 def test_two_consumers_syncing_the_same_keys_at_once_mirror_every_row_exactly_once(
     start_consumer, private_simulator

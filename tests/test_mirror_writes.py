@@ -7,8 +7,9 @@ import pytest
 from django.urls import reverse
 
 from derouter import client as derouter_client
-from mirror import sync
+from mirror import ingest, sync
 from mirror.models import KeySnapshot, TaskRun, UsageRecord
+from tests.mirror_helpers import mirrored_key
 
 pytestmark = pytest.mark.django_db
 
@@ -123,3 +124,33 @@ def test_key_detail_says_reconciled_or_shows_the_difference(owner_client, make_k
     sync.refresh_snapshot()
     body = owner_client.get(url).content.decode()
     assert "not reconciled" in body and "$0.50" in body
+
+
+def test_the_overview_totals_follow_every_write_through_the_console_at_once(owner_client):
+    sync.refresh_snapshot()
+    before = ingest.get_summary()
+    label = f"Counted {uuid.uuid4().hex[:8]}"
+
+    owner_client.post(reverse("console:key_create"), {"label": label, "budget": "2", "rpm_limit": "30"})
+    key_id = KeySnapshot.objects.get(label=label).sub_key_id
+    created = ingest.get_summary()
+    assert (created.key_count, created.total_allocated) == (before.key_count + 1, before.total_allocated + 2)
+
+    topup = {"amount": "3", "note": "INV-10", "token": str(uuid.uuid4()), "confirm": "1"}
+    owner_client.post(reverse("console:key_topup", args=[key_id]), topup)
+    assert ingest.get_summary().total_allocated == before.total_allocated + 5
+
+    owner_client.post(reverse("console:key_delete", args=[key_id]))
+    deleted = ingest.get_summary()
+    assert (deleted.key_count, deleted.total_allocated) == (before.key_count, before.total_allocated)
+    overview = owner_client.get(reverse("console:overview")).content.decode()
+    assert f'<a href="{reverse("console:key_list")}">{before.key_count}</a>' in overview
+
+
+def test_the_summary_names_the_emptiest_low_keys_first_and_counts_the_rest(owner_client):
+    half = mirrored_key("Half", budget="10", spent="5")
+    nearly = mirrored_key("Nearly out", budget="10", spent="9.5")
+    low = mirrored_key("Low", budget="10", spent="9.2")
+
+    summary = ingest.get_summary()
+    assert summary.low_key_ids[:2] == [nearly.pk, low.pk] and half.pk not in summary.low_key_ids

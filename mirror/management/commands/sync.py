@@ -72,7 +72,7 @@ class Command(BaseCommand):
                 bar.update(1)
                 bar.set_postfix(new=result.inserted)
 
-            return sync.sync_scope(scope, full=full, progress=progress)
+            return sync.sync_scope(scope, full=full, progress=progress, ask_ahead=True)
 
     def _verify(self, snapshots):
         disagreeing = reconcile.disagreements(snapshots)

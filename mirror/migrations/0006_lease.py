@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('mirror', '0003_newest_total'),
+        ('mirror', '0005_snapshot_summary'),
     ]
 
     operations = [
