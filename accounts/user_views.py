@@ -1,4 +1,4 @@
-"""The users page for owners: invite, role and cap, disable, reset two-factor, require two-factor.
+"""The users page for owners: invite, role and cap, who sees margins, disable, reset two-factor, require two-factor.
 
 Every change is in the audit trail. The console never ends up without an
 active owner: the last one cannot demote or disable themselves.
