@@ -1,6 +1,6 @@
-"""Profile the key list, the overview and the portal home with pyinstrument.
+"""Profile the key list, the overview, analytics and the portal home with pyinstrument.
 
-    .venv/bin/python bench/profile_pages.py [--keys 50] [--runs 30] [--page keys|overview|portal]
+    .venv/bin/python bench/profile_pages.py [--keys 50] [--runs 30] [--page keys|overview|analytics|portal]
 
 Starts its own simulator (--keys load-test keys and one key with usage) and a throwaway
 test database, renders each page --runs times through Django's test client with
@@ -32,7 +32,7 @@ from pyinstrument import Profiler  # noqa: E402
 
 from tests.helpers import start_simulator, stop_simulator  # noqa: E402
 
-PAGES = {"keys": "/dashboard/keys/", "overview": "/dashboard/", "portal": "/portal/"}
+PAGES = {"keys": "/dashboard/keys/", "overview": "/dashboard/", "analytics": "/dashboard/analytics/", "portal": "/portal/"}
 
 
 def main():
