@@ -129,3 +129,27 @@ def test_a_logo_can_be_removed(owner_client):
     assert Branding.load().has_logo
     save(owner_client, remove_logo="on")
     assert not Branding.load().has_logo
+
+
+def test_saving_branding_writes_an_audit_event_saying_what_changed(owner_client, owner):
+    from dashboard.models import AuditEvent
+
+    save(owner_client, product_name="Acme AI", money_unit="credits")
+    logo = SimpleUploadedFile("logo.png", tiny_png(), content_type="image/png")
+    save(owner_client, product_name="Acme AI", money_unit="€", accent_color="#0b7285", logo_file=logo)
+    save(owner_client, product_name="Acme AI", money_unit="€", accent_color="#0b7285")  # nothing changed
+
+    events = list(AuditEvent.objects.filter(action=AuditEvent.Action.BRANDING).order_by("pk"))
+    assert len(events) == 2
+    assert all(event.actor == owner and event.subject_name == "Portal branding" for event in events)
+    assert events[0].changes == {"product_name": ["", "Acme AI"], "money_unit": ["", "credits"]}
+    assert events[1].changes == {"money_unit": ["credits", "€"], "accent_color": ["", "#0b7285"], "logo": ["none", "image/png"]}
+    trail = owner_client.get("/dashboard/audit/").content.decode()
+    assert "Change portal branding" in trail and "Acme AI" in trail
+
+
+def test_a_refused_branding_change_writes_no_audit_event(owner_client):
+    from dashboard.models import AuditEvent
+
+    assert save(owner_client, accent_color="#ffd43b").status_code == 400
+    assert not AuditEvent.objects.filter(action=AuditEvent.Action.BRANDING).exists()
