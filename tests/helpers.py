@@ -7,9 +7,11 @@ what they need from here too).
 import os
 import re
 import socket
+import struct
 import subprocess
 import sys
 import time
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -152,3 +154,14 @@ def eventually(condition, timeout=5):
     while not condition():
         assert time.monotonic() < deadline, "the slow write never landed"
         time.sleep(0.1)
+
+
+def tiny_png():
+    """A valid 1x1 PNG, made here so the test needs no image library."""
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)
+    pixels = zlib.compress(b"\x00\x3b\x5b\xdb")
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")

@@ -1,7 +1,5 @@
 """White-label portal: owners set the portal's name, logo, colour, support contact, money unit and base URL."""
 
-import struct
-import zlib
 from decimal import Decimal
 
 import pytest
@@ -11,21 +9,11 @@ from django.test import Client
 from branding.colors import contrast_ratio
 from branding.models import Branding
 from derouter import client as derouter_client
+from tests.helpers import tiny_png
 
 pytestmark = pytest.mark.django_db
 
 SETTINGS_URL = "/dashboard/branding/"
-
-
-def tiny_png():
-    """A valid 1x1 PNG, made here so the test needs no image library."""
-
-    def chunk(kind, data):
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    header = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)
-    pixels = zlib.compress(b"\x00\x3b\x5b\xdb")
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
 
 
 def save(owner_client, **fields):
