@@ -6,6 +6,10 @@ from datetime import date, timedelta
 
 from django import forms
 
+from lib.forms import ExpectedInputMixin
+
+DAY_EXPECTED = "Enter the day as YYYY-MM-DD, e.g. 2026-10-01."
+
 # A custom range may span at most two years (731 days covers one leap day).
 MAX_RANGE_DAYS = 731
 DEFAULT_PERIOD = "30d"
@@ -76,7 +80,7 @@ def get_period(name, today, start=None, end=None):
     return Period(start, end)
 
 
-class PeriodForm(forms.Form):
+class PeriodForm(ExpectedInputMixin, forms.Form):
     """The analytics period (a named one or a custom range) and the client table's sort and page."""
 
     period = forms.ChoiceField(label="Period", required=False, choices=PERIOD_CHOICES)
@@ -88,6 +92,14 @@ class PeriodForm(forms.Form):
     )
     sort = forms.ChoiceField(label="Sort clients by", required=False, choices=CLIENT_SORT_CHOICES)
     page = forms.IntegerField(required=False, min_value=1, max_value=1_000_000)
+
+    expected = {
+        "period": "Choose one of the periods in the list.",
+        "start": DAY_EXPECTED,
+        "end": DAY_EXPECTED,
+        "sort": "Choose one of the sort orders in the list.",
+        "page": "A page number from 1 up.",
+    }
 
     def __init__(self, data, *, today):
         # Without a period, dates mean a custom range, and no dates the default period:

@@ -8,6 +8,7 @@ from django import forms
 from django.conf import settings
 
 from dashboard.models import AuditEvent, Outcome
+from lib.forms import ExpectedInputMixin, expecting
 
 # ---------------------------------------------------------------- Client Keys
 
@@ -114,12 +115,12 @@ class PositiveMoneyField(PlainDecimalField):
         kwargs.setdefault("help_text", "Moved from your available balance to the key. Digits and a point, at most 4 decimals.")
         kwargs.setdefault(
             "error_messages",
-            {
-                "required": f"Enter the {noun} in dollars, e.g. 25 or 12.50.",
-                "max_decimal_places": "Use at most 4 decimals.",
-                "max_digits": f"That {noun} is too large.",
-                "max_whole_digits": f"That {noun} is too large.",
-            },
+            expecting(
+                f"Enter the {noun} in dollars, e.g. 25 or 12.50.",
+                max_decimal_places="Use at most 4 decimals.",
+                max_digits=f"That {noun} is too large.",
+                max_whole_digits=f"That {noun} is too large.",
+            ),
         )
         super().__init__(max_digits=MONEY_DIGITS, decimal_places=MONEY_PLACES, **kwargs)
 
@@ -134,22 +135,19 @@ class PositiveMoneyField(PlainDecimalField):
 
 
 def _rpm_field(**kwargs):
-    messages = {"invalid": RPM_MESSAGE, "min_value": RPM_MESSAGE, "max_value": RPM_MESSAGE, "required": RPM_MESSAGE}
     return forms.IntegerField(
-        label="Requests per minute", min_value=1, max_value=60, widget=WHOLE_NUMBER_INPUT, error_messages=messages, **kwargs
+        label="Requests per minute", min_value=1, max_value=60, widget=WHOLE_NUMBER_INPUT, error_messages=expecting(RPM_MESSAGE),
+        **kwargs,
     )
 
 
 def _multiplier_field(**kwargs):
-    messages = {
-        "invalid": MULTIPLIER_MESSAGE,
-        "min_value": MULTIPLIER_MESSAGE,
-        "max_value": MULTIPLIER_MESSAGE,
-        "required": MULTIPLIER_MESSAGE,
-        "max_decimal_places": "Use at most 4 decimals.",
-        "max_digits": "That multiplier is too large.",
-        "max_whole_digits": "That multiplier is too large.",
-    }
+    messages = expecting(
+        MULTIPLIER_MESSAGE,
+        max_decimal_places="Use at most 4 decimals.",
+        max_digits="That multiplier is too large.",
+        max_whole_digits="That multiplier is too large.",
+    )
     return PlainDecimalField(
         label="Display multiplier",
         min_value=Decimal(1),
@@ -161,8 +159,10 @@ def _multiplier_field(**kwargs):
     )
 
 
-class KeyCreateForm(forms.Form):
+class KeyCreateForm(ExpectedInputMixin, forms.Form):
     """A new Client Key; the view checks the budget against what is available."""
+
+    expected = {"label": "The label is optional text of at most 100 characters, e.g. the customer's name."}
 
     label = forms.CharField(required=False, max_length=100, strip=True, help_text="Who the key is for, e.g. the customer's name.")
     budget = PositiveMoneyField(label="Budget (USD)", noun="budget")
@@ -186,8 +186,10 @@ class KeyCreateForm(forms.Form):
         return self.cleaned_data["token"] or uuid.uuid4()
 
 
-class KeyEditForm(forms.Form):
+class KeyEditForm(ExpectedInputMixin, forms.Form):
     """The editable settings of a Client Key."""
+
+    expected = KeyCreateForm.expected
 
     label = forms.CharField(required=False, max_length=100, strip=True)
     rpm_limit = _rpm_field()
@@ -206,8 +208,10 @@ LEDGER_PAGE_SIZE = 50
 ACCOUNT_ONLY = "account"
 
 
-class TopUpForm(forms.Form):
+class TopUpForm(ExpectedInputMixin, forms.Form):
     """Money to add to a Client Key, with the payment it stands for and the form's one-time token."""
+
+    expected = {"note": "Enter the payment's reference, e.g. the invoice number or payment id (at most 200 characters)."}
 
     amount = PositiveMoneyField(label="Amount (USD)", noun="amount")
     note = forms.CharField(
