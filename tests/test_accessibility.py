@@ -14,6 +14,7 @@ tests below each report one kind of problem for every page at once.
 
 import json
 import re
+import sqlite3
 import subprocess
 import uuid
 from dataclasses import dataclass
@@ -150,13 +151,15 @@ def _last_month_start():
     return first_of_month(first_of_month(timezone.now().date()) - timedelta(days=1))
 
 
-def _mirror_as_created_long_ago(sub_key_id):
-    """Mirror a key with its usage, created two months ago so that last month has a statement."""
-    from mirror.models import KeySnapshot
+def _mirror_as_created_long_ago(simulator, sub_key_id):
+    """Mirror a key with its usage, created two months ago (in derouter too) so that last month has a statement."""
     from tests.mirror_helpers import mirror_from_simulator
 
+    # The pages refresh the mirror from derouter's key list, so the simulator must say it too.
+    with sqlite3.connect(simulator.state_path) as state_db:
+        created = timezone.now() - timedelta(days=70)
+        state_db.execute("UPDATE sub_keys SET created_at = ? WHERE id = ?", (f"{created:%Y-%m-%dT%H:%M:%SZ}", sub_key_id))
     mirror_from_simulator(sub_key_id)
-    KeySnapshot.objects.filter(sub_key_id=sub_key_id).update(created_at=timezone.now() - timedelta(days=70))
 
 
 def _seed(simulator, make_key):
@@ -195,10 +198,10 @@ def _seed(simulator, make_key):
             createdAt=f"{last_month + timedelta(days=day):%Y-%m-%d}T10:00:00Z",
         )
     simulator.chat(secret, count=2)
-    _mirror_as_created_long_ago(key.id)
+    _mirror_as_created_long_ago(simulator, key.id)
     gone = make_key("3", label="Former Customer")
     simulator.add_usage(gone.id, "0.3", createdAt=f"{last_month + timedelta(days=4):%Y-%m-%d}T10:00:00Z")
-    _mirror_as_created_long_ago(gone.id)
+    _mirror_as_created_long_ago(simulator, gone.id)
     derouter_client.delete_sub_key(gone.id)
     nearly_empty = make_key("1", label="Nearly Empty Co")
     simulator.add_usage(nearly_empty.id, "0.95")
