@@ -5,6 +5,10 @@ choice.") say that something is wrong but not what to type instead. A field give
 sentence of what it expects answers every stock error with that sentence.
 """
 
+from datetime import date
+
+from django import forms
+
 # The codes Django's fields and their validators raise for a missing value or one of the wrong shape or size.
 STOCK_ERROR_CODES = (
     "required",
@@ -44,3 +48,21 @@ class ExpectedInputMixin:
         # A form's fields are deep copies of the class's, so this changes this form's messages only.
         for name, message in self.expected.items():
             self.fields[name].error_messages.update(expecting(message))
+
+
+class DayInput(forms.DateInput):
+    """A date picker (``type=date``) that leaves out a typed value that is no real day.
+
+    A date input may only hold YYYY-MM-DD of a real day: sent back with "2026-13-40" the page
+    is invalid HTML and the browser shows the field empty anyway; the error message says what was wrong.
+    """
+
+    input_type = "date"
+
+    def format_value(self, value):
+        if isinstance(value, str):
+            try:
+                date.fromisoformat(value)
+            except ValueError:
+                return None
+        return super().format_value(value)

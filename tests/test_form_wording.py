@@ -70,3 +70,10 @@ def test_a_wrong_password_is_answered_in_our_words(owner):
     html = response.content.decode()
     assert "That username and password do not match a console user." in html
     assert "Please enter a correct" not in html
+
+
+def test_a_day_that_does_not_exist_is_not_sent_back_into_the_date_picker(owner_client):
+    response = owner_client.get("/dashboard/analytics/?period=custom&start=2026-13-40&end=2026-01-02")
+    html = response.content.decode()
+    assert response.status_code == 400 and "Enter the day as YYYY-MM-DD" in html
+    assert "2026-13-40" not in html and 'value="2026-01-02"' in html
