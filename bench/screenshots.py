@@ -129,8 +129,9 @@ def main():
                     path = visit.path.format(**names)
                     page.goto(options.base + path)
                     page.wait_for_load_state("networkidle")
-                    # Named by the path with "key" for the key's id, so a new demo overwrites the same files.
-                    name = slug(visit.path.format(**{**names, "key_id": "key"}))
+                    # Named by the path with its names spelt out ("key" for the key's id, "last-month"),
+                    # so a new demo on another day overwrites the same files.
+                    name = slug(visit.path.format(**{**{name: name.replace("_", "-") for name in names}, "key_id": "key"}))
                     page.screenshot(path=GALLERY / f"{who}-{name}-{size}.png", full_page=True)
                     print(f"{who:9} {size:7} {path}")
                 if who == "owner" and size == "desktop":
