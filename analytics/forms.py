@@ -6,6 +6,10 @@ from datetime import date, timedelta
 
 from django import forms
 
+from lib.forms import DayInput, ExpectedInputMixin
+
+DAY_EXPECTED = "Enter the day as YYYY-MM-DD, e.g. 2026-10-01."
+
 # A custom range may span at most two years (731 days covers one leap day).
 MAX_RANGE_DAYS = 731
 DEFAULT_PERIOD = "30d"
@@ -76,18 +80,26 @@ def get_period(name, today, start=None, end=None):
     return Period(start, end)
 
 
-class PeriodForm(forms.Form):
+class PeriodForm(ExpectedInputMixin, forms.Form):
     """The analytics period (a named one or a custom range) and the client table's sort and page."""
 
     period = forms.ChoiceField(label="Period", required=False, choices=PERIOD_CHOICES)
     start = forms.DateField(
-        label="From", required=False, widget=forms.DateInput(attrs={"type": "date"}), help_text="UTC day, included."
+        label="From", required=False, widget=DayInput(), help_text="UTC day, included."
     )
     end = forms.DateField(
-        label="To", required=False, widget=forms.DateInput(attrs={"type": "date"}), help_text="UTC day, included."
+        label="To", required=False, widget=DayInput(), help_text="UTC day, included."
     )
     sort = forms.ChoiceField(label="Sort clients by", required=False, choices=CLIENT_SORT_CHOICES)
     page = forms.IntegerField(required=False, min_value=1, max_value=1_000_000)
+
+    expected = {
+        "period": "Choose one of the periods in the list.",
+        "start": DAY_EXPECTED,
+        "end": DAY_EXPECTED,
+        "sort": "Choose one of the sort orders in the list.",
+        "page": "A page number from 1 up.",
+    }
 
     def __init__(self, data, *, today):
         # Without a period, dates mean a custom range, and no dates the default period:

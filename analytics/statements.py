@@ -19,6 +19,7 @@ from django.db.models.functions import Coalesce
 
 from analytics.figures import ZERO
 from analytics.forms import first_of_month, last_of_month, parse_month
+from branding.models import Branding
 from dashboard.models import Outcome, TopUp
 from mirror.models import BILLED_PLACES, DailyRollup, billed_amount
 
@@ -150,7 +151,8 @@ def build_statement(key, month, today):
         last_day=last_day,
         is_complete=last_of_month(month) < today,
         multiplier=multiplier,
-        reseller_name=settings.RESELLER_NAME,
+        # The portal's product name when the reseller set one: the statement is their paper, not ours.
+        reseller_name=Branding.load().product_name or settings.RESELLER_NAME,
         opening=billed_amount(_opening_real(key, month_starts_at), multiplier),
         opened_at_creation=key_created_on(key) >= month,
     )

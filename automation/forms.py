@@ -9,7 +9,10 @@ from django.utils import timezone
 
 from automation import outbound
 from automation.models import WEBHOOK_EVENTS, AlertRule, Allowance
-from lib.forms import MONEY_DIGITS, MONEY_PLACES, PlainDecimalField, PositiveMoneyField
+from lib.forms import MONEY_DIGITS, MONEY_PLACES, ExpectedInputMixin, PlainDecimalField, PositiveMoneyField
+
+KEY_EXPECTED = "Choose a key from the list."
+NAME_EXPECTED = "Give it a name of at most {} characters, e.g. “Acme running low”."
 
 
 class KeyPreselectForm(forms.Form):
@@ -21,8 +24,10 @@ class KeyPreselectForm(forms.Form):
         return {"sub_key_id": self.cleaned_data["key"]} if self.is_valid() else {}
 
 
-class _KeyChoiceForm(forms.Form):
+class _KeyChoiceForm(ExpectedInputMixin, forms.Form):
     """A form with a select of Client Keys (from the key snapshot, no upstream call)."""
+
+    expected = {"sub_key_id": KEY_EXPECTED}
 
     sub_key_id = forms.ChoiceField(label="Key", choices=())
 
@@ -31,7 +36,14 @@ class _KeyChoiceForm(forms.Form):
         self.fields["sub_key_id"].choices = [("", "Choose a key"), *key_choices]
 
 
-class AlertRuleForm(forms.Form):
+class AlertRuleForm(ExpectedInputMixin, forms.Form):
+    expected = {
+        "name": NAME_EXPECTED.format(200),
+        "kind": "Choose when the alert fires.",
+        "sub_key_id": "Choose a key from the list, or none for an account rule.",
+        "threshold": "Give the threshold as a plain number of dollars, percent or days, e.g. 25.",
+        "email_to": "Enter email addresses separated by commas (at most 1,000 characters), or leave it empty.",
+    }
     name = forms.CharField(max_length=200, strip=True, help_text="Shown in the email subject and the history.")
     kind = forms.ChoiceField(label="When", choices=AlertRule.Kind.choices)
     sub_key_id = forms.ChoiceField(label="Key", required=False, choices=(), help_text="For key rules only.")
@@ -52,7 +64,12 @@ class AlertRuleForm(forms.Form):
         addresses = [address.strip() for address in self.cleaned_data["email_to"].split(",") if address.strip()]
         validate = forms.EmailField().clean
         for address in addresses:
-            validate(address)
+            try:
+                validate(address)
+            except forms.ValidationError:
+                raise forms.ValidationError(
+                    f"“{address}” is not an email address. Separate addresses with commas, e.g. ana@example.com, ops@example.com."
+                ) from None
         return ", ".join(addresses)
 
     def clean(self):
@@ -73,7 +90,12 @@ class AlertRuleForm(forms.Form):
         return cleaned
 
 
-class WebhookEndpointForm(forms.Form):
+class WebhookEndpointForm(ExpectedInputMixin, forms.Form):
+    expected = {
+        "url": "Enter the receiver's https:// address (at most 500 characters), e.g. https://example.com/hooks/derouter.",
+        "description": "Keep the description to 200 characters or fewer.",
+        "events": "Tick at least one event to send.",
+    }
     url = forms.URLField(label="URL", max_length=500, assume_scheme="https", help_text="Where events are POSTed; https.")
     description = forms.CharField(max_length=200, required=False, strip=True)
     events = forms.MultipleChoiceField(
@@ -90,6 +112,11 @@ class WebhookEndpointForm(forms.Form):
 
 
 class AutoTopUpRuleForm(_KeyChoiceForm):
+    expected = {
+        **_KeyChoiceForm.expected,
+        "name": NAME_EXPECTED.format(120),
+        "max_times": "A whole number from 1 to 100,000, or empty for no limit.",
+    }
     name = forms.CharField(max_length=120, strip=True, help_text="Named in the ledger.")
     threshold = PositiveMoneyField(label="When remaining is under (USD)", noun="threshold", help_text="")
     amount = PositiveMoneyField(label="Add (USD)", noun="amount")
@@ -100,6 +127,7 @@ class AutoTopUpRuleForm(_KeyChoiceForm):
 
 
 class AllowanceForm(_KeyChoiceForm):
+    expected = {**_KeyChoiceForm.expected, "period": "Choose how often the budget refills."}
     period = forms.ChoiceField(choices=Allowance.Period.choices)
     target = PositiveMoneyField(
         label="Refill to (USD)", noun="target", help_text="Topped up by target minus remaining at each period start."
@@ -107,6 +135,12 @@ class AllowanceForm(_KeyChoiceForm):
 
 
 class KeyExpiryForm(_KeyChoiceForm):
+    expected = {
+        **_KeyChoiceForm.expected,
+        "expires_at": "Enter the date and time the key expires, in UTC, e.g. 2026-12-31 18:00.",
+        "remind_days": "A whole number of days from 0 to 365, e.g. 3.",
+        "notify_email": "Enter the customer's email address, e.g. ana@example.com, or leave it empty.",
+    }
     expires_at = forms.DateTimeField(
         label="Expires at (UTC)", widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
         help_text="The worker deletes the key then; its unspent budget returns to the balance.",
@@ -129,11 +163,17 @@ class ConfirmForm(forms.Form):
     token = forms.UUIDField(widget=forms.HiddenInput, initial=uuid.uuid4)
 
 
-class DeclineForm(forms.Form):
+class DeclineForm(ExpectedInputMixin, forms.Form):
+    expected = {"reason": "Say why in at most 500 characters; the customer sees it."}
     reason = forms.CharField(max_length=500, strip=True, help_text="The customer sees this.")
 
 
-class BudgetRequestForm(forms.Form):
+class BudgetRequestForm(ExpectedInputMixin, forms.Form):
+    expected = {
+        "amount": "Enter the amount as a plain number from 0.01 to 1,000,000 with at most 2 decimals, e.g. 50.",
+        "note": "Keep the note to 500 characters or fewer.",
+        "email": "Enter your email address, e.g. ana@example.com, or leave it empty.",
+    }
     amount = PlainDecimalField(
         label="Amount", min_value=Decimal("0.01"), max_value=Decimal(1_000_000), max_digits=MONEY_DIGITS, decimal_places=2,
         help_text="In the units your budget is shown in.",

@@ -13,8 +13,10 @@ docs/portal-home-desktop.png.
 
 import argparse
 import re
+import string
 import sys
 import tempfile
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from playwright.sync_api import sync_playwright
@@ -88,6 +90,24 @@ def first_key_id(browser, base, options):
     return href.rstrip("/").rsplit("/", 1)[-1]
 
 
+def get_demo_names(key_id):
+    """Values for the ``{names}`` in the visits' paths that a demo has; visits needing others are left out."""
+    today = datetime.now(UTC).date()
+    last_month = (today.replace(day=1) - timedelta(days=1)).replace(day=1)
+    return {
+        "key_id": key_id,
+        "last_month": f"{last_month:%Y-%m}",
+        "month_start": f"{today - timedelta(days=13):%Y-%m-%d}",
+        "month_end": f"{today:%Y-%m-%d}",
+    }
+
+
+def can_visit(visit, names):
+    """A visit of a kind of user the demo has, on a page whose path needs only ``names``."""
+    needed = {field for _, field, _, _ in string.Formatter().parse(visit.path) if field}
+    return visit.who in ("anonymous", "owner", "staff", "customer") and not visit.fault and needed <= set(names)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--base", default="http://127.0.0.1:8000")
@@ -99,18 +119,19 @@ def main():
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
         brand_the_portal(browser, options.base, options)
-        key_id = first_key_id(browser, options.base, options)
-        visits = [visit for visit in VISITS if not visit.fault]
+        names = get_demo_names(first_key_id(browser, options.base, options))
+        visits = [visit for visit in VISITS if can_visit(visit, names)]
         for who in sorted({visit.who for visit in visits}):
             for size, context_options in SIZES.items():
                 page = browser.new_context(**context_options).new_page()
                 sign_in(page, options.base, who, options)
                 for visit in (visit for visit in visits if visit.who == who):
-                    path = visit.path.format(key_id=key_id)
+                    path = visit.path.format(**names)
                     page.goto(options.base + path)
                     page.wait_for_load_state("networkidle")
-                    # Named by the path with "key" for the key's id, so a new demo overwrites the same files.
-                    name = slug(visit.path.format(key_id="key"))
+                    # Named by the path with its names spelt out ("key" for the key's id, "last-month"),
+                    # so a new demo on another day overwrites the same files.
+                    name = slug(visit.path.format(**{**{name: name.replace("_", "-") for name in names}, "key_id": "key"}))
                     page.screenshot(path=GALLERY / f"{who}-{name}-{size}.png", full_page=True)
                     print(f"{who:9} {size:7} {path}")
                 if who == "owner" and size == "desktop":

@@ -4,6 +4,7 @@ from django import forms
 
 from branding.colors import HEX_COLOR, MIN_TEXT_CONTRAST, WHITE, contrast_ratio
 from branding.models import Branding
+from lib.forms import ExpectedInputMixin
 
 MAX_LOGO_BYTES = 200 * 1024
 # The logo's type is read from its first bytes, never from the name or the browser's claim.
@@ -25,7 +26,16 @@ def sniff_image_type(head):
     return None
 
 
-class BrandingForm(forms.ModelForm):
+class BrandingForm(ExpectedInputMixin, forms.ModelForm):
+    expected = {
+        "product_name": "Keep the product name to 60 characters or fewer, e.g. “Acme AI”.",
+        "accent_color": "Write the colour as # and six hex digits, e.g. #3b5bdb.",
+        "support_contact": "Give an email address (help@example.com) or an https:// link, at most 200 characters.",
+        "money_unit": "Use a currency symbol or a word of at most 20 characters, e.g. € or credits.",
+        "inference_base_url": "Enter the address as an https:// link of at most 300 characters, e.g. https://ai.example.com.",
+        "logo_file": "Choose a PNG, JPEG or WebP file up to 200 KB, or tick “Remove the logo” (not both).",
+    }
+
     logo_file = forms.FileField(
         label="Logo",
         required=False,

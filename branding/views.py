@@ -10,13 +10,32 @@ from accounts.roles import owner_required
 from branding.colors import WHITE, contrast_ratio
 from branding.forms import BrandingForm
 from branding.models import Branding
+from dashboard import audit
+from dashboard.models import AuditEvent, Outcome
 
 # A logo or colours asked for with the current version never change: the version is in the URL.
 LONG_CACHE = "public, max-age=31536000, immutable"
+# What the audit trail names as the subject of a branding change.
+AUDIT_SUBJECT = "Portal branding"
+NO_LOGO = "none"
 
 
 def _get_editable_branding():
     return Branding.objects.defer("logo").order_by("pk").first() or Branding()
+
+
+def _get_audited_values(branding):
+    """The settings as the audit trail shows them; the logo by its type only, never its bytes."""
+    values = {name: getattr(branding, name) for name in BrandingForm.Meta.fields}
+    values["logo"] = branding.logo_content_type or NO_LOGO
+    return values
+
+
+def _get_changes(before, after, logo_replaced):
+    changes = {name: (before[name], after[name]) for name in before if before[name] != after[name]}
+    if logo_replaced and "logo" not in changes:
+        changes["logo"] = (before["logo"], f"new {after['logo']}")
+    return changes
 
 
 def _get_accent_contrast(branding):
@@ -30,9 +49,13 @@ def settings_page(request):
     """Owners set the portal's name, logo, colour, support contact, money unit and inference URL."""
     branding = _get_editable_branding()
     if request.method == "POST":
+        before = _get_audited_values(branding)
         form = BrandingForm(request.POST, request.FILES, instance=branding)
         if form.is_valid():
-            form.save()
+            saved = form.save()
+            changes = _get_changes(before, _get_audited_values(saved), logo_replaced=bool(form.cleaned_data.get("logo_file")))
+            if changes:
+                audit.record(request.user, AuditEvent.Action.BRANDING, Outcome.OK, subject_name=AUDIT_SUBJECT, changes=changes)
             messages.success(request, "Portal branding saved. Your customers see it on their next page.")
             return redirect("branding:settings")
         status = 400

@@ -6,7 +6,15 @@ from decimal import Decimal
 from django import forms
 
 from dashboard.models import AuditEvent, Outcome
-from lib.forms import MONEY_PLACES, WHOLE_NUMBER_INPUT, PlainDecimalField, PositiveMoneyField
+from lib.forms import (
+    MONEY_PLACES,
+    WHOLE_NUMBER_INPUT,
+    DayInput,
+    ExpectedInputMixin,
+    PlainDecimalField,
+    PositiveMoneyField,
+    expecting,
+)
 
 # ---------------------------------------------------------------- Client Keys
 
@@ -77,22 +85,19 @@ MAX_MULTIPLIER = Decimal(1000)
 
 
 def _rpm_field(**kwargs):
-    messages = {"invalid": RPM_MESSAGE, "min_value": RPM_MESSAGE, "max_value": RPM_MESSAGE, "required": RPM_MESSAGE}
     return forms.IntegerField(
-        label="Requests per minute", min_value=1, max_value=60, widget=WHOLE_NUMBER_INPUT, error_messages=messages, **kwargs
+        label="Requests per minute", min_value=1, max_value=60, widget=WHOLE_NUMBER_INPUT, error_messages=expecting(RPM_MESSAGE),
+        **kwargs,
     )
 
 
 def _multiplier_field(**kwargs):
-    messages = {
-        "invalid": MULTIPLIER_MESSAGE,
-        "min_value": MULTIPLIER_MESSAGE,
-        "max_value": MULTIPLIER_MESSAGE,
-        "required": MULTIPLIER_MESSAGE,
-        "max_decimal_places": "Use at most 4 decimals.",
-        "max_digits": "That multiplier is too large.",
-        "max_whole_digits": "That multiplier is too large.",
-    }
+    messages = expecting(
+        MULTIPLIER_MESSAGE,
+        max_decimal_places="Use at most 4 decimals.",
+        max_digits="That multiplier is too large.",
+        max_whole_digits="That multiplier is too large.",
+    )
     return PlainDecimalField(
         label="Display multiplier",
         min_value=Decimal(1),
@@ -104,8 +109,10 @@ def _multiplier_field(**kwargs):
     )
 
 
-class KeyCreateForm(forms.Form):
+class KeyCreateForm(ExpectedInputMixin, forms.Form):
     """A new Client Key; the view checks the budget against what is available."""
+
+    expected = {"label": "The label is optional text of at most 100 characters, e.g. the customer's name."}
 
     label = forms.CharField(required=False, max_length=100, strip=True, help_text="Who the key is for, e.g. the customer's name.")
     budget = PositiveMoneyField(label="Budget (USD)", noun="budget")
@@ -129,8 +136,10 @@ class KeyCreateForm(forms.Form):
         return self.cleaned_data["token"] or uuid.uuid4()
 
 
-class KeyEditForm(forms.Form):
+class KeyEditForm(ExpectedInputMixin, forms.Form):
     """The editable settings of a Client Key."""
+
+    expected = KeyCreateForm.expected
 
     label = forms.CharField(required=False, max_length=100, strip=True)
     rpm_limit = _rpm_field()
@@ -149,8 +158,10 @@ LEDGER_PAGE_SIZE = 50
 ACCOUNT_ONLY = "account"
 
 
-class TopUpForm(forms.Form):
+class TopUpForm(ExpectedInputMixin, forms.Form):
     """Money to add to a Client Key, with the payment it stands for and the form's one-time token."""
+
+    expected = {"note": "Enter the payment's reference, e.g. the invoice number or payment id (at most 200 characters)."}
 
     amount = PositiveMoneyField(label="Amount (USD)", noun="amount")
     note = forms.CharField(
@@ -196,8 +207,8 @@ class UsageLogQueryForm(FallbackQueryForm):
         help_text="A client's label (or part of it), or “account” for the Account Key's own requests.",
     )
     model = forms.CharField(required=False, max_length=128, strip=True, label="Model")
-    date_from = forms.DateField(required=False, label="From (UTC day)", widget=forms.DateInput(attrs={"type": "date"}))
-    date_to = forms.DateField(required=False, label="To (UTC day)", widget=forms.DateInput(attrs={"type": "date"}))
+    date_from = forms.DateField(required=False, label="From (UTC day)", widget=DayInput())
+    date_to = forms.DateField(required=False, label="To (UTC day)", widget=DayInput())
     page = forms.IntegerField(required=False, min_value=1, max_value=1_000_000)
     limit = forms.TypedChoiceField(
         required=False, coerce=int, label="Per page", choices=[(size, size) for size in LOG_PAGE_SIZES]

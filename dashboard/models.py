@@ -32,6 +32,7 @@ class AuditEvent(models.Model):
         ENROL_2FA = "enrol_2fa", "Set up two-factor"
         RECOVERY_CODES = "recovery_codes", "New recovery codes"
         REQUIRE_2FA = "require_2fa", "Two-factor policy"
+        BRANDING = "branding", "Change portal branding"
 
     created_at = models.DateTimeField(auto_now_add=True)
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")

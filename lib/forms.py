@@ -1,6 +1,13 @@
-"""Form fields shared by the console and the portal: money and counts as people type them."""
+"""Form fields and wording shared by the console and the portal.
+
+Money and counts as people type them (``PlainDecimalField``, ``PositiveMoneyField``), and our
+own error wording: Django's stock messages ("This field is required.", "Enter a number.",
+"Select a valid choice.") say that something is wrong but not what to type instead, so a
+field given one sentence of what it expects answers every stock error with that sentence.
+"""
 
 import re
+from datetime import date
 
 from django import forms
 from django.conf import settings
@@ -18,6 +25,47 @@ PLAIN_DECIMAL_MESSAGE = (
     "Type a plain number such as 25 or 12.50: digits with at most one decimal point, "
     "without signs, spaces, commas, underscores or exponents."
 )
+
+
+# The codes Django's fields and their validators raise for a missing value or one of the wrong shape or size.
+STOCK_ERROR_CODES = (
+    "required",
+    "invalid",
+    "invalid_choice",
+    "invalid_list",
+    "invalid_pk_value",
+    "min_value",
+    "max_value",
+    "step_size",
+    "min_length",
+    "max_length",
+    "max_digits",
+    "max_decimal_places",
+    "max_whole_digits",
+    "invalid_date",
+    "invalid_time",
+    "overflow",
+    "missing",
+    "empty",
+    "contradiction",
+)
+
+
+def expecting(message, **overrides):
+    """``error_messages`` for a field: ``message`` for every stock error, ``overrides`` by code where it differs."""
+    return {**dict.fromkeys(STOCK_ERROR_CODES, message), **overrides}
+
+
+class ExpectedInputMixin:
+    """A form whose fields in ``expected`` (field name: what to type) answer every stock error with that text."""
+
+    expected: dict = {}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # A form's fields are deep copies of the class's, so this changes this form's messages only.
+        for name, message in self.expected.items():
+            self.fields[name].error_messages.update(expecting(message))
 
 
 class PlainDecimalField(forms.DecimalField):
@@ -47,12 +95,12 @@ class PositiveMoneyField(PlainDecimalField):
         kwargs.setdefault("help_text", "Moved from your available balance to the key. Digits and a point, at most 4 decimals.")
         kwargs.setdefault(
             "error_messages",
-            {
-                "required": f"Enter the {noun} in dollars, e.g. 25 or 12.50.",
-                "max_decimal_places": "Use at most 4 decimals.",
-                "max_digits": f"That {noun} is too large.",
-                "max_whole_digits": f"That {noun} is too large.",
-            },
+            expecting(
+                f"Enter the {noun} in dollars, e.g. 25 or 12.50.",
+                max_decimal_places="Use at most 4 decimals.",
+                max_digits=f"That {noun} is too large.",
+                max_whole_digits=f"That {noun} is too large.",
+            ),
         )
         super().__init__(max_digits=MONEY_DIGITS, decimal_places=MONEY_PLACES, **kwargs)
 
@@ -64,3 +112,20 @@ class PositiveMoneyField(PlainDecimalField):
             raise forms.ValidationError(
                 f"The {self.noun} must be at most ${settings.MAX_KEY_BUDGET:,}; split a larger amount or raise MAX_KEY_BUDGET."
             )
+
+class DayInput(forms.DateInput):
+    """A date picker (``type=date``) that leaves out a typed value that is no real day.
+
+    A date input may only hold YYYY-MM-DD of a real day: sent back with "2026-13-40" the page
+    is invalid HTML and the browser shows the field empty anyway; the error message says what was wrong.
+    """
+
+    input_type = "date"
+
+    def format_value(self, value):
+        if isinstance(value, str):
+            try:
+                date.fromisoformat(value)
+            except ValueError:
+                return None
+        return super().format_value(value)

@@ -114,6 +114,12 @@ def money_in_unit(amount, unit="$"):
     return format_html('<span class="money" title="{}">{}</span>', exact, shown)
 
 
+def exact_in_unit(amount, unit="$"):
+    """``exact_usd`` in a unit, for statements (exact on paper): 0.202901 "credits" as "0.202901 credits"."""
+    text = exact_usd(amount)
+    return _with_unit(text, unit) if text else ""
+
+
 def cost_in_unit(amount, unit="$"):
     """``usd_cost`` in a unit: 6 decimals."""
     text = usd_cost(amount)

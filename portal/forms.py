@@ -4,6 +4,7 @@ import re
 
 from django import forms
 
+from lib.forms import ExpectedInputMixin
 from portal.sessions import get_time_zone_choices
 
 # Said for a malformed, wrong and deleted key alike, so none can be told apart.
@@ -16,8 +17,10 @@ DEFAULT_LOG_PAGE_SIZE = 20
 MAX_LOG_PAGE = 100_000
 
 
-class PortalLoginForm(forms.Form):
+class PortalLoginForm(ExpectedInputMixin, forms.Form):
     """The Client Key, checked for shape here and against derouter by the view."""
+
+    expected = {"client_key": "Paste your Client Key: it starts with sk-."}
 
     client_key = forms.CharField(
         label="Client Key",
@@ -57,8 +60,10 @@ class LogsQueryForm(forms.Form):
         return page, limit
 
 
-class TimeZoneForm(forms.Form):
+class TimeZoneForm(ExpectedInputMixin, forms.Form):
     """An IANA time zone name such as Europe/Berlin, one of those zoneinfo knows."""
+
+    expected = {"tz": "Choose a time zone from the list, e.g. Europe/Berlin."}
 
     tz = forms.ChoiceField(label="Time zone", choices=get_time_zone_choices)
     # The logs' rows per page, carried across the change so it is not reset.

@@ -7,9 +7,11 @@ what they need from here too).
 import os
 import re
 import socket
+import struct
 import subprocess
 import sys
 import time
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -162,3 +164,14 @@ def database_url_for_subprocesses():
         return f"sqlite:///{database['NAME']}"
     credentials = database["USER"] + (f":{database['PASSWORD']}" if database["PASSWORD"] else "")
     return f"postgres://{credentials}@{database['HOST'] or '127.0.0.1'}:{database['PORT'] or 5432}/{database['NAME']}"
+
+
+def tiny_png():
+    """A valid 1x1 PNG, made here so the test needs no image library."""
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)
+    pixels = zlib.compress(b"\x00\x3b\x5b\xdb")
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")

@@ -1,7 +1,9 @@
 """Every page, as every kind of user, at desktop and phone sizes: axe-core, the Nu HTML checker, no sideways scroll.
 
 To cover a new page, add a ``Visit`` to ``VISITS`` below. ``{key_id}`` in a path stands for a
-Client Key that has usage, top-ups and audit events. ``steps`` drive the page after it loads:
+Client Key that has usage, top-ups and audit events (and is the customer's key, mirrored, with a
+statement for ``{last_month}``); the other ``{names}`` are the records ``_seed`` makes for the pages
+that show one (see ``Seeded``). ``steps`` drive the page after it loads:
 a string presses the link or button of that name (a dialog opener, "Reveal key", a submit),
 a ``(label, value)`` pair fills that field, and ``CLOSE`` presses Escape to close a dialog.
 The page is checked again after every press, and what it then shows is validated too.
@@ -12,14 +14,17 @@ tests below each report one kind of problem for every page at once.
 
 import json
 import re
+import sqlite3
 import subprocess
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 from axe_playwright_python.sync_playwright import Axe
+from django.utils import timezone
 
 from tests.helpers import ROOT, new_page, sign_in
 
@@ -28,7 +33,7 @@ pytestmark = pytest.mark.browser
 
 @dataclass(frozen=True)
 class Visit:
-    who: str  # "owner", "staff", "customer" or "anonymous"
+    who: str  # "owner", "staff", "customer", "anonymous" or "two-factor" (password given, code not yet)
     path: str
     status: int = 200
     steps: tuple = ()
@@ -43,6 +48,11 @@ VISITS = [
     Visit("anonymous", "/login/"),
     Visit("anonymous", "/portal/login/"),
     Visit("anonymous", "/no-such-page/", status=404),
+    Visit("anonymous", "/invite/{invitation_token}/", steps=("Create my account",)),
+    Visit("anonymous", "/login/", steps=(("Username", "nobody"), ("Password", "not-the-password"), "Sign in")),
+    Visit("anonymous", "/portal/login/", steps=(("Client Key", "not-a-key"), "Sign in")),
+    # Signed in with a password, the second factor still to come.
+    Visit("two-factor", "/login/code/", steps=(("Code", "12"), "Sign in")),
     Visit("owner", "/dashboard/"),
     Visit("owner", "/dashboard/keys/", steps=(
         "Top up", ("Amount", "0"), "Review the top-up", ("Amount", "2"), ("Reference", "INV-A11Y"),
@@ -64,6 +74,15 @@ VISITS = [
     Visit("owner", "/dashboard/topups/"),
     Visit("owner", "/dashboard/logs/"),
     Visit("owner", "/dashboard/audit/"),
+    Visit("owner", "/dashboard/analytics/"),
+    Visit("owner", "/dashboard/analytics/?start={month_start}&end={month_end}"),
+    Visit("owner", "/dashboard/analytics/?period=custom&start=2026-13-40", status=400),
+    Visit("owner", "/dashboard/keys/{key_id}/statements/{last_month}/"),
+    Visit("owner", "/dashboard/keys/{key_id}/statements/not-a-month/", status=400),
+    Visit("owner", "/dashboard/sync/"),
+    Visit("owner", "/dashboard/exports/{ledger_export_token}/"),
+    Visit("owner", "/dashboard/keys/{deleted_key_id}/", status=404),
+    Visit("owner", "/dashboard/keys/{deleted_key_id}/statements/{last_month}/"),
     Visit("owner", "/dashboard/keys/new/", status=503, fault={"mode": "error", "path": "/balance", "status": 503, "times": 10}),
     Visit("owner", "/dashboard/branding/", steps=(("Accent colour", "#ffd43b"), "Save branding")),
     Visit("owner", "/logout/"),
@@ -74,17 +93,29 @@ VISITS = [
     Visit("owner", "/dashboard/automation/allowances/"),
     Visit("owner", "/dashboard/automation/expiries/"),
     Visit("owner", "/dashboard/automation/webhooks/"),
+    Visit("owner", "/dashboard/automation/webhooks/{webhook_id}/"),
+    Visit("owner", "/dashboard/automation/rotations/{rotation_id}/"),
     Visit("owner", "/dashboard/automation/requests/"),
     Visit("owner", "/dashboard/automation/keys/{key_id}/rotate/"),
-    Visit("owner", "/dashboard/users/"),
+    Visit("owner", "/dashboard/users/", steps=(("Email address", "new.person@example.com"), "Make an invitation link")),
+    Visit("owner", "/dashboard/users/{staff_user_id}/"),
     Visit("owner", "/dashboard/account/two-factor/"),
     Visit("staff", "/dashboard/"),
     Visit("staff", "/dashboard/keys/", steps=("Top up",)),
     Visit("staff", "/dashboard/keys/{key_id}/"),
     Visit("staff", "/dashboard/keys/new/", status=403),
+    Visit("staff", "/dashboard/branding/", status=403),
+    Visit("staff", "/dashboard/users/", status=403),
+    Visit("staff", "/dashboard/analytics/"),
+    Visit("staff", "/dashboard/keys/{key_id}/statements/{last_month}/"),
+    Visit("staff", "/dashboard/account/two-factor/"),
     Visit("customer", "/portal/", steps=("Reveal key",)),
     Visit("customer", "/portal/logs/", steps=("Set time zone",)),
-    Visit("customer", "/portal/requests/"),
+    Visit("customer", "/portal/requests/", steps=("Send the request",)),
+    Visit("customer", "/portal/statements/"),
+    Visit("customer", "/portal/statements/{last_month}/"),
+    Visit("customer", "/portal/statements/not-a-month/", status=400),
+    Visit("customer", "/portal/exports/{portal_export_token}/"),
     Visit("customer", "/portal/no-such-page/", status=404),
 ]
 
@@ -101,6 +132,7 @@ VNU_JAR = ROOT / ".venv" / "vnu" / "vnu.jar"
 
 OWNER_PASSWORD = "owner-pass-1234"
 STAFF_PASSWORD = "staff-pass-1234"
+TWO_FACTOR_PASSWORD = "tara-pass-1234"
 
 
 @dataclass
@@ -113,24 +145,64 @@ class Survey:
     html_dir: Path
 
 
-def _seed(simulator, make_key):
-    """Users, a Client Key with usage of varied costs, and ledger and audit rows for the pages to show."""
-    from django.contrib.auth import get_user_model
+def _last_month_start():
+    from analytics.forms import first_of_month
 
+    return first_of_month(first_of_month(timezone.now().date()) - timedelta(days=1))
+
+
+def _mirror_as_created_long_ago(simulator, sub_key_id):
+    """Mirror a key with its usage, created two months ago (in derouter too) so that last month has a statement."""
+    from tests.mirror_helpers import mirror_from_simulator
+
+    # The pages refresh the mirror from derouter's key list, so the simulator must say it too.
+    with sqlite3.connect(simulator.state_path) as state_db:
+        created = timezone.now() - timedelta(days=70)
+        state_db.execute("UPDATE sub_keys SET created_at = ? WHERE id = ?", (f"{created:%Y-%m-%dT%H:%M:%SZ}", sub_key_id))
+    mirror_from_simulator(sub_key_id)
+
+
+def _seed(simulator, make_key):
+    """Users, a Client Key with usage of varied costs, and ledger and audit rows for the pages to show.
+
+    Returns the Client Key's secret and the values of the ``{names}`` in the visits' paths.
+    """
+    from django.contrib.auth import get_user_model
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    from accounts.invitations import create_invitation, make_token
     from accounts.models import ConsoleProfile, Role
+    from automation.models import Rotation
+    from automation.webhooks import create_endpoint
     from dashboard.models import AuditEvent, Outcome, TopUp
+    from derouter import client as derouter_client
+    from exports.models import Export
 
     users = get_user_model().objects
     owner = users.create_user("olivia", password=OWNER_PASSWORD)
     ConsoleProfile.objects.create(user=owner, role=Role.OWNER)
     staff = users.create_user("sam", password=STAFF_PASSWORD)
     ConsoleProfile.objects.create(user=staff, role=Role.STAFF)
+    with_app = users.create_user("tara", password=TWO_FACTOR_PASSWORD)
+    ConsoleProfile.objects.create(user=with_app, role=Role.OWNER)
+    TOTPDevice.objects.create(user=with_app, name="app", confirmed=True)
 
     key = make_key("1865.3215", label="Survey Customer Ltd")
     secret = key.secret.reveal()
     for cost, tokens in (("0.202901", 12_345), ("1.5", 980), ("0.000012", 3)):
         simulator.add_usage(key.id, cost, count=11, inputTokens=tokens, outputTokens=tokens // 3)
+    last_month = _last_month_start()
+    for day in (2, 9, 20):
+        simulator.add_usage(
+            key.id, "0.42", count=3, model="claude-opus-4-1",
+            createdAt=f"{last_month + timedelta(days=day):%Y-%m-%d}T10:00:00Z",
+        )
     simulator.chat(secret, count=2)
+    _mirror_as_created_long_ago(simulator, key.id)
+    gone = make_key("3", label="Former Customer")
+    simulator.add_usage(gone.id, "0.3", createdAt=f"{last_month + timedelta(days=4):%Y-%m-%d}T10:00:00Z")
+    _mirror_as_created_long_ago(simulator, gone.id)
+    derouter_client.delete_sub_key(gone.id)
     nearly_empty = make_key("1", label="Nearly Empty Co")
     simulator.add_usage(nearly_empty.id, "0.95")
     for amount, outcome in ((Decimal("1135"), Outcome.OK), (Decimal("236.647"), Outcome.UNKNOWN)):
@@ -144,7 +216,44 @@ def _seed(simulator, make_key):
         key_label="Survey Customer Ltd", key_id_short=key.key_id,
         changes={"budget": [None, "1865.3215"]}, outcome=Outcome.OK,
     )
-    return key, secret
+    endpoint, _ = create_endpoint("https://hooks.example.com/derouter", ["key.low", "key.topped_up"], description="Billing")
+    rotation = Rotation.objects.create(
+        token=uuid.uuid4(), actor=owner, actor_name="olivia", old_sub_key_id=nearly_empty.id,
+        old_key_id_short=nearly_empty.key_id, label="Nearly Empty Co", moved_budget=Decimal("0.05"),
+        status=Rotation.Status.DELETE_UNKNOWN, message="derouter did not answer the delete.",
+    )
+    ledger_export = Export.objects.create(
+        kind=Export.Kind.LEDGER, user=owner, filename="derouter-topups.csv", status=Export.Status.RUNNING,
+        rows_done=2_500, rows_total=12_000,
+    )
+    invitation = create_invitation("new.staff@example.com", Role.STAFF, None, owner)
+    month_end = timezone.now().date()
+    return secret, {
+        "key_id": key.id,
+        "deleted_key_id": gone.id,
+        "last_month": f"{last_month:%Y-%m}",
+        "month_start": f"{month_end - timedelta(days=13):%Y-%m-%d}",
+        "month_end": f"{month_end:%Y-%m-%d}",
+        "webhook_id": endpoint.pk,
+        "rotation_id": rotation.pk,
+        "ledger_export_token": ledger_export.token,
+        "invitation_token": make_token(invitation),
+        "staff_user_id": staff.pk,
+    }
+
+
+def _start_portal_export(page):
+    """A usage export under way for this browser's portal session (exports belong to their session)."""
+    from django.conf import settings
+
+    from exports.models import Export
+
+    session_key = next(cookie["value"] for cookie in page.context.cookies() if cookie["name"] == settings.SESSION_COOKIE_NAME)
+    export = Export.objects.create(
+        kind=Export.Kind.PORTAL_USAGE, session_key=session_key, filename="derouter-usage.csv",
+        status=Export.Status.RUNNING, rows_done=900, rows_total=6_000,
+    )
+    return {"portal_export_token": export.token}
 
 
 def _sign_in_as(page, live_server, who, secret):
@@ -152,11 +261,19 @@ def _sign_in_as(page, live_server, who, secret):
         sign_in(page, live_server, "olivia", OWNER_PASSWORD)
     elif who == "staff":
         sign_in(page, live_server, "sam", STAFF_PASSWORD)
+    elif who == "two-factor":
+        page.goto(f"{live_server.url}/login/")
+        page.fill("#id_username", "tara")
+        page.fill("#id_password", TWO_FACTOR_PASSWORD)
+        page.click("main button[type=submit]")
+        page.wait_for_url(re.compile(r"/login/code/$"))
     elif who == "customer":
         page.goto(f"{live_server.url}/portal/login/")
         page.fill("#id_client_key", secret)
         page.click("main button[type=submit]")
         page.wait_for_url(re.compile(r"/portal/$"))
+        return _start_portal_export(page)
+    return {}
 
 
 def _serious_violations(page):
@@ -202,16 +319,16 @@ def _slug(text):
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "index"
 
 
-def _walk(browser, live_server, simulator, visits, secret, key_id, survey):
+def _walk(browser, live_server, simulator, visits, secret, names, survey):
     for who in sorted({visit.who for visit in visits}):
         for size, options in SIZES.items():
             page = new_page(browser, **options)
             try:
-                _sign_in_as(page, live_server, who, secret)
+                names_of_session = {**names, **_sign_in_as(page, live_server, who, secret)}
                 for number, visit in enumerate(visits):
                     if visit.who != who:
                         continue
-                    path = visit.path.format(key_id=key_id)
+                    path = visit.path.format(**names_of_session)
                     where = f"{who} {path}"
                     name = f"{number:02d}-{who}-{_slug(path)}"
                     if visit.fault:
@@ -255,8 +372,8 @@ def survey(browser, live_server, simulator, django_db_setup, django_db_blocker, 
     result = Survey(axe=[], sideways_scroll=[], statuses=[], html_dir=tmp_path_factory.mktemp("pages"))
     # The walk's requests reach the database from the live server's thread, outside any test.
     with django_db_blocker.unblock():
-        key, secret = _seed(simulator, make_key)
-        _walk(browser, live_server, simulator, VISITS, secret, key.id, result)
+        secret, names = _seed(simulator, make_key)
+        _walk(browser, live_server, simulator, VISITS, secret, names, result)
     return result
 
 

@@ -95,13 +95,13 @@ def test_charts_load_the_vendored_library_with_the_csp_nonce(owner_client, busin
 @pytest.mark.parametrize(
     ("query", "message"),
     [
-        ("period=fortnight", "Select a valid choice"),
-        ("period=custom&start=2026-13-01&end=2026-01-01", "Enter a valid date"),
+        ("period=fortnight", "Choose one of the periods in the list."),
+        ("period=custom&start=2026-13-01&end=2026-01-01", "Enter the day as YYYY-MM-DD, e.g. 2026-10-01."),
         ("period=custom&start=2026-03-01", "needs both a first and a last day"),
         ("start=2026-03-05&end=2026-03-01", "starts after it ends"),
         ("start=2020-01-01&end=2023-01-01", "longer than two years"),
         ("start=2026-01-01&end=2999-01-01", "ends in the future"),
-        ("sort=password", "Select a valid choice"),
+        ("sort=password", "Choose one of the sort orders in the list."),
     ],
 )
 def test_a_malformed_period_is_a_400_with_a_clear_message_and_no_upstream_call(owner_client, query, message, upstream_calls):

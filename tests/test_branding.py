@@ -1,7 +1,5 @@
 """White-label portal: owners set the portal's name, logo, colour, support contact, money unit and base URL."""
 
-import struct
-import zlib
 from decimal import Decimal
 
 import pytest
@@ -11,21 +9,11 @@ from django.test import Client
 from branding.colors import contrast_ratio
 from branding.models import Branding
 from derouter import client as derouter_client
+from tests.helpers import tiny_png
 
 pytestmark = pytest.mark.django_db
 
 SETTINGS_URL = "/dashboard/branding/"
-
-
-def tiny_png():
-    """A valid 1x1 PNG, made here so the test needs no image library."""
-
-    def chunk(kind, data):
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    header = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)
-    pixels = zlib.compress(b"\x00\x3b\x5b\xdb")
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
 
 
 def save(owner_client, **fields):
@@ -129,3 +117,27 @@ def test_a_logo_can_be_removed(owner_client):
     assert Branding.load().has_logo
     save(owner_client, remove_logo="on")
     assert not Branding.load().has_logo
+
+
+def test_saving_branding_writes_an_audit_event_saying_what_changed(owner_client, owner):
+    from dashboard.models import AuditEvent
+
+    save(owner_client, product_name="Acme AI", money_unit="credits")
+    logo = SimpleUploadedFile("logo.png", tiny_png(), content_type="image/png")
+    save(owner_client, product_name="Acme AI", money_unit="€", accent_color="#0b7285", logo_file=logo)
+    save(owner_client, product_name="Acme AI", money_unit="€", accent_color="#0b7285")  # nothing changed
+
+    events = list(AuditEvent.objects.filter(action=AuditEvent.Action.BRANDING).order_by("pk"))
+    assert len(events) == 2
+    assert all(event.actor == owner and event.subject_name == "Portal branding" for event in events)
+    assert events[0].changes == {"product_name": ["", "Acme AI"], "money_unit": ["", "credits"]}
+    assert events[1].changes == {"money_unit": ["credits", "€"], "accent_color": ["", "#0b7285"], "logo": ["none", "image/png"]}
+    trail = owner_client.get("/dashboard/audit/").content.decode()
+    assert "Change portal branding" in trail and "Acme AI" in trail
+
+
+def test_a_refused_branding_change_writes_no_audit_event(owner_client):
+    from dashboard.models import AuditEvent
+
+    assert save(owner_client, accent_color="#ffd43b").status_code == 400
+    assert not AuditEvent.objects.filter(action=AuditEvent.Action.BRANDING).exists()

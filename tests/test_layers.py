@@ -2,7 +2,7 @@
 
 The layers, lowest first (the README's "Where things are" says what each holds):
 
-    lib  <  derouter  <  accounts  <  mirror, exports  <  dashboard  <  analytics, automation, branding, ops  <  portal
+    lib  <  derouter  <  accounts  <  mirror, exports, branding  <  dashboard  <  analytics, automation, ops  <  portal
 
 A *page* module (views, urls, admin, management commands: the entry
 points a person or a command reaches) may import any service module. A *service* module may import only services of its
@@ -21,10 +21,10 @@ LAYERS = {
     "accounts": 2,
     "mirror": 3,
     "exports": 3,
+    "branding": 3,
     "dashboard": 4,
     "analytics": 5,
     "automation": 5,
-    "branding": 5,
     "ops": 5,
     "portal": 6,
 }

@@ -106,3 +106,17 @@ def test_another_clients_statement_is_out_of_reach_and_bad_months_are_clear(cust
 def test_statements_need_a_portal_session(client):
     response = client.get("/portal/statements/")
     assert response.status_code == 302 and response["Location"] == "/portal/login/"
+
+
+def test_the_clients_statement_is_in_the_resellers_brand_and_unit(customer, settings):
+    from branding.models import Branding
+
+    _, browser = customer
+    settings.RESELLER_NAME = "Northwind AI"
+    Branding(product_name="Acme AI", money_unit="credits", accent_color="#0b7285").save()
+    html = browser.get(f"/portal/statements/{_last_month():%Y-%m}/").content.decode()
+    head = html[html.index('class="statement-head"'):html.index('id="summary-title"')]
+    assert "Acme AI" in head and "Northwind AI" not in head
+    assert "/portal/brand/colors-" in html
+    assert " credits</td>" in html and "$" not in html[html.index('class="statement"'):]
+    assert "derouter" not in html.lower()

@@ -14,6 +14,7 @@ from analytics.statements import build_statement
 from dashboard.models import Outcome, TopUp
 from derouter import client as derouter_client
 from mirror import ingest
+from tests.helpers import tiny_png
 from tests.mirror_helpers import mirror_from_simulator, mirrored_key, usage
 
 pytestmark = pytest.mark.django_db
@@ -155,3 +156,31 @@ def test_the_statement_total_equals_what_the_client_sees_in_its_own_usage_logs(o
     total_row = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))[-1]
     assert total_row[0] == "total" and total_row[2] == str(len(costs) * 4 + 2)
     assert Decimal(total_row[5]) == _clients_own_total(created.secret.reveal())
+
+
+def _brand(product_name="Acme AI", money_unit="credits", accent_color="#0b7285"):
+    from branding.models import Branding
+
+    Branding(
+        product_name=product_name, money_unit=money_unit, accent_color=accent_color,
+        logo=tiny_png(), logo_content_type="image/png",
+    ).save()
+
+
+def test_the_statement_carries_the_resellers_branding_not_ours(owner_client, client_key, settings):
+    settings.RESELLER_NAME = "Northwind AI"
+    _brand()
+    html = owner_client.get(_url(client_key, f"{_last_month():%Y-%m}")).content.decode()
+    head = html[html.index('class="statement-head"'):html.index('id="summary-title"')]
+    assert "Acme AI" in head and "Northwind AI" not in head
+    assert 'class="brand-logo"' in head and "/portal/brand/logo-" in head
+    assert "/portal/brand/colors-" in html  # the accent colour's stylesheet
+    assert "72.0184 credits" in html and "+20.00 credits" in html and "$72" not in html
+    assert "Amounts are in credits" in html
+
+
+def test_without_a_product_name_the_statement_falls_back_to_the_reseller_name_setting(owner_client, client_key, settings):
+    settings.RESELLER_NAME = "Northwind AI"
+    _brand(product_name="", money_unit="€", accent_color="")
+    html = owner_client.get(_url(client_key, f"{_last_month():%Y-%m}")).content.decode()
+    assert "Northwind AI" in html and "€72.0184" in html and "/portal/brand/colors-" not in html

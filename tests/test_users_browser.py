@@ -23,6 +23,7 @@ def code_from_secret(secret_text):
 def test_an_invited_staff_member_enrols_two_factor_and_tops_up_within_the_cap(page, browser, live_server, owner, make_key):
     key = make_key("10", label="Journey customer")
     sign_in(page, live_server, "olivia", "owner-pass-1234")
+    page.click("nav >> summary:has-text('More')")
     page.click("nav >> text=Users")
     page.fill("#id_email", "casey@example.com")
     page.select_option("#id_role", "staff")

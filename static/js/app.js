@@ -118,4 +118,25 @@
     var form = event.target.closest && event.target.closest("form");
     if (form) form.querySelectorAll("button[type=submit]").forEach(function (b) { b.disabled = false; });
   });
+
+  // The top bar's disclosure menus ("More", the account) open as <details> do without this;
+  // it adds what people expect of a menu: Escape closes it (focus back on its summary),
+  // a click elsewhere closes it, and opening one closes the other.
+  var navMenus = document.querySelectorAll(".nav-menu");
+  function closeNavMenus(except) {
+    navMenus.forEach(function (menu) { if (menu !== except) menu.open = false; });
+  }
+  navMenus.forEach(function (menu) {
+    menu.addEventListener("toggle", function () { if (menu.open) closeNavMenus(menu); });
+  });
+  document.addEventListener("click", function (event) {
+    if (!event.target.closest || !event.target.closest(".nav-menu")) closeNavMenus(null);
+  });
+  document.addEventListener("keydown", function (event) {
+    if (event.key !== "Escape") return;
+    var open = document.querySelector(".nav-menu[open]");
+    if (!open) return;
+    open.open = false;
+    open.querySelector("summary").focus();
+  });
 })();
