@@ -11,16 +11,18 @@ from concurrent.futures import ThreadPoolExecutor
 
 
 class PagesAhead:
-    """``get(page)`` returns ``fetch(page)``; ``ask_for(page)`` starts fetching the page needed next.
+    """``get(page)`` returns ``fetch(page)``; ``ask_for(page)`` starts fetching a page needed later.
 
-    Use as a context manager so the helper thread ends with the walk. With ``enabled`` off
-    it fetches in line and ``ask_for`` does nothing.
+    Pages asked for are fetched one after the other, in the order asked, by one helper
+    thread; a walk that knows it needs several (a first sync) asks for a few ahead, so
+    they arrive while it writes a batch. Use as a context manager so the thread ends with
+    the walk. With ``enabled`` off it fetches in line and ``ask_for`` does nothing.
     """
 
     def __init__(self, fetch, enabled=True):
         self._fetch = fetch
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="page-ahead") if enabled else None
-        self._ahead = None
+        self._ahead = {}
 
     def __enter__(self):
         return self
@@ -30,11 +32,14 @@ class PagesAhead:
             self._executor.shutdown(wait=True, cancel_futures=True)
 
     def get(self, page):
-        ahead, self._ahead = self._ahead, None
-        if ahead is not None and ahead[0] == page:
-            return ahead[1].result()
+        ahead = self._ahead.pop(page, None)
+        if ahead is not None:
+            return ahead.result()
         return self._fetch(page)
 
-    def ask_for(self, page):
-        if self._executor is not None:
-            self._ahead = (page, self._executor.submit(self._fetch, page))
+    def ask_for(self, *pages):
+        if self._executor is None:
+            return
+        for page in pages:
+            if page not in self._ahead:
+                self._ahead[page] = self._executor.submit(self._fetch, page)

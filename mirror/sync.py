@@ -31,8 +31,11 @@ logger = logging.getLogger(__name__)
 
 # derouter's largest page: the fewest requests per row.
 PAGE_SIZE = 100
-# Rows written per transaction (ten full pages): fewer commits, at most that much redone after a restart.
-BATCH_ROWS = 1000
+# Rows written per transaction (three full pages): fewer commits, at most that much redone after a
+# restart, and small enough that writing a batch overlaps fetching the next pages.
+BATCH_ROWS = 300
+# Pages fetched ahead of the walk when it knows it needs them (a first sync, the rows new since the last pass).
+ASK_AHEAD_PAGES = 10
 # How long a key edit waits for a running sync of that key before giving up.
 EDIT_LOCK_WAIT_SECONDS = 5
 SNAPSHOT_LEASE = "mirror-snapshot"
@@ -253,7 +256,7 @@ def _count_malformed(result, usage_page):
 class _Batch:
     """Pages walked but not yet written: their rows and the checkpoint after the last commit together.
 
-    Writing ten pages in one transaction instead of one each saves most of the commits
+    Writing a few pages in one transaction instead of one each saves most of the commits
     and checkpoint writes; a sync cut off (by a restart) redoes at most that many pages.
     """
 
@@ -307,7 +310,8 @@ def _backfill(state, key, multiplier, result, progress, pages, batch):
         if last:
             checkpoint.update(backfill_page=0, backfill_complete=True, last_synced_at=timezone.now())
         else:
-            pages.ask_for(page + 1)
+            # A first sync needs every page: those of the next batch can arrive while this one is written.
+            pages.ask_for(*range(page + 1, min(page + ASK_AHEAD_PAGES, usage_page.pages) + 1))
         batch.add(usage_page.logs, usage_page, checkpoint)
         if progress:
             progress(result, usage_page)
@@ -352,7 +356,9 @@ def _catch_up(state, key, multiplier, result, progress, pages, batch):
         )
         checkpoint = {}
         if not last:
-            pages.ask_for(page + 1)
+            # The pages holding the rows new since the last pass (when none shift meanwhile): no more.
+            new_pages = -(-(total_at_start - state.newest_total) // PAGE_SIZE) if state.newest_total is not None else 0
+            pages.ask_for(*range(page + 1, max(page + 1, min(new_pages, page + ASK_AHEAD_PAGES)) + 1))
         if last:
             checkpoint["last_synced_at"] = timezone.now()
             if newest is not None:
