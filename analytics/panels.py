@@ -6,6 +6,7 @@ string there, and every chart has a table of the same numbers beside it.
 
 from analytics import figures, forecast
 from analytics.statements import get_statement_months
+from lib.money import unit_is_symbol
 from mirror.models import KeySnapshot
 
 SPARKLINE_DAYS = 30
@@ -99,17 +100,25 @@ def get_key_analytics(sub_key_id, show_margins, today=None):
     }
 
 
-def get_portal_usage(key, today=None):
-    """The portal home's panel for the client's own key snapshot (None: not mirrored yet), in its units."""
+def get_portal_usage(key, unit="$", today=None):
+    """The portal home's panel for the client's own key snapshot (None: not mirrored yet), in its units.
+
+    ``unit`` is the portal's money unit (branding): the chart's axis and tooltips read in it too.
+    """
     if key is None:
         return None
     today = today or figures.today_utc()
     period = figures.get_last_days(KEY_CHART_DAYS, today)
     daily = figures.get_daily(period, key)
+    daily_chart = get_daily_chart(daily, False, "Your usage per day, last 30 days")
+    if unit_is_symbol(unit):
+        daily_chart["unit_before"] = unit
+    else:
+        daily_chart["unit_after"] = f" {unit}"
     return {
         "period": period,
         "daily": daily,
-        "daily_chart": get_daily_chart(daily, False, "Your usage per day, last 30 days"),
+        "daily_chart": daily_chart,
         "by_model": figures.get_by_model(period, key),
         "totals": figures.get_totals(period, key),
     }

@@ -103,9 +103,13 @@ def get_demo_names(key_id):
 
 
 def can_visit(visit, names):
-    """A visit of a kind of user the demo has, on a page whose path needs only ``names``."""
+    """A visit of a kind of user the demo has, on a page whose path needs only ``names``.
+
+    Not the 404s: the demo runs with DEBUG on, where Django answers them with its debug page, not ours.
+    """
     needed = {field for _, field, _, _ in string.Formatter().parse(visit.path) if field}
-    return visit.who in ("anonymous", "owner", "staff", "customer") and not visit.fault and needed <= set(names)
+    demo_has = visit.who in ("anonymous", "owner", "staff", "customer") and needed <= set(names)
+    return demo_has and not visit.fault and visit.status != 404
 
 
 def main():

@@ -177,7 +177,7 @@ def home(request):
             ("All time", balance.total),
         ],
         **_get_quick_start(request, balance),
-        "portal_usage": get_portal_usage(get_portal_key_snapshot(request.portal_key)),
+        "portal_usage": get_portal_usage(get_portal_key_snapshot(request.portal_key), Branding.load().unit),
     }
     return render(request, "portal/home.html", context)
 

@@ -286,8 +286,12 @@ def _serious_violations(page):
 
 
 def _sideways_scroll(page):
-    """How many pixels wider than the screen the page is, or 0."""
-    return page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    """How many pixels wider than the screen the page is, or 0.
+
+    Against the screen's width, not window.innerWidth: a phone zooms out to show a page that is
+    too wide (or has no viewport meta tag), and innerWidth grows with it, hiding the overflow.
+    """
+    return page.evaluate("document.documentElement.scrollWidth") - page.viewport_size["width"]
 
 
 def _check(page, where, size, survey):

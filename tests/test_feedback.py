@@ -66,7 +66,7 @@ def test_a_404_in_the_console_keeps_the_console_navigation(owner_client):
     response = owner_client.get("/dashboard/keys/3f1c2a9e-0000-4000-8000-000000000000/")
     body = response.content.decode()
     assert response.status_code == 404
-    assert '<nav class="nav" aria-label="Console">' in body and 'href="/dashboard/">Overview</a></p>' in body
+    assert '<nav class="nav console-nav" aria-label="Console">' in body and 'href="/dashboard/">Overview</a></p>' in body
 
 
 def test_a_403_keeps_the_console_navigation(staff):
@@ -74,14 +74,14 @@ def test_a_403_keeps_the_console_navigation(staff):
     staff_client.force_login(staff)
     response = staff_client.get(reverse("console:key_create"))
     assert response.status_code == 403
-    assert '<nav class="nav" aria-label="Console">' in response.content.decode()
+    assert '<nav class="nav console-nav" aria-label="Console">' in response.content.decode()
 
 
 def test_derouter_down_keeps_the_console_navigation(owner_client, simulator):
     simulator.inject("error", path="/balance", status=503, times=10)
     response = owner_client.get(reverse("console:key_create"))
     assert response.status_code == 503
-    assert '<nav class="nav" aria-label="Console">' in response.content.decode()
+    assert '<nav class="nav console-nav" aria-label="Console">' in response.content.decode()
 
 
 def test_a_signed_out_visitor_gets_the_plain_404(client):

@@ -2,6 +2,7 @@
 
 import csv
 import io
+import re
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -120,3 +121,17 @@ def test_the_clients_statement_is_in_the_resellers_brand_and_unit(customer, sett
     assert "/portal/brand/colors-" in html
     assert " credits</td>" in html and "$" not in html[html.index('class="statement"'):]
     assert "derouter" not in html.lower()
+
+
+def test_the_portal_usage_panel_and_its_chart_read_in_the_resellers_unit(customer):
+    from branding.models import Branding
+
+    _, browser = customer
+    Branding(money_unit="credits").save()
+    html = browser.get("/portal/").content.decode()
+    panel = html[html.index('id="portal-daily-chart-data"') - 2000:html.index("Monthly statements")]
+    assert "$" not in panel.replace('"$"', "")
+    assert re.search(r"credits(</span>)? in all", html) and '"unit_after": " credits"' in html
+    Branding(money_unit="€").save()
+    html = browser.get("/portal/").content.decode()
+    assert '"unit_before": "€"' in html or '"unit_before": "\\u20ac"' in html

@@ -7,6 +7,13 @@
 
   var COLOURS = ["#3b5bdb", "#e67700", "#2b8a3e", "#c92a2a", "#5f3dc4", "#0b7285"];
   var money = new Intl.NumberFormat("en-US", { style: "currency", currency: "USD", maximumFractionDigits: 4 });
+  var amount = new Intl.NumberFormat("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 4 });
+
+  // Money in the chart's own unit when it names one (the portal's: "€" before, " credits" after), else dollars.
+  function formatMoney(data, value) {
+    if (data.unit_before === undefined && data.unit_after === undefined) return money.format(value);
+    return (value < 0 ? "-" : "") + (data.unit_before || "") + amount.format(Math.abs(value)) + (data.unit_after || "");
+  }
 
   function datasets(data, isSparkline) {
     return data.datasets.map(function (set, index) {
@@ -25,7 +32,7 @@
   }
 
   function options(data, isSparkline) {
-    var format = function (value) { return data.money ? money.format(value) : value.toLocaleString("en-US"); };
+    var format = function (value) { return data.money ? formatMoney(data, value) : value.toLocaleString("en-US"); };
     if (isSparkline) {
       return {
         responsive: true, maintainAspectRatio: false, animation: false,
