@@ -293,7 +293,7 @@ def resolve_unknown_key_writes(sub_keys, sub_key_id=None):
     return settled
 
 
-def _has_unsettled_writes():
+def has_unsettled_writes():
     return (
         AuditEvent.objects.filter(
             outcome__in=UNSETTLED_OUTCOMES,
@@ -305,7 +305,7 @@ def _has_unsettled_writes():
 
 def resolve_writes_from(sub_keys):
     """Settle every pending or unknown key write and top-up from derouter's whole key list, just read."""
-    if not _has_unsettled_writes():
+    if not has_unsettled_writes():
         return []
     by_id = {sub_key.id: sub_key for sub_key in sub_keys}
     settled = resolve_unknown_key_writes(sub_keys)
@@ -320,7 +320,7 @@ def resolve_unsettled_writes():
     With nothing unsettled it asks derouter nothing. Raises DerouterError when
     derouter cannot list the keys (the next run tries again).
     """
-    if not _has_unsettled_writes():
+    if not has_unsettled_writes():
         return []
     return resolve_writes_from(client.list_sub_keys())
 

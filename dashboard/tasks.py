@@ -9,9 +9,9 @@ from huey.contrib.djhuey import db_periodic_task, db_task
 
 from dashboard import keywrites
 from dashboard.ledger_csv import CSV_COLUMNS, filtered_topups, ledger_csv_row
-from derouter.client import DerouterError
 from exports.models import Export
 from exports.writer import fail, write_csv_file
+from mirror.runs import tracked
 
 logger = logging.getLogger(__name__)
 
@@ -22,16 +22,15 @@ LEDGER_CHUNK_ROWS = 500
 def settle_unsettled_writes():
     """Every minute: settle pending and unknown key writes and top-ups from derouter's key list.
 
-    With nothing unsettled it asks derouter nothing; when derouter cannot answer,
-    the next minute's run tries again.
+    With nothing unsettled it asks derouter nothing and records nothing. Otherwise the run
+    is recorded (the Sync page lists it); when derouter cannot answer it is recorded as
+    failed, and the next minute's run tries again.
     """
-    try:
-        settled = keywrites.resolve_unsettled_writes()
-    except DerouterError as error:
-        logger.warning("settling unsettled writes: derouter unavailable (%s)", type(error).__name__)
+    if not keywrites.has_unsettled_writes():
         return
-    if settled:
-        logger.info("settled %d unsettled writes", len(settled))
+    with tracked("dashboard.settle_unsettled_writes") as run:
+        settled = keywrites.resolve_unsettled_writes()
+        run.detail = f"{len(settled)} settled" if settled else "Nothing could be settled yet."
 
 
 def _generate_ledger_pages(topups):

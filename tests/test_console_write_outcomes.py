@@ -16,6 +16,8 @@ from django.utils import timezone
 from dashboard import keywrites, topups
 from dashboard.models import AuditEvent, Outcome, TopUp
 from derouter import client as derouter_client
+from derouter.client import Unavailable
+from mirror.models import TaskRun
 from tests.helpers import budget_of, eventually, find_key
 
 pytestmark = pytest.mark.django_db
@@ -359,3 +361,19 @@ def test_the_periodic_task_settles_a_pending_top_up(owner, make_key, settings):
 
     row.refresh_from_db()
     assert row.outcome == Outcome.REFUSED
+    run = TaskRun.objects.get(name="dashboard.settle_unsettled_writes")
+    assert (run.status, run.detail) == (TaskRun.Status.OK, "1 settled")
+
+
+def test_the_periodic_task_records_a_failed_run_when_derouter_is_down(owner, make_key, simulator):
+    from dashboard.tasks import settle_unsettled_writes
+
+    key = make_key("5", label="Waiting for derouter")
+    pending_topup(key, owner)
+    simulator.inject("error", path="/sub-keys", status=503, times=5)
+
+    with pytest.raises(Unavailable):
+        settle_unsettled_writes.call_local()
+
+    run = TaskRun.objects.get(name="dashboard.settle_unsettled_writes")
+    assert run.status == TaskRun.Status.FAILED and "Unavailable" in run.error
