@@ -295,6 +295,17 @@ class _Batch:
         self._reset()
 
 
+def _take_page(batch, rows, usage_page, checkpoint, last, progress, result):
+    """Hand a walked page's rows to the batch and report progress; the last page writes the batch. True then."""
+    batch.add(rows, usage_page, checkpoint)
+    if progress:
+        progress(result, usage_page)
+    if last:
+        batch.write()
+        result.complete = True
+    return last
+
+
 def _backfill(state, key, multiplier, result, progress, pages, batch):
     """Walk every page from the checkpoint on; rows and the next page to walk commit together."""
     page = state.backfill_page or 1
@@ -312,12 +323,7 @@ def _backfill(state, key, multiplier, result, progress, pages, batch):
         else:
             # A first sync needs every page: those of the next batch can arrive while this one is written.
             pages.ask_for(*range(page + 1, min(page + ASK_AHEAD_PAGES, usage_page.pages) + 1))
-        batch.add(usage_page.logs, usage_page, checkpoint)
-        if progress:
-            progress(result, usage_page)
-        if last:
-            batch.write()
-            result.complete = True
+        if _take_page(batch, usage_page.logs, usage_page, checkpoint, last, progress, result):
             return
         page += 1
 
@@ -365,12 +371,7 @@ def _catch_up(state, key, multiplier, result, progress, pages, batch):
                 checkpoint.update(
                     newest_request_id=newest.request_id, newest_created_at=newest.created_at, newest_total=total_at_start
                 )
-        batch.add(fresh, usage_page, checkpoint)
-        if progress:
-            progress(result, usage_page)
-        if last:
-            batch.write()
-            result.complete = True
+        if _take_page(batch, fresh, usage_page, checkpoint, last, progress, result):
             return
         page += 1
 
