@@ -340,8 +340,9 @@ DEROUTER_USE_ENV_PROXIES = env_bool("DEROUTER_USE_ENV_PROXIES", False)
 # Console behaviour.
 STAFF_DAILY_TOPUP_CAP = env_decimal("STAFF_DAILY_TOPUP_CAP", "500")
 LOW_BUDGET_THRESHOLD = env_decimal("LOW_BUDGET_THRESHOLD", "0.10")
-# Printed at the top of the monthly statements clients receive.
-RESELLER_NAME = env_str("RESELLER_NAME", "derouter reseller")
+# Printed at the top of the monthly statements clients receive when Branding names no product;
+# empty (the default), a statement carries no name of ours: the reseller's brand or nothing.
+RESELLER_NAME = env_str("RESELLER_NAME", "")
 LOGIN_ATTEMPTS_LIMIT = env_int("LOGIN_ATTEMPTS_LIMIT", 5)
 LOGIN_ATTEMPTS_WINDOW = env_int("LOGIN_ATTEMPTS_WINDOW", 15 * 60)
 # Failures for one username from all addresses together; past it only a correct

@@ -184,3 +184,11 @@ def test_without_a_product_name_the_statement_falls_back_to_the_reseller_name_se
     _brand(product_name="", money_unit="€", accent_color="")
     html = owner_client.get(_url(client_key, f"{_last_month():%Y-%m}")).content.decode()
     assert "Northwind AI" in html and "€72.0184" in html and "/portal/brand/colors-" not in html
+
+
+def test_with_neither_a_product_name_nor_a_reseller_name_the_statement_names_no_one(owner_client, client_key, settings):
+    settings.RESELLER_NAME = ""
+    _brand(product_name="", money_unit="", accent_color="")
+    html = owner_client.get(_url(client_key, f"{_last_month():%Y-%m}")).content.decode()
+    head = html[html.index('class="statement-brand"'):html.index("</p>", html.index('class="statement-brand"'))]
+    assert "<strong>" not in head and "derouter" not in head
