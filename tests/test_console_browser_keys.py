@@ -127,7 +127,7 @@ def test_pages_load_without_console_errors(live_server, page):
 
 def test_every_column_and_the_row_actions_fit_the_key_list_at_1280_px(live_server, page, owner, make_key):
     # Wide figures in every money column, the longest days-left wording, a label that must wrap.
-    make_key("99999.5", label="Wide Customer With A Long Company Name Ltd")
+    make_key("9999.5", label="Wide Customer With A Long Company Name Ltd")
     sign_in(page, live_server, "olivia", "owner-pass-1234")
     page.set_viewport_size({"width": 1280, "height": 800})
     page.goto(f"{live_server.url}/dashboard/keys/")
