@@ -114,3 +114,11 @@ def test_a_key_with_nothing_left_runs_out_first_even_without_recent_use(keys):
     running_out = forecast.get_keys_running_out()
     assert [key.label for key in running_out] == ["Empty", "Fast"]
     assert running_out[0].days_left == 0 and running_out[1].burn_7d == Decimal(7)
+
+
+def test_a_page_of_keys_gets_the_same_days_left_as_the_sql_sort(keys):
+    mirrored_key("Empty", budget="5", remaining="0")
+    snapshots = list(KeySnapshot.objects.all())
+    annotated = dict(forecast.annotate_days_left(KeySnapshot.objects.all()).values_list("pk", "days_left"))
+    assert forecast.get_days_left_of(snapshots) == annotated
+    assert sorted(value for value in annotated.values() if value is not None) == [0, 4, 300]

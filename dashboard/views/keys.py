@@ -19,7 +19,7 @@ from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRedirect, reselect, reswap, retarget, trigger_client_event
 
 from accounts.roles import console_required, owner_required
-from analytics.forecast import annotate_days_left
+from analytics.forecast import annotate_days_left, get_days_left_of
 from analytics.panels import get_key_analytics
 from analytics.permissions import can_see_margins
 from dashboard import audit, keywrites
@@ -103,9 +103,10 @@ def _search_key_list(query):
 
 
 def _get_days_left(snapshots):
-    """{snapshot pk: days left} of one page of keys: one query of the page's keys, whatever the sort."""
-    page_keys = KeySnapshot.objects.filter(pk__in=[snapshot.pk for snapshot in snapshots])
-    return dict(annotate_days_left(page_keys).values_list("pk", "days_left"))
+    """{snapshot pk: days left} of one page of keys: annotated already when sorted by it, else one query."""
+    if snapshots and hasattr(snapshots[0], "days_left"):
+        return {snapshot.pk: snapshot.days_left for snapshot in snapshots}
+    return get_days_left_of(snapshots)
 
 
 def _get_safe_search(query):
