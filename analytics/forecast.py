@@ -99,20 +99,23 @@ def annotate_days_left(queryset, today=None):
     )
 
 
+def _get_spend_by_key(today, **rollup_filters):
+    """{snapshot pk: real spend over the last seven days} of the keys whose rollups the filters pick."""
+    rows = (
+        DailyRollup.objects.filter(day__gte=_burn_start(today), day__lte=today, **rollup_filters)
+        .values("key")
+        .annotate(total=Sum("cost"))
+    )
+    return {row["key"]: Decimal(row["total"]) for row in rows}
+
+
 def get_burning_keys(today):
     """{snapshot pk: real spend over the last seven days} of the active keys that spent anything in them.
 
     Reads only the rollups of those days, so its cost follows the keys in use, not every key there is.
     """
-    rows = (
-        DailyRollup.objects.filter(
-            key__isnull=False, key__deleted_at__isnull=True, day__gte=_burn_start(today), day__lte=today
-        )
-        .values("key")
-        .annotate(total=Sum("cost"))
-        .filter(total__gt=0)
-    )
-    return {row["key"]: Decimal(row["total"]) for row in rows}
+    spend = _get_spend_by_key(today, key__isnull=False, key__deleted_at__isnull=True)
+    return {pk: total for pk, total in spend.items() if total > 0}
 
 
 def get_days_left_of(keys, today=None):
@@ -120,16 +123,10 @@ def get_days_left_of(keys, today=None):
 
     The same figures ``annotate_days_left`` gives in SQL, for keys already read.
     """
-    today = today or today_utc()
-    spent = dict(
-        DailyRollup.objects.filter(key__in=[key.pk for key in keys], day__gte=_burn_start(today), day__lte=today)
-        .values("key")
-        .annotate(total=Sum("cost"))
-        .values_list("key", "total")
-    )
+    spend = _get_spend_by_key(today or today_utc(), key__in=[key.pk for key in keys])
     days = {}
     for key in keys:
-        burn_7d = Decimal(spent.get(key.pk) or ZERO)
+        burn_7d = spend.get(key.pk, ZERO)
         if key.remaining <= 0:
             days[key.pk] = ZERO
         elif burn_7d > 0:

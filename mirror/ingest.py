@@ -9,6 +9,7 @@ offered twice (two consumers racing, or a page seen again) is never counted twic
 import hashlib
 from collections import defaultdict
 from datetime import UTC
+from decimal import Decimal
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -96,6 +97,30 @@ def upsert_key(sub_key, seen_at=None):
     with transaction.atomic():
         snapshot, _ = KeySnapshot.objects.update_or_create(
             sub_key_id=sub_key.id, defaults=fields, create_defaults={**fields, "created_at": sub_key.created_at or seen_at}
+        )
+        summarize_snapshot()
+    return snapshot
+
+
+def insert_created_key(created):
+    """Record a key we just created (a derouter.client.CreatedSubKey): nothing spent yet."""
+    now = timezone.now()
+    with transaction.atomic():
+        snapshot, _ = KeySnapshot.objects.update_or_create(
+            sub_key_id=created.id,
+            defaults={
+                "label": created.label,
+                "key_id_short": created.key_id,
+                "secret_sha256": secret_digest(created.secret.reveal()) if created.secret.reveal() else "",
+                "budget": created.budget,
+                "spent": Decimal(0),
+                "remaining": created.budget,
+                "rpm_limit": created.rpm_limit,
+                "concurrent_limit": created.concurrent_limit,
+                "created_at": now,
+                "refreshed_at": now,
+                "deleted_at": None,
+            },
         )
         summarize_snapshot()
     return snapshot

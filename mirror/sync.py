@@ -186,26 +186,7 @@ def record_write_answer(answer):
 
 def record_created_key(created):
     """Record a key we just created (a derouter.client.CreatedSubKey): nothing spent yet."""
-    now = timezone.now()
-    with transaction.atomic():
-        snapshot, _ = KeySnapshot.objects.update_or_create(
-            sub_key_id=created.id,
-            defaults={
-                "label": created.label,
-                "key_id_short": created.key_id,
-                "secret_sha256": ingest.secret_digest(created.secret.reveal()) if created.secret.reveal() else "",
-                "budget": created.budget,
-                "spent": Decimal(0),
-                "remaining": created.budget,
-                "rpm_limit": created.rpm_limit,
-                "concurrent_limit": created.concurrent_limit,
-                "created_at": now,
-                "refreshed_at": now,
-                "deleted_at": None,
-            },
-        )
-        ingest.summarize_snapshot()
-    return snapshot
+    return ingest.insert_created_key(created)
 
 
 def record_deleted_key(sub_key_id):

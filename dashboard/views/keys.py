@@ -94,17 +94,21 @@ def _get_key_row(sub_key, url_patterns, days_left=None):
     )
 
 
+def _is_sorted_by_days_left(sort):
+    return sort.removeprefix("-") == "days_left"
+
+
 def _search_key_list(query):
     """The snapshot keys of one search and sort; sorting by days left annotates every key with it, in SQL."""
     keys = KeySnapshot.objects.all()
-    if query["sort"].removeprefix("-") == "days_left":
+    if _is_sorted_by_days_left(query["sort"]):
         keys = annotate_days_left(keys)
     return search_keys(query["q"], query["sort"], keys=keys)
 
 
-def _get_days_left(snapshots):
-    """{snapshot pk: days left} of one page of keys: annotated already when sorted by it, else one query."""
-    if snapshots and hasattr(snapshots[0], "days_left"):
+def _get_days_left(snapshots, sort):
+    """{snapshot pk: days left} of one page of keys: the sort's own annotation when sorted by it, else one query."""
+    if _is_sorted_by_days_left(sort):
         return {snapshot.pk: snapshot.days_left for snapshot in snapshots}
     return get_days_left_of(snapshots)
 
@@ -289,7 +293,7 @@ def key_list(request):
     page = Paginator(_search_key_list(query), KEYS_PER_PAGE).get_page(query["page"])
     total_keys = KeySnapshot.objects.active().count() if query["q"] else page.paginator.count
     url_patterns = _get_row_url_patterns()
-    days_left = _get_days_left(page.object_list)
+    days_left = _get_days_left(page.object_list, query["sort"])
     context = {
         "query": query,
         "page": page,
