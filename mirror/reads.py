@@ -118,12 +118,10 @@ def search_keys(query="", sort="-created_at", include_deleted=False, keys=None):
     if column in keys.query.annotations:
         # An annotation (the key list's days left) is NULL for some keys: those sort last either way.
         order = F(column).desc(nulls_last=True) if descending else F(column).asc(nulls_last=True)
-        return keys.order_by(order, "-sub_key_id" if descending else "sub_key_id")
-    field = SORT_FIELDS[column]
-    # Plain orderings (no NULLS LAST: every sort column is filled) so the indexes serve them.
-    if descending:
-        return keys.order_by(f"-{field}", "-sub_key_id")
-    return keys.order_by(field, "sub_key_id")
+    else:
+        # Plain orderings (no NULLS LAST: every sort column is filled) so the indexes serve them.
+        order = F(SORT_FIELDS[column]).desc() if descending else F(SORT_FIELDS[column]).asc()
+    return keys.order_by(order, "-sub_key_id" if descending else "sub_key_id")
 
 
 def as_sub_key(snapshot):

@@ -194,15 +194,6 @@ def record_deleted_key(sub_key_id):
     ingest.mark_deleted(sub_key_id)
 
 
-def snapshot_as_of():
-    """When the oldest fact shown about an active key was reported; None before the first refresh."""
-    return KeySnapshot.objects.active().order_by("refreshed_at").values_list("refreshed_at", flat=True).first()
-
-
-def snapshot_is_empty():
-    return not KeySnapshot.objects.exists()
-
-
 # ---------------------------------------------------------------- usage
 
 

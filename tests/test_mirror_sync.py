@@ -8,7 +8,7 @@ from django.core.management import CommandError, call_command
 
 from derouter import client as derouter_client
 from derouter.client import Unavailable
-from mirror import leases, reconcile, sync, tasks
+from mirror import leases, reads, reconcile, sync, tasks
 from mirror.models import ACCOUNT_SCOPE, KeySnapshot, SyncState, TaskRun, UsageRecord
 
 pytestmark = pytest.mark.django_db
@@ -60,7 +60,7 @@ def test_a_refresh_writes_only_new_or_changed_keys(make_key):
 
     assert result.changed == 1
     assert KeySnapshot.objects.get(sub_key_id=key.id).label == "After"
-    assert sync.snapshot_as_of() is not None
+    assert reads.get_freshness().as_of is not None
 
 
 @pytest.mark.parametrize("ask_ahead", [False, True], ids=["in-line", "asking-ahead"])
