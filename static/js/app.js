@@ -93,8 +93,10 @@
   });
 
   // Fragments htmx swaps into a <dialog> show it; a fragment marked
-  // data-dialog-done (a finished edit or top-up) closes it again.
-  document.addEventListener("htmx:afterSwap", function (event) {
+  // data-dialog-done (a finished edit or top-up) closes it again. On settle, not on swap:
+  // htmx binds the new form's hx- attributes while settling, and a field focused before
+  // that lets a quick Enter submit the form as a plain page instead of in the dialog.
+  document.addEventListener("htmx:afterSettle", function (event) {
     var dialog = event.target.closest && event.target.closest("dialog");
     if (!dialog) return;
     if (dialog.querySelector("[data-dialog-done]")) {
