@@ -4,6 +4,8 @@ Chart data goes to the browser through ``json_script``; money stays a decimal
 string there, and every chart has a table of the same numbers beside it.
 """
 
+from django.utils.functional import SimpleLazyObject
+
 from analytics import figures, forecast
 from analytics.statements import get_statement_months
 from lib.money import unit_is_symbol
@@ -100,25 +102,35 @@ def get_key_analytics(sub_key_id, show_margins, today=None):
     }
 
 
-def get_portal_usage(key, unit="$", today=None):
-    """The portal home's panel for the client's own key snapshot (None: not mirrored yet), in its units.
+class PortalUsagePanel:
+    """The portal home's usage panel for the client's own key snapshot, in its units.
 
+    ``version`` changes whenever the panel would: it reads only the key's rollups over the
+    last 30 UTC days, which only ever gain rows, so the window's request count and billed
+    total (one indexed query) say whether anything changed. The rest (per day, per model,
+    chart data) is worked out only when a template reads ``figures``: a cached panel does not.
     ``unit`` is the portal's money unit (branding): the chart's axis and tooltips read in it too.
     """
-    if key is None:
-        return None
-    today = today or figures.today_utc()
-    period = figures.get_last_days(KEY_CHART_DAYS, today)
-    daily = figures.get_daily(period, key)
-    daily_chart = get_daily_chart(daily, False, "Your usage per day, last 30 days")
-    if unit_is_symbol(unit):
-        daily_chart["unit_before"] = unit
-    else:
-        daily_chart["unit_after"] = f" {unit}"
-    return {
-        "period": period,
-        "daily": daily,
-        "daily_chart": daily_chart,
-        "by_model": figures.get_by_model(period, key),
-        "totals": figures.get_totals(period, key),
-    }
+
+    def __init__(self, key, unit, today=None):
+        self.key = key
+        self.unit = unit
+        self.period = figures.get_last_days(KEY_CHART_DAYS, today or figures.today_utc())
+        self.totals = figures.get_totals(self.period, key)
+        self.version = f"{key.sub_key_id}:{self.period.start}:{self.totals.requests}:{self.totals.billed}:{unit}"
+        self.figures = SimpleLazyObject(self._get_figures)
+
+    def _get_figures(self):
+        daily = figures.get_daily(self.period, self.key)
+        daily_chart = get_daily_chart(daily, False, "Your usage per day, last 30 days")
+        if unit_is_symbol(self.unit):
+            daily_chart["unit_before"] = self.unit
+        else:
+            daily_chart["unit_after"] = f" {self.unit}"
+        return {
+            "period": self.period,
+            "daily": daily,
+            "daily_chart": daily_chart,
+            "by_model": figures.get_by_model(self.period, self.key),
+            "totals": self.totals,
+        }

@@ -17,7 +17,7 @@ from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
 
-from analytics.panels import get_portal_usage
+from analytics.panels import PortalUsagePanel
 from analytics.portal_views import get_portal_key_snapshot
 from automation.expiry import get_expired_notice
 from branding.models import Branding
@@ -72,13 +72,13 @@ def _get_budget_state(balance):
     return ""
 
 
-def _get_quick_start(request, balance, client_key=None):
+def _get_quick_start(request, balance, branding, client_key=None):
     """The quick start's context: the full key once revealed, else the masked one, and the base URL."""
     return {
         "balance": balance,
         "client_key": client_key,
         "masked_key": _get_masked_key(request.portal_key),
-        "inference_base": Branding.load().inference_base,
+        "inference_base": branding.inference_base,
     }
 
 
@@ -167,7 +167,10 @@ def logout_view(request):
 def home(request):
     """The customer's label, budget, limits, usage summary and a quick start."""
     balance = get_client_balance(request.portal_key)
+    branding = Branding.load()
+    key = get_portal_key_snapshot(request.portal_key)
     context = {
+        "branding": branding,
         "balance": balance,
         "budget_state": _get_budget_state(balance),
         "usage_rows": [
@@ -176,8 +179,8 @@ def home(request):
             ("This month", balance.month),
             ("All time", balance.total),
         ],
-        **_get_quick_start(request, balance),
-        "portal_usage": get_portal_usage(get_portal_key_snapshot(request.portal_key), Branding.load().unit),
+        **_get_quick_start(request, balance, branding),
+        "portal_usage": PortalUsagePanel(key, branding.unit) if key else None,
     }
     return render(request, "portal/home.html", context)
 
@@ -192,7 +195,7 @@ def reveal(request):
     if request.method == "GET":
         return redirect("portal:home")
     balance = get_client_balance(request.portal_key)
-    context = _get_quick_start(request, balance, client_key=request.portal_key)
+    context = _get_quick_start(request, balance, Branding.load(), client_key=request.portal_key)
     return render_page_or_fragment(request, "portal/reveal.html", "portal/_quick_start.html", context)
 
 

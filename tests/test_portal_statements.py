@@ -90,6 +90,36 @@ def test_the_portal_home_charts_30_days_by_model_in_the_clients_units(customer):
     assert "$0.08325" in section[: section.index("</table>")]
 
 
+def _portal_usage_panel(browser):
+    """The usage panel's HTML, without the nonces that change with every response."""
+    html = browser.get("/portal/").content.decode()
+    panel = html[html.index('id="portal-usage"'):html.index("</section>", html.index('id="portal-usage"'))]
+    return re.sub(r' nonce="[^"]*"', "", panel)
+
+
+def test_the_portal_usage_panel_shows_rows_as_soon_as_the_sync_mirrors_them(customer, simulator):
+    created, browser = customer
+    before = _portal_usage_panel(browser)
+    assert before == _portal_usage_panel(browser)
+    simulator.add_usage(created.id, "0.5", model="claude-haiku-4-5")
+    assert _portal_usage_panel(browser) == before  # not mirrored yet: the panel reads the mirror
+    mirror_from_simulator(created.id)
+    after = _portal_usage_panel(browser)
+    assert "claude-haiku-4-5" in after and "claude-haiku-4-5" not in before
+    assert "$1.25" in after  # 0.5 at x2.5, in the client's units
+
+
+def test_each_client_sees_only_its_own_usage_panel(customer, make_key):
+    _, browser = customer
+    stranger = make_key("1", label="Stranger")
+    mirror_from_simulator(stranger.id)
+    browser_of_stranger = Client()
+    browser_of_stranger.post("/portal/login/", {"client_key": stranger.secret.reveal()})
+    assert "claude-opus-4-1" in _portal_usage_panel(browser)
+    assert "claude-opus-4-1" not in _portal_usage_panel(browser_of_stranger)
+    derouter_client.delete_sub_key(stranger.id)
+
+
 def test_another_clients_statement_is_out_of_reach_and_bad_months_are_clear(customer, make_key):
     _, browser = customer
     assert browser.get("/portal/statements/2999-01/").status_code == 404
