@@ -17,7 +17,9 @@ from dashboard.models import Outcome, TopUp
 from derouter import client as derouter_client
 from exports.models import Export
 from exports.tasks import delete_expired_exports
+from mirror import leases, sync
 from mirror.models import SyncState, UsageRecord
+from portal import tasks as portal_tasks
 from portal.usage_csv import CSV_HEADER
 
 pytestmark = pytest.mark.django_db
@@ -205,7 +207,8 @@ def test_an_export_from_the_mirror_is_byte_for_byte_the_file_paging_derouter_wri
     rows = list(csv.reader(io.StringIO(from_mirror.decode())))
     expected = derouter_client.get_client_usage_logs(mirrored_key.secret.reveal(), page=1, limit=100).logs
     assert len(rows) == 1 + 136 and rows[1][1] == expected[0].request_id
-    assert {row[7] for row in rows[1:]} >= {"0.000033", "0.002503", "0.0005"}  # cost x 2.5, half-up, as derouter writes it
+    # Cost times 2.5, half-up to six places, written as derouter writes it.
+    assert {row[7] for row in rows[1:]} >= {"0.000033", "0.002503", "0.0005"}
     assert all(row[0].endswith("+05:30") for row in rows[1:])
 
 
@@ -225,6 +228,19 @@ def test_an_export_pages_derouter_while_the_keys_first_sync_is_under_way(
     for page in (1, 2):
         logs += derouter_client.get_client_usage_logs(mirrored_key.secret.reveal(), page=page, limit=100).logs
     assert [row[1] for row in rows[1:]] == [log.request_id for log in logs] and len(logs) == 134
+
+
+def test_an_export_pages_derouter_when_the_keys_sync_is_busy_elsewhere(
+    export_settings, mirrored_key, client_log_pages, monkeypatch
+):
+    monkeypatch.setattr(portal_tasks, "MIRROR_WAIT_SECONDS", 0)
+    portal = signed_in(mirrored_key)
+
+    before = client_log_pages()
+    with leases.held(sync.usage_lease_name(mirrored_key.id)):
+        rows = list(csv.reader(io.StringIO(_export(portal).decode())))
+
+    assert client_log_pages() - before == 3 and len(rows) == 1 + 132
 
 
 def test_an_export_pages_derouter_when_the_multiplier_changed_since_the_snapshot(
