@@ -61,11 +61,14 @@ def _get_mirrored_pages(client_key, key, zone, held):
         return None
     first_page = get_client_usage_logs(client_key, page=1, limit=USAGE_PAGE_SIZE)
     if not reads.is_usage_in_upstream_order(key) or reads.count_key_usage(key) != first_page.total:
+        logger.info("usage export of key %s pages derouter: the mirror holds other rows", key.sub_key_id)
         return None
     rows = mirrored_usage_csv_rows(reads.iter_key_usage_in_upstream_order(key), zone, key.display_multiplier)
     head = list(islice(rows, len(first_page.logs)))
     if head != [usage_csv_row(log, zone) for log in first_page.logs]:
         rows.close()
+        logger.info("usage export of key %s pages derouter: its first page differs from the mirror's",
+                    key.sub_key_id)
         return None
     return _paged(head, rows, first_page.total, lease)
 
