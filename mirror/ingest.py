@@ -165,6 +165,26 @@ def store_usage_rows(key, logs, multiplier):
         return len(fresh)
 
 
+def move_rows_behind(key, created_at, ahead_request_ids):
+    """Give a scope's rows of the second ``created_at``, but those of ``ahead_request_ids``, ids after theirs.
+
+    derouter lists the rows of one second newest-arrived first. A catch-up that inserts rows
+    of the second its boundary row is in puts them ahead of the rows of that second held
+    already; the held rows are deleted and inserted again, in their order, so ids keep
+    derouter's order. Same rows, so the rollups stay; run in the catch-up's transaction.
+    """
+    behind = [
+        row for row in UsageRecord.objects.filter(key=key, created_at=created_at).order_by("id")
+        if row.request_id not in ahead_request_ids
+    ]
+    if not behind:
+        return
+    UsageRecord.objects.filter(pk__in=[row.pk for row in behind]).delete()
+    for row in behind:
+        row.pk = None
+    UsageRecord.objects.bulk_create(behind)
+
+
 def _insert_rows(key, logs, multiplier, billed):
     """One INSERT for many rows, skipping those held; returns the request ids it added.
 

@@ -170,6 +170,11 @@ class SyncState(models.Model):
     backfill_pages = models.PositiveIntegerField(default=0)
     backfill_total = models.PositiveIntegerField(default=0)
     backfill_complete = models.BooleanField(default=False)
+    # derouter lists rows of the same second newest-arrived first, and says nothing else of that
+    # order. It holds for our ids when the first sync began with no rows of the scope and every
+    # catch-up since has kept it (mirror.sync); a scope mirrored before, or a catch-up that met
+    # rows held already above its boundary, cannot vouch for it: an export then pages derouter.
+    ids_in_upstream_order = models.BooleanField(default=False)
     rows_mirrored = models.BigIntegerField(default=0)
     last_synced_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)

@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from derouter.client import Secret, SubKey
 from mirror import ingest
-from mirror.models import KeySnapshot, SyncState, TaskRun
+from mirror.models import KeySnapshot, SyncState, TaskRun, UsageRecord
 
 # Sort columns of the key list (as the form names them) and the snapshot fields behind them.
 SORT_FIELDS = {
@@ -177,3 +177,39 @@ def get_sync_progress():
     )
     errors = SyncState.objects.exclude(last_error="").select_related("key").order_by("-last_error_at")[:20]
     return SyncProgress(**totals, scopes_with_errors=list(errors))
+
+
+# A key's mirrored rows as an export reads them: the columns of the client's own usage log.
+USAGE_EXPORT_COLUMNS = (
+    "request_id", "created_at", "model", "input_tokens", "output_tokens", "cache_read_tokens",
+    "cache_write_tokens", "cost", "duration_ms",
+)
+
+
+def get_active_key_by_secret(secret_text):
+    """The snapshot of the active key whose full secret this is, or None (matched by its digest)."""
+    return KeySnapshot.objects.active().filter(secret_sha256=ingest.secret_digest(secret_text)).first()
+
+
+def is_usage_in_upstream_order(snapshot):
+    """Whether the key's rows are all mirrored and their ids follow derouter's order (see SyncState)."""
+    return SyncState.objects.filter(
+        scope=snapshot.sub_key_id, backfill_complete=True, backfill_page=0, ids_in_upstream_order=True
+    ).exists()
+
+
+def count_key_usage(snapshot):
+    return UsageRecord.objects.filter(key=snapshot).count()
+
+
+def iter_key_usage_in_upstream_order(snapshot, chunk_size=2000):
+    """The key's rows in derouter's order, streamed: newest first, a second's rows newest-arrived first.
+
+    Only as exact as is_usage_in_upstream_order says: within a second, ids follow derouter's listing.
+    """
+    return (
+        UsageRecord.objects.filter(key=snapshot)
+        .order_by("-created_at", "id")
+        .values_list(*USAGE_EXPORT_COLUMNS)
+        .iterator(chunk_size=chunk_size)
+    )

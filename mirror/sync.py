@@ -15,6 +15,7 @@ Later syncs walk from page 1 until they reach the newest row of the last complet
 """
 
 import logging
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import partial
@@ -25,7 +26,7 @@ from django.utils import timezone
 from derouter import client
 from lib.ahead import PagesAhead
 from mirror import ingest, leases
-from mirror.models import ACCOUNT_SCOPE, KeySnapshot, SyncState
+from mirror.models import ACCOUNT_SCOPE, KeySnapshot, SyncState, UsageRecord
 
 logger = logging.getLogger(__name__)
 
@@ -232,30 +233,42 @@ class _Batch:
     and checkpoint writes; a sync cut off (by a restart) redoes at most that many pages.
     """
 
-    def __init__(self, state, key, multiplier, result):
+    def __init__(self, state, key, multiplier, result, catching_up=False):
         self.state, self.key, self.multiplier, self.result = state, key, multiplier, result
+        # A catch-up hands over only rows new to its walk: one of them held already was mirrored out of order.
+        self.catching_up = catching_up
         self._reset()
 
     def _reset(self):
         self.logs, self.malformed, self.checkpoint, self.pages, self.fetched = [], 0, {}, 0, 0
 
-    def add(self, logs, usage_page, checkpoint):
-        """Take one page's rows (and where to go on from after it); written once enough have gathered."""
+    def add(self, logs, usage_page, checkpoint, last=False):
+        """Take one page's rows (and where to go on from after it); written once enough have gathered.
+
+        The last page is left for the caller's write, which may have more to do in its transaction.
+        """
         self.logs.extend(logs)
         self.malformed += _count_malformed(self.result, usage_page)
         self.checkpoint.update(checkpoint)
         self.pages += 1
         self.fetched += len(usage_page.logs)
-        if len(self.logs) >= BATCH_ROWS:
+        if len(self.logs) >= BATCH_ROWS and not last:
             self.write()
 
-    def write(self):
-        """Insert the gathered rows and move the checkpoint, in one transaction."""
+    def write(self, then=None):
+        """Insert the gathered rows and move the checkpoint, in one transaction.
+
+        ``then`` runs in that transaction after the insert, while the scope's ids still follow derouter's order.
+        """
         if not self.pages:
             return
         state = self.state
         with transaction.atomic():
             inserted = ingest.store_usage_rows(self.key, self.logs, self.multiplier) if self.logs else 0
+            if self.catching_up and inserted < len({log.request_id for log in self.logs}):
+                state.ids_in_upstream_order = False
+            if then is not None and state.ids_in_upstream_order:
+                then()
             for name, value in self.checkpoint.items():
                 setattr(state, name, value)
             state.rows_mirrored += inserted
@@ -267,13 +280,13 @@ class _Batch:
         self._reset()
 
 
-def _take_page(batch, rows, usage_page, checkpoint, last, progress, result):
+def _take_page(batch, rows, usage_page, checkpoint, last, progress, result, then=None):
     """Hand a walked page's rows to the batch and report progress; the last page writes the batch. True then."""
-    batch.add(rows, usage_page, checkpoint)
+    batch.add(rows, usage_page, checkpoint, last=last)
     if progress:
         progress(result, usage_page)
     if last:
-        batch.write()
+        batch.write(then)
         result.complete = True
     return last
 
@@ -306,10 +319,13 @@ def _catch_up(state, key, multiplier, result, progress, pages, batch):
     When every page reports the same total, exactly (total - newest_total) rows are new
     and the walk stops on the last of them, without asking for the page that holds the
     boundary row. If rows arrive meanwhile (the total moves), it walks on to the boundary.
+    New rows of the boundary row's second come before the rows of that second held already
+    in derouter's order: those get new ids behind them, so ids keep that order.
     """
     boundary, boundary_time = state.newest_request_id, state.newest_created_at
     newest, total_at_start = None, None
     seen_above_boundary = set()
+    shares_boundary_second = False
     page = 1
     while True:
         usage_page = pages.get(page)
@@ -322,6 +338,9 @@ def _catch_up(state, key, multiplier, result, progress, pages, batch):
                 reached = True
                 break
             fresh.append(log)
+        # Rows pushed down a page by new arrivals come again: the batch gets each row once.
+        fresh = [log for log in fresh if log.request_id not in seen_above_boundary]
+        shares_boundary_second = shares_boundary_second or any(log.created_at == boundary_time for log in fresh)
         seen_above_boundary.update(log.request_id for log in fresh)
         seen_above_boundary.update(f"malformed:{page}:{index}" for index, _ in enumerate(usage_page.malformed))
         all_new_seen = (
@@ -343,7 +362,10 @@ def _catch_up(state, key, multiplier, result, progress, pages, batch):
                 checkpoint.update(
                     newest_request_id=newest.request_id, newest_created_at=newest.created_at, newest_total=total_at_start
                 )
-        if _take_page(batch, fresh, usage_page, checkpoint, last, progress, result):
+        then = None
+        if last and shares_boundary_second:
+            then = partial(ingest.move_rows_behind, key, boundary_time, frozenset(seen_above_boundary))
+        if _take_page(batch, fresh, usage_page, checkpoint, last, progress, result, then):
             return
         page += 1
 
@@ -359,9 +381,13 @@ def _sync_locked(scope, full, progress, ask_ahead):
         state.newest_created_at = None
         state.newest_total = None
         state.save()
+    if not state.backfill_complete and state.backfill_page <= 1:
+        # A first walk inserts the rows in derouter's order; one over rows held already cannot.
+        state.ids_in_upstream_order = not UsageRecord.objects.filter(key=key).exists()
+        state.save(update_fields=["ids_in_upstream_order"])
     result = SyncResult(scope)
     spent_before = key.spent if key is not None else None
-    batch = _Batch(state, key, multiplier, result)
+    batch = _Batch(state, key, multiplier, result, catching_up=state.backfill_complete)
     try:
         with PagesAhead(partial(_fetch, scope), enabled=ask_ahead) as pages:
             if state.backfill_complete:
@@ -391,19 +417,35 @@ def sync_scope(scope, full=False, progress=None, wait_seconds=0, ask_ahead=False
     (it stalled past the lease) stops with ScopeBusy.
     """
     with leases.held(usage_lease_name(scope), wait_seconds=wait_seconds) as lease:
+        return _sync_held(lease, scope, full, progress, ask_ahead)
 
-        def after_page(result, usage_page):
-            lease.keep()
-            if progress:
-                progress(result, usage_page)
 
-        try:
-            return _sync_locked(scope, full, after_page, ask_ahead)
-        except IntegrityError:
-            # Another writer slipped a row in without the lease (it cannot with it): the
-            # page rolled back whole; the next pass picks it up.
-            logger.warning("usage rows of scope %s were written by another writer meanwhile", scope)
-            raise ScopeBusy(scope) from None
+def _sync_held(lease, scope, full, progress, ask_ahead):
+    def after_page(result, usage_page):
+        lease.keep()
+        if progress:
+            progress(result, usage_page)
+
+    try:
+        return _sync_locked(scope, full, after_page, ask_ahead)
+    except IntegrityError:
+        # Another writer slipped a row in without the lease (it cannot with it): the
+        # page rolled back whole; the next pass picks it up.
+        logger.warning("usage rows of scope %s were written by another writer meanwhile", scope)
+        raise ScopeBusy(scope) from None
+
+
+@contextmanager
+def usage_kept_in_sync(scope, wait_seconds=0):
+    """Bring a scope's rows up to date (on the worker: pages fetched ahead) and keep its lease for the block.
+
+    No sync writes the scope's rows until the block ends, so a reader (a long export) sees
+    them as they were when the catch-up ended; call the yielded lease's ``keep`` as it goes.
+    Raises ScopeBusy or DerouterError.
+    """
+    with leases.held(usage_lease_name(scope), wait_seconds=wait_seconds) as lease:
+        _sync_held(lease, scope, False, None, True)
+        yield lease
 
 
 def sync_key_usage(sub_key_id):

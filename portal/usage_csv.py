@@ -1,5 +1,7 @@
 """The customer's usage logs as CSV rows: one format for the streamed and the worker-written export."""
 
+from mirror.models import billed_amount
+
 # The upstream's largest page: exports walk the logs in steps of this size.
 USAGE_PAGE_SIZE = 100
 CSV_HEADER = (
@@ -28,3 +30,25 @@ def usage_csv_row(log, zone):
         format(log.cost, "f"),
         log.duration_ms,
     )
+
+
+def mirrored_usage_csv_rows(rows, zone, multiplier):
+    """Mirrored rows (mirror.reads.USAGE_EXPORT_COLUMNS) as usage_csv_row writes derouter's, one by one.
+
+    derouter shows the client each row's real cost times the key's display multiplier now,
+    rounded half-up to six places (mirror.models.billed_amount), not the billed amount kept
+    when the row was mirrored under the multiplier of that day; it sends that as a plain
+    number without trailing zeros (0.0092, 0), which usage_csv_row writes as read.
+    """
+    for request_id, created_at, model, input_tokens, output_tokens, cache_read, cache_write, cost, duration in rows:
+        yield (
+            created_at.astimezone(zone).isoformat(),
+            request_id,
+            model,
+            input_tokens,
+            output_tokens,
+            cache_read,
+            cache_write,
+            format(billed_amount(cost, multiplier).normalize(), "f"),
+            duration,
+        )

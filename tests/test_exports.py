@@ -3,10 +3,11 @@
 import csv
 import io
 import uuid
-from datetime import timedelta
+from datetime import UTC, timedelta
 from decimal import Decimal
 
 import pytest
+import requests
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
@@ -16,6 +17,9 @@ from dashboard.models import Outcome, TopUp
 from derouter import client as derouter_client
 from exports.models import Export
 from exports.tasks import delete_expired_exports
+from mirror import leases, sync
+from mirror.models import SyncState, UsageRecord
+from portal import tasks as portal_tasks
 from portal.usage_csv import CSV_HEADER
 
 pytestmark = pytest.mark.django_db
@@ -135,6 +139,121 @@ def test_expired_exports_are_deleted_with_their_files(export_settings, busy_key)
     assert delete_expired_exports(now=timezone.now() + timedelta(seconds=export_settings.EXPORT_RETENTION_SECONDS - 5)) == 0
     assert delete_expired_exports(now=timezone.now() + timedelta(seconds=export_settings.EXPORT_RETENTION_SECONDS + 5)) == 1
     assert not export.path.exists() and not Export.objects.exists()
+
+
+# -- the portal export from the mirror -----------------------------------------------------------
+
+EXPORT_ZONE = "Asia/Kolkata"
+
+
+def _utc_text(moment):
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@pytest.fixture
+def mirrored_key(make_key, simulator, sync_mirror):
+    """A key with a markup, used through inference and with rows sharing seconds, its usage mirrored."""
+    created = make_key("5", label="Mirror Co")
+    derouter_client.update_sub_key(created.id, display_multiplier=Decimal("2.5"))
+    simulator.chat(created.secret.reveal(), count=2)
+    an_hour_ago = timezone.now() - timedelta(hours=1)
+    for seconds, cost, count, tokens in ((0, "0.000013", 60, 7), (0, "0.001001", 30, 3000), (-1, "0.0002", 40, 90)):
+        simulator.add_usage(created.id, cost, count=count, inputTokens=tokens, outputTokens=tokens // 3,
+                            createdAt=_utc_text(an_hour_ago + timedelta(seconds=seconds)))
+    sync_mirror(created.id)
+    yield created
+    derouter_client.delete_sub_key(created.id)
+
+
+@pytest.fixture
+def client_log_pages(simulator):
+    """A function returning how many pages of its own logs clients have asked derouter for so far."""
+    simulator.inject("slow", path="/sub-key/usage-logs", delay=0, times=1000)
+
+    def count():
+        faults = requests.get(f"{simulator.base_url}/_sim/faults", timeout=5).json()["faults"]
+        return sum(1000 - rule["times"] for rule in faults if rule["path"] == "/sub-key/usage-logs")
+
+    return count
+
+
+def _export(portal):
+    portal.get(CSV_URL)
+    export = Export.objects.order_by("-id").first()
+    assert export.status == Export.Status.DONE, export.error
+    return export.path.read_bytes()
+
+
+def test_an_export_from_the_mirror_is_byte_for_byte_the_file_paging_derouter_writes(
+    export_settings, mirrored_key, simulator, client_log_pages
+):
+    # Rows arrive after the last sync: some in the very second of the newest row mirrored.
+    newest_held = SyncState.objects.get(scope=mirrored_key.id).newest_created_at
+    simulator.add_usage(mirrored_key.id, "0.000013", count=3, inputTokens=5, createdAt=_utc_text(newest_held))
+    simulator.chat(mirrored_key.secret.reveal())
+    portal = signed_in(mirrored_key)
+    portal.post("/portal/timezone/", {"tz": EXPORT_ZONE})
+
+    before = client_log_pages()
+    from_mirror = _export(portal)
+    # The portal's first page and the check of the caught-up mirror: not a page more.
+    assert client_log_pages() - before == 2
+    SyncState.objects.filter(scope=mirrored_key.id).update(ids_in_upstream_order=False)
+    before = client_log_pages()
+    from_derouter = _export(portal)
+    assert client_log_pages() - before == 3  # the portal's first page, then both pages again
+
+    assert from_mirror == from_derouter
+    rows = list(csv.reader(io.StringIO(from_mirror.decode())))
+    expected = derouter_client.get_client_usage_logs(mirrored_key.secret.reveal(), page=1, limit=100).logs
+    assert len(rows) == 1 + 136 and rows[1][1] == expected[0].request_id
+    # Cost times 2.5, half-up to six places, written as derouter writes it.
+    assert {row[7] for row in rows[1:]} >= {"0.000033", "0.002503", "0.0005"}
+    assert all(row[0].endswith("+05:30") for row in rows[1:])
+
+
+def test_an_export_pages_derouter_while_the_keys_first_sync_is_under_way(
+    export_settings, mirrored_key, simulator, client_log_pages
+):
+    SyncState.objects.filter(scope=mirrored_key.id).update(backfill_complete=False, backfill_page=2)
+    simulator.add_usage(mirrored_key.id, "0.0002", count=2)
+    mirrored = UsageRecord.objects.count()
+    portal = signed_in(mirrored_key)
+
+    before = client_log_pages()
+    rows = list(csv.reader(io.StringIO(_export(portal).decode())))
+
+    assert client_log_pages() - before == 3 and UsageRecord.objects.count() == mirrored  # no catch-up ran
+    logs = []
+    for page in (1, 2):
+        logs += derouter_client.get_client_usage_logs(mirrored_key.secret.reveal(), page=page, limit=100).logs
+    assert [row[1] for row in rows[1:]] == [log.request_id for log in logs] and len(logs) == 134
+
+
+def test_an_export_pages_derouter_when_the_keys_sync_is_busy_elsewhere(
+    export_settings, mirrored_key, client_log_pages, monkeypatch
+):
+    monkeypatch.setattr(portal_tasks, "MIRROR_WAIT_SECONDS", 0)
+    portal = signed_in(mirrored_key)
+
+    before = client_log_pages()
+    with leases.held(sync.usage_lease_name(mirrored_key.id)):
+        rows = list(csv.reader(io.StringIO(_export(portal).decode())))
+
+    assert client_log_pages() - before == 3 and len(rows) == 1 + 132
+
+
+def test_an_export_pages_derouter_when_the_multiplier_changed_since_the_snapshot(
+    export_settings, mirrored_key, client_log_pages
+):
+    derouter_client.update_sub_key(mirrored_key.id, display_multiplier=Decimal("3"))
+    portal = signed_in(mirrored_key)
+
+    before = client_log_pages()
+    rows = list(csv.reader(io.StringIO(_export(portal).decode())))
+
+    assert client_log_pages() - before == 4  # the portal's first page, the check, then derouter's pages
+    assert {row[7] for row in rows[1:]} >= {"0.000039", "0.003003", "0.0006"}
 
 
 # -- the console's top-up ledger ----------------------------------------------------------------

@@ -8,7 +8,7 @@ from django.core.management import CommandError, call_command
 
 from derouter import client as derouter_client
 from derouter.client import Unavailable
-from mirror import leases, reads, reconcile, sync, tasks
+from mirror import ingest, leases, reads, reconcile, sync, tasks
 from mirror.models import ACCOUNT_SCOPE, KeySnapshot, SyncState, TaskRun, UsageRecord
 
 pytestmark = pytest.mark.django_db
@@ -251,3 +251,69 @@ def test_a_catch_up_stops_on_the_last_new_row_without_asking_for_the_next_page(
 
     assert (result.inserted, result.pages) == (10, 2) and upstream_calls() - before == 2
     assert sorted(_mirrored_ids(key.id)) == sorted(_request_ids(key.id))
+
+
+def _in_upstream_order(sub_key_id):
+    snapshot = KeySnapshot.objects.get(sub_key_id=sub_key_id)
+    return reads.is_usage_in_upstream_order(snapshot)
+
+
+def _mirrored_ids_in_upstream_order(sub_key_id):
+    snapshot = KeySnapshot.objects.get(sub_key_id=sub_key_id)
+    return [row[0] for row in reads.iter_key_usage_in_upstream_order(snapshot)]
+
+
+@pytest.mark.parametrize("ask_ahead", [False, True], ids=["in-line", "asking-ahead"])
+def test_rows_of_one_second_keep_derouters_order_in_the_mirror_across_syncs(
+    make_key, simulator, small_pages, ask_ahead
+):
+    key = make_key(budget="20")
+    second = "2026-01-05T10:00:00Z"
+    simulator.add_usage(key.id, "0.01", count=3, createdAt="2026-01-05T09:59:59Z")
+    simulator.add_usage(key.id, "0.01", count=9, createdAt=second)
+    sync.refresh_snapshot()
+
+    def more_rows_arrive(result, usage_page):
+        simulator.add_usage(key.id, "0.01", count=2, createdAt=second)
+
+    sync.sync_scope(key.id, progress=more_rows_arrive, ask_ahead=ask_ahead)
+    simulator.add_usage(key.id, "0.01", count=4, createdAt=second)
+    sync.sync_scope(key.id, progress=more_rows_arrive, ask_ahead=ask_ahead)
+    simulator.add_usage(key.id, "0.01", count=2, createdAt="2026-01-05T10:00:01Z")
+    simulator.add_usage(key.id, "0.01", count=2, createdAt=second)
+    sync.sync_scope(key.id, ask_ahead=ask_ahead)
+
+    assert _in_upstream_order(key.id)
+    assert _mirrored_ids_in_upstream_order(key.id) == _request_ids(key.id)
+    sync.refresh_snapshot()  # rows given new ids are still counted once
+    snapshot = KeySnapshot.objects.get(sub_key_id=key.id)
+    assert reconcile.difference_text(snapshot, reconcile.mirrored_cost_of(snapshot)) == "reconciled"
+
+
+def test_a_full_sync_over_rows_held_cannot_vouch_for_their_order(make_key, simulator):
+    key = make_key()
+    simulator.add_usage(key.id, "0.01", count=3)
+    sync.refresh_snapshot()
+    sync.sync_scope(key.id)
+    assert _in_upstream_order(key.id)
+
+    sync.sync_scope(key.id, full=True)
+
+    assert not _in_upstream_order(key.id)
+
+
+def test_a_catch_up_meeting_rows_held_above_its_boundary_cannot_vouch_for_their_order(make_key, simulator):
+    key = make_key()
+    simulator.add_usage(key.id, "0.01", count=3)
+    sync.refresh_snapshot()
+    sync.sync_scope(key.id)
+    simulator.add_usage(key.id, "0.01", count=4)
+    # As a catch-up cut off after its first batch leaves it: the newest rows held, the boundary not moved.
+    newest = derouter_client.get_usage_logs(1, 2, sub_key_id=key.id).logs
+    snapshot = KeySnapshot.objects.get(sub_key_id=key.id)
+    ingest.store_usage_rows(snapshot, newest, snapshot.display_multiplier)
+
+    sync.sync_scope(key.id)
+
+    assert sorted(_mirrored_ids(key.id)) == sorted(_request_ids(key.id))
+    assert not _in_upstream_order(key.id)

@@ -48,9 +48,10 @@ def test_a_multiplier_change_mirrors_earlier_requests_under_the_old_multiplier(o
     assert snapshot_of(key.id).display_multiplier == Decimal("3")
     earlier = UsageRecord.objects.filter(key__sub_key_id=key.id)
     assert earlier.count() == 3 and {row.multiplier for row in earlier} == {Decimal(1)}
+    earlier_ids = set(earlier.values_list("request_id", flat=True))
     simulator.add_usage(key.id, "0.01")
     sync.sync_key_usage(key.id)
-    newest = UsageRecord.objects.filter(key__sub_key_id=key.id).order_by("-created_at", "-id").first()
+    newest = UsageRecord.objects.filter(key__sub_key_id=key.id).exclude(request_id__in=earlier_ids).get()
     assert (newest.multiplier, newest.billed) == (Decimal(3), Decimal("0.03"))
 
 
