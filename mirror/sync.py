@@ -230,10 +230,13 @@ class _Batch:
 
     Writing a few pages in one transaction instead of one each saves most of the commits
     and checkpoint writes; a sync cut off (by a restart) redoes at most that many pages.
+    ``finished`` is what the state takes with the last page (a sync that ends well), in the
+    same transaction: no statement of its own.
     """
 
-    def __init__(self, state, key, multiplier, result):
+    def __init__(self, state, key, multiplier, result, finished):
         self.state, self.key, self.multiplier, self.result = state, key, multiplier, result
+        self.finished = finished
         self._reset()
 
     def _reset(self):
@@ -260,7 +263,10 @@ class _Batch:
                 setattr(state, name, value)
             state.rows_mirrored += inserted
             state.malformed_rows += self.malformed
-            state.save()
+            # Only what moved: a full save writes every column and runs the model's signals.
+            SyncState.objects.filter(pk=state.pk).update(
+                **self.checkpoint, rows_mirrored=state.rows_mirrored, malformed_rows=state.malformed_rows
+            )
         self.result.pages += self.pages
         self.result.fetched += self.fetched
         self.result.inserted += inserted
@@ -273,6 +279,7 @@ def _take_page(batch, rows, usage_page, checkpoint, last, progress, result):
     if progress:
         progress(result, usage_page)
     if last:
+        batch.checkpoint.update(batch.finished)
         batch.write()
         result.complete = True
     return last
@@ -349,9 +356,12 @@ def _catch_up(state, key, multiplier, result, progress, pages, batch):
 
 
 def _sync_locked(scope, full, progress, ask_ahead):
-    key = _scope_key(scope)
+    # The state and its key (with the multiplier in force now) in one query.
+    state = SyncState.objects.select_related("key").filter(scope=scope).first()
+    if state is None:
+        state = SyncState.objects.create(scope=scope, key=_scope_key(scope))
+    key = state.key
     multiplier = key.display_multiplier if key is not None else Decimal(1)
-    state, _ = SyncState.objects.get_or_create(scope=scope, defaults={"key": key})
     if full and (state.backfill_complete or state.backfill_page == 0):
         state.backfill_complete = False
         state.backfill_page = 1
@@ -360,8 +370,11 @@ def _sync_locked(scope, full, progress, ask_ahead):
         state.newest_total = None
         state.save()
     result = SyncResult(scope)
-    spent_before = key.spent if key is not None else None
-    batch = _Batch(state, key, multiplier, result)
+    finished = {"last_error": ""}
+    if key is not None:
+        # The spend this pass has mirrored up to: the periodic sync skips the key until it moves.
+        finished["synced_spent"] = key.spent
+    batch = _Batch(state, key, multiplier, result, finished)
     try:
         with PagesAhead(partial(_fetch, scope), enabled=ask_ahead) as pages:
             if state.backfill_complete:
@@ -373,10 +386,6 @@ def _sync_locked(scope, full, progress, ask_ahead):
         batch.write()
         SyncState.objects.filter(pk=state.pk).update(last_error=error.message[:500], last_error_at=timezone.now())
         raise
-    updates = {"last_error": ""}
-    if spent_before is not None:
-        updates["synced_spent"] = spent_before
-    SyncState.objects.filter(pk=state.pk).update(**updates)
     return result
 
 
