@@ -10,6 +10,7 @@ import hashlib
 from collections import defaultdict
 from datetime import UTC
 from decimal import Decimal
+from operator import itemgetter
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -139,76 +140,128 @@ USAGE_COLUMNS = (
     "request_id", "key_id", "created_at", "model", "input_tokens", "output_tokens", "cache_read_tokens",
     "cache_write_tokens", "duration_ms", "cost", "multiplier", "billed", "mirrored_at",
 )
-# Where each rollup sum is read from in a row of USAGE_COLUMNS.
+# Where each value sits in a prepared row: the parameters of USAGE_COLUMNS, then the row's UTC day.
 _ROW = {name: index for index, name in enumerate(USAGE_COLUMNS)}
+_DAY = len(USAGE_COLUMNS)
+_PARAMETERS = itemgetter(*range(len(USAGE_COLUMNS)))
+_VALUES = "(" + ", ".join(["%s"] * len(USAGE_COLUMNS)) + ")"
+# Rows per INSERT statement: its parameters stay under SQLite's limit (32,766) and PostgreSQL's (65,535).
+INSERT_ROWS = 1000
+
+
+class _SomeHeld(Exception):
+    """Rows of the batch were held already: the insert is rolled back and made again without them."""
 
 
 def store_usage_rows(key, logs, multiplier):
     """Insert usage rows (derouter.client.UsageLog) for a key (None: the account) with their rollups.
 
-    Rows already held are skipped. Returns the number of rows inserted. One statement
-    inserts the batch and names the rows it actually added (ON CONFLICT DO NOTHING ...
-    RETURNING), and one upsert adds exactly those to the rollups, in one transaction: a row
-    held already, or slipped in by another writer meanwhile, is never counted twice. The
-    sync calls this once per batch of pages while the next pages are fetched in another
-    thread of the same interpreter, so every row costs one tuple built in one pass: no
-    model instances, and the rollups are summed column by column.
+    Rows already held are skipped. Returns the number of rows inserted.
     """
-    rows, days = _usage_rows(key, logs, multiplier)
+    return store_prepared_rows(key, usage_row_maker(key, multiplier)(logs))
+
+
+def usage_row_maker(key, multiplier):
+    """What turns usage logs into rows ready to insert for a key (None: the account) under a multiplier.
+
+    The function it returns reads no database (the backend's way of passing a datetime is
+    chosen now, in the caller's thread), so the sync runs it in the thread that fetches the
+    pages, while this one writes. A row is a plain tuple: no model instances.
+    """
+    adapt_datetime = _datetime_adapter()
+    key_pk = key.pk if key is not None else None
+
+    def make_rows(logs):
+        mirrored_at = adapt_datetime(timezone.now())
+        rows = []
+        for log in logs:
+            created_at = log.created_at.astimezone(UTC)
+            rows.append((
+                log.request_id, key_pk, adapt_datetime(created_at), log.model, log.input_tokens, log.output_tokens,
+                log.cache_read_tokens, log.cache_write_tokens, log.duration_ms, log.cost, multiplier,
+                billed_amount(log.cost, multiplier), mirrored_at, created_at.date(),
+            ))
+        return rows
+
+    return make_rows
+
+
+def store_prepared_rows(key, rows):
+    """Insert rows made by usage_row_maker for the same key, with their rollups; returns how many were new.
+
+    Rows already held are skipped, and one upsert adds exactly the rows inserted to the
+    rollups, in the same transaction: a row held already, or slipped in by another writer
+    meanwhile, is never counted twice. Usually every row is new: one statement inserts them
+    all and its count of rows changed says so. When it counts fewer, it is rolled back and
+    the rows held are looked up and left out.
+    """
+    # A page can shift while it is walked: the same row may come twice in one batch.
+    rows = list({row[0]: row for row in rows}.values())
     if not rows:
         return 0
     with transaction.atomic():
-        inserted = _insert_rows(rows)
-        if len(inserted) < len(rows):
-            kept = [index for index, row in enumerate(rows) if row[0] in inserted]
-            rows, days = [rows[index] for index in kept], [days[index] for index in kept]
+        try:
+            with transaction.atomic():
+                _insert_rows(rows, skip_held=True)
+        except _SomeHeld:
+            held = _held_request_ids([row[0] for row in rows])
+            rows = [row for row in rows if row[0] not in held]
+            if rows:
+                _insert_rows(rows, skip_held=False)
         if rows:
-            _add_to_rollups(key, rows, days)
+            _add_to_rollups(key, rows)
         return len(rows)
 
 
-def _usage_rows(key, logs, multiplier):
-    """The parameters of each row to insert (once per request id), and each row's UTC day."""
-    adapt_datetime = connection.ops.adapt_datetimefield_value
-    mirrored_at = adapt_datetime(timezone.now())
-    key_pk = key.pk if key is not None else None
-    rows, days, seen = [], [], set()
-    for log in logs:
-        if log.request_id in seen:
-            continue
-        seen.add(log.request_id)
-        created_at = log.created_at.astimezone(UTC)
-        days.append(created_at.date())
-        rows.append((
-            log.request_id, key_pk, adapt_datetime(created_at), log.model, log.input_tokens, log.output_tokens,
-            log.cache_read_tokens, log.cache_write_tokens, log.duration_ms, log.cost, multiplier,
-            billed_amount(log.cost, multiplier), mirrored_at,
-        ))
-    return rows, days
+def _datetime_adapter():
+    """What turns an aware UTC datetime into the backend's parameter, for many rows.
+
+    Django's SQLite adapter checks every value for an expression and a time zone before it
+    writes the naive UTC time as text; these are all aware and in UTC already, so on SQLite
+    the text is written straight away (the same text). Other backends take the datetime.
+    """
+    if connection.vendor == "sqlite" and connection.timezone_name == "UTC":
+        return _naive_utc_text
+    return connection.ops.adapt_datetimefield_value
 
 
-def _insert_rows(rows):
-    """One INSERT for many rows, skipping those held; returns the set of request ids it added."""
+def _naive_utc_text(moment):
+    return str(moment.replace(tzinfo=None))
+
+
+def _insert_rows(rows, skip_held):
+    """Insert the rows, up to INSERT_ROWS a statement.
+
+    With ``skip_held``, rows held already are skipped, and _SomeHeld is raised when any was.
+    Without, a row held (slipped in by a writer without the scope's lease) fails the insert
+    with IntegrityError and the transaction rolls back whole.
+    """
     table = connection.ops.quote_name(UsageRecord._meta.db_table)
-    placeholders = ", ".join(["(" + ", ".join(["%s"] * len(USAGE_COLUMNS)) + ")"] * len(rows))
+    conflict = " ON CONFLICT (request_id) DO NOTHING" if skip_held else ""
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {table} ({', '.join(USAGE_COLUMNS)}) VALUES {placeholders}"
-            " ON CONFLICT (request_id) DO NOTHING RETURNING request_id",
-            [value for row in rows for value in row],
-        )
-        return {request_id for (request_id,) in cursor.fetchall()}
+        for start in range(0, len(rows), INSERT_ROWS):
+            chunk = rows[start:start + INSERT_ROWS]
+            cursor.executemany(
+                f"INSERT INTO {table} ({', '.join(USAGE_COLUMNS)}) VALUES {_VALUES}{conflict}",
+                list(map(_PARAMETERS, chunk)),
+            )
+            if skip_held and cursor.rowcount != len(chunk):
+                raise _SomeHeld
+
+
+def _held_request_ids(request_ids):
+    return set(UsageRecord.objects.filter(request_id__in=request_ids).values_list("request_id", flat=True))
 
 
 ROLLUP_SUMS = ("requests", "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "cost", "billed")
 
 
-def _add_to_rollups(key, rows, days):
+def _add_to_rollups(key, rows):
     """Add a batch's totals per UTC day and model to the rollups in one upsert statement."""
     groups = defaultdict(list)
     model = _ROW["model"]
-    for row, day in zip(rows, days, strict=True):
-        groups[(day, row[model])].append(row)
+    for row in rows:
+        groups[(row[_DAY], row[model])].append(row)
     adapt_date = connection.ops.adapt_datefield_value
     key_pk = key.pk if key is not None else None
     params = []
