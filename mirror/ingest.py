@@ -8,6 +8,7 @@ offered twice (two consumers racing, or a page seen again) is never counted twic
 
 import hashlib
 from collections import defaultdict
+from contextlib import contextmanager
 from datetime import UTC
 from decimal import Decimal
 from operator import itemgetter
@@ -211,6 +212,42 @@ def store_prepared_rows(key, rows):
         if rows:
             _add_to_rollups(key, rows)
         return len(rows)
+
+
+# While a sync writes on SQLite: the connection's page cache (KiB) and the WAL pages gathered between checkpoints.
+SQLITE_SYNC_CACHE_KIB = 65536
+SQLITE_SYNC_CHECKPOINT_PAGES = 10000
+
+
+@contextmanager
+def writing_many_rows():
+    """On SQLite, a larger page cache and fewer WAL checkpoints for this connection while a sync writes.
+
+    Request ids are random, so every batch adds to pages all over their index: with SQLite's
+    default 2 MB cache those are read back from the file, and a checkpoint every 1,000 WAL
+    pages copies the same pages into the database again and again. Both settings are this
+    connection's only and are put back after; what gathered in the WAL is checkpointed
+    then, by the sync (so a web request's commit does not inherit it).
+    """
+    if connection.vendor != "sqlite":
+        yield
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("PRAGMA cache_size")
+        (cache_size,) = cursor.fetchone()
+        cursor.execute("PRAGMA wal_autocheckpoint")
+        (checkpoint_pages,) = cursor.fetchone()
+        cursor.execute(f"PRAGMA cache_size = {-SQLITE_SYNC_CACHE_KIB}")
+        cursor.execute(f"PRAGMA wal_autocheckpoint = {SQLITE_SYNC_CHECKPOINT_PAGES}")
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(f"PRAGMA cache_size = {int(cache_size)}")
+            cursor.execute(f"PRAGMA wal_autocheckpoint = {int(checkpoint_pages)}")
+            # Not inside a transaction (a test's): SQLite refuses to checkpoint there.
+            if not connection.in_atomic_block:
+                cursor.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
 
 def _datetime_adapter():

@@ -38,8 +38,6 @@ BATCH_ROWS = 1000
 # Pages fetched ahead of the walk when it knows it needs them (a first sync, the rows new since
 # the last pass): the next batch's pages arrive while this one is written.
 ASK_AHEAD_PAGES = 20
-# Pages asked for at once: derouter prepares one while we read the other.
-FETCHES_IN_FLIGHT = 2
 # How long a key edit waits for a running sync of that key before giving up.
 EDIT_LOCK_WAIT_SECONDS = 5
 SNAPSHOT_LEASE = "mirror-snapshot"
@@ -384,7 +382,7 @@ def _sync_locked(scope, full, progress, ask_ahead):
     batch = _Batch(state, key, result, finished)
     try:
         make_rows = ingest.usage_row_maker(key, multiplier)
-        with PagesAhead(partial(_fetch, scope, make_rows), enabled=ask_ahead, in_flight=FETCHES_IN_FLIGHT) as pages:
+        with PagesAhead(partial(_fetch, scope, make_rows), enabled=ask_ahead) as pages:
             if state.backfill_complete:
                 _catch_up(state, key, multiplier, result, progress, pages, batch)
             else:
@@ -415,7 +413,8 @@ def sync_scope(scope, full=False, progress=None, wait_seconds=0, ask_ahead=False
                 progress(result, usage_page)
 
         try:
-            return _sync_locked(scope, full, after_page, ask_ahead)
+            with ingest.writing_many_rows():
+                return _sync_locked(scope, full, after_page, ask_ahead)
         except IntegrityError:
             # Another writer slipped a row in without the lease (it cannot with it): the
             # page rolled back whole; the next pass picks it up.
