@@ -386,7 +386,9 @@ def _sync_locked(scope, full, progress, ask_ahead):
             if state.backfill_complete:
                 _catch_up(state, key, multiplier, result, progress, pages, batch)
             else:
-                _backfill(state, key, multiplier, result, progress, pages, batch)
+                # Every row there is, into indexes that grow as it goes (a catch-up's few rows do without).
+                with ingest.writing_many_rows():
+                    _backfill(state, key, multiplier, result, progress, pages, batch)
     except client.DerouterError as error:
         # Every page walked before derouter failed is kept, with its checkpoint.
         batch.write()
@@ -413,8 +415,7 @@ def sync_scope(scope, full=False, progress=None, wait_seconds=0, ask_ahead=False
                 progress(result, usage_page)
 
         try:
-            with ingest.writing_many_rows():
-                return _sync_locked(scope, full, after_page, ask_ahead)
+            return _sync_locked(scope, full, after_page, ask_ahead)
         except IntegrityError:
             # Another writer slipped a row in without the lease (it cannot with it): the
             # page rolled back whole; the next pass picks it up.
