@@ -146,8 +146,6 @@ _ROW = {name: index for index, name in enumerate(USAGE_COLUMNS)}
 _DAY = len(USAGE_COLUMNS)
 _PARAMETERS = itemgetter(*range(len(USAGE_COLUMNS)))
 _VALUES = "(" + ", ".join(["%s"] * len(USAGE_COLUMNS)) + ")"
-# Rows per INSERT statement: its parameters stay under SQLite's limit (32,766) and PostgreSQL's (65,535).
-INSERT_ROWS = 1000
 
 
 class _SomeHeld(Exception):
@@ -267,7 +265,7 @@ def _naive_utc_text(moment):
 
 
 def _insert_rows(rows, skip_held):
-    """Insert the rows, up to INSERT_ROWS a statement.
+    """Insert the rows with one statement run row after row (compiled once, whatever the batch's size).
 
     With ``skip_held``, rows held already are skipped, and _SomeHeld is raised when any was.
     Without, a row held (slipped in by a writer without the scope's lease) fails the insert
@@ -276,14 +274,12 @@ def _insert_rows(rows, skip_held):
     table = connection.ops.quote_name(UsageRecord._meta.db_table)
     conflict = " ON CONFLICT (request_id) DO NOTHING" if skip_held else ""
     with connection.cursor() as cursor:
-        for start in range(0, len(rows), INSERT_ROWS):
-            chunk = rows[start:start + INSERT_ROWS]
-            cursor.executemany(
-                f"INSERT INTO {table} ({', '.join(USAGE_COLUMNS)}) VALUES {_VALUES}{conflict}",
-                list(map(_PARAMETERS, chunk)),
-            )
-            if skip_held and cursor.rowcount != len(chunk):
-                raise _SomeHeld
+        cursor.executemany(
+            f"INSERT INTO {table} ({', '.join(USAGE_COLUMNS)}) VALUES {_VALUES}{conflict}", list(map(_PARAMETERS, rows))
+        )
+        # Both backends count the rows changed over every run of the statement.
+        if skip_held and cursor.rowcount != len(rows):
+            raise _SomeHeld
 
 
 def _held_request_ids(request_ids):
