@@ -7,7 +7,9 @@ asks ahead: one helper thread that does nothing but call ``fetch``, never a data
 query. A web request fetches in line.
 """
 
-from concurrent.futures import ThreadPoolExecutor
+import queue
+import threading
+from concurrent.futures import Future
 
 
 class PagesAhead:
@@ -15,21 +17,41 @@ class PagesAhead:
 
     Pages asked for are fetched one after the other, in the order asked, by one helper
     thread; a walk that knows it needs several (a first sync) asks for a few ahead, so
-    they arrive while it writes a batch. Use as a context manager so the thread ends with
-    the walk. With ``enabled`` off it fetches in line and ``ask_for`` does nothing.
+    they arrive while it writes a batch. The helper starts with the walk, before any page
+    is fetched: started when the first pages are asked for, it waited for the interpreter
+    lock behind the walk, a millisecond or more of a short sync. Use as a context manager
+    so the thread ends with the walk. With ``enabled`` off it fetches in line and
+    ``ask_for`` does nothing.
     """
 
     def __init__(self, fetch, enabled=True):
         self._fetch = fetch
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="page-ahead") if enabled else None
         self._ahead = {}
+        self._asked = queue.SimpleQueue()
+        self._helper = None
+        if enabled:
+            self._helper = threading.Thread(target=self._fetch_asked, name="page-ahead", daemon=True)
+            self._helper.start()
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc_info):
-        if self._executor is not None:
-            self._executor.shutdown(wait=True, cancel_futures=True)
+        if self._helper is not None:
+            for ahead in self._ahead.values():
+                ahead.cancel()
+            self._asked.put(None)
+            self._helper.join()
+
+    def _fetch_asked(self):
+        while (asked := self._asked.get()) is not None:
+            page, ahead = asked
+            if not ahead.set_running_or_notify_cancel():
+                continue
+            try:
+                ahead.set_result(self._fetch(page))
+            except BaseException as error:  # raised in the walk, by get()
+                ahead.set_exception(error)
 
     def get(self, page):
         ahead = self._ahead.pop(page, None)
@@ -38,8 +60,9 @@ class PagesAhead:
         return self._fetch(page)
 
     def ask_for(self, *pages):
-        if self._executor is None:
+        if self._helper is None:
             return
         for page in pages:
             if page not in self._ahead:
-                self._ahead[page] = self._executor.submit(self._fetch, page)
+                self._ahead[page] = ahead = Future()
+                self._asked.put((page, ahead))

@@ -8,8 +8,10 @@ offered twice (two consumers racing, or a page seen again) is never counted twic
 
 import hashlib
 from collections import defaultdict
+from contextlib import contextmanager
 from datetime import UTC
 from decimal import Decimal
+from operator import itemgetter
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -139,30 +141,75 @@ USAGE_COLUMNS = (
     "request_id", "key_id", "created_at", "model", "input_tokens", "output_tokens", "cache_read_tokens",
     "cache_write_tokens", "duration_ms", "cost", "multiplier", "billed", "mirrored_at",
 )
+# Where each value sits in a prepared row: the parameters of USAGE_COLUMNS, then the row's UTC day.
+_ROW = {name: index for index, name in enumerate(USAGE_COLUMNS)}
+_DAY = len(USAGE_COLUMNS)
+_PARAMETERS = itemgetter(*range(len(USAGE_COLUMNS)))
+_VALUES = "(" + ", ".join(["%s"] * len(USAGE_COLUMNS)) + ")"
+
+
+class _SomeHeld(Exception):
+    """Rows of the batch were held already: the insert is rolled back and made again without them."""
 
 
 def store_usage_rows(key, logs, multiplier):
     """Insert usage rows (derouter.client.UsageLog) for a key (None: the account) with their rollups.
 
-    Rows already held are skipped. Returns the number of rows inserted. One statement
-    inserts the page and names the rows it actually added (ON CONFLICT DO NOTHING ...
-    RETURNING), and one upsert adds exactly those to the rollups, in one transaction: a row
-    held already, or slipped in by another writer meanwhile, is never counted twice. The
-    sync calls this once per page of 100 rows; model instances would cost more than the
-    page took to fetch.
+    Rows already held are skipped. Returns the number of rows inserted.
     """
-    wanted = {log.request_id: log for log in logs}
-    if not wanted:
+    return store_prepared_rows(key, usage_row_maker(key, multiplier)(logs))
+
+
+def usage_row_maker(key, multiplier):
+    """What turns usage logs into rows ready to insert for a key (None: the account) under a multiplier.
+
+    The function it returns reads no database (the backend's way of passing a datetime is
+    chosen now, in the caller's thread), so the sync runs it in the thread that fetches the
+    pages, while this one writes. A row is a plain tuple: no model instances.
+    """
+    adapt_datetime = _datetime_adapter()
+    key_pk = key.pk if key is not None else None
+
+    def make_rows(logs):
+        mirrored_at = adapt_datetime(timezone.now())
+        rows = []
+        for log in logs:
+            created_at = log.created_at.astimezone(UTC)
+            rows.append((
+                log.request_id, key_pk, adapt_datetime(created_at), log.model, log.input_tokens, log.output_tokens,
+                log.cache_read_tokens, log.cache_write_tokens, log.duration_ms, log.cost, multiplier,
+                billed_amount(log.cost, multiplier), mirrored_at, created_at.date(),
+            ))
+        return rows
+
+    return make_rows
+
+
+def store_prepared_rows(key, rows):
+    """Insert rows made by usage_row_maker for the same key, with their rollups; returns how many were new.
+
+    Rows already held are skipped, and one upsert adds exactly the rows inserted to the
+    rollups, in the same transaction: a row held already, or slipped in by another writer
+    meanwhile, is never counted twice. Usually every row is new: one statement inserts them
+    all and its count of rows changed says so. When it counts fewer, it is rolled back and
+    the rows held are looked up and left out.
+    """
+    # A page can shift while it is walked: the same row may come twice in one batch.
+    rows = list({row[0]: row for row in rows}.values())
+    if not rows:
         return 0
     with transaction.atomic():
-        logs = list(wanted.values())
-        billed = {log.request_id: billed_amount(log.cost, multiplier) for log in logs}
-        inserted = _insert_rows(key, logs, multiplier, billed)
-        if not inserted:
-            return 0
-        fresh = [wanted[request_id] for request_id in inserted]
-        _add_to_rollups(key, fresh, [billed[log.request_id] for log in fresh])
-        return len(fresh)
+        try:
+            with transaction.atomic():
+                _insert_rows(rows, skip_held=True)
+        except _SomeHeld:
+            held = _held_request_ids([row[0] for row in rows])
+            rows = [row for row in rows if row[0] not in held]
+            if rows:
+                _insert_rows(rows, skip_held=False)
+        if rows:
+            _add_to_rollups(key, rows)
+        return len(rows)
 
 
 def move_rows_behind(key, created_at, ahead_request_ids):
@@ -185,53 +232,102 @@ def move_rows_behind(key, created_at, ahead_request_ids):
     UsageRecord.objects.bulk_create(behind)
 
 
-def _insert_rows(key, logs, multiplier, billed):
-    """One INSERT for many rows, skipping those held; returns the request ids it added.
+# While a sync writes on SQLite: the connection's page cache (KiB) and the WAL pages gathered between checkpoints.
+SQLITE_SYNC_CACHE_KIB = 65536
+SQLITE_SYNC_CHECKPOINT_PAGES = 10000
 
-    Datetimes are adapted by the backend, Decimals passed exact.
+
+@contextmanager
+def writing_many_rows():
+    """On SQLite, a larger page cache and fewer WAL checkpoints for this connection while a sync writes.
+
+    Request ids are random, so every batch adds to pages all over their index: with SQLite's
+    default 2 MB cache those are read back from the file, and a checkpoint every 1,000 WAL
+    pages copies the same pages into the database again and again. Both settings are this
+    connection's only and are put back after; what gathered in the WAL is checkpointed
+    then, by the sync (so a web request's commit does not inherit it).
     """
-    adapt_datetime = connection.ops.adapt_datetimefield_value
-    mirrored_at = adapt_datetime(timezone.now())
-    key_pk = key.pk if key is not None else None
-    params = []
-    for log in logs:
-        params.extend((
-            log.request_id, key_pk, adapt_datetime(log.created_at), log.model, log.input_tokens, log.output_tokens,
-            log.cache_read_tokens, log.cache_write_tokens, log.duration_ms, log.cost, multiplier,
-            billed[log.request_id], mirrored_at,
-        ))
-    table = connection.ops.quote_name(UsageRecord._meta.db_table)
-    row = "(" + ", ".join(["%s"] * len(USAGE_COLUMNS)) + ")"
+    if connection.vendor != "sqlite":
+        yield
+        return
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {table} ({', '.join(USAGE_COLUMNS)}) VALUES {', '.join([row] * len(logs))}"
-            " ON CONFLICT (request_id) DO NOTHING RETURNING request_id",
-            params,
+        cursor.execute("PRAGMA cache_size")
+        (cache_size,) = cursor.fetchone()
+        cursor.execute("PRAGMA wal_autocheckpoint")
+        (checkpoint_pages,) = cursor.fetchone()
+        cursor.execute(f"PRAGMA cache_size = {-SQLITE_SYNC_CACHE_KIB}")
+        cursor.execute(f"PRAGMA wal_autocheckpoint = {SQLITE_SYNC_CHECKPOINT_PAGES}")
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(f"PRAGMA cache_size = {int(cache_size)}")
+            cursor.execute(f"PRAGMA wal_autocheckpoint = {int(checkpoint_pages)}")
+            # Not inside a transaction (a test's): SQLite refuses to checkpoint there.
+            if not connection.in_atomic_block:
+                cursor.execute("PRAGMA wal_checkpoint(PASSIVE)")
+
+
+def _datetime_adapter():
+    """What turns an aware UTC datetime into the backend's parameter, for many rows.
+
+    Django's SQLite adapter checks every value for an expression and a time zone before it
+    writes the naive UTC time as text; these are all aware and in UTC already, so on SQLite
+    the text is written straight away (the same text). Other backends take the datetime.
+    """
+    if connection.vendor == "sqlite" and connection.timezone_name == "UTC":
+        return _naive_utc_text
+    return connection.ops.adapt_datetimefield_value
+
+
+def _naive_utc_text(moment):
+    return str(moment.replace(tzinfo=None))
+
+
+def _insert_rows(rows, skip_held):
+    """Insert the rows with one statement run row after row (compiled once, whatever the batch's size).
+
+    With ``skip_held``, rows held already are skipped, and _SomeHeld is raised when any was.
+    Without, a row held (slipped in by a writer without the scope's lease) fails the insert
+    with IntegrityError and the transaction rolls back whole.
+    """
+    table = connection.ops.quote_name(UsageRecord._meta.db_table)
+    conflict = " ON CONFLICT (request_id) DO NOTHING" if skip_held else ""
+    with connection.cursor() as cursor:
+        cursor.executemany(
+            f"INSERT INTO {table} ({', '.join(USAGE_COLUMNS)}) VALUES {_VALUES}{conflict}", list(map(_PARAMETERS, rows))
         )
-        return [request_id for (request_id,) in cursor.fetchall()]
+        # Both backends count the rows changed over every run of the statement.
+        if skip_held and cursor.rowcount != len(rows):
+            raise _SomeHeld
+
+
+def _held_request_ids(request_ids):
+    return set(UsageRecord.objects.filter(request_id__in=request_ids).values_list("request_id", flat=True))
 
 
 ROLLUP_SUMS = ("requests", "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "cost", "billed")
 
 
-def _add_to_rollups(key, logs, billed):
-    """Add a batch's totals to the rollups in one upsert statement (one per batch, not per row)."""
-    totals = defaultdict(lambda: defaultdict(int))
-    for log, billed_cost in zip(logs, billed, strict=True):
-        bucket = totals[(log.created_at.astimezone(UTC).date(), log.model)]
-        bucket["requests"] += 1
-        for name in ROLLUP_SUMS[1:-1]:
-            bucket[name] += getattr(log, name)
-        bucket["billed"] += billed_cost
+def _add_to_rollups(key, rows):
+    """Add a batch's totals per UTC day and model to the rollups in one upsert statement."""
+    groups = defaultdict(list)
+    model = _ROW["model"]
+    for row in rows:
+        groups[(row[_DAY], row[model])].append(row)
+    adapt_date = connection.ops.adapt_datefield_value
+    key_pk = key.pk if key is not None else None
+    params = []
+    for (day, model_name), group in groups.items():
+        columns = list(zip(*group, strict=True))
+        params.extend((adapt_date(day), key_pk, model_name, len(group)))
+        params.extend(sum(columns[_ROW[name]]) for name in ROLLUP_SUMS[1:])
     table = connection.ops.quote_name(DailyRollup._meta.db_table)
     columns = ("day", "key_id", "model", *ROLLUP_SUMS)
     # The account's rows (no key) are kept unique by a partial index of their own.
     target = "(day, key_id, model)" if key is not None else "(day, model) WHERE key_id IS NULL"
-    placeholders = ", ".join(["(" + ", ".join(["%s"] * len(columns)) + ")"] * len(totals))
+    placeholders = ", ".join(["(" + ", ".join(["%s"] * len(columns)) + ")"] * len(groups))
     additions = ", ".join(f"{name} = {table}.{name} + excluded.{name}" for name in ROLLUP_SUMS)
-    params = []
-    for (day, model), bucket in totals.items():
-        params.extend([day, key.pk if key is not None else None, model, *(bucket[name] for name in ROLLUP_SUMS)])
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {table} ({', '.join(columns)}) VALUES {placeholders}"

@@ -44,6 +44,20 @@ def test_rows_and_rollups_are_written_once_with_billed_amounts():
     assert UsageRecord.objects.get(request_id="req-1").billed == Decimal("0.0092")
 
 
+def test_a_batch_of_held_new_and_repeated_rows_adds_each_new_row_once_to_its_utc_day():
+    key = ingest.upsert_key(_sub_key())
+    ingest.store_usage_rows(key, [_log("req-1", "0.01")], Decimal("4"))
+    late_evening_in_new_york = datetime.fromisoformat("2026-11-02T21:30:00.250000-05:00")
+    new = _log("req-2", "0.02", when=late_evening_in_new_york)
+    assert ingest.store_usage_rows(key, [_log("req-1", "0.01"), new, new], Decimal("4")) == 1
+    assert UsageRecord.objects.get(request_id="req-2").created_at == datetime(2026, 11, 3, 2, 30, 0, 250000, tzinfo=UTC)
+    assert UsageRecord.objects.filter(created_at__date="2026-11-03").count() == 1
+    rollups = DailyRollup.objects.filter(key=key).order_by("day").values_list("day", "requests", "cost", "billed")
+    assert [(day.isoformat(), *sums) for day, *sums in rollups] == [
+        ("2026-11-02", 1, Decimal("0.01"), Decimal("0.04")), ("2026-11-03", 1, Decimal("0.02"), Decimal("0.08"))
+    ]
+
+
 def test_the_accounts_own_use_has_its_own_rollup():
     assert ingest.store_usage_rows(None, [_log("req-a", "1.5")], Decimal(1)) == 1
     assert ingest.store_usage_rows(None, [_log("req-b", "0.5")], Decimal(1)) == 1
