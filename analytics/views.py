@@ -114,7 +114,9 @@ def analytics(request):
         return render(request, "analytics/analytics.html", {"form": form}, status=400)
     query = form.cleaned_data
     show_margins = can_see_margins(request.user)
-    headline = figures.get_headline(query["range"])
+    # One query for the period's and the previous period's days (headline, chart, own spend).
+    days = figures.DaySums(query["range"].previous().start, query["range"].end)
+    headline = days.headline(query["range"])
     context = {
         "form": form,
         "query": query,
@@ -124,7 +126,7 @@ def analytics(request):
     }
     if wants_fragment(request):
         return render(request, "analytics/_client_table.html", context)
-    daily = figures.get_daily(query["range"])
+    daily = days.daily(query["range"])
     money_shown = "Spend and billed" if show_margins else "Billed"
     by_model = figures.get_by_model(query["range"])
     context.update(
@@ -132,7 +134,7 @@ def analytics(request):
         by_model=by_model,
         daily_chart=panels.get_daily_chart(daily, show_margins, f"{money_shown} per day"),
         model_chart=panels.get_model_chart(by_model, show_margins, f"{money_shown} per model"),
-        own_spend=figures.get_own_spend(query["range"]) if show_margins else None,
+        own_spend=days.own_spend(query["range"]) if show_margins else None,
     )
     return render(request, "analytics/analytics.html", context)
 
