@@ -84,6 +84,23 @@ def per_day(seven_day_total):
 
 
 @register.simple_tag
+def trend_note(figure_change, compared_with, points=False):
+    """Under a headline figure: its change against the previous period (nothing when there is none to show).
+
+    A tag rather than an include: the headline shows up to six of them.
+    """
+    if not figure_change:
+        return ""
+    text = change_points(figure_change) if points else change(figure_change)
+    return format_html(
+        '<div class="trend {}">{} <span class="visually-hidden">compared with</span><span aria-hidden="true">vs</span> {}</div>',
+        trend(figure_change),
+        text,
+        compared_with,
+    )
+
+
+@register.simple_tag
 def daily_figure_rows(rows, requests=False, spend=False, billed="", unit=""):
     """The rows of a chart's table of figures per day (analytics/_daily_figure.html), as HTML.
 
