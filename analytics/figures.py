@@ -33,6 +33,9 @@ SUMS = {
     "total_spend": Coalesce(Sum("cost"), Value(ZERO), output_field=_MONEY),
     "total_billed": Coalesce(Sum("billed"), Value(ZERO), output_field=_MONEY),
 }
+# What the client table shows of each key, read with its figures (no second query for the keys).
+CLIENT_KEY_FIELDS = ("sub_key_id", "label", "key_id_short", "deleted_at")
+KEY_COLUMNS = tuple(f"key__{field}" for field in CLIENT_KEY_FIELDS)
 # The client table sorts in SQL by these.
 CLIENT_ORDERINGS = {
     "label": "key__label",
@@ -243,7 +246,7 @@ def get_clients(period, sort):
     return (
         client_rollups(period)
         .order_by()
-        .values("key")
+        .values("key", *KEY_COLUMNS)
         .annotate(**SUMS)
         .annotate(total_tokens=F("total_input") + F("total_output"), total_margin=F("total_billed") - F("total_spend"))
         .order_by(ordering, "key")
@@ -251,13 +254,12 @@ def get_clients(period, sort):
 
 
 def get_client_rows(sums, total_billed):
-    """The client table's rows for one page of ``get_clients``, each with its key."""
-    sums = list(sums)
-    keys = KeySnapshot.objects.in_bulk([row["key"] for row in sums])
+    """The client table's rows for one page of ``get_clients``, each with its key (what the table shows of it)."""
     rows = []
     for row in sums:
+        key = KeySnapshot(pk=row["key"], **{field: row[f"key__{field}"] for field in CLIENT_KEY_FIELDS})
         totals = Totals.from_sums(row)
-        rows.append(ClientFigures(keys[row["key"]], totals, _share(totals.billed, total_billed)))
+        rows.append(ClientFigures(key, totals, _share(totals.billed, total_billed)))
     return rows
 
 
