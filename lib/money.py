@@ -23,7 +23,7 @@ import unicodedata
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 from django.conf import settings
-from django.utils.html import format_html
+from lib.markup import format_row
 
 CENTS = Decimal("0.01")
 MICRO = Decimal("0.000001")
@@ -81,7 +81,7 @@ def money(amount):
     exact = exact_usd(amount)
     if shown == exact:
         return shown
-    return format_html('<span class="money" title="{}">{}</span>', exact, shown)
+    return format_row('<span class="money" title="{}">{}</span>', exact, shown)
 
 
 def unit_is_symbol(unit):
@@ -111,7 +111,7 @@ def money_in_unit(amount, unit="$"):
     exact = _with_unit(exact, unit) if exact else ""
     if shown == exact:
         return shown
-    return format_html('<span class="money" title="{}">{}</span>', exact, shown)
+    return format_row('<span class="money" title="{}">{}</span>', exact, shown)
 
 
 def exact_in_unit(amount, unit="$"):

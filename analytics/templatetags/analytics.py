@@ -7,6 +7,7 @@ from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
 from analytics.forecast import BURN_DAYS
+from lib.markup import format_row
 from lib.money import count, money, money_in_unit
 from lib.times import row_date
 
@@ -109,13 +110,13 @@ def daily_figure_rows(rows, requests=False, spend=False, billed="", unit=""):
     """
     html = []
     for row in rows:
-        html.append(format_html('<tr><th scope="row">{}</th>', row_date(row.day, "Y-m-d")))
+        html.append(format_row('<tr><th scope="row">{}</th>', row_date(row.day, "Y-m-d")))
         if requests:
-            html.append(format_html('<td class="num">{}</td>', count(row.totals.requests)))
+            html.append(format_row('<td class="num">{}</td>', count(row.totals.requests)))
         if spend:
-            html.append(format_html('<td class="num">{}</td>', money(row.totals.spend)))
+            html.append(format_row('<td class="num">{}</td>', money(row.totals.spend)))
         if billed:
             shown = money_in_unit(row.totals.billed, unit) if unit else money(row.totals.billed)
-            html.append(format_html('<td class="num">{}</td>', shown))
+            html.append(format_row('<td class="num">{}</td>', shown))
         html.append("</tr>\n")
     return mark_safe("".join(html))

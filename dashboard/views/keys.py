@@ -14,7 +14,7 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.cache import add_never_cache_headers
-from django.utils.html import format_html
+from django.utils import timezone
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
@@ -43,7 +43,8 @@ from derouter.client import DerouterError
 from lib.htmx import render_page_or_fragment, wants_fragment
 from lib.money import exact_usd, money, multiplier
 from lib.paging import CountedPaginator, Pager, make_pager, plural
-from lib.times import local_row_date
+from lib.markup import format_row
+from lib.times import row_date
 from mirror import reconcile
 from mirror import sync as mirror_sync
 from mirror.ingest import secret_digest
@@ -98,7 +99,7 @@ def _get_key_row(sub_key, url_patterns, days_left=None):
     )
 
 
-# A row of the key list. Built here with format_html, not in the template: a dozen filters,
+# A row of the key list. Built here (format_row), not in the template: a dozen filters,
 # an include and three dates a row made the template engine most of the page's cost.
 KEY_ROW_HTML = (
     '<tr>\n'
@@ -130,19 +131,20 @@ def _render_key_row(row, show_edit):
     """One row of the key list as HTML; ``show_edit`` for owners, who may edit keys."""
     key = row.key
     if key.created_at:
-        created = format_html(
+        created_at = timezone.localtime(key.created_at)
+        created = format_row(
             KEY_ROW_CREATED_HTML,
-            local_row_date(key.created_at, r"Y-m-d\TH:i:sO"),
-            local_row_date(key.created_at, "Y-m-d H:i T"),
-            local_row_date(key.created_at, "Y-m-d"),
+            row_date(created_at, r"Y-m-d\TH:i:sO"),
+            row_date(created_at, "Y-m-d H:i T"),
+            row_date(created_at, "Y-m-d"),
         )
     else:
         created = "—"
-    return format_html(
+    return format_row(
         KEY_ROW_HTML,
         detail_url=row.detail_url,
         label=key.label or "(no label)",
-        badge=format_html(' <span class="badge low">{}</span>', "empty" if row.is_out else "low") if row.is_low else "",
+        badge=format_row(' <span class="badge low">{}</span>', "empty" if row.is_out else "low") if row.is_low else "",
         key_id=key.key_id,
         budget=money(key.budget),
         spent=money(key.spent),
@@ -155,7 +157,7 @@ def _render_key_row(row, show_edit):
         multiplier=multiplier(key.display_multiplier),
         created=created,
         topup_url=row.topup_url,
-        edit=format_html(KEY_ROW_EDIT_HTML, edit_url=row.edit_url) if show_edit else "",
+        edit=format_row(KEY_ROW_EDIT_HTML, edit_url=row.edit_url) if show_edit else "",
     )
 
 

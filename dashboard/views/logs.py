@@ -7,7 +7,6 @@ from django.db.models import Q, Sum
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_http_methods
 from django.views.decorators.vary import vary_on_headers
@@ -17,6 +16,7 @@ from lib.csv_export import csv_download
 from dashboard.forms import ACCOUNT_ONLY, UsageLogQueryForm
 from dashboard.views.keys import URL_ID_STAND_IN
 from lib.htmx import wants_fragment
+from lib.markup import format_row
 from lib.money import count, duration, multiplier, usd_cost
 from lib.paging import CountedPaginator
 from lib.times import local_row_date
@@ -31,7 +31,7 @@ CSV_COLUMNS = (
 CLIENT_OPTIONS_ALL_UP_TO = 200
 CLIENT_OPTIONS_SHOWN = 20
 UUID_PATTERN = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-# A row of the table. Built here with format_html, not in the template: eight filters, a
+# A row of the table. Built here (format_row), not in the template: eight filters, a
 # {% url %} and a date a row made the template engine most of what the table cost.
 LOG_ROW_HTML = (
     "<tr>\n"
@@ -106,15 +106,15 @@ def _render_client(key, detail_pattern):
         return mark_safe('<span class="muted">Account Key</span>')
     name = key.label or key.key_id_short
     if key.is_deleted:
-        return format_html('{} <span class="muted">(deleted)</span>', name)
-    return format_html('<a href="{}">{}</a>', detail_pattern.replace(URL_ID_STAND_IN, key.sub_key_id), name)
+        return format_row('{} <span class="muted">(deleted)</span>', name)
+    return format_row('<a href="{}">{}</a>', detail_pattern.replace(URL_ID_STAND_IN, key.sub_key_id), name)
 
 
 def _render_rows(logs):
     """The page's rows of the table as HTML."""
     detail_pattern = reverse("console:key_detail", args=[URL_ID_STAND_IN])
     return mark_safe("".join(
-        format_html(
+        format_row(
             LOG_ROW_HTML,
             created_at=local_row_date(log.created_at, "Y-m-d H:i:s T"),
             client=_render_client(log.key, detail_pattern),
@@ -125,7 +125,7 @@ def _render_rows(logs):
             cache_write_tokens=count(log.cache_write_tokens),
             cost=usd_cost(log.cost),
             billed=usd_cost(log.billed),
-            multiplier=format_html(' <span class="muted">×{}</span>', multiplier(log.multiplier))
+            multiplier=format_row(' <span class="muted">×{}</span>', multiplier(log.multiplier))
             if log.multiplier != 1 else "",
             duration=duration(log.duration_ms),
             request_id=log.request_id,
