@@ -6,7 +6,6 @@ top-up ledger): no page makes an upstream call, so bad input costs nothing upstr
 
 from urllib.parse import urlencode
 
-from django.core.paginator import Paginator
 from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods
@@ -19,7 +18,7 @@ from analytics.permissions import can_see_margins
 from analytics.statements import NoStatement, find_statement, generate_csv_rows
 from lib.csv_export import csv_download
 from lib.htmx import wants_fragment
-from lib.paging import Pager, plural
+from lib.paging import Pager, get_page_counting_short_lists, plural
 from mirror.models import KeySnapshot
 
 CLIENTS_PER_PAGE = 50
@@ -71,7 +70,7 @@ def _get_client_context(query, headline, show_margins):
     if sort.removeprefix("-") in ("spend", "margin") and not show_margins:
         sort = DEFAULT_CLIENT_SORT
     query = {**query, "sort": sort}
-    page = Paginator(figures.get_clients(query["range"], sort), CLIENTS_PER_PAGE).get_page(query["page"])
+    page = get_page_counting_short_lists(figures.get_clients(query["range"], sort), CLIENTS_PER_PAGE, query["page"])
     return {
         "client_page": page,
         "client_rows": figures.get_client_rows(page.object_list, headline.totals.billed),

@@ -53,13 +53,14 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--keys", type=int, default=50)
     parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--usage-rows", type=int, default=1000, help="requests of the heavy key (bench/run: 100000)")
     parser.add_argument("--page", choices=sorted(PAGES), action="append")
     parser.add_argument("--timings", action="store_true", help="print median CPU times instead of a profile")
     options = parser.parse_args()
     account_key = "sk-ant-profile-" + secrets.token_urlsafe(16)
     state = Path(tempfile.mkdtemp()) / "profile.sqlite3"
     simulator = start_simulator(state, account_key, "100000",
-                                ["--seed-keys", str(options.keys), "--seed-usage-rows", "1000"])
+                                ["--seed-keys", str(options.keys), "--seed-usage-rows", str(options.usage_rows)])
     settings.DEROUTER_API_BASE = simulator.base_url
     settings.DEROUTER_ACCOUNT_KEY = account_key
     # Production's middleware: the tests' secret scanner reads every page and would weigh the big ones.
