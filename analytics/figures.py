@@ -33,6 +33,15 @@ SUMS = {
     "total_spend": Coalesce(Sum("cost"), Value(ZERO), output_field=_MONEY),
     "total_billed": Coalesce(Sum("billed"), Value(ZERO), output_field=_MONEY),
 }
+# Sums per group (day, model, client): a group has rows, so no sum is NULL and needs no Coalesce
+# (a quarter of the time Django took to build and read such a query).
+GROUP_SUMS = {
+    "total_requests": Sum("requests"),
+    "total_input": Sum("input_tokens"),
+    "total_output": Sum("output_tokens"),
+    "total_spend": Sum("cost"),
+    "total_billed": Sum("billed"),
+}
 # What the client table shows of each key, read with its figures (no second query for the keys).
 CLIENT_KEY_FIELDS = ("sub_key_id", "label", "key_id_short", "deleted_at")
 KEY_COLUMNS = tuple(f"key__{field}" for field in CLIENT_KEY_FIELDS)
@@ -178,7 +187,7 @@ def get_headline(period):
 
 def get_daily(period, key=None):
     """Figures for every day of the period, days without use included as zeros."""
-    sums = client_rollups(period, key).order_by().values("day").annotate(**SUMS)
+    sums = client_rollups(period, key).order_by().values("day").annotate(**GROUP_SUMS)
     by_day = {row["day"]: Totals.from_sums(row) for row in sums}
     return [DayFigures(day, by_day.get(day, Totals())) for day in period.each_day()]
 
@@ -198,7 +207,7 @@ class DaySums:
             .order_by()
             .annotate(own=own)
             .values("day", "own")
-            .annotate(**SUMS)
+            .annotate(**GROUP_SUMS)
         )
         self.clients, self.own = {}, {}
         for row in rows:
@@ -231,7 +240,7 @@ def _share(part, whole):
 
 def get_by_model(period, key=None):
     """Figures per model, the most billed first."""
-    sums = client_rollups(period, key).order_by().values("model").annotate(**SUMS)
+    sums = client_rollups(period, key).order_by().values("model").annotate(**GROUP_SUMS)
     rows = [(row["model"], Totals.from_sums(row)) for row in sums]
     total_billed = sum((totals.billed for _, totals in rows), start=ZERO)
     rows.sort(key=lambda row: (-row[1].billed, row[0]))
@@ -247,7 +256,7 @@ def get_clients(period, sort):
         client_rollups(period)
         .order_by()
         .values("key", *KEY_COLUMNS)
-        .annotate(**SUMS)
+        .annotate(**GROUP_SUMS)
         .annotate(total_tokens=F("total_input") + F("total_output"), total_margin=F("total_billed") - F("total_spend"))
         .order_by(ordering, "key")
     )
