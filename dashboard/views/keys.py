@@ -220,17 +220,27 @@ def _get_reconciliation(snapshot):
     return {"mirrored": mirrored, "difference": reconcile.difference(snapshot, mirrored)}
 
 
-def _get_list_url(**query):
-    """The key list URL for a search, sort and page, leaving out defaults."""
+def _get_list_url(list_url=None, **query):
+    """The key list URL for a search, sort and page, leaving out defaults (``list_url``: the list's path, if known)."""
     defaults = KeyListQueryForm.defaults
     params = {name: value for name, value in query.items() if value != defaults[name]}
-    url = reverse("console:key_list")
+    url = list_url or reverse("console:key_list")
     return f"{url}?{urlencode(params)}" if params else url
 
 
-def _get_sort_headers(query):
-    """Each column's header: its title, the URL that sorts by it, and its current direction."""
-    headers = []
+# The column headers: links that sort by the column; built here with the rows (see KEY_ROW_HTML).
+SORT_HEADER_HTML = (
+    '<th{number_class} {aria_sort}>\n'
+    '<a href="{url}" data-hx-get="{url}" data-hx-push-url="true" data-sort-column="{column}">{title}{arrow}</a>\n'
+    "</th>\n"
+)
+SORT_ARROWS = {"ascending": " ▲", "descending": " ▼", "": ""}
+
+
+def _render_sort_headers(query):
+    """Each column's header: its title, a link that sorts by it, and its current direction (aria-sort)."""
+    list_url = reverse("console:key_list")
+    html = []
     for column, title in KEY_SORT_COLUMNS.items():
         if query["sort"] == column:
             direction, next_sort = "ascending", f"-{column}"
@@ -238,16 +248,18 @@ def _get_sort_headers(query):
             direction, next_sort = "descending", column
         else:
             direction, next_sort = "", column
-        headers.append(
-            {
-                "column": column,
-                "title": title,
-                "direction": direction,
-                "url": _get_list_url(q=query["q"], sort=next_sort, page=1),
-                "is_number": column not in ("label", "key_id", "days_left", "created_at"),
-            }
-        )
-    return headers
+        html.append(format_row(
+            SORT_HEADER_HTML,
+            number_class=mark_safe(' class="num"') if column not in ("label", "key_id", "days_left", "created_at") else "",
+            aria_sort=format_row('aria-sort="{}"', direction) if direction else "",
+            url=_get_list_url(list_url, q=query["q"], sort=next_sort, page=1),
+            column=column,
+            title=title,
+            arrow=SORT_ARROWS[direction],
+        ))
+        if column == "remaining":
+            html.append("<th>Usage</th>\n")
+    return mark_safe("".join(html))
 
 
 def _get_list_pager(query, page, total_keys):
@@ -371,7 +383,7 @@ def key_list(request):
         )),
         "total_keys": total_keys,
         "refresh_url": list_url,
-        "sort_headers": _get_sort_headers(query),
+        "sort_headers": _render_sort_headers(query),
         "pager": _get_list_pager(query, page, total_keys),
     }
     response = render_page_or_fragment(request, "dashboard/key_list.html", "dashboard/_keys.html", context)
