@@ -33,6 +33,11 @@ CLIENT_OPTIONS_SHOWN = 20
 UUID_PATTERN = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 # A row of the table. Built here (format_row), not in the template: eight filters, a
 # {% url %} and a date a row made the template engine most of what the table cost.
+LOG_ROW_FIELDS = (
+    "created_at", "model", "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "cost",
+    "billed", "multiplier", "duration_ms", "request_id",
+    "key", "key__sub_key_id", "key__label", "key__key_id_short", "key__deleted_at",
+)
 LOG_ROW_HTML = (
     "<tr>\n"
     "<td>{created_at}</td>\n"
@@ -100,35 +105,35 @@ def _get_totals(rollup_filter):
     )
 
 
-def _render_client(key, detail_pattern):
+def _render_client(log, detail_pattern):
     """The row's client: a link to its key, a deleted key's name, or the Account Key."""
-    if key is None:
+    if log["key"] is None:
         return mark_safe('<span class="muted">Account Key</span>')
-    name = key.label or key.key_id_short
-    if key.is_deleted:
+    name = log["key__label"] or log["key__key_id_short"]
+    if log["key__deleted_at"] is not None:
         return format_row('{} <span class="muted">(deleted)</span>', name)
-    return format_row('<a href="{}">{}</a>', detail_pattern.replace(URL_ID_STAND_IN, key.sub_key_id), name)
+    return format_row('<a href="{}">{}</a>', detail_pattern.replace(URL_ID_STAND_IN, log["key__sub_key_id"]), name)
 
 
 def _render_rows(logs):
-    """The page's rows of the table as HTML."""
+    """The page's rows (of ``logs.values(*LOG_ROW_FIELDS)``) as HTML."""
     detail_pattern = reverse("console:key_detail", args=[URL_ID_STAND_IN])
     return mark_safe("".join(
         format_row(
             LOG_ROW_HTML,
-            created_at=local_row_date(log.created_at, "Y-m-d H:i:s T"),
-            client=_render_client(log.key, detail_pattern),
-            model=log.model,
-            input_tokens=count(log.input_tokens),
-            output_tokens=count(log.output_tokens),
-            cache_read_tokens=count(log.cache_read_tokens),
-            cache_write_tokens=count(log.cache_write_tokens),
-            cost=usd_cost(log.cost),
-            billed=usd_cost(log.billed),
-            multiplier=format_row(' <span class="muted">×{}</span>', multiplier(log.multiplier))
-            if log.multiplier != 1 else "",
-            duration=duration(log.duration_ms),
-            request_id=log.request_id,
+            created_at=local_row_date(log["created_at"], "Y-m-d H:i:s T"),
+            client=_render_client(log, detail_pattern),
+            model=log["model"],
+            input_tokens=count(log["input_tokens"]),
+            output_tokens=count(log["output_tokens"]),
+            cache_read_tokens=count(log["cache_read_tokens"]),
+            cache_write_tokens=count(log["cache_write_tokens"]),
+            cost=usd_cost(log["cost"]),
+            billed=usd_cost(log["billed"]),
+            multiplier=format_row(' <span class="muted">×{}</span>', multiplier(log["multiplier"]))
+            if log["multiplier"] != 1 else "",
+            duration=duration(log["duration_ms"]),
+            request_id=log["request_id"],
         )
         for log in logs
     ))
@@ -167,7 +172,8 @@ def usage_logs(request):
     request_first_sync_if_empty()
     query_form, query, rows, rollup_filter = _get_query(request)
     totals = _get_totals(rollup_filter)
-    paginator = CountedPaginator(rows, query["limit"], totals["requests"])
+    # The table reads only what it shows, as values: no model instances for a page of rows and their keys.
+    paginator = CountedPaginator(rows.values(*LOG_ROW_FIELDS), query["limit"], totals["requests"])
     page = paginator.get_page(query["page"])
     context = {
         "query_form": query_form,
