@@ -4,9 +4,11 @@ Everything here reads our own tables (the mirror's rollups and snapshots, the
 top-up ledger): no page makes an upstream call, so bad input costs nothing upstream.
 """
 
+from functools import lru_cache
 from urllib.parse import urlencode
 
 from django.shortcuts import render
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 from django.views.decorators.vary import vary_on_headers
@@ -85,6 +87,17 @@ def _get_client_context(query, headline, show_margins):
     }
 
 
+@lru_cache(maxsize=256)
+def _render_period_fields(period, start, end, today):
+    """The period picker's fields for a valid form of these values, as HTML (analytics/_period_fields.html).
+
+    Django renders each widget from templates, a fifth of the page; the fields depend only on
+    the values submitted (and on today, for what is valid), so each is rendered once per process.
+    """
+    form = PeriodForm({"period": period, "start": start, "end": end}, today=today)
+    return render_to_string("analytics/_period_fields.html", {"form": form})
+
+
 def _get_mirrored_key(sub_key_id):
     """The mirrored key, deleted ones included (their statements stay), or None."""
     return KeySnapshot.objects.filter(sub_key_id=sub_key_id).first()
@@ -113,11 +126,13 @@ def analytics(request):
         return render(request, "analytics/analytics.html", {"form": form}, status=400)
     query = form.cleaned_data
     show_margins = can_see_margins(request.user)
+    period_fields = _render_period_fields(*(form.data.get(name) for name in ("period", "start", "end")), form.today)
     # One query for the period's and the previous period's days (headline, chart, own spend).
     days = figures.DaySums(query["range"].previous().start, query["range"].end)
     headline = days.headline(query["range"])
     context = {
         "form": form,
+        "period_fields": period_fields,
         "query": query,
         "show_margins": show_margins,
         "headline": headline,
