@@ -112,10 +112,15 @@ def _get_spend_by_key(today, **rollup_filters):
 def get_burning_keys(today):
     """{snapshot pk: real spend over the last seven days} of the active keys that spent anything in them.
 
-    Reads only the rollups of those days, so its cost follows the keys in use, not every key there is.
+    Reads only the rollups of those days, so its cost follows the keys in use, not every key there
+    is; which of them are still active is a second look-up by key, as joining the snapshot in the
+    same query led SQLite to walk every active key instead.
     """
-    spend = _get_spend_by_key(today, key__isnull=False, key__deleted_at__isnull=True)
-    return {pk: total for pk, total in spend.items() if total > 0}
+    spend = {pk: total for pk, total in _get_spend_by_key(today, key__isnull=False).items() if total > 0}
+    if not spend:
+        return {}
+    active = set(KeySnapshot.objects.active().filter(pk__in=list(spend)).values_list("pk", flat=True))
+    return {pk: total for pk, total in spend.items() if pk in active}
 
 
 def get_days_left_of(keys, today=None):
