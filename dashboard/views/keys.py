@@ -47,7 +47,7 @@ from lib.markup import format_row
 from lib.times import row_date
 from mirror import reconcile
 from mirror import sync as mirror_sync
-from mirror.ingest import secret_digest
+from mirror.ingest import get_summary, secret_digest
 from mirror.models import DailyRollup, KeySnapshot, UsageRecord
 from mirror.reads import as_sub_key, get_usage_freshness, request_first_sync_if_empty, search_keys
 
@@ -377,8 +377,13 @@ def key_list(request):
     if is_new_search and not request.htmx:
         return redirect(list_url)
     _settle_unsettled_writes()
-    page = Paginator(_search_key_list(query), KEYS_PER_PAGE).get_page(query["page"])
-    total_keys = KeySnapshot.objects.active().count() if query["q"] else page.paginator.count
+    if query["q"]:
+        page = Paginator(_search_key_list(query), KEYS_PER_PAGE).get_page(query["page"])
+        total_keys = KeySnapshot.objects.active().count()
+    else:
+        # Every active key: the summary row has counted them (counting 20,000 took 0.5 ms).
+        total_keys = get_summary().key_count
+        page = CountedPaginator(_search_key_list(query), KEYS_PER_PAGE, total_keys).get_page(query["page"])
     url_patterns = _get_row_url_patterns()
     days_left = _get_days_left(page.object_list, query["sort"])
     show_edit = is_owner(request.user)
