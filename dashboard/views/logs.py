@@ -2,6 +2,7 @@
 
 import datetime
 import re
+from functools import lru_cache
 
 from django.db.models import Q, Sum
 from django.shortcuts import render
@@ -151,6 +152,38 @@ def _get_models():
     return list(DailyRollup.objects.order_by("model").values_list("model", flat=True).distinct())
 
 
+# The filter fields Django renders as widgets (the client field is written in the template).
+WIDGET_FIELDS = ("model", "date_from", "date_to", "limit")
+
+
+def _render_widgets(form):
+    """{field name: its widget as HTML} for the filter fields of ``form``."""
+    return {name: str(form[name]) for name in WIDGET_FIELDS}
+
+
+@lru_cache(maxsize=256)
+def _render_valid_widgets(values, models):
+    """The widgets of a valid filter form of these values and model choices, rendered once per process.
+
+    Django renders each widget from templates (most of the filter bar's cost); without errors
+    they show only the values submitted and the models offered, which key this cache.
+    """
+    form = UsageLogQueryForm(dict(zip(WIDGET_FIELDS, values)))
+    form.set_model_choices(models)
+    return _render_widgets(form)
+
+
+def _get_widgets(form, models):
+    if form.errors:
+        return _render_widgets(form)
+    return _render_valid_widgets(tuple(form.data.get(name) for name in WIDGET_FIELDS), tuple(models))
+
+
+def _get_client_option_tags(labels):
+    """The picker's <option>s for these labels (a loop of the template cost more than the rest of the bar)."""
+    return mark_safe("".join(format_row('<option value="{}"></option>', label) for label in labels))
+
+
 def _get_client_options(typed=""):
     """Labels for the client picker: those containing what was typed, else every label of a small account."""
     keys = KeySnapshot.objects.exclude(label="")
@@ -185,8 +218,10 @@ def usage_logs(request):
     status = 400 if query_form.errors else 200
     if wants_fragment(request):
         return render(request, "dashboard/_logs.html", context, status=status)
-    query_form.set_model_choices(_get_models())
-    context["client_options"] = _get_client_options(query["client"])
+    models = _get_models()
+    query_form.set_model_choices(models)
+    context["widgets"] = _get_widgets(query_form, models)
+    context["client_option_tags"] = _get_client_option_tags(_get_client_options(query["client"]))
     return render(request, "dashboard/usage_logs.html", context, status=status)
 
 
@@ -195,7 +230,9 @@ def usage_logs(request):
 def usage_log_clients(request):
     """The client picker's suggestions for what was typed (htmx replaces the datalist)."""
     typed = UsageLogQueryForm(request.GET).get_query()["client"]
-    return render(request, "dashboard/_client_options.html", {"client_options": _get_client_options(typed)})
+    return render(
+        request, "dashboard/_client_options.html", {"client_option_tags": _get_client_option_tags(_get_client_options(typed))}
+    )
 
 
 def _csv_rows(rows):
