@@ -15,6 +15,7 @@ from decimal import Decimal
 from django.db.models import BooleanField, Case, DecimalField, F, Sum, Value, When
 from django.db.models.functions import Coalesce
 from django.utils import timezone
+from django.utils.functional import cached_property
 
 from analytics.forms import Period
 from mirror.models import BILLED_PLACES, DailyRollup, KeySnapshot
@@ -137,7 +138,7 @@ class Headline:
     def change(self, name):
         return Change(getattr(self.totals, name), getattr(self.previous_totals, name))
 
-    @property
+    @cached_property
     def changes(self):
         names = ("spend", "billed", "margin", "margin_percent", "requests", "tokens")
         # Margin % is None in a period that billed nothing: then there is nothing to compare.

@@ -77,8 +77,12 @@ def usd_cost(amount):
 
 def money(amount):
     """``usd`` as HTML for a page: when rounding dropped decimals, the exact amount is its hover title."""
-    shown = usd(amount)
-    exact = exact_usd(amount)
+    value = to_decimal(amount)
+    if value is None:
+        return ""
+    # usd and exact_usd of the value, read once (pages show dozens of amounts).
+    shown = _dollars(value.quantize(CENTS, rounding=ROUND_HALF_UP), 2)
+    exact = _dollars(value, 2)
     if shown == exact:
         return shown
     return format_row('<span class="money" title="{}">{}</span>', exact, shown)
