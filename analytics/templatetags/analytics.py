@@ -1,4 +1,4 @@
-"""Filters for the analytics pages: percentages, changes against the previous period, days left; the day table's rows."""
+"""Filters and tags for the analytics pages: percentages, changes against the previous period, days left, the day table's rows."""
 
 from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
 

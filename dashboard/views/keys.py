@@ -13,8 +13,8 @@ from django.db.models import Sum
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils.cache import add_never_cache_headers
 from django.utils import timezone
+from django.utils.cache import add_never_cache_headers
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
@@ -41,9 +41,9 @@ from dashboard.views import SUBKEYS_CHANGED_EVENT
 from derouter import client
 from derouter.client import DerouterError
 from lib.htmx import render_page_or_fragment, wants_fragment
+from lib.markup import format_row
 from lib.money import exact_usd, money, multiplier
 from lib.paging import CountedPaginator, Pager, make_pager, plural
-from lib.markup import format_row
 from lib.times import row_date
 from mirror import reconcile
 from mirror import sync as mirror_sync
