@@ -112,10 +112,15 @@ def _get_spend_by_key(today, **rollup_filters):
 def get_burning_keys(today):
     """{snapshot pk: real spend over the last seven days} of the active keys that spent anything in them.
 
-    Reads only the rollups of those days, so its cost follows the keys in use, not every key there is.
+    Reads only the rollups of those days, so its cost follows the keys in use, not every key there
+    is; which of them are still active is a second look-up by key, as joining the snapshot in the
+    same query led SQLite to walk every active key instead.
     """
-    spend = _get_spend_by_key(today, key__isnull=False, key__deleted_at__isnull=True)
-    return {pk: total for pk, total in spend.items() if total > 0}
+    spend = {pk: total for pk, total in _get_spend_by_key(today, key__isnull=False).items() if total > 0}
+    if not spend:
+        return {}
+    active = set(KeySnapshot.objects.active().filter(pk__in=list(spend)).values_list("pk", flat=True))
+    return {pk: total for pk, total in spend.items() if pk in active}
 
 
 def get_days_left_of(keys, today=None):
@@ -136,16 +141,21 @@ def get_days_left_of(keys, today=None):
     return days
 
 
-def get_keys_running_out(today=None, within_days=SOON_DAYS, burns=None):
+def get_running_out_candidates(burns):
+    """The active keys that can run out: those that spent lately (``burns``) or have nothing left."""
+    return list(KeySnapshot.objects.active().filter(Q(remaining__lte=0) | Q(pk__in=list(burns))))
+
+
+def get_keys_running_out(today=None, within_days=SOON_DAYS, burns=None, candidates=None):
     """Active key snapshots whose budget runs out within ``within_days`` at their pace, soonest first.
 
     Each carries ``burn_7d`` and ``days_left``. Only keys that spent lately, or have
     nothing left, can run out, so only those are read. ``burns``: get_burning_keys(today),
-    when the caller already has it.
+    and ``candidates``: get_running_out_candidates(burns), when the caller already has them.
     """
     today = today or today_utc()
     burns = get_burning_keys(today) if burns is None else burns
-    candidates = KeySnapshot.objects.active().filter(Q(remaining__lte=0) | Q(pk__in=list(burns)))
+    candidates = get_running_out_candidates(burns) if candidates is None else candidates
     running_out = []
     for key in candidates:
         key.burn_7d = burns.get(key.pk, ZERO)
@@ -179,15 +189,24 @@ def get_account_days_left(available, keys, own_burn_per_day):
     return days if days <= HORIZON_DAYS else None
 
 
-def get_account_forecast(available, today=None, burns=None):
-    """The account's forecast: how long the available balance lasts if every active key kept its pace."""
-    today = today or today_utc()
-    burns = get_burning_keys(today) if burns is None else burns
-    remaining = KeySnapshot.objects.filter(pk__in=list(burns)).values_list("pk", "remaining")
-    pairs = [(Decimal(left), burns[pk] / BURN_DAYS) for pk, left in remaining]
-    own = DailyRollup.objects.filter(key__isnull=True, day__gte=_burn_start(today), day__lte=today).aggregate(
+def get_own_spent(today):
+    """What the Account Key itself spent (real cost) over the last seven days."""
+    return DailyRollup.objects.filter(key__isnull=True, day__gte=_burn_start(today), day__lte=today).aggregate(
         total=Coalesce(Sum("cost"), Value(ZERO), output_field=_MONEY)
     )["total"]
-    own_burn = Decimal(own) / BURN_DAYS
+
+
+def get_account_forecast(available, today=None, burns=None, remaining=None, own_spent=None):
+    """The account's forecast: how long the available balance lasts if every active key kept its pace.
+
+    ``remaining``: {pk: remaining budget} of the keys in ``burns``, and ``own_spent``:
+    get_own_spent(today), when the caller has already read them.
+    """
+    today = today or today_utc()
+    burns = get_burning_keys(today) if burns is None else burns
+    if remaining is None:
+        remaining = dict(KeySnapshot.objects.filter(pk__in=list(burns)).values_list("pk", "remaining"))
+    pairs = [(Decimal(left), burns[pk] / BURN_DAYS) for pk, left in remaining.items()]
+    own_burn = Decimal(get_own_spent(today) if own_spent is None else own_spent) / BURN_DAYS
     total_burn = own_burn + sum((burn for _, burn in pairs), start=ZERO)
     return Forecast(available, total_burn, get_account_days_left(available, pairs, own_burn), today)

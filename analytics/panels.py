@@ -65,17 +65,27 @@ def get_business_summary(show_margins, available, today=None):
     today = today or figures.today_utc()
     month = figures.get_month_to_date(today)
     last_days = figures.get_last_days(SPARKLINE_DAYS, today)
-    daily = figures.get_daily(last_days)
+    burn_days = figures.get_last_days(forecast.BURN_DAYS, today)
+    days = figures.DaySums(min(month.previous().start, last_days.start, burn_days.start), today)
+    daily = days.daily(last_days)
     burns = forecast.get_burning_keys(today)
-    running_out = forecast.get_keys_running_out(today, burns=burns)
+    candidates = forecast.get_running_out_candidates(burns)
+    running_out = forecast.get_keys_running_out(today, burns=burns, candidates=candidates)
+    if available is None:
+        account_forecast = None
+    else:
+        remaining = {key.pk: key.remaining for key in candidates if key.pk in burns}
+        account_forecast = forecast.get_account_forecast(
+            available, today, burns, remaining=remaining, own_spent=days.own_spend(burn_days)
+        )
     return {
-        "headline": figures.get_headline(month),
+        "headline": days.headline(month),
         "show_margins": show_margins,
         "daily": daily,
         "sparkline": get_sparkline(daily, show_margins),
         "running_out": running_out[:RUNNING_OUT_SHOWN],
         "more_running_out": max(len(running_out) - RUNNING_OUT_SHOWN, 0),
-        "account_forecast": forecast.get_account_forecast(available, today, burns) if available is not None else None,
+        "account_forecast": account_forecast,
         "soon_days": forecast.SOON_DAYS,
     }
 

@@ -4,10 +4,11 @@ Everything here reads our own tables (the mirror's rollups and snapshots, the
 top-up ledger): no page makes an upstream call, so bad input costs nothing upstream.
 """
 
+from functools import lru_cache
 from urllib.parse import urlencode
 
-from django.core.paginator import Paginator
 from django.shortcuts import render
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 from django.views.decorators.vary import vary_on_headers
@@ -19,7 +20,7 @@ from analytics.permissions import can_see_margins
 from analytics.statements import NoStatement, find_statement, generate_csv_rows
 from lib.csv_export import csv_download
 from lib.htmx import wants_fragment
-from lib.paging import Pager, plural
+from lib.paging import Pager, get_page_counting_short_lists, plural
 from mirror.models import KeySnapshot
 
 CLIENTS_PER_PAGE = 50
@@ -71,7 +72,7 @@ def _get_client_context(query, headline, show_margins):
     if sort.removeprefix("-") in ("spend", "margin") and not show_margins:
         sort = DEFAULT_CLIENT_SORT
     query = {**query, "sort": sort}
-    page = Paginator(figures.get_clients(query["range"], sort), CLIENTS_PER_PAGE).get_page(query["page"])
+    page = get_page_counting_short_lists(figures.get_clients(query["range"], sort), CLIENTS_PER_PAGE, query["page"])
     return {
         "client_page": page,
         "client_rows": figures.get_client_rows(page.object_list, headline.totals.billed),
@@ -84,6 +85,17 @@ def _get_client_context(query, headline, show_margins):
             next_label="Next",
         ),
     }
+
+
+@lru_cache(maxsize=256)
+def _render_period_fields(period, start, end, today):
+    """The period picker's fields for a valid form of these values, as HTML (analytics/_period_fields.html).
+
+    Django renders each widget from templates, a fifth of the page; the fields depend only on
+    the values submitted (and on today, for what is valid), so each is rendered once per process.
+    """
+    form = PeriodForm({"period": period, "start": start, "end": end}, today=today)
+    return render_to_string("analytics/_period_fields.html", {"form": form})
 
 
 def _get_mirrored_key(sub_key_id):
@@ -114,9 +126,13 @@ def analytics(request):
         return render(request, "analytics/analytics.html", {"form": form}, status=400)
     query = form.cleaned_data
     show_margins = can_see_margins(request.user)
-    headline = figures.get_headline(query["range"])
+    period_fields = _render_period_fields(*(form.data.get(name) for name in ("period", "start", "end")), form.today)
+    # One query for the period's and the previous period's days (headline, chart, own spend).
+    days = figures.DaySums(query["range"].previous().start, query["range"].end)
+    headline = days.headline(query["range"])
     context = {
         "form": form,
+        "period_fields": period_fields,
         "query": query,
         "show_margins": show_margins,
         "headline": headline,
@@ -124,7 +140,7 @@ def analytics(request):
     }
     if wants_fragment(request):
         return render(request, "analytics/_client_table.html", context)
-    daily = figures.get_daily(query["range"])
+    daily = days.daily(query["range"])
     money_shown = "Spend and billed" if show_margins else "Billed"
     by_model = figures.get_by_model(query["range"])
     context.update(
@@ -132,7 +148,7 @@ def analytics(request):
         by_model=by_model,
         daily_chart=panels.get_daily_chart(daily, show_margins, f"{money_shown} per day"),
         model_chart=panels.get_model_chart(by_model, show_margins, f"{money_shown} per model"),
-        own_spend=figures.get_own_spend(query["range"]) if show_margins else None,
+        own_spend=days.own_spend(query["range"]) if show_margins else None,
     )
     return render(request, "analytics/analytics.html", context)
 

@@ -23,7 +23,7 @@ import unicodedata
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 from django.conf import settings
-from django.utils.html import format_html
+from lib.markup import format_row
 
 CENTS = Decimal("0.01")
 MICRO = Decimal("0.000001")
@@ -77,11 +77,15 @@ def usd_cost(amount):
 
 def money(amount):
     """``usd`` as HTML for a page: when rounding dropped decimals, the exact amount is its hover title."""
-    shown = usd(amount)
-    exact = exact_usd(amount)
+    value = to_decimal(amount)
+    if value is None:
+        return ""
+    # usd and exact_usd of the value, read once (pages show dozens of amounts).
+    shown = _dollars(value.quantize(CENTS, rounding=ROUND_HALF_UP), 2)
+    exact = _dollars(value, 2)
     if shown == exact:
         return shown
-    return format_html('<span class="money" title="{}">{}</span>', exact, shown)
+    return format_row('<span class="money" title="{}">{}</span>', exact, shown)
 
 
 def unit_is_symbol(unit):
@@ -111,7 +115,7 @@ def money_in_unit(amount, unit="$"):
     exact = _with_unit(exact, unit) if exact else ""
     if shown == exact:
         return shown
-    return format_html('<span class="money" title="{}">{}</span>', exact, shown)
+    return format_row('<span class="money" title="{}">{}</span>', exact, shown)
 
 
 def exact_in_unit(amount, unit="$"):

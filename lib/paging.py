@@ -36,6 +36,21 @@ class CountedPaginator(Paginator):
         return self._known_count
 
 
+def get_page_counting_short_lists(rows, per_page, number):
+    """``Paginator(rows, per_page).get_page(number)``, without a COUNT query when page 1 holds every row.
+
+    Reading one row more than a page tells whether the list fits on its first page (most
+    do); only a longer list is then counted, and its first page is the rows already read.
+    """
+    if number != 1:
+        return Paginator(rows, per_page).get_page(number)
+    head = list(rows[: per_page + 1])
+    if len(head) <= per_page:
+        return CountedPaginator(head, per_page, len(head)).get_page(1)
+    paginator = CountedPaginator(rows, per_page, rows.count())
+    return paginator._get_page(head[:per_page], 1, paginator)
+
+
 def plural(count, noun, nouns=None):
     """"1 top-up", "2 top-ups": a count with its noun (``nouns`` for an irregular plural)."""
     return f"{count} {noun if count == 1 else nouns or noun + 's'}"

@@ -95,6 +95,19 @@ def request_first_sync_if_empty():
         tasks.refresh_keys()
 
 
+def get_summary_after_first_sync_request():
+    """The snapshot's summary row, for a page that reads the snapshot (request_first_sync_if_empty first).
+
+    Keys counted in the summary mean the snapshot is not empty, so the check for any key is
+    needed only when it counts none; it is read again then, in case the first sync just ran.
+    """
+    summary = ingest.get_summary()
+    if summary.key_count:
+        return summary
+    request_first_sync_if_empty()
+    return ingest.get_summary()
+
+
 def search_keys(query="", sort="-created_at", include_deleted=False, keys=None):
     """Snapshot keys matching a search, sorted in SQL; a pasted full key is matched by its digest.
 

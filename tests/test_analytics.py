@@ -59,6 +59,25 @@ def test_each_figure_is_compared_with_the_previous_period_of_the_same_length(bus
     assert headline.change("spend").percent < 0
 
 
+def test_one_read_of_the_days_gives_the_same_totals_days_and_own_spend_as_a_query_per_period(business):
+    today = _today()
+    for period in (figures.get_last_days(30), figures.get_last_days(7), Period(today - timedelta(days=45), today)):
+        days = figures.DaySums(period.previous().start, period.end)
+        assert days.totals(period) == figures.get_totals(period)
+        assert days.totals(period.previous()) == figures.get_totals(period.previous())
+        assert days.daily(period) == figures.get_daily(period)
+    assert figures.DaySums(today, today).own_spend(Period(today, today)) == Decimal(9)
+
+
+def test_a_period_that_billed_nothing_after_one_that_did_has_no_margin_percent_to_compare(business):
+    today = _today()
+    quiet = Period(today - timedelta(days=39), today - timedelta(days=10))
+    headline = figures.get_headline(quiet)
+    assert headline.totals.margin_percent is None and headline.previous_totals.margin_percent is not None
+    assert "margin_percent" not in headline.changes
+    assert headline.changes["billed"].percent == Decimal(-100)
+
+
 def test_the_owner_sees_spend_billed_margin_and_every_client(owner_client, business, upstream_calls):
     response = owner_client.get(URL)
     html = response.content.decode()

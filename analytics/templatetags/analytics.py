@@ -1,10 +1,16 @@
-"""Filters for the analytics pages: percentages, changes against the previous period, days left."""
+"""Filters and tags for the analytics pages: percentages, changes against the previous period, days left, the day table's rows."""
 
 from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
 
 from django import template
+from django.contrib.humanize.templatetags.humanize import intcomma
+from django.utils.html import format_html
+from django.utils.safestring import mark_safe
 
 from analytics.forecast import BURN_DAYS
+from lib.markup import format_row
+from lib.money import count, money, money_in_unit
+from lib.times import row_date
 
 register = template.Library()
 
@@ -77,3 +83,54 @@ def days_left(days):
 def per_day(seven_day_total):
     """A key's spend over the forecast's seven days, as a daily average."""
     return Decimal(seven_day_total) / BURN_DAYS
+
+
+@register.simple_tag
+def trend_note(figure_change, compared_with, points=False):
+    """Under a headline figure: its change against the previous period (nothing when there is none to show).
+
+    A tag rather than an include: the headline shows up to six of them.
+    """
+    if not figure_change:
+        return ""
+    text = change_points(figure_change) if points else change(figure_change)
+    return format_html(
+        '<div class="trend {}">{} <span class="visually-hidden">compared with</span><span aria-hidden="true">vs</span> {}</div>',
+        trend(figure_change),
+        text,
+        compared_with,
+    )
+
+
+@register.simple_tag
+def figure_cells(totals, share, show_margins):
+    """The figures of one row of a per-client or per-model table, as <td>s (a tag: an include cost more than the row)."""
+    cells = [intcomma(totals.requests), intcomma(totals.tokens)]
+    if show_margins:
+        cells.append(money(totals.spend))
+    cells.append(money(totals.billed))
+    if show_margins:
+        cells.append(money(totals.margin))
+    cells.append(percent(share))
+    return mark_safe("\n".join(format_row('<td class="num">{}</td>', cell) for cell in cells))
+
+
+@register.simple_tag
+def daily_figure_rows(rows, requests=False, spend=False, billed="", unit=""):
+    """The rows of a chart's table of figures per day (analytics/_daily_figure.html), as HTML.
+
+    Built here rather than in a loop of the template: a month of days, each with its date
+    and two or three figures, was most of what the overview and analytics spent rendering.
+    """
+    html = []
+    for row in rows:
+        html.append(format_row('<tr><th scope="row">{}</th>', row_date(row.day, "Y-m-d")))
+        if requests:
+            html.append(format_row('<td class="num">{}</td>', count(row.totals.requests)))
+        if spend:
+            html.append(format_row('<td class="num">{}</td>', money(row.totals.spend)))
+        if billed:
+            shown = money_in_unit(row.totals.billed, unit) if unit else money(row.totals.billed)
+            html.append(format_row('<td class="num">{}</td>', shown))
+        html.append("</tr>\n")
+    return mark_safe("".join(html))

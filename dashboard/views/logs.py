@@ -2,18 +2,25 @@
 
 import datetime
 import re
+from functools import lru_cache
 
 from django.db.models import Q, Sum
 from django.shortcuts import render
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_http_methods
 from django.views.decorators.vary import vary_on_headers
 
 from accounts.roles import console_required
 from lib.csv_export import csv_download
 from dashboard.forms import ACCOUNT_ONLY, UsageLogQueryForm
+from dashboard.views.keys import URL_ID_STAND_IN
 from lib.htmx import wants_fragment
+from lib.markup import format_row
+from lib.money import count, duration, multiplier, usd_cost
 from lib.paging import CountedPaginator
+from lib.times import local_row_date
 from mirror.models import DailyRollup, KeySnapshot, UsageRecord
 from mirror.reads import request_first_sync_if_empty
 
@@ -25,6 +32,28 @@ CSV_COLUMNS = (
 CLIENT_OPTIONS_ALL_UP_TO = 200
 CLIENT_OPTIONS_SHOWN = 20
 UUID_PATTERN = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+# A row of the table. Built here (format_row), not in the template: eight filters, a
+# {% url %} and a date a row made the template engine most of what the table cost.
+LOG_ROW_FIELDS = (
+    "created_at", "model", "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "cost",
+    "billed", "multiplier", "duration_ms", "request_id",
+    "key", "key__sub_key_id", "key__label", "key__key_id_short", "key__deleted_at",
+)
+LOG_ROW_HTML = (
+    "<tr>\n"
+    "<td>{created_at}</td>\n"
+    "<td>{client}</td>\n"
+    "<td>{model}</td>\n"
+    '<td class="num">{input_tokens}</td>\n'
+    '<td class="num">{output_tokens}</td>\n'
+    '<td class="num">{cache_read_tokens}</td>\n'
+    '<td class="num">{cache_write_tokens}</td>\n'
+    '<td class="num">{cost}</td>\n'
+    '<td class="num">{billed}{multiplier}</td>\n'
+    '<td class="num">{duration}</td>\n'
+    "<td><code>{request_id}</code></td>\n"
+    "</tr>\n"
+)
 
 
 def _get_client_keys(client):
@@ -77,6 +106,40 @@ def _get_totals(rollup_filter):
     )
 
 
+def _render_client(log, detail_pattern):
+    """The row's client: a link to its key, a deleted key's name, or the Account Key."""
+    if log["key"] is None:
+        return mark_safe('<span class="muted">Account Key</span>')
+    name = log["key__label"] or log["key__key_id_short"]
+    if log["key__deleted_at"] is not None:
+        return format_row('{} <span class="muted">(deleted)</span>', name)
+    return format_row('<a href="{}">{}</a>', detail_pattern.replace(URL_ID_STAND_IN, log["key__sub_key_id"]), name)
+
+
+def _render_rows(logs):
+    """The page's rows (of ``logs.values(*LOG_ROW_FIELDS)``) as HTML."""
+    detail_pattern = reverse("console:key_detail", args=[URL_ID_STAND_IN])
+    return mark_safe("".join(
+        format_row(
+            LOG_ROW_HTML,
+            created_at=local_row_date(log["created_at"], "Y-m-d H:i:s T"),
+            client=_render_client(log, detail_pattern),
+            model=log["model"],
+            input_tokens=count(log["input_tokens"]),
+            output_tokens=count(log["output_tokens"]),
+            cache_read_tokens=count(log["cache_read_tokens"]),
+            cache_write_tokens=count(log["cache_write_tokens"]),
+            cost=usd_cost(log["cost"]),
+            billed=usd_cost(log["billed"]),
+            multiplier=format_row(' <span class="muted">×{}</span>', multiplier(log["multiplier"]))
+            if log["multiplier"] != 1 else "",
+            duration=duration(log["duration_ms"]),
+            request_id=log["request_id"],
+        )
+        for log in logs
+    ))
+
+
 def _get_query(request):
     query_form = UsageLogQueryForm(request.GET)
     query = query_form.get_query()
@@ -87,6 +150,38 @@ def _get_query(request):
 
 def _get_models():
     return list(DailyRollup.objects.order_by("model").values_list("model", flat=True).distinct())
+
+
+# The filter fields Django renders as widgets (the client field is written in the template).
+WIDGET_FIELDS = ("model", "date_from", "date_to", "limit")
+
+
+def _render_widgets(form):
+    """{field name: its widget as HTML} for the filter fields of ``form``."""
+    return {name: str(form[name]) for name in WIDGET_FIELDS}
+
+
+@lru_cache(maxsize=256)
+def _render_valid_widgets(values, models):
+    """The widgets of a valid filter form of these values and model choices, rendered once per process.
+
+    Django renders each widget from templates (most of the filter bar's cost); without errors
+    they show only the values submitted and the models offered, which key this cache.
+    """
+    form = UsageLogQueryForm(dict(zip(WIDGET_FIELDS, values)))
+    form.set_model_choices(models)
+    return _render_widgets(form)
+
+
+def _get_widgets(form, models):
+    if form.errors:
+        return _render_widgets(form)
+    return _render_valid_widgets(tuple(form.data.get(name) for name in WIDGET_FIELDS), tuple(models))
+
+
+def _get_client_option_tags(labels):
+    """The picker's <option>s for these labels (a loop of the template cost more than the rest of the bar)."""
+    return mark_safe("".join(format_row('<option value="{}"></option>', label) for label in labels))
 
 
 def _get_client_options(typed=""):
@@ -109,7 +204,8 @@ def usage_logs(request):
     request_first_sync_if_empty()
     query_form, query, rows, rollup_filter = _get_query(request)
     totals = _get_totals(rollup_filter)
-    paginator = CountedPaginator(rows, query["limit"], totals["requests"])
+    # The table reads only what it shows, as values: no model instances for a page of rows and their keys.
+    paginator = CountedPaginator(rows.values(*LOG_ROW_FIELDS), query["limit"], totals["requests"])
     page = paginator.get_page(query["page"])
     context = {
         "query_form": query_form,
@@ -117,12 +213,15 @@ def usage_logs(request):
         "page": page,
         "totals": totals,
         "is_past_end": query["page"] > paginator.num_pages and totals["requests"] > 0,
+        "rows": _render_rows(page.object_list),
     }
     status = 400 if query_form.errors else 200
     if wants_fragment(request):
         return render(request, "dashboard/_logs.html", context, status=status)
-    query_form.set_model_choices(_get_models())
-    context["client_options"] = _get_client_options(query["client"])
+    models = _get_models()
+    query_form.set_model_choices(models)
+    context["widgets"] = _get_widgets(query_form, models)
+    context["client_option_tags"] = _get_client_option_tags(_get_client_options(query["client"]))
     return render(request, "dashboard/usage_logs.html", context, status=status)
 
 
@@ -131,7 +230,9 @@ def usage_logs(request):
 def usage_log_clients(request):
     """The client picker's suggestions for what was typed (htmx replaces the datalist)."""
     typed = UsageLogQueryForm(request.GET).get_query()["client"]
-    return render(request, "dashboard/_client_options.html", {"client_options": _get_client_options(typed)})
+    return render(
+        request, "dashboard/_client_options.html", {"client_option_tags": _get_client_option_tags(_get_client_options(typed))}
+    )
 
 
 def _csv_rows(rows):

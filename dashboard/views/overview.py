@@ -9,9 +9,8 @@ from analytics.permissions import can_see_margins
 from dashboard.models import TopUp
 from derouter import client
 from derouter.client import Unavailable
-from mirror.ingest import get_summary
 from mirror.models import KeySnapshot
-from mirror.reads import as_sub_key, request_first_sync_if_empty
+from mirror.reads import as_sub_key, get_summary_after_first_sync_request
 
 LATEST_TOPUPS = 5
 
@@ -28,8 +27,7 @@ def _get_balance():
 @require_http_methods(["GET", "HEAD"])
 def overview(request):
     """Balance, locked and available; key count, allocated and spent; keys running low; latest top-ups."""
-    request_first_sync_if_empty()
-    summary = get_summary()
+    summary = get_summary_after_first_sync_request()
     low_keys = KeySnapshot.objects.in_bulk(summary.low_key_ids)
     balance = _get_balance()
     context = {
