@@ -102,8 +102,13 @@
     if (dialog.querySelector("[data-dialog-done]")) {
       if (dialog.open) dialog.close();
     } else {
+      // Settling comes a moment after the swap: a person who has already tabbed into the
+      // new content of an open dialog keeps their place (taking focus back would make
+      // their Enter do nothing).
+      var active = document.activeElement;
+      var keepFocus = dialog.open && active && active !== dialog && dialog.contains(active);
       if (!dialog.open && dialog.showModal) dialog.showModal();
-      focusFirstField(dialog);
+      if (!keepFocus) focusFirstField(dialog);
     }
   });
 
