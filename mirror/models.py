@@ -57,10 +57,13 @@ class KeySnapshot(models.Model):
 
     class Meta:
         # Pages list active keys sorted by one column, a page at a time: an index per sort
-        # column, led by deleted_at and ending in the tie-break, lets the database read just
-        # that page in order instead of sorting every key (the key list's cost stays flat).
+        # column over the active keys only, ending in the tie-break, lets the database read
+        # just that page in order instead of sorting every key (the key list's cost stays
+        # flat). Partial, not led by deleted_at: PostgreSQL does not take "deleted_at IS NULL"
+        # as fixing an index's first column, so it sorted every key past such an index.
         indexes = [
-            models.Index(fields=["deleted_at", column, "sub_key_id"], name=f"snapshot_active_{name}")
+            models.Index(fields=[column, "sub_key_id"], condition=Q(deleted_at__isnull=True),
+                         name=f"snapshot_active_{name}")
             for column, name in (
                 ("label", "label"),
                 ("key_id_short", "key"),
@@ -74,7 +77,8 @@ class KeySnapshot(models.Model):
             )
         ] + [
             # The snapshot's freshness (its oldest refresh) and the refresh's own update.
-            models.Index(fields=["deleted_at", "refreshed_at"], name="snapshot_active_refreshed"),
+            models.Index(fields=["refreshed_at"], condition=Q(deleted_at__isnull=True),
+                         name="snapshot_active_refreshed"),
         ]
 
     def __str__(self):
