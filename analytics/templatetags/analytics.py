@@ -3,7 +3,6 @@
 from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
 
 from django import template
-from django.contrib.humanize.templatetags.humanize import intcomma
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
@@ -105,7 +104,7 @@ def trend_note(figure_change, compared_with, points=False):
 @register.simple_tag
 def figure_cells(totals, share, show_margins):
     """The figures of one row of a per-client or per-model table, as <td>s (a tag: an include cost more than the row)."""
-    cells = [intcomma(totals.requests), intcomma(totals.tokens)]
+    cells = [count(totals.requests), count(totals.tokens)]
     if show_margins:
         cells.append(money(totals.spend))
     cells.append(money(totals.billed))

@@ -65,6 +65,10 @@ PORTAL_LOGIN_PATH = "/portal/login/"
 FULL_KEY_SHAPE = re.compile(r"sk-[A-Za-z0-9_\-]{20,200}")
 # The preview's example amount for a key that has spent nothing yet.
 PREVIEW_SAMPLE_SPENT = Decimal(10)
+# A key's budget used, as the key list's rows and the key page show it (KeyRow.usage_bar).
+USAGE_BAR_HTML = (
+    '<progress class="usage{state}" max="100" value="{used}" title="{used}% used">{used}% used</progress>'
+)
 
 
 @dataclass(frozen=True)
@@ -80,6 +84,12 @@ class KeyRow:
     edit_url: str
     # Days until its remaining budget is spent at its last 7 days' pace; None: not at this rate.
     days_left: Decimal | None = None
+
+    @property
+    def usage_bar(self):
+        """The budget used, as a bar coloured low or out (the key list's rows and the key page)."""
+        state = " out" if self.is_out else " low" if self.is_low else ""
+        return format_row(USAGE_BAR_HTML, state=state, used=self.used_percent)
 
 
 def _get_row_url_patterns():
@@ -114,7 +124,7 @@ KEY_ROW_HTML = (
     '<td class="num">{budget}</td>\n'
     '<td class="num">{spent}</td>\n'
     '<td class="num">{remaining}</td>\n'
-    '<td><progress class="usage{usage_class}" max="100" value="{used}" title="{used}% used">{used}% used</progress></td>\n'
+    '<td>{usage_bar}</td>\n'
     "<td>{days_left}</td>\n"
     '<td class="num">{rpm_limit}</td>\n'
     '<td class="num">{concurrent_limit}</td>\n'
@@ -155,8 +165,7 @@ def _render_key_row(row, show_edit):
         budget=money(key.budget),
         spent=money(key.spent),
         remaining=money(key.remaining),
-        usage_class=" out" if row.is_out else " low" if row.is_low else "",
-        used=row.used_percent,
+        usage_bar=row.usage_bar,
         days_left=days_left_text(row.days_left),
         rpm_limit=key.rpm_limit,
         concurrent_limit=key.concurrent_limit,
