@@ -292,7 +292,8 @@ def _insert_rows(rows, skip_held):
     with IntegrityError and the transaction rolls back whole.
     """
     table = connection.ops.quote_name(UsageRecord._meta.db_table)
-    conflict = " ON CONFLICT (request_id) DO NOTHING" if skip_held else ""
+    # Either unique constraint: a keyed row's, or an account row's.
+    conflict = " ON CONFLICT DO NOTHING" if skip_held else ""
     with connection.cursor() as cursor:
         cursor.executemany(
             f"INSERT INTO {table} ({', '.join(USAGE_COLUMNS)}) VALUES {_VALUES}{conflict}", list(map(_PARAMETERS, rows))

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import partial
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from derouter import client
@@ -32,10 +32,10 @@ logger = logging.getLogger(__name__)
 
 # derouter's largest page: the fewest requests per row.
 PAGE_SIZE = 100
-# Rows written per transaction (ten full pages): at most that much redone after a restart. On
-# SQLite a commit costs in proportion to the index pages it rewrites, and the pages of the
-# request_id index are hit at random, so fewer, larger batches write less for every row.
-BATCH_ROWS = 1000
+# Rows a first sync writes per transaction (ten full pages): at most that much redone after
+# a restart, and a tenth of the commits and checkpoints of a transaction per page. Its pages
+# are fetched ahead all along, so a batch is written while the next ones arrive.
+BACKFILL_BATCH_ROWS = 1000
 # Pages fetched ahead of the walk when it knows it needs them (a first sync, the rows new since
 # the last pass): the next batch's pages arrive while this one is written.
 ASK_AHEAD_PAGES = 20
@@ -206,13 +206,23 @@ def _scope_key(scope):
     return KeySnapshot.objects.get(sub_key_id=scope)
 
 
-def _fetch(scope, make_rows, page):
-    """A page of the scope's usage and its rows made ready to insert (in the fetching thread, when there is one)."""
+def _fetch(scope, page):
+    """A page of the scope's usage (in the fetching thread, when there is one)."""
     if scope == ACCOUNT_SCOPE:
-        usage_page = client.get_usage_logs(page, PAGE_SIZE, account_only=True, skip_malformed=True)
-    else:
-        usage_page = client.get_usage_logs(page, PAGE_SIZE, sub_key_id=scope, skip_malformed=True)
-    return usage_page, make_rows(usage_page.logs)
+        return client.get_usage_logs(page, PAGE_SIZE, account_only=True, skip_malformed=True)
+    return client.get_usage_logs(page, PAGE_SIZE, sub_key_id=scope, skip_malformed=True)
+
+
+def _first_page(scope):
+    """The page a sync of the scope will start on, as its state says before the lease is taken.
+
+    Read without the lease, it is a guess (checked under it): the first page is then asked
+    for while the lease is taken and the state read.
+    """
+    state = SyncState.objects.filter(scope=scope).values_list("backfill_complete", "backfill_page").first()
+    if state is None or state[0]:
+        return 1
+    return state[1] or 1
 
 
 def _count_malformed(result, usage_page):
@@ -245,6 +255,9 @@ class _Batch:
         self.finished = finished
         # A catch-up hands over only rows new to its walk: one of them held already was mirrored out of order.
         self.catching_up = catching_up
+        # A catch-up writes each page as it comes, while the next one is fetched: its last
+        # page is all that is left to write when the walk ends.
+        self.batch_rows = 1 if catching_up else BACKFILL_BATCH_ROWS
         self._reset()
 
     def _reset(self):
@@ -260,7 +273,7 @@ class _Batch:
         self.checkpoint.update(checkpoint)
         self.pages += 1
         self.fetched += len(usage_page.logs)
-        if len(self.rows) >= BATCH_ROWS and not last:
+        if len(self.rows) >= self.batch_rows and not last:
             self.write()
 
     def write(self, then=None):
@@ -281,14 +294,27 @@ class _Batch:
                 then()
             state.rows_mirrored += inserted
             state.malformed_rows += self.malformed
-            # Only what moved: a full save writes every column and runs the model's signals.
-            SyncState.objects.filter(pk=state.pk).update(
-                **self.checkpoint, rows_mirrored=state.rows_mirrored, malformed_rows=state.malformed_rows
-            )
+            if self.checkpoint:
+                # Only what moved: a full save writes every column and runs the model's signals.
+                SyncState.objects.filter(pk=state.pk).update(
+                    **self.checkpoint, rows_mirrored=state.rows_mirrored, malformed_rows=state.malformed_rows
+                )
+            else:
+                _count_rows(state)
         self.result.pages += self.pages
         self.result.fetched += self.fetched
         self.result.inserted += inserted
         self._reset()
+
+
+def _count_rows(state):
+    """Write the state's row counts alone (a catch-up's page but its last): one statement, no query built."""
+    table = connection.ops.quote_name(SyncState._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET rows_mirrored = %s, malformed_rows = %s WHERE id = %s",
+            [state.rows_mirrored, state.malformed_rows, state.pk],
+        )
 
 
 def _take_page(batch, rows, usage_page, checkpoint, last, progress, result, then=None):
@@ -303,11 +329,11 @@ def _take_page(batch, rows, usage_page, checkpoint, last, progress, result, then
     return last
 
 
-def _backfill(state, key, multiplier, result, progress, pages, batch):
+def _backfill(state, make_rows, result, progress, pages, batch):
     """Walk every page from the checkpoint on; rows and the next page to walk commit together."""
     page = state.backfill_page or 1
     while True:
-        usage_page, rows = pages.get(page)
+        usage_page = pages.get(page)
         checkpoint = {"backfill_page": page + 1, "backfill_total": usage_page.total, "backfill_pages": usage_page.pages}
         if page == 1 and not state.newest_request_id and usage_page.logs:
             # Rows newer than this one arrive above it; the next catch-up stops here.
@@ -320,12 +346,12 @@ def _backfill(state, key, multiplier, result, progress, pages, batch):
         else:
             # A first sync needs every page: those of the next batch can arrive while this one is written.
             pages.ask_for(*range(page + 1, min(page + ASK_AHEAD_PAGES, usage_page.pages) + 1))
-        if _take_page(batch, rows, usage_page, checkpoint, last, progress, result):
+        if _take_page(batch, make_rows(usage_page.logs), usage_page, checkpoint, last, progress, result):
             return
         page += 1
 
 
-def _catch_up(state, key, multiplier, result, progress, pages, batch):
+def _catch_up(state, key, make_rows, result, progress, pages, batch):
     """Walk from the newest row down to the newest row of the last complete pass.
 
     When every page reports the same total, exactly (total - newest_total) rows are new
@@ -340,7 +366,7 @@ def _catch_up(state, key, multiplier, result, progress, pages, batch):
     shares_boundary_second = False
     page = 1
     while True:
-        usage_page, rows = pages.get(page)
+        usage_page = pages.get(page)
         if page == 1:
             total_at_start = usage_page.total
             newest = usage_page.logs[0] if usage_page.logs else None
@@ -377,14 +403,12 @@ def _catch_up(state, key, multiplier, result, progress, pages, batch):
         then = None
         if last and shares_boundary_second:
             then = partial(ingest.move_rows_behind, key, boundary_time, frozenset(seen_above_boundary))
-        fresh_ids = {log.request_id for log in fresh}
-        fresh_rows = [row for row in rows if row[0] in fresh_ids]
-        if _take_page(batch, fresh_rows, usage_page, checkpoint, last, progress, result, then):
+        if _take_page(batch, make_rows(fresh), usage_page, checkpoint, last, progress, result, then):
             return
         page += 1
 
 
-def _sync_locked(scope, full, progress, ask_ahead):
+def _sync_locked(scope, full, progress, pages):
     # The state and its key (with the multiplier in force now) in one query.
     state = SyncState.objects.select_related("key").filter(scope=scope).first()
     if state is None:
@@ -410,13 +434,12 @@ def _sync_locked(scope, full, progress, ask_ahead):
     batch = _Batch(state, key, result, finished, catching_up=state.backfill_complete)
     try:
         make_rows = ingest.usage_row_maker(key, multiplier)
-        with PagesAhead(partial(_fetch, scope, make_rows), enabled=ask_ahead) as pages:
-            if state.backfill_complete:
-                _catch_up(state, key, multiplier, result, progress, pages, batch)
-            else:
-                # Every row there is, into indexes that grow as it goes (a catch-up's few rows do without).
-                with ingest.writing_many_rows():
-                    _backfill(state, key, multiplier, result, progress, pages, batch)
+        if state.backfill_complete:
+            _catch_up(state, key, make_rows, result, progress, pages, batch)
+        else:
+            # Every row there is, into indexes that grow as it goes (a catch-up's few rows do without).
+            with ingest.writing_many_rows():
+                _backfill(state, make_rows, result, progress, pages, batch)
     except client.DerouterError as error:
         # Every page walked before derouter failed is kept, with its checkpoint.
         batch.write()
@@ -431,22 +454,25 @@ def sync_scope(scope, full=False, progress=None, wait_seconds=0, ask_ahead=False
     ``progress(result, usage_page)`` is called after every page (the command's bar).
     A derouter failure stops the sync with every page so far kept and checkpointed.
     ``ask_ahead`` (the worker and the command, never a web request) fetches the next
-    page while the current one is stored (lib.ahead). The lease is kept up as the pages
-    go by, so a first sync of any length holds it; a sync whose lease was taken over
-    (it stalled past the lease) stops with ScopeBusy.
+    page while the current one is stored (lib.ahead), the first one while the lease is
+    taken. The lease is kept up as the pages go by, so a first sync of any length holds
+    it; a sync whose lease was taken over (it stalled past the lease) stops with ScopeBusy.
     """
-    with leases.held(usage_lease_name(scope), wait_seconds=wait_seconds) as lease:
-        return _sync_held(lease, scope, full, progress, ask_ahead)
+    with PagesAhead(partial(_fetch, scope), enabled=ask_ahead) as pages:
+        if ask_ahead:
+            pages.ask_for(_first_page(scope))
+        with leases.held(usage_lease_name(scope), wait_seconds=wait_seconds) as lease:
+            return _sync_held(lease, scope, full, progress, pages)
 
 
-def _sync_held(lease, scope, full, progress, ask_ahead):
+def _sync_held(lease, scope, full, progress, pages):
     def after_page(result, usage_page):
         lease.keep()
         if progress:
             progress(result, usage_page)
 
     try:
-        return _sync_locked(scope, full, after_page, ask_ahead)
+        return _sync_locked(scope, full, after_page, pages)
     except IntegrityError:
         # Another writer slipped a row in without the lease (it cannot with it): the
         # page rolled back whole; the next pass picks it up.
@@ -462,9 +488,11 @@ def usage_kept_in_sync(scope, wait_seconds=0):
     them as they were when the catch-up ended; call the yielded lease's ``keep`` as it goes.
     Raises ScopeBusy or DerouterError.
     """
-    with leases.held(usage_lease_name(scope), wait_seconds=wait_seconds) as lease:
-        _sync_held(lease, scope, False, None, True)
-        yield lease
+    with PagesAhead(partial(_fetch, scope)) as pages:
+        pages.ask_for(_first_page(scope))
+        with leases.held(usage_lease_name(scope), wait_seconds=wait_seconds) as lease:
+            _sync_held(lease, scope, False, None, pages)
+            yield lease
 
 
 def sync_key_usage(sub_key_id):

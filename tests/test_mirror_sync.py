@@ -146,7 +146,7 @@ class Killed(BaseException):
 def test_a_first_sync_killed_between_batches_resumes_after_the_last_written_batch(
     make_key, simulator, small_pages, monkeypatch, ask_ahead
 ):
-    monkeypatch.setattr(sync, "BATCH_ROWS", 10)
+    monkeypatch.setattr(sync, "BACKFILL_BATCH_ROWS", 10)
     key = make_key(budget="20")
     simulator.add_usage(key.id, "0.01", count=23)
     sync.refresh_snapshot()
