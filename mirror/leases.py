@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import DateTimeField, ExpressionWrapper
 from django.db.models.functions import Now
 
@@ -96,5 +96,15 @@ def held(name, seconds=LEASE_SECONDS, wait_seconds=0):
     try:
         yield lease
     finally:
-        # Only our own: a lease taken over after it expired belongs to its new holder.
-        Lease.objects.filter(name=name, holder=lease.holder).delete()
+        _release(lease)
+
+
+def _release(lease):
+    """Delete the lease if it is still ours: one taken over after it expired belongs to its new holder.
+
+    A plain statement: QuerySet.delete() first looks for related rows and signals, ten
+    times the cost of the delete itself, at the end of every sync.
+    """
+    table = connection.ops.quote_name(Lease._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(f"DELETE FROM {table} WHERE name = %s AND holder = %s", [lease.name, lease.holder])
