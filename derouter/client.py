@@ -205,6 +205,18 @@ class UsagePage:
 
 
 @dataclass(frozen=True)
+class UsageAnswer:
+    """A page of usage logs as derouter sent it, read but not yet decoded (see fetch_usage_logs)."""
+
+    body: bytes
+    skip_malformed: bool
+
+    def decode(self):
+        """The UsagePage; raises UnexpectedResponse when the body is not one."""
+        return _usage_page(_json_object(self.body), self.skip_malformed)
+
+
+@dataclass(frozen=True)
 class Model:
     """A model offered on the inference host."""
 
@@ -332,16 +344,18 @@ def _encode_body(body):
     return "{" + ", ".join(members) + "}"
 
 
-def _request(method, path, key, *, params=None, body=None, base=None, timeout=None, retry_reads=True):
+def _request(method, path, key, *, params=None, body=None, base=None, timeout=None, retry_reads=True,
+             decoded=True):
     """Send one request and return the decoded JSON body, or raise a DerouterError.
 
+    Not ``decoded``, a successful answer's body is returned as it came (bytes).
     Each call is timed and counted in the metrics by endpoint, with its error class if it failed.
     """
     endpoint = "/sub-keys/{id}" if KEY_ID_IN_PATH.match(path) else path
     started = time.perf_counter()
     try:
         payload = _send(method, path, key, params=params, body=body, base=base, timeout=timeout,
-                        retry_reads=retry_reads)
+                        retry_reads=retry_reads, decoded=decoded)
     except DerouterError as error:
         observe_upstream_call(method, endpoint, started, error=type(error).__name__)
         raise
@@ -349,7 +363,7 @@ def _request(method, path, key, *, params=None, body=None, base=None, timeout=No
     return payload
 
 
-def _send(method, path, key, *, params, body, base, timeout, retry_reads):
+def _send(method, path, key, *, params, body, base, timeout, retry_reads, decoded):
     url = (base or settings.DEROUTER_API_BASE) + path
     headers = {"Authorization": f"Bearer {key}", "Accept": "application/json"}
     data = None
@@ -379,6 +393,8 @@ def _send(method, path, key, *, params, body, base, timeout, retry_reads):
             raise OutcomeUnknown(f"derouter {what}.") from None
         raise Unavailable(f"derouter {what}.") from None
     logger.debug("derouter %s %s -> %s", method, path, response.status_code)
+    if not decoded and response.status_code == 200:
+        return response.content
     return _decode(response)
 
 
@@ -388,17 +404,26 @@ def _is_connect_failure(error):
     return isinstance(getattr(reason, "reason", None), NewConnectionError)
 
 
+def _json_object(content):
+    """A successful answer's body: a JSON object, its decimals as Decimal."""
+    try:
+        payload = json.loads(content, parse_float=Decimal)
+    except ValueError:
+        payload = None
+    if not isinstance(payload, dict):
+        raise UnexpectedResponse("derouter answered with a body that is not JSON.", 200)
+    return payload
+
+
 def _decode(response):
+    status = response.status_code
+    if status == 200:
+        return _json_object(response.content)
     try:
         payload = json.loads(response.content, parse_float=Decimal)
     except ValueError:
         payload = None
-    status = response.status_code
-    if status == 200 and isinstance(payload, dict):
-        return payload
     message = _error_message(payload) or f"derouter answered with status {status}."
-    if status == 200:
-        raise UnexpectedResponse("derouter answered with a body that is not JSON.", status)
     if status in (400, 402):
         # 402: an inference request refused because the key's budget is spent.
         raise Rejected(message, status)
@@ -646,6 +671,18 @@ def get_usage_logs(page=1, limit=20, sub_key_id=None, account_only=False, skip_m
     params = _usage_params(page, limit, sub_key_id, account_only)
     payload = _request("GET", "/usage-logs", _account_key(), params=params)
     return _usage_page(payload, skip_malformed)
+
+
+def fetch_usage_logs(page=1, limit=20, sub_key_id=None, account_only=False, skip_malformed=False):
+    """GET /usage-logs, read but not decoded: a UsageAnswer, whose ``decode()`` gives the UsagePage.
+
+    For a walk that reads the next page in one thread while another decodes and stores
+    this one: decoding is most of a page's work in Python, and the reading thread then
+    asks for the next page sooner. Errors are raised here, as by get_usage_logs.
+    """
+    params = _usage_params(page, limit, sub_key_id, account_only)
+    body = _request("GET", "/usage-logs", _account_key(), params=params, decoded=False)
+    return UsageAnswer(body, skip_malformed)
 
 
 # ---------------------------------------------------------------- client-key endpoints

@@ -211,10 +211,14 @@ def _scope_key(scope):
 
 
 def _fetch(scope, page):
-    """A page of the scope's usage (in the fetching thread, when there is one)."""
+    """A page of the scope's usage, read but not decoded (in the fetching thread, when there is one).
+
+    The walk decodes it: the fetching thread is then back to asking for the next page
+    sooner, while derouter answers it the walk decodes and writes this one.
+    """
     if scope == ACCOUNT_SCOPE:
-        return client.get_usage_logs(page, PAGE_SIZE, account_only=True, skip_malformed=True)
-    return client.get_usage_logs(page, PAGE_SIZE, sub_key_id=scope, skip_malformed=True)
+        return client.fetch_usage_logs(page, PAGE_SIZE, account_only=True, skip_malformed=True)
+    return client.fetch_usage_logs(page, PAGE_SIZE, sub_key_id=scope, skip_malformed=True)
 
 
 def _first_page(scope):
@@ -339,7 +343,7 @@ def _backfill(state, make_rows, result, progress, pages, batch):
     """Walk every page from the checkpoint on; rows and the next page to walk commit together."""
     page = state.backfill_page or 1
     while True:
-        usage_page = pages.get(page)
+        usage_page = pages.get(page).decode()
         checkpoint = {"backfill_page": page + 1, "backfill_total": usage_page.total, "backfill_pages": usage_page.pages}
         if page == 1 and not state.newest_request_id and usage_page.logs:
             # Rows newer than this one arrive above it; the next catch-up stops here.
@@ -372,7 +376,7 @@ def _catch_up(state, key, make_rows, result, progress, pages, batch):
     shares_boundary_second = False
     page = 1
     while True:
-        usage_page = pages.get(page)
+        usage_page = pages.get(page).decode()
         if page == 1:
             total_at_start = usage_page.total
             newest = usage_page.logs[0] if usage_page.logs else None

@@ -131,6 +131,25 @@ def test_usage_logs_page_for_a_key_in_real_and_display_money(simulator):
     assert account_view.logs[0].key_id is None
 
 
+def test_a_fetched_usage_page_decodes_to_the_page_get_usage_logs_gives(simulator):
+    created = client.create_sub_key(Decimal("10"), label="Fetched")
+    for text in ("one", "two", "three"):
+        _chat(simulator, created.secret.reveal(), text)
+    answer = client.fetch_usage_logs(page=1, limit=2, sub_key_id=created.id)
+    assert isinstance(answer.body, bytes)
+    assert answer.decode() == client.get_usage_logs(page=1, limit=2, sub_key_id=created.id)
+
+
+def test_a_failed_usage_page_fetch_raises_at_once_and_a_broken_body_when_decoded(simulator):
+    simulator.inject("error", path="/usage-logs", status=500, times=1)
+    with pytest.raises(client.Unavailable):
+        client.fetch_usage_logs(page=1, limit=2)
+    simulator.inject("nonjson", path="/usage-logs", times=1)
+    answer = client.fetch_usage_logs(page=1, limit=2)
+    with pytest.raises(client.UnexpectedResponse):
+        answer.decode()
+
+
 def test_account_only_logs_hold_only_account_key_requests(simulator):
     _chat(simulator, simulator.account_key, "from the account")
     page = client.get_usage_logs(page=1, limit=100, account_only=True)
