@@ -8,7 +8,6 @@ offered twice (two consumers racing, or a page seen again) is never counted twic
 
 import hashlib
 from collections import defaultdict
-from contextlib import contextmanager
 from datetime import UTC
 from decimal import Decimal
 from operator import itemgetter
@@ -164,8 +163,8 @@ def usage_row_maker(key, multiplier):
     """What turns usage logs into rows ready to insert for a key (None: the account) under a multiplier.
 
     The function it returns reads no database (the backend's way of passing a datetime is
-    chosen now, in the caller's thread), so the sync runs it in the thread that fetches the
-    pages, while this one writes. A row is a plain tuple: no model instances.
+    chosen now, in the caller's thread), so it could run in any thread. A row is a plain
+    tuple: no model instances.
     """
     adapt_datetime = _datetime_adapter()
     key_pk = key.pk if key is not None else None
@@ -230,42 +229,6 @@ def move_rows_behind(key, created_at, ahead_request_ids):
     for row in behind:
         row.pk = None
     UsageRecord.objects.bulk_create(behind)
-
-
-# While a sync writes on SQLite: the connection's page cache (KiB) and the WAL pages gathered between checkpoints.
-SQLITE_SYNC_CACHE_KIB = 65536
-SQLITE_SYNC_CHECKPOINT_PAGES = 10000
-
-
-@contextmanager
-def writing_many_rows():
-    """On SQLite, a larger page cache and fewer WAL checkpoints for this connection while a sync writes.
-
-    Request ids are random, so every batch adds to pages all over their index: with SQLite's
-    default 2 MB cache those are read back from the file, and a checkpoint every 1,000 WAL
-    pages copies the same pages into the database again and again. Both settings are this
-    connection's only and are put back after; what gathered in the WAL is checkpointed
-    then, by the sync (so a web request's commit does not inherit it).
-    """
-    if connection.vendor != "sqlite":
-        yield
-        return
-    with connection.cursor() as cursor:
-        cursor.execute("PRAGMA cache_size")
-        (cache_size,) = cursor.fetchone()
-        cursor.execute("PRAGMA wal_autocheckpoint")
-        (checkpoint_pages,) = cursor.fetchone()
-        cursor.execute(f"PRAGMA cache_size = {-SQLITE_SYNC_CACHE_KIB}")
-        cursor.execute(f"PRAGMA wal_autocheckpoint = {SQLITE_SYNC_CHECKPOINT_PAGES}")
-    try:
-        yield
-    finally:
-        with connection.cursor() as cursor:
-            cursor.execute(f"PRAGMA cache_size = {int(cache_size)}")
-            cursor.execute(f"PRAGMA wal_autocheckpoint = {int(checkpoint_pages)}")
-            # Not inside a transaction (a test's): SQLite refuses to checkpoint there.
-            if not connection.in_atomic_block:
-                cursor.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
 
 def _datetime_adapter():

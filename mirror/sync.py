@@ -5,7 +5,8 @@ Each scope's usage is synced under a lease (mirror.leases: a lock in the shared 
 that expires, renewed after every page), so any number of consumers (and the `sync`
 command, and a key edit) can run at once without two of them walking the same scope,
 and a consumer killed mid-sync holds the scope only until its lease runs out; the
-unique request_id behind it makes a double insert fail instead of counting a row twice.
+unique (key, time, request id) behind it makes a double insert fail instead of counting
+a row twice.
 
 Usage pages come newest first and are numbered from the newest row, so rows that
 arrive while we page push older rows to later pages: we may see a row twice (skipped
@@ -449,9 +450,7 @@ def _sync_locked(scope, full, progress, pages):
         if state.backfill_complete:
             _catch_up(state, key, make_rows, result, progress, pages, batch)
         else:
-            # Every row there is, into indexes that grow as it goes (a catch-up's few rows do without).
-            with ingest.writing_many_rows():
-                _backfill(state, make_rows, result, progress, pages, batch)
+            _backfill(state, make_rows, result, progress, pages, batch)
     except client.DerouterError as error:
         # Every page walked before derouter failed is kept, with its checkpoint.
         batch.write()

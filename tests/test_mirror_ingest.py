@@ -4,6 +4,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
+from django.db import IntegrityError, transaction
 
 from derouter.client import Secret, SubKey, UsageLog
 from mirror import ingest
@@ -63,6 +64,20 @@ def test_the_accounts_own_use_has_its_own_rollup():
     assert ingest.store_usage_rows(None, [_log("req-b", "0.5")], Decimal(1)) == 1
     rollup = DailyRollup.objects.get(key=None)
     assert (rollup.requests, rollup.cost) == (2, Decimal("2.0"))
+
+
+@pytest.mark.parametrize("owner", ["key", "account"])
+def test_a_request_is_held_once_and_the_database_refuses_it_twice(owner):
+    key = ingest.upsert_key(_sub_key()) if owner == "key" else None
+    logs = [_log("req-1", "0.01"), _log("req-2", "0.02")]
+    assert ingest.store_usage_rows(key, logs, Decimal(1)) == 2
+    assert ingest.store_usage_rows(key, [*logs, _log("req-3", "0.03")], Decimal(1)) == 1
+    held = UsageRecord.objects.values().get(request_id="req-1")
+    held.pop("id")
+    with pytest.raises(IntegrityError), transaction.atomic():
+        UsageRecord.objects.create(**held)
+    assert UsageRecord.objects.filter(request_id="req-1").count() == 1
+    assert DailyRollup.objects.get(key=key).requests == 3
 
 
 def test_a_deleted_key_stays_with_its_final_spend():
