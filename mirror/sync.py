@@ -319,7 +319,7 @@ class _Batch:
 
 
 def _count_rows(state):
-    """Write the state's row counts alone (a catch-up's page but its last): one statement, no query built."""
+    """Write the state's row counts alone (a catch-up's batch but its last): one statement, no query built."""
     table = connection.ops.quote_name(SyncState._meta.db_table)
     with connection.cursor() as cursor:
         cursor.execute(
