@@ -140,9 +140,11 @@ USAGE_COLUMNS = (
     "request_id", "key_id", "created_at", "model", "input_tokens", "output_tokens", "cache_read_tokens",
     "cache_write_tokens", "duration_ms", "cost", "multiplier", "billed", "mirrored_at",
 )
-# Where each value sits in a prepared row: the parameters of USAGE_COLUMNS, then the row's UTC day.
+# Where each value sits in a prepared row: the parameters of USAGE_COLUMNS, then the row's UTC
+# day and its time (an aware datetime, whatever the backend takes).
 _ROW = {name: index for index, name in enumerate(USAGE_COLUMNS)}
 _DAY = len(USAGE_COLUMNS)
+_MOMENT = _DAY + 1
 _PARAMETERS = itemgetter(*range(len(USAGE_COLUMNS)))
 _VALUES = "(" + ", ".join(["%s"] * len(USAGE_COLUMNS)) + ")"
 
@@ -177,7 +179,7 @@ def usage_row_maker(key, multiplier):
             rows.append((
                 log.request_id, key_pk, adapt_datetime(created_at), log.model, log.input_tokens, log.output_tokens,
                 log.cache_read_tokens, log.cache_write_tokens, log.duration_ms, log.cost, multiplier,
-                billed_amount(log.cost, multiplier), mirrored_at, created_at.date(),
+                billed_amount(log.cost, multiplier), mirrored_at, created_at.date(), created_at,
             ))
         return rows
 
@@ -202,7 +204,7 @@ def store_prepared_rows(key, rows):
             with transaction.atomic():
                 _insert_rows(rows, skip_held=True)
         except _SomeHeld:
-            held = _held_request_ids([row[0] for row in rows])
+            held = set(held_rows(key, rows).values_list("request_id", flat=True))
             rows = [row for row in rows if row[0] not in held]
             if rows:
                 _insert_rows(rows, skip_held=False)
@@ -266,8 +268,16 @@ def _insert_rows(rows, skip_held):
             raise _SomeHeld
 
 
-def _held_request_ids(request_ids):
-    return set(UsageRecord.objects.filter(request_id__in=request_ids).values_list("request_id", flat=True))
+def held_rows(key, rows):
+    """The rows held already among prepared ``rows`` of a key (None: the account).
+
+    Looked up by key and time, then request id: the order of the unique constraints, so a
+    few index entries are read instead of every row (there is no index of request ids alone).
+    """
+    moments = [row[_MOMENT] for row in rows]
+    return UsageRecord.objects.filter(
+        key=key, created_at__range=(min(moments), max(moments)), request_id__in=[row[0] for row in rows]
+    )
 
 
 ROLLUP_SUMS = ("requests", "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "cost", "billed")

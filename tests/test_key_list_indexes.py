@@ -11,23 +11,11 @@ from django.db import connection
 from dashboard.forms import KEY_SORT_COLUMNS
 from mirror.models import KeySnapshot
 from mirror.reads import search_keys
+from tests.helpers import query_plan
 
 pytestmark = pytest.mark.django_db
 
 PLAIN_SORTS = [f"{prefix}{column}" for column in KEY_SORT_COLUMNS if column != "days_left" for prefix in ("", "-")]
-
-
-def _plan(queryset):
-    sql, params = queryset.query.sql_with_params()
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            # With sorting priced out, a plan still sorts only when no index can give the order.
-            cursor.execute("SET LOCAL enable_sort = off")
-            cursor.execute("SET LOCAL enable_seqscan = off")
-            cursor.execute(f"EXPLAIN {sql}", params)
-        else:
-            cursor.execute(f"EXPLAIN QUERY PLAN {sql}", params)
-        return "\n".join(str(row[-1]) for row in cursor.fetchall())
 
 
 def _sorts(plan):
@@ -38,11 +26,11 @@ def _sorts(plan):
 
 @pytest.mark.parametrize("sort", PLAIN_SORTS)
 def test_a_page_of_the_key_list_is_read_in_order_from_an_index(sort):
-    plan = _plan(search_keys("", sort)[:25])
+    plan = query_plan(search_keys("", sort)[:25])
     assert "snapshot_active_" in plan and not _sorts(plan), plan
 
 
 def test_the_snapshots_freshness_reads_one_index_entry():
     query = KeySnapshot.objects.active().order_by("refreshed_at").values_list("refreshed_at", flat=True)[:1]
-    plan = _plan(query)
+    plan = query_plan(query)
     assert "snapshot_active_refreshed" in plan and not _sorts(plan), plan

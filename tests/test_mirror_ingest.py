@@ -4,11 +4,12 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 
 from derouter.client import Secret, SubKey, UsageLog
 from mirror import ingest
 from mirror.models import DailyRollup, KeySnapshot, UsageRecord
+from tests.helpers import query_plan
 
 pytestmark = pytest.mark.django_db
 
@@ -78,6 +79,21 @@ def test_a_request_is_held_once_and_the_database_refuses_it_twice(owner):
         UsageRecord.objects.create(**held)
     assert UsageRecord.objects.filter(request_id="req-1").count() == 1
     assert DailyRollup.objects.get(key=key).requests == 3
+
+
+@pytest.mark.parametrize("owner", ["key", "account"])
+def test_rows_held_already_are_looked_up_by_key_and_time_not_by_reading_every_row(owner):
+    key = ingest.upsert_key(_sub_key()) if owner == "key" else None
+    held = [_log("req-1", "0.01"), _log("req-2", "0.02", when=datetime(2026, 11, 2, 11, tzinfo=UTC))]
+    ingest.store_usage_rows(key, held, Decimal(1))
+    rows = ingest.usage_row_maker(key, Decimal(1))([*held, _log("req-3", "0.03")])
+    lookup = ingest.held_rows(key, rows)
+    assert set(lookup.values_list("request_id", flat=True)) == {"req-1", "req-2"}
+    plan = query_plan(lookup.values_list("request_id", flat=True))
+    if connection.vendor == "postgresql":
+        assert any("Index Cond" in line and "created_at" in line for line in plan.splitlines()), plan
+    else:
+        assert "SEARCH" in plan and "SCAN" not in plan, plan
 
 
 def test_a_deleted_key_stays_with_its_final_spend():
