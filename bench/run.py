@@ -1,6 +1,6 @@
 """Measure the dashboard under gunicorn with production settings against simulators at three scales.
 
-    bench/run [--rounds 9] [--seconds 4] [--clients 32] [--export-rows 100000]
+    bench/run [--rounds 9] [--seconds 4] [--clients 32] [--export-rows 100000] [--sync-runs 3]
 
 Starts, on loopback, one simulator per scale (50, 5,000 and 20,000 Client Keys; the
 50-key one also holds a key with --export-rows usage rows) and, per scale, a deployment of
@@ -15,7 +15,10 @@ compares, and prints one markdown table of medians and ratios:
 - portal home throughput against the simulator's own /sub-key/balance throughput, same key,
   same number of concurrent clients;
 - the portal CSV export of the heavy key (written by the Huey worker, from the click to the
-  downloaded file) against paging /sub-key/usage-logs directly, and the worker's peak RSS growth.
+  downloaded file) against paging /sub-key/usage-logs directly, and the worker's peak RSS growth;
+- the usage sync (a first sync of --export-rows rows, incremental syncs of 1,000 new rows)
+  against paging /usage-logs directly, run by bench/mirror_at_scale.py once the deployments
+  are stopped: in its own process, on SQLite, as the worker runs it.
 """
 
 import argparse
@@ -55,6 +58,10 @@ PAGES = (  # (name, path, uses the portal session)
 UPSTREAM_SUM = re.compile(r"^dashboard_upstream_request_seconds_sum\{[^}]*\} (\S+)$", re.MULTILINE)
 UPSTREAM_COUNT = re.compile(r"^dashboard_upstream_request_seconds_count\{[^}]*\} (\S+)$", re.MULTILINE)
 CSRF_FIELD = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
+# A row of bench/mirror_at_scale.py's sync table: what, raw paging rows/s, sync rows/s, ratio.
+SYNC_ROW = re.compile(
+    r"^\| ((?:first sync|incremental)[^|]*) \| ([\d,]+) rows/s \| ([\d,]+) rows/s \| ([\d.]+)x \|$", re.MULTILINE
+)
 
 
 def free_port():
@@ -399,7 +406,18 @@ def ratio(value, goal=None, higher_is_better=False):
     return f"{text} ({'met' if met else 'NOT met'}: {'≥' if higher_is_better else '≤'} {goal}x)"
 
 
-def report(options, samples, throughput, paging, exports):
+def sync_against_paging(options):
+    """(what, raw rows/s, sync rows/s, ratio) of a first and an incremental sync, by bench/mirror_at_scale.py."""
+    command = [PYTHON, "bench/mirror_at_scale.py", "--skip-keys", "--rows", str(options.export_rows),
+               "--new-rows", "1000", "--sync-runs", str(options.sync_runs)]
+    output = subprocess.run(command, cwd=ROOT, check=True, capture_output=True, text=True).stdout
+    rows = SYNC_ROW.findall(output)
+    if len(rows) != 2:
+        raise RuntimeError(f"bench/mirror_at_scale.py printed no sync table:\n{output}")
+    return [(what, raw, mirrored, float(value)) for what, raw, mirrored, value in rows]
+
+
+def report(options, samples, throughput, paging, exports, syncs):
     median = statistics.median
     lines = [
         f"Measured by `bench/run` on {time.strftime('%Y-%m-%d', time.gmtime())}: {machine()}.",
@@ -437,6 +455,11 @@ def report(options, samples, throughput, paging, exports):
         f"{', '.join(f'{r:,}' for r, _ in paging)} rows | {'met' if all(r == paging[0][0] for r, _, _ in exports) else 'NOT met'} |",
         f"| export: peak RSS growth of the Huey worker | {growth:.1f} MB | | {'met' if growth < 30 else 'NOT met'}: < 30 MB |",
     ]
+    lines += [
+        f"| usage sync: {what} | {mirrored} rows/s | paging `/usage-logs?subKeyId=` directly {raw} rows/s "
+        f"| {ratio(value, 0.8, higher_is_better=True)} |"
+        for what, raw, mirrored, value in syncs
+    ]
     return "\n".join(lines)
 
 
@@ -446,6 +469,7 @@ def main():
     parser.add_argument("--seconds", type=float, default=4, help="length of each throughput round")
     parser.add_argument("--clients", type=int, default=32, help="concurrent clients in the throughput rounds")
     parser.add_argument("--export-rows", type=int, default=100_000, help="usage rows of the heavy key")
+    parser.add_argument("--sync-runs", type=int, default=3, help="interleaved first syncs (three incremental each)")
     options = parser.parse_args()
     started = time.perf_counter()
     workdir = Path(tempfile.mkdtemp(prefix="dashboard-bench-"))
@@ -458,7 +482,10 @@ def main():
             throughput = bench.portal_throughput(deployments[0])
             print(f"throughput measured at {time.perf_counter() - started:.0f} s", file=sys.stderr)
             paging, exports = bench.export_against_paging(deployments[0])
-        print(report(options, samples, throughput, paging, exports))
+        # With the deployments stopped: their workers' periodic passes would run beside it.
+        syncs = sync_against_paging(options)
+        print(f"syncs measured at {time.perf_counter() - started:.0f} s", file=sys.stderr)
+        print(report(options, samples, throughput, paging, exports, syncs))
         print(f"\n(total run time {time.perf_counter() - started:.0f} s)", file=sys.stderr)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
