@@ -1,6 +1,7 @@
 """Measure the mirror: console pages at 50 / 5,000 / 20,000 keys, and sync speed against raw paging.
 
     .venv/bin/python bench/mirror_at_scale.py [--runs 15] [--rows 100000] [--new-rows 1000] [--sync-runs 2]
+    BENCH_DATABASE_URL=postgres://... .venv/bin/python bench/mirror_at_scale.py --skip-keys   # the sync on PostgreSQL
 
 Pages: one simulator per scale (--seed-keys), each refreshed into a SQLite database of
 its own through the real snapshot refresh; then the overview, the key list (sorted,
@@ -11,7 +12,8 @@ dashboard's metrics time them), compared with the empty signed-in page and with 
 Sync: a simulator holding one key with --rows usage rows (written straight into its state
 file, as its demo seed does). Interleaved: paging GET /usage-logs?subKeyId=&limit=100
 through derouter.client (the same parsing the sync uses) against a first sync of the key
-into an empty mirror; then --new-rows new rows, paged raw against an incremental sync.
+into an empty mirror; then --new-rows new rows, paged raw against an incremental sync. With
+BENCH_DATABASE_URL (a PostgreSQL database it may empty) the sync runs on that database.
 """
 
 import argparse
@@ -29,8 +31,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 WORK = Path(tempfile.mkdtemp(prefix="mirror-bench-"))
-# Our own SQLite files and queue, whatever the shell has configured.
-os.environ["DATABASE_URL"] = f"sqlite:///{WORK / 'default.sqlite3'}"
+# Our own SQLite files and queue, whatever the shell has configured; or, for the sync alone, the
+# PostgreSQL database given.
+POSTGRES_URL = os.environ.get("BENCH_DATABASE_URL", "")
+os.environ["DATABASE_URL"] = POSTGRES_URL or f"sqlite:///{WORK / 'default.sqlite3'}"
 os.environ["REDIS_URL"] = ""
 os.environ["HUEY_IMMEDIATE"] = "true"
 os.environ["LOG_LEVEL"] = "WARNING"
@@ -72,6 +76,10 @@ def point_at(simulator):
 
 
 def fresh_database(name):
+    if POSTGRES_URL:
+        call_command("migrate", verbosity=0)
+        call_command("flush", interactive=False, verbosity=0)
+        return None
     path = WORK / f"{name}.sqlite3"
     use_database(path)
     call_command("migrate", verbosity=0)
@@ -246,6 +254,8 @@ def main():
     parser.add_argument("--skip-keys", action="store_true", help="only the sync measurement")
     parser.add_argument("--skip-sync", action="store_true", help="only the page measurement")
     options = parser.parse_args()
+    if POSTGRES_URL and not options.skip_keys:
+        parser.error("with BENCH_DATABASE_URL only the sync is measured: add --skip-keys")
     setup_test_environment()
     print(f"working in {WORK}", file=sys.stderr)
     if not options.skip_keys:
