@@ -11,16 +11,10 @@ from django.views.decorators.http import require_GET
 from analytics import figures
 from analytics.statements import NoStatement, find_statement, generate_csv_rows, get_statement_months
 from lib.csv_export import csv_download
-from mirror.ingest import secret_digest
-from mirror.models import KeySnapshot
+from mirror.reads import get_active_key_by_secret
 from portal.sessions import portal_login_required
 
 NOT_MIRRORED = "Your statements are not ready yet: your usage is still being collected. Try again in a few minutes."
-
-
-def get_portal_key_snapshot(client_key):
-    """The mirrored snapshot of the signed-in client's own key, or None."""
-    return KeySnapshot.objects.filter(secret_sha256=secret_digest(client_key), deleted_at__isnull=True).first()
 
 
 def _render_no_statement(request, message, status):
@@ -28,7 +22,7 @@ def _render_no_statement(request, message, status):
 
 
 def _get_statement_or_error(request, month_text):
-    key = get_portal_key_snapshot(request.portal_key)
+    key = get_active_key_by_secret(request.portal_key)
     try:
         return find_statement(key, month_text, figures.today_utc(), NOT_MIRRORED), None
     except NoStatement as refusal:
@@ -39,7 +33,7 @@ def _get_statement_or_error(request, month_text):
 @portal_login_required
 def statements(request):
     """The months the client has statements for: every past month since its key was created."""
-    key = get_portal_key_snapshot(request.portal_key)
+    key = get_active_key_by_secret(request.portal_key)
     months = get_statement_months(key, figures.today_utc(), include_current=False) if key else None
     return render(request, "analytics/portal_statements.html", {"months": months, "not_mirrored": NOT_MIRRORED})
 

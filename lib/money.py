@@ -50,12 +50,15 @@ def _dollars(value, min_places):
     return f"{sign}${whole}.{fraction}"
 
 
+def _cents(value):
+    """A Decimal in dollars rounded half up to cents: usd's text."""
+    return _dollars(value.quantize(CENTS, rounding=ROUND_HALF_UP), 2)
+
+
 def usd(amount):
     """An amount in US dollars with 2 decimals, rounded half up: 1865.3215 as "$1,865.32"."""
     value = to_decimal(amount)
-    if value is None:
-        return ""
-    return _dollars(value.quantize(CENTS, rounding=ROUND_HALF_UP), 2)
+    return "" if value is None else _cents(value)
 
 
 def exact_usd(amount):
@@ -81,7 +84,7 @@ def money(amount):
     if value is None:
         return ""
     # usd and exact_usd of the value, read once (pages show dozens of amounts).
-    shown = _dollars(value.quantize(CENTS, rounding=ROUND_HALF_UP), 2)
+    shown = _cents(value)
     exact = _dollars(value, 2)
     if shown == exact:
         return shown

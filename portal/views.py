@@ -18,7 +18,6 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django.views.decorators.vary import vary_on_headers
 
 from analytics.panels import PortalUsagePanel
-from analytics.portal_views import get_portal_key_snapshot
 from automation.expiry import get_expired_notice
 from branding.models import Branding
 from derouter.client import (
@@ -35,6 +34,7 @@ from lib.csv_export import csv_download
 from lib.htmx import render_page_or_fragment
 from lib.money import is_running_low
 from lib.paging import pager_for_log_page
+from mirror.reads import get_active_key_by_secret
 from accounts.throttle import Throttle, client_address
 from portal.forms import INVALID_KEY_MESSAGE, LOG_PAGE_SIZES, LogsQueryForm, PortalLoginForm, TimeZoneForm
 from portal.sessions import (
@@ -168,7 +168,7 @@ def home(request):
     """The customer's label, budget, limits, usage summary and a quick start."""
     balance = get_client_balance(request.portal_key)
     branding = Branding.load()
-    key = get_portal_key_snapshot(request.portal_key)
+    key = get_active_key_by_secret(request.portal_key)
     context = {
         "branding": branding,
         "balance": balance,
