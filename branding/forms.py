@@ -1,6 +1,7 @@
 """The console's branding form: validates the colour's contrast and the logo's real file type."""
 
 from django import forms
+from django.conf import settings
 
 from branding.colors import HEX_COLOR, MIN_TEXT_CONTRAST, WHITE, contrast_ratio
 from branding.models import Branding
@@ -51,9 +52,16 @@ class BrandingForm(ExpectedInputMixin, forms.ModelForm):
         help_text="The address your customers send requests to, if you put your own domain in front. Empty: derouter's.",
     )
 
+    portal_language = forms.ChoiceField(
+        label="Portal language",
+        required=False,
+        choices=lambda: [("", "Each customer's browser language"), *settings.LANGUAGES],
+        help_text="What the portal speaks to a customer who has not chosen a language.",
+    )
+
     class Meta:
         model = Branding
-        fields = ["product_name", "accent_color", "support_contact", "money_unit", "inference_base_url"]
+        fields = ["product_name", "accent_color", "support_contact", "money_unit", "inference_base_url", "portal_language"]
         labels = {
             "product_name": "Product name",
             "accent_color": "Accent colour",
