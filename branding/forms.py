@@ -3,6 +3,7 @@
 from io import BytesIO
 
 from django import forms
+from django.conf import settings
 from PIL import Image
 
 from branding.colors import HEX_COLOR, MIN_TEXT_CONTRAST, WHITE, contrast_ratio
@@ -77,9 +78,16 @@ class BrandingForm(ExpectedInputMixin, forms.ModelForm):
         help_text="The address your customers send requests to, if you put your own domain in front. Empty: derouter's.",
     )
 
+    portal_language = forms.ChoiceField(
+        label="Portal language",
+        required=False,
+        choices=lambda: [("", "Each customer's browser language"), *settings.LANGUAGES],
+        help_text="What the portal speaks to a customer who has not chosen a language.",
+    )
+
     class Meta:
         model = Branding
-        fields = ["product_name", "accent_color", "support_contact", "money_unit", "inference_base_url"]
+        fields = ["product_name", "accent_color", "support_contact", "money_unit", "inference_base_url", "portal_language"]
         labels = {
             "product_name": "Product name",
             "accent_color": "Accent colour",
