@@ -21,3 +21,6 @@ urlpatterns = [
     path("", include("branding.urls")),
     path("", include("ops.urls")),
 ]
+
+# A database outage answers 503 with Retry-After; anything else, the plain 500 page.
+handler500 = "ops.views.server_error"
