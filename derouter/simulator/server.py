@@ -8,6 +8,7 @@ Standard library only, so it runs without Django.
 
 import argparse
 import os
+import random
 import re
 import secrets
 import signal
@@ -16,6 +17,7 @@ import sqlite3
 import sys
 import tempfile
 import threading
+import time
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
@@ -140,8 +142,10 @@ class SimulatorHandler(BaseHTTPRequestHandler):
         route = None
         try:
             self._raw_body = self._read_body()
-            if not path.startswith("/_sim/") and self._apply_fault(method, path):
-                return
+            if not path.startswith("/_sim/"):
+                self.server.wait_latency()
+                if self._apply_fault(method, path):
+                    return
             route, match = self._find_route(path)
             if method == "OPTIONS":
                 self._send_options(route)
@@ -267,13 +271,24 @@ class SimulatorServer(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 128  # bursts of concurrent test requests must not overflow the backlog
 
-    def __init__(self, address, store, account_key, faults, verbose=False):
+    def __init__(self, address, store, account_key, faults, verbose=False, latency_ms=0, jitter_ms=0):
         super().__init__(address, SimulatorHandler)
         self.store = store
         self.account_key = account_key
         self.faults = FaultRules() if faults else None
         self.limiter = Limiter()
         self.verbose = verbose
+        self.latency_ms = latency_ms
+        self.jitter_ms = jitter_ms
+
+    def wait_latency(self):
+        """Hold this request for the configured distance: N ms, give or take up to M ms.
+
+        Each request sleeps in its own thread, so concurrent requests overlap as over a real network.
+        """
+        delay_ms = self.latency_ms + random.uniform(-self.jitter_ms, self.jitter_ms)
+        if delay_ms > 0:
+            time.sleep(delay_ms / 1000)
 
     def handle_error(self, request, client_address):
         # A client hanging up early (timeouts, dropped streams) is routine here, not a fault.
@@ -293,11 +308,19 @@ def parse_starting_balance(value):
     return decimal_to_micro(amount)
 
 
+def check_latency(latency_ms, jitter_ms):
+    """Refuse a latency or jitter that is negative or absurd (over ten minutes)."""
+    for name, value in (("--latency-ms", latency_ms), ("--jitter-ms", jitter_ms)):
+        if not 0 <= value <= 600_000:
+            raise ConfigError(f"{name} must be between 0 and 600000 milliseconds")
+
+
 def make_server(host, port, account_key, balance, state_path, demo=False, seed_keys=0, faults=False,
-                verbose=False, seed_usage_rows=0):
+                verbose=False, seed_usage_rows=0, latency_ms=0, jitter_ms=0):
     """Open (or create and seed) the state file and return a bound, not yet serving, server."""
     if not account_key:
         raise ConfigError("an account key is required (--account-key or DEROUTER_ACCOUNT_KEY)")
+    check_latency(latency_ms, jitter_ms)
     starting_balance = parse_starting_balance(balance)
 
     def seed_new_state(conn):
@@ -313,7 +336,7 @@ def make_server(host, port, account_key, balance, state_path, demo=False, seed_k
         store.initialize(starting_balance, seed_new_state)
     except InsufficientBalance as error:
         raise ConfigError(f"the balance cannot fund {seed_keys} load-test keys") from error
-    return SimulatorServer((host, port), store, account_key, faults, verbose)
+    return SimulatorServer((host, port), store, account_key, faults, verbose, latency_ms, jitter_ms)
 
 
 def _interrupt(signum, frame):
@@ -321,10 +344,10 @@ def _interrupt(signum, frame):
 
 
 def serve(host, port, account_key, balance, state_path, demo=False, seed_keys=0, faults=False, verbose=False,
-          seed_usage_rows=0):
+          seed_usage_rows=0, latency_ms=0, jitter_ms=0):
     """Run the simulator until SIGTERM or Ctrl-C; announce the address on stdout first."""
     server = make_server(host, port, account_key, balance, state_path, demo, seed_keys, faults, verbose,
-                         seed_usage_rows)
+                         seed_usage_rows, latency_ms, jitter_ms)
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _interrupt) if in_main_thread else None
     try:
@@ -357,6 +380,12 @@ def add_cli_arguments(parser):
                         help='seed one key, "Load Test heavy", with N usage rows over 30 days (new state only)')
     parser.add_argument("--faults", action="store_true", help="enable /_sim/faults and /_sim/usage")
     parser.add_argument("--verbose", action="store_true", help="log every request to stderr")
+    parser.add_argument("--latency-ms", type=int, default=0, metavar="N",
+                        help="delay every answer of the API and inference by N milliseconds, as a distant "
+                             "derouter would (each request waits in its own thread, so concurrent ones overlap; "
+                             "/_sim/ controls are not delayed)")
+    parser.add_argument("--jitter-ms", type=int, default=0, metavar="M",
+                        help="vary each delay uniformly by up to M milliseconds either way (never below 0)")
 
 
 def serve_from_options(options):
@@ -374,6 +403,8 @@ def serve_from_options(options):
         faults=options["faults"],
         verbose=options["verbose"],
         seed_usage_rows=options["seed_usage_rows"],
+        latency_ms=options["latency_ms"],
+        jitter_ms=options["jitter_ms"],
     )
 
 
