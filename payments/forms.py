@@ -74,7 +74,7 @@ class CodeSettingsForm(forms.Form):
 class RedeemForm(ExpectedInputMixin, forms.Form):
     expected = {"code": "Type the code as you received it, e.g. ABCDE-FGHJK-…; dashes and spaces do not matter."}
     code = forms.CharField(
-        label="Code", max_length=60, strip=True,
+        label="Redemption code", max_length=60, strip=True,
         widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false", "autocapitalize": "characters"}),
         help_text="Dashes and spaces do not matter, nor does upper or lower case.",
     )

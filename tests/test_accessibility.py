@@ -120,7 +120,7 @@ VISITS = [
     Visit("customer", "/portal/logs/", steps=("Set time zone",)),
     Visit("customer", "/portal/requests/", steps=("Send the request",)),
     Visit("customer", "/portal/statements/"),
-    Visit("customer", "/portal/redeem/", steps=(("Code", "not-a-code"), "Redeem")),
+    Visit("customer", "/portal/redeem/", steps=(("Redemption code", "not-a-code"), "Redeem")),
     Visit("customer", "/portal/statements/{last_month}/"),
     Visit("customer", "/portal/statements/not-a-month/", status=400),
     Visit("customer", "/portal/exports/{portal_export_token}/"),
