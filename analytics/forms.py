@@ -6,7 +6,7 @@ from datetime import date, timedelta
 
 from django import forms
 
-from lib.forms import DayInput, ExpectedInputMixin
+from lib.forms import BoundedDayField, ExpectedInputMixin
 
 DAY_EXPECTED = "Enter the day as YYYY-MM-DD, e.g. 2026-10-01."
 
@@ -84,12 +84,8 @@ class PeriodForm(ExpectedInputMixin, forms.Form):
     """The analytics period (a named one or a custom range) and the client table's sort and page."""
 
     period = forms.ChoiceField(label="Period", required=False, choices=PERIOD_CHOICES)
-    start = forms.DateField(
-        label="From", required=False, widget=DayInput(), help_text="UTC day, included."
-    )
-    end = forms.DateField(
-        label="To", required=False, widget=DayInput(), help_text="UTC day, included."
-    )
+    start = BoundedDayField(label="From", required=False, help_text="UTC day, included.")
+    end = BoundedDayField(label="To", required=False, help_text="UTC day, included.")
     sort = forms.ChoiceField(label="Sort clients by", required=False, choices=CLIENT_SORT_CHOICES)
     page = forms.IntegerField(required=False, min_value=1, max_value=1_000_000)
 
