@@ -29,6 +29,8 @@ from automation.models import (
 )
 from exports.models import Export
 from mirror.models import UsageRecord
+from payments.codes import create_batch
+from payments.models import CodeBatch
 
 pytestmark = pytest.mark.django_db
 
@@ -113,6 +115,7 @@ def seeded(owner, staff, owner_client, staff_client, make_key, simulator, sync_m
     )
     export = Export.objects.create(kind=Export.Kind.LEDGER, user=staff, filename="ledger.csv")
     invitation = create_invitation("new@example.com", Role.STAFF, None, owner)
+    code_batch, _ = create_batch(owner, 2, Decimal("5"), CodeBatch.Unit.CUSTOMER)
     month = timezone.now().strftime("%Y-%m")
     ids = {
         "sub_key_id": key.id,
@@ -120,6 +123,7 @@ def seeded(owner, staff, owner_client, staff_client, make_key, simulator, sync_m
         "token": export.token,
         "user_id": staff.pk,
         "invitation_id": invitation.pk,
+        "batch_id": code_batch.pk,
     }
     pks = {
         "automation:alert_rule_delete": alert.pk,
