@@ -219,7 +219,7 @@ def _scope_key(scope):
     return KeySnapshot.objects.get(sub_key_id=scope)
 
 
-def _fetch(scope, page):
+def fetch_usage_page(scope, page):
     """A page of the scope's usage, read but not decoded (in the fetching thread, when there is one).
 
     The walk decodes it: the fetching thread is then back to asking for the next page
@@ -421,7 +421,7 @@ def sync_scope(scope, full=False, progress=None, wait_seconds=0, ask_ahead=False
     ``fetch(scope, page)`` reads a page (a pass passes one that bounds the requests in flight).
     """
     first_page, spent_before = _where_to_start(scope)
-    with PagesAhead(partial(fetch or _fetch, scope), enabled=ask_ahead) as pages:
+    with PagesAhead(partial(fetch or fetch_usage_page, scope), enabled=ask_ahead) as pages:
         if ask_ahead:
             pages.ask_for(first_page)
         with leases.held(usage_lease_name(scope), wait_seconds=wait_seconds) as lease:
@@ -452,7 +452,7 @@ def usage_kept_in_sync(scope, wait_seconds=0):
     Raises ScopeBusy or DerouterError.
     """
     first_page, spent_before = _where_to_start(scope)
-    with PagesAhead(partial(_fetch, scope)) as pages:
+    with PagesAhead(partial(fetch_usage_page, scope)) as pages:
         pages.ask_for(first_page)
         with leases.held(usage_lease_name(scope), wait_seconds=wait_seconds) as lease:
             _sync_held(lease, scope, False, None, pages, spent_before)
