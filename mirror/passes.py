@@ -148,11 +148,15 @@ def _record(result, scope, synced=None, error=None, busy=False):
             result.lag_seconds = max(lag, result.lag_seconds or 0)
 
 
-def _sync_one(scope, full, gate, wait_seconds):
-    """Sync a scope through the gate; (SyncResult, error text, busy)."""
+def _sync_one(scope, spent_before, full, gate, wait_seconds):
+    """Sync a scope through the gate; (SyncResult, error text, busy).
+
+    The scopes are what runs at once; a scope's walk asks ahead only when it knows it needs
+    more pages (a first sync, many new rows).
+    """
     try:
         synced = sync.sync_scope(
-            scope, full=full, wait_seconds=wait_seconds, ask_ahead=True,
+            scope, full=full, wait_seconds=wait_seconds, spent_before=spent_before, ask_ahead=True,
             fetch=lambda *page: gate.call(sync.fetch_usage_page, *page),
         )
     except sync.ScopeBusy:
@@ -171,17 +175,22 @@ def _sync_one(scope, full, gate, wait_seconds):
 def run_pass(scopes, full=False, max_in_flight=None, wait_seconds=0, on_scope=None):
     """Sync ``scopes`` concurrently under the pass lease; a PassResult. Raises leases.LeaseHeld (another pass runs).
 
+    ``scopes`` maps each scope to its key's spend as read before the pass (sync.moved_scopes),
+    or is a list of scopes (their spend is read then).
+
     ``wait_seconds``: how long each scope waits for another process syncing it (0: leave it
     to that process, listed as busy). ``on_scope(scope, synced, error, busy)`` is called as
     each scope ends, in the thread that started the pass. Inside a transaction (a test's)
     the scopes run in line: other threads would not see its rows.
     """
     limit = max_in_flight or settings.MIRROR_SYNC_MAX_IN_FLIGHT
+    if not isinstance(scopes, dict):
+        scopes = sync.spent_of(scopes)
     gate = InFlight(limit)
     result = PassResult(started_at=timezone.now(), scopes=len(scopes))
     with leases.held(PASS_LEASE, seconds=PASS_LEASE_SECONDS) as lease:
         if connection.in_atomic_block or limit == 1:
-            ended = ((scope, *_sync_one(scope, full, gate, wait_seconds)) for scope in scopes)
+            ended = ((scope, *_sync_one(scope, spent, full, gate, wait_seconds)) for scope, spent in scopes.items())
             for scope, synced, error, busy in ended:
                 _record(result, scope, synced, error, busy)
                 if on_scope:
@@ -196,18 +205,18 @@ def run_pass(scopes, full=False, max_in_flight=None, wait_seconds=0, on_scope=No
 
 def _run_threads(scopes, full, gate, wait_seconds, thread_count, result, lease, on_scope):
     todo, ended = queue.SimpleQueue(), queue.SimpleQueue()
-    for scope in scopes:
-        todo.put(scope)
+    for scope_and_spent in scopes.items():
+        todo.put(scope_and_spent)
 
     def work():
         try:
             while True:
                 try:
-                    scope = todo.get_nowait()
+                    scope, spent = todo.get_nowait()
                 except queue.Empty:
                     return
                 try:
-                    ended.put((scope, *_sync_one(scope, full, gate, wait_seconds)))
+                    ended.put((scope, *_sync_one(scope, spent, full, gate, wait_seconds)))
                 except BaseException as error:  # a bug, or the database gone: reported, the pass goes on
                     logger.exception("the sync of scope %s failed", scope)
                     ended.put((scope, None, f"{error.__class__.__name__}: {error}", False))

@@ -52,6 +52,8 @@ SNAPSHOT_FIELDS = (
 )
 
 
+# A sync told nothing of the key's spend reads it itself.
+UNREAD = object()
 # Another process is syncing this scope (or refreshing the snapshot) right now, or took it over from us.
 ScopeBusy = leases.LeaseHeld
 
@@ -366,7 +368,7 @@ def _catch_up(state, writer, finished, result, progress, pages):
 
 def _sync_locked(scope, full, progress, pages, spent_before):
     # The state and its key (with the multiplier in force now) in one query.
-    state = SyncState.objects.select_related("key").filter(scope=scope).first()
+    state = next(iter(SyncState.objects.select_related("key").filter(scope=scope)[:1]), None)
     if state is None:
         state = SyncState.objects.create(scope=scope, key=_scope_key(scope))
     key = state.key
@@ -409,7 +411,7 @@ def _sync_locked(scope, full, progress, pages, spent_before):
     return result
 
 
-def sync_scope(scope, full=False, progress=None, wait_seconds=0, ask_ahead=False, fetch=None):
+def sync_scope(scope, full=False, progress=None, wait_seconds=0, ask_ahead=False, fetch=None, spent_before=UNREAD):
     """Sync one scope's usage rows under its lease; raises ScopeBusy, DerouterError.
 
     ``progress(result, usage_page)`` is called after every page (the command's bar).
@@ -419,10 +421,17 @@ def sync_scope(scope, full=False, progress=None, wait_seconds=0, ask_ahead=False
     taken. The lease is kept up as the pages go by, so a first sync of any length holds
     it; a sync whose lease was taken over (it stalled past the lease) stops with ScopeBusy.
     ``fetch(scope, page)`` reads a page (a pass passes one that bounds the requests in flight).
+    ``spent_before``: the key's spend as a caller read it before any page of this sync (a pass
+    reads every scope's at once); read here, with the page to start on, when not given.
     """
-    first_page, spent_before = _where_to_start(scope)
-    with PagesAhead(partial(fetch or fetch_usage_page, scope), enabled=ask_ahead) as pages:
-        if ask_ahead:
+    if spent_before is UNREAD:
+        first_page, spent_before = _where_to_start(scope)
+    else:
+        # A pass: its scopes run at once, so the first page is read in line, and a helper
+        # thread starts only for a walk that asks ahead (a first sync, many new pages).
+        first_page = None
+    with PagesAhead(partial(fetch or fetch_usage_page, scope), enabled=ask_ahead, lazy=first_page is None) as pages:
+        if ask_ahead and first_page is not None:
             pages.ask_for(first_page)
         with leases.held(usage_lease_name(scope), wait_seconds=wait_seconds) as lease:
             return _sync_held(lease, scope, full, progress, pages, spent_before)
@@ -469,15 +478,27 @@ def sync_key_usage(sub_key_id):
 
 
 def scopes_to_sync():
-    """Scopes whose usage may have moved: keys whose spend changed since their last sync, and the account.
+    """Scopes whose usage may have moved (see moved_scopes), the account last."""
+    return list(moved_scopes())
 
-    A key's spend only moves with its usage, so unchanged keys cost no request at all.
+
+def spent_of(scopes):
+    """Each scope -> its key's spend now (None: the account, or a key not in the snapshot), in one query."""
+    spent = dict(KeySnapshot.objects.filter(sub_key_id__in=scopes).values_list("sub_key_id", "spent"))
+    return {scope: spent.get(scope) for scope in scopes}
+
+
+def moved_scopes():
+    """Scopes whose usage may have moved -> the key's spend now (None: the account), in one query.
+
+    Keys whose spend changed since their last sync (or whose first sync is not complete), and
+    the account. A key's spend only moves with its usage, so unchanged keys cost no request at all.
     """
-    changed = []
+    moved = {}
     for sub_key_id, spent, synced_spent, complete in KeySnapshot.objects.active().values_list(
         "sub_key_id", "spent", "sync__synced_spent", "sync__backfill_complete"
     ):
         if not complete or synced_spent is None or synced_spent != spent:
-            changed.append(sub_key_id)
-    return [*changed, ACCOUNT_SCOPE]
-
+            moved[sub_key_id] = spent
+    moved[ACCOUNT_SCOPE] = None
+    return moved

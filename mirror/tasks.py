@@ -68,7 +68,7 @@ def sync_usage_pass():
     """Sync every scope whose usage may have moved in one pass, recorded; nothing when another pass runs."""
     recorded = Recorded(PASS_TASK_NAME)
     try:
-        result = passes.run_pass(sync.scopes_to_sync())
+        result = passes.run_pass(sync.moved_scopes())
     except leases.LeaseHeld:
         recorded.skipped()
         return None
