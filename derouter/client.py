@@ -524,13 +524,17 @@ def _json_object(content):
 def _decode(response, is_write=False):
     """A successful answer's JSON object, or the DerouterError its status and body mean.
 
-    A write's 2xx is a success with or without a body: without one (or with one that is not
-    JSON) it gives None, and the caller reads back what derouter kept.
+    A write's 2xx is a success with or without a body: without one (or with text that is not
+    JSON) it gives None, and the caller reads back what derouter kept. A web page with a 2xx is
+    not derouter's answer (a proxy's, a portal's): a write's outcome is then unknown.
     """
     status = response.status_code
     if 200 <= status < 300:
         if not is_write:
             return _json_object(response.content)
+        if response.content.strip() and _from_edge(response):
+            raise OutcomeUnknown("derouter's address answered with a web page instead of derouter's answer: "
+                                 "the change may or may not have been made.", status)
         try:
             return _json_object(response.content) if response.content.strip() else None
         except UnexpectedResponse:
@@ -928,6 +932,15 @@ def fetch_usage_logs(page=1, limit=20, sub_key_id=None, account_only=False, skip
     params = _usage_params(page, limit, sub_key_id, account_only)
     body = _request("GET", "/usage-logs", _account_key(), params=params, decoded=False)
     return UsageAnswer(body, skip_malformed)
+
+
+def is_simulator():
+    """GET /_sim/health without a key: whether the API base is our simulator (the probe notes it)."""
+    try:
+        payload = _request("GET", "/_sim/health", "", retry_reads=False)
+    except DerouterError:
+        return False
+    return payload.get("ok") is True
 
 
 # ---------------------------------------------------------------- client-key endpoints
