@@ -108,6 +108,7 @@ INSTALLED_APPS = [
     "ops",
     "exports",
     "automation",
+    "payments",
 ]
 
 MIDDLEWARE = [
@@ -360,6 +361,10 @@ DEROUTER_PREWRITE_READ_TIMEOUT = float(env_decimal("DEROUTER_PREWRITE_READ_TIMEO
 # A write whose outcome is unknown counts as "not applied" once this long has passed
 # without derouter showing it (its request cannot be running any more).
 WRITE_SETTLE_SECONDS = env_int("WRITE_SETTLE_SECONDS", 60)
+# A top-up settled "not applied" that derouter shows applied within this long after it was
+# sent is re-settled as applied (a late write), with an audit event that says so; the
+# worker's settling keeps reading the key list (once a minute) for that long.
+LATE_WRITE_HORIZON_SECONDS = env_int("LATE_WRITE_HORIZON_SECONDS", 60 * 60)
 DEROUTER_GET_RETRIES = env_int("DEROUTER_GET_RETRIES", 2)
 # Only with this on do upstream calls read HTTPS_PROXY / NO_PROXY / .netrc from the environment.
 DEROUTER_USE_ENV_PROXIES = env_bool("DEROUTER_USE_ENV_PROXIES", False)
@@ -389,6 +394,9 @@ PORTAL_IDLE_TIMEOUT = env_int("PORTAL_IDLE_TIMEOUT", 30 * 60)
 PORTAL_ABSOLUTE_TIMEOUT = env_int("PORTAL_ABSOLUTE_TIMEOUT", 12 * 60 * 60)
 PORTAL_LOGIN_ATTEMPTS_LIMIT = env_int("PORTAL_LOGIN_ATTEMPTS_LIMIT", 10)
 PORTAL_LOGIN_ATTEMPTS_WINDOW = env_int("PORTAL_LOGIN_ATTEMPTS_WINDOW", 15 * 60)
+# Redemption codes typed in the portal, counted per key and per address like sign-in attempts.
+PORTAL_REDEEM_ATTEMPTS_LIMIT = env_int("PORTAL_REDEEM_ATTEMPTS_LIMIT", 10)
+PORTAL_REDEEM_ATTEMPTS_WINDOW = env_int("PORTAL_REDEEM_ATTEMPTS_WINDOW", 15 * 60)
 
 # Email (alerts, customers' budget request decisions, expiry reminders). The demo and
 # DEBUG print mail to the console; production sends through SMTP.
