@@ -8,6 +8,7 @@ from analytics.panels import get_business_summary
 from analytics.permissions import can_see_margins
 from dashboard.models import TopUp
 from derouter import client
+from derouter import conventions as upstream_conventions
 from derouter.client import Unavailable
 from mirror.models import KeySnapshot
 from mirror.reads import as_sub_key, get_summary_after_first_sync_request
@@ -38,6 +39,7 @@ def overview(request):
         "low_keys": [as_sub_key(low_keys[pk]) for pk in summary.low_key_ids if pk in low_keys],
         "more_low_keys": max(summary.low_count - len(summary.low_key_ids), 0),
         "latest_topups": TopUp.objects.all()[:LATEST_TOPUPS],
+        "conventions": upstream_conventions.current(),
         "business": get_business_summary(can_see_margins(request.user), balance.available if balance else None),
     }
     return render(request, "dashboard/overview.html", context)
