@@ -397,7 +397,9 @@ def _get_session(retrying):
         session = requests.Session()
         # Reading proxy variables and .netrc costs every call ~1 ms; only a configured proxy needs it.
         session.trust_env = settings.DEROUTER_USE_ENV_PROXIES
-        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=16, max_retries=retries)
+        # A connection per request in flight: the worker's usage pass keeps up to MIRROR_SYNC_MAX_IN_FLIGHT.
+        pool_size = max(16, settings.MIRROR_SYNC_MAX_IN_FLIGHT)
+        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=retries)
         session.mount("http://", adapter)
         session.mount("https://", adapter)
         _sessions[retrying] = session
