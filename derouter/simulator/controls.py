@@ -1,4 +1,4 @@
-"""Test controls under /_sim/: health, injected faults and injected usage rows (the last two need --faults)."""
+"""Test controls under /_sim/: health, injected faults, injected usage rows and the journal of writes (all but health need --faults)."""
 
 import re
 import secrets
@@ -10,7 +10,12 @@ from .api import NONE, ApiError, Route, bad_request, parse_decimal, parse_money
 from .management import log_item
 from .store import NotFound, UsageRow, now_iso
 
-FAULT_MODES = ("slow", "error", "nonjson", "drop")
+# slow, error, nonjson and drop act before the request is processed (slow then processes it,
+# late); the applied_ modes process it first, then answer badly: applied_drop closes the
+# connection without an answer, applied_slow answers after the delay (past a client's
+# timeout: applied, then timed out), applied_error answers the status as if it had failed.
+APPLIED_MODES = ("applied_drop", "applied_slow", "applied_error")
+FAULT_MODES = ("slow", "error", "nonjson", "drop", *APPLIED_MODES)
 TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z")
 
 
@@ -71,6 +76,8 @@ class FaultRules:
 
 def act_out_fault(request, rule):
     """Act out a fault rule on the request; return True if the request must not be processed."""
+    if rule["mode"] in APPLIED_MODES:
+        return False
     if rule["mode"] == "slow":
         time.sleep(float(rule["delay"]))
         return False
@@ -82,6 +89,40 @@ def act_out_fault(request, rule):
     else:  # drop: no answer at all; the connection closes once the handler returns
         request.close_connection = True
     return True
+
+
+def answer_after_applied(request, rule, payload):
+    """Answer a request processed under an applied_ fault rule as the rule says."""
+    if rule["mode"] == "applied_drop":
+        request.close_connection = True
+        return
+    if rule["mode"] == "applied_slow":
+        time.sleep(float(rule["delay"]))
+        request.send_json(200, payload)
+        return
+    request.send_json(rule["status"], {"error": "Simulated server error"})
+
+
+class Journal:
+    """Every management write the simulator applied, in order: what tests compare their records with."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._entries = []
+
+    def record(self, method, path, body, payload):
+        entry = {"method": method, "path": path, "body": body, "answer": payload}
+        with self._lock:
+            entry["seq"] = len(self._entries) + 1
+            self._entries.append(entry)
+
+    def since(self, seq):
+        with self._lock:
+            return self._entries[seq:]
+
+
+def is_journaled(method, path):
+    return method in ("POST", "PUT", "DELETE") and path.startswith("/sub-keys")
 
 
 def health(request, caller, query):
@@ -98,6 +139,14 @@ def add_fault(request, caller, query):
 
 def clear_faults(request, caller, query):
     return {"ok": True, "cleared": request.server.faults.clear()}
+
+
+def list_journal(request, caller, query):
+    """The writes applied after the ``after``-th (0: all), each with its body and derouter's answer."""
+    after = query.get("after", ["0"])[0]
+    if not after.isdigit():
+        raise bad_request("after must be a non-negative integer")
+    return {"writes": request.server.journal.since(int(after))}
 
 
 # Fields of POST /_sim/usage may also be named as in the usage-log rows.
@@ -143,4 +192,5 @@ HEALTH_ROUTE = Route(re.compile(r"/_sim/health"), {"GET": health}, NONE)
 FAULT_ROUTES = (
     Route(re.compile(r"/_sim/faults"), {"GET": list_faults, "POST": add_fault, "DELETE": clear_faults}, NONE),
     Route(re.compile(r"/_sim/usage"), {"POST": inject_usage}, NONE),
+    Route(re.compile(r"/_sim/journal"), {"GET": list_journal}, NONE),
 )

@@ -7,6 +7,7 @@ Standard library only, so it runs without Django.
 """
 
 import argparse
+import json
 import os
 import random
 import re
@@ -142,9 +143,11 @@ class SimulatorHandler(BaseHTTPRequestHandler):
         route = None
         try:
             self._raw_body = self._read_body()
+            fault = None
             if not path.startswith("/_sim/"):
                 self.server.wait_latency()
-                if self._apply_fault(method, path):
+                fault = self._take_fault(method, path)
+                if fault is not None and controls.act_out_fault(self, fault):
                     return
             route, match = self._find_route(path)
             if method == "OPTIONS":
@@ -157,6 +160,10 @@ class SimulatorHandler(BaseHTTPRequestHandler):
             # Blank parameters (page=&accountOnly=) are dropped: they count as not given.
             result = handler(self, caller=caller, query=parse_qs(parts.query), **match.groupdict())
             if result is not None:
+                self._journal(method, path, result)
+                if fault is not None and fault["mode"] in controls.APPLIED_MODES:
+                    controls.answer_after_applied(self, fault, result)
+                    return
                 self.send_json(200, result)
         except ApiError as error:
             self._send_error(error, openai=route is not None and route.openai)
@@ -208,12 +215,17 @@ class SimulatorHandler(BaseHTTPRequestHandler):
                 return route, match
         raise ApiError(404, "Not found", code="not_found")
 
-    def _apply_fault(self, method, path):
-        """Act out an injected fault; return True if the request must not be processed."""
+    def _take_fault(self, method, path):
+        """The injected fault rule this request meets, or None."""
         if self.server.faults is None:
-            return False
-        rule = self.server.faults.take(method, path)
-        return rule is not None and controls.act_out_fault(self, rule)
+            return None
+        return self.server.faults.take(method, path)
+
+    def _journal(self, method, path, result):
+        """With --faults, keep every applied management write for tests (GET /_sim/journal)."""
+        if self.server.journal is not None and controls.is_journaled(method, path):
+            body = json.loads(self._raw_body or b"{}", parse_float=str, parse_int=str)
+            self.server.journal.record(method, path, body, json.loads(encode_json(result), parse_float=str))
 
     def _send_options(self, route):
         """Answer OPTIONS on a known path with the methods it accepts; no key needed."""
@@ -276,6 +288,7 @@ class SimulatorServer(ThreadingHTTPServer):
         self.store = store
         self.account_key = account_key
         self.faults = FaultRules() if faults else None
+        self.journal = controls.Journal() if faults else None
         self.limiter = Limiter()
         self.verbose = verbose
         self.latency_ms = latency_ms
