@@ -77,11 +77,16 @@ class Figures:
     by_operation: Counter = field(default_factory=Counter)
     refusals: Counter = field(default_factory=Counter)
     discrepancies: list = field(default_factory=list)
+    failed_examples: int = 0
+    reported: set = field(default_factory=set)
+    # Every key the harness made, over all examples: a worker pass acts on earlier examples' rules too.
+    key_ids: list = field(default_factory=list)
 
     def line(self):
         return (
             f"{self.examples} examples, {self.steps} steps, {self.operations} operations, "
-            f"{self.faults_injected} faults injected, {len(self.discrepancies)} discrepancies"
+            f"{self.faults_injected} faults injected, {len(self.discrepancies)} discrepancies "
+            f"in {self.failed_examples} examples"
         )
 
 
@@ -93,10 +98,15 @@ class World:
         self.owner = owner
         self.staff = staff
         self.figures = figures
-        self.key_ids = []
+        self.key_ids = figures.key_ids
         self.tokens = defaultdict(list)  # key id -> top-up tokens used on it (to submit again)
         self.lock = threading.Lock()
         self.journal_start = len(self._journal())
+        # The example's own records come after these: earlier examples' leftovers are reported once.
+        self.first_ids = {
+            model: (model.objects.order_by("-id").values_list("id", flat=True).first() or 0)
+            for model in (TopUp, AuditEvent, Rotation, KeyExpiry, BudgetRequest)
+        }
         reconcile.open_books(client.list_sub_keys(), client.get_balance())
 
     # ------------------------------------------------------------ the simulator
@@ -323,19 +333,28 @@ class World:
         problems += self._requests_match_money(mine)
         problems += self._reconciled()
         problems += self._mirror_matches(mine)
-        return problems
+        # A problem left by an earlier example (a row stuck for good) is reported once.
+        new = [problem for problem in problems if problem not in self.figures.reported]
+        self.figures.reported.update(new)
+        return new
+
+    def _since(self, model):
+        return model.objects.filter(id__gt=self.first_ids[model])
 
     def _nothing_left_open(self, mine):
         problems = []
-        for row in TopUp.objects.filter(sub_key_id__in=mine, outcome__in=UNSETTLED_OUTCOMES):
-            problems.append(f"top-up {row.token} of {row.amount} on {row.sub_key_id} still {row.outcome}")
-        for event in AuditEvent.objects.filter(outcome__in=UNSETTLED_OUTCOMES).exclude(action=AuditEvent.Action.TOPUP):
+        listed = {sub_key.id for sub_key in self.live_keys()}
+        for row in self._since(TopUp).filter(outcome__in=UNSETTLED_OUTCOMES):
+            where = "listed" if row.sub_key_id in listed else "no longer listed"
+            problems.append(f"top-up {row.token} of {row.amount.normalize()} by {row.actor_name} on {row.sub_key_id} "
+                            f"({where}) still {row.outcome}: {row.message}")
+        for event in self._since(AuditEvent).filter(outcome__in=UNSETTLED_OUTCOMES).exclude(action=AuditEvent.Action.TOPUP):
             problems.append(f"audit event {event.pk} ({event.action} {event.sub_key_id}) still {event.outcome}")
-        for due in KeyExpiry.objects.filter(sub_key_id__in=mine).exclude(
+        for due in self._since(KeyExpiry).exclude(
             status__in=(KeyExpiry.Status.EXPIRED, KeyExpiry.Status.CANCELLED)
         ):
             problems.append(f"expiry of {due.sub_key_id} still {due.status} ({due.message})")
-        for stuck in Rotation.objects.filter(old_sub_key_id__in=mine).exclude(
+        for stuck in self._since(Rotation).exclude(
             status__in=(Rotation.Status.DONE, Rotation.Status.CREATE_REFUSED)
         ):
             problems.append(f"rotation {stuck.pk} of {stuck.old_sub_key_id} still {stuck.status} ({stuck.message})")
@@ -348,7 +367,7 @@ class World:
             if write["method"] == "PUT" and "addBudgetVirtual" in write["body"]:
                 applied[write["path"].rsplit("/", 1)[1]].append(Decimal(write["body"]["addBudgetVirtual"]))
         confirmed = defaultdict(list)
-        for sub_key_id, amount in TopUp.objects.filter(sub_key_id__in=mine, outcome=Outcome.OK).values_list(
+        for sub_key_id, amount in self._since(TopUp).filter(outcome=Outcome.OK).values_list(
             "sub_key_id", "amount"
         ):
             confirmed[sub_key_id].append(Decimal(amount).normalize())
@@ -357,7 +376,12 @@ class World:
             did = sorted(amount.normalize() for amount in applied[sub_key_id])
             said = sorted(confirmed[sub_key_id])
             if did != said:
-                problems.append(f"key {sub_key_id}: derouter applied top-ups {did}, the ledger confirms {said}")
+                rows = "; ".join(
+                    f"{row.amount.normalize()} {row.outcome} by {row.actor_name} ({row.note}): {row.message}"
+                    for row in self._since(TopUp).filter(sub_key_id=sub_key_id).order_by("created_at", "id")
+                )
+                problems.append(f"key {sub_key_id}: derouter applied top-ups {[str(a) for a in did]}, the ledger "
+                                f"confirms {[str(a) for a in said]}; its rows: {rows}")
         return problems
 
     def _keys_match_journal(self, writes, mine):
@@ -383,7 +407,7 @@ class World:
     def _requests_match_money(self, mine):
         """An approved request's top-up landed; a declined one moved no money."""
         problems = []
-        for budget_request in BudgetRequest.objects.filter(sub_key_id__in=mine):
+        for budget_request in BudgetRequest.objects.all():
             landed = TopUp.objects.filter(
                 note=f"Budget request #{budget_request.pk}", outcome=Outcome.OK, sub_key_id=budget_request.sub_key_id
             ).count()
