@@ -35,14 +35,14 @@ from mirror.models import ACCOUNT_SCOPE, KeySnapshot, UsageRecord
 
 # Faults a step may meet, each before one operation: (mode, extra fields of the rule).
 FAULTS = (
-    ("slow", {"delay": 0.2}),  # late but within the client's timeout
-    ("slow", {"delay": 1.2}),  # applied after the client gave up: a late write
+    ("slow", {"delay": 0.1}),  # late but within the client's timeout
+    ("slow", {"delay": 0.7}),  # applied after the client gave up: a late write
     ("error", {"status": 500}),
     ("error", {"status": 503}),
     ("nonjson", {}),
     ("drop", {}),
     ("applied_drop", {}),
-    ("applied_slow", {"delay": 1.2}),
+    ("applied_slow", {"delay": 0.7}),
     ("applied_error", {"status": 502}),
 )
 # Where a fault lands: the money writes mostly, the reads before them sometimes.
@@ -56,10 +56,10 @@ OPERATIONS = (
 )
 AMOUNTS = (Decimal("0.01"), Decimal("0.5"), Decimal("1"), Decimal("2.5"), Decimal("4"))
 # The settings the harness runs under: a client that gives up quickly, writes that settle soon after.
-READ_TIMEOUT_SECONDS = 0.8
-WRITE_SETTLE_SECONDS = 3
+READ_TIMEOUT_SECONDS = 0.5
+WRITE_SETTLE_SECONDS = 2
 # How long the slowest fault keeps a request running after its client gave up, plus a margin.
-LONGEST_FAULT_SECONDS = 1.5
+LONGEST_FAULT_SECONDS = 1
 KNOWN_REFUSALS = (
     DerouterError, topups.TopUpNotAllowed, budget_requests.RequestNotAllowed, leases.LeaseHeld,
     mirror_sync.ScopeBusy,
@@ -78,6 +78,7 @@ class Figures:
     refusals: Counter = field(default_factory=Counter)
     discrepancies: list = field(default_factory=list)
     failed_examples: int = 0
+    seconds: Counter = field(default_factory=Counter)
     reported: set = field(default_factory=set)
     # Every key the harness made, over all examples: a worker pass acts on earlier examples' rules too.
     key_ids: list = field(default_factory=list)
@@ -158,6 +159,7 @@ class World:
     def run(self, operation, seed):
         """Run one operation by name with its own random stream; refusals the product raises on purpose are counted."""
         rng = random.Random(seed)
+        started = time.monotonic()
         try:
             getattr(self, f"op_{operation}")(rng)
         except KNOWN_REFUSALS as error:
@@ -167,6 +169,7 @@ class World:
             with self.lock:
                 self.figures.operations += 1
                 self.figures.by_operation[operation] += 1
+                self.figures.seconds[operation] += time.monotonic() - started
 
     def _top_up(self, rng, token=None, sub_key=None):
         sub_key = sub_key or self.pick_key(rng)
@@ -305,6 +308,7 @@ class World:
     def settle(self):
         """Stop faults, let every request in flight end, then settle everything the product settles later."""
         self.simulator.clear_faults()
+        started = time.monotonic()
         time.sleep(WRITE_SETTLE_SECONDS + LONGEST_FAULT_SECONDS)
         for _ in range(3):
             keywrites.resolve_unsettled_writes()
@@ -319,6 +323,7 @@ class World:
         for sub_key in self.live_keys():
             mirror_sync.sync_scope(sub_key.id)
         mirror_sync.sync_scope(ACCOUNT_SCOPE)
+        self.figures.seconds["(settling)"] += time.monotonic() - started
 
     # ------------------------------------------------------------ invariants
 

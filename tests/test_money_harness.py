@@ -40,7 +40,7 @@ KEYS_PER_EXAMPLE = 3
 KEEP_GOING = os.environ.get("HARNESS_KEEP_GOING", "") == "1"
 
 operations = st.lists(
-    st.tuples(st.sampled_from(OPERATIONS), st.booleans(), st.integers(0, 2**32 - 1)), min_size=1, max_size=5
+    st.tuples(st.sampled_from(OPERATIONS), st.booleans(), st.integers(0, 2**32 - 1)), min_size=1, max_size=8
 )
 
 
@@ -99,5 +99,5 @@ def test_money_stays_right_under_random_faults_and_races(harness_simulator, owne
         ))
     finally:
         print(f"money harness: {figures.line()}; by operation {dict(figures.by_operation)}; "
-              f"refused on purpose {dict(figures.refusals)}")
+              f"refused on purpose {dict(figures.refusals)}; seconds {dict(figures.seconds.most_common())}")
     assert not figures.discrepancies, "\n".join(figures.discrepancies)
