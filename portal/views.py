@@ -16,6 +16,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
+from django.utils.translation import gettext as _
 
 from analytics.panels import PortalUsagePanel
 from automation.expiry import get_expired_notice
@@ -37,6 +38,7 @@ from lib.paging import pager_for_log_page
 from mirror.reads import get_active_key_by_secret
 from accounts.throttle import Throttle, client_address
 from portal.forms import INVALID_KEY_MESSAGE, LOG_PAGE_SIZES, LogsQueryForm, PortalLoginForm, TimeZoneForm
+from portal.language_views import restore_key_language
 from portal.sessions import (
     end_portal_session,
     get_portal_key,
@@ -148,6 +150,7 @@ def login_view(request):
             # buy an address fresh guesses at other keys.
             throttle.forgive(subject)
             start_portal_session(request, client_key)
+            restore_key_language(request, client_key)
             return redirect("portal:home")
     # The bound form never renders the key back (a password input), and a
     # malformed, wrong or deleted key all carry the same single error.
@@ -209,7 +212,7 @@ def logs(request):
     zone_name = get_time_zone_name(request)
     context = {
         "usage_page": usage_page,
-        "pager": pager_for_log_page(request, usage_page, f"Page {usage_page.page} of {usage_page.pages}"),
+        "pager": pager_for_log_page(request, usage_page, _("Page %(page)s of %(pages)s") % {"page": usage_page.page, "pages": usage_page.pages}),
         "page_sizes": LOG_PAGE_SIZES,
         "time_zone": zone_name,
         "detect_time_zone": not has_chosen_time_zone(request),

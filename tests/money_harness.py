@@ -41,9 +41,9 @@ FAULTS = (
     ("error", {"status": 503}),
     ("nonjson", {}),
     ("drop", {}),
-    ("applied_drop", {}),
-    ("applied_slow", {"delay": 0.7}),
-    ("applied_error", {"status": 502}),
+    ("applied-then-drop", {}),
+    ("applied-then-slow", {"delay": 0.7}),
+    ("applied-then-error", {"status": 502}),
 )
 # Where a fault lands: the money writes mostly, the reads before them sometimes.
 FAULT_TARGETS = (

@@ -149,9 +149,10 @@ def test_approve_clicked_twice_tops_up_once(staff_client, make_key, django_captu
     request = make_request(created, amount="10", multiplier=Decimal(2))
     before = client.get_balance().available
     with django_capture_on_commit_callbacks(execute=True):
-        first = staff_client.post(f"/dashboard/automation/requests/{request.pk}/approve/")
-        second = staff_client.post(f"/dashboard/automation/requests/{request.pk}/approve/")
-    assert first.status_code == second.status_code == 302
+        first = staff_client.post(f"/dashboard/automation/requests/{request.pk}/approve/", {"confirm": "1"})
+        second = staff_client.post(f"/dashboard/automation/requests/{request.pk}/approve/", {"confirm": "1"})
+    assert (first.status_code, second.status_code) == (302, 409)
+    assert "was already approved by sam" in second.content.decode()
     (topup,) = TopUp.objects.all()
     assert (topup.amount, topup.outcome, topup.actor_name, topup.note) == (Decimal(5), Outcome.OK, "sam", f"Budget request #{request.pk}")
     assert budget_of(created.id) == Decimal(7)
@@ -169,8 +170,8 @@ def test_approve_over_the_staff_cap_tops_up_nothing(staff_client, staff, make_ke
     staff.console_profile.save()
     created = make_key(budget="2", label="Too big")
     request = make_request(created, amount="3")
-    response = staff_client.post(f"/dashboard/automation/requests/{request.pk}/approve/", follow=True)
-    assert b"daily top-up limit" in response.content
+    response = staff_client.post(f"/dashboard/automation/requests/{request.pk}/approve/", {"confirm": "1"})
+    assert response.status_code == 400 and b"daily top-up limit" in response.content
     assert TopUp.objects.count() == 0
     request.refresh_from_db()
     assert request.status == BudgetRequest.Status.PENDING
@@ -179,7 +180,7 @@ def test_approve_over_the_staff_cap_tops_up_nothing(staff_client, staff, make_ke
 def test_decline_with_a_reason_tells_the_customer(staff_client, make_key, django_capture_on_commit_callbacks):
     created = make_key(budget="2", label="Declined")
     request = make_request(created)
-    assert staff_client.post(f"/dashboard/automation/requests/{request.pk}/decline/", {"reason": ""}).status_code == 302
+    assert staff_client.post(f"/dashboard/automation/requests/{request.pk}/decline/", {"reason": ""}).status_code == 400
     request.refresh_from_db()
     assert request.status == BudgetRequest.Status.PENDING
     with django_capture_on_commit_callbacks(execute=True):
@@ -229,3 +230,31 @@ def test_the_key_page_links_to_rule_forms_with_the_key_chosen(owner_client, make
     assert f"/dashboard/automation/auto-topups/?key={created.id}".encode() in page.content
     form = owner_client.get(f"/dashboard/automation/auto-topups/?key={created.id}").context["form"]
     assert form["sub_key_id"].value() == created.id
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8080/hook",
+        "http://localhost/hook",
+        "http://10.0.0.8/hook",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://[::1]/hook",
+        "http://[2002:7f00:1::]/hook",
+        "http://[::ffff:127.0.0.1]/hook",
+        "http://[64:ff9b::a00:1]/hook",
+    ],
+)
+def test_a_webhook_to_a_private_address_is_refused_on_save(owner_client, settings, url):
+    settings.WEBHOOK_ALLOW_PRIVATE_TARGETS = False
+    response = owner_client.post("/dashboard/automation/webhooks/", {"url": url, "events": ["key.low"]})
+    assert response.status_code == 400
+    assert b"Webhooks go only to public addresses" in response.content
+    assert WebhookEndpoint.objects.count() == 0
+
+
+def test_a_webhook_host_that_does_not_resolve_yet_is_saved_and_checked_at_send(owner_client, settings):
+    settings.WEBHOOK_ALLOW_PRIVATE_TARGETS = False
+    response = owner_client.post("/dashboard/automation/webhooks/", {"url": "https://hooks.invalid/x", "events": ["key.low"]})
+    assert response.status_code in (200, 302)
+    assert WebhookEndpoint.objects.count() == 1

@@ -14,9 +14,9 @@ def journal(simulator, after=0):
     return requests.get(f"{simulator.base_url}/_sim/journal", params={"after": after}, timeout=5).json()["writes"]
 
 
-def test_applied_drop_applies_the_write_and_never_answers(simulator):
+def test_applied_then_drop_applies_the_write_and_never_answers(simulator):
     key = create_key(simulator, budgetVirtual=5)
-    simulator.inject("applied_drop", path=f"/sub-keys/{key['id']}", method="PUT")
+    simulator.inject("applied-then-drop", path=f"/sub-keys/{key['id']}", method="PUT")
 
     with pytest.raises(OutcomeUnknown):
         client.update_sub_key(key["id"], add_budget=Decimal("2.5"))
@@ -24,10 +24,10 @@ def test_applied_drop_applies_the_write_and_never_answers(simulator):
     assert Decimal(str(listed(simulator, key["id"])["budgetVirtual"])) == Decimal("7.5")
 
 
-def test_applied_slow_applies_the_write_and_answers_after_the_timeout(simulator, settings):
+def test_applied_then_slow_applies_the_write_and_answers_after_the_timeout(simulator, settings):
     settings.DEROUTER_READ_TIMEOUT = 0.3
     key = create_key(simulator, budgetVirtual=5)
-    simulator.inject("applied_slow", path=f"/sub-keys/{key['id']}", method="PUT", delay=1)
+    simulator.inject("applied-then-slow", path=f"/sub-keys/{key['id']}", method="PUT", delay=1)
 
     with pytest.raises(OutcomeUnknown):
         client.update_sub_key(key["id"], add_budget=Decimal("1"))
@@ -35,9 +35,9 @@ def test_applied_slow_applies_the_write_and_answers_after_the_timeout(simulator,
     assert Decimal(str(listed(simulator, key["id"])["budgetVirtual"])) == Decimal("6")
 
 
-def test_applied_error_applies_the_write_and_answers_the_status(simulator):
+def test_applied_then_error_applies_the_write_and_answers_the_status(simulator):
     key = create_key(simulator, budgetVirtual=5)
-    simulator.inject("applied_error", path=f"/sub-keys/{key['id']}", method="PUT", status=503)
+    simulator.inject("applied-then-error", path=f"/sub-keys/{key['id']}", method="PUT", status=503)
 
     with pytest.raises(Unavailable) as raised:
         client.update_sub_key(key["id"], add_budget=Decimal("1"))

@@ -10,6 +10,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import trigger_client_event
+from django.utils.translation import ngettext_lazy
 
 from accounts.roles import console_required
 from dashboard.forms import LEDGER_PAGE_SIZE, LedgerQueryForm, TopUpForm
@@ -17,10 +18,11 @@ from dashboard.formtokens import TokenUsedElsewhere
 from dashboard.ledger_csv import CSV_COLUMNS, filtered_topups, ledger_csv_row
 from dashboard.models import Outcome, TopUp
 from dashboard.tasks import write_ledger_export
-from dashboard.topups import TopUpNotAllowed, find_attempt, get_cap_left_today, resolve_pending_topups, top_up
+from dashboard.topups import TopUpNotAllowed, find_attempt, get_cap_left_today, settle_key, top_up
 from dashboard.upstream import get_key_state, get_sub_key_or_404, upstream_write_deadline
 from dashboard.views import SUBKEYS_CHANGED_EVENT
 from derouter import client
+from derouter.client import DerouterError
 from exports.models import Export
 from lib.csv_export import csv_download
 from lib.htmx import render_page_or_fragment, wants_fragment
@@ -99,8 +101,11 @@ def key_topup(request, sub_key_id):
     except TokenUsedElsewhere as refusal:
         return _render_token_refusal(request, refusal)
     if earlier is not None:
-        # A resubmitted form whose first attempt is unsettled: settle it from the budget read just now.
-        resolve_pending_topups(sub_key.id, sub_key)
+        # A resubmitted form whose first attempt is unsettled: settle it from the budget derouter reports now.
+        try:
+            settle_key(sub_key.id)
+        except DerouterError:
+            pass
         earlier.refresh_from_db()
         return _render_result(request, sub_key, earlier, repeated=True, current_key=sub_key)
     if "edit" in request.POST:
@@ -175,7 +180,7 @@ def ledger(request):
     """Every top-up, newest first, filtered by key and outcome; the key page links here per key."""
     query_form, query, topups = _get_ledger_query(request)
     page = Paginator(topups, LEDGER_PAGE_SIZE).get_page(request.GET.get("page"))
-    context = {"query_form": query_form, "query": query, "page": page, "pager": pager_for_page(request, page, "top-up")}
+    context = {"query_form": query_form, "query": query, "page": page, "pager": pager_for_page(request, page, ngettext_lazy("%(count)s top-up", "%(count)s top-ups", "count"))}
     status = 400 if query_form.errors else 200
     return render_page_or_fragment(request, "dashboard/ledger.html", "dashboard/_ledger.html", context, status)
 
