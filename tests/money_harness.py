@@ -44,6 +44,8 @@ FAULTS = (
     ("applied-then-drop", {}),
     ("applied-then-slow", {"delay": 0.7}),
     ("applied-then-error", {"status": 502}),
+    ("cloudflare", {"status": 522}),
+    ("applied-then-cloudflare", {"status": 524}),
 )
 # Where a fault lands: the money writes mostly, the reads before them sometimes.
 FAULT_TARGETS = (
@@ -61,8 +63,8 @@ WRITE_SETTLE_SECONDS = 2
 # How long the slowest fault keeps a request running after its client gave up, plus a margin.
 LONGEST_FAULT_SECONDS = 1
 KNOWN_REFUSALS = (
-    DerouterError, topups.TopUpNotAllowed, budget_requests.RequestNotAllowed, leases.LeaseHeld,
-    mirror_sync.ScopeBusy,
+    DerouterError, topups.TopUpNotAllowed, topups.KeyBusy, budget_requests.RequestNotAllowed,
+    budget_requests.DecisionConflict, leases.LeaseHeld, mirror_sync.ScopeBusy,
 )
 
 
@@ -312,6 +314,7 @@ class World:
         time.sleep(WRITE_SETTLE_SECONDS + LONGEST_FAULT_SECONDS)
         for _ in range(3):
             keywrites.resolve_unsettled_writes()
+            budget_requests.settle_open()
             for open_rotation in Rotation.objects.filter(old_sub_key_id__in=self.key_ids):
                 if open_rotation.needs_finishing:
                     rotation.finish(open_rotation, self.owner)
@@ -422,6 +425,8 @@ class World:
                 problems.append(f"budget request {budget_request.pk} declined but {landed} top-up(s) landed")
             if budget_request.status == BudgetRequest.Status.PENDING and landed:
                 problems.append(f"budget request {budget_request.pk} still waiting but {landed} top-up(s) landed")
+            if budget_request.status in budget_requests.OPEN_APPROVALS:
+                problems.append(f"budget request {budget_request.pk} still {budget_request.status} ({budget_request.message})")
         return problems
 
     def _reconciled(self):
