@@ -105,6 +105,8 @@ class World:
         self.tokens = defaultdict(list)  # key id -> top-up tokens used on it (to submit again)
         self.lock = threading.Lock()
         self.journal_start = len(self._journal())
+        self.steps = []  # the example's steps as drawn, printed with its problems
+        self.unexpected = []  # exceptions the product should never raise
         # The example's own records come after these: earlier examples' leftovers are reported once.
         self.first_ids = {
             model: (model.objects.order_by("-id").values_list("id", flat=True).first() or 0)
@@ -303,7 +305,8 @@ class World:
         for thread in threads:
             thread.join()
         self.figures.steps += 1
-        return errors
+        self.steps.append(operations)
+        self.unexpected += errors
 
     # ------------------------------------------------------------ settling
 
@@ -341,9 +344,16 @@ class World:
         problems += self._requests_match_money(mine)
         problems += self._reconciled()
         problems += self._mirror_matches(mine)
+        problems += [f"an operation raised {error}" for error in self.unexpected]
         # A problem left by an earlier example (a row stuck for good) is reported once.
         new = [problem for problem in problems if problem not in self.figures.reported]
         self.figures.reported.update(new)
+        if new:
+            self.figures.failed_examples += 1
+            self.figures.discrepancies += new
+            steps = "\n".join(f"    step {number}: {step}" for number, step in enumerate(self.steps, 1))
+            print(f"money harness example {self.figures.examples}: {len(new)} problems\n  "
+                  + "\n  ".join(new) + f"\n  after these steps (operation, fault first, seed):\n{steps}")
         return new
 
     def _since(self, model):

@@ -12,7 +12,7 @@ CI runs a bounded number of examples from a fixed seed. A longer run, with a fre
 printed at the start (the same seed draws the same operations and faults again; the
 threads' interleaving is the machine's):
 
-    HARNESS_SEED=random HARNESS_EXAMPLES=400 HARNESS_STEPS=12 \
+    HARNESS_SEED=random HARNESS_EXAMPLES=80 HARNESS_STEPS=30 \
         .venv/bin/python -m pytest tests/test_money_harness.py -q -s -p no:cacheprovider
 """
 
@@ -36,8 +36,6 @@ STEPS = int(os.environ.get("HARNESS_STEPS", "6"))
 SEED_TEXT = os.environ.get("HARNESS_SEED", "20261206")
 SEED = random.SystemRandom().randrange(2**32) if SEED_TEXT == "random" else int(SEED_TEXT)
 KEYS_PER_EXAMPLE = 3
-# A long run goes on past an example that breaks an invariant and reports them all at the end.
-KEEP_GOING = os.environ.get("HARNESS_KEEP_GOING", "") == "1"
 
 operations = st.lists(
     st.tuples(st.sampled_from(OPERATIONS), st.booleans(), st.integers(0, 2**32 - 1)), min_size=1, max_size=8
@@ -74,17 +72,13 @@ def test_money_stays_right_under_random_faults_and_races(harness_simulator, owne
 
         @rule(step=operations)
         def run_at_once(self, step):
-            errors = self.world.step(step)
-            assert not errors, f"operations raised: {errors}"
+            self.world.step(step)
 
         def teardown(self):
+            # Nothing here fails the example: threads make a rerun differ, so Hypothesis could not
+            # replay it. Every problem is kept with the example's steps and fails the test below.
             self.world.settle()
-            problems = self.world.check()
-            if problems:
-                figures.failed_examples += 1
-                figures.discrepancies += problems
-                print(f"money harness example {figures.examples}:\n  " + "\n  ".join(problems))
-            assert KEEP_GOING or not problems, "\n".join(problems)
+            self.world.check()
 
     try:
         run_state_machine_as_test(MoneyMachine, settings=hypothesis_settings(
@@ -92,12 +86,10 @@ def test_money_stays_right_under_random_faults_and_races(harness_simulator, owne
             stateful_step_count=STEPS,
             deadline=None,
             database=None,
-            # Shrinking reruns real concurrent work many times; the steps of a failure are printed as drawn.
             phases=[Phase.explicit, Phase.generate],
             suppress_health_check=list(HealthCheck),
-            print_blob=True,
         ))
     finally:
         print(f"money harness: {figures.line()}; by operation {dict(figures.by_operation)}; "
               f"refused on purpose {dict(figures.refusals)}; seconds {dict(figures.seconds.most_common())}")
-    assert not figures.discrepancies, "\n".join(figures.discrepancies)
+    assert not figures.discrepancies, f"seed {SEED}:\n" + "\n".join(figures.discrepancies)
