@@ -7,6 +7,7 @@ back. If the delete fails or its answer never comes, the rotation stays open, sa
 and ``finish`` completes it after checking derouter's list (never a blind second delete).
 """
 
+from contextlib import ExitStack
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -16,7 +17,7 @@ from django.utils import timezone
 from automation import webhooks
 from automation.models import Rotation
 from automation.upstream import get_live_key
-from dashboard import audit
+from dashboard import audit, topups
 from dashboard.models import AuditEvent, Outcome
 from dashboard.outcomes import outcome_of_write_error
 from derouter import client
@@ -134,6 +135,19 @@ def finish(rotation, user):
     note = f"Rotation #{rotation.pk}: replaced by {rotation.new_key_id_short}."
     # derouter stops listing a deleted key's usage: mirror what is left while it still can (best effort).
     mirror_sync.mirror_usage_before_write(old)
+    with ExitStack() as stack:
+        # The old key's return is a money move: after every earlier move on it is settled.
+        try:
+            stack.enter_context(topups.key_lock_for_return(old.id))
+        except (topups.KeyBusy, topups.MovesUnsettled) as refusal:
+            message = getattr(refusal, "message", "another money move on this key is under way")
+            _set(rotation, message=f"The old key is not deleted yet: {message}")
+            return rotation
+        return _delete_old(rotation, user, old, returned, note)
+
+
+def _delete_old(rotation, user, old, returned, note):
+    """Send the old key's delete once, with its money lock held; record how it ended."""
     try:
         client.delete_sub_key(old.id)
     except DerouterError as error:
