@@ -318,9 +318,7 @@ class World:
         for _ in range(3):
             keywrites.resolve_unsettled_writes()
             budget_requests.settle_open()
-            for open_rotation in Rotation.objects.filter(old_sub_key_id__in=self.key_ids):
-                if open_rotation.needs_finishing:
-                    rotation.finish(open_rotation, self.owner)
+            rotation.settle_open()
             for due in KeyExpiry.objects.filter(
                 sub_key_id__in=self.key_ids, status__in=(KeyExpiry.Status.SCHEDULED, KeyExpiry.Status.UNKNOWN)
             ):
