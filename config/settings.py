@@ -147,6 +147,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "dashboard.context_processors.csp_nonce",
                 "accounts.context_processors.console_role",
+                "analytics.context_processors.margins",
                 "branding.context_processors.branding",
                 "lib.language.language_menu",
                 "dashboard.context_processors.page_chrome",
@@ -221,6 +222,12 @@ HUEY = {
 # snapshot stale (and say so) past the staleness limit.
 MIRROR_REFRESH_SECONDS = env_int("MIRROR_REFRESH_SECONDS", 30)
 MIRROR_STALE_AFTER_SECONDS = env_int("MIRROR_STALE_AFTER_SECONDS", 300)
+# Requests to derouter a usage pass keeps in flight at most (mirror.passes); the client keeps a
+# connection for each. derouter publishes limits for inference only (5 in flight and 60 a minute
+# per key); a usage read is one Management API call with the Account Key. 32 syncs 2,000 keys that
+# each made a request in under 20 s even at 300 ms a call (the far end of derouter's distance);
+# a 429 halves it, pauses, and it grows back.
+MIRROR_SYNC_MAX_IN_FLIGHT = env_int("MIRROR_SYNC_MAX_IN_FLIGHT", 32)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -416,6 +423,11 @@ DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "derouter dashboard <noreply@
 # and how webhooks are sent. Webhook targets must be https and public addresses; the two
 # WEBHOOK_ALLOW_* switches exist for local receivers in tests and the demo only.
 AUTOMATION_EVALUATE_MINUTES = env_int("AUTOMATION_EVALUATE_MINUTES", 1) or 1
+# An automatic top-up or allowance refill settled "not applied" is tried again after this many
+# seconds, doubling each time up to the maximum, at most AUTOMATION_RETRY_ATTEMPTS times in all.
+AUTOMATION_RETRY_BASE_SECONDS = env_int("AUTOMATION_RETRY_BASE_SECONDS", 60)
+AUTOMATION_RETRY_MAX_SECONDS = env_int("AUTOMATION_RETRY_MAX_SECONDS", 60 * 60)
+AUTOMATION_RETRY_ATTEMPTS = env_int("AUTOMATION_RETRY_ATTEMPTS", 6) or 1
 WEBHOOK_TIMEOUT = float(env_decimal("WEBHOOK_TIMEOUT", "5"))
 WEBHOOK_MAX_ATTEMPTS = env_int("WEBHOOK_MAX_ATTEMPTS", 6) or 1
 WEBHOOK_RETRY_BASE_SECONDS = env_int("WEBHOOK_RETRY_BASE_SECONDS", 30)
