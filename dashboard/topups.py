@@ -106,7 +106,7 @@ def _reserve(user, sub_key, amount, note, token, available):
             raise TopUpNotAllowed(
                 f"This would exceed your daily top-up limit of {exact_usd(cap)}: you can top up {exact_usd(left)} more today (UTC)."
             )
-        over_available = amount > available
+        over_available = available is not None and amount > available
         try:
             with transaction.atomic():
                 row = TopUp.objects.create(
@@ -152,7 +152,8 @@ def top_up(user, sub_key, amount, note, token, available, audit_note=""):
     """Add ``amount`` to the key's budget once for this token; return a TopUpAttempt.
 
     ``available`` is the account's available balance just read: more than that is
-    refused here, without asking the upstream. Raises TopUpNotAllowed over the
+    refused here, without asking the upstream; None leaves that check to derouter
+    (the console's confirm step, which must not spend a round trip reading it). Raises TopUpNotAllowed over the
     user's daily cap; AuthFailed and RateLimited are recorded, then raised again
     for the error page. ``audit_note`` leads the audit event's message (what asked
     for the top-up, e.g. a budget request).

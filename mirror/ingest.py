@@ -17,10 +17,13 @@ from django.db import connection, transaction
 from django.db.models import Case, Count, DecimalField, ExpressionWrapper, F, Sum, Value, When
 from django.utils import timezone
 
-from mirror.models import DailyRollup, KeySnapshot, SnapshotSummary, UsageRecord, billed_amount
+from lib import encryption
+from mirror.models import AccountBalance, DailyRollup, KeySnapshot, SnapshotSummary, UsageRecord, billed_amount
 
 # How many keys running low the summary names (what the overview lists).
 LOW_KEYS_LISTED = 10
+# lib.encryption's purpose for the Client Keys the snapshot keeps.
+SECRET_PURPOSE = "mirror-client-key"
 
 
 def secret_digest(secret_text):
@@ -28,11 +31,21 @@ def secret_digest(secret_text):
     return hashlib.sha256(secret_text.encode()).hexdigest()
 
 
+def encrypt_secret(secret_text):
+    """A full Client Key as the snapshot keeps it (empty for none)."""
+    return encryption.encrypt(secret_text, SECRET_PURPOSE) if secret_text else ""
+
+
+def decrypt_secret(snapshot):
+    """The key's full secret from the snapshot, or None when it holds none (or one under an old SECRET_KEY)."""
+    return encryption.decrypt(snapshot.secret_encrypted, SECRET_PURPOSE) if snapshot.secret_encrypted else None
+
+
 def _snapshot_fields(sub_key, seen_at):
     return {
         "label": sub_key.label,
         "key_id_short": sub_key.key_id,
-        "secret_sha256": secret_digest(sub_key.secret.reveal()) if sub_key.secret else "",
+        "secret_sha256": secret_digest(sub_key.secret.reveal()) if sub_key.secret.reveal() else "",
         "budget": sub_key.budget,
         "spent": sub_key.spent,
         "remaining": sub_key.remaining,
@@ -93,6 +106,11 @@ def upsert_key(sub_key, seen_at=None):
     """
     seen_at = seen_at or timezone.now()
     fields = _snapshot_fields(sub_key, seen_at)
+    if sub_key.secret.reveal():
+        fields["secret_encrypted"] = encrypt_secret(sub_key.secret.reveal())
+    else:
+        # An answer that leaves the secret out keeps the one held.
+        del fields["secret_sha256"]
     if sub_key.created_at is not None:
         fields["created_at"] = sub_key.created_at
     with transaction.atomic():
@@ -113,6 +131,7 @@ def insert_created_key(created):
                 "label": created.label,
                 "key_id_short": created.key_id,
                 "secret_sha256": secret_digest(created.secret.reveal()) if created.secret.reveal() else "",
+                "secret_encrypted": encrypt_secret(created.secret.reveal()),
                 "budget": created.budget,
                 "spent": Decimal(0),
                 "remaining": created.budget,
@@ -125,6 +144,15 @@ def insert_created_key(created):
         )
         summarize_snapshot()
     return snapshot
+
+
+def record_balance(balance, read_at=None):
+    """Keep the account's balance as derouter just reported it (a derouter.client.Balance)."""
+    AccountBalance.objects.update_or_create(
+        pk=1,
+        defaults={"balance": balance.balance, "locked": balance.locked, "available": balance.available,
+                  "read_at": read_at or timezone.now()},
+    )
 
 
 def mark_deleted(sub_key_id, deleted_at=None):

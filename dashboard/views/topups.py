@@ -18,14 +18,14 @@ from dashboard.ledger_csv import CSV_COLUMNS, filtered_topups, ledger_csv_row
 from dashboard.models import Outcome, TopUp
 from dashboard.tasks import write_ledger_export
 from dashboard.topups import TopUpNotAllowed, find_attempt, get_cap_left_today, resolve_pending_topups, top_up
-from dashboard.upstream import get_key_state, get_sub_key_or_404, upstream_write_deadline
+from dashboard.upstream import get_key_state, get_live_balance, get_sub_key_or_404, upstream_write_deadline
 from dashboard.views import SUBKEYS_CHANGED_EVENT
-from derouter import client
 from exports.models import Export
 from lib.csv_export import csv_download
 from lib.htmx import render_page_or_fragment, wants_fragment
 from lib.money import exact_usd
 from lib.paging import pager_for_page
+from mirror.reads import as_sub_key, get_mirrored_balance, get_snapshot_or_404
 
 
 
@@ -83,11 +83,13 @@ def _get_fresh_form(form):
 @upstream_write_deadline
 def key_topup(request, sub_key_id):
     """Add budget to a Client Key: form, confirm step, then one upstream call per form."""
-    sub_key = get_sub_key_or_404(sub_key_id)
+    is_confirm = request.method == "POST" and "confirm" in request.POST
+    # Until money moves, the key as the mirror holds it is enough; the confirm step reads it
+    # from derouter, at one call whatever the number of keys.
+    sub_key = get_sub_key_or_404(sub_key_id) if is_confirm else as_sub_key(get_snapshot_or_404(sub_key_id))
     if request.method != "POST":
-        # The available balance up front, so nobody types an amount only to learn it is too much.
-        balance = client.get_balance()
-        return _render_topup(request, sub_key, TopUpForm(initial={"token": uuid.uuid4()}), balance=balance)
+        # The available balance up front (as last read), so nobody types an amount only to learn it is too much.
+        return _render_topup(request, sub_key, TopUpForm(initial={"token": uuid.uuid4()}), balance=get_mirrored_balance())
 
     form = TopUpForm(request.POST)
     if not form.is_valid():
@@ -100,14 +102,16 @@ def key_topup(request, sub_key_id):
         return _render_token_refusal(request, refusal)
     if earlier is not None:
         # A resubmitted form whose first attempt is unsettled: settle it from the budget read just now.
+        if not is_confirm:
+            sub_key = get_sub_key_or_404(sub_key_id)
         resolve_pending_topups(sub_key.id, sub_key)
         earlier.refresh_from_db()
         return _render_result(request, sub_key, earlier, repeated=True, current_key=sub_key)
     if "edit" in request.POST:
         return _render_topup(request, sub_key, form)
 
-    balance = client.get_balance()
     if "confirm" not in request.POST:
+        balance = get_live_balance()
         cap_left = get_cap_left_today(request.user)
         if cap_left is not None and amount > cap_left:
             form.add_error("amount", f"That is over your daily top-up limit: you can top up at most {exact_usd(cap_left)} more today (UTC).")
@@ -123,8 +127,11 @@ def key_topup(request, sub_key_id):
         }
         return _render_topup(request, sub_key, form, step="confirm", **context)
 
+    # The balance is not read again here: derouter refuses what is not available, and a read
+    # before the write would be a third round trip after the key's and before the PUT.
+    balance = get_mirrored_balance()
     try:
-        attempt = top_up(request.user, sub_key, amount, note, token, balance.available)
+        attempt = top_up(request.user, sub_key, amount, note, token, None)
     except TopUpNotAllowed as refusal:
         form.add_error("amount", refusal.message)
         return _render_topup(request, sub_key, form, status=400, balance=balance)
