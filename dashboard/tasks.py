@@ -7,7 +7,10 @@ from django.db import DatabaseError
 from huey import crontab
 from huey.contrib.djhuey import db_periodic_task, db_task
 
-from dashboard import keywrites
+from derouter.client import DerouterError
+
+from dashboard import keywrites, reconcile
+from dashboard.models import ReconcileRun
 from dashboard.ledger_csv import CSV_COLUMNS, filtered_topups, ledger_csv_row
 from exports.models import Export
 from exports.writer import fail, write_csv_file
@@ -50,3 +53,27 @@ def write_ledger_export(export_id):
     except (DatabaseError, OSError) as error:
         logger.error("ledger export %s failed: %s", export.pk, type(error).__name__)
         fail(export, "The file could not be written. Try again later.")
+
+
+@db_task(retries=2, retry_delay=60)
+def run_reconciliation(run_id):
+    """Run the reconciliation a person asked for (its ReconcileRun row was written "running" already)."""
+    record = ReconcileRun.objects.filter(pk=run_id, status=ReconcileRun.Status.RUNNING).first()
+    if record is None:
+        return
+    try:
+        reconcile.run(record)
+    except reconcile.RunBusy:
+        pass
+    except DerouterError:
+        # Recorded as failed on the run; the next hourly run (or a person) tries again.
+        pass
+
+
+@db_periodic_task(crontab(minute="17"))
+def reconcile_hourly():
+    """Every hour: reconcile, so the console's page shows a recent run without anyone asking."""
+    try:
+        reconcile.run(requested_by="hourly")
+    except (reconcile.RunBusy, DerouterError):
+        pass
