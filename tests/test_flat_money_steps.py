@@ -101,7 +101,9 @@ def test_a_top_up_confirm_waits_for_derouter_while_the_form_does_not(owner_clien
 
     assert form.status_code == 200
     assert confirm.status_code == 503
-    assert not TopUp.objects.exists()
+    assert "Nothing was added" in confirm.content.decode()
+    topup = TopUp.objects.get()
+    assert (topup.outcome, topup.sent_at) == (Outcome.REFUSED, None)
 
 
 def test_the_key_read_converts_the_keys_own_view_with_its_multiplier(make_key, simulator):

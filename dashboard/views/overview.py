@@ -4,12 +4,12 @@ from django.shortcuts import render
 from django.views.decorators.http import require_http_methods
 from django.views.decorators.vary import vary_on_headers
 
-from accounts.roles import console_required
+from accounts.roles import console_required, is_owner
 from analytics.panels import get_business_summary
 from analytics.permissions import can_see_margins
 from dashboard.models import TopUp
 from dashboard.upstream import get_live_balance
-from derouter.client import DerouterError
+from derouter.client import AuthFailed, DerouterError
 from lib.htmx import wants_fragment
 from mirror.models import KeySnapshot
 from mirror.reads import as_sub_key, get_mirrored_balance, get_summary_after_first_sync_request
@@ -21,11 +21,16 @@ LIVE_BALANCE_TARGET = "account-balance"
 
 def _render_live_balance(request):
     """The balance block as derouter reports it now; the last one read, said so, when derouter cannot answer."""
+    status = 200
     try:
         context = {"balance": get_live_balance(), "live": True}
+    except AuthFailed:
+        context = {"balance": get_mirrored_balance(), "account_key_rejected": True,
+                   "show_account_key_hint": is_owner(request.user)}
+        status = 502
     except DerouterError:
         context = {"balance": get_mirrored_balance(), "unreachable": True}
-    return render(request, "dashboard/_balance.html", context)
+    return render(request, "dashboard/_balance.html", context, status=status)
 
 
 @console_required

@@ -161,7 +161,9 @@ def key_topup(request, sub_key_id):
     if attempt.repeated:
         return _render_result(request, sub_key, topup, repeated=True, current_key=_get_key_now_or_none(sub_key.id))
     if topup.outcome == Outcome.REFUSED:
-        return _render_topup(request, sub_key, _get_fresh_form(form), status=400, balance=balance, refused=topup)
+        # Refused by derouter (sent), or not sent at all because derouter could not be read or the key was busy.
+        status = 400 if topup.sent_at else 503
+        return _render_topup(request, sub_key, _get_fresh_form(form), status=status, balance=balance, refused=topup)
     if topup.outcome == Outcome.UNKNOWN:
         return _render_result(request, sub_key, topup, current_key=_get_key_now_or_none(sub_key.id), status=503)
 
