@@ -98,6 +98,35 @@ def get_summary():
     return summary
 
 
+def _summary_figures(sub_key_id):
+    """(budget, spent, remaining) of an active key of the snapshot, or None."""
+    return KeySnapshot.objects.active().filter(sub_key_id=sub_key_id).values_list("budget", "spent", "remaining").first()
+
+
+def _is_low(figures):
+    budget, _, remaining = figures
+    return remaining < budget * settings.LOW_BUDGET_THRESHOLD
+
+
+def _update_summary(before, after):
+    """Bring the summary row up to date after one active key changed from ``before`` to ``after`` (figures or None).
+
+    A write moves one key: its difference is added to the totals in one statement, so a money
+    step costs the same at any number of keys. A key that is, or was, running low changes the
+    list of low keys: that (rarer) case, and a summary never counted, are recounted in full.
+    """
+    if before is None or after is None or _is_low(before) or _is_low(after):
+        summarize_snapshot()
+        return
+    changed = SnapshotSummary.objects.filter(pk=1).update(
+        total_allocated=F("total_allocated") + (after[0] - before[0]),
+        total_spent=F("total_spent") + (after[1] - before[1]),
+        computed_at=timezone.now(),
+    )
+    if not changed:
+        summarize_snapshot()
+
+
 def upsert_key(sub_key, seen_at=None):
     """Record one key as derouter just reported it (a derouter.client.SubKey); return its snapshot.
 
@@ -114,10 +143,11 @@ def upsert_key(sub_key, seen_at=None):
     if sub_key.created_at is not None:
         fields["created_at"] = sub_key.created_at
     with transaction.atomic():
+        before = _summary_figures(sub_key.id)
         snapshot, _ = KeySnapshot.objects.update_or_create(
             sub_key_id=sub_key.id, defaults=fields, create_defaults={**fields, "created_at": sub_key.created_at or seen_at}
         )
-        summarize_snapshot()
+        _update_summary(before, (snapshot.budget, snapshot.spent, snapshot.remaining))
     return snapshot
 
 
