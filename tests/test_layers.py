@@ -2,7 +2,7 @@
 
 The layers, lowest first (the README's "Where things are" says what each holds):
 
-    lib  <  derouter  <  accounts  <  mirror, exports, branding  <  dashboard  <  analytics, automation, ops  <  portal
+    lib  <  derouter  <  accounts  <  mirror, exports, branding  <  dashboard  <  analytics, automation, ops  <  payments  <  portal
 
 A *page* module (views, urls, admin, management commands: the entry
 points a person or a command reaches) may import any service module. A *service* module may import only services of its
@@ -26,7 +26,8 @@ LAYERS = {
     "analytics": 5,
     "automation": 5,
     "ops": 5,
-    "portal": 6,
+    "payments": 6,
+    "portal": 7,
 }
 PAGE_MODULE_NAMES = {"views", "urls", "admin", "apps"}
 
