@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('mirror', '0009_usage_unique_by_key_and_time'),
+        ('mirror', '0010_sync_pass'),
     ]
 
     operations = [
