@@ -24,10 +24,11 @@ from django.utils.translation import ngettext
 from accounts.roles import console_required, is_owner, owner_required
 from analytics.forecast import annotate_days_left, get_days_left_of
 from analytics.panels import get_key_analytics
-from analytics.permissions import can_see_margins
+from analytics.permissions import can_see_margins, get_key_figures, hide_margin_changes
 from analytics.templatetags.analytics import days_left as days_left_text
 from dashboard import audit, keywrites
 from dashboard.forms import (
+    DEFAULT_KEY_SORT,
     KEY_SORT_COLUMNS,
     KeyCreateForm,
     KeyEditForm,
@@ -138,7 +139,7 @@ KEY_ROW_HTML = (
     "<td>{days_left}</td>\n"
     '<td class="num">{rpm_limit}</td>\n'
     '<td class="num">{concurrent_limit}</td>\n'
-    '<td class="num">×{multiplier}</td>\n'
+    "{multiplier}"
     "<td>{created}</td>\n"
     '<td class="row-actions">\n'
     '<a class="button small" href="{topup_url}" data-hx-get="{topup_url}" data-hx-target="#key-dialog-body" '
@@ -153,9 +154,19 @@ KEY_ROW_EDIT_HTML = (
 KEY_ROW_CREATED_HTML = '<time datetime="{}" title="{}">{}</time>'
 
 
-def _render_key_row(row, show_edit):
-    """One row of the key list as HTML; ``show_edit`` for owners, who may edit keys."""
+# Columns that would show or order by the markup: not for whoever may not see margins.
+MARGIN_SORT_COLUMNS = {"display_multiplier"}
+KEY_ROW_MULTIPLIER_HTML = '<td class="num">×{}</td>\n'
+
+
+def _render_key_row(row, show_edit, show_margins):
+    """One row of the key list as HTML; ``show_edit`` for owners, who may edit keys.
+
+    Without ``show_margins`` the money is the client's (analytics.permissions.as_client_sees)
+    and the multiplier is left out.
+    """
     key = row.key
+    figures = get_key_figures(key, show_margins)
     if key.created_at:
         created_at = timezone.localtime(key.created_at)
         created = format_row(
@@ -172,14 +183,14 @@ def _render_key_row(row, show_edit):
         label=key.label or "(no label)",
         badge=format_row(' <span class="badge low">{}</span>', "empty" if row.is_out else "low") if row.is_low else "",
         key_id=key.key_id,
-        budget=money(key.budget),
-        spent=money(key.spent),
-        remaining=money(key.remaining),
+        budget=money(figures.budget),
+        spent=money(figures.spent),
+        remaining=money(figures.remaining),
         usage_bar=row.usage_bar,
         days_left=days_left_text(row.days_left),
         rpm_limit=key.rpm_limit,
         concurrent_limit=key.concurrent_limit,
-        multiplier=multiplier(key.display_multiplier),
+        multiplier=format_row(KEY_ROW_MULTIPLIER_HTML, multiplier(key.display_multiplier)) if show_margins else "",
         created=created,
         topup_url=row.topup_url,
         edit=format_row(KEY_ROW_EDIT_HTML, edit_url=row.edit_url) if show_edit else "",
@@ -263,11 +274,13 @@ SORT_HEADER_HTML = (
 SORT_ARROWS = {"ascending": " ▲", "descending": " ▼", "": ""}
 
 
-def _render_sort_headers(query):
+def _render_sort_headers(query, show_margins):
     """Each column's header: its title, a link that sorts by it, and its current direction (aria-sort)."""
     list_url = reverse("console:key_list")
     html = []
     for column, title in KEY_SORT_COLUMNS.items():
+        if column in MARGIN_SORT_COLUMNS and not show_margins:
+            continue
         if query["sort"] == column:
             direction, next_sort = "ascending", f"-{column}"
         elif query["sort"] == f"-{column}":
@@ -391,6 +404,9 @@ def key_list(request):
     summary = get_summary_after_first_sync_request()
     submitted = KeyListQueryForm(request.POST if request.method == "POST" else request.GET).get_query()
     query = {**submitted, "q": _get_safe_search(submitted["q"])}
+    show_margins = can_see_margins(request.user)
+    if not show_margins and query["sort"].removeprefix("-") in MARGIN_SORT_COLUMNS:
+        query["sort"] = DEFAULT_KEY_SORT
     is_new_search = request.method == "POST" or query["q"] != submitted["q"]
     if is_new_search:
         query["page"] = 1
@@ -413,12 +429,14 @@ def key_list(request):
         "query": query,
         "page": page,
         "rows": mark_safe("".join(
-            _render_key_row(_get_key_row(as_sub_key(snapshot), url_patterns, days_left.get(snapshot.pk)), show_edit)
+            _render_key_row(
+                _get_key_row(as_sub_key(snapshot), url_patterns, days_left.get(snapshot.pk)), show_edit, show_margins
+            )
             for snapshot in page.object_list
         )),
         "total_keys": total_keys,
         "refresh_url": list_url,
-        "sort_headers": _render_sort_headers(query),
+        "sort_headers": _render_sort_headers(query, show_margins),
         "pager": _get_list_pager(query, page, total_keys),
     }
     response = render_page_or_fragment(request, "dashboard/key_list.html", "dashboard/_keys.html", context)
@@ -508,8 +526,13 @@ def _render_live_budget(request, snapshot):
         "unreachable": unreachable,
         "gone": sub_key is None,
     }
-    context["row"] = _get_key_row(context["key"], _get_row_url_patterns())
-    context["preview"] = _get_multiplier_preview(context["key"], context["key"].display_multiplier)
+    show_margins = can_see_margins(request.user)
+    context.update(
+        row=_get_key_row(context["key"], _get_row_url_patterns()),
+        preview=_get_multiplier_preview(context["key"], context["key"].display_multiplier),
+        figures=get_key_figures(context["key"], show_margins),
+        show_margins=show_margins,
+    )
     response = render(request, "dashboard/_key_budget.html", context)
     if settled:
         response["HX-Refresh"] = "true"
@@ -530,6 +553,7 @@ def key_detail(request, sub_key_id):
         return _render_live_budget(request, snapshot)
     sub_key = as_sub_key(snapshot)
     logs_query = KeyLogsQueryForm(request.GET).get_query()
+    show_margins = can_see_margins(request.user)
     # Counted from the daily rollups, so paging costs the same at any number of requests.
     count = DailyRollup.objects.filter(key=snapshot).aggregate(requests=Sum("requests", default=0))["requests"]
     rows = UsageRecord.objects.filter(key=snapshot).order_by("-created_at", "-id")
@@ -559,12 +583,13 @@ def key_detail(request, sub_key_id):
     context.update(
         topups=TopUp.objects.filter(sub_key_id=sub_key.id)[:HISTORY_ROWS],
         audit_rows=[
-            (event, audit.describe_changes(event))
+            (event, hide_margin_changes(audit.describe_changes(event), show_margins))
             for event in AuditEvent.objects.filter(sub_key_id=sub_key.id)[:HISTORY_ROWS]
         ],
+        figures=get_key_figures(sub_key, show_margins),
         edit_form=_get_edit_form(sub_key),
         preview=_get_multiplier_preview(sub_key, sub_key.display_multiplier),
-        key_analytics=get_key_analytics(sub_key.id, can_see_margins(request.user)),
+        key_analytics=get_key_analytics(sub_key.id, show_margins),
         reconciliation=_get_reconciliation(snapshot),
     )
     return render(request, "dashboard/key_detail.html", context)
