@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from derouter.client import ClientBalance, Secret, SubKey, UsageSummary
 from lib.money import plain
+from lib.queue import enqueue_or_warn
 from mirror import ingest
 from mirror.models import (
     AccountBalance,
@@ -127,7 +128,7 @@ def request_first_sync_if_empty():
     if KeySnapshot.objects.exists():
         return
     if cache.add(FIRST_SYNC_REQUEST_CACHE_KEY, True, FIRST_SYNC_REQUEST_SECONDS):
-        tasks.refresh_keys()
+        enqueue_or_warn(tasks.refresh_keys)
 
 
 def get_snapshot_or_404(sub_key_id):
