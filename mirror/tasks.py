@@ -60,6 +60,11 @@ def refresh_mirror():
     """Refresh the key snapshot, then queue a usage sync for every scope that may have new rows."""
     if not _refresh_snapshot_recorded():
         return
+    try:
+        sync.refresh_balance()
+    except DerouterError as error:
+        # The pages show the last balance read, with its age; the next pass tries again.
+        logger.warning("balance not refreshed: %s", error.message)
     sync_usage_pass()
     _prune_task_runs()
 
