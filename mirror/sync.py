@@ -25,6 +25,7 @@ from django.utils import timezone
 
 from derouter import client
 from lib.ahead import PagesAhead
+from lib.queue import enqueue_or_warn
 from mirror import ingest, leases
 from mirror.models import ACCOUNT_SCOPE, KeySnapshot, SyncState, UsageRecord
 
@@ -94,9 +95,13 @@ class SnapshotResult:
     active: int = 0
     changed: int = 0
     deleted: int = 0
+    skipped: int = 0  # keys of an unexpected shape in derouter's list, left as they were
 
     def describe(self):
-        return f"{self.active} keys, {self.changed} new or changed, {self.deleted} gone upstream"
+        described = f"{self.active} keys, {self.changed} new or changed, {self.deleted} gone upstream"
+        if self.skipped:
+            described += f", {self.skipped} of unexpected shape skipped (see the log)"
+        return described
 
 
 def usage_lease_name(scope):
@@ -128,7 +133,8 @@ def refresh_snapshot(sub_keys=None, asked_at=None, wait_seconds=0):
         if sub_keys is None:
             asked_at = timezone.now()
             sub_keys = client.list_sub_keys()
-        result = SnapshotResult(active=len(sub_keys))
+        skipped_ids = {skipped.id for skipped in getattr(sub_keys, "skipped", ()) if skipped.id}
+        result = SnapshotResult(active=len(sub_keys), skipped=len(getattr(sub_keys, "skipped", ())))
         held = {
             row[0]: row[1:]
             for row in KeySnapshot.objects.values_list("sub_key_id", *SNAPSHOT_FIELDS, "refreshed_at")
@@ -143,7 +149,8 @@ def refresh_snapshot(sub_keys=None, asked_at=None, wait_seconds=0):
                 if known[:-1] == tuple(fields[name] for name in SNAPSHOT_FIELDS):
                     continue
             writes.append(KeySnapshot(sub_key_id=sub_key.id, refreshed_at=asked_at, **fields))
-        seen = {sub_key.id for sub_key in sub_keys}
+        # A key skipped for its shape is still at derouter: not gone.
+        seen = {sub_key.id for sub_key in sub_keys} | skipped_ids
         gone = [sub_key_id for sub_key_id, known in held.items() if sub_key_id not in seen and known[-2] is None]
         with transaction.atomic():
             KeySnapshot.objects.bulk_create(
@@ -198,7 +205,7 @@ def record_write_answer(answer):
         return record_key(answer)
     from mirror import tasks
 
-    tasks.refresh_keys()
+    enqueue_or_warn(tasks.refresh_keys)
     return None
 
 

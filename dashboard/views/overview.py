@@ -8,6 +8,7 @@ from analytics.panels import get_business_summary
 from analytics.permissions import can_see_margins, get_key_figures
 from dashboard.models import TopUp
 from derouter import client
+from derouter import conventions as upstream_conventions
 from derouter.client import Unavailable
 from mirror.models import KeySnapshot
 from mirror.reads import as_sub_key, get_summary_after_first_sync_request
@@ -43,6 +44,7 @@ def overview(request):
         ],
         "more_low_keys": max(summary.low_count - len(summary.low_key_ids), 0),
         "latest_topups": TopUp.objects.all()[:LATEST_TOPUPS],
+        "conventions": upstream_conventions.current(),
         "business": get_business_summary(show_margins, balance.available if balance else None),
     }
     return render(request, "dashboard/overview.html", context)
