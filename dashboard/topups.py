@@ -23,8 +23,12 @@ WRITE_SETTLE_SECONDS after it was sent is settled "not applied" (an inferred out
 one derouter shows applied later still (a late write, within LATE_WRITE_HORIZON_SECONDS)
 is re-settled as applied, with an audit event that says so.
 
+A delete returns the key's unspent budget to the account: it is a move too, and takes the
+key's lock with every earlier move settled (``key_lock_for_return``). A key deleted while a
+top-up's outcome was unknown could never settle it (derouter no longer lists its budget).
+
 Public functions (kept stable for the reconciliation and the fault-and-race harness):
-``top_up``, ``find_attempt``, ``key_lock``, ``settle_key``, ``settling_locks``,
+``top_up``, ``find_attempt``, ``key_lock``, ``key_lock_for_return``, ``settle_key``, ``settling_locks``,
 ``has_unsettled_moves``, ``get_topped_up_today``, ``get_cap_left_today``.
 """
 
@@ -72,6 +76,14 @@ class TopUpNotAllowed(Exception):
 
 class KeyBusy(Exception):
     """Another money move on this key holds its lock."""
+
+
+class MovesUnsettled(Exception):
+    """A move on the key may still land: the key must not be deleted before its outcome is known."""
+
+    def __init__(self, message):
+        super().__init__(message)
+        self.message = message
 
 
 @dataclass(frozen=True)
@@ -506,3 +518,24 @@ def settling_locks():
             return settled
 
         yield settle_from
+
+
+@contextmanager
+def key_lock_for_return(sub_key_id, wait_seconds=MONEY_LOCK_WAIT_SECONDS):
+    """Hold the key's money lock for a delete, every earlier move on the key settled; yield the key now.
+
+    The key is read under the lock and its open moves settled from it first; it is yielded as
+    derouter lists it then (None when gone). Raises KeyBusy when another move holds the key,
+    MovesUnsettled when a move's outcome cannot be told yet (its request may still land), and
+    DerouterError when derouter cannot be read (nothing is deleted then).
+    """
+    with key_lock(sub_key_id, wait_seconds):
+        current = _read_key(sub_key_id)
+        _settle_walk(sub_key_id, current, timezone.now())
+        open_row = TopUp.objects.filter(sub_key_id=str(sub_key_id), outcome__in=UNSETTLED_OUTCOMES).first()
+        if current is not None and open_row is not None:
+            raise MovesUnsettled(
+                f"the top-up of {exact_usd(open_row.amount)} on {open_row.created_at:%Y-%m-%d %H:%M} UTC is not settled "
+                "yet, and a deleted key's budget can no longer tell whether it landed; try again in a minute."
+            )
+        yield current

@@ -20,6 +20,7 @@ from django.utils.translation import gettext as _
 
 from analytics.panels import PortalUsagePanel
 from automation.expiry import get_expired_notice
+from branding.doors import get_doors
 from branding.models import Branding
 from derouter.client import (
     AuthFailed,
@@ -81,6 +82,7 @@ def _get_quick_start(request, balance, branding, client_key=None):
         "client_key": client_key,
         "masked_key": _get_masked_key(request.portal_key),
         "inference_base": branding.inference_base,
+        "doors": get_doors(branding),
     }
 
 

@@ -27,6 +27,8 @@ from analytics.forecast import annotate_days_left, get_days_left_of
 from analytics.panels import get_key_analytics
 from analytics.permissions import can_see_margins, get_key_figures, hide_margin_changes
 from analytics.templatetags.analytics import days_left as days_left_text
+from branding.doors import get_doors
+from branding.models import Branding
 from dashboard import audit, keywrites
 from dashboard.forms import (
     DEFAULT_KEY_SORT,
@@ -319,8 +321,10 @@ def _get_list_pager(query, page, total_keys):
 
 
 def _get_quick_start(secret, request):
+    branding = Branding.load()
     return {
-        "inference_base": settings.DEROUTER_INFERENCE_BASE,
+        "inference_base": branding.inference_base,
+        "doors": get_doors(branding),
         "portal_url": request.build_absolute_uri(PORTAL_LOGIN_PATH),
         "secret": secret,
     }
