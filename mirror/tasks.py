@@ -62,6 +62,11 @@ def refresh_mirror():
     passes.end_interrupted_runs()
     if not _refresh_snapshot_recorded():
         return
+    try:
+        sync.refresh_balance()
+    except DerouterError as error:
+        # The pages show the last balance read, with its age; the next pass tries again.
+        logger.warning("balance not refreshed: %s", error.message)
     sync_usage_pass()
     _prune_task_runs()
 
