@@ -269,7 +269,7 @@ def _send_under_lock(row, audit_note, check):
     row.save(update_fields=["budget_before", "sequence", "sent_at"])
     _record_event(row, Outcome.PENDING, audit_note)
     try:
-        answer = client.update_sub_key(row.sub_key_id, add_budget=row.amount)
+        answer = client.update_sub_key(row.sub_key_id, add_budget=row.amount, key_multiplier=current.display_multiplier)
     except DerouterError as error:
         failure = outcome_of_write_error(error)
         _finish(row, failure.outcome, failure.message, audit_note)
