@@ -6,6 +6,7 @@ derouter's list first, and only a key still listed is deleted.
 """
 
 import datetime
+from contextlib import ExitStack
 from decimal import Decimal
 
 from django.db import transaction
@@ -14,12 +15,11 @@ from django.utils import timezone
 
 from automation import actors, webhooks
 from automation.models import KeyExpiry
-from automation.upstream import get_live_key
-from dashboard import audit
+from dashboard import audit, topups
 from dashboard.models import AuditEvent, Outcome
 from dashboard.outcomes import outcome_of_write_error
 from derouter import client
-from derouter.client import DerouterError, Unavailable
+from derouter.client import DerouterError
 from lib.money import usd
 from mirror import sync as mirror_sync
 from mirror.ingest import secret_digest
@@ -68,11 +68,21 @@ def _expire(expiry, now):
     ).update(status=KeyExpiry.Status.DELETING)
     if not claimed:
         return ""
-    try:
-        sub_key = get_live_key(expiry.sub_key_id)
-    except Unavailable:
-        KeyExpiry.objects.filter(pk=expiry.pk).update(status=expiry.status)
-        raise
+    # A money move: the key's remaining is read under its money lock, held through the delete.
+    with ExitStack() as stack:
+        try:
+            sub_key = stack.enter_context(topups.returning_budget(expiry.sub_key_id))
+        except topups.KeyBusy:
+            KeyExpiry.objects.filter(pk=expiry.pk).update(status=expiry.status)
+            return "Another money move on the key is under way; the next pass tries again."
+        except DerouterError:
+            KeyExpiry.objects.filter(pk=expiry.pk).update(status=expiry.status)
+            raise
+        return _delete_expired(expiry, sub_key, now)
+
+
+def _delete_expired(expiry, sub_key, now):
+    """Delete the expired key (``sub_key``: read under its lock, None when gone) and record what it returned."""
     if sub_key is None:
         mirror_sync.record_deleted_key(expiry.sub_key_id)
         _finish(expiry, KeyExpiry.Status.EXPIRED, now, message="The key was already gone at derouter.")

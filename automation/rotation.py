@@ -1,6 +1,11 @@
 """Rotating a key: a new key with the same settings and the old one's remaining budget, then the
 old key deleted.
 
+A money move: the old key's remaining is read under its money lock
+(``dashboard.topups.returning_budget``), held through the new key's creation and the old
+key's delete, so no top-up lands on the old key in between and the carry-over is exactly
+what it held.
+
 The order never loses or doubles money: the new key's budget comes out of the available
 balance while the old key still holds its remaining, and the old key's delete gives that
 back. If the delete fails or its answer never comes, the rotation stays open, says so,
@@ -16,7 +21,7 @@ from django.utils import timezone
 from automation import webhooks
 from automation.models import Rotation
 from automation.upstream import get_live_key
-from dashboard import audit
+from dashboard import audit, topups
 from dashboard.models import AuditEvent, Outcome
 from dashboard.outcomes import outcome_of_write_error
 from derouter import client
@@ -53,6 +58,23 @@ def rotate(user, sub_key, token):
     except IntegrityError:
         return RotationResult(Rotation.objects.get(token=token), repeated=True)
 
+    try:
+        with topups.returning_budget(sub_key.id) as current:
+            if current is None:
+                _set(rotation, status=Rotation.Status.CREATE_REFUSED, message="derouter no longer lists the key. Nothing was changed.")
+                return RotationResult(rotation)
+            return _carry_over(rotation, user, current)
+    except topups.KeyBusy:
+        _set(
+            rotation,
+            status=Rotation.Status.CREATE_REFUSED,
+            message="Another money move on this key is under way. Nothing was changed; rotate it again in a moment.",
+        )
+        return RotationResult(rotation)
+
+
+def _carry_over(rotation, user, sub_key):
+    """With the old key's lock held and ``sub_key`` read under it: the new key with its remaining, then the delete."""
     budget = max(sub_key.remaining, Decimal(0))
     if budget <= 0:
         _set(
@@ -115,7 +137,8 @@ def rotate(user, sub_key, token):
         message=multiplier_note.strip(),
     )
     try:
-        finish(rotation, user)
+        # Read again (still under the lock): the old key may have spent since, and its delete returns what is left.
+        _delete_old(rotation, user, get_live_key(rotation.old_sub_key_id))
     except DerouterError as error:
         # The new key exists and is shown now whatever happens; the rotation page finishes the rest.
         _set(rotation, message=f"{rotation.message} The old key is not deleted yet: {error.message}".strip())
@@ -123,11 +146,24 @@ def rotate(user, sub_key, token):
 
 
 def finish(rotation, user):
-    """Delete the old key of a rotation whose new key exists; safe to call again."""
+    """Delete the old key of a rotation whose new key exists; safe to call again.
+
+    Under the old key's money lock, which a top-up in flight on it holds for a moment:
+    when it is busy past the wait, nothing is sent and the rotation says so.
+    """
     if not rotation.needs_finishing:
         return rotation
+    try:
+        with topups.returning_budget(rotation.old_sub_key_id) as old:
+            return _delete_old(rotation, user, old)
+    except topups.KeyBusy:
+        _set(rotation, message="Another money move on the old key is under way; finish the rotation again in a moment.")
+        return rotation
+
+
+def _delete_old(rotation, user, old):
+    """Delete the old key (``old``: read under its lock, None when gone), recording what it returned."""
     # Never a blind second delete: a delete whose answer was lost may have happened.
-    old = get_live_key(rotation.old_sub_key_id)
     if old is None:
         return _done(rotation, user, returned=None, note="The old key was already gone at derouter.")
     returned = max(old.remaining, Decimal(0))

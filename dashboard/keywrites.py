@@ -9,6 +9,7 @@ later settles such a write from what derouter lists (the key list and key page
 call it; ``resolve_unsettled_writes`` does it for everything, for a worker task).
 """
 
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
@@ -148,20 +149,43 @@ def edit_key(user, sub_key, changes):
     return KeyWrite(event)
 
 
+def _refused_unsent(user, sub_key, message, status=None):
+    """A delete that was never sent: recorded as refused, with derouter's status when it told us why (404: gone)."""
+    event = _start(user, AuditEvent.Action.DELETE, sub_key)
+    audit.finish(event, Outcome.REFUSED, message=message)
+    return KeyWrite(event, failure=ErrorOutcome(Outcome.REFUSED, message, status=status, was_sent=False))
+
+
 def delete_key(user, sub_key):
-    """DELETE a key; its unspent budget returns to the available balance."""
-    returned = max(sub_key.remaining, Decimal(0))
-    event = _start(user, AuditEvent.Action.DELETE, sub_key, changes={"budget_returned": (None, returned)})
-    # derouter stops listing a deleted key's usage: mirror what is left while it still can (best effort).
-    mirror_sync.mirror_usage_before_write(sub_key)
-    _, failed = _send(event, lambda: client.delete_sub_key(sub_key.id), sub_key.id)
-    if failed:
-        if failed.failure.is_gone:
+    """DELETE a key; its unspent budget returns to the available balance.
+
+    A money move (``topups.returning_budget``): under the key's lock the key is read
+    again, so the budget recorded as returned is what it held when the DELETE went out.
+    """
+    with ExitStack() as stack:
+        try:
+            current = stack.enter_context(topups.returning_budget(sub_key.id))
+        except topups.KeyBusy:
+            return _refused_unsent(user, sub_key, "Not sent: another money move on this key is under way; try again in a moment.")
+        except DerouterError as error:
+            if outcome_of_write_error(error).needs_error_page:
+                raise
+            return _refused_unsent(user, sub_key, f"Not sent: derouter's key list could not be read first ({error.message}).")
+        if current is None:
             mirror_sync.record_deleted_key(sub_key.id)
-        return failed
-    audit.finish(event, Outcome.OK)
-    mirror_sync.record_deleted_key(sub_key.id)
-    return KeyWrite(event)
+            return _refused_unsent(user, sub_key, "Not sent: derouter no longer lists the key.", status=404)
+        returned = max(current.remaining, Decimal(0))
+        event = _start(user, AuditEvent.Action.DELETE, current, changes={"budget_returned": (None, returned)})
+        # derouter stops listing a deleted key's usage: mirror what is left while it still can (best effort).
+        mirror_sync.mirror_usage_before_write(current)
+        _, failed = _send(event, lambda: client.delete_sub_key(current.id), current.id)
+        if failed:
+            if failed.failure.is_gone:
+                mirror_sync.record_deleted_key(current.id)
+            return failed
+        audit.finish(event, Outcome.OK)
+        mirror_sync.record_deleted_key(current.id)
+        return KeyWrite(event)
 
 
 # ---------------------------------------------------------------- resolving pending and unknown key writes

@@ -23,9 +23,14 @@ WRITE_SETTLE_SECONDS after it was sent is settled "not applied" (an inferred out
 one derouter shows applied later still (a late write, within LATE_WRITE_HORIZON_SECONDS)
 is re-settled as applied, with an audit event that says so.
 
+Deletes (the console's, expiry's, a rotation's) return a key's remaining budget to the
+balance: they read that remaining and send the DELETE inside ``returning_budget``, under
+the same lock, so no top-up lands between the read and the delete, and a rotation carries
+over exactly what the old key held.
+
 Public functions (kept stable for the reconciliation and the fault-and-race harness):
-``top_up``, ``find_attempt``, ``key_lock``, ``settle_key``, ``settling_locks``,
-``has_unsettled_moves``, ``get_topped_up_today``, ``get_cap_left_today``.
+``top_up``, ``find_attempt``, ``key_lock``, ``returning_budget``, ``settle_key``,
+``settling_locks``, ``has_unsettled_moves``, ``get_topped_up_today``, ``get_cap_left_today``.
 """
 
 import datetime
@@ -124,14 +129,16 @@ def lock_name(sub_key_id):
 
 
 @contextmanager
-def key_lock(sub_key_id, wait_seconds=MONEY_LOCK_WAIT_SECONDS):
+def key_lock(sub_key_id, wait_seconds=None):
     """Hold the key's money lock for the block: one move (or settlement) on the key at a time.
 
     A lease row in the database (``mirror.leases``), so it holds across web processes,
     workers and machines; a holder killed mid-move leaves it to expire after
-    MONEY_LOCK_SECONDS. Raises KeyBusy when another holder keeps it past ``wait_seconds``.
+    MONEY_LOCK_SECONDS. Raises KeyBusy when another holder keeps it past ``wait_seconds``
+    (MONEY_LOCK_WAIT_SECONDS when None). Not re-entrant: a holder asking again waits on itself.
     Take it outside a transaction: inside one, other processes would not see it.
     """
+    wait_seconds = MONEY_LOCK_WAIT_SECONDS if wait_seconds is None else wait_seconds
     with ExitStack() as stack:
         try:
             lease = stack.enter_context(leases.held(lock_name(sub_key_id), MONEY_LOCK_SECONDS, wait_seconds))
@@ -271,7 +278,7 @@ def _send_under_lock(row, audit_note, check):
 
 
 def top_up(
-    user, sub_key, amount, note, token, available, audit_note="", lock_wait_seconds=MONEY_LOCK_WAIT_SECONDS, check=None
+    user, sub_key, amount, note, token, available, audit_note="", lock_wait_seconds=None, check=None
 ):
     """Add ``amount`` to the key's budget once for this token; return a TopUpAttempt.
 
@@ -280,7 +287,8 @@ def top_up(
     user's daily cap; AuthFailed and RateLimited are recorded, then raised again
     for the error page. ``audit_note`` leads the audit event's message (what asked
     for the top-up, e.g. a budget request). When another move on the key keeps its
-    lock past ``lock_wait_seconds`` nothing is sent and the row says so (refused).
+    lock past ``lock_wait_seconds`` (MONEY_LOCK_WAIT_SECONDS when None) nothing is
+    sent and the row says so (refused).
     ``check(current_key)``, if given, runs under the key's lock once earlier moves are
     settled, with the key as derouter reports it then: a non-empty answer (why the
     move is no longer wanted, e.g. an earlier attempt landed late) refuses it unsent.
@@ -298,6 +306,24 @@ def top_up(
     except KeyBusy:
         _finish(row, Outcome.REFUSED, "Not sent: another money move on this key is under way; try again in a moment.", audit_note)
     return TopUpAttempt(row)
+
+
+@contextmanager
+def returning_budget(sub_key_id, wait_seconds=None):
+    """Hold the key's money lock for a move of its whole remaining budget (a delete, a rotation's carry-over).
+
+    Yields the key as derouter reports it now, read under the lock once the key's earlier
+    moves are settled (None when derouter no longer lists it): its ``remaining`` is what a
+    delete made inside the block returns to the available balance, and no top-up can land
+    on the key between that read and the delete. Record the delete's outcome inside the
+    block too. Raises KeyBusy when another move keeps the lock past ``wait_seconds``, and
+    DerouterError when derouter cannot list the keys (nothing was sent then).
+    """
+    with key_lock(sub_key_id, wait_seconds):
+        current = _read_key(sub_key_id)
+        if current is not None:
+            _settle_walk(sub_key_id, current, timezone.now())
+        yield current
 
 
 # ---------------------------------------------------------------- settling unknown and late moves
