@@ -9,6 +9,7 @@ from django.utils import timezone
 from automation import webhooks
 from automation.models import Alert, AlertRule, DeliveryStatus, RuleState
 from lib.money import usd
+from lib.queue import enqueue_or_warn
 
 Kind = AlertRule.Kind
 EVENT_OF_KIND = {
@@ -88,7 +89,7 @@ def _fire(rule, value, message, snapshot):
         if recipients:
             from automation import tasks
 
-            transaction.on_commit(lambda: tasks.send_alert_email(alert.pk))
+            transaction.on_commit(lambda: enqueue_or_warn(tasks.send_alert_email, alert.pk))
     return alert
 
 

@@ -36,6 +36,7 @@ from dashboard.models import UNSETTLED_OUTCOMES, Outcome, TopUp
 from derouter import client
 from derouter.client import DerouterError
 from lib.money import exact_usd, usd
+from lib.queue import enqueue_or_warn
 
 MAX_PENDING_PER_KEY = 5
 
@@ -66,7 +67,7 @@ def _notify(budget_request, subject, body):
         from automation import tasks
 
         recipient = budget_request.email
-        transaction.on_commit(lambda: tasks.send_customer_email(subject, body, recipient))
+        transaction.on_commit(lambda: enqueue_or_warn(tasks.send_customer_email, subject, body, recipient))
 
 
 def submit(snapshot, amount, note, email):

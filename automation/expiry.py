@@ -15,12 +15,14 @@ from django.utils import timezone
 
 from automation import actors, webhooks
 from automation.models import KeyExpiry
+from automation.upstream import get_live_key
 from dashboard import audit, topups
 from dashboard.models import AuditEvent, Outcome
 from dashboard.outcomes import outcome_of_write_error
 from derouter import client
-from derouter.client import DerouterError
+from derouter.client import DerouterError, Unavailable
 from lib.money import usd
+from lib.queue import enqueue_or_warn
 from mirror import sync as mirror_sync
 from mirror.ingest import secret_digest
 
@@ -43,7 +45,7 @@ def _remind(expiry, now):
             "Its unspent budget goes back to your provider then; ask them for a new key if you need one."
         )
         recipient = expiry.notify_email
-        transaction.on_commit(lambda: tasks.send_customer_email(subject, body, recipient))
+        transaction.on_commit(lambda: enqueue_or_warn(tasks.send_customer_email, subject, body, recipient))
     return f"Reminder sent for {when}."
 
 
@@ -68,21 +70,11 @@ def _expire(expiry, now):
     ).update(status=KeyExpiry.Status.DELETING)
     if not claimed:
         return ""
-    # A money move: the key's remaining is read under its money lock, held through the delete.
-    with ExitStack() as stack:
-        try:
-            sub_key = stack.enter_context(topups.returning_budget(expiry.sub_key_id))
-        except topups.KeyBusy:
-            KeyExpiry.objects.filter(pk=expiry.pk).update(status=expiry.status)
-            return "Another money move on the key is under way; the next pass tries again."
-        except DerouterError:
-            KeyExpiry.objects.filter(pk=expiry.pk).update(status=expiry.status)
-            raise
-        return _delete_expired(expiry, sub_key, now)
-
-
-def _delete_expired(expiry, sub_key, now):
-    """Delete the expired key (``sub_key``: read under its lock, None when gone) and record what it returned."""
+    try:
+        sub_key = get_live_key(expiry.sub_key_id)
+    except Unavailable:
+        KeyExpiry.objects.filter(pk=expiry.pk).update(status=expiry.status)
+        raise
     if sub_key is None:
         mirror_sync.record_deleted_key(expiry.sub_key_id)
         _finish(expiry, KeyExpiry.Status.EXPIRED, now, message="The key was already gone at derouter.")
@@ -90,9 +82,29 @@ def _delete_expired(expiry, sub_key, now):
     if sub_key.secret and not expiry.secret_sha256:
         expiry.secret_sha256 = secret_digest(sub_key.secret.reveal())
         KeyExpiry.objects.filter(pk=expiry.pk).update(secret_sha256=expiry.secret_sha256)
-    returned = max(sub_key.remaining, Decimal(0))
     # derouter stops listing a deleted key's usage: mirror what is left while it still can (best effort).
     mirror_sync.mirror_usage_before_write(sub_key)
+    with ExitStack() as stack:
+        # The return is a money move: after every earlier move on the key is settled, and what it
+        # returns is the remaining read under the key's lock.
+        try:
+            current = stack.enter_context(topups.key_lock_for_return(sub_key.id))
+        except (topups.KeyBusy, topups.MovesUnsettled) as refusal:
+            message = getattr(refusal, "message", "another money move on this key is under way")
+            _finish(expiry, KeyExpiry.Status.SCHEDULED, now, message=f"Not deleted yet: {message}")
+            return message
+        except DerouterError:
+            KeyExpiry.objects.filter(pk=expiry.pk).update(status=expiry.status)
+            raise
+        if current is None:
+            mirror_sync.record_deleted_key(expiry.sub_key_id)
+            _finish(expiry, KeyExpiry.Status.EXPIRED, now, message="The key was already gone at derouter.")
+            return "Already gone."
+        return _delete(expiry, current, max(current.remaining, Decimal(0)), now)
+
+
+def _delete(expiry, sub_key, returned, now):
+    """Send the delete once, with the key's money lock held; record how it ended."""
     try:
         client.delete_sub_key(sub_key.id)
     except DerouterError as error:

@@ -1,10 +1,10 @@
 """Rotating a key: a new key with the same settings and the old one's remaining budget, then the
 old key deleted.
 
-A money move: the old key's remaining is read under its money lock
-(``dashboard.topups.returning_budget``), held through the new key's creation and the old
-key's delete, so no top-up lands on the old key in between and the carry-over is exactly
-what it held.
+Both are money moves on the old key, each under its money lock
+(``dashboard.topups.key_lock_for_return``): the remaining carried over is read under the
+lock, so no top-up lands on the old key between that read and the new key's creation;
+its delete reads the remaining again under the lock, as what goes back to the balance.
 
 The order never loses or doubles money: the new key's budget comes out of the available
 balance while the old key still holds its remaining, and the old key's delete gives that
@@ -12,21 +12,21 @@ back. If the delete fails or its answer never comes, the rotation stays open, sa
 and ``finish`` completes it after checking derouter's list (never a blind second delete).
 """
 
+from contextlib import ExitStack
 from dataclasses import dataclass
 from decimal import Decimal
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from automation import webhooks
+from automation import actors, webhooks
 from automation.models import Rotation
-from automation.upstream import get_live_key
 from dashboard import audit, topups
-from dashboard.models import AuditEvent, Outcome
+from dashboard.models import UNSETTLED_OUTCOMES, AuditEvent, Outcome
 from dashboard.outcomes import outcome_of_write_error
 from derouter import client
 from derouter.client import DerouterError
-from lib.money import usd
+from lib.money import to_decimal, usd
 from mirror import sync as mirror_sync
 
 
@@ -59,22 +59,27 @@ def rotate(user, sub_key, token):
         return RotationResult(Rotation.objects.get(token=token), repeated=True)
 
     try:
-        with topups.returning_budget(sub_key.id) as current:
+        with topups.key_lock_for_return(sub_key.id) as current:
             if current is None:
                 _set(rotation, status=Rotation.Status.CREATE_REFUSED, message="derouter no longer lists the key. Nothing was changed.")
                 return RotationResult(rotation)
-            return _carry_over(rotation, user, current)
-    except topups.KeyBusy:
-        _set(
-            rotation,
-            status=Rotation.Status.CREATE_REFUSED,
-            message="Another money move on this key is under way. Nothing was changed; rotate it again in a moment.",
-        )
+            created = _create_new_key(rotation, user, current)
+    except (topups.KeyBusy, topups.MovesUnsettled) as refusal:
+        message = getattr(refusal, "message", "another money move on this key is under way; rotate it again in a moment")
+        _set(rotation, status=Rotation.Status.CREATE_REFUSED, message=f"Nothing was changed: {message}")
         return RotationResult(rotation)
+    if created is None:
+        return RotationResult(rotation)
+    try:
+        finish(rotation, user)
+    except DerouterError as error:
+        # The new key exists and is shown now whatever happens; the rotation page finishes the rest.
+        _set(rotation, message=f"{rotation.message} The old key is not deleted yet: {error.message}".strip())
+    return RotationResult(rotation, secret=created.secret.reveal())
 
 
-def _carry_over(rotation, user, sub_key):
-    """With the old key's lock held and ``sub_key`` read under it: the new key with its remaining, then the delete."""
+def _create_new_key(rotation, user, sub_key):
+    """The new key with the old one's remaining (``sub_key`` read under its money lock); None when not made."""
     budget = max(sub_key.remaining, Decimal(0))
     if budget <= 0:
         _set(
@@ -83,8 +88,14 @@ def _carry_over(rotation, user, sub_key):
             message="The key has no budget left to move to a new key (derouter needs a budget above $0). "
             "Nothing was changed: delete it and create a new key instead.",
         )
-        return RotationResult(rotation)
-    balance = client.get_balance()
+        return None
+    try:
+        balance = client.get_balance()
+    except DerouterError as error:
+        # Nothing was sent: the rotation ends here, and may be asked for again.
+        _set(rotation, status=Rotation.Status.CREATE_REFUSED,
+             message=f"derouter's balance could not be read ({error.message}). Nothing was changed.")
+        raise
     if budget > balance.available:
         _set(
             rotation,
@@ -92,14 +103,15 @@ def _carry_over(rotation, user, sub_key):
             message=f"The new key needs {usd(budget)} while the old one still holds it, and only "
             f"{usd(balance.available)} is available. Nothing was changed.",
         )
-        return RotationResult(rotation)
+        return None
     changes = {"label": ("", sub_key.label), "budget": (None, budget), "rpm_limit": (None, sub_key.rpm_limit)}
     note = f"Rotation #{rotation.pk} of {sub_key.key_id}."
     try:
         created = client.create_sub_key(budget, label=sub_key.label, rpm_limit=sub_key.rpm_limit)
     except DerouterError as error:
         failure = outcome_of_write_error(error)
-        audit.record(user, AuditEvent.Action.CREATE, failure.outcome, label=sub_key.label, changes=changes, message=f"{note} {failure.message}")
+        audit.record(user, AuditEvent.Action.CREATE, failure.outcome, label=sub_key.label, changes=changes,
+                     message=f"{note} {failure.message}", form_token=rotation.token)
         if failure.is_unknown:
             mirror_sync.record_write_answer(None)
         if failure.is_refused:
@@ -113,7 +125,7 @@ def _carry_over(rotation, user, sub_key):
             )
         if failure.needs_error_page:
             raise
-        return RotationResult(rotation)
+        return None
 
     mirror_sync.record_created_key(created)
     multiplier_note = ""
@@ -127,6 +139,7 @@ def _carry_over(rotation, user, sub_key):
     audit.record(
         user, AuditEvent.Action.CREATE, Outcome.OK, sub_key_id=created.id, label=created.label,
         key_id_short=created.key_id, changes=changes, message=f"{note} Replaces {sub_key.key_id}.{multiplier_note}",
+        form_token=rotation.token,
     )
     _set(
         rotation,
@@ -136,40 +149,34 @@ def _carry_over(rotation, user, sub_key):
         new_key_id_short=created.key_id,
         message=multiplier_note.strip(),
     )
-    try:
-        # Read again (still under the lock): the old key may have spent since, and its delete returns what is left.
-        _delete_old(rotation, user, get_live_key(rotation.old_sub_key_id))
-    except DerouterError as error:
-        # The new key exists and is shown now whatever happens; the rotation page finishes the rest.
-        _set(rotation, message=f"{rotation.message} The old key is not deleted yet: {error.message}".strip())
-    return RotationResult(rotation, secret=created.secret.reveal())
+    return created
 
 
 def finish(rotation, user):
-    """Delete the old key of a rotation whose new key exists; safe to call again.
-
-    Under the old key's money lock, which a top-up in flight on it holds for a moment:
-    when it is busy past the wait, nothing is sent and the rotation says so.
-    """
+    """Delete the old key of a rotation whose new key exists; safe to call again."""
     if not rotation.needs_finishing:
         return rotation
-    try:
-        with topups.returning_budget(rotation.old_sub_key_id) as old:
-            return _delete_old(rotation, user, old)
-    except topups.KeyBusy:
-        _set(rotation, message="Another money move on the old key is under way; finish the rotation again in a moment.")
-        return rotation
+    with ExitStack() as stack:
+        # The old key's return is a money move: after every earlier move on it is settled, its
+        # remaining read under its lock (what the delete returns).
+        try:
+            old = stack.enter_context(topups.key_lock_for_return(rotation.old_sub_key_id))
+        except (topups.KeyBusy, topups.MovesUnsettled) as refusal:
+            message = getattr(refusal, "message", "another money move on this key is under way")
+            _set(rotation, message=f"The old key is not deleted yet: {message}")
+            return rotation
+        # Never a blind second delete: a delete whose answer was lost may have happened.
+        if old is None:
+            return _done(rotation, user, returned=None, note="The old key was already gone at derouter.")
+        returned = max(old.remaining, Decimal(0))
+        note = f"Rotation #{rotation.pk}: replaced by {rotation.new_key_id_short}."
+        # derouter stops listing a deleted key's usage: mirror what is left while it still can (best effort).
+        mirror_sync.mirror_usage_before_write(old)
+        return _delete_old(rotation, user, old, returned, note)
 
 
-def _delete_old(rotation, user, old):
-    """Delete the old key (``old``: read under its lock, None when gone), recording what it returned."""
-    # Never a blind second delete: a delete whose answer was lost may have happened.
-    if old is None:
-        return _done(rotation, user, returned=None, note="The old key was already gone at derouter.")
-    returned = max(old.remaining, Decimal(0))
-    note = f"Rotation #{rotation.pk}: replaced by {rotation.new_key_id_short}."
-    # derouter stops listing a deleted key's usage: mirror what is left while it still can (best effort).
-    mirror_sync.mirror_usage_before_write(old)
+def _delete_old(rotation, user, old, returned, note):
+    """Send the old key's delete once, with its money lock held; record how it ended."""
     try:
         client.delete_sub_key(old.id)
     except DerouterError as error:
@@ -204,3 +211,43 @@ def _done(rotation, user, returned, note):
     }
     webhooks.emit("key.rotated", data, f"rotation:{rotation.pk}")
     return rotation
+
+
+def _actor_of(rotation):
+    return rotation.actor or actors.WorkerActor(rotation.actor_name)
+
+
+def settle_open():
+    """Move every open rotation on (for the worker's pass); return what was done.
+
+    A rotation whose new key's create had an unknown outcome follows that create once it is
+    settled (``dashboard.keywrites`` settles it from derouter's list): made after all, the
+    rotation goes on to delete the old key; not made, nothing changed. A rotation whose new
+    key exists and whose old key is not deleted yet is finished (never a blind second delete).
+    """
+    done = []
+    for rotation in Rotation.objects.filter(status=Rotation.Status.CREATE_UNKNOWN):
+        event = AuditEvent.objects.filter(form_token=rotation.token).first()
+        if event is None or event.outcome in UNSETTLED_OUTCOMES:
+            continue
+        if event.outcome != Outcome.OK:
+            _set(rotation, status=Rotation.Status.CREATE_REFUSED,
+                 message=f"derouter did not make the new key: nothing was changed. {event.message}".strip())
+            done.append(f"rotation #{rotation.pk}: the new key was not made")
+            continue
+        if event.sub_key_id == rotation.old_sub_key_id:
+            # The create was matched to the old key itself (same label and budget, made moments
+            # before): which key is new cannot be told, so nothing is deleted.
+            continue
+        moved = to_decimal((event.changes.get("budget") or [None, None])[1])
+        _set(rotation, status=Rotation.Status.CREATED, new_sub_key_id=event.sub_key_id,
+             new_key_id_short=event.key_id_short, moved_budget=moved,
+             message="The new key was made after all (derouter lists it).")
+        done.append(f"rotation #{rotation.pk}: the new key was made after all")
+    for rotation in Rotation.objects.filter(
+        status__in=(Rotation.Status.CREATED, Rotation.Status.DELETE_FAILED, Rotation.Status.DELETE_UNKNOWN)
+    ):
+        finish(rotation, _actor_of(rotation))
+        if rotation.status == Rotation.Status.DONE:
+            done.append(f"rotation #{rotation.pk}: the old key is deleted")
+    return done

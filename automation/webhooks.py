@@ -27,6 +27,7 @@ from django.utils import timezone
 
 from automation import outbound
 from automation.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint
+from lib.queue import enqueue_or_warn
 
 SIGNATURE_HEADER = "X-Derouter-Signature"
 EVENT_HEADER = "X-Derouter-Event"
@@ -112,7 +113,7 @@ def enqueue(delivery_id):
     """Ask the worker to send a delivery once the current transaction commits."""
     from automation import tasks
 
-    transaction.on_commit(lambda: tasks.deliver_webhook(delivery_id))
+    transaction.on_commit(lambda: enqueue_or_warn(tasks.deliver_webhook, delivery_id))
 
 
 def _claimable(now):

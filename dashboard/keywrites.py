@@ -159,14 +159,16 @@ def _refused_unsent(user, sub_key, message, status=None):
 def delete_key(user, sub_key):
     """DELETE a key; its unspent budget returns to the available balance.
 
-    A money move (``topups.returning_budget``): under the key's lock the key is read
+    A money move (``topups.key_lock_for_return``): under the key's lock the key is read
     again, so the budget recorded as returned is what it held when the DELETE went out.
     """
     with ExitStack() as stack:
         try:
-            current = stack.enter_context(topups.returning_budget(sub_key.id))
+            current = stack.enter_context(topups.key_lock_for_return(sub_key.id))
         except topups.KeyBusy:
             return _refused_unsent(user, sub_key, "Not sent: another money move on this key is under way; try again in a moment.")
+        except topups.MovesUnsettled as refusal:
+            return _refused_unsent(user, sub_key, f"Not sent: {refusal.message}")
         except DerouterError as error:
             if outcome_of_write_error(error).needs_error_page:
                 raise

@@ -24,12 +24,13 @@ one derouter shows applied later still (a late write, within LATE_WRITE_HORIZON_
 is re-settled as applied, with an audit event that says so.
 
 Deletes (the console's, expiry's, a rotation's) return a key's remaining budget to the
-balance: they read that remaining and send the DELETE inside ``returning_budget``, under
-the same lock, so no top-up lands between the read and the delete, and a rotation carries
-over exactly what the old key held.
+balance: they read that remaining and send the DELETE inside ``key_lock_for_return``,
+under the same lock, so no top-up lands between the read and the delete, and a rotation
+carries over exactly what the old key held. While a move on the key may still land, the
+key is not deleted (a deleted key's budget could never settle it).
 
 Public functions (kept stable for the reconciliation and the fault-and-race harness):
-``top_up``, ``find_attempt``, ``key_lock``, ``returning_budget``, ``settle_key``,
+``top_up``, ``find_attempt``, ``key_lock``, ``key_lock_for_return``, ``settle_key``,
 ``settling_locks``, ``has_unsettled_moves``, ``get_topped_up_today``, ``get_cap_left_today``.
 """
 
@@ -77,6 +78,14 @@ class TopUpNotAllowed(Exception):
 
 class KeyBusy(Exception):
     """Another money move on this key holds its lock."""
+
+
+class MovesUnsettled(Exception):
+    """A move on the key may still land: the key must not be deleted before its outcome is known."""
+
+    def __init__(self, message):
+        super().__init__(message)
+        self.message = message
 
 
 @dataclass(frozen=True)
@@ -309,20 +318,27 @@ def top_up(
 
 
 @contextmanager
-def returning_budget(sub_key_id, wait_seconds=None):
+def key_lock_for_return(sub_key_id, wait_seconds=None):
     """Hold the key's money lock for a move of its whole remaining budget (a delete, a rotation's carry-over).
 
     Yields the key as derouter reports it now, read under the lock once the key's earlier
-    moves are settled (None when derouter no longer lists it): its ``remaining`` is what a
-    delete made inside the block returns to the available balance, and no top-up can land
-    on the key between that read and the delete. Record the delete's outcome inside the
-    block too. Raises KeyBusy when another move keeps the lock past ``wait_seconds``, and
-    DerouterError when derouter cannot list the keys (nothing was sent then).
+    moves are settled from it (None when derouter no longer lists it): its ``remaining`` is
+    what a delete made inside the block returns to the available balance, and no top-up can
+    land on the key between that read and the delete. Record the delete's outcome inside the
+    block too. Raises KeyBusy when another move keeps the lock past ``wait_seconds``,
+    MovesUnsettled when a move's outcome cannot be told yet (its request may still land, and
+    a deleted key's budget could never tell), and DerouterError when derouter cannot list
+    the keys (nothing was sent then).
     """
     with key_lock(sub_key_id, wait_seconds):
         current = _read_key(sub_key_id)
-        if current is not None:
-            _settle_walk(sub_key_id, current, timezone.now())
+        _settle_walk(sub_key_id, current, timezone.now())
+        open_row = TopUp.objects.filter(sub_key_id=str(sub_key_id), outcome__in=UNSETTLED_OUTCOMES).first()
+        if current is not None and open_row is not None:
+            raise MovesUnsettled(
+                f"the top-up of {exact_usd(open_row.amount)} on {open_row.created_at:%Y-%m-%d %H:%M} UTC is not settled "
+                "yet, and a deleted key's budget can no longer tell whether it landed; try again in a minute."
+            )
         yield current
 
 

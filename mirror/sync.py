@@ -25,6 +25,7 @@ from django.utils import timezone
 
 from derouter import client
 from lib.ahead import PagesAhead
+from lib.queue import enqueue_or_warn
 from mirror import ingest, leases
 from mirror.models import ACCOUNT_SCOPE, KeySnapshot, SyncState, UsageRecord
 
@@ -204,7 +205,7 @@ def record_write_answer(answer):
         return record_key(answer)
     from mirror import tasks
 
-    tasks.refresh_keys()
+    enqueue_or_warn(tasks.refresh_keys)
     return None
 
 

@@ -7,6 +7,7 @@ Standard library only, so it runs without Django.
 """
 
 import argparse
+import json
 import os
 import random
 import re
@@ -165,8 +166,9 @@ class SimulatorHandler(BaseHTTPRequestHandler):
                 if not answer_lost:
                     raise
                 result = None
-            if answer_lost:
-                controls.act_out_after_fault(self, fault)
+            if result is not None:
+                self._journal(method, path, result)
+            if answer_lost and controls.act_out_after_fault(self, fault):
                 return
             if result is not None:
                 self._send_result(method, route, result)
@@ -227,6 +229,12 @@ class SimulatorHandler(BaseHTTPRequestHandler):
         if rule is None and rate and random.random() < rate:
             rule = controls.random_cloudflare_fault(method)
         return rule
+
+    def _journal(self, method, path, result):
+        """With --faults, keep every applied management write for tests (GET /_sim/journal)."""
+        if self.server.journal is not None and controls.is_journaled(method, path):
+            body = json.loads(self._raw_body or b"{}", parse_float=str, parse_int=str)
+            self.server.journal.record(method, path, body, json.loads(encode_json(result), parse_float=str))
 
     def _send_result(self, method, route, result):
         """A successful answer: 200 with JSON, or a write answered as the conventions say (201/204)."""
@@ -305,6 +313,7 @@ class SimulatorServer(ThreadingHTTPServer):
         self.store = store
         self.account_key = account_key
         self.faults = FaultRules() if faults else None
+        self.journal = controls.Journal() if faults else None
         self.limiter = Limiter()
         self.verbose = verbose
         self.latency_ms = latency_ms
