@@ -51,6 +51,7 @@ from dashboard import audit
 from dashboard.formtokens import check_form_token
 from dashboard.models import UNSETTLED_OUTCOMES, AuditEvent, Outcome, TopUp
 from dashboard.outcomes import outcome_of_write_error
+from dashboard.upstream import get_sub_key_now
 from derouter import client
 from derouter.client import DerouterError
 from lib.money import exact_usd
@@ -179,7 +180,7 @@ def _reserve(user, sub_key, amount, note, token, available):
             raise TopUpNotAllowed(
                 f"This would exceed your daily top-up limit of {exact_usd(cap)}: you can top up {exact_usd(left)} more today (UTC)."
             )
-        over_available = amount > available
+        over_available = available is not None and amount > available
         try:
             with transaction.atomic():
                 row = TopUp.objects.create(
@@ -239,8 +240,8 @@ def _finish(row, outcome, message="", audit_note=""):
 
 
 def _read_key(sub_key_id):
-    """The key as derouter lists it now, or None when it does not list it."""
-    return next((sub_key for sub_key in client.list_sub_keys() if sub_key.id == str(sub_key_id)), None)
+    """The key as derouter reports it now, or None when it has no such key (one call at any number of keys)."""
+    return get_sub_key_now(sub_key_id)
 
 
 def _next_sequence(sub_key_id):
@@ -272,7 +273,7 @@ def _send_under_lock(row, audit_note, check):
     row.save(update_fields=["budget_before", "sequence", "sent_at"])
     _record_event(row, Outcome.PENDING, audit_note)
     try:
-        answer = client.update_sub_key(row.sub_key_id, add_budget=row.amount)
+        answer = client.update_sub_key(row.sub_key_id, add_budget=row.amount, key_multiplier=current.display_multiplier)
     except DerouterError as error:
         failure = outcome_of_write_error(error)
         _finish(row, failure.outcome, failure.message, audit_note)
@@ -292,7 +293,8 @@ def top_up(
     """Add ``amount`` to the key's budget once for this token; return a TopUpAttempt.
 
     ``available`` is the account's available balance just read: more than that is
-    refused here, without asking the upstream. Raises TopUpNotAllowed over the
+    refused here, without asking the upstream; None leaves that check to derouter
+    (the console's confirm step, which must not spend a round trip reading it). Raises TopUpNotAllowed over the
     user's daily cap; AuthFailed and RateLimited are recorded, then raised again
     for the error page. ``audit_note`` leads the audit event's message (what asked
     for the top-up, e.g. a budget request). When another move on the key keeps its
