@@ -210,3 +210,18 @@ def get_account_forecast(available, today=None, burns=None, remaining=None, own_
     own_burn = Decimal(get_own_spent(today) if own_spent is None else own_spent) / BURN_DAYS
     total_burn = own_burn + sum((burn for _, burn in pairs), start=ZERO)
     return Forecast(available, total_burn, get_account_days_left(available, pairs, own_burn), today)
+
+
+def describe_days_left(days):
+    """How long money lasts, in words: "about 4 days", "less than a day", "not at this rate"."""
+    if days is None:
+        return "not at this rate"
+    days = Decimal(days)
+    if days <= 0:
+        return "already spent"
+    if days < 1:
+        return "less than a day"
+    if days > 365:
+        return "over a year"
+    whole = int(days.to_integral_value(rounding=ROUND_FLOOR))
+    return "about 1 day" if whole == 1 else f"about {whole} days"

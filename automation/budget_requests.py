@@ -9,13 +9,13 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from automation import webhooks
+from automation import notify, webhooks
 from automation.models import BudgetRequest
 from automation.upstream import get_live_key, token_for
 from dashboard import topups
-from dashboard.models import Outcome
-from lib.money import usd
 from derouter import client
+from ledger.models import Outcome
+from lib.money import usd
 
 MAX_PENDING_PER_KEY = 5
 
@@ -43,10 +43,8 @@ def _event_data(budget_request):
 
 def _notify(budget_request, subject, body):
     if budget_request.email:
-        from automation import tasks
-
         recipient = budget_request.email
-        transaction.on_commit(lambda: tasks.send_customer_email(subject, body, recipient))
+        transaction.on_commit(lambda: notify.send_customer_email(subject, body, recipient))
 
 
 def submit(snapshot, amount, note, email):

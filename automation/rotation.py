@@ -16,12 +16,13 @@ from django.utils import timezone
 from automation import webhooks
 from automation.models import Rotation
 from automation.upstream import get_live_key
-from dashboard import audit
-from dashboard.models import AuditEvent, Outcome
-from dashboard.outcomes import outcome_of_write_error
 from derouter import client
 from derouter.client import DerouterError
+from ledger import audit
+from ledger.models import AuditEvent, Outcome
+from ledger.outcomes import outcome_of_write_error
 from lib.money import usd
+from mirror import snapshot as mirror_snapshot
 from mirror import sync as mirror_sync
 
 
@@ -79,7 +80,7 @@ def rotate(user, sub_key, token):
         failure = outcome_of_write_error(error)
         audit.record(user, AuditEvent.Action.CREATE, failure.outcome, label=sub_key.label, changes=changes, message=f"{note} {failure.message}")
         if failure.is_unknown:
-            mirror_sync.record_write_answer(None)
+            mirror_snapshot.record_write_answer(None)
         if failure.is_refused:
             _set(rotation, status=Rotation.Status.CREATE_REFUSED, message=f"derouter refused the new key: {failure.message} Nothing was changed.")
         else:
@@ -93,7 +94,7 @@ def rotate(user, sub_key, token):
             raise
         return RotationResult(rotation)
 
-    mirror_sync.record_created_key(created)
+    mirror_snapshot.record_created_key(created)
     multiplier_note = ""
     if sub_key.display_multiplier != 1:
         try:
@@ -101,7 +102,7 @@ def rotate(user, sub_key, token):
         except DerouterError as error:
             multiplier_note = f" The display multiplier ×{sub_key.display_multiplier} could not be copied ({error.message}): set it on the new key."
         else:
-            mirror_sync.record_write_answer(answer)
+            mirror_snapshot.record_write_answer(answer)
     audit.record(
         user, AuditEvent.Action.CREATE, Outcome.OK, sub_key_id=created.id, label=created.label,
         key_id_short=created.key_id, changes=changes, message=f"{note} Replaces {sub_key.key_id}.{multiplier_note}",
@@ -143,7 +144,7 @@ def finish(rotation, user):
         changes = None if failure.is_refused else {"budget_returned": (None, returned)}
         audit.record(user, AuditEvent.Action.DELETE, failure.outcome, sub_key=old, changes=changes, message=f"{note} {failure.message}")
         if failure.is_unknown:
-            mirror_sync.record_write_answer(None)
+            mirror_snapshot.record_write_answer(None)
         status = Rotation.Status.DELETE_FAILED if failure.is_refused else Rotation.Status.DELETE_UNKNOWN
         _set(rotation, status=status, message=failure.message)
         if failure.needs_error_page:
@@ -154,7 +155,7 @@ def finish(rotation, user):
 
 
 def _done(rotation, user, returned, note):
-    mirror_sync.record_deleted_key(rotation.old_sub_key_id)
+    mirror_snapshot.record_deleted_key(rotation.old_sub_key_id)
     _set(rotation, status=Rotation.Status.DONE, returned=returned, message=note, finished_at=timezone.now())
     data = {
         "old_sub_key_id": rotation.old_sub_key_id,

@@ -23,14 +23,14 @@ from django.utils import timezone
 
 from accounts.models import ConsoleProfile
 from accounts.roles import get_topup_cap
-from dashboard import audit
-from dashboard.formtokens import check_form_token
-from dashboard.models import UNSETTLED_OUTCOMES, AuditEvent, Outcome, TopUp
-from dashboard.outcomes import outcome_of_write_error
 from derouter import client
 from derouter.client import DerouterError
+from ledger import audit
+from ledger.formtokens import check_form_token
+from ledger.models import UNSETTLED_OUTCOMES, AuditEvent, Outcome, TopUp
+from ledger.outcomes import outcome_of_write_error
 from lib.money import exact_usd
-from mirror import sync as mirror_sync
+from mirror import snapshot as mirror_snapshot
 
 # Top-ups that took or may have taken money count against a staff member's cap.
 CAP_COUNTED_OUTCOMES = (Outcome.OK, Outcome.PENDING, Outcome.UNKNOWN)
@@ -170,12 +170,12 @@ def top_up(user, sub_key, amount, note, token, available, audit_note=""):
         _finish(row, user, sub_key, failure.outcome, failure.message, audit_note=audit_note)
         if failure.is_unknown:
             # It may have happened: the worker reads the keys again so the snapshot shows the truth.
-            mirror_sync.record_write_answer(None)
+            mirror_snapshot.record_write_answer(None)
         if failure.needs_error_page:
             raise
     else:
         _finish(row, user, sub_key, Outcome.OK, audit_note=audit_note)
-        mirror_sync.record_write_answer(answer)
+        mirror_snapshot.record_write_answer(answer)
     return TopUpAttempt(row)
 
 

@@ -15,7 +15,9 @@ from django.utils import timezone
 
 from derouter.client import Secret, SubKey
 from mirror import ingest
-from mirror.models import KeySnapshot, SyncState, TaskRun, UsageRecord
+from mirror.models import KeySnapshot, SyncState, UsageRecord
+from mirror.snapshot import REFRESH_TASK_NAME, refresh_keys
+from work.models import TaskRun
 
 # Sort columns of the key list (as the form names them) and the snapshot fields behind them.
 SORT_FIELDS = {
@@ -29,7 +31,6 @@ SORT_FIELDS = {
     "display_multiplier": "display_multiplier",
     "created_at": "created_at",
 }
-REFRESH_TASK_NAME = "refresh_keys"
 # A page seen before the first refresh asks for one at most this often.
 FIRST_SYNC_REQUEST_SECONDS = 60
 FIRST_SYNC_REQUEST_CACHE_KEY = "mirror:first-sync-requested"
@@ -87,12 +88,10 @@ def request_first_sync_if_empty():
 
     Pages that read the snapshot call this first; the worker's own first refresh usually wins.
     """
-    from mirror import tasks
-
     if KeySnapshot.objects.exists():
         return
     if cache.add(FIRST_SYNC_REQUEST_CACHE_KEY, True, FIRST_SYNC_REQUEST_SECONDS):
-        tasks.refresh_keys()
+        refresh_keys()
 
 
 def get_summary_after_first_sync_request():

@@ -17,7 +17,7 @@ from lib.csv_export import safe_cell
 from lib.money import duration, money, usd_cost
 from portal import views as portal_views
 from portal.forms import INVALID_KEY_MESSAGE
-from portal.sessions import SESSION_KEY, SESSION_LAST_SEEN_AT, SESSION_SIGNED_IN_AT
+from accounts.portal_sessions import SESSION_KEY, SESSION_LAST_SEEN_AT, SESSION_SIGNED_IN_AT
 
 pytestmark = pytest.mark.django_db
 

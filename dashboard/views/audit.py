@@ -6,9 +6,9 @@ from django.views.decorators.http import require_http_methods
 from django.views.decorators.vary import vary_on_headers
 
 from accounts.roles import console_required
-from dashboard.audit import describe_changes
 from dashboard.forms import AuditQueryForm
-from dashboard.models import AuditEvent, Outcome
+from ledger.audit import describe_changes
+from ledger.models import AuditEvent, Outcome
 from lib.htmx import wants_fragment
 from lib.paging import pager_for_page
 

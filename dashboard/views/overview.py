@@ -6,9 +6,9 @@ from django.views.decorators.http import require_http_methods
 from accounts.roles import console_required
 from analytics.panels import get_business_summary
 from analytics.permissions import can_see_margins
-from dashboard.models import TopUp
 from derouter import client
 from derouter.client import Unavailable
+from ledger.models import TopUp
 from mirror.models import KeySnapshot
 from mirror.reads import as_sub_key, get_summary_after_first_sync_request
 

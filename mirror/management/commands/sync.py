@@ -6,11 +6,12 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from derouter.client import DerouterError
+from mirror import reconcile
+from mirror import snapshot as mirror_snapshot
 from mirror import sync
 from mirror.models import ACCOUNT_SCOPE, KeySnapshot
 from mirror.reads import REFRESH_TASK_NAME
-from mirror.runs import Recorded
-from mirror import reconcile
+from work.runs import Recorded
 
 
 class Command(BaseCommand):
@@ -28,7 +29,7 @@ class Command(BaseCommand):
         show_bar = sys.stderr.isatty() and options["verbosity"] > 0
         recorded = Recorded(REFRESH_TASK_NAME)
         try:
-            snapshot = sync.refresh_snapshot()
+            snapshot = mirror_snapshot.refresh_snapshot()
         except sync.ScopeBusy:
             recorded.skipped()
             raise CommandError("Another process is refreshing the key snapshot; try again in a moment.") from None

@@ -1,3 +1,8 @@
+"""The records of every change attempted: the audit trail, the top-up ledger, and how each write ended.
+
+The tables keep their first names (dashboard_*): the models moved here so that every app can record changes.
+"""
+
 from django.conf import settings
 from django.db import models
 
@@ -51,6 +56,7 @@ class AuditEvent(models.Model):
     form_token = models.UUIDField(null=True, blank=True, unique=True)
 
     class Meta:
+        db_table = "dashboard_auditevent"
         ordering = ["-created_at", "-id"]
         indexes = [
             models.Index(fields=["-created_at"], name="audit_newest"),
@@ -83,6 +89,7 @@ class TopUp(models.Model):
     budget_before = models.DecimalField(max_digits=14, decimal_places=4, null=True, blank=True)
 
     class Meta:
+        db_table = "dashboard_topup"
         ordering = ["-created_at", "-id"]
         indexes = [
             models.Index(fields=["-created_at"], name="topup_newest"),
