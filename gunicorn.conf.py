@@ -56,6 +56,7 @@ def child_exit(server, worker):
 
 # The path without the query string (%(U)s, not %(r)s): a query string could carry anything.
 # No referrer either, for the same reason. The request id joins the line to the app's logs.
+# An invitation's token is in its path (/invite/<token>/): both logs write it as [redacted].
 accesslog = "-"
 access_log_format = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(M)sms request_id=%({x-request-id}o)s'
 errorlog = "-"
@@ -69,9 +70,20 @@ logconfig_dict = {
             "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
         },
     },
+    "filters": {"redact_secret_paths": {"()": "ops.log_redaction.RedactSecretPathsFilter"}},
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stdout"},
-        "error_console": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"},
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "json",
+            "stream": "ext://sys.stdout",
+            "filters": ["redact_secret_paths"],
+        },
+        "error_console": {
+            "class": "logging.StreamHandler",
+            "formatter": "json",
+            "stream": "ext://sys.stderr",
+            "filters": ["redact_secret_paths"],
+        },
     },
     "loggers": {
         "gunicorn.error": {"level": "INFO", "handlers": ["error_console"], "propagate": False},

@@ -9,3 +9,5 @@ class AccountsConfig(AppConfig):
     def ready(self):
         # Connects the sign-in receiver that stamps each session with the user's epoch.
         from accounts import sessions  # noqa: F401
+        # Connects the sign-in receiver that restores the user's language.
+        from accounts import signals  # noqa: F401

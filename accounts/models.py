@@ -27,6 +27,9 @@ class ConsoleProfile(models.Model):
         default=False,
         help_text="Staff: may see real costs and margins in analytics. Owners always do.",
     )
+    language = models.CharField(
+        max_length=10, blank=True, choices=settings.LANGUAGES, help_text="Empty: the browser's language."
+    )
 
     def __str__(self):
         return f"{self.user} ({self.get_role_display()})"
@@ -95,3 +98,23 @@ class ThrottleCounter(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["scope", "subject"], name="throttle_one_row_per_subject")]
         indexes = [models.Index(fields=["window_started_at"], name="throttle_by_start")]
+
+
+class KeyLanguage(models.Model):
+    """The language a Client Key's customer chose in the portal: its pages, emails and statements use it."""
+
+    key_id = models.CharField(max_length=64, unique=True, help_text="The Client Key's upstream id.")
+    language = models.CharField(max_length=10, choices=settings.LANGUAGES)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self):
+        return f"{self.key_id}: {self.language}"
+
+    @classmethod
+    def get_for_key(cls, key_id):
+        """The key's language, or "" when its customer never chose one."""
+        return cls.objects.filter(key_id=key_id).values_list("language", flat=True).first() or ""
+
+    @classmethod
+    def remember(cls, key_id, language):
+        cls.objects.update_or_create(key_id=key_id, defaults={"language": language})

@@ -45,7 +45,7 @@ def evaluate_all(now=None, renew=None):
     )
     for sub_key in live_keys:
         if sub_key.id in unsettled:
-            still = funding.settle_earlier_topups(sub_key)
+            still = funding.settle_earlier_topups(sub_key.id)
             if still:
                 done.append(f"key {sub_key.label or sub_key.key_id}: {still}")
 

@@ -105,7 +105,7 @@ class WebhookEndpointForm(ExpectedInputMixin, forms.Form):
     def clean_url(self):
         url = self.cleaned_data["url"]
         try:
-            outbound.check_url_shape(url)
+            outbound.check_target_on_save(url)
         except outbound.TargetRefused as refusal:
             raise forms.ValidationError(str(refusal)) from None
         return url

@@ -24,15 +24,15 @@ from lib.money import usd
 TAKEN_OUTCOMES = (Outcome.OK, Outcome.PENDING, Outcome.UNKNOWN)
 
 
-def settle_earlier_topups(sub_key):
+def settle_earlier_topups(sub_key_id):
     """Settle the key's pending and unknown top-ups by the console's rule; why no money may move yet, or "".
 
-    ``dashboard.topups.resolve_pending_topups`` compares the budget derouter reports now
-    with each row's budget before. A row it cannot settle yet (its request may still be
-    running, or derouter's figures do not tell) blocks every further move for the key.
+    ``dashboard.topups.settle_key`` reads derouter's budget under the key's lock and
+    settles from it. A row it cannot settle yet (its request may still be running, or
+    derouter's figures do not tell) blocks every further automatic move for the key.
     """
-    topups.resolve_pending_topups(sub_key.id, sub_key)
-    row = TopUp.objects.filter(sub_key_id=sub_key.id, outcome__in=UNSETTLED_OUTCOMES).order_by("created_at", "id").first()
+    topups.settle_key(sub_key_id)
+    row = TopUp.objects.filter(sub_key_id=sub_key_id, outcome__in=UNSETTLED_OUTCOMES).order_by("created_at", "id").first()
     if row is None:
         return ""
     return (
@@ -46,7 +46,7 @@ def _get_settled_key(sub_key_id):
     sub_key = get_live_key(sub_key_id)
     if sub_key is None:
         return None, "The key no longer exists at derouter."
-    blocked = settle_earlier_topups(sub_key)
+    blocked = settle_earlier_topups(sub_key.id)
     if blocked:
         return None, blocked
     return sub_key, ""

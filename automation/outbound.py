@@ -25,16 +25,39 @@ class TargetRefused(Exception):
     """The URL may not be posted to (scheme, credentials, or a non-public address)."""
 
 
+class TargetUnresolved(TargetRefused):
+    """The URL's host name does not resolve (now)."""
+
+
 @dataclass(frozen=True)
 class PostResult:
     status: int
     excerpt: str
 
 
-def is_public_address(address):
-    """True for an address on the public internet: not loopback, private, link-local, reserved, multicast."""
-    if address.version == 6 and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
+# IPv6 forms that carry an IPv4 address inside them: a tunnel or translator would
+# deliver to that IPv4 address, so it is the one that has to be public.
+_NAT64_PREFIXES = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
+_IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
+_IPV4_TRANSLATED = ipaddress.ip_network("::ffff:0:0:0/96")
+
+
+def _embedded_ipv4_addresses(address):
+    """The IPv4 addresses an IPv6 address stands for (mapped, compatible, translated, 6to4, NAT64)."""
+    embedded = []
+    if address.ipv4_mapped is not None:
+        embedded.append(address.ipv4_mapped)
+    if address.sixtofour is not None:
+        embedded.append(address.sixtofour)
+    low_32_bits = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    if address in _IPV4_COMPATIBLE and int(address) > 1:
+        embedded.append(low_32_bits)
+    if address in _IPV4_TRANSLATED or any(address in prefix for prefix in _NAT64_PREFIXES):
+        embedded.append(low_32_bits)
+    return embedded
+
+
+def _is_public_ipv4_or_ipv6(address):
     return address.is_global and not (
         address.is_loopback
         or address.is_private
@@ -43,6 +66,22 @@ def is_public_address(address):
         or address.is_multicast
         or address.is_unspecified
     )
+
+
+def is_public_address(address):
+    """True for an address on the public internet: not loopback, private, link-local, reserved, multicast.
+
+    An IPv6 address that embeds an IPv4 one (IPv4-mapped, IPv4-compatible, translated,
+    6to4 ``2002::/16``, NAT64) is public only when every address it embeds is. Teredo
+    (``2001::/32``) is refused outright: it is a tunnel, never a webhook receiver.
+    """
+    if address.version == 6:
+        if address.teredo is not None:
+            return False
+        embedded = _embedded_ipv4_addresses(address)
+        if embedded:
+            return all(_is_public_ipv4_or_ipv6(inner) for inner in embedded)
+    return _is_public_ipv4_or_ipv6(address)
 
 
 def check_url_shape(url):
@@ -65,7 +104,7 @@ def resolve_target(url):
     try:
         infos = socket.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError):
-        raise TargetRefused(f"The host {parts.hostname} could not be resolved.") from None
+        raise TargetUnresolved(f"The host {parts.hostname} could not be resolved.") from None
     addresses = [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
     if not addresses:
         raise TargetRefused(f"The host {parts.hostname} has no address.")
@@ -73,9 +112,26 @@ def resolve_target(url):
         for address in addresses:
             if not is_public_address(address):
                 raise TargetRefused(
-                    f"The host {parts.hostname} resolves to {address}, which is not a public address."
+                    f"Webhooks go only to public addresses: {parts.hostname} is {address}, "
+                    "an address inside a private, loopback or otherwise non-public network."
+                    if parts.hostname == str(address)
+                    else f"Webhooks go only to public addresses: {parts.hostname} resolves to {address}, "
+                    "an address inside a private, loopback or otherwise non-public network."
                 )
     return parts, port, str(addresses[0])
+
+
+def check_target_on_save(url):
+    """Refuse, when an owner saves it, a URL whose host is or resolves to a non-public address.
+
+    A host that does not resolve now is let through: DNS may not know it yet, and the
+    send-time check (``resolve_target``) refuses it then if it turns out private.
+    """
+    check_url_shape(url)
+    try:
+        resolve_target(url)
+    except TargetUnresolved:
+        pass
 
 
 class _PinnedHTTPConnection(http.client.HTTPConnection):

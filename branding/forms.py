@@ -1,12 +1,20 @@
 """The console's branding form: validates the colour's contrast and the logo's real file type."""
 
+from io import BytesIO
+
 from django import forms
+from django.conf import settings
+from PIL import Image
 
 from branding.colors import HEX_COLOR, MIN_TEXT_CONTRAST, WHITE, contrast_ratio
 from branding.models import Branding
 from lib.forms import ExpectedInputMixin
 
 MAX_LOGO_BYTES = 200 * 1024
+# A few hundred KB of PNG can claim 40000x40000 pixels: every portal page would make
+# each browser decode gigabytes. The logo shows 28 px high, so 2048 px a side is plenty.
+MAX_LOGO_SIDE = 2048
+PILLOW_FORMATS = {"image/png": "PNG", "image/jpeg": "JPEG", "image/webp": "WEBP"}
 # The logo's type is read from its first bytes, never from the name or the browser's claim.
 # SVG is refused: it can carry scripts, and it is text a browser may sniff as HTML.
 LOGO_SIGNATURES = (
@@ -26,6 +34,25 @@ def sniff_image_type(head):
     return None
 
 
+def _check_logo_pixels(content, content_type):
+    """Refuse a logo over MAX_LOGO_SIDE pixels a side (read from its header) or one that does not decode."""
+    undecodable = forms.ValidationError("The logo could not be read as an image; the file may be damaged. Export it again.")
+    too_large = f"at most {MAX_LOGO_SIDE}x{MAX_LOGO_SIDE} fits. It shows 28 px high: export it smaller."
+    try:
+        image = Image.open(BytesIO(content), formats=[PILLOW_FORMATS[content_type]])
+        width, height = image.size
+    except Image.DecompressionBombError:
+        raise forms.ValidationError(f"The logo claims hundreds of millions of pixels; {too_large}") from None
+    except Exception:  # noqa: BLE001 - Pillow raises many kinds for a broken file; each means the same here
+        raise undecodable from None
+    if width > MAX_LOGO_SIDE or height > MAX_LOGO_SIDE:
+        raise forms.ValidationError(f"The logo is {width}x{height} pixels; {too_large}")
+    try:
+        image.load()
+    except Exception:  # noqa: BLE001 - as above
+        raise undecodable from None
+
+
 class BrandingForm(ExpectedInputMixin, forms.ModelForm):
     expected = {
         "product_name": "Keep the product name to 60 characters or fewer, e.g. “Acme AI”.",
@@ -33,13 +60,13 @@ class BrandingForm(ExpectedInputMixin, forms.ModelForm):
         "support_contact": "Give an email address (help@example.com) or an https:// link, at most 200 characters.",
         "money_unit": "Use a currency symbol or a word of at most 20 characters, e.g. € or credits.",
         "inference_base_url": "Enter the address as an https:// link of at most 300 characters, e.g. https://ai.example.com.",
-        "logo_file": "Choose a PNG, JPEG or WebP file up to 200 KB, or tick “Remove the logo” (not both).",
+        "logo_file": "Choose a PNG, JPEG or WebP file up to 200 KB and 2048x2048 pixels, or tick “Remove the logo” (not both).",
     }
 
     logo_file = forms.FileField(
         label="Logo",
         required=False,
-        help_text="PNG, JPEG or WebP, up to 200 KB. It shows 28 px high beside the product name.",
+        help_text="PNG, JPEG or WebP, up to 200 KB and 2048x2048 pixels. It shows 28 px high beside the product name.",
         widget=forms.ClearableFileInput(attrs={"accept": "image/png,image/jpeg,image/webp"}),
     )
     remove_logo = forms.BooleanField(label="Remove the logo", required=False)
@@ -51,9 +78,16 @@ class BrandingForm(ExpectedInputMixin, forms.ModelForm):
         help_text="The address your customers send requests to, if you put your own domain in front. Empty: derouter's.",
     )
 
+    portal_language = forms.ChoiceField(
+        label="Portal language",
+        required=False,
+        choices=lambda: [("", "Each customer's browser language"), *settings.LANGUAGES],
+        help_text="What the portal speaks to a customer who has not chosen a language.",
+    )
+
     class Meta:
         model = Branding
-        fields = ["product_name", "accent_color", "support_contact", "money_unit", "inference_base_url"]
+        fields = ["product_name", "accent_color", "support_contact", "money_unit", "inference_base_url", "portal_language"]
         labels = {
             "product_name": "Product name",
             "accent_color": "Accent colour",
@@ -104,6 +138,7 @@ class BrandingForm(ExpectedInputMixin, forms.ModelForm):
         content_type = sniff_image_type(content[:12])
         if content_type is None:
             raise forms.ValidationError("The logo must be a PNG, JPEG or WebP image (SVG is not accepted).")
+        _check_logo_pixels(content, content_type)
         return content, content_type
 
     def save(self, commit=True):

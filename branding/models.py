@@ -18,6 +18,12 @@ class Branding(models.Model):
     support_contact = models.CharField(max_length=200, blank=True, help_text="An email address or an https:// link.")
     money_unit = models.CharField(max_length=20, blank=True, help_text='A currency symbol such as "$" or "€", or a word such as "credits".')
     inference_base_url = models.URLField(max_length=300, blank=True)
+    portal_language = models.CharField(
+        max_length=10,
+        blank=True,
+        choices=settings.LANGUAGES,
+        help_text="The portal's language for customers who have not chosen one. Empty: each browser's language.",
+    )
     logo = models.BinaryField(null=True, blank=True, editable=True)
     logo_content_type = models.CharField(max_length=20, blank=True)
     updated_at = models.DateTimeField(auto_now=True)

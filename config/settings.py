@@ -123,6 +123,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django_otp.middleware.OTPMiddleware",
     "accounts.sessions.SessionEpochMiddleware",
+    "branding.language.LanguageMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
@@ -148,6 +149,7 @@ TEMPLATES = [
                 "dashboard.context_processors.csp_nonce",
                 "accounts.context_processors.console_role",
                 "branding.context_processors.branding",
+                "lib.language.language_menu",
                 "dashboard.context_processors.page_chrome",
                 "automation.context_processors.budget_request_count",
             ],
@@ -173,11 +175,14 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env_str("REDIS_URL", "")
 if REDIS_URL:
+    # Redis down is a cache that misses (pages serve from the database), found out within
+    # a second rather than after the operating system's connect timeout.
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "lib.cache_backends.ForgivingRedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": env_str("CACHE_KEY_PREFIX", "derouter-dashboard"),
+            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
         }
     }
 else:
@@ -229,7 +234,18 @@ LOGIN_URL = "/login/"
 LOGIN_REDIRECT_URL = "/dashboard/"
 LOGOUT_REDIRECT_URL = "/login/"
 
-LANGUAGE_CODE = "en-us"
+LANGUAGE_CODE = "en"
+# English, and Chinese in both scripts for the customers of this market; each has a complete
+# catalog in locale/ (tests/test_translations.py fails on an untranslated or fuzzy entry).
+LANGUAGES = [
+    ("en", "English"),
+    ("zh-hans", "简体中文"),
+    ("zh-hant", "繁體中文"),
+]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+LANGUAGE_COOKIE_NAME = "language"
+LANGUAGE_COOKIE_SAMESITE = "Lax"
+LANGUAGE_COOKIE_HTTPONLY = True
 TIME_ZONE = env_str("TIME_ZONE", "UTC")
 USE_I18N = True
 USE_TZ = True
@@ -261,6 +277,7 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG)
 CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", not DEBUG)
+LANGUAGE_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 12 * 60 * 60)
@@ -289,7 +306,11 @@ if LOG_FORMAT not in ("json", "text"):
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"request_id": {"()": "ops.request_id.RequestIdFilter"}},
+    "filters": {
+        "request_id": {"()": "ops.request_id.RequestIdFilter"},
+        "redact_secret_paths": {"()": "ops.log_redaction.RedactSecretPathsFilter"},
+        "database_outage": {"()": "ops.database_outage.DatabaseOutageLogFilter"},
+    },
     "formatters": {
         "json": {
             "()": "pythonjsonlogger.json.JsonFormatter",
@@ -298,7 +319,13 @@ LOGGING = {
         },
         "text": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
     },
-    "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["request_id"], "formatter": LOG_FORMAT}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "filters": ["request_id", "redact_secret_paths", "database_outage"],
+            "formatter": LOG_FORMAT,
+        }
+    },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {
         # urllib3 logs request lines at DEBUG; keep it quiet so nothing key-like leaks.
@@ -335,6 +362,10 @@ DEROUTER_PREWRITE_READ_TIMEOUT = float(env_decimal("DEROUTER_PREWRITE_READ_TIMEO
 # A write whose outcome is unknown counts as "not applied" once this long has passed
 # without derouter showing it (its request cannot be running any more).
 WRITE_SETTLE_SECONDS = env_int("WRITE_SETTLE_SECONDS", 60)
+# A top-up settled "not applied" that derouter shows applied within this long after it was
+# sent is re-settled as applied (a late write), with an audit event that says so; the
+# worker's settling keeps reading the key list (once a minute) for that long.
+LATE_WRITE_HORIZON_SECONDS = env_int("LATE_WRITE_HORIZON_SECONDS", 60 * 60)
 DEROUTER_GET_RETRIES = env_int("DEROUTER_GET_RETRIES", 2)
 # Only with this on do upstream calls read HTTPS_PROXY / NO_PROXY / .netrc from the environment.
 DEROUTER_USE_ENV_PROXIES = env_bool("DEROUTER_USE_ENV_PROXIES", False)

@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from accounts import user_views
+from accounts import language_views, user_views
 from accounts import views as account_views
 from dashboard.views import home
 
@@ -10,6 +10,7 @@ urlpatterns = [
     path("login/", account_views.login_view, name="login"),
     path("login/code/", account_views.login_code_view, name="login_code"),
     path("logout/", account_views.logout_view, name="logout"),
+    path("language/", language_views.set_language, name="language"),
     path("invite/<str:token>/", user_views.accept_invitation, name="accept_invitation"),
     path("admin/", admin.site.urls),
     path("dashboard/automation/", include("automation.urls")),
@@ -20,3 +21,6 @@ urlpatterns = [
     path("", include("branding.urls")),
     path("", include("ops.urls")),
 ]
+
+# A database outage answers 503 with Retry-After; anything else, the plain 500 page.
+handler500 = "ops.views.server_error"

@@ -23,7 +23,7 @@ from derouter import client
 from derouter.client import DerouterError
 from ledger import audit
 from ledger.formtokens import check_form_token
-from ledger.models import UNSETTLED_OUTCOMES, AuditEvent, Outcome, TopUp
+from ledger.models import UNSETTLED_OUTCOMES, AuditEvent, Outcome
 from ledger.outcomes import ErrorOutcome, outcome_of_write_error
 from lib.money import to_decimal
 from mirror import snapshot as mirror_snapshot
@@ -301,32 +301,25 @@ def has_unsettled_writes():
             outcome__in=UNSETTLED_OUTCOMES,
             action__in=(AuditEvent.Action.CREATE, AuditEvent.Action.EDIT, AuditEvent.Action.DELETE),
         ).exists()
-        or TopUp.objects.filter(outcome__in=UNSETTLED_OUTCOMES).exists()
+        or topups.has_unsettled_moves()
     )
-
-
-def resolve_writes_from(sub_keys):
-    """Settle every pending or unknown key write and top-up from derouter's whole key list, just read."""
-    if not has_unsettled_writes():
-        return []
-    by_id = {sub_key.id: sub_key for sub_key in sub_keys}
-    settled = resolve_unknown_key_writes(sub_keys)
-    for sub_key_id in set(TopUp.objects.filter(outcome__in=UNSETTLED_OUTCOMES).values_list("sub_key_id", flat=True)):
-        settled += topups.resolve_pending_topups(sub_key_id, by_id.get(sub_key_id))
-    return settled
 
 
 def resolve_unsettled_writes():
     """Settle every pending or unknown key write and top-up with one upstream call: for a periodic worker task.
 
-    With nothing unsettled it asks derouter nothing. Raises DerouterError when
-    derouter cannot list the keys (the next run tries again).
+    With nothing unsettled it asks derouter nothing. The keys with open top-ups are
+    locked first (``topups.settling_locks``), so the list is read with no move in
+    flight on them. Raises DerouterError when derouter cannot list the keys (the next
+    run tries again).
     """
     if not has_unsettled_writes():
         return []
-    return resolve_writes_from(client.list_sub_keys())
+    with topups.settling_locks() as settle_topups_from:
+        sub_keys = client.list_sub_keys()
+        return resolve_unknown_key_writes(sub_keys) + settle_topups_from(sub_keys)
 
 
 def resolve_writes_of_key(sub_key):
-    """Settle one key's pending or unknown edits, deletes and top-ups from the key as derouter lists it now."""
-    return resolve_unknown_key_writes([sub_key], sub_key.id) + topups.resolve_pending_topups(sub_key.id, sub_key)
+    """Settle one key's pending or unknown edits, deletes and top-ups (the top-ups from a read under its lock)."""
+    return resolve_unknown_key_writes([sub_key], sub_key.id) + topups.settle_key(sub_key.id)

@@ -3,7 +3,8 @@
 from huey import crontab
 from huey.contrib.djhuey import db_periodic_task
 
-from dashboard import keywrites
+from dashboard import keywrites, reconcile
+from derouter.client import DerouterError
 from work.runs import tracked
 
 
@@ -20,3 +21,12 @@ def settle_unsettled_writes():
     with tracked("dashboard.settle_unsettled_writes") as run:
         settled = keywrites.resolve_unsettled_writes()
         run.detail = f"{len(settled)} settled" if settled else "Nothing could be settled yet."
+
+
+@db_periodic_task(crontab(minute="17"))
+def reconcile_hourly():
+    """Every hour: reconcile, so the console's page shows a recent run without anyone asking."""
+    try:
+        reconcile.run(requested_by="hourly")
+    except (reconcile.RunBusy, DerouterError):
+        pass

@@ -1,24 +1,42 @@
-"""Top up a Client Key at most once per form, with a ledger line for every attempt.
+"""The one road for money: every move of a Client Key's budget, with its ledger row and audit event.
 
-The ledger row is committed (outcome pending) before the upstream is asked, and its
-token is unique: a double click, a reload or a retry of the same form finds the row
-and shows its outcome instead of moving money a second time. The upstream call is
-made once and never retried; a write whose answer never came is "unknown" until
-``resolve_pending_topups`` settles it by comparing the key's budget before and after.
+Staff top-ups, budget-request approvals, automatic top-ups and allowance refills all call
+``top_up``; nothing else asks derouter to add budget. A move:
 
-Resolving: the key page calls ``resolve_pending_topups`` for its key on every view,
-and ``resolve_all_pending_topups`` settles every key at once, for a periodic
-worker task (one upstream call). A row stays "pending" or "unknown" only while its
-request could still be running (WRITE_SETTLE_SECONDS).
+1. writes its ledger row (outcome pending) under the form's one-time token, which is
+   unique, so a double click, a reload or two workers on one occasion move money once;
+2. takes the key's money lock (``key_lock``: a lease row in the database, so it holds
+   across processes and machines, and a killed holder's lock expires);
+3. under the lock, reads derouter's budget for the key, first settles the key's earlier
+   moves from it, then records it on the row as ``budget_before`` with the move's place
+   in the key's order (``sequence``) and writes the audit event (pending);
+4. sends the PUT once, never retried, and records its outcome (ok, refused, or unknown
+   when the answer never came) on the row and the event before letting the lock go.
+
+Settlement (``settle_key``, ``settling_locks``): with the key's lock held and its budget
+read, the key's moves are walked in their order. Each ``budget_before`` is an observation
+of derouter's budget taken with no other move in flight; between two observations the
+budget rose by the moves derouter answered "ok" plus the unknown ones that landed in
+between, so the rise left over names exactly which unknown moves landed there. That holds
+under any interleaving of moves, slow answers and timeouts. An unknown move not seen by
+WRITE_SETTLE_SECONDS after it was sent is settled "not applied" (an inferred outcome);
+one derouter shows applied later still (a late write, within LATE_WRITE_HORIZON_SECONDS)
+is re-settled as applied, with an audit event that says so.
+
+Public functions (kept stable for the reconciliation and the fault-and-race harness):
+``top_up``, ``find_attempt``, ``key_lock``, ``settle_key``, ``settling_locks``,
+``has_unsettled_moves``, ``get_topped_up_today``, ``get_cap_left_today``.
 """
 
 import datetime
+import itertools
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Sum
+from django.db.models import F, Max, Q, Sum
 from django.utils import timezone
 
 from accounts.models import ConsoleProfile
@@ -31,9 +49,17 @@ from ledger.models import UNSETTLED_OUTCOMES, AuditEvent, Outcome, TopUp
 from ledger.outcomes import outcome_of_write_error
 from lib.money import exact_usd
 from mirror import snapshot as mirror_snapshot
+from work import leases
 
 # Top-ups that took or may have taken money count against a staff member's cap.
 CAP_COUNTED_OUTCOMES = (Outcome.OK, Outcome.PENDING, Outcome.UNKNOWN)
+# The key's money lock: a holder killed mid-move frees it after this long. A move holds it
+# for one read and one write, each bounded by the client's timeouts (well under a minute).
+MONEY_LOCK_SECONDS = 120
+# How long a move waits for another move on the same key to finish before giving up.
+MONEY_LOCK_WAIT_SECONDS = 10
+# An unknown-outcome move is tried against more than this many candidates only one by one.
+MAX_EXHAUSTIVE_CANDIDATES = 10
 
 
 class TopUpNotAllowed(Exception):
@@ -42,6 +68,10 @@ class TopUpNotAllowed(Exception):
     def __init__(self, message):
         super().__init__(message)
         self.message = message
+
+
+class KeyBusy(Exception):
+    """Another money move on this key holds its lock."""
 
 
 @dataclass(frozen=True)
@@ -86,6 +116,33 @@ def find_attempt(token, sub_key):
     return TopUp.objects.filter(token=token).first()
 
 
+# ---------------------------------------------------------------- the key's money lock
+
+
+def lock_name(sub_key_id):
+    return f"money:{sub_key_id}"
+
+
+@contextmanager
+def key_lock(sub_key_id, wait_seconds=MONEY_LOCK_WAIT_SECONDS):
+    """Hold the key's money lock for the block: one move (or settlement) on the key at a time.
+
+    A lease row in the database (``work.leases``), so it holds across web processes,
+    workers and machines; a holder killed mid-move leaves it to expire after
+    MONEY_LOCK_SECONDS. Raises KeyBusy when another holder keeps it past ``wait_seconds``.
+    Take it outside a transaction: inside one, other processes would not see it.
+    """
+    with ExitStack() as stack:
+        try:
+            lease = stack.enter_context(leases.held(lock_name(sub_key_id), MONEY_LOCK_SECONDS, wait_seconds))
+        except leases.LeaseHeld as error:
+            raise KeyBusy(sub_key_id) from error
+        yield lease
+
+
+# ---------------------------------------------------------------- moving money
+
+
 def _reserve(user, sub_key, amount, note, token, available):
     """Write the ledger row before any money moves; return (row, is_new).
 
@@ -118,7 +175,6 @@ def _reserve(user, sub_key, amount, note, token, available):
                     key_id_short=sub_key.key_id[:64],
                     amount=amount,
                     note=note,
-                    budget_before=sub_key.budget,
                     outcome=Outcome.REFUSED if over_available else Outcome.PENDING,
                     message=(
                         f"Only {exact_usd(available)} of the account's balance is available; {exact_usd(amount)} was asked for."
@@ -132,107 +188,259 @@ def _reserve(user, sub_key, amount, note, token, available):
     return row, True
 
 
-def _finish(row, user, sub_key, outcome, message="", audit_note=""):
-    row.outcome = outcome
-    row.message = message
-    row.save(update_fields=["outcome", "message"])
-    audit.record(
-        user,
+def _budget_change(row):
+    before = row.budget_before
+    return {"budget": (before, None if before is None else before + row.amount)}
+
+
+def _record_event(row, outcome, message=""):
+    """The row's audit event; its token ties the two, so settling one settles both."""
+    return audit.record(
+        row.actor,
         AuditEvent.Action.TOPUP,
         outcome,
-        sub_key=sub_key,
-        changes={"budget": (sub_key.budget, sub_key.budget + row.amount)},
-        message=" ".join(part for part in (audit_note, message) if part),
-        # The row's token ties the event to its ledger line, so resolving one settles both.
+        sub_key_id=row.sub_key_id,
+        label=row.key_label,
+        key_id_short=row.key_id_short,
+        changes=_budget_change(row),
+        message=message,
         form_token=row.token,
+        actor_name=row.actor_name,
     )
 
 
-def top_up(user, sub_key, amount, note, token, available, audit_note=""):
+def _finish(row, outcome, message="", audit_note=""):
+    """Record how the move ended on its ledger row and its audit event (written now if it was not yet)."""
+    row.outcome = outcome
+    row.message = message
+    row.save(update_fields=["outcome", "message"])
+    text = " ".join(part for part in (audit_note, message) if part)
+    event = AuditEvent.objects.filter(form_token=row.token).first()
+    if event is None:
+        _record_event(row, outcome, text)
+    else:
+        audit.finish(event, outcome, message=text)
+
+
+def _read_key(sub_key_id):
+    """The key as derouter lists it now, or None when it does not list it."""
+    return next((sub_key for sub_key in client.list_sub_keys() if sub_key.id == str(sub_key_id)), None)
+
+
+def _next_sequence(sub_key_id):
+    latest = TopUp.objects.filter(sub_key_id=str(sub_key_id)).aggregate(latest=Max("sequence"))["latest"]
+    return (latest or 0) + 1
+
+
+def _send_under_lock(row, audit_note):
+    """With the key's lock held: read the budget, settle earlier moves, record, PUT once, record the outcome."""
+    try:
+        current = _read_key(row.sub_key_id)
+    except DerouterError as error:
+        failure = outcome_of_write_error(error)
+        _finish(row, Outcome.REFUSED, f"Not sent: derouter's budget for the key could not be read first ({error.message}).", audit_note)
+        if failure.needs_error_page:
+            raise
+        return
+    if current is None:
+        _finish(row, Outcome.REFUSED, "Not sent: derouter no longer lists the key.", audit_note)
+        return
+    _settle_walk(row.sub_key_id, current, timezone.now(), exclude_pk=row.pk)
+    row.budget_before = current.budget
+    row.sequence = _next_sequence(row.sub_key_id)
+    row.sent_at = timezone.now()
+    row.save(update_fields=["budget_before", "sequence", "sent_at"])
+    _record_event(row, Outcome.PENDING, audit_note)
+    try:
+        answer = client.update_sub_key(row.sub_key_id, add_budget=row.amount)
+    except DerouterError as error:
+        failure = outcome_of_write_error(error)
+        _finish(row, failure.outcome, failure.message, audit_note)
+        if failure.is_unknown:
+            # It may have happened: the worker reads the keys again so the snapshot shows the truth.
+            mirror_snapshot.record_write_answer(None)
+        if failure.needs_error_page:
+            raise
+        return
+    _finish(row, Outcome.OK, audit_note=audit_note)
+    mirror_snapshot.record_write_answer(answer)
+
+
+def top_up(user, sub_key, amount, note, token, available, audit_note="", lock_wait_seconds=MONEY_LOCK_WAIT_SECONDS):
     """Add ``amount`` to the key's budget once for this token; return a TopUpAttempt.
 
     ``available`` is the account's available balance just read: more than that is
     refused here, without asking the upstream. Raises TopUpNotAllowed over the
     user's daily cap; AuthFailed and RateLimited are recorded, then raised again
     for the error page. ``audit_note`` leads the audit event's message (what asked
-    for the top-up, e.g. a budget request).
+    for the top-up, e.g. a budget request). When another move on the key keeps its
+    lock past ``lock_wait_seconds`` nothing is sent and the row says so (refused).
+    Call it outside a transaction (the key's lock must be seen by other processes).
     """
     row, is_new = _reserve(user, sub_key, amount, note, token, available)
     if not is_new:
         return TopUpAttempt(row, repeated=True)
     if row.outcome == Outcome.REFUSED:
-        _finish(row, user, sub_key, Outcome.REFUSED, row.message, audit_note=audit_note)
+        _finish(row, Outcome.REFUSED, row.message, audit_note=audit_note)
         return TopUpAttempt(row)
     try:
-        answer = client.update_sub_key(sub_key.id, add_budget=amount)
-    except DerouterError as error:
-        failure = outcome_of_write_error(error)
-        _finish(row, user, sub_key, failure.outcome, failure.message, audit_note=audit_note)
-        if failure.is_unknown:
-            # It may have happened: the worker reads the keys again so the snapshot shows the truth.
-            mirror_snapshot.record_write_answer(None)
-        if failure.needs_error_page:
-            raise
-    else:
-        _finish(row, user, sub_key, Outcome.OK, audit_note=audit_note)
-        mirror_snapshot.record_write_answer(answer)
+        with key_lock(row.sub_key_id, lock_wait_seconds):
+            _send_under_lock(row, audit_note)
+    except KeyBusy:
+        _finish(row, Outcome.REFUSED, "Not sent: another money move on this key is under way; try again in a moment.", audit_note)
     return TopUpAttempt(row)
 
 
-# ---------------------------------------------------------------- resolving pending and unknown top-ups
+# ---------------------------------------------------------------- settling unknown and late moves
+
+
+def _sent_at(row):
+    return row.sent_at or row.created_at
 
 
 def _is_settled(row, now):
     """True once the row's request can no longer be running, so "not applied yet" means "not applied"."""
-    return (now - row.created_at).total_seconds() >= settings.WRITE_SETTLE_SECONDS
+    return (now - _sent_at(row)).total_seconds() >= settings.WRITE_SETTLE_SECONDS
+
+
+def _may_still_land(row):
+    """Moves whose landing derouter never confirmed: unknown ones, and those whose outcome was inferred."""
+    return row.outcome in UNSETTLED_OUTCOMES or row.outcome_inferred
+
+
+def _recent(now):
+    """Moves sent within LATE_WRITE_HORIZON_SECONDS: late enough writes are not looked for beyond it."""
+    horizon = now - datetime.timedelta(seconds=settings.LATE_WRITE_HORIZON_SECONDS)
+    return Q(sent_at__gte=horizon) | Q(sent_at__isnull=True, created_at__gte=horizon)
+
+
+def _open_filter(now):
+    """Moves still to settle, or settled "not applied" recently enough to land late."""
+    return Q(outcome__in=UNSETTLED_OUTCOMES) | (Q(outcome=Outcome.REFUSED, outcome_inferred=True) & _recent(now))
+
+
+def _open_rows(sub_key_id, now):
+    return TopUp.objects.filter(sub_key_id=str(sub_key_id)).filter(_open_filter(now))
+
+
+def _in_key_order(rows):
+    return rows.order_by(F("sequence").asc(nulls_first=True), "created_at", "id")
+
+
+def _landed_among(rise, candidates):
+    """The candidates whose amounts add up to ``rise``: those judged landed before first, then oldest first."""
+    if rise <= 0 or not candidates:
+        return []
+    ordered = sorted(candidates, key=lambda row: row.outcome != Outcome.OK)
+    if len(ordered) > MAX_EXHAUSTIVE_CANDIDATES:
+        return next(([row] for row in ordered if row.amount == rise), [])
+    for size in range(1, len(ordered) + 1):
+        for combination in itertools.combinations(ordered, size):
+            if sum(row.amount for row in combination) == rise:
+                return list(combination)
+    return []
+
+
+def _find_landed(chain, current_budget):
+    """Which moves of ``chain`` (in key order, each with its budget before) derouter has applied.
+
+    Between one observation of the budget and the next, it rose by the moves answered
+    "ok" plus the moves of unknown outcome that landed in between; what is left of the
+    rise after the answered ones picks out those (a rise nothing explains is not ours:
+    the reconciliation reports it).
+    """
+    landed, in_flight = [], []
+    observed, answered = chain[0].budget_before, Decimal(0)
+    for row in chain:
+        rise = row.budget_before - observed - answered
+        for found in _landed_among(rise, in_flight):
+            landed.append(found)
+            in_flight.remove(found)
+        observed, answered = row.budget_before, Decimal(0)
+        if _may_still_land(row):
+            in_flight.append(row)
+        elif row.outcome == Outcome.OK:
+            answered = row.amount
+    landed += _landed_among(current_budget - observed - answered, in_flight)
+    return landed
 
 
 def _settle(row, outcome, message):
-    """Record a resolution on the ledger row and on its audit event (written now if the request died first)."""
+    """Record an inferred outcome on the ledger row and its audit event."""
     row.outcome = outcome
+    row.outcome_inferred = True
     row.message = message
-    row.save(update_fields=["outcome", "message"])
+    row.save(update_fields=["outcome", "outcome_inferred", "message"])
     event = AuditEvent.objects.filter(form_token=row.token).first()
     if event is None:
-        event = audit.record(
-            row.actor,
-            AuditEvent.Action.TOPUP,
-            outcome,
-            sub_key_id=row.sub_key_id,
-            label=row.key_label,
-            key_id_short=row.key_id_short,
-            changes={"budget": (row.budget_before, None if row.budget_before is None else row.budget_before + row.amount)},
-            form_token=row.token,
-            actor_name=row.actor_name,
-        )
+        event = _record_event(row, outcome)
     audit.finish(event, outcome, message=message)
 
 
-def resolve_pending_topups(sub_key_id, current_key):
-    """Settle the key's pending and unknown top-ups from its budget as derouter reports it now.
+def _settle_late(row, message):
+    """A move settled "not applied" that derouter shows applied after all: applied, and an audit event says so."""
+    _settle(row, Outcome.OK, message)
+    audit.record(
+        None,
+        AuditEvent.Action.TOPUP,
+        Outcome.OK,
+        sub_key_id=row.sub_key_id,
+        label=row.key_label,
+        key_id_short=row.key_id_short,
+        changes={"outcome": (Outcome.REFUSED.value, Outcome.OK.value)},
+        message=f"Late write: the top-up of {exact_usd(row.amount)} on {row.created_at:%Y-%m-%d %H:%M} UTC was recorded "
+        f"as not applied, and derouter applied it later. Re-settled as applied. {message}",
+        actor_name=row.actor_name,
+    )
 
-    ``current_key`` is the key from derouter's list just read, or None when derouter
-    no longer lists it. Newest first: the budget now, less what later confirmed
-    top-ups added, less the budget before, tells whether this one was applied.
-    A row whose request may still be running is left for later. Returns the rows settled.
-    """
-    now = timezone.now()
-    rows = TopUp.objects.filter(sub_key_id=str(sub_key_id), outcome__in=UNSETTLED_OUTCOMES).order_by("-created_at", "-id")
+
+def _settle_walk(sub_key_id, current_key, now, exclude_pk=None):
+    """Settle the key's open moves from ``current_key``, read with the key's lock held; return the rows settled."""
+    open_rows = _open_rows(sub_key_id, now)
+    if exclude_pk is not None:
+        open_rows = open_rows.exclude(pk=exclude_pk)
+    open_rows = list(_in_key_order(open_rows))
+    if not open_rows:
+        return []
     settled = []
-    for row in rows:
-        if current_key is None or row.budget_before is None:
-            if row.outcome == Outcome.PENDING and _is_settled(row, now):
+    checked_at = f"checked {now:%Y-%m-%d %H:%M} UTC"
+    for row in open_rows:
+        if row.budget_before is None and row.outcome == Outcome.PENDING and _is_settled(row, now):
+            # Its holder never read the budget under the key's lock, so it never sent the PUT.
+            _finish(row, Outcome.REFUSED, "Not sent: the request ended before it asked derouter.")
+            settled.append(row)
+    if current_key is None:
+        for row in open_rows:
+            if row.outcome == Outcome.PENDING and row.budget_before is not None and _is_settled(row, now):
                 _settle(row, Outcome.UNKNOWN, "Cannot be checked: the key is gone from derouter. Check the account's balance.")
                 settled.append(row)
-            continue
-        added_later = TopUp.objects.filter(
-            sub_key_id=row.sub_key_id, outcome=Outcome.OK, created_at__gt=row.created_at
-        ).aggregate(total=Sum("amount"))["total"] or Decimal(0)
-        moved = current_key.budget - added_later - row.budget_before
-        checked = f"(checked {now:%Y-%m-%d %H:%M} UTC: budget {exact_usd(row.budget_before)} before, {exact_usd(current_key.budget)} now)"
-        if moved >= row.amount:
+        return settled
+    sent = [row for row in open_rows if row.budget_before is not None]
+    if not sent:
+        return settled
+    chain = [
+        row
+        for row in _in_key_order(TopUp.objects.filter(sub_key_id=str(sub_key_id), budget_before__isnull=False))
+        if row.pk != exclude_pk
+    ]
+    # From the first move whose landing is not certain (one judged landed recently may
+    # have landed later than judged): every rise since then is explained from there.
+    uncertain = {row.pk for row in sent} | set(
+        TopUp.objects.filter(sub_key_id=str(sub_key_id), outcome=Outcome.OK, outcome_inferred=True)
+        .filter(_recent(now))
+        .values_list("pk", flat=True)
+    )
+    start = next(index for index, row in enumerate(chain) if row.pk in uncertain)
+    chain = chain[start:]
+    landed = {row.pk for row in _find_landed(chain, current_key.budget)}
+    budget_now = exact_usd(current_key.budget)
+    for row in sent:
+        checked = f"({checked_at}: budget {exact_usd(row.budget_before)} before, {budget_now} now)"
+        if row.pk in landed and row.outcome == Outcome.REFUSED:
+            _settle_late(row, f"Confirmed from the key's budget {checked}.")
+        elif row.pk in landed and row.outcome != Outcome.OK:
             _settle(row, Outcome.OK, f"Confirmed from the key's budget {checked}.")
-        elif _is_settled(row, now):
+        elif row.pk not in landed and row.outcome in UNSETTLED_OUTCOMES and _is_settled(row, now):
             _settle(row, Outcome.REFUSED, f"Not applied: the key's budget did not go up by {exact_usd(row.amount)} {checked}.")
         else:
             continue
@@ -240,17 +448,52 @@ def resolve_pending_topups(sub_key_id, current_key):
     return settled
 
 
-def resolve_all_pending_topups():
-    """Settle every key's pending and unknown top-ups with one upstream call (for a periodic worker task).
+def settle_key(sub_key_id, wait_seconds=0):
+    """Settle the key's pending, unknown and late moves from its budget as derouter reports it now.
 
-    Returns the rows settled; with no unsettled rows it asks derouter nothing.
-    Raises DerouterError when derouter cannot list the keys (the task tries again next time).
+    Takes the key's lock (a move in flight on the key is left to finish: nothing is
+    settled then) and reads the key under it. Returns the rows settled; with nothing
+    open it asks derouter nothing. Raises DerouterError when derouter cannot list the keys.
     """
-    sub_key_ids = set(TopUp.objects.filter(outcome__in=UNSETTLED_OUTCOMES).values_list("sub_key_id", flat=True))
-    if not sub_key_ids:
+    if not _open_rows(sub_key_id, timezone.now()).exists():
         return []
-    sub_keys = {sub_key.id: sub_key for sub_key in client.list_sub_keys()}
-    settled = []
-    for sub_key_id in sorted(sub_key_ids):
-        settled += resolve_pending_topups(sub_key_id, sub_keys.get(sub_key_id))
-    return settled
+    try:
+        with key_lock(sub_key_id, wait_seconds):
+            return _settle_walk(sub_key_id, _read_key(sub_key_id), timezone.now())
+    except KeyBusy:
+        return []
+
+
+def _keys_with_open_rows(now):
+    return sorted(set(TopUp.objects.filter(_open_filter(now)).values_list("sub_key_id", flat=True)))
+
+
+def has_unsettled_moves():
+    """Whether any move is pending, unknown, or could still land late (the periodic settling has work)."""
+    return bool(_keys_with_open_rows(timezone.now()))
+
+
+@contextmanager
+def settling_locks():
+    """Lock every key with open moves (skipping keys a move holds now); yield ``settle_from(sub_keys)``.
+
+    Read derouter's key list inside the block, after the locks are taken, and pass it to
+    ``settle_from``: it settles the locked keys from that one list and returns the rows settled.
+    """
+    with ExitStack() as stack:
+        held = []
+        for sub_key_id in _keys_with_open_rows(timezone.now()):
+            try:
+                stack.enter_context(key_lock(sub_key_id, wait_seconds=0))
+            except KeyBusy:
+                continue
+            held.append(sub_key_id)
+
+        def settle_from(sub_keys):
+            by_id = {sub_key.id: sub_key for sub_key in sub_keys}
+            settled = []
+            for sub_key_id in held:
+                settled += _settle_walk(sub_key_id, by_id.get(sub_key_id), timezone.now())
+            return settled
+
+        yield settle_from

@@ -86,7 +86,13 @@ class TopUp(models.Model):
     note = models.CharField(max_length=200, blank=True, help_text="Invoice number, payment id.")
     outcome = models.CharField(max_length=16, choices=Outcome.choices, default=Outcome.PENDING)
     message = models.TextField(blank=True)
+    # derouter's budget for the key read just before this move's PUT, with the key's money lock held.
     budget_before = models.DecimalField(max_digits=14, decimal_places=4, null=True, blank=True)
+    # The move's place among the key's moves (taken under the key's lock): the order settlement walks.
+    sequence = models.PositiveBigIntegerField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True, help_text="When the PUT was sent.")
+    # True when the outcome was worked out from derouter's budgets rather than told by its answer.
+    outcome_inferred = models.BooleanField(default=False)
 
     class Meta:
         db_table = "dashboard_topup"
@@ -95,6 +101,7 @@ class TopUp(models.Model):
             models.Index(fields=["-created_at"], name="topup_newest"),
             models.Index(fields=["sub_key_id", "-created_at"], name="topup_by_key"),
             models.Index(fields=["actor", "created_at"], name="topup_by_actor"),
+            models.Index(fields=["sub_key_id", "sequence"], name="topup_key_order"),
         ]
 
     def __str__(self):

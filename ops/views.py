@@ -3,19 +3,23 @@
 import logging
 import secrets
 import sqlite3
+import sys
 
 import redis
 from django.conf import settings
 from django.db import DatabaseError
 from django.db.models import Max, Min
 from django.http import HttpResponse, HttpResponseNotFound, JsonResponse
+from django.template import loader
 from django.utils import timezone
+from django.views import defaults
 from django.views.decorators.http import require_GET
 from huey.contrib.djhuey import HUEY
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from mirror.models import KeySnapshot, SyncState
 from lib.metrics import exposition
+from ops.database_outage import RETRY_AFTER_SECONDS, is_database_outage
 from ops.readiness import run_checks
 
 logger = logging.getLogger(__name__)
@@ -80,3 +84,15 @@ def metrics(request):
         response["WWW-Authenticate"] = 'Bearer realm="metrics"'
         return response
     return HttpResponse(exposition(_get_scrape_time_gauges), content_type=CONTENT_TYPE_LATEST)
+
+
+def server_error(request):
+    """The answer to an unhandled error: 503 with Retry-After when the database is down, else 500.
+
+    Rendered without the request's context: the context processors read the database.
+    """
+    if is_database_outage(sys.exc_info()[1]):
+        response = HttpResponse(loader.get_template("503.html").render(), status=503)
+        response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return response
+    return defaults.server_error(request)

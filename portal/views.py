@@ -37,6 +37,7 @@ from lib.money import is_running_low
 from lib.paging import pager_for_log_page
 from mirror.reads import get_active_key_by_secret
 from portal.forms import INVALID_KEY_MESSAGE, LOG_PAGE_SIZES, LogsQueryForm, PortalLoginForm, TimeZoneForm
+from portal.language_views import restore_key_language
 from accounts.portal_sessions import (
     end_portal_session,
     get_portal_key,
@@ -148,6 +149,7 @@ def login_view(request):
             # buy an address fresh guesses at other keys.
             throttle.forgive(subject)
             start_portal_session(request, client_key)
+            restore_key_language(request, client_key)
             return redirect("portal:home")
     # The bound form never renders the key back (a password input), and a
     # malformed, wrong or deleted key all carry the same single error.

@@ -204,7 +204,7 @@ def test_an_unknown_top_up_that_could_still_land_blocks_more_money_for_the_key(s
         token=token_for("test", 1, 1), actor_name="sam", sub_key_id=created.id, amount=Decimal("3"),
         outcome=Outcome.UNKNOWN, budget_before=Decimal("2"),
     )
-    message = funding.settle_earlier_topups(get_live_key(created.id))
+    message = funding.settle_earlier_topups(created.id)
     assert "no more money moves for this key" in message
     assert TopUp.objects.get().outcome == Outcome.UNKNOWN
 
@@ -216,5 +216,5 @@ def test_an_unknown_top_up_settles_by_the_consoles_rule_once_it_cannot_land(simu
         token=token_for("test", 1, 1), actor_name="sam", sub_key_id=created.id, amount=Decimal("3"),
         outcome=Outcome.UNKNOWN, budget_before=Decimal("2"),
     )
-    assert funding.settle_earlier_topups(get_live_key(created.id)) == ""
+    assert funding.settle_earlier_topups(created.id) == ""
     assert TopUp.objects.get().outcome == Outcome.OK

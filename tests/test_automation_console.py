@@ -229,3 +229,31 @@ def test_the_key_page_links_to_rule_forms_with_the_key_chosen(owner_client, make
     assert f"/dashboard/automation/auto-topups/?key={created.id}".encode() in page.content
     form = owner_client.get(f"/dashboard/automation/auto-topups/?key={created.id}").context["form"]
     assert form["sub_key_id"].value() == created.id
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8080/hook",
+        "http://localhost/hook",
+        "http://10.0.0.8/hook",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://[::1]/hook",
+        "http://[2002:7f00:1::]/hook",
+        "http://[::ffff:127.0.0.1]/hook",
+        "http://[64:ff9b::a00:1]/hook",
+    ],
+)
+def test_a_webhook_to_a_private_address_is_refused_on_save(owner_client, settings, url):
+    settings.WEBHOOK_ALLOW_PRIVATE_TARGETS = False
+    response = owner_client.post("/dashboard/automation/webhooks/", {"url": url, "events": ["key.low"]})
+    assert response.status_code == 400
+    assert b"Webhooks go only to public addresses" in response.content
+    assert WebhookEndpoint.objects.count() == 0
+
+
+def test_a_webhook_host_that_does_not_resolve_yet_is_saved_and_checked_at_send(owner_client, settings):
+    settings.WEBHOOK_ALLOW_PRIVATE_TARGETS = False
+    response = owner_client.post("/dashboard/automation/webhooks/", {"url": "https://hooks.invalid/x", "events": ["key.low"]})
+    assert response.status_code in (200, 302)
+    assert WebhookEndpoint.objects.count() == 1

@@ -1,5 +1,6 @@
 """Webhooks: signed deliveries a README-only receiver verifies, retries, send again, refused targets."""
 
+import ipaddress
 import json
 import re
 from pathlib import Path
@@ -193,3 +194,39 @@ def test_a_top_up_with_an_unknown_outcome_is_a_write_unknown_event(owner_client,
     body = json.loads(received.body)
     assert body["type"] == "write.unknown"
     assert (body["data"]["action"], body["data"]["outcome"], body["data"]["sub_key_id"]) == ("topup", "unknown", created.id)
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "2002:7f00:1::",  # 6to4 embedding 127.0.0.1
+        "2002:a00:1::1",  # 6to4 embedding 10.0.0.1
+        "2002:a9fe:a9fe::",  # 6to4 embedding 169.254.169.254
+        "2001:0:4136:e378:8000:63bf:3fff:fdd2",  # Teredo
+        "2001::1",  # Teredo prefix
+        "::ffff:127.0.0.1",  # IPv4-mapped
+        "::ffff:10.1.2.3",
+        "::127.0.0.1",  # IPv4-compatible
+        "::ffff:0:192.168.0.1",  # IPv4-translated
+        "64:ff9b::127.0.0.1",  # NAT64, well-known prefix
+        "64:ff9b::a9fe:a9fe",
+        "64:ff9b:1::10.0.0.1",  # NAT64, local-use prefix
+    ],
+)
+def test_ipv6_forms_of_private_ipv4_addresses_are_not_public(address):
+    assert not outbound.is_public_address(ipaddress.ip_address(address))
+
+
+@pytest.mark.parametrize("address", ["8.8.8.8", "2606:4700:4700::1111", "2002:808:808::", "64:ff9b::808:808", "::ffff:8.8.8.8"])
+def test_public_addresses_and_their_ipv6_forms_stay_public(address):
+    assert outbound.is_public_address(ipaddress.ip_address(address))
+
+
+def test_a_6to4_target_embedding_loopback_is_refused_at_send_time(settings, django_capture_on_commit_callbacks):
+    settings.WEBHOOK_ALLOW_PRIVATE_TARGETS = False
+    make_endpoint("http://[2002:7f00:1::]:9/hook")
+    with django_capture_on_commit_callbacks(execute=True):
+        (delivery,) = webhooks.emit("key.created", {}, "test:6to4")
+    delivery.refresh_from_db()
+    assert delivery.status == DeliveryStatus.FAILED
+    assert delivery.last_error.startswith("Refused:")

@@ -1,10 +1,14 @@
 """White-label portal: owners set the portal's name, logo, colour, support contact, money unit and base URL."""
 
+import io
+import struct
+import zlib
 from decimal import Decimal
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
+from PIL import Image
 
 from branding.colors import contrast_ratio
 from branding.models import Branding
@@ -106,6 +110,47 @@ def test_a_logo_that_is_not_a_small_png_jpeg_or_webp_is_refused(owner_client, na
     assert response.status_code == 400
     assert message in response.content.decode()
     assert not Branding.load().has_logo
+
+
+def png_claiming(width, height, pixel_rows=b""):
+    """A PNG whose header claims width x height pixels, with as little pixel data as given."""
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(pixel_rows)) + chunk(b"IEND", b"")
+
+
+def pillow_png(width, height):
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), "#3b5bdb").save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (png_claiming(40000, 40000), "at most 2048x2048 fits"),
+        (png_claiming(4000, 4000), "4000x4000 pixels; at most 2048x2048 fits"),
+        (pillow_png(2049, 10), "2049x10 pixels; at most 2048x2048"),
+        (pillow_png(10, 3000), "10x3000 pixels; at most 2048x2048"),
+        (png_claiming(20, 20, b"\x00" * 7), "could not be read as an image"),
+        (b"\xff\xd8\xff" + b"not a jpeg at all" * 10, "could not be read as an image"),
+        (b"RIFF\x10\x00\x00\x00WEBPVP8 garbage", "could not be read as an image"),
+    ],
+)
+def test_a_logo_over_2048_pixels_a_side_or_not_decodable_is_refused(owner_client, content, message):
+    response = owner_client.post(SETTINGS_URL, {"logo_file": SimpleUploadedFile("logo.png", content)})
+    assert response.status_code == 400
+    assert message in response.content.decode()
+    assert not Branding.load().has_logo
+
+
+def test_a_logo_of_2048_pixels_a_side_is_accepted(owner_client):
+    response = owner_client.post(SETTINGS_URL, {"logo_file": SimpleUploadedFile("logo.png", pillow_png(2048, 2048))})
+    assert response.status_code == 302
+    assert Branding.load().has_logo
 
 
 def test_no_logo_is_a_404(client):

@@ -14,10 +14,11 @@ from django_htmx.http import trigger_client_event
 from accounts.roles import console_required
 from dashboard.forms import LEDGER_PAGE_SIZE, LedgerQueryForm, TopUpForm
 from dashboard.ledger_csv import CSV_COLUMNS, filtered_topups, ledger_csv_row, write_ledger_export
-from dashboard.topups import TopUpNotAllowed, find_attempt, get_cap_left_today, resolve_pending_topups, top_up
+from dashboard.topups import TopUpNotAllowed, find_attempt, get_cap_left_today, settle_key, top_up
 from dashboard.upstream import get_key_state, get_sub_key_or_404, upstream_write_deadline
 from dashboard.views import SUBKEYS_CHANGED_EVENT
 from derouter import client
+from derouter.client import DerouterError
 from exports.models import Export
 from ledger.formtokens import TokenUsedElsewhere
 from ledger.models import Outcome, TopUp
@@ -98,8 +99,11 @@ def key_topup(request, sub_key_id):
     except TokenUsedElsewhere as refusal:
         return _render_token_refusal(request, refusal)
     if earlier is not None:
-        # A resubmitted form whose first attempt is unsettled: settle it from the budget read just now.
-        resolve_pending_topups(sub_key.id, sub_key)
+        # A resubmitted form whose first attempt is unsettled: settle it from the budget derouter reports now.
+        try:
+            settle_key(sub_key.id)
+        except DerouterError:
+            pass
         earlier.refresh_from_db()
         return _render_result(request, sub_key, earlier, repeated=True, current_key=sub_key)
     if "edit" in request.POST:

@@ -1,5 +1,6 @@
 """Test controls under /_sim/: health, injected faults and injected usage rows (the last two need --faults)."""
 
+import random
 import re
 import secrets
 import threading
@@ -10,7 +11,14 @@ from .api import NONE, ApiError, Route, bad_request, parse_decimal, parse_money
 from .management import log_item
 from .store import NotFound, UsageRow, now_iso
 
-FAULT_MODES = ("slow", "error", "nonjson", "drop")
+FAULT_MODES = ("slow", "error", "nonjson", "drop", "cloudflare", "applied-then-cloudflare", "applied-then-drop")
+# Faults acted out after the request was processed: the write happened, the answer is lost.
+AFTER_MODES = ("applied-then-cloudflare", "applied-then-drop")
+CLOUDFLARE_STATUSES = (401, 403, 429, 520, 521, 522, 523, 524)
+CLOUDFLARE_TITLES = {
+    401: "Access denied", 403: "Just a moment...", 520: "Web server is returning an unknown error",
+    521: "Web server is down", 522: "Connection timed out", 523: "Origin is unreachable", 524: "A timeout occurred",
+}
 TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z")
 
 
@@ -40,8 +48,15 @@ class FaultRules:
             raise bad_request("status must be an HTTP status code")
         if isinstance(times, bool) or not isinstance(times, int) or times < 0:
             raise bad_request("times must be a non-negative integer (0 = until cleared)")
+        if mode in ("cloudflare", "applied-then-cloudflare"):
+            status = body.get("status", 524)
+            if status not in CLOUDFLARE_STATUSES:
+                raise bad_request(f"a Cloudflare fault's status is one of {CLOUDFLARE_STATUSES}")
+        retry_after = body.get("retry_after", 2)
+        if isinstance(retry_after, bool) or not isinstance(retry_after, int) or retry_after < 0:
+            raise bad_request("retry_after must be a non-negative integer (seconds)")
         rule = {"mode": mode, "path": path, "method": method.upper() if method else None,
-                "delay": delay, "status": status, "times": times}
+                "delay": delay, "status": status, "times": times, "retry_after": retry_after}
         with self._lock:
             self._rules.append(rule)
         return rule
@@ -70,11 +85,18 @@ class FaultRules:
 
 
 def act_out_fault(request, rule):
-    """Act out a fault rule on the request; return True if the request must not be processed."""
+    """Act out a fault rule on the request; return True if the request must not be processed.
+
+    The applied-then modes let the request be processed; act_out_after_fault answers it.
+    """
+    if rule["mode"] in AFTER_MODES:
+        return False
     if rule["mode"] == "slow":
         time.sleep(float(rule["delay"]))
         return False
-    if rule["mode"] == "error":
+    if rule["mode"] == "cloudflare":
+        send_cloudflare_answer(request, rule["status"], rule["retry_after"])
+    elif rule["mode"] == "error":
         request.send_json(rule["status"], {"error": "Simulated server error"})
     elif rule["mode"] == "nonjson":
         request.send_bytes(200, b"<html><body><h1>Bad gateway</h1><p>Simulated non-JSON answer.</p></body></html>",
@@ -82,6 +104,40 @@ def act_out_fault(request, rule):
     else:  # drop: no answer at all; the connection closes once the handler returns
         request.close_connection = True
     return True
+
+
+def act_out_after_fault(request, rule):
+    """Lose the answer of a processed request: a Cloudflare page instead, or no answer at all."""
+    if rule["mode"] == "applied-then-cloudflare":
+        send_cloudflare_answer(request, rule["status"], rule["retry_after"])
+    else:
+        request.close_connection = True
+
+
+def send_cloudflare_answer(request, status, retry_after=2):
+    """Answer as Cloudflare in front of derouter does: an HTML page, or 1015's plain text for a 429."""
+    headers = {"CF-RAY": secrets.token_hex(8) + "-FRA"}
+    if status == 429:
+        headers["Retry-After"] = str(retry_after)
+        request.send_bytes(429, b"error code: 1015", "text/plain; charset=UTF-8", headers)
+        return
+    if status == 403:
+        headers["cf-mitigated"] = "challenge"
+    title = CLOUDFLARE_TITLES[status]
+    page = (f'<!DOCTYPE html><html lang="en-US"><head><title>cf-api.derouter.ai | {status}: {title}</title></head>'
+            f'<body><div id="cf-error-details"><h1>{title}</h1><span>Error code {status}</span>'
+            f'<p>Cloudflare Ray ID: {headers["CF-RAY"][:16]}</p></div></body></html>')
+    request.send_bytes(status, page.encode(), "text/html; charset=UTF-8", headers)
+
+
+def random_cloudflare_fault(method):
+    """A fault rule Cloudflare might play on a request (runsim --cloudflare-faults)."""
+    choices = [("cloudflare", 403), ("cloudflare", 429), ("cloudflare", 520), ("cloudflare", 522),
+               ("cloudflare", 524)]
+    if method != "GET":
+        choices.append(("applied-then-cloudflare", 524))
+    mode, status = random.choice(choices)
+    return {"mode": mode, "status": status, "retry_after": 1}
 
 
 def health(request, caller, query):
@@ -139,7 +195,12 @@ def inject_usage(request, caller, query):
     return {"ok": True, "row": log_item(row)}
 
 
+def conventions(request, caller, query):
+    return {"conventions": request.server.conventions.as_dict()}
+
+
 HEALTH_ROUTE = Route(re.compile(r"/_sim/health"), {"GET": health}, NONE)
+CONVENTIONS_ROUTE = Route(re.compile(r"/_sim/conventions"), {"GET": conventions}, NONE)
 FAULT_ROUTES = (
     Route(re.compile(r"/_sim/faults"), {"GET": list_faults, "POST": add_fault, "DELETE": clear_faults}, NONE),
     Route(re.compile(r"/_sim/usage"), {"POST": inject_usage}, NONE),

@@ -18,8 +18,10 @@ from .api import (
     parse_decimal,
     parse_money,
 )
+from .conventions import APPLIED, FIXED_CONCURRENT_LIMIT, FIXED_RPM_LIMIT, IGNORED, REFUSED
 from .store import (
     MULTIPLIER_SCALE,
+    BudgetTooSmall,
     InsufficientBalance,
     NotFound,
     display_money,
@@ -93,16 +95,22 @@ def parse_page(query):
     return page, limit
 
 
-def key_item(key):
-    """A Client Key in the list-item shape of GET /sub-keys."""
+def key_item(key, conventions):
+    """A Client Key in the list-item shape of GET /sub-keys, its amounts in the convention's units."""
+    if conventions.amounts == "real":
+        budget, spent = fixed_point(key.budget, 6), fixed_point(key.spent, 6)
+        remaining = fixed_point(key.remaining, 6)
+    else:  # each rounded in the customer's units, remaining their difference so the three agree
+        budget, spent = conventions.to_wire(key.budget, key.multiplier), conventions.to_wire(key.spent, key.multiplier)
+        remaining = budget - spent
     return {
         "id": key.id,
         "label": key.label,
         "keyId": key.key_id,
         "key": key.secret,
-        "budgetVirtual": fixed_point(key.budget, 6),
-        "spentVirtual": fixed_point(key.spent, 6),
-        "remainingVirtual": fixed_point(key.remaining, 6),
+        "budgetVirtual": budget,
+        "spentVirtual": spent,
+        "remainingVirtual": remaining,
         "rpmLimit": key.rpm_limit,
         "concurrentLimit": key.concurrent_limit,
         "displayMultiplier": fixed_point(key.multiplier, 4),
@@ -159,54 +167,88 @@ def get_balance(request, caller, query):
 
 
 def list_keys(request, caller, query):
-    return {"subKeys": [key_item(key) for key in request.server.store.list_keys()]}
+    conventions = request.server.conventions
+    return {"subKeys": [key_item(key, conventions) for key in request.server.store.list_keys()]}
 
 
 def create_key(request, caller, query):
+    conventions = request.server.conventions
     body = request.json_body()
     if "budgetVirtual" not in body:
         raise bad_request("budgetVirtual is required")
-    budget = parse_money(body["budgetVirtual"], "budgetVirtual")
+    wire_budget = parse_money(body["budgetVirtual"], "budgetVirtual")
     given = optional_fields(body, ("label", "rpmLimit", "displayMultiplier"))
     label = parse_label(given.get("label", ""))
     rpm_limit = parse_rpm_limit(given.get("rpmLimit", DEFAULT_RPM_LIMIT))
     multiplier = parse_multiplier(given.get("displayMultiplier", 1))
+    concurrent_limit = DEFAULT_CONCURRENT_LIMIT
+    if conventions.fixed_limits:
+        rpm_limit, concurrent_limit = FIXED_RPM_LIMIT, FIXED_CONCURRENT_LIMIT
+    if conventions.multiplier_at_creation == IGNORED:
+        multiplier = MULTIPLIER_SCALE
+    budget = conventions.from_wire(wire_budget, multiplier)
+    if budget <= 0:
+        raise bad_request("budgetVirtual must be greater than 0")
     secret = "sk-ant-" + secrets.token_urlsafe(30)
     try:
         key = request.server.store.create_key(str(uuid.uuid4()), secret, label, budget, rpm_limit,
-                                              DEFAULT_CONCURRENT_LIMIT, multiplier)
+                                              concurrent_limit, multiplier)
     except InsufficientBalance as error:
         raise bad_request("Insufficient available balance for budgetVirtual") from error
-    item = key_item(key)
+    item = key_item(key, conventions)
     return {field: item[field] for field in ("id", "key", "keyId", "label", "budgetVirtual", "rpmLimit",
                                              "concurrentLimit", "displayMultiplier", "createdAt")}
 
 
 def update_key(request, caller, query, key_id):
-    given = optional_fields(request.json_body(), ("label", "rpmLimit", "addBudgetVirtual", "displayMultiplier"))
+    conventions = request.server.conventions
+    given = optional_fields(request.json_body(), ("label", "rpmLimit", "addBudgetVirtual", "reduceBudgetVirtual",
+                                                  "displayMultiplier"))
+    if "displayMultiplier" in given and conventions.multiplier_after_creation == REFUSED:
+        raise bad_request("displayMultiplier cannot be changed after the key is created")
+    if "reduceBudgetVirtual" in given and conventions.reclaim == REFUSED:
+        raise bad_request("Unrecognized key in body: reduceBudgetVirtual")
+    try:
+        key = request.server.store.active_key(key_id)
+    except NotFound as error:
+        raise ApiError(404, "Sub-key not found") from error
     changes = {}
     if "label" in given:
         changes["label"] = parse_label(given["label"])
     if "rpmLimit" in given:
-        changes["rpm_limit"] = parse_rpm_limit(given["rpmLimit"])
+        rpm_limit = parse_rpm_limit(given["rpmLimit"])
+        if not conventions.fixed_limits:
+            changes["rpm_limit"] = rpm_limit
+    # Amounts in the customer's units are converted at the multiplier the key has before this write.
     if "addBudgetVirtual" in given:
-        changes["add_budget"] = parse_money(given["addBudgetVirtual"], "addBudgetVirtual")
+        wire = parse_money(given["addBudgetVirtual"], "addBudgetVirtual")
+        changes["add_budget"] = max(1, conventions.from_wire(wire, key.multiplier))
+    if "reduceBudgetVirtual" in given:
+        wire = parse_money(given["reduceBudgetVirtual"], "reduceBudgetVirtual")
+        if conventions.reclaim == APPLIED:
+            changes["reduce_budget"] = max(1, conventions.from_wire(wire, key.multiplier))
     if "displayMultiplier" in given:
-        changes["multiplier"] = parse_multiplier(given["displayMultiplier"])
+        multiplier = parse_multiplier(given["displayMultiplier"])
+        if conventions.multiplier_after_creation == APPLIED:
+            changes["multiplier"] = multiplier
     try:
-        return key_item(request.server.store.update_key(key_id, **changes))
+        return key_item(request.server.store.update_key(key_id, **changes), conventions)
     except NotFound as error:
         raise ApiError(404, "Sub-key not found") from error
     except InsufficientBalance as error:
         raise bad_request("Insufficient available balance for addBudgetVirtual") from error
+    except BudgetTooSmall as error:
+        raise bad_request("reduceBudgetVirtual exceeds the key's remaining budget") from error
 
 
 def delete_key(request, caller, query, key_id):
     try:
+        key = request.server.store.active_key(key_id)
         refunded = request.server.store.delete_key(key_id)
     except NotFound as error:
         raise ApiError(404, "Sub-key not found") from error
-    return {"success": True, "id": key_id, "refundedVirtual": micro_to_decimal(refunded)}
+    return {"success": True, "id": key_id,
+            "refundedVirtual": request.server.conventions.to_wire(refunded, key.multiplier)}
 
 
 def account_usage_logs(request, caller, query):

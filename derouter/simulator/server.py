@@ -8,6 +8,7 @@ Standard library only, so it runs without Django.
 
 import argparse
 import os
+import random
 import re
 import secrets
 import signal
@@ -16,6 +17,7 @@ import sqlite3
 import sys
 import tempfile
 import threading
+import time
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
@@ -36,6 +38,7 @@ from .api import (
     parse_json_body,
 )
 from .controls import FaultRules
+from .conventions import APPLIED, CUSTOMER, IGNORED, REAL, REFUSED, WRITE_ANSWERS, Conventions
 from .inference import Limiter
 from .store import InsufficientBalance, Store, decimal_to_micro
 
@@ -140,8 +143,12 @@ class SimulatorHandler(BaseHTTPRequestHandler):
         route = None
         try:
             self._raw_body = self._read_body()
-            if not path.startswith("/_sim/") and self._apply_fault(method, path):
-                return
+            fault = None
+            if not path.startswith("/_sim/"):
+                self.server.wait_latency()
+                fault = self._take_fault(method, path)
+                if fault is not None and controls.act_out_fault(self, fault):
+                    return
             route, match = self._find_route(path)
             if method == "OPTIONS":
                 self._send_options(route)
@@ -151,9 +158,18 @@ class SimulatorHandler(BaseHTTPRequestHandler):
                 raise ApiError(405, f"Method {method} not allowed", headers={"Allow": allowed_methods(route)})
             caller = self._authenticate(route)
             # Blank parameters (page=&accountOnly=) are dropped: they count as not given.
-            result = handler(self, caller=caller, query=parse_qs(parts.query), **match.groupdict())
+            answer_lost = fault is not None and fault["mode"] in controls.AFTER_MODES
+            try:
+                result = handler(self, caller=caller, query=parse_qs(parts.query), **match.groupdict())
+            except ApiError:
+                if not answer_lost:
+                    raise
+                result = None
+            if answer_lost:
+                controls.act_out_after_fault(self, fault)
+                return
             if result is not None:
-                self.send_json(200, result)
+                self._send_result(method, route, result)
         except ApiError as error:
             self._send_error(error, openai=route is not None and route.openai)
         except sqlite3.Error:
@@ -195,7 +211,7 @@ class SimulatorHandler(BaseHTTPRequestHandler):
         return data
 
     def _find_route(self, path):
-        routes = ROUTES + (controls.HEALTH_ROUTE,)
+        routes = ROUTES + (controls.HEALTH_ROUTE, controls.CONVENTIONS_ROUTE)
         if self.server.faults is not None:
             routes += controls.FAULT_ROUTES
         for route in routes:
@@ -204,12 +220,27 @@ class SimulatorHandler(BaseHTTPRequestHandler):
                 return route, match
         raise ApiError(404, "Not found", code="not_found")
 
-    def _apply_fault(self, method, path):
-        """Act out an injected fault; return True if the request must not be processed."""
-        if self.server.faults is None:
-            return False
-        rule = self.server.faults.take(method, path)
-        return rule is not None and controls.act_out_fault(self, rule)
+    def _take_fault(self, method, path):
+        """The injected fault rule for this request, a random Cloudflare fault (--cloudflare-faults), or None."""
+        rule = self.server.faults.take(method, path) if self.server.faults is not None else None
+        rate = self.server.conventions.cloudflare_faults
+        if rule is None and rate and random.random() < rate:
+            rule = controls.random_cloudflare_fault(method)
+        return rule
+
+    def _send_result(self, method, route, result):
+        """A successful answer: 200 with JSON, or a write answered as the conventions say (201/204)."""
+        if route.openai or method == "GET":
+            self.send_json(200, result)
+            return
+        status, with_body = self.server.conventions.write_status(method)
+        if with_body:
+            self.send_json(status, result)
+        else:
+            self.send_response(status)
+            if status != 204:
+                self.send_header("Content-Length", "0")
+            self.end_headers()
 
     def _send_options(self, route):
         """Answer OPTIONS on a known path with the methods it accepts; no key needed."""
@@ -267,13 +298,26 @@ class SimulatorServer(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 128  # bursts of concurrent test requests must not overflow the backlog
 
-    def __init__(self, address, store, account_key, faults, verbose=False):
+    def __init__(self, address, store, account_key, faults, verbose=False, latency_ms=0, jitter_ms=0,
+                 conventions=None):
         super().__init__(address, SimulatorHandler)
+        self.conventions = conventions or Conventions()
         self.store = store
         self.account_key = account_key
         self.faults = FaultRules() if faults else None
         self.limiter = Limiter()
         self.verbose = verbose
+        self.latency_ms = latency_ms
+        self.jitter_ms = jitter_ms
+
+    def wait_latency(self):
+        """Hold this request for the configured distance: N ms, give or take up to M ms.
+
+        Each request sleeps in its own thread, so concurrent requests overlap as over a real network.
+        """
+        delay_ms = self.latency_ms + random.uniform(-self.jitter_ms, self.jitter_ms)
+        if delay_ms > 0:
+            time.sleep(delay_ms / 1000)
 
     def handle_error(self, request, client_address):
         # A client hanging up early (timeouts, dropped streams) is routine here, not a fault.
@@ -293,11 +337,19 @@ def parse_starting_balance(value):
     return decimal_to_micro(amount)
 
 
+def check_latency(latency_ms, jitter_ms):
+    """Refuse a latency or jitter that is negative or absurd (over ten minutes)."""
+    for name, value in (("--latency-ms", latency_ms), ("--jitter-ms", jitter_ms)):
+        if not 0 <= value <= 600_000:
+            raise ConfigError(f"{name} must be between 0 and 600000 milliseconds")
+
+
 def make_server(host, port, account_key, balance, state_path, demo=False, seed_keys=0, faults=False,
-                verbose=False, seed_usage_rows=0):
+                verbose=False, seed_usage_rows=0, latency_ms=0, jitter_ms=0, conventions=None):
     """Open (or create and seed) the state file and return a bound, not yet serving, server."""
     if not account_key:
         raise ConfigError("an account key is required (--account-key or DEROUTER_ACCOUNT_KEY)")
+    check_latency(latency_ms, jitter_ms)
     starting_balance = parse_starting_balance(balance)
 
     def seed_new_state(conn):
@@ -313,7 +365,7 @@ def make_server(host, port, account_key, balance, state_path, demo=False, seed_k
         store.initialize(starting_balance, seed_new_state)
     except InsufficientBalance as error:
         raise ConfigError(f"the balance cannot fund {seed_keys} load-test keys") from error
-    return SimulatorServer((host, port), store, account_key, faults, verbose)
+    return SimulatorServer((host, port), store, account_key, faults, verbose, latency_ms, jitter_ms, conventions)
 
 
 def _interrupt(signum, frame):
@@ -321,10 +373,10 @@ def _interrupt(signum, frame):
 
 
 def serve(host, port, account_key, balance, state_path, demo=False, seed_keys=0, faults=False, verbose=False,
-          seed_usage_rows=0):
+          seed_usage_rows=0, latency_ms=0, jitter_ms=0, conventions=None):
     """Run the simulator until SIGTERM or Ctrl-C; announce the address on stdout first."""
     server = make_server(host, port, account_key, balance, state_path, demo, seed_keys, faults, verbose,
-                         seed_usage_rows)
+                         seed_usage_rows, latency_ms, jitter_ms, conventions)
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _interrupt) if in_main_thread else None
     try:
@@ -357,6 +409,36 @@ def add_cli_arguments(parser):
                         help='seed one key, "Load Test heavy", with N usage rows over 30 days (new state only)')
     parser.add_argument("--faults", action="store_true", help="enable /_sim/faults and /_sim/usage")
     parser.add_argument("--verbose", action="store_true", help="log every request to stderr")
+    parser.add_argument("--latency-ms", type=int, default=0, metavar="N",
+                        help="delay every answer of the API and inference by N milliseconds, as a distant "
+                             "derouter would (each request waits in its own thread, so concurrent ones overlap; "
+                             "/_sim/ controls are not delayed)")
+    parser.add_argument("--jitter-ms", type=int, default=0, metavar="M",
+                        help="vary each delay uniformly by up to M milliseconds either way (never below 0)")
+    played = parser.add_argument_group(
+        "conventions", "play a derouter that differs from the reference's reading (see derouter-public-pages.md)")
+    played.add_argument("--amounts", choices=(REAL, CUSTOMER), default=REAL,
+                        help="units of budgetVirtual/spentVirtual/remainingVirtual/addBudgetVirtual/"
+                             "reduceBudgetVirtual/refundedVirtual: real dollars (default), or the customer's "
+                             "(real times the key's displayMultiplier: $100 at 1.25x debits $80)")
+    played.add_argument("--multiplier-at-creation", choices=(APPLIED, IGNORED), default=APPLIED,
+                        help="displayMultiplier in POST /sub-keys: applied (default) or ignored (the key is 1x)")
+    played.add_argument("--multiplier-after-creation", choices=(APPLIED, IGNORED, REFUSED), default=APPLIED,
+                        help="displayMultiplier in PUT /sub-keys/:id: applied (default), ignored (200, unchanged) "
+                             "or refused (400)")
+    played.add_argument("--fixed-limits", action="store_true",
+                        help="rate limits fixed at 60 rpm / 5 concurrent: rpmLimit in POST and PUT is ignored")
+    played.add_argument("--write-answers", choices=WRITE_ANSWERS, default="reference",
+                        help="successful writes answer: reference (200 with JSON, default), created (POST 201 "
+                             "with JSON, PUT and DELETE 204 without body) or empty (201/204, never a body)")
+    played.add_argument("--reclaim", choices=(APPLIED, IGNORED, REFUSED), default=APPLIED,
+                        help="reduceBudgetVirtual in PUT /sub-keys/:id (takes unspent budget back to the "
+                             "balance): applied (default), ignored (200, unchanged) or refused (400)")
+    played.add_argument("--cloudflare-faults", default="0", metavar="SHARE",
+                        help="answer this share (0 to 1) of API requests as Cloudflare in front of derouter "
+                             "may: HTML 403 challenge, 429 'error code: 1015' with Retry-After, HTML 520/522/524, "
+                             "and for writes also a 524 sent after the write was applied. The same faults can "
+                             "be injected one by one with --faults (modes cloudflare, applied-then-cloudflare)")
 
 
 def serve_from_options(options):
@@ -374,6 +456,28 @@ def serve_from_options(options):
         faults=options["faults"],
         verbose=options["verbose"],
         seed_usage_rows=options["seed_usage_rows"],
+        latency_ms=options["latency_ms"],
+        jitter_ms=options["jitter_ms"],
+        conventions=conventions_from_options(options),
+    )
+
+
+def conventions_from_options(options):
+    """The Conventions the CLI options ask for; ConfigError on an unusable share of Cloudflare faults."""
+    try:
+        share = Decimal(str(options["cloudflare_faults"]))
+    except ArithmeticError:
+        share = Decimal(-1)
+    if not share.is_finite() or not 0 <= share <= 1:
+        raise ConfigError("--cloudflare-faults must be a number from 0 to 1")
+    return Conventions(
+        amounts=options["amounts"],
+        multiplier_at_creation=options["multiplier_at_creation"],
+        multiplier_after_creation=options["multiplier_after_creation"],
+        fixed_limits=options["fixed_limits"],
+        write_answers=options["write_answers"],
+        reclaim=options["reclaim"],
+        cloudflare_faults=share,
     )
 
 

@@ -128,6 +128,10 @@ class InsufficientBalance(Exception):
     """The account's available balance cannot cover the requested amount."""
 
 
+class BudgetTooSmall(Exception):
+    """A Client Key's remaining budget cannot give back the requested amount."""
+
+
 def micro_to_decimal(micro):
     """Return an integer micro-dollar amount as an exact Decimal of dollars."""
     return Decimal(micro).scaleb(-6)
@@ -304,13 +308,21 @@ class Store:
             )
             return _active_key(conn, key_id)
 
-    def update_key(self, key_id, label=None, rpm_limit=None, add_budget=None, multiplier=None):
-        """Apply the given changes to an active Client Key and return it updated."""
+    def update_key(self, key_id, label=None, rpm_limit=None, add_budget=None, multiplier=None, reduce_budget=None):
+        """Apply the given changes to an active Client Key and return it updated.
+
+        reduce_budget (reclaim) takes part of the unspent budget back to the available balance.
+        """
         with self.transaction() as conn:
-            _active_key(conn, key_id)
+            key = _active_key(conn, key_id)
             if add_budget is not None:
                 lock_funds(conn, add_budget)
                 conn.execute("UPDATE sub_keys SET budget = budget + ? WHERE id = ?", (add_budget, key_id))
+            if reduce_budget is not None:
+                if reduce_budget > key.remaining + (add_budget or 0):
+                    raise BudgetTooSmall(reduce_budget)
+                conn.execute("UPDATE sub_keys SET budget = budget - ? WHERE id = ?", (reduce_budget, key_id))
+                conn.execute("UPDATE account SET locked = locked - ?", (reduce_budget,))
             for column, value in (("label", label), ("rpm_limit", rpm_limit), ("multiplier", multiplier)):
                 if value is not None:
                     conn.execute(f"UPDATE sub_keys SET {column} = ? WHERE id = ?", (value, key_id))

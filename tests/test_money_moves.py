@@ -1,0 +1,203 @@
+"""The one road for money: moves on one key are serialized by a lock across processes, and settle right under any interleaving."""
+
+import os
+import subprocess
+import sys
+import threading
+import uuid
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from automation import actors
+from dashboard import keywrites, topups
+from ledger.models import AuditEvent, Outcome, TopUp
+from derouter import client
+from work.models import Lease
+from tests.helpers import ROOT, budget_of, database_url_for_subprocesses, eventually
+
+
+def live_key(sub_key_id):
+    return next(sub_key for sub_key in client.list_sub_keys() if sub_key.id == sub_key_id)
+
+
+def move(sub_key, amount, **options):
+    """A top-up by the worker (no daily cap), as automation makes them."""
+    return topups.top_up(
+        actors.WorkerActor("test"), sub_key, Decimal(amount), "test", uuid.uuid4(), Decimal(10**6), **options
+    ).topup
+
+
+def ledger_net(sub_key_id):
+    return sum((row.amount for row in TopUp.objects.filter(sub_key_id=sub_key_id, outcome=Outcome.OK)), Decimal(0))
+
+
+@pytest.mark.django_db
+def test_a_move_reads_the_budget_before_under_the_lock_not_from_the_callers_stale_read(simulator, make_key, settings):
+    created = make_key("10", label="Stale read")
+    stale = live_key(created.id)  # both pages were opened while the budget was $10
+    fast = move(stale, "2")
+    simulator.inject("drop", path=f"/sub-keys/{created.id}", method="PUT", times=1)
+    lost = move(stale, "2")
+    assert (fast.outcome, lost.outcome) == (Outcome.OK, Outcome.UNKNOWN)
+    assert (fast.budget_before, lost.budget_before) == (Decimal(10), Decimal(12))
+
+    settings.WRITE_SETTLE_SECONDS = 0
+    keywrites.resolve_unsettled_writes()
+
+    lost.refresh_from_db()
+    assert lost.outcome == Outcome.REFUSED and lost.message.startswith("Not applied")
+    assert budget_of(created.id) == Decimal(12)
+    assert ledger_net(created.id) == budget_of(created.id) - Decimal(10)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_overlapping_moves_on_one_key_are_serialized_and_each_settles_against_its_own_read(simulator, make_key, settings):
+    created = make_key("10", label="Overlap")
+    stale = live_key(created.id)
+    # The first PUT is slow and its answer never comes in time; derouter applies it anyway.
+    settings.DEROUTER_READ_TIMEOUT = 1
+    simulator.inject("slow", path=f"/sub-keys/{created.id}", method="PUT", delay=2, times=1)
+    rows, started = {}, threading.Event()
+
+    def run(name, amount):
+        try:
+            if name == "fast":
+                started.wait(5)
+            rows[name] = move(stale, amount)
+        finally:
+            connection.close()
+
+    slow = threading.Thread(target=run, args=("slow", "2"))
+    fast = threading.Thread(target=run, args=("fast", "3"))
+    slow.start()
+    eventually(lambda: Lease.objects.filter(name=topups.lock_name(created.id)).exists())
+    started.set()
+    fast.start()
+    slow.join()
+    fast.join()
+
+    assert rows["slow"].outcome == Outcome.UNKNOWN
+    assert rows["fast"].outcome == Outcome.OK
+    # The fast move waited for the slow one's lock, then read the budget itself.
+    assert rows["fast"].sequence == rows["slow"].sequence + 1
+    assert rows["slow"].budget_before == Decimal(10)
+    assert rows["fast"].budget_before in (Decimal(10), Decimal(12))
+    eventually(lambda: budget_of(created.id) == Decimal(15))
+
+    settings.WRITE_SETTLE_SECONDS = 0
+    keywrites.resolve_unsettled_writes()
+    assert {row.outcome for row in TopUp.objects.filter(sub_key_id=created.id)} == {Outcome.OK}
+    assert ledger_net(created.id) == Decimal(5)
+
+
+@pytest.mark.django_db
+def test_unknown_moves_landing_at_different_times_are_told_apart_by_amount(simulator, make_key, settings):
+    created = make_key("10", label="Three moves")
+    sub_key = live_key(created.id)
+    settings.DEROUTER_READ_TIMEOUT = 0.5
+    simulator.inject("drop", path=f"/sub-keys/{created.id}", method="PUT", times=1)
+    dropped = move(sub_key, "2")
+    simulator.inject("slow", path=f"/sub-keys/{created.id}", method="PUT", delay=1.5, times=1)
+    late = move(sub_key, "3")
+    answered = move(sub_key, "5")
+    assert [row.outcome for row in (dropped, late, answered)] == [Outcome.UNKNOWN, Outcome.UNKNOWN, Outcome.OK]
+    eventually(lambda: budget_of(created.id) == Decimal(18))
+
+    settings.WRITE_SETTLE_SECONDS = 0
+    topups.settle_key(created.id)
+
+    for row in (dropped, late):
+        row.refresh_from_db()
+    assert (dropped.outcome, late.outcome) == (Outcome.REFUSED, Outcome.OK)
+    assert ledger_net(created.id) == Decimal(8)
+
+
+@pytest.mark.django_db
+def test_a_late_write_settled_not_applied_is_resettled_as_applied_with_an_audit_event(simulator, make_key, settings):
+    created = make_key("10", label="Late")
+    settings.DEROUTER_READ_TIMEOUT = 0.5
+    simulator.inject("slow", path=f"/sub-keys/{created.id}", method="PUT", delay=2, times=1)
+    row = move(live_key(created.id), "2")
+    assert row.outcome == Outcome.UNKNOWN
+
+    # Settled before derouter got round to it: "not applied".
+    settings.WRITE_SETTLE_SECONDS = 0
+    keywrites.resolve_unsettled_writes()
+    row.refresh_from_db()
+    assert row.outcome == Outcome.REFUSED and row.outcome_inferred
+
+    eventually(lambda: budget_of(created.id) == Decimal(12))
+    keywrites.resolve_unsettled_writes()
+
+    row.refresh_from_db()
+    assert row.outcome == Outcome.OK
+    assert AuditEvent.objects.get(form_token=row.token).outcome == Outcome.OK
+    late = AuditEvent.objects.get(action=AuditEvent.Action.TOPUP, form_token__isnull=True, sub_key_id=created.id)
+    assert late.message.startswith("Late write: the top-up of $2.00")
+    assert "Re-settled as applied" in late.message
+    assert ledger_net(created.id) == Decimal(2)
+
+
+# Takes a key's money lock the way a move does, then waits to be killed: it never releases it.
+HOLD_MONEY_LOCK = """
+import os, sys
+import django
+os.environ["DJANGO_SETTINGS_MODULE"] = "tests.settings"
+django.setup()
+from dashboard import topups
+lock = topups.key_lock(sys.argv[1])
+lock.__enter__()
+print("held", flush=True)
+sys.stdin.read()
+"""
+
+
+def _expire_lock(sub_key_id):
+    """Move the lock's expiry into the past, as if its lease time had gone by."""
+    expired = Lease.objects.filter(name=topups.lock_name(sub_key_id)).update(expires_at=timezone.now() - timedelta(hours=1))
+    assert expired == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_keys_lock_holds_across_processes_and_a_killed_holders_lock_expires(simulator, make_key):
+    created = make_key("10", label="Locked elsewhere")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_MONEY_LOCK, created.id],
+        cwd=ROOT, env={**os.environ, "DATABASE_URL": database_url_for_subprocesses()},
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    try:
+        assert holder.stdout.readline().strip() == b"held", holder.stderr.read().decode()[-2000:]
+        busy = move(live_key(created.id), "2", lock_wait_seconds=0.5)
+    finally:
+        holder.kill()  # SIGKILL: the lock stays behind until it expires
+        holder.wait()
+
+    assert busy.outcome == Outcome.REFUSED and "another money move on this key" in busy.message
+    assert busy.budget_before is None  # nothing was read, nothing was sent
+    assert budget_of(created.id) == Decimal(10)
+    assert AuditEvent.objects.get(form_token=busy.token).outcome == Outcome.REFUSED
+
+    _expire_lock(created.id)
+    taken_over = move(live_key(created.id), "2")
+    assert taken_over.outcome == Outcome.OK and budget_of(created.id) == Decimal(12)
+    assert not Lease.objects.filter(name=topups.lock_name(created.id)).exists()
+
+
+@pytest.mark.django_db
+def test_settling_leaves_a_key_alone_while_a_move_holds_its_lock(simulator, make_key, settings):
+    created = make_key("10", label="In flight")
+    settings.DEROUTER_READ_TIMEOUT = 0.5
+    simulator.inject("drop", path=f"/sub-keys/{created.id}", method="PUT", times=1)
+    row = move(live_key(created.id), "2")
+    settings.WRITE_SETTLE_SECONDS = 0
+    with topups.key_lock(created.id):
+        assert topups.settle_key(created.id) == []
+    row.refresh_from_db()
+    assert row.outcome == Outcome.UNKNOWN
+    assert [settled.pk for settled in topups.settle_key(created.id)] == [row.pk]
+
