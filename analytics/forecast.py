@@ -10,6 +10,8 @@ from decimal import ROUND_FLOOR, Decimal
 
 from django.db.models import Case, DecimalField, F, OuterRef, Q, Subquery, Sum, Value, When
 from django.db.models.functions import Coalesce
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from analytics.figures import ZERO, today_utc
 from mirror.models import DailyRollup, KeySnapshot
@@ -215,13 +217,13 @@ def get_account_forecast(available, today=None, burns=None, remaining=None, own_
 def describe_days_left(days):
     """How long money lasts, in words: "about 4 days", "less than a day", "not at this rate"."""
     if days is None:
-        return "not at this rate"
+        return _("not at this rate")
     days = Decimal(days)
     if days <= 0:
-        return "already spent"
+        return _("already spent")
     if days < 1:
-        return "less than a day"
+        return _("less than a day")
     if days > 365:
-        return "over a year"
+        return _("over a year")
     whole = int(days.to_integral_value(rounding=ROUND_FLOOR))
-    return "about 1 day" if whole == 1 else f"about {whole} days"
+    return ngettext("about %(days)d day", "about %(days)d days", whole) % {"days": whole}

@@ -7,6 +7,7 @@ client can only ever reach its own statements.
 from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_GET
+from django.utils.translation import gettext_lazy
 
 from accounts.portal_sessions import portal_login_required
 from analytics import figures
@@ -14,7 +15,7 @@ from analytics.statements import NoStatement, find_statement, generate_csv_rows,
 from lib.csv_export import csv_download
 from mirror.reads import get_active_key_by_secret
 
-NOT_MIRRORED = "Your statements are not ready yet: your usage is still being collected. Try again in a few minutes."
+NOT_MIRRORED = gettext_lazy("Your statements are not ready yet: your usage is still being collected. Try again in a few minutes.")
 
 
 def _render_no_statement(request, message, status):

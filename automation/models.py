@@ -34,6 +34,9 @@ WEBHOOK_EVENTS = {
     "budget.approved": "Budget request approved",
     "budget.declined": "Budget request declined",
     "write.unknown": "A write with an unknown outcome",
+    "code.redeemed": "Redemption code redeemed",
+    "payment.credited": "Card payment credited",
+    "payment.refunded": "Card payment refunded",
 }
 
 

@@ -110,6 +110,7 @@ INSTALLED_APPS = [
     "ops",
     "exports",
     "automation",
+    "payments",
 ]
 
 MIDDLEWARE = [
@@ -395,6 +396,9 @@ PORTAL_IDLE_TIMEOUT = env_int("PORTAL_IDLE_TIMEOUT", 30 * 60)
 PORTAL_ABSOLUTE_TIMEOUT = env_int("PORTAL_ABSOLUTE_TIMEOUT", 12 * 60 * 60)
 PORTAL_LOGIN_ATTEMPTS_LIMIT = env_int("PORTAL_LOGIN_ATTEMPTS_LIMIT", 10)
 PORTAL_LOGIN_ATTEMPTS_WINDOW = env_int("PORTAL_LOGIN_ATTEMPTS_WINDOW", 15 * 60)
+# Redemption codes typed in the portal, counted per key and per address like sign-in attempts.
+PORTAL_REDEEM_ATTEMPTS_LIMIT = env_int("PORTAL_REDEEM_ATTEMPTS_LIMIT", 10)
+PORTAL_REDEEM_ATTEMPTS_WINDOW = env_int("PORTAL_REDEEM_ATTEMPTS_WINDOW", 15 * 60)
 
 # Email (alerts, customers' budget request decisions, expiry reminders). The demo and
 # DEBUG print mail to the console; production sends through SMTP.

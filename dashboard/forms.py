@@ -9,7 +9,7 @@ from ledger.models import AuditEvent, Outcome
 from lib.forms import (
     MONEY_PLACES,
     WHOLE_NUMBER_INPUT,
-    DayInput,
+    BoundedDayField,
     ExpectedInputMixin,
     PlainDecimalField,
     PositiveMoneyField,
@@ -207,8 +207,8 @@ class UsageLogQueryForm(FallbackQueryForm):
         help_text="A client's label (or part of it), or “account” for the Account Key's own requests.",
     )
     model = forms.CharField(required=False, max_length=128, strip=True, label="Model")
-    date_from = forms.DateField(required=False, label="From (UTC day)", widget=DayInput())
-    date_to = forms.DateField(required=False, label="To (UTC day)", widget=DayInput())
+    date_from = BoundedDayField(required=False, label="From (UTC day)")
+    date_to = BoundedDayField(required=False, label="To (UTC day)")
     page = forms.IntegerField(required=False, min_value=1, max_value=1_000_000)
     limit = forms.TypedChoiceField(
         required=False, coerce=int, label="Per page", choices=[(size, size) for size in LOG_PAGE_SIZES]

@@ -38,6 +38,10 @@ class AuditEvent(models.Model):
         RECOVERY_CODES = "recovery_codes", "New recovery codes"
         REQUIRE_2FA = "require_2fa", "Two-factor policy"
         BRANDING = "branding", "Change portal branding"
+        CODES_CREATE = "codes_create", "Create redemption codes"
+        CODES_REVOKE = "codes_revoke", "Revoke redemption codes"
+        MONEY_IN = "money_in", "Change money-in settings"
+        REFUND = "refund", "Refund a card payment"
 
     created_at = models.DateTimeField(auto_now_add=True)
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")

@@ -129,3 +129,21 @@ class DayInput(forms.DateInput):
             except ValueError:
                 return None
         return super().format_value(value)
+
+
+# Days a filter, a period or a date in a form may name. Outside them no data can exist, and
+# date arithmetic near the ends of the calendar (year 1, year 9999) overflows.
+EARLIEST_DAY = date(2000, 1, 1)
+LATEST_DAY = date(2100, 12, 31)
+DAY_RANGE_MESSAGE = f"Choose a day between {EARLIEST_DAY:%Y-%m-%d} and {LATEST_DAY:%Y-%m-%d}."
+
+
+class BoundedDayField(forms.DateField):
+    """A UTC day (YYYY-MM-DD) from EARLIEST_DAY to LATEST_DAY, in a date picker."""
+
+    widget = DayInput
+
+    def validate(self, value):
+        super().validate(value)
+        if value is not None and not EARLIEST_DAY <= value <= LATEST_DAY:
+            raise forms.ValidationError(DAY_RANGE_MESSAGE, code="out_of_range")

@@ -101,6 +101,11 @@ VISITS = [
     Visit("owner", "/dashboard/users/", steps=(("Email address", "new.person@example.com"), "Make an invitation link")),
     Visit("owner", "/dashboard/users/{staff_user_id}/"),
     Visit("owner", "/dashboard/account/two-factor/"),
+    Visit("owner", "/dashboard/money-in/codes/"),
+    Visit("owner", "/dashboard/money-in/codes/new/", steps=(
+        ("Number of codes", "0"), "Make the codes", ("Number of codes", "2"), ("Each code is worth", "5"), "Make the codes",
+    )),
+    Visit("owner", "/dashboard/money-in/codes/{code_batch_id}/"),
     Visit("staff", "/dashboard/"),
     Visit("staff", "/dashboard/keys/", steps=("Top up",)),
     Visit("staff", "/dashboard/keys/{key_id}/"),
@@ -110,10 +115,13 @@ VISITS = [
     Visit("staff", "/dashboard/analytics/"),
     Visit("staff", "/dashboard/keys/{key_id}/statements/{last_month}/"),
     Visit("staff", "/dashboard/account/two-factor/"),
+    Visit("staff", "/dashboard/money-in/codes/"),
+    Visit("staff", "/dashboard/money-in/codes/new/", status=403),
     Visit("customer", "/portal/", steps=("Reveal key",)),
     Visit("customer", "/portal/logs/", steps=("Set time zone",)),
     Visit("customer", "/portal/requests/", steps=("Send the request",)),
     Visit("customer", "/portal/statements/"),
+    Visit("customer", "/portal/redeem/", steps=(("Redemption code", "not-a-code"), "Redeem")),
     Visit("customer", "/portal/statements/{last_month}/"),
     Visit("customer", "/portal/statements/not-a-month/", status=400),
     Visit("customer", "/portal/exports/{portal_export_token}/"),
@@ -228,6 +236,7 @@ def _seed(simulator, make_key):
         rows_done=2_500, rows_total=12_000,
     )
     invitation = create_invitation("new.staff@example.com", Role.STAFF, None, owner)
+    code_batch = _seed_codes(owner, key)
     month_end = timezone.now().date()
     return secret, {
         "key_id": key.id,
@@ -240,7 +249,23 @@ def _seed(simulator, make_key):
         "ledger_export_token": ledger_export.token,
         "invitation_token": make_token(invitation),
         "staff_user_id": staff.pk,
+        "code_batch_id": code_batch.pk,
     }
+
+
+def _seed_codes(owner, key):
+    """A batch of codes: one redeemed by the customer's key, one revoked, one unused."""
+    from payments import codes
+    from payments.models import CodeBatch, RedemptionCode
+
+    batch, _ = codes.create_batch(owner, 3, Decimal("25"), CodeBatch.Unit.CUSTOMER, None, "Survey shop")
+    redeemed, revoked, _ = batch.codes.all()
+    RedemptionCode.objects.filter(pk=redeemed.pk).update(
+        state=RedemptionCode.State.REDEEMED, sub_key_id=key.id, key_label="Survey Customer Ltd",
+        key_id_short=key.key_id, claimed_at=timezone.now(), redeemed_at=timezone.now(), amount_usd=Decimal("25"),
+    )
+    codes.revoke(owner, batch, revoked)
+    return batch
 
 
 def _start_portal_export(page):

@@ -3,7 +3,7 @@
 The layers, lowest first (the README's "Where things are" says what each holds):
 
     lib  <  derouter, work  <  ledger  <  accounts  <  mirror, exports, branding  <  analytics
-         <  dashboard  <  automation, ops  <  portal
+         <  dashboard  <  automation, ops  <  payments  <  portal
 
 Every module (services and pages alike) imports only its own package or packages of a
 lower layer. What it may take from a lower package is a service: never a page module
@@ -34,7 +34,8 @@ LAYERS = {
     "dashboard": 6,
     "automation": 7,
     "ops": 7,
-    "portal": 8,
+    "payments": 8,
+    "portal": 9,
 }
 PRODUCT_PACKAGES = (*LAYERS, "config")
 PAGE_MODULE_NAMES = {"views", "urls", "admin", "apps"}

@@ -5,6 +5,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from django import template
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
+from django.utils.translation import gettext as _
 
 from analytics.forecast import BURN_DAYS, describe_days_left
 from lib.markup import format_row
@@ -36,10 +37,10 @@ def change(change):
     if change is None:
         return ""
     if change.percent is None:
-        return "new" if change.current else "no change"
+        return _("new") if change.current else _("no change")
     rounded = _one_place(change.percent)
     if rounded == 0:
-        return "no change"
+        return _("no change")
     return f"+{rounded:,}%" if rounded > 0 else f"{MINUS}{abs(rounded):,}%"
 
 
@@ -50,8 +51,10 @@ def change_points(change):
         return ""
     rounded = _one_place(Decimal(change.current) - Decimal(change.previous))
     if rounded == 0:
-        return "no change"
-    return f"+{rounded} pts" if rounded > 0 else f"{MINUS}{abs(rounded)} pts"
+        return _("no change")
+    if rounded > 0:
+        return _("+%(points)s pts") % {"points": rounded}
+    return _("%(minus)s%(points)s pts") % {"minus": MINUS, "points": abs(rounded)}
 
 
 @register.filter
@@ -84,9 +87,11 @@ def trend_note(figure_change, compared_with, points=False):
         return ""
     text = change_points(figure_change) if points else change(figure_change)
     return format_html(
-        '<div class="trend {}">{} <span class="visually-hidden">compared with</span><span aria-hidden="true">vs</span> {}</div>',
+        '<div class="trend {}">{} <span class="visually-hidden">{}</span><span aria-hidden="true">{}</span> {}</div>',
         trend(figure_change),
         text,
+        _("compared with"),
+        _("vs"),
         compared_with,
     )
 

@@ -5,6 +5,7 @@ from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect
 from django.views.decorators.http import require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
+from django.utils.translation import ngettext_lazy
 
 from accounts.roles import console_required
 from automation import budget_requests
@@ -29,7 +30,7 @@ def queue(request):
     pending = BudgetRequest.objects.filter(status=BudgetRequest.Status.PENDING).order_by("created_at", "id")
     decided = BudgetRequest.objects.exclude(status=BudgetRequest.Status.PENDING).select_related("topup")
     page = Paginator(decided, QUEUE_PAGE_SIZE).get_page(request.GET.get("page"))
-    pager = pager_for_page(request, page, "decided request")
+    pager = pager_for_page(request, page, ngettext_lazy("%(count)s decided request", "%(count)s decided requests", "count"))
     context = {"pending": pending, "page": page, "pager": pager, "decline_form": DeclineForm()}
     return render_page_or_fragment(request, "automation/requests.html", "automation/_requests.html", context)
 

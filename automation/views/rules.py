@@ -5,6 +5,7 @@ from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
+from django.utils.translation import ngettext_lazy
 
 from accounts.roles import console_required, owner_required
 from automation.forms import AlertRuleForm, AllowanceForm, AutoTopUpRuleForm, KeyExpiryForm, KeyPreselectForm
@@ -80,7 +81,7 @@ def alert_history(request):
     """Every alert fired, newest first, with its email and webhook deliveries."""
     alerts = Alert.objects.prefetch_related("deliveries__endpoint")
     page = Paginator(alerts, HISTORY_PAGE_SIZE).get_page(request.GET.get("page"))
-    context = {"page": page, "pager": pager_for_page(request, page, "alert")}
+    context = {"page": page, "pager": pager_for_page(request, page, ngettext_lazy("%(count)s alert", "%(count)s alerts", "count"))}
     return render_page_or_fragment(request, "automation/alert_history.html", "automation/_alert_history.html", context)
 
 

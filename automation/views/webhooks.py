@@ -6,6 +6,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
+from django.utils.translation import ngettext_lazy
 
 from accounts.roles import owner_required
 from automation import webhooks
@@ -50,7 +51,7 @@ def endpoint_detail(request, pk):
     """One endpoint's delivery log: status, attempts, response code, and "send again"."""
     endpoint = _get_endpoint_or_404(pk)
     page = Paginator(endpoint.deliveries.all(), DELIVERIES_PAGE_SIZE).get_page(request.GET.get("page"))
-    context = {"endpoint": endpoint, "page": page, "pager": pager_for_page(request, page, "delivery", "deliveries")}
+    context = {"endpoint": endpoint, "page": page, "pager": pager_for_page(request, page, ngettext_lazy("%(count)s delivery", "%(count)s deliveries", "count"))}
     return render_page_or_fragment(request, "automation/webhook_detail.html", "automation/_deliveries.html", context)
 
 

@@ -4,6 +4,7 @@ from django.core.paginator import Paginator
 from django.shortcuts import render
 from django.views.decorators.http import require_http_methods
 from django.views.decorators.vary import vary_on_headers
+from django.utils.translation import ngettext_lazy
 
 from accounts.roles import console_required
 from dashboard.forms import AuditQueryForm
@@ -56,7 +57,7 @@ def audit_trail(request):
         "query_form": query_form,
         "query": query,
         "page": page,
-        "pager": pager_for_page(request, page, "event"),
+        "pager": pager_for_page(request, page, ngettext_lazy("%(count)s event", "%(count)s events", "count")),
         "rows": [(event, describe_changes(event)) for event in page.object_list],
     }
     status = 400 if query_form.errors else 200

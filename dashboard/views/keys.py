@@ -19,6 +19,8 @@ from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRedirect, reselect, reswap, retarget, trigger_client_event
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from accounts.roles import console_required, is_owner, owner_required
 from analytics.forecast import annotate_days_left, describe_days_left, get_days_left_of
@@ -43,7 +45,7 @@ from ledger.models import AuditEvent, Outcome, TopUp
 from lib.htmx import render_page_or_fragment, wants_fragment
 from lib.markup import format_row
 from lib.money import exact_usd, money, multiplier
-from lib.paging import CountedPaginator, Pager, make_pager, plural
+from lib.paging import CountedPaginator, Pager, make_pager, page_summary
 from lib.times import row_date
 from mirror import reconcile
 from mirror import snapshot as mirror_snapshot
@@ -289,14 +291,17 @@ def _render_sort_headers(query):
 
 def _get_list_pager(query, page, total_keys):
     """The key list's pager: which keys of how many, and links that keep the search and sort."""
-    shown = f"{page.start_index()}–{page.end_index()} of {page.paginator.count}"
-    matching = f" matching keys ({total_keys} in all)" if query["q"] else " keys"
+    numbers = {"first": page.start_index(), "last": page.end_index(), "count": page.paginator.count, "total": total_keys}
+    if query["q"]:
+        shown = _("%(first)s–%(last)s of %(count)s matching keys (%(total)s in all)") % numbers
+    else:
+        shown = _("%(first)s–%(last)s of %(count)s keys") % numbers
     return Pager(
-        summary=f"{shown}{matching} · page {page.number} of {page.paginator.num_pages}",
+        summary=page_summary(shown, page.number, page.paginator.num_pages),
         previous_url=_get_list_url(q=query["q"], sort=query["sort"], page=page.number - 1) if page.has_previous() else None,
         next_url=_get_list_url(q=query["q"], sort=query["sort"], page=page.number + 1) if page.has_next() else None,
-        previous_label="Previous",
-        next_label="Next",
+        previous_label=_("Previous"),
+        next_label=_("Next"),
     )
 
 
@@ -508,7 +513,11 @@ def key_detail(request, sub_key_id):
             request,
             page=logs.number,
             pages=logs.paginator.num_pages,
-            summary=f"{plural(count, 'request')} · page {logs.number} of {logs.paginator.num_pages}",
+            summary=page_summary(
+                ngettext("%(count)s request", "%(count)s requests", count) % {"count": count},
+                logs.number,
+                logs.paginator.num_pages,
+            ),
             base=reverse("console:key_detail", args=[sub_key.id]),
             params={"limit": logs_query["limit"]},
         ),

@@ -256,6 +256,11 @@ def _csv_rows(rows):
         )
 
 
+def _describe_errors(query_form):
+    problems = " ".join(f"{field.label}: {error}" for field in query_form for error in field.errors)
+    return f"The export was not made, as some filters were not understood. {problems}"
+
+
 def _plain(amount):
     """A Decimal without padding zeros or an exponent: 0.00230000 as 0.0023, 10 as 10."""
     return format(amount.normalize(), "f")
@@ -265,5 +270,8 @@ def _plain(amount):
 @require_http_methods(["GET", "HEAD"])
 def usage_logs_csv(request):
     """Exactly the filtered rows (every page) as a CSV download, streamed row by row."""
-    _, _, rows, _ = _get_query(request)
+    query_form, _, rows, _ = _get_query(request)
+    if query_form.errors:
+        # A filter that was not understood must not widen the download to every row.
+        return render(request, "400.html", {"message": _describe_errors(query_form)}, status=400)
     return csv_download(_csv_rows(rows), f"derouter-usage-{timezone.now():%Y%m%d-%H%M%S}.csv")

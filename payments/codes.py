@@ -1,0 +1,270 @@
+"""Redemption codes: batches made by owners (or staff they allow), redeemed once by a customer's key.
+
+Exactly once: a redemption first claims the code with one conditional UPDATE (unused and
+not expired -> redeeming, for this key), so of any number of simultaneous submissions one
+wins and the rest are told the code is being redeemed or was used. The winner tops the key
+up through the money service with a token of the code's attempt. Confirmed: the code is
+redeemed. Refused by derouter (or by the money service before asking): the code is given
+back (unused, next attempt's token). Unknown: the code stays held; ``settle_held_codes``
+finishes it once the ledger row is settled, and gives back a claim whose process died
+before it wrote its ledger row.
+"""
+
+import datetime
+import hashlib
+import secrets
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Count, Q
+from django.utils import timezone
+
+from accounts.roles import is_owner
+from automation import webhooks
+from derouter.client import DerouterError
+from ledger import audit
+from ledger.models import AuditEvent, Outcome, TopUp
+from lib.money import exact_usd
+from payments import crediting
+from payments.models import CodeBatch, MoneyInSettings, RedemptionCode
+
+# No 0/O, 1/I/L: nothing a person could read two ways.
+ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
+GROUPS = 5
+GROUP_LENGTH = 5
+HINT_LENGTH = 4
+MAX_BATCH_SIZE = 1000
+State = RedemptionCode.State
+
+
+class RedemptionRefused(Exception):
+    """The code cannot be redeemed now; ``message`` says why, for the customer."""
+
+    def __init__(self, message, status=400):
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Redemption:
+    """A redemption that went through: ``held`` while derouter's answer is not known yet."""
+
+    code: RedemptionCode
+    shown_amount: Decimal
+    held: bool = False
+
+
+def generate_code():
+    """25 characters of an unambiguous alphabet (about 124 bits), in groups of five."""
+    text = "".join(secrets.choice(ALPHABET) for _ in range(GROUPS * GROUP_LENGTH))
+    return "-".join(text[start:start + GROUP_LENGTH] for start in range(0, len(text), GROUP_LENGTH))
+
+
+def normalize(raw):
+    """A typed code as stored: upper case, without spaces or dashes."""
+    return "".join(character for character in str(raw).upper() if character not in " -\t\r\n")
+
+
+def digest_of(raw):
+    return hashlib.sha256(normalize(raw).encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def can_manage_codes(user):
+    """Owners always; staff when an owner allowed it."""
+    return is_owner(user) or MoneyInSettings.load().staff_may_manage_codes
+
+
+def create_batch(user, count, amount, unit, expires_at=None, note=""):
+    """Make ``count`` codes; return (batch, their texts). The texts exist only in this answer."""
+    texts = [generate_code() for _ in range(count)]
+    with transaction.atomic():
+        batch = CodeBatch.objects.create(
+            created_by=user, created_by_name=user.get_username(), note=note, amount=amount, unit=unit,
+            count=count, expires_at=expires_at,
+        )
+        RedemptionCode.objects.bulk_create(
+            RedemptionCode(batch=batch, digest=digest_of(text), hint=normalize(text)[-HINT_LENGTH:]) for text in texts
+        )
+        audit.record(
+            user, AuditEvent.Action.CODES_CREATE, Outcome.OK,
+            changes={"codes": (None, count), "worth": (None, describe_worth(batch)),
+                     "expires": (None, expires_at.isoformat() if expires_at else "never")},
+            message=f"Batch #{batch.pk}" + (f": {note}" if note else ""),
+        )
+    return batch, texts
+
+
+def describe_worth(batch):
+    if batch.unit == CodeBatch.Unit.USD:
+        return exact_usd(batch.amount)
+    return f"{batch.amount.normalize():f} in the customer's units"
+
+
+def revoke(user, batch, code=None):
+    """Revoke one unused code of the batch, or all of them; return how many were revoked."""
+    now = timezone.now()
+    codes = RedemptionCode.objects.filter(batch=batch, state=State.UNUSED)
+    if code is not None:
+        codes = codes.filter(pk=code.pk)
+    with transaction.atomic():
+        revoked = codes.update(state=State.REVOKED, revoked_at=now, revoked_by_name=user.get_username())
+        if revoked:
+            audit.record(
+                user, AuditEvent.Action.CODES_REVOKE, Outcome.OK,
+                changes={"codes revoked": (None, revoked)},
+                message=f"Batch #{batch.pk}" + (f", code …{code.hint}" if code is not None else ", every unused code"),
+            )
+    return revoked
+
+
+def count_states(batches):
+    """{batch id: {shown state: count}} for the batches, in one query."""
+    now = timezone.now()
+    rows = (
+        RedemptionCode.objects.filter(batch__in=batches)
+        .values("batch_id")
+        .annotate(
+            unused=Count("pk", filter=Q(state=State.UNUSED) & (Q(batch__expires_at__isnull=True) | Q(batch__expires_at__gt=now))),
+            expired=Count("pk", filter=Q(state=State.UNUSED, batch__expires_at__lte=now)),
+            redeeming=Count("pk", filter=Q(state=State.REDEEMING)),
+            redeemed=Count("pk", filter=Q(state=State.REDEEMED)),
+            revoked=Count("pk", filter=Q(state=State.REVOKED)),
+        )
+    )
+    return {row.pop("batch_id"): row for row in rows}
+
+
+# ---------------------------------------------------------------- redeeming
+
+
+def _explain_unavailable(code, sub_key_id):
+    """Why a code that could not be claimed cannot be redeemed, in the customer's words."""
+    if code.state == State.REDEEMED:
+        if code.sub_key_id == sub_key_id:
+            return RedemptionRefused(f"You redeemed this code already, on {code.redeemed_at:%Y-%m-%d %H:%M} UTC.", 409)
+        return RedemptionRefused("This code has been used already.", 409)
+    if code.state == State.REDEEMING:
+        return RedemptionRefused("This code is being redeemed right now. Look at your balance in a minute.", 409)
+    if code.state == State.REVOKED:
+        return RedemptionRefused("This code was withdrawn by your provider.", 410)
+    return RedemptionRefused(f"This code expired on {code.batch.expires_at:%Y-%m-%d %H:%M} UTC.", 410)
+
+
+def _claim(code, sub_key_id):
+    now = timezone.now()
+    return RedemptionCode.objects.filter(pk=code.pk, state=State.UNUSED).filter(
+        Q(batch__expires_at__isnull=True) | Q(batch__expires_at__gt=now)
+    ).update(state=State.REDEEMING, sub_key_id=sub_key_id, claimed_at=now, message="")
+
+
+def _give_back(code, message):
+    """Return a held code to unused; its next attempt gets a new token (this one's ledger row is refused)."""
+    RedemptionCode.objects.filter(pk=code.pk, state=State.REDEEMING, attempts=code.attempts).update(
+        state=State.UNUSED, attempts=code.attempts + 1, sub_key_id="", key_label="", key_id_short="",
+        claimed_at=None, topup=None, amount_usd=None, message=message[:2000],
+    )
+
+
+def _mark_redeemed(code, topup):
+    with transaction.atomic():
+        done = RedemptionCode.objects.filter(pk=code.pk, state=State.REDEEMING, attempts=code.attempts).update(
+            state=State.REDEEMED, redeemed_at=timezone.now(), topup=topup, amount_usd=topup.amount, message=""
+        )
+        if done:
+            code.refresh_from_db()
+            webhooks.emit("code.redeemed", _event_data(code), f"code:{code.pk}:redeemed")
+    return done
+
+
+def _event_data(code):
+    return {
+        "code_hint": code.hint,
+        "batch_id": code.batch_id,
+        "sub_key_id": code.sub_key_id,
+        "label": code.key_label,
+        "key_id": code.key_id_short,
+        "amount_usd": code.amount_usd,
+        "redeemed_at": code.redeemed_at,
+    }
+
+
+def _note(code):
+    return f"code …{code.hint} (batch #{code.batch_id})"
+
+
+def redeem(raw_code, sub_key_id):
+    """Redeem a typed code for the key; return a Redemption or raise RedemptionRefused.
+
+    DerouterError is raised when derouter could not be read before anything was written
+    (the code is given back first).
+    """
+    code = RedemptionCode.objects.select_related("batch").filter(digest=digest_of(raw_code)).first()
+    if code is None:
+        raise RedemptionRefused("That code is not valid. Check it and type it again.")
+    if not _claim(code, sub_key_id):
+        code.refresh_from_db()
+        raise _explain_unavailable(code, sub_key_id)
+    code.refresh_from_db()
+    try:
+        sub_key = crediting.read_key(sub_key_id)
+    except crediting.KeyGone:
+        _give_back(code, "The key was not found at derouter.")
+        raise RedemptionRefused("Your key could not be found. Sign in again and retry.", 409) from None
+    except DerouterError:
+        _give_back(code, "derouter could not be read.")
+        raise
+    amount = code.batch.real_amount(sub_key.display_multiplier)
+    shown = amount * sub_key.display_multiplier if code.batch.unit == CodeBatch.Unit.USD else code.batch.amount
+    if amount <= 0:
+        _give_back(code, "Worth less than the ledger's smallest amount at this key's markup.")
+        raise RedemptionRefused("This code is worth too little for your key. Ask your provider.")
+    RedemptionCode.objects.filter(pk=code.pk).update(key_label=sub_key.label[:200], key_id_short=sub_key.key_id[:64])
+    token = crediting.token_for("code", code.pk, code.attempts)
+    try:
+        topup = crediting.credit(sub_key, amount, _note(code), token, "redemption code")
+    except DerouterError:
+        _give_back(code, "derouter could not be read.")
+        raise
+    return _after_credit(code, topup, shown)
+
+
+def _after_credit(code, topup, shown):
+    if topup.outcome == Outcome.OK:
+        _mark_redeemed(code, topup)
+        code.refresh_from_db()
+        return Redemption(code, shown)
+    if topup.outcome == Outcome.REFUSED:
+        _give_back(code, topup.message)
+        raise RedemptionRefused(
+            "The top-up was refused, so your code was not used: try again later or ask your provider.", 409
+        )
+    RedemptionCode.objects.filter(pk=code.pk).update(topup=topup)
+    code.refresh_from_db()
+    return Redemption(code, shown, held=True)
+
+
+def settle_held_codes():
+    """Finish codes held while their top-up was unknown; give back claims whose process died. Returns codes settled."""
+    lease_ended = timezone.now() - datetime.timedelta(seconds=settings.WRITE_SETTLE_SECONDS * 2)
+    settled = []
+    for code in RedemptionCode.objects.filter(state=State.REDEEMING).select_related("topup"):
+        topup = code.topup or TopUp.objects.filter(token=crediting.token_for("code", code.pk, code.attempts)).first()
+        if topup is None:
+            if code.claimed_at is not None and code.claimed_at < lease_ended:
+                _give_back(code, "The redemption stopped before its top-up was recorded.")
+                settled.append(code)
+            continue
+        if topup.outcome == Outcome.OK:
+            if _mark_redeemed(code, topup):
+                settled.append(code)
+        elif topup.outcome == Outcome.REFUSED:
+            _give_back(code, topup.message)
+            settled.append(code)
+    return settled
+
+
+def has_held_codes():
+    return RedemptionCode.objects.filter(state=State.REDEEMING).exists()

@@ -1,0 +1,55 @@
+"""Credit a key with money a customer brought in, through the one money service (dashboard.topups).
+
+Codes and card payments both land here: the key and the account's available balance are
+read from derouter, then ``topups.top_up`` records the ledger row before it asks derouter
+and settles from derouter's answer. The token is derived from what is being credited
+(a code's attempt, an order), so every process that tries the same credit meets the same
+ledger row and money moves once.
+"""
+
+import uuid
+
+from automation.actors import WorkerActor
+from automation.upstream import get_live_key
+from dashboard import topups
+from derouter import client
+from derouter.client import DerouterError
+from ledger.models import Outcome, TopUp
+
+TOKEN_NAMESPACE = uuid.UUID("6a3e1c58-2f7d-4c1b-9a0e-4d8b7f2e6c31")
+
+
+def token_for(kind, object_id, attempt):
+    """The top-up token of one credit attempt: the same in every process that tries it."""
+    return uuid.uuid5(TOKEN_NAMESPACE, f"{kind}:{object_id}:{attempt}")
+
+
+class KeyGone(Exception):
+    """derouter no longer has the key: nothing was written."""
+
+
+def read_key(sub_key_id):
+    """The key as derouter has it now; raises KeyGone, or DerouterError when derouter cannot say."""
+    sub_key = get_live_key(sub_key_id)
+    if sub_key is None:
+        raise KeyGone(sub_key_id)
+    return sub_key
+
+
+def credit(sub_key, amount, note, token, actor_name):
+    """Top the key up by ``amount`` USD once for this token; return the ledger row (outcome ok, refused, pending or unknown).
+
+    A derouter error before the ledger row exists (reading the balance) is raised: nothing was
+    written. After it, the row records the outcome and is returned, whatever the error.
+    """
+    balance = client.get_balance()
+    try:
+        attempt = topups.top_up(WorkerActor(actor_name), sub_key, amount, note, token, balance.available)
+    except DerouterError:
+        # Recorded on the row before it was raised again (access or rate-limit errors).
+        return TopUp.objects.get(token=token)
+    return attempt.topup
+
+
+def find_topup(token):
+    return TopUp.objects.filter(token=token).first()
