@@ -7,7 +7,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('ledger', '0001_initial'),
-        ('automation', '0003_topup_in_ledger'),
+        ('automation', '0004_topup_in_ledger'),
         ('dashboard', '0010_audit_money_in'),
         ('payments', '0002_topup_in_ledger'),
     ]

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('automation', '0002_webhook_secret_encrypted'),
+        ('automation', '0003_budget_request_approval_states'),
         ('ledger', '0001_initial'),
     ]
 
