@@ -42,7 +42,7 @@ class SnapshotResult:
 
 def _fields_of(sub_key, asked_at):
     """A listed key's snapshot fields; the list gives createdAt (else the key is dated when we asked)."""
-    fields = ingest._snapshot_fields(sub_key, None)
+    fields = ingest.snapshot_fields(sub_key, None)
     fields.pop("refreshed_at")
     fields["created_at"] = sub_key.created_at or asked_at
     return fields

@@ -1,9 +1,10 @@
 """The mirror's schedule, run by Huey consumers (`manage.py run_huey`); the tasks live beside their services.
 
-Every MIRROR_REFRESH_SECONDS the key snapshot is refreshed and one usage task is queued
-per scope whose usage may have moved; any consumer may take any of them (each scope
-syncs under its own lock). A derouter failure fails the task, and Huey retries it with
-a growing delay; every page already synced stays.
+Every MIRROR_REFRESH_SECONDS the key snapshot is refreshed, then one usage pass syncs
+every scope whose usage may have moved, concurrently (mirror.passes: a bounded number of
+requests in flight, one pass at a time across consumers, each scope under its own lease).
+A scope derouter fails is left for the next pass, every page already synced kept; a
+failed snapshot refresh fails the task, and Huey retries it with a growing delay.
 """
 
 import math
@@ -11,7 +12,7 @@ import math
 from django.conf import settings
 from huey.contrib.djhuey import db_periodic_task
 
-from mirror import sync
+from mirror import passes
 
 
 def _every_refresh_period(moment):
@@ -29,7 +30,7 @@ def _every_refresh_period(moment):
 def schedule_refreshes():
     """Huey's scheduler wakes once a minute; periods under a minute are spread over it."""
     period = settings.MIRROR_REFRESH_SECONDS
-    sync.refresh_mirror()
+    passes.refresh_mirror()
     if period < 60:
         for step in range(1, math.ceil(60 / period)):
-            sync.refresh_mirror.schedule(delay=step * period)
+            passes.refresh_mirror.schedule(delay=step * period)

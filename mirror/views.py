@@ -8,8 +8,8 @@ from django.views.decorators.vary import vary_on_headers
 
 from accounts.roles import console_required
 from lib.htmx import render_page_or_fragment, wants_fragment
-from mirror import sync as mirror_sync
-from mirror.reads import get_freshness, get_sync_progress
+from mirror import passes
+from mirror.reads import get_freshness, get_last_pass, get_sync_progress
 from work.models import TaskRun
 
 RECENT_RUNS = 25
@@ -26,7 +26,7 @@ def _get_safe_next(request):
 @require_POST
 def mirror_refresh(request):
     """Ask the worker to refresh the key snapshot (and sync usage) now; nothing is read from the browser."""
-    mirror_sync.refresh_mirror()
+    passes.refresh_mirror()
     if wants_fragment(request):
         context = {"freshness": get_freshness(), "refresh_queued": True, "next_url": request.POST.get("next", "")}
         return render(request, "mirror/_freshness.html", context)
@@ -43,6 +43,7 @@ def sync_status(request):
     context = {
         "progress": progress,
         "freshness": get_freshness(),
+        "last_pass": get_last_pass(),
         "runs": TaskRun.objects.all()[:RECENT_RUNS],
     }
     return render_page_or_fragment(request, "mirror/sync_status.html", "mirror/_sync_status.html", context)

@@ -8,11 +8,12 @@ from django.core.management import CommandError, call_command
 
 from derouter import client as derouter_client
 from derouter.client import Unavailable
-from mirror import ingest, reads, reconcile, sync
+from mirror import passes, reads, reconcile, sync
 from mirror import snapshot as mirror_snapshot
 from work import leases
 from mirror.models import ACCOUNT_SCOPE, KeySnapshot, SyncState, UsageRecord
 from work.models import TaskRun
+from tests.mirror_helpers import store_logs
 
 pytestmark = pytest.mark.django_db
 
@@ -136,7 +137,8 @@ def test_a_first_sync_cut_off_by_derouter_keeps_its_pages_and_resumes_from_its_c
     assert (state.backfill_page, state.rows_mirrored, state.backfill_complete) == (3, 10, False)
     assert state.last_error
     result = sync.sync_scope(key.id, ask_ahead=ask_ahead)
-    assert (result.inserted, result.pages) == (13, 3)
+    # Pages 3 to 5, then page 1 again: rows may have arrived above the walk while it was stopped.
+    assert (result.inserted, result.pages) == (13, 4)
     assert sorted(_mirrored_ids(key.id)) == sorted(_request_ids(key.id))
     assert SyncState.objects.get(scope=key.id).last_error == ""
 
@@ -167,6 +169,33 @@ def test_a_first_sync_killed_between_batches_resumes_after_the_last_written_batc
     assert (result.inserted, result.complete) == (13, True)
     mirrored = _mirrored_ids(key.id)
     assert sorted(mirrored) == sorted(_request_ids(key.id)) and len(mirrored) == len(set(mirrored))
+
+
+def test_rows_arriving_while_a_killed_first_sync_waits_are_mirrored_when_it_resumes(
+    make_key, simulator, small_pages, monkeypatch
+):
+    monkeypatch.setattr(sync, "BACKFILL_BATCH_ROWS", 10)
+    key = make_key(budget="20")
+    simulator.add_usage(key.id, "0.01", count=30)
+    mirror_snapshot.refresh_snapshot()
+
+    def die_after_page_three(result, usage_page):
+        if usage_page.page == 3:
+            raise Killed
+
+    with pytest.raises(Killed):
+        sync.sync_scope(key.id, progress=die_after_page_three, ask_ahead=True)
+    simulator.add_usage(key.id, "0.02", count=4)
+    # The worker's next passes: the snapshot (the new spend with it), then every scope whose spend moved.
+    for _ in range(2):
+        mirror_snapshot.refresh_snapshot()
+        if key.id in sync.scopes_to_sync():
+            sync.sync_scope(key.id, ask_ahead=True)
+
+    mirrored = _mirrored_ids(key.id)
+    assert sorted(mirrored) == sorted(_request_ids(key.id)) and len(mirrored) == 34
+    snapshot = KeySnapshot.objects.get(sub_key_id=key.id)
+    assert reconcile.mirrored_cost_of(snapshot) == snapshot.spent
 
 
 def test_a_row_of_unexpected_shape_is_counted_and_logged_and_verify_names_its_key(make_key, simulator, caplog):
@@ -216,7 +245,7 @@ def test_a_scope_being_synced_elsewhere_is_left_to_that_sync(make_key, simulator
 def test_the_periodic_refresh_syncs_only_keys_whose_spend_moved_and_the_account(make_key, simulator):
     busy, idle = make_key(label="Busy"), make_key(label="Idle")
     simulator.add_usage(busy.id, "0.01")
-    sync.refresh_mirror()
+    passes.refresh_mirror()
     assert _mirrored_ids(busy.id)
     simulator.add_usage(busy.id, "0.01")
     mirror_snapshot.refresh_snapshot()
@@ -233,7 +262,7 @@ def test_derouter_down_during_a_refresh_keeps_the_snapshot_and_records_the_failu
     simulator.inject("error", path="/sub-keys", status=500, times=0)
 
     with pytest.raises(Unavailable):
-        sync.refresh_mirror.call_local()
+        passes.refresh_mirror.call_local()
 
     assert KeySnapshot.objects.filter(label="Still here", deleted_at__isnull=True).exists()
     failed = TaskRun.objects.get(name="refresh_keys")
@@ -314,7 +343,7 @@ def test_a_catch_up_meeting_rows_held_above_its_boundary_cannot_vouch_for_their_
     # As a catch-up cut off after its first batch leaves it: the newest rows held, the boundary not moved.
     newest = derouter_client.get_usage_logs(1, 2, sub_key_id=key.id).logs
     snapshot = KeySnapshot.objects.get(sub_key_id=key.id)
-    ingest.store_usage_rows(snapshot, newest, snapshot.display_multiplier)
+    store_logs(snapshot, newest, snapshot.display_multiplier)
 
     sync.sync_scope(key.id)
 

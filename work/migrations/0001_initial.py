@@ -9,7 +9,7 @@ class Migration(migrations.Migration):
     initial = True
 
     dependencies = [
-        ('mirror', '0009_usage_unique_by_key_and_time'),
+        ('mirror', '0010_sync_pass'),
     ]
 
     operations = [

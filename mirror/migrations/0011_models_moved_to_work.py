@@ -7,7 +7,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('work', '0001_initial'),
-        ('mirror', '0009_usage_unique_by_key_and_time'),
+        ('mirror', '0010_sync_pass'),
     ]
 
     operations = [
