@@ -149,6 +149,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "dashboard.context_processors.csp_nonce",
                 "accounts.context_processors.console_role",
+                "analytics.context_processors.margins",
                 "branding.context_processors.branding",
                 "lib.language.language_menu",
                 "dashboard.context_processors.page_chrome",

@@ -168,8 +168,16 @@ class SubKey:
         return _used_fraction(self.spent, self.budget)
 
 
+@dataclass(frozen=True)
+class SkippedKey:
+    """A key-list item left out for its shape: its id if it had a usable one (never its secret), and why."""
+
+    id: str
+    problem: str
+
+
 class KeyList(list):
-    """The Client Keys of GET /sub-keys; ``skipped`` lists items of an unexpected shape left out."""
+    """The Client Keys of GET /sub-keys; ``skipped`` lists the SkippedKey items of an unexpected shape left out."""
 
     def __init__(self, keys, skipped=()):
         super().__init__(keys)
@@ -670,9 +678,8 @@ def _sub_key(item, conventions):
 
 
 def _skipped_item(item, problem):
-    """A key-list item left out: its id if it has a usable one (never its secret), and why."""
     key_id = item.get("id") if isinstance(item, dict) else None
-    return MalformedRow(key_id[:128] if isinstance(key_id, str) else "", problem)
+    return SkippedKey(key_id[:128] if isinstance(key_id, str) else "", problem)
 
 
 def _usage_log(item):
@@ -781,7 +788,7 @@ def list_sub_keys():
             keys.append(_sub_key(item, conventions))
         except UnexpectedResponse as error:
             skipped.append(_skipped_item(item, error.message))
-            logger.warning("derouter key list: skipped key %r: %s", skipped[-1].request_id, error.message)
+            logger.warning("derouter key list: skipped key %r: %s", skipped[-1].id, error.message)
     return KeyList(keys, skipped)
 
 

@@ -17,6 +17,7 @@ import logging
 import queue
 import threading
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -178,12 +179,12 @@ def _sync_one(scope, spent_before, full, gate, wait_seconds):
     return synced, None, False
 
 
-def run_pass(scopes, full=False, max_in_flight=None, wait_seconds=0, on_scope=None):
-    """Sync ``scopes`` concurrently under the pass lease; a PassResult. Raises leases.LeaseHeld (another pass runs).
+def run_pass(scopes, full=False, max_in_flight=None, wait_seconds=0, on_scope=None, exclusive=True):
+    """Sync ``scopes`` concurrently; a PassResult. Raises leases.LeaseHeld when ``exclusive`` and another pass runs.
 
     ``scopes`` maps each scope to its key's spend as read before the pass (sync.moved_scopes),
-    or is a list of scopes (their spend is read then).
-
+    or is a list of scopes (their spend is read then). ``exclusive`` (the worker's passes)
+    holds the pass lease; the `sync` command runs beside them, its scopes under their own leases.
     ``wait_seconds``: how long each scope waits for another process syncing it (0: leave it
     to that process, listed as busy). ``on_scope(scope, synced, error, busy)`` is called as
     each scope ends, in the thread that started the pass. Inside a transaction (a test's)
@@ -194,22 +195,26 @@ def run_pass(scopes, full=False, max_in_flight=None, wait_seconds=0, on_scope=No
         scopes = sync.spent_of(scopes)
     gate = InFlight(limit)
     result = PassResult(started_at=timezone.now(), scopes=len(scopes))
-    with leases.held(PASS_LEASE, seconds=PASS_LEASE_SECONDS) as lease:
+    with leases.held(PASS_LEASE, seconds=PASS_LEASE_SECONDS) if exclusive else nullcontext() as lease:
+        keep = lease.keep if lease is not None else (lambda: None)
         if connection.in_atomic_block or limit == 1:
-            ended = ((scope, *_sync_one(scope, spent, full, gate, wait_seconds)) for scope, spent in scopes.items())
-            for scope, synced, error, busy in ended:
-                _record(result, scope, synced, error, busy)
-                if on_scope:
-                    on_scope(scope, synced, error, busy)
-                lease.keep()
+            for scope, spent in scopes.items():
+                _ended(result, on_scope, scope, *_sync_one(scope, spent, full, gate, wait_seconds))
+                keep()
         else:
-            _run_threads(scopes, full, gate, wait_seconds, min(limit, len(scopes)), result, lease, on_scope)
+            _run_threads(scopes, full, gate, wait_seconds, min(limit, len(scopes)), result, keep, on_scope)
     result.rate_limited = gate.rate_limited
     result.finished_at = timezone.now()
     return result
 
 
-def _run_threads(scopes, full, gate, wait_seconds, thread_count, result, lease, on_scope):
+def _ended(result, on_scope, scope, synced, error, busy):
+    _record(result, scope, synced, error, busy)
+    if on_scope:
+        on_scope(scope, synced, error, busy)
+
+
+def _run_threads(scopes, full, gate, wait_seconds, thread_count, result, keep, on_scope):
     todo, ended = queue.SimpleQueue(), queue.SimpleQueue()
     for scope_and_spent in scopes.items():
         todo.put(scope_and_spent)
@@ -239,11 +244,9 @@ def _run_threads(scopes, full, gate, wait_seconds, thread_count, result, lease, 
                 scope, synced, error, busy = ended.get(timeout=KEEP_EVERY_SECONDS)
                 break
             except queue.Empty:
-                lease.keep()
-        _record(result, scope, synced, error, busy)
-        if on_scope:
-            on_scope(scope, synced, error, busy)
-        lease.keep()
+                keep()
+        _ended(result, on_scope, scope, synced, error, busy)
+        keep()
     for thread in threads:
         thread.join()
 

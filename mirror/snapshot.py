@@ -35,9 +35,13 @@ class SnapshotResult:
     active: int = 0
     changed: int = 0
     deleted: int = 0
+    skipped: int = 0  # keys of an unexpected shape in derouter's list, left as they were
 
     def describe(self):
-        return f"{self.active} keys, {self.changed} new or changed, {self.deleted} gone upstream"
+        described = f"{self.active} keys, {self.changed} new or changed, {self.deleted} gone upstream"
+        if self.skipped:
+            described += f", {self.skipped} of unexpected shape skipped (see the log)"
+        return described
 
 
 def _fields_of(sub_key, asked_at):
@@ -62,7 +66,8 @@ def refresh_snapshot(sub_keys=None, asked_at=None, wait_seconds=0):
         if sub_keys is None:
             asked_at = timezone.now()
             sub_keys = client.list_sub_keys()
-        result = SnapshotResult(active=len(sub_keys))
+        skipped_ids = {skipped.id for skipped in getattr(sub_keys, "skipped", ()) if skipped.id}
+        result = SnapshotResult(active=len(sub_keys), skipped=len(getattr(sub_keys, "skipped", ())))
         held = {
             row[0]: row[1:]
             for row in KeySnapshot.objects.values_list("sub_key_id", *SNAPSHOT_FIELDS, "refreshed_at")
@@ -77,7 +82,8 @@ def refresh_snapshot(sub_keys=None, asked_at=None, wait_seconds=0):
                 if known[:-1] == tuple(fields[name] for name in SNAPSHOT_FIELDS):
                     continue
             writes.append(KeySnapshot(sub_key_id=sub_key.id, refreshed_at=asked_at, **fields))
-        seen = {sub_key.id for sub_key in sub_keys}
+        # A key skipped for its shape is still at derouter: not gone.
+        seen = {sub_key.id for sub_key in sub_keys} | skipped_ids
         gone = [sub_key_id for sub_key_id, known in held.items() if sub_key_id not in seen and known[-2] is None]
         with transaction.atomic():
             KeySnapshot.objects.bulk_create(

@@ -81,6 +81,7 @@ VISITS = [
     Visit("owner", "/dashboard/keys/{key_id}/statements/not-a-month/", status=400),
     Visit("owner", "/dashboard/sync/"),
     Visit("owner", "/dashboard/reconciliation/"),
+    Visit("owner", "/dashboard/upstream/"),
     Visit("owner", "/dashboard/exports/{ledger_export_token}/"),
     Visit("owner", "/dashboard/keys/{deleted_key_id}/", status=404),
     Visit("owner", "/dashboard/keys/{deleted_key_id}/statements/{last_month}/"),

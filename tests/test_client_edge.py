@@ -11,6 +11,8 @@ import requests
 
 from derouter import client, conventions
 from derouter.simulator.conventions import Conventions as Played
+from mirror import snapshot as mirror_snapshot
+from mirror.models import KeySnapshot
 from tests.simulator_helpers import simulator_in_thread
 
 
@@ -233,7 +235,7 @@ def test_an_odd_key_list_item_is_skipped_and_counted_not_fatal(canned, caplog):
                                        "not a key", {**GOOD_ITEM, "id": "k3", "key": "sk-ant-other-full"}]}
     keys = client.list_sub_keys()
     assert [key.id for key in keys] == ["k1", "k3"]
-    assert [row.request_id for row in keys.skipped] == ["k2", ""]
+    assert [skipped.id for skipped in keys.skipped] == ["k2", ""]
     assert "sk-ant-abc-full" not in caplog.text
 
 
@@ -253,3 +255,14 @@ def test_usage_rows_with_key_id_and_unknown_fields_are_read(canned):
                              "extra": True}
     page = client.get_usage_logs()
     assert page.logs[0].cost == Decimal("0.0023") and page.logs[0].key_id == "sk-ant-abc..."
+
+
+@pytest.mark.django_db
+def test_a_skipped_key_is_counted_by_the_mirror_and_not_taken_for_deleted(canned):
+    other = {**GOOD_ITEM, "id": "k2", "key": "sk-ant-two-full", "keyId": "sk-ant-two..."}
+    canned["/sub-keys"] = {"subKeys": [GOOD_ITEM, other]}
+    mirror_snapshot.refresh_snapshot()
+    canned["/sub-keys"] = {"subKeys": [GOOD_ITEM, {**other, "spentVirtual": {"odd": True}}]}
+    result = mirror_snapshot.refresh_snapshot()
+    assert result.skipped == 1 and "1 of unexpected shape skipped" in result.describe()
+    assert KeySnapshot.objects.get(sub_key_id="k2").deleted_at is None

@@ -10,6 +10,7 @@ from django.utils.translation import ngettext_lazy
 
 from accounts.roles import owner_required
 from automation import webhooks
+from automation.audit_changes import audited_values, record_added, record_changed, record_removed
 from automation.forms import WebhookEndpointForm
 from automation.models import WebhookDelivery, WebhookEndpoint
 from lib.htmx import render_page_or_fragment
@@ -38,6 +39,7 @@ def endpoint_list(request):
         description=form.cleaned_data["description"],
         created_by_name=request.user.get_username(),
     )
+    record_added(request.user, endpoint)
     response = render(request, "automation/webhook_created.html", {"endpoint": endpoint, "secret": secret})
     add_never_cache_headers(response)
     response["Cache-Control"] = "no-store"
@@ -59,8 +61,10 @@ def endpoint_detail(request, pk):
 @require_POST
 def endpoint_toggle(request, pk):
     endpoint = _get_endpoint_or_404(pk)
+    before = audited_values(endpoint)
     endpoint.enabled = not endpoint.enabled
     endpoint.save(update_fields=["enabled"])
+    record_changed(request.user, before, endpoint)
     messages.success(request, f"{'Enabled' if endpoint.enabled else 'Paused'} {endpoint.url}.")
     return redirect("automation:webhook_detail", pk=endpoint.pk)
 
@@ -70,6 +74,7 @@ def endpoint_toggle(request, pk):
 def endpoint_delete(request, pk):
     endpoint = _get_endpoint_or_404(pk)
     endpoint.delete()
+    record_removed(request.user, endpoint)
     messages.success(request, f"Removed {endpoint.url} and its delivery log.")
     return redirect("automation:webhooks")
 
