@@ -9,6 +9,7 @@ from django.utils import timezone
 from automation import notify, webhooks
 from automation.models import Alert, AlertRule, DeliveryStatus, RuleState
 from lib.money import usd
+from lib.queue import enqueue_or_warn
 
 Kind = AlertRule.Kind
 EVENT_OF_KIND = {
@@ -86,7 +87,7 @@ def _fire(rule, value, message, snapshot):
         }
         webhooks.emit(alert.event_type, data, f"alert:{rule.pk}:{rule.crossings}", alert=alert)
         if recipients:
-            transaction.on_commit(lambda: notify.send_alert_email(alert.pk))
+            transaction.on_commit(lambda: enqueue_or_warn(notify.send_alert_email, alert.pk))
     return alert
 
 

@@ -36,6 +36,7 @@ from derouter import client
 from derouter.client import DerouterError
 from ledger.models import UNSETTLED_OUTCOMES, Outcome, TopUp
 from lib.money import exact_usd, usd
+from lib.queue import enqueue_or_warn
 
 MAX_PENDING_PER_KEY = 5
 
@@ -64,7 +65,7 @@ def _event_data(budget_request):
 def _notify(budget_request, subject, body):
     if budget_request.email:
         recipient = budget_request.email
-        transaction.on_commit(lambda: notify.send_customer_email(subject, body, recipient))
+        transaction.on_commit(lambda: enqueue_or_warn(notify.send_customer_email, subject, body, recipient))
 
 
 def submit(snapshot, amount, note, email):

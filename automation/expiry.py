@@ -21,6 +21,7 @@ from ledger import audit
 from ledger.models import AuditEvent, Outcome
 from ledger.outcomes import outcome_of_write_error
 from lib.money import usd
+from lib.queue import enqueue_or_warn
 from mirror import snapshot as mirror_snapshot
 from mirror import sync as mirror_sync
 from mirror.ingest import secret_digest
@@ -42,7 +43,7 @@ def _remind(expiry, now):
             "Its unspent budget goes back to your provider then; ask them for a new key if you need one."
         )
         recipient = expiry.notify_email
-        transaction.on_commit(lambda: notify.send_customer_email(subject, body, recipient))
+        transaction.on_commit(lambda: enqueue_or_warn(notify.send_customer_email, subject, body, recipient))
     return f"Reminder sent for {when}."
 
 

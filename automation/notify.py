@@ -5,7 +5,7 @@ import smtplib
 
 from django.conf import settings
 from django.core.mail import send_mail
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 from huey.contrib.djhuey import db_task
 
@@ -18,6 +18,16 @@ EMAIL_RETRY_BASE_SECONDS = 60
 CUSTOMER_EMAIL_RETRIES = 3
 CUSTOMER_EMAIL_RETRY_DELAY = 60
 CUSTOMER_EMAIL_RETRY_BACKOFF = 2
+# A claimed ("sending") email whose worker has not settled it this long after is taken over:
+# well past one SMTP conversation (EMAIL_TIMEOUT per step).
+EMAIL_CLAIM_LEASE = datetime.timedelta(minutes=2)
+
+
+def _claimable(now):
+    """Emails to send: waiting ones, and those a worker claimed longer ago than the lease (it died sending)."""
+    return Q(email_status__in=(DeliveryStatus.PENDING, DeliveryStatus.RETRYING)) | Q(
+        email_status=DeliveryStatus.SENDING, email_claimed_at__lte=now - EMAIL_CLAIM_LEASE
+    ) | Q(email_status=DeliveryStatus.SENDING, email_claimed_at__isnull=True)
 
 
 @db_task()
@@ -31,11 +41,15 @@ def send_alert_email(alert_id):
 
 
 def attempt_alert_email(alert_id):
-    """Send an alert's email once; return seconds before a retry, or None when settled."""
+    """Send an alert's email once; return seconds before a retry, or None when settled.
+
+    The worker claims it ("sending") for EMAIL_CLAIM_LEASE: a worker killed mid-send
+    leaves a claim that a later pass takes over once the lease is past.
+    """
     now = timezone.now()
-    claimed = Alert.objects.filter(
-        pk=alert_id, email_status__in=(DeliveryStatus.PENDING, DeliveryStatus.RETRYING)
-    ).update(email_status=DeliveryStatus.SENDING, email_attempts=F("email_attempts") + 1)
+    claimed = Alert.objects.filter(_claimable(now), pk=alert_id).update(
+        email_status=DeliveryStatus.SENDING, email_attempts=F("email_attempts") + 1, email_claimed_at=now
+    )
     if not claimed:
         return None
     alert = Alert.objects.get(pk=alert_id)
@@ -69,9 +83,9 @@ def send_customer_email(subject, body, recipient):
 
 
 def overdue_alert_ids(now=None):
-    """Alerts whose email retry was lost with a restarted worker."""
+    """Alerts whose email retry was lost with a restarted worker, or whose sender died past its claim's lease."""
     now = now or timezone.now()
     stale = now - datetime.timedelta(minutes=10)
-    return list(
-        Alert.objects.filter(email_status=DeliveryStatus.RETRYING, fired_at__lte=stale).values_list("pk", flat=True)[:100]
-    )
+    lost = Q(email_status__in=(DeliveryStatus.PENDING, DeliveryStatus.RETRYING), fired_at__lte=stale)
+    abandoned = Q(email_status=DeliveryStatus.SENDING) & _claimable(now)
+    return list(Alert.objects.filter(lost | abandoned).values_list("pk", flat=True)[:100])

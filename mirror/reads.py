@@ -15,6 +15,7 @@ from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from derouter.client import Secret, SubKey
+from lib.queue import enqueue_or_warn
 from mirror import ingest
 from mirror.models import KeySnapshot, SyncPass, SyncState, UsageRecord
 from mirror.snapshot import REFRESH_TASK_NAME, refresh_keys
@@ -92,7 +93,7 @@ def request_first_sync_if_empty():
     if KeySnapshot.objects.exists():
         return
     if cache.add(FIRST_SYNC_REQUEST_CACHE_KEY, True, FIRST_SYNC_REQUEST_SECONDS):
-        refresh_keys()
+        enqueue_or_warn(refresh_keys)
 
 
 def get_summary_after_first_sync_request():

@@ -11,6 +11,7 @@ from django.utils import timezone
 from huey.contrib.djhuey import db_task
 
 from derouter import client
+from lib.queue import enqueue_or_warn
 from mirror import ingest
 from mirror.models import KeySnapshot
 from work import leases
@@ -120,7 +121,7 @@ def record_write_answer(answer):
     """
     if answer is not None:
         return record_key(answer)
-    refresh_keys()
+    enqueue_or_warn(refresh_keys)
     return None
 
 

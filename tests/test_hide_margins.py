@@ -38,12 +38,11 @@ MULTIPLIER = "1.7"
 # Real costs whose figures (and sums) appear nowhere else on the pages, so finding one is a leak.
 BIG_COST, SMALL_COST = "3.21", "0.0371"
 
-# Words that name real cost, markup or margin, as a label or a column.
+# Words that label real cost, the multiplier or margin (as a label or a column), and the multiplier itself (×1.7).
 FORBIDDEN_WORDS = [
     re.compile(r"real cost", re.I),
     re.compile(r"(?<![-\w/])margins?(?![-\w:/])", re.I),
     re.compile(r"multiplier", re.I),
-    re.compile(r"markup", re.I),
     re.compile(r"cost_usd", re.I),
     re.compile(r"<th[^>]*>\s*Cost\s*</th>", re.I),
     re.compile(r"×\s*\d"),
