@@ -8,7 +8,7 @@ one rule is recorded on it and does not stop the others.
 
 from django.utils import timezone
 
-from automation import alerts, budget_requests, expiry, funding, notify, webhooks
+from automation import alerts, budget_requests, expiry, funding, notify, rotation, webhooks
 from automation.models import Alert, AlertRule, Allowance, AutoTopUpRule
 from automation.upstream import get_daily_burn
 from derouter import client
@@ -51,6 +51,10 @@ def evaluate_all(now=None, renew=None):
 
     if budget_requests.settle_open():
         done.append("budget requests: approvals moved on from their settled top-ups")
+    try:
+        done += rotation.settle_open()
+    except DerouterError as error:
+        failed.append(f"rotations: {error.message}")
 
     def attempt(what, function, *args):
         if renew:

@@ -6,6 +6,7 @@ derouter's list first, and only a key still listed is deleted.
 """
 
 import datetime
+from contextlib import ExitStack
 from decimal import Decimal
 
 from django.db import transaction
@@ -15,10 +16,14 @@ from django.utils import timezone
 from automation import actors, notify, webhooks
 from automation.models import KeyExpiry
 from automation.upstream import get_live_key
+from dashboard import topups
 from derouter import client
 from derouter.client import DerouterError, Unavailable
 from ledger import audit
+from ledger import audit
 from ledger.models import AuditEvent, Outcome
+from ledger.models import AuditEvent, Outcome
+from ledger.outcomes import outcome_of_write_error
 from ledger.outcomes import outcome_of_write_error
 from lib.money import usd
 from lib.queue import enqueue_or_warn
@@ -83,6 +88,22 @@ def _expire(expiry, now):
     returned = max(sub_key.remaining, Decimal(0))
     # derouter stops listing a deleted key's usage: mirror what is left while it still can (best effort).
     mirror_sync.mirror_usage_before_write(sub_key)
+    with ExitStack() as stack:
+        # The return is a money move: after every earlier move on the key is settled.
+        try:
+            stack.enter_context(topups.key_lock_for_return(sub_key.id))
+        except (topups.KeyBusy, topups.MovesUnsettled) as refusal:
+            message = getattr(refusal, "message", "another money move on this key is under way")
+            _finish(expiry, KeyExpiry.Status.SCHEDULED, now, message=f"Not deleted yet: {message}")
+            return message
+        except DerouterError:
+            KeyExpiry.objects.filter(pk=expiry.pk).update(status=expiry.status)
+            raise
+        return _delete(expiry, sub_key, returned, now)
+
+
+def _delete(expiry, sub_key, returned, now):
+    """Send the delete once, with the key's money lock held; record how it ended."""
     try:
         client.delete_sub_key(sub_key.id)
     except DerouterError as error:

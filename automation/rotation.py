@@ -7,21 +7,23 @@ back. If the delete fails or its answer never comes, the rotation stays open, sa
 and ``finish`` completes it after checking derouter's list (never a blind second delete).
 """
 
+from contextlib import ExitStack
 from dataclasses import dataclass
 from decimal import Decimal
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from automation import webhooks
+from automation import actors, webhooks
 from automation.models import Rotation
 from automation.upstream import get_live_key
+from dashboard import topups
 from derouter import client
 from derouter.client import DerouterError
 from ledger import audit
-from ledger.models import AuditEvent, Outcome
+from ledger.models import UNSETTLED_OUTCOMES, AuditEvent, Outcome
 from ledger.outcomes import outcome_of_write_error
-from lib.money import usd
+from lib.money import to_decimal, usd
 from mirror import snapshot as mirror_snapshot
 from mirror import sync as mirror_sync
 
@@ -63,7 +65,13 @@ def rotate(user, sub_key, token):
             "Nothing was changed: delete it and create a new key instead.",
         )
         return RotationResult(rotation)
-    balance = client.get_balance()
+    try:
+        balance = client.get_balance()
+    except DerouterError as error:
+        # Nothing was sent: the rotation ends here, and may be asked for again.
+        _set(rotation, status=Rotation.Status.CREATE_REFUSED,
+             message=f"derouter's balance could not be read ({error.message}). Nothing was changed.")
+        raise
     if budget > balance.available:
         _set(
             rotation,
@@ -78,7 +86,8 @@ def rotate(user, sub_key, token):
         created = client.create_sub_key(budget, label=sub_key.label, rpm_limit=sub_key.rpm_limit)
     except DerouterError as error:
         failure = outcome_of_write_error(error)
-        audit.record(user, AuditEvent.Action.CREATE, failure.outcome, label=sub_key.label, changes=changes, message=f"{note} {failure.message}")
+        audit.record(user, AuditEvent.Action.CREATE, failure.outcome, label=sub_key.label, changes=changes,
+                     message=f"{note} {failure.message}", form_token=rotation.token)
         if failure.is_unknown:
             mirror_snapshot.record_write_answer(None)
         if failure.is_refused:
@@ -106,6 +115,7 @@ def rotate(user, sub_key, token):
     audit.record(
         user, AuditEvent.Action.CREATE, Outcome.OK, sub_key_id=created.id, label=created.label,
         key_id_short=created.key_id, changes=changes, message=f"{note} Replaces {sub_key.key_id}.{multiplier_note}",
+        form_token=rotation.token,
     )
     _set(
         rotation,
@@ -135,6 +145,19 @@ def finish(rotation, user):
     note = f"Rotation #{rotation.pk}: replaced by {rotation.new_key_id_short}."
     # derouter stops listing a deleted key's usage: mirror what is left while it still can (best effort).
     mirror_sync.mirror_usage_before_write(old)
+    with ExitStack() as stack:
+        # The old key's return is a money move: after every earlier move on it is settled.
+        try:
+            stack.enter_context(topups.key_lock_for_return(old.id))
+        except (topups.KeyBusy, topups.MovesUnsettled) as refusal:
+            message = getattr(refusal, "message", "another money move on this key is under way")
+            _set(rotation, message=f"The old key is not deleted yet: {message}")
+            return rotation
+        return _delete_old(rotation, user, old, returned, note)
+
+
+def _delete_old(rotation, user, old, returned, note):
+    """Send the old key's delete once, with its money lock held; record how it ended."""
     try:
         client.delete_sub_key(old.id)
     except DerouterError as error:
@@ -169,3 +192,43 @@ def _done(rotation, user, returned, note):
     }
     webhooks.emit("key.rotated", data, f"rotation:{rotation.pk}")
     return rotation
+
+
+def _actor_of(rotation):
+    return rotation.actor or actors.WorkerActor(rotation.actor_name)
+
+
+def settle_open():
+    """Move every open rotation on (for the worker's pass); return what was done.
+
+    A rotation whose new key's create had an unknown outcome follows that create once it is
+    settled (``dashboard.keywrites`` settles it from derouter's list): made after all, the
+    rotation goes on to delete the old key; not made, nothing changed. A rotation whose new
+    key exists and whose old key is not deleted yet is finished (never a blind second delete).
+    """
+    done = []
+    for rotation in Rotation.objects.filter(status=Rotation.Status.CREATE_UNKNOWN):
+        event = AuditEvent.objects.filter(form_token=rotation.token).first()
+        if event is None or event.outcome in UNSETTLED_OUTCOMES:
+            continue
+        if event.outcome != Outcome.OK:
+            _set(rotation, status=Rotation.Status.CREATE_REFUSED,
+                 message=f"derouter did not make the new key: nothing was changed. {event.message}".strip())
+            done.append(f"rotation #{rotation.pk}: the new key was not made")
+            continue
+        if event.sub_key_id == rotation.old_sub_key_id:
+            # The create was matched to the old key itself (same label and budget, made moments
+            # before): which key is new cannot be told, so nothing is deleted.
+            continue
+        moved = to_decimal((event.changes.get("budget") or [None, None])[1])
+        _set(rotation, status=Rotation.Status.CREATED, new_sub_key_id=event.sub_key_id,
+             new_key_id_short=event.key_id_short, moved_budget=moved,
+             message="The new key was made after all (derouter lists it).")
+        done.append(f"rotation #{rotation.pk}: the new key was made after all")
+    for rotation in Rotation.objects.filter(
+        status__in=(Rotation.Status.CREATED, Rotation.Status.DELETE_FAILED, Rotation.Status.DELETE_UNKNOWN)
+    ):
+        finish(rotation, _actor_of(rotation))
+        if rotation.status == Rotation.Status.DONE:
+            done.append(f"rotation #{rotation.pk}: the old key is deleted")
+    return done

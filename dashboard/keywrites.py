@@ -9,6 +9,7 @@ later settles such a write from what derouter lists (the key list and key page
 call it; ``resolve_unsettled_writes`` does it for everything, for a worker task).
 """
 
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
@@ -150,13 +151,34 @@ def edit_key(user, sub_key, changes):
     return KeyWrite(event)
 
 
+def _not_sent(event, refusal):
+    """Settle an event whose write was never sent (the key's money lock refused it); re-raise what the error page explains."""
+    if isinstance(refusal, DerouterError):
+        if outcome_of_write_error(refusal).needs_error_page:
+            audit.finish(event, Outcome.REFUSED, message=refusal.message)
+            raise refusal
+        message = f"Not sent: derouter's key could not be read first ({refusal.message})."
+    elif isinstance(refusal, topups.MovesUnsettled):
+        message = f"Not sent: {refusal.message}"
+    else:
+        message = "Not sent: another money move on this key is under way; try again in a moment."
+    audit.finish(event, Outcome.REFUSED, message=message)
+    return KeyWrite(event, failure=ErrorOutcome(Outcome.REFUSED, message, was_sent=False))
+
+
 def delete_key(user, sub_key):
     """DELETE a key; its unspent budget returns to the available balance."""
     returned = max(sub_key.remaining, Decimal(0))
     event = _start(user, AuditEvent.Action.DELETE, sub_key, changes={"budget_returned": (None, returned)})
     # derouter stops listing a deleted key's usage: mirror what is left while it still can (best effort).
     mirror_sync.mirror_usage_before_write(sub_key)
-    _, failed = _send(event, lambda: client.delete_sub_key(sub_key.id), sub_key.id)
+    with ExitStack() as stack:
+        # Its budget returns to the account: a money move, after every earlier one on the key is settled.
+        try:
+            stack.enter_context(topups.key_lock_for_return(sub_key.id))
+        except (topups.KeyBusy, topups.MovesUnsettled, DerouterError) as refusal:
+            return _not_sent(event, refusal)
+        _, failed = _send(event, lambda: client.delete_sub_key(sub_key.id), sub_key.id)
     if failed:
         if failed.failure.is_gone:
             mirror_snapshot.record_deleted_key(sub_key.id)

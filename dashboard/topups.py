@@ -23,8 +23,12 @@ WRITE_SETTLE_SECONDS after it was sent is settled "not applied" (an inferred out
 one derouter shows applied later still (a late write, within LATE_WRITE_HORIZON_SECONDS)
 is re-settled as applied, with an audit event that says so.
 
+A delete returns the key's unspent budget to the account: it is a move too, and takes the
+key's lock with every earlier move settled (``key_lock_for_return``). A key deleted while a
+top-up's outcome was unknown could never settle it (derouter no longer lists its budget).
+
 Public functions (kept stable for the reconciliation and the fault-and-race harness):
-``top_up``, ``find_attempt``, ``key_lock``, ``settle_key``, ``settling_locks``,
+``top_up``, ``find_attempt``, ``key_lock``, ``key_lock_for_return``, ``settle_key``, ``settling_locks``,
 ``has_unsettled_moves``, ``get_topped_up_today``, ``get_cap_left_today``.
 """
 
@@ -41,11 +45,16 @@ from django.utils import timezone
 
 from accounts.models import ConsoleProfile
 from accounts.roles import get_topup_cap
+from dashboard.upstream import get_sub_key_now
 from derouter import client
 from derouter.client import DerouterError
 from ledger import audit
+from ledger import audit
+from ledger.formtokens import check_form_token
 from ledger.formtokens import check_form_token
 from ledger.models import UNSETTLED_OUTCOMES, AuditEvent, Outcome, TopUp
+from ledger.models import UNSETTLED_OUTCOMES, AuditEvent, Outcome, TopUp
+from ledger.outcomes import outcome_of_write_error
 from ledger.outcomes import outcome_of_write_error
 from lib.money import exact_usd
 from mirror import snapshot as mirror_snapshot
@@ -72,6 +81,14 @@ class TopUpNotAllowed(Exception):
 
 class KeyBusy(Exception):
     """Another money move on this key holds its lock."""
+
+
+class MovesUnsettled(Exception):
+    """A move on the key may still land: the key must not be deleted before its outcome is known."""
+
+    def __init__(self, message):
+        super().__init__(message)
+        self.message = message
 
 
 @dataclass(frozen=True)
@@ -163,7 +180,7 @@ def _reserve(user, sub_key, amount, note, token, available):
             raise TopUpNotAllowed(
                 f"This would exceed your daily top-up limit of {exact_usd(cap)}: you can top up {exact_usd(left)} more today (UTC)."
             )
-        over_available = amount > available
+        over_available = available is not None and amount > available
         try:
             with transaction.atomic():
                 row = TopUp.objects.create(
@@ -223,8 +240,8 @@ def _finish(row, outcome, message="", audit_note=""):
 
 
 def _read_key(sub_key_id):
-    """The key as derouter lists it now, or None when it does not list it."""
-    return next((sub_key for sub_key in client.list_sub_keys() if sub_key.id == str(sub_key_id)), None)
+    """The key as derouter reports it now, or None when it has no such key (one call at any number of keys)."""
+    return get_sub_key_now(sub_key_id)
 
 
 def _next_sequence(sub_key_id):
@@ -276,7 +293,8 @@ def top_up(
     """Add ``amount`` to the key's budget once for this token; return a TopUpAttempt.
 
     ``available`` is the account's available balance just read: more than that is
-    refused here, without asking the upstream. Raises TopUpNotAllowed over the
+    refused here, without asking the upstream; None leaves that check to derouter
+    (the console's confirm step, which must not spend a round trip reading it). Raises TopUpNotAllowed over the
     user's daily cap; AuthFailed and RateLimited are recorded, then raised again
     for the error page. ``audit_note`` leads the audit event's message (what asked
     for the top-up, e.g. a budget request). When another move on the key keeps its
@@ -506,3 +524,24 @@ def settling_locks():
             return settled
 
         yield settle_from
+
+
+@contextmanager
+def key_lock_for_return(sub_key_id, wait_seconds=MONEY_LOCK_WAIT_SECONDS):
+    """Hold the key's money lock for a delete, every earlier move on the key settled; yield the key now.
+
+    The key is read under the lock and its open moves settled from it first; it is yielded as
+    derouter lists it then (None when gone). Raises KeyBusy when another move holds the key,
+    MovesUnsettled when a move's outcome cannot be told yet (its request may still land), and
+    DerouterError when derouter cannot be read (nothing is deleted then).
+    """
+    with key_lock(sub_key_id, wait_seconds):
+        current = _read_key(sub_key_id)
+        _settle_walk(sub_key_id, current, timezone.now())
+        open_row = TopUp.objects.filter(sub_key_id=str(sub_key_id), outcome__in=UNSETTLED_OUTCOMES).first()
+        if current is not None and open_row is not None:
+            raise MovesUnsettled(
+                f"the top-up of {exact_usd(open_row.amount)} on {open_row.created_at:%Y-%m-%d %H:%M} UTC is not settled "
+                "yet, and a deleted key's budget can no longer tell whether it landed; try again in a minute."
+            )
+        yield current

@@ -19,10 +19,13 @@ from django.db import connection, transaction
 from django.db.models import Case, Count, DecimalField, ExpressionWrapper, F, Sum, Value, When
 from django.utils import timezone
 
-from mirror.models import DailyRollup, KeySnapshot, SnapshotSummary, SyncState, UsageRecord, billed_amount
+from lib import encryption
+from mirror.models import AccountBalance, DailyRollup, KeySnapshot, SnapshotSummary, SyncState, UsageRecord, billed_amount
 
 # How many keys running low the summary names (what the overview lists).
 LOW_KEYS_LISTED = 10
+# lib.encryption's purpose for the Client Keys the snapshot keeps.
+SECRET_PURPOSE = "mirror-client-key"
 
 
 def secret_digest(secret_text):
@@ -30,12 +33,22 @@ def secret_digest(secret_text):
     return hashlib.sha256(secret_text.encode()).hexdigest()
 
 
+def encrypt_secret(secret_text):
+    """A full Client Key as the snapshot keeps it (empty for none)."""
+    return encryption.encrypt(secret_text, SECRET_PURPOSE) if secret_text else ""
+
+
+def decrypt_secret(snapshot):
+    """The key's full secret from the snapshot, or None when it holds none (or one under an old SECRET_KEY)."""
+    return encryption.decrypt(snapshot.secret_encrypted, SECRET_PURPOSE) if snapshot.secret_encrypted else None
+
+
 def snapshot_fields(sub_key, seen_at):
     """The snapshot's columns for a key as derouter described it (a derouter.client.SubKey)."""
     return {
         "label": sub_key.label,
         "key_id_short": sub_key.key_id,
-        "secret_sha256": secret_digest(sub_key.secret.reveal()) if sub_key.secret else "",
+        "secret_sha256": secret_digest(sub_key.secret.reveal()) if sub_key.secret.reveal() else "",
         "budget": sub_key.budget,
         "spent": sub_key.spent,
         "remaining": sub_key.remaining,
@@ -88,6 +101,35 @@ def get_summary():
     return summary
 
 
+def _summary_figures(sub_key_id):
+    """(budget, spent, remaining) of an active key of the snapshot, or None."""
+    return KeySnapshot.objects.active().filter(sub_key_id=sub_key_id).values_list("budget", "spent", "remaining").first()
+
+
+def _is_low(figures):
+    budget, _, remaining = figures
+    return remaining < budget * settings.LOW_BUDGET_THRESHOLD
+
+
+def _update_summary(before, after):
+    """Bring the summary row up to date after one active key changed from ``before`` to ``after`` (figures or None).
+
+    A write moves one key: its difference is added to the totals in one statement, so a money
+    step costs the same at any number of keys. A key that is, or was, running low changes the
+    list of low keys: that (rarer) case, and a summary never counted, are recounted in full.
+    """
+    if before is None or after is None or _is_low(before) or _is_low(after):
+        summarize_snapshot()
+        return
+    changed = SnapshotSummary.objects.filter(pk=1).update(
+        total_allocated=F("total_allocated") + (after[0] - before[0]),
+        total_spent=F("total_spent") + (after[1] - before[1]),
+        computed_at=timezone.now(),
+    )
+    if not changed:
+        summarize_snapshot()
+
+
 def upsert_key(sub_key, seen_at=None):
     """Record one key as derouter just reported it (a derouter.client.SubKey); return its snapshot.
 
@@ -96,13 +138,19 @@ def upsert_key(sub_key, seen_at=None):
     """
     seen_at = seen_at or timezone.now()
     fields = snapshot_fields(sub_key, seen_at)
+    if sub_key.secret.reveal():
+        fields["secret_encrypted"] = encrypt_secret(sub_key.secret.reveal())
+    else:
+        # An answer that leaves the secret out keeps the one held.
+        del fields["secret_sha256"]
     if sub_key.created_at is not None:
         fields["created_at"] = sub_key.created_at
     with transaction.atomic():
+        before = _summary_figures(sub_key.id)
         snapshot, _ = KeySnapshot.objects.update_or_create(
             sub_key_id=sub_key.id, defaults=fields, create_defaults={**fields, "created_at": sub_key.created_at or seen_at}
         )
-        summarize_snapshot()
+        _update_summary(before, (snapshot.budget, snapshot.spent, snapshot.remaining))
     return snapshot
 
 
@@ -116,6 +164,7 @@ def insert_created_key(created):
                 "label": created.label,
                 "key_id_short": created.key_id,
                 "secret_sha256": secret_digest(created.secret.reveal()) if created.secret.reveal() else "",
+                "secret_encrypted": encrypt_secret(created.secret.reveal()),
                 "budget": created.budget,
                 "spent": Decimal(0),
                 "remaining": created.budget,
@@ -128,6 +177,15 @@ def insert_created_key(created):
         )
         summarize_snapshot()
     return snapshot
+
+
+def record_balance(balance, read_at=None):
+    """Keep the account's balance as derouter just reported it (a derouter.client.Balance)."""
+    AccountBalance.objects.update_or_create(
+        pk=1,
+        defaults={"balance": balance.balance, "locked": balance.locked, "available": balance.available,
+                  "read_at": read_at or timezone.now()},
+    )
 
 
 def mark_deleted(sub_key_id, deleted_at=None):

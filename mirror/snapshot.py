@@ -71,7 +71,9 @@ def refresh_snapshot(sub_keys=None, asked_at=None, wait_seconds=0):
         result = SnapshotResult(active=len(sub_keys), skipped=len(getattr(sub_keys, "skipped", ())))
         held = {
             row[0]: row[1:]
-            for row in KeySnapshot.objects.values_list("sub_key_id", *SNAPSHOT_FIELDS, "refreshed_at")
+            for row in KeySnapshot.objects.values_list(
+                "sub_key_id", *SNAPSHOT_FIELDS, "secret_encrypted", "refreshed_at"
+            )
         }
         writes = []
         for sub_key in sub_keys:
@@ -80,19 +82,22 @@ def refresh_snapshot(sub_keys=None, asked_at=None, wait_seconds=0):
             if known is not None:
                 if known[-1] > asked_at:
                     continue
-                if known[:-1] == tuple(fields[name] for name in SNAPSHOT_FIELDS):
+                # The encrypted secret differs at every encryption: it is compared by its digest.
+                is_secret_held = bool(known[-2]) or not fields["secret_sha256"]
+                if known[:-2] == tuple(fields[name] for name in SNAPSHOT_FIELDS) and is_secret_held:
                     continue
+            fields["secret_encrypted"] = ingest.encrypt_secret(sub_key.secret.reveal())
             writes.append(KeySnapshot(sub_key_id=sub_key.id, refreshed_at=asked_at, **fields))
         # A key skipped for its shape is still at derouter: not gone.
         seen = {sub_key.id for sub_key in sub_keys} | skipped_ids
-        gone = [sub_key_id for sub_key_id, known in held.items() if sub_key_id not in seen and known[-2] is None]
+        gone = [sub_key_id for sub_key_id, known in held.items() if sub_key_id not in seen and known[-3] is None]
         with transaction.atomic():
             KeySnapshot.objects.bulk_create(
                 writes,
                 batch_size=500,
                 update_conflicts=True,
                 unique_fields=["sub_key_id"],
-                update_fields=[*SNAPSHOT_FIELDS, "refreshed_at"],
+                update_fields=[*SNAPSHOT_FIELDS, "secret_encrypted", "refreshed_at"],
             )
             for start in range(0, len(gone), 500):
                 KeySnapshot.objects.filter(
@@ -106,6 +111,17 @@ def refresh_snapshot(sub_keys=None, asked_at=None, wait_seconds=0):
                 ingest.summarize_snapshot()
         result.changed, result.deleted = len(writes), len(gone)
         return result
+
+
+def refresh_balance():
+    """Read the account's balance and keep it for the pages that show it without waiting (raises DerouterError)."""
+    asked_at = timezone.now()
+    ingest.record_balance(client.get_balance(), read_at=asked_at)
+
+
+def record_balance(balance):
+    """Keep a balance a page or a money step just read from derouter (a derouter.client.Balance)."""
+    ingest.record_balance(balance)
 
 
 def record_key(sub_key):

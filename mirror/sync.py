@@ -50,6 +50,8 @@ ASK_AHEAD_PAGES = 20
 EDIT_LOCK_WAIT_SECONDS = 5
 # A sync told nothing of the key's spend reads it itself.
 UNREAD = object()
+# The name of a scope's sync task run (TaskRun) is this and the scope.
+SCOPE_TASK_PREFIX = "sync_usage "
 # Another process is syncing this scope (or refreshing the snapshot) right now, or took it over from us.
 ScopeBusy = leases.LeaseHeld
 
@@ -398,7 +400,7 @@ def moved_scopes():
 @db_task(retries=snapshot.RETRIES, retry_delay=snapshot.RETRY_DELAY_SECONDS, retry_backoff=snapshot.RETRY_BACKOFF)
 def sync_usage(scope, full=False):
     """The worker's task: sync one scope's usage rows; a scope another consumer is syncing is left to it."""
-    recorded = Recorded(f"sync_usage {scope}")
+    recorded = Recorded(f"{SCOPE_TASK_PREFIX}{scope}")
     try:
         result = sync_scope(scope, full=full, ask_ahead=True)
     except ScopeBusy:

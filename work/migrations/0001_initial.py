@@ -9,7 +9,7 @@ class Migration(migrations.Migration):
     initial = True
 
     dependencies = [
-        ('mirror', '0010_sync_pass'),
+        ('mirror', '0011_account_balance_and_kept_secret'),
     ]
 
     operations = [

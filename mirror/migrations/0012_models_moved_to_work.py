@@ -7,7 +7,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('work', '0001_initial'),
-        ('mirror', '0010_sync_pass'),
+        ('mirror', '0011_account_balance_and_kept_secret'),
     ]
 
     operations = [
