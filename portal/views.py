@@ -32,7 +32,6 @@ from derouter.client import (
     get_client_usage_logs,
 )
 from accounts.throttle import Throttle, client_address
-from accounts.throttle import Throttle, client_address
 from exports.models import Export
 from lib.csv_export import csv_download
 from lib.htmx import render_page_or_fragment, wants_fragment
