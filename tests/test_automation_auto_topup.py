@@ -9,7 +9,6 @@ from django.core import mail
 from automation import alerts, evaluation, funding, webhooks
 from automation.models import Alert, AlertRule, AutoTopUpRule, RuleState
 from automation.upstream import token_for
-from dashboard.upstream import get_sub_key_now
 from ledger.models import AuditEvent, Outcome, TopUp
 from derouter import client
 from mirror import snapshot as mirror_snapshot
