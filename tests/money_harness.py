@@ -11,6 +11,7 @@ tasks call them; nothing here moves money on its own.
 """
 
 import random
+import signal
 import threading
 import time
 import uuid
@@ -21,17 +22,20 @@ from decimal import Decimal
 
 import requests
 from django.db import close_old_connections, connections
+from huey.contrib.djhuey import HUEY
 from django.utils import timezone
 
 from automation import budget_requests, evaluation, expiry, rotation
+from automation import tasks as automation_tasks
 from automation.models import Allowance, AutoTopUpRule, BudgetRequest, KeyExpiry, Rotation
 from dashboard import keywrites, reconcile, topups
+from dashboard import tasks as dashboard_tasks
 from dashboard.models import UNSETTLED_OUTCOMES, AuditEvent, Outcome, TopUp
 from derouter import client
 from derouter.client import DerouterError
 from mirror import leases
 from mirror import sync as mirror_sync
-from mirror.models import ACCOUNT_SCOPE, KeySnapshot, UsageRecord
+from mirror.models import ACCOUNT_SCOPE, KeySnapshot, Lease, UsageRecord
 
 # Faults a step may meet, each before one operation: (mode, extra fields of the rule).
 FAULTS = (
@@ -68,6 +72,42 @@ KNOWN_REFUSALS = (
 )
 
 
+class Consumers:
+    """The harness's Huey consumer processes: paused (SIGSTOP) while everything settles and is checked.
+
+    They are paused only when idle: the queue empty and no lease held (a consumer mid-task
+    holds its lease), so none stops holding a key's money lock.
+    """
+
+    IDLE_WAIT_SECONDS = 60
+
+    def __init__(self, processes):
+        self.processes = processes
+        self.running = bool(processes)
+
+    def _idle(self):
+        return HUEY.pending_count() == 0 and not Lease.objects.exists()
+
+    def pause(self):
+        if not self.processes:
+            return
+        deadline = time.monotonic() + self.IDLE_WAIT_SECONDS
+        while True:
+            if self._idle() or time.monotonic() > deadline:
+                for process in self.processes:
+                    process.send_signal(signal.SIGSTOP)
+                if self._idle() or time.monotonic() > deadline:
+                    self.running = False
+                    return
+                self.resume()
+            time.sleep(0.2)
+
+    def resume(self):
+        for process in self.processes:
+            process.send_signal(signal.SIGCONT)
+        self.running = bool(self.processes)
+
+
 @dataclass
 class Figures:
     """What the harness did, for its report and the README."""
@@ -80,6 +120,7 @@ class Figures:
     refusals: Counter = field(default_factory=Counter)
     discrepancies: list = field(default_factory=list)
     failed_examples: int = 0
+    queued: int = 0  # operations queued to the Huey consumers rather than run in a thread
     seconds: Counter = field(default_factory=Counter)
     reported: set = field(default_factory=set)
     # Every key the harness made, over all examples: a worker pass acts on earlier examples' rules too.
@@ -88,7 +129,8 @@ class Figures:
     def line(self):
         return (
             f"{self.examples} examples, {self.steps} steps, {self.operations} operations, "
-            f"{self.faults_injected} faults injected, {len(self.discrepancies)} discrepancies "
+            f"({self.queued} queued to the Huey consumers), {self.faults_injected} faults injected, "
+            f"{len(self.discrepancies)} discrepancies "
             f"in {self.failed_examples} examples"
         )
 
@@ -96,8 +138,9 @@ class Figures:
 class World:
     """One example's keys, rules and requests, on the harness's own simulator."""
 
-    def __init__(self, simulator, owner, staff, figures):
+    def __init__(self, simulator, owner, staff, figures, consumers):
         self.simulator = simulator
+        self.consumers = consumers
         self.owner = owner
         self.staff = staff
         self.figures = figures
@@ -222,7 +265,11 @@ class World:
             budget_requests.decline(budget_request, rng.choice((self.owner, self.staff)), "Not this month.")
 
     def op_worker_pass(self, rng):
-        """One automation pass, as a consumer runs it (two may run at once)."""
+        """One automation pass: queued to the consumers, or run here as a consumer would (two may run at once)."""
+        if self.consumers.running and rng.random() < 0.5:
+            automation_tasks.evaluate_periodically()
+            self._queued()
+            return
         evaluation.evaluate_all()
 
     def op_spend(self, rng):
@@ -277,8 +324,16 @@ class World:
             mirror_sync.record_key(sub_key)
             mirror_sync.sync_scope(sub_key.id)
 
+    def _queued(self):
+        with self.lock:
+            self.figures.queued += 1
+
     def op_settle(self, rng):
-        """The minute task settling unknown writes, as a consumer runs it."""
+        """The minute task settling unknown writes: queued to the consumers, or run here as a consumer would."""
+        if self.consumers.running and rng.random() < 0.5:
+            dashboard_tasks.settle_unsettled_writes()
+            self._queued()
+            return
         keywrites.resolve_unsettled_writes()
 
     # ------------------------------------------------------------ one step: operations at once
@@ -311,9 +366,11 @@ class World:
     # ------------------------------------------------------------ settling
 
     def settle(self):
-        """Stop faults, let every request in flight end, then settle everything the product settles later."""
+        """Stop faults, let the consumers finish and pause them, let every request in flight end, then settle
+        everything the product settles later; the consumers go on once the invariants are checked."""
         self.simulator.clear_faults()
         started = time.monotonic()
+        self.consumers.pause()
         time.sleep(WRITE_SETTLE_SECONDS + LONGEST_FAULT_SECONDS)
         for _ in range(3):
             keywrites.resolve_unsettled_writes()
@@ -333,6 +390,12 @@ class World:
 
     def check(self):
         """Every invariant, each failure as a sentence; empty when the money is right."""
+        try:
+            return self._check()
+        finally:
+            self.consumers.resume()
+
+    def _check(self):
         problems = []
         writes = self._journal(self.journal_start)
         mine = set(self.key_ids)
