@@ -30,12 +30,14 @@ from automation import tasks as automation_tasks
 from automation.models import Allowance, AutoTopUpRule, BudgetRequest, KeyExpiry, Rotation
 from dashboard import keywrites, reconcile, topups
 from dashboard import tasks as dashboard_tasks
-from dashboard.models import UNSETTLED_OUTCOMES, AuditEvent, Outcome, TopUp
+from ledger.models import UNSETTLED_OUTCOMES, AuditEvent, Outcome, TopUp
 from derouter import client
 from derouter.client import DerouterError
-from mirror import leases
+from work import leases
+from mirror import snapshot as mirror_snapshot
 from mirror import sync as mirror_sync
-from mirror.models import ACCOUNT_SCOPE, KeySnapshot, Lease, UsageRecord
+from mirror.models import ACCOUNT_SCOPE, KeySnapshot, UsageRecord
+from work.models import Lease
 
 # Faults a step may meet, each before one operation: (mode, extra fields of the rule).
 FAULTS = (
@@ -253,7 +255,7 @@ class World:
         sub_key = self.pick_key(rng)
         if sub_key is None:
             return
-        snapshot = mirror_sync.record_key(sub_key) or KeySnapshot.objects.get(sub_key_id=sub_key.id)
+        snapshot = mirror_snapshot.record_key(sub_key) or KeySnapshot.objects.get(sub_key_id=sub_key.id)
         budget_requests.submit(snapshot, rng.choice(AMOUNTS), "more please", "")
 
     def _pick_request(self, rng):
@@ -327,7 +329,7 @@ class World:
     def op_sync(self, rng):
         sub_key = self.pick_key(rng)
         if sub_key is not None:
-            mirror_sync.record_key(sub_key)
+            mirror_snapshot.record_key(sub_key)
             mirror_sync.sync_scope(sub_key.id)
 
     def _queued(self):
@@ -386,7 +388,7 @@ class World:
                 sub_key_id__in=self.key_ids, status__in=(KeyExpiry.Status.SCHEDULED, KeyExpiry.Status.UNKNOWN)
             ):
                 expiry.evaluate_expiry(due)
-        mirror_sync.refresh_snapshot()
+        mirror_snapshot.refresh_snapshot()
         for sub_key in self.live_keys():
             mirror_sync.sync_scope(sub_key.id)
         mirror_sync.sync_scope(ACCOUNT_SCOPE)
