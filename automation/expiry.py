@@ -82,13 +82,13 @@ def _expire(expiry, now):
     if sub_key.secret and not expiry.secret_sha256:
         expiry.secret_sha256 = secret_digest(sub_key.secret.reveal())
         KeyExpiry.objects.filter(pk=expiry.pk).update(secret_sha256=expiry.secret_sha256)
-    returned = max(sub_key.remaining, Decimal(0))
     # derouter stops listing a deleted key's usage: mirror what is left while it still can (best effort).
     mirror_sync.mirror_usage_before_write(sub_key)
     with ExitStack() as stack:
-        # The return is a money move: after every earlier move on the key is settled.
+        # The return is a money move: after every earlier move on the key is settled, and what it
+        # returns is the remaining read under the key's lock.
         try:
-            stack.enter_context(topups.key_lock_for_return(sub_key.id))
+            current = stack.enter_context(topups.key_lock_for_return(sub_key.id))
         except (topups.KeyBusy, topups.MovesUnsettled) as refusal:
             message = getattr(refusal, "message", "another money move on this key is under way")
             _finish(expiry, KeyExpiry.Status.SCHEDULED, now, message=f"Not deleted yet: {message}")
@@ -96,7 +96,11 @@ def _expire(expiry, now):
         except DerouterError:
             KeyExpiry.objects.filter(pk=expiry.pk).update(status=expiry.status)
             raise
-        return _delete(expiry, sub_key, returned, now)
+        if current is None:
+            mirror_sync.record_deleted_key(expiry.sub_key_id)
+            _finish(expiry, KeyExpiry.Status.EXPIRED, now, message="The key was already gone at derouter.")
+            return "Already gone."
+        return _delete(expiry, current, max(current.remaining, Decimal(0)), now)
 
 
 def _delete(expiry, sub_key, returned, now):

@@ -149,41 +149,45 @@ def edit_key(user, sub_key, changes):
     return KeyWrite(event)
 
 
-def _not_sent(event, refusal):
-    """Settle an event whose write was never sent (the key's money lock refused it); re-raise what the error page explains."""
-    if isinstance(refusal, DerouterError):
-        if outcome_of_write_error(refusal).needs_error_page:
-            audit.finish(event, Outcome.REFUSED, message=refusal.message)
-            raise refusal
-        message = f"Not sent: derouter's key could not be read first ({refusal.message})."
-    elif isinstance(refusal, topups.MovesUnsettled):
-        message = f"Not sent: {refusal.message}"
-    else:
-        message = "Not sent: another money move on this key is under way; try again in a moment."
+def _refused_unsent(user, sub_key, message, status=None):
+    """A delete that was never sent: recorded as refused, with derouter's status when it told us why (404: gone)."""
+    event = _start(user, AuditEvent.Action.DELETE, sub_key)
     audit.finish(event, Outcome.REFUSED, message=message)
-    return KeyWrite(event, failure=ErrorOutcome(Outcome.REFUSED, message, was_sent=False))
+    return KeyWrite(event, failure=ErrorOutcome(Outcome.REFUSED, message, status=status, was_sent=False))
 
 
 def delete_key(user, sub_key):
-    """DELETE a key; its unspent budget returns to the available balance."""
-    returned = max(sub_key.remaining, Decimal(0))
-    event = _start(user, AuditEvent.Action.DELETE, sub_key, changes={"budget_returned": (None, returned)})
-    # derouter stops listing a deleted key's usage: mirror what is left while it still can (best effort).
-    mirror_sync.mirror_usage_before_write(sub_key)
+    """DELETE a key; its unspent budget returns to the available balance.
+
+    A money move (``topups.key_lock_for_return``): under the key's lock the key is read
+    again, so the budget recorded as returned is what it held when the DELETE went out.
+    """
     with ExitStack() as stack:
-        # Its budget returns to the account: a money move, after every earlier one on the key is settled.
         try:
-            stack.enter_context(topups.key_lock_for_return(sub_key.id))
-        except (topups.KeyBusy, topups.MovesUnsettled, DerouterError) as refusal:
-            return _not_sent(event, refusal)
-        _, failed = _send(event, lambda: client.delete_sub_key(sub_key.id), sub_key.id)
-    if failed:
-        if failed.failure.is_gone:
+            current = stack.enter_context(topups.key_lock_for_return(sub_key.id))
+        except topups.KeyBusy:
+            return _refused_unsent(user, sub_key, "Not sent: another money move on this key is under way; try again in a moment.")
+        except topups.MovesUnsettled as refusal:
+            return _refused_unsent(user, sub_key, f"Not sent: {refusal.message}")
+        except DerouterError as error:
+            if outcome_of_write_error(error).needs_error_page:
+                raise
+            return _refused_unsent(user, sub_key, f"Not sent: derouter's key list could not be read first ({error.message}).")
+        if current is None:
             mirror_sync.record_deleted_key(sub_key.id)
-        return failed
-    audit.finish(event, Outcome.OK)
-    mirror_sync.record_deleted_key(sub_key.id)
-    return KeyWrite(event)
+            return _refused_unsent(user, sub_key, "Not sent: derouter no longer lists the key.", status=404)
+        returned = max(current.remaining, Decimal(0))
+        event = _start(user, AuditEvent.Action.DELETE, current, changes={"budget_returned": (None, returned)})
+        # derouter stops listing a deleted key's usage: mirror what is left while it still can (best effort).
+        mirror_sync.mirror_usage_before_write(current)
+        _, failed = _send(event, lambda: client.delete_sub_key(current.id), current.id)
+        if failed:
+            if failed.failure.is_gone:
+                mirror_sync.record_deleted_key(current.id)
+            return failed
+        audit.finish(event, Outcome.OK)
+        mirror_sync.record_deleted_key(current.id)
+        return KeyWrite(event)
 
 
 # ---------------------------------------------------------------- resolving pending and unknown key writes

@@ -27,11 +27,15 @@ from django.utils import timezone
 
 from derouter import client
 from mirror import leases, sync
-from mirror.models import KeySnapshot, SyncPass, SyncState
+from mirror.models import KeySnapshot, Lease, SyncPass, SyncState, TaskRun
+from mirror.reads import REFRESH_TASK_NAME
 
 logger = logging.getLogger(__name__)
 
 PASS_LEASE = "mirror-usage-pass"
+# The names of the runs (TaskRun) of a pass and of one scope's sync task.
+PASS_TASK_NAME = "sync_pass"
+SCOPE_TASK_PREFIX = "sync_usage "
 # Short, kept up every few seconds while the pass runs: a killed pass stops the others this long at most.
 PASS_LEASE_SECONDS = 60
 # How often the thread that started the pass keeps its lease up while the scopes are synced.
@@ -252,3 +256,46 @@ def record(result):
         busy=len(result.busy), failed=len(result.failed), inserted=result.inserted, lag_seconds=result.lag_seconds,
         rate_limited=result.rate_limited,
     )
+
+
+# A run whose lease was never seen is left this long before it counts as interrupted: it may not have taken it yet.
+UNSEEN_LEASE_GRACE_SECONDS = 60
+
+
+def _lease_of_run(name):
+    """The lease a mirror task's run works under, by the run's name (None: not a mirror task)."""
+    if name == PASS_TASK_NAME:
+        return PASS_LEASE
+    if name == REFRESH_TASK_NAME:
+        return sync.SNAPSHOT_LEASE
+    if name.startswith(SCOPE_TASK_PREFIX):
+        return sync.usage_lease_name(name.removeprefix(SCOPE_TASK_PREFIX))
+    return None
+
+
+def end_interrupted_runs():
+    """Runs of mirror tasks still "running" whose worker was killed: failed, once their lease has expired.
+
+    A worker keeps its lease up while it works and releases it when done, so a run whose
+    lease has expired (or, after a grace, is not held at all) will never finish.
+    """
+    now = timezone.now()
+    running = TaskRun.objects.filter(status=TaskRun.Status.RUNNING).values_list("pk", "name", "started_at")
+    leases_of = {pk: (_lease_of_run(name), started_at) for pk, name, started_at in running}
+    names = {lease for lease, _ in leases_of.values() if lease is not None}
+    expiry = dict(Lease.objects.filter(name__in=names).values_list("name", "expires_at"))
+    interrupted = []
+    for pk, (lease, started_at) in leases_of.items():
+        if lease is None:
+            continue
+        if lease in expiry:
+            if expiry[lease] <= now:
+                interrupted.append(pk)
+        elif (now - started_at).total_seconds() > UNSEEN_LEASE_GRACE_SECONDS:
+            interrupted.append(pk)
+    if interrupted:
+        TaskRun.objects.filter(pk__in=interrupted, status=TaskRun.Status.RUNNING).update(
+            status=TaskRun.Status.FAILED, finished_at=now,
+            error="interrupted: the worker stopped mid-task and its lease expired; the next pass takes the work over",
+        )
+    return len(interrupted)

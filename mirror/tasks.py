@@ -31,7 +31,7 @@ RETRY_BACKOFF = 2
 TASK_RUNS_KEPT = 2000
 # SyncPass rows kept (the Sync page shows the last).
 SYNC_PASSES_KEPT = 100
-PASS_TASK_NAME = "sync_pass"
+PASS_TASK_NAME = passes.PASS_TASK_NAME
 
 
 def _every_refresh_period(moment):
@@ -58,6 +58,8 @@ def schedule_refreshes():
 @db_task(retries=RETRIES, retry_delay=RETRY_DELAY_SECONDS, retry_backoff=RETRY_BACKOFF)
 def refresh_mirror():
     """Refresh the key snapshot, then queue a usage sync for every scope that may have new rows."""
+    # Before this pass takes their scopes over: runs of killed workers, whose leases have expired, end as failed.
+    passes.end_interrupted_runs()
     if not _refresh_snapshot_recorded():
         return
     try:
@@ -111,7 +113,7 @@ def _refresh_snapshot_recorded():
 @db_task(retries=RETRIES, retry_delay=RETRY_DELAY_SECONDS, retry_backoff=RETRY_BACKOFF)
 def sync_usage(scope, full=False):
     """Sync one scope's usage rows; a scope another consumer is syncing is left to it."""
-    recorded = Recorded(f"sync_usage {scope}")
+    recorded = Recorded(f"{passes.SCOPE_TASK_PREFIX}{scope}")
     try:
         result = sync.sync_scope(scope, full=full, ask_ahead=True)
     except sync.ScopeBusy:

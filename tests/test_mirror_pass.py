@@ -1,7 +1,11 @@
 """The worker's usage pass: scopes synced concurrently with a bound on requests in flight, 429s, its lag."""
 
+import os
 import secrets
+import subprocess
+import sys
 import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -10,8 +14,8 @@ from django.utils import timezone
 
 from derouter import client as derouter_client
 from mirror import leases, passes, reads, sync, tasks
-from mirror.models import ACCOUNT_SCOPE, SyncPass, SyncState, TaskRun, UsageRecord
-from tests.helpers import start_simulator, stop_simulator
+from mirror.models import ACCOUNT_SCOPE, Lease, SyncPass, SyncState, TaskRun, UsageRecord
+from tests.helpers import ROOT, database_url_for_subprocesses, start_simulator, stop_simulator
 
 
 @pytest.fixture
@@ -153,3 +157,51 @@ def test_the_sync_lag_leaves_out_deleted_keys_and_keys_with_nothing_new(
     text = client.get("/metrics", HTTP_AUTHORIZATION="Bearer metrics-token-for-tests").content.decode()
     lag = next(line for line in text.splitlines() if line.startswith("dashboard_mirror_usage_sync_lag_seconds "))
     assert float(lag.split()[1]) < 300
+
+
+# Runs one scope's sync task as the worker would; the test kills it (SIGKILL) while it waits on derouter.
+SYNC_TASK_THEN_KILLED = """
+import os, sys
+import django
+os.environ["DJANGO_SETTINGS_MODULE"] = "tests.settings"
+django.setup()
+from django.conf import settings
+settings.DEROUTER_API_BASE = sys.argv[2]
+settings.DEROUTER_ACCOUNT_KEY = sys.argv[3]
+from mirror import tasks
+tasks.sync_usage.call_local(sys.argv[1])
+"""
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_killed_tasks_run_ends_as_failed_once_its_lease_has_expired(make_key, simulator):
+    key = make_key(label="Killed mid-task")
+    simulator.add_usage(key.id, "0.01", count=2)
+    simulator.inject("slow", path="/usage-logs", delay=30, times=1)
+    worker = subprocess.Popen(
+        [sys.executable, "-c", SYNC_TASK_THEN_KILLED, key.id, simulator.base_url, simulator.account_key],
+        cwd=ROOT, env={**os.environ, "DATABASE_URL": database_url_for_subprocesses()},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    lease_name = sync.usage_lease_name(key.id)
+    try:
+        deadline = time.monotonic() + 30
+        while not Lease.objects.filter(name=lease_name).exists():
+            assert worker.poll() is None and time.monotonic() < deadline, worker.stderr.read().decode()[-2000:]
+            time.sleep(0.1)
+    finally:
+        worker.kill()
+        worker.wait()
+    run = TaskRun.objects.get(name=f"sync_usage {key.id}")
+    assert run.status == TaskRun.Status.RUNNING
+
+    passes.end_interrupted_runs()
+    assert TaskRun.objects.get(pk=run.pk).status == TaskRun.Status.RUNNING  # its lease has not expired yet
+
+    Lease.objects.filter(name=lease_name).update(expires_at=timezone.now() - timedelta(hours=1))
+    simulator.clear_faults()
+    tasks.refresh_mirror.call_local()
+
+    run.refresh_from_db()
+    assert run.status == TaskRun.Status.FAILED and "interrupted" in run.error and run.finished_at
+    assert UsageRecord.objects.filter(key__sub_key_id=key.id).count() == 2  # the next pass took the work over
