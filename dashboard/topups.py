@@ -380,11 +380,22 @@ def _in_key_order(rows):
     return rows.order_by(F("sequence").asc(nulls_first=True), "created_at", "id")
 
 
+def _likeliest_first(row):
+    """Judged landed before, then moves whose answer never came, then moves settled "not applied" (a late write is rarest)."""
+    if row.outcome == Outcome.OK:
+        return 0
+    return 1 if row.outcome in UNSETTLED_OUTCOMES else 2
+
+
 def _landed_among(rise, candidates):
-    """The candidates whose amounts add up to ``rise``: those judged landed before first, then oldest first."""
+    """The candidates whose amounts add up to ``rise``: the likeliest first (``_likeliest_first``), then oldest first.
+
+    A move settled "not applied" competes for a rise only after the moves still open: with
+    equal amounts, the move in flight landed far more often than an old one landed late.
+    """
     if rise <= 0 or not candidates:
         return []
-    ordered = sorted(candidates, key=lambda row: row.outcome != Outcome.OK)
+    ordered = sorted(candidates, key=_likeliest_first)
     if len(ordered) > MAX_EXHAUSTIVE_CANDIDATES:
         return next(([row] for row in ordered if row.amount == rise), [])
     for size in range(1, len(ordered) + 1):
