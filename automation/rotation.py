@@ -21,12 +21,14 @@ from django.utils import timezone
 
 from automation import actors, webhooks
 from automation.models import Rotation
-from dashboard import audit, topups
-from dashboard.models import UNSETTLED_OUTCOMES, AuditEvent, Outcome
-from dashboard.outcomes import outcome_of_write_error
+from dashboard import topups
 from derouter import client
 from derouter.client import DerouterError
+from ledger import audit
+from ledger.models import UNSETTLED_OUTCOMES, AuditEvent, Outcome
+from ledger.outcomes import outcome_of_write_error
 from lib.money import to_decimal, usd
+from mirror import snapshot as mirror_snapshot
 from mirror import sync as mirror_sync
 
 
@@ -113,7 +115,7 @@ def _create_new_key(rotation, user, sub_key):
         audit.record(user, AuditEvent.Action.CREATE, failure.outcome, label=sub_key.label, changes=changes,
                      message=f"{note} {failure.message}", form_token=rotation.token)
         if failure.is_unknown:
-            mirror_sync.record_write_answer(None)
+            mirror_snapshot.record_write_answer(None)
         if failure.is_refused:
             _set(rotation, status=Rotation.Status.CREATE_REFUSED, message=f"derouter refused the new key: {failure.message} Nothing was changed.")
         else:
@@ -127,7 +129,7 @@ def _create_new_key(rotation, user, sub_key):
             raise
         return None
 
-    mirror_sync.record_created_key(created)
+    mirror_snapshot.record_created_key(created)
     multiplier_note = ""
     if sub_key.display_multiplier != 1:
         try:
@@ -135,7 +137,7 @@ def _create_new_key(rotation, user, sub_key):
         except DerouterError as error:
             multiplier_note = f" The display multiplier ×{sub_key.display_multiplier} could not be copied ({error.message}): set it on the new key."
         else:
-            mirror_sync.record_write_answer(answer)
+            mirror_snapshot.record_write_answer(answer)
     audit.record(
         user, AuditEvent.Action.CREATE, Outcome.OK, sub_key_id=created.id, label=created.label,
         key_id_short=created.key_id, changes=changes, message=f"{note} Replaces {sub_key.key_id}.{multiplier_note}",
@@ -186,7 +188,7 @@ def _delete_old(rotation, user, old, returned, note):
         changes = None if failure.is_refused else {"budget_returned": (None, returned)}
         audit.record(user, AuditEvent.Action.DELETE, failure.outcome, sub_key=old, changes=changes, message=f"{note} {failure.message}")
         if failure.is_unknown:
-            mirror_sync.record_write_answer(None)
+            mirror_snapshot.record_write_answer(None)
         status = Rotation.Status.DELETE_FAILED if failure.is_refused else Rotation.Status.DELETE_UNKNOWN
         _set(rotation, status=status, message=failure.message)
         if failure.needs_error_page:
@@ -197,7 +199,7 @@ def _delete_old(rotation, user, old, returned, note):
 
 
 def _done(rotation, user, returned, note):
-    mirror_sync.record_deleted_key(rotation.old_sub_key_id)
+    mirror_snapshot.record_deleted_key(rotation.old_sub_key_id)
     _set(rotation, status=Rotation.Status.DONE, returned=returned, message=note, finished_at=timezone.now())
     data = {
         "old_sub_key_id": rotation.old_sub_key_id,

@@ -47,16 +47,16 @@ from django.utils import timezone
 
 from accounts.models import ConsoleProfile
 from accounts.roles import get_topup_cap
-from dashboard import audit
-from dashboard.formtokens import check_form_token
-from dashboard.models import UNSETTLED_OUTCOMES, AuditEvent, Outcome, TopUp
-from dashboard.outcomes import outcome_of_write_error
 from dashboard.upstream import get_sub_key_now
 from derouter import client
 from derouter.client import DerouterError
+from ledger import audit
+from ledger.formtokens import check_form_token
+from ledger.models import UNSETTLED_OUTCOMES, AuditEvent, Outcome, TopUp
+from ledger.outcomes import outcome_of_write_error
 from lib.money import exact_usd
-from mirror import leases
-from mirror import sync as mirror_sync
+from mirror import snapshot as mirror_snapshot
+from work import leases
 
 # Top-ups that took or may have taken money count against a staff member's cap.
 CAP_COUNTED_OUTCOMES = (Outcome.OK, Outcome.PENDING, Outcome.UNKNOWN)
@@ -142,7 +142,7 @@ def lock_name(sub_key_id):
 def key_lock(sub_key_id, wait_seconds=None):
     """Hold the key's money lock for the block: one move (or settlement) on the key at a time.
 
-    A lease row in the database (``mirror.leases``), so it holds across web processes,
+    A lease row in the database (``work.leases``), so it holds across web processes,
     workers and machines; a holder killed mid-move leaves it to expire after
     MONEY_LOCK_SECONDS. Raises KeyBusy when another holder keeps it past ``wait_seconds``
     (MONEY_LOCK_WAIT_SECONDS when None). Not re-entrant: a holder asking again waits on itself.
@@ -279,12 +279,12 @@ def _send_under_lock(row, audit_note, check):
         _finish(row, failure.outcome, failure.message, audit_note)
         if failure.is_unknown:
             # It may have happened: the worker reads the keys again so the snapshot shows the truth.
-            mirror_sync.record_write_answer(None)
+            mirror_snapshot.record_write_answer(None)
         if failure.needs_error_page:
             raise
         return
     _finish(row, Outcome.OK, audit_note=audit_note)
-    mirror_sync.record_write_answer(answer)
+    mirror_snapshot.record_write_answer(answer)
 
 
 def top_up(

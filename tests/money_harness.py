@@ -26,10 +26,11 @@ from django.utils import timezone
 from automation import budget_requests, evaluation, expiry, rotation
 from automation.models import Allowance, AutoTopUpRule, BudgetRequest, KeyExpiry, Rotation
 from dashboard import keywrites, reconcile, topups
-from dashboard.models import UNSETTLED_OUTCOMES, AuditEvent, Outcome, TopUp
+from ledger.models import UNSETTLED_OUTCOMES, AuditEvent, Outcome, TopUp
 from derouter import client
 from derouter.client import DerouterError
-from mirror import leases
+from work import leases
+from mirror import snapshot as mirror_snapshot
 from mirror import sync as mirror_sync
 from mirror.models import ACCOUNT_SCOPE, KeySnapshot, UsageRecord
 
@@ -204,7 +205,7 @@ class World:
         sub_key = self.pick_key(rng)
         if sub_key is None:
             return
-        snapshot = mirror_sync.record_key(sub_key) or KeySnapshot.objects.get(sub_key_id=sub_key.id)
+        snapshot = mirror_snapshot.record_key(sub_key) or KeySnapshot.objects.get(sub_key_id=sub_key.id)
         budget_requests.submit(snapshot, rng.choice(AMOUNTS), "more please", "")
 
     def _pick_request(self, rng):
@@ -274,7 +275,7 @@ class World:
     def op_sync(self, rng):
         sub_key = self.pick_key(rng)
         if sub_key is not None:
-            mirror_sync.record_key(sub_key)
+            mirror_snapshot.record_key(sub_key)
             mirror_sync.sync_scope(sub_key.id)
 
     def op_settle(self, rng):
@@ -323,7 +324,7 @@ class World:
                 sub_key_id__in=self.key_ids, status__in=(KeyExpiry.Status.SCHEDULED, KeyExpiry.Status.UNKNOWN)
             ):
                 expiry.evaluate_expiry(due)
-        mirror_sync.refresh_snapshot()
+        mirror_snapshot.refresh_snapshot()
         for sub_key in self.live_keys():
             mirror_sync.sync_scope(sub_key.id)
         mirror_sync.sync_scope(ACCOUNT_SCOPE)

@@ -12,7 +12,7 @@ import pytest
 from django.core.management import call_command
 
 from dashboard import topups
-from dashboard.models import Outcome
+from ledger.models import Outcome
 from derouter import client, conventions
 from derouter.simulator.conventions import Conventions as Played
 from tests.simulator_helpers import simulator_in_thread

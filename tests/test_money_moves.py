@@ -14,9 +14,9 @@ from django.utils import timezone
 
 from automation import actors
 from dashboard import keywrites, topups
-from dashboard.models import AuditEvent, Outcome, TopUp
+from ledger.models import AuditEvent, Outcome, TopUp
 from derouter import client
-from mirror.models import Lease
+from work.models import Lease
 from tests.helpers import ROOT, budget_of, database_url_for_subprocesses, eventually
 
 

@@ -17,7 +17,7 @@ from automation import actors, expiry
 from automation import rotation as rotations
 from automation.models import KeyExpiry, Rotation
 from dashboard import keywrites, topups
-from dashboard.models import AuditEvent, Outcome, TopUp
+from ledger.models import AuditEvent, Outcome, TopUp
 from derouter import client
 from tests.helpers import budget_of
 

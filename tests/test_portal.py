@@ -17,8 +17,8 @@ from lib.csv_export import safe_cell
 from lib.money import duration, money, usd_cost
 from portal import views as portal_views
 from portal.forms import INVALID_KEY_MESSAGE
-from mirror import sync
-from portal.sessions import SESSION_KEY, SESSION_LAST_SEEN_AT, SESSION_SIGNED_IN_AT
+from mirror import snapshot as mirror_snapshot
+from accounts.portal_sessions import SESSION_KEY, SESSION_LAST_SEEN_AT, SESSION_SIGNED_IN_AT
 from tests.helpers import hang_derouter
 
 pytestmark = pytest.mark.django_db
@@ -471,7 +471,7 @@ def test_deleted_key_signs_the_customer_out_when_the_live_figures_load(portal, k
 
 def test_deleted_key_signs_the_customer_out_on_the_next_page_once_mirrored(portal, key):
     derouter_client.delete_sub_key(key.id)
-    sync.refresh_snapshot()
+    mirror_snapshot.refresh_snapshot()
     response = portal.get(HOME_URL, follow=True)
     assert response.redirect_chain[-1][0] == LOGIN_URL
     assert "This key is no longer valid" in response.content.decode()

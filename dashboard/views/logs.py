@@ -14,10 +14,10 @@ from django.views.decorators.vary import vary_on_headers
 
 from accounts.roles import console_required
 from analytics.permissions import can_see_margins
-from lib.csv_export import csv_download
-from lib.forms import describe_refused_export
 from dashboard.forms import ACCOUNT_ONLY, UsageLogQueryForm
 from dashboard.views.keys import URL_ID_STAND_IN
+from lib.csv_export import csv_download
+from lib.forms import describe_refused_export
 from lib.htmx import wants_fragment
 from lib.markup import format_row
 from lib.money import count, duration, multiplier, usd_cost

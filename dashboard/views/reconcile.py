@@ -9,8 +9,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.roles import owner_required
 from dashboard.models import ReconcileRun
-from dashboard.reconcile import RUN_LEASE_SECONDS
-from dashboard.tasks import run_reconciliation
+from dashboard.reconcile import RUN_LEASE_SECONDS, run_reconciliation
 
 # The page lists at most this many differences of the last run (it says how many more).
 DIFFERENCES_SHOWN = 200

@@ -14,15 +14,14 @@ from django.utils.translation import ngettext_lazy
 
 from accounts.roles import console_required
 from dashboard.forms import LEDGER_PAGE_SIZE, LedgerQueryForm, TopUpForm
-from dashboard.formtokens import TokenUsedElsewhere
-from dashboard.ledger_csv import CSV_COLUMNS, filtered_topups, ledger_csv_row
-from dashboard.models import Outcome, TopUp
-from dashboard.tasks import write_ledger_export
+from dashboard.ledger_csv import CSV_COLUMNS, filtered_topups, ledger_csv_row, write_ledger_export
 from dashboard.topups import TopUpNotAllowed, find_attempt, get_cap_left_today, settle_key, top_up
 from dashboard.upstream import get_live_balance, get_sub_key_now, get_sub_key_or_404, upstream_write_deadline
 from dashboard.views import SUBKEYS_CHANGED_EVENT
 from derouter.client import DerouterError
 from exports.models import Export
+from ledger.formtokens import TokenUsedElsewhere
+from ledger.models import Outcome, TopUp
 from lib.csv_export import csv_download
 from lib.forms import describe_refused_export
 from lib.htmx import render_page_or_fragment, wants_fragment

@@ -16,7 +16,8 @@ from django.core.management.base import BaseCommand, CommandError
 
 from accounts.models import ConsoleProfile, Role
 from derouter import client
-from mirror.models import DailyRollup, KeySnapshot, SyncState, TaskRun, UsageRecord
+from mirror.models import DailyRollup, KeySnapshot, SyncState, UsageRecord
+from work.models import TaskRun
 
 DEMO_USERS = (("owner", Role.OWNER), ("staff", Role.STAFF))
 
@@ -104,7 +105,7 @@ class Command(BaseCommand):
     def _start_consumer(self, account_key):
         """One Huey consumer (periodic tasks on): its first refresh is the mirror's first sync.
 
-        A demo stopped mid-sync leaves its leases to expire (mirror.leases); nothing to flush.
+        A demo stopped mid-sync leaves its leases to expire (work.leases); nothing to flush.
         """
         environment = {
             **os.environ,
