@@ -265,7 +265,7 @@ class Probe:
 
     def note_write(self, write, answers):
         """Keep the status of the write's own answer (a bodiless create is followed by a list read)."""
-        written = [answer for answer in answers if answer.method != "GET"]
+        written = [answer for answer in answers if answer.method != "GET" and 200 <= answer.status < 300]
         if written:
             self.found.write_statuses.setdefault(write, written[-1].status)
             self.found.write_bodies.setdefault(write, written[-1].had_body)
