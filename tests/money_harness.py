@@ -279,8 +279,8 @@ class World:
             mirror_sync.sync_scope(sub_key.id)
 
     def op_settle(self, rng):
-        """The minute task settling unknown writes, as a consumer runs it."""
-        keywrites.resolve_unsettled_writes()
+        """The minute task settling unknown writes (and late ones), as a consumer runs it."""
+        keywrites.resolve_unsettled_writes(late_writes=True)
 
     # ------------------------------------------------------------ one step: operations at once
 
@@ -317,7 +317,7 @@ class World:
         started = time.monotonic()
         time.sleep(WRITE_SETTLE_SECONDS + LONGEST_FAULT_SECONDS)
         for _ in range(3):
-            keywrites.resolve_unsettled_writes()
+            keywrites.resolve_unsettled_writes(late_writes=True)
             budget_requests.settle_open()
             rotation.settle_open()
             for due in KeyExpiry.objects.filter(
