@@ -216,6 +216,17 @@ def test_home_answers_from_the_mirror_in_display_units_with_its_freshness(simula
         assert f'<td class="num" data-label="Requests">{summary.requests:,}</td>' in body
 
 
+def test_home_of_a_key_not_mirrored_yet_reads_derouter(simulator):
+    created = derouter_client.create_sub_key(Decimal(BUDGET), label="Brand New Ltd")
+    browser = _signed_in_client(created.secret.reveal())
+
+    body = browser.get(HOME_URL).content.decode()
+
+    assert "Brand New Ltd" in body
+    assert "Figures as your provider's service reports them now" in body
+    assert 'data-hx-trigger="load"' not in body
+
+
 def test_home_answers_while_derouter_hangs(simulator, make_key):
     created = make_key(BUDGET, label="Patient Ltd")
     browser = _signed_in_client(created.secret.reveal())

@@ -595,7 +595,7 @@ def key_detail(request, sub_key_id):
         figures=get_key_figures(sub_key, show_margins),
         edit_form=_get_edit_form(sub_key),
         preview=_get_multiplier_preview(sub_key, sub_key.display_multiplier),
-        key_analytics=get_key_analytics(sub_key.id, show_margins),
+        key_analytics=get_key_analytics(sub_key.id, show_margins, key=snapshot),
         reconciliation=_get_reconciliation(snapshot),
     )
     return render(request, "dashboard/key_detail.html", context)
