@@ -15,6 +15,7 @@ from django.contrib import messages
 from django.shortcuts import redirect
 from django.urls import reverse
 from django_htmx.http import HttpResponseClientRedirect
+from django.utils.translation import gettext_lazy as _
 
 from automation.expiry import get_expired_notice
 from derouter.client import AuthFailed, DerouterError, RateLimited, Unavailable
@@ -34,9 +35,9 @@ PORTAL_SESSION_KEYS = (SESSION_KEY, SESSION_SIGNED_IN_AT, SESSION_LAST_SEEN_AT, 
 DEFAULT_TIME_ZONE = "UTC"
 
 KEY_NO_LONGER_VALID = "This key is no longer valid. Ask your provider for a new one, then sign in again."
-IDLE_EXPIRED = "You were signed out after a period of inactivity. Sign in again to continue."
-LIFETIME_EXPIRED = "Your session has ended for your security. Sign in again to continue."
-SIGN_IN_FIRST = "Sign in with your Client Key to continue."
+IDLE_EXPIRED = _("You were signed out after a period of inactivity. Sign in again to continue.")
+LIFETIME_EXPIRED = _("Your session has ended for your security. Sign in again to continue.")
+SIGN_IN_FIRST = _("Sign in with your Client Key to continue.")
 
 
 # Files of the tz database that are not places: "localtime" is the server's own zone.
