@@ -18,8 +18,8 @@ from accounts.two_factor import (
     is_two_factor_required,
     replace_recovery_codes,
 )
-from dashboard import audit
-from dashboard.models import AuditEvent, Outcome
+from ledger import audit
+from ledger.models import AuditEvent, Outcome
 
 
 def _render_codes(request, codes):

@@ -29,8 +29,8 @@ from accounts.models import ConsoleProfile, ConsoleSettings, Invitation, Role
 from accounts.roles import get_role, owner_required
 from accounts.sessions import end_sessions
 from accounts.two_factor import remove_second_factors
-from dashboard import audit
-from dashboard.models import AuditEvent, Outcome
+from ledger import audit
+from ledger.models import AuditEvent, Outcome
 
 User = get_user_model()
 

@@ -6,7 +6,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from automation import webhooks
+from automation import notify, webhooks
 from automation.models import Alert, AlertRule, DeliveryStatus, RuleState
 from lib.money import usd
 from lib.queue import enqueue_or_warn
@@ -87,9 +87,7 @@ def _fire(rule, value, message, snapshot):
         }
         webhooks.emit(alert.event_type, data, f"alert:{rule.pk}:{rule.crossings}", alert=alert)
         if recipients:
-            from automation import tasks
-
-            transaction.on_commit(lambda: enqueue_or_warn(tasks.send_alert_email, alert.pk))
+            transaction.on_commit(lambda: enqueue_or_warn(notify.send_alert_email, alert.pk))
     return alert
 
 

@@ -22,9 +22,9 @@ from automation import actors
 from automation.models import Allowance, AutoTopUpRule, RuleState
 from automation.upstream import get_live_key, token_for
 from dashboard import topups
-from dashboard.models import UNSETTLED_OUTCOMES, Outcome, TopUp
-from lib.money import usd
 from derouter import client
+from ledger.models import UNSETTLED_OUTCOMES, Outcome, TopUp
+from lib.money import usd
 
 TAKEN_OUTCOMES = (Outcome.OK, Outcome.PENDING, Outcome.UNKNOWN)
 

@@ -320,7 +320,7 @@ class BudgetRequest(models.Model):
     decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     decided_by_name = models.CharField(max_length=150, blank=True)
     decline_reason = models.CharField(max_length=500, blank=True)
-    topup = models.ForeignKey("dashboard.TopUp", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    topup = models.ForeignKey("ledger.TopUp", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     # Part of the approval's top-up token: a refused approval moves on to a fresh token.
     approve_attempts = models.PositiveIntegerField(default=0)
     message = models.TextField(blank=True)

@@ -7,11 +7,17 @@ from django.conf import settings
 from django.core.mail import send_mail
 from django.db.models import F, Q
 from django.utils import timezone
+from huey.contrib.djhuey import db_task
 
 from automation.models import Alert, DeliveryStatus
+from work.runs import tracked
 
 EMAIL_MAX_ATTEMPTS = 3
 EMAIL_RETRY_BASE_SECONDS = 60
+# A customer email that fails (SMTP down) is retried after 60 s, 120 s, 240 s.
+CUSTOMER_EMAIL_RETRIES = 3
+CUSTOMER_EMAIL_RETRY_DELAY = 60
+CUSTOMER_EMAIL_RETRY_BACKOFF = 2
 # A claimed ("sending") email whose worker has not settled it this long after is taken over:
 # well past one SMTP conversation (EMAIL_TIMEOUT per step).
 EMAIL_CLAIM_LEASE = datetime.timedelta(minutes=2)
@@ -24,7 +30,17 @@ def _claimable(now):
     ) | Q(email_status=DeliveryStatus.SENDING, email_claimed_at__isnull=True)
 
 
+@db_task()
 def send_alert_email(alert_id):
+    """The worker's task: send an alert's email, and schedule the next attempt if it failed."""
+    with tracked("automation.send_alert_email") as run:
+        delay = attempt_alert_email(alert_id)
+        run.detail = f"alert {alert_id}" + (f": retry in {delay} s" if delay else "")
+    if delay:
+        send_alert_email.schedule((alert_id,), delay=delay)
+
+
+def attempt_alert_email(alert_id):
     """Send an alert's email once; return seconds before a retry, or None when settled.
 
     The worker claims it ("sending") for EMAIL_CLAIM_LEASE: a worker killed mid-send
@@ -58,9 +74,12 @@ def send_alert_email(alert_id):
     return None
 
 
+@db_task(retries=CUSTOMER_EMAIL_RETRIES, retry_delay=CUSTOMER_EMAIL_RETRY_DELAY, retry_backoff=CUSTOMER_EMAIL_RETRY_BACKOFF)
 def send_customer_email(subject, body, recipient):
-    """One message to a customer (budget request decisions, expiry reminders)."""
-    send_mail(f"[derouter] {subject}", body, settings.DEFAULT_FROM_EMAIL, [recipient])
+    """The worker's task: one message to a customer (budget request decisions, expiry reminders)."""
+    with tracked("automation.send_customer_email") as run:
+        send_mail(f"[derouter] {subject}", body, settings.DEFAULT_FROM_EMAIL, [recipient])
+        run.detail = subject[:200]
 
 
 def overdue_alert_ids(now=None):

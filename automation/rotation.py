@@ -1,6 +1,11 @@
 """Rotating a key: a new key with the same settings and the old one's remaining budget, then the
 old key deleted.
 
+Both are money moves on the old key, each under its money lock
+(``dashboard.topups.key_lock_for_return``): the remaining carried over is read under the
+lock, so no top-up lands on the old key between that read and the new key's creation;
+its delete reads the remaining again under the lock, as what goes back to the balance.
+
 The order never loses or doubles money: the new key's budget comes out of the available
 balance while the old key still holds its remaining, and the old key's delete gives that
 back. If the delete fails or its answer never comes, the rotation stays open, says so,
@@ -16,13 +21,14 @@ from django.utils import timezone
 
 from automation import actors, webhooks
 from automation.models import Rotation
-from automation.upstream import get_live_key
-from dashboard import audit, topups
-from dashboard.models import UNSETTLED_OUTCOMES, AuditEvent, Outcome
-from dashboard.outcomes import outcome_of_write_error
+from dashboard import topups
 from derouter import client
 from derouter.client import DerouterError
+from ledger import audit
+from ledger.models import UNSETTLED_OUTCOMES, AuditEvent, Outcome
+from ledger.outcomes import outcome_of_write_error
 from lib.money import to_decimal, usd
+from mirror import snapshot as mirror_snapshot
 from mirror import sync as mirror_sync
 
 
@@ -54,6 +60,28 @@ def rotate(user, sub_key, token):
     except IntegrityError:
         return RotationResult(Rotation.objects.get(token=token), repeated=True)
 
+    try:
+        with topups.key_lock_for_return(sub_key.id) as current:
+            if current is None:
+                _set(rotation, status=Rotation.Status.CREATE_REFUSED, message="derouter no longer lists the key. Nothing was changed.")
+                return RotationResult(rotation)
+            created = _create_new_key(rotation, user, current)
+    except (topups.KeyBusy, topups.MovesUnsettled) as refusal:
+        message = getattr(refusal, "message", "another money move on this key is under way; rotate it again in a moment")
+        _set(rotation, status=Rotation.Status.CREATE_REFUSED, message=f"Nothing was changed: {message}")
+        return RotationResult(rotation)
+    if created is None:
+        return RotationResult(rotation)
+    try:
+        finish(rotation, user)
+    except DerouterError as error:
+        # The new key exists and is shown now whatever happens; the rotation page finishes the rest.
+        _set(rotation, message=f"{rotation.message} The old key is not deleted yet: {error.message}".strip())
+    return RotationResult(rotation, secret=created.secret.reveal())
+
+
+def _create_new_key(rotation, user, sub_key):
+    """The new key with the old one's remaining (``sub_key`` read under its money lock); None when not made."""
     budget = max(sub_key.remaining, Decimal(0))
     if budget <= 0:
         _set(
@@ -62,7 +90,7 @@ def rotate(user, sub_key, token):
             message="The key has no budget left to move to a new key (derouter needs a budget above $0). "
             "Nothing was changed: delete it and create a new key instead.",
         )
-        return RotationResult(rotation)
+        return None
     try:
         balance = client.get_balance()
     except DerouterError as error:
@@ -77,7 +105,7 @@ def rotate(user, sub_key, token):
             message=f"The new key needs {usd(budget)} while the old one still holds it, and only "
             f"{usd(balance.available)} is available. Nothing was changed.",
         )
-        return RotationResult(rotation)
+        return None
     changes = {"label": ("", sub_key.label), "budget": (None, budget), "rpm_limit": (None, sub_key.rpm_limit)}
     note = f"Rotation #{rotation.pk} of {sub_key.key_id}."
     try:
@@ -87,7 +115,7 @@ def rotate(user, sub_key, token):
         audit.record(user, AuditEvent.Action.CREATE, failure.outcome, label=sub_key.label, changes=changes,
                      message=f"{note} {failure.message}", form_token=rotation.token)
         if failure.is_unknown:
-            mirror_sync.record_write_answer(None)
+            mirror_snapshot.record_write_answer(None)
         if failure.is_refused:
             _set(rotation, status=Rotation.Status.CREATE_REFUSED, message=f"derouter refused the new key: {failure.message} Nothing was changed.")
         else:
@@ -99,9 +127,9 @@ def rotate(user, sub_key, token):
             )
         if failure.needs_error_page:
             raise
-        return RotationResult(rotation)
+        return None
 
-    mirror_sync.record_created_key(created)
+    mirror_snapshot.record_created_key(created)
     multiplier_note = ""
     if sub_key.display_multiplier != 1:
         try:
@@ -109,7 +137,7 @@ def rotate(user, sub_key, token):
         except DerouterError as error:
             multiplier_note = f" The display multiplier ×{sub_key.display_multiplier} could not be copied ({error.message}): set it on the new key."
         else:
-            mirror_sync.record_write_answer(answer)
+            mirror_snapshot.record_write_answer(answer)
     audit.record(
         user, AuditEvent.Action.CREATE, Outcome.OK, sub_key_id=created.id, label=created.label,
         key_id_short=created.key_id, changes=changes, message=f"{note} Replaces {sub_key.key_id}.{multiplier_note}",
@@ -123,34 +151,29 @@ def rotate(user, sub_key, token):
         new_key_id_short=created.key_id,
         message=multiplier_note.strip(),
     )
-    try:
-        finish(rotation, user)
-    except DerouterError as error:
-        # The new key exists and is shown now whatever happens; the rotation page finishes the rest.
-        _set(rotation, message=f"{rotation.message} The old key is not deleted yet: {error.message}".strip())
-    return RotationResult(rotation, secret=created.secret.reveal())
+    return created
 
 
 def finish(rotation, user):
     """Delete the old key of a rotation whose new key exists; safe to call again."""
     if not rotation.needs_finishing:
         return rotation
-    # Never a blind second delete: a delete whose answer was lost may have happened.
-    old = get_live_key(rotation.old_sub_key_id)
-    if old is None:
-        return _done(rotation, user, returned=None, note="The old key was already gone at derouter.")
-    returned = max(old.remaining, Decimal(0))
-    note = f"Rotation #{rotation.pk}: replaced by {rotation.new_key_id_short}."
-    # derouter stops listing a deleted key's usage: mirror what is left while it still can (best effort).
-    mirror_sync.mirror_usage_before_write(old)
     with ExitStack() as stack:
-        # The old key's return is a money move: after every earlier move on it is settled.
+        # The old key's return is a money move: after every earlier move on it is settled, its
+        # remaining read under its lock (what the delete returns).
         try:
-            stack.enter_context(topups.key_lock_for_return(old.id))
+            old = stack.enter_context(topups.key_lock_for_return(rotation.old_sub_key_id))
         except (topups.KeyBusy, topups.MovesUnsettled) as refusal:
             message = getattr(refusal, "message", "another money move on this key is under way")
             _set(rotation, message=f"The old key is not deleted yet: {message}")
             return rotation
+        # Never a blind second delete: a delete whose answer was lost may have happened.
+        if old is None:
+            return _done(rotation, user, returned=None, note="The old key was already gone at derouter.")
+        returned = max(old.remaining, Decimal(0))
+        note = f"Rotation #{rotation.pk}: replaced by {rotation.new_key_id_short}."
+        # derouter stops listing a deleted key's usage: mirror what is left while it still can (best effort).
+        mirror_sync.mirror_usage_before_write(old)
         return _delete_old(rotation, user, old, returned, note)
 
 
@@ -165,7 +188,7 @@ def _delete_old(rotation, user, old, returned, note):
         changes = None if failure.is_refused else {"budget_returned": (None, returned)}
         audit.record(user, AuditEvent.Action.DELETE, failure.outcome, sub_key=old, changes=changes, message=f"{note} {failure.message}")
         if failure.is_unknown:
-            mirror_sync.record_write_answer(None)
+            mirror_snapshot.record_write_answer(None)
         status = Rotation.Status.DELETE_FAILED if failure.is_refused else Rotation.Status.DELETE_UNKNOWN
         _set(rotation, status=status, message=failure.message)
         if failure.needs_error_page:
@@ -176,7 +199,7 @@ def _delete_old(rotation, user, old, returned, note):
 
 
 def _done(rotation, user, returned, note):
-    mirror_sync.record_deleted_key(rotation.old_sub_key_id)
+    mirror_snapshot.record_deleted_key(rotation.old_sub_key_id)
     _set(rotation, status=Rotation.Status.DONE, returned=returned, message=note, finished_at=timezone.now())
     data = {
         "old_sub_key_id": rotation.old_sub_key_id,

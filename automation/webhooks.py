@@ -24,10 +24,12 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
+from huey.contrib.djhuey import db_task
 
 from automation import outbound
 from automation.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint
 from lib.queue import enqueue_or_warn
+from work.runs import tracked
 
 SIGNATURE_HEADER = "X-Derouter-Signature"
 EVENT_HEADER = "X-Derouter-Event"
@@ -111,9 +113,7 @@ def emit(event_type, data, dedupe_key, alert=None):
 
 def enqueue(delivery_id):
     """Ask the worker to send a delivery once the current transaction commits."""
-    from automation import tasks
-
-    transaction.on_commit(lambda: enqueue_or_warn(tasks.deliver_webhook, delivery_id))
+    transaction.on_commit(lambda: enqueue_or_warn(deliver_webhook, delivery_id))
 
 
 def _claimable(now):
@@ -137,6 +137,16 @@ def _claim(delivery_id):
 def retry_delay(attempts):
     """Seconds before the next attempt: exponential backoff from WEBHOOK_RETRY_BASE_SECONDS."""
     return settings.WEBHOOK_RETRY_BASE_SECONDS * 2 ** max(attempts - 1, 0)
+
+
+@db_task()
+def deliver_webhook(delivery_id):
+    """The worker's task: send one webhook delivery; on failure schedule the next attempt with exponential backoff."""
+    with tracked("automation.deliver_webhook") as run:
+        delay = attempt_delivery(delivery_id)
+        run.detail = f"delivery {delivery_id}" + (f": retry in {delay} s" if delay else "")
+    if delay:
+        deliver_webhook.schedule((delivery_id,), delay=delay)
 
 
 def attempt_delivery(delivery_id):

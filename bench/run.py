@@ -23,7 +23,9 @@ Huey worker, from the click to the downloaded file) against paging /sub-key/usag
 directly, with the worker's peak RSS growth; and the usage sync (a first sync of
 --export-rows rows, incremental syncs of 1,000 new rows) against paging /usage-logs
 directly, run by bench/mirror_at_scale.py once the deployments are stopped: in its own
-process, on SQLite, as the worker runs it.
+process, on SQLite, as the worker runs it; and usage freshness (--freshness-keys keys each
+make a request, derouter --freshness-latency-ms away: when the last row is visible after
+the worker's pass), by bench/usage_freshness.py, the same way.
 """
 
 import argparse
@@ -65,13 +67,20 @@ NO_WAIT_PAGES = ("overview", "key page", "portal home (heavy key)")
 FLAT_PAGES = ("overview", "key list", "key list by spend", "key page")
 JOURNEY_STEPS = ("form", "amount", "confirm")
 TOKEN_FIELD = re.compile(r'name="token" value="([0-9a-f-]{36})"')
-UPSTREAM_SUM = re.compile(r"^dashboard_upstream_request_seconds_sum\{[^}]*\} (\S+)$", re.MULTILINE)
-UPSTREAM_COUNT = re.compile(r"^dashboard_upstream_request_seconds_count\{[^}]*\} (\S+)$", re.MULTILINE)
+# Labels may hold braces (the endpoint "/sub-keys/{id}"): a series ends at its last "} ".
+UPSTREAM_SUM = re.compile(r"^dashboard_upstream_request_seconds_sum\{.*\} (\S+)$", re.MULTILINE)
+UPSTREAM_COUNT = re.compile(r"^dashboard_upstream_request_seconds_count\{.*\} (\S+)$", re.MULTILINE)
 CSRF_FIELD = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
 # A row of bench/mirror_at_scale.py's sync table: what, raw paging rows/s, sync rows/s, ratio.
 SYNC_ROW = re.compile(
     r"^\| ((?:first sync|incremental)[^|]*) \| ([\d,]+) rows/s \| ([\d,]+) rows/s \| ([\d.]+)x \|$", re.MULTILINE
 )
+
+# The pass row of bench/usage_freshness.py's table: keys, in flight, last row visible after, pass, lag, keys/s.
+FRESHNESS_ROW = re.compile(
+    r"^\| pass \| ([\d,]+) \| (\d+) \| ([\d.]+) s \| ([\d.]+) s \| ([\d.]+) s \| ([\d.]+) \|$", re.MULTILINE
+)
+FRESHNESS_GOAL_SECONDS = 30
 
 
 def free_port():
@@ -443,6 +452,18 @@ def sync_against_paging(options):
     return [(what, raw, mirrored, float(value)) for what, raw, mirrored, value in rows]
 
 
+def usage_freshness(options):
+    """(keys, in flight, last row visible after s, pass s, lag s) of the worker's pass, by bench/usage_freshness.py."""
+    command = [PYTHON, "bench/usage_freshness.py", "--keys", str(options.freshness_keys), "--latency-ms",
+               str(options.freshness_latency_ms), "--runs", str(options.sync_runs), "--sequential-keys", "0"]
+    output = subprocess.run(command, cwd=ROOT, check=True, capture_output=True, text=True).stdout
+    found = FRESHNESS_ROW.search(output)
+    if found is None:
+        raise RuntimeError(f"bench/usage_freshness.py printed no table:\n{output}")
+    keys, in_flight, visible, seconds, lag, _ = found.groups()
+    return int(keys.replace(",", "")), int(in_flight), float(visible), float(seconds), float(lag)
+
+
 def page_table(options, latency_ms, samples):
     median = statistics.median
     lines = [
@@ -495,7 +516,7 @@ def journey_table(options, latency_ms, journeys):
     return lines
 
 
-def report(options, phases, paging, exports, syncs):
+def report(options, phases, paging, exports, syncs, freshness):
     median = statistics.median
     lines = [f"Measured by `bench/run` on {time.strftime('%Y-%m-%d', time.gmtime())}: {machine()}."]
     for latency_ms, samples, journeys in phases:
@@ -521,6 +542,17 @@ def report(options, phases, paging, exports, syncs):
         f"| {ratio(value, 0.8, higher_is_better=True)} |"
         for what, raw, mirrored, value in syncs
     ]
+    keys, in_flight, visible, seconds, lag = freshness
+    lines += [
+        "",
+        f"Usage freshness at {options.freshness_latency_ms} ms upstream latency ({keys:,} keys, each made a request;"
+        f" the worker's pass, {in_flight} requests in flight; medians of {options.sync_runs} runs):",
+        "",
+        "| measure | dashboard | goal |",
+        "|---|---|---|",
+        f"| every row visible, after the requests | {visible:.1f} s (pass {seconds:.1f} s, lag shown {lag:.1f} s) "
+        f"| {'met' if visible <= FRESHNESS_GOAL_SECONDS else 'NOT met'}: ≤ {FRESHNESS_GOAL_SECONDS} s |",
+    ]
     return "\n".join(lines)
 
 
@@ -533,6 +565,8 @@ def main():
     parser.add_argument("--journeys", type=int, default=5, help="interleaved rounds of the top-up journey")
     parser.add_argument("--export-rows", type=int, default=100_000, help="usage rows of the heavy key")
     parser.add_argument("--sync-runs", type=int, default=3, help="interleaved first syncs (three incremental each)")
+    parser.add_argument("--freshness-keys", type=int, default=2000, help="keys each making a request before a pass")
+    parser.add_argument("--freshness-latency-ms", type=int, default=150, help="upstream latency of the freshness run")
     options = parser.parse_args()
     options.scales = tuple(int(value) for value in options.scales.split(","))
     latencies = [int(value) for value in options.latencies.split(",")]
@@ -557,7 +591,9 @@ def main():
         # With the deployments stopped: their workers' periodic passes would run beside it.
         syncs = sync_against_paging(options)
         print(f"syncs measured at {time.perf_counter() - started:.0f} s", file=sys.stderr)
-        print(report(options, phases, paging, exports, syncs))
+        freshness = usage_freshness(options)
+        print(f"usage freshness measured at {time.perf_counter() - started:.0f} s", file=sys.stderr)
+        print(report(options, phases, paging, exports, syncs, freshness))
         print(f"\n(total run time {time.perf_counter() - started:.0f} s)", file=sys.stderr)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

@@ -99,6 +99,8 @@ INSTALLED_APPS = [
     "huey.contrib.djhuey",
     "derouter",
     "lib",
+    "work",
+    "ledger",
     "accounts",
     "dashboard",
     "portal",

@@ -6,7 +6,7 @@ from decimal import Decimal
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from dashboard.models import AuditEvent, Outcome
+from ledger.models import AuditEvent, Outcome
 from lib.forms import (
     MONEY_PLACES,
     WHOLE_NUMBER_INPUT,

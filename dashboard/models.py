@@ -1,115 +1,6 @@
-from django.conf import settings
+"""Reconciliation: where it starts counting, each run, and the differences a run found."""
+
 from django.db import models
-from django.utils.translation import gettext_lazy as _
-
-
-class Outcome(models.TextChoices):
-    PENDING = "pending", _("Pending")
-    OK = "ok", _("OK")
-    REFUSED = "refused", _("Refused")
-    UNKNOWN = "unknown", _("Unknown")
-
-
-# Writes whose outcome is not known yet: settled later against what derouter reports.
-UNSETTLED_OUTCOMES = (Outcome.PENDING, Outcome.UNKNOWN)
-
-class AuditEvent(models.Model):
-    """One change attempted in the console: who, when, what, and how it ended."""
-
-    class Action(models.TextChoices):
-        CREATE = "create", _("Create key")
-        EDIT = "edit", _("Edit key")
-        TOPUP = "topup", _("Top up")
-        REVEAL = "reveal", _("Reveal key")
-        DELETE = "delete", _("Delete key")
-        USER_INVITE = "user_invite", _("Invite user")
-        USER_INVITE_WITHDRAW = "user_uninvite", _("Withdraw invitation")
-        USER_JOIN = "user_join", _("Accept invitation")
-        USER_ACCESS = "user_access", _("Change role or cap")
-        USER_MARGINS = "user_margins", _("Allow or stop margins")
-        USER_DISABLE = "user_disable", _("Disable user")
-        USER_ENABLE = "user_enable", _("Enable user")
-        RESET_2FA = "reset_2fa", _("Reset two-factor")
-        ENROL_2FA = "enrol_2fa", _("Set up two-factor")
-        RECOVERY_CODES = "recovery_codes", _("New recovery codes")
-        REQUIRE_2FA = "require_2fa", _("Two-factor policy")
-        BRANDING = "branding", _("Change portal branding")
-        CODES_CREATE = "codes_create", _("Create redemption codes")
-        CODES_REVOKE = "codes_revoke", _("Revoke redemption codes")
-        MONEY_IN = "money_in", _("Change money-in settings")
-        REFUND = "refund", _("Refund a card payment")
-        AUTOMATION_ADD = "automation_add", _("Add automation")
-        AUTOMATION_EDIT = "automation_edit", _("Change automation")
-        AUTOMATION_REMOVE = "automation_del", _("Remove automation")
-        WEBHOOK_ADD = "webhook_add", _("Add webhook endpoint")
-        WEBHOOK_EDIT = "webhook_edit", _("Pause or resume webhook endpoint")
-        WEBHOOK_REMOVE = "webhook_remove", _("Remove webhook endpoint")
-
-    created_at = models.DateTimeField(auto_now_add=True)
-    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
-    # Kept apart from the foreign key so the trail still names a deleted user.
-    actor_name = models.CharField(max_length=150)
-    action = models.CharField(max_length=16, choices=Action.choices)
-    sub_key_id = models.CharField(max_length=64, blank=True, help_text=_("The upstream id of the Client Key."))
-    key_label = models.CharField(max_length=200, blank=True)
-    key_id_short = models.CharField(max_length=64, blank=True, help_text=_("The shortened key (keyId)."))
-    subject_name = models.CharField(max_length=254, blank=True, help_text=_("The console user (or invited address) a user change is about."))
-    changes = models.JSONField(default=dict, blank=True, help_text=_("Field: [before, after]; money as strings."))
-    outcome = models.CharField(max_length=16, choices=Outcome.choices)
-    message = models.TextField(blank=True, help_text=_("The upstream's message when refused or unknown."))
-    # The one-time token of the create form that asked for this change: written
-    # (unique) before the upstream call, so a resubmitted form creates no second key.
-    form_token = models.UUIDField(null=True, blank=True, unique=True)
-
-    class Meta:
-        ordering = ["-created_at", "-id"]
-        indexes = [
-            models.Index(fields=["-created_at"], name="audit_newest"),
-            models.Index(fields=["sub_key_id", "-created_at"], name="audit_by_key"),
-        ]
-
-    def __str__(self):
-        return f"{self.created_at:%Y-%m-%d %H:%M} {self.actor_name} {self.action} {self.key_label} {self.outcome}"
-
-
-class TopUp(models.Model):
-    """A ledger line: money added to a Client Key after a customer paid.
-
-    ``token`` is the one-time token of the form that asked for it; the unique
-    constraint, written before the upstream call, is what stops a double
-    submission from moving money twice.
-    """
-
-    token = models.UUIDField(unique=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
-    actor_name = models.CharField(max_length=150)
-    sub_key_id = models.CharField(max_length=64)
-    key_label = models.CharField(max_length=200, blank=True)
-    key_id_short = models.CharField(max_length=64, blank=True)
-    amount = models.DecimalField(max_digits=14, decimal_places=4)
-    note = models.CharField(max_length=200, blank=True, help_text=_("Invoice number, payment id."))
-    outcome = models.CharField(max_length=16, choices=Outcome.choices, default=Outcome.PENDING)
-    message = models.TextField(blank=True)
-    # derouter's budget for the key read just before this move's PUT, with the key's money lock held.
-    budget_before = models.DecimalField(max_digits=14, decimal_places=4, null=True, blank=True)
-    # The move's place among the key's moves (taken under the key's lock): the order settlement walks.
-    sequence = models.PositiveBigIntegerField(null=True, blank=True)
-    sent_at = models.DateTimeField(null=True, blank=True, help_text=_("When the PUT was sent."))
-    # True when the outcome was worked out from derouter's budgets rather than told by its answer.
-    outcome_inferred = models.BooleanField(default=False)
-
-    class Meta:
-        ordering = ["-created_at", "-id"]
-        indexes = [
-            models.Index(fields=["-created_at"], name="topup_newest"),
-            models.Index(fields=["sub_key_id", "-created_at"], name="topup_by_key"),
-            models.Index(fields=["actor", "created_at"], name="topup_by_actor"),
-            models.Index(fields=["sub_key_id", "sequence"], name="topup_key_order"),
-        ]
-
-    def __str__(self):
-        return f"{self.created_at:%Y-%m-%d} {self.key_label} +{self.amount} ({self.outcome})"
 
 
 class ReconcileOpening(models.Model):
@@ -142,19 +33,19 @@ class ReconcileRun(models.Model):
     """One reconciliation of the ledger, the mirror and the account against derouter."""
 
     class Status(models.TextChoices):
-        RUNNING = "running", _("Running")
-        RECONCILED = "reconciled", _("Reconciled")
-        DIFFERENCES = "differences", _("Differences found")
-        FAILED = "failed", _("Failed")
+        RUNNING = "running", "Running"
+        RECONCILED = "reconciled", "Reconciled"
+        DIFFERENCES = "differences", "Differences found"
+        FAILED = "failed", "Failed"
 
     started_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING)
     requested_by = models.CharField(max_length=150, blank=True)
     keys_checked = models.PositiveIntegerField(default=0)
-    keys_waiting = models.PositiveIntegerField(default=0, help_text=_("Keys with moves not settled yet: compared later."))
+    keys_waiting = models.PositiveIntegerField(default=0, help_text="Keys with moves not settled yet: compared later.")
     difference_count = models.PositiveIntegerField(default=0)
-    notes = models.TextField(blank=True, help_text=_("What the run could not compare, and why."))
+    notes = models.TextField(blank=True, help_text="What the run could not compare, and why.")
     error = models.TextField(blank=True)
 
     class Meta:
@@ -168,9 +59,9 @@ class ReconcileDifference(models.Model):
     """One difference a run found: which check, which key (blank: the account), by how much."""
 
     class Kind(models.TextChoices):
-        LEDGER = "ledger", _("Ledger against derouter's budget")
-        MIRROR = "mirror", _("Mirrored usage against derouter's spend")
-        ACCOUNT = "account", _("Account balance against the moves")
+        LEDGER = "ledger", "Ledger against derouter's budget"
+        MIRROR = "mirror", "Mirrored usage against derouter's spend"
+        ACCOUNT = "account", "Account balance against the moves"
 
     run = models.ForeignKey(ReconcileRun, on_delete=models.CASCADE, related_name="differences")
     kind = models.CharField(max_length=16, choices=Kind.choices)

@@ -18,7 +18,7 @@ from derouter import client
 from derouter.client import AuthFailed, DerouterError, NotFound, Secret
 from lib import money
 from mirror import ingest
-from mirror import sync as mirror_sync
+from mirror import snapshot as mirror_snapshot
 from mirror.models import KeySnapshot
 from mirror.reads import as_sub_key
 
@@ -74,7 +74,7 @@ def get_sub_key_now(sub_key_id):
             return sub_key
     sub_key = find_sub_key(get_sub_keys(), sub_key_id)
     if sub_key is not None:
-        mirror_sync.record_key(sub_key)
+        mirror_snapshot.record_key(sub_key)
     return sub_key
 
 
@@ -92,7 +92,7 @@ def get_sub_key_or_404(sub_key_id):
 def get_live_balance():
     """The account's balance from derouter now, also kept in the mirror for pages that do not wait for it."""
     balance = client.get_balance()
-    mirror_sync.record_balance(balance)
+    mirror_snapshot.record_balance(balance)
     return balance
 
 

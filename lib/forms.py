@@ -154,3 +154,9 @@ class BoundedDayField(forms.DateField):
         super().validate(value)
         if value is not None and not EARLIEST_DAY <= value <= LATEST_DAY:
             raise forms.ValidationError(DAY_RANGE_MESSAGE, code="out_of_range")
+
+
+def describe_refused_export(query_form):
+    """Why a CSV export of a filter that was not understood is refused (a 400's message), naming each field."""
+    problems = " ".join(f"{field.label}: {error}" for field in query_form for error in field.errors)
+    return f"{gettext_lazy('The export was not made, as some filters were not understood.')} {problems}"

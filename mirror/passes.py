@@ -24,18 +24,23 @@ from datetime import datetime
 from django.conf import settings
 from django.db import connection, connections
 from django.utils import timezone
+from huey.contrib.djhuey import db_task
 
 from derouter import client
-from mirror import leases, sync
-from mirror.models import KeySnapshot, Lease, SyncPass, SyncState, TaskRun
-from mirror.reads import REFRESH_TASK_NAME
+from mirror import snapshot, sync
+from mirror.models import KeySnapshot, SyncPass, SyncState
+from work import leases
+from work.models import Lease, TaskRun
+from work.runs import Recorded, prune_task_runs
 
 logger = logging.getLogger(__name__)
 
 PASS_LEASE = "mirror-usage-pass"
 # The names of the runs (TaskRun) of a pass and of one scope's sync task.
 PASS_TASK_NAME = "sync_pass"
-SCOPE_TASK_PREFIX = "sync_usage "
+SCOPE_TASK_PREFIX = sync.SCOPE_TASK_PREFIX
+# SyncPass rows kept (the Sync page shows the last).
+SYNC_PASSES_KEPT = 100
 # Short, kept up every few seconds while the pass runs: a killed pass stops the others this long at most.
 PASS_LEASE_SECONDS = 60
 # How often the thread that started the pass keeps its lease up while the scopes are synced.
@@ -266,8 +271,8 @@ def _lease_of_run(name):
     """The lease a mirror task's run works under, by the run's name (None: not a mirror task)."""
     if name == PASS_TASK_NAME:
         return PASS_LEASE
-    if name == REFRESH_TASK_NAME:
-        return sync.SNAPSHOT_LEASE
+    if name == snapshot.REFRESH_TASK_NAME:
+        return snapshot.SNAPSHOT_LEASE
     if name.startswith(SCOPE_TASK_PREFIX):
         return sync.usage_lease_name(name.removeprefix(SCOPE_TASK_PREFIX))
     return None
@@ -299,3 +304,43 @@ def end_interrupted_runs():
             error="interrupted: the worker stopped mid-task and its lease expired; the next pass takes the work over",
         )
     return len(interrupted)
+
+
+# ---------------------------------------------------------------- the worker's task
+
+
+@db_task(retries=snapshot.RETRIES, retry_delay=snapshot.RETRY_DELAY_SECONDS, retry_backoff=snapshot.RETRY_BACKOFF)
+def refresh_mirror():
+    """The worker's task: refresh the key snapshot and the balance, then sync every scope that may have new rows."""
+    # Before this pass takes their scopes over: runs of killed workers, whose leases have expired, end as failed.
+    end_interrupted_runs()
+    if not snapshot.refresh_snapshot_recorded():
+        return
+    try:
+        snapshot.refresh_balance()
+    except client.DerouterError as error:
+        # The pages show the last balance read, with its age; the next pass tries again.
+        logger.warning("balance not refreshed: %s", error.message)
+    sync_usage_pass()
+    prune_task_runs()
+    kept = SyncPass.objects.values_list("started_at", flat=True)[SYNC_PASSES_KEPT:SYNC_PASSES_KEPT + 1]
+    if kept:
+        SyncPass.objects.filter(started_at__lt=kept[0]).delete()
+
+
+def sync_usage_pass():
+    """Sync every scope whose usage may have moved in one pass, recorded; nothing when another pass runs."""
+    recorded = Recorded(PASS_TASK_NAME)
+    try:
+        result = run_pass(sync.moved_scopes())
+    except leases.LeaseHeld:
+        recorded.skipped()
+        return None
+    record(result)
+    if result.failed:
+        failures = "; ".join(f"{scope}: {error}" for scope, error in sorted(result.failed.items())[:20])
+        recorded.detail = result.describe()
+        recorded.failed(f"{result.describe()}. {failures}")
+    else:
+        recorded.ok(result.describe())
+    return result

@@ -19,16 +19,9 @@ from derouter.client import ClientBalance, Secret, SubKey, UsageSummary
 from lib.money import plain
 from lib.queue import enqueue_or_warn
 from mirror import ingest
-from mirror.models import (
-    AccountBalance,
-    DailyRollup,
-    KeySnapshot,
-    SyncPass,
-    SyncState,
-    TaskRun,
-    UsageRecord,
-    billed_amount,
-)
+from mirror.models import AccountBalance, DailyRollup, KeySnapshot, SyncPass, SyncState, UsageRecord, billed_amount
+from mirror.snapshot import REFRESH_TASK_NAME, refresh_keys
+from work.models import TaskRun
 
 # Sort columns of the key list (as the form names them) and the snapshot fields behind them.
 SORT_FIELDS = {
@@ -42,7 +35,6 @@ SORT_FIELDS = {
     "display_multiplier": "display_multiplier",
     "created_at": "created_at",
 }
-REFRESH_TASK_NAME = "refresh_keys"
 # A page seen before the first refresh asks for one at most this often.
 FIRST_SYNC_REQUEST_SECONDS = 60
 FIRST_SYNC_REQUEST_CACHE_KEY = "mirror:first-sync-requested"
@@ -123,12 +115,10 @@ def request_first_sync_if_empty():
 
     Pages that read the snapshot call this first; the worker's own first refresh usually wins.
     """
-    from mirror import tasks
-
     if KeySnapshot.objects.exists():
         return
     if cache.add(FIRST_SYNC_REQUEST_CACHE_KEY, True, FIRST_SYNC_REQUEST_SECONDS):
-        enqueue_or_warn(tasks.refresh_keys)
+        enqueue_or_warn(refresh_keys)
 
 
 def get_snapshot_or_404(sub_key_id):

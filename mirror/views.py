@@ -10,9 +10,9 @@ from django.utils.translation import gettext_lazy as _
 from accounts.roles import console_required
 from lib.htmx import render_page_or_fragment, wants_fragment
 from lib.queue import enqueue_or_warn
-from mirror import tasks
-from mirror.models import TaskRun
+from mirror import passes
 from mirror.reads import get_freshness, get_last_pass, get_sync_progress
+from work.models import TaskRun
 
 RECENT_RUNS = 25
 
@@ -28,7 +28,7 @@ def _get_safe_next(request):
 @require_POST
 def mirror_refresh(request):
     """Ask the worker to refresh the key snapshot (and sync usage) now; nothing is read from the browser."""
-    enqueue_or_warn(tasks.refresh_mirror)
+    enqueue_or_warn(passes.refresh_mirror)
     if wants_fragment(request):
         context = {"freshness": get_freshness(), "refresh_queued": True, "next_url": request.POST.get("next", "")}
         return render(request, "mirror/_freshness.html", context)

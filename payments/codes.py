@@ -23,9 +23,9 @@ from django.utils import timezone
 
 from accounts.roles import is_owner
 from automation import webhooks
-from dashboard import audit
-from dashboard.models import AuditEvent, Outcome, TopUp
 from derouter.client import DerouterError
+from ledger import audit
+from ledger.models import AuditEvent, Outcome, TopUp
 from lib.money import exact_usd
 from payments import crediting
 from payments.models import CodeBatch, MoneyInSettings, RedemptionCode

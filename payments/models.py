@@ -85,7 +85,7 @@ class RedemptionCode(models.Model):
     claimed_at = models.DateTimeField(null=True, blank=True)
     redeemed_at = models.DateTimeField(null=True, blank=True)
     amount_usd = models.DecimalField(max_digits=14, decimal_places=4, null=True, blank=True)
-    topup = models.ForeignKey("dashboard.TopUp", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    topup = models.ForeignKey("ledger.TopUp", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     revoked_at = models.DateTimeField(null=True, blank=True)
     revoked_by_name = models.CharField(max_length=150, blank=True)
     message = models.TextField(blank=True)

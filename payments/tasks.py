@@ -3,7 +3,7 @@
 from huey import crontab
 from huey.contrib.djhuey import db_periodic_task
 
-from mirror.runs import tracked
+from work.runs import tracked
 from payments import codes
 
 

@@ -32,16 +32,16 @@ from derouter.client import (
     get_client_balance,
     get_client_usage_logs,
 )
+from accounts.throttle import Throttle, client_address
 from exports.models import Export
 from lib.csv_export import csv_download
 from lib.htmx import render_page_or_fragment, wants_fragment
 from lib.money import is_running_low
 from lib.paging import pager_for_log_page
 from mirror.reads import get_active_key_by_secret, get_client_view, get_key_freshness
-from accounts.throttle import Throttle, client_address
 from portal.forms import INVALID_KEY_MESSAGE, LOG_PAGE_SIZES, LogsQueryForm, PortalLoginForm, TimeZoneForm
 from portal.language_views import restore_key_language
-from portal.sessions import (
+from accounts.portal_sessions import (
     end_portal_session,
     get_portal_key,
     get_time_zone_name,
@@ -50,8 +50,8 @@ from portal.sessions import (
     set_time_zone_name,
     start_portal_session,
 )
-from portal.tasks import write_usage_export
 from portal.usage_csv import CSV_HEADER, USAGE_PAGE_SIZE, usage_csv_row
+from portal.usage_export import write_usage_export
 
 logger = logging.getLogger(__name__)
 

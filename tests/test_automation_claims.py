@@ -7,7 +7,7 @@ import pytest
 from django.core import mail
 from django.utils import timezone
 
-from automation import notify, tasks, webhooks
+from automation import evaluation, notify, webhooks
 from automation.models import Alert, DeliveryStatus, WebhookDelivery
 
 pytestmark = pytest.mark.django_db
@@ -22,7 +22,7 @@ def alert(**fields):
 
 def run_pass(capture):
     with capture(execute=True):
-        tasks.evaluate()
+        evaluation.evaluate()
 
 
 def test_an_alert_email_left_sending_past_its_lease_is_sent_by_a_later_pass(simulator, django_capture_on_commit_callbacks):
@@ -39,7 +39,7 @@ def test_an_alert_email_left_sending_past_its_lease_is_sent_by_a_later_pass(simu
 
 def test_an_alert_email_claimed_within_its_lease_is_left_to_its_worker(simulator, django_capture_on_commit_callbacks):
     sending = alert(email_status=DeliveryStatus.SENDING, email_attempts=1, email_claimed_at=timezone.now())
-    assert notify.send_alert_email(sending.pk) is None
+    assert notify.attempt_alert_email(sending.pk) is None
     run_pass(django_capture_on_commit_callbacks)
     sending.refresh_from_db()
     assert sending.email_status == DeliveryStatus.SENDING and mail.outbox == []

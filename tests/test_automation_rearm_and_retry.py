@@ -6,10 +6,10 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
-from automation import funding, tasks
+from automation import evaluation, funding
 from automation.models import Allowance, AutoTopUpRule, RuleState
 from automation.upstream import token_for
-from dashboard.models import Outcome, TopUp
+from ledger.models import Outcome, TopUp
 from tests.helpers import budget_of
 
 pytestmark = pytest.mark.django_db
@@ -23,7 +23,7 @@ def auto_rule(sub_key_id, threshold="3", amount="5", **limits):
 
 def run_pass(capture):
     with capture(execute=True):
-        tasks.evaluate()
+        evaluation.evaluate()
 
 
 def test_a_key_spent_back_under_its_threshold_before_a_pass_saw_it_above_is_a_new_crossing(

@@ -9,10 +9,10 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from dashboard.models import AuditEvent, Outcome, TopUp
+from ledger.models import AuditEvent, Outcome, TopUp
 from derouter import client as derouter_client
 from lib.money import usd
-from mirror import sync
+from mirror import snapshot as mirror_snapshot
 from mirror.models import KeySnapshot, SyncState
 from tests.helpers import eventually, find_key, hang_derouter, keys_labelled
 
@@ -321,7 +321,7 @@ def test_unknown_or_deleted_key_is_404(owner_client, make_key):
     created = make_key("1")
     derouter_client.delete_sub_key(created.id)
     # The page reads the snapshot: a key deleted at derouter is gone from it at the worker's next refresh.
-    sync.refresh_snapshot()
+    mirror_snapshot.refresh_snapshot()
     for sub_key_id in (created.id, str(uuid.uuid4())):
         assert owner_client.get(reverse("console:key_detail", args=[sub_key_id])).status_code == 404
 
@@ -468,7 +468,7 @@ def five_thousand_keys(tmp_path, settings):
     loaded = start_simulator(tmp_path / "load.sqlite3", account_key, balance="100000", extra_args=["--seed-keys", "5000"])
     settings.DEROUTER_API_BASE = loaded.base_url
     settings.DEROUTER_ACCOUNT_KEY = account_key
-    sync.refresh_snapshot()
+    mirror_snapshot.refresh_snapshot()
     yield loaded
     stop_simulator(loaded)
 
@@ -563,6 +563,6 @@ def test_a_key_whose_spend_has_not_moved_is_as_fresh_as_the_snapshot(owner_clien
     sync_mirror(created.id)
     # The periodic sync skips a key whose spend has not moved; its rows are still complete.
     SyncState.objects.filter(scope=created.id).update(last_synced_at=timezone.now() - timedelta(hours=2))
-    sync.refresh_snapshot()
+    mirror_snapshot.refresh_snapshot()
     body = owner_client.get(reverse("console:key_detail", args=[created.id])).content.decode()
     assert "Requests as of" in body and "This is stale" not in body

@@ -14,10 +14,10 @@ from django.urls import reverse
 from django.utils import timezone
 
 from dashboard import keywrites, topups
-from dashboard.models import AuditEvent, Outcome, TopUp
+from ledger.models import AuditEvent, Outcome, TopUp
 from derouter import client as derouter_client
 from derouter.client import Unavailable
-from mirror.models import TaskRun
+from work.models import TaskRun
 from tests.helpers import budget_of, eventually, find_key
 
 pytestmark = pytest.mark.django_db

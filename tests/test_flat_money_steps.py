@@ -7,10 +7,10 @@ import pytest
 import requests
 from django.urls import reverse
 
-from dashboard.models import Outcome, TopUp
+from ledger.models import Outcome, TopUp
 from dashboard.upstream import get_sub_key_now
 from derouter import client as derouter
-from mirror import sync
+from mirror import snapshot as mirror_snapshot
 from mirror.models import KeySnapshot
 from tests.helpers import hang_derouter
 
@@ -108,7 +108,7 @@ def test_a_top_up_confirm_waits_for_derouter_while_the_form_does_not(owner_clien
 
 def test_the_key_read_converts_the_keys_own_view_with_its_multiplier(make_key, simulator):
     key = make_key("10", label="Marked up")
-    sync.record_key(derouter.update_sub_key(key.id, display_multiplier=Decimal("1.3")))
+    mirror_snapshot.record_key(derouter.update_sub_key(key.id, display_multiplier=Decimal("1.3")))
     simulator.add_usage(key.id, "1.234567")
 
     now = get_sub_key_now(key.id)

@@ -13,9 +13,12 @@ from django.urls import reverse
 from django.utils import timezone
 
 from derouter import client as derouter_client
-from mirror import leases, passes, reads, sync, tasks
-from mirror.models import ACCOUNT_SCOPE, Lease, SyncPass, SyncState, TaskRun, UsageRecord
+from mirror import passes, reads, sync
+from mirror import snapshot as mirror_snapshot
+from mirror.models import ACCOUNT_SCOPE, SyncPass, SyncState, UsageRecord
 from tests.helpers import ROOT, database_url_for_subprocesses, start_simulator, stop_simulator
+from work import leases
+from work.models import Lease, TaskRun
 
 
 @pytest.fixture
@@ -32,7 +35,7 @@ def _keys_with_usage(simulator, count, rows=1):
     keys = [derouter_client.create_sub_key(5, label=f"Pass client {number}") for number in range(count)]
     for key in keys:
         simulator.add_usage(key.id, "0.01", count=rows)
-    sync.refresh_snapshot()
+    mirror_snapshot.refresh_snapshot()
     return keys
 
 
@@ -121,17 +124,17 @@ def test_a_scope_another_process_is_syncing_is_left_to_it_and_another_pass_waits
 @pytest.mark.django_db(transaction=True)
 def test_the_worker_records_each_pass_and_the_sync_page_shows_its_lag(private_simulator, owner_client):
     keys = _keys_with_usage(private_simulator, 3)
-    tasks.refresh_mirror.call_local()
+    passes.refresh_mirror.call_local()
     for key in keys:
         private_simulator.add_usage(key.id, "0.02")
 
-    tasks.refresh_mirror.call_local()
+    passes.refresh_mirror.call_local()
 
     last = SyncPass.objects.first()
     assert SyncPass.objects.count() == 2
     assert (last.scopes, last.synced, last.inserted) == (4, 4, 3)
     assert last.lag_seconds is not None and 0 <= last.lag_seconds < 60
-    assert TaskRun.objects.filter(name=tasks.PASS_TASK_NAME, status=TaskRun.Status.OK).count() == 2
+    assert TaskRun.objects.filter(name=passes.PASS_TASK_NAME, status=TaskRun.Status.OK).count() == 2
     body = owner_client.get(reverse("console:sync_status")).content.decode()
     assert "Lag of the last pass" in body and f"{last.lag_seconds:.1f} s" in body
     assert "request made → row visible" in body
@@ -150,7 +153,7 @@ def test_the_sync_lag_leaves_out_deleted_keys_and_keys_with_nothing_new(
     SyncState.objects.filter(scope__in=[deleted.id, idle.id]).update(last_synced_at=an_hour_ago)
     SyncState.objects.exclude(scope__in=[deleted.id, idle.id, ACCOUNT_SCOPE]).delete()
 
-    sync.refresh_snapshot()  # marks the deleted key; the idle key's spend has not moved
+    mirror_snapshot.refresh_snapshot()  # marks the deleted key; the idle key's spend has not moved
 
     assert timezone.now() - reads.get_oldest_usage_sync() < timedelta(minutes=5)
     settings.METRICS_TOKEN = "metrics-token-for-tests"
@@ -168,8 +171,8 @@ django.setup()
 from django.conf import settings
 settings.DEROUTER_API_BASE = sys.argv[2]
 settings.DEROUTER_ACCOUNT_KEY = sys.argv[3]
-from mirror import tasks
-tasks.sync_usage.call_local(sys.argv[1])
+from mirror import sync
+sync.sync_usage.call_local(sys.argv[1])
 """
 
 
@@ -200,7 +203,7 @@ def test_a_killed_tasks_run_ends_as_failed_once_its_lease_has_expired(make_key, 
 
     Lease.objects.filter(name=lease_name).update(expires_at=timezone.now() - timedelta(hours=1))
     simulator.clear_faults()
-    tasks.refresh_mirror.call_local()
+    passes.refresh_mirror.call_local()
 
     run.refresh_from_db()
     assert run.status == TaskRun.Status.FAILED and "interrupted" in run.error and run.finished_at

@@ -17,8 +17,8 @@ from lib.csv_export import safe_cell
 from lib.money import duration, money, usd_cost
 from portal import views as portal_views
 from portal.forms import INVALID_KEY_MESSAGE
-from mirror import sync
-from portal.sessions import SESSION_KEY, SESSION_LAST_SEEN_AT, SESSION_SIGNED_IN_AT
+from mirror import snapshot as mirror_snapshot
+from accounts.portal_sessions import SESSION_KEY, SESSION_LAST_SEEN_AT, SESSION_SIGNED_IN_AT
 from tests.helpers import hang_derouter
 
 pytestmark = pytest.mark.django_db
@@ -214,6 +214,17 @@ def test_home_answers_from_the_mirror_in_display_units_with_its_freshness(simula
     for summary in (expected.today, expected.week, expected.month, expected.total):
         assert f'<td class="num" data-label="Cost">{money(summary.cost)}</td>' in body
         assert f'<td class="num" data-label="Requests">{summary.requests:,}</td>' in body
+
+
+def test_home_of_a_key_not_mirrored_yet_reads_derouter(simulator):
+    created = derouter_client.create_sub_key(Decimal(BUDGET), label="Brand New Ltd")
+    browser = _signed_in_client(created.secret.reveal())
+
+    body = browser.get(HOME_URL).content.decode()
+
+    assert "Brand New Ltd" in body
+    assert "Figures as your provider's service reports them now" in body
+    assert 'data-hx-trigger="load"' not in body
 
 
 def test_home_answers_while_derouter_hangs(simulator, make_key):
@@ -471,7 +482,7 @@ def test_deleted_key_signs_the_customer_out_when_the_live_figures_load(portal, k
 
 def test_deleted_key_signs_the_customer_out_on_the_next_page_once_mirrored(portal, key):
     derouter_client.delete_sub_key(key.id)
-    sync.refresh_snapshot()
+    mirror_snapshot.refresh_snapshot()
     response = portal.get(HOME_URL, follow=True)
     assert response.redirect_chain[-1][0] == LOGIN_URL
     assert "This key is no longer valid" in response.content.decode()

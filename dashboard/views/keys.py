@@ -23,13 +23,13 @@ from django.utils.translation import ngettext
 from django.utils.translation import gettext_lazy as _
 
 from accounts.roles import console_required, is_owner, owner_required
-from analytics.forecast import annotate_days_left, get_days_left_of
+from analytics.forecast import annotate_days_left, describe_days_left, get_days_left_of
 from analytics.panels import get_key_analytics
 from analytics.permissions import can_see_margins, get_key_figures, hide_margin_changes
-from analytics.templatetags.analytics import days_left as days_left_text
 from branding.doors import get_doors
 from branding.models import Branding
-from dashboard import audit, keywrites
+from dashboard import keywrites
+from ledger import audit
 from dashboard.forms import (
     DEFAULT_KEY_SORT,
     KEY_SORT_COLUMNS,
@@ -39,8 +39,8 @@ from dashboard.forms import (
     KeyLogsQueryForm,
     MultiplierPreviewForm,
 )
-from dashboard.formtokens import TokenUsedElsewhere
-from dashboard.models import AuditEvent, Outcome, TopUp
+from ledger.formtokens import TokenUsedElsewhere
+from ledger.models import AuditEvent, Outcome, TopUp
 from dashboard.upstream import (
     get_key_state,
     get_live_balance,
@@ -52,13 +52,15 @@ from dashboard.upstream import (
 from dashboard.views import SUBKEYS_CHANGED_EVENT
 from derouter import client
 from derouter.client import DerouterError
+from ledger.formtokens import TokenUsedElsewhere
+from ledger.models import AuditEvent, Outcome, TopUp
 from lib.htmx import render_page_or_fragment, wants_fragment
 from lib.markup import format_row
 from lib.money import exact_usd, money, multiplier
 from lib.paging import CountedPaginator, Pager, make_pager, page_summary
 from lib.times import row_date
 from mirror import reconcile
-from mirror import sync as mirror_sync
+from mirror import snapshot as mirror_snapshot
 from mirror.ingest import get_summary, secret_digest
 from mirror.models import DailyRollup, KeySnapshot, UsageRecord
 from mirror.reads import (
@@ -190,7 +192,7 @@ def _render_key_row(row, show_edit, show_margins):
         spent=money(figures.spent),
         remaining=money(figures.remaining),
         usage_bar=row.usage_bar,
-        days_left=days_left_text(row.days_left),
+        days_left=describe_days_left(row.days_left),
         rpm_limit=key.rpm_limit,
         concurrent_limit=key.concurrent_limit,
         multiplier=format_row(KEY_ROW_MULTIPLIER_HTML, multiplier(key.display_multiplier)) if show_margins else "",
@@ -250,7 +252,7 @@ def _settle_unsettled_writes():
     except DerouterError:
         return False
     if settled:
-        mirror_sync.record_write_answer(None)
+        mirror_snapshot.record_write_answer(None)
     return bool(settled)
 
 
@@ -594,7 +596,7 @@ def key_detail(request, sub_key_id):
         figures=get_key_figures(sub_key, show_margins),
         edit_form=_get_edit_form(sub_key),
         preview=_get_multiplier_preview(sub_key, sub_key.display_multiplier),
-        key_analytics=get_key_analytics(sub_key.id, show_margins),
+        key_analytics=get_key_analytics(sub_key.id, show_margins, key=snapshot),
         reconciliation=_get_reconciliation(snapshot),
     )
     return render(request, "dashboard/key_detail.html", context)

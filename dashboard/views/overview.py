@@ -7,10 +7,10 @@ from django.views.decorators.vary import vary_on_headers
 from accounts.roles import console_required, is_owner
 from analytics.panels import get_business_summary
 from analytics.permissions import can_see_margins, get_key_figures
-from dashboard.models import TopUp
 from dashboard.upstream import get_live_balance
 from derouter import conventions as upstream_conventions
 from derouter.client import AuthFailed, DerouterError
+from ledger.models import TopUp
 from lib.htmx import wants_fragment
 from mirror.models import KeySnapshot
 from mirror.reads import as_sub_key, get_mirrored_balance, get_summary_after_first_sync_request

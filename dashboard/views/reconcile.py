@@ -10,8 +10,7 @@ from django.utils.translation import gettext_lazy as _
 
 from accounts.roles import owner_required
 from dashboard.models import ReconcileRun
-from dashboard.reconcile import RUN_LEASE_SECONDS
-from dashboard.tasks import run_reconciliation
+from dashboard.reconcile import RUN_LEASE_SECONDS, run_reconciliation
 
 # The page lists at most this many differences of the last run (it says how many more).
 DIFFERENCES_SHOWN = 200

@@ -5,7 +5,7 @@ import uuid
 from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.shortcuts import redirect
+from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 from django.views.decorators.vary import vary_on_headers
@@ -15,16 +15,16 @@ from django.utils.translation import gettext_lazy as _
 
 from accounts.roles import console_required
 from dashboard.forms import LEDGER_PAGE_SIZE, LedgerQueryForm, TopUpForm
-from dashboard.formtokens import TokenUsedElsewhere
-from dashboard.ledger_csv import CSV_COLUMNS, filtered_topups, ledger_csv_row
-from dashboard.models import Outcome, TopUp
-from dashboard.tasks import write_ledger_export
+from dashboard.ledger_csv import CSV_COLUMNS, filtered_topups, ledger_csv_row, write_ledger_export
 from dashboard.topups import TopUpNotAllowed, find_attempt, get_cap_left_today, settle_key, top_up
 from dashboard.upstream import get_live_balance, get_sub_key_now, get_sub_key_or_404, upstream_write_deadline
 from dashboard.views import SUBKEYS_CHANGED_EVENT
 from derouter.client import DerouterError
 from exports.models import Export
+from ledger.formtokens import TokenUsedElsewhere
+from ledger.models import Outcome, TopUp
 from lib.csv_export import csv_download
+from lib.forms import describe_refused_export
 from lib.htmx import render_page_or_fragment, wants_fragment
 from lib.money import exact_usd
 from lib.paging import pager_for_page
@@ -218,7 +218,10 @@ def _csv_rows(topups):
 @require_http_methods(["GET", "HEAD"])
 def ledger_csv(request):
     """The filtered ledger as CSV: streamed when short, else written to a file by the worker."""
-    _, query, topups = _get_ledger_query(request)
+    query_form, query, topups = _get_ledger_query(request)
+    if query_form.errors:
+        # A filter that was not understood must not widen the download to every top-up.
+        return render(request, "400.html", {"message": describe_refused_export(query_form)}, status=400)
     filename = f"derouter-topups-{timezone.now():%Y%m%d-%H%M%S}.csv"
     if topups.count() > settings.EXPORT_STREAM_MAX_ROWS:
         params = {"sub_key_id": str(query["sub_key_id"] or ""), "outcome": query["outcome"] or ""}

@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import time
+from io import StringIO
 from pathlib import Path
 
 from django.conf import settings
@@ -16,7 +17,8 @@ from django.core.management.base import BaseCommand, CommandError
 
 from accounts.models import ConsoleProfile, Role
 from derouter import client
-from mirror.models import DailyRollup, KeySnapshot, SyncState, TaskRun, UsageRecord
+from mirror.models import DailyRollup, KeySnapshot, SyncState, UsageRecord
+from work.models import TaskRun
 
 DEMO_USERS = (("owner", Role.OWNER), ("staff", Role.STAFF))
 
@@ -56,6 +58,7 @@ class Command(BaseCommand):
             settings.DEROUTER_INFERENCE_BASE = f"http://127.0.0.1:{port}/openai/v1"
             settings.DEROUTER_ACCOUNT_KEY = account_key
             consumer = self._start_consumer(account_key)
+            self._probe_conventions()
             self._print_welcome(addr, passwords)
             call_command("runserver", addr, use_reloader=False)
         finally:
@@ -63,6 +66,13 @@ class Command(BaseCommand):
                 self._stop_consumer(consumer)
             simulator.terminate()
             simulator.wait(timeout=10)
+
+    def _probe_conventions(self):
+        """Let the console learn the simulator's conventions, as a reseller does with the real derouter."""
+        try:
+            call_command("check_upstream", stdout=StringIO())
+        except CommandError as error:
+            self.stderr.write(f"check_upstream against the simulator failed: {error}")
 
     def _ensure_user(self, username, role):
         password = secrets.token_urlsafe(9)
@@ -104,7 +114,7 @@ class Command(BaseCommand):
     def _start_consumer(self, account_key):
         """One Huey consumer (periodic tasks on): its first refresh is the mirror's first sync.
 
-        A demo stopped mid-sync leaves its leases to expire (mirror.leases); nothing to flush.
+        A demo stopped mid-sync leaves its leases to expire (work.leases); nothing to flush.
         """
         environment = {
             **os.environ,

@@ -4,7 +4,7 @@ from django.utils.translation import gettext_lazy as _
 from dataclasses import dataclass
 from decimal import Decimal
 
-from dashboard.models import AuditEvent
+from ledger.models import AuditEvent
 from lib.money import exact_usd
 
 EMPTY_TEXT = _("(empty)")
