@@ -121,8 +121,8 @@ def check_approval(budget_request, user):
         return "The request is for less than $0.0001 in real money; decline it."
     if amount > settings.MAX_KEY_BUDGET:
         return (
-            f"The request is for {exact_usd(amount)}, over the {exact_usd(settings.MAX_KEY_BUDGET)} one top-up may add "
-            "(MAX_KEY_BUDGET); decline it and ask for a smaller amount."
+            f"The request is over the {exact_usd(settings.MAX_KEY_BUDGET)} one top-up may add (MAX_KEY_BUDGET); "
+            "decline it and ask for a smaller amount."
         )
     cap_left = topups.get_cap_left_today(user)
     if cap_left is not None and amount > cap_left:

@@ -120,3 +120,18 @@ def test_a_key_change_whose_webhook_cannot_be_queued_is_still_reported_done(
     assert response.status_code == 302
     # The delivery waits in the database for the next automation pass (evaluation.overdue_work).
     assert WebhookDelivery.objects.get().status == DeliveryStatus.PENDING
+
+
+def test_a_cache_that_cannot_reach_redis_misses_and_says_so_once_per_interval(caplog):
+    from lib.cache_backends import ForgivingRedisCache
+
+    config = unreachable_redis_cache()["default"]
+    cache = ForgivingRedisCache(config["LOCATION"], {"OPTIONS": config["OPTIONS"]})
+    with caplog.at_level("WARNING", logger="lib.cache_backends"):
+        assert cache.add("first-sync", True, 60) is False
+        for _ in range(10):
+            assert cache.get("branding:current") is None
+            cache.set("branding:current", "x", 300)
+            cache.delete("branding:current")
+    warnings = [record for record in caplog.records if record.name == "lib.cache_backends"]
+    assert len(warnings) == 1 and "serving from the database" in warnings[0].getMessage()

@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import time
+from io import StringIO
 from pathlib import Path
 
 from django.conf import settings
@@ -57,6 +58,7 @@ class Command(BaseCommand):
             settings.DEROUTER_INFERENCE_BASE = f"http://127.0.0.1:{port}/openai/v1"
             settings.DEROUTER_ACCOUNT_KEY = account_key
             consumer = self._start_consumer(account_key)
+            self._probe_conventions()
             self._print_welcome(addr, passwords)
             call_command("runserver", addr, use_reloader=False)
         finally:
@@ -64,6 +66,13 @@ class Command(BaseCommand):
                 self._stop_consumer(consumer)
             simulator.terminate()
             simulator.wait(timeout=10)
+
+    def _probe_conventions(self):
+        """Let the console learn the simulator's conventions, as a reseller does with the real derouter."""
+        try:
+            call_command("check_upstream", stdout=StringIO())
+        except CommandError as error:
+            self.stderr.write(f"check_upstream against the simulator failed: {error}")
 
     def _ensure_user(self, username, role):
         password = secrets.token_urlsafe(9)
