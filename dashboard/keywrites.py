@@ -321,27 +321,28 @@ def resolve_unknown_key_writes(sub_keys, sub_key_id=None):
     return settled
 
 
-def has_unsettled_writes():
+def has_unsettled_writes(late_writes=False):
     return (
         AuditEvent.objects.filter(
             outcome__in=UNSETTLED_OUTCOMES,
             action__in=(AuditEvent.Action.CREATE, AuditEvent.Action.EDIT, AuditEvent.Action.DELETE),
         ).exists()
-        or topups.has_unsettled_moves()
+        or topups.has_unsettled_moves(late_writes)
     )
 
 
-def resolve_unsettled_writes():
+def resolve_unsettled_writes(late_writes=False):
     """Settle every pending or unknown key write and top-up with one upstream call: for a periodic worker task.
 
     With nothing unsettled it asks derouter nothing. The keys with open top-ups are
     locked first (``topups.settling_locks``), so the list is read with no move in
-    flight on them. Raises DerouterError when derouter cannot list the keys (the next
-    run tries again).
+    flight on them. ``late_writes`` (the worker's run) also looks for top-ups settled
+    "not applied" that derouter applied later. Raises DerouterError when derouter
+    cannot list the keys (the next run tries again).
     """
-    if not has_unsettled_writes():
+    if not has_unsettled_writes(late_writes):
         return []
-    with topups.settling_locks() as settle_topups_from:
+    with topups.settling_locks(late_writes) as settle_topups_from:
         sub_keys = client.list_sub_keys()
         return resolve_unknown_key_writes(sub_keys) + settle_topups_from(sub_keys)
 
