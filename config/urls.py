@@ -4,6 +4,7 @@ from django.urls import include, path
 from accounts import language_views, user_views
 from accounts import views as account_views
 from dashboard.views import home
+from payments import webhook_views as payment_webhooks
 
 urlpatterns = [
     path("", home.index, name="index"),
@@ -19,6 +20,8 @@ urlpatterns = [
     path("dashboard/", include("analytics.urls")),
     path("portal/requests/", include("automation.portal_urls")),
     path("portal/redeem/", include("payments.portal_urls")),
+    path("portal/pay/", include("payments.pay_urls")),
+    path("payments/stripe/webhook/", payment_webhooks.stripe_webhook, name="stripe_webhook"),
     path("portal/", include("portal.urls")),
     path("", include("branding.urls")),
     path("", include("ops.urls")),

@@ -1,10 +1,15 @@
 """Money-in background work, run by the Huey consumer."""
 
+import logging
+
 from huey import crontab
 from huey.contrib.djhuey import db_periodic_task
 
+from mirror import leases
 from mirror.runs import tracked
-from payments import codes
+from payments import codes, orders
+
+logger = logging.getLogger(__name__)
 
 
 @db_periodic_task(crontab(minute="*"))
@@ -19,3 +24,20 @@ def settle_held_codes():
     with tracked("payments.settle_held_codes") as run:
         settled = codes.settle_held_codes()
         run.detail = f"{len(settled)} settled" if settled else "Nothing could be settled yet."
+
+
+ORDERS_LEASE = "payments-check-orders"
+
+
+@db_periodic_task(crontab(minute="*"))
+def check_orders():
+    """Every minute, one consumer at a time: credit paid orders left uncredited, retry refused credits with backoff,
+    ask Stripe about orders left unpaid, expire the oldest."""
+    if not orders.has_orders_to_check():
+        return
+    try:
+        with leases.held(ORDERS_LEASE) as lease, tracked("payments.check_orders") as run:
+            done = orders.check_stuck_orders(keep=lease.keep)
+            run.detail = ", ".join(f"{count} {what}" for what, count in done.items() if count) or "Nothing to do."
+    except leases.LeaseHeld:
+        logger.info("order check skipped: another consumer is running one")
