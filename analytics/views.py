@@ -22,6 +22,7 @@ from lib.csv_export import csv_download
 from lib.htmx import wants_fragment
 from lib.paging import Pager, get_page_counting_short_lists, plural
 from mirror.models import KeySnapshot
+from payments.figures import money_in
 
 CLIENTS_PER_PAGE = 50
 
@@ -149,6 +150,8 @@ def analytics(request):
         daily_chart=panels.get_daily_chart(daily, show_margins, f"{money_shown} per day"),
         model_chart=panels.get_model_chart(by_model, show_margins, f"{money_shown} per model"),
         own_spend=days.own_spend(query["range"]) if show_margins else None,
+        money_in=money_in(query["range"]),
+        money_in_before=money_in(query["range"].previous()),
     )
     return render(request, "analytics/analytics.html", context)
 

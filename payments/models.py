@@ -252,3 +252,44 @@ class StripeEvent(models.Model):
 
     class Meta:
         ordering = ["-received_at", "-id"]
+
+
+class MoneyInCheck(models.Model):
+    """One three-way check of money in: Stripe's payments and refunds, orders and code redemptions, ledger rows.
+
+    (The ledger against derouter's budgets is the console's reconciliation; together they are the three ways.)
+    """
+
+    checked_at = models.DateTimeField(auto_now_add=True)
+    requested_by = models.CharField(max_length=150, blank=True)
+    payments_checked = models.PositiveIntegerField(default=0)
+    stripe_asked = models.BooleanField(default=False)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-checked_at", "-id"]
+
+
+class MoneyInProblem(models.Model):
+    class Kind(models.TextChoices):
+        PAID_NOT_CREDITED = "paid_not_credited", "Paid, not credited"
+        CREDIT_WITHOUT_PAYMENT = "credit_no_payment", "Credit without payment"
+        REFUND_NOT_TAKEN_BACK = "refund_not_back", "Refund not taken back"
+        REFUND_NOT_RECORDED = "refund_unrecorded", "Refunded at Stripe, not here"
+        CODE_WITHOUT_CREDIT = "code_no_credit", "Code redeemed without a credit"
+
+    run = models.ForeignKey(MoneyInCheck, on_delete=models.CASCADE, related_name="problems")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    order = models.ForeignKey(Order, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    code = models.ForeignKey(RedemptionCode, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    sub_key_id = models.CharField(max_length=64, blank=True)
+    key_label = models.CharField(max_length=200, blank=True)
+    amount_usd = models.DecimalField(max_digits=14, decimal_places=4, null=True, blank=True)
+    detail = models.TextField()
+
+    class Meta:
+        ordering = ["id"]
+
+    @property
+    def can_retry(self):
+        return self.kind == self.Kind.PAID_NOT_CREDITED and self.order_id is not None

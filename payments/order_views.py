@@ -12,7 +12,7 @@ from dashboard import audit
 from dashboard.models import AuditEvent, Outcome
 from derouter.client import DerouterError
 from lib.paging import pager_for_page
-from payments import orders, stripe_api
+from payments import orders, stripe_api, tasks
 from payments.forms import PackageForm, StripeSettingsForm
 from payments.models import Order, Package, StripeSettings
 
@@ -156,3 +156,12 @@ def order_retry(request, order_id):
     else:
         messages.info(request, f"Order {order.receipt_number or order.token}: {order.get_state_display().lower()}.")
     return redirect(request.POST.get("next") if request.POST.get("next", "").startswith("/dashboard/") else "payments:orders")
+
+
+@require_POST
+@owner_required
+def money_in_check(request):
+    """Ask the worker for a money-in check now (Stripe is read there, not in this request)."""
+    tasks.check_money_in_now(request.user.get_username())
+    messages.info(request, "Money-in check asked for: reload to see its result.")
+    return redirect("console:reconciliation")

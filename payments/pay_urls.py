@@ -9,4 +9,5 @@ urlpatterns = [
     path("<uuid:token>/", pay_views.order_page, name="order"),
     path("<uuid:token>/return/", pay_views.order_return, name="order_return"),
     path("<uuid:token>/receipt/", pay_views.receipt, name="receipt"),
+    path("<uuid:token>/confirm-test-card/", pay_views.order_confirm_double, name="order_confirm_double"),
 ]

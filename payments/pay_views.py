@@ -4,11 +4,11 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.contrib import messages
-from django.http import Http404
+from django.http import Http404, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.throttle import Throttle, client_address
 from branding.models import Branding
@@ -112,6 +112,8 @@ def order_page(request, token):
             client_secret=client_secret,
             publishable_key=StripeSettings.load().publishable_key,
             return_url=request.build_absolute_uri(reverse("portal_pay:order_return", args=[order.token])),
+            double_confirm_url=reverse("portal_pay:order_confirm_double", args=[order.token])
+            if stripe_api.is_test_double() else "",
         )
         return _allow_stripe_js(render(request, "payments/portal_order.html", context))
     return render(request, "payments/portal_order.html", context)
@@ -146,3 +148,20 @@ def receipt(request, token):
     if order.receipt_number is None:
         raise Http404("This order has not been paid.")
     return render(request, "payments/receipt.html", {"order": order, "seller": Branding.load()})
+
+
+@require_POST
+@portal_login_required
+def order_confirm_double(request, token):
+    """localstripe only (tests, the demo): confirm the order's payment with the card token its stripe.js made."""
+    if not stripe_api.is_test_double():
+        raise Http404("Not served against Stripe.")
+    order = _own_order(request, token)
+    token_id = request.POST.get("card_token", "")
+    if order.state != Order.State.CREATED or not token_id.startswith("tok_"):
+        return JsonResponse({"error": "This order cannot be paid now."}, status=409)
+    try:
+        stripe_api.confirm_with_card_token(StripeSettings.load().get_secret_key(), order.payment_intent_id, token_id)
+    except (stripe_api.StripeUnavailable, stripe_api.StripeRefused) as error:
+        return JsonResponse({"error": str(error)}, status=402)
+    return JsonResponse({"redirect": reverse("portal_pay:order_return", args=[order.token])})

@@ -13,6 +13,8 @@ from django.conf import settings
 
 logger = logging.getLogger(__name__)
 
+STRIPE_API = "https://api.stripe.com"
+
 
 class StripeUnavailable(Exception):
     """Stripe could not be asked or did not answer; nothing is known about the call's effect."""
@@ -96,16 +98,20 @@ def refund_payment_intent(secret_key, payment_intent_id, order_token):
 
 
 def list_payment_intents(secret_key, created_after, limit=100):
-    """The account's PaymentIntents created since a unix time, newest first, every page (for reconciliation)."""
+    """The account's PaymentIntents created since a unix time, newest first, page by page (for reconciliation).
+
+    Stripe lists newest first, so the walk stops at the first older one (no ``created`` filter: localstripe has none).
+    """
     client = _client(secret_key)
     intents, starting_after = [], None
     while True:
-        params = {"limit": limit, "created": {"gte": created_after}}
+        params = {"limit": limit}
         if starting_after:
             params["starting_after"] = starting_after
         page = _call(client.v1.payment_intents.list, params=params)
-        intents += page["data"]
-        if not page.get("has_more") or not page["data"]:
+        recent = [intent for intent in page["data"] if intent.get("created", 0) >= created_after]
+        intents += recent
+        if not page.get("has_more") or not page["data"] or len(recent) < len(page["data"]):
             return intents
         starting_after = page["data"][-1]["id"]
 
@@ -130,3 +136,22 @@ def charge_of(intent):
     if isinstance(charge, str) or charge is None:
         return charge
     return charge.get("id")
+
+
+def is_test_double():
+    """Whether the SDK talks to a stand-in (localstripe in tests and the demo) rather than Stripe itself."""
+    return settings.STRIPE_API_BASE != STRIPE_API
+
+
+def confirm_with_card_token(secret_key, payment_intent_id, token_id):
+    """Against localstripe only: pay a PaymentIntent with the card its stand-in stripe.js tokenized.
+
+    localstripe's stripe.js has no Payment Element (no ``confirmPayment``) and takes no confirm
+    from the browser, so its card form's token is confirmed here. Never used against Stripe.
+    """
+    if not is_test_double():
+        raise StripeRefused("Card tokens are confirmed by Stripe.js itself.")
+    client = _client(secret_key)
+    token = _call(client.v1.tokens.retrieve, token_id)
+    _call(client.v1.payment_intents.update, payment_intent_id, params={"payment_method": token["card"]["id"]})
+    return _call(client.v1.payment_intents.confirm, payment_intent_id)

@@ -3,11 +3,11 @@
 import logging
 
 from huey import crontab
-from huey.contrib.djhuey import db_periodic_task
+from huey.contrib.djhuey import db_periodic_task, db_task
 
 from mirror import leases
 from mirror.runs import tracked
-from payments import codes, orders
+from payments import codes, orders, reconcile
 
 logger = logging.getLogger(__name__)
 
@@ -41,3 +41,27 @@ def check_orders():
             run.detail = ", ".join(f"{count} {what}" for what, count in done.items() if count) or "Nothing to do."
     except leases.LeaseHeld:
         logger.info("order check skipped: another consumer is running one")
+
+
+CHECK_LEASE = "payments-money-in-check"
+
+
+def _check(requested_by):
+    try:
+        with leases.held(CHECK_LEASE), tracked("payments.check_money_in") as run:
+            record = reconcile.check(requested_by=requested_by)
+            run.detail = f"{record.problems.count()} problems" + (f"; {record.error}" if record.error else "")
+    except leases.LeaseHeld:
+        logger.info("money-in check skipped: another consumer is running one")
+
+
+@db_periodic_task(crontab(hour="3", minute="23"))
+def check_money_in_daily():
+    """Every day: Stripe's payments and refunds against orders, codes and the ledger (the reconciliation page lists it)."""
+    _check("daily")
+
+
+@db_task()
+def check_money_in_now(requested_by):
+    """A check a person asked for from the reconciliation page."""
+    _check(requested_by)

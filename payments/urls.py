@@ -21,3 +21,5 @@ urlpatterns += [
     path("orders/<int:order_id>/refund/", order_views.order_refund, name="order_refund"),
     path("orders/<int:order_id>/retry/", order_views.order_retry, name="order_retry"),
 ]
+
+urlpatterns += [path("check/", order_views.money_in_check, name="money_in_check")]

@@ -11,6 +11,7 @@ from accounts.roles import owner_required
 from dashboard.models import ReconcileRun
 from dashboard.reconcile import RUN_LEASE_SECONDS
 from dashboard.tasks import run_reconciliation
+from payments import reconcile as money_in
 
 # The page lists at most this many differences of the last run (it says how many more).
 DIFFERENCES_SHOWN = 200
@@ -33,6 +34,7 @@ def reconciliation(request):
         "differences": differences,
         "more": last.difference_count - len(differences) if last else 0,
         "in_progress": _get_run_in_progress(),
+        "money_in": money_in.latest(),
     }
     return render(request, "dashboard/reconciliation.html", context)
 

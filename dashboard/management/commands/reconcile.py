@@ -4,6 +4,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from dashboard import reconcile
 from derouter.client import DerouterError
+from payments import reconcile as money_in
 
 
 class Command(BaseCommand):
@@ -35,11 +36,20 @@ class Command(BaseCommand):
             self.stdout.write(note)
         for difference in report.differences:
             self.stdout.write(difference.describe())
+        # Money in, three ways: Stripe's payments and refunds, orders and codes, the ledger.
+        check = money_in.check(requested_by="manage.py reconcile")
+        if check.error:
+            self.stdout.write(check.error)
+        problems = list(check.problems.all())
+        for problem in problems:
+            self.stdout.write(f"Money in: {problem.get_kind_display()}: {problem.key_label or problem.sub_key_id}: "
+                              f"{problem.amount_usd if problem.amount_usd is not None else ''}: {problem.detail}")
         summary = (
             f"{report.keys_checked} keys checked, {report.keys_waiting} waiting for moves to settle, "
-            f"{len(report.differences)} differences."
+            f"{len(report.differences)} differences; {check.payments_checked} card payments read from Stripe, "
+            f"{len(problems)} money-in problems."
         )
-        if report.differences:
+        if report.differences or problems:
             self.stderr.write(summary)
             raise SystemExit(1)
         self.stdout.write(self.style.SUCCESS(summary))
