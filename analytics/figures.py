@@ -16,6 +16,7 @@ from django.db.models import BooleanField, Case, DecimalField, F, Sum, Value, Wh
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.functional import cached_property
+from django.utils.translation import ngettext
 
 from analytics.forms import Period
 from mirror.models import BILLED_PLACES, DailyRollup, KeySnapshot
@@ -133,7 +134,7 @@ class Headline:
     @property
     def compared_with(self):
         days = self.period.days
-        return "the day before" if days == 1 else f"the {days} days before"
+        return ngettext("the day before", "the %(days)s days before", days) % {"days": days}
 
     def change(self, name):
         return Change(getattr(self.totals, name), getattr(self.previous_totals, name))

@@ -5,37 +5,40 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 from django import forms
+from django.utils.text import format_lazy
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from lib.forms import BoundedDayField, ExpectedInputMixin
 
-DAY_EXPECTED = "Enter the day as YYYY-MM-DD, e.g. 2026-10-01."
+DAY_EXPECTED = _("Enter the day as YYYY-MM-DD, e.g. 2026-10-01.")
 
 # A custom range may span at most two years (731 days covers one leap day).
 MAX_RANGE_DAYS = 731
 DEFAULT_PERIOD = "30d"
 PERIOD_CHOICES = [
-    ("7d", "Last 7 days"),
-    ("30d", "Last 30 days"),
-    ("90d", "Last 90 days"),
-    ("this-month", "This month"),
-    ("last-month", "Last month"),
-    ("custom", "Custom range"),
+    ("7d", _("Last 7 days")),
+    ("30d", _("Last 30 days")),
+    ("90d", _("Last 90 days")),
+    ("this-month", _("This month")),
+    ("last-month", _("Last month")),
+    ("custom", _("Custom range")),
 ]
 ROLLING_DAYS = {"7d": 7, "30d": 30, "90d": 90}
 
 CLIENT_SORT_COLUMNS = {
-    "label": "Client",
-    "requests": "Requests",
-    "tokens": "Tokens",
-    "spend": "Spend",
-    "billed": "Billed",
-    "margin": "Margin",
+    "label": _("Client"),
+    "requests": _("Requests"),
+    "tokens": _("Tokens"),
+    "spend": _("Spend"),
+    "billed": _("Billed"),
+    "margin": _("Margin"),
 }
 DEFAULT_CLIENT_SORT = "-billed"
 CLIENT_SORT_CHOICES = [
-    (f"{prefix}{column}", f"{title}, {direction}")
+    (f"{prefix}{column}", format_lazy(direction, title=title))
     for column, title in CLIENT_SORT_COLUMNS.items()
-    for prefix, direction in (("", "ascending"), ("-", "descending"))
+    for prefix, direction in (("", _("{title}, ascending")), ("-", _("{title}, descending")))
 ]
 
 MONTH_PATTERN = re.compile(r"^(\d{4})-(\d{2})$")
@@ -83,18 +86,18 @@ def get_period(name, today, start=None, end=None):
 class PeriodForm(ExpectedInputMixin, forms.Form):
     """The analytics period (a named one or a custom range) and the client table's sort and page."""
 
-    period = forms.ChoiceField(label="Period", required=False, choices=PERIOD_CHOICES)
-    start = BoundedDayField(label="From", required=False, help_text="UTC day, included.")
-    end = BoundedDayField(label="To", required=False, help_text="UTC day, included.")
-    sort = forms.ChoiceField(label="Sort clients by", required=False, choices=CLIENT_SORT_CHOICES)
+    period = forms.ChoiceField(label=_("Period"), required=False, choices=PERIOD_CHOICES)
+    start = BoundedDayField(label=_("From"), required=False, help_text=_("UTC day, included."))
+    end = BoundedDayField(label=_("To"), required=False, help_text=_("UTC day, included."))
+    sort = forms.ChoiceField(label=_("Sort clients by"), required=False, choices=CLIENT_SORT_CHOICES)
     page = forms.IntegerField(required=False, min_value=1, max_value=1_000_000)
 
     expected = {
-        "period": "Choose one of the periods in the list.",
+        "period": _("Choose one of the periods in the list."),
         "start": DAY_EXPECTED,
         "end": DAY_EXPECTED,
-        "sort": "Choose one of the sort orders in the list.",
-        "page": "A page number from 1 up.",
+        "sort": _("Choose one of the sort orders in the list."),
+        "page": _("A page number from 1 up."),
     }
 
     def __init__(self, data, *, today):
@@ -114,13 +117,15 @@ class PeriodForm(ExpectedInputMixin, forms.Form):
         name = cleaned["period"]
         if name == "custom":
             if not start or not end:
-                raise forms.ValidationError("A custom range needs both a first and a last day.")
+                raise forms.ValidationError(gettext("A custom range needs both a first and a last day."))
             if start > end:
-                raise forms.ValidationError("The range starts after it ends.")
+                raise forms.ValidationError(gettext("The range starts after it ends."))
             if end > self.today:
-                raise forms.ValidationError(f"The range ends in the future: the last day can be {self.today:%Y-%m-%d} at most.")
+                raise forms.ValidationError(
+                    gettext("The range ends in the future: the last day can be %(day)s at most.") % {"day": f"{self.today:%Y-%m-%d}"}
+                )
             if (end - start).days + 1 > MAX_RANGE_DAYS:
-                raise forms.ValidationError("The range is longer than two years; choose a shorter one.")
+                raise forms.ValidationError(gettext("The range is longer than two years; choose a shorter one."))
         cleaned["period"] = name
         cleaned["range"] = get_period(name, self.today, start, end)
         cleaned["sort"] = cleaned.get("sort") or DEFAULT_CLIENT_SORT

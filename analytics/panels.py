@@ -5,6 +5,8 @@ string there, and every chart has a table of the same numbers beside it.
 """
 
 from django.utils.functional import SimpleLazyObject
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from analytics import figures, forecast
 from analytics.statements import get_statement_months
@@ -23,9 +25,9 @@ def _money(value):
 
 def get_daily_chart(daily, show_spend, title):
     """Billed (and, for those who may see it, real spend) per day."""
-    datasets = [{"label": "Billed", "data": [_money(row.totals.billed) for row in daily]}]
+    datasets = [{"label": _("Billed"), "data": [_money(row.totals.billed) for row in daily]}]
     if show_spend:
-        datasets.insert(0, {"label": "Spend (real cost)", "data": [_money(row.totals.spend) for row in daily]})
+        datasets.insert(0, {"label": _("Spend (real cost)"), "data": [_money(row.totals.spend) for row in daily]})
     return {
         "type": "line",
         "title": title,
@@ -36,9 +38,9 @@ def get_daily_chart(daily, show_spend, title):
 
 
 def get_model_chart(by_model, show_spend, title):
-    datasets = [{"label": "Billed", "data": [_money(row.totals.billed) for row in by_model]}]
+    datasets = [{"label": _("Billed"), "data": [_money(row.totals.billed) for row in by_model]}]
     if show_spend:
-        datasets.insert(0, {"label": "Spend (real cost)", "data": [_money(row.totals.spend) for row in by_model]})
+        datasets.insert(0, {"label": _("Spend (real cost)"), "data": [_money(row.totals.spend) for row in by_model]})
     return {
         "type": "bar",
         "title": title,
@@ -50,10 +52,14 @@ def get_model_chart(by_model, show_spend, title):
 
 def get_sparkline(daily, show_spend):
     """Real spend per day; billed instead for those who may not see real costs."""
-    name, label = ("spend", "Spend") if show_spend else ("billed", "Billed")
+    name, label = ("spend", _("Spend")) if show_spend else ("billed", _("Billed"))
+    if show_spend:
+        title = ngettext("Spend per day, last %(days)s day", "Spend per day, last %(days)s days", len(daily))
+    else:
+        title = ngettext("Billed per day, last %(days)s day", "Billed per day, last %(days)s days", len(daily))
     return {
         "type": "sparkline",
-        "title": f"{label} per day, last {len(daily)} days",
+        "title": title % {"days": len(daily)},
         "money": True,
         "labels": [row.day.isoformat() for row in daily],
         "datasets": [{"label": label, "data": [_money(getattr(row.totals, name)) for row in daily]}],
@@ -105,7 +111,7 @@ def get_key_analytics(sub_key_id, show_margins, today=None):
         "period": period,
         "totals": figures.get_totals(period, key),
         "daily": daily,
-        "daily_chart": get_daily_chart(daily, show_margins, "Usage per day, last 30 days"),
+        "daily_chart": get_daily_chart(daily, show_margins, _("Usage per day, last 30 days")),
         "by_model": by_model,
         "forecast": forecast.get_key_forecast(key, today),
         "statement_months": get_statement_months(key, today)[:KEY_STATEMENT_MONTHS],
@@ -132,7 +138,7 @@ class PortalUsagePanel:
 
     def _get_figures(self):
         daily = figures.get_daily(self.period, self.key)
-        daily_chart = get_daily_chart(daily, False, "Your usage per day, last 30 days")
+        daily_chart = get_daily_chart(daily, False, _("Your usage per day, last 30 days"))
         if unit_is_symbol(self.unit):
             daily_chart["unit_before"] = self.unit
         else:

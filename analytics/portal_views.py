@@ -7,6 +7,7 @@ client can only ever reach its own statements.
 from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_GET
+from django.utils.translation import gettext_lazy
 
 from analytics import figures
 from analytics.statements import NoStatement, find_statement, generate_csv_rows, get_statement_months
@@ -14,7 +15,7 @@ from lib.csv_export import csv_download
 from mirror.reads import get_active_key_by_secret
 from portal.sessions import portal_login_required
 
-NOT_MIRRORED = "Your statements are not ready yet: your usage is still being collected. Try again in a few minutes."
+NOT_MIRRORED = gettext_lazy("Your statements are not ready yet: your usage is still being collected. Try again in a few minutes.")
 
 
 def _render_no_statement(request, message, status):

@@ -16,6 +16,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.db.models import DecimalField, Sum, Value
 from django.db.models.functions import Coalesce
+from django.utils.translation import gettext as _
 
 from analytics.figures import ZERO
 from analytics.forms import first_of_month, last_of_month, parse_month
@@ -96,11 +97,12 @@ def key_created_on(key):
 def check_month(key, month, today):
     """Raise NoStatement when the month has not begun or ended before the key existed."""
     if month > first_of_month(today):
-        raise NoStatement(f"There is no statement for {month:%Y-%m} yet: that month has not begun.")
+        raise NoStatement(_("There is no statement for %(month)s yet: that month has not begun.") % {"month": f"{month:%Y-%m}"})
     created_on = key_created_on(key)
     if last_of_month(month) < created_on:
         raise NoStatement(
-            f"There is no statement for {month:%Y-%m}: the key was created on {created_on:%Y-%m-%d}."
+            _("There is no statement for %(month)s: the key was created on %(day)s.")
+            % {"month": f"{month:%Y-%m}", "day": f"{created_on:%Y-%m-%d}"}
         )
 
 

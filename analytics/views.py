@@ -12,6 +12,8 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 from django.views.decorators.vary import vary_on_headers
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from accounts.roles import console_required
 from analytics import figures, panels
@@ -20,7 +22,7 @@ from analytics.permissions import can_see_margins
 from analytics.statements import NoStatement, find_statement, generate_csv_rows
 from lib.csv_export import csv_download
 from lib.htmx import wants_fragment
-from lib.paging import Pager, get_page_counting_short_lists, plural
+from lib.paging import Pager, get_page_counting_short_lists
 from mirror.models import KeySnapshot
 from payments.figures import money_in
 
@@ -79,11 +81,13 @@ def _get_client_context(query, headline, show_margins):
         "client_rows": figures.get_client_rows(page.object_list, headline.totals.billed),
         "sort_headers": _get_sort_headers(query, show_margins),
         "client_pager": Pager(
-            summary=f"{page.start_index()}–{page.end_index()} of {plural(page.paginator.count, 'client')}",
+            summary=ngettext(
+                "%(first)s–%(last)s of %(count)s client", "%(first)s–%(last)s of %(count)s clients", page.paginator.count
+            ) % {"first": page.start_index(), "last": page.end_index(), "count": page.paginator.count},
             previous_url=_get_analytics_url(query, page=page.number - 1) if page.has_previous() else None,
             next_url=_get_analytics_url(query, page=page.number + 1) if page.has_next() else None,
-            previous_label="Previous",
-            next_label="Next",
+            previous_label=_("Previous"),
+            next_label=_("Next"),
         ),
     }
 
@@ -112,7 +116,7 @@ def _get_statement_or_error(request, sub_key_id, month_text):
     """(statement, None), or (None, an error page) for an unknown key or a month without one."""
     key = _get_mirrored_key(sub_key_id)
     try:
-        return find_statement(key, month_text, figures.today_utc(), "There is no such key."), None
+        return find_statement(key, month_text, figures.today_utc(), _("There is no such key.")), None
     except NoStatement as refusal:
         return None, _render_no_statement(request, refusal.message, refusal.status)
 
@@ -142,13 +146,14 @@ def analytics(request):
     if wants_fragment(request):
         return render(request, "analytics/_client_table.html", context)
     daily = days.daily(query["range"])
-    money_shown = "Spend and billed" if show_margins else "Billed"
+    daily_title = _("Spend and billed per day") if show_margins else _("Billed per day")
+    model_title = _("Spend and billed per model") if show_margins else _("Billed per model")
     by_model = figures.get_by_model(query["range"])
     context.update(
         daily=daily,
         by_model=by_model,
-        daily_chart=panels.get_daily_chart(daily, show_margins, f"{money_shown} per day"),
-        model_chart=panels.get_model_chart(by_model, show_margins, f"{money_shown} per model"),
+        daily_chart=panels.get_daily_chart(daily, show_margins, daily_title),
+        model_chart=panels.get_model_chart(by_model, show_margins, model_title),
         own_spend=days.own_spend(query["range"]) if show_margins else None,
         money_in=money_in(query["range"]),
         money_in_before=money_in(query["range"].previous()),

@@ -1,10 +1,29 @@
 """Customers ask for more budget from the portal; staff approve (one top-up) or decline.
 
-Approving goes through the top-up service with a token derived from the request and its
-approval attempt, so approve clicked twice (or by two staff members at once) tops up
-once; an approval derouter refused can be tried again with the next attempt's token.
+A request is a small state machine:
+
+    pending --approve--> approving --top-up ok--> approved      (customer emailed, webhook)
+                                   --unknown---> confirming --settled ok--> approved
+                                                            --settled not applied--> pending
+                                   --refused---> pending (the next approval uses a fresh token)
+    pending --decline--> declined                                (customer emailed, webhook)
+
+Approve and decline are exclusive: each claims the request with one conditional update
+from "pending", so of two staff members clicking at once the first wins and the second
+is told so (``DecisionConflict``, a 409 for the page). "Approved" is written, and the
+customer emailed, only once the top-up is known to have landed. The top-up goes through
+the money service (``dashboard.topups.top_up``) with a token derived from the request and
+its approval attempt, so approve clicked twice tops up once, and under the key's lock it
+is refused unsent if an earlier attempt of the same request landed late after all.
+Approval obeys MAX_KEY_BUDGET and the staff member's daily cap (``check_approval``).
+``settle_open`` moves claimed requests on from their top-ups' settled outcomes (the
+automation pass and the queue page run it); a claim whose approval died before any
+money moved is released after CLAIM_SECONDS.
 """
 
+import datetime
+
+from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
@@ -13,9 +32,10 @@ from automation import webhooks
 from automation.models import BudgetRequest
 from automation.upstream import get_live_key, token_for
 from dashboard import topups
-from dashboard.models import Outcome
-from lib.money import usd
+from dashboard.models import UNSETTLED_OUTCOMES, Outcome, TopUp
 from derouter import client
+from derouter.client import DerouterError
+from lib.money import exact_usd, usd
 
 MAX_PENDING_PER_KEY = 5
 
@@ -67,53 +87,198 @@ def submit(snapshot, amount, note, email):
     return budget_request
 
 
-def approve(budget_request, user):
-    """Top the key up once for this request; return a sentence for the staff member.
+# An approval that claimed a request and then died before its top-up was written frees it after this long.
+CLAIM_SECONDS = topups.MONEY_LOCK_SECONDS + 60
+OPEN_APPROVALS = (BudgetRequest.Status.APPROVING, BudgetRequest.Status.CONFIRMING)
 
-    Raises topups.TopUpNotAllowed over the staff member's daily cap.
-    """
-    if budget_request.status != BudgetRequest.Status.PENDING:
-        return f"Request #{budget_request.pk} was already {budget_request.get_status_display().lower()}."
-    sub_key = get_live_key(budget_request.sub_key_id)
-    if sub_key is None:
-        return "The key no longer exists at derouter; decline the request."
-    balance = client.get_balance()
-    token = token_for("budget-request", budget_request.pk, budget_request.approve_attempts)
-    note = f"Budget request #{budget_request.pk}"
-    attempt = topups.top_up(
-        user, sub_key, budget_request.real_amount, note, token, balance.available, audit_note=f"{note}."
-    )
-    topup = attempt.topup
-    if topup.outcome == Outcome.REFUSED:
-        # This attempt's token is used up: the next approval gets a new one.
-        BudgetRequest.objects.filter(pk=budget_request.pk, approve_attempts=budget_request.approve_attempts).update(
-            approve_attempts=F("approve_attempts") + 1, message=topup.message
+
+class DecisionConflict(Exception):
+    """Another staff member decided (or is deciding) the request first."""
+
+    def __init__(self, message):
+        super().__init__(message)
+        self.message = message
+
+
+def describe_decision(budget_request):
+    """What happened to a request that is no longer waiting, for the staff member who came second."""
+    who = budget_request.decided_by_name or "someone"
+    Status = BudgetRequest.Status
+    if budget_request.status == Status.APPROVED:
+        return f"Request #{budget_request.pk} was already approved by {who}."
+    if budget_request.status == Status.DECLINED:
+        return f"Request #{budget_request.pk} was already declined by {who}."
+    if budget_request.status == Status.APPROVING:
+        return f"Request #{budget_request.pk} is being approved by {who}: its top-up is on its way."
+    if budget_request.status == Status.CONFIRMING:
+        return f"Request #{budget_request.pk} was approved by {who} and its top-up is being confirmed."
+    return f"Request #{budget_request.pk} is waiting for a decision."
+
+
+def check_approval(budget_request, user):
+    """Why ``user`` may not approve this request now (over MAX_KEY_BUDGET or their daily cap), or ""."""
+    amount = budget_request.real_amount
+    if amount <= 0:
+        return "The request is for less than $0.0001 in real money; decline it."
+    if amount > settings.MAX_KEY_BUDGET:
+        return (
+            f"The request is for {exact_usd(amount)}, over the {exact_usd(settings.MAX_KEY_BUDGET)} one top-up may add "
+            "(MAX_KEY_BUDGET); decline it and ask for a smaller amount."
         )
+    cap_left = topups.get_cap_left_today(user)
+    if cap_left is not None and amount > cap_left:
+        return f"That is over your daily top-up limit: you can top up at most {exact_usd(cap_left)} more today (UTC)."
+    return ""
+
+
+def _attempt_tokens(budget_request, attempts):
+    return [token_for("budget-request", budget_request.pk, attempt) for attempt in range(attempts)]
+
+
+def _landed_earlier_attempt(budget_request):
+    """A top-up of an earlier approval attempt of this request that landed after all (a late write), or None."""
+    tokens = _attempt_tokens(budget_request, budget_request.approve_attempts + 1)
+    return TopUp.objects.filter(token__in=tokens, outcome=Outcome.OK).order_by("created_at", "id").first()
+
+
+def _release(budget_request, message, next_attempt=False):
+    """Back to "pending" from an approval that moved no money; ``next_attempt`` when its token is used up."""
+    fields = {"status": BudgetRequest.Status.PENDING, "message": message, "claimed_at": None, "decided_by": None, "decided_by_name": ""}
+    if next_attempt:
+        fields["approve_attempts"] = F("approve_attempts") + 1
+    BudgetRequest.objects.filter(pk=budget_request.pk, status__in=OPEN_APPROVALS).update(**fields)
+    budget_request.refresh_from_db()
+
+
+def _mark_approved(budget_request, topup):
+    """Approved, once its top-up is known to have landed: the webhook and the customer's email go now."""
+    decided = BudgetRequest.objects.filter(
+        pk=budget_request.pk, status__in=(*OPEN_APPROVALS, BudgetRequest.Status.PENDING)
+    ).update(status=BudgetRequest.Status.APPROVED, topup=topup, decided_at=timezone.now(), message="")
+    budget_request.refresh_from_db()
+    if not decided:
+        return
+    if not budget_request.decided_by_name:
+        BudgetRequest.objects.filter(pk=budget_request.pk).update(decided_by_name=topup.actor_name, decided_by=topup.actor)
+        budget_request.refresh_from_db()
+    webhooks.emit("budget.approved", _event_data(budget_request), f"budget-request:{budget_request.pk}:approved")
+    _notify(
+        budget_request,
+        "Your budget request was approved",
+        f"Your request for {usd(budget_request.amount)} more on {budget_request.key_label or budget_request.key_id_short} "
+        "was approved and added to your key.",
+    )
+
+
+def _follow_topup(budget_request, topup):
+    """Move a claimed request on from its top-up's outcome; return a sentence for the staff member."""
+    if topup.outcome == Outcome.OK:
+        _mark_approved(budget_request, topup)
+        return f"Approved: {usd(topup.amount)} added to {budget_request.key_label or budget_request.key_id_short}."
+    if topup.outcome == Outcome.REFUSED:
+        landed = _landed_earlier_attempt(budget_request)
+        if landed is not None:
+            _mark_approved(budget_request, landed)
+            return f"Approved: an earlier approval's top-up of {usd(landed.amount)} landed after all."
+        _release(budget_request, f"The top-up was refused: {topup.message}", next_attempt=True)
         return f"The top-up was refused: {topup.message}"
-    decided = BudgetRequest.objects.filter(pk=budget_request.pk, status=BudgetRequest.Status.PENDING).update(
-        status=BudgetRequest.Status.APPROVED,
-        topup=topup,
-        decided_at=timezone.now(),
-        decided_by=user,
-        decided_by_name=user.get_username(),
-        message=topup.message,
+    BudgetRequest.objects.filter(pk=budget_request.pk, status__in=OPEN_APPROVALS).update(
+        status=BudgetRequest.Status.CONFIRMING, topup=topup, message=topup.message
     )
     budget_request.refresh_from_db()
-    if decided:
-        webhooks.emit("budget.approved", _event_data(budget_request), f"budget-request:{budget_request.pk}:approved")
-        _notify(
-            budget_request,
-            "Your budget request was approved",
-            f"Your request for {usd(budget_request.amount)} more on {budget_request.key_label or budget_request.key_id_short} "
-            "was approved and added to your key.",
+    return (
+        f"derouter did not confirm the top-up of {usd(topup.amount)} ({topup.message or 'no answer yet'}): the request is "
+        "being confirmed. It is marked approved, and the customer told, once the top-up is known to have landed; "
+        "do not approve it again meanwhile."
+    )
+
+
+def approve(budget_request, user):
+    """Claim the request and top the key up once for it; return a sentence for the staff member.
+
+    Raises DecisionConflict when it is no longer waiting (another staff member
+    decided first), RequestNotAllowed over MAX_KEY_BUDGET or the daily cap (nothing
+    claimed or sent), and derouter's errors from before any money moved (the claim
+    is released first).
+    """
+    problem = check_approval(budget_request, user)
+    if problem:
+        raise RequestNotAllowed(problem)
+    claimed = BudgetRequest.objects.filter(pk=budget_request.pk, status=BudgetRequest.Status.PENDING).update(
+        status=BudgetRequest.Status.APPROVING,
+        claimed_at=timezone.now(),
+        decided_by=user,
+        decided_by_name=user.get_username(),
+    )
+    budget_request.refresh_from_db()
+    if not claimed:
+        raise DecisionConflict(describe_decision(budget_request))
+    try:
+        sub_key = get_live_key(budget_request.sub_key_id)
+        if sub_key is None:
+            _release(budget_request, "The key no longer exists at derouter; decline the request.")
+            return budget_request.message
+        balance = client.get_balance()
+        token = token_for("budget-request", budget_request.pk, budget_request.approve_attempts)
+        note = f"Budget request #{budget_request.pk}"
+        attempt = topups.top_up(
+            user, sub_key, budget_request.real_amount, note, token, balance.available, audit_note=f"{note}.",
+            check=lambda current: _why_no_longer_wanted(budget_request),
         )
-    if topup.outcome == Outcome.UNKNOWN:
-        return f"Approved, but derouter did not confirm the top-up of {usd(topup.amount)}: check the ledger before doing anything else."
-    return f"Approved: {usd(topup.amount)} added to {sub_key.label or sub_key.key_id}."
+    except topups.TopUpNotAllowed as refusal:
+        _release(budget_request, refusal.message)
+        raise RequestNotAllowed(refusal.message) from refusal
+    except DerouterError as error:
+        # Nothing was sent for this request yet (a write's errors are recorded on its ledger row instead).
+        _release(budget_request, f"derouter could not be asked: {error.message}")
+        raise
+    BudgetRequest.objects.filter(pk=budget_request.pk).update(topup=attempt.topup)
+    return _follow_topup(budget_request, attempt.topup)
+
+
+def _why_no_longer_wanted(budget_request):
+    """Under the key's lock, once earlier moves are settled: an earlier attempt that landed late makes this one unwanted."""
+    if _landed_earlier_attempt(budget_request) is not None:
+        return "an earlier approval of this request landed after all."
+    return ""
+
+
+def settle_open(now=None):
+    """Move every claimed request on from its top-up's settled outcome; return how many changed.
+
+    Approvals whose top-up is settled become approved (or wait again, when not applied);
+    a claim with no top-up written after CLAIM_SECONDS (its approval died first) is
+    released; a request waiting again whose earlier top-up landed late is approved.
+    Reads only the database: the top-ups themselves are settled by the money service.
+    """
+    now = now or timezone.now()
+    changed = 0
+    for budget_request in BudgetRequest.objects.filter(status__in=OPEN_APPROVALS):
+        token = token_for("budget-request", budget_request.pk, budget_request.approve_attempts)
+        topup = budget_request.topup or TopUp.objects.filter(token=token).first()
+        if topup is None:
+            claimed_at = budget_request.claimed_at or budget_request.created_at
+            if now - claimed_at >= datetime.timedelta(seconds=CLAIM_SECONDS):
+                _release(budget_request, "The approval was interrupted before any money moved; approve it again.")
+                changed += 1
+            continue
+        if topup.outcome in UNSETTLED_OUTCOMES:
+            if budget_request.status == BudgetRequest.Status.APPROVING and topup.outcome == Outcome.UNKNOWN:
+                _follow_topup(budget_request, topup)
+                changed += 1
+            continue
+        _follow_topup(budget_request, topup)
+        changed += 1
+    for budget_request in BudgetRequest.objects.filter(status=BudgetRequest.Status.PENDING, approve_attempts__gt=0):
+        landed = _landed_earlier_attempt(budget_request)
+        if landed is not None:
+            _mark_approved(budget_request, landed)
+            changed += 1
+    return changed
 
 
 def decline(budget_request, user, reason):
-    """Decline once with a reason; False when it had been decided already."""
+    """Decline once with a reason; raises DecisionConflict when it is not waiting (approved or being approved)."""
     decided = BudgetRequest.objects.filter(pk=budget_request.pk, status=BudgetRequest.Status.PENDING).update(
         status=BudgetRequest.Status.DECLINED,
         decided_at=timezone.now(),
@@ -121,9 +286,9 @@ def decline(budget_request, user, reason):
         decided_by_name=user.get_username(),
         decline_reason=reason,
     )
-    if not decided:
-        return False
     budget_request.refresh_from_db()
+    if not decided:
+        raise DecisionConflict(describe_decision(budget_request))
     webhooks.emit("budget.declined", _event_data(budget_request), f"budget-request:{budget_request.pk}:declined")
     _notify(
         budget_request,
@@ -131,7 +296,6 @@ def decline(budget_request, user, reason):
         f"Your request for {usd(budget_request.amount)} more on {budget_request.key_label or budget_request.key_id_short} "
         f"was declined: {reason}",
     )
-    return True
 
 
 def pending_count():

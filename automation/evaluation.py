@@ -8,7 +8,7 @@ one rule is recorded on it and does not stop the others.
 
 from django.utils import timezone
 
-from automation import alerts, expiry, funding, notify, webhooks
+from automation import alerts, budget_requests, expiry, funding, notify, webhooks
 from automation.models import Alert, AlertRule, Allowance, AutoTopUpRule
 from automation.upstream import get_daily_burn
 from dashboard.models import UNSETTLED_OUTCOMES, TopUp
@@ -46,6 +46,9 @@ def evaluate_all(now=None, renew=None):
             still = funding.settle_earlier_topups(sub_key.id)
             if still:
                 done.append(f"key {sub_key.label or sub_key.key_id}: {still}")
+
+    if budget_requests.settle_open():
+        done.append("budget requests: approvals moved on from their settled top-ups")
 
     def attempt(what, function, *args):
         if renew:

@@ -286,6 +286,10 @@ class BudgetRequest(models.Model):
 
     class Status(models.TextChoices):
         PENDING = "pending", "Waiting for a decision"
+        # Claimed by one staff member's approval: its top-up is on its way (decline is refused meanwhile).
+        APPROVING = "approving", "Being approved"
+        # The approval's top-up had an unknown outcome: settled from derouter's budget later.
+        CONFIRMING = "confirming", "Being confirmed"
         APPROVED = "approved", "Approved"
         DECLINED = "declined", "Declined"
 
@@ -301,6 +305,8 @@ class BudgetRequest(models.Model):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     created_at = models.DateTimeField(auto_now_add=True)
     decided_at = models.DateTimeField(null=True, blank=True)
+    # When an approval claimed the request: a claim whose holder died before any money moved is released after a while.
+    claimed_at = models.DateTimeField(null=True, blank=True)
     decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     decided_by_name = models.CharField(max_length=150, blank=True)
     decline_reason = models.CharField(max_length=500, blank=True)

@@ -1,5 +1,6 @@
 from django.contrib import admin
 from django.urls import include, path
+from django.views.i18n import JavaScriptCatalog
 
 from accounts import language_views, user_views
 from accounts import views as account_views
@@ -12,6 +13,7 @@ urlpatterns = [
     path("login/code/", account_views.login_code_view, name="login_code"),
     path("logout/", account_views.logout_view, name="logout"),
     path("language/", language_views.set_language, name="language"),
+    path("jsi18n/", JavaScriptCatalog.as_view(), name="javascript_catalog"),
     path("invite/<str:token>/", user_views.accept_invitation, name="accept_invitation"),
     path("admin/", admin.site.urls),
     path("dashboard/automation/", include("automation.urls")),

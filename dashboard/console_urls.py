@@ -2,7 +2,7 @@ from django.urls import path, register_converter
 
 from accounts import two_factor_views, user_views
 from dashboard.converters import SubKeyIdConverter
-from dashboard.views import audit, keys, logs, overview, reconcile, topups
+from dashboard.views import audit, keys, logs, overview, reconcile, topups, upstream
 from exports import views as export_views
 from mirror import views as mirror_views
 
@@ -29,6 +29,7 @@ urlpatterns = [
     path("sync/", mirror_views.sync_status, name="sync_status"),
     path("sync/refresh/", mirror_views.mirror_refresh, name="mirror_refresh"),
     path("audit/", audit.audit_trail, name="audit_trail"),
+    path("upstream/", upstream.upstream, name="upstream"),
     path("reconciliation/", reconcile.reconciliation, name="reconciliation"),
     path("reconciliation/run/", reconcile.reconciliation_run, name="reconciliation_run"),
     path("users/", user_views.user_list, name="users"),

@@ -235,3 +235,8 @@ class AuditQueryForm(_KeyChoiceMixin, FallbackQueryForm):
     sub_key_id = forms.UUIDField(required=False, label="Key")
 
     defaults = {"action": "", "outcome": "", "sub_key_id": None}
+
+    def hide_actions(self, actions):
+        """Leave these actions out of the choices (a choice of them then falls back to any action)."""
+        field = self.fields["action"]
+        field.choices = [(value, label) for value, label in field.choices if value not in actions]

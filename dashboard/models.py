@@ -37,6 +37,12 @@ class AuditEvent(models.Model):
         CODES_REVOKE = "codes_revoke", "Revoke redemption codes"
         MONEY_IN = "money_in", "Change money-in settings"
         REFUND = "refund", "Refund a card payment"
+        AUTOMATION_ADD = "automation_add", "Add automation"
+        AUTOMATION_EDIT = "automation_edit", "Change automation"
+        AUTOMATION_REMOVE = "automation_del", "Remove automation"
+        WEBHOOK_ADD = "webhook_add", "Add webhook endpoint"
+        WEBHOOK_EDIT = "webhook_edit", "Pause or resume webhook endpoint"
+        WEBHOOK_REMOVE = "webhook_remove", "Remove webhook endpoint"
 
     created_at = models.DateTimeField(auto_now_add=True)
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")

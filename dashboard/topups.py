@@ -232,8 +232,8 @@ def _next_sequence(sub_key_id):
     return (latest or 0) + 1
 
 
-def _send_under_lock(row, audit_note):
-    """With the key's lock held: read the budget, settle earlier moves, record, PUT once, record the outcome."""
+def _send_under_lock(row, audit_note, check):
+    """With the key's lock held: read the budget, settle earlier moves, check, record, PUT once, record the outcome."""
     try:
         current = _read_key(row.sub_key_id)
     except DerouterError as error:
@@ -246,6 +246,10 @@ def _send_under_lock(row, audit_note):
         _finish(row, Outcome.REFUSED, "Not sent: derouter no longer lists the key.", audit_note)
         return
     _settle_walk(row.sub_key_id, current, timezone.now(), exclude_pk=row.pk)
+    problem = check(current) if check else ""
+    if problem:
+        _finish(row, Outcome.REFUSED, f"Not sent: {problem}", audit_note)
+        return
     row.budget_before = current.budget
     row.sequence = _next_sequence(row.sub_key_id)
     row.sent_at = timezone.now()
@@ -266,7 +270,9 @@ def _send_under_lock(row, audit_note):
     mirror_sync.record_write_answer(answer)
 
 
-def top_up(user, sub_key, amount, note, token, available, audit_note="", lock_wait_seconds=MONEY_LOCK_WAIT_SECONDS):
+def top_up(
+    user, sub_key, amount, note, token, available, audit_note="", lock_wait_seconds=MONEY_LOCK_WAIT_SECONDS, check=None
+):
     """Add ``amount`` to the key's budget once for this token; return a TopUpAttempt.
 
     ``available`` is the account's available balance just read: more than that is
@@ -275,6 +281,9 @@ def top_up(user, sub_key, amount, note, token, available, audit_note="", lock_wa
     for the error page. ``audit_note`` leads the audit event's message (what asked
     for the top-up, e.g. a budget request). When another move on the key keeps its
     lock past ``lock_wait_seconds`` nothing is sent and the row says so (refused).
+    ``check(current_key)``, if given, runs under the key's lock once earlier moves are
+    settled, with the key as derouter reports it then: a non-empty answer (why the
+    move is no longer wanted, e.g. an earlier attempt landed late) refuses it unsent.
     Call it outside a transaction (the key's lock must be seen by other processes).
     """
     row, is_new = _reserve(user, sub_key, amount, note, token, available)
@@ -285,7 +294,7 @@ def top_up(user, sub_key, amount, note, token, available, audit_note="", lock_wa
         return TopUpAttempt(row)
     try:
         with key_lock(row.sub_key_id, lock_wait_seconds):
-            _send_under_lock(row, audit_note)
+            _send_under_lock(row, audit_note, check)
     except KeyBusy:
         _finish(row, Outcome.REFUSED, "Not sent: another money move on this key is under way; try again in a moment.", audit_note)
     return TopUpAttempt(row)

@@ -2,8 +2,16 @@
 
 One function per endpoint, each returning small typed dataclasses. This is the
 only module in the project that imports ``requests``. Reads (GET) are retried
-with backoff on connection errors and 502/503/504; writes never are, and a
-write whose answer never came raises ``OutcomeUnknown``.
+with backoff on connection errors, 502/503/504, Cloudflare's 520-524 and its
+429 (honouring a short Retry-After); writes never are, and a write whose answer
+never came (or came as Cloudflare's 5xx page) raises ``OutcomeUnknown``. An
+HTML answer is Cloudflare's, not derouter's: a 401/403 page means derouter
+could not be reached (``EdgeUnavailable``), never that a key was refused.
+Writes accept any 2xx, with or without a body; callers read back what they wrote.
+
+Amounts are real dollars on both sides of this module: where derouter's ``*Virtual``
+figures are in the customer's units (derouter.conventions, found by check_upstream),
+they are converted here with the key's multiplier.
 
 Keys never appear in an exception message, a log line or a repr: the Account
 Key is read from settings at call time and a Client Key's full secret travels
@@ -26,11 +34,18 @@ from requests.adapters import HTTPAdapter
 from urllib3.exceptions import NewConnectionError
 from urllib3.util.retry import Retry
 
+from derouter import conventions as upstream_conventions
 from lib.metrics import observe_upstream_call
 
 logger = logging.getLogger(__name__)
 
-RETRYABLE_STATUSES = (502, 503, 504)
+# Reads are retried on these: gateways, and Cloudflare's "origin unreachable / timed out" pages.
+RETRYABLE_STATUSES = (502, 503, 504, 520, 521, 522, 523, 524)
+RETRY_BACKOFF_SECONDS = 0.2
+# A read waits out a Cloudflare 429's Retry-After up to this long; a longer one fails the read at once.
+MAX_RETRY_AFTER_SECONDS = 5
+# A key created without an answer body is looked for in the list among keys created this long before.
+CREATED_LOOKBACK_SECONDS = 120
 # Under a request deadline, a call with less time left than this is not sent at all.
 MIN_CALL_SECONDS = 0.5
 # Metrics name an endpoint by its path with the key id replaced, so there is one series per endpoint.
@@ -51,7 +66,7 @@ class Rejected(DerouterError):
 
 
 class AuthFailed(DerouterError):
-    """401/403: the key is missing, wrong, deleted or of the wrong kind."""
+    """401/403 from derouter itself: the key is missing, wrong, deleted or of the wrong kind."""
 
 
 class NotFound(DerouterError):
@@ -59,15 +74,26 @@ class NotFound(DerouterError):
 
 
 class RateLimited(DerouterError):
-    """429: too many requests; ``retry_after`` is in seconds when the upstream says."""
+    """429: too many requests; ``retry_after`` is in seconds when the upstream says.
 
-    def __init__(self, message, status=429, retry_after=None):
+    ``from_edge``: Cloudflare in front of derouter limited us (error 1015), not derouter.
+    """
+
+    def __init__(self, message, status=429, retry_after=None, from_edge=False):
         super().__init__(message, status)
         self.retry_after = retry_after
+        self.from_edge = from_edge
 
 
 class Unavailable(DerouterError):
     """The upstream could not be reached or gave no usable answer (timeout, 5xx, non-JSON)."""
+
+
+class EdgeUnavailable(Unavailable):
+    """Cloudflare in front of derouter answered (an HTML page: challenge, block, 52x): derouter was not reached.
+
+    Never a verdict on a key: a customer is not signed out by it, the Account Key is not blamed.
+    """
 
 
 class OutcomeUnknown(Unavailable):
@@ -143,8 +169,27 @@ class SubKey:
 
 
 @dataclass(frozen=True)
+class SkippedKey:
+    """A key-list item left out for its shape: its id if it had a usable one (never its secret), and why."""
+
+    id: str
+    problem: str
+
+
+class KeyList(list):
+    """The Client Keys of GET /sub-keys; ``skipped`` lists the SkippedKey items of an unexpected shape left out."""
+
+    def __init__(self, keys, skipped=()):
+        super().__init__(keys)
+        self.skipped = list(skipped)
+
+
+@dataclass(frozen=True)
 class CreatedSubKey:
-    """The answer to creating a Client Key: the only time the full key is sent."""
+    """The answer to creating a Client Key: the only time the full key is sent.
+
+    ``display_multiplier`` is the one derouter reports (or, without a report, the one asked for).
+    """
 
     id: str
     label: str
@@ -153,6 +198,17 @@ class CreatedSubKey:
     budget: Decimal
     rpm_limit: int
     concurrent_limit: int
+    display_multiplier: Decimal = Decimal(1)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What derouter answered one call: for the probe's evidence (see recording_answers)."""
+
+    method: str
+    endpoint: str
+    status: int
+    had_body: bool
 
 
 @dataclass(frozen=True)
@@ -273,6 +329,19 @@ _sessions = {}
 
 # When set: the monotonic time by which every upstream call of this request must be over.
 _deadline = contextvars.ContextVar("derouter_deadline", default=None)
+# When set: a list receiving an Answer for every call that got an HTTP answer.
+_answers = contextvars.ContextVar("derouter_answers", default=None)
+
+
+@contextmanager
+def recording_answers():
+    """Collect an ``Answer`` (status, whether a body came) for each call made inside; yields the list."""
+    answers = []
+    token = _answers.set(answers)
+    try:
+        yield answers
+    finally:
+        _answers.reset(token)
 
 
 @contextmanager
@@ -313,22 +382,24 @@ def _get_session(retrying):
         if not retrying:
             retries = Retry(total=0, connect=0, read=0, redirect=0, status=0, other=0, raise_on_status=False)
         else:
+            # Connection failures only: answers worth another try are retried by _send, which
+            # tells Cloudflare's pages from derouter's own and bounds a Retry-After.
             retries = Retry(
                 total=settings.DEROUTER_GET_RETRIES,
                 connect=settings.DEROUTER_GET_RETRIES,
                 read=0,
-                status=settings.DEROUTER_GET_RETRIES,
+                status=0,
                 other=0,
-                backoff_factor=0.2,
-                status_forcelist=RETRYABLE_STATUSES,
+                backoff_factor=RETRY_BACKOFF_SECONDS,
                 allowed_methods=frozenset({"GET"}),
                 raise_on_status=False,
-                respect_retry_after_header=False,
             )
         session = requests.Session()
         # Reading proxy variables and .netrc costs every call ~1 ms; only a configured proxy needs it.
         session.trust_env = settings.DEROUTER_USE_ENV_PROXIES
-        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=16, max_retries=retries)
+        # A connection per request in flight: the worker's usage pass keeps up to MIRROR_SYNC_MAX_IN_FLIGHT.
+        pool_size = max(16, settings.MIRROR_SYNC_MAX_IN_FLIGHT)
+        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=retries)
         session.mount("http://", adapter)
         session.mount("https://", adapter)
         _sessions[retrying] = session
@@ -371,11 +442,31 @@ def _send(method, path, key, *, params, body, base, timeout, retry_reads, decode
         headers["Content-Type"] = "application/json"
         data = _encode_body(body).encode()
     is_write = method != "GET"
-    timeout = _get_timeout(is_write, timeout)
     # Within a deadline nothing is retried: a retry could outlive the request's time.
     retrying = not is_write and retry_reads and _deadline.get() is None
+    attempts = 1 + (settings.DEROUTER_GET_RETRIES if retrying else 0)
+    for attempt in range(attempts):
+        response = _send_once(method, url, headers, params, data, _get_timeout(is_write, timeout), retrying)
+        wait = _retry_wait(response, attempt) if attempt + 1 < attempts else None
+        if wait is None:
+            break
+        logger.debug("derouter %s %s -> %s, retrying in %.1f s", method, path, response.status_code, wait)
+        time.sleep(wait)
+    logger.debug("derouter %s %s -> %s", method, path, response.status_code)
+    answers = _answers.get()
+    if answers is not None:
+        endpoint = "/sub-keys/{id}" if KEY_ID_IN_PATH.match(path) else path
+        answers.append(Answer(method, endpoint, response.status_code, bool(response.content.strip())))
+    if not decoded and response.status_code == 200:
+        return response.content
+    return _decode(response, is_write)
+
+
+def _send_once(method, url, headers, params, data, timeout, retrying):
+    """One HTTP exchange; transport failures raised as DerouterErrors (a write's as OutcomeUnknown)."""
+    is_write = method != "GET"
     try:
-        response = _get_session(retrying=retrying).request(
+        return _get_session(retrying=retrying).request(
             method, url, headers=headers, params=params, data=data, timeout=timeout
         )
     except requests.ConnectTimeout:
@@ -392,10 +483,35 @@ def _send(method, path, key, *, params, body, base, timeout, retry_reads, decode
         if is_write:
             raise OutcomeUnknown(f"derouter {what}.") from None
         raise Unavailable(f"derouter {what}.") from None
-    logger.debug("derouter %s %s -> %s", method, path, response.status_code)
-    if not decoded and response.status_code == 200:
-        return response.content
-    return _decode(response)
+
+
+def _retry_wait(response, attempt):
+    """Seconds to wait before reading again, or None when this answer is final.
+
+    Gateways' and Cloudflare's 5xx are retried with exponential backoff; Cloudflare's 429 after
+    its Retry-After when that is short (a long one is final: the caller says "try later"). A 429
+    from derouter itself is final too: the caller backs off as it sees fit.
+    """
+    status = response.status_code
+    if status in RETRYABLE_STATUSES:
+        return RETRY_BACKOFF_SECONDS * 2 ** attempt
+    if status == 429 and _from_edge(response):
+        retry_after = _retry_after(response)
+        if retry_after is None:
+            return RETRY_BACKOFF_SECONDS * 2 ** attempt
+        return retry_after if retry_after <= MAX_RETRY_AFTER_SECONDS else None
+    return None
+
+
+def _from_edge(response):
+    """Whether an answer is Cloudflare's (or another proxy's) rather than derouter's JSON.
+
+    derouter answers JSON; Cloudflare answers HTML pages, and "error code: 1015" as plain text.
+    """
+    content_type = response.headers.get("Content-Type", "").lower()
+    head = response.content[:64].lstrip().lower()
+    return ("html" in content_type or head.startswith(b"<") or head.startswith(b"error code")
+            or "cf-mitigated" in response.headers)
 
 
 def _is_connect_failure(error):
@@ -415,10 +531,26 @@ def _json_object(content):
     return payload
 
 
-def _decode(response):
+def _decode(response, is_write=False):
+    """A successful answer's JSON object, or the DerouterError its status and body mean.
+
+    A write's 2xx is a success with or without a body: without one (or with text that is not
+    JSON) it gives None, and the caller reads back what derouter kept. A web page with a 2xx is
+    not derouter's answer (a proxy's, a portal's): a write's outcome is then unknown.
+    """
     status = response.status_code
-    if status == 200:
-        return _json_object(response.content)
+    if 200 <= status < 300:
+        if not is_write:
+            return _json_object(response.content)
+        if response.content.strip() and _from_edge(response):
+            raise OutcomeUnknown("derouter's address answered with a web page instead of derouter's answer: "
+                                 "the change may or may not have been made.", status)
+        try:
+            return _json_object(response.content) if response.content.strip() else None
+        except UnexpectedResponse:
+            return None
+    if _from_edge(response):
+        _raise_edge_error(response, is_write)
     try:
         payload = json.loads(response.content, parse_float=Decimal)
     except ValueError:
@@ -434,6 +566,20 @@ def _decode(response):
     if status == 429:
         raise RateLimited(message, status, _retry_after(response))
     raise Unavailable(message, status)
+
+
+def _raise_edge_error(response, is_write):
+    """Cloudflare (or a proxy) answered instead of derouter: say so, and never blame a key."""
+    status = response.status_code
+    if status == 429:
+        raise RateLimited("Cloudflare in front of derouter is limiting our requests (error 1015); "
+                          "try again shortly.", status, _retry_after(response), from_edge=True)
+    if is_write and status >= 500:
+        # Cloudflare gave up waiting (524) or lost the origin mid-way: derouter may have done it.
+        raise OutcomeUnknown(f"derouter's edge (Cloudflare) answered {status} instead of derouter: "
+                             "the change may or may not have been made.", status)
+    raise EdgeUnavailable(f"derouter could not be reached: Cloudflare in front of it answered {status} "
+                          "with a web page instead of derouter's answer.", status)
 
 
 def _error_message(payload):
@@ -509,20 +655,31 @@ def _field(payload, name):
         raise UnexpectedResponse(f"derouter's answer lacks the field {name!r}.") from None
 
 
-def _sub_key(item):
+def _sub_key(item, conventions):
+    """A key-list item as a SubKey in real dollars (converted when derouter sends customer units)."""
+    if not isinstance(item, dict):
+        raise UnexpectedResponse("derouter sent a key that is not an object.")
+    multiplier = _money(item.get("displayMultiplier", 1))
+    if multiplier <= 0:
+        raise UnexpectedResponse("derouter sent a displayMultiplier that is not positive.")
     return SubKey(
         id=_text(_field(item, "id")),
         label=_text(item.get("label")),
         key_id=_text(_field(item, "keyId")),
         secret=Secret(_text(_field(item, "key"))),
-        budget=_money(_field(item, "budgetVirtual")),
-        spent=_money(_field(item, "spentVirtual")),
-        remaining=_money(_field(item, "remainingVirtual")),
+        budget=conventions.to_real(_money(_field(item, "budgetVirtual")), multiplier),
+        spent=conventions.to_real(_money(_field(item, "spentVirtual")), multiplier),
+        remaining=conventions.to_real(_money(_field(item, "remainingVirtual")), multiplier),
         rpm_limit=_integer(_field(item, "rpmLimit")),
         concurrent_limit=_integer(_field(item, "concurrentLimit")),
-        display_multiplier=_money(item.get("displayMultiplier", 1)),
+        display_multiplier=multiplier,
         created_at=_timestamp(item.get("createdAt")),
     )
+
+
+def _skipped_item(item, problem):
+    key_id = item.get("id") if isinstance(item, dict) else None
+    return SkippedKey(key_id[:128] if isinstance(key_id, str) else "", problem)
 
 
 def _usage_log(item):
@@ -536,7 +693,7 @@ def _usage_log(item):
         cost=_money(_field(item, "cost_usdc")),
         duration_ms=_integer(_field(item, "duration_ms")),
         created_at=_timestamp(_field(item, "created_at")),
-        key_id=item.get("key_id"),
+        key_id=item.get("key_id") if isinstance(item.get("key_id"), str) else None,
     )
 
 
@@ -615,50 +772,151 @@ def get_balance(probe_timeout=None):
 
 
 def list_sub_keys():
-    """GET /sub-keys: every active Client Key, in one response."""
+    """GET /sub-keys: every active Client Key, in one response, amounts in real dollars.
+
+    An item of an unexpected shape is left out, logged (its id, never its secret) and listed in
+    the answer's ``skipped``: one odd key does not hide the others.
+    """
     payload = _request("GET", "/sub-keys", _account_key())
     items = _field(payload, "subKeys")
     if not isinstance(items, list):
         raise UnexpectedResponse("derouter sent a key list of an unexpected shape.")
-    return [_sub_key(item) for item in items]
+    conventions = upstream_conventions.current()
+    keys, skipped = [], []
+    for item in items:
+        try:
+            keys.append(_sub_key(item, conventions))
+        except UnexpectedResponse as error:
+            skipped.append(_skipped_item(item, error.message))
+            logger.warning("derouter key list: skipped key %r: %s", skipped[-1].id, error.message)
+    return KeyList(keys, skipped)
 
 
-def create_sub_key(budget, label="", rpm_limit=None):
-    """POST /sub-keys: make a Client Key with a budget carved out of available."""
-    body = _clean_update(budgetVirtual=Decimal(budget), label=label, rpmLimit=rpm_limit)
+def create_sub_key(budget=None, label="", rpm_limit=None, *, display_multiplier=None, customer_budget=None):
+    """POST /sub-keys: make a Client Key with a budget carved out of available.
+
+    Give ``budget`` (real dollars, what the balance pays) or ``customer_budget`` (what the
+    customer sees at ``display_multiplier``); the one in derouter's units is sent as it is, the
+    other converted. ``display_multiplier`` is sent in the creating POST. Where derouter counts
+    in customer units but does not keep a multiplier at creation, a marked-up key is refused
+    here (``Rejected``, nothing sent): its budget would be read at 1x and cost the full amount.
+
+    derouter may answer 201 or 204 without the key: it is then found in the key list (by
+    label and budget, created in the last two minutes), or ``OutcomeUnknown`` if not exactly one.
+    """
+    conventions = upstream_conventions.current()
+    multiplier = Decimal(display_multiplier) if display_multiplier is not None else Decimal(1)
+    if multiplier != 1 and conventions.amounts == upstream_conventions.CUSTOMER \
+            and not conventions.multiplier_at_creation:
+        raise Rejected("derouter does not keep a markup given at creation, and counts budgets in the "
+                       "customer's units: this key cannot be created marked up.")
+    wire_budget = _wire_amount(conventions, multiplier, budget, customer_budget)
+    body = _clean_update(budgetVirtual=wire_budget, label=label, rpmLimit=rpm_limit,
+                         displayMultiplier=None if display_multiplier is None else multiplier)
+    started = time.time()
     payload = _request("POST", "/sub-keys", _account_key(), body=body)
+    if payload is None or "id" not in payload or "key" not in payload:
+        return _find_created(label, wire_budget, started)
+    kept_multiplier = _money(payload.get("displayMultiplier", multiplier))
     return CreatedSubKey(
         id=_text(_field(payload, "id")),
         label=_text(payload.get("label")),
         key_id=_text(_field(payload, "keyId")),
         secret=Secret(_text(_field(payload, "key"))),
-        budget=_money(_field(payload, "budgetVirtual")),
+        budget=conventions.to_real(_money(_field(payload, "budgetVirtual")), kept_multiplier),
         rpm_limit=_integer(payload.get("rpmLimit", rpm_limit or 60)),
         concurrent_limit=_integer(payload.get("concurrentLimit", 5)),
+        display_multiplier=kept_multiplier,
     )
 
 
-def update_sub_key(sub_key_id, *, label=None, rpm_limit=None, add_budget=None, display_multiplier=None):
-    """PUT /sub-keys/:id: change label, limits or multiplier, or add budget.
+def _wire_amount(conventions, multiplier, real=None, customer=None):
+    """The ``*Virtual`` figure to send: the amount given in derouter's own units as is, the other converted."""
+    if (real is None) == (customer is None):
+        raise ValueError("give exactly one of the real and the customer amount")
+    if customer is not None:
+        customer = Decimal(customer)
+        if conventions.amounts == upstream_conventions.CUSTOMER:
+            return customer
+        return (customer / multiplier).quantize(upstream_conventions.MICRO)
+    return conventions.to_wire(Decimal(real), multiplier)
 
-    Returns the key as the answer describes it (a SubKey), or None when the answer
-    does not carry the whole key (the reference leaves the answer unspecified).
+
+def _find_created(label, wire_budget, started):
+    """The key a bodiless create answer made: the one new key of that label and budget in the list."""
+    since = started - CREATED_LOOKBACK_SECONDS
+    payload = _request("GET", "/sub-keys", _account_key())
+    items = _field(payload, "subKeys")
+    conventions = upstream_conventions.current()
+    matches = []
+    for item in items if isinstance(items, list) else []:
+        try:
+            key = _sub_key(item, conventions)
+        except UnexpectedResponse:
+            continue
+        recent = key.created_at is None or key.created_at.timestamp() >= since
+        if key.label == label and recent and _money(item["budgetVirtual"]) == wire_budget:
+            matches.append(key)
+    if len(matches) != 1:
+        raise OutcomeUnknown("derouter accepted the new key without saying which it is, and the key list "
+                             "does not tell it apart: check the key list before trying again.")
+    key = matches[0]
+    return CreatedSubKey(id=key.id, label=key.label, key_id=key.key_id, secret=key.secret, budget=key.budget,
+                         rpm_limit=key.rpm_limit, concurrent_limit=key.concurrent_limit,
+                         display_multiplier=key.display_multiplier)
+
+
+def _key_amount(conventions, amount, key_multiplier, name):
+    """A real amount for a key as derouter takes it; customer units need the key's multiplier."""
+    if amount is None:
+        return None
+    if conventions.amounts == upstream_conventions.CUSTOMER and key_multiplier is None:
+        raise ValueError(f"derouter counts in customer units: {name} needs the key's multiplier")
+    return conventions.to_wire(Decimal(amount), key_multiplier or 1)
+
+
+def update_sub_key(sub_key_id, *, label=None, rpm_limit=None, add_budget=None, display_multiplier=None,
+                   key_multiplier=None):
+    """PUT /sub-keys/:id: change label, limits or multiplier, or add budget (real dollars).
+
+    ``key_multiplier`` is the key's multiplier now: needed to convert ``add_budget`` where
+    derouter counts in customer units. Returns the key as the answer describes it (a SubKey), or
+    None when the answer does not carry the whole key (204, or a partial body): read it back.
     """
+    conventions = upstream_conventions.current()
     body = _clean_update(
         label=label,
         rpmLimit=rpm_limit,
-        addBudgetVirtual=None if add_budget is None else Decimal(add_budget),
+        addBudgetVirtual=_key_amount(conventions, add_budget, key_multiplier, "add_budget"),
         displayMultiplier=None if display_multiplier is None else Decimal(display_multiplier),
     )
-    payload = _request("PUT", f"/sub-keys/{sub_key_id}", _account_key(), body=body)
+    return _key_answer(_request("PUT", f"/sub-keys/{sub_key_id}", _account_key(), body=body), conventions)
+
+
+def reclaim_budget(sub_key_id, amount, *, key_multiplier=None):
+    """PUT /sub-keys/:id with reduceBudgetVirtual: move part of a key's unspent budget back to the balance.
+
+    Not in derouter's reference (its console's "reclaim budget" sends it): use it only where
+    check_upstream found it supported (conventions.current().reclaim_supported); elsewhere
+    derouter may ignore it (a success that changed nothing: read back) or refuse it (Rejected).
+    ``amount`` is in real dollars; returns as update_sub_key does.
+    """
+    conventions = upstream_conventions.current()
+    body = {"reduceBudgetVirtual": _key_amount(conventions, amount, key_multiplier, "amount")}
+    return _key_answer(_request("PUT", f"/sub-keys/{sub_key_id}", _account_key(), body=body), conventions)
+
+
+def _key_answer(payload, conventions):
+    if payload is None:
+        return None
     try:
-        return _sub_key(payload)
+        return _sub_key(payload, conventions)
     except UnexpectedResponse:
         return None
 
 
 def delete_sub_key(sub_key_id):
-    """DELETE /sub-keys/:id: remove the key; its unspent budget returns to available."""
+    """DELETE /sub-keys/:id: remove the key; its unspent budget returns to available (any 2xx is success)."""
     _request("DELETE", f"/sub-keys/{sub_key_id}", _account_key())
 
 
@@ -683,6 +941,15 @@ def fetch_usage_logs(page=1, limit=20, sub_key_id=None, account_only=False, skip
     params = _usage_params(page, limit, sub_key_id, account_only)
     body = _request("GET", "/usage-logs", _account_key(), params=params, decoded=False)
     return UsageAnswer(body, skip_malformed)
+
+
+def is_simulator():
+    """GET /_sim/health without a key: whether the API base is our simulator (the probe notes it)."""
+    try:
+        payload = _request("GET", "/_sim/health", "", retry_reads=False)
+    except DerouterError:
+        return False
+    return payload.get("ok") is True
 
 
 # ---------------------------------------------------------------- client-key endpoints

@@ -24,14 +24,18 @@ class PagesAhead:
     ``ask_for`` does nothing.
     """
 
-    def __init__(self, fetch, enabled=True):
+    def __init__(self, fetch, enabled=True, lazy=False):
         self._fetch = fetch
         self._ahead = {}
         self._asked = queue.SimpleQueue()
+        self._enabled = enabled
         self._helper = None
-        if enabled:
-            self._helper = threading.Thread(target=self._fetch_asked, name="page-ahead", daemon=True)
-            self._helper.start()
+        if enabled and not lazy:
+            self._start()
+
+    def _start(self):
+        self._helper = threading.Thread(target=self._fetch_asked, name="page-ahead", daemon=True)
+        self._helper.start()
 
     def __enter__(self):
         return self
@@ -60,8 +64,10 @@ class PagesAhead:
         return self._fetch(page)
 
     def ask_for(self, *pages):
-        if self._helper is None:
+        if not self._enabled or not pages:
             return
+        if self._helper is None:
+            self._start()
         for page in pages:
             if page not in self._ahead:
                 self._ahead[page] = ahead = Future()

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from django.core.paginator import Paginator
 from django.http import QueryDict
 from django.utils.functional import cached_property
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 
 @dataclass(frozen=True)
@@ -20,8 +22,8 @@ class Pager:
     previous_url: str | None = None
     next_url: str | None = None
     # Time-ordered lists page towards older rows; a sorted table pages forwards.
-    previous_label: str = "← Newer"
-    next_label: str = "Older →"
+    previous_label: str = gettext_lazy("← Newer")
+    next_label: str = gettext_lazy("Older →")
 
 
 class CountedPaginator(Paginator):
@@ -51,9 +53,9 @@ def get_page_counting_short_lists(rows, per_page, number):
     return paginator._get_page(head[:per_page], 1, paginator)
 
 
-def plural(count, noun, nouns=None):
-    """"1 top-up", "2 top-ups": a count with its noun (``nouns`` for an irregular plural)."""
-    return f"{count} {noun if count == 1 else nouns or noun + 's'}"
+def page_summary(counted, number, pages):
+    """"12 top-ups · page 1 of 2"; ``counted`` is the count with its noun, already in the reader's language."""
+    return _("%(counted)s · page %(page)s of %(pages)s") % {"counted": counted, "page": number, "pages": pages}
 
 
 def page_url(request, page, base="", params=None):
@@ -82,10 +84,14 @@ def make_pager(request, *, page, pages, summary, base="", params=None, **labels)
     )
 
 
-def pager_for_page(request, page, noun, nouns=None):
-    """A pager for a Django ``Page`` of rows called ``noun``: "12 top-ups · page 1 of 2"."""
+def pager_for_page(request, page, counted_noun):
+    """A pager for a Django ``Page`` of rows: "12 top-ups · page 1 of 2".
+
+    ``counted_noun`` is ``ngettext_lazy("%(count)s top-up", "%(count)s top-ups", "count")``: the
+    plural rules of some languages need the whole phrase, not a noun and an "s".
+    """
     count = page.paginator.count
-    summary = f"{plural(count, noun, nouns)} · page {page.number} of {page.paginator.num_pages}"
+    summary = page_summary(counted_noun % {"count": count}, page.number, page.paginator.num_pages)
     return make_pager(request, page=page.number, pages=page.paginator.num_pages, summary=summary)
 
 

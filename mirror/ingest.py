@@ -8,16 +8,18 @@ offered twice (two consumers racing, or a page seen again) is never counted twic
 
 import hashlib
 from collections import defaultdict
-from datetime import UTC
+import dataclasses
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from decimal import Decimal
-from operator import itemgetter
+from typing import NamedTuple
 
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Case, Count, DecimalField, ExpressionWrapper, F, Sum, Value, When
 from django.utils import timezone
 
-from mirror.models import DailyRollup, KeySnapshot, SnapshotSummary, UsageRecord, billed_amount
+from mirror.models import DailyRollup, KeySnapshot, SnapshotSummary, SyncState, UsageRecord, billed_amount
 
 # How many keys running low the summary names (what the overview lists).
 LOW_KEYS_LISTED = 10
@@ -28,7 +30,8 @@ def secret_digest(secret_text):
     return hashlib.sha256(secret_text.encode()).hexdigest()
 
 
-def _snapshot_fields(sub_key, seen_at):
+def snapshot_fields(sub_key, seen_at):
+    """The snapshot's columns for a key as derouter described it (a derouter.client.SubKey)."""
     return {
         "label": sub_key.label,
         "key_id_short": sub_key.key_id,
@@ -92,7 +95,7 @@ def upsert_key(sub_key, seen_at=None):
     key first seen that way is dated now (the next refresh brings derouter's own time).
     """
     seen_at = seen_at or timezone.now()
-    fields = _snapshot_fields(sub_key, seen_at)
+    fields = snapshot_fields(sub_key, seen_at)
     if sub_key.created_at is not None:
         fields["created_at"] = sub_key.created_at
     with transaction.atomic():
@@ -140,12 +143,6 @@ USAGE_COLUMNS = (
     "request_id", "key_id", "created_at", "model", "input_tokens", "output_tokens", "cache_read_tokens",
     "cache_write_tokens", "duration_ms", "cost", "multiplier", "billed", "mirrored_at",
 )
-# Where each value sits in a prepared row: the parameters of USAGE_COLUMNS, then the row's UTC
-# day and its time (an aware datetime, whatever the backend takes).
-_ROW = {name: index for index, name in enumerate(USAGE_COLUMNS)}
-_DAY = len(USAGE_COLUMNS)
-_MOMENT = _DAY + 1
-_PARAMETERS = itemgetter(*range(len(USAGE_COLUMNS)))
 _VALUES = "(" + ", ".join(["%s"] * len(USAGE_COLUMNS)) + ")"
 # PostgreSQL's types of USAGE_COLUMNS: the rows go to the server as one array per column.
 _POSTGRESQL_TYPES = (
@@ -153,26 +150,39 @@ _POSTGRESQL_TYPES = (
     "numeric", "numeric", "timestamptz",
 )
 _UNNEST = "unnest(" + ", ".join(f"%s::{name}[]" for name in _POSTGRESQL_TYPES) + ")"
+# SQLite binds at most 32,766 parameters a statement: rows per INSERT of a batch.
+_SQLITE_ROWS_PER_INSERT = 2000
 
 
-class _SomeHeld(Exception):
-    """Rows of the batch were held already: the insert is rolled back and made again without them."""
+class UsageRow(NamedTuple):
+    """One usage row ready to insert: USAGE_COLUMNS as the backend takes them, then its UTC day and time."""
 
+    request_id: str
+    key_id: int | None
+    created_at: object  # the backend's parameter for the time (text on SQLite)
+    model: str
+    input_tokens: int
+    output_tokens: int
+    cache_read_tokens: int
+    cache_write_tokens: int
+    duration_ms: int
+    cost: Decimal
+    multiplier: Decimal
+    billed: Decimal
+    mirrored_at: object
+    day: date
+    moment: datetime
 
-def store_usage_rows(key, logs, multiplier):
-    """Insert usage rows (derouter.client.UsageLog) for a key (None: the account) with their rollups.
-
-    Rows already held are skipped. Returns the number of rows inserted.
-    """
-    return store_prepared_rows(key, usage_row_maker(key, multiplier)(logs))
+    @property
+    def parameters(self):
+        return self[:len(USAGE_COLUMNS)]
 
 
 def usage_row_maker(key, multiplier):
-    """What turns usage logs into rows ready to insert for a key (None: the account) under a multiplier.
+    """What turns usage logs into UsageRows for a key (None: the account) under a multiplier.
 
     The function it returns reads no database (the backend's way of passing a datetime is
-    chosen now, in the caller's thread), so it could run in any thread. A row is a plain
-    tuple: no model instances.
+    chosen now, in the caller's thread), so it could run in any thread.
     """
     adapt_datetime = _datetime_adapter()
     key_pk = key.pk if key is not None else None
@@ -182,7 +192,7 @@ def usage_row_maker(key, multiplier):
         rows = []
         for log in logs:
             created_at = log.created_at.astimezone(UTC)
-            rows.append((
+            rows.append(UsageRow(
                 log.request_id, key_pk, adapt_datetime(created_at), log.model, log.input_tokens, log.output_tokens,
                 log.cache_read_tokens, log.cache_write_tokens, log.duration_ms, log.cost, multiplier,
                 billed_amount(log.cost, multiplier), mirrored_at, created_at.date(), created_at,
@@ -192,31 +202,187 @@ def usage_row_maker(key, multiplier):
     return make_rows
 
 
-def store_prepared_rows(key, rows):
-    """Insert rows made by usage_row_maker for the same key, with their rollups; returns how many were new.
+def insert_usage(key, rows):
+    """Insert UsageRows of one key (None: the account) with their rollups; returns the rows that were new.
 
-    Rows already held are skipped, and one upsert adds exactly the rows inserted to the
-    rollups, in the same transaction: a row held already, or slipped in by another writer
-    meanwhile, is never counted twice. Usually every row is new: one statement inserts them
-    all and its count of rows changed says so. When it counts fewer, it is rolled back and
-    the rows held are looked up and left out.
+    One INSERT … ON CONFLICT DO NOTHING RETURNING names the rows it added (a row held
+    already, or slipped in by another writer meanwhile, is skipped and not named), and one
+    upsert adds exactly those to the rollups, in the same transaction: no row is counted twice.
     """
     # A page can shift while it is walked: the same row may come twice in one batch.
-    rows = list({row[0]: row for row in rows}.values())
+    rows = list({row.request_id: row for row in rows}.values())
     if not rows:
-        return 0
+        return []
     with transaction.atomic():
-        try:
-            with transaction.atomic():
-                _insert_rows(rows, skip_held=True)
-        except _SomeHeld:
-            held = set(held_rows(key, rows).values_list("request_id", flat=True))
-            rows = [row for row in rows if row[0] not in held]
-            if rows:
-                _insert_rows(rows, skip_held=False)
+        added = _insert_returning(rows)
+        if len(added) < len(rows):
+            rows = [row for row in rows if row.request_id in added]
         if rows:
             _add_to_rollups(key, rows)
-        return len(rows)
+    return rows
+
+
+def _insert_returning(rows):
+    """Insert the rows, skipping those held (either unique constraint); the request ids of those added.
+
+    On PostgreSQL, one statement over an array of values per column (unnest): a statement
+    per row was a statement for the server to parse, plan and run each. On SQLite, one
+    multi-row VALUES statement per _SQLITE_ROWS_PER_INSERT rows (executemany cannot return rows).
+    """
+    table = connection.ops.quote_name(UsageRecord._meta.db_table)
+    insert = f"INSERT INTO {table} ({', '.join(USAGE_COLUMNS)})"
+    returning = " ON CONFLICT DO NOTHING RETURNING request_id"
+    added = set()
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            columns = [list(column) for column in zip(*(row.parameters for row in rows), strict=True)]
+            cursor.execute(f"{insert} SELECT * FROM {_UNNEST}{returning}", columns)
+            added.update(request_id for (request_id,) in cursor.fetchall())
+            return added
+        for start in range(0, len(rows), _SQLITE_ROWS_PER_INSERT):
+            chunk = rows[start:start + _SQLITE_ROWS_PER_INSERT]
+            cursor.execute(
+                f"{insert} VALUES {', '.join([_VALUES] * len(chunk))}{returning}",
+                [value for row in chunk for value in row.parameters],
+            )
+            added.update(request_id for (request_id,) in cursor.fetchall())
+    return added
+
+
+@dataclass
+class Checkpoint:
+    """Where a scope's sync stands: the SyncState fields a batch moves (None: left as they are)."""
+
+    backfill_page: int | None = None
+    backfill_pages: int | None = None
+    backfill_total: int | None = None
+    backfill_complete: bool | None = None
+    newest_request_id: str | None = None
+    newest_created_at: datetime | None = None
+    newest_total: int | None = None
+    last_synced_at: datetime | None = None
+    last_error: str | None = None
+    synced_spent: Decimal | None = None
+
+    def update(self, later):
+        for name, value in later.changes().items():
+            setattr(self, name, value)
+
+    def changes(self):
+        return {item.name: getattr(self, item.name) for item in dataclasses.fields(self) if getattr(self, item.name) is not None}
+
+
+@dataclass
+class Written:
+    """What a writer has written so far for one sync."""
+
+    pages: int = 0
+    fetched: int = 0
+    inserted: int = 0
+    malformed: int = 0
+    # Of the rows a catch-up added (new since the last pass): the longest one waited, request to visible.
+    longest_lag_seconds: float | None = None
+
+
+class UsageWriter:
+    """The one writer of a scope's usage: its rows, their rollups and its checkpoint (SyncState), together.
+
+    The sync walks derouter's pages and hands each page's logs here with where it would go
+    on from after that page; the writer gathers a few pages and writes their rows, their
+    rollups and that checkpoint in one transaction, so the checkpoint never moves past a
+    row not stored. A sync cut off (by a restart) redoes at most one batch. A catch-up hands
+    over only rows new to its walk: one of them held already was mirrored out of order, so
+    the scope's ids can no longer vouch for derouter's order (SyncState.ids_in_upstream_order).
+    """
+
+    def __init__(self, state, batch_rows, catching_up=False, written=None):
+        self.state = state
+        self.key = state.key
+        multiplier = self.key.display_multiplier if self.key is not None else Decimal(1)
+        self._make_rows = usage_row_maker(self.key, multiplier)
+        self.batch_rows = batch_rows
+        self.catching_up = catching_up
+        self.written = written if written is not None else Written()
+        self._reset()
+
+    def _reset(self):
+        self._rows, self._malformed, self._pages, self._fetched = [], 0, 0, 0
+        self._checkpoint = Checkpoint()
+
+    def add(self, logs, checkpoint, *, fetched, malformed=0):
+        """Take one walked page's logs and where to go on from after it; written once enough have gathered."""
+        self._gather(logs, checkpoint, fetched, malformed)
+        if len(self._rows) >= self.batch_rows:
+            self.write()
+
+    def finish(self, logs, checkpoint, *, fetched, malformed=0, behind=None):
+        """Take the walk's last page and write what is gathered with its checkpoint.
+
+        ``behind`` (created_at, request ids ahead) asks for the held rows of that second to
+        get ids after the new ones (move_rows_behind), in the same transaction.
+        """
+        self._gather(logs, checkpoint, fetched, malformed)
+        self.write(behind)
+
+    def _gather(self, logs, checkpoint, fetched, malformed):
+        self._rows.extend(self._make_rows(logs))
+        self._malformed += malformed
+        self._checkpoint.update(checkpoint)
+        self._pages += 1
+        self._fetched += fetched
+
+    def write(self, behind=None):
+        """Insert the gathered rows, add them to the rollups and move the checkpoint, in one transaction."""
+        if not self._pages:
+            return
+        state, checkpoint = self.state, self._checkpoint
+        with transaction.atomic():
+            added = insert_usage(self.key, self._rows)
+            if self.catching_up and len(added) < len({row.request_id for row in self._rows}):
+                state.ids_in_upstream_order = False
+                checkpoint_fields = {"ids_in_upstream_order": False}
+            else:
+                checkpoint_fields = {}
+            changes = checkpoint.changes()
+            for name, value in changes.items():
+                setattr(state, name, value)
+            if behind is not None and state.ids_in_upstream_order:
+                move_rows_behind(self.key, *behind)
+            state.rows_mirrored += len(added)
+            state.malformed_rows += self._malformed
+            if changes or checkpoint_fields:
+                # Only what moved: a full save writes every column and runs the model's signals.
+                SyncState.objects.filter(pk=state.pk).update(
+                    **changes, **checkpoint_fields, rows_mirrored=state.rows_mirrored,
+                    malformed_rows=state.malformed_rows,
+                )
+            else:
+                _count_rows(state)
+        if added and self.catching_up:
+            # Request made -> row visible (committed just now): the oldest new row waited longest.
+            # A first sync's rows are history, not lag.
+            lag = (timezone.now() - min(row.moment for row in added)).total_seconds()
+            self.written.longest_lag_seconds = max(lag, self.written.longest_lag_seconds or 0)
+        self.written.pages += self._pages
+        self.written.fetched += self._fetched
+        self.written.inserted += len(added)
+        self.written.malformed += self._malformed
+        self._reset()
+
+    def failed(self, message):
+        """derouter failed mid-walk: every page walked so far is kept with its checkpoint, the error recorded."""
+        self.write()
+        SyncState.objects.filter(pk=self.state.pk).update(last_error=message[:500], last_error_at=timezone.now())
+
+
+def _count_rows(state):
+    """Write the state's row counts alone (a catch-up's batch but its last): one statement, no query built."""
+    table = connection.ops.quote_name(SyncState._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET rows_mirrored = %s, malformed_rows = %s WHERE id = %s",
+            [state.rows_mirrored, state.malformed_rows, state.pk],
+        )
 
 
 def move_rows_behind(key, created_at, ahead_request_ids):
@@ -255,61 +421,22 @@ def _naive_utc_text(moment):
     return str(moment.replace(tzinfo=None))
 
 
-def _insert_rows(rows, skip_held):
-    """Insert the rows with one statement.
-
-    On SQLite, one statement run row after row (compiled once, whatever the batch's size).
-    On PostgreSQL, one statement over an array of values per column (unnest): run row after
-    row, each row was a statement of its own for the server to parse, plan and run (Django
-    binds parameters in the client), about 55 µs of its CPU a row against 25 µs.
-
-    With ``skip_held``, rows held already are skipped, and _SomeHeld is raised when any was.
-    Without, a row held (slipped in by a writer without the scope's lease) fails the insert
-    with IntegrityError and the transaction rolls back whole.
-    """
-    table = connection.ops.quote_name(UsageRecord._meta.db_table)
-    # Either unique constraint: a keyed row's, or an account row's.
-    conflict = " ON CONFLICT DO NOTHING" if skip_held else ""
-    insert = f"INSERT INTO {table} ({', '.join(USAGE_COLUMNS)})"
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            columns = [list(column) for column in zip(*map(_PARAMETERS, rows), strict=True)]
-            cursor.execute(f"{insert} SELECT * FROM {_UNNEST}{conflict}", columns)
-        else:
-            cursor.executemany(f"{insert} VALUES {_VALUES}{conflict}", list(map(_PARAMETERS, rows)))
-        # Both count the rows changed: over every run of the statement, or by the one statement.
-        if skip_held and cursor.rowcount != len(rows):
-            raise _SomeHeld
-
-
-def held_rows(key, rows):
-    """The rows held already among prepared ``rows`` of a key (None: the account).
-
-    Looked up by key and time, then request id: the order of the unique constraints, so a
-    few index entries are read instead of every row (there is no index of request ids alone).
-    """
-    moments = [row[_MOMENT] for row in rows]
-    return UsageRecord.objects.filter(
-        key=key, created_at__range=(min(moments), max(moments)), request_id__in=[row[0] for row in rows]
-    )
-
-
 ROLLUP_SUMS = ("requests", "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "cost", "billed")
 
 
 def _add_to_rollups(key, rows):
     """Add a batch's totals per UTC day and model to the rollups in one upsert statement."""
     groups = defaultdict(list)
-    model = _ROW["model"]
     for row in rows:
-        groups[(row[_DAY], row[model])].append(row)
+        groups[(row.day, row.model)].append(row)
+    summed = [UsageRow._fields.index(name) for name in ROLLUP_SUMS[1:]]
     adapt_date = connection.ops.adapt_datefield_value
     key_pk = key.pk if key is not None else None
     params = []
     for (day, model_name), group in groups.items():
         columns = list(zip(*group, strict=True))
         params.extend((adapt_date(day), key_pk, model_name, len(group)))
-        params.extend(sum(columns[_ROW[name]]) for name in ROLLUP_SUMS[1:])
+        params.extend(sum(columns[index]) for index in summed)
     table = connection.ops.quote_name(DailyRollup._meta.db_table)
     columns = ("day", "key_id", "model", *ROLLUP_SUMS)
     # The account's rows (no key) are kept unique by a partial index of their own.

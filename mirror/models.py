@@ -244,3 +244,31 @@ class Lease(models.Model):
 
     def __str__(self):
         return f"{self.name} until {self.expires_at:%Y-%m-%d %H:%M:%S}"
+
+
+class SyncPass(models.Model):
+    """One usage pass of the worker (mirror.passes): how long it took and how long its new rows had waited.
+
+    ``lag_seconds`` is the longest any row the pass mirrored had waited, from the request
+    derouter logged to the row being visible here (committed); empty when no row was new.
+    """
+
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField()
+    scopes = models.PositiveIntegerField(default=0)
+    synced = models.PositiveIntegerField(default=0)
+    busy = models.PositiveIntegerField(default=0, help_text="Scopes left to another process syncing them.")
+    failed = models.PositiveIntegerField(default=0)
+    inserted = models.PositiveIntegerField(default=0)
+    lag_seconds = models.FloatField(null=True, blank=True)
+    rate_limited = models.PositiveIntegerField(default=0, help_text="Answers of 429 during the pass.")
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+
+    def __str__(self):
+        return f"pass {self.started_at:%Y-%m-%d %H:%M:%S}"
+
+    @property
+    def seconds(self):
+        return (self.finished_at - self.started_at).total_seconds()

@@ -10,12 +10,13 @@ from datetime import datetime
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db.models import Count, F, Max, Q, Sum
+from django.db.models import Case, Count, F, Max, Min, Q, Sum, When
+from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from derouter.client import Secret, SubKey
 from mirror import ingest
-from mirror.models import KeySnapshot, SyncState, TaskRun, UsageRecord
+from mirror.models import KeySnapshot, SyncPass, SyncState, TaskRun, UsageRecord
 
 # Sort columns of the key list (as the form names them) and the snapshot fields behind them.
 SORT_FIELDS = {
@@ -190,6 +191,28 @@ def get_sync_progress():
     )
     errors = SyncState.objects.exclude(last_error="").select_related("key").order_by("-last_error_at")[:20]
     return SyncProgress(**totals, scopes_with_errors=list(errors))
+
+
+def get_oldest_usage_sync():
+    """When the least recently mirrored scope (an active key, or the account) was last known to be in step.
+
+    A key whose spend has not moved since its last sync has no new rows, so its rows are
+    as fresh as the snapshot (see get_usage_freshness). Deleted keys are left out: nothing
+    syncs them again. None before any sync.
+    """
+    in_step_since = Case(
+        When(synced_spent=F("key__spent"), then=Greatest("last_synced_at", "key__refreshed_at")),
+        default=F("last_synced_at"),
+    )
+    return (
+        SyncState.objects.filter(Q(key__isnull=True) | Q(key__deleted_at__isnull=True))
+        .aggregate(oldest=Min(in_step_since))["oldest"]
+    )
+
+
+def get_last_pass():
+    """The worker's last usage pass (a SyncPass: its length, rows and lag), or None before the first."""
+    return SyncPass.objects.first()
 
 
 # A key's mirrored rows as an export reads them: the columns of the client's own usage log.

@@ -2,7 +2,7 @@
 
 from decimal import Decimal
 
-from django.db.models import Sum
+from django.db.models import F, Sum
 
 from mirror.models import DailyRollup, KeySnapshot
 
@@ -44,3 +44,15 @@ def disagreements(snapshots=None):
         if difference(snapshot, mirrored):
             found.append((snapshot, mirrored))
     return found
+
+
+def gaps(snapshots=None):
+    """Keys whose last sync recorded their current spend as mirrored, yet whose rows cost otherwise: [(snapshot, mirrored)].
+
+    A key that spent since its last sync merely waits for the next; one whose mirror claims
+    to be in step and is not has lost rows (or holds extra ones). Refresh the snapshot first.
+    """
+    in_step = (snapshots if snapshots is not None else KeySnapshot.objects.all()).filter(
+        deleted_at__isnull=True, sync__backfill_complete=True, sync__synced_spent=F("spent")
+    )
+    return disagreements(in_step)

@@ -18,7 +18,6 @@ Later syncs walk from page 1 until they reach the newest row of the last complet
 import logging
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from decimal import Decimal
 from functools import partial
 
 from django.db import IntegrityError, connection, transaction
@@ -53,6 +52,8 @@ SNAPSHOT_FIELDS = (
 )
 
 
+# A sync told nothing of the key's spend reads it itself.
+UNREAD = object()
 # Another process is syncing this scope (or refreshing the snapshot) right now, or took it over from us.
 ScopeBusy = leases.LeaseHeld
 
@@ -62,12 +63,21 @@ class SyncResult:
     """What one sync of one scope did."""
 
     scope: str
-    pages: int = 0
-    fetched: int = 0
-    inserted: int = 0
-    malformed: int = 0
     complete: bool = False
+    written: ingest.Written = field(default_factory=ingest.Written)
     malformed_ids: set = field(default_factory=set, repr=False)
+
+    @property
+    def pages(self):
+        return self.written.pages
+
+    @property
+    def inserted(self):
+        return self.written.inserted
+
+    @property
+    def malformed(self):
+        return self.written.malformed
 
     def describe(self):
         state = "up to date" if self.complete else "in progress"
@@ -84,9 +94,13 @@ class SnapshotResult:
     active: int = 0
     changed: int = 0
     deleted: int = 0
+    skipped: int = 0  # keys of an unexpected shape in derouter's list, left as they were
 
     def describe(self):
-        return f"{self.active} keys, {self.changed} new or changed, {self.deleted} gone upstream"
+        described = f"{self.active} keys, {self.changed} new or changed, {self.deleted} gone upstream"
+        if self.skipped:
+            described += f", {self.skipped} of unexpected shape skipped (see the log)"
+        return described
 
 
 def usage_lease_name(scope):
@@ -98,7 +112,7 @@ def usage_lease_name(scope):
 
 def _fields_of(sub_key, asked_at):
     """A listed key's snapshot fields; the list gives createdAt (else the key is dated when we asked)."""
-    fields = ingest._snapshot_fields(sub_key, None)
+    fields = ingest.snapshot_fields(sub_key, None)
     fields.pop("refreshed_at")
     fields["created_at"] = sub_key.created_at or asked_at
     return fields
@@ -118,7 +132,8 @@ def refresh_snapshot(sub_keys=None, asked_at=None, wait_seconds=0):
         if sub_keys is None:
             asked_at = timezone.now()
             sub_keys = client.list_sub_keys()
-        result = SnapshotResult(active=len(sub_keys))
+        skipped_ids = {skipped.id for skipped in getattr(sub_keys, "skipped", ()) if skipped.id}
+        result = SnapshotResult(active=len(sub_keys), skipped=len(getattr(sub_keys, "skipped", ())))
         held = {
             row[0]: row[1:]
             for row in KeySnapshot.objects.values_list("sub_key_id", *SNAPSHOT_FIELDS, "refreshed_at")
@@ -133,7 +148,8 @@ def refresh_snapshot(sub_keys=None, asked_at=None, wait_seconds=0):
                 if known[:-1] == tuple(fields[name] for name in SNAPSHOT_FIELDS):
                     continue
             writes.append(KeySnapshot(sub_key_id=sub_key.id, refreshed_at=asked_at, **fields))
-        seen = {sub_key.id for sub_key in sub_keys}
+        # A key skipped for its shape is still at derouter: not gone.
+        seen = {sub_key.id for sub_key in sub_keys} | skipped_ids
         gone = [sub_key_id for sub_key_id, known in held.items() if sub_key_id not in seen and known[-2] is None]
         with transaction.atomic():
             KeySnapshot.objects.bulk_create(
@@ -211,7 +227,7 @@ def _scope_key(scope):
     return KeySnapshot.objects.get(sub_key_id=scope)
 
 
-def _fetch(scope, page):
+def fetch_usage_page(scope, page):
     """A page of the scope's usage, read but not decoded (in the fetching thread, when there is one).
 
     The walk decodes it: the fetching thread is then back to asking for the next page
@@ -222,20 +238,24 @@ def _fetch(scope, page):
     return client.fetch_usage_logs(page, PAGE_SIZE, sub_key_id=scope, skip_malformed=True)
 
 
-def _first_page(scope):
-    """The page a sync of the scope will start on, as its state says before the lease is taken.
+def _where_to_start(scope):
+    """The page a sync of the scope will start on, and the key's spend as the snapshot says, before any page is read.
 
-    Read without the lease, it is a guess (checked under it): the first page is then asked
-    for while the lease is taken and the state read.
+    Read without the lease, the page is a guess (checked under it): the first page is then
+    asked for while the lease is taken and the state read. The spend is read before it: a
+    walk from page 1 sees every row that spend counts, so the sync may record it as mirrored.
     """
     table = connection.ops.quote_name(SyncState._meta.db_table)
     with connection.cursor() as cursor:
         # A plain statement: the ORM takes ten times as long to build it as SQLite to run it.
         cursor.execute(f"SELECT backfill_complete, backfill_page FROM {table} WHERE scope = %s", [scope])
         state = cursor.fetchone()
+    spent = None
+    if scope != ACCOUNT_SCOPE:
+        spent = KeySnapshot.objects.filter(sub_key_id=scope).values_list("spent", flat=True).first()
     if state is None or state[0]:
-        return 1
-    return state[1] or 1
+        return 1, spent
+    return state[1] or 1, spent
 
 
 def _count_malformed(result, usage_page):
@@ -250,119 +270,50 @@ def _count_malformed(result, usage_page):
             "derouter sent a usage row of unexpected shape (scope %s, request %s): %s",
             result.scope, row.request_id or "without id", row.problem,
         )
-    result.malformed += fresh
     return fresh
 
 
-class _Batch:
-    """Pages walked but not yet written: their rows and the checkpoint after the last commit together.
-
-    Writing a few pages in one transaction instead of one each saves most of the commits
-    and checkpoint writes; a sync cut off (by a restart) redoes at most that many pages.
-    ``finished`` is what the state takes with the last page (a sync that ends well), in the
-    same transaction: no statement of its own.
-    """
-
-    def __init__(self, state, key, result, finished, catching_up=False):
-        self.state, self.key, self.result = state, key, result
-        self.finished = finished
-        # A catch-up hands over only rows new to its walk: one of them held already was mirrored out of order.
-        self.catching_up = catching_up
-        self.batch_rows = CATCH_UP_BATCH_ROWS if catching_up else BACKFILL_BATCH_ROWS
-        self._reset()
-
-    def _reset(self):
-        self.rows, self.malformed, self.checkpoint, self.pages, self.fetched = [], 0, {}, 0, 0
-
-    def add(self, rows, usage_page, checkpoint, last=False):
-        """Take one page's rows (and where to go on from after it); written once enough have gathered.
-
-        The last page is left for the caller's write, which may have more to do in its transaction.
-        """
-        self.rows.extend(rows)
-        self.malformed += _count_malformed(self.result, usage_page)
-        self.checkpoint.update(checkpoint)
-        self.pages += 1
-        self.fetched += len(usage_page.logs)
-        if len(self.rows) >= self.batch_rows and not last:
-            self.write()
-
-    def write(self, then=None):
-        """Insert the gathered rows and move the checkpoint, in one transaction.
-
-        ``then`` runs in that transaction after the insert, while the scope's ids still follow derouter's order.
-        """
-        if not self.pages:
-            return
-        state = self.state
-        with transaction.atomic():
-            inserted = ingest.store_prepared_rows(self.key, self.rows) if self.rows else 0
-            if self.catching_up and inserted < len({row[0] for row in self.rows}):
-                self.checkpoint["ids_in_upstream_order"] = False
-            for name, value in self.checkpoint.items():
-                setattr(state, name, value)
-            if then is not None and state.ids_in_upstream_order:
-                then()
-            state.rows_mirrored += inserted
-            state.malformed_rows += self.malformed
-            if self.checkpoint:
-                # Only what moved: a full save writes every column and runs the model's signals.
-                SyncState.objects.filter(pk=state.pk).update(
-                    **self.checkpoint, rows_mirrored=state.rows_mirrored, malformed_rows=state.malformed_rows
-                )
-            else:
-                _count_rows(state)
-        self.result.pages += self.pages
-        self.result.fetched += self.fetched
-        self.result.inserted += inserted
-        self._reset()
-
-
-def _count_rows(state):
-    """Write the state's row counts alone (a catch-up's batch but its last): one statement, no query built."""
-    table = connection.ops.quote_name(SyncState._meta.db_table)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {table} SET rows_mirrored = %s, malformed_rows = %s WHERE id = %s",
-            [state.rows_mirrored, state.malformed_rows, state.pk],
-        )
-
-
-def _take_page(batch, rows, usage_page, checkpoint, last, progress, result, then=None):
-    """Hand a walked page's rows to the batch and report progress; the last page writes the batch. True then."""
-    batch.add(rows, usage_page, checkpoint, last=last)
+def _take_page(writer, logs, usage_page, checkpoint, progress, result, finished=None, behind=None):
+    """Hand a walked page's new logs to the writer and report progress; ``finished`` (the walk's end) writes them."""
+    malformed = _count_malformed(result, usage_page)
+    fetched = len(usage_page.logs)
+    if finished is None:
+        writer.add(logs, checkpoint, fetched=fetched, malformed=malformed)
+    else:
+        checkpoint.update(finished)
+        writer.finish(logs, checkpoint, fetched=fetched, malformed=malformed, behind=behind)
     if progress:
         progress(result, usage_page)
-    if last:
-        batch.checkpoint.update(batch.finished)
-        batch.write(then)
-        result.complete = True
-    return last
+    return finished is not None
 
 
-def _backfill(state, make_rows, result, progress, pages, batch):
+def _backfill(state, writer, finished, result, progress, pages):
     """Walk every page from the checkpoint on; rows and the next page to walk commit together."""
     page = state.backfill_page or 1
     while True:
         usage_page = pages.get(page).decode()
-        checkpoint = {"backfill_page": page + 1, "backfill_total": usage_page.total, "backfill_pages": usage_page.pages}
+        checkpoint = ingest.Checkpoint(
+            backfill_page=page + 1, backfill_total=usage_page.total, backfill_pages=usage_page.pages
+        )
         if page == 1 and not state.newest_request_id and usage_page.logs:
             # Rows newer than this one arrive above it; the next catch-up stops here.
-            checkpoint["newest_request_id"] = usage_page.logs[0].request_id
-            checkpoint["newest_created_at"] = usage_page.logs[0].created_at
-            checkpoint["newest_total"] = usage_page.total
+            checkpoint.newest_request_id = usage_page.logs[0].request_id
+            checkpoint.newest_created_at = usage_page.logs[0].created_at
+            checkpoint.newest_total = usage_page.total
         last = page >= usage_page.pages or not (usage_page.logs or usage_page.malformed)
         if last:
-            checkpoint.update(backfill_page=0, backfill_complete=True, last_synced_at=timezone.now())
+            checkpoint.update(
+                ingest.Checkpoint(backfill_page=0, backfill_complete=True, last_synced_at=timezone.now())
+            )
         else:
             # A first sync needs every page: those of the next batch can arrive while this one is written.
             pages.ask_for(*range(page + 1, min(page + ASK_AHEAD_PAGES, usage_page.pages) + 1))
-        if _take_page(batch, make_rows(usage_page.logs), usage_page, checkpoint, last, progress, result):
+        if _take_page(writer, usage_page.logs, usage_page, checkpoint, progress, result, finished if last else None):
             return
         page += 1
 
 
-def _catch_up(state, key, make_rows, result, progress, pages, batch):
+def _catch_up(state, writer, finished, result, progress, pages):
     """Walk from the newest row down to the newest row of the last complete pass.
 
     When every page reports the same total, exactly (total - newest_total) rows are new
@@ -386,7 +337,7 @@ def _catch_up(state, key, make_rows, result, progress, pages, batch):
             if log.request_id == boundary or (boundary_time and log.created_at < boundary_time):
                 reached = True
                 break
-            # Rows pushed down a page by new arrivals come again: the batch gets each row once.
+            # Rows pushed down a page by new arrivals come again: the writer gets each row once.
             if log.request_id in seen_above_boundary:
                 continue
             seen_above_boundary.add(log.request_id)
@@ -402,32 +353,31 @@ def _catch_up(state, key, make_rows, result, progress, pages, batch):
         last = (
             reached or all_new_seen or page >= usage_page.pages or not (usage_page.logs or usage_page.malformed)
         )
-        checkpoint = {}
-        if not last:
+        checkpoint = ingest.Checkpoint()
+        behind = None
+        if last:
+            checkpoint.last_synced_at = timezone.now()
+            if newest is not None:
+                checkpoint.newest_request_id = newest.request_id
+                checkpoint.newest_created_at = newest.created_at
+                checkpoint.newest_total = total_at_start
+            if shares_boundary_second:
+                behind = (boundary_time, frozenset(seen_above_boundary))
+        else:
             # The pages holding the rows new since the last pass (when none shift meanwhile): no more.
             new_pages = -(-(total_at_start - state.newest_total) // PAGE_SIZE) if state.newest_total is not None else 0
             pages.ask_for(*range(page + 1, max(page + 1, min(new_pages, page + ASK_AHEAD_PAGES)) + 1))
-        if last:
-            checkpoint["last_synced_at"] = timezone.now()
-            if newest is not None:
-                checkpoint.update(
-                    newest_request_id=newest.request_id, newest_created_at=newest.created_at, newest_total=total_at_start
-                )
-        then = None
-        if last and shares_boundary_second:
-            then = partial(ingest.move_rows_behind, key, boundary_time, frozenset(seen_above_boundary))
-        if _take_page(batch, make_rows(fresh), usage_page, checkpoint, last, progress, result, then):
+        if _take_page(writer, fresh, usage_page, checkpoint, progress, result, finished if last else None, behind):
             return
         page += 1
 
 
-def _sync_locked(scope, full, progress, pages):
+def _sync_locked(scope, full, progress, pages, spent_before):
     # The state and its key (with the multiplier in force now) in one query.
-    state = SyncState.objects.select_related("key").filter(scope=scope).first()
+    state = next(iter(SyncState.objects.select_related("key").filter(scope=scope)[:1]), None)
     if state is None:
         state = SyncState.objects.create(scope=scope, key=_scope_key(scope))
     key = state.key
-    multiplier = key.display_multiplier if key is not None else Decimal(1)
     if full and (state.backfill_complete or state.backfill_page == 0):
         state.backfill_complete = False
         state.backfill_page = 1
@@ -440,26 +390,34 @@ def _sync_locked(scope, full, progress, pages):
         state.ids_in_upstream_order = not UsageRecord.objects.filter(key=key).exists()
         state.save(update_fields=["ids_in_upstream_order"])
     result = SyncResult(scope)
-    finished = {"last_error": ""}
-    if key is not None:
-        # The spend this pass has mirrored up to: the periodic sync skips the key until it moves.
-        finished["synced_spent"] = key.spent
-    batch = _Batch(state, key, result, finished, catching_up=state.backfill_complete)
+    # What the state takes with the last page. A walk from page 1 has seen every row the spend
+    # read before it counts: the periodic sync then skips the key until its spend moves.
+    finished = ingest.Checkpoint(last_error="")
+    if key is not None and spent_before is not None:
+        finished.synced_spent = spent_before
+    writer = None
     try:
-        make_rows = ingest.usage_row_maker(key, multiplier)
-        if state.backfill_complete:
-            _catch_up(state, key, make_rows, result, progress, pages, batch)
-        else:
-            _backfill(state, make_rows, result, progress, pages, batch)
+        if not state.backfill_complete:
+            resumed = state.backfill_page > 1
+            writer = ingest.UsageWriter(state, BACKFILL_BATCH_ROWS, written=result.written)
+            _backfill(state, writer, ingest.Checkpoint(last_error="") if resumed else finished, result, progress, pages)
+            if not resumed:
+                result.complete = True
+                return result
+            # Resumed after a stop: rows that arrived since the walk began are above its first
+            # page; they are walked now, before the pass may say the key's spend is mirrored.
+        writer = ingest.UsageWriter(state, CATCH_UP_BATCH_ROWS, catching_up=True, written=result.written)
+        _catch_up(state, writer, finished, result, progress, pages)
+        result.complete = True
     except client.DerouterError as error:
         # Every page walked before derouter failed is kept, with its checkpoint.
-        batch.write()
-        SyncState.objects.filter(pk=state.pk).update(last_error=error.message[:500], last_error_at=timezone.now())
+        if writer is not None:
+            writer.failed(error.message)
         raise
     return result
 
 
-def sync_scope(scope, full=False, progress=None, wait_seconds=0, ask_ahead=False):
+def sync_scope(scope, full=False, progress=None, wait_seconds=0, ask_ahead=False, fetch=None, spent_before=UNREAD):
     """Sync one scope's usage rows under its lease; raises ScopeBusy, DerouterError.
 
     ``progress(result, usage_page)`` is called after every page (the command's bar).
@@ -468,22 +426,31 @@ def sync_scope(scope, full=False, progress=None, wait_seconds=0, ask_ahead=False
     page while the current one is stored (lib.ahead), the first one while the lease is
     taken. The lease is kept up as the pages go by, so a first sync of any length holds
     it; a sync whose lease was taken over (it stalled past the lease) stops with ScopeBusy.
+    ``fetch(scope, page)`` reads a page (a pass passes one that bounds the requests in flight).
+    ``spent_before``: the key's spend as a caller read it before any page of this sync (a pass
+    reads every scope's at once); read here, with the page to start on, when not given.
     """
-    with PagesAhead(partial(_fetch, scope), enabled=ask_ahead) as pages:
-        if ask_ahead:
-            pages.ask_for(_first_page(scope))
+    if spent_before is UNREAD:
+        first_page, spent_before = _where_to_start(scope)
+    else:
+        # A pass: its scopes run at once, so the first page is read in line, and a helper
+        # thread starts only for a walk that asks ahead (a first sync, many new pages).
+        first_page = None
+    with PagesAhead(partial(fetch or fetch_usage_page, scope), enabled=ask_ahead, lazy=first_page is None) as pages:
+        if ask_ahead and first_page is not None:
+            pages.ask_for(first_page)
         with leases.held(usage_lease_name(scope), wait_seconds=wait_seconds) as lease:
-            return _sync_held(lease, scope, full, progress, pages)
+            return _sync_held(lease, scope, full, progress, pages, spent_before)
 
 
-def _sync_held(lease, scope, full, progress, pages):
+def _sync_held(lease, scope, full, progress, pages, spent_before):
     def after_page(result, usage_page):
         lease.keep()
         if progress:
             progress(result, usage_page)
 
     try:
-        return _sync_locked(scope, full, after_page, pages)
+        return _sync_locked(scope, full, after_page, pages, spent_before)
     except IntegrityError:
         # Another writer slipped a row in without the lease (it cannot with it): the
         # page rolled back whole; the next pass picks it up.
@@ -499,10 +466,11 @@ def usage_kept_in_sync(scope, wait_seconds=0):
     them as they were when the catch-up ended; call the yielded lease's ``keep`` as it goes.
     Raises ScopeBusy or DerouterError.
     """
-    with PagesAhead(partial(_fetch, scope)) as pages:
-        pages.ask_for(_first_page(scope))
+    first_page, spent_before = _where_to_start(scope)
+    with PagesAhead(partial(fetch_usage_page, scope)) as pages:
+        pages.ask_for(first_page)
         with leases.held(usage_lease_name(scope), wait_seconds=wait_seconds) as lease:
-            _sync_held(lease, scope, False, None, pages)
+            _sync_held(lease, scope, False, None, pages, spent_before)
             yield lease
 
 
@@ -516,18 +484,27 @@ def sync_key_usage(sub_key_id):
 
 
 def scopes_to_sync():
-    """Scopes whose usage may have moved: keys whose spend changed since their last sync, and the account.
+    """Scopes whose usage may have moved (see moved_scopes), the account last."""
+    return list(moved_scopes())
 
-    A key's spend only moves with its usage, so unchanged keys cost no request at all.
+
+def spent_of(scopes):
+    """Each scope -> its key's spend now (None: the account, or a key not in the snapshot), in one query."""
+    spent = dict(KeySnapshot.objects.filter(sub_key_id__in=scopes).values_list("sub_key_id", "spent"))
+    return {scope: spent.get(scope) for scope in scopes}
+
+
+def moved_scopes():
+    """Scopes whose usage may have moved -> the key's spend now (None: the account), in one query.
+
+    Keys whose spend changed since their last sync (or whose first sync is not complete), and
+    the account. A key's spend only moves with its usage, so unchanged keys cost no request at all.
     """
-    changed = []
+    moved = {}
     for sub_key_id, spent, synced_spent, complete in KeySnapshot.objects.active().values_list(
         "sub_key_id", "spent", "sync__synced_spent", "sync__backfill_complete"
     ):
         if not complete or synced_spent is None or synced_spent != spent:
-            changed.append(sub_key_id)
-    return [*changed, ACCOUNT_SCOPE]
-
-
-def all_scopes():
-    return [*KeySnapshot.objects.values_list("sub_key_id", flat=True), ACCOUNT_SCOPE]
+            moved[sub_key_id] = spent
+    moved[ACCOUNT_SCOPE] = None
+    return moved

@@ -1,9 +1,10 @@
 """The mirror's background work, run by Huey consumers (`manage.py run_huey`).
 
-Every MIRROR_REFRESH_SECONDS the key snapshot is refreshed and one usage task is queued
-per scope whose usage may have moved; any consumer may take any of them (each scope
-syncs under its own lock). A derouter failure fails the task, and Huey retries it with
-a growing delay; every page already synced stays.
+Every MIRROR_REFRESH_SECONDS the key snapshot is refreshed, then one usage pass syncs
+every scope whose usage may have moved, concurrently (mirror.passes: a bounded number of
+requests in flight, one pass at a time across consumers, each scope under its own lease).
+A scope derouter fails is left for the next pass, every page already synced kept; a
+failed snapshot refresh fails the task, and Huey retries it with a growing delay.
 """
 
 import logging
@@ -15,8 +16,8 @@ from django.utils import timezone
 from huey.contrib.djhuey import db_periodic_task, db_task
 
 from derouter.client import DerouterError, NotFound
-from mirror import sync
-from mirror.models import KeySnapshot, SyncState, TaskRun
+from mirror import leases, passes, sync
+from mirror.models import KeySnapshot, SyncPass, SyncState, TaskRun
 from mirror.reads import REFRESH_TASK_NAME
 from mirror.runs import Recorded
 
@@ -28,6 +29,9 @@ RETRY_DELAY_SECONDS = 10
 RETRY_BACKOFF = 2
 # TaskRun rows kept for the status panel.
 TASK_RUNS_KEPT = 2000
+# SyncPass rows kept (the Sync page shows the last).
+SYNC_PASSES_KEPT = 100
+PASS_TASK_NAME = "sync_pass"
 
 
 def _every_refresh_period(moment):
@@ -56,9 +60,26 @@ def refresh_mirror():
     """Refresh the key snapshot, then queue a usage sync for every scope that may have new rows."""
     if not _refresh_snapshot_recorded():
         return
-    for scope in sync.scopes_to_sync():
-        sync_usage(scope)
+    sync_usage_pass()
     _prune_task_runs()
+
+
+def sync_usage_pass():
+    """Sync every scope whose usage may have moved in one pass, recorded; nothing when another pass runs."""
+    recorded = Recorded(PASS_TASK_NAME)
+    try:
+        result = passes.run_pass(sync.moved_scopes())
+    except leases.LeaseHeld:
+        recorded.skipped()
+        return None
+    passes.record(result)
+    if result.failed:
+        failures = "; ".join(f"{scope}: {error}" for scope, error in sorted(result.failed.items())[:20])
+        recorded.detail = result.describe()
+        recorded.failed(f"{result.describe()}. {failures}")
+    else:
+        recorded.ok(result.describe())
+    return result
 
 
 @db_task(retries=RETRIES, retry_delay=RETRY_DELAY_SECONDS, retry_backoff=RETRY_BACKOFF)
@@ -114,6 +135,9 @@ def _prune_task_runs():
     ]
     if cutoff:
         TaskRun.objects.filter(started_at__lt=cutoff[0]).delete()
+    kept = SyncPass.objects.values_list("started_at", flat=True)[SYNC_PASSES_KEPT:SYNC_PASSES_KEPT + 1]
+    if kept:
+        SyncPass.objects.filter(started_at__lt=kept[0]).delete()
     # A consumer killed mid-task leaves its run "running" forever; call it what it is.
     TaskRun.objects.filter(status=TaskRun.Status.RUNNING, started_at__lt=timezone.now() - timedelta(hours=1)).update(
         status=TaskRun.Status.FAILED, error="interrupted", finished_at=timezone.now()

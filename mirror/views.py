@@ -10,7 +10,7 @@ from accounts.roles import console_required
 from lib.htmx import render_page_or_fragment, wants_fragment
 from mirror import tasks
 from mirror.models import TaskRun
-from mirror.reads import get_freshness, get_sync_progress
+from mirror.reads import get_freshness, get_last_pass, get_sync_progress
 
 RECENT_RUNS = 25
 
@@ -43,6 +43,7 @@ def sync_status(request):
     context = {
         "progress": progress,
         "freshness": get_freshness(),
+        "last_pass": get_last_pass(),
         "runs": TaskRun.objects.all()[:RECENT_RUNS],
     }
     return render_page_or_fragment(request, "mirror/sync_status.html", "mirror/_sync_status.html", context)

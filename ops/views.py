@@ -8,7 +8,7 @@ import sys
 import redis
 from django.conf import settings
 from django.db import DatabaseError
-from django.db.models import Max, Min
+from django.db.models import Max
 from django.http import HttpResponse, HttpResponseNotFound, JsonResponse
 from django.template import loader
 from django.utils import timezone
@@ -17,7 +17,8 @@ from django.views.decorators.http import require_GET
 from huey.contrib.djhuey import HUEY
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from mirror.models import KeySnapshot, SyncState
+from mirror.models import KeySnapshot
+from mirror.reads import get_oldest_usage_sync
 from lib.metrics import exposition
 from ops.database_outage import RETRY_AFTER_SECONDS, is_database_outage
 from ops.readiness import run_checks
@@ -38,14 +39,14 @@ def _get_scrape_time_gauges():
     except (OSError, sqlite3.Error, redis.RedisError):
         depth = None
     try:
-        oldest_sync = SyncState.objects.aggregate(oldest=Min("last_synced_at"))["oldest"]
+        oldest_sync = get_oldest_usage_sync()
         newest_snapshot = KeySnapshot.objects.aggregate(newest=Max("refreshed_at"))["newest"]
     except DatabaseError:
         oldest_sync = newest_snapshot = None
     return [
         ("dashboard_queue_depth", "Tasks waiting in the Huey queue.", depth),
         ("dashboard_mirror_usage_sync_lag_seconds",
-         "Seconds since the least recently synced usage scope (a key, or the account) was synced.",
+         "Seconds since the least recently synced usage scope (an active key, or the account) was last in step.",
          (now - oldest_sync).total_seconds() if oldest_sync else None),
         ("dashboard_mirror_snapshot_age_seconds", "Seconds since derouter's key list was last mirrored.",
          (now - newest_snapshot).total_seconds() if newest_snapshot else None),

@@ -4,6 +4,7 @@ from django.contrib import messages
 from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import never_cache
+from django.utils.translation import ngettext_lazy
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.roles import console_required, is_owner, owner_required
@@ -41,7 +42,7 @@ def batch_list(request):
     rows = [(batch, counts.get(batch.pk, {})) for batch in page.object_list]
     context = {
         "rows": rows,
-        "pager": pager_for_page(request, page, "batch", "batches"),
+        "pager": pager_for_page(request, page, ngettext_lazy("%(count)s batch", "%(count)s batches", "count")),
         "can_manage": codes.can_manage_codes(request.user),
         "settings_form": CodeSettingsForm(initial={"staff_may_manage_codes": MoneyInSettings.load().staff_may_manage_codes})
         if is_owner(request.user) else None,
@@ -98,7 +99,7 @@ def batch_detail(request, batch_id):
     context = {
         "batch": batch,
         "page": page,
-        "pager": pager_for_page(request, page, "code", "codes"),
+        "pager": pager_for_page(request, page, ngettext_lazy("%(count)s code", "%(count)s codes", "count")),
         "counts": codes.count_states([batch]).get(batch.pk, {}),
         "can_manage": codes.can_manage_codes(request.user),
         "worth": codes.describe_worth(batch),

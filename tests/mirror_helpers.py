@@ -50,7 +50,12 @@ def usage(key, day, cost, *, count=1, model="claude-sonnet-4-6", input_tokens=10
         for _ in range(count)
     ]
     multiplier = key.display_multiplier if key is not None else Decimal(1)
-    return ingest.store_usage_rows(key, logs, multiplier)
+    return store_logs(key, logs, multiplier)
+
+
+def store_logs(key, logs, multiplier):
+    """Insert usage logs for a key (None: the account) as the sync's writer does; how many were new."""
+    return len(ingest.insert_usage(key, ingest.usage_row_maker(key, multiplier)(logs)))
 
 
 def mirror_from_simulator(sub_key_id):
@@ -60,7 +65,7 @@ def mirror_from_simulator(sub_key_id):
     page = 1
     while True:
         logs = derouter_client.get_usage_logs(page, 100, sub_key_id=sub_key_id)
-        ingest.store_usage_rows(snapshot, logs.logs, sub_key.display_multiplier)
+        store_logs(snapshot, logs.logs, sub_key.display_multiplier)
         if not logs.has_next:
             return snapshot
         page += 1

@@ -81,6 +81,7 @@ VISITS = [
     Visit("owner", "/dashboard/keys/{key_id}/statements/not-a-month/", status=400),
     Visit("owner", "/dashboard/sync/"),
     Visit("owner", "/dashboard/reconciliation/"),
+    Visit("owner", "/dashboard/upstream/"),
     Visit("owner", "/dashboard/exports/{ledger_export_token}/"),
     Visit("owner", "/dashboard/keys/{deleted_key_id}/", status=404),
     Visit("owner", "/dashboard/keys/{deleted_key_id}/statements/{last_month}/"),
@@ -97,6 +98,8 @@ VISITS = [
     Visit("owner", "/dashboard/automation/webhooks/{webhook_id}/"),
     Visit("owner", "/dashboard/automation/rotations/{rotation_id}/"),
     Visit("owner", "/dashboard/automation/requests/"),
+    Visit("owner", "/dashboard/automation/requests/{budget_request_id}/approve/"),
+    Visit("staff", "/dashboard/automation/requests/{budget_request_id}/approve/"),
     Visit("owner", "/dashboard/automation/keys/{key_id}/rotate/"),
     Visit("owner", "/dashboard/users/", steps=(("Email address", "new.person@example.com"), "Make an invitation link")),
     Visit("owner", "/dashboard/users/{staff_user_id}/"),
@@ -187,7 +190,7 @@ def _seed(simulator, make_key):
 
     from accounts.invitations import create_invitation, make_token
     from accounts.models import ConsoleProfile, Role
-    from automation.models import Rotation
+    from automation.models import BudgetRequest, Rotation
     from automation.webhooks import create_endpoint
     from dashboard.models import AuditEvent, Outcome, TopUp
     from derouter import client as derouter_client
@@ -242,6 +245,10 @@ def _seed(simulator, make_key):
         rows_done=2_500, rows_total=12_000,
     )
     invitation = create_invitation("new.staff@example.com", Role.STAFF, None, owner)
+    budget_request = BudgetRequest.objects.create(
+        sub_key_id=key.id, key_label="Survey Customer Ltd", key_id_short=key.key_id, amount=Decimal("50"),
+        multiplier=Decimal("2"), note="Launch week", email="customer@example.com",
+    )
     code_batch = _seed_codes(owner, key)
     month_end = timezone.now().date()
     return secret, {
@@ -255,6 +262,7 @@ def _seed(simulator, make_key):
         "ledger_export_token": ledger_export.token,
         "invitation_token": make_token(invitation),
         "staff_user_id": staff.pk,
+        "budget_request_id": budget_request.pk,
         "code_batch_id": code_batch.pk,
         "order_token": _seed_card_order(key).token,
     }

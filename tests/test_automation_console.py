@@ -149,9 +149,10 @@ def test_approve_clicked_twice_tops_up_once(staff_client, make_key, django_captu
     request = make_request(created, amount="10", multiplier=Decimal(2))
     before = client.get_balance().available
     with django_capture_on_commit_callbacks(execute=True):
-        first = staff_client.post(f"/dashboard/automation/requests/{request.pk}/approve/")
-        second = staff_client.post(f"/dashboard/automation/requests/{request.pk}/approve/")
-    assert first.status_code == second.status_code == 302
+        first = staff_client.post(f"/dashboard/automation/requests/{request.pk}/approve/", {"confirm": "1"})
+        second = staff_client.post(f"/dashboard/automation/requests/{request.pk}/approve/", {"confirm": "1"})
+    assert (first.status_code, second.status_code) == (302, 409)
+    assert "was already approved by sam" in second.content.decode()
     (topup,) = TopUp.objects.all()
     assert (topup.amount, topup.outcome, topup.actor_name, topup.note) == (Decimal(5), Outcome.OK, "sam", f"Budget request #{request.pk}")
     assert budget_of(created.id) == Decimal(7)
@@ -169,8 +170,8 @@ def test_approve_over_the_staff_cap_tops_up_nothing(staff_client, staff, make_ke
     staff.console_profile.save()
     created = make_key(budget="2", label="Too big")
     request = make_request(created, amount="3")
-    response = staff_client.post(f"/dashboard/automation/requests/{request.pk}/approve/", follow=True)
-    assert b"daily top-up limit" in response.content
+    response = staff_client.post(f"/dashboard/automation/requests/{request.pk}/approve/", {"confirm": "1"})
+    assert response.status_code == 400 and b"daily top-up limit" in response.content
     assert TopUp.objects.count() == 0
     request.refresh_from_db()
     assert request.status == BudgetRequest.Status.PENDING
@@ -179,7 +180,7 @@ def test_approve_over_the_staff_cap_tops_up_nothing(staff_client, staff, make_ke
 def test_decline_with_a_reason_tells_the_customer(staff_client, make_key, django_capture_on_commit_callbacks):
     created = make_key(budget="2", label="Declined")
     request = make_request(created)
-    assert staff_client.post(f"/dashboard/automation/requests/{request.pk}/decline/", {"reason": ""}).status_code == 302
+    assert staff_client.post(f"/dashboard/automation/requests/{request.pk}/decline/", {"reason": ""}).status_code == 400
     request.refresh_from_db()
     assert request.status == BudgetRequest.Status.PENDING
     with django_capture_on_commit_callbacks(execute=True):

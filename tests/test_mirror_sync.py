@@ -10,6 +10,7 @@ from derouter import client as derouter_client
 from derouter.client import Unavailable
 from mirror import ingest, leases, reads, reconcile, sync, tasks
 from mirror.models import ACCOUNT_SCOPE, KeySnapshot, SyncState, TaskRun, UsageRecord
+from tests.mirror_helpers import store_logs
 
 pytestmark = pytest.mark.django_db
 
@@ -133,7 +134,8 @@ def test_a_first_sync_cut_off_by_derouter_keeps_its_pages_and_resumes_from_its_c
     assert (state.backfill_page, state.rows_mirrored, state.backfill_complete) == (3, 10, False)
     assert state.last_error
     result = sync.sync_scope(key.id, ask_ahead=ask_ahead)
-    assert (result.inserted, result.pages) == (13, 3)
+    # Pages 3 to 5, then page 1 again: rows may have arrived above the walk while it was stopped.
+    assert (result.inserted, result.pages) == (13, 4)
     assert sorted(_mirrored_ids(key.id)) == sorted(_request_ids(key.id))
     assert SyncState.objects.get(scope=key.id).last_error == ""
 
@@ -164,6 +166,33 @@ def test_a_first_sync_killed_between_batches_resumes_after_the_last_written_batc
     assert (result.inserted, result.complete) == (13, True)
     mirrored = _mirrored_ids(key.id)
     assert sorted(mirrored) == sorted(_request_ids(key.id)) and len(mirrored) == len(set(mirrored))
+
+
+def test_rows_arriving_while_a_killed_first_sync_waits_are_mirrored_when_it_resumes(
+    make_key, simulator, small_pages, monkeypatch
+):
+    monkeypatch.setattr(sync, "BACKFILL_BATCH_ROWS", 10)
+    key = make_key(budget="20")
+    simulator.add_usage(key.id, "0.01", count=30)
+    sync.refresh_snapshot()
+
+    def die_after_page_three(result, usage_page):
+        if usage_page.page == 3:
+            raise Killed
+
+    with pytest.raises(Killed):
+        sync.sync_scope(key.id, progress=die_after_page_three, ask_ahead=True)
+    simulator.add_usage(key.id, "0.02", count=4)
+    # The worker's next passes: the snapshot (the new spend with it), then every scope whose spend moved.
+    for _ in range(2):
+        sync.refresh_snapshot()
+        if key.id in sync.scopes_to_sync():
+            sync.sync_scope(key.id, ask_ahead=True)
+
+    mirrored = _mirrored_ids(key.id)
+    assert sorted(mirrored) == sorted(_request_ids(key.id)) and len(mirrored) == 34
+    snapshot = KeySnapshot.objects.get(sub_key_id=key.id)
+    assert reconcile.mirrored_cost_of(snapshot) == snapshot.spent
 
 
 def test_a_row_of_unexpected_shape_is_counted_and_logged_and_verify_names_its_key(make_key, simulator, caplog):
@@ -311,7 +340,7 @@ def test_a_catch_up_meeting_rows_held_above_its_boundary_cannot_vouch_for_their_
     # As a catch-up cut off after its first batch leaves it: the newest rows held, the boundary not moved.
     newest = derouter_client.get_usage_logs(1, 2, sub_key_id=key.id).logs
     snapshot = KeySnapshot.objects.get(sub_key_id=key.id)
-    ingest.store_usage_rows(snapshot, newest, snapshot.display_multiplier)
+    store_logs(snapshot, newest, snapshot.display_multiplier)
 
     sync.sync_scope(key.id)
 

@@ -5,6 +5,8 @@ from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
 from django import template
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from analytics.forecast import BURN_DAYS
 from lib.markup import format_row
@@ -36,10 +38,10 @@ def change(change):
     if change is None:
         return ""
     if change.percent is None:
-        return "new" if change.current else "no change"
+        return _("new") if change.current else _("no change")
     rounded = _one_place(change.percent)
     if rounded == 0:
-        return "no change"
+        return _("no change")
     return f"+{rounded:,}%" if rounded > 0 else f"{MINUS}{abs(rounded):,}%"
 
 
@@ -50,8 +52,10 @@ def change_points(change):
         return ""
     rounded = _one_place(Decimal(change.current) - Decimal(change.previous))
     if rounded == 0:
-        return "no change"
-    return f"+{rounded} pts" if rounded > 0 else f"{MINUS}{abs(rounded)} pts"
+        return _("no change")
+    if rounded > 0:
+        return _("+%(points)s pts") % {"points": rounded}
+    return _("%(minus)s%(points)s pts") % {"minus": MINUS, "points": abs(rounded)}
 
 
 @register.filter
@@ -66,16 +70,16 @@ def trend(change):
 def days_left(days):
     """How long money lasts, in words: "about 4 days", "less than a day", "not at this rate"."""
     if days is None:
-        return "not at this rate"
+        return _("not at this rate")
     days = Decimal(days)
     if days <= 0:
-        return "already spent"
+        return _("already spent")
     if days < 1:
-        return "less than a day"
+        return _("less than a day")
     if days > 365:
-        return "over a year"
+        return _("over a year")
     whole = int(days.to_integral_value(rounding=ROUND_FLOOR))
-    return "about 1 day" if whole == 1 else f"about {whole} days"
+    return ngettext("about %(days)d day", "about %(days)d days", whole) % {"days": whole}
 
 
 @register.filter
@@ -94,9 +98,11 @@ def trend_note(figure_change, compared_with, points=False):
         return ""
     text = change_points(figure_change) if points else change(figure_change)
     return format_html(
-        '<div class="trend {}">{} <span class="visually-hidden">compared with</span><span aria-hidden="true">vs</span> {}</div>',
+        '<div class="trend {}">{} <span class="visually-hidden">{}</span><span aria-hidden="true">{}</span> {}</div>',
         trend(figure_change),
         text,
+        _("compared with"),
+        _("vs"),
         compared_with,
     )
 

@@ -5,8 +5,10 @@ from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
+from django.utils.translation import ngettext_lazy
 
 from accounts.roles import console_required, owner_required
+from automation.audit_changes import audited_values, record_added, record_changed, record_removed
 from automation.forms import AlertRuleForm, AllowanceForm, AutoTopUpRuleForm, KeyExpiryForm, KeyPreselectForm
 from automation.models import Alert, AlertRule, Allowance, AutoTopUpRule, KeyExpiry
 from automation.views.common import get_key_choices, get_key_names, get_snapshot
@@ -69,6 +71,7 @@ def alert_rules(request):
         name=data["name"], kind=data["kind"], sub_key_id=data["sub_key_id"], key_label=_get_label(data["sub_key_id"]),
         threshold=data["threshold"], email_to=data["email_to"], created_by_name=request.user.get_username(),
     )
+    record_added(request.user, rule)
     messages.success(request, f"Added the alert rule “{rule.name}”. The worker checks it every minute.")
     return redirect("automation:alert_rules")
 
@@ -80,7 +83,7 @@ def alert_history(request):
     """Every alert fired, newest first, with its email and webhook deliveries."""
     alerts = Alert.objects.prefetch_related("deliveries__endpoint")
     page = Paginator(alerts, HISTORY_PAGE_SIZE).get_page(request.GET.get("page"))
-    context = {"page": page, "pager": pager_for_page(request, page, "alert")}
+    context = {"page": page, "pager": pager_for_page(request, page, ngettext_lazy("%(count)s alert", "%(count)s alerts", "count"))}
     return render_page_or_fragment(request, "automation/alert_history.html", "automation/_alert_history.html", context)
 
 
@@ -90,11 +93,12 @@ def auto_topups(request):
     data, page = _get_posted_rule(request, AutoTopUpRuleForm, "automation/auto_topups.html", rules=AutoTopUpRule.objects.all())
     if data is None:
         return page
-    AutoTopUpRule.objects.create(
+    rule = AutoTopUpRule.objects.create(
         sub_key_id=data["sub_key_id"], key_label=_get_label(data["sub_key_id"]), name=data["name"],
         threshold=data["threshold"], amount=data["amount"], max_times=data["max_times"],
         monthly_cap=data["monthly_cap"], created_by_name=request.user.get_username(),
     )
+    record_added(request.user, rule)
     messages.success(request, f"Added the auto top-up “{data['name']}”.")
     return redirect("automation:auto_topups")
 
@@ -105,13 +109,15 @@ def allowances(request):
     data, page = _get_posted_rule(request, AllowanceForm, "automation/allowances.html", rows=Allowance.objects.all())
     if data is None:
         return page
-    _, created = Allowance.objects.update_or_create(
+    existing = Allowance.objects.filter(sub_key_id=data["sub_key_id"]).first()
+    allowance, created = Allowance.objects.update_or_create(
         sub_key_id=data["sub_key_id"],
         defaults={
             "key_label": _get_label(data["sub_key_id"]), "period": data["period"], "target": data["target"],
             "enabled": True, "created_by_name": request.user.get_username(),
         },
     )
+    _record_saved(request.user, existing, allowance)
     messages.success(request, "Added the allowance." if created else "Changed the key's allowance.")
     return redirect("automation:allowances")
 
@@ -123,7 +129,8 @@ def expiries(request):
     if data is None:
         return page
     snapshot = get_snapshot(data["sub_key_id"])
-    KeyExpiry.objects.update_or_create(
+    existing = KeyExpiry.objects.filter(sub_key_id=data["sub_key_id"]).first()
+    expiry, _ = KeyExpiry.objects.update_or_create(
         sub_key_id=data["sub_key_id"],
         defaults={
             "key_label": snapshot.label if snapshot else "",
@@ -134,8 +141,17 @@ def expiries(request):
             "status": KeyExpiry.Status.SCHEDULED, "message": "", "created_by_name": request.user.get_username(),
         },
     )
+    _record_saved(request.user, existing, expiry)
     messages.success(request, f"The key expires at {data['expires_at']:%Y-%m-%d %H:%M} UTC.")
     return redirect("automation:expiries")
+
+
+def _record_saved(user, existing, saved):
+    """Audit an update_or_create: an add, or the fields it changed (``existing`` read before)."""
+    if existing is None:
+        record_added(user, saved)
+    else:
+        record_changed(user, audited_values(existing), saved)
 
 
 RULE_MODELS = {
@@ -154,11 +170,15 @@ def rule_delete(request, kind, pk):
     rule = get_object_or_404(model, pk=pk)
     if isinstance(rule, KeyExpiry):
         if rule.status == KeyExpiry.Status.SCHEDULED:
-            KeyExpiry.objects.filter(pk=pk, status=KeyExpiry.Status.SCHEDULED).update(status=KeyExpiry.Status.CANCELLED)
+            before = audited_values(rule)
+            if KeyExpiry.objects.filter(pk=pk, status=KeyExpiry.Status.SCHEDULED).update(status=KeyExpiry.Status.CANCELLED):
+                rule.status = KeyExpiry.Status.CANCELLED
+                record_changed(request.user, before, rule)
             messages.success(request, "Cancelled the expiry.")
         else:
             messages.error(request, f"This expiry is {rule.get_status_display().lower()} and cannot be cancelled.")
         return redirect(list_url)
     rule.delete()
+    record_removed(request.user, rule)
     messages.success(request, "Removed the rule.")
     return redirect(list_url)

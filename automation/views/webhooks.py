@@ -6,9 +6,11 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
+from django.utils.translation import ngettext_lazy
 
 from accounts.roles import owner_required
 from automation import webhooks
+from automation.audit_changes import audited_values, record_added, record_changed, record_removed
 from automation.forms import WebhookEndpointForm
 from automation.models import WebhookDelivery, WebhookEndpoint
 from lib.htmx import render_page_or_fragment
@@ -37,6 +39,7 @@ def endpoint_list(request):
         description=form.cleaned_data["description"],
         created_by_name=request.user.get_username(),
     )
+    record_added(request.user, endpoint)
     response = render(request, "automation/webhook_created.html", {"endpoint": endpoint, "secret": secret})
     add_never_cache_headers(response)
     response["Cache-Control"] = "no-store"
@@ -50,7 +53,7 @@ def endpoint_detail(request, pk):
     """One endpoint's delivery log: status, attempts, response code, and "send again"."""
     endpoint = _get_endpoint_or_404(pk)
     page = Paginator(endpoint.deliveries.all(), DELIVERIES_PAGE_SIZE).get_page(request.GET.get("page"))
-    context = {"endpoint": endpoint, "page": page, "pager": pager_for_page(request, page, "delivery", "deliveries")}
+    context = {"endpoint": endpoint, "page": page, "pager": pager_for_page(request, page, ngettext_lazy("%(count)s delivery", "%(count)s deliveries", "count"))}
     return render_page_or_fragment(request, "automation/webhook_detail.html", "automation/_deliveries.html", context)
 
 
@@ -58,8 +61,10 @@ def endpoint_detail(request, pk):
 @require_POST
 def endpoint_toggle(request, pk):
     endpoint = _get_endpoint_or_404(pk)
+    before = audited_values(endpoint)
     endpoint.enabled = not endpoint.enabled
     endpoint.save(update_fields=["enabled"])
+    record_changed(request.user, before, endpoint)
     messages.success(request, f"{'Enabled' if endpoint.enabled else 'Paused'} {endpoint.url}.")
     return redirect("automation:webhook_detail", pk=endpoint.pk)
 
@@ -69,6 +74,7 @@ def endpoint_toggle(request, pk):
 def endpoint_delete(request, pk):
     endpoint = _get_endpoint_or_404(pk)
     endpoint.delete()
+    record_removed(request.user, endpoint)
     messages.success(request, f"Removed {endpoint.url} and its delivery log.")
     return redirect("automation:webhooks")
 

@@ -4,8 +4,10 @@ from django.core.paginator import Paginator
 from django.shortcuts import render
 from django.views.decorators.http import require_http_methods
 from django.views.decorators.vary import vary_on_headers
+from django.utils.translation import ngettext_lazy
 
 from accounts.roles import console_required
+from analytics.permissions import can_see_margins, hide_margin_changes
 from dashboard.audit import describe_changes
 from dashboard.forms import AuditQueryForm
 from dashboard.models import AuditEvent, Outcome
@@ -13,6 +15,7 @@ from lib.htmx import wants_fragment
 from lib.paging import pager_for_page
 
 EVENTS_PER_PAGE = 50
+MARGIN_ACTIONS = (AuditEvent.Action.USER_MARGINS,)
 
 
 def _get_key_choices():
@@ -40,8 +43,13 @@ def _get_deleted_ids(sub_key_ids):
 def audit_trail(request):
     """Every create, edit, top-up, reveal and delete, newest first, filtered by action, outcome and key."""
     query_form = AuditQueryForm(request.GET)
-    query = query_form.get_query()
+    show_margins = can_see_margins(request.user)
     events = AuditEvent.objects.all()
+    if not show_margins:
+        # Who may see margins is itself about margins: not shown to those who may not.
+        events = events.exclude(action__in=MARGIN_ACTIONS)
+        query_form.hide_actions(MARGIN_ACTIONS)
+    query = query_form.get_query()
     if query["action"]:
         events = events.filter(action=query["action"])
     if query["outcome"]:
@@ -56,8 +64,8 @@ def audit_trail(request):
         "query_form": query_form,
         "query": query,
         "page": page,
-        "pager": pager_for_page(request, page, "event"),
-        "rows": [(event, describe_changes(event)) for event in page.object_list],
+        "pager": pager_for_page(request, page, ngettext_lazy("%(count)s event", "%(count)s events", "count")),
+        "rows": [(event, hide_margin_changes(describe_changes(event), show_margins)) for event in page.object_list],
     }
     status = 400 if query_form.errors else 200
     if wants_fragment(request):

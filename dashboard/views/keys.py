@@ -19,14 +19,17 @@ from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRedirect, reselect, reswap, retarget, trigger_client_event
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from accounts.roles import console_required, is_owner, owner_required
 from analytics.forecast import annotate_days_left, get_days_left_of
 from analytics.panels import get_key_analytics
-from analytics.permissions import can_see_margins
+from analytics.permissions import can_see_margins, get_key_figures, hide_margin_changes
 from analytics.templatetags.analytics import days_left as days_left_text
 from dashboard import audit, keywrites
 from dashboard.forms import (
+    DEFAULT_KEY_SORT,
     KEY_SORT_COLUMNS,
     KeyCreateForm,
     KeyEditForm,
@@ -43,7 +46,7 @@ from derouter.client import DerouterError
 from lib.htmx import render_page_or_fragment, wants_fragment
 from lib.markup import format_row
 from lib.money import exact_usd, money, multiplier
-from lib.paging import CountedPaginator, Pager, make_pager, plural
+from lib.paging import CountedPaginator, Pager, make_pager, page_summary
 from lib.times import row_date
 from mirror import reconcile
 from mirror import sync as mirror_sync
@@ -128,7 +131,7 @@ KEY_ROW_HTML = (
     "<td>{days_left}</td>\n"
     '<td class="num">{rpm_limit}</td>\n'
     '<td class="num">{concurrent_limit}</td>\n'
-    '<td class="num">×{multiplier}</td>\n'
+    "{multiplier}"
     "<td>{created}</td>\n"
     '<td class="row-actions">\n'
     '<a class="button small" href="{topup_url}" data-hx-get="{topup_url}" data-hx-target="#key-dialog-body" '
@@ -143,9 +146,19 @@ KEY_ROW_EDIT_HTML = (
 KEY_ROW_CREATED_HTML = '<time datetime="{}" title="{}">{}</time>'
 
 
-def _render_key_row(row, show_edit):
-    """One row of the key list as HTML; ``show_edit`` for owners, who may edit keys."""
+# Columns that would show or order by the markup: not for whoever may not see margins.
+MARGIN_SORT_COLUMNS = {"display_multiplier"}
+KEY_ROW_MULTIPLIER_HTML = '<td class="num">×{}</td>\n'
+
+
+def _render_key_row(row, show_edit, show_margins):
+    """One row of the key list as HTML; ``show_edit`` for owners, who may edit keys.
+
+    Without ``show_margins`` the money is the client's (analytics.permissions.as_client_sees)
+    and the multiplier is left out.
+    """
     key = row.key
+    figures = get_key_figures(key, show_margins)
     if key.created_at:
         created_at = timezone.localtime(key.created_at)
         created = format_row(
@@ -162,14 +175,14 @@ def _render_key_row(row, show_edit):
         label=key.label or "(no label)",
         badge=format_row(' <span class="badge low">{}</span>', "empty" if row.is_out else "low") if row.is_low else "",
         key_id=key.key_id,
-        budget=money(key.budget),
-        spent=money(key.spent),
-        remaining=money(key.remaining),
+        budget=money(figures.budget),
+        spent=money(figures.spent),
+        remaining=money(figures.remaining),
         usage_bar=row.usage_bar,
         days_left=days_left_text(row.days_left),
         rpm_limit=key.rpm_limit,
         concurrent_limit=key.concurrent_limit,
-        multiplier=multiplier(key.display_multiplier),
+        multiplier=format_row(KEY_ROW_MULTIPLIER_HTML, multiplier(key.display_multiplier)) if show_margins else "",
         created=created,
         topup_url=row.topup_url,
         edit=format_row(KEY_ROW_EDIT_HTML, edit_url=row.edit_url) if show_edit else "",
@@ -262,11 +275,13 @@ SORT_HEADER_HTML = (
 SORT_ARROWS = {"ascending": " ▲", "descending": " ▼", "": ""}
 
 
-def _render_sort_headers(query):
+def _render_sort_headers(query, show_margins):
     """Each column's header: its title, a link that sorts by it, and its current direction (aria-sort)."""
     list_url = reverse("console:key_list")
     html = []
     for column, title in KEY_SORT_COLUMNS.items():
+        if column in MARGIN_SORT_COLUMNS and not show_margins:
+            continue
         if query["sort"] == column:
             direction, next_sort = "ascending", f"-{column}"
         elif query["sort"] == f"-{column}":
@@ -289,14 +304,17 @@ def _render_sort_headers(query):
 
 def _get_list_pager(query, page, total_keys):
     """The key list's pager: which keys of how many, and links that keep the search and sort."""
-    shown = f"{page.start_index()}–{page.end_index()} of {page.paginator.count}"
-    matching = f" matching keys ({total_keys} in all)" if query["q"] else " keys"
+    numbers = {"first": page.start_index(), "last": page.end_index(), "count": page.paginator.count, "total": total_keys}
+    if query["q"]:
+        shown = _("%(first)s–%(last)s of %(count)s matching keys (%(total)s in all)") % numbers
+    else:
+        shown = _("%(first)s–%(last)s of %(count)s keys") % numbers
     return Pager(
-        summary=f"{shown}{matching} · page {page.number} of {page.paginator.num_pages}",
+        summary=page_summary(shown, page.number, page.paginator.num_pages),
         previous_url=_get_list_url(q=query["q"], sort=query["sort"], page=page.number - 1) if page.has_previous() else None,
         next_url=_get_list_url(q=query["q"], sort=query["sort"], page=page.number + 1) if page.has_next() else None,
-        previous_label="Previous",
-        next_label="Next",
+        previous_label=_("Previous"),
+        next_label=_("Next"),
     )
 
 
@@ -387,6 +405,9 @@ def key_list(request):
     summary = get_summary_after_first_sync_request()
     submitted = KeyListQueryForm(request.POST if request.method == "POST" else request.GET).get_query()
     query = {**submitted, "q": _get_safe_search(submitted["q"])}
+    show_margins = can_see_margins(request.user)
+    if not show_margins and query["sort"].removeprefix("-") in MARGIN_SORT_COLUMNS:
+        query["sort"] = DEFAULT_KEY_SORT
     is_new_search = request.method == "POST" or query["q"] != submitted["q"]
     if is_new_search:
         query["page"] = 1
@@ -409,12 +430,14 @@ def key_list(request):
         "query": query,
         "page": page,
         "rows": mark_safe("".join(
-            _render_key_row(_get_key_row(as_sub_key(snapshot), url_patterns, days_left.get(snapshot.pk)), show_edit)
+            _render_key_row(
+                _get_key_row(as_sub_key(snapshot), url_patterns, days_left.get(snapshot.pk)), show_edit, show_margins
+            )
             for snapshot in page.object_list
         )),
         "total_keys": total_keys,
         "refresh_url": list_url,
-        "sort_headers": _render_sort_headers(query),
+        "sort_headers": _render_sort_headers(query, show_margins),
         "pager": _get_list_pager(query, page, total_keys),
     }
     response = render_page_or_fragment(request, "dashboard/key_list.html", "dashboard/_keys.html", context)
@@ -494,6 +517,7 @@ def key_detail(request, sub_key_id):
     snapshot = _get_snapshot_or_404(sub_key_id)
     sub_key = as_sub_key(snapshot)
     logs_query = KeyLogsQueryForm(request.GET).get_query()
+    show_margins = can_see_margins(request.user)
     # Counted from the daily rollups, so paging costs the same at any number of requests.
     count = DailyRollup.objects.filter(key=snapshot).aggregate(requests=Sum("requests", default=0))["requests"]
     rows = UsageRecord.objects.filter(key=snapshot).order_by("-created_at", "-id")
@@ -508,7 +532,11 @@ def key_detail(request, sub_key_id):
             request,
             page=logs.number,
             pages=logs.paginator.num_pages,
-            summary=f"{plural(count, 'request')} · page {logs.number} of {logs.paginator.num_pages}",
+            summary=page_summary(
+                ngettext("%(count)s request", "%(count)s requests", count) % {"count": count},
+                logs.number,
+                logs.paginator.num_pages,
+            ),
             base=reverse("console:key_detail", args=[sub_key.id]),
             params={"limit": logs_query["limit"]},
         ),
@@ -519,12 +547,13 @@ def key_detail(request, sub_key_id):
     context.update(
         topups=TopUp.objects.filter(sub_key_id=sub_key.id)[:HISTORY_ROWS],
         audit_rows=[
-            (event, audit.describe_changes(event))
+            (event, hide_margin_changes(audit.describe_changes(event), show_margins))
             for event in AuditEvent.objects.filter(sub_key_id=sub_key.id)[:HISTORY_ROWS]
         ],
+        figures=get_key_figures(sub_key, show_margins),
         edit_form=_get_edit_form(sub_key),
         preview=_get_multiplier_preview(sub_key, sub_key.display_multiplier),
-        key_analytics=get_key_analytics(sub_key.id, can_see_margins(request.user)),
+        key_analytics=get_key_analytics(sub_key.id, show_margins),
         reconciliation=_get_reconciliation(snapshot),
     )
     return render(request, "dashboard/key_detail.html", context)

@@ -13,6 +13,7 @@ from django.views.decorators.http import require_http_methods
 from django.views.decorators.vary import vary_on_headers
 
 from accounts.roles import console_required
+from analytics.permissions import can_see_margins
 from lib.csv_export import csv_download
 from dashboard.forms import ACCOUNT_ONLY, UsageLogQueryForm
 from dashboard.views.keys import URL_ID_STAND_IN
@@ -28,6 +29,7 @@ CSV_COLUMNS = (
     "request_id", "created_at", "key_id", "key_label", "model", "input_tokens", "output_tokens",
     "cache_read_tokens", "cache_write_tokens", "duration_ms", "cost_usd", "multiplier", "billed",
 )
+BILLED_CSV_COLUMNS = tuple(column for column in CSV_COLUMNS if column not in ("cost_usd", "multiplier"))
 # The client picker offers every label up to this many keys, past it the labels matching what was typed.
 CLIENT_OPTIONS_ALL_UP_TO = 200
 CLIENT_OPTIONS_SHOWN = 20
@@ -48,7 +50,7 @@ LOG_ROW_HTML = (
     '<td class="num">{output_tokens}</td>\n'
     '<td class="num">{cache_read_tokens}</td>\n'
     '<td class="num">{cache_write_tokens}</td>\n'
-    '<td class="num">{cost}</td>\n'
+    "{cost}"
     '<td class="num">{billed}{multiplier}</td>\n'
     '<td class="num">{duration}</td>\n'
     "<td><code>{request_id}</code></td>\n"
@@ -116,8 +118,11 @@ def _render_client(log, detail_pattern):
     return format_row('<a href="{}">{}</a>', detail_pattern.replace(URL_ID_STAND_IN, log["key__sub_key_id"]), name)
 
 
-def _render_rows(logs):
-    """The page's rows (of ``logs.values(*LOG_ROW_FIELDS)``) as HTML."""
+LOG_ROW_COST_HTML = '<td class="num">{}</td>\n'
+
+
+def _render_rows(logs, show_margins):
+    """The page's rows (of ``logs.values(*LOG_ROW_FIELDS)``) as HTML; real cost and multiplier only with ``show_margins``."""
     detail_pattern = reverse("console:key_detail", args=[URL_ID_STAND_IN])
     return mark_safe("".join(
         format_row(
@@ -129,10 +134,10 @@ def _render_rows(logs):
             output_tokens=count(log["output_tokens"]),
             cache_read_tokens=count(log["cache_read_tokens"]),
             cache_write_tokens=count(log["cache_write_tokens"]),
-            cost=usd_cost(log["cost"]),
+            cost=format_row(LOG_ROW_COST_HTML, usd_cost(log["cost"])) if show_margins else "",
             billed=usd_cost(log["billed"]),
             multiplier=format_row(' <span class="muted">×{}</span>', multiplier(log["multiplier"]))
-            if log["multiplier"] != 1 else "",
+            if show_margins and log["multiplier"] != 1 else "",
             duration=duration(log["duration_ms"]),
             request_id=log["request_id"],
         )
@@ -213,7 +218,7 @@ def usage_logs(request):
         "page": page,
         "totals": totals,
         "is_past_end": query["page"] > paginator.num_pages and totals["requests"] > 0,
-        "rows": _render_rows(page.object_list),
+        "rows": _render_rows(page.object_list, can_see_margins(request.user)),
     }
     status = 400 if query_form.errors else 200
     if wants_fragment(request):
@@ -235,25 +240,31 @@ def usage_log_clients(request):
     )
 
 
-def _csv_rows(rows):
-    yield CSV_COLUMNS
+def _csv_rows(rows, show_margins):
+    """The export's rows; without ``show_margins``, no real cost or multiplier column (only what was billed)."""
+    yield CSV_COLUMNS if show_margins else BILLED_CSV_COLUMNS
     for row in rows.iterator(chunk_size=2000):
-        key = row.key
-        yield (
-            row.request_id,
-            row.created_at.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            key.sub_key_id if key else "",
-            key.label if key else "Account Key",
-            row.model,
-            row.input_tokens,
-            row.output_tokens,
-            row.cache_read_tokens,
-            row.cache_write_tokens,
-            row.duration_ms,
-            _plain(row.cost),
-            _plain(row.multiplier),
-            _plain(row.billed),
-        )
+        fields = _csv_fields(row)
+        yield fields if show_margins else fields[:-3] + fields[-1:]
+
+
+def _csv_fields(row):
+    key = row.key
+    return (
+        row.request_id,
+        row.created_at.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        key.sub_key_id if key else "",
+        key.label if key else "Account Key",
+        row.model,
+        row.input_tokens,
+        row.output_tokens,
+        row.cache_read_tokens,
+        row.cache_write_tokens,
+        row.duration_ms,
+        _plain(row.cost),
+        _plain(row.multiplier),
+        _plain(row.billed),
+    )
 
 
 def _describe_errors(query_form):
@@ -274,4 +285,4 @@ def usage_logs_csv(request):
     if query_form.errors:
         # A filter that was not understood must not widen the download to every row.
         return render(request, "400.html", {"message": _describe_errors(query_form)}, status=400)
-    return csv_download(_csv_rows(rows), f"derouter-usage-{timezone.now():%Y%m%d-%H%M%S}.csv")
+    return csv_download(_csv_rows(rows, can_see_margins(request.user)), f"derouter-usage-{timezone.now():%Y%m%d-%H%M%S}.csv")

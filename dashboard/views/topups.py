@@ -10,6 +10,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import trigger_client_event
+from django.utils.translation import ngettext_lazy
 
 from accounts.roles import console_required
 from dashboard.forms import LEDGER_PAGE_SIZE, LedgerQueryForm, TopUpForm
@@ -179,7 +180,7 @@ def ledger(request):
     """Every top-up, newest first, filtered by key and outcome; the key page links here per key."""
     query_form, query, topups = _get_ledger_query(request)
     page = Paginator(topups, LEDGER_PAGE_SIZE).get_page(request.GET.get("page"))
-    context = {"query_form": query_form, "query": query, "page": page, "pager": pager_for_page(request, page, "top-up")}
+    context = {"query_form": query_form, "query": query, "page": page, "pager": pager_for_page(request, page, ngettext_lazy("%(count)s top-up", "%(count)s top-ups", "count"))}
     status = 400 if query_form.errors else 200
     return render_page_or_fragment(request, "dashboard/ledger.html", "dashboard/_ledger.html", context, status)
 

@@ -72,7 +72,7 @@
     var text = target.value !== undefined && target.tagName !== "CODE" && target.tagName !== "PRE" ? target.value : target.textContent;
     navigator.clipboard.writeText(text.trim()).then(function () {
       var original = button.textContent;
-      button.textContent = "Copied";
+      button.textContent = gettext("Copied");
       button.classList.add("copied");
       setTimeout(function () { button.textContent = original; button.classList.remove("copied"); }, 1500);
     });

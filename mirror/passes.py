@@ -1,0 +1,254 @@
+"""A usage pass: every scope that may have new rows, synced concurrently, a bounded number of requests in flight.
+
+derouter answers from far away (50-300 ms a call) and its usage log names no key, so a
+pass asks once per scope: one scope after another, 2,000 keys that each made a request
+took minutes at 150 ms. A pass runs its scopes on a few threads of the worker (never in
+a web process), each scope under its own lease as before (mirror.sync), and every page
+read goes through one gate, InFlight, that lets at most MIRROR_SYNC_MAX_IN_FLIGHT
+requests be in flight at once. A 429 halves that number and pauses every request for
+the time derouter asks (or a second); after enough answers without one it grows back.
+
+One pass at a time: a pass holds the pass lease, kept up while it runs, so two consumers
+whose refreshes overlap do not double the requests; a consumer killed mid-pass holds it
+until the lease runs out. A scope whose lease another process holds is left to it.
+"""
+
+import logging
+import queue
+import threading
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.conf import settings
+from django.db import connection, connections
+from django.utils import timezone
+
+from derouter import client
+from mirror import leases, sync
+from mirror.models import KeySnapshot, SyncPass, SyncState
+
+logger = logging.getLogger(__name__)
+
+PASS_LEASE = "mirror-usage-pass"
+# Short, kept up every few seconds while the pass runs: a killed pass stops the others this long at most.
+PASS_LEASE_SECONDS = 60
+# How often the thread that started the pass keeps its lease up while the scopes are synced.
+KEEP_EVERY_SECONDS = 5
+# A page asked for again after a 429 at most this many times before the scope's sync fails (and is retried later).
+RATE_LIMIT_RETRIES = 5
+# How long to pause after a 429 that names no Retry-After.
+DEFAULT_RETRY_AFTER_SECONDS = 1.0
+
+
+class InFlight:
+    """The gate every request of a pass goes through: at most ``limit`` in flight, fewer after a 429.
+
+    On a 429 the limit halves (down to one) and no request starts until the time derouter
+    asked for has passed; every ``limit`` answers without one it grows by one, back up
+    to the configured ceiling.
+    """
+
+    def __init__(self, limit):
+        self.ceiling = self.limit = max(1, limit)
+        self.rate_limited = 0
+        self.most_in_flight = 0
+        self._in_flight = 0
+        self._answers_since_limited = 0
+        self._paused_until = 0.0
+        self._changed = threading.Condition()
+
+    def call(self, function, *args):
+        """``function(*args)`` once the gate lets it through; after a 429, again (RATE_LIMIT_RETRIES times)."""
+        for attempt in range(RATE_LIMIT_RETRIES + 1):
+            self._enter()
+            try:
+                answer = function(*args)
+            except client.RateLimited as error:
+                self._leave(limited_for=error.retry_after or DEFAULT_RETRY_AFTER_SECONDS)
+                if attempt == RATE_LIMIT_RETRIES:
+                    raise
+                continue
+            except BaseException:
+                self._leave()
+                raise
+            self._leave()
+            return answer
+        raise AssertionError("unreachable")
+
+    def _enter(self):
+        with self._changed:
+            while True:
+                pause = self._paused_until - time.monotonic()
+                if pause <= 0 and self._in_flight < self.limit:
+                    break
+                self._changed.wait(timeout=pause if pause > 0 else None)
+            self._in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self._in_flight)
+
+    def _leave(self, limited_for=None):
+        with self._changed:
+            self._in_flight -= 1
+            if limited_for is not None:
+                self.rate_limited += 1
+                self.limit = max(1, self.limit // 2)
+                self._answers_since_limited = 0
+                self._paused_until = max(self._paused_until, time.monotonic() + limited_for)
+                logger.warning("derouter answered 429: %s requests in flight at most, pausing %.1f s",
+                               self.limit, limited_for)
+            elif self.limit < self.ceiling:
+                self._answers_since_limited += 1
+                if self._answers_since_limited >= self.limit:
+                    self.limit += 1
+                    self._answers_since_limited = 0
+            self._changed.notify_all()
+
+
+@dataclass
+class PassResult:
+    """What one pass did; ``lag_seconds``: the longest a new row waited, from its request to being visible."""
+
+    started_at: datetime
+    finished_at: datetime | None = None
+    scopes: int = 0
+    synced: int = 0
+    inserted: int = 0
+    busy: list = field(default_factory=list)
+    failed: dict = field(default_factory=dict)
+    lag_seconds: float | None = None
+    rate_limited: int = 0
+
+    @property
+    def seconds(self):
+        return (self.finished_at - self.started_at).total_seconds() if self.finished_at else None
+
+    def describe(self):
+        text = f"{self.synced} of {self.scopes} scopes synced in {self.seconds:.1f} s, {self.inserted} new rows"
+        if self.lag_seconds is not None:
+            text += f", longest lag {self.lag_seconds:.1f} s"
+        if self.busy:
+            text += f", {len(self.busy)} left to another process"
+        if self.failed:
+            text += f", {len(self.failed)} failed"
+        if self.rate_limited:
+            text += f", {self.rate_limited} answers of 429"
+        return text
+
+
+def _record(result, scope, synced=None, error=None, busy=False):
+    if busy:
+        result.busy.append(scope)
+    elif error is not None:
+        result.failed[scope] = error
+    else:
+        result.synced += 1
+        result.inserted += synced.inserted
+        lag = synced.written.longest_lag_seconds
+        if lag is not None:
+            result.lag_seconds = max(lag, result.lag_seconds or 0)
+
+
+def _sync_one(scope, spent_before, full, gate, wait_seconds):
+    """Sync a scope through the gate; (SyncResult, error text, busy).
+
+    The scopes are what runs at once; a scope's walk asks ahead only when it knows it needs
+    more pages (a first sync, many new rows).
+    """
+    try:
+        synced = sync.sync_scope(
+            scope, full=full, wait_seconds=wait_seconds, spent_before=spent_before, ask_ahead=True,
+            fetch=lambda *page: gate.call(sync.fetch_usage_page, *page),
+        )
+    except sync.ScopeBusy:
+        return None, None, True
+    except KeySnapshot.DoesNotExist:
+        return None, "no such key in the snapshot", False
+    except client.NotFound:
+        # Deleted upstream since the snapshot was taken: the next refresh marks it.
+        SyncState.objects.filter(scope=scope).update(synced_spent=None)
+        return None, "derouter no longer knows this key", False
+    except client.DerouterError as error:
+        return None, error.message, False
+    return synced, None, False
+
+
+def run_pass(scopes, full=False, max_in_flight=None, wait_seconds=0, on_scope=None, exclusive=True):
+    """Sync ``scopes`` concurrently; a PassResult. Raises leases.LeaseHeld when ``exclusive`` and another pass runs.
+
+    ``scopes`` maps each scope to its key's spend as read before the pass (sync.moved_scopes),
+    or is a list of scopes (their spend is read then). ``exclusive`` (the worker's passes)
+    holds the pass lease; the `sync` command runs beside them, its scopes under their own leases.
+    ``wait_seconds``: how long each scope waits for another process syncing it (0: leave it
+    to that process, listed as busy). ``on_scope(scope, synced, error, busy)`` is called as
+    each scope ends, in the thread that started the pass. Inside a transaction (a test's)
+    the scopes run in line: other threads would not see its rows.
+    """
+    limit = max_in_flight or settings.MIRROR_SYNC_MAX_IN_FLIGHT
+    if not isinstance(scopes, dict):
+        scopes = sync.spent_of(scopes)
+    gate = InFlight(limit)
+    result = PassResult(started_at=timezone.now(), scopes=len(scopes))
+    with leases.held(PASS_LEASE, seconds=PASS_LEASE_SECONDS) if exclusive else nullcontext() as lease:
+        keep = lease.keep if lease is not None else (lambda: None)
+        if connection.in_atomic_block or limit == 1:
+            for scope, spent in scopes.items():
+                _ended(result, on_scope, scope, *_sync_one(scope, spent, full, gate, wait_seconds))
+                keep()
+        else:
+            _run_threads(scopes, full, gate, wait_seconds, min(limit, len(scopes)), result, keep, on_scope)
+    result.rate_limited = gate.rate_limited
+    result.finished_at = timezone.now()
+    return result
+
+
+def _ended(result, on_scope, scope, synced, error, busy):
+    _record(result, scope, synced, error, busy)
+    if on_scope:
+        on_scope(scope, synced, error, busy)
+
+
+def _run_threads(scopes, full, gate, wait_seconds, thread_count, result, keep, on_scope):
+    todo, ended = queue.SimpleQueue(), queue.SimpleQueue()
+    for scope_and_spent in scopes.items():
+        todo.put(scope_and_spent)
+
+    def work():
+        try:
+            while True:
+                try:
+                    scope, spent = todo.get_nowait()
+                except queue.Empty:
+                    return
+                try:
+                    ended.put((scope, *_sync_one(scope, spent, full, gate, wait_seconds)))
+                except BaseException as error:  # a bug, or the database gone: reported, the pass goes on
+                    logger.exception("the sync of scope %s failed", scope)
+                    ended.put((scope, None, f"{error.__class__.__name__}: {error}", False))
+        finally:
+            # Each thread has connections of its own; they end with it.
+            connections.close_all()
+
+    threads = [threading.Thread(target=work, name=f"sync-pass-{number}", daemon=True) for number in range(thread_count)]
+    for thread in threads:
+        thread.start()
+    for _ in scopes:
+        while True:
+            try:
+                scope, synced, error, busy = ended.get(timeout=KEEP_EVERY_SECONDS)
+                break
+            except queue.Empty:
+                keep()
+        _ended(result, on_scope, scope, synced, error, busy)
+        keep()
+    for thread in threads:
+        thread.join()
+
+
+def record(result):
+    """Keep a finished pass's figures for the Sync page."""
+    return SyncPass.objects.create(
+        started_at=result.started_at, finished_at=result.finished_at, scopes=result.scopes, synced=result.synced,
+        busy=len(result.busy), failed=len(result.failed), inserted=result.inserted, lag_seconds=result.lag_seconds,
+        rate_limited=result.rate_limited,
+    )
