@@ -222,9 +222,8 @@ def redeem(raw_code, sub_key_id):
         _give_back(code, "Worth less than the ledger's smallest amount at this key's markup.")
         raise RedemptionRefused("This code is worth too little for your key. Ask your provider.")
     RedemptionCode.objects.filter(pk=code.pk).update(key_label=sub_key.label[:200], key_id_short=sub_key.key_id[:64])
-    token = crediting.token_for("code", code.pk, code.attempts)
     try:
-        topup = crediting.credit(sub_key, amount, _note(code), token, "redemption code")
+        topup = crediting.credit(sub_key, amount, _note(code), "code", code.pk, code.attempts, "redemption code")
     except DerouterError:
         _give_back(code, "derouter could not be read.")
         raise
@@ -246,10 +245,28 @@ def _after_credit(code, topup, shown):
     return Redemption(code, shown, held=True)
 
 
-def settle_held_codes():
-    """Finish codes held while their top-up was unknown; give back claims whose process died. Returns codes settled."""
-    lease_ended = timezone.now() - datetime.timedelta(seconds=settings.WRITE_SETTLE_SECONDS * 2)
+def _settle_late_landings():
+    """Codes given back whose earlier attempt was confirmed after all: redeemed by that attempt's key."""
     settled = []
+    for code in RedemptionCode.objects.filter(state=State.UNUSED, attempts__gt=0):
+        landed = crediting.landed_earlier("code", code.pk, code.attempts)
+        if landed is None:
+            continue
+        done = RedemptionCode.objects.filter(pk=code.pk, state=State.UNUSED, attempts=code.attempts).update(
+            state=State.REDEEMED, sub_key_id=landed.sub_key_id, key_label=landed.key_label,
+            key_id_short=landed.key_id_short, claimed_at=landed.created_at, redeemed_at=timezone.now(), topup=landed,
+            amount_usd=landed.amount, message="Its top-up was confirmed after it had been given back.",
+        )
+        if done:
+            settled.append(code)
+    return settled
+
+
+def settle_held_codes():
+    """Finish codes held while their top-up was unknown; give back claims whose process died; take back codes
+    whose earlier top-up was confirmed late. Returns the codes settled."""
+    lease_ended = timezone.now() - datetime.timedelta(seconds=settings.WRITE_SETTLE_SECONDS * 2)
+    settled = _settle_late_landings()
     for code in RedemptionCode.objects.filter(state=State.REDEEMING).select_related("topup"):
         topup = code.topup or TopUp.objects.filter(token=crediting.token_for("code", code.pk, code.attempts)).first()
         if topup is None:
@@ -267,4 +284,4 @@ def settle_held_codes():
 
 
 def has_held_codes():
-    return RedemptionCode.objects.filter(state=State.REDEEMING).exists()
+    return RedemptionCode.objects.filter(Q(state=State.REDEEMING) | Q(state=State.UNUSED, attempts__gt=0)).exists()

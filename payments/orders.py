@@ -169,8 +169,7 @@ def credit_order(order):
     attempt = order.credit_attempts
     try:
         sub_key = crediting.read_key(order.sub_key_id)
-        topup = crediting.credit(sub_key, order.amount_usd, _note(order), crediting.token_for("order", order.pk, attempt),
-                                 "card payment")
+        topup = crediting.credit(sub_key, order.amount_usd, _note(order), "order", order.pk, attempt, "card payment")
     except crediting.KeyGone:
         _fail(order, attempt, "The key no longer exists at derouter: refund the payment, or credit another key by hand.")
         return _reloaded(order)
@@ -192,6 +191,10 @@ def settle_credit(order, topup, attempt):
                 order.refresh_from_db()
                 webhooks.emit("payment.credited", event_data(order), f"order:{order.pk}:credited")
     elif topup.outcome == Outcome.REFUSED:
+        landed = crediting.landed_earlier("order", order.pk, attempt)
+        if landed is not None:
+            # An earlier attempt was confirmed late: that one is the order's credit.
+            return settle_credit(order, landed, attempt)
         _fail(order, attempt, topup.message)
     else:
         Order.objects.filter(pk=order.pk, credit_attempts=attempt).update(topup=topup)
@@ -333,7 +336,11 @@ def check_stuck_orders(keep=None):
         done["credited" if order.state == State.CREDITED else "failed" if order.state == State.FAILED else "still crediting"] += 1
         keep()
     for order in Order.objects.filter(state=State.FAILED).select_related("topup"):
-        if retry_due(order, now):
+        landed = crediting.landed_earlier("order", order.pk, order.credit_attempts)
+        if landed is not None:
+            order = settle_credit(order, landed, order.credit_attempts)
+            done["credited"] += 1
+        elif retry_due(order, now):
             order = credit_order(order)
             done["credited" if order.state == State.CREDITED else "failed"] += 1
         keep()

@@ -44,7 +44,7 @@ def test_a_payment_stripe_took_but_nobody_credited_is_listed_and_retried_in_one_
     pay(secret_key, order)
     _age(order)
     check = reconcile.check()
-    assert check.stripe_asked and check.payments_checked == 1
+    assert check.stripe_asked and check.payments_checked >= 1
     problem = check.problems.get()
     assert problem.kind == Kind.PAID_NOT_CREDITED and problem.can_retry and problem.amount_usd == Decimal("10")
     page = owner_client.get("/dashboard/reconciliation/").content.decode()
