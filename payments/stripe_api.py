@@ -57,6 +57,9 @@ def _call(action, *args, **kwargs):
         if status is not None and status >= 500:
             logger.warning("stripe: server error %s", status)
             raise StripeUnavailable("Stripe answered with a server error. Try again in a moment.") from None
+        if status in (401, 403):
+            # Stripe's own text repeats the key's last characters: say it in our words.
+            raise StripeRefused("Stripe did not accept the secret key.", status) from None
         message = getattr(error, "user_message", None) or "Stripe refused the request."
         logger.info("stripe: refused (%s)", status)
         raise StripeRefused(message, status) from None
