@@ -35,7 +35,7 @@ class CodeBatch(models.Model):
     """Codes made together: same worth, expiry and note."""
 
     class Unit(models.TextChoices):
-        CUSTOMER = "customer", "The customer's units (converted with the key's markup)"
+        CUSTOMER = "customer", "The customer's units (as their key shows money)"
         USD = "usd", "Real money (USD)"
 
     created_at = models.DateTimeField(auto_now_add=True)

@@ -4,10 +4,12 @@ from django.contrib import messages
 from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.translation import ngettext_lazy
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.roles import console_required, is_owner, owner_required
+from analytics.permissions import can_see_margins
 from dashboard import audit
 from dashboard.models import AuditEvent, Outcome
 from derouter.client import DerouterError
@@ -117,10 +119,11 @@ def order_list(request):
     page = Paginator(rows, ORDERS_PAGE_SIZE).get_page(request.GET.get("page"))
     context = {
         "page": page,
-        "pager": pager_for_page(request, page, "order"),
+        "pager": pager_for_page(request, page, ngettext_lazy("%(count)s order", "%(count)s orders", "count")),
         "states": Order.State.choices,
         "state": state,
         "can_refund": is_owner(request.user),
+        "show_margins": can_see_margins(request.user),
     }
     return render(request, "payments/orders.html", context)
 

@@ -8,6 +8,7 @@ from django.utils.translation import ngettext_lazy
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.roles import console_required, is_owner, owner_required
+from analytics.permissions import can_see_margins
 from dashboard import audit
 from dashboard.models import AuditEvent, Outcome
 from lib.csv_export import csv_download
@@ -103,6 +104,7 @@ def batch_detail(request, batch_id):
         "counts": codes.count_states([batch]).get(batch.pk, {}),
         "can_manage": codes.can_manage_codes(request.user),
         "worth": codes.describe_worth(batch),
+        "show_margins": can_see_margins(request.user),
     }
     return render(request, "payments/code_batch.html", context)
 
