@@ -154,10 +154,16 @@ def _explain_unavailable(code, sub_key_id):
 
 
 def _claim(code, sub_key_id):
-    now = timezone.now()
-    return RedemptionCode.objects.filter(pk=code.pk, state=State.UNUSED).filter(
-        Q(batch__expires_at__isnull=True) | Q(batch__expires_at__gt=now)
-    ).update(state=State.REDEEMING, sub_key_id=sub_key_id, claimed_at=now, message="")
+    """Take the code for this key: one UPDATE on the code's own row, so the database re-checks "unused" under its lock.
+
+    (A condition on the batch would make Django update through a subquery, which PostgreSQL does not
+    re-check for a row another transaction changed meanwhile: two claims could both win.)
+    """
+    if code.batch.is_expired:
+        return 0
+    return RedemptionCode.objects.filter(pk=code.pk, state=State.UNUSED).update(
+        state=State.REDEEMING, sub_key_id=sub_key_id, claimed_at=timezone.now(), message=""
+    )
 
 
 def _give_back(code, message):
