@@ -25,6 +25,7 @@ class CodeBatchForm(ExpectedInputMixin, forms.Form):
         "count": f"Give the number of codes, a whole number from 1 to {MAX_BATCH_SIZE:,}.",
         "amount": "Give what each code is worth as a plain number, e.g. 25 or 12.50 (at most 4 decimals).",
         "unit": "Choose what the amount is counted in.",
+        "kind": "Choose what a code does: top up a key, or make a new one.",
         "expires_on": "Give the last day the codes can be used (UTC) as a date, or leave it empty.",
         "note": "Keep the note to at most 200 characters.",
     }
@@ -37,6 +38,8 @@ class CodeBatchForm(ExpectedInputMixin, forms.Form):
     )
     unit = forms.ChoiceField(label="Counted in", choices=CodeBatch.Unit.choices, initial=CodeBatch.Unit.CUSTOMER,
                              widget=forms.RadioSelect)
+    kind = forms.ChoiceField(label="Each code", choices=CodeBatch.Kind.choices, initial=CodeBatch.Kind.TOPUP,
+                             widget=forms.RadioSelect, required=False)
     expires_on = forms.DateField(
         label="Usable until", required=False, widget=DayInput,
         help_text="The last day (UTC) a code can be redeemed; empty: never expires.",
@@ -51,6 +54,15 @@ class CodeBatchForm(ExpectedInputMixin, forms.Form):
         if amount > settings.MAX_KEY_BUDGET:
             raise forms.ValidationError(f"Each code may be worth at most {settings.MAX_KEY_BUDGET:,}.")
         return amount
+
+    def clean_kind(self):
+        return self.cleaned_data["kind"] or CodeBatch.Kind.TOPUP
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("kind") == CodeBatch.Kind.STARTER and cleaned.get("unit") == CodeBatch.Unit.CUSTOMER:
+            self.add_error("unit", "A starter code makes a new key with a budget in real money: count it in USD.")
+        return cleaned
 
     def clean_expires_on(self):
         day = self.cleaned_data["expires_on"]

@@ -38,12 +38,17 @@ class CodeBatch(models.Model):
         CUSTOMER = "customer", "The customer's units (as their key shows money)"
         USD = "usd", "Real money (USD)"
 
+    class Kind(models.TextChoices):
+        TOPUP = "topup", "Top up the customer's key"
+        STARTER = "starter", "Create a new key (a starter code)"
+
     created_at = models.DateTimeField(auto_now_add=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     created_by_name = models.CharField(max_length=150)
     note = models.CharField(max_length=200, blank=True)
     amount = models.DecimalField(max_digits=14, decimal_places=4)
     unit = models.CharField(max_length=16, choices=Unit.choices, default=Unit.CUSTOMER)
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.TOPUP)
     count = models.PositiveIntegerField()
     expires_at = models.DateTimeField(null=True, blank=True)
 
@@ -56,6 +61,10 @@ class CodeBatch(models.Model):
     @property
     def is_expired(self):
         return self.expires_at is not None and self.expires_at <= timezone.now()
+
+    @property
+    def is_starter(self):
+        return self.kind == self.Kind.STARTER
 
     def real_amount(self, display_multiplier):
         """USD a code of this batch adds to a key with this markup (rounded down, never more than its worth)."""

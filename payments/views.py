@@ -66,7 +66,7 @@ def batch_create(request):
         return render(request, "payments/code_batch_new.html", {"form": form}, status=400)
     data = form.cleaned_data
     batch, texts = codes.create_batch(
-        request.user, data["count"], data["amount"], data["unit"], form.get_expires_at(), data["note"]
+        request.user, data["count"], data["amount"], data["unit"], form.get_expires_at(), data["note"], data["kind"]
     )
     return _no_store(render(request, "payments/code_batch_created.html", {"batch": batch, "texts": texts}))
 

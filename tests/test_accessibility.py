@@ -51,6 +51,7 @@ VISITS = [
     Visit("anonymous", "/invite/{invitation_token}/", steps=("Create my account",)),
     Visit("anonymous", "/login/", steps=(("Username", "nobody"), ("Password", "not-the-password"), "Sign in")),
     Visit("anonymous", "/portal/login/", steps=(("Client Key", "not-a-key"), "Sign in")),
+    Visit("anonymous", "/portal/start/", steps=(("Redemption code", "not-a-code"), "Make my key")),
     # Signed in with a password, the second factor still to come.
     Visit("two-factor", "/login/code/", steps=(("Code", "12"), "Sign in")),
     Visit("owner", "/dashboard/"),
