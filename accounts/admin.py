@@ -4,6 +4,7 @@ from django.contrib.auth.models import User
 from django.contrib.auth.views import redirect_to_login
 from django.shortcuts import render
 from django.urls import reverse
+from django.utils.translation import gettext_lazy as _
 
 from accounts.models import ConsoleProfile
 from accounts.two_factor import has_second_factor, needs_enrolment
@@ -19,7 +20,7 @@ class ConsoleUserAdmin(UserAdmin):
     inlines = [ConsoleProfileInline]
     list_display = UserAdmin.list_display + ("console_role",)
 
-    @admin.display(description="Console role")
+    @admin.display(description=_("Console role"))
     def console_role(self, user):
         if user.is_superuser:
             return "Owner (superuser)"

@@ -1,29 +1,30 @@
 from django import forms
 from django.contrib.auth.forms import AuthenticationForm, UserCreationForm, UsernameField
+from django.utils.translation import gettext_lazy as _
 
 from accounts.models import Role
 from lib.forms import MONEY_DIGITS, MONEY_PLACES, ExpectedInputMixin, PlainDecimalField
 
-ROLE_EXPECTED = "Choose a role: owner or staff."
-CAP_EXPECTED = "Give the cap in dollars, e.g. 250 or 99.50, or leave it empty for the default."
-EMAIL_EXPECTED = "Enter an email address, e.g. ana@example.com."
+ROLE_EXPECTED = _("Choose a role: owner or staff.")
+CAP_EXPECTED = _("Give the cap in dollars, e.g. 250 or 99.50, or leave it empty for the default.")
+EMAIL_EXPECTED = _("Enter an email address, e.g. ana@example.com.")
 
 CAP_FIELD = PlainDecimalField(
-    label="Daily top-up cap (USD)",
+    label=_("Daily top-up cap (USD)"),
     required=False,
     max_digits=MONEY_DIGITS,
     decimal_places=MONEY_PLACES,
-    help_text="For staff: USD they may top up per UTC day. Empty: the STAFF_DAILY_TOPUP_CAP setting. Owners have none.",
+    help_text=_("For staff: USD they may top up per UTC day. Empty: the STAFF_DAILY_TOPUP_CAP setting. Owners have none."),
 )
 
 
 class ConsoleLoginForm(ExpectedInputMixin, AuthenticationForm):
     """Username and password for owners and staff."""
 
-    expected = {"username": "Enter your console username.", "password": "Enter your password."}
+    expected = {"username": _("Enter your console username."), "password": _("Enter your password.")}
     error_messages = {
-        "invalid_login": "That username and password do not match a console user. Check both (they are case-sensitive).",
-        "inactive": "This user is disabled. An owner can enable it again on the Users page.",
+        "invalid_login": _("That username and password do not match a console user. Check both (they are case-sensitive)."),
+        "inactive": _("This user is disabled. An owner can enable it again on the Users page."),
     }
 
     # UsernameField strips and NFKC-normalises, as accounts.throttle.normalize_username does.
@@ -33,12 +34,12 @@ class ConsoleLoginForm(ExpectedInputMixin, AuthenticationForm):
 class SecondFactorForm(ExpectedInputMixin, forms.Form):
     """The six digits from the authenticator app, or one recovery code."""
 
-    expected = {"code": "Enter the six digits your authenticator app shows, or one of your recovery codes."}
+    expected = {"code": _("Enter the six digits your authenticator app shows, or one of your recovery codes.")}
 
     code = forms.CharField(
-        label="Code",
+        label=_("Code"),
         max_length=32,
-        help_text="The six digits your authenticator app shows, or one of your recovery codes.",
+        help_text=_("The six digits your authenticator app shows, or one of your recovery codes."),
         widget=forms.TextInput(
             attrs={"autofocus": True, "autocomplete": "one-time-code", "spellcheck": "false", "autocapitalize": "off"}
         ),
@@ -50,8 +51,8 @@ class InvitationForm(ExpectedInputMixin, forms.Form):
 
     expected = {"email": EMAIL_EXPECTED, "role": ROLE_EXPECTED, "daily_topup_cap": CAP_EXPECTED}
 
-    email = forms.EmailField(label="Email address", help_text="Where the invitation link goes.")
-    role = forms.ChoiceField(label="Role", choices=Role.choices, initial=Role.STAFF)
+    email = forms.EmailField(label=_("Email address"), help_text=_("Where the invitation link goes."))
+    role = forms.ChoiceField(label=_("Role"), choices=Role.choices, initial=Role.STAFF)
     daily_topup_cap = CAP_FIELD
 
 
@@ -60,7 +61,7 @@ class UserAccessForm(ExpectedInputMixin, forms.Form):
 
     expected = {"role": ROLE_EXPECTED, "daily_topup_cap": CAP_EXPECTED}
 
-    role = forms.ChoiceField(label="Role", choices=Role.choices)
+    role = forms.ChoiceField(label=_("Role"), choices=Role.choices)
     daily_topup_cap = CAP_FIELD
 
 
@@ -71,18 +72,18 @@ class MarginsForm(forms.Form):
 
 
 class TwoFactorPolicyForm(forms.Form):
-    require_two_factor = forms.BooleanField(label="Require two-factor sign-in for everyone", required=False)
+    require_two_factor = forms.BooleanField(label=_("Require two-factor sign-in for everyone"), required=False)
 
 
 class AcceptInvitationForm(ExpectedInputMixin, UserCreationForm):
     """The invitee chooses their own username and password; nobody else ever knows it."""
 
     expected = {
-        "username": "Choose a username of at most 150 letters, digits and @ . + - _ (no spaces).",
-        "password1": "Choose a password.",
-        "password2": "Type the same password again.",
+        "username": _("Choose a username of at most 150 letters, digits and @ . + - _ (no spaces)."),
+        "password1": _("Choose a password."),
+        "password2": _("Type the same password again."),
     }
-    error_messages = {"password_mismatch": "The two passwords differ: type the same password in both fields."}
+    error_messages = {"password_mismatch": _("The two passwords differ: type the same password in both fields.")}
 
     class Meta(UserCreationForm.Meta):
         fields = ("username",)

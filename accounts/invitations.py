@@ -8,6 +8,7 @@ from django.conf import settings
 from django.core import signing
 from django.core.mail import send_mail
 from django.utils.crypto import constant_time_compare
+from django.utils.translation import gettext as _
 
 from accounts.models import Invitation
 
@@ -46,13 +47,14 @@ def get_open_invitation(token, for_update=False):
 def send_invitation(invitation, link, inviter):
     """Email the link; False when no mail server took it (the owner is shown the link either way)."""
     hours = settings.INVITATION_MAX_AGE // 3600
-    body = (
-        f"{inviter.get_username()} invited you to the derouter reseller console as {invitation.get_role_display().lower()}.\n\n"
-        f"Open this link within {hours} hours to choose your username and password:\n\n{link}\n\n"
+    # In the inviter's language: the one the console speaks to them as they invite.
+    body = _(
+        "%(inviter)s invited you to the derouter reseller console as %(role)s.\n\n"
+        "Open this link within %(hours)s hours to choose your username and password:\n\n%(link)s\n\n"
         "The link works once. If you did not expect it, ignore this email."
-    )
+    ) % {"inviter": inviter.get_username(), "role": invitation.get_role_display().lower(), "hours": hours, "link": link}
     try:
-        sent = send_mail("Your invitation to the derouter reseller console", body, None, [invitation.email])
+        sent = send_mail(_("Your invitation to the derouter reseller console"), body, None, [invitation.email])
     except (smtplib.SMTPException, OSError) as error:
         logger.warning("invitation email to a new user failed: %s", type(error).__name__)
         return False

@@ -3,11 +3,12 @@ from decimal import Decimal
 from django.conf import settings
 from django.core.validators import MinValueValidator
 from django.db import models
+from django.utils.translation import gettext_lazy
 
 
 class Role(models.TextChoices):
-    OWNER = "owner", "Owner"
-    STAFF = "staff", "Staff"
+    OWNER = "owner", gettext_lazy("Owner")
+    STAFF = "staff", gettext_lazy("Staff")
 
 
 class ConsoleProfile(models.Model):
@@ -21,14 +22,14 @@ class ConsoleProfile(models.Model):
         null=True,
         blank=True,
         validators=[MinValueValidator(Decimal("0"))],
-        help_text="USD a staff member may top up per day (UTC). Empty: the STAFF_DAILY_TOPUP_CAP setting.",
+        help_text=gettext_lazy("USD a staff member may top up per day (UTC). Empty: the STAFF_DAILY_TOPUP_CAP setting."),
     )
     can_see_margins = models.BooleanField(
         default=False,
-        help_text="Staff: may see real costs and margins in analytics. Owners always do.",
+        help_text=gettext_lazy("Staff: may see real costs and margins in analytics. Owners always do."),
     )
     language = models.CharField(
-        max_length=10, blank=True, choices=settings.LANGUAGES, help_text="Empty: the browser's language."
+        max_length=10, blank=True, choices=settings.LANGUAGES, help_text=gettext_lazy("Empty: the browser's language.")
     )
 
     def __str__(self):
@@ -46,7 +47,7 @@ class ConsoleSettings(models.Model):
     """Console-wide choices owners make on the users page; one row."""
 
     require_two_factor = models.BooleanField(
-        default=False, help_text="Every console user must sign in with a second factor."
+        default=False, help_text=gettext_lazy("Every console user must sign in with a second factor.")
     )
 
     @classmethod
@@ -91,7 +92,7 @@ class ThrottleCounter(models.Model):
     """
 
     scope = models.CharField(max_length=40)
-    subject = models.CharField(max_length=64, help_text="SHA-256 of the subject, so no username or address is stored.")
+    subject = models.CharField(max_length=64, help_text=gettext_lazy("SHA-256 of the subject, so no username or address is stored."))
     window_started_at = models.DateTimeField()
     count = models.PositiveIntegerField(default=0)
 
@@ -103,7 +104,7 @@ class ThrottleCounter(models.Model):
 class KeyLanguage(models.Model):
     """The language a Client Key's customer chose in the portal: its pages, emails and statements use it."""
 
-    key_id = models.CharField(max_length=64, unique=True, help_text="The Client Key's upstream id.")
+    key_id = models.CharField(max_length=64, unique=True, help_text=gettext_lazy("The Client Key's upstream id."))
     language = models.CharField(max_length=10, choices=settings.LANGUAGES)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -5,6 +5,7 @@ from functools import wraps
 from django.contrib.auth import logout
 from django.contrib.auth.views import redirect_to_login
 from django.shortcuts import redirect, render
+from django.utils.translation import gettext_lazy as _
 
 from accounts.models import ConsoleProfile, Role
 from accounts.two_factor import has_second_factor, needs_enrolment
@@ -52,7 +53,7 @@ def _get_sign_in_refusal(request, allow_unenrolled=False):
     if not user.is_authenticated:
         return redirect_to_login(request.get_full_path())
     if get_role(user) is None:
-        return _forbidden(request, "Your account has no access to the console.")
+        return _forbidden(request, _("Your account has no access to the console."))
     if not user.is_verified() and has_second_factor(user):
         logout(request)
         return redirect_to_login(request.get_full_path())
@@ -90,7 +91,7 @@ def owner_required(view):
         if refusal is not None:
             return refusal
         if get_role(request.user) != Role.OWNER:
-            return _forbidden(request, "Only an owner can do this.")
+            return _forbidden(request, _("Only an owner can do this."))
         return view(request, *args, **kwargs)
 
     return wrapper

@@ -4,6 +4,7 @@ import django_otp
 from django.shortcuts import redirect, render
 from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_http_methods, require_POST
+from django.utils.translation import gettext_lazy as _
 
 from accounts.forms import SecondFactorForm
 from accounts.roles import console_required
@@ -17,8 +18,8 @@ from accounts.two_factor import (
     is_two_factor_required,
     replace_recovery_codes,
 )
-from dashboard import audit
-from dashboard.models import AuditEvent, Outcome
+from ledger import audit
+from ledger.models import AuditEvent, Outcome
 
 
 def _render_codes(request, codes):
@@ -56,7 +57,7 @@ def two_factor(request):
     if not form.is_valid():
         return _render_enrolment(request, device, form, status=400)
     if not confirm_app_device(device, "".join(form.cleaned_data["code"].split())):
-        form.add_error("code", "That code did not match. Check that your phone's clock is right and type the code it shows now.")
+        form.add_error("code", _("That code did not match. Check that your phone's clock is right and type the code it shows now."))
         return _render_enrolment(request, device, form, status=400)
     device.refresh_from_db()
     codes = replace_recovery_codes(user)

@@ -21,6 +21,7 @@ from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.http import require_http_methods, require_POST
 from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
+from django.utils.translation import gettext_lazy as _
 
 from accounts.forms import AcceptInvitationForm, InvitationForm, MarginsForm, TwoFactorPolicyForm, UserAccessForm
 from accounts.invitations import create_invitation, get_open_invitation, make_token, send_invitation
@@ -28,8 +29,8 @@ from accounts.models import ConsoleProfile, ConsoleSettings, Invitation, Role
 from accounts.roles import get_role, owner_required
 from accounts.sessions import end_sessions
 from accounts.two_factor import remove_second_factors
-from dashboard import audit
-from dashboard.models import AuditEvent, Outcome
+from ledger import audit
+from ledger.models import AuditEvent, Outcome
 
 User = get_user_model()
 
@@ -69,7 +70,7 @@ def _get_two_factor_user_ids():
 def _get_console_user_or_404(user_id):
     user = get_object_or_404(User.objects.select_related("console_profile"), pk=user_id)
     if not user.is_superuser and not ConsoleProfile.objects.filter(user=user).exists():
-        raise Http404("No such console user.")
+        raise Http404(_("No such console user."))
     return user
 
 
@@ -163,7 +164,7 @@ def invitation_withdraw(request, invitation_id):
     invitation = get_object_or_404(Invitation, pk=invitation_id, accepted_at__isnull=True)
     invitation.delete()
     audit.record(request.user, AuditEvent.Action.USER_INVITE_WITHDRAW, Outcome.OK, subject_name=invitation.email)
-    messages.success(request, f"The invitation for {invitation.email} is withdrawn; its link no longer works.")
+    messages.success(request, _("The invitation for %(email)s is withdrawn; its link no longer works.") % {"email": invitation.email})
     return redirect("console:users")
 
 
@@ -176,7 +177,7 @@ def user_access(request, user_id):
     if not form.is_valid():
         return _render_user(request, user, access_form=form, status=400)
     if user.is_superuser:
-        form.add_error(None, "A superuser is always an owner; change that in the Django admin.")
+        form.add_error(None, _("A superuser is always an owner; change that in the Django admin."))
         return _render_user(request, user, access_form=form, status=400)
     role = form.cleaned_data["role"]
     cap = form.cleaned_data["daily_topup_cap"] if role == Role.STAFF else None
@@ -184,7 +185,7 @@ def user_access(request, user_id):
         _lock_owner_changes()
         profile = ConsoleProfile.objects.select_for_update().get(user=user)
         if role != Role.OWNER and _is_last_owner(user):
-            form.add_error("role", "This is the last active owner: make someone else an owner first.")
+            form.add_error("role", _("This is the last active owner: make someone else an owner first."))
             return _render_user(request, user, access_form=form, status=400)
         changes = {
             name: (before, after)
@@ -197,9 +198,9 @@ def user_access(request, user_id):
         audit.record(
             request.user, AuditEvent.Action.USER_ACCESS, Outcome.OK, subject_name=user.get_username(), changes=changes
         )
-        messages.success(request, f"Saved {user.get_username()}'s role and cap.")
+        messages.success(request, _("Saved %(username)s's role and cap.") % {"username": user.get_username()})
     else:
-        messages.info(request, "Nothing changed.")
+        messages.info(request, _("Nothing changed."))
     return redirect("console:user_detail", user_id=user.pk)
 
 
@@ -213,7 +214,7 @@ def user_margins(request, user_id):
     allowed = form.cleaned_data.get("can_see_margins", False)
     name = user.get_username()
     if _get_stored_role(user) == Role.OWNER:
-        messages.error(request, f"{name} is an owner: owners always see margins.")
+        messages.error(request, _("%(name)s is an owner: owners always see margins.") % {"name": name})
         return redirect("console:users")
     with transaction.atomic():
         profile = ConsoleProfile.objects.select_for_update().get(user=user)
@@ -221,7 +222,10 @@ def user_margins(request, user_id):
         profile.can_see_margins = allowed
         profile.save(update_fields=["can_see_margins"])
     if before == allowed:
-        messages.info(request, f"Nothing changed: {name} already {'sees' if allowed else 'does not see'} margins.")
+        if allowed:
+            messages.info(request, _("Nothing changed: %(name)s already sees margins.") % {"name": name})
+        else:
+            messages.info(request, _("Nothing changed: %(name)s already does not see margins.") % {"name": name})
         return redirect("console:users")
     audit.record(
         request.user,
@@ -231,9 +235,9 @@ def user_margins(request, user_id):
         changes={"can_see_margins": (before, allowed)},
     )
     if allowed:
-        messages.success(request, f"{name} now sees real costs and margins in analytics.")
+        messages.success(request, _("%(name)s now sees real costs and margins in analytics.") % {"name": name})
     else:
-        messages.success(request, f"{name} no longer sees real costs or margins; billed amounts, requests and tokens stay.")
+        messages.success(request, _("%(name)s no longer sees real costs or margins; billed amounts, requests and tokens stay.") % {"name": name})
     return redirect("console:users")
 
 
@@ -246,7 +250,7 @@ def user_active(request, user_id):
     with transaction.atomic():
         _lock_owner_changes()
         if not enable and _is_last_owner(user):
-            messages.error(request, "This is the last active owner: they cannot be disabled.")
+            messages.error(request, _("This is the last active owner: they cannot be disabled."))
             return redirect("console:user_detail", user_id=user.pk)
         if user.is_active == enable:
             return redirect("console:user_detail", user_id=user.pk)
@@ -256,7 +260,10 @@ def user_active(request, user_id):
             end_sessions(user)
     action = AuditEvent.Action.USER_ENABLE if enable else AuditEvent.Action.USER_DISABLE
     audit.record(request.user, action, Outcome.OK, subject_name=user.get_username(), changes={"active": (not enable, enable)})
-    messages.success(request, f"{user.get_username()} is {'enabled' if enable else 'disabled; their sessions have ended'}.")
+    if enable:
+        messages.success(request, _("%(username)s is enabled.") % {"username": user.get_username()})
+    else:
+        messages.success(request, _("%(username)s is disabled; their sessions have ended.") % {"username": user.get_username()})
     return redirect("console:user_detail", user_id=user.pk)
 
 
@@ -267,7 +274,7 @@ def user_reset_two_factor(request, user_id):
     user = _get_console_user_or_404(user_id)
     remove_second_factors(user)
     audit.record(request.user, AuditEvent.Action.RESET_2FA, Outcome.OK, subject_name=user.get_username())
-    messages.success(request, f"Two-factor sign-in of {user.get_username()} is reset; their sessions have ended.")
+    messages.success(request, _("Two-factor sign-in of %(username)s is reset; their sessions have ended.") % {"username": user.get_username()})
     if user == request.user:
         return redirect("login")
     return redirect("console:user_detail", user_id=user.pk)
@@ -290,7 +297,7 @@ def two_factor_policy(request):
         audit.record(request.user, AuditEvent.Action.REQUIRE_2FA, Outcome.OK, changes=changes)
     messages.success(
         request,
-        "Two-factor sign-in is now required for everyone." if required else "Two-factor sign-in is now optional.",
+        _("Two-factor sign-in is now required for everyone.") if required else _("Two-factor sign-in is now optional."),
     )
     return redirect("console:users")
 
@@ -321,5 +328,5 @@ def accept_invitation(request, token):
     changes = {"role": ("", invitation.role), "email": ("", invitation.email)}
     audit.record(user, AuditEvent.Action.USER_JOIN, Outcome.OK, subject_name=user.get_username(), changes=changes)
     login(request, user, backend="django.contrib.auth.backends.ModelBackend")
-    messages.success(request, "Welcome. Set up two-factor sign-in to protect your account.")
+    messages.success(request, _("Welcome. Set up two-factor sign-in to protect your account."))
     return redirect("console:two_factor")

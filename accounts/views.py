@@ -13,6 +13,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.http import require_http_methods
 from django_otp.plugins.otp_static.models import StaticDevice
+from django.utils.translation import gettext_lazy as _
 
 from accounts.forms import ConsoleLoginForm, SecondFactorForm
 from accounts.roles import get_role
@@ -137,7 +138,7 @@ def login_view(request):
     if username_attempt.is_over_limit:
         return _render_throttled(request, "accounts/login.html", context, username_attempt.retry_after)
     if user is not None:
-        form.add_error(None, "This account has no access to the console.")
+        form.add_error(None, _("This account has no access to the console."))
     return render(request, "accounts/login.html", {**context, "form": form}, status=400)
 
 
@@ -149,7 +150,7 @@ def login_code_view(request):
     user = _get_pending_user(request)
     if user is None:
         _clear_code_step(request)
-        messages.info(request, "Sign in with your username and password first.")
+        messages.info(request, _("Sign in with your username and password first."))
         return redirect("login")
     if request.method != "POST":
         return render(request, "accounts/login_code.html", {"form": SecondFactorForm()})
@@ -167,7 +168,7 @@ def login_code_view(request):
     device = verify_second_factor(user, form.cleaned_data["code"])
     if device is None:
         throttles.username.hit(username)
-        form.add_error("code", "That code is not right. Type the six digits your app shows now, or a recovery code.")
+        form.add_error("code", _("That code is not right. Type the six digits your app shows now, or a recovery code."))
         return render(request, "accounts/login_code.html", {"form": form}, status=400)
 
     throttles.pair.reset(pair_subject)
@@ -180,7 +181,7 @@ def login_code_view(request):
         left = count_recovery_codes(user)
         messages.warning(
             request,
-            f"You signed in with a recovery code; {left} left. Set up your authenticator app again if you lost it.",
+            _("You signed in with a recovery code; %(left)s left. Set up your authenticator app again if you lost it.") % {"left": left},
         )
     return redirect(next_url)
 

@@ -10,6 +10,8 @@ from decimal import ROUND_FLOOR, Decimal
 
 from django.db.models import Case, DecimalField, F, OuterRef, Q, Subquery, Sum, Value, When
 from django.db.models.functions import Coalesce
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from analytics.figures import ZERO, today_utc
 from mirror.models import DailyRollup, KeySnapshot
@@ -210,3 +212,18 @@ def get_account_forecast(available, today=None, burns=None, remaining=None, own_
     own_burn = Decimal(get_own_spent(today) if own_spent is None else own_spent) / BURN_DAYS
     total_burn = own_burn + sum((burn for _, burn in pairs), start=ZERO)
     return Forecast(available, total_burn, get_account_days_left(available, pairs, own_burn), today)
+
+
+def describe_days_left(days):
+    """How long money lasts, in words: "about 4 days", "less than a day", "not at this rate"."""
+    if days is None:
+        return _("not at this rate")
+    days = Decimal(days)
+    if days <= 0:
+        return _("already spent")
+    if days < 1:
+        return _("less than a day")
+    if days > 365:
+        return _("over a year")
+    whole = int(days.to_integral_value(rounding=ROUND_FLOOR))
+    return ngettext("about %(days)d day", "about %(days)d days", whole) % {"days": whole}

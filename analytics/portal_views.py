@@ -9,11 +9,11 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET
 from django.utils.translation import gettext_lazy
 
+from accounts.portal_sessions import portal_login_required
 from analytics import figures
 from analytics.statements import NoStatement, find_statement, generate_csv_rows, get_statement_months
 from lib.csv_export import csv_download
 from mirror.reads import get_active_key_by_secret
-from portal.sessions import portal_login_required
 
 NOT_MIRRORED = gettext_lazy("Your statements are not ready yet: your usage is still being collected. Try again in a few minutes.")
 

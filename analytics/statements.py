@@ -21,7 +21,7 @@ from django.utils.translation import gettext as _
 from analytics.figures import ZERO
 from analytics.forms import first_of_month, last_of_month, parse_month
 from branding.models import Branding
-from dashboard.models import Outcome, TopUp
+from ledger.models import Outcome, TopUp
 from mirror.models import BILLED_PLACES, DailyRollup, billed_amount
 
 CSV_HEADER = ("date", "model", "requests", "input_tokens", "output_tokens", "billed")

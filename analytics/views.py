@@ -24,7 +24,6 @@ from lib.csv_export import csv_download
 from lib.htmx import wants_fragment
 from lib.paging import Pager, get_page_counting_short_lists
 from mirror.models import KeySnapshot
-from payments.figures import money_in
 
 CLIENTS_PER_PAGE = 50
 
@@ -155,8 +154,8 @@ def analytics(request):
         daily_chart=panels.get_daily_chart(daily, show_margins, daily_title),
         model_chart=panels.get_model_chart(by_model, show_margins, model_title),
         own_spend=days.own_spend(query["range"]) if show_margins else None,
-        money_in=money_in(query["range"]),
-        money_in_before=money_in(query["range"].previous()),
+        # Panels of higher layers (money in), each (template name, context) for the period.
+        period_panels=[panel(query["range"]) for panel in figures.PERIOD_PANELS],
     )
     return render(request, "analytics/analytics.html", context)
 

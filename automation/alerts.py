@@ -6,9 +6,10 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from automation import webhooks
+from automation import notify, webhooks
 from automation.models import Alert, AlertRule, DeliveryStatus, RuleState
 from lib.money import usd
+from lib.queue import enqueue_or_warn
 
 Kind = AlertRule.Kind
 EVENT_OF_KIND = {
@@ -86,9 +87,7 @@ def _fire(rule, value, message, snapshot):
         }
         webhooks.emit(alert.event_type, data, f"alert:{rule.pk}:{rule.crossings}", alert=alert)
         if recipients:
-            from automation import tasks
-
-            transaction.on_commit(lambda: tasks.send_alert_email(alert.pk))
+            transaction.on_commit(lambda: enqueue_or_warn(notify.send_alert_email, alert.pk))
     return alert
 
 

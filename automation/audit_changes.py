@@ -8,8 +8,8 @@ from datetime import datetime
 from decimal import Decimal
 
 from automation.models import AlertRule, Allowance, AutoTopUpRule, KeyExpiry, WebhookEndpoint
-from dashboard import audit
-from dashboard.models import AuditEvent, Outcome
+from ledger import audit
+from ledger.models import AuditEvent, Outcome
 
 KIND_NAMES = {
     AlertRule: "alert rule",

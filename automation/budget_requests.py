@@ -28,14 +28,15 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from automation import webhooks
+from automation import notify, webhooks
 from automation.models import BudgetRequest
 from automation.upstream import get_live_key, token_for
 from dashboard import topups
-from dashboard.models import UNSETTLED_OUTCOMES, Outcome, TopUp
 from derouter import client
 from derouter.client import DerouterError
+from ledger.models import UNSETTLED_OUTCOMES, Outcome, TopUp
 from lib.money import exact_usd, usd
+from lib.queue import enqueue_or_warn
 
 MAX_PENDING_PER_KEY = 5
 
@@ -63,10 +64,8 @@ def _event_data(budget_request):
 
 def _notify(budget_request, subject, body):
     if budget_request.email:
-        from automation import tasks
-
         recipient = budget_request.email
-        transaction.on_commit(lambda: tasks.send_customer_email(subject, body, recipient))
+        transaction.on_commit(lambda: enqueue_or_warn(notify.send_customer_email, subject, body, recipient))
 
 
 def submit(snapshot, amount, note, email):
@@ -122,8 +121,8 @@ def check_approval(budget_request, user):
         return "The request is for less than $0.0001 in real money; decline it."
     if amount > settings.MAX_KEY_BUDGET:
         return (
-            f"The request is for {exact_usd(amount)}, over the {exact_usd(settings.MAX_KEY_BUDGET)} one top-up may add "
-            "(MAX_KEY_BUDGET); decline it and ask for a smaller amount."
+            f"The request is over the {exact_usd(settings.MAX_KEY_BUDGET)} one top-up may add (MAX_KEY_BUDGET); "
+            "decline it and ask for a smaller amount."
         )
     cap_left = topups.get_cap_left_today(user)
     if cap_left is not None and amount > cap_left:

@@ -8,14 +8,16 @@ one rule is recorded on it and does not stop the others.
 
 from django.utils import timezone
 
-from automation import alerts, budget_requests, expiry, funding, notify, webhooks
+from automation import alerts, budget_requests, expiry, funding, notify, rotation, webhooks
 from automation.models import Alert, AlertRule, Allowance, AutoTopUpRule
 from automation.upstream import get_daily_burn
-from dashboard.models import UNSETTLED_OUTCOMES, TopUp
 from derouter import client
 from derouter.client import DerouterError
+from ledger.models import UNSETTLED_OUTCOMES, TopUp
+from mirror import snapshot as mirror_snapshot
 from mirror import sync as mirror_sync
 from mirror.models import KeySnapshot
+from work.runs import tracked
 
 # How long a pass waits for a snapshot refresh running on another consumer before reading the snapshot as it is.
 SNAPSHOT_WAIT_SECONDS = 5
@@ -31,7 +33,7 @@ def evaluate_all(now=None, renew=None):
     listed_at = timezone.now()
     live_keys = client.list_sub_keys()
     try:
-        mirror_sync.refresh_snapshot(live_keys, listed_at, wait_seconds=SNAPSHOT_WAIT_SECONDS)
+        mirror_snapshot.refresh_snapshot(live_keys, listed_at, wait_seconds=SNAPSHOT_WAIT_SECONDS)
     except mirror_sync.ScopeBusy:
         # Another consumer is writing a key list as fresh as this one into the snapshot.
         pass
@@ -49,6 +51,10 @@ def evaluate_all(now=None, renew=None):
 
     if budget_requests.settle_open():
         done.append("budget requests: approvals moved on from their settled top-ups")
+    try:
+        done += rotation.settle_open()
+    except DerouterError as error:
+        failed.append(f"rotations: {error.message}")
 
     def attempt(what, function, *args):
         if renew:
@@ -76,6 +82,21 @@ def _auto_topup(rule, snapshot, now):
     message = funding.evaluate_auto_topup(rule, snapshot, now)
     AutoTopUpRule.objects.filter(pk=rule.pk).update(last_evaluated_at=now, **({"last_message": message} if message else {}))
     return message
+
+
+def evaluate(renew=None):
+    """One evaluation pass, tracked, then the deliveries and emails whose retry was lost; derouter down fails the run.
+
+    ``renew`` (a lease's) is called before every rule, so a long pass keeps its lease.
+    """
+    with tracked("automation.evaluate") as run:
+        done, failed = evaluate_all(renew=renew)
+        run.detail = "\n".join(done + [f"FAILED {line}" for line in failed])[:5000] or "Nothing to do."
+    delivery_ids, alert_ids = overdue_work()
+    for delivery_id in delivery_ids:
+        webhooks.deliver_webhook(delivery_id)
+    for alert_id in alert_ids:
+        notify.send_alert_email(alert_id)
 
 
 def overdue_work(now=None):

@@ -6,21 +6,25 @@ derouter's list first, and only a key still listed is deleted.
 """
 
 import datetime
+from contextlib import ExitStack
 from decimal import Decimal
 
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from automation import actors, webhooks
+from automation import actors, notify, webhooks
 from automation.models import KeyExpiry
 from automation.upstream import get_live_key
-from dashboard import audit
-from dashboard.models import AuditEvent, Outcome
-from dashboard.outcomes import outcome_of_write_error
+from dashboard import topups
 from derouter import client
 from derouter.client import DerouterError, Unavailable
+from ledger import audit
+from ledger.models import AuditEvent, Outcome
+from ledger.outcomes import outcome_of_write_error
 from lib.money import usd
+from lib.queue import enqueue_or_warn
+from mirror import snapshot as mirror_snapshot
 from mirror import sync as mirror_sync
 from mirror.ingest import secret_digest
 
@@ -35,15 +39,13 @@ def _remind(expiry, now):
     data = {"sub_key_id": expiry.sub_key_id, "label": expiry.key_label, "key_id": expiry.key_id_short, "expires_at": expiry.expires_at}
     webhooks.emit("key.expiring", data, f"expiry-reminder:{expiry.pk}:{expiry.expires_at.isoformat()}")
     if expiry.notify_email:
-        from automation import tasks
-
         subject = f"Your key {name} expires on {when}"
         body = (
             f"Your derouter key {expiry.key_id_short} ({name}) expires on {when}. "
             "Its unspent budget goes back to your provider then; ask them for a new key if you need one."
         )
         recipient = expiry.notify_email
-        transaction.on_commit(lambda: tasks.send_customer_email(subject, body, recipient))
+        transaction.on_commit(lambda: enqueue_or_warn(notify.send_customer_email, subject, body, recipient))
     return f"Reminder sent for {when}."
 
 
@@ -74,21 +76,41 @@ def _expire(expiry, now):
         KeyExpiry.objects.filter(pk=expiry.pk).update(status=expiry.status)
         raise
     if sub_key is None:
-        mirror_sync.record_deleted_key(expiry.sub_key_id)
+        mirror_snapshot.record_deleted_key(expiry.sub_key_id)
         _finish(expiry, KeyExpiry.Status.EXPIRED, now, message="The key was already gone at derouter.")
         return "Already gone."
     if sub_key.secret and not expiry.secret_sha256:
         expiry.secret_sha256 = secret_digest(sub_key.secret.reveal())
         KeyExpiry.objects.filter(pk=expiry.pk).update(secret_sha256=expiry.secret_sha256)
-    returned = max(sub_key.remaining, Decimal(0))
     # derouter stops listing a deleted key's usage: mirror what is left while it still can (best effort).
     mirror_sync.mirror_usage_before_write(sub_key)
+    with ExitStack() as stack:
+        # The return is a money move: after every earlier move on the key is settled, and what it
+        # returns is the remaining read under the key's lock.
+        try:
+            current = stack.enter_context(topups.key_lock_for_return(sub_key.id))
+        except (topups.KeyBusy, topups.MovesUnsettled) as refusal:
+            message = getattr(refusal, "message", "another money move on this key is under way")
+            _finish(expiry, KeyExpiry.Status.SCHEDULED, now, message=f"Not deleted yet: {message}")
+            return message
+        except DerouterError:
+            KeyExpiry.objects.filter(pk=expiry.pk).update(status=expiry.status)
+            raise
+        if current is None:
+            mirror_snapshot.record_deleted_key(expiry.sub_key_id)
+            _finish(expiry, KeyExpiry.Status.EXPIRED, now, message="The key was already gone at derouter.")
+            return "Already gone."
+        return _delete(expiry, current, max(current.remaining, Decimal(0)), now)
+
+
+def _delete(expiry, sub_key, returned, now):
+    """Send the delete once, with the key's money lock held; record how it ended."""
     try:
         client.delete_sub_key(sub_key.id)
     except DerouterError as error:
         failure = outcome_of_write_error(error)
         if failure.is_gone:
-            mirror_sync.record_deleted_key(sub_key.id)
+            mirror_snapshot.record_deleted_key(sub_key.id)
             _finish(expiry, KeyExpiry.Status.EXPIRED, now, message="The key was already gone at derouter.")
             return "Already gone."
         if not failure.was_sent:
@@ -97,7 +119,7 @@ def _expire(expiry, now):
             raise
         _record(expiry, failure.outcome, sub_key, returned, f"Expired: {failure.message}")
         if failure.is_unknown:
-            mirror_sync.record_write_answer(None)
+            mirror_snapshot.record_write_answer(None)
         if failure.is_refused:
             _finish(expiry, KeyExpiry.Status.SCHEDULED, now, message=f"derouter refused the delete: {failure.message}")
         else:
@@ -109,7 +131,7 @@ def _expire(expiry, now):
             raise
         return failure.message
     _record(expiry, Outcome.OK, sub_key, returned, f"Expired on {expiry.expires_at:%Y-%m-%d %H:%M} UTC.")
-    mirror_sync.record_deleted_key(sub_key.id)
+    mirror_snapshot.record_deleted_key(sub_key.id)
     _finish(expiry, KeyExpiry.Status.EXPIRED, now, returned=returned, message=f"{usd(returned)} went back to the available balance.")
     return f"Deleted; {usd(returned)} returned."
 

@@ -5,21 +5,26 @@ derived from the rule and the occasion (the crossing, the period), so any number
 workers trying the same move make one ledger row and at most one upstream call.
 Before anything moves for a key, an earlier top-up of that key whose outcome is unknown
 is settled against derouter's budget for it; if that cannot be told, nothing moves.
+A move settled "not applied" is tried again with backoff (``retry_delay``) under the
+occasion's next attempt token, at most AUTOMATION_RETRY_ATTEMPTS times; under the key's
+lock a retry is dropped when an earlier attempt turns out to have landed late.
 """
 
 import datetime
 from decimal import Decimal
 
+from django.conf import settings
 from django.db.models import F, Sum
+from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from automation import actors
 from automation.models import Allowance, AutoTopUpRule, RuleState
 from automation.upstream import get_live_key, token_for
 from dashboard import topups
-from dashboard.models import UNSETTLED_OUTCOMES, Outcome, TopUp
-from lib.money import usd
 from derouter import client
+from ledger.models import UNSETTLED_OUTCOMES, Outcome, TopUp
+from lib.money import usd
 
 TAKEN_OUTCOMES = (Outcome.OK, Outcome.PENDING, Outcome.UNKNOWN)
 
@@ -52,16 +57,50 @@ def _get_settled_key(sub_key_id):
     return sub_key, ""
 
 
-def _move_money(actor_name, sub_key, amount, token, note):
+def _move_money(actor_name, sub_key, amount, token, note, check=None):
     """Top the key up once for this token, within the available balance read now; return a message."""
     balance = client.get_balance()
-    attempt = topups.top_up(actors.WorkerActor(actor_name), sub_key, amount, note, token, balance.available)
+    attempt = topups.top_up(actors.WorkerActor(actor_name), sub_key, amount, note, token, balance.available, check=check)
     row = attempt.topup
     return f"Top-up of {usd(row.amount)}: {row.get_outcome_display().lower()}. {row.message}".strip()
 
 
+def attempt_token(kind, owner_id, occasion, attempt):
+    """The one-time token of one attempt at an occasion (a crossing, a period); the first attempt's is the plain one."""
+    return token_for(kind, owner_id, occasion if attempt == 0 else f"{occasion}.{attempt}")
+
+
+def retry_delay(attempt):
+    """Seconds to wait, after a "not applied" move, before ``attempt`` (1 for the first retry): doubling, capped."""
+    delay = settings.AUTOMATION_RETRY_BASE_SECONDS * 2 ** max(attempt - 1, 0)
+    return min(delay, settings.AUTOMATION_RETRY_MAX_SECONDS)
+
+
+def _retry_wait(row, attempt):
+    """Why the next attempt after ``row`` (settled "not applied") must not go yet, or "" when it may (by the clock now)."""
+    now = timezone.now()
+    if attempt >= settings.AUTOMATION_RETRY_ATTEMPTS:
+        return f"Gave up after {attempt} top-ups that were not applied; the last: {row.message}"
+    retry_at = (row.sent_at or row.created_at) + datetime.timedelta(seconds=retry_delay(attempt))
+    if now < retry_at:
+        return f"The top-up was not applied ({row.message}); trying again after {retry_at:%Y-%m-%d %H:%M:%S} UTC."
+    return ""
+
+
+def _landed_already(tokens):
+    """For a check under the key's lock: an earlier attempt of this occasion that landed after all."""
+    if TopUp.objects.filter(token__in=tokens, outcome=Outcome.OK).exists():
+        return "an earlier attempt of the same top-up landed after all."
+    return ""
+
+
 def _tokens_of(rule):
-    return [token_for("auto-topup", rule.pk, crossing) for crossing in range(1, rule.crossings + 1)]
+    """Every attempt's token of every crossing so far."""
+    return [
+        attempt_token("auto-topup", rule.pk, crossing, attempt)
+        for crossing in range(1, rule.crossings + 1)
+        for attempt in range(rule.max_attempt + 1)
+    ]
 
 
 def _get_allowed_amount(rule, now):
@@ -79,8 +118,38 @@ def _get_allowed_amount(rule, now):
     return amount, ""
 
 
+def _settled(row):
+    """The ledger row, settled first from derouter's budget if its outcome is still open."""
+    if row is not None and row.outcome in UNSETTLED_OUTCOMES:
+        topups.settle_key(row.sub_key_id)
+        row.refresh_from_db()
+    return row
+
+
+def _current_attempt(rule):
+    """The ledger row of the rule's current crossing and attempt, or None."""
+    if not rule.crossings:
+        return None
+    return TopUp.objects.filter(token=attempt_token("auto-topup", rule.pk, rule.crossings, rule.crossing_attempt)).first()
+
+
+def _claim(rule, **changes):
+    """Move the rule on from exactly the state this worker read; only one worker's claim wins."""
+    AutoTopUpRule.objects.filter(
+        pk=rule.pk, state=rule.state, crossings=rule.crossings, crossing_attempt=rule.crossing_attempt
+    ).update(**changes)
+    rule.refresh_from_db()
+
+
 def evaluate_auto_topup(rule, snapshot, now=None):
-    """Fire the rule once per crossing of its threshold; return what happened (empty: nothing)."""
+    """Fire the rule once per crossing of its threshold, from derouter's current figures; return what happened.
+
+    A key at or above its threshold re-arms the rule. Under it, a new crossing starts when
+    the rule is armed, or when the last crossing's top-up landed and the key is under its
+    threshold again all the same (spent back down before a pass saw it above). A crossing
+    whose top-up settled "not applied" is tried again with backoff under a new token; one
+    whose outcome is still open waits for its settlement.
+    """
     now = now or timezone.now()
     if snapshot is None or snapshot.is_deleted:
         return "The key is not in derouter's list."
@@ -88,13 +157,17 @@ def evaluate_auto_topup(rule, snapshot, now=None):
         if rule.state == RuleState.FIRED:
             AutoTopUpRule.objects.filter(pk=rule.pk, state=RuleState.FIRED).update(state=RuleState.ARMED)
         return ""
-    if rule.state == RuleState.ARMED:
-        # Only one worker moves the rule to its next crossing; the others join that crossing.
-        AutoTopUpRule.objects.filter(pk=rule.pk, state=RuleState.ARMED, crossings=rule.crossings).update(
-            state=RuleState.FIRED, crossings=F("crossings") + 1
-        )
-        rule.refresh_from_db()
-    token = token_for("auto-topup", rule.pk, rule.crossings)
+    row = _settled(_current_attempt(rule))
+    if rule.state == RuleState.ARMED or (row is not None and row.outcome == Outcome.OK):
+        _claim(rule, state=RuleState.FIRED, crossings=F("crossings") + 1, crossing_attempt=0)
+    elif row is not None and row.outcome == Outcome.REFUSED:
+        wait = _retry_wait(row, rule.crossing_attempt + 1)
+        if wait:
+            return wait
+        _claim(rule, crossing_attempt=F("crossing_attempt") + 1, max_attempt=Greatest("max_attempt", rule.crossing_attempt + 1))
+    elif row is not None:
+        return ""
+    token = attempt_token("auto-topup", rule.pk, rule.crossings, rule.crossing_attempt)
     if TopUp.objects.filter(token=token).exists():
         return ""
     amount, why_not = _get_allowed_amount(rule, now)
@@ -106,8 +179,15 @@ def evaluate_auto_topup(rule, snapshot, now=None):
     if sub_key.remaining >= rule.threshold:
         # Topped up by someone else since the snapshot was taken.
         return ""
+    earlier = [attempt_token("auto-topup", rule.pk, rule.crossings, attempt) for attempt in range(rule.crossing_attempt)]
+
+    def still_wanted(current):
+        if current.remaining >= rule.threshold:
+            return "the key is at or above the rule's threshold again."
+        return _landed_already(earlier)
+
     note = f"Auto top-up rule: {rule.name}"[:200]
-    return _move_money(actors.AUTO_TOP_UP, sub_key, amount, token, note)
+    return _move_money(actors.AUTO_TOP_UP, sub_key, amount, token, note, check=still_wanted)
 
 
 def get_period_key(period, now):
@@ -121,24 +201,48 @@ def get_period_key(period, now):
     return f"{moment.year}-{moment.month:02d}"
 
 
+def _mark_refilled(allowance, period, message):
+    Allowance.objects.filter(pk=allowance.pk).update(last_period=period, last_message=message or F("last_message"))
+    return message
+
+
 def evaluate_allowance(allowance, now=None):
-    """Refill the key to its target once per period; return what happened (empty: nothing)."""
+    """Refill the key to its target once per period; return what happened (empty: nothing).
+
+    A refill settled "not applied" is tried again with backoff under a new token; the
+    period counts as refilled once a refill landed (or the key was at its target).
+    """
     now = now or timezone.now()
     period = get_period_key(allowance.period, now)
     if allowance.last_period == period:
         return ""
-    token = token_for("allowance", allowance.pk, period)
-    if not TopUp.objects.filter(token=token).exists():
-        sub_key, why_not = _get_settled_key(allowance.sub_key_id)
-        if sub_key is None:
-            return why_not
-        amount = allowance.target - sub_key.remaining
-        if amount > 0:
-            note = f"Allowance {period}: refill to {usd(allowance.target)}"[:200]
-            message = _move_money(actors.ALLOWANCE, sub_key, amount, token, note)
-        else:
-            message = f"Already at or above {usd(allowance.target)} for {period}."
-    else:
-        message = ""
-    Allowance.objects.filter(pk=allowance.pk).update(last_period=period, last_message=message or F("last_message"))
+    attempt = allowance.period_attempt if allowance.attempt_period == period else 0
+    token = attempt_token("allowance", allowance.pk, period, attempt)
+    row = _settled(TopUp.objects.filter(token=token).first())
+    if row is not None and row.outcome == Outcome.REFUSED:
+        wait = _retry_wait(row, attempt + 1)
+        if wait:
+            if attempt + 1 >= settings.AUTOMATION_RETRY_ATTEMPTS:
+                return _mark_refilled(allowance, period, wait)
+            return wait
+        Allowance.objects.filter(pk=allowance.pk, attempt_period=allowance.attempt_period, period_attempt=allowance.period_attempt).update(
+            attempt_period=period, period_attempt=attempt + 1
+        )
+        allowance.refresh_from_db()
+        return evaluate_allowance(allowance, now) if allowance.period_attempt == attempt + 1 else ""
+    if row is not None:
+        # Ours, or another worker's of this period: done once it landed, else wait for its settlement.
+        return _mark_refilled(allowance, period, "") if row.outcome == Outcome.OK else ""
+    sub_key, why_not = _get_settled_key(allowance.sub_key_id)
+    if sub_key is None:
+        return why_not
+    amount = allowance.target - sub_key.remaining
+    if amount <= 0:
+        return _mark_refilled(allowance, period, f"Already at or above {usd(allowance.target)} for {period}.")
+    earlier = [attempt_token("allowance", allowance.pk, period, earlier) for earlier in range(attempt)]
+    note = f"Allowance {period}: refill to {usd(allowance.target)}"[:200]
+    message = _move_money(actors.ALLOWANCE, sub_key, amount, token, note, check=lambda current: _landed_already(earlier))
+    if TopUp.objects.filter(token=token, outcome=Outcome.OK).exists():
+        return _mark_refilled(allowance, period, message)
+    Allowance.objects.filter(pk=allowance.pk).update(last_message=message)
     return message

@@ -110,6 +110,8 @@ class Alert(models.Model):
     email_to = models.TextField(blank=True)
     email_status = models.CharField(max_length=16, choices=DeliveryStatus.choices, default=DeliveryStatus.NONE)
     email_attempts = models.PositiveIntegerField(default=0)
+    # When a worker claimed the email ("sending"): a claim older than the lease is taken over by a later pass.
+    email_claimed_at = models.DateTimeField(null=True, blank=True)
     email_error = models.TextField(blank=True)
     emailed_at = models.DateTimeField(null=True, blank=True)
 
@@ -186,6 +188,10 @@ class AutoTopUpRule(models.Model):
     enabled = models.BooleanField(default=True)
     state = models.CharField(max_length=8, choices=RuleState.choices, default=RuleState.ARMED)
     crossings = models.PositiveIntegerField(default=0)
+    # The current crossing's attempt: a top-up settled "not applied" is tried again (with backoff) as the next one.
+    crossing_attempt = models.PositiveIntegerField(default=0)
+    # The highest attempt any crossing reached: the tokens of every attempt are found from it.
+    max_attempt = models.PositiveIntegerField(default=0)
     last_message = models.TextField(blank=True)
     last_evaluated_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -209,6 +215,9 @@ class Allowance(models.Model):
     target = models.DecimalField(max_digits=14, decimal_places=4, help_text="USD remaining after the refill.")
     enabled = models.BooleanField(default=True)
     last_period = models.CharField(max_length=16, blank=True, help_text="The last period refilled, e.g. 2026-11.")
+    # The period being refilled and its attempt: a refill settled "not applied" is tried again (with backoff).
+    attempt_period = models.CharField(max_length=16, blank=True)
+    period_attempt = models.PositiveIntegerField(default=0)
     last_message = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     created_by_name = models.CharField(max_length=150, blank=True)
@@ -310,7 +319,7 @@ class BudgetRequest(models.Model):
     decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     decided_by_name = models.CharField(max_length=150, blank=True)
     decline_reason = models.CharField(max_length=500, blank=True)
-    topup = models.ForeignKey("dashboard.TopUp", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    topup = models.ForeignKey("ledger.TopUp", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     # Part of the approval's top-up token: a refused approval moves on to a fresh token.
     approve_attempts = models.PositiveIntegerField(default=0)
     message = models.TextField(blank=True)

@@ -1,27 +1,34 @@
 """Rotating a key: a new key with the same settings and the old one's remaining budget, then the
 old key deleted.
 
+Both are money moves on the old key, each under its money lock
+(``dashboard.topups.key_lock_for_return``): the remaining carried over is read under the
+lock, so no top-up lands on the old key between that read and the new key's creation;
+its delete reads the remaining again under the lock, as what goes back to the balance.
+
 The order never loses or doubles money: the new key's budget comes out of the available
 balance while the old key still holds its remaining, and the old key's delete gives that
 back. If the delete fails or its answer never comes, the rotation stays open, says so,
 and ``finish`` completes it after checking derouter's list (never a blind second delete).
 """
 
+from contextlib import ExitStack
 from dataclasses import dataclass
 from decimal import Decimal
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from automation import webhooks
+from automation import actors, webhooks
 from automation.models import Rotation
-from automation.upstream import get_live_key
-from dashboard import audit
-from dashboard.models import AuditEvent, Outcome
-from dashboard.outcomes import outcome_of_write_error
+from dashboard import topups
 from derouter import client
 from derouter.client import DerouterError
-from lib.money import usd
+from ledger import audit
+from ledger.models import UNSETTLED_OUTCOMES, AuditEvent, Outcome
+from ledger.outcomes import outcome_of_write_error
+from lib.money import to_decimal, usd
+from mirror import snapshot as mirror_snapshot
 from mirror import sync as mirror_sync
 
 
@@ -53,6 +60,28 @@ def rotate(user, sub_key, token):
     except IntegrityError:
         return RotationResult(Rotation.objects.get(token=token), repeated=True)
 
+    try:
+        with topups.key_lock_for_return(sub_key.id) as current:
+            if current is None:
+                _set(rotation, status=Rotation.Status.CREATE_REFUSED, message="derouter no longer lists the key. Nothing was changed.")
+                return RotationResult(rotation)
+            created = _create_new_key(rotation, user, current)
+    except (topups.KeyBusy, topups.MovesUnsettled) as refusal:
+        message = getattr(refusal, "message", "another money move on this key is under way; rotate it again in a moment")
+        _set(rotation, status=Rotation.Status.CREATE_REFUSED, message=f"Nothing was changed: {message}")
+        return RotationResult(rotation)
+    if created is None:
+        return RotationResult(rotation)
+    try:
+        finish(rotation, user)
+    except DerouterError as error:
+        # The new key exists and is shown now whatever happens; the rotation page finishes the rest.
+        _set(rotation, message=f"{rotation.message} The old key is not deleted yet: {error.message}".strip())
+    return RotationResult(rotation, secret=created.secret.reveal())
+
+
+def _create_new_key(rotation, user, sub_key):
+    """The new key with the old one's remaining (``sub_key`` read under its money lock); None when not made."""
     budget = max(sub_key.remaining, Decimal(0))
     if budget <= 0:
         _set(
@@ -61,8 +90,14 @@ def rotate(user, sub_key, token):
             message="The key has no budget left to move to a new key (derouter needs a budget above $0). "
             "Nothing was changed: delete it and create a new key instead.",
         )
-        return RotationResult(rotation)
-    balance = client.get_balance()
+        return None
+    try:
+        balance = client.get_balance()
+    except DerouterError as error:
+        # Nothing was sent: the rotation ends here, and may be asked for again.
+        _set(rotation, status=Rotation.Status.CREATE_REFUSED,
+             message=f"derouter's balance could not be read ({error.message}). Nothing was changed.")
+        raise
     if budget > balance.available:
         _set(
             rotation,
@@ -70,16 +105,17 @@ def rotate(user, sub_key, token):
             message=f"The new key needs {usd(budget)} while the old one still holds it, and only "
             f"{usd(balance.available)} is available. Nothing was changed.",
         )
-        return RotationResult(rotation)
+        return None
     changes = {"label": ("", sub_key.label), "budget": (None, budget), "rpm_limit": (None, sub_key.rpm_limit)}
     note = f"Rotation #{rotation.pk} of {sub_key.key_id}."
     try:
         created = client.create_sub_key(budget, label=sub_key.label, rpm_limit=sub_key.rpm_limit)
     except DerouterError as error:
         failure = outcome_of_write_error(error)
-        audit.record(user, AuditEvent.Action.CREATE, failure.outcome, label=sub_key.label, changes=changes, message=f"{note} {failure.message}")
+        audit.record(user, AuditEvent.Action.CREATE, failure.outcome, label=sub_key.label, changes=changes,
+                     message=f"{note} {failure.message}", form_token=rotation.token)
         if failure.is_unknown:
-            mirror_sync.record_write_answer(None)
+            mirror_snapshot.record_write_answer(None)
         if failure.is_refused:
             _set(rotation, status=Rotation.Status.CREATE_REFUSED, message=f"derouter refused the new key: {failure.message} Nothing was changed.")
         else:
@@ -91,9 +127,9 @@ def rotate(user, sub_key, token):
             )
         if failure.needs_error_page:
             raise
-        return RotationResult(rotation)
+        return None
 
-    mirror_sync.record_created_key(created)
+    mirror_snapshot.record_created_key(created)
     multiplier_note = ""
     if sub_key.display_multiplier != 1:
         try:
@@ -101,10 +137,11 @@ def rotate(user, sub_key, token):
         except DerouterError as error:
             multiplier_note = f" The display multiplier ×{sub_key.display_multiplier} could not be copied ({error.message}): set it on the new key."
         else:
-            mirror_sync.record_write_answer(answer)
+            mirror_snapshot.record_write_answer(answer)
     audit.record(
         user, AuditEvent.Action.CREATE, Outcome.OK, sub_key_id=created.id, label=created.label,
         key_id_short=created.key_id, changes=changes, message=f"{note} Replaces {sub_key.key_id}.{multiplier_note}",
+        form_token=rotation.token,
     )
     _set(
         rotation,
@@ -114,26 +151,34 @@ def rotate(user, sub_key, token):
         new_key_id_short=created.key_id,
         message=multiplier_note.strip(),
     )
-    try:
-        finish(rotation, user)
-    except DerouterError as error:
-        # The new key exists and is shown now whatever happens; the rotation page finishes the rest.
-        _set(rotation, message=f"{rotation.message} The old key is not deleted yet: {error.message}".strip())
-    return RotationResult(rotation, secret=created.secret.reveal())
+    return created
 
 
 def finish(rotation, user):
     """Delete the old key of a rotation whose new key exists; safe to call again."""
     if not rotation.needs_finishing:
         return rotation
-    # Never a blind second delete: a delete whose answer was lost may have happened.
-    old = get_live_key(rotation.old_sub_key_id)
-    if old is None:
-        return _done(rotation, user, returned=None, note="The old key was already gone at derouter.")
-    returned = max(old.remaining, Decimal(0))
-    note = f"Rotation #{rotation.pk}: replaced by {rotation.new_key_id_short}."
-    # derouter stops listing a deleted key's usage: mirror what is left while it still can (best effort).
-    mirror_sync.mirror_usage_before_write(old)
+    with ExitStack() as stack:
+        # The old key's return is a money move: after every earlier move on it is settled, its
+        # remaining read under its lock (what the delete returns).
+        try:
+            old = stack.enter_context(topups.key_lock_for_return(rotation.old_sub_key_id))
+        except (topups.KeyBusy, topups.MovesUnsettled) as refusal:
+            message = getattr(refusal, "message", "another money move on this key is under way")
+            _set(rotation, message=f"The old key is not deleted yet: {message}")
+            return rotation
+        # Never a blind second delete: a delete whose answer was lost may have happened.
+        if old is None:
+            return _done(rotation, user, returned=None, note="The old key was already gone at derouter.")
+        returned = max(old.remaining, Decimal(0))
+        note = f"Rotation #{rotation.pk}: replaced by {rotation.new_key_id_short}."
+        # derouter stops listing a deleted key's usage: mirror what is left while it still can (best effort).
+        mirror_sync.mirror_usage_before_write(old)
+        return _delete_old(rotation, user, old, returned, note)
+
+
+def _delete_old(rotation, user, old, returned, note):
+    """Send the old key's delete once, with its money lock held; record how it ended."""
     try:
         client.delete_sub_key(old.id)
     except DerouterError as error:
@@ -143,7 +188,7 @@ def finish(rotation, user):
         changes = None if failure.is_refused else {"budget_returned": (None, returned)}
         audit.record(user, AuditEvent.Action.DELETE, failure.outcome, sub_key=old, changes=changes, message=f"{note} {failure.message}")
         if failure.is_unknown:
-            mirror_sync.record_write_answer(None)
+            mirror_snapshot.record_write_answer(None)
         status = Rotation.Status.DELETE_FAILED if failure.is_refused else Rotation.Status.DELETE_UNKNOWN
         _set(rotation, status=status, message=failure.message)
         if failure.needs_error_page:
@@ -154,7 +199,7 @@ def finish(rotation, user):
 
 
 def _done(rotation, user, returned, note):
-    mirror_sync.record_deleted_key(rotation.old_sub_key_id)
+    mirror_snapshot.record_deleted_key(rotation.old_sub_key_id)
     _set(rotation, status=Rotation.Status.DONE, returned=returned, message=note, finished_at=timezone.now())
     data = {
         "old_sub_key_id": rotation.old_sub_key_id,
@@ -168,3 +213,43 @@ def _done(rotation, user, returned, note):
     }
     webhooks.emit("key.rotated", data, f"rotation:{rotation.pk}")
     return rotation
+
+
+def _actor_of(rotation):
+    return rotation.actor or actors.WorkerActor(rotation.actor_name)
+
+
+def settle_open():
+    """Move every open rotation on (for the worker's pass); return what was done.
+
+    A rotation whose new key's create had an unknown outcome follows that create once it is
+    settled (``dashboard.keywrites`` settles it from derouter's list): made after all, the
+    rotation goes on to delete the old key; not made, nothing changed. A rotation whose new
+    key exists and whose old key is not deleted yet is finished (never a blind second delete).
+    """
+    done = []
+    for rotation in Rotation.objects.filter(status=Rotation.Status.CREATE_UNKNOWN):
+        event = AuditEvent.objects.filter(form_token=rotation.token).first()
+        if event is None or event.outcome in UNSETTLED_OUTCOMES:
+            continue
+        if event.outcome != Outcome.OK:
+            _set(rotation, status=Rotation.Status.CREATE_REFUSED,
+                 message=f"derouter did not make the new key: nothing was changed. {event.message}".strip())
+            done.append(f"rotation #{rotation.pk}: the new key was not made")
+            continue
+        if event.sub_key_id == rotation.old_sub_key_id:
+            # The create was matched to the old key itself (same label and budget, made moments
+            # before): which key is new cannot be told, so nothing is deleted.
+            continue
+        moved = to_decimal((event.changes.get("budget") or [None, None])[1])
+        _set(rotation, status=Rotation.Status.CREATED, new_sub_key_id=event.sub_key_id,
+             new_key_id_short=event.key_id_short, moved_budget=moved,
+             message="The new key was made after all (derouter lists it).")
+        done.append(f"rotation #{rotation.pk}: the new key was made after all")
+    for rotation in Rotation.objects.filter(
+        status__in=(Rotation.Status.CREATED, Rotation.Status.DELETE_FAILED, Rotation.Status.DELETE_UNKNOWN)
+    ):
+        finish(rotation, _actor_of(rotation))
+        if rotation.status == Rotation.Status.DONE:
+            done.append(f"rotation #{rotation.pk}: the old key is deleted")
+    return done

@@ -1,10 +1,11 @@
-"""Console writes become webhook events through the audit trail every write already records."""
+"""Console writes become webhook events through the audit trail; an expired key explains itself in the portal."""
 
 from django.db.models.signals import post_save
 from django.dispatch import receiver
 
-from automation import webhooks
-from dashboard.models import AuditEvent, Outcome
+from accounts.portal_sessions import portal_key_refused
+from automation import expiry, webhooks
+from ledger.models import AuditEvent, Outcome
 
 EVENT_OF_ACTION = {
     AuditEvent.Action.CREATE: "key.created",
@@ -38,3 +39,9 @@ def emit_for_audit_event(sender, instance, **kwargs):
         webhooks.emit(event_type, event_data(instance), f"audit:{instance.pk}:ok")
     elif instance.outcome == Outcome.UNKNOWN:
         webhooks.emit("write.unknown", event_data(instance), f"audit:{instance.pk}:unknown")
+
+
+@receiver(portal_key_refused, dispatch_uid="automation-expired-key-notice")
+def explain_expired_key(sender, client_key, **kwargs):
+    """A signed-in key derouter refuses because we expired it says so, instead of just "no longer valid"."""
+    return expiry.get_expired_notice(client_key)

@@ -24,17 +24,23 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
+from huey.contrib.djhuey import db_task
 
 from automation import outbound
 from automation.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint
+from lib.queue import enqueue_or_warn
+from work.runs import tracked
 
 SIGNATURE_HEADER = "X-Derouter-Signature"
 EVENT_HEADER = "X-Derouter-Event"
 DELIVERY_HEADER = "X-Derouter-Delivery"
 EVENT_NAMESPACE = uuid.UUID("5b0e6a52-4f0c-4b8e-9d55-6f1f0c0de9a1")
 SECRET_PREFIX = "whsec_"
-# A delivery claimed by a worker that then died is sent again after this long.
+# A delivery whose scheduled attempt was lost (a restarted worker) is sent by a pass after this long.
 STUCK_SENDING_AFTER = datetime.timedelta(minutes=10)
+# A delivery claimed ("sending") by a worker that has not settled it this long after (it died
+# mid-send) is taken over: far past one attempt (WEBHOOK_TIMEOUT).
+CLAIM_LEASE = datetime.timedelta(minutes=2)
 
 
 def new_secret():
@@ -107,19 +113,22 @@ def emit(event_type, data, dedupe_key, alert=None):
 
 def enqueue(delivery_id):
     """Ask the worker to send a delivery once the current transaction commits."""
-    from automation import tasks
+    transaction.on_commit(lambda: enqueue_or_warn(deliver_webhook, delivery_id))
 
-    transaction.on_commit(lambda: tasks.deliver_webhook(delivery_id))
+
+def _claimable(now):
+    """Deliveries due now, and those claimed by a worker longer ago than CLAIM_LEASE (it died sending)."""
+    due = Q(status__in=(DeliveryStatus.PENDING, DeliveryStatus.RETRYING), next_attempt_at__lte=now)
+    abandoned = Q(status=DeliveryStatus.SENDING) & (Q(last_attempt_at__lte=now - CLAIM_LEASE) | Q(last_attempt_at__isnull=True))
+    return due | abandoned
 
 
 def _claim(delivery_id):
-    """Mark a due delivery as being sent by this worker; None if another has it or it is done."""
+    """Mark a due delivery as being sent by this worker, for CLAIM_LEASE; None if another has it or it is done."""
     now = timezone.now()
-    claimed = WebhookDelivery.objects.filter(
-        pk=delivery_id,
-        status__in=(DeliveryStatus.PENDING, DeliveryStatus.RETRYING),
-        next_attempt_at__lte=now,
-    ).update(status=DeliveryStatus.SENDING, attempts=F("attempts") + 1, last_attempt_at=now)
+    claimed = WebhookDelivery.objects.filter(_claimable(now), pk=delivery_id).update(
+        status=DeliveryStatus.SENDING, attempts=F("attempts") + 1, last_attempt_at=now
+    )
     if not claimed:
         return None
     return WebhookDelivery.objects.select_related("endpoint").get(pk=delivery_id)
@@ -128,6 +137,16 @@ def _claim(delivery_id):
 def retry_delay(attempts):
     """Seconds before the next attempt: exponential backoff from WEBHOOK_RETRY_BASE_SECONDS."""
     return settings.WEBHOOK_RETRY_BASE_SECONDS * 2 ** max(attempts - 1, 0)
+
+
+@db_task()
+def deliver_webhook(delivery_id):
+    """The worker's task: send one webhook delivery; on failure schedule the next attempt with exponential backoff."""
+    with tracked("automation.deliver_webhook") as run:
+        delay = attempt_delivery(delivery_id)
+        run.detail = f"delivery {delivery_id}" + (f": retry in {delay} s" if delay else "")
+    if delay:
+        deliver_webhook.schedule((delivery_id,), delay=delay)
 
 
 def attempt_delivery(delivery_id):
@@ -194,12 +213,8 @@ def send_again(delivery):
 
 
 def get_overdue_ids(now=None):
-    """Deliveries whose scheduled retry was lost (a restarted worker) or whose sender died."""
+    """Deliveries whose scheduled retry was lost (a restarted worker) or whose sender died past its claim's lease."""
     now = now or timezone.now()
-    overdue = WebhookDelivery.objects.filter(
-        Q(status__in=(DeliveryStatus.PENDING, DeliveryStatus.RETRYING), next_attempt_at__lte=now - STUCK_SENDING_AFTER)
-        | Q(status=DeliveryStatus.SENDING, last_attempt_at__lte=now - STUCK_SENDING_AFTER)
-    )
-    ids = list(overdue.values_list("pk", flat=True)[:500])
-    WebhookDelivery.objects.filter(pk__in=ids, status=DeliveryStatus.SENDING).update(status=DeliveryStatus.RETRYING)
-    return ids
+    lost = Q(status__in=(DeliveryStatus.PENDING, DeliveryStatus.RETRYING), next_attempt_at__lte=now - STUCK_SENDING_AFTER)
+    abandoned = Q(status=DeliveryStatus.SENDING) & _claimable(now)
+    return list(WebhookDelivery.objects.filter(lost | abandoned).values_list("pk", flat=True)[:500])

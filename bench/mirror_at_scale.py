@@ -57,6 +57,7 @@ from derouter.simulator import pricing  # noqa: E402
 from derouter.simulator.store import UsageRow, insert_usage_rows, iso_utc  # noqa: E402
 from lib.metrics import UPSTREAM_SECONDS  # noqa: E402
 from mirror import sync  # noqa: E402
+from mirror import snapshot as mirror_snapshot  # noqa: E402
 from mirror.models import DailyRollup, SyncState, UsageRecord  # noqa: E402
 from tests.helpers import start_simulator, stop_simulator  # noqa: E402
 
@@ -132,9 +133,9 @@ def bench_pages(runs):
             simulators.append(simulator)
             point_at(simulator)
             path = fresh_database(f"keys-{scale}")
-            result, seconds = timed(sync.refresh_snapshot)
+            result, seconds = timed(mirror_snapshot.refresh_snapshot)
             print(f"  {scale:>6} keys: first snapshot refresh {seconds:6.2f} s ({result.describe()})", file=sys.stderr)
-            _, again = timed(sync.refresh_snapshot)
+            _, again = timed(mirror_snapshot.refresh_snapshot)
             print(f"  {scale:>6} keys: unchanged refresh      {again:6.2f} s", file=sys.stderr)
             prepared[scale] = (path, simulator, signed_in_client())
         samples = {}
@@ -209,7 +210,7 @@ def bench_sync(total_rows, new_rows, runs):
         sub_key_id = derouter_client.create_sub_key(10, label="Heavy user").id
         now = datetime.now(UTC).replace(microsecond=0)
         write_rows(state_path, sub_key_id, total_rows, now - timedelta(days=1))
-        sync.refresh_snapshot()
+        mirror_snapshot.refresh_snapshot()
         raw_first, sync_first = [], []
         for run in range(runs):
             order = ("raw", "sync") if run % 2 == 0 else ("sync", "raw")

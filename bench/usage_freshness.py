@@ -7,7 +7,7 @@ A simulator with --seed-keys N keys and --latency-ms of delay on every answer (t
 requests overlap, as they would over a network). The mirror (a SQLite file of its own, as the
 worker runs it) is filled once (snapshot and a first pass). Then, each run: every key makes one
 request (a usage row written into the simulator's state, dated now, its spend moved), and the
-worker's periodic task runs (mirror.tasks.refresh_mirror: the key snapshot, then one usage pass).
+worker's periodic task runs (mirror.passes.refresh_mirror: the key snapshot, then one usage pass).
 Measured from the moment the requests were made: when the last row was visible in the mirror,
 the pass's own length, and its lag as the Sync page shows it (request made -> row visible).
 
@@ -47,7 +47,7 @@ from django.db import connection  # noqa: E402
 
 from derouter.simulator import pricing  # noqa: E402
 from derouter.simulator.store import UsageRow, insert_usage_rows, iso_utc  # noqa: E402
-from mirror import tasks  # noqa: E402
+from mirror import passes  # noqa: E402
 from mirror.models import KeySnapshot, SyncPass, UsageRecord  # noqa: E402
 from tests.helpers import start_simulator, stop_simulator  # noqa: E402
 
@@ -82,7 +82,7 @@ def one_run(state_path, sub_key_ids, rng):
     before = UsageRecord.objects.count()
     made_at, made = every_key_makes_a_request(state_path, sub_key_ids, rng)
     started = time.monotonic()
-    tasks.refresh_mirror.call_local()
+    passes.refresh_mirror.call_local()
     seconds = time.monotonic() - started
     last = SyncPass.objects.first()
     newest_visible = UsageRecord.objects.order_by("-mirrored_at").values_list("mirrored_at", flat=True).first()
@@ -110,7 +110,7 @@ def measure(keys, latency_ms, jitter_ms, runs, in_flight, label):
         settings.MIRROR_SYNC_MAX_IN_FLIGHT = in_flight
         use_database(WORK / f"mirror-{label}.sqlite3")
         started = time.monotonic()
-        tasks.refresh_mirror.call_local()  # the snapshot and every key's first sync
+        passes.refresh_mirror.call_local()  # the snapshot and every key's first sync
         print(f"  {label}: first pass over {keys} keys {time.monotonic() - started:.1f} s", file=sys.stderr)
         sub_key_ids = list(KeySnapshot.objects.active().values_list("sub_key_id", flat=True))
         rng = random.Random(keys)

@@ -60,6 +60,7 @@ class BrandingForm(ExpectedInputMixin, forms.ModelForm):
         "support_contact": "Give an email address (help@example.com) or an https:// link, at most 200 characters.",
         "money_unit": "Use a currency symbol or a word of at most 20 characters, e.g. € or credits.",
         "inference_base_url": "Enter the address as an https:// link of at most 300 characters, e.g. https://ai.example.com.",
+        "direct_base_url": "Enter the address as an https:// link of at most 300 characters, e.g. https://api-direct.derouter.ai/openai/v1.",
         "legal_name": "Keep the business name to 200 characters or fewer.",
         "postal_address": "Keep the address to 500 characters or fewer.",
         "tax_id": "Keep the tax id to 60 characters or fewer, e.g. DE123456789.",
@@ -80,6 +81,14 @@ class BrandingForm(ExpectedInputMixin, forms.ModelForm):
         assume_scheme="https",
         help_text="The address your customers send requests to, if you put your own domain in front. Empty: derouter's.",
     )
+    direct_base_url = forms.URLField(
+        label="Direct host base URL",
+        required=False,
+        max_length=300,
+        assume_scheme="https",
+        help_text="For image generation and long requests (600 s instead of Cloudflare's 100 s), e.g. "
+                  "https://api-direct.derouter.ai/openai/v1. Empty: the quick starts do not mention a direct host.",
+    )
 
     portal_language = forms.ChoiceField(
         label="Portal language",
@@ -91,8 +100,8 @@ class BrandingForm(ExpectedInputMixin, forms.ModelForm):
     class Meta:
         model = Branding
         fields = [
-            "product_name", "accent_color", "support_contact", "money_unit", "inference_base_url", "portal_language",
-            "legal_name", "postal_address", "tax_id",
+            "product_name", "accent_color", "support_contact", "money_unit", "inference_base_url", "direct_base_url",
+            "portal_language", "legal_name", "postal_address", "tax_id",
         ]
         labels = {
             "product_name": "Product name",

@@ -18,6 +18,8 @@ class Branding(models.Model):
     support_contact = models.CharField(max_length=200, blank=True, help_text="An email address or an https:// link.")
     money_unit = models.CharField(max_length=20, blank=True, help_text='A currency symbol such as "$" or "€", or a word such as "credits".')
     inference_base_url = models.URLField(max_length=300, blank=True)
+    # The direct host (no Cloudflare in front: 600 s instead of 100 s) for images and long requests.
+    direct_base_url = models.URLField(max_length=300, blank=True)
     portal_language = models.CharField(
         max_length=10,
         blank=True,
@@ -63,6 +65,11 @@ class Branding(models.Model):
     @property
     def inference_base(self):
         return self.inference_base_url or settings.DEROUTER_INFERENCE_BASE
+
+    @property
+    def direct_base(self):
+        """The direct host's OpenAI base URL; empty: the quick starts leave the direct host out."""
+        return self.direct_base_url
 
     @property
     def has_logo(self):

@@ -10,8 +10,8 @@ from accounts.roles import owner_required
 from branding.colors import WHITE, contrast_ratio
 from branding.forms import BrandingForm
 from branding.models import Branding
-from dashboard import audit
-from dashboard.models import AuditEvent, Outcome
+from ledger import audit
+from ledger.models import AuditEvent, Outcome
 
 # A logo or colours asked for with the current version never change: the version is in the URL.
 LONG_CACHE = "public, max-age=31536000, immutable"

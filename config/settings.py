@@ -99,6 +99,8 @@ INSTALLED_APPS = [
     "huey.contrib.djhuey",
     "derouter",
     "lib",
+    "work",
+    "ledger",
     "accounts",
     "dashboard",
     "portal",
@@ -435,6 +437,11 @@ DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "derouter dashboard <noreply@
 # and how webhooks are sent. Webhook targets must be https and public addresses; the two
 # WEBHOOK_ALLOW_* switches exist for local receivers in tests and the demo only.
 AUTOMATION_EVALUATE_MINUTES = env_int("AUTOMATION_EVALUATE_MINUTES", 1) or 1
+# An automatic top-up or allowance refill settled "not applied" is tried again after this many
+# seconds, doubling each time up to the maximum, at most AUTOMATION_RETRY_ATTEMPTS times in all.
+AUTOMATION_RETRY_BASE_SECONDS = env_int("AUTOMATION_RETRY_BASE_SECONDS", 60)
+AUTOMATION_RETRY_MAX_SECONDS = env_int("AUTOMATION_RETRY_MAX_SECONDS", 60 * 60)
+AUTOMATION_RETRY_ATTEMPTS = env_int("AUTOMATION_RETRY_ATTEMPTS", 6) or 1
 WEBHOOK_TIMEOUT = float(env_decimal("WEBHOOK_TIMEOUT", "5"))
 WEBHOOK_MAX_ATTEMPTS = env_int("WEBHOOK_MAX_ATTEMPTS", 6) or 1
 WEBHOOK_RETRY_BASE_SECONDS = env_int("WEBHOOK_RETRY_BASE_SECONDS", 30)

@@ -5,7 +5,7 @@ from decimal import Decimal
 
 from django import forms
 
-from dashboard.models import AuditEvent, Outcome
+from ledger.models import AuditEvent, Outcome
 from lib.forms import (
     MONEY_PLACES,
     WHOLE_NUMBER_INPUT,

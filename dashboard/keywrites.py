@@ -1,7 +1,7 @@
 """Create, edit and delete Client Keys: one upstream call each, always ending with a known record.
 
 Every write here makes its upstream call once (never retried), writes the audit
-event with the outcome the one rule in ``dashboard.outcomes`` gives (ok, refused,
+event with the outcome the one rule in ``ledger.outcomes`` gives (ok, refused,
 unknown), and returns a ``KeyWrite`` the view only renders. When the outcome is
 unknown, the result carries derouter's state as it reports it now, so the page
 can show what is true instead of guessing, and ``resolve_unknown_key_writes``
@@ -9,6 +9,7 @@ later settles such a write from what derouter lists (the key list and key page
 call it; ``resolve_unsettled_writes`` does it for everything, for a worker task).
 """
 
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
@@ -17,15 +18,17 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from dashboard import audit, topups
-from dashboard.formtokens import check_form_token
-from dashboard.models import UNSETTLED_OUTCOMES, AuditEvent, Outcome
-from dashboard.outcomes import ErrorOutcome, outcome_of_write_error
+from dashboard import topups
 from dashboard.upstream import KeyState, get_key_state
 from derouter import client
 from derouter.client import DerouterError
-from mirror import sync as mirror_sync
+from ledger import audit
+from ledger.formtokens import check_form_token
+from ledger.models import UNSETTLED_OUTCOMES, AuditEvent, Outcome
+from ledger.outcomes import ErrorOutcome, outcome_of_write_error
 from lib.money import to_decimal
+from mirror import snapshot as mirror_snapshot
+from mirror import sync as mirror_sync
 
 # After a create whose outcome is unknown, the newest keys are shown so a person can look for it.
 RECENT_KEYS_AFTER_UNKNOWN = 5
@@ -98,7 +101,7 @@ def _send(event, call, sub_key_id=None):
         failure = _record_failure(event, error)
         state = get_key_state(sub_key_id) if failure.is_unknown else None
         if failure.is_unknown:
-            mirror_sync.record_write_answer(None)
+            mirror_snapshot.record_write_answer(None)
         return None, KeyWrite(event, failure=failure, state=state)
 
 
@@ -122,7 +125,7 @@ def create_key(user, *, token, label, budget, rpm_limit):
     if failed:
         return failed
     audit.finish(event, Outcome.OK, sub_key_id=created.id, key_id_short=created.key_id)
-    mirror_sync.record_created_key(created)
+    mirror_snapshot.record_created_key(created)
     return KeyWrite(event, created=created)
 
 
@@ -144,24 +147,49 @@ def edit_key(user, sub_key, changes):
     if failed:
         return failed
     audit.finish(event, Outcome.OK)
-    mirror_sync.record_write_answer(answer)
+    mirror_snapshot.record_write_answer(answer)
     return KeyWrite(event)
+
+
+def _refused_unsent(user, sub_key, message, status=None):
+    """A delete that was never sent: recorded as refused, with derouter's status when it told us why (404: gone)."""
+    event = _start(user, AuditEvent.Action.DELETE, sub_key)
+    audit.finish(event, Outcome.REFUSED, message=message)
+    return KeyWrite(event, failure=ErrorOutcome(Outcome.REFUSED, message, status=status, was_sent=False))
 
 
 def delete_key(user, sub_key):
-    """DELETE a key; its unspent budget returns to the available balance."""
-    returned = max(sub_key.remaining, Decimal(0))
-    event = _start(user, AuditEvent.Action.DELETE, sub_key, changes={"budget_returned": (None, returned)})
-    # derouter stops listing a deleted key's usage: mirror what is left while it still can (best effort).
-    mirror_sync.mirror_usage_before_write(sub_key)
-    _, failed = _send(event, lambda: client.delete_sub_key(sub_key.id), sub_key.id)
-    if failed:
-        if failed.failure.is_gone:
-            mirror_sync.record_deleted_key(sub_key.id)
-        return failed
-    audit.finish(event, Outcome.OK)
-    mirror_sync.record_deleted_key(sub_key.id)
-    return KeyWrite(event)
+    """DELETE a key; its unspent budget returns to the available balance.
+
+    A money move (``topups.key_lock_for_return``): under the key's lock the key is read
+    again, so the budget recorded as returned is what it held when the DELETE went out.
+    """
+    with ExitStack() as stack:
+        try:
+            current = stack.enter_context(topups.key_lock_for_return(sub_key.id))
+        except topups.KeyBusy:
+            return _refused_unsent(user, sub_key, "Not sent: another money move on this key is under way; try again in a moment.")
+        except topups.MovesUnsettled as refusal:
+            return _refused_unsent(user, sub_key, f"Not sent: {refusal.message}")
+        except DerouterError as error:
+            if outcome_of_write_error(error).needs_error_page:
+                raise
+            return _refused_unsent(user, sub_key, f"Not sent: derouter's key list could not be read first ({error.message}).")
+        if current is None:
+            mirror_snapshot.record_deleted_key(sub_key.id)
+            return _refused_unsent(user, sub_key, "Not sent: derouter no longer lists the key.", status=404)
+        returned = max(current.remaining, Decimal(0))
+        event = _start(user, AuditEvent.Action.DELETE, current, changes={"budget_returned": (None, returned)})
+        # derouter stops listing a deleted key's usage: mirror what is left while it still can (best effort).
+        mirror_sync.mirror_usage_before_write(current)
+        _, failed = _send(event, lambda: client.delete_sub_key(current.id), current.id)
+        if failed:
+            if failed.failure.is_gone:
+                mirror_snapshot.record_deleted_key(current.id)
+            return failed
+        audit.finish(event, Outcome.OK)
+        mirror_snapshot.record_deleted_key(current.id)
+        return KeyWrite(event)
 
 
 # ---------------------------------------------------------------- resolving pending and unknown key writes

@@ -1,8 +1,19 @@
 """The top-up ledger as CSV rows: one format for the streamed and the worker-written download."""
 
 import datetime
+import itertools
+import logging
 
-from dashboard.models import TopUp
+from django.db import DatabaseError
+from huey.contrib.djhuey import db_task
+
+from exports.models import Export
+from exports.writer import fail, write_csv_file
+from ledger.models import TopUp
+
+logger = logging.getLogger(__name__)
+
+LEDGER_CHUNK_ROWS = 500
 
 CSV_COLUMNS = (
     "created_at_utc",
@@ -41,3 +52,22 @@ def ledger_csv_row(topup):
         topup.message,
         topup.budget_before,
     )
+
+
+def _generate_ledger_pages(topups):
+    total = topups.count()
+    rows = (ledger_csv_row(topup) for topup in topups.iterator(chunk_size=LEDGER_CHUNK_ROWS))
+    while chunk := list(itertools.islice(rows, LEDGER_CHUNK_ROWS)):
+        yield chunk, total
+
+
+@db_task()
+def write_ledger_export(export_id):
+    """Write the ledger, filtered as the export was asked for, to its file."""
+    export = Export.objects.get(pk=export_id)
+    topups = filtered_topups(export.params.get("sub_key_id"), export.params.get("outcome"))
+    try:
+        write_csv_file(export, CSV_COLUMNS, _generate_ledger_pages(topups))
+    except (DatabaseError, OSError) as error:
+        logger.error("ledger export %s failed: %s", export.pk, type(error).__name__)
+        fail(export, "The file could not be written. Try again later.")

@@ -25,22 +25,16 @@ from decimal import Decimal
 
 from django.db import transaction
 from django.utils import timezone
+from huey.contrib.djhuey import db_task
 
-from dashboard.models import (
-    UNSETTLED_OUTCOMES,
-    AuditEvent,
-    KeyOpening,
-    Outcome,
-    ReconcileDifference,
-    ReconcileOpening,
-    ReconcileRun,
-    TopUp,
-)
+from dashboard.models import KeyOpening, ReconcileDifference, ReconcileOpening, ReconcileRun
 from derouter import client
+from ledger.models import UNSETTLED_OUTCOMES, AuditEvent, Outcome, TopUp
 from lib.money import exact_usd, to_decimal
-from mirror import leases
+from mirror import snapshot as mirror_snapshot
 from mirror import sync as mirror_sync
 from mirror.models import ACCOUNT_SCOPE, DailyRollup, KeySnapshot
+from work import leases
 
 PLACES = Decimal("0.000001")
 # derouter's /balance says four decimals: each of two readings is rounded by up to half of this.
@@ -140,7 +134,7 @@ def _catch_up_mirror(sub_keys):
     """Bring the mirror up to date for the keys whose spend moved, and the account; notes of what could not be."""
     notes = []
     try:
-        mirror_sync.refresh_snapshot(sub_keys=sub_keys, asked_at=timezone.now(), wait_seconds=30)
+        mirror_snapshot.refresh_snapshot(sub_keys=sub_keys, asked_at=timezone.now(), wait_seconds=30)
     except mirror_sync.ScopeBusy:
         notes.append("The key snapshot was being refreshed by the worker; compared as it stood.")
     mirrored = _mirrored_cost_by_key()
@@ -326,3 +320,31 @@ def _finish(record, status, **fields):
 
 def last_run():
     return ReconcileRun.objects.first()
+
+
+@db_task(retries=2, retry_delay=60)
+def run_reconciliation(run_id):
+    """The worker's task: run the reconciliation a person asked for (its ReconcileRun row was written "running" already)."""
+    record = ReconcileRun.objects.filter(pk=run_id, status=ReconcileRun.Status.RUNNING).first()
+    if record is None:
+        return
+    try:
+        run(record)
+    except RunBusy:
+        pass
+    except client.DerouterError:
+        # Recorded as failed on the run; the next hourly run (or a person) tries again.
+        pass
+
+
+# ---------------------------------------------------------------- further checks of higher layers
+
+# Checks that packages above this one add (money in: payments registers one when the app is ready).
+# Each has ``page_section()`` -> (template name, context) for the reconciliation page and
+# ``run_for_command()`` -> (lines, how many problems) for ``manage.py reconcile``.
+FURTHER_CHECKS = []
+
+
+def register_further_check(check):
+    if check not in FURTHER_CHECKS:
+        FURTHER_CHECKS.append(check)

@@ -23,9 +23,15 @@ WRITE_SETTLE_SECONDS after it was sent is settled "not applied" (an inferred out
 one derouter shows applied later still (a late write, within LATE_WRITE_HORIZON_SECONDS)
 is re-settled as applied, with an audit event that says so.
 
+Deletes (the console's, expiry's, a rotation's) return a key's remaining budget to the
+balance: they read that remaining and send the DELETE inside ``key_lock_for_return``,
+under the same lock, so no top-up lands between the read and the delete, and a rotation
+carries over exactly what the old key held. While a move on the key may still land, the
+key is not deleted (a deleted key's budget could never settle it).
+
 Public functions (kept stable for the reconciliation and the fault-and-race harness):
-``top_up``, ``find_attempt``, ``key_lock``, ``settle_key``, ``settling_locks``,
-``has_unsettled_moves``, ``get_topped_up_today``, ``get_cap_left_today``.
+``top_up``, ``find_attempt``, ``key_lock``, ``key_lock_for_return``, ``settle_key``,
+``settling_locks``, ``has_unsettled_moves``, ``get_topped_up_today``, ``get_cap_left_today``.
 """
 
 import datetime
@@ -41,15 +47,16 @@ from django.utils import timezone
 
 from accounts.models import ConsoleProfile
 from accounts.roles import get_topup_cap
-from dashboard import audit
-from dashboard.formtokens import check_form_token
-from dashboard.models import UNSETTLED_OUTCOMES, AuditEvent, Outcome, TopUp
-from dashboard.outcomes import outcome_of_write_error
+from dashboard.upstream import get_sub_key_now
 from derouter import client
 from derouter.client import DerouterError
+from ledger import audit
+from ledger.formtokens import check_form_token
+from ledger.models import UNSETTLED_OUTCOMES, AuditEvent, Outcome, TopUp
+from ledger.outcomes import outcome_of_write_error
 from lib.money import exact_usd
-from mirror import leases
-from mirror import sync as mirror_sync
+from mirror import snapshot as mirror_snapshot
+from work import leases
 
 # Top-ups that took or may have taken money count against a staff member's cap.
 CAP_COUNTED_OUTCOMES = (Outcome.OK, Outcome.PENDING, Outcome.UNKNOWN)
@@ -72,6 +79,14 @@ class TopUpNotAllowed(Exception):
 
 class KeyBusy(Exception):
     """Another money move on this key holds its lock."""
+
+
+class MovesUnsettled(Exception):
+    """A move on the key may still land: the key must not be deleted before its outcome is known."""
+
+    def __init__(self, message):
+        super().__init__(message)
+        self.message = message
 
 
 @dataclass(frozen=True)
@@ -124,14 +139,16 @@ def lock_name(sub_key_id):
 
 
 @contextmanager
-def key_lock(sub_key_id, wait_seconds=MONEY_LOCK_WAIT_SECONDS):
+def key_lock(sub_key_id, wait_seconds=None):
     """Hold the key's money lock for the block: one move (or settlement) on the key at a time.
 
-    A lease row in the database (``mirror.leases``), so it holds across web processes,
+    A lease row in the database (``work.leases``), so it holds across web processes,
     workers and machines; a holder killed mid-move leaves it to expire after
-    MONEY_LOCK_SECONDS. Raises KeyBusy when another holder keeps it past ``wait_seconds``.
+    MONEY_LOCK_SECONDS. Raises KeyBusy when another holder keeps it past ``wait_seconds``
+    (MONEY_LOCK_WAIT_SECONDS when None). Not re-entrant: a holder asking again waits on itself.
     Take it outside a transaction: inside one, other processes would not see it.
     """
+    wait_seconds = MONEY_LOCK_WAIT_SECONDS if wait_seconds is None else wait_seconds
     with ExitStack() as stack:
         try:
             lease = stack.enter_context(leases.held(lock_name(sub_key_id), MONEY_LOCK_SECONDS, wait_seconds))
@@ -163,7 +180,7 @@ def _reserve(user, sub_key, amount, note, token, available):
             raise TopUpNotAllowed(
                 f"This would exceed your daily top-up limit of {exact_usd(cap)}: you can top up {exact_usd(left)} more today (UTC)."
             )
-        over_available = amount > available
+        over_available = available is not None and amount > available
         try:
             with transaction.atomic():
                 row = TopUp.objects.create(
@@ -223,8 +240,8 @@ def _finish(row, outcome, message="", audit_note=""):
 
 
 def _read_key(sub_key_id):
-    """The key as derouter lists it now, or None when it does not list it."""
-    return next((sub_key for sub_key in client.list_sub_keys() if sub_key.id == str(sub_key_id)), None)
+    """The key as derouter reports it now, or None when it has no such key (one call at any number of keys)."""
+    return get_sub_key_now(sub_key_id)
 
 
 def _next_sequence(sub_key_id):
@@ -256,31 +273,33 @@ def _send_under_lock(row, audit_note, check):
     row.save(update_fields=["budget_before", "sequence", "sent_at"])
     _record_event(row, Outcome.PENDING, audit_note)
     try:
-        answer = client.update_sub_key(row.sub_key_id, add_budget=row.amount)
+        answer = client.update_sub_key(row.sub_key_id, add_budget=row.amount, key_multiplier=current.display_multiplier)
     except DerouterError as error:
         failure = outcome_of_write_error(error)
         _finish(row, failure.outcome, failure.message, audit_note)
         if failure.is_unknown:
             # It may have happened: the worker reads the keys again so the snapshot shows the truth.
-            mirror_sync.record_write_answer(None)
+            mirror_snapshot.record_write_answer(None)
         if failure.needs_error_page:
             raise
         return
     _finish(row, Outcome.OK, audit_note=audit_note)
-    mirror_sync.record_write_answer(answer)
+    mirror_snapshot.record_write_answer(answer)
 
 
 def top_up(
-    user, sub_key, amount, note, token, available, audit_note="", lock_wait_seconds=MONEY_LOCK_WAIT_SECONDS, check=None
+    user, sub_key, amount, note, token, available, audit_note="", lock_wait_seconds=None, check=None
 ):
     """Add ``amount`` to the key's budget once for this token; return a TopUpAttempt.
 
     ``available`` is the account's available balance just read: more than that is
-    refused here, without asking the upstream. Raises TopUpNotAllowed over the
+    refused here, without asking the upstream; None leaves that check to derouter
+    (the console's confirm step, which must not spend a round trip reading it). Raises TopUpNotAllowed over the
     user's daily cap; AuthFailed and RateLimited are recorded, then raised again
     for the error page. ``audit_note`` leads the audit event's message (what asked
     for the top-up, e.g. a budget request). When another move on the key keeps its
-    lock past ``lock_wait_seconds`` nothing is sent and the row says so (refused).
+    lock past ``lock_wait_seconds`` (MONEY_LOCK_WAIT_SECONDS when None) nothing is
+    sent and the row says so (refused).
     ``check(current_key)``, if given, runs under the key's lock once earlier moves are
     settled, with the key as derouter reports it then: a non-empty answer (why the
     move is no longer wanted, e.g. an earlier attempt landed late) refuses it unsent.
@@ -298,6 +317,31 @@ def top_up(
     except KeyBusy:
         _finish(row, Outcome.REFUSED, "Not sent: another money move on this key is under way; try again in a moment.", audit_note)
     return TopUpAttempt(row)
+
+
+@contextmanager
+def key_lock_for_return(sub_key_id, wait_seconds=None):
+    """Hold the key's money lock for a move of its whole remaining budget (a delete, a rotation's carry-over).
+
+    Yields the key as derouter reports it now, read under the lock once the key's earlier
+    moves are settled from it (None when derouter no longer lists it): its ``remaining`` is
+    what a delete made inside the block returns to the available balance, and no top-up can
+    land on the key between that read and the delete. Record the delete's outcome inside the
+    block too. Raises KeyBusy when another move keeps the lock past ``wait_seconds``,
+    MovesUnsettled when a move's outcome cannot be told yet (its request may still land, and
+    a deleted key's budget could never tell), and DerouterError when derouter cannot list
+    the keys (nothing was sent then).
+    """
+    with key_lock(sub_key_id, wait_seconds):
+        current = _read_key(sub_key_id)
+        _settle_walk(sub_key_id, current, timezone.now())
+        open_row = TopUp.objects.filter(sub_key_id=str(sub_key_id), outcome__in=UNSETTLED_OUTCOMES).first()
+        if current is not None and open_row is not None:
+            raise MovesUnsettled(
+                f"the top-up of {exact_usd(open_row.amount)} on {open_row.created_at:%Y-%m-%d %H:%M} UTC is not settled "
+                "yet, and a deleted key's budget can no longer tell whether it landed; try again in a minute."
+            )
+        yield current
 
 
 # ---------------------------------------------------------------- settling unknown and late moves
@@ -336,11 +380,22 @@ def _in_key_order(rows):
     return rows.order_by(F("sequence").asc(nulls_first=True), "created_at", "id")
 
 
+def _likeliest_first(row):
+    """Judged landed before, then moves whose answer never came, then moves settled "not applied" (a late write is rarest)."""
+    if row.outcome == Outcome.OK:
+        return 0
+    return 1 if row.outcome in UNSETTLED_OUTCOMES else 2
+
+
 def _landed_among(rise, candidates):
-    """The candidates whose amounts add up to ``rise``: those judged landed before first, then oldest first."""
+    """The candidates whose amounts add up to ``rise``: the likeliest first (``_likeliest_first``), then oldest first.
+
+    A move settled "not applied" competes for a rise only after the moves still open: with
+    equal amounts, the move in flight landed far more often than an old one landed late.
+    """
     if rise <= 0 or not candidates:
         return []
-    ordered = sorted(candidates, key=lambda row: row.outcome != Outcome.OK)
+    ordered = sorted(candidates, key=_likeliest_first)
     if len(ordered) > MAX_EXHAUSTIVE_CANDIDATES:
         return next(([row] for row in ordered if row.amount == rise), [])
     for size in range(1, len(ordered) + 1):

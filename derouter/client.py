@@ -24,9 +24,7 @@ import logging
 import re
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from datetime import datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 import requests
 from django.conf import settings
@@ -35,6 +33,42 @@ from urllib3.exceptions import NewConnectionError
 from urllib3.util.retry import Retry
 
 from derouter import conventions as upstream_conventions
+from derouter.answers import (  # the typed results, also reached as client.<Name>
+    Answer,
+    Balance,
+    ChatCompletion,
+    ClientBalance,
+    CreatedSubKey,
+    KeyList,
+    Model,
+    Secret,
+    SkippedKey,
+    SubKey,
+    UsageAnswer,
+    UsageLog,
+    UsagePage,
+    UsageSummary,
+    get_field,
+    parse_integer,
+    parse_json_object,
+    parse_money,
+    parse_skipped,
+    parse_sub_key,
+    parse_text,
+    parse_usage_page,
+    parse_usage_summary,
+)
+from derouter.errors import (  # the exception family, also reached as client.<Name>
+    AuthFailed,
+    DerouterError,
+    EdgeUnavailable,
+    NotFound,
+    OutcomeUnknown,
+    RateLimited,
+    Rejected,
+    Unavailable,
+    UnexpectedResponse,
+)
 from lib.metrics import observe_upstream_call
 
 logger = logging.getLogger(__name__)
@@ -50,277 +84,6 @@ CREATED_LOOKBACK_SECONDS = 120
 MIN_CALL_SECONDS = 0.5
 # Metrics name an endpoint by its path with the key id replaced, so there is one series per endpoint.
 KEY_ID_IN_PATH = re.compile(r"^/sub-keys/[^/]+$")
-
-
-class DerouterError(Exception):
-    """Base class of everything the upstream can answer besides success."""
-
-    def __init__(self, message, status=None):
-        super().__init__(message)
-        self.message = message
-        self.status = status
-
-
-class Rejected(DerouterError):
-    """400: the upstream refused the body or parameters; ``message`` says why."""
-
-
-class AuthFailed(DerouterError):
-    """401/403 from derouter itself: the key is missing, wrong, deleted or of the wrong kind."""
-
-
-class NotFound(DerouterError):
-    """404: no such key (or path)."""
-
-
-class RateLimited(DerouterError):
-    """429: too many requests; ``retry_after`` is in seconds when the upstream says.
-
-    ``from_edge``: Cloudflare in front of derouter limited us (error 1015), not derouter.
-    """
-
-    def __init__(self, message, status=429, retry_after=None, from_edge=False):
-        super().__init__(message, status)
-        self.retry_after = retry_after
-        self.from_edge = from_edge
-
-
-class Unavailable(DerouterError):
-    """The upstream could not be reached or gave no usable answer (timeout, 5xx, non-JSON)."""
-
-
-class EdgeUnavailable(Unavailable):
-    """Cloudflare in front of derouter answered (an HTML page: challenge, block, 52x): derouter was not reached.
-
-    Never a verdict on a key: a customer is not signed out by it, the Account Key is not blamed.
-    """
-
-
-class OutcomeUnknown(Unavailable):
-    """A write was sent but no answer came back: it may or may not have happened."""
-
-
-class UnexpectedResponse(Unavailable):
-    """The upstream answered 200 with a body of an unexpected shape."""
-
-
-class Secret:
-    """A full key, kept out of templates, reprs and logs; ``reveal()`` gives the value."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value):
-        self._value = value
-
-    def reveal(self):
-        return self._value
-
-    # Django templates refuse to call a method marked alters_data, so
-    # {{ key.secret.reveal }} renders nothing: a reveal must be deliberate.
-    reveal.alters_data = True
-
-    def __str__(self):
-        return "••••••••"
-
-    __repr__ = __str__
-
-    def __eq__(self, other):
-        return isinstance(other, Secret) and other._value == self._value
-
-    def __hash__(self):
-        return hash(self._value)
-
-
-def _used_fraction(spent, budget):
-    """Share of a budget spent, from 0 to 1 (a zero budget counts as used up)."""
-    if budget <= 0:
-        return Decimal(1)
-    return min(Decimal(1), max(Decimal(0), spent / budget))
-
-
-@dataclass(frozen=True)
-class Balance:
-    """The account's money: balance, locked in Client Keys, and available."""
-
-    balance: Decimal
-    locked: Decimal
-    available: Decimal
-
-
-@dataclass(frozen=True)
-class SubKey:
-    """A Client Key as the account sees it, in real money."""
-
-    id: str
-    label: str
-    key_id: str
-    secret: Secret = field(repr=False, compare=False)
-    budget: Decimal
-    spent: Decimal
-    remaining: Decimal
-    rpm_limit: int
-    concurrent_limit: int
-    display_multiplier: Decimal
-    created_at: datetime | None
-
-    @property
-    def used_fraction(self):
-        return _used_fraction(self.spent, self.budget)
-
-
-@dataclass(frozen=True)
-class SkippedKey:
-    """A key-list item left out for its shape: its id if it had a usable one (never its secret), and why."""
-
-    id: str
-    problem: str
-
-
-class KeyList(list):
-    """The Client Keys of GET /sub-keys; ``skipped`` lists the SkippedKey items of an unexpected shape left out."""
-
-    def __init__(self, keys, skipped=()):
-        super().__init__(keys)
-        self.skipped = list(skipped)
-
-
-@dataclass(frozen=True)
-class CreatedSubKey:
-    """The answer to creating a Client Key: the only time the full key is sent.
-
-    ``display_multiplier`` is the one derouter reports (or, without a report, the one asked for).
-    """
-
-    id: str
-    label: str
-    key_id: str
-    secret: Secret = field(repr=False, compare=False)
-    budget: Decimal
-    rpm_limit: int
-    concurrent_limit: int
-    display_multiplier: Decimal = Decimal(1)
-
-
-@dataclass(frozen=True)
-class Answer:
-    """What derouter answered one call: for the probe's evidence (see recording_answers)."""
-
-    method: str
-    endpoint: str
-    status: int
-    had_body: bool
-
-
-@dataclass(frozen=True)
-class UsageLog:
-    """One inference request; ``key_id`` is set only in a Client Key's own view."""
-
-    request_id: str
-    model: str
-    input_tokens: int
-    output_tokens: int
-    cache_read_tokens: int
-    cache_write_tokens: int
-    cost: Decimal
-    duration_ms: int
-    created_at: datetime
-    key_id: str | None = None
-
-    @property
-    def total_tokens(self):
-        return self.input_tokens + self.output_tokens
-
-
-@dataclass(frozen=True)
-class MalformedRow:
-    """A usage row whose shape was not understood: its request id (if any) and what was wrong."""
-
-    request_id: str
-    problem: str
-
-
-@dataclass(frozen=True)
-class UsagePage:
-    """One page of usage logs and where it sits in the whole."""
-
-    logs: list[UsageLog]
-    page: int
-    limit: int
-    total: int
-    pages: int
-    # Rows left out because of their shape (only when asked to skip them rather than fail).
-    malformed: list = field(default_factory=list)
-
-    @property
-    def has_next(self):
-        return self.page < self.pages
-
-    @property
-    def has_previous(self):
-        return self.page > 1
-
-
-@dataclass(frozen=True)
-class UsageAnswer:
-    """A page of usage logs as derouter sent it, read but not yet decoded (see fetch_usage_logs)."""
-
-    body: bytes
-    skip_malformed: bool
-
-    def decode(self):
-        """The UsagePage; raises UnexpectedResponse when the body is not one."""
-        return _usage_page(_json_object(self.body), self.skip_malformed)
-
-
-@dataclass(frozen=True)
-class Model:
-    """A model offered on the inference host."""
-
-    id: str
-    owned_by: str
-
-
-@dataclass(frozen=True)
-class ChatCompletion:
-    """The first choice of a chat completion and what it cost in tokens."""
-
-    id: str
-    model: str
-    content: str
-    prompt_tokens: int
-    completion_tokens: int
-    total_tokens: int
-
-
-@dataclass(frozen=True)
-class UsageSummary:
-    """Requests, tokens and cost over one window (today, week, month, total)."""
-
-    requests: int
-    input_tokens: int
-    output_tokens: int
-    total_tokens: int
-    cost: Decimal
-
-
-@dataclass(frozen=True)
-class ClientBalance:
-    """A Client Key's own view of itself, money in its display units."""
-
-    label: str
-    budget: Decimal
-    spent: Decimal
-    remaining: Decimal
-    rpm_limit: int
-    concurrent_limit: int
-    today: UsageSummary
-    week: UsageSummary
-    month: UsageSummary
-    total: UsageSummary
-
-    @property
-    def used_fraction(self):
-        return _used_fraction(self.spent, self.budget)
 
 
 # ---------------------------------------------------------------- transport
@@ -520,16 +283,6 @@ def _is_connect_failure(error):
     return isinstance(getattr(reason, "reason", None), NewConnectionError)
 
 
-def _json_object(content):
-    """A successful answer's body: a JSON object, its decimals as Decimal."""
-    try:
-        payload = json.loads(content, parse_float=Decimal)
-    except ValueError:
-        payload = None
-    if not isinstance(payload, dict):
-        raise UnexpectedResponse("derouter answered with a body that is not JSON.", 200)
-    return payload
-
 
 def _decode(response, is_write=False):
     """A successful answer's JSON object, or the DerouterError its status and body mean.
@@ -541,12 +294,12 @@ def _decode(response, is_write=False):
     status = response.status_code
     if 200 <= status < 300:
         if not is_write:
-            return _json_object(response.content)
+            return parse_json_object(response.content)
         if response.content.strip() and _from_edge(response):
             raise OutcomeUnknown("derouter's address answered with a web page instead of derouter's answer: "
                                  "the change may or may not have been made.", status)
         try:
-            return _json_object(response.content) if response.content.strip() else None
+            return parse_json_object(response.content) if response.content.strip() else None
         except UnexpectedResponse:
             return None
     if _from_edge(response):
@@ -601,138 +354,6 @@ def _retry_after(response):
 # ---------------------------------------------------------------- parsing
 
 
-def _money(value):
-    """Read money sent as a JSON number or a string into a Decimal."""
-    if isinstance(value, bool) or not isinstance(value, (int, str, Decimal)):
-        raise UnexpectedResponse(f"derouter sent money of an unexpected type ({type(value).__name__}).")
-    try:
-        number = Decimal(value)
-    except InvalidOperation:
-        raise UnexpectedResponse("derouter sent money that is not a number.") from None
-    if not number.is_finite():
-        raise UnexpectedResponse("derouter sent money that is not a finite number.")
-    return number
-
-
-def _integer(value):
-    if isinstance(value, bool):
-        raise UnexpectedResponse("derouter sent a boolean where a number belongs.")
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        return int(value)
-    if isinstance(value, int):
-        return value
-    if isinstance(value, Decimal) and value == value.to_integral_value():
-        return int(value)
-    raise UnexpectedResponse("derouter sent a count that is not a whole number.")
-
-
-def _text(value):
-    if value is None:
-        return ""
-    if not isinstance(value, str):
-        raise UnexpectedResponse("derouter sent text of an unexpected type.")
-    return value
-
-
-def _timestamp(value):
-    if value in (None, ""):
-        return None
-    if not isinstance(value, str):
-        raise UnexpectedResponse("derouter sent a time that is not a string.")
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise UnexpectedResponse("derouter sent a time that is not ISO 8601.") from None
-    if moment.tzinfo is None:
-        raise UnexpectedResponse("derouter sent a time without a time zone.")
-    return moment
-
-
-def _field(payload, name):
-    try:
-        return payload[name]
-    except (KeyError, TypeError):
-        raise UnexpectedResponse(f"derouter's answer lacks the field {name!r}.") from None
-
-
-def _sub_key(item, conventions):
-    """A key-list item as a SubKey in real dollars (converted when derouter sends customer units)."""
-    if not isinstance(item, dict):
-        raise UnexpectedResponse("derouter sent a key that is not an object.")
-    multiplier = _money(item.get("displayMultiplier", 1))
-    if multiplier <= 0:
-        raise UnexpectedResponse("derouter sent a displayMultiplier that is not positive.")
-    return SubKey(
-        id=_text(_field(item, "id")),
-        label=_text(item.get("label")),
-        key_id=_text(_field(item, "keyId")),
-        secret=Secret(_text(_field(item, "key"))),
-        budget=conventions.to_real(_money(_field(item, "budgetVirtual")), multiplier),
-        spent=conventions.to_real(_money(_field(item, "spentVirtual")), multiplier),
-        remaining=conventions.to_real(_money(_field(item, "remainingVirtual")), multiplier),
-        rpm_limit=_integer(_field(item, "rpmLimit")),
-        concurrent_limit=_integer(_field(item, "concurrentLimit")),
-        display_multiplier=multiplier,
-        created_at=_timestamp(item.get("createdAt")),
-    )
-
-
-def _skipped_item(item, problem):
-    key_id = item.get("id") if isinstance(item, dict) else None
-    return SkippedKey(key_id[:128] if isinstance(key_id, str) else "", problem)
-
-
-def _usage_log(item):
-    return UsageLog(
-        request_id=_text(_field(item, "request_id")),
-        model=_text(_field(item, "model")),
-        input_tokens=_integer(_field(item, "input_tokens")),
-        output_tokens=_integer(_field(item, "output_tokens")),
-        cache_read_tokens=_integer(item.get("cache_read_tokens", 0)),
-        cache_write_tokens=_integer(item.get("cache_write_tokens", 0)),
-        cost=_money(_field(item, "cost_usdc")),
-        duration_ms=_integer(_field(item, "duration_ms")),
-        created_at=_timestamp(_field(item, "created_at")),
-        key_id=item.get("key_id") if isinstance(item.get("key_id"), str) else None,
-    )
-
-
-def _usage_page(payload, skip_malformed=False):
-    rows = _field(payload, "data")
-    pagination = _field(payload, "pagination")
-    if not isinstance(rows, list) or not isinstance(pagination, dict):
-        raise UnexpectedResponse("derouter sent usage logs of an unexpected shape.")
-    logs, malformed = [], []
-    for row in rows:
-        try:
-            logs.append(_usage_log(row))
-        except UnexpectedResponse as error:
-            if not skip_malformed:
-                raise
-            malformed.append(MalformedRow(_malformed_row_id(row), error.message))
-    return UsagePage(
-        logs=logs,
-        malformed=malformed,
-        page=_integer(_field(pagination, "page")),
-        limit=_integer(_field(pagination, "limit")),
-        total=_integer(_field(pagination, "total")),
-        pages=_integer(_field(pagination, "pages")),
-    )
-
-
-def _malformed_row_id(row):
-    request_id = row.get("request_id") if isinstance(row, dict) else None
-    return request_id[:128] if isinstance(request_id, str) else ""
-
-
-def _usage_summary(item):
-    return UsageSummary(
-        requests=_integer(_field(item, "requests")),
-        input_tokens=_integer(_field(item, "inputTokens")),
-        output_tokens=_integer(_field(item, "outputTokens")),
-        total_tokens=_integer(_field(item, "totalTokens")),
-        cost=_money(_field(item, "cost")),
-    )
 
 
 def _usage_params(page, limit, sub_key_id=None, account_only=False):
@@ -765,9 +386,9 @@ def get_balance(probe_timeout=None):
     else:
         payload = _request("GET", "/balance", _account_key(), timeout=probe_timeout, retry_reads=False)
     return Balance(
-        balance=_money(_field(payload, "balance")),
-        locked=_money(_field(payload, "locked_balance")),
-        available=_money(_field(payload, "available")),
+        balance=parse_money(get_field(payload, "balance")),
+        locked=parse_money(get_field(payload, "locked_balance")),
+        available=parse_money(get_field(payload, "available")),
     )
 
 
@@ -778,16 +399,16 @@ def list_sub_keys():
     the answer's ``skipped``: one odd key does not hide the others.
     """
     payload = _request("GET", "/sub-keys", _account_key())
-    items = _field(payload, "subKeys")
+    items = get_field(payload, "subKeys")
     if not isinstance(items, list):
         raise UnexpectedResponse("derouter sent a key list of an unexpected shape.")
     conventions = upstream_conventions.current()
     keys, skipped = [], []
     for item in items:
         try:
-            keys.append(_sub_key(item, conventions))
+            keys.append(parse_sub_key(item, conventions))
         except UnexpectedResponse as error:
-            skipped.append(_skipped_item(item, error.message))
+            skipped.append(parse_skipped(item, error.message))
             logger.warning("derouter key list: skipped key %r: %s", skipped[-1].id, error.message)
     return KeyList(keys, skipped)
 
@@ -817,15 +438,15 @@ def create_sub_key(budget=None, label="", rpm_limit=None, *, display_multiplier=
     payload = _request("POST", "/sub-keys", _account_key(), body=body)
     if payload is None or "id" not in payload or "key" not in payload:
         return _find_created(label, wire_budget, started)
-    kept_multiplier = _money(payload.get("displayMultiplier", multiplier))
+    kept_multiplier = parse_money(payload.get("displayMultiplier", multiplier))
     return CreatedSubKey(
-        id=_text(_field(payload, "id")),
-        label=_text(payload.get("label")),
-        key_id=_text(_field(payload, "keyId")),
-        secret=Secret(_text(_field(payload, "key"))),
-        budget=conventions.to_real(_money(_field(payload, "budgetVirtual")), kept_multiplier),
-        rpm_limit=_integer(payload.get("rpmLimit", rpm_limit or 60)),
-        concurrent_limit=_integer(payload.get("concurrentLimit", 5)),
+        id=parse_text(get_field(payload, "id")),
+        label=parse_text(payload.get("label")),
+        key_id=parse_text(get_field(payload, "keyId")),
+        secret=Secret(parse_text(get_field(payload, "key"))),
+        budget=conventions.to_real(parse_money(get_field(payload, "budgetVirtual")), kept_multiplier),
+        rpm_limit=parse_integer(payload.get("rpmLimit", rpm_limit or 60)),
+        concurrent_limit=parse_integer(payload.get("concurrentLimit", 5)),
         display_multiplier=kept_multiplier,
     )
 
@@ -846,16 +467,16 @@ def _find_created(label, wire_budget, started):
     """The key a bodiless create answer made: the one new key of that label and budget in the list."""
     since = started - CREATED_LOOKBACK_SECONDS
     payload = _request("GET", "/sub-keys", _account_key())
-    items = _field(payload, "subKeys")
+    items = get_field(payload, "subKeys")
     conventions = upstream_conventions.current()
     matches = []
     for item in items if isinstance(items, list) else []:
         try:
-            key = _sub_key(item, conventions)
+            key = parse_sub_key(item, conventions)
         except UnexpectedResponse:
             continue
         recent = key.created_at is None or key.created_at.timestamp() >= since
-        if key.label == label and recent and _money(item["budgetVirtual"]) == wire_budget:
+        if key.label == label and recent and parse_money(item["budgetVirtual"]) == wire_budget:
             matches.append(key)
     if len(matches) != 1:
         raise OutcomeUnknown("derouter accepted the new key without saying which it is, and the key list "
@@ -910,7 +531,7 @@ def _key_answer(payload, conventions):
     if payload is None:
         return None
     try:
-        return _sub_key(payload, conventions)
+        return parse_sub_key(payload, conventions)
     except UnexpectedResponse:
         return None
 
@@ -928,7 +549,7 @@ def get_usage_logs(page=1, limit=20, sub_key_id=None, account_only=False, skip_m
     """
     params = _usage_params(page, limit, sub_key_id, account_only)
     payload = _request("GET", "/usage-logs", _account_key(), params=params)
-    return _usage_page(payload, skip_malformed)
+    return parse_usage_page(payload, skip_malformed)
 
 
 def fetch_usage_logs(page=1, limit=20, sub_key_id=None, account_only=False, skip_malformed=False):
@@ -958,25 +579,25 @@ def is_simulator():
 def get_client_balance(client_key):
     """GET /sub-key/balance: a Client Key's own budget, limits and usage, in display units."""
     payload = _request("GET", "/sub-key/balance", client_key)
-    usage = _field(payload, "usage")
+    usage = get_field(payload, "usage")
     return ClientBalance(
-        label=_text(payload.get("label")),
-        budget=_money(_field(payload, "budget")),
-        spent=_money(_field(payload, "spent")),
-        remaining=_money(_field(payload, "remaining")),
-        rpm_limit=_integer(_field(payload, "rpmLimit")),
-        concurrent_limit=_integer(_field(payload, "concurrentLimit")),
-        today=_usage_summary(_field(usage, "today")),
-        week=_usage_summary(_field(usage, "week")),
-        month=_usage_summary(_field(usage, "month")),
-        total=_usage_summary(_field(usage, "total")),
+        label=parse_text(payload.get("label")),
+        budget=parse_money(get_field(payload, "budget")),
+        spent=parse_money(get_field(payload, "spent")),
+        remaining=parse_money(get_field(payload, "remaining")),
+        rpm_limit=parse_integer(get_field(payload, "rpmLimit")),
+        concurrent_limit=parse_integer(get_field(payload, "concurrentLimit")),
+        today=parse_usage_summary(get_field(usage, "today")),
+        week=parse_usage_summary(get_field(usage, "week")),
+        month=parse_usage_summary(get_field(usage, "month")),
+        total=parse_usage_summary(get_field(usage, "total")),
     )
 
 
 def get_client_usage_logs(client_key, page=1, limit=20):
     """GET /sub-key/usage-logs: a Client Key's own logs, in display units."""
     params = _usage_params(page, limit)
-    return _usage_page(_request("GET", "/sub-key/usage-logs", client_key, params=params))
+    return parse_usage_page(_request("GET", "/sub-key/usage-logs", client_key, params=params))
 
 
 # ---------------------------------------------------------------- inference (either key)
@@ -985,25 +606,25 @@ def get_client_usage_logs(client_key, page=1, limit=20):
 def list_models(key):
     """GET /openai/v1/models on the inference host."""
     payload = _request("GET", "/models", key, base=settings.DEROUTER_INFERENCE_BASE)
-    items = _field(payload, "data")
+    items = get_field(payload, "data")
     if not isinstance(items, list):
         raise UnexpectedResponse("derouter sent a model list of an unexpected shape.")
-    return [Model(id=_text(_field(item, "id")), owned_by=_text(item.get("owned_by"))) for item in items]
+    return [Model(id=parse_text(get_field(item, "id")), owned_by=parse_text(item.get("owned_by"))) for item in items]
 
 
 def create_chat_completion(key, model, messages, max_tokens=None):
     """POST /openai/v1/chat/completions (not streamed); spends from the key's budget."""
     body = _clean_update(model=model, messages=messages, max_tokens=max_tokens)
     payload = _request("POST", "/chat/completions", key, body=body, base=settings.DEROUTER_INFERENCE_BASE)
-    choices = _field(payload, "choices")
+    choices = get_field(payload, "choices")
     if not isinstance(choices, list) or not choices:
         raise UnexpectedResponse("derouter sent a completion without choices.")
-    usage = _field(payload, "usage")
+    usage = get_field(payload, "usage")
     return ChatCompletion(
-        id=_text(_field(payload, "id")),
-        model=_text(_field(payload, "model")),
-        content=_text(_field(_field(choices[0], "message"), "content")),
-        prompt_tokens=_integer(_field(usage, "prompt_tokens")),
-        completion_tokens=_integer(_field(usage, "completion_tokens")),
-        total_tokens=_integer(_field(usage, "total_tokens")),
+        id=parse_text(get_field(payload, "id")),
+        model=parse_text(get_field(payload, "model")),
+        content=parse_text(get_field(get_field(choices[0], "message"), "content")),
+        prompt_tokens=parse_integer(get_field(usage, "prompt_tokens")),
+        completion_tokens=parse_integer(get_field(usage, "completion_tokens")),
+        total_tokens=parse_integer(get_field(usage, "total_tokens")),
     )

@@ -16,6 +16,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from derouter import client
 from derouter import conventions as upstream_conventions
@@ -265,7 +266,7 @@ class Probe:
 
     def note_write(self, write, answers):
         """Keep the status of the write's own answer (a bodiless create is followed by a list read)."""
-        written = [answer for answer in answers if answer.method != "GET"]
+        written = [answer for answer in answers if answer.method != "GET" and 200 <= answer.status < 300]
         if written:
             self.found.write_statuses.setdefault(write, written[-1].status)
             self.found.write_bodies.setdefault(write, written[-1].had_body)
@@ -314,31 +315,34 @@ class Probe:
 
 def describe_amounts(conventions):
     if conventions.amounts == CUSTOMER:
-        return "in the customer's units (real dollars times the key's multiplier)"
-    return "in real dollars of your balance"
+        return _("in the customer's units (real dollars times the key's multiplier)")
+    return _("in real dollars of your balance")
 
 
 def describe_multiplier(conventions):
+    later = {APPLIED: _("applied"), IGNORED: _("ignored"), REFUSED: _("refused")}.get(conventions.multiplier_put, "")
     return {
-        ANYTIME: "set at creation and changed later",
-        AT_CREATION: "set only at creation (a change later is " + conventions.multiplier_put + ")",
-        AFTER_CREATION: "not kept at creation, only by a change after it",
-        NEVER: "never kept: every key shows its customer your cost",
+        ANYTIME: _("set at creation and changed later"),
+        AT_CREATION: _("set only at creation (a change later is %(later)s)") % {"later": later},
+        AFTER_CREATION: _("not kept at creation, only by a change after it"),
+        NEVER: _("never kept: every key shows its customer your cost"),
     }[conventions.multiplier]
 
 
 def describe_limits(conventions):
-    return "rpm settable per key" if conventions.limits_settable else "fixed (60 rpm / 5 concurrent)"
+    return _("rpm settable per key") if conventions.limits_settable else _("fixed (60 rpm / 5 concurrent)")
 
 
 def describe_writes(conventions):
-    return ", ".join(f"{write} {status}" + ("" if conventions.write_bodies.get(write) else " without body")
-                     for write, status in conventions.write_statuses.items())
+    return ", ".join(
+        (_("%(write)s %(status)s") if conventions.write_bodies.get(write) else _("%(write)s %(status)s without body"))
+        % {"write": write, "status": status}
+        for write, status in conventions.write_statuses.items())
 
 
 def describe_reclaim(conventions):
-    return {APPLIED: "supported", IGNORED: "ignored (answered success, nothing moved)",
-            REFUSED: "refused"}.get(conventions.reclaim, "not probed")
+    return {APPLIED: _("supported"), IGNORED: _("ignored (answered success, nothing moved)"),
+            REFUSED: _("refused")}.get(conventions.reclaim, _("not probed"))
 
 
 def run_probe(say=None):

@@ -10,10 +10,10 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET
 from django.views.decorators.vary import vary_on_headers
 
+from accounts.portal_sessions import portal_login_required
 from accounts.roles import console_required
 from exports.models import Export
 from lib.htmx import render_page_or_fragment
-from portal.sessions import portal_login_required
 
 
 def _get_context(export, namespace, back_url):

@@ -11,6 +11,8 @@ from datetime import date
 
 from django import forms
 from django.conf import settings
+from django.utils.text import format_lazy
+from django.utils.translation import gettext_lazy
 
 MONEY_DIGITS = 14
 MONEY_PLACES = 4
@@ -135,7 +137,11 @@ class DayInput(forms.DateInput):
 # date arithmetic near the ends of the calendar (year 1, year 9999) overflows.
 EARLIEST_DAY = date(2000, 1, 1)
 LATEST_DAY = date(2100, 12, 31)
-DAY_RANGE_MESSAGE = f"Choose a day between {EARLIEST_DAY:%Y-%m-%d} and {LATEST_DAY:%Y-%m-%d}."
+DAY_RANGE_MESSAGE = format_lazy(
+    gettext_lazy("Choose a day between {earliest} and {latest}."),
+    earliest=f"{EARLIEST_DAY:%Y-%m-%d}",
+    latest=f"{LATEST_DAY:%Y-%m-%d}",
+)
 
 
 class BoundedDayField(forms.DateField):
@@ -147,3 +153,9 @@ class BoundedDayField(forms.DateField):
         super().validate(value)
         if value is not None and not EARLIEST_DAY <= value <= LATEST_DAY:
             raise forms.ValidationError(DAY_RANGE_MESSAGE, code="out_of_range")
+
+
+def describe_refused_export(query_form):
+    """Why a CSV export of a filter that was not understood is refused (a 400's message), naming each field."""
+    problems = " ".join(f"{field.label}: {error}" for field in query_form for error in field.errors)
+    return f"{gettext_lazy('The export was not made, as some filters were not understood.')} {problems}"

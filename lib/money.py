@@ -41,6 +41,14 @@ def to_decimal(value):
     return number if number.is_finite() else None
 
 
+def plain(value):
+    """A Decimal without the zeros a database column pads it with, never in exponent form: 12.500000 -> 12.5."""
+    text = f"{value:f}"
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return Decimal(text)
+
+
 def _dollars(value, min_places):
     """"$1,234.5" style text of a Decimal, padded to at least ``min_places`` decimals."""
     whole, _, fraction = f"{abs(value):,f}".partition(".")

@@ -9,6 +9,7 @@ offered twice (two consumers racing, or a page seen again) is never counted twic
 import hashlib
 from collections import defaultdict
 import dataclasses
+import functools
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -19,10 +20,13 @@ from django.db import connection, transaction
 from django.db.models import Case, Count, DecimalField, ExpressionWrapper, F, Sum, Value, When
 from django.utils import timezone
 
-from mirror.models import DailyRollup, KeySnapshot, SnapshotSummary, SyncState, UsageRecord, billed_amount
+from lib import encryption
+from mirror.models import AccountBalance, DailyRollup, KeySnapshot, SnapshotSummary, SyncState, UsageRecord, billed_amount
 
 # How many keys running low the summary names (what the overview lists).
 LOW_KEYS_LISTED = 10
+# lib.encryption's purpose for the Client Keys the snapshot keeps.
+SECRET_PURPOSE = "mirror-client-key"
 
 
 def secret_digest(secret_text):
@@ -30,12 +34,22 @@ def secret_digest(secret_text):
     return hashlib.sha256(secret_text.encode()).hexdigest()
 
 
+def encrypt_secret(secret_text):
+    """A full Client Key as the snapshot keeps it (empty for none)."""
+    return encryption.encrypt(secret_text, SECRET_PURPOSE) if secret_text else ""
+
+
+def decrypt_secret(snapshot):
+    """The key's full secret from the snapshot, or None when it holds none (or one under an old SECRET_KEY)."""
+    return encryption.decrypt(snapshot.secret_encrypted, SECRET_PURPOSE) if snapshot.secret_encrypted else None
+
+
 def snapshot_fields(sub_key, seen_at):
     """The snapshot's columns for a key as derouter described it (a derouter.client.SubKey)."""
     return {
         "label": sub_key.label,
         "key_id_short": sub_key.key_id,
-        "secret_sha256": secret_digest(sub_key.secret.reveal()) if sub_key.secret else "",
+        "secret_sha256": secret_digest(sub_key.secret.reveal()) if sub_key.secret.reveal() else "",
         "budget": sub_key.budget,
         "spent": sub_key.spent,
         "remaining": sub_key.remaining,
@@ -88,6 +102,35 @@ def get_summary():
     return summary
 
 
+def _summary_figures(sub_key_id):
+    """(budget, spent, remaining) of an active key of the snapshot, or None."""
+    return KeySnapshot.objects.active().filter(sub_key_id=sub_key_id).values_list("budget", "spent", "remaining").first()
+
+
+def _is_low(figures):
+    budget, _, remaining = figures
+    return remaining < budget * settings.LOW_BUDGET_THRESHOLD
+
+
+def _update_summary(before, after):
+    """Bring the summary row up to date after one active key changed from ``before`` to ``after`` (figures or None).
+
+    A write moves one key: its difference is added to the totals in one statement, so a money
+    step costs the same at any number of keys. A key that is, or was, running low changes the
+    list of low keys: that (rarer) case, and a summary never counted, are recounted in full.
+    """
+    if before is None or after is None or _is_low(before) or _is_low(after):
+        summarize_snapshot()
+        return
+    changed = SnapshotSummary.objects.filter(pk=1).update(
+        total_allocated=F("total_allocated") + (after[0] - before[0]),
+        total_spent=F("total_spent") + (after[1] - before[1]),
+        computed_at=timezone.now(),
+    )
+    if not changed:
+        summarize_snapshot()
+
+
 def upsert_key(sub_key, seen_at=None):
     """Record one key as derouter just reported it (a derouter.client.SubKey); return its snapshot.
 
@@ -96,13 +139,19 @@ def upsert_key(sub_key, seen_at=None):
     """
     seen_at = seen_at or timezone.now()
     fields = snapshot_fields(sub_key, seen_at)
+    if sub_key.secret.reveal():
+        fields["secret_encrypted"] = encrypt_secret(sub_key.secret.reveal())
+    else:
+        # An answer that leaves the secret out keeps the one held.
+        del fields["secret_sha256"]
     if sub_key.created_at is not None:
         fields["created_at"] = sub_key.created_at
     with transaction.atomic():
+        before = _summary_figures(sub_key.id)
         snapshot, _ = KeySnapshot.objects.update_or_create(
             sub_key_id=sub_key.id, defaults=fields, create_defaults={**fields, "created_at": sub_key.created_at or seen_at}
         )
-        summarize_snapshot()
+        _update_summary(before, (snapshot.budget, snapshot.spent, snapshot.remaining))
     return snapshot
 
 
@@ -116,6 +165,7 @@ def insert_created_key(created):
                 "label": created.label,
                 "key_id_short": created.key_id,
                 "secret_sha256": secret_digest(created.secret.reveal()) if created.secret.reveal() else "",
+                "secret_encrypted": encrypt_secret(created.secret.reveal()),
                 "budget": created.budget,
                 "spent": Decimal(0),
                 "remaining": created.budget,
@@ -128,6 +178,15 @@ def insert_created_key(created):
         )
         summarize_snapshot()
     return snapshot
+
+
+def record_balance(balance, read_at=None):
+    """Keep the account's balance as derouter just reported it (a derouter.client.Balance)."""
+    AccountBalance.objects.update_or_create(
+        pk=1,
+        defaults={"balance": balance.balance, "locked": balance.locked, "available": balance.available,
+                  "read_at": read_at or timezone.now()},
+    )
 
 
 def mark_deleted(sub_key_id, deleted_at=None):
@@ -143,7 +202,6 @@ USAGE_COLUMNS = (
     "request_id", "key_id", "created_at", "model", "input_tokens", "output_tokens", "cache_read_tokens",
     "cache_write_tokens", "duration_ms", "cost", "multiplier", "billed", "mirrored_at",
 )
-_VALUES = "(" + ", ".join(["%s"] * len(USAGE_COLUMNS)) + ")"
 # PostgreSQL's types of USAGE_COLUMNS: the rows go to the server as one array per column.
 _POSTGRESQL_TYPES = (
     "varchar", "bigint", "timestamptz", "varchar", "bigint", "bigint", "bigint", "bigint", "bigint", "numeric",
@@ -229,24 +287,35 @@ def _insert_returning(rows):
     per row was a statement for the server to parse, plan and run each. On SQLite, one
     multi-row VALUES statement per _SQLITE_ROWS_PER_INSERT rows (executemany cannot return rows).
     """
-    table = connection.ops.quote_name(UsageRecord._meta.db_table)
-    insert = f"INSERT INTO {table} ({', '.join(USAGE_COLUMNS)})"
-    returning = " ON CONFLICT DO NOTHING RETURNING request_id"
     added = set()
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             columns = [list(column) for column in zip(*(row.parameters for row in rows), strict=True)]
-            cursor.execute(f"{insert} SELECT * FROM {_UNNEST}{returning}", columns)
+            cursor.execute(_insert_statement("unnest"), columns)
             added.update(request_id for (request_id,) in cursor.fetchall())
             return added
+        # Straight to sqlite3, in this connection's transaction: Django rewrites every %s of a
+        # statement to ?, which over a thousand rows of thirteen values cost more than the insert.
+        sqlite = connection.connection
         for start in range(0, len(rows), _SQLITE_ROWS_PER_INSERT):
             chunk = rows[start:start + _SQLITE_ROWS_PER_INSERT]
-            cursor.execute(
-                f"{insert} VALUES {', '.join([_VALUES] * len(chunk))}{returning}",
-                [value for row in chunk for value in row.parameters],
+            answer = sqlite.execute(
+                _insert_statement(len(chunk)), [value for row in chunk for value in row.parameters]
             )
-            added.update(request_id for (request_id,) in cursor.fetchall())
+            added.update(request_id for (request_id,) in answer.fetchall())
     return added
+
+
+@functools.cache
+def _insert_statement(rows):
+    """The INSERT … ON CONFLICT DO NOTHING RETURNING of usage rows: over unnest (PostgreSQL), or of ``rows`` rows."""
+    table = connection.ops.quote_name(UsageRecord._meta.db_table)
+    insert = f"INSERT INTO {table} ({', '.join(USAGE_COLUMNS)})"
+    returning = " ON CONFLICT DO NOTHING RETURNING request_id"
+    if rows == "unnest":
+        return f"{insert} SELECT * FROM {_UNNEST}{returning}"
+    values = "(" + ", ".join(["?"] * len(USAGE_COLUMNS)) + ")"
+    return f"{insert} VALUES {', '.join([values] * rows)}{returning}"
 
 
 @dataclass
@@ -269,7 +338,7 @@ class Checkpoint:
             setattr(self, name, value)
 
     def changes(self):
-        return {item.name: getattr(self, item.name) for item in dataclasses.fields(self) if getattr(self, item.name) is not None}
+        return {name: value for name, value in vars(self).items() if value is not None}
 
 
 @dataclass

@@ -34,14 +34,16 @@ class KeySnapshotQuerySet(models.QuerySet):
 class KeySnapshot(models.Model):
     """A Client Key as derouter last reported it. Deleted keys stay, marked, with their final spend.
 
-    The full secret is never stored: only its SHA-256, so a pasted full key can be matched
-    without keeping it at rest.
+    The full secret is kept encrypted (``secret_encrypted``, lib.encryption keyed from
+    SECRET_KEY): a money step reads the key's own /sub-key/balance with it, one call at any
+    number of keys. Its SHA-256 lets a pasted full key be matched without decrypting.
     """
 
     sub_key_id = models.CharField(max_length=64, unique=True, help_text="derouter's id of the key.")
     label = models.CharField(max_length=200, blank=True)
     key_id_short = models.CharField(max_length=64, blank=True, help_text="The shortened key (keyId).")
     secret_sha256 = models.CharField(max_length=64, blank=True, db_index=True)
+    secret_encrypted = models.CharField(max_length=400, blank=True)
     budget = models.DecimalField(max_digits=20, decimal_places=6)
     spent = models.DecimalField(max_digits=20, decimal_places=6)
     remaining = models.DecimalField(max_digits=20, decimal_places=6)
@@ -103,6 +105,19 @@ class SnapshotSummary(models.Model):
     # The keys running low, the emptiest (by share used) first, as many as a page lists.
     low_key_ids = models.JSONField(default=list)
     computed_at = models.DateTimeField(default=timezone.now)
+
+
+class AccountBalance(models.Model):
+    """The account's balance as derouter last reported it (one row), for pages that must not wait for it.
+
+    Every read of /balance (the worker's refresh, a page's live figure, a money step) records it
+    here; a page shows it with ``read_at`` and fills in the live figure after it has answered.
+    """
+
+    balance = models.DecimalField(max_digits=24, decimal_places=6)
+    locked = models.DecimalField(max_digits=24, decimal_places=6)
+    available = models.DecimalField(max_digits=24, decimal_places=6)
+    read_at = models.DateTimeField(default=timezone.now)
 
 
 class UsageRecord(models.Model):
@@ -205,45 +220,6 @@ class SyncState(models.Model):
 
     def __str__(self):
         return self.scope
-
-
-class TaskRun(models.Model):
-    """One run of a background task, so the console can show what ran and what failed."""
-
-    class Status(models.TextChoices):
-        RUNNING = "running", "Running"
-        OK = "ok", "OK"
-        FAILED = "failed", "Failed"
-
-    name = models.CharField(max_length=100)
-    started_at = models.DateTimeField(default=timezone.now)
-    finished_at = models.DateTimeField(null=True, blank=True)
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING)
-    detail = models.TextField(blank=True)
-    error = models.TextField(blank=True)
-
-    class Meta:
-        ordering = ["-started_at", "-id"]
-        indexes = [models.Index(fields=["name", "-started_at"], name="taskrun_by_name")]
-
-    def __str__(self):
-        return f"{self.name} {self.status} {self.started_at:%Y-%m-%d %H:%M:%S}"
-
-
-class Lease(models.Model):
-    """One consumer's hold on a unit of work (a scope's usage sync, the snapshot refresh, an automation pass).
-
-    It expires: a consumer killed mid-task holds it only until ``expires_at``, then the
-    next one takes it over (see mirror.leases).
-    """
-
-    name = models.CharField(max_length=200, unique=True)
-    holder = models.CharField(max_length=64, help_text="A random id per taking: only the holder renews or releases it.")
-    taken_at = models.DateTimeField()
-    expires_at = models.DateTimeField()
-
-    def __str__(self):
-        return f"{self.name} until {self.expires_at:%Y-%m-%d %H:%M:%S}"
 
 
 class SyncPass(models.Model):

@@ -24,14 +24,23 @@ from datetime import datetime
 from django.conf import settings
 from django.db import connection, connections
 from django.utils import timezone
+from huey.contrib.djhuey import db_task
 
 from derouter import client
-from mirror import leases, sync
+from mirror import snapshot, sync
 from mirror.models import KeySnapshot, SyncPass, SyncState
+from work import leases
+from work.models import Lease, TaskRun
+from work.runs import Recorded, prune_task_runs
 
 logger = logging.getLogger(__name__)
 
 PASS_LEASE = "mirror-usage-pass"
+# The names of the runs (TaskRun) of a pass and of one scope's sync task.
+PASS_TASK_NAME = "sync_pass"
+SCOPE_TASK_PREFIX = sync.SCOPE_TASK_PREFIX
+# SyncPass rows kept (the Sync page shows the last).
+SYNC_PASSES_KEPT = 100
 # Short, kept up every few seconds while the pass runs: a killed pass stops the others this long at most.
 PASS_LEASE_SECONDS = 60
 # How often the thread that started the pass keeps its lease up while the scopes are synced.
@@ -252,3 +261,86 @@ def record(result):
         busy=len(result.busy), failed=len(result.failed), inserted=result.inserted, lag_seconds=result.lag_seconds,
         rate_limited=result.rate_limited,
     )
+
+
+# A run whose lease was never seen is left this long before it counts as interrupted: it may not have taken it yet.
+UNSEEN_LEASE_GRACE_SECONDS = 60
+
+
+def _lease_of_run(name):
+    """The lease a mirror task's run works under, by the run's name (None: not a mirror task)."""
+    if name == PASS_TASK_NAME:
+        return PASS_LEASE
+    if name == snapshot.REFRESH_TASK_NAME:
+        return snapshot.SNAPSHOT_LEASE
+    if name.startswith(SCOPE_TASK_PREFIX):
+        return sync.usage_lease_name(name.removeprefix(SCOPE_TASK_PREFIX))
+    return None
+
+
+def end_interrupted_runs():
+    """Runs of mirror tasks still "running" whose worker was killed: failed, once their lease has expired.
+
+    A worker keeps its lease up while it works and releases it when done, so a run whose
+    lease has expired (or, after a grace, is not held at all) will never finish.
+    """
+    now = timezone.now()
+    running = TaskRun.objects.filter(status=TaskRun.Status.RUNNING).values_list("pk", "name", "started_at")
+    leases_of = {pk: (_lease_of_run(name), started_at) for pk, name, started_at in running}
+    names = {lease for lease, _ in leases_of.values() if lease is not None}
+    expiry = dict(Lease.objects.filter(name__in=names).values_list("name", "expires_at"))
+    interrupted = []
+    for pk, (lease, started_at) in leases_of.items():
+        if lease is None:
+            continue
+        if lease in expiry:
+            if expiry[lease] <= now:
+                interrupted.append(pk)
+        elif (now - started_at).total_seconds() > UNSEEN_LEASE_GRACE_SECONDS:
+            interrupted.append(pk)
+    if interrupted:
+        TaskRun.objects.filter(pk__in=interrupted, status=TaskRun.Status.RUNNING).update(
+            status=TaskRun.Status.FAILED, finished_at=now,
+            error="interrupted: the worker stopped mid-task and its lease expired; the next pass takes the work over",
+        )
+    return len(interrupted)
+
+
+# ---------------------------------------------------------------- the worker's task
+
+
+@db_task(retries=snapshot.RETRIES, retry_delay=snapshot.RETRY_DELAY_SECONDS, retry_backoff=snapshot.RETRY_BACKOFF)
+def refresh_mirror():
+    """The worker's task: refresh the key snapshot and the balance, then sync every scope that may have new rows."""
+    # Before this pass takes their scopes over: runs of killed workers, whose leases have expired, end as failed.
+    end_interrupted_runs()
+    if not snapshot.refresh_snapshot_recorded():
+        return
+    try:
+        snapshot.refresh_balance()
+    except client.DerouterError as error:
+        # The pages show the last balance read, with its age; the next pass tries again.
+        logger.warning("balance not refreshed: %s", error.message)
+    sync_usage_pass()
+    prune_task_runs()
+    kept = SyncPass.objects.values_list("started_at", flat=True)[SYNC_PASSES_KEPT:SYNC_PASSES_KEPT + 1]
+    if kept:
+        SyncPass.objects.filter(started_at__lt=kept[0]).delete()
+
+
+def sync_usage_pass():
+    """Sync every scope whose usage may have moved in one pass, recorded; nothing when another pass runs."""
+    recorded = Recorded(PASS_TASK_NAME)
+    try:
+        result = run_pass(sync.moved_scopes())
+    except leases.LeaseHeld:
+        recorded.skipped()
+        return None
+    record(result)
+    if result.failed:
+        failures = "; ".join(f"{scope}: {error}" for scope, error in sorted(result.failed.items())[:20])
+        recorded.detail = result.describe()
+        recorded.failed(f"{result.describe()}. {failures}")
+    else:
+        recorded.ok(result.describe())
+    return result

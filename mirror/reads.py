@@ -6,17 +6,22 @@ SQL, so their cost does not grow with the number of keys. Decisions that move mo
 """
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.core.cache import cache
 from django.db.models import Case, Count, F, Max, Min, Q, Sum, When
 from django.db.models.functions import Greatest
+from django.http import Http404
 from django.utils import timezone
 
-from derouter.client import Secret, SubKey
+from derouter.client import ClientBalance, Secret, SubKey, UsageSummary
+from lib.money import plain
+from lib.queue import enqueue_or_warn
 from mirror import ingest
-from mirror.models import KeySnapshot, SyncPass, SyncState, TaskRun, UsageRecord
+from mirror.models import AccountBalance, DailyRollup, KeySnapshot, SyncPass, SyncState, UsageRecord, billed_amount
+from mirror.snapshot import REFRESH_TASK_NAME, refresh_keys
+from work.models import TaskRun
 
 # Sort columns of the key list (as the form names them) and the snapshot fields behind them.
 SORT_FIELDS = {
@@ -30,7 +35,6 @@ SORT_FIELDS = {
     "display_multiplier": "display_multiplier",
     "created_at": "created_at",
 }
-REFRESH_TASK_NAME = "refresh_keys"
 # A page seen before the first refresh asks for one at most this often.
 FIRST_SYNC_REQUEST_SECONDS = 60
 FIRST_SYNC_REQUEST_CACHE_KEY = "mirror:first-sync-requested"
@@ -65,6 +69,29 @@ def _freshness_as_of(as_of):
     return Freshness(as_of, age, age > settings.MIRROR_STALE_AFTER_SECONDS, False)
 
 
+@dataclass(frozen=True)
+class MirroredBalance:
+    """The account's balance as derouter last reported it, and how fresh that is."""
+
+    balance: object
+    locked: object
+    available: object
+    freshness: Freshness
+
+
+def get_mirrored_balance():
+    """The balance last read from derouter (by the worker or any page), or None before the first read."""
+    row = AccountBalance.objects.filter(pk=1).first()
+    if row is None:
+        return None
+    return MirroredBalance(row.balance, row.locked, row.available, _freshness_as_of(row.read_at))
+
+
+def get_key_freshness(snapshot):
+    """How fresh one key of the snapshot is: as of derouter's last report of it."""
+    return _freshness_as_of(snapshot.refreshed_at)
+
+
 def get_usage_freshness(snapshot):
     """How fresh a key's mirrored requests are; ``first_sync_running`` until its first sync is complete.
 
@@ -88,12 +115,19 @@ def request_first_sync_if_empty():
 
     Pages that read the snapshot call this first; the worker's own first refresh usually wins.
     """
-    from mirror import tasks
-
     if KeySnapshot.objects.exists():
         return
     if cache.add(FIRST_SYNC_REQUEST_CACHE_KEY, True, FIRST_SYNC_REQUEST_SECONDS):
-        tasks.refresh_keys()
+        enqueue_or_warn(refresh_keys)
+
+
+def get_snapshot_or_404(sub_key_id):
+    """An active key of the snapshot, or Http404 (the URL converter already refused malformed ids)."""
+    request_first_sync_if_empty()
+    try:
+        return KeySnapshot.objects.active().get(sub_key_id=sub_key_id)
+    except KeySnapshot.DoesNotExist:
+        raise Http404("No such key.") from None
 
 
 def get_summary_after_first_sync_request():
@@ -145,12 +179,12 @@ def as_sub_key(snapshot):
         label=snapshot.label,
         key_id=snapshot.key_id_short,
         secret=Secret(""),
-        budget=snapshot.budget,
-        spent=snapshot.spent,
-        remaining=snapshot.remaining,
+        budget=plain(snapshot.budget),
+        spent=plain(snapshot.spent),
+        remaining=plain(snapshot.remaining),
         rpm_limit=snapshot.rpm_limit,
         concurrent_limit=snapshot.concurrent_limit,
-        display_multiplier=snapshot.display_multiplier,
+        display_multiplier=plain(snapshot.display_multiplier),
         created_at=snapshot.created_at,
     )
 
@@ -220,6 +254,49 @@ USAGE_EXPORT_COLUMNS = (
     "request_id", "created_at", "model", "input_tokens", "output_tokens", "cache_read_tokens",
     "cache_write_tokens", "cost", "duration_ms",
 )
+
+
+# The usage windows of a key's own view, as derouter counts them: UTC today, this week (from Monday), this month.
+CLIENT_WINDOWS = ("today", "week", "month", "total")
+CLIENT_WINDOW_FIELDS = ("requests", "input_tokens", "output_tokens", "billed")
+
+
+def _client_window_starts(now):
+    today = now.astimezone(UTC).date()
+    return {"today": today, "week": today - timedelta(days=today.weekday()), "month": today.replace(day=1), "total": None}
+
+
+def get_client_view(snapshot, now=None):
+    """What the key's holder sees of itself (a derouter.client.ClientBalance, in display units), from the mirror.
+
+    Budget and spent are the snapshot's times the key's multiplier; the usage windows sum the
+    key's daily rollups (one query, however many requests the key made).
+    """
+    starts = _client_window_starts(now or timezone.now())
+    sums = {}
+    for window in CLIENT_WINDOWS:
+        only = Q(day__gte=starts[window]) if starts[window] else Q()
+        for name in CLIENT_WINDOW_FIELDS:
+            sums[f"{window}_{name}"] = Sum(name, filter=only, default=0)
+    totals = DailyRollup.objects.filter(key=snapshot).aggregate(**sums)
+    usage = {}
+    for window in CLIENT_WINDOWS:
+        requests, input_tokens, output_tokens, billed = (totals[f"{window}_{name}"] for name in CLIENT_WINDOW_FIELDS)
+        usage[window] = UsageSummary(
+            requests=requests, input_tokens=input_tokens, output_tokens=output_tokens,
+            total_tokens=input_tokens + output_tokens, cost=billed,
+        )
+    budget = billed_amount(snapshot.budget, snapshot.display_multiplier)
+    spent = billed_amount(snapshot.spent, snapshot.display_multiplier)
+    return ClientBalance(
+        label=snapshot.label,
+        budget=budget,
+        spent=spent,
+        remaining=budget - spent,
+        rpm_limit=snapshot.rpm_limit,
+        concurrent_limit=snapshot.concurrent_limit,
+        **usage,
+    )
 
 
 def get_active_key_by_secret(secret_text):

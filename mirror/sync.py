@@ -1,7 +1,7 @@
-"""Keeping the mirror in step with derouter: the key snapshot and the usage rows of every scope.
+"""Keeping the mirror's usage rows in step with derouter, scope by scope (mirror.snapshot keeps the key list).
 
 A scope is one Client Key (its sub_key_id) or the Account Key's own use ("account").
-Each scope's usage is synced under a lease (mirror.leases: a lock in the shared database
+Each scope's usage is synced under a lease (work.leases: a lock in the shared database
 that expires, renewed after every page), so any number of consumers (and the `sync`
 command, and a key edit) can run at once without two of them walking the same scope,
 and a consumer killed mid-sync holds the scope only until its lease runs out; the
@@ -20,13 +20,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, connection
 from django.utils import timezone
+from huey.contrib.djhuey import db_task
 
 from derouter import client
 from lib.ahead import PagesAhead
-from mirror import ingest, leases
+from mirror import ingest, snapshot
 from mirror.models import ACCOUNT_SCOPE, KeySnapshot, SyncState, UsageRecord
+from work import leases
+from work.runs import Recorded
 
 logger = logging.getLogger(__name__)
 
@@ -45,15 +48,10 @@ CATCH_UP_BATCH_ROWS = 2 * PAGE_SIZE
 ASK_AHEAD_PAGES = 20
 # How long a key edit waits for a running sync of that key before giving up.
 EDIT_LOCK_WAIT_SECONDS = 5
-SNAPSHOT_LEASE = "mirror-snapshot"
-SNAPSHOT_FIELDS = (
-    "label", "key_id_short", "secret_sha256", "budget", "spent", "remaining", "rpm_limit",
-    "concurrent_limit", "display_multiplier", "created_at", "deleted_at",
-)
-
-
 # A sync told nothing of the key's spend reads it itself.
 UNREAD = object()
+# The name of a scope's sync task run (TaskRun) is this and the scope.
+SCOPE_TASK_PREFIX = "sync_usage "
 # Another process is syncing this scope (or refreshing the snapshot) right now, or took it over from us.
 ScopeBusy = leases.LeaseHeld
 
@@ -87,95 +85,8 @@ class SyncResult:
         return text
 
 
-@dataclass
-class SnapshotResult:
-    """What one refresh of the key snapshot did."""
-
-    active: int = 0
-    changed: int = 0
-    deleted: int = 0
-    skipped: int = 0  # keys of an unexpected shape in derouter's list, left as they were
-
-    def describe(self):
-        described = f"{self.active} keys, {self.changed} new or changed, {self.deleted} gone upstream"
-        if self.skipped:
-            described += f", {self.skipped} of unexpected shape skipped (see the log)"
-        return described
-
-
 def usage_lease_name(scope):
     return f"mirror-usage-{scope}"
-
-
-# ---------------------------------------------------------------- the key snapshot
-
-
-def _fields_of(sub_key, asked_at):
-    """A listed key's snapshot fields; the list gives createdAt (else the key is dated when we asked)."""
-    fields = ingest.snapshot_fields(sub_key, None)
-    fields.pop("refreshed_at")
-    fields["created_at"] = sub_key.created_at or asked_at
-    return fields
-
-
-def refresh_snapshot(sub_keys=None, asked_at=None, wait_seconds=0):
-    """Write derouter's key list into the snapshot; keys gone upstream are marked deleted.
-
-    ``sub_keys`` is the list a caller just read (the automation pass reads it once for
-    everything), asked for at ``asked_at``; without it the list is read now. Only new or
-    changed keys are written, so a refresh of thousands of unchanged keys is one read and
-    two updates. A key refreshed by a write's answer after the list was asked for is left
-    as the write described it. Raises ScopeBusy when another refresh holds the snapshot
-    past ``wait_seconds``, DerouterError when derouter fails.
-    """
-    with leases.held(SNAPSHOT_LEASE, wait_seconds=wait_seconds):
-        if sub_keys is None:
-            asked_at = timezone.now()
-            sub_keys = client.list_sub_keys()
-        skipped_ids = {skipped.id for skipped in getattr(sub_keys, "skipped", ()) if skipped.id}
-        result = SnapshotResult(active=len(sub_keys), skipped=len(getattr(sub_keys, "skipped", ())))
-        held = {
-            row[0]: row[1:]
-            for row in KeySnapshot.objects.values_list("sub_key_id", *SNAPSHOT_FIELDS, "refreshed_at")
-        }
-        writes = []
-        for sub_key in sub_keys:
-            fields = _fields_of(sub_key, asked_at)
-            known = held.get(sub_key.id)
-            if known is not None:
-                if known[-1] > asked_at:
-                    continue
-                if known[:-1] == tuple(fields[name] for name in SNAPSHOT_FIELDS):
-                    continue
-            writes.append(KeySnapshot(sub_key_id=sub_key.id, refreshed_at=asked_at, **fields))
-        # A key skipped for its shape is still at derouter: not gone.
-        seen = {sub_key.id for sub_key in sub_keys} | skipped_ids
-        gone = [sub_key_id for sub_key_id, known in held.items() if sub_key_id not in seen and known[-2] is None]
-        with transaction.atomic():
-            KeySnapshot.objects.bulk_create(
-                writes,
-                batch_size=500,
-                update_conflicts=True,
-                unique_fields=["sub_key_id"],
-                update_fields=[*SNAPSHOT_FIELDS, "refreshed_at"],
-            )
-            for start in range(0, len(gone), 500):
-                KeySnapshot.objects.filter(
-                    sub_key_id__in=gone[start:start + 500], deleted_at__isnull=True, refreshed_at__lte=asked_at
-                ).update(deleted_at=asked_at)
-            # Every key derouter just reported is as fresh as this answer.
-            KeySnapshot.objects.filter(deleted_at__isnull=True, refreshed_at__lt=asked_at).update(
-                refreshed_at=asked_at
-            )
-            if writes or gone:
-                ingest.summarize_snapshot()
-        result.changed, result.deleted = len(writes), len(gone)
-        return result
-
-
-def record_key(sub_key):
-    """Record a key as derouter just described it (a derouter.client.SubKey)."""
-    return ingest.upsert_key(sub_key)
 
 
 def mirror_usage_before_write(sub_key):
@@ -184,7 +95,7 @@ def mirror_usage_before_write(sub_key):
     A new multiplier must not reach rows made before it, and derouter stops listing a
     deleted key's usage. Returns None when done, else why it could not be done.
     """
-    record_key(sub_key)
+    snapshot.record_key(sub_key)
     try:
         sync_key_usage(sub_key.id)
     except ScopeBusy:
@@ -192,30 +103,6 @@ def mirror_usage_before_write(sub_key):
     except client.DerouterError as error:
         return f"this key's usage could not be read first ({error.message})"
     return None
-
-
-def record_write_answer(answer):
-    """After a write we made: the snapshot takes the key from its answer, or asks the worker to refresh.
-
-    ``answer`` is what derouter.client.update_sub_key returned (None when the answer did not
-    describe the key); after a write whose outcome is unknown, pass None too.
-    """
-    if answer is not None:
-        return record_key(answer)
-    from mirror import tasks
-
-    tasks.refresh_keys()
-    return None
-
-
-def record_created_key(created):
-    """Record a key we just created (a derouter.client.CreatedSubKey): nothing spent yet."""
-    return ingest.insert_created_key(created)
-
-
-def record_deleted_key(sub_key_id):
-    """A key we deleted stays in the snapshot, marked, with its final spend."""
-    ingest.mark_deleted(sub_key_id)
 
 
 # ---------------------------------------------------------------- usage
@@ -508,3 +395,29 @@ def moved_scopes():
             moved[sub_key_id] = spent
     moved[ACCOUNT_SCOPE] = None
     return moved
+
+
+@db_task(retries=snapshot.RETRIES, retry_delay=snapshot.RETRY_DELAY_SECONDS, retry_backoff=snapshot.RETRY_BACKOFF)
+def sync_usage(scope, full=False):
+    """The worker's task: sync one scope's usage rows; a scope another consumer is syncing is left to it."""
+    recorded = Recorded(f"{SCOPE_TASK_PREFIX}{scope}")
+    try:
+        result = sync_scope(scope, full=full, ask_ahead=True)
+    except ScopeBusy:
+        recorded.skipped()
+        return
+    except KeySnapshot.DoesNotExist:
+        recorded.failed("no such key in the snapshot")
+        return
+    except client.NotFound:
+        # Deleted upstream since the snapshot was taken: the next refresh marks it.
+        SyncState.objects.filter(scope=scope).update(synced_spent=None)
+        recorded.failed("derouter no longer knows this key")
+        return
+    except client.DerouterError as error:
+        recorded.failed(error.message)
+        raise
+    if result.inserted or result.malformed or not result.complete:
+        recorded.ok(result.describe())
+    else:
+        recorded.skipped()

@@ -8,9 +8,10 @@ from django.views.decorators.vary import vary_on_headers
 
 from accounts.roles import console_required
 from lib.htmx import render_page_or_fragment, wants_fragment
-from mirror import tasks
-from mirror.models import TaskRun
+from lib.queue import enqueue_or_warn
+from mirror import passes
 from mirror.reads import get_freshness, get_last_pass, get_sync_progress
+from work.models import TaskRun
 
 RECENT_RUNS = 25
 
@@ -26,7 +27,7 @@ def _get_safe_next(request):
 @require_POST
 def mirror_refresh(request):
     """Ask the worker to refresh the key snapshot (and sync usage) now; nothing is read from the browser."""
-    tasks.refresh_mirror()
+    enqueue_or_warn(passes.refresh_mirror)
     if wants_fragment(request):
         context = {"freshness": get_freshness(), "refresh_queued": True, "next_url": request.POST.get("next", "")}
         return render(request, "mirror/_freshness.html", context)

@@ -24,9 +24,10 @@ from django.utils import timezone
 from accounts.roles import is_owner
 from automation import webhooks
 from automation.actors import WorkerActor
-from dashboard import audit, keywrites
-from dashboard.models import AuditEvent, Outcome, TopUp
+from dashboard import keywrites
 from derouter.client import DerouterError
+from ledger import audit
+from ledger.models import AuditEvent, Outcome, TopUp
 from lib.money import exact_usd
 from payments import crediting
 from payments.models import CodeBatch, MoneyInSettings, RedemptionCode

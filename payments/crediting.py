@@ -12,9 +12,9 @@ import uuid
 from automation.actors import WorkerActor
 from automation.upstream import get_live_key
 from dashboard import topups
-from dashboard.models import Outcome, TopUp
 from derouter import client
 from derouter.client import DerouterError
+from ledger.models import Outcome, TopUp
 
 TOKEN_NAMESPACE = uuid.UUID("6a3e1c58-2f7d-4c1b-9a0e-4d8b7f2e6c31")
 

@@ -10,8 +10,8 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from accounts.roles import console_required, is_owner, owner_required
 from analytics.permissions import can_see_margins
-from dashboard import audit
-from dashboard.models import AuditEvent, Outcome
+from ledger import audit
+from ledger.models import AuditEvent, Outcome
 from derouter.client import DerouterError
 from lib.paging import pager_for_page
 from payments import orders, stripe_api, tasks

@@ -21,8 +21,8 @@ from django.db.models import Q, Sum
 from django.utils import timezone
 
 from automation import webhooks
-from dashboard import audit
-from dashboard.models import AuditEvent, Outcome
+from ledger import audit
+from ledger.models import AuditEvent, Outcome
 from derouter import client
 from derouter.client import DerouterError
 from lib.money import exact_usd

@@ -16,7 +16,7 @@ from derouter.client import DerouterError
 from mirror.reads import get_active_key_by_secret
 from payments import crediting, orders, stripe_api
 from payments.models import Order, Package, StripeSettings
-from portal.sessions import portal_login_required
+from accounts.portal_sessions import portal_login_required
 
 SHOWN_ORDERS = 50
 STRIPE_HOOKS_ORIGIN = "https://hooks.stripe.com"

@@ -16,7 +16,7 @@ from mirror.reads import get_active_key_by_secret
 from payments import codes
 from payments.forms import RedeemForm
 from payments.models import RedemptionCode
-from portal.sessions import portal_login_required, start_portal_session
+from accounts.portal_sessions import portal_login_required, start_portal_session
 
 logger = logging.getLogger(__name__)
 

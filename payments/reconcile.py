@@ -17,7 +17,7 @@ import datetime
 from django.db import transaction
 from django.utils import timezone
 
-from dashboard.models import Outcome, TopUp
+from ledger.models import Outcome, TopUp
 from lib.money import exact_usd
 from payments import stripe_api
 from payments.models import MoneyInCheck, MoneyInProblem, Order, RedemptionCode, StripeSettings
@@ -146,3 +146,23 @@ def check(requested_by=""):
 
 def latest():
     return MoneyInCheck.objects.first()
+
+
+class MoneyInReconciliation:
+    """Money in as a further check of the console's reconciliation (registered by the app's ready())."""
+
+    def page_section(self):
+        return "payments/_money_in_check.html", {"check": latest()}
+
+    def run_for_command(self):
+        """Run a check now: (lines for ``manage.py reconcile``, how many problems)."""
+        record = check(requested_by="manage.py reconcile")
+        lines = [record.error] if record.error else []
+        problems = list(record.problems.all())
+        for problem in problems:
+            amount = f"{exact_usd(problem.amount_usd)}: " if problem.amount_usd is not None else ""
+            lines.append(f"Money in: {problem.get_kind_display()}: {problem.key_label or problem.sub_key_id}: {amount}{problem.detail}")
+        return lines, len(problems)
+
+
+MONEY_IN_CHECK = MoneyInReconciliation()

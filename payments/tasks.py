@@ -5,9 +5,9 @@ import logging
 from huey import crontab
 from huey.contrib.djhuey import db_periodic_task, db_task
 
-from mirror import leases
-from mirror.runs import tracked
 from payments import codes, orders, reconcile
+from work import leases
+from work.runs import tracked
 
 logger = logging.getLogger(__name__)
 

@@ -4,8 +4,8 @@ import re
 
 from django import forms
 
+from accounts.portal_sessions import get_time_zone_choices
 from lib.forms import ExpectedInputMixin
-from portal.sessions import get_time_zone_choices
 
 # Said for a malformed, wrong and deleted key alike, so none can be told apart.
 INVALID_KEY_MESSAGE = "That Client Key was not accepted. Check that you pasted all of it and try again."

@@ -6,9 +6,9 @@ from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.http import require_POST
 
 from accounts.models import KeyLanguage
+from accounts.portal_sessions import get_portal_key
 from lib.language import LanguageForm, redirect_with_language, remember_in_session
 from mirror.reads import get_active_key_by_secret
-from portal.sessions import get_portal_key
 
 
 @require_POST

@@ -20,6 +20,7 @@ from django.utils.translation import gettext as _
 
 from analytics.panels import PortalUsagePanel
 from automation.expiry import get_expired_notice
+from branding.doors import get_doors
 from branding.models import Branding
 from derouter.client import (
     AuthFailed,
@@ -30,16 +31,16 @@ from derouter.client import (
     get_client_balance,
     get_client_usage_logs,
 )
+from accounts.throttle import Throttle, client_address
 from exports.models import Export
 from lib.csv_export import csv_download
-from lib.htmx import render_page_or_fragment
+from lib.htmx import render_page_or_fragment, wants_fragment
 from lib.money import is_running_low
 from lib.paging import pager_for_log_page
-from mirror.reads import get_active_key_by_secret
-from accounts.throttle import Throttle, client_address
+from mirror.reads import get_active_key_by_secret, get_client_view, get_key_freshness
 from portal.forms import INVALID_KEY_MESSAGE, LOG_PAGE_SIZES, LogsQueryForm, PortalLoginForm, TimeZoneForm
 from portal.language_views import restore_key_language
-from portal.sessions import (
+from accounts.portal_sessions import (
     end_portal_session,
     get_portal_key,
     get_time_zone_name,
@@ -48,12 +49,14 @@ from portal.sessions import (
     set_time_zone_name,
     start_portal_session,
 )
-from portal.tasks import write_usage_export
 from portal.usage_csv import CSV_HEADER, USAGE_PAGE_SIZE, usage_csv_row
+from portal.usage_export import write_usage_export
 
 logger = logging.getLogger(__name__)
 
 CSV_PAGE_SIZE = USAGE_PAGE_SIZE
+# The home page's figures: htmx asks the page for them once it is shown (see _render_live_figures).
+LIVE_FIGURES_TARGET = "portal-figures"
 
 
 def _get_login_throttle():
@@ -81,6 +84,7 @@ def _get_quick_start(request, balance, branding, client_key=None):
         "client_key": client_key,
         "masked_key": _get_masked_key(request.portal_key),
         "inference_base": branding.inference_base,
+        "doors": get_doors(branding),
     }
 
 
@@ -165,15 +169,9 @@ def logout_view(request):
     return redirect("portal:login")
 
 
-@require_GET
-@portal_login_required
-def home(request):
-    """The customer's label, budget, limits, usage summary and a quick start."""
-    balance = get_client_balance(request.portal_key)
-    branding = Branding.load()
-    key = get_active_key_by_secret(request.portal_key)
-    context = {
-        "branding": branding,
+def _get_figures(balance, **context):
+    """The home page's figures (budget, spent, remaining, limits, usage by period) of a key's own view."""
+    return {
         "balance": balance,
         "budget_state": _get_budget_state(balance),
         "usage_rows": [
@@ -182,7 +180,46 @@ def home(request):
             ("This month", balance.month),
             ("All time", balance.total),
         ],
-        **_get_quick_start(request, balance, branding),
+        **context,
+    }
+
+
+def _render_live_figures(request, key):
+    """The figures as derouter reports them now; the mirror's, said so, when derouter cannot answer.
+
+    A key derouter no longer accepts signs the customer out (portal_login_required).
+    """
+    branding = Branding.load()
+    try:
+        context = _get_figures(get_client_balance(request.portal_key), live=True)
+    except (Unavailable, RateLimited):
+        if key is None:
+            raise
+        context = _get_figures(get_client_view(key), unreachable=True, freshness=get_key_freshness(key))
+    return render(request, "portal/_figures.html", {"branding": branding, **context})
+
+
+@require_GET
+@vary_on_headers("HX-Request", "HX-Target")
+@portal_login_required
+def home(request):
+    """The customer's label, budget, limits, usage summary and a quick start.
+
+    The figures come from the mirror, so the page answers at once whatever derouter does;
+    htmx then fills in derouter's own figures. A key not mirrored yet is read from derouter.
+    """
+    key = get_active_key_by_secret(request.portal_key)
+    if wants_fragment(request) and request.htmx.target == LIVE_FIGURES_TARGET:
+        return _render_live_figures(request, key)
+    branding = Branding.load()
+    if key is None:
+        figures = _get_figures(get_client_balance(request.portal_key), live=True)
+    else:
+        figures = _get_figures(get_client_view(key), freshness=get_key_freshness(key))
+    context = {
+        "branding": branding,
+        **figures,
+        **_get_quick_start(request, figures["balance"], branding),
         "portal_usage": PortalUsagePanel(key, branding.unit) if key else None,
     }
     return render(request, "portal/home.html", context)

@@ -135,11 +135,11 @@ def make_key(simulator):
     from decimal import Decimal
 
     from derouter import client as derouter_client
-    from mirror import sync
+    from mirror import snapshot as mirror_snapshot
 
     def make(budget="10", label="Test client", rpm_limit=None):
         created = derouter_client.create_sub_key(Decimal(budget), label=label, rpm_limit=rpm_limit)
-        sync.refresh_snapshot()
+        mirror_snapshot.refresh_snapshot()
         return created
 
     return make
@@ -151,10 +151,11 @@ def sync_mirror(simulator):
 
     Pass sub-key ids, and/or "account" for the Account Key's own use; the snapshot is refreshed first.
     """
+    from mirror import snapshot as mirror_snapshot
     from mirror import sync
 
     def run(*scopes):
-        sync.refresh_snapshot()
+        mirror_snapshot.refresh_snapshot()
         for scope in scopes:
             sync.sync_scope(scope)
 

@@ -51,7 +51,8 @@ def start_gunicorn(tmp_path, **environment):
     }
     log_path = tmp_path / "gunicorn.log"
     log = log_path.open("wb")
-    command = [sys.executable, "-m", "gunicorn", "config.wsgi", "-c", "gunicorn.conf.py"]
+    # No control socket: it lives at one path per user, and a test must not take over a running one.
+    command = [sys.executable, "-m", "gunicorn", "config.wsgi", "-c", "gunicorn.conf.py", "--no-control-socket"]
     process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     server = Gunicorn(f"http://127.0.0.1:{port}", process, log_path)
     deadline = time.monotonic() + 60

@@ -192,3 +192,13 @@ def query_plan(queryset):
         else:
             cursor.execute(f"EXPLAIN QUERY PLAN {sql}", params)
         return "\n".join(str(row[-1]) for row in cursor.fetchall())
+
+
+# Every management path but the simulator's own controls: a page that asked derouter anything would wait.
+MANAGEMENT_PATHS = ("/balance", "/sub-key", "/usage-logs")
+
+
+def hang_derouter(simulator, seconds=60):
+    """Make derouter hang on every management request (the simulator's slow fault) until the faults are cleared."""
+    for path in MANAGEMENT_PATHS:
+        simulator.inject("slow", path=path, delay=seconds, times=0)

@@ -193,7 +193,7 @@ def _seed(simulator, make_key):
     from accounts.models import ConsoleProfile, Role
     from automation.models import BudgetRequest, Rotation
     from automation.webhooks import create_endpoint
-    from dashboard.models import AuditEvent, Outcome, TopUp
+    from ledger.models import AuditEvent, Outcome, TopUp
     from derouter import client as derouter_client
     from exports.models import Export
 

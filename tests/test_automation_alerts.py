@@ -7,7 +7,7 @@ import pytest
 from django.core import mail
 from django.utils import timezone
 
-from automation import alerts, tasks
+from automation import alerts, notify
 from automation.models import Alert, AlertRule, DeliveryStatus, RuleState
 from automation.upstream import get_daily_burn
 from derouter import client
@@ -77,7 +77,7 @@ def test_an_email_that_cannot_be_sent_is_retried_then_marked_failed(settings, dj
     alert.refresh_from_db()
     assert (alert.email_status, alert.email_attempts) == (DeliveryStatus.RETRYING, 1)
     assert "SMTP server down" in alert.email_error
-    tasks.send_alert_email.call_local(alert.pk)
-    tasks.send_alert_email.call_local(alert.pk)
+    notify.send_alert_email.call_local(alert.pk)
+    notify.send_alert_email.call_local(alert.pk)
     alert.refresh_from_db()
     assert (alert.email_status, alert.email_attempts) == (DeliveryStatus.FAILED, 3)

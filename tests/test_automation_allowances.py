@@ -8,7 +8,7 @@ import pytest
 from automation import funding, tasks
 from automation.models import Allowance
 from automation.upstream import token_for
-from dashboard.models import Outcome, TopUp
+from ledger.models import Outcome, TopUp
 from tests.helpers import budget_of
 
 pytestmark = pytest.mark.django_db

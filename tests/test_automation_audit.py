@@ -3,7 +3,7 @@
 import pytest
 
 from automation.models import AlertRule, Allowance, AutoTopUpRule, KeyExpiry, WebhookEndpoint
-from dashboard.models import AuditEvent
+from ledger.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
 

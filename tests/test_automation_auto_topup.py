@@ -6,13 +6,14 @@ from decimal import Decimal
 import pytest
 from django.core import mail
 
-from automation import alerts, funding, tasks, webhooks
+from automation import alerts, evaluation, funding, webhooks
 from automation.models import Alert, AlertRule, AutoTopUpRule, RuleState
 from automation.upstream import get_live_key, token_for
-from dashboard.models import AuditEvent, Outcome, TopUp
+from ledger.models import AuditEvent, Outcome, TopUp
 from derouter import client
-from mirror import sync
-from mirror.models import KeySnapshot, TaskRun
+from mirror import snapshot as mirror_snapshot
+from mirror.models import KeySnapshot
+from work.models import TaskRun
 from tests.helpers import budget_of, eventually
 from tests.test_automation_webhooks import readme_verifier
 
@@ -33,7 +34,7 @@ def make_rules(sub_key_id, threshold="3", amount="5", **limits):
 def run_evaluation(capture, times=1):
     for _ in range(times):
         with capture(execute=True):
-            tasks.evaluate()
+            evaluation.evaluate()
 
 
 def test_a_key_under_its_threshold_gets_one_top_up_one_email_and_one_signed_webhook(
@@ -70,7 +71,7 @@ def test_two_workers_on_the_same_crossing_top_up_once(simulator, make_key, djang
     created = make_key(budget="4", label="Raced")
     alert_rule, rule = make_rules(created.id)
     simulator.add_usage(created.id, "2")
-    sync.refresh_snapshot()
+    mirror_snapshot.refresh_snapshot()
     snapshot = KeySnapshot.objects.get(sub_key_id=created.id)
 
     # Both workers read the rule while it was still armed.
@@ -143,7 +144,7 @@ def test_derouter_down_when_the_rule_fires_is_retried_on_the_next_pass(simulator
     simulator.add_usage(created.id, "2")
     simulator.inject("error", path="/balance", status=503, times=10)
     with pytest.raises(client.Unavailable), django_capture_on_commit_callbacks(execute=True):
-        tasks.evaluate()
+        evaluation.evaluate()
     assert TaskRun.objects.get(name="automation.evaluate").status == TaskRun.Status.FAILED
     assert TopUp.objects.count() == 0
     simulator.clear_faults()

@@ -7,7 +7,7 @@ from django.core import mail
 
 from automation import webhooks
 from automation.models import Alert, AlertRule, AutoTopUpRule, BudgetRequest, DeliveryStatus, WebhookDelivery, WebhookEndpoint
-from dashboard.models import AuditEvent, Outcome, TopUp
+from ledger.models import AuditEvent, Outcome, TopUp
 from derouter import client
 from tests.helpers import budget_of
 

@@ -8,10 +8,10 @@ import pytest
 from django.core import mail
 from django.utils import timezone
 
-from automation import expiry, tasks
+from automation import evaluation, expiry
 from automation import rotation as rotations
 from automation.models import KeyExpiry, Rotation
-from dashboard.models import AuditEvent, Outcome
+from ledger.models import AuditEvent, Outcome
 from derouter import client
 from mirror.ingest import secret_digest
 from mirror.models import KeySnapshot, UsageRecord
@@ -109,14 +109,14 @@ def test_an_expired_key_is_deleted_and_its_unspent_budget_returns(simulator, mak
     simulator.add_usage(created.id, "2")
     record = make_expiry(created, timezone.now() + datetime.timedelta(hours=1))
     with django_capture_on_commit_callbacks(execute=True):
-        tasks.evaluate()
+        evaluation.evaluate()
     assert find_key(created.id) is not None
 
     KeyExpiry.objects.filter(pk=record.pk).update(expires_at=timezone.now() - datetime.timedelta(seconds=1))
     before = client.get_balance()
     with django_capture_on_commit_callbacks(execute=True):
-        tasks.evaluate()
-        tasks.evaluate()
+        evaluation.evaluate()
+        evaluation.evaluate()
 
     record.refresh_from_db()
     assert record.status == KeyExpiry.Status.EXPIRED and record.returned == Decimal(5)
@@ -134,8 +134,8 @@ def test_a_reminder_goes_out_once_before_the_key_expires(make_key, django_captur
     created = make_key(budget="1", label="Soon")
     make_expiry(created, timezone.now() + datetime.timedelta(days=2), remind_days=3, notify_email="customer@example.com")
     with django_capture_on_commit_callbacks(execute=True):
-        tasks.evaluate()
-        tasks.evaluate()
+        evaluation.evaluate()
+        evaluation.evaluate()
     (email,) = mail.outbox
     assert email.to == ["customer@example.com"] and "expires on" in email.subject
     assert find_key(created.id) is not None
@@ -146,11 +146,11 @@ def test_an_expiry_delete_with_no_answer_is_checked_before_trying_again(simulato
     record = make_expiry(created, timezone.now() - datetime.timedelta(seconds=1))
     simulator.inject("drop", path=f"/sub-keys/{created.id}", method="DELETE", times=1)
     with django_capture_on_commit_callbacks(execute=True):
-        tasks.evaluate()
+        evaluation.evaluate()
     record.refresh_from_db()
     assert record.status == KeyExpiry.Status.UNKNOWN
     with django_capture_on_commit_callbacks(execute=True):
-        tasks.evaluate()
+        evaluation.evaluate()
     record.refresh_from_db()
     assert record.status == KeyExpiry.Status.EXPIRED
     assert find_key(created.id) is None
@@ -162,7 +162,7 @@ def test_the_portal_tells_a_customer_its_key_expired(client, make_key, django_ca
     assert client.get("/portal/").status_code == 200
     make_expiry(created, timezone.now() - datetime.timedelta(seconds=1))
     with django_capture_on_commit_callbacks(execute=True):
-        tasks.evaluate()
+        evaluation.evaluate()
 
     signed_out = client.get("/portal/", follow=True)
     assert b"This key expired on" in signed_out.content
@@ -195,7 +195,7 @@ def test_an_expiry_mirrors_the_keys_last_usage_and_marks_it_deleted(simulator, m
     make_expiry(created, timezone.now() - datetime.timedelta(seconds=1))
 
     with django_capture_on_commit_callbacks(execute=True):
-        tasks.evaluate()
+        evaluation.evaluate()
 
     snapshot = KeySnapshot.objects.get(sub_key_id=created.id)
     assert snapshot.is_deleted and snapshot.spent == Decimal("0.75")

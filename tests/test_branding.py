@@ -165,7 +165,7 @@ def test_a_logo_can_be_removed(owner_client):
 
 
 def test_saving_branding_writes_an_audit_event_saying_what_changed(owner_client, owner):
-    from dashboard.models import AuditEvent
+    from ledger.models import AuditEvent
 
     save(owner_client, product_name="Acme AI", money_unit="credits")
     logo = SimpleUploadedFile("logo.png", tiny_png(), content_type="image/png")
@@ -182,7 +182,7 @@ def test_saving_branding_writes_an_audit_event_saying_what_changed(owner_client,
 
 
 def test_a_refused_branding_change_writes_no_audit_event(owner_client):
-    from dashboard.models import AuditEvent
+    from ledger.models import AuditEvent
 
     assert save(owner_client, accent_color="#ffd43b").status_code == 400
     assert not AuditEvent.objects.filter(action=AuditEvent.Action.BRANDING).exists()

@@ -12,7 +12,7 @@ from django.utils import timezone
 from automation import budget_requests
 from automation.models import BudgetRequest
 from dashboard import keywrites
-from dashboard.models import Outcome, TopUp
+from ledger.models import Outcome, TopUp
 from tests.helpers import budget_of, eventually
 
 

@@ -4,7 +4,7 @@ from decimal import Decimal
 
 import pytest
 
-from dashboard.models import TopUp
+from ledger.models import TopUp
 from derouter import client as derouter_client
 from payments.models import Order
 from tests.helpers import budget_of, eventually

@@ -2,7 +2,7 @@
 
 import pytest
 
-from dashboard.models import AuditEvent
+from ledger.models import AuditEvent
 from payments.models import Order, Package, StripeSettings
 
 pytestmark = pytest.mark.django_db

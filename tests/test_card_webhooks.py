@@ -8,7 +8,7 @@ import pytest
 from django.db import connection
 from django.test import Client
 
-from dashboard.models import AuditEvent, TopUp
+from ledger.models import AuditEvent, TopUp
 from derouter import client as derouter_client
 from payments.models import Order, StripeEvent
 from tests.helpers import budget_of, eventually

@@ -158,3 +158,14 @@ def test_the_simulator_is_noted_as_such_and_stored_conventions_say_where(playing
     probe()
     assert conventions.current().base_url == sim.base_url
     assert Decimal(ProbeRun.objects.get().balance_before) == Decimal("100")
+
+
+def test_a_create_whose_answer_is_lost_after_it_was_applied_still_finds_the_probe_key(playing):
+    sim = playing()
+    before = balance(sim)
+    requests.post(f"{sim.base_url}/_sim/faults", json={"mode": "applied-then-cloudflare", "status": 524,
+                                                      "path": "/sub-keys", "method": "POST"}, timeout=5)
+    probe()
+    found = conventions.current()
+    assert found.write_statuses["update"] == 200 and "create" not in found.write_statuses
+    assert balance(sim) == before and list_keys(sim) == []

@@ -11,7 +11,7 @@ import requests
 
 from derouter import client, conventions
 from derouter.simulator.conventions import Conventions as Played
-from mirror import sync
+from mirror import snapshot as mirror_snapshot
 from mirror.models import KeySnapshot
 from tests.simulator_helpers import simulator_in_thread
 
@@ -261,8 +261,8 @@ def test_usage_rows_with_key_id_and_unknown_fields_are_read(canned):
 def test_a_skipped_key_is_counted_by_the_mirror_and_not_taken_for_deleted(canned):
     other = {**GOOD_ITEM, "id": "k2", "key": "sk-ant-two-full", "keyId": "sk-ant-two..."}
     canned["/sub-keys"] = {"subKeys": [GOOD_ITEM, other]}
-    sync.refresh_snapshot()
+    mirror_snapshot.refresh_snapshot()
     canned["/sub-keys"] = {"subKeys": [GOOD_ITEM, {**other, "spentVirtual": {"odd": True}}]}
-    result = sync.refresh_snapshot()
+    result = mirror_snapshot.refresh_snapshot()
     assert result.skipped == 1 and "1 of unexpected shape skipped" in result.describe()
     assert KeySnapshot.objects.get(sub_key_id="k2").deleted_at is None

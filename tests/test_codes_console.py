@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from dashboard.models import AuditEvent
+from ledger.models import AuditEvent
 from payments import codes
 from payments.models import CodeBatch, MoneyInSettings, RedemptionCode
 

@@ -10,9 +10,9 @@ from django.test import Client
 
 from automation.models import WebhookDelivery
 from dashboard import keywrites
-from dashboard.models import AuditEvent, Outcome, TopUp
+from ledger.models import AuditEvent, Outcome, TopUp
 from derouter import client as derouter_client
-from mirror import sync
+from mirror import snapshot as mirror_snapshot
 from payments import codes
 from payments.models import CodeBatch, RedemptionCode
 from tests.helpers import budget_of
@@ -66,7 +66,7 @@ def test_a_code_tops_the_key_up_once_with_ledger_audit_and_webhook(owner, key, w
 
 def test_a_code_in_customer_units_is_converted_with_the_keys_markup(owner, key):
     derouter_client.update_sub_key(key.id, display_multiplier=Decimal("2"))
-    sync.refresh_snapshot()
+    mirror_snapshot.refresh_snapshot()
     [text] = _batch(owner, "10", unit=CodeBatch.Unit.CUSTOMER)
     response = _portal(key).post(REDEEM_URL, {"code": text}, follow=True)
     assert "10.00 was added" in response.content.decode()

@@ -9,7 +9,7 @@ import pytest
 from django.urls import reverse
 from playwright.sync_api import expect
 
-from dashboard.models import Outcome, TopUp
+from ledger.models import Outcome, TopUp
 from derouter import client as derouter_client
 from tests.helpers import budget_of, sign_in
 

@@ -5,7 +5,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from dashboard.models import AuditEvent
+from ledger.models import AuditEvent
 from derouter import client as derouter_client
 from tests.helpers import keys_labelled, sign_in
 

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from dashboard.models import Outcome, TopUp
+from ledger.models import Outcome, TopUp
 from tests.helpers import budget_of, sign_in
 
 # Playwright's sync API keeps an event loop running in this thread; the ORM

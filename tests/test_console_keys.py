@@ -9,16 +9,18 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from dashboard.models import AuditEvent, Outcome, TopUp
+from ledger.models import AuditEvent, Outcome, TopUp
 from derouter import client as derouter_client
 from lib.money import usd
-from mirror import sync
+from mirror import snapshot as mirror_snapshot
 from mirror.models import KeySnapshot, SyncState
-from tests.helpers import eventually, find_key, keys_labelled
+from tests.helpers import eventually, find_key, hang_derouter, keys_labelled
 
 pytestmark = pytest.mark.django_db
 
 XSS_LABEL = "<script>alert(1)</script>"
+LIVE_BALANCE = {"HTTP_HX_REQUEST": "true", "HTTP_HX_TARGET": "account-balance"}
+LIVE_KEY_BUDGET = {"HTTP_HX_REQUEST": "true", "HTTP_HX_TARGET": "key-budget"}
 
 
 def create_data(**overrides):
@@ -39,22 +41,65 @@ def test_overview_shows_money_keys_low_keys_and_latest_topups(owner_client, make
     balance = derouter_client.get_balance()
     keys = derouter_client.list_sub_keys()
 
-    response = owner_client.get(reverse("console:overview"))
+    page = owner_client.get(reverse("console:overview")).content.decode()
+    live = owner_client.get(reverse("console:overview"), **LIVE_BALANCE).content.decode()
 
-    assert response.status_code == 200
-    body = response.content.decode()
-    for amount in (balance.balance, balance.locked, balance.available, sum(k.budget for k in keys), sum(k.spent for k in keys)):
-        assert usd(amount) in body
-    assert "Nearly empty" in body
-    assert reverse("console:key_topup", args=[low.id]) in body
-    assert "$7.25" in body
+    for amount in (sum(k.budget for k in keys), sum(k.spent for k in keys)):
+        assert usd(amount) in page
+    assert "Nearly empty" in page
+    assert reverse("console:key_topup", args=[low.id]) in page
+    assert "$7.25" in page
+    for amount in (balance.balance, balance.locked, balance.available):
+        assert usd(amount) in live
+    assert "As derouter reports it now" in live
 
 
-def test_overview_asks_derouter_only_for_the_balance(owner_client, make_key, upstream_calls):  # noqa: F811
+def test_overview_answers_from_the_mirror_and_asks_derouter_only_for_the_live_balance(
+    owner_client, make_key, upstream_calls  # noqa: F811
+):
     make_key()
     before = upstream_calls()
-    owner_client.get(reverse("console:overview"))
+    page = owner_client.get(reverse("console:overview"))
+    assert upstream_calls() - before == 0
+    assert 'data-hx-trigger="load"' in page.content.decode()
+    owner_client.get(reverse("console:overview"), **LIVE_BALANCE)
     assert upstream_calls() - before == 1
+
+
+def test_overview_shows_the_last_balance_read_with_its_age(owner_client, make_key):
+    make_key()
+    live = owner_client.get(reverse("console:overview"), **LIVE_BALANCE).content.decode()
+    available = derouter_client.get_balance().available
+
+    page = owner_client.get(reverse("console:overview")).content.decode()
+
+    assert usd(available) in live and usd(available) in page
+    assert "Balance as of" in page
+
+
+def test_overview_and_key_page_answer_while_derouter_hangs(owner_client, make_key, simulator):
+    created = make_key(label="While it hangs")
+    hang_derouter(simulator)
+
+    overview = owner_client.get(reverse("console:overview"))
+    key_page = owner_client.get(reverse("console:key_detail", args=[created.id]))
+
+    # Had either page waited for derouter, it would have given up (the read timeout) and said so.
+    assert overview.status_code == 200 and key_page.status_code == 200
+    for page in (overview, key_page):
+        assert "cannot be reached" not in page.content.decode()
+    assert "While it hangs" in key_page.content.decode()
+
+
+def test_overview_live_balance_says_when_derouter_cannot_answer(owner_client, make_key, simulator):
+    make_key()
+    owner_client.get(reverse("console:overview"), **LIVE_BALANCE)
+    simulator.inject("error", path="/balance", status=503, times=0)
+
+    live = owner_client.get(reverse("console:overview"), **LIVE_BALANCE)
+
+    assert live.status_code == 200
+    assert "derouter cannot be reached right now: the balance is as of" in live.content.decode()
 
 
 # ---------------------------------------------------------------- list
@@ -276,7 +321,7 @@ def test_unknown_or_deleted_key_is_404(owner_client, make_key):
     created = make_key("1")
     derouter_client.delete_sub_key(created.id)
     # The page reads the snapshot: a key deleted at derouter is gone from it at the worker's next refresh.
-    sync.refresh_snapshot()
+    mirror_snapshot.refresh_snapshot()
     for sub_key_id in (created.id, str(uuid.uuid4())):
         assert owner_client.get(reverse("console:key_detail", args=[sub_key_id])).status_code == 404
 
@@ -423,7 +468,7 @@ def five_thousand_keys(tmp_path, settings):
     loaded = start_simulator(tmp_path / "load.sqlite3", account_key, balance="100000", extra_args=["--seed-keys", "5000"])
     settings.DEROUTER_API_BASE = loaded.base_url
     settings.DEROUTER_ACCOUNT_KEY = account_key
-    sync.refresh_snapshot()
+    mirror_snapshot.refresh_snapshot()
     yield loaded
     stop_simulator(loaded)
 
@@ -518,6 +563,6 @@ def test_a_key_whose_spend_has_not_moved_is_as_fresh_as_the_snapshot(owner_clien
     sync_mirror(created.id)
     # The periodic sync skips a key whose spend has not moved; its rows are still complete.
     SyncState.objects.filter(scope=created.id).update(last_synced_at=timezone.now() - timedelta(hours=2))
-    sync.refresh_snapshot()
+    mirror_snapshot.refresh_snapshot()
     body = owner_client.get(reverse("console:key_detail", args=[created.id])).content.decode()
     assert "Requests as of" in body and "This is stale" not in body

@@ -12,7 +12,7 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from dashboard.models import AuditEvent, Outcome, TopUp
+from ledger.models import AuditEvent, Outcome, TopUp
 from derouter import client as derouter
 from lib.money import money
 from tests.helpers import budget_of

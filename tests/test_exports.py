@@ -12,14 +12,15 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from dashboard.models import Outcome, TopUp
+from ledger.models import Outcome, TopUp
 
 from derouter import client as derouter_client
 from exports.models import Export
 from exports.tasks import delete_expired_exports
-from mirror import leases, sync
+from mirror import sync
+from work import leases
 from mirror.models import SyncState, UsageRecord
-from portal import tasks as portal_tasks
+from portal import usage_export
 from portal.usage_csv import CSV_HEADER
 
 pytestmark = pytest.mark.django_db
@@ -233,7 +234,7 @@ def test_an_export_pages_derouter_while_the_keys_first_sync_is_under_way(
 def test_an_export_pages_derouter_when_the_keys_sync_is_busy_elsewhere(
     export_settings, mirrored_key, client_log_pages, monkeypatch
 ):
-    monkeypatch.setattr(portal_tasks, "MIRROR_WAIT_SECONDS", 0)
+    monkeypatch.setattr(usage_export, "MIRROR_WAIT_SECONDS", 0)
     portal = signed_in(mirrored_key)
 
     before = client_log_pages()

@@ -10,9 +10,9 @@ from django.urls import reverse
 
 from dashboard.forms import MULTIPLIER_MESSAGE
 from lib.forms import PLAIN_DECIMAL_MESSAGE
-from dashboard.models import AuditEvent
+from ledger.models import AuditEvent
 from derouter import client as derouter_client
-from portal.sessions import get_time_zone_choices
+from accounts.portal_sessions import get_time_zone_choices
 
 pytestmark = pytest.mark.django_db
 

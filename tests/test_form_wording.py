@@ -76,4 +76,5 @@ def test_a_day_that_does_not_exist_is_not_sent_back_into_the_date_picker(owner_c
     response = owner_client.get("/dashboard/analytics/?period=custom&start=2026-13-40&end=2026-01-02")
     html = response.content.decode()
     assert response.status_code == 400 and "Enter the day as YYYY-MM-DD" in html
-    assert "2026-13-40" not in html and 'value="2026-01-02"' in html
+    # The picker is not refilled with it (the language menu's return address may still carry the query).
+    assert 'value="2026-13-40"' not in html and 'value="2026-01-02"' in html

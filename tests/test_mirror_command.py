@@ -7,6 +7,7 @@ import sys
 import pytest
 from django.core.management import CommandError, call_command
 
+from mirror import snapshot as mirror_snapshot
 from mirror import sync
 from mirror.management.commands import sync as sync_command
 from mirror.models import KeySnapshot, SyncState, UsageRecord
@@ -18,7 +19,7 @@ import os, sys, time
 import django
 os.environ["DJANGO_SETTINGS_MODULE"] = "tests.settings"
 django.setup()
-from mirror import leases
+from work import leases
 held = [leases.held(name) for name in sys.argv[2:]]
 for lease in held:
     lease.__enter__()
@@ -44,7 +45,7 @@ def test_a_sync_beside_another_process_waits_for_its_scopes_and_does_not_fail(ma
     busy, free = make_key(label="Busy elsewhere"), make_key(label="Free")
     simulator.add_usage(busy.id, "0.01", count=3)
     simulator.add_usage(free.id, "0.01", count=2)
-    holder = _hold(2, sync.SNAPSHOT_LEASE, sync.usage_lease_name(busy.id))
+    holder = _hold(2, mirror_snapshot.SNAPSHOT_LEASE, sync.usage_lease_name(busy.id))
     try:
         call_command("sync")
     finally:
@@ -78,10 +79,10 @@ def test_a_scope_still_busy_after_the_wait_is_named_as_left_to_the_other_process
 def test_verify_reports_a_gap_in_a_key_said_to_be_in_step_then_mends_it(make_key, simulator, capsys):
     key = make_key(label="Gapped client")
     simulator.add_usage(key.id, "0.01", count=3)
-    sync.refresh_snapshot()
+    mirror_snapshot.refresh_snapshot()
     sync.sync_scope(key.id)
     simulator.add_usage(key.id, "0.25", count=2)
-    sync.refresh_snapshot()
+    mirror_snapshot.refresh_snapshot()
     # What a sync that lost rows left behind: the new spend recorded as mirrored, its rows not.
     SyncState.objects.filter(scope=key.id).update(synced_spent=KeySnapshot.objects.get(sub_key_id=key.id).spent)
 

@@ -8,8 +8,11 @@ from django.core.management import CommandError, call_command
 
 from derouter import client as derouter_client
 from derouter.client import Unavailable
-from mirror import ingest, leases, reads, reconcile, sync, tasks
-from mirror.models import ACCOUNT_SCOPE, KeySnapshot, SyncState, TaskRun, UsageRecord
+from mirror import passes, reads, reconcile, sync
+from mirror import snapshot as mirror_snapshot
+from work import leases
+from mirror.models import ACCOUNT_SCOPE, KeySnapshot, SyncState, UsageRecord
+from work.models import TaskRun
 from tests.mirror_helpers import store_logs
 
 pytestmark = pytest.mark.django_db
@@ -40,11 +43,11 @@ def test_a_refresh_records_every_key_and_marks_keys_gone_upstream_deleted_with_t
 ):
     kept, removed = make_key(label="Kept client"), make_key(label="Removed client")
     simulator.add_usage(removed.id, "0.25")
-    sync.refresh_snapshot()
+    mirror_snapshot.refresh_snapshot()
     assert KeySnapshot.objects.get(sub_key_id=kept.id).label == "Kept client"
 
     derouter_client.delete_sub_key(removed.id)
-    result = sync.refresh_snapshot()
+    result = mirror_snapshot.refresh_snapshot()
 
     gone = KeySnapshot.objects.get(sub_key_id=removed.id)
     assert gone.is_deleted and gone.spent == Decimal("0.25")
@@ -54,10 +57,10 @@ def test_a_refresh_records_every_key_and_marks_keys_gone_upstream_deleted_with_t
 
 def test_a_refresh_writes_only_new_or_changed_keys(make_key):
     key = make_key(label="Before")
-    sync.refresh_snapshot()
+    mirror_snapshot.refresh_snapshot()
     derouter_client.update_sub_key(key.id, label="After")
 
-    result = sync.refresh_snapshot()
+    result = mirror_snapshot.refresh_snapshot()
 
     assert result.changed == 1
     assert KeySnapshot.objects.get(sub_key_id=key.id).label == "After"
@@ -69,7 +72,7 @@ def test_a_first_sync_mirrors_every_row_once_with_the_keys_multiplier(make_key, 
     key = make_key(budget="20")
     derouter_client.update_sub_key(key.id, display_multiplier=Decimal("2.5"))
     simulator.add_usage(key.id, "0.010001", count=12)
-    sync.refresh_snapshot()
+    mirror_snapshot.refresh_snapshot()
 
     result = sync.sync_scope(key.id, ask_ahead=ask_ahead)
 
@@ -88,7 +91,7 @@ def test_a_first_sync_mirrors_every_row_once_with_the_keys_multiplier(make_key, 
 def test_an_incremental_sync_asks_only_for_the_pages_with_new_rows(make_key, simulator, upstream_calls, ask_ahead):
     key = make_key()
     simulator.add_usage(key.id, "0.01", count=3)
-    sync.refresh_snapshot()
+    mirror_snapshot.refresh_snapshot()
     sync.sync_scope(key.id, ask_ahead=ask_ahead)
     simulator.add_usage(key.id, "0.02", count=2)
     before = upstream_calls()
@@ -103,7 +106,7 @@ def test_an_incremental_sync_asks_only_for_the_pages_with_new_rows(make_key, sim
 def test_rows_arriving_while_pages_are_walked_are_neither_missed_nor_doubled(make_key, simulator, small_pages, ask_ahead):
     key = make_key(budget="20")
     simulator.add_usage(key.id, "0.01", count=17)
-    sync.refresh_snapshot()
+    mirror_snapshot.refresh_snapshot()
 
     def more_rows_arrive(result, usage_page):
         simulator.add_usage(key.id, "0.01", count=3)
@@ -123,7 +126,7 @@ def test_a_first_sync_cut_off_by_derouter_keeps_its_pages_and_resumes_from_its_c
 ):
     key = make_key(budget="20")
     simulator.add_usage(key.id, "0.01", count=23)
-    sync.refresh_snapshot()
+    mirror_snapshot.refresh_snapshot()
     simulator.inject("slow", path="/usage-logs", delay=0, times=2)
     simulator.inject("error", path="/usage-logs", status=500, times=1)
 
@@ -151,7 +154,7 @@ def test_a_first_sync_killed_between_batches_resumes_after_the_last_written_batc
     monkeypatch.setattr(sync, "BACKFILL_BATCH_ROWS", 10)
     key = make_key(budget="20")
     simulator.add_usage(key.id, "0.01", count=23)
-    sync.refresh_snapshot()
+    mirror_snapshot.refresh_snapshot()
 
     def die_after_page_three(result, usage_page):
         if usage_page.page == 3:
@@ -174,7 +177,7 @@ def test_rows_arriving_while_a_killed_first_sync_waits_are_mirrored_when_it_resu
     monkeypatch.setattr(sync, "BACKFILL_BATCH_ROWS", 10)
     key = make_key(budget="20")
     simulator.add_usage(key.id, "0.01", count=30)
-    sync.refresh_snapshot()
+    mirror_snapshot.refresh_snapshot()
 
     def die_after_page_three(result, usage_page):
         if usage_page.page == 3:
@@ -185,7 +188,7 @@ def test_rows_arriving_while_a_killed_first_sync_waits_are_mirrored_when_it_resu
     simulator.add_usage(key.id, "0.02", count=4)
     # The worker's next passes: the snapshot (the new spend with it), then every scope whose spend moved.
     for _ in range(2):
-        sync.refresh_snapshot()
+        mirror_snapshot.refresh_snapshot()
         if key.id in sync.scopes_to_sync():
             sync.sync_scope(key.id, ask_ahead=True)
 
@@ -204,7 +207,7 @@ def test_a_row_of_unexpected_shape_is_counted_and_logged_and_verify_names_its_ke
             "(SELECT MIN(rowid) FROM usage_logs WHERE sub_key_id = ?)",
             (key.id,),
         )
-    sync.refresh_snapshot()
+    mirror_snapshot.refresh_snapshot()
 
     result = sync.sync_scope(key.id)
 
@@ -228,10 +231,10 @@ def test_the_sync_command_prints_what_it_did_and_verify_passes(make_key, simulat
 def test_a_scope_being_synced_elsewhere_is_left_to_that_sync(make_key, simulator):
     key = make_key()
     simulator.add_usage(key.id, "0.01", count=2)
-    sync.refresh_snapshot()
+    mirror_snapshot.refresh_snapshot()
 
     with leases.held(sync.usage_lease_name(key.id)):
-        tasks.sync_usage(key.id)
+        sync.sync_usage(key.id)
         with pytest.raises(sync.ScopeBusy):
             sync.sync_scope(key.id)
 
@@ -242,10 +245,10 @@ def test_a_scope_being_synced_elsewhere_is_left_to_that_sync(make_key, simulator
 def test_the_periodic_refresh_syncs_only_keys_whose_spend_moved_and_the_account(make_key, simulator):
     busy, idle = make_key(label="Busy"), make_key(label="Idle")
     simulator.add_usage(busy.id, "0.01")
-    tasks.refresh_mirror()
+    passes.refresh_mirror()
     assert _mirrored_ids(busy.id)
     simulator.add_usage(busy.id, "0.01")
-    sync.refresh_snapshot()
+    mirror_snapshot.refresh_snapshot()
 
     scopes = sync.scopes_to_sync()
 
@@ -255,11 +258,11 @@ def test_the_periodic_refresh_syncs_only_keys_whose_spend_moved_and_the_account(
 
 def test_derouter_down_during_a_refresh_keeps_the_snapshot_and_records_the_failure(make_key, simulator):
     make_key(label="Still here")
-    sync.refresh_snapshot()
+    mirror_snapshot.refresh_snapshot()
     simulator.inject("error", path="/sub-keys", status=500, times=0)
 
     with pytest.raises(Unavailable):
-        tasks.refresh_mirror.call_local()
+        passes.refresh_mirror.call_local()
 
     assert KeySnapshot.objects.filter(label="Still here", deleted_at__isnull=True).exists()
     failed = TaskRun.objects.get(name="refresh_keys")
@@ -271,7 +274,7 @@ def test_a_catch_up_stops_on_the_last_new_row_without_asking_for_the_next_page(
 ):
     key = make_key()
     simulator.add_usage(key.id, "0.01", count=4)
-    sync.refresh_snapshot()
+    mirror_snapshot.refresh_snapshot()
     sync.sync_scope(key.id)
     simulator.add_usage(key.id, "0.01", count=10)
     before = upstream_calls()
@@ -300,7 +303,7 @@ def test_rows_of_one_second_keep_derouters_order_in_the_mirror_across_syncs(
     second = "2026-01-05T10:00:00Z"
     simulator.add_usage(key.id, "0.01", count=3, createdAt="2026-01-05T09:59:59Z")
     simulator.add_usage(key.id, "0.01", count=9, createdAt=second)
-    sync.refresh_snapshot()
+    mirror_snapshot.refresh_snapshot()
 
     def more_rows_arrive(result, usage_page):
         simulator.add_usage(key.id, "0.01", count=2, createdAt=second)
@@ -314,7 +317,7 @@ def test_rows_of_one_second_keep_derouters_order_in_the_mirror_across_syncs(
 
     assert _in_upstream_order(key.id)
     assert _mirrored_ids_in_upstream_order(key.id) == _request_ids(key.id)
-    sync.refresh_snapshot()  # rows given new ids are still counted once
+    mirror_snapshot.refresh_snapshot()  # rows given new ids are still counted once
     snapshot = KeySnapshot.objects.get(sub_key_id=key.id)
     assert reconcile.difference_text(snapshot, reconcile.mirrored_cost_of(snapshot)) == "reconciled"
 
@@ -322,7 +325,7 @@ def test_rows_of_one_second_keep_derouters_order_in_the_mirror_across_syncs(
 def test_a_full_sync_over_rows_held_cannot_vouch_for_their_order(make_key, simulator):
     key = make_key()
     simulator.add_usage(key.id, "0.01", count=3)
-    sync.refresh_snapshot()
+    mirror_snapshot.refresh_snapshot()
     sync.sync_scope(key.id)
     assert _in_upstream_order(key.id)
 
@@ -334,7 +337,7 @@ def test_a_full_sync_over_rows_held_cannot_vouch_for_their_order(make_key, simul
 def test_a_catch_up_meeting_rows_held_above_its_boundary_cannot_vouch_for_their_order(make_key, simulator):
     key = make_key()
     simulator.add_usage(key.id, "0.01", count=3)
-    sync.refresh_snapshot()
+    mirror_snapshot.refresh_snapshot()
     sync.sync_scope(key.id)
     simulator.add_usage(key.id, "0.01", count=4)
     # As a catch-up cut off after its first batch leaves it: the newest rows held, the boundary not moved.

@@ -14,7 +14,8 @@ from django.db.models import Sum
 from huey.contrib.djhuey import HUEY
 
 from derouter import client as derouter_client
-from mirror import reconcile, tasks
+from mirror import passes, reconcile
+from mirror import sync as mirror_sync
 from mirror.models import DailyRollup, KeySnapshot, SyncState, UsageRecord
 from tests.helpers import ROOT, start_simulator, stop_simulator, database_url_for_subprocesses
 
@@ -126,12 +127,12 @@ def test_two_consumers_syncing_the_same_keys_at_once_mirror_every_row_exactly_on
     consumers = [start_consumer("--no-periodic"), start_consumer("--no-periodic")]
 
     # Enqueued onto the consumers' queue (the fixture turned immediate mode off).
-    tasks.refresh_mirror()
+    passes.refresh_mirror()
     _wait_until(lambda: KeySnapshot.objects.filter(sub_key_id__in=[first.id, second.id]).count() == 2, consumers)
     for _ in range(3):
         for sub_key_id in (first.id, second.id):
-            tasks.sync_usage(sub_key_id)
-            tasks.sync_usage(sub_key_id, full=True)
+            mirror_sync.sync_usage(sub_key_id)
+            mirror_sync.sync_usage(sub_key_id, full=True)
     _wait_until(_fully_mirrored(first.id, 240), consumers)
     _wait_until(_fully_mirrored(second.id, 130), consumers)
     _wait_until(lambda: HUEY.pending_count() == 0, consumers)

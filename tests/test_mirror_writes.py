@@ -8,7 +8,9 @@ from django.urls import reverse
 
 from derouter import client as derouter_client
 from mirror import ingest, sync
-from mirror.models import KeySnapshot, TaskRun, UsageRecord
+from mirror import snapshot as mirror_snapshot
+from mirror.models import KeySnapshot, UsageRecord
+from work.models import TaskRun
 from tests.mirror_helpers import mirrored_key
 
 pytestmark = pytest.mark.django_db
@@ -81,7 +83,7 @@ def test_a_key_deleted_through_the_console_stays_marked_with_its_final_spend_and
 
 def test_the_refresh_button_works_as_a_plain_form_and_with_htmx(owner_client, make_key, simulator):
     key = make_key(label="Before refresh")
-    sync.refresh_snapshot()
+    mirror_snapshot.refresh_snapshot()
     derouter_client.update_sub_key(key.id, label="After refresh")
 
     plain = owner_client.post(reverse("console:mirror_refresh"), {"next": "/dashboard/keys/"})
@@ -122,13 +124,13 @@ def test_key_detail_says_reconciled_or_shows_the_difference(owner_client, make_k
     assert "reconciled" in owner_client.get(url).content.decode()
 
     simulator.add_usage(key.id, "0.5")
-    sync.refresh_snapshot()
+    mirror_snapshot.refresh_snapshot()
     body = owner_client.get(url).content.decode()
     assert "not reconciled" in body and "$0.50" in body
 
 
 def test_the_overview_totals_follow_every_write_through_the_console_at_once(owner_client):
-    sync.refresh_snapshot()
+    mirror_snapshot.refresh_snapshot()
     before = ingest.get_summary()
     label = f"Counted {uuid.uuid4().hex[:8]}"
 

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from dashboard.models import Outcome, TopUp
+from ledger.models import Outcome, TopUp
 from derouter import client as derouter_client
 from payments import orders, reconcile
 from payments.models import MoneyInProblem, Order

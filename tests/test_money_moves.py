@@ -14,9 +14,9 @@ from django.utils import timezone
 
 from automation import actors
 from dashboard import keywrites, topups
-from dashboard.models import AuditEvent, Outcome, TopUp
+from ledger.models import AuditEvent, Outcome, TopUp
 from derouter import client
-from mirror.models import Lease
+from work.models import Lease
 from tests.helpers import ROOT, budget_of, database_url_for_subprocesses, eventually
 
 
@@ -201,3 +201,29 @@ def test_settling_leaves_a_key_alone_while_a_move_holds_its_lock(simulator, make
     assert row.outcome == Outcome.UNKNOWN
     assert [settled.pk for settled in topups.settle_key(created.id)] == [row.pk]
 
+
+
+@pytest.mark.django_db
+def test_a_rise_goes_to_the_move_in_flight_before_an_older_move_of_the_same_amount_settled_not_applied(
+    simulator, make_key, settings
+):
+    # Found by the money harness (seed 970391745 and others): two top-ups of the same amount, the
+    # first lost for good, the second applied with its answer lost; the second's rise was taken
+    # as the first's late write, so the first flipped to applied and the second became "not applied".
+    created = make_key("5", label="Same amount")
+    simulator.inject("error", path=f"/sub-keys/{created.id}", method="PUT", status=500, times=1)
+    lost = move(live_key(created.id), "4")
+    settings.WRITE_SETTLE_SECONDS = 0
+    topups.settle_key(created.id)
+    lost.refresh_from_db()
+    assert lost.outcome == Outcome.REFUSED
+
+    simulator.inject("applied-then-drop", path=f"/sub-keys/{created.id}", method="PUT", times=1)
+    landed = move(live_key(created.id), "4")
+    assert landed.outcome == Outcome.UNKNOWN
+    topups.settle_key(created.id)
+
+    lost.refresh_from_db()
+    landed.refresh_from_db()
+    assert (lost.outcome, landed.outcome) == (Outcome.REFUSED, Outcome.OK)
+    assert ledger_net(created.id) == budget_of(created.id) - Decimal(5)

@@ -78,3 +78,10 @@ def test_an_out_of_range_expiry_is_a_form_error(owner, make_key, expires_at):
         "/dashboard/automation/expiries/", {"sub_key_id": str(key.id), "expires_at": expires_at}
     )
     assert response.status_code == 400
+
+
+@pytest.mark.parametrize("query", [{"sub_key_id": "not-a-key"}, {"outcome": "no-such-outcome"}])
+def test_a_ledger_csv_of_an_invalid_filter_is_refused_not_widened_to_every_top_up(owner, query):
+    response = client_that_shows_errors(owner).get("/dashboard/topups/export.csv", query)
+    assert response.status_code == 400
+    assert "The export was not made" in response.content.decode()

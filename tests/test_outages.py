@@ -87,3 +87,51 @@ def test_a_database_outage_answers_503_with_retry_after_and_one_log_line_per_req
     outage_lines = [line for line in logs.splitlines() if "Database unavailable" in line]
     assert len(outage_lines) == len(paths), logs[-3000:]
     assert all(re.search(r'"level": "WARNING"', line) for line in outage_lines)
+
+
+@pytest.fixture
+def unreachable_redis_queue(monkeypatch):
+    """The Huey queue as production runs it (Redis), at a port where nothing listens."""
+    from huey.contrib.djhuey import HUEY
+    from huey.storage import RedisStorage
+
+    monkeypatch.setattr(HUEY, "immediate", False)
+    monkeypatch.setattr(HUEY, "storage", RedisStorage("outage-test", url=f"redis://127.0.0.1:{free_port()}/0?socket_connect_timeout=1"))
+    return HUEY
+
+
+def test_refresh_asked_for_while_the_queue_is_down_still_answers(owner_client, unreachable_redis_queue):
+    response = owner_client.post("/dashboard/sync/refresh/")
+    assert response.status_code == 302
+
+
+def test_a_key_change_whose_webhook_cannot_be_queued_is_still_reported_done(
+    owner_client, make_key, unreachable_redis_queue, django_capture_on_commit_callbacks
+):
+    from automation import webhooks
+    from automation.models import DeliveryStatus, WebhookDelivery
+
+    webhooks.create_endpoint("https://hooks.invalid/x", ["key.edited"])
+    key = make_key("2", label="Queued Later")
+    with django_capture_on_commit_callbacks(execute=True):
+        response = owner_client.post(
+            f"/dashboard/keys/{key.id}/edit/", {"label": "Queued Later 2", "rpm_limit": 60, "display_multiplier": "1"}
+        )
+    assert response.status_code == 302
+    # The delivery waits in the database for the next automation pass (evaluation.overdue_work).
+    assert WebhookDelivery.objects.get().status == DeliveryStatus.PENDING
+
+
+def test_a_cache_that_cannot_reach_redis_misses_and_says_so_once_per_interval(caplog):
+    from lib.cache_backends import ForgivingRedisCache
+
+    config = unreachable_redis_cache()["default"]
+    cache = ForgivingRedisCache(config["LOCATION"], {"OPTIONS": config["OPTIONS"]})
+    with caplog.at_level("WARNING", logger="lib.cache_backends"):
+        assert cache.add("first-sync", True, 60) is False
+        for _ in range(10):
+            assert cache.get("branding:current") is None
+            cache.set("branding:current", "x", 300)
+            cache.delete("branding:current")
+    warnings = [record for record in caplog.records if record.name == "lib.cache_backends"]
+    assert len(warnings) == 1 and "serving from the database" in warnings[0].getMessage()

@@ -17,7 +17,9 @@ from lib.csv_export import safe_cell
 from lib.money import duration, money, usd_cost
 from portal import views as portal_views
 from portal.forms import INVALID_KEY_MESSAGE
-from portal.sessions import SESSION_KEY, SESSION_LAST_SEEN_AT, SESSION_SIGNED_IN_AT
+from mirror import snapshot as mirror_snapshot
+from accounts.portal_sessions import SESSION_KEY, SESSION_LAST_SEEN_AT, SESSION_SIGNED_IN_AT
+from tests.helpers import hang_derouter
 
 pytestmark = pytest.mark.django_db
 
@@ -26,6 +28,7 @@ HOME_URL = "/portal/"
 LOGS_URL = "/portal/logs/"
 CSV_URL = "/portal/logs/export.csv"
 REVEAL_URL = "/portal/reveal/"
+LIVE_FIGURES = {"HTTP_HX_REQUEST": "true", "HTTP_HX_TARGET": "portal-figures"}
 
 
 def _sign_in(client, key):
@@ -169,11 +172,11 @@ def test_home_shows_exactly_the_simulators_numbers_in_display_units(simulator, m
     expected = derouter_client.get_client_balance(created.secret.reveal())
     assert expected.budget == Decimal("4")
 
-    response = _signed_in_client(created.secret.reveal()).get(HOME_URL)
+    response = _signed_in_client(created.secret.reveal()).get(HOME_URL, **LIVE_FIGURES)
     body = response.content.decode()
     assert response.status_code == 200
     assert response["Cache-Control"] == "no-store"
-    assert "Marked Up Ltd" in body
+    assert "Figures as your provider's service reports them now" in body
     assert f'data-testid="budget">{money(expected.budget)}<' in body
     assert f'data-testid="spent">{money(expected.spent)}<' in body
     assert f'data-testid="remaining">{money(expected.remaining)}<' in body
@@ -190,6 +193,47 @@ def test_home_shows_exactly_the_simulators_numbers_in_display_units(simulator, m
             f'        <td class="num" data-label="Cost">{money(summary.cost)}</td>'
         )
         assert row in body
+
+
+def test_home_answers_from_the_mirror_in_display_units_with_its_freshness(simulator, make_key, sync_mirror):
+    created = make_key(BUDGET, label="Mirrored Ltd")
+    derouter_client.update_sub_key(created.id, display_multiplier=Decimal("4"))
+    simulator.chat(created.secret.reveal(), count=3)
+    sync_mirror(created.id)
+    expected = derouter_client.get_client_balance(created.secret.reveal())
+    browser = _signed_in_client(created.secret.reveal())
+
+    response = browser.get(HOME_URL)
+
+    body = response.content.decode()
+    assert "Mirrored Ltd" in body and "Figures as of" in body
+    assert f'data-testid="budget">{money(expected.budget)}<' in body
+    assert f'data-testid="spent">{money(expected.spent)}<' in body
+    assert f'data-testid="remaining">{money(expected.remaining)}<' in body
+    assert f'data-hx-get="{HOME_URL}" data-hx-trigger="load"' in body
+    for summary in (expected.today, expected.week, expected.month, expected.total):
+        assert f'<td class="num" data-label="Cost">{money(summary.cost)}</td>' in body
+        assert f'<td class="num" data-label="Requests">{summary.requests:,}</td>' in body
+
+
+def test_home_answers_while_derouter_hangs(simulator, make_key):
+    created = make_key(BUDGET, label="Patient Ltd")
+    browser = _signed_in_client(created.secret.reveal())
+    hang_derouter(simulator)
+
+    response = browser.get(HOME_URL)
+
+    # Had the page waited for derouter, it would have given up (the read timeout) with a 503.
+    assert response.status_code == 200
+    assert "Patient Ltd" in response.content.decode()
+
+
+def test_home_live_figures_say_when_derouter_cannot_answer(simulator, portal):
+    simulator.inject("error", path="/sub-key/", status=500, times=0)
+    response = portal.get(HOME_URL, **LIVE_FIGURES)
+    assert response.status_code == 200
+    assert "The service cannot be reached right now: figures as of" in response.content.decode()
+    assert SESSION_KEY in portal.session
 
 
 def test_home_quick_start_masks_the_key(portal, key, settings):
@@ -418,8 +462,16 @@ def test_sign_out_flushes_the_session_on_the_server(portal):
     assert portal.get(HOME_URL)["Location"] == LOGIN_URL
 
 
-def test_deleted_key_signs_the_customer_out_on_the_next_page(portal, key):
+def test_deleted_key_signs_the_customer_out_when_the_live_figures_load(portal, key):
     derouter_client.delete_sub_key(key.id)
+    response = portal.get(HOME_URL, **LIVE_FIGURES)
+    assert response["HX-Redirect"] == LOGIN_URL
+    assert SESSION_KEY not in portal.session
+
+
+def test_deleted_key_signs_the_customer_out_on_the_next_page_once_mirrored(portal, key):
+    derouter_client.delete_sub_key(key.id)
+    mirror_snapshot.refresh_snapshot()
     response = portal.get(HOME_URL, follow=True)
     assert response.redirect_chain[-1][0] == LOGIN_URL
     assert "This key is no longer valid" in response.content.decode()
@@ -429,7 +481,7 @@ def test_deleted_key_signs_the_customer_out_on_the_next_page(portal, key):
 # ---------------------------------------------------------------- upstream faults
 
 
-@pytest.mark.parametrize("url", [HOME_URL, LOGS_URL, CSV_URL])
+@pytest.mark.parametrize("url", [LOGS_URL, CSV_URL])
 def test_upstream_error_is_503_and_the_session_is_kept(portal, simulator, url):
     simulator.inject("error", path="/sub-key/", status=500, times=0)
     response = portal.get(url)
@@ -444,7 +496,7 @@ def test_upstream_error_is_503_and_the_session_is_kept(portal, simulator, url):
 def test_slow_upstream_is_503_and_the_session_is_kept(portal, simulator, settings):
     settings.DEROUTER_READ_TIMEOUT = 0.3
     simulator.inject("slow", path="/sub-key/", delay=1.0, times=1)
-    response = portal.get(HOME_URL)
+    response = portal.get(LOGS_URL)
     assert response.status_code == 503
     assert "You are still signed in" in response.content.decode()
     assert SESSION_KEY in portal.session

@@ -5,7 +5,7 @@ from django.contrib.sessions.models import Session
 from django.test import Client
 
 from lib.encryption import decrypt, encrypt
-from portal.sessions import SESSION_KEY, SESSION_KEY_PURPOSE
+from accounts.portal_sessions import SESSION_KEY, SESSION_KEY_PURPOSE
 from derouter import client as derouter_client
 
 pytestmark = pytest.mark.django_db

@@ -10,7 +10,8 @@ from django.db.models import F
 from django.urls import reverse
 
 from dashboard import keywrites, topups
-from dashboard.models import Outcome, ReconcileDifference, ReconcileRun, TopUp
+from dashboard.models import ReconcileDifference, ReconcileRun
+from ledger.models import Outcome, TopUp
 from derouter import client
 from mirror.models import DailyRollup, UsageRecord
 from tests.simulator_helpers import call, simulator_in_thread

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from analytics.forms import first_of_month
 from analytics.statements import build_statement
-from dashboard.models import Outcome, TopUp
+from ledger.models import Outcome, TopUp
 from derouter import client as derouter_client
 from mirror import ingest
 from tests.helpers import tiny_png

@@ -10,7 +10,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.models import ConsoleSettings
 from accounts.two_factor import replace_recovery_codes
-from dashboard.models import AuditEvent
+from ledger.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
 

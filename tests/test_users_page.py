@@ -11,7 +11,7 @@ from django.urls import reverse
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.models import ConsoleProfile, Invitation, Role
-from dashboard.models import AuditEvent
+from ledger.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
 

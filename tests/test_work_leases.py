@@ -9,9 +9,10 @@ import pytest
 from django.utils import timezone
 
 from automation import tasks as automation_tasks
-from mirror import leases, sync
-from mirror import tasks as mirror_tasks
-from mirror.models import Lease, TaskRun, UsageRecord
+from mirror import sync
+from work import leases
+from mirror.models import UsageRecord
+from work.models import Lease, TaskRun
 from tests.helpers import ROOT, database_url_for_subprocesses
 
 # Takes a scope's lease the way a sync does and then waits to be killed: it never releases it.
@@ -20,7 +21,8 @@ import os, sys
 import django
 os.environ["DJANGO_SETTINGS_MODULE"] = "tests.settings"
 django.setup()
-from mirror import leases, sync
+from mirror import sync
+from work import leases
 lease = leases.held(sync.usage_lease_name(sys.argv[1]))
 lease.__enter__()
 print("held", flush=True)
@@ -56,7 +58,7 @@ def test_a_lease_left_by_a_killed_consumer_is_taken_over_once_it_expires(simulat
     assert Lease.objects.filter(name=name).exists()
     with pytest.raises(sync.ScopeBusy):
         sync.sync_scope(key.id)
-    mirror_tasks.sync_usage(key.id)  # the periodic task leaves a held scope alone
+    sync.sync_usage(key.id)  # the periodic task leaves a held scope alone
     assert not UsageRecord.objects.filter(key__sub_key_id=key.id).exists()
 
     _expire(name)

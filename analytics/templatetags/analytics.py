@@ -1,14 +1,13 @@
 """Filters and tags for the analytics pages: percentages, changes against the previous period, days left, the day table's rows."""
 
-from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 from django import template
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
-from django.utils.translation import ngettext
 
-from analytics.forecast import BURN_DAYS
+from analytics.forecast import BURN_DAYS, describe_days_left
 from lib.markup import format_row
 from lib.money import count, money, money_in_unit
 from lib.times import row_date
@@ -69,17 +68,7 @@ def trend(change):
 @register.filter
 def days_left(days):
     """How long money lasts, in words: "about 4 days", "less than a day", "not at this rate"."""
-    if days is None:
-        return _("not at this rate")
-    days = Decimal(days)
-    if days <= 0:
-        return _("already spent")
-    if days < 1:
-        return _("less than a day")
-    if days > 365:
-        return _("over a year")
-    whole = int(days.to_integral_value(rounding=ROUND_FLOOR))
-    return ngettext("about %(days)d day", "about %(days)d days", whole) % {"days": whole}
+    return describe_days_left(days)
 
 
 @register.filter

@@ -1,5 +1,6 @@
 """Helpers shared by the automation views."""
 
+from mirror import snapshot as mirror_snapshot
 from mirror import sync as mirror_sync
 from mirror.models import KeySnapshot
 
@@ -14,7 +15,7 @@ def refresh_snapshot_now():
     the snapshot as that refresh leaves it.
     """
     try:
-        mirror_sync.refresh_snapshot(wait_seconds=SNAPSHOT_WAIT_SECONDS)
+        mirror_snapshot.refresh_snapshot(wait_seconds=SNAPSHOT_WAIT_SECONDS)
     except mirror_sync.ScopeBusy:
         return
 

@@ -5,7 +5,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 
-from portal.sessions import portal_login_required
+from accounts.portal_sessions import portal_login_required
 from automation import budget_requests
 from automation.forms import BudgetRequestForm
 from automation.models import BudgetRequest

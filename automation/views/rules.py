@@ -14,7 +14,7 @@ from automation.models import Alert, AlertRule, Allowance, AutoTopUpRule, KeyExp
 from automation.views.common import get_key_choices, get_key_names, get_snapshot
 from lib.htmx import render_page_or_fragment
 from lib.paging import pager_for_page
-from mirror.models import TaskRun
+from work.models import TaskRun
 
 HISTORY_PAGE_SIZE = 50
 RECENT_RUNS = 10

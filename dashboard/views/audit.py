@@ -8,9 +8,9 @@ from django.utils.translation import ngettext_lazy
 
 from accounts.roles import console_required
 from analytics.permissions import can_see_margins, hide_margin_changes
-from dashboard.audit import describe_changes
 from dashboard.forms import AuditQueryForm
-from dashboard.models import AuditEvent, Outcome
+from ledger.audit import describe_changes
+from ledger.models import AuditEvent, Outcome
 from lib.htmx import wants_fragment
 from lib.paging import pager_for_page
 

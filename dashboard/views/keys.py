@@ -10,7 +10,6 @@ from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.db.models import Sum
-from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -23,11 +22,13 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
 from accounts.roles import console_required, is_owner, owner_required
-from analytics.forecast import annotate_days_left, get_days_left_of
+from analytics.forecast import annotate_days_left, describe_days_left, get_days_left_of
 from analytics.panels import get_key_analytics
 from analytics.permissions import can_see_margins, get_key_figures, hide_margin_changes
-from analytics.templatetags.analytics import days_left as days_left_text
-from dashboard import audit, keywrites
+from branding.doors import get_doors
+from branding.models import Branding
+from dashboard import keywrites
+from ledger import audit
 from dashboard.forms import (
     DEFAULT_KEY_SORT,
     KEY_SORT_COLUMNS,
@@ -37,30 +38,41 @@ from dashboard.forms import (
     KeyLogsQueryForm,
     MultiplierPreviewForm,
 )
-from dashboard.formtokens import TokenUsedElsewhere
-from dashboard.models import AuditEvent, Outcome, TopUp
-from dashboard.upstream import get_key_state, get_sub_key_or_404, is_running_low, upstream_write_deadline
+from ledger.formtokens import TokenUsedElsewhere
+from ledger.models import AuditEvent, Outcome, TopUp
+from dashboard.upstream import (
+    get_key_state,
+    get_live_balance,
+    get_sub_key_now,
+    get_sub_key_or_404,
+    is_running_low,
+    upstream_write_deadline,
+)
 from dashboard.views import SUBKEYS_CHANGED_EVENT
 from derouter import client
 from derouter.client import DerouterError
+from ledger.formtokens import TokenUsedElsewhere
+from ledger.models import AuditEvent, Outcome, TopUp
 from lib.htmx import render_page_or_fragment, wants_fragment
 from lib.markup import format_row
 from lib.money import exact_usd, money, multiplier
 from lib.paging import CountedPaginator, Pager, make_pager, page_summary
 from lib.times import row_date
 from mirror import reconcile
-from mirror import sync as mirror_sync
+from mirror import snapshot as mirror_snapshot
 from mirror.ingest import get_summary, secret_digest
 from mirror.models import DailyRollup, KeySnapshot, UsageRecord
 from mirror.reads import (
     as_sub_key,
     get_summary_after_first_sync_request,
+    get_snapshot_or_404,
     get_usage_freshness,
-    request_first_sync_if_empty,
     search_keys,
 )
 
 KEYS_PER_PAGE = 25
+# The key page's budget block: htmx asks the page for it once the page is shown (see _render_live_budget).
+LIVE_BUDGET_TARGET = "key-budget"
 URL_ID_STAND_IN = "00000000-0000-0000-0000-000000000000"
 HISTORY_ROWS = 20
 PORTAL_LOGIN_PATH = "/portal/login/"
@@ -179,7 +191,7 @@ def _render_key_row(row, show_edit, show_margins):
         spent=money(figures.spent),
         remaining=money(figures.remaining),
         usage_bar=row.usage_bar,
-        days_left=days_left_text(row.days_left),
+        days_left=describe_days_left(row.days_left),
         rpm_limit=key.rpm_limit,
         concurrent_limit=key.concurrent_limit,
         multiplier=format_row(KEY_ROW_MULTIPLIER_HTML, multiplier(key.display_multiplier)) if show_margins else "",
@@ -239,17 +251,8 @@ def _settle_unsettled_writes():
     except DerouterError:
         return False
     if settled:
-        mirror_sync.record_write_answer(None)
+        mirror_snapshot.record_write_answer(None)
     return bool(settled)
-
-
-def _get_snapshot_or_404(sub_key_id):
-    """An active key of the snapshot, or Http404 (the URL converter already refused malformed ids)."""
-    request_first_sync_if_empty()
-    try:
-        return KeySnapshot.objects.active().get(sub_key_id=sub_key_id)
-    except KeySnapshot.DoesNotExist:
-        raise Http404("No such key.") from None
 
 
 def _get_reconciliation(snapshot):
@@ -319,8 +322,10 @@ def _get_list_pager(query, page, total_keys):
 
 
 def _get_quick_start(secret, request):
+    branding = Branding.load()
     return {
-        "inference_base": settings.DEROUTER_INFERENCE_BASE,
+        "inference_base": branding.inference_base,
+        "doors": get_doors(branding),
         "portal_url": request.build_absolute_uri(PORTAL_LOGIN_PATH),
         "secret": secret,
     }
@@ -452,13 +457,13 @@ def key_list(request):
 def key_create(request):
     """Create a Client Key; on success show its full secret once, with the client's quick-start."""
     if request.method != "POST":
-        balance = client.get_balance()
+        balance = get_live_balance()
         return render(request, "dashboard/key_create.html", {"form": KeyCreateForm(), "balance": balance})
 
     form = KeyCreateForm(request.POST)
     if not form.is_valid():
         return render(request, "dashboard/key_create.html", {"form": form}, status=400)
-    balance = client.get_balance()
+    balance = get_live_balance()
     budget = form.cleaned_data["budget"]
     if budget > balance.available:
         form.add_error("budget", f"Only {exact_usd(balance.available)} is available; the budget cannot be more.")
@@ -508,13 +513,50 @@ def key_create(request):
     return _render_secret_page(request, "dashboard/key_created.html", context)
 
 
+def _render_live_budget(request, snapshot):
+    """The key's budget block as derouter reports it now, after settling any write still open.
+
+    A write settled here changed what the rest of the page shows: the page is then reloaded (once:
+    a write is settled only once).
+    """
+    settled = _settle_unsettled_writes()
+    try:
+        sub_key = get_sub_key_now(snapshot.sub_key_id)
+    except DerouterError:
+        sub_key, unreachable = as_sub_key(snapshot), True
+    else:
+        unreachable = False
+    context = {
+        "key": sub_key or as_sub_key(snapshot),
+        "live": sub_key is not None and not unreachable,
+        "unreachable": unreachable,
+        "gone": sub_key is None,
+    }
+    show_margins = can_see_margins(request.user)
+    context.update(
+        row=_get_key_row(context["key"], _get_row_url_patterns()),
+        preview=_get_multiplier_preview(context["key"], context["key"].display_multiplier),
+        figures=get_key_figures(context["key"], show_margins),
+        show_margins=show_margins,
+    )
+    response = render(request, "dashboard/_key_budget.html", context)
+    if settled:
+        response["HX-Refresh"] = "true"
+    return response
+
+
 @console_required
 @require_http_methods(["GET", "HEAD"])
-@vary_on_headers("HX-Request")
+@vary_on_headers("HX-Request", "HX-Target")
 def key_detail(request, sub_key_id):
-    """One key from the snapshot: details, usage, reconciliation, its mirrored requests, top-ups, audit events."""
-    _settle_unsettled_writes()
-    snapshot = _get_snapshot_or_404(sub_key_id)
+    """One key from the snapshot: details, usage, reconciliation, its mirrored requests, top-ups, audit events.
+
+    The page answers from the mirror at once; htmx then asks it for the key's budget as
+    derouter reports it now (see _render_live_budget).
+    """
+    snapshot = get_snapshot_or_404(sub_key_id)
+    if wants_fragment(request) and request.htmx.target == LIVE_BUDGET_TARGET:
+        return _render_live_budget(request, snapshot)
     sub_key = as_sub_key(snapshot)
     logs_query = KeyLogsQueryForm(request.GET).get_query()
     show_margins = can_see_margins(request.user)

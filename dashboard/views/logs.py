@@ -14,9 +14,10 @@ from django.views.decorators.vary import vary_on_headers
 
 from accounts.roles import console_required
 from analytics.permissions import can_see_margins
-from lib.csv_export import csv_download
 from dashboard.forms import ACCOUNT_ONLY, UsageLogQueryForm
 from dashboard.views.keys import URL_ID_STAND_IN
+from lib.csv_export import csv_download
+from lib.forms import describe_refused_export
 from lib.htmx import wants_fragment
 from lib.markup import format_row
 from lib.money import count, duration, multiplier, usd_cost
@@ -267,11 +268,6 @@ def _csv_fields(row):
     )
 
 
-def _describe_errors(query_form):
-    problems = " ".join(f"{field.label}: {error}" for field in query_form for error in field.errors)
-    return f"The export was not made, as some filters were not understood. {problems}"
-
-
 def _plain(amount):
     """A Decimal without padding zeros or an exponent: 0.00230000 as 0.0023, 10 as 10."""
     return format(amount.normalize(), "f")
@@ -284,5 +280,5 @@ def usage_logs_csv(request):
     query_form, _, rows, _ = _get_query(request)
     if query_form.errors:
         # A filter that was not understood must not widen the download to every row.
-        return render(request, "400.html", {"message": _describe_errors(query_form)}, status=400)
+        return render(request, "400.html", {"message": describe_refused_export(query_form)}, status=400)
     return csv_download(_csv_rows(rows, can_see_margins(request.user)), f"derouter-usage-{timezone.now():%Y%m%d-%H%M%S}.csv")

@@ -9,9 +9,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.roles import owner_required
 from dashboard.models import ReconcileRun
-from dashboard.reconcile import RUN_LEASE_SECONDS
-from dashboard.tasks import run_reconciliation
-from payments import reconcile as money_in
+from dashboard.reconcile import FURTHER_CHECKS, RUN_LEASE_SECONDS, run_reconciliation
 
 # The page lists at most this many differences of the last run (it says how many more).
 DIFFERENCES_SHOWN = 200
@@ -34,7 +32,8 @@ def reconciliation(request):
         "differences": differences,
         "more": last.difference_count - len(differences) if last else 0,
         "in_progress": _get_run_in_progress(),
-        "money_in": money_in.latest(),
+        # Sections of the further checks registered from higher layers (money in).
+        "further_sections": [check.page_section() for check in FURTHER_CHECKS],
     }
     return render(request, "dashboard/reconciliation.html", context)
 

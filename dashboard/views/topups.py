@@ -5,7 +5,7 @@ import uuid
 from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.shortcuts import redirect
+from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 from django.views.decorators.vary import vary_on_headers
@@ -14,20 +14,21 @@ from django.utils.translation import ngettext_lazy
 
 from accounts.roles import console_required
 from dashboard.forms import LEDGER_PAGE_SIZE, LedgerQueryForm, TopUpForm
-from dashboard.formtokens import TokenUsedElsewhere
-from dashboard.ledger_csv import CSV_COLUMNS, filtered_topups, ledger_csv_row
-from dashboard.models import Outcome, TopUp
-from dashboard.tasks import write_ledger_export
+from dashboard.ledger_csv import CSV_COLUMNS, filtered_topups, ledger_csv_row, write_ledger_export
 from dashboard.topups import TopUpNotAllowed, find_attempt, get_cap_left_today, settle_key, top_up
-from dashboard.upstream import get_key_state, get_sub_key_or_404, upstream_write_deadline
+from dashboard.upstream import get_live_balance, get_sub_key_now, get_sub_key_or_404, upstream_write_deadline
 from dashboard.views import SUBKEYS_CHANGED_EVENT
-from derouter import client
 from derouter.client import DerouterError
 from exports.models import Export
+from ledger.formtokens import TokenUsedElsewhere
+from ledger.models import Outcome, TopUp
 from lib.csv_export import csv_download
+from lib.forms import describe_refused_export
 from lib.htmx import render_page_or_fragment, wants_fragment
 from lib.money import exact_usd
 from lib.paging import pager_for_page
+from mirror.models import KeySnapshot
+from mirror.reads import as_sub_key, get_mirrored_balance
 
 
 
@@ -79,17 +80,35 @@ def _get_fresh_form(form):
     )
 
 
+def _get_key_now_or_none(sub_key_id):
+    """The key as derouter reports it now, to show beside an outcome; None when derouter cannot say."""
+    try:
+        return get_sub_key_now(sub_key_id)
+    except DerouterError:
+        return None
+
+
+def _get_key_of_step(sub_key_id):
+    """The key as the mirror holds it; one not mirrored yet is read from derouter (and mirrored), else Http404."""
+    snapshot = KeySnapshot.objects.active().filter(sub_key_id=str(sub_key_id)).first()
+    return as_sub_key(snapshot) if snapshot else get_sub_key_or_404(sub_key_id)
+
+
 @console_required
 @require_http_methods(["GET", "HEAD", "POST"])
 @vary_on_headers("HX-Request")
 @upstream_write_deadline
 def key_topup(request, sub_key_id):
-    """Add budget to a Client Key: form, confirm step, then one upstream call per form."""
-    sub_key = get_sub_key_or_404(sub_key_id)
+    """Add budget to a Client Key: form, confirm step, then one upstream call per form.
+
+    Until money moves, the key as the mirror holds it is enough (no upstream key list at any
+    step): the money service reads the key from derouter under its lock, one call whatever
+    the number of keys, before its PUT.
+    """
+    sub_key = _get_key_of_step(sub_key_id)
     if request.method != "POST":
-        # The available balance up front, so nobody types an amount only to learn it is too much.
-        balance = client.get_balance()
-        return _render_topup(request, sub_key, TopUpForm(initial={"token": uuid.uuid4()}), balance=balance)
+        # The available balance up front (as last read), so nobody types an amount only to learn it is too much.
+        return _render_topup(request, sub_key, TopUpForm(initial={"token": uuid.uuid4()}), balance=get_mirrored_balance())
 
     form = TopUpForm(request.POST)
     if not form.is_valid():
@@ -107,12 +126,12 @@ def key_topup(request, sub_key_id):
         except DerouterError:
             pass
         earlier.refresh_from_db()
-        return _render_result(request, sub_key, earlier, repeated=True, current_key=sub_key)
+        return _render_result(request, sub_key, earlier, repeated=True, current_key=_get_key_now_or_none(sub_key.id))
     if "edit" in request.POST:
         return _render_topup(request, sub_key, form)
 
-    balance = client.get_balance()
     if "confirm" not in request.POST:
+        balance = get_live_balance()
         cap_left = get_cap_left_today(request.user)
         if cap_left is not None and amount > cap_left:
             form.add_error("amount", f"That is over your daily top-up limit: you can top up at most {exact_usd(cap_left)} more today (UTC).")
@@ -128,8 +147,11 @@ def key_topup(request, sub_key_id):
         }
         return _render_topup(request, sub_key, form, step="confirm", **context)
 
+    # Not read again here: derouter refuses what is not available, and a read would be a
+    # third round trip in a row (the service reads the key, then writes).
+    balance = get_mirrored_balance()
     try:
-        attempt = top_up(request.user, sub_key, amount, note, token, balance.available)
+        attempt = top_up(request.user, sub_key, amount, note, token, None)
     except TopUpNotAllowed as refusal:
         form.add_error("amount", refusal.message)
         return _render_topup(request, sub_key, form, status=400, balance=balance)
@@ -138,18 +160,19 @@ def key_topup(request, sub_key_id):
 
     topup = attempt.topup
     if attempt.repeated:
-        return _render_result(request, sub_key, topup, repeated=True, current_key=sub_key)
+        return _render_result(request, sub_key, topup, repeated=True, current_key=_get_key_now_or_none(sub_key.id))
     if topup.outcome == Outcome.REFUSED:
-        return _render_topup(request, sub_key, _get_fresh_form(form), status=400, balance=balance, refused=topup)
+        # Refused by derouter (sent), or not sent at all because derouter could not be read or the key was busy.
+        status = 400 if topup.sent_at else 503
+        return _render_topup(request, sub_key, _get_fresh_form(form), status=status, balance=balance, refused=topup)
     if topup.outcome == Outcome.UNKNOWN:
-        return _render_result(request, sub_key, topup, current_key=get_key_state(sub_key.id).key, status=503)
+        return _render_result(request, sub_key, topup, current_key=_get_key_now_or_none(sub_key.id), status=503)
 
-    new_budget = sub_key.budget + amount
     # A toast on the next page, or (htmx) beside the dialog this result closes.
     messages.success(
         request,
         f"Added {exact_usd(amount)} to {sub_key.label or sub_key.key_id}: "
-        f"its budget went from {exact_usd(sub_key.budget)} to {exact_usd(new_budget)}.",
+        f"its budget went from {exact_usd(topup.budget_before)} to {exact_usd(topup.budget_before + amount)}.",
     )
     if wants_fragment(request):
         return _render_result(request, sub_key, topup, current_key=None)
@@ -195,7 +218,10 @@ def _csv_rows(topups):
 @require_http_methods(["GET", "HEAD"])
 def ledger_csv(request):
     """The filtered ledger as CSV: streamed when short, else written to a file by the worker."""
-    _, query, topups = _get_ledger_query(request)
+    query_form, query, topups = _get_ledger_query(request)
+    if query_form.errors:
+        # A filter that was not understood must not widen the download to every top-up.
+        return render(request, "400.html", {"message": describe_refused_export(query_form)}, status=400)
     filename = f"derouter-topups-{timezone.now():%Y%m%d-%H%M%S}.csv"
     if topups.count() > settings.EXPORT_STREAM_MAX_ROWS:
         params = {"sub_key_id": str(query["sub_key_id"] or ""), "outcome": query["outcome"] or ""}

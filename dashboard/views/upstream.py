@@ -1,6 +1,7 @@
 """The console's Upstream page: the conventions check_upstream found, when and where, and its recent runs."""
 
 from django.shortcuts import render
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods
 
 from accounts.roles import console_required
@@ -19,11 +20,11 @@ def upstream(request):
     context = {
         "conventions": current,
         "described": [
-            ("Amounts", describe_amounts(current)),
-            ("Markup", describe_multiplier(current)),
-            ("Rate limits", describe_limits(current)),
-            ("Write answers", describe_writes(current)),
-            ("Reclaim budget", describe_reclaim(current)),
+            (_("Amounts"), describe_amounts(current)),
+            (_("Markup"), describe_multiplier(current)),
+            (_("Rate limits"), describe_limits(current)),
+            (_("Write answers"), describe_writes(current)),
+            (_("Reclaim budget"), describe_reclaim(current)),
         ],
         "runs": ProbeRun.objects.prefetch_related("steps")[:RECENT_PROBES],
     }

@@ -49,7 +49,12 @@ class Route:
     pattern: re.Pattern
     methods: dict  # HTTP method -> handler function
     auth: str
-    openai: bool = False
+    openai: bool = False  # errors in OpenAI's shape
+    anthropic: bool = False  # errors in Anthropic's shape; the key may come as x-api-key
+
+    @property
+    def is_inference(self):
+        return self.openai or self.anthropic
 
 
 class JsonNumber(str):

@@ -1,4 +1,4 @@
-"""Test controls under /_sim/: health, injected faults and injected usage rows (the last two need --faults)."""
+"""Test controls under /_sim/: health, injected faults, injected usage rows and the journal of writes (all but health need --faults)."""
 
 import random
 import re
@@ -11,9 +11,11 @@ from .api import NONE, ApiError, Route, bad_request, parse_decimal, parse_money
 from .management import log_item
 from .store import NotFound, UsageRow, now_iso
 
-FAULT_MODES = ("slow", "error", "nonjson", "drop", "cloudflare", "applied-then-cloudflare", "applied-then-drop")
-# Faults acted out after the request was processed: the write happened, the answer is lost.
-AFTER_MODES = ("applied-then-cloudflare", "applied-then-drop")
+FAULT_MODES = ("slow", "error", "nonjson", "drop", "cloudflare", "applied-then-cloudflare", "applied-then-drop",
+               "applied-then-slow", "applied-then-error")
+# Faults acted out after the request was processed: the write happened, the answer is lost
+# (a Cloudflare page, no answer, an error status) or comes after the delay, past a client's timeout.
+AFTER_MODES = ("applied-then-cloudflare", "applied-then-drop", "applied-then-slow", "applied-then-error")
 CLOUDFLARE_STATUSES = (401, 403, 429, 520, 521, 522, 523, 524)
 CLOUDFLARE_TITLES = {
     401: "Access denied", 403: "Just a moment...", 520: "Web server is returning an unknown error",
@@ -107,11 +109,20 @@ def act_out_fault(request, rule):
 
 
 def act_out_after_fault(request, rule):
-    """Lose the answer of a processed request: a Cloudflare page instead, or no answer at all."""
+    """Spoil the answer of a processed request; return True when it was answered here (or not at all).
+
+    applied-then-slow only waits: the answer then goes out as usual, late.
+    """
+    if rule["mode"] == "applied-then-slow":
+        time.sleep(float(rule["delay"]))
+        return False
     if rule["mode"] == "applied-then-cloudflare":
         send_cloudflare_answer(request, rule["status"], rule["retry_after"])
+    elif rule["mode"] == "applied-then-error":
+        request.send_json(rule["status"], {"error": "Simulated server error"})
     else:
         request.close_connection = True
+    return True
 
 
 def send_cloudflare_answer(request, status, retry_after=2):
@@ -140,6 +151,28 @@ def random_cloudflare_fault(method):
     return {"mode": mode, "status": status, "retry_after": 1}
 
 
+class Journal:
+    """Every management write the simulator applied, in order: what tests compare their records with."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._entries = []
+
+    def record(self, method, path, body, payload):
+        entry = {"method": method, "path": path, "body": body, "answer": payload}
+        with self._lock:
+            entry["seq"] = len(self._entries) + 1
+            self._entries.append(entry)
+
+    def since(self, seq):
+        with self._lock:
+            return self._entries[seq:]
+
+
+def is_journaled(method, path):
+    return method in ("POST", "PUT", "DELETE") and path.startswith("/sub-keys")
+
+
 def health(request, caller, query):
     return {"ok": True}
 
@@ -154,6 +187,14 @@ def add_fault(request, caller, query):
 
 def clear_faults(request, caller, query):
     return {"ok": True, "cleared": request.server.faults.clear()}
+
+
+def list_journal(request, caller, query):
+    """The writes applied after the ``after``-th (0: all), each with its body and derouter's answer."""
+    after = query.get("after", ["0"])[0]
+    if not after.isdigit():
+        raise bad_request("after must be a non-negative integer")
+    return {"writes": request.server.journal.since(int(after))}
 
 
 # Fields of POST /_sim/usage may also be named as in the usage-log rows.
@@ -204,4 +245,5 @@ CONVENTIONS_ROUTE = Route(re.compile(r"/_sim/conventions"), {"GET": conventions}
 FAULT_ROUTES = (
     Route(re.compile(r"/_sim/faults"), {"GET": list_faults, "POST": add_fault, "DELETE": clear_faults}, NONE),
     Route(re.compile(r"/_sim/usage"), {"POST": inject_usage}, NONE),
+    Route(re.compile(r"/_sim/journal"), {"GET": list_journal}, NONE),
 )

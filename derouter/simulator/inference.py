@@ -6,6 +6,7 @@ import secrets
 import threading
 import time
 from collections import Counter, defaultdict, deque
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from . import pricing
@@ -179,6 +180,22 @@ def list_models(request, caller, query):
 
 def chat_completions(request, caller, query):
     chat = parse_chat_request(request.json_body())
+    with served(request, caller, chat) as (row, reply, finish_reason):
+        completion = Completion(row, reply, finish_reason)
+        if chat.stream:
+            # Charged before the first event: a client leaving mid-stream still pays, as upstream does.
+            request.send_chunked(200, "text/event-stream", completion.server_sent_events(chat.include_usage),
+                                 {"Cache-Control": "no-cache", "X-Request-Id": row.request_id})
+            return None
+        return completion.full()
+
+
+@contextmanager
+def served(request, caller, chat):
+    """Admit a request under the key's budget and limits, reply and charge it; yields (row, reply, finish_reason).
+
+    The key's place under its concurrency limit is held until the answer has been sent.
+    """
     delay_ms = sim_delay_ms(request.headers)
     store, limiter = request.server.store, request.server.limiter
     key = caller.sub_key
@@ -208,13 +225,7 @@ def chat_completions(request, caller, query):
             duration_ms=elapsed_ms + 250 + 12 * completion_tokens,
             created_at=now_iso(),
         ))
-        completion = Completion(row, reply, finish_reason)
-        if chat.stream:
-            # Charged before the first event: a client leaving mid-stream still pays, as upstream does.
-            request.send_chunked(200, "text/event-stream", completion.server_sent_events(chat.include_usage),
-                                 {"Cache-Control": "no-cache", "X-Request-Id": row.request_id})
-            return None
-        return completion.full()
+        yield row, reply, finish_reason
     finally:
         if key is not None:
             limiter.release(key)

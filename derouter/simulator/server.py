@@ -7,6 +7,7 @@ Standard library only, so it runs without Django.
 """
 
 import argparse
+import json
 import os
 import random
 import re
@@ -22,7 +23,7 @@ from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
-from . import controls, inference, management, seed
+from . import anthropic, controls, inference, management, seed
 from .api import (
     ACCOUNT,
     CLIENT,
@@ -44,7 +45,7 @@ from .store import InsufficientBalance, Store, decimal_to_micro
 
 MAX_BODY_BYTES = 10 * 1024 * 1024
 HEX_SIZE = re.compile(rb"[0-9a-fA-F]{1,8}")
-ROUTES = management.ROUTES + inference.ROUTES
+ROUTES = management.ROUTES + inference.ROUTES + anthropic.ROUTES
 
 
 class ConfigError(Exception):
@@ -165,17 +166,17 @@ class SimulatorHandler(BaseHTTPRequestHandler):
                 if not answer_lost:
                     raise
                 result = None
-            if answer_lost:
-                controls.act_out_after_fault(self, fault)
+            if result is not None:
+                self._journal(method, path, result)
+            if answer_lost and controls.act_out_after_fault(self, fault):
                 return
             if result is not None:
                 self._send_result(method, route, result)
         except ApiError as error:
-            self._send_error(error, openai=route is not None and route.openai)
+            self._send_error(error, route)
         except sqlite3.Error:
             # The state file failed (locked past the timeout, disk full...): the upstream's 500.
-            self._send_error(ApiError(500, "Internal server error", "server_error"),
-                             openai=route is not None and route.openai)
+            self._send_error(ApiError(500, "Internal server error", "server_error"), route)
 
     def _read_body(self):
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
@@ -228,9 +229,15 @@ class SimulatorHandler(BaseHTTPRequestHandler):
             rule = controls.random_cloudflare_fault(method)
         return rule
 
+    def _journal(self, method, path, result):
+        """With --faults, keep every applied management write for tests (GET /_sim/journal)."""
+        if self.server.journal is not None and controls.is_journaled(method, path):
+            body = json.loads(self._raw_body or b"{}", parse_float=str, parse_int=str)
+            self.server.journal.record(method, path, body, json.loads(encode_json(result), parse_float=str))
+
     def _send_result(self, method, route, result):
         """A successful answer: 200 with JSON, or a write answered as the conventions say (201/204)."""
-        if route.openai or method == "GET":
+        if route.is_inference or method == "GET":
             self.send_json(200, result)
             return
         status, with_body = self.server.conventions.write_status(method)
@@ -252,6 +259,8 @@ class SimulatorHandler(BaseHTTPRequestHandler):
         if route.auth == NONE:
             return None
         header = self.headers.get("Authorization", "")
+        if not header and route.anthropic and self.headers.get("x-api-key"):
+            header = "Bearer " + self.headers["x-api-key"]  # how the Anthropic SDK sends the key
         scheme, _, token = header.strip().partition(" ")
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
@@ -267,8 +276,10 @@ class SimulatorHandler(BaseHTTPRequestHandler):
             return Caller(sub_key)
         raise unauthorized("this endpoint accepts only the Account Key")
 
-    def _send_error(self, error, openai):
-        if openai:
+    def _send_error(self, error, route):
+        if route is not None and route.anthropic:
+            payload = {"type": "error", "error": {"type": error.err_type, "message": error.message}}
+        elif route is not None and route.openai:
             payload = {"error": {"message": error.message, "type": error.err_type, "code": error.code}}
         else:
             payload = {"error": error.message}
@@ -305,6 +316,7 @@ class SimulatorServer(ThreadingHTTPServer):
         self.store = store
         self.account_key = account_key
         self.faults = FaultRules() if faults else None
+        self.journal = controls.Journal() if faults else None
         self.limiter = Limiter()
         self.verbose = verbose
         self.latency_ms = latency_ms

@@ -114,16 +114,22 @@
 
   // Disable a submitted form's buttons so a double click sends once
   // (the server still refuses a second use of the form's one-time token).
+  // A form that moves money waits for derouter: its status line says so until the answer comes.
   document.addEventListener("submit", function (event) {
     var form = event.target;
     if (form.hasAttribute("data-no-disable")) return;
+    var note = form.querySelector("[data-wait-note]");
+    if (note) note.textContent = note.getAttribute("data-wait-note");
     setTimeout(function () {
       form.querySelectorAll("button[type=submit]").forEach(function (b) { b.disabled = true; });
     }, 0);
   });
   document.addEventListener("htmx:afterRequest", function (event) {
     var form = event.target.closest && event.target.closest("form");
-    if (form) form.querySelectorAll("button[type=submit]").forEach(function (b) { b.disabled = false; });
+    if (!form) return;
+    form.querySelectorAll("button[type=submit]").forEach(function (b) { b.disabled = false; });
+    var note = form.querySelector("[data-wait-note]");
+    if (note) note.textContent = "";
   });
 
   // The top bar's disclosure menus ("More", the account) open as <details> do without this;

@@ -1,6 +1,5 @@
 """Run the whole product locally: the simulated derouter with demo data and the dashboard."""
 
-import json
 import os
 import secrets
 import signal
@@ -8,8 +7,7 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.request
-from decimal import Decimal
+from io import StringIO
 from pathlib import Path
 
 from django.conf import settings
@@ -19,9 +17,8 @@ from django.core.management.base import BaseCommand, CommandError
 
 from accounts.models import ConsoleProfile, Role
 from derouter import client
-from mirror.models import DailyRollup, KeySnapshot, SyncState, TaskRun, UsageRecord
-from payments import codes as redemption_codes
-from payments.models import CodeBatch, Package, StripeSettings
+from mirror.models import DailyRollup, KeySnapshot, SyncState, UsageRecord
+from work.models import TaskRun
 
 DEMO_USERS = (("owner", Role.OWNER), ("staff", Role.STAFF))
 
@@ -62,9 +59,15 @@ class Command(BaseCommand):
             settings.DEROUTER_ACCOUNT_KEY = account_key
             # Card payments against localstripe (a fake Stripe, about a second to start): on unless STRIPE_DEMO=0.
             if os.environ.get("STRIPE_DEMO", "1") != "0":
-                localstripe = self._start_localstripe(addr)
+                localstripe = self._start_localstripe()
+            # Money in (payments, a layer above this one, reached by its command's name): codes, and card payments if on.
+            money_in = call_command(
+                "demo_money_in", webhook_url=f"http://{addr}/payments/stripe/webhook/", cards=localstripe is not None,
+                stdout=StringIO(),
+            )
             consumer = self._start_consumer(account_key)
-            self._print_welcome(addr, passwords, demo_code=self._make_demo_codes())
+            self._probe_conventions()
+            self._print_welcome(addr, passwords, money_in=money_in)
             call_command("runserver", addr, use_reloader=False)
         finally:
             if consumer is not None:
@@ -74,6 +77,13 @@ class Command(BaseCommand):
                 localstripe.wait(timeout=10)
             simulator.terminate()
             simulator.wait(timeout=10)
+
+    def _probe_conventions(self):
+        """Let the console learn the simulator's conventions, as a reseller does with the real derouter."""
+        try:
+            call_command("check_upstream", stdout=StringIO())
+        except CommandError as error:
+            self.stderr.write(f"check_upstream against the simulator failed: {error}")
 
     def _ensure_user(self, username, role):
         password = secrets.token_urlsafe(9)
@@ -107,13 +117,12 @@ class Command(BaseCommand):
         process.kill()
         raise CommandError("The simulator did not start within 60 seconds.")
 
-    def _start_localstripe(self, addr):
-        """localstripe on a free port, card payments set up against it (demo keys) with two packages and its webhook."""
+    def _start_localstripe(self):
+        """localstripe on a free port; the SDK and the payment page pointed at it (here and in the consumer)."""
         port = _free_port()
         executable = Path(sys.executable).with_name("localstripe")
         process = subprocess.Popen([str(executable), "--port", str(port), "--from-scratch"],
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 30
         while True:
             try:
@@ -124,28 +133,11 @@ class Command(BaseCommand):
                     process.kill()
                     raise CommandError("localstripe did not start; run with STRIPE_DEMO=0 to leave card payments out.") from None
                 time.sleep(0.2)
+        base = f"http://127.0.0.1:{port}"
         settings.STRIPE_API_BASE = base
         settings.STRIPE_JS_URL = f"{base}/js.stripe.com/v3/"
         os.environ.update(STRIPE_API_BASE=settings.STRIPE_API_BASE, STRIPE_JS_URL=settings.STRIPE_JS_URL)
-        webhook_secret = "whsec_demo_" + secrets.token_urlsafe(16)
-        row = StripeSettings.load()
-        row.enabled, row.publishable_key = True, "pk_test_demo"
-        row.set_secret_key("sk_test_demo_" + secrets.token_urlsafe(12))
-        row.set_webhook_secret(webhook_secret)
-        row.save()
-        if not Package.objects.exists():
-            Package.objects.create(name="Starter", price=Decimal("20.00"), currency="usd", credit=Decimal("25"))
-            Package.objects.create(name="Pro", price=Decimal("50.00"), currency="usd", credit=Decimal("70"))
-        body = json.dumps({"url": f"http://{addr}/payments/stripe/webhook/", "secret": webhook_secret}).encode()
-        request = urllib.request.Request(f"{base}/_config/webhooks/demo", data=body, headers={"Content-Type": "application/json"})
-        urllib.request.urlopen(request, timeout=10).close()
         return process
-
-    def _make_demo_codes(self):
-        """A batch of three codes worth 10 in the customer's units; one is printed (codes are shown only once)."""
-        owner = User.objects.get(username="owner")
-        _, texts = redemption_codes.create_batch(owner, 3, Decimal("10"), CodeBatch.Unit.CUSTOMER, note="Demo codes")
-        return texts[0]
 
     def _forget_mirror(self):
         """New demo data: the mirror of the old simulator state would only confuse it."""
@@ -155,7 +147,7 @@ class Command(BaseCommand):
     def _start_consumer(self, account_key):
         """One Huey consumer (periodic tasks on): its first refresh is the mirror's first sync.
 
-        A demo stopped mid-sync leaves its leases to expire (mirror.leases); nothing to flush.
+        A demo stopped mid-sync leaves its leases to expire (work.leases); nothing to flush.
         """
         environment = {
             **os.environ,
@@ -176,7 +168,7 @@ class Command(BaseCommand):
             consumer.kill()
             consumer.wait()
 
-    def _print_welcome(self, addr, passwords, demo_code):
+    def _print_welcome(self, addr, passwords, money_in):
         sub_keys = client.list_sub_keys()
         sample = sub_keys[0] if sub_keys else None
         base = f"http://{addr}"
@@ -190,8 +182,6 @@ class Command(BaseCommand):
         ]
         if sample:
             lines.append(f"    Client Key of {sample.label}: {sample.secret.reveal()}")
-        lines.append(f"    A redemption code worth 10 (Redeem a code): {demo_code}")
-        if StripeSettings.load().is_ready and settings.STRIPE_API_BASE != "https://api.stripe.com":
-            lines.append(f"    Buy credit: card 4242 4242 4242 4242, any future expiry, any CVC (localstripe at {settings.STRIPE_API_BASE})")
+        lines += [f"    {line}" for line in money_in.splitlines()]
         lines += [f"  Simulated derouter: {settings.DEROUTER_API_BASE}", "Stop with Ctrl-C.", ""]
         self.stdout.write("\n".join(lines))

@@ -4,7 +4,6 @@ from django.core.management.base import BaseCommand, CommandError
 
 from dashboard import reconcile
 from derouter.client import DerouterError
-from payments import reconcile as money_in
 
 
 class Command(BaseCommand):
@@ -36,20 +35,18 @@ class Command(BaseCommand):
             self.stdout.write(note)
         for difference in report.differences:
             self.stdout.write(difference.describe())
-        # Money in, three ways: Stripe's payments and refunds, orders and codes, the ledger.
-        check = money_in.check(requested_by="manage.py reconcile")
-        if check.error:
-            self.stdout.write(check.error)
-        problems = list(check.problems.all())
-        for problem in problems:
-            self.stdout.write(f"Money in: {problem.get_kind_display()}: {problem.key_label or problem.sub_key_id}: "
-                              f"{problem.amount_usd if problem.amount_usd is not None else ''}: {problem.detail}")
+        # Further checks registered by higher layers (money in: Stripe, orders and codes, the ledger).
+        further_problems = 0
+        for check in reconcile.FURTHER_CHECKS:
+            lines, count = check.run_for_command()
+            for line in lines:
+                self.stdout.write(line)
+            further_problems += count
         summary = (
             f"{report.keys_checked} keys checked, {report.keys_waiting} waiting for moves to settle, "
-            f"{len(report.differences)} differences; {check.payments_checked} card payments read from Stripe, "
-            f"{len(problems)} money-in problems."
+            f"{len(report.differences)} differences, {further_problems} further problems."
         )
-        if report.differences or problems:
+        if report.differences or further_problems:
             self.stderr.write(summary)
             raise SystemExit(1)
         self.stdout.write(self.style.SUCCESS(summary))

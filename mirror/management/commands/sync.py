@@ -12,9 +12,10 @@ from tqdm import tqdm
 
 from derouter.client import DerouterError
 from mirror import passes, reconcile, sync
+from mirror import snapshot as mirror_snapshot
 from mirror.models import ACCOUNT_SCOPE, KeySnapshot
-from mirror.reads import REFRESH_TASK_NAME
-from mirror.runs import Recorded
+from mirror.snapshot import REFRESH_TASK_NAME
+from work.runs import Recorded
 
 # How long the command waits for another process's refresh of the snapshot, or for scopes it is syncing.
 BUSY_WAIT_SECONDS = 60
@@ -62,7 +63,7 @@ class Command(BaseCommand):
     def _refresh_snapshot(self):
         recorded = Recorded(REFRESH_TASK_NAME)
         try:
-            snapshot = sync.refresh_snapshot(wait_seconds=BUSY_WAIT_SECONDS)
+            snapshot = mirror_snapshot.refresh_snapshot(wait_seconds=BUSY_WAIT_SECONDS)
         except sync.ScopeBusy:
             recorded.skipped()
             self.stdout.write(

@@ -14,9 +14,9 @@ from django.conf import settings
 from django.contrib import messages
 from django.shortcuts import redirect
 from django.urls import reverse
+from django.dispatch import Signal
 from django_htmx.http import HttpResponseClientRedirect
 
-from automation.expiry import get_expired_notice
 from derouter.client import AuthFailed, DerouterError, RateLimited, Unavailable
 from lib.encryption import decrypt, encrypt
 from lib.htmx import render_page_or_fragment
@@ -32,6 +32,11 @@ SESSION_TIME_ZONE = "portal_tz"
 PORTAL_SESSION_KEYS = (SESSION_KEY, SESSION_SIGNED_IN_AT, SESSION_LAST_SEEN_AT, SESSION_TIME_ZONE)
 
 DEFAULT_TIME_ZONE = "UTC"
+
+# Sent (with ``client_key``) when derouter no longer accepts a signed-in customer's key. An app that
+# closed the key on purpose (automation's expiry) answers with a notice saying so; others answer None.
+# A signal, because the apps that close keys sit above this one.
+portal_key_refused = Signal()
 
 KEY_NO_LONGER_VALID = "This key is no longer valid. Ask your provider for a new one, then sign in again."
 IDLE_EXPIRED = "You were signed out after a period of inactivity. Sign in again to continue."
@@ -127,6 +132,14 @@ def set_time_zone_name(request, name):
     request.session[SESSION_TIME_ZONE] = name
 
 
+def get_refused_key_notice(client_key):
+    """Why derouter refuses this key, if an app closed it on purpose; else None."""
+    for _receiver, notice in portal_key_refused.send(sender=None, client_key=client_key):
+        if notice:
+            return notice
+    return None
+
+
 def _get_expiry_message(request, now):
     """Why the portal session has run out, or None while it is still good."""
     signed_in_at = request.session.get(SESSION_SIGNED_IN_AT)
@@ -196,7 +209,7 @@ def portal_login_required(view):
         try:
             return view(request, *args, **kwargs)
         except AuthFailed:
-            return sign_out_with_message(request, get_expired_notice(client_key) or KEY_NO_LONGER_VALID)
+            return sign_out_with_message(request, get_refused_key_notice(client_key) or KEY_NO_LONGER_VALID)
         except RateLimited as error:
             return render_upstream_problem(
                 request, 503, "derouter is busy right now. Wait a moment and try again.", error.retry_after or 30

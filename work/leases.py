@@ -26,7 +26,7 @@ from django.db.models import DateTimeField, ExpressionWrapper
 from django.db.models.functions import Now
 from django.db.models.sql import Query
 
-from mirror.models import Lease
+from work.models import Lease
 
 # A lease is renewed at the first step after a third of it has gone by, so any one step
 # may take up to two thirds of it (200 s): an upstream read with its retries takes about

@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 from decimal import Decimal
 
-from dashboard.models import AuditEvent
+from ledger.models import AuditEvent
 from lib.money import exact_usd
 
 EMPTY_TEXT = "(empty)"

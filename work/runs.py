@@ -2,10 +2,14 @@
 
 import sys
 from contextlib import contextmanager
+from datetime import timedelta
 
 from django.utils import timezone
 
-from mirror.models import TaskRun
+from work.models import TaskRun
+
+# TaskRun rows kept for the status panel.
+TASK_RUNS_KEPT = 2000
 
 
 class Recorded:
@@ -45,3 +49,16 @@ def tracked(name):
             recorded.ok(recorded.detail)
         else:
             recorded.failed(f"{error.__class__.__name__}: {error}")
+
+
+def prune_task_runs():
+    """Keep the newest TASK_RUNS_KEPT runs, and call a run a consumer was killed in what it is."""
+    cutoff = TaskRun.objects.order_by("-started_at", "-id").values_list("started_at", flat=True)[
+        TASK_RUNS_KEPT:TASK_RUNS_KEPT + 1
+    ]
+    if cutoff:
+        TaskRun.objects.filter(started_at__lt=cutoff[0]).delete()
+    # A consumer killed mid-task leaves its run "running" forever; call it what it is.
+    TaskRun.objects.filter(status=TaskRun.Status.RUNNING, started_at__lt=timezone.now() - timedelta(hours=1)).update(
+        status=TaskRun.Status.FAILED, error="interrupted", finished_at=timezone.now()
+    )

@@ -1,4 +1,4 @@
-"""The portal's background work: writing a large usage export to a file, on the Huey worker."""
+"""The portal's usage export: a large download written to a file by its task, on the Huey worker."""
 
 import logging
 from contextlib import ExitStack
@@ -9,12 +9,12 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 from huey.contrib.djhuey import db_task
 
+from accounts.portal_sessions import get_session_client_key
 from derouter.client import AuthFailed, DerouterError, get_client_usage_logs
 from exports.models import Export
 from exports.writer import fail, write_csv_file
 from lib.ahead import PagesAhead
 from mirror import reads, sync
-from portal.sessions import get_session_client_key
 from portal.usage_csv import CSV_HEADER, USAGE_PAGE_SIZE, mirrored_usage_csv_rows, usage_csv_row
 
 logger = logging.getLogger(__name__)

@@ -7,7 +7,7 @@ on a form of another kind, would show one key's outcome under another's name. So
 its first use also fixes what it is for, and any other use is refused.
 """
 
-from dashboard.models import AuditEvent, TopUp
+from ledger.models import AuditEvent, TopUp
 
 ACTION_NAMES = {AuditEvent.Action.CREATE: "creating a key", AuditEvent.Action.TOPUP: "a top-up"}
 

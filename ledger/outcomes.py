@@ -9,7 +9,7 @@ must say so instead of claiming nothing changed.
 
 from dataclasses import dataclass
 
-from dashboard.models import Outcome
+from ledger.models import Outcome
 from derouter.client import (
     AuthFailed,
     DerouterError,

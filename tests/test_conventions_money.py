@@ -1,0 +1,64 @@
+"""Money moves of the console under derouter's other conventions, each played by the simulator and found by the probe.
+
+The product deals in real dollars; where derouter counts in the customer's units the client converts
+with the key's multiplier, so a top-up debits what the ledger says and the customer sees it marked up.
+"""
+
+import uuid
+from decimal import Decimal
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+
+from dashboard import topups
+from ledger.models import Outcome
+from derouter import client, conventions
+from derouter.simulator.conventions import Conventions as Played
+from tests.simulator_helpers import simulator_in_thread
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def probed(tmp_path, settings):
+    """probed(**played) -> a private simulator playing those conventions, wired in and probed by check_upstream."""
+    opened = []
+
+    def start(**played):
+        folder = tmp_path / f"sim{len(opened)}"
+        folder.mkdir()
+        context = simulator_in_thread(folder, balance="1000", faults=True, conventions=Played(**played))
+        opened.append(context)
+        private = context.__enter__()
+        settings.DEROUTER_API_BASE = private.base_url
+        settings.DEROUTER_ACCOUNT_KEY = private.account_key
+        call_command("check_upstream", stdout=StringIO())
+        return private
+
+    yield start
+    for context in opened:
+        context.__exit__(None, None, None)
+
+
+def live(sub_key_id):
+    return next(key for key in client.list_sub_keys() if key.id == sub_key_id)
+
+
+@pytest.mark.parametrize("played", [{}, {"amounts": "customer"},
+                                    {"amounts": "customer", "multiplier_after_creation": "ignored",
+                                     "fixed_limits": True, "write_answers": "empty"}])
+def test_a_marked_up_key_and_a_top_up_agree_with_derouter_to_the_cent(probed, owner, played):
+    probed(**played)
+    assert conventions.current().amounts == played.get("amounts", "real")
+    before = client.get_balance().available
+
+    created = client.create_sub_key(Decimal("10"), label="Marked up", display_multiplier=Decimal("1.3"))
+    assert client.get_client_balance(created.secret.reveal()).budget == Decimal("13")
+    assert client.get_balance().available == before - 10
+
+    attempt = topups.top_up(owner, live(created.id), Decimal("5"), "INV-1", uuid.uuid4(), Decimal(1000))
+    assert attempt.topup.outcome == Outcome.OK
+    assert client.get_balance().available == before - 15
+    assert live(created.id).budget == Decimal("15")
+    assert client.get_client_balance(created.secret.reveal()).budget == Decimal("19.5")

@@ -1,0 +1,51 @@
+"""No 4xx/5xx HTML page from Cloudflare signs a customer out or says the Account Key is not accepted."""
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from portal.forms import INVALID_KEY_MESSAGE
+
+pytestmark = pytest.mark.django_db
+
+ACCOUNT_KEY_BLAMED = "Account Key is not accepted"
+EDGE_STATUSES = [401, 403, 429, 520, 524]
+
+
+@pytest.fixture
+def key(make_key):
+    return make_key("1", label="Edge customer")
+
+
+def signed_in(secret):
+    browser = Client()
+    assert browser.post("/portal/login/", {"client_key": secret}).status_code == 302
+    return browser
+
+
+@pytest.mark.parametrize("status", EDGE_STATUSES)
+def test_a_cloudflare_page_never_signs_a_portal_customer_out(simulator, key, status):
+    browser = signed_in(key.secret.reveal())
+    simulator.inject("cloudflare", status=status, retry_after=600, path="/sub-key/", times=0)
+    response = browser.get("/portal/")
+    assert not (response.status_code == 302 and "/portal/login/" in response["Location"])
+    assert INVALID_KEY_MESSAGE not in response.content.decode()
+    simulator.clear_faults()
+    assert browser.get("/portal/").status_code == 200  # still signed in
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_signing_in_behind_a_cloudflare_page_does_not_call_the_key_wrong(simulator, key, status):
+    simulator.inject("cloudflare", status=status, path="/sub-key/", times=0)
+    response = Client().post("/portal/login/", {"client_key": key.secret.reveal()})
+    assert INVALID_KEY_MESSAGE not in response.content.decode()
+    assert response.status_code != 302
+
+
+@pytest.mark.parametrize("status", EDGE_STATUSES)
+def test_the_console_never_blames_the_account_key_for_a_cloudflare_page(simulator, owner_client, key, status):
+    simulator.inject("cloudflare", status=status, retry_after=600, path="/", times=0)
+    for url in (reverse("console:overview"), reverse("console:key_create"),
+                reverse("console:key_topup", args=[key.id])):
+        response = owner_client.get(url)
+        assert ACCOUNT_KEY_BLAMED not in response.content.decode(), url

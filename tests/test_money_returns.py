@@ -1,0 +1,174 @@
+"""A delete returns the key's budget to the account: it waits for the key's earlier money moves to settle.
+
+Found by the money harness: a key deleted (by a person, an expiry or a rotation) while one of
+its top-ups had an unknown outcome could never settle it, since derouter no longer lists the
+deleted key's budget; the ledger then disagreed with derouter for good.
+"""
+
+import datetime
+import uuid
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.utils import timezone
+
+from automation import actors, expiry
+from automation import rotation as rotations
+from automation.models import KeyExpiry, Rotation
+from dashboard import keywrites, topups
+from ledger.models import AuditEvent, Outcome, TopUp
+from derouter import client
+from tests.helpers import budget_of
+
+pytestmark = pytest.mark.django_db
+
+
+def live(sub_key_id):
+    return next((key for key in client.list_sub_keys() if key.id == sub_key_id), None)
+
+
+def unknown_top_up(owner, simulator, sub_key_id, mode):
+    """A top-up of $2 whose answer never comes: ``error`` (not applied) or ``applied-then-drop`` (applied)."""
+    simulator.inject(mode, path=f"/sub-keys/{sub_key_id}", method="PUT", status=500)
+    attempt = topups.top_up(owner, live(sub_key_id), Decimal(2), "INV-9", uuid.uuid4(), Decimal(100000))
+    assert attempt.topup.outcome == Outcome.UNKNOWN
+    return attempt.topup
+
+
+def test_a_delete_waits_while_a_top_up_on_the_key_may_still_land(owner, simulator, make_key, settings):
+    settings.WRITE_SETTLE_SECONDS = 600
+    created = make_key(budget="5")
+    unknown_top_up(owner, simulator, created.id, "error")
+
+    write = keywrites.delete_key(owner, live(created.id))
+
+    assert write.is_refused and not write.was_sent
+    assert "not settled yet" in write.event.message
+    assert live(created.id) is not None
+
+
+def test_a_delete_settles_the_keys_top_ups_first_then_goes(owner, simulator, make_key, settings):
+    settings.WRITE_SETTLE_SECONDS = 600
+    created = make_key(budget="5")
+    landed = unknown_top_up(owner, simulator, created.id, "applied-then-drop")
+
+    write = keywrites.delete_key(owner, live(created.id))
+
+    assert write.is_ok
+    assert live(created.id) is None
+    landed.refresh_from_db()
+    assert landed.outcome == Outcome.OK
+
+
+def test_a_delete_goes_once_a_lost_top_up_is_settled_not_applied(owner, simulator, make_key, settings):
+    settings.WRITE_SETTLE_SECONDS = 0
+    created = make_key(budget="5")
+    lost = unknown_top_up(owner, simulator, created.id, "error")
+
+    write = keywrites.delete_key(owner, live(created.id))
+
+    assert write.is_ok
+    lost.refresh_from_db()
+    assert lost.outcome == Outcome.REFUSED
+
+
+def test_an_expiry_waits_for_the_keys_top_ups_and_expires_on_a_later_pass(owner, simulator, make_key, settings):
+    settings.WRITE_SETTLE_SECONDS = 600
+    created = make_key(budget="5")
+    lost = unknown_top_up(owner, simulator, created.id, "error")
+    due = KeyExpiry.objects.create(sub_key_id=created.id, key_label="Test client", expires_at=timezone.now() - timedelta(seconds=1))
+
+    expiry.evaluate_expiry(due)
+
+    due.refresh_from_db()
+    assert due.status == KeyExpiry.Status.SCHEDULED
+    assert "not settled yet" in due.message
+    assert live(created.id) is not None
+
+    settings.WRITE_SETTLE_SECONDS = 0
+    expiry.evaluate_expiry(due)
+
+    due.refresh_from_db()
+    assert due.status == KeyExpiry.Status.EXPIRED
+    assert live(created.id) is None
+    assert TopUp.objects.get(pk=lost.pk).outcome == Outcome.REFUSED
+
+
+def top_up(sub_key, amount):
+    row = topups.top_up(actors.WorkerActor("test"), sub_key, Decimal(amount), "test", uuid.uuid4(), Decimal(10**6)).topup
+    assert row.outcome == Outcome.OK
+
+
+@pytest.fixture
+def short_lock_wait(monkeypatch):
+    monkeypatch.setattr(topups, "MONEY_LOCK_WAIT_SECONDS", 0.3)
+
+
+def test_a_delete_records_what_the_key_held_when_the_delete_went_out(owner, make_key):
+    created = make_key("10", label="Topped up meanwhile")
+    page_read = live(created.id)  # the delete page was opened at $10
+    top_up(page_read, "5")
+    available = client.get_balance().available
+
+    write = keywrites.delete_key(owner, page_read)
+
+    assert write.is_ok and live(created.id) is None
+    assert write.event.changes == {"budget_returned": [None, "15"]}
+    assert client.get_balance().available == available + Decimal(15)
+
+
+def test_a_delete_while_a_money_move_holds_the_key_sends_nothing(owner, make_key, short_lock_wait):
+    created = make_key("10", label="Busy delete")
+    with topups.key_lock(created.id):
+        write = keywrites.delete_key(owner, live(created.id))
+    assert write.is_refused and not write.was_sent
+    assert "another money move on this key" in write.event.message
+    assert live(created.id) is not None
+
+
+def test_a_rotation_carries_over_what_the_old_key_holds_under_its_lock(owner, make_key):
+    created = make_key("10", label="Rotated after a top-up")
+    page_read = live(created.id)  # the rotate page was opened at $10
+    top_up(page_read, "5")
+    available = client.get_balance().available
+
+    result = rotations.rotate(owner, page_read, uuid.uuid4())
+
+    rotation = result.rotation
+    assert rotation.status == Rotation.Status.DONE
+    assert rotation.moved_budget == Decimal(15) and rotation.returned == Decimal(15)
+    assert budget_of(rotation.new_sub_key_id) == Decimal(15)
+    assert live(created.id) is None
+    assert client.get_balance().available == available
+
+
+def test_a_rotation_while_a_money_move_holds_the_key_changes_nothing(owner, make_key, short_lock_wait):
+    created = make_key("10", label="Busy rotation")
+    keys_before = len(client.list_sub_keys())
+    with topups.key_lock(created.id):
+        result = rotations.rotate(owner, live(created.id), uuid.uuid4())
+    assert result.rotation.status == Rotation.Status.CREATE_REFUSED
+    assert "another money move on this key" in result.rotation.message
+    assert len(client.list_sub_keys()) == keys_before and live(created.id) is not None
+
+
+def test_an_expiry_while_a_money_move_holds_the_key_waits_for_the_next_pass(make_key, short_lock_wait, django_capture_on_commit_callbacks):
+    created = make_key("7", label="Busy expiry")
+    record = KeyExpiry.objects.create(
+        sub_key_id=created.id, key_label=created.label, key_id_short=created.key_id,
+        expires_at=timezone.now() - datetime.timedelta(minutes=1),
+    )
+    with topups.key_lock(created.id):
+        message = expiry.evaluate_expiry(record)
+    record.refresh_from_db()
+    assert "another money move" in message and record.status == KeyExpiry.Status.SCHEDULED
+    assert live(created.id) is not None
+
+    with django_capture_on_commit_callbacks(execute=True):
+        expiry.evaluate_expiry(record)
+    record.refresh_from_db()
+    assert (record.status, record.returned) == (KeyExpiry.Status.EXPIRED, Decimal(7))
+    assert live(created.id) is None
+    event = AuditEvent.objects.get(action=AuditEvent.Action.DELETE, sub_key_id=created.id)
+    assert event.changes == {"budget_returned": [None, "7"]}

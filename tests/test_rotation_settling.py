@@ -1,0 +1,73 @@
+"""Open rotations move on by themselves: found by the money harness, where faults left rotations stuck for good.
+
+A rotation whose balance read failed stayed "started"; one whose new key's create had an
+unknown outcome stayed "outcome unknown" even once the create was settled, with the old key
+and (when the create had landed) a new one both holding the budget.
+"""
+
+import uuid
+from decimal import Decimal
+
+import pytest
+
+from automation import rotation
+from automation.models import Rotation
+from dashboard import keywrites
+from derouter import client
+from derouter.client import DerouterError
+
+pytestmark = pytest.mark.django_db
+
+
+def console_key(owner, label):
+    """A key the console created (its create confirmed), as a rotation finds it."""
+    return keywrites.create_key(owner, token=uuid.uuid4(), label=label, budget=Decimal(5), rpm_limit=None).created
+
+
+def live(sub_key_id):
+    return next((key for key in client.list_sub_keys() if key.id == sub_key_id), None)
+
+
+def test_a_rotation_whose_balance_cannot_be_read_ends_with_nothing_changed(owner, simulator, make_key):
+    created = make_key(budget="5")
+    simulator.inject("error", path="/balance", method="GET", status=500, times=10)
+
+    with pytest.raises(DerouterError):
+        rotation.rotate(owner, live(created.id), uuid.uuid4())
+
+    stuck = Rotation.objects.get(old_sub_key_id=created.id)
+    assert stuck.status == Rotation.Status.CREATE_REFUSED
+    assert "Nothing was changed" in stuck.message
+
+
+def test_a_rotation_whose_new_key_was_made_after_all_is_finished_by_the_pass(owner, simulator, settings):
+    created = console_key(owner, "Harbor rotation")
+    simulator.inject("applied-then-drop", path="/sub-keys", method="POST")
+    result = rotation.rotate(owner, live(created.id), uuid.uuid4())
+    assert result.rotation.status == Rotation.Status.CREATE_UNKNOWN
+
+    settings.WRITE_SETTLE_SECONDS = 0
+    keywrites.resolve_unsettled_writes()
+    rotation.settle_open()
+
+    done = Rotation.objects.get(pk=result.rotation.pk)
+    assert done.status == Rotation.Status.DONE
+    assert live(created.id) is None
+    new_key = live(done.new_sub_key_id)
+    assert new_key.label == "Harbor rotation"
+    assert new_key.budget == Decimal("5")
+
+
+def test_a_rotation_whose_new_key_was_not_made_ends_with_nothing_changed(owner, simulator, settings):
+    created = console_key(owner, "Quay rotation")
+    simulator.inject("error", path="/sub-keys", method="POST", status=500)
+    result = rotation.rotate(owner, live(created.id), uuid.uuid4())
+    assert result.rotation.status == Rotation.Status.CREATE_UNKNOWN
+
+    settings.WRITE_SETTLE_SECONDS = 0
+    keywrites.resolve_unsettled_writes()
+    rotation.settle_open()
+
+    ended = Rotation.objects.get(pk=result.rotation.pk)
+    assert ended.status == Rotation.Status.CREATE_REFUSED
+    assert live(created.id) is not None
