@@ -6,6 +6,7 @@ from django.shortcuts import get_object_or_404, redirect
 from django.views.decorators.http import require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
 from django.utils.translation import ngettext_lazy
+from django.utils.translation import gettext_lazy as _
 
 from accounts.roles import console_required
 from automation import budget_requests
@@ -116,5 +117,5 @@ def decline(request, pk):
         budget_requests.decline(budget_request, request.user, form.cleaned_data["reason"])
     except budget_requests.DecisionConflict as conflict:
         return _refuse(request, conflict.message, 409)
-    messages.success(request, f"Declined request #{budget_request.pk}.")
+    messages.success(request, _("Declined request #%(pk)s.") % {"pk": budget_request.pk})
     return redirect("automation:requests")
