@@ -96,25 +96,37 @@ def get_business_summary(show_margins, available, today=None):
     }
 
 
-def get_key_analytics(sub_key_id, show_margins, today=None):
-    """The key page's panel: 30 days of usage, figures per model, margin, forecast, statements."""
-    key = KeySnapshot.objects.filter(sub_key_id=sub_key_id).first()
+def get_key_analytics(sub_key_id, show_margins, today=None, key=None):
+    """The key page's panel: 30 days of usage, figures per model, margin, forecast, statements.
+
+    ``key`` is the key's snapshot when the caller has it. Per day and per model (and their
+    chart) are worked out only when the template reads ``figures``: the template caches them
+    until ``version`` changes (the window's totals, as for the portal's panel).
+    """
+    key = key or KeySnapshot.objects.filter(sub_key_id=sub_key_id).first()
     if key is None:
         return {"key_snapshot": None}
     today = today or figures.today_utc()
     period = figures.get_last_days(KEY_CHART_DAYS, today)
-    daily = figures.get_daily(period, key)
-    by_model = figures.get_by_model(period, key)
+    totals = figures.get_totals(period, key)
+
+    def get_figures():
+        daily = figures.get_daily(period, key)
+        return {
+            "daily": daily,
+            "daily_chart": get_daily_chart(daily, show_margins, _("Usage per day, last 30 days")),
+            "by_model": figures.get_by_model(period, key),
+            "statement_months": get_statement_months(key, today)[:KEY_STATEMENT_MONTHS],
+        }
+
     return {
         "key_snapshot": key,
         "show_margins": show_margins,
         "period": period,
-        "totals": figures.get_totals(period, key),
-        "daily": daily,
-        "daily_chart": get_daily_chart(daily, show_margins, _("Usage per day, last 30 days")),
-        "by_model": by_model,
+        "totals": totals,
+        "version": f"{key.sub_key_id}:{period.start}:{totals.requests}:{totals.billed}:{show_margins}",
+        "figures": SimpleLazyObject(get_figures),
         "forecast": forecast.get_key_forecast(key, today),
-        "statement_months": get_statement_months(key, today)[:KEY_STATEMENT_MONTHS],
     }
 
 

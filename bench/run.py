@@ -67,8 +67,9 @@ NO_WAIT_PAGES = ("overview", "key page", "portal home (heavy key)")
 FLAT_PAGES = ("overview", "key list", "key list by spend", "key page")
 JOURNEY_STEPS = ("form", "amount", "confirm")
 TOKEN_FIELD = re.compile(r'name="token" value="([0-9a-f-]{36})"')
-UPSTREAM_SUM = re.compile(r"^dashboard_upstream_request_seconds_sum\{[^}]*\} (\S+)$", re.MULTILINE)
-UPSTREAM_COUNT = re.compile(r"^dashboard_upstream_request_seconds_count\{[^}]*\} (\S+)$", re.MULTILINE)
+# Labels may hold braces (the endpoint "/sub-keys/{id}"): a series ends at its last "} ".
+UPSTREAM_SUM = re.compile(r"^dashboard_upstream_request_seconds_sum\{.*\} (\S+)$", re.MULTILINE)
+UPSTREAM_COUNT = re.compile(r"^dashboard_upstream_request_seconds_count\{.*\} (\S+)$", re.MULTILINE)
 CSRF_FIELD = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
 # A row of bench/mirror_at_scale.py's sync table: what, raw paging rows/s, sync rows/s, ratio.
 SYNC_ROW = re.compile(

@@ -11,6 +11,7 @@ from decimal import ROUND_DOWN, Decimal
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy
 
 from lib.encryption import decrypt, encrypt
 
@@ -22,7 +23,7 @@ class MoneyInSettings(models.Model):
     """The owners' choices for money in (one row)."""
 
     staff_may_manage_codes = models.BooleanField(
-        default=False, help_text="Staff may create and revoke redemption codes, not only owners."
+        default=False, help_text=gettext_lazy("Staff may create and revoke redemption codes, not only owners.")
     )
 
     @classmethod
@@ -35,12 +36,12 @@ class CodeBatch(models.Model):
     """Codes made together: same worth, expiry and note."""
 
     class Unit(models.TextChoices):
-        CUSTOMER = "customer", "The customer's units (as their key shows money)"
-        USD = "usd", "Real money (USD)"
+        CUSTOMER = "customer", gettext_lazy("The customer's units (as their key shows money)")
+        USD = "usd", gettext_lazy("Real money (USD)")
 
     class Kind(models.TextChoices):
-        TOPUP = "topup", "Top up the customer's key"
-        STARTER = "starter", "Create a new key (a starter code)"
+        TOPUP = "topup", gettext_lazy("Top up the customer's key")
+        STARTER = "starter", gettext_lazy("Create a new key (a starter code)")
 
     created_at = models.DateTimeField(auto_now_add=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
@@ -75,17 +76,17 @@ class CodeBatch(models.Model):
 
 class RedemptionCode(models.Model):
     class State(models.TextChoices):
-        UNUSED = "unused", "Unused"
-        REDEEMING = "redeeming", "Being redeemed"
-        REDEEMED = "redeemed", "Redeemed"
-        REVOKED = "revoked", "Revoked"
+        UNUSED = "unused", gettext_lazy("Unused")
+        REDEEMING = "redeeming", gettext_lazy("Being redeemed")
+        REDEEMED = "redeemed", gettext_lazy("Redeemed")
+        REVOKED = "revoked", gettext_lazy("Revoked")
 
     # What the console shows for an unused code past its batch's expiry.
     EXPIRED = "expired"
 
     batch = models.ForeignKey(CodeBatch, on_delete=models.PROTECT, related_name="codes")
-    digest = models.CharField(max_length=64, unique=True, help_text="SHA-256 of the code's text.")
-    hint = models.CharField(max_length=8, help_text="The code's last characters, to tell codes apart.")
+    digest = models.CharField(max_length=64, unique=True, help_text=gettext_lazy("SHA-256 of the code's text."))
+    hint = models.CharField(max_length=8, help_text=gettext_lazy("The code's last characters, to tell codes apart."))
     state = models.CharField(max_length=16, choices=State.choices, default=State.UNUSED)
     # Each redemption attempt has its own top-up token; a refused attempt gives the code back with the next one.
     attempts = models.PositiveIntegerField(default=0)
@@ -281,11 +282,11 @@ class MoneyInCheck(models.Model):
 
 class MoneyInProblem(models.Model):
     class Kind(models.TextChoices):
-        PAID_NOT_CREDITED = "paid_not_credited", "Paid, not credited"
-        CREDIT_WITHOUT_PAYMENT = "credit_no_payment", "Credit without payment"
-        REFUND_NOT_TAKEN_BACK = "refund_not_back", "Refund not taken back"
-        REFUND_NOT_RECORDED = "refund_unrecorded", "Refunded at Stripe, not here"
-        CODE_WITHOUT_CREDIT = "code_no_credit", "Code redeemed without a credit"
+        PAID_NOT_CREDITED = "paid_not_credited", gettext_lazy("Paid, not credited")
+        CREDIT_WITHOUT_PAYMENT = "credit_no_payment", gettext_lazy("Credit without payment")
+        REFUND_NOT_TAKEN_BACK = "refund_not_back", gettext_lazy("Refund not taken back")
+        REFUND_NOT_RECORDED = "refund_unrecorded", gettext_lazy("Refunded at Stripe, not here")
+        CODE_WITHOUT_CREDIT = "code_no_credit", gettext_lazy("Code redeemed without a credit")
 
     run = models.ForeignKey(MoneyInCheck, on_delete=models.CASCADE, related_name="problems")
     kind = models.CharField(max_length=20, choices=Kind.choices)

@@ -113,7 +113,7 @@ def test_wrong_malformed_and_deleted_keys_get_the_same_answer(client, make_key):
         response = _sign_in(client, value)
         body = response.content.decode()
         assert value not in body, name
-        answers[name] = (response.status_code, body.count(INVALID_KEY_MESSAGE))
+        answers[name] = (response.status_code, body.count(str(INVALID_KEY_MESSAGE)))
         assert SESSION_KEY not in client.session
     assert set(answers.values()) == {(400, 1)}
 
@@ -214,6 +214,17 @@ def test_home_answers_from_the_mirror_in_display_units_with_its_freshness(simula
     for summary in (expected.today, expected.week, expected.month, expected.total):
         assert f'<td class="num" data-label="Cost">{money(summary.cost)}</td>' in body
         assert f'<td class="num" data-label="Requests">{summary.requests:,}</td>' in body
+
+
+def test_home_of_a_key_not_mirrored_yet_reads_derouter(simulator):
+    created = derouter_client.create_sub_key(Decimal(BUDGET), label="Brand New Ltd")
+    browser = _signed_in_client(created.secret.reveal())
+
+    body = browser.get(HOME_URL).content.decode()
+
+    assert "Brand New Ltd" in body
+    assert "Figures as your provider's service reports them now" in body
+    assert 'data-hx-trigger="load"' not in body
 
 
 def test_home_answers_while_derouter_hangs(simulator, make_key):
