@@ -283,3 +283,13 @@ def get_month_to_date(today=None):
 def get_last_days(days, today=None):
     today = today or today_utc()
     return Period(today - timedelta(days=days - 1), today)
+
+
+# Panels that packages above analytics add to the analytics page (money in: payments registers one when
+# its app is ready): each is called with the period and answers (template name, context).
+PERIOD_PANELS = []
+
+
+def register_period_panel(panel):
+    if panel not in PERIOD_PANELS:
+        PERIOD_PANELS.append(panel)

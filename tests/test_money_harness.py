@@ -19,6 +19,9 @@ threads' interleaving is the machine's):
 import os
 import random
 import secrets
+import signal
+import subprocess
+import sys
 
 import pytest
 from hypothesis import HealthCheck, Phase, seed
@@ -26,8 +29,10 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, rule, run_state_machine_as_test
 
-from tests.helpers import start_simulator, stop_simulator
-from tests.money_harness import OPERATIONS, READ_TIMEOUT_SECONDS, WRITE_SETTLE_SECONDS, Figures, World
+from huey.contrib.djhuey import HUEY
+
+from tests.helpers import ROOT, database_url_for_subprocesses, start_simulator, stop_simulator
+from tests.money_harness import OPERATIONS, READ_TIMEOUT_SECONDS, WRITE_SETTLE_SECONDS, Consumers, Figures, World
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -36,6 +41,9 @@ STEPS = int(os.environ.get("HARNESS_STEPS", "6"))
 SEED_TEXT = os.environ.get("HARNESS_SEED", "20261206")
 SEED = random.SystemRandom().randrange(2**32) if SEED_TEXT == "random" else int(SEED_TEXT)
 KEYS_PER_EXAMPLE = 3
+# Real Huey consumers (`manage.py run_huey`, scheduler on) beside the threads: worker passes and the
+# settling task are queued to them too, and their own periodic tasks run as in production.
+CONSUMERS = int(os.environ.get("HARNESS_CONSUMERS", "2"))
 
 operations = st.lists(
     st.tuples(st.sampled_from(OPERATIONS), st.booleans(), st.integers(0, 2**32 - 1)), min_size=1, max_size=8
@@ -56,7 +64,43 @@ def harness_simulator(tmp_path, settings):
     stop_simulator(simulator)
 
 
-def test_money_stays_right_under_random_faults_and_races(harness_simulator, owner, staff):
+@pytest.fixture
+def harness_consumers(harness_simulator, settings):
+    """CONSUMERS `run_huey` processes on this run's queue and database, with the harness's timeouts."""
+    HUEY.immediate = False
+    HUEY.flush()
+    environment = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "DATABASE_URL": database_url_for_subprocesses(),
+        "HUEY_IMMEDIATE": "false",
+        "HUEY_SQLITE_PATH": settings.HUEY_SQLITE_PATH,
+        "HUEY_QUEUE_NAME": settings.HUEY["name"],
+        "DEROUTER_API_BASE": harness_simulator.base_url,
+        "DEROUTER_ACCOUNT_KEY": harness_simulator.account_key,
+        "DEROUTER_READ_TIMEOUT": str(READ_TIMEOUT_SECONDS),
+        "WRITE_SETTLE_SECONDS": str(WRITE_SETTLE_SECONDS),
+    }
+    processes = [
+        subprocess.Popen([sys.executable, "manage.py", "run_huey", "--workers", "2"], cwd=ROOT, env=environment,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(CONSUMERS)
+    ]
+    yield Consumers(processes)
+    for process in processes:
+        process.send_signal(signal.SIGCONT)
+        process.send_signal(signal.SIGINT)
+    for process in processes:
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    HUEY.flush()
+    HUEY.immediate = True
+
+
+def test_money_stays_right_under_random_faults_and_races(harness_simulator, harness_consumers, owner, staff):
     figures = Figures()
     print(f"\nmoney harness seed: {SEED} (HARNESS_SEED={SEED} reproduces the operations and faults)")
 
@@ -65,7 +109,7 @@ def test_money_stays_right_under_random_faults_and_races(harness_simulator, owne
         def __init__(self):
             super().__init__()
             figures.examples += 1
-            self.world = World(harness_simulator, owner, staff, figures)
+            self.world = World(harness_simulator, owner, staff, figures, harness_consumers)
             rng = random.Random(SEED + figures.examples)
             for _ in range(KEYS_PER_EXAMPLE):
                 self.world.create_key(rng)
