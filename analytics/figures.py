@@ -182,11 +182,6 @@ def get_totals(period, key=None):
     return Totals.from_sums(client_rollups(period, key).aggregate(**SUMS))
 
 
-def get_headline(period):
-    """The Client Keys' figures of the period against the period before it."""
-    return DaySums(period.previous().start, period.end).headline(period)
-
-
 def get_daily(period, key=None):
     """Figures for every day of the period, days without use included as zeros."""
     sums = client_rollups(period, key).order_by().values("day").annotate(**GROUP_SUMS)
