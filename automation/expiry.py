@@ -26,7 +26,7 @@ from lib.money import usd
 from lib.queue import enqueue_or_warn
 from mirror import snapshot as mirror_snapshot
 from mirror import sync as mirror_sync
-from mirror.ingest import secret_digest
+from mirror.key_store import secret_digest
 
 
 def _remind(expiry, now):

@@ -13,7 +13,7 @@ from automation import rotation as rotations
 from automation.models import KeyExpiry, Rotation
 from ledger.models import AuditEvent, Outcome
 from derouter import client
-from mirror.ingest import secret_digest
+from mirror.key_store import secret_digest
 from mirror.models import KeySnapshot, UsageRecord
 from tests.helpers import find_key
 
