@@ -29,16 +29,6 @@ REAL_PLACES = Decimal("0.000001")
 BUDGET_AGREEMENT = Decimal("0.00005")
 
 
-def get_sub_keys():
-    """Every Client Key, from one upstream call."""
-    return client.list_sub_keys()
-
-
-def find_sub_key(sub_keys, sub_key_id):
-    """The key with this upstream id among ``sub_keys``, or None."""
-    return next((sub_key for sub_key in sub_keys if sub_key.id == str(sub_key_id)), None)
-
-
 def _from_own_view(snapshot, secret, own):
     """The key in real money from its own view (display units), or None when that disagrees with the mirror."""
     multiplier = snapshot.display_multiplier
@@ -112,10 +102,11 @@ def get_key_state(sub_key_id=None):
     still reports the write's outcome and says derouter could not tell us more.
     """
     try:
-        sub_keys = get_sub_keys()
+        sub_keys = client.list_sub_keys()
     except DerouterError:
         return KeyState(reachable=False)
-    return KeyState(reachable=True, key=find_sub_key(sub_keys, sub_key_id), sub_keys=tuple(sub_keys))
+    key = next((sub_key for sub_key in sub_keys if sub_key.id == str(sub_key_id)), None)
+    return KeyState(reachable=True, key=key, sub_keys=tuple(sub_keys))
 
 
 def is_running_low(sub_key):

@@ -64,7 +64,7 @@ def mirror_from_simulator(sub_key_id):
     snapshot = key_store.upsert_key(sub_key)
     page = 1
     while True:
-        logs = derouter_client.get_usage_logs(page, 100, sub_key_id=sub_key_id)
+        logs = derouter_client.fetch_usage_logs(page, 100, sub_key_id=sub_key_id).decode()
         store_logs(snapshot, logs.logs, sub_key.display_multiplier)
         if not logs.has_next:
             return snapshot

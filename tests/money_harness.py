@@ -539,7 +539,7 @@ class World:
         for sub_key in self.live_keys():
             upstream, page = {}, 1
             while True:
-                usage = client.get_usage_logs(page=page, limit=100, sub_key_id=sub_key.id)
+                usage = client.fetch_usage_logs(page=page, limit=100, sub_key_id=sub_key.id).decode()
                 upstream.update({log.request_id: log.cost for log in usage.logs})
                 if page >= usage.pages:
                     break
