@@ -55,7 +55,7 @@ from ledger.formtokens import TokenUsedElsewhere
 from ledger.models import AuditEvent, Outcome, TopUp
 from lib.htmx import render_page_or_fragment, wants_fragment
 from lib.markup import format_row
-from lib.money import exact_usd, money, multiplier
+from lib.money import exact_usd, money, multiplier, usd
 from lib.paging import CountedPaginator, Pager, make_pager, page_summary
 from lib.times import row_date
 from mirror import reconcile
@@ -466,7 +466,7 @@ def key_create(request):
     balance = get_live_balance()
     budget = form.cleaned_data["budget"]
     if budget > balance.available:
-        form.add_error("budget", _("Only %(exact_usd)s is available; the budget cannot be more.") % {"exact_usd": exact_usd(balance.available)})
+        form.add_error("budget", _("Only %(available)s is available; the budget cannot be more.") % {"available": usd(balance.available)})
         return render(request, "dashboard/key_create.html", {"form": form, "balance": balance}, status=400)
     if "edit" in request.POST:
         return render(request, "dashboard/key_create.html", {"form": form, "balance": balance})
