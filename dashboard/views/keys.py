@@ -60,7 +60,7 @@ from lib.paging import CountedPaginator, Pager, make_pager, page_summary
 from lib.times import row_date
 from mirror import reconcile
 from mirror import snapshot as mirror_snapshot
-from mirror.ingest import get_summary, secret_digest
+from mirror.key_store import get_summary, secret_digest
 from mirror.models import DailyRollup, KeySnapshot, UsageRecord
 from mirror.reads import (
     as_sub_key,
