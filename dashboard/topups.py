@@ -55,7 +55,7 @@ from ledger import audit
 from ledger.formtokens import check_form_token
 from ledger.models import UNSETTLED_OUTCOMES, AuditEvent, Outcome, TopUp
 from ledger.outcomes import outcome_of_write_error
-from lib.money import exact_usd
+from lib.money import exact_usd, usd
 from mirror import snapshot as mirror_snapshot
 from work import leases
 
@@ -195,7 +195,7 @@ def _reserve(user, sub_key, amount, note, token, available):
                     note=note,
                     outcome=Outcome.REFUSED if over_available else Outcome.PENDING,
                     message=(
-                        f"Only {exact_usd(available)} of the account's balance is available; {exact_usd(amount)} was asked for."
+                        f"Only {usd(available)} of the account's balance is available; {exact_usd(amount)} was asked for."
                         if over_available
                         else ""
                     ),
@@ -597,7 +597,7 @@ def review(user, amount):
             "That is over your daily top-up limit: you can top up at most %(exact_usd)s more today (UTC)."
         ) % {"exact_usd": exact_usd(cap_left)}
     elif amount > balance.available:
-        errors["amount"] = _("Only %(exact_usd)s of the account's balance is available.") % {
-            "exact_usd": exact_usd(balance.available)
+        errors["amount"] = _("Only %(available)s of the account's balance is available.") % {
+            "available": usd(balance.available)
         }
     return TopUpReview(balance, cap_left, errors)

@@ -55,11 +55,11 @@ from derouter.client import DerouterError
 from ledger.formtokens import TokenUsedElsewhere
 from ledger.models import AuditEvent, Outcome, TopUp
 from lib.htmx import render_page_or_fragment, wants_fragment
-from lib.money import exact_usd, multiplier
+from lib.money import exact_usd, multiplier, usd
 from lib.paging import CountedPaginator, make_pager, page_summary
 from mirror import reconcile
 from mirror import snapshot as mirror_snapshot
-from mirror.ingest import get_summary, secret_digest
+from mirror.key_store import get_summary, secret_digest
 from mirror.models import DailyRollup, KeySnapshot, UsageRecord
 from mirror.reads import (
     as_sub_key,
@@ -255,7 +255,7 @@ def key_create(request):
     balance = get_live_balance()
     budget = form.cleaned_data["budget"]
     if budget > balance.available:
-        form.add_error("budget", _("Only %(exact_usd)s is available; the budget cannot be more.") % {"exact_usd": exact_usd(balance.available)})
+        form.add_error("budget", _("Only %(available)s is available; the budget cannot be more.") % {"available": usd(balance.available)})
         return render(request, "dashboard/key_create.html", {"form": form, "balance": balance}, status=400)
     if "edit" in request.POST:
         return render(request, "dashboard/key_create.html", {"form": form, "balance": balance})

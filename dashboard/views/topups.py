@@ -26,7 +26,7 @@ from ledger.models import Outcome, TopUp
 from lib.csv_export import csv_download
 from lib.forms import describe_refused_export
 from lib.htmx import render_page_or_fragment, wants_fragment
-from lib.money import exact_usd
+from lib.money import exact_usd, usd
 from lib.paging import pager_for_page
 from mirror.models import KeySnapshot
 from mirror.reads import as_sub_key, get_mirrored_balance
@@ -163,7 +163,7 @@ def key_topup(request, sub_key_id):
     # A toast on the next page, or (htmx) beside the dialog this result closes.
     messages.success(
         request,
-        _("Added %(exact_usd)s to %(key_id)s: its budget went from %(exact_usd2)s to %(exact_usd3)s.") % {"exact_usd": exact_usd(amount), "key_id": sub_key.label or sub_key.key_id, "exact_usd2": exact_usd(topup.budget_before), "exact_usd3": exact_usd(topup.budget_before + amount)},
+        _("Added %(amount)s to %(key_id)s: its budget went from %(before)s to %(after)s.") % {"amount": exact_usd(amount), "key_id": sub_key.label or sub_key.key_id, "before": usd(topup.budget_before), "after": usd(topup.budget_before + amount)},
     )
     if wants_fragment(request):
         return _render_result(request, sub_key, topup, current_key=None)
