@@ -467,7 +467,7 @@ def key_create(request):
     balance = get_live_balance()
     budget = form.cleaned_data["budget"]
     if budget > balance.available:
-        form.add_error("budget", _("Only %(exact_usd)s is available; the budget cannot be more.") % {"exact_usd": exact_usd(balance.available)})
+        form.add_error("budget", _("Only %(available)s is available; the budget cannot be more.") % {"available": exact_usd(balance.available)})
         return render(request, "dashboard/key_create.html", {"form": form, "balance": balance}, status=400)
     if "edit" in request.POST:
         return render(request, "dashboard/key_create.html", {"form": form, "balance": balance})
@@ -689,6 +689,6 @@ def key_delete(request, sub_key_id):
     returned = max(sub_key.remaining, Decimal(0))
     messages.success(
         request,
-        _("Deleted %(labelorthekey)s (%(key_id)s); %(exact_usd)s went back to the available balance.") % {"labelorthekey": sub_key.label or 'the key', "key_id": sub_key.key_id, "exact_usd": exact_usd(returned)},
+        _("Deleted %(label)s (%(key_id)s); %(returned)s went back to the available balance.") % {"label": sub_key.label or _("the key"), "key_id": sub_key.key_id, "returned": exact_usd(returned)},
     )
     return redirect("console:key_list")
