@@ -16,6 +16,7 @@ from analytics.permissions import can_see_margins
 from dashboard.topups import get_cap_left_today
 from dashboard.upstream import upstream_write_deadline
 from lib.htmx import render_page_or_fragment
+from lib.money import usd
 from lib.paging import pager_for_page
 
 QUEUE_PAGE_SIZE = 50
@@ -79,6 +80,8 @@ def approve(request, pk):
     except budget_requests.RequestNotAllowed as refusal:
         return _render_confirm(request, budget_request, status=400, problem=refusal.message)
     budget_request.refresh_from_db()
+    if not can_see_margins(request.user) and budget_request.status in SETTLING_OR_APPROVED:
+        outcome = _describe_in_customer_units(budget_request)
     if budget_request.status == BudgetRequest.Status.APPROVED:
         messages.success(request, outcome)
     elif budget_request.status == BudgetRequest.Status.CONFIRMING:
@@ -86,6 +89,21 @@ def approve(request, pk):
     else:
         messages.error(request, outcome)
     return redirect("automation:requests")
+
+
+SETTLING_OR_APPROVED = (BudgetRequest.Status.APPROVED, BudgetRequest.Status.CONFIRMING)
+
+
+def _describe_in_customer_units(budget_request):
+    """The approval's outcome without the real amount the service's sentence names (for staff who may not see margins)."""
+    amount = usd(budget_request.amount)
+    label = budget_request.key_label or budget_request.key_id_short
+    if budget_request.status == BudgetRequest.Status.APPROVED:
+        return f"Approved: {amount} in the customer's units added to {label}."
+    return (
+        f"Approved: the top-up of {amount} in the customer's units to {label} is being confirmed; the customer is told "
+        "once it is known to have landed. Do not approve it again meanwhile."
+    )
 
 
 @console_required

@@ -42,7 +42,6 @@ from dashboard.forms import (
 from ledger.formtokens import TokenUsedElsewhere
 from ledger.models import AuditEvent, Outcome, TopUp
 from dashboard.upstream import (
-    get_key_state,
     get_live_balance,
     get_sub_key_now,
     get_sub_key_or_404,
@@ -477,9 +476,11 @@ def key_create(request):
         return render(request, "dashboard/key_create_confirm.html", context)
 
     label, rpm_limit = form.cleaned_data["label"], form.cleaned_data["rpm_limit"]
+    multiplier = form.cleaned_data["display_multiplier"]
     try:
         write = keywrites.create_key(
-            request.user, token=form.cleaned_data["token"], label=label, budget=budget, rpm_limit=rpm_limit
+            request.user, token=form.cleaned_data["token"], label=label, budget=budget, rpm_limit=rpm_limit,
+            display_multiplier=multiplier,
         )
     except TokenUsedElsewhere as refusal:
         return render(request, "dashboard/form_used_elsewhere.html", {"message": refusal.message}, status=400)
@@ -501,16 +502,8 @@ def key_create(request):
 
     created = write.created
     context = {"created": created, **_get_quick_start(created.secret.reveal(), request)}
-    multiplier = form.cleaned_data["display_multiplier"]
     if multiplier != 1:
-        # derouter creates every key at x1: the markup is a second write, recorded as an edit of the key as listed.
-        context["multiplier"] = multiplier
-        listed = get_key_state(created.id).key
-        if listed is None:
-            context["multiplier_failure"] = {"message": "derouter did not list the new key yet"}
-        else:
-            markup = keywrites.edit_key(request.user, listed, {"display_multiplier": (Decimal(1), multiplier)})
-            context["multiplier_failure"] = markup.failure
+        context.update(multiplier=multiplier, multiplier_failure=write.markup_failure)
     return _render_secret_page(request, "dashboard/key_created.html", context)
 
 
