@@ -54,7 +54,7 @@ from ledger import audit
 from ledger.formtokens import check_form_token
 from ledger.models import UNSETTLED_OUTCOMES, AuditEvent, Outcome, TopUp
 from ledger.outcomes import outcome_of_write_error
-from lib.money import exact_usd
+from lib.money import exact_usd, usd
 from mirror import snapshot as mirror_snapshot
 from work import leases
 
@@ -194,7 +194,7 @@ def _reserve(user, sub_key, amount, note, token, available):
                     note=note,
                     outcome=Outcome.REFUSED if over_available else Outcome.PENDING,
                     message=(
-                        f"Only {exact_usd(available)} of the account's balance is available; {exact_usd(amount)} was asked for."
+                        f"Only {usd(available)} of the account's balance is available; {exact_usd(amount)} was asked for."
                         if over_available
                         else ""
                     ),

@@ -55,12 +55,12 @@ from ledger.formtokens import TokenUsedElsewhere
 from ledger.models import AuditEvent, Outcome, TopUp
 from lib.htmx import render_page_or_fragment, wants_fragment
 from lib.markup import format_row
-from lib.money import exact_usd, money, multiplier
+from lib.money import exact_usd, money, multiplier, usd
 from lib.paging import CountedPaginator, Pager, make_pager, page_summary
 from lib.times import row_date
 from mirror import reconcile
 from mirror import snapshot as mirror_snapshot
-from mirror.ingest import get_summary, secret_digest
+from mirror.key_store import get_summary, secret_digest
 from mirror.models import DailyRollup, KeySnapshot, UsageRecord
 from mirror.reads import (
     as_sub_key,
@@ -466,7 +466,7 @@ def key_create(request):
     balance = get_live_balance()
     budget = form.cleaned_data["budget"]
     if budget > balance.available:
-        form.add_error("budget", _("Only %(available)s is available; the budget cannot be more.") % {"available": exact_usd(balance.available)})
+        form.add_error("budget", _("Only %(available)s is available; the budget cannot be more.") % {"available": usd(balance.available)})
         return render(request, "dashboard/key_create.html", {"form": form, "balance": balance}, status=400)
     if "edit" in request.POST:
         return render(request, "dashboard/key_create.html", {"form": form, "balance": balance})
@@ -682,6 +682,6 @@ def key_delete(request, sub_key_id):
     returned = max(sub_key.remaining, Decimal(0))
     messages.success(
         request,
-        _("Deleted %(label)s (%(key_id)s); %(returned)s went back to the available balance.") % {"label": sub_key.label or _("the key"), "key_id": sub_key.key_id, "returned": exact_usd(returned)},
+        _("Deleted %(labelorthekey)s (%(key_id)s); %(exact_usd)s went back to the available balance.") % {"labelorthekey": sub_key.label or 'the key', "key_id": sub_key.key_id, "exact_usd": exact_usd(returned)},
     )
     return redirect("console:key_list")

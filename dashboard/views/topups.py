@@ -26,7 +26,7 @@ from ledger.models import Outcome, TopUp
 from lib.csv_export import csv_download
 from lib.forms import describe_refused_export
 from lib.htmx import render_page_or_fragment, wants_fragment
-from lib.money import exact_usd
+from lib.money import exact_usd, usd
 from lib.paging import pager_for_page
 from mirror.models import KeySnapshot
 from mirror.reads import as_sub_key, get_mirrored_balance
@@ -135,9 +135,9 @@ def key_topup(request, sub_key_id):
         balance = get_live_balance()
         cap_left = get_cap_left_today(request.user)
         if cap_left is not None and amount > cap_left:
-            form.add_error("amount", _("That is over your daily top-up limit: you can top up at most %(left)s more today (UTC).") % {"left": exact_usd(cap_left)})
+            form.add_error("amount", _("That is over your daily top-up limit: you can top up at most %(exact_usd)s more today (UTC).") % {"exact_usd": exact_usd(cap_left)})
         elif amount > balance.available:
-            form.add_error("amount", _("Only %(available)s of the account's balance is available.") % {"available": exact_usd(balance.available)})
+            form.add_error("amount", _("Only %(available)s of the account's balance is available.") % {"available": usd(balance.available)})
         if form.errors:
             return _render_topup(request, sub_key, form, status=400, balance=balance)
         context = {
@@ -172,7 +172,7 @@ def key_topup(request, sub_key_id):
     # A toast on the next page, or (htmx) beside the dialog this result closes.
     messages.success(
         request,
-        _("Added %(amount)s to %(name)s: its budget went from %(before)s to %(after)s.") % {"amount": exact_usd(amount), "name": sub_key.label or sub_key.key_id, "before": exact_usd(topup.budget_before), "after": exact_usd(topup.budget_before + amount)},
+        _("Added %(amount)s to %(key_id)s: its budget went from %(before)s to %(after)s.") % {"amount": exact_usd(amount), "key_id": sub_key.label or sub_key.key_id, "before": usd(topup.budget_before), "after": usd(topup.budget_before + amount)},
     )
     if wants_fragment(request):
         return _render_result(request, sub_key, topup, current_key=None)
