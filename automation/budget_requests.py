@@ -30,8 +30,9 @@ from django.utils import timezone
 
 from automation import notify, webhooks
 from automation.models import BudgetRequest
-from automation.upstream import get_live_key, token_for
+from automation.upstream import token_for
 from dashboard import topups
+from dashboard.upstream import get_sub_key_now
 from derouter import client
 from derouter.client import DerouterError
 from ledger.models import UNSETTLED_OUTCOMES, Outcome, TopUp
@@ -121,7 +122,7 @@ def check_approval(budget_request, user):
         return "The request is for less than $0.0001 in real money; decline it."
     if amount > settings.MAX_KEY_BUDGET:
         return (
-            f"The request is over the {exact_usd(settings.MAX_KEY_BUDGET)} one top-up may add (MAX_KEY_BUDGET); "
+            f"The request is over the {usd(settings.MAX_KEY_BUDGET)} one top-up may add; "
             "decline it and ask for a smaller amount."
         )
     cap_left = topups.get_cap_left_today(user)
@@ -213,7 +214,7 @@ def approve(budget_request, user):
     if not claimed:
         raise DecisionConflict(describe_decision(budget_request))
     try:
-        sub_key = get_live_key(budget_request.sub_key_id)
+        sub_key = get_sub_key_now(budget_request.sub_key_id)
         if sub_key is None:
             _release(budget_request, "The key no longer exists at derouter; decline the request.")
             return budget_request.message

@@ -20,8 +20,9 @@ from django.utils import timezone
 
 from automation import actors
 from automation.models import Allowance, AutoTopUpRule, RuleState
-from automation.upstream import get_live_key, token_for
+from automation.upstream import token_for
 from dashboard import topups
+from dashboard.upstream import get_sub_key_now
 from derouter import client
 from ledger.models import UNSETTLED_OUTCOMES, Outcome, TopUp
 from lib.money import usd
@@ -48,7 +49,7 @@ def settle_earlier_topups(sub_key_id):
 
 def _get_settled_key(sub_key_id):
     """(the key as derouter has it now, None) once its earlier top-ups are settled, else (None, why)."""
-    sub_key = get_live_key(sub_key_id)
+    sub_key = get_sub_key_now(sub_key_id)
     if sub_key is None:
         return None, "The key no longer exists at derouter."
     blocked = settle_earlier_topups(sub_key.id)

@@ -8,11 +8,14 @@ field given one sentence of what it expects answers every stock error with that 
 
 import re
 from datetime import date
+from decimal import Decimal
 
 from django import forms
 from django.conf import settings
 from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy as _
+from lib.money import plain, usd
 
 MONEY_DIGITS = 14
 MONEY_PLACES = 4
@@ -24,8 +27,8 @@ WHOLE_NUMBER_INPUT = forms.TextInput(attrs={"inputmode": "numeric", "autocomplet
 
 PLAIN_DECIMAL = re.compile(r"[0-9]+(?:\.[0-9]+)?", re.ASCII)
 PLAIN_DECIMAL_MESSAGE = (
-    "Type a plain number such as 25 or 12.50: digits with at most one decimal point, "
-    "without signs, spaces, commas, underscores or exponents."
+    _("Type a plain number such as 25 or 12.50: digits with at most one decimal point, "
+    "without signs, spaces, commas, underscores or exponents.")
 )
 
 
@@ -80,6 +83,12 @@ class PlainDecimalField(forms.DecimalField):
 
     widget = forms.TextInput(attrs={"inputmode": "decimal", "autocomplete": "off", "spellcheck": "false"})
 
+    def prepare_value(self, value):
+        # A stored Decimal(50.0000) is shown as typed, "50", never with the column's padding zeros.
+        if isinstance(value, Decimal):
+            return f"{plain(value):f}"
+        return value
+
     def to_python(self, value):
         if value in self.empty_values:
             return None
@@ -109,10 +118,10 @@ class PositiveMoneyField(PlainDecimalField):
     def validate(self, value):
         super().validate(value)
         if value is not None and value <= 0:
-            raise forms.ValidationError(f"The {self.noun} must be more than $0.")
+            raise forms.ValidationError(_("The %(noun)s must be more than $0.") % {"noun": self.noun})
         if value is not None and value > settings.MAX_KEY_BUDGET:
             raise forms.ValidationError(
-                f"The {self.noun} must be at most ${settings.MAX_KEY_BUDGET:,}; split a larger amount or raise MAX_KEY_BUDGET."
+                _("The %(noun)s must be at most %(limit)s, the most one move may add; split a larger amount.") % {"noun": self.noun, "limit": usd(settings.MAX_KEY_BUDGET)}
             )
 
 class DayInput(forms.DateInput):

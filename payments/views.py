@@ -6,8 +6,11 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import never_cache
 from django.utils.translation import ngettext_lazy
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from accounts.roles import console_required, is_owner, owner_required
+from analytics.permissions import can_see_margins
 from ledger import audit
 from ledger.models import AuditEvent, Outcome
 from lib.csv_export import csv_download
@@ -65,7 +68,7 @@ def batch_create(request):
         return render(request, "payments/code_batch_new.html", {"form": form}, status=400)
     data = form.cleaned_data
     batch, texts = codes.create_batch(
-        request.user, data["count"], data["amount"], data["unit"], form.get_expires_at(), data["note"]
+        request.user, data["count"], data["amount"], data["unit"], form.get_expires_at(), data["note"], data["kind"]
     )
     return _no_store(render(request, "payments/code_batch_created.html", {"batch": batch, "texts": texts}))
 
@@ -103,6 +106,7 @@ def batch_detail(request, batch_id):
         "counts": codes.count_states([batch]).get(batch.pk, {}),
         "can_manage": codes.can_manage_codes(request.user),
         "worth": codes.describe_worth(batch),
+        "show_margins": can_see_margins(request.user),
     }
     return render(request, "payments/code_batch.html", context)
 
@@ -120,9 +124,9 @@ def revoke(request, batch_id):
         code = get_object_or_404(RedemptionCode, pk=request.POST["code"] if request.POST["code"].isdigit() else 0, batch=batch)
     revoked = codes.revoke(request.user, batch, code)
     if revoked:
-        messages.success(request, f"Revoked {revoked} code{'s' if revoked != 1 else ''}.")
+        messages.success(request, ngettext("Revoked %(count)s code.", "Revoked %(count)s codes.", revoked) % {"count": revoked})
     else:
-        messages.info(request, "Nothing to revoke: only unused codes can be revoked.")
+        messages.info(request, _("Nothing to revoke: only unused codes can be revoked."))
     return redirect("payments:code_batch", batch_id=batch.pk)
 
 

@@ -30,7 +30,7 @@ from automation.models import (
 from exports.models import Export
 from mirror.models import UsageRecord
 from payments.codes import create_batch
-from payments.models import CodeBatch
+from payments.models import CodeBatch, Order, Package
 
 pytestmark = pytest.mark.django_db
 
@@ -116,6 +116,12 @@ def seeded(owner, staff, owner_client, staff_client, make_key, simulator, sync_m
     export = Export.objects.create(kind=Export.Kind.LEDGER, user=staff, filename="ledger.csv")
     invitation = create_invitation("new@example.com", Role.STAFF, None, owner)
     code_batch, _ = create_batch(owner, 2, Decimal("5"), CodeBatch.Unit.CUSTOMER)
+    package = Package.objects.create(name="Starter", price=Decimal("20.00"), currency="usd", credit=Decimal("17"))
+    order = Order.objects.create(
+        token=uuid.uuid4(), sub_key_id=key.id, key_label="Acme Customer", package=package, package_name="Starter",
+        price=Decimal("20.00"), currency="usd", amount_minor=2000, credit=Decimal("17"), display_multiplier=Decimal(MULTIPLIER),
+        amount_usd=Decimal("10"), state=Order.State.CREDITED,
+    )
     month = timezone.now().strftime("%Y-%m")
     ids = {
         "sub_key_id": key.id,
@@ -124,6 +130,8 @@ def seeded(owner, staff, owner_client, staff_client, make_key, simulator, sync_m
         "user_id": staff.pk,
         "invitation_id": invitation.pk,
         "batch_id": code_batch.pk,
+        "package_id": package.pk,
+        "order_id": order.pk,
     }
     pks = {
         "automation:alert_rule_delete": alert.pk,
@@ -224,3 +232,15 @@ def test_an_owner_and_staff_allowed_margins_still_see_real_cost_and_the_multipli
 def test_a_staff_top_up_answers_without_real_cost_or_multiplier(seeded):
     assert "INV-7" in seeded["topped_up"] or "Top-up" in seeded["topped_up"]
     assert not leaks_in(seeded["topped_up"], seeded["real_figures"])
+
+
+def test_staff_approving_a_request_are_told_the_customers_amount_not_the_real_one(staff_client, seeded):
+    waiting = BudgetRequest.objects.get(status=BudgetRequest.Status.PENDING)
+    url = reverse("automation:request_approve", args=[waiting.pk])
+    confirm = body_of(staff_client.get(url))
+    assert "$17.00" in confirm and not figure("10.00").search(confirm)
+    answer = body_of(staff_client.post(url, {"confirm": "1"}, follow=True))
+    waiting.refresh_from_db()
+    assert waiting.status in (BudgetRequest.Status.APPROVED, BudgetRequest.Status.CONFIRMING)
+    assert "Approved: $17.00 in the customer" in answer
+    assert not figure("10.00").search(answer) and not leaks_in(answer, seeded["real_figures"])
