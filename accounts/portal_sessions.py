@@ -16,6 +16,7 @@ from django.shortcuts import redirect
 from django.urls import reverse
 from django.dispatch import Signal
 from django_htmx.http import HttpResponseClientRedirect
+from django.utils.translation import gettext_lazy as _
 
 from derouter.client import AuthFailed, DerouterError, RateLimited, Unavailable
 from lib.encryption import decrypt, encrypt
@@ -39,9 +40,9 @@ DEFAULT_TIME_ZONE = "UTC"
 portal_key_refused = Signal()
 
 KEY_NO_LONGER_VALID = "This key is no longer valid. Ask your provider for a new one, then sign in again."
-IDLE_EXPIRED = "You were signed out after a period of inactivity. Sign in again to continue."
-LIFETIME_EXPIRED = "Your session has ended for your security. Sign in again to continue."
-SIGN_IN_FIRST = "Sign in with your Client Key to continue."
+IDLE_EXPIRED = _("You were signed out after a period of inactivity. Sign in again to continue.")
+LIFETIME_EXPIRED = _("Your session has ended for your security. Sign in again to continue.")
+SIGN_IN_FIRST = _("Sign in with your Client Key to continue.")
 
 
 # Files of the tz database that are not places: "localtime" is the server's own zone.

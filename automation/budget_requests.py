@@ -30,8 +30,9 @@ from django.utils import timezone
 
 from automation import notify, webhooks
 from automation.models import BudgetRequest
-from automation.upstream import get_live_key, token_for
+from automation.upstream import token_for
 from dashboard import topups
+from dashboard.upstream import get_sub_key_now
 from derouter import client
 from derouter.client import DerouterError
 from ledger.models import UNSETTLED_OUTCOMES, Outcome, TopUp
@@ -213,7 +214,7 @@ def approve(budget_request, user):
     if not claimed:
         raise DecisionConflict(describe_decision(budget_request))
     try:
-        sub_key = get_live_key(budget_request.sub_key_id)
+        sub_key = get_sub_key_now(budget_request.sub_key_id)
         if sub_key is None:
             _release(budget_request, "The key no longer exists at derouter; decline the request.")
             return budget_request.message

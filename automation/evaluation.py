@@ -32,6 +32,7 @@ def evaluate_all(now=None, renew=None):
     balance = client.get_balance()
     listed_at = timezone.now()
     live_keys = client.list_sub_keys()
+    live_by_id = {sub_key.id: sub_key for sub_key in live_keys}
     try:
         mirror_snapshot.refresh_snapshot(live_keys, listed_at, wait_seconds=SNAPSHOT_WAIT_SECONDS)
     except mirror_sync.ScopeBusy:
@@ -70,7 +71,8 @@ def evaluate_all(now=None, renew=None):
     for rule in AlertRule.objects.filter(enabled=True):
         attempt(f"alert {rule.name}", alerts.evaluate_alert, rule, snapshots.get(rule.sub_key_id), balance, daily_burn)
     for rule in AutoTopUpRule.objects.filter(enabled=True):
-        attempt(f"auto top-up {rule.name}", _auto_topup, rule, snapshots.get(rule.sub_key_id), now)
+        # Armed or re-armed from derouter's figures of this pass, not from a snapshot another consumer may be refreshing.
+        attempt(f"auto top-up {rule.name}", _auto_topup, rule, live_by_id.get(rule.sub_key_id), now)
     for allowance in Allowance.objects.filter(enabled=True):
         attempt(f"allowance {allowance.key_label}", funding.evaluate_allowance, allowance, now)
     for due in expiry.due_expiries(now):
@@ -78,8 +80,8 @@ def evaluate_all(now=None, renew=None):
     return done, failed
 
 
-def _auto_topup(rule, snapshot, now):
-    message = funding.evaluate_auto_topup(rule, snapshot, now)
+def _auto_topup(rule, live_key, now):
+    message = funding.evaluate_auto_topup(rule, live_key, now)
     AutoTopUpRule.objects.filter(pk=rule.pk).update(last_evaluated_at=now, **({"last_message": message} if message else {}))
     return message
 

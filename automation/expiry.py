@@ -1,13 +1,11 @@
 """Keys with an end date: a reminder N days before, then the worker deletes the key.
 
-Deleting returns the key's unspent budget to the account's available balance. A delete
-whose answer never came is not sent again blindly: the next pass looks for the key in
-derouter's list first, and only a key still listed is deleted.
+Deleting (a ``dashboard.keywrites`` delete, as the worker) returns the key's unspent budget to
+the account's available balance. A delete whose answer never came is not sent again blindly:
+the next pass looks for the key in derouter's list first, and only a key still listed is deleted.
 """
 
 import datetime
-from contextlib import ExitStack
-from decimal import Decimal
 
 from django.db import transaction
 from django.db.models import Q
@@ -15,18 +13,17 @@ from django.utils import timezone
 
 from automation import actors, notify, webhooks
 from automation.models import KeyExpiry
-from automation.upstream import get_live_key
-from dashboard import topups
-from derouter import client
-from derouter.client import DerouterError, Unavailable
-from ledger import audit
-from ledger.models import AuditEvent, Outcome
-from ledger.outcomes import outcome_of_write_error
+from dashboard import keywrites
+from dashboard.upstream import get_sub_key_now
 from lib.money import usd
 from lib.queue import enqueue_or_warn
 from mirror import snapshot as mirror_snapshot
-from mirror import sync as mirror_sync
 from mirror.ingest import secret_digest
+from work import leases
+
+# Expiries still to be done. DELETING is what earlier versions left while a worker held an
+# expiry (a claim with no lease, stuck for good if that worker died): open again now, under a lease.
+OPEN_STATUSES = (KeyExpiry.Status.SCHEDULED, KeyExpiry.Status.UNKNOWN, KeyExpiry.Status.DELETING)
 
 
 def _remind(expiry, now):
@@ -49,32 +46,27 @@ def _remind(expiry, now):
     return f"Reminder sent for {when}."
 
 
-def _record(expiry, outcome, sub_key, returned, message):
-    changes = {"budget_returned": (None, returned)} if outcome == Outcome.OK else None
-    audit.record(
-        actors.WorkerActor(actors.KEY_EXPIRY),
-        AuditEvent.Action.DELETE,
-        outcome,
-        sub_key=sub_key,
-        sub_key_id=expiry.sub_key_id,
-        label=expiry.key_label,
-        key_id_short=expiry.key_id_short,
-        changes=changes,
-        message=message,
-    )
+def _lease_name(expiry):
+    return f"automation-expiry-{expiry.pk}"
 
 
 def _expire(expiry, now):
-    claimed = KeyExpiry.objects.filter(
-        pk=expiry.pk, status__in=(KeyExpiry.Status.SCHEDULED, KeyExpiry.Status.UNKNOWN)
-    ).update(status=KeyExpiry.Status.DELETING)
-    if not claimed:
-        return ""
+    """Delete an expired key, under the expiry's lease: a worker killed mid-way holds it only until the lease runs out.
+
+    The lease is the claim. Whatever stops the work (derouter refusing our access or asking us
+    to slow down, a killed worker) leaves the expiry open, and the next pass takes it over once
+    the lease is free; derouter's list is read first, so a delete that happened is not sent again.
+    """
     try:
-        sub_key = get_live_key(expiry.sub_key_id)
-    except Unavailable:
-        KeyExpiry.objects.filter(pk=expiry.pk).update(status=expiry.status)
-        raise
+        with leases.held(_lease_name(expiry)):
+            still_open = KeyExpiry.objects.filter(pk=expiry.pk, status__in=OPEN_STATUSES).exists()
+            return _expire_held(expiry, now) if still_open else ""
+    except leases.LeaseHeld:
+        return ""
+
+
+def _expire_held(expiry, now):
+    sub_key = get_sub_key_now(expiry.sub_key_id)
     if sub_key is None:
         mirror_snapshot.record_deleted_key(expiry.sub_key_id)
         _finish(expiry, KeyExpiry.Status.EXPIRED, now, message="The key was already gone at derouter.")
@@ -82,58 +74,28 @@ def _expire(expiry, now):
     if sub_key.secret and not expiry.secret_sha256:
         expiry.secret_sha256 = secret_digest(sub_key.secret.reveal())
         KeyExpiry.objects.filter(pk=expiry.pk).update(secret_sha256=expiry.secret_sha256)
-    # derouter stops listing a deleted key's usage: mirror what is left while it still can (best effort).
-    mirror_sync.mirror_usage_before_write(sub_key)
-    with ExitStack() as stack:
-        # The return is a money move: after every earlier move on the key is settled, and what it
-        # returns is the remaining read under the key's lock.
-        try:
-            current = stack.enter_context(topups.key_lock_for_return(sub_key.id))
-        except (topups.KeyBusy, topups.MovesUnsettled) as refusal:
-            message = getattr(refusal, "message", "another money move on this key is under way")
-            _finish(expiry, KeyExpiry.Status.SCHEDULED, now, message=f"Not deleted yet: {message}")
-            return message
-        except DerouterError:
-            KeyExpiry.objects.filter(pk=expiry.pk).update(status=expiry.status)
-            raise
-        if current is None:
-            mirror_snapshot.record_deleted_key(expiry.sub_key_id)
-            _finish(expiry, KeyExpiry.Status.EXPIRED, now, message="The key was already gone at derouter.")
-            return "Already gone."
-        return _delete(expiry, current, max(current.remaining, Decimal(0)), now)
-
-
-def _delete(expiry, sub_key, returned, now):
-    """Send the delete once, with the key's money lock held; record how it ended."""
-    try:
-        client.delete_sub_key(sub_key.id)
-    except DerouterError as error:
-        failure = outcome_of_write_error(error)
-        if failure.is_gone:
-            mirror_snapshot.record_deleted_key(sub_key.id)
-            _finish(expiry, KeyExpiry.Status.EXPIRED, now, message="The key was already gone at derouter.")
-            return "Already gone."
-        if not failure.was_sent:
-            # Nothing was sent: the next pass tries again.
-            _finish(expiry, KeyExpiry.Status.SCHEDULED, now, message=failure.message)
-            raise
-        _record(expiry, failure.outcome, sub_key, returned, f"Expired: {failure.message}")
-        if failure.is_unknown:
-            mirror_snapshot.record_write_answer(None)
-        if failure.is_refused:
-            _finish(expiry, KeyExpiry.Status.SCHEDULED, now, message=f"derouter refused the delete: {failure.message}")
-        else:
-            _finish(
-                expiry, KeyExpiry.Status.UNKNOWN, now,
-                message=f"The delete's outcome is unknown ({failure.message}); the next pass checks derouter's list first.",
-            )
-        if failure.needs_error_page:
-            raise
+    note = f"Expired on {expiry.expires_at:%Y-%m-%d %H:%M} UTC."
+    write = keywrites.delete_key(actors.WorkerActor(actors.KEY_EXPIRY), sub_key, note=note)
+    if write.is_ok:
+        _finish(expiry, KeyExpiry.Status.EXPIRED, now, returned=write.returned,
+                message=f"{usd(write.returned)} went back to the available balance.")
+        return f"Deleted; {usd(write.returned)} returned."
+    failure = write.failure
+    if failure.is_gone:
+        _finish(expiry, KeyExpiry.Status.EXPIRED, now, message="The key was already gone at derouter.")
+        return "Already gone."
+    if not failure.was_sent:
+        # Nothing was sent: the next pass tries again.
+        _finish(expiry, KeyExpiry.Status.SCHEDULED, now, message=failure.message)
         return failure.message
-    _record(expiry, Outcome.OK, sub_key, returned, f"Expired on {expiry.expires_at:%Y-%m-%d %H:%M} UTC.")
-    mirror_snapshot.record_deleted_key(sub_key.id)
-    _finish(expiry, KeyExpiry.Status.EXPIRED, now, returned=returned, message=f"{usd(returned)} went back to the available balance.")
-    return f"Deleted; {usd(returned)} returned."
+    if failure.is_refused:
+        _finish(expiry, KeyExpiry.Status.SCHEDULED, now, message=f"derouter refused the delete: {failure.message}")
+    else:
+        _finish(
+            expiry, KeyExpiry.Status.UNKNOWN, now,
+            message=f"The delete's outcome is unknown ({failure.message}); the next pass checks derouter's list first.",
+        )
+    return failure.message
 
 
 def _finish(expiry, status, now, returned=None, message=""):
@@ -158,7 +120,7 @@ def evaluate_expiry(expiry, now=None):
 def due_expiries(now=None):
     """Expiries to look at now: past their date, or inside their reminder window."""
     now = now or timezone.now()
-    open_ones = KeyExpiry.objects.filter(status__in=(KeyExpiry.Status.SCHEDULED, KeyExpiry.Status.UNKNOWN))
+    open_ones = KeyExpiry.objects.filter(status__in=OPEN_STATUSES)
     horizon = now + datetime.timedelta(days=366)
     return [
         expiry

@@ -6,13 +6,14 @@ from decimal import Decimal
 
 from django import forms
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from automation import outbound
 from automation.models import WEBHOOK_EVENTS, AlertRule, Allowance
 from lib.forms import MONEY_DIGITS, MONEY_PLACES, ExpectedInputMixin, PlainDecimalField, PositiveMoneyField
 
-KEY_EXPECTED = "Choose a key from the list."
-NAME_EXPECTED = "Give it a name of at most {} characters, e.g. “Acme running low”."
+KEY_EXPECTED = _("Choose a key from the list.")
+NAME_EXPECTED = _("Give it a name of at most {} characters, e.g. “Acme running low”.")
 
 
 class KeyPreselectForm(forms.Form):
@@ -29,7 +30,7 @@ class _KeyChoiceForm(ExpectedInputMixin, forms.Form):
 
     expected = {"sub_key_id": KEY_EXPECTED}
 
-    sub_key_id = forms.ChoiceField(label="Key", choices=())
+    sub_key_id = forms.ChoiceField(label=_("Key"), choices=())
 
     def __init__(self, *args, key_choices=(), **kwargs):
         super().__init__(*args, **kwargs)
@@ -39,21 +40,21 @@ class _KeyChoiceForm(ExpectedInputMixin, forms.Form):
 class AlertRuleForm(ExpectedInputMixin, forms.Form):
     expected = {
         "name": NAME_EXPECTED.format(200),
-        "kind": "Choose when the alert fires.",
-        "sub_key_id": "Choose a key from the list, or none for an account rule.",
-        "threshold": "Give the threshold as a plain number of dollars, percent or days, e.g. 25.",
-        "email_to": "Enter email addresses separated by commas (at most 1,000 characters), or leave it empty.",
+        "kind": _("Choose when the alert fires."),
+        "sub_key_id": _("Choose a key from the list, or none for an account rule."),
+        "threshold": _("Give the threshold as a plain number of dollars, percent or days, e.g. 25."),
+        "email_to": _("Enter email addresses separated by commas (at most 1,000 characters), or leave it empty."),
     }
-    name = forms.CharField(max_length=200, strip=True, help_text="Shown in the email subject and the history.")
-    kind = forms.ChoiceField(label="When", choices=AlertRule.Kind.choices)
-    sub_key_id = forms.ChoiceField(label="Key", required=False, choices=(), help_text="For key rules only.")
+    name = forms.CharField(max_length=200, strip=True, help_text=_("Shown in the email subject and the history."))
+    kind = forms.ChoiceField(label=_("When"), choices=AlertRule.Kind.choices)
+    sub_key_id = forms.ChoiceField(label=_("Key"), required=False, choices=(), help_text=_("For key rules only."))
     threshold = PlainDecimalField(
         required=False, min_value=Decimal(0), max_digits=MONEY_DIGITS, decimal_places=MONEY_PLACES,
-        help_text="USD, percent of the budget, or days, as the rule says. Not needed for spent out.",
+        help_text=_("USD, percent of the budget, or days, as the rule says. Not needed for spent out."),
     )
     email_to = forms.CharField(
-        label="Email to", required=False, max_length=1000, strip=True,
-        help_text="Comma-separated addresses; empty: webhooks only.",
+        label=_("Email to"), required=False, max_length=1000, strip=True,
+        help_text=_("Comma-separated addresses; empty: webhooks only."),
     )
 
     def __init__(self, *args, key_choices=(), **kwargs):
@@ -68,7 +69,7 @@ class AlertRuleForm(ExpectedInputMixin, forms.Form):
                 validate(address)
             except forms.ValidationError:
                 raise forms.ValidationError(
-                    f"“{address}” is not an email address. Separate addresses with commas, e.g. ana@example.com, ops@example.com."
+                    _("“%(address)s” is not an email address. Separate addresses with commas, e.g. ana@example.com, ops@example.com.") % {"address": address}
                 ) from None
         return ", ".join(addresses)
 
@@ -79,27 +80,27 @@ class AlertRuleForm(ExpectedInputMixin, forms.Form):
             return cleaned
         is_account = kind in (AlertRule.Kind.ACCOUNT_AVAILABLE_UNDER, AlertRule.Kind.ACCOUNT_RUNS_OUT_WITHIN)
         if is_account and cleaned.get("sub_key_id"):
-            self.add_error("sub_key_id", "An account rule is not about one key: leave the key empty.")
+            self.add_error("sub_key_id", _("An account rule is not about one key: leave the key empty."))
         if not is_account and not cleaned.get("sub_key_id"):
-            self.add_error("sub_key_id", "Choose the key this rule watches.")
+            self.add_error("sub_key_id", _("Choose the key this rule watches."))
         threshold = cleaned.get("threshold")
         if kind != AlertRule.Kind.KEY_SPENT_OUT and threshold is None:
-            self.add_error("threshold", "Give the amount, percent or number of days.")
+            self.add_error("threshold", _("Give the amount, percent or number of days."))
         if kind == AlertRule.Kind.KEY_REMAINING_PERCENT_UNDER and threshold is not None and threshold > 100:
-            self.add_error("threshold", "A share of the budget is at most 100 percent.")
+            self.add_error("threshold", _("A share of the budget is at most 100 percent."))
         return cleaned
 
 
 class WebhookEndpointForm(ExpectedInputMixin, forms.Form):
     expected = {
-        "url": "Enter the receiver's https:// address (at most 500 characters), e.g. https://example.com/hooks/derouter.",
-        "description": "Keep the description to 200 characters or fewer.",
-        "events": "Tick at least one event to send.",
+        "url": _("Enter the receiver's https:// address (at most 500 characters), e.g. https://example.com/hooks/derouter."),
+        "description": _("Keep the description to 200 characters or fewer."),
+        "events": _("Tick at least one event to send."),
     }
-    url = forms.URLField(label="URL", max_length=500, assume_scheme="https", help_text="Where events are POSTed; https.")
+    url = forms.URLField(label=_("URL"), max_length=500, assume_scheme="https", help_text=_("Where events are POSTed; https."))
     description = forms.CharField(max_length=200, required=False, strip=True)
     events = forms.MultipleChoiceField(
-        choices=list(WEBHOOK_EVENTS.items()), widget=forms.CheckboxSelectMultiple, help_text="At least one."
+        choices=list(WEBHOOK_EVENTS.items()), widget=forms.CheckboxSelectMultiple, help_text=_("At least one.")
     )
 
     def clean_url(self):
@@ -115,45 +116,45 @@ class AutoTopUpRuleForm(_KeyChoiceForm):
     expected = {
         **_KeyChoiceForm.expected,
         "name": NAME_EXPECTED.format(120),
-        "max_times": "A whole number from 1 to 100,000, or empty for no limit.",
+        "max_times": _("A whole number from 1 to 100,000, or empty for no limit."),
     }
-    name = forms.CharField(max_length=120, strip=True, help_text="Named in the ledger.")
-    threshold = PositiveMoneyField(label="When remaining is under (USD)", noun="threshold", help_text="")
-    amount = PositiveMoneyField(label="Add (USD)", noun="amount")
-    max_times = forms.IntegerField(label="At most this many times", required=False, min_value=1, max_value=100_000)
+    name = forms.CharField(max_length=120, strip=True, help_text=_("Named in the ledger."))
+    threshold = PositiveMoneyField(label=_("When remaining is under (USD)"), noun=_("threshold"), help_text="")
+    amount = PositiveMoneyField(label=_("Add (USD)"), noun=_("amount"))
+    max_times = forms.IntegerField(label=_("At most this many times"), required=False, min_value=1, max_value=100_000)
     monthly_cap = PositiveMoneyField(
-        label="Monthly cap (USD)", noun="cap", required=False, help_text="Per calendar month (UTC); empty: none."
+        label=_("Monthly cap (USD)"), noun=_("cap"), required=False, help_text=_("Per calendar month (UTC); empty: none.")
     )
 
 
 class AllowanceForm(_KeyChoiceForm):
-    expected = {**_KeyChoiceForm.expected, "period": "Choose how often the budget refills."}
+    expected = {**_KeyChoiceForm.expected, "period": _("Choose how often the budget refills.")}
     period = forms.ChoiceField(choices=Allowance.Period.choices)
     target = PositiveMoneyField(
-        label="Refill to (USD)", noun="target", help_text="Topped up by target minus remaining at each period start."
+        label=_("Refill to (USD)"), noun=_("target"), help_text=_("Topped up by target minus remaining at each period start.")
     )
 
 
 class KeyExpiryForm(_KeyChoiceForm):
     expected = {
         **_KeyChoiceForm.expected,
-        "expires_at": "Enter the date and time the key expires, in UTC, e.g. 2026-12-31 18:00.",
-        "remind_days": "A whole number of days from 0 to 365, e.g. 3.",
-        "notify_email": "Enter the customer's email address, e.g. ana@example.com, or leave it empty.",
+        "expires_at": _("Enter the date and time the key expires, in UTC, e.g. 2026-12-31 18:00."),
+        "remind_days": _("A whole number of days from 0 to 365, e.g. 3."),
+        "notify_email": _("Enter the customer's email address, e.g. ana@example.com, or leave it empty."),
     }
     expires_at = forms.DateTimeField(
-        label="Expires at (UTC)", widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
-        help_text="The worker deletes the key then; its unspent budget returns to the balance.",
+        label=_("Expires at (UTC)"), widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
+        help_text=_("The worker deletes the key then; its unspent budget returns to the balance."),
     )
-    remind_days = forms.IntegerField(label="Remind this many days before", min_value=0, max_value=365, initial=3)
-    notify_email = forms.EmailField(label="Customer's email", required=False, help_text="For the reminder; optional.")
+    remind_days = forms.IntegerField(label=_("Remind this many days before"), min_value=0, max_value=365, initial=3)
+    notify_email = forms.EmailField(label=_("Customer's email"), required=False, help_text=_("For the reminder; optional."))
 
     def clean_expires_at(self):
         expires_at = self.cleaned_data["expires_at"]
         if timezone.is_naive(expires_at):
             expires_at = timezone.make_aware(expires_at, datetime.UTC)
         if expires_at <= timezone.now():
-            raise forms.ValidationError("Choose a time in the future.")
+            raise forms.ValidationError(_("Choose a time in the future."))
         return expires_at
 
 
@@ -164,19 +165,19 @@ class ConfirmForm(forms.Form):
 
 
 class DeclineForm(ExpectedInputMixin, forms.Form):
-    expected = {"reason": "Say why in at most 500 characters; the customer sees it."}
-    reason = forms.CharField(max_length=500, strip=True, help_text="The customer sees this.")
+    expected = {"reason": _("Say why in at most 500 characters; the customer sees it.")}
+    reason = forms.CharField(max_length=500, strip=True, help_text=_("The customer sees this."))
 
 
 class BudgetRequestForm(ExpectedInputMixin, forms.Form):
     expected = {
-        "amount": "Enter the amount as a plain number from 0.01 to 1,000,000 with at most 2 decimals, e.g. 50.",
-        "note": "Keep the note to 500 characters or fewer.",
-        "email": "Enter your email address, e.g. ana@example.com, or leave it empty.",
+        "amount": _("Enter the amount as a plain number from 0.01 to 1,000,000 with at most 2 decimals, e.g. 50."),
+        "note": _("Keep the note to 500 characters or fewer."),
+        "email": _("Enter your email address, e.g. ana@example.com, or leave it empty."),
     }
     amount = PlainDecimalField(
-        label="Amount", min_value=Decimal("0.01"), max_value=Decimal(1_000_000), max_digits=MONEY_DIGITS, decimal_places=2,
-        help_text="In the units your budget is shown in.",
+        label=_("Amount"), min_value=Decimal("0.01"), max_value=Decimal(1_000_000), max_digits=MONEY_DIGITS, decimal_places=2,
+        help_text=_("In the units your budget is shown in."),
     )
     note = forms.CharField(max_length=500, required=False, strip=True, widget=forms.Textarea(attrs={"rows": 3}))
-    email = forms.EmailField(label="Your email", required=False, help_text="Optional: we write when it is decided.")
+    email = forms.EmailField(label=_("Your email"), required=False, help_text=_("Optional: we write when it is decided."))

@@ -20,8 +20,9 @@ from django.utils import timezone
 
 from automation import actors
 from automation.models import Allowance, AutoTopUpRule, RuleState
-from automation.upstream import get_live_key, token_for
+from automation.upstream import token_for
 from dashboard import topups
+from dashboard.upstream import get_sub_key_now
 from derouter import client
 from ledger.models import UNSETTLED_OUTCOMES, Outcome, TopUp
 from lib.money import usd
@@ -48,7 +49,7 @@ def settle_earlier_topups(sub_key_id):
 
 def _get_settled_key(sub_key_id):
     """(the key as derouter has it now, None) once its earlier top-ups are settled, else (None, why)."""
-    sub_key = get_live_key(sub_key_id)
+    sub_key = get_sub_key_now(sub_key_id)
     if sub_key is None:
         return None, "The key no longer exists at derouter."
     blocked = settle_earlier_topups(sub_key.id)
@@ -141,19 +142,20 @@ def _claim(rule, **changes):
     rule.refresh_from_db()
 
 
-def evaluate_auto_topup(rule, snapshot, now=None):
+def evaluate_auto_topup(rule, figures, now=None):
     """Fire the rule once per crossing of its threshold, from derouter's current figures; return what happened.
 
     A key at or above its threshold re-arms the rule. Under it, a new crossing starts when
     the rule is armed, or when the last crossing's top-up landed and the key is under its
     threshold again all the same (spent back down before a pass saw it above). A crossing
     whose top-up settled "not applied" is tried again with backoff under a new token; one
-    whose outcome is still open waits for its settlement.
+    whose outcome is still open waits for its settlement. ``figures`` is the key as derouter
+    listed it for this pass (or its snapshot row), None when it is not listed.
     """
     now = now or timezone.now()
-    if snapshot is None or snapshot.is_deleted:
+    if figures is None or getattr(figures, "is_deleted", False):
         return "The key is not in derouter's list."
-    if snapshot.remaining >= rule.threshold:
+    if figures.remaining >= rule.threshold:
         if rule.state == RuleState.FIRED:
             AutoTopUpRule.objects.filter(pk=rule.pk, state=RuleState.FIRED).update(state=RuleState.ARMED)
         return ""

@@ -12,6 +12,7 @@ from decimal import ROUND_DOWN, Decimal
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from lib import encryption
 
@@ -41,28 +42,28 @@ WEBHOOK_EVENTS = {
 
 
 class RuleState(models.TextChoices):
-    ARMED = "armed", "Armed"
-    FIRED = "fired", "Fired"
+    ARMED = "armed", _("Armed")
+    FIRED = "fired", _("Fired")
 
 
 class AlertRule(models.Model):
     """A condition on the account or one key that sends an alert once per crossing."""
 
     class Kind(models.TextChoices):
-        ACCOUNT_AVAILABLE_UNDER = "account_available_under", "Account: available balance under an amount"
-        ACCOUNT_RUNS_OUT_WITHIN = "account_runs_out_within", "Account: balance runs out within N days"
-        KEY_REMAINING_PERCENT_UNDER = "key_remaining_percent_under", "Key: remaining under a share of its budget"
-        KEY_REMAINING_UNDER = "key_remaining_under", "Key: remaining under an amount"
-        KEY_SPENT_OUT = "key_spent_out", "Key: spent out"
+        ACCOUNT_AVAILABLE_UNDER = "account_available_under", _("Account: available balance under an amount")
+        ACCOUNT_RUNS_OUT_WITHIN = "account_runs_out_within", _("Account: balance runs out within N days")
+        KEY_REMAINING_PERCENT_UNDER = "key_remaining_percent_under", _("Key: remaining under a share of its budget")
+        KEY_REMAINING_UNDER = "key_remaining_under", _("Key: remaining under an amount")
+        KEY_SPENT_OUT = "key_spent_out", _("Key: spent out")
 
     name = models.CharField(max_length=200)
     kind = models.CharField(max_length=40, choices=Kind.choices)
-    sub_key_id = models.CharField(max_length=64, blank=True, help_text="Empty for an account rule.")
+    sub_key_id = models.CharField(max_length=64, blank=True, help_text=_("Empty for an account rule."))
     key_label = models.CharField(max_length=200, blank=True)
     threshold = models.DecimalField(
-        max_digits=20, decimal_places=4, null=True, blank=True, help_text="USD, percent or days, by kind."
+        max_digits=20, decimal_places=4, null=True, blank=True, help_text=_("USD, percent or days, by kind.")
     )
-    email_to = models.TextField(blank=True, help_text="Comma-separated addresses.")
+    email_to = models.TextField(blank=True, help_text=_("Comma-separated addresses."))
     enabled = models.BooleanField(default=True)
     state = models.CharField(max_length=8, choices=RuleState.choices, default=RuleState.ARMED)
     crossings = models.PositiveIntegerField(default=0)
@@ -87,12 +88,12 @@ class AlertRule(models.Model):
 
 
 class DeliveryStatus(models.TextChoices):
-    NONE = "none", "Not sent"
-    PENDING = "pending", "Pending"
-    SENDING = "sending", "Sending"
-    RETRYING = "retrying", "Retrying"
-    DELIVERED = "delivered", "Delivered"
-    FAILED = "failed", "Failed"
+    NONE = "none", _("Not sent")
+    PENDING = "pending", _("Pending")
+    SENDING = "sending", _("Sending")
+    RETRYING = "retrying", _("Retrying")
+    DELIVERED = "delivered", _("Delivered")
+    FAILED = "failed", _("Failed")
 
 
 class Alert(models.Model):
@@ -154,7 +155,7 @@ class WebhookDelivery(models.Model):
     """One event sent (or to be sent) to one endpoint; the body is fixed when the event happens."""
 
     endpoint = models.ForeignKey(WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries")
-    event_id = models.UUIDField(help_text="The same for every endpoint that receives this event.")
+    event_id = models.UUIDField(help_text=_("The same for every endpoint that receives this event."))
     event_type = models.CharField(max_length=40)
     body = models.TextField()
     alert = models.ForeignKey(Alert, null=True, blank=True, on_delete=models.SET_NULL, related_name="deliveries")
@@ -179,11 +180,11 @@ class AutoTopUpRule(models.Model):
     sub_key_id = models.CharField(max_length=64)
     key_label = models.CharField(max_length=200, blank=True)
     name = models.CharField(max_length=120)
-    threshold = models.DecimalField(max_digits=14, decimal_places=4, help_text="USD remaining.")
-    amount = models.DecimalField(max_digits=14, decimal_places=4, help_text="USD added per crossing.")
-    max_times = models.PositiveIntegerField(null=True, blank=True, help_text="Empty: no limit.")
+    threshold = models.DecimalField(max_digits=14, decimal_places=4, help_text=_("USD remaining."))
+    amount = models.DecimalField(max_digits=14, decimal_places=4, help_text=_("USD added per crossing."))
+    max_times = models.PositiveIntegerField(null=True, blank=True, help_text=_("Empty: no limit."))
     monthly_cap = models.DecimalField(
-        max_digits=14, decimal_places=4, null=True, blank=True, help_text="USD per calendar month (UTC); empty: none."
+        max_digits=14, decimal_places=4, null=True, blank=True, help_text=_("USD per calendar month (UTC); empty: none.")
     )
     enabled = models.BooleanField(default=True)
     state = models.CharField(max_length=8, choices=RuleState.choices, default=RuleState.ARMED)
@@ -205,16 +206,16 @@ class Allowance(models.Model):
     """A key's budget refilled to a target at the start of each day, week or month (UTC)."""
 
     class Period(models.TextChoices):
-        DAY = "day", "Every day"
-        WEEK = "week", "Every week (Monday)"
-        MONTH = "month", "Every month"
+        DAY = "day", _("Every day")
+        WEEK = "week", _("Every week (Monday)")
+        MONTH = "month", _("Every month")
 
     sub_key_id = models.CharField(max_length=64, unique=True)
     key_label = models.CharField(max_length=200, blank=True)
     period = models.CharField(max_length=8, choices=Period.choices)
-    target = models.DecimalField(max_digits=14, decimal_places=4, help_text="USD remaining after the refill.")
+    target = models.DecimalField(max_digits=14, decimal_places=4, help_text=_("USD remaining after the refill."))
     enabled = models.BooleanField(default=True)
-    last_period = models.CharField(max_length=16, blank=True, help_text="The last period refilled, e.g. 2026-11.")
+    last_period = models.CharField(max_length=16, blank=True, help_text=_("The last period refilled, e.g. 2026-11."))
     # The period being refilled and its attempt: a refill settled "not applied" is tried again (with backoff).
     attempt_period = models.CharField(max_length=16, blank=True)
     period_attempt = models.PositiveIntegerField(default=0)
@@ -230,11 +231,11 @@ class KeyExpiry(models.Model):
     """When a key ends: the worker deletes it then, so its unspent budget returns to the balance."""
 
     class Status(models.TextChoices):
-        SCHEDULED = "scheduled", "Scheduled"
-        DELETING = "deleting", "Deleting"
-        UNKNOWN = "unknown", "Outcome unknown"
-        EXPIRED = "expired", "Expired"
-        CANCELLED = "cancelled", "Cancelled"
+        SCHEDULED = "scheduled", _("Scheduled")
+        DELETING = "deleting", _("Deleting")
+        UNKNOWN = "unknown", _("Outcome unknown")
+        EXPIRED = "expired", _("Expired")
+        CANCELLED = "cancelled", _("Cancelled")
 
     sub_key_id = models.CharField(max_length=64, unique=True)
     key_label = models.CharField(max_length=200, blank=True)
@@ -242,7 +243,7 @@ class KeyExpiry(models.Model):
     secret_sha256 = models.CharField(max_length=64, blank=True, db_index=True)
     expires_at = models.DateTimeField()
     remind_days = models.PositiveIntegerField(default=3)
-    notify_email = models.EmailField(blank=True, help_text="The customer's address for the reminder.")
+    notify_email = models.EmailField(blank=True, help_text=_("The customer's address for the reminder."))
     reminder_sent_at = models.DateTimeField(null=True, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.SCHEDULED)
     returned = models.DecimalField(max_digits=20, decimal_places=6, null=True, blank=True)
@@ -259,13 +260,13 @@ class Rotation(models.Model):
     """Replacing a key by a new one with the same settings and the old one's remaining budget."""
 
     class Status(models.TextChoices):
-        STARTED = "started", "Started"
-        CREATE_REFUSED = "create_refused", "New key refused: nothing changed"
-        CREATE_UNKNOWN = "create_unknown", "New key: outcome unknown"
-        CREATED = "created", "New key made; old key not yet deleted"
-        DELETE_FAILED = "delete_failed", "Old key not deleted"
-        DELETE_UNKNOWN = "delete_unknown", "Old key delete: outcome unknown"
-        DONE = "done", "Done"
+        STARTED = "started", _("Started")
+        CREATE_REFUSED = "create_refused", _("New key refused: nothing changed")
+        CREATE_UNKNOWN = "create_unknown", _("New key: outcome unknown")
+        CREATED = "created", _("New key made; old key not yet deleted")
+        DELETE_FAILED = "delete_failed", _("Old key not deleted")
+        DELETE_UNKNOWN = "delete_unknown", _("Old key delete: outcome unknown")
+        DONE = "done", _("Done")
 
     token = models.UUIDField(unique=True)
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
@@ -294,19 +295,19 @@ class BudgetRequest(models.Model):
     """A customer's request for more budget from the portal, approved or declined by staff."""
 
     class Status(models.TextChoices):
-        PENDING = "pending", "Waiting for a decision"
+        PENDING = "pending", _("Waiting for a decision")
         # Claimed by one staff member's approval: its top-up is on its way (decline is refused meanwhile).
-        APPROVING = "approving", "Being approved"
+        APPROVING = "approving", _("Being approved")
         # The approval's top-up had an unknown outcome: settled from derouter's budget later.
-        CONFIRMING = "confirming", "Being confirmed"
-        APPROVED = "approved", "Approved"
-        DECLINED = "declined", "Declined"
+        CONFIRMING = "confirming", _("Being confirmed")
+        APPROVED = "approved", _("Approved")
+        DECLINED = "declined", _("Declined")
 
     sub_key_id = models.CharField(max_length=64)
     key_label = models.CharField(max_length=200, blank=True)
     key_id_short = models.CharField(max_length=64, blank=True)
     amount = models.DecimalField(
-        max_digits=14, decimal_places=4, help_text="In the customer's display units (the multiplier applied)."
+        max_digits=14, decimal_places=4, help_text=_("In the customer's display units (the multiplier applied).")
     )
     multiplier = models.DecimalField(max_digits=12, decimal_places=4, default=Decimal(1))
     note = models.CharField(max_length=500, blank=True)

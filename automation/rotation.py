@@ -10,9 +10,11 @@ The order never loses or doubles money: the new key's budget comes out of the av
 balance while the old key still holds its remaining, and the old key's delete gives that
 back. If the delete fails or its answer never comes, the rotation stays open, says so,
 and ``finish`` completes it after checking derouter's list (never a blind second delete).
+
+Both writes are ``dashboard.keywrites`` calls, as the person who rotated or the worker
+(``automation.actors.WorkerActor``): each is recorded before derouter is asked.
 """
 
-from contextlib import ExitStack
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -21,15 +23,11 @@ from django.utils import timezone
 
 from automation import actors, webhooks
 from automation.models import Rotation
-from dashboard import topups
+from dashboard import keywrites, topups
 from derouter import client
 from derouter.client import DerouterError
-from ledger import audit
 from ledger.models import UNSETTLED_OUTCOMES, AuditEvent, Outcome
-from ledger.outcomes import outcome_of_write_error
 from lib.money import to_decimal, usd
-from mirror import snapshot as mirror_snapshot
-from mirror import sync as mirror_sync
 
 
 @dataclass(frozen=True)
@@ -106,100 +104,67 @@ def _create_new_key(rotation, user, sub_key):
             f"{usd(balance.available)} is available. Nothing was changed.",
         )
         return None
-    changes = {"label": ("", sub_key.label), "budget": (None, budget), "rpm_limit": (None, sub_key.rpm_limit)}
-    note = f"Rotation #{rotation.pk} of {sub_key.key_id}."
+    note = f"Rotation #{rotation.pk}: replaces {sub_key.key_id}."
     try:
-        created = client.create_sub_key(budget, label=sub_key.label, rpm_limit=sub_key.rpm_limit)
+        write = keywrites.create_key(
+            user, token=rotation.token, label=sub_key.label, budget=budget, rpm_limit=sub_key.rpm_limit,
+            display_multiplier=sub_key.display_multiplier, note=note,
+        )
     except DerouterError as error:
-        failure = outcome_of_write_error(error)
-        audit.record(user, AuditEvent.Action.CREATE, failure.outcome, label=sub_key.label, changes=changes,
-                     message=f"{note} {failure.message}", form_token=rotation.token)
-        if failure.is_unknown:
-            mirror_snapshot.record_write_answer(None)
-        if failure.is_refused:
-            _set(rotation, status=Rotation.Status.CREATE_REFUSED, message=f"derouter refused the new key: {failure.message} Nothing was changed.")
-        else:
-            _set(
-                rotation,
-                status=Rotation.Status.CREATE_UNKNOWN,
-                message=f"derouter did not confirm the new key ({failure.message}). The old key is untouched; "
-                "look in the key list for a new key with the same label before rotating again.",
-            )
-        if failure.needs_error_page:
-            raise
+        # Recorded as refused by keywrites; the console's error page explains our own access.
+        _set(rotation, status=Rotation.Status.CREATE_REFUSED, message=f"derouter refused the new key: {error.message} Nothing was changed.")
+        raise
+    if write.is_refused:
+        _set(rotation, status=Rotation.Status.CREATE_REFUSED, message=f"derouter refused the new key: {write.failure.message} Nothing was changed.")
         return None
-
-    mirror_snapshot.record_created_key(created)
+    if not write.is_ok:
+        _set(
+            rotation,
+            status=Rotation.Status.CREATE_UNKNOWN,
+            message=f"derouter did not confirm the new key ({write.failure.message}). The old key is untouched; "
+            "look in the key list for a new key with the same label before rotating again.",
+        )
+        return None
+    created = write.created
     multiplier_note = ""
-    if sub_key.display_multiplier != 1:
-        try:
-            answer = client.update_sub_key(created.id, display_multiplier=sub_key.display_multiplier)
-        except DerouterError as error:
-            multiplier_note = f" The display multiplier ×{sub_key.display_multiplier} could not be copied ({error.message}): set it on the new key."
-        else:
-            mirror_snapshot.record_write_answer(answer)
-    audit.record(
-        user, AuditEvent.Action.CREATE, Outcome.OK, sub_key_id=created.id, label=created.label,
-        key_id_short=created.key_id, changes=changes, message=f"{note} Replaces {sub_key.key_id}.{multiplier_note}",
-        form_token=rotation.token,
-    )
+    if write.markup_failure is not None:
+        multiplier_note = (f"The display multiplier ×{sub_key.display_multiplier} could not be copied "
+                           f"({write.markup_failure.message}): set it on the new key.")
     _set(
         rotation,
         status=Rotation.Status.CREATED,
         moved_budget=budget,
         new_sub_key_id=created.id,
         new_key_id_short=created.key_id,
-        message=multiplier_note.strip(),
+        message=multiplier_note,
     )
     return created
 
 
 def finish(rotation, user):
-    """Delete the old key of a rotation whose new key exists; safe to call again."""
+    """Delete the old key of a rotation whose new key exists (a ``keywrites`` delete); safe to call again.
+
+    Never a blind second delete: the delete reads derouter's list under the key's money lock
+    first, so a delete whose answer was lost and that happened finds the key gone.
+    """
     if not rotation.needs_finishing:
         return rotation
-    with ExitStack() as stack:
-        # The old key's return is a money move: after every earlier move on it is settled, its
-        # remaining read under its lock (what the delete returns).
-        try:
-            old = stack.enter_context(topups.key_lock_for_return(rotation.old_sub_key_id))
-        except (topups.KeyBusy, topups.MovesUnsettled) as refusal:
-            message = getattr(refusal, "message", "another money move on this key is under way")
-            _set(rotation, message=f"The old key is not deleted yet: {message}")
-            return rotation
-        # Never a blind second delete: a delete whose answer was lost may have happened.
-        if old is None:
-            return _done(rotation, user, returned=None, note="The old key was already gone at derouter.")
-        returned = max(old.remaining, Decimal(0))
-        note = f"Rotation #{rotation.pk}: replaced by {rotation.new_key_id_short}."
-        # derouter stops listing a deleted key's usage: mirror what is left while it still can (best effort).
-        mirror_sync.mirror_usage_before_write(old)
-        return _delete_old(rotation, user, old, returned, note)
-
-
-def _delete_old(rotation, user, old, returned, note):
-    """Send the old key's delete once, with its money lock held; record how it ended."""
-    try:
-        client.delete_sub_key(old.id)
-    except DerouterError as error:
-        failure = outcome_of_write_error(error)
-        if failure.is_gone:
-            return _done(rotation, user, returned=None, note="The old key was already gone at derouter.")
-        changes = None if failure.is_refused else {"budget_returned": (None, returned)}
-        audit.record(user, AuditEvent.Action.DELETE, failure.outcome, sub_key=old, changes=changes, message=f"{note} {failure.message}")
-        if failure.is_unknown:
-            mirror_snapshot.record_write_answer(None)
-        status = Rotation.Status.DELETE_FAILED if failure.is_refused else Rotation.Status.DELETE_UNKNOWN
-        _set(rotation, status=status, message=failure.message)
-        if failure.needs_error_page:
-            raise
+    note = f"Rotation #{rotation.pk}: replaced by {rotation.new_key_id_short}."
+    old = keywrites.KeyNamed(rotation.old_sub_key_id, rotation.label, rotation.old_key_id_short)
+    write = keywrites.delete_key(user, old, note=note)
+    if write.is_ok:
+        return _done(rotation, user, returned=write.returned, note="")
+    if write.failure.is_gone:
+        return _done(rotation, user, returned=None, note="The old key was already gone at derouter.")
+    if not write.was_sent:
+        _set(rotation, message=f"The old key is not deleted yet: {write.failure.message}")
         return rotation
-    audit.record(user, AuditEvent.Action.DELETE, Outcome.OK, sub_key=old, changes={"budget_returned": (None, returned)}, message=note)
-    return _done(rotation, user, returned=returned, note="")
+    status = Rotation.Status.DELETE_FAILED if write.is_refused else Rotation.Status.DELETE_UNKNOWN
+    _set(rotation, status=status, message=write.failure.message)
+    return rotation
 
 
 def _done(rotation, user, returned, note):
-    mirror_snapshot.record_deleted_key(rotation.old_sub_key_id)
     _set(rotation, status=Rotation.Status.DONE, returned=returned, message=note, finished_at=timezone.now())
     data = {
         "old_sub_key_id": rotation.old_sub_key_id,

@@ -7,7 +7,6 @@ from decimal import Decimal
 from django.db.models import Sum
 from django.utils import timezone
 
-from derouter import client
 from mirror.models import DailyRollup
 
 TOKEN_NAMESPACE = uuid.UUID("0d6f4f54-3c2a-4a57-8c53-5a4c2b7e9f10")
@@ -17,11 +16,6 @@ BURN_DAYS = 7
 def token_for(kind, rule_id, part):
     """The one-time token of one automatic money move: the same for every worker that tries it."""
     return uuid.uuid5(TOKEN_NAMESPACE, f"{kind}:{rule_id}:{part}")
-
-
-def get_live_key(sub_key_id):
-    """The key as derouter has it now, or None when it does not exist (one upstream call)."""
-    return next((sub_key for sub_key in client.list_sub_keys() if sub_key.id == sub_key_id), None)
 
 
 def get_daily_burn(today=None):

@@ -4,6 +4,7 @@ from io import BytesIO
 
 from django import forms
 from django.conf import settings
+from django.utils.translation import gettext_lazy as _
 from PIL import Image
 
 from branding.colors import HEX_COLOR, MIN_TEXT_CONTRAST, WHITE, contrast_ratio
@@ -36,17 +37,17 @@ def sniff_image_type(head):
 
 def _check_logo_pixels(content, content_type):
     """Refuse a logo over MAX_LOGO_SIDE pixels a side (read from its header) or one that does not decode."""
-    undecodable = forms.ValidationError("The logo could not be read as an image; the file may be damaged. Export it again.")
-    too_large = f"at most {MAX_LOGO_SIDE}x{MAX_LOGO_SIDE} fits. It shows 28 px high: export it smaller."
+    undecodable = forms.ValidationError(_("The logo could not be read as an image; the file may be damaged. Export it again."))
+    too_large = _("at most %(side)sx%(side)s fits. It shows 28 px high: export it smaller.") % {"side": MAX_LOGO_SIDE}
     try:
         image = Image.open(BytesIO(content), formats=[PILLOW_FORMATS[content_type]])
         width, height = image.size
     except Image.DecompressionBombError:
-        raise forms.ValidationError(f"The logo claims hundreds of millions of pixels; {too_large}") from None
+        raise forms.ValidationError(_("The logo claims hundreds of millions of pixels; %(too_large)s") % {"too_large": too_large}) from None
     except Exception:  # noqa: BLE001 - Pillow raises many kinds for a broken file; each means the same here
         raise undecodable from None
     if width > MAX_LOGO_SIDE or height > MAX_LOGO_SIDE:
-        raise forms.ValidationError(f"The logo is {width}x{height} pixels; {too_large}")
+        raise forms.ValidationError(_("The logo is %(width)sx%(height)s pixels; %(too_large)s") % {"width": width, "height": height, "too_large": too_large})
     try:
         image.load()
     except Exception:  # noqa: BLE001 - as above
@@ -55,43 +56,43 @@ def _check_logo_pixels(content, content_type):
 
 class BrandingForm(ExpectedInputMixin, forms.ModelForm):
     expected = {
-        "product_name": "Keep the product name to 60 characters or fewer, e.g. “Acme AI”.",
-        "accent_color": "Write the colour as # and six hex digits, e.g. #3b5bdb.",
-        "support_contact": "Give an email address (help@example.com) or an https:// link, at most 200 characters.",
-        "money_unit": "Use a currency symbol or a word of at most 20 characters, e.g. € or credits.",
-        "inference_base_url": "Enter the address as an https:// link of at most 300 characters, e.g. https://ai.example.com.",
-        "direct_base_url": "Enter the address as an https:// link of at most 300 characters, e.g. https://api-direct.derouter.ai/openai/v1.",
-        "logo_file": "Choose a PNG, JPEG or WebP file up to 200 KB and 2048x2048 pixels, or tick “Remove the logo” (not both).",
+        "product_name": _("Keep the product name to 60 characters or fewer, e.g. “Acme AI”."),
+        "accent_color": _("Write the colour as # and six hex digits, e.g. #3b5bdb."),
+        "support_contact": _("Give an email address (help@example.com) or an https:// link, at most 200 characters."),
+        "money_unit": _("Use a currency symbol or a word of at most 20 characters, e.g. € or credits."),
+        "inference_base_url": _("Enter the address as an https:// link of at most 300 characters, e.g. https://ai.example.com."),
+        "direct_base_url": _("Enter the address as an https:// link of at most 300 characters, e.g. https://api-direct.derouter.ai/openai/v1."),
+        "logo_file": _("Choose a PNG, JPEG or WebP file up to 200 KB and 2048x2048 pixels, or tick “Remove the logo” (not both)."),
     }
 
     logo_file = forms.FileField(
-        label="Logo",
+        label=_("Logo"),
         required=False,
-        help_text="PNG, JPEG or WebP, up to 200 KB and 2048x2048 pixels. It shows 28 px high beside the product name.",
+        help_text=_("PNG, JPEG or WebP, up to 200 KB and 2048x2048 pixels. It shows 28 px high beside the product name."),
         widget=forms.ClearableFileInput(attrs={"accept": "image/png,image/jpeg,image/webp"}),
     )
-    remove_logo = forms.BooleanField(label="Remove the logo", required=False)
+    remove_logo = forms.BooleanField(label=_("Remove the logo"), required=False)
     inference_base_url = forms.URLField(
-        label="Inference base URL",
+        label=_("Inference base URL"),
         required=False,
         max_length=300,
         assume_scheme="https",
-        help_text="The address your customers send requests to, if you put your own domain in front. Empty: derouter's.",
+        help_text=_("The address your customers send requests to, if you put your own domain in front. Empty: derouter's."),
     )
     direct_base_url = forms.URLField(
-        label="Direct host base URL",
+        label=_("Direct host base URL"),
         required=False,
         max_length=300,
         assume_scheme="https",
-        help_text="For image generation and long requests (600 s instead of Cloudflare's 100 s), e.g. "
-                  "https://api-direct.derouter.ai/openai/v1. Empty: the quick starts do not mention a direct host.",
+        help_text=_("For image generation and long requests (600 s instead of Cloudflare's 100 s), e.g. "
+                  "https://api-direct.derouter.ai/openai/v1. Empty: the quick starts do not mention a direct host."),
     )
 
     portal_language = forms.ChoiceField(
-        label="Portal language",
+        label=_("Portal language"),
         required=False,
         choices=lambda: [("", "Each customer's browser language"), *settings.LANGUAGES],
-        help_text="What the portal speaks to a customer who has not chosen a language.",
+        help_text=_("What the portal speaks to a customer who has not chosen a language."),
     )
 
     class Meta:
@@ -117,25 +118,24 @@ class BrandingForm(ExpectedInputMixin, forms.ModelForm):
         if not color:
             return ""
         if not HEX_COLOR.fullmatch(color):
-            raise forms.ValidationError("Write the colour as # and six hex digits, e.g. #3b5bdb.")
+            raise forms.ValidationError(_("Write the colour as # and six hex digits, e.g. #3b5bdb."))
         ratio = contrast_ratio(color, WHITE)
         if ratio < MIN_TEXT_CONTRAST:
             raise forms.ValidationError(
-                f"{color} is too light: white text on it has a contrast of {ratio:.1f}:1, and text needs at least "
-                f"{MIN_TEXT_CONTRAST}:1 to stay readable. Pick a darker shade."
+                _("%(color)s is too light: white text on it has a contrast of %(ratio)s:1, and text needs at least %(MIN_TEXT_CONTRAST)s:1 to stay readable. Pick a darker shade.") % {"color": color, "ratio": f"{ratio:.1f}", "MIN_TEXT_CONTRAST": MIN_TEXT_CONTRAST}
             )
         return color.lower()
 
     def clean_support_contact(self):
         contact = self.cleaned_data["support_contact"].strip()
         if contact and not (contact.startswith("https://") or ("@" in contact and " " not in contact)):
-            raise forms.ValidationError("Give an email address (help@example.com) or a link starting with https://.")
+            raise forms.ValidationError(_("Give an email address (help@example.com) or a link starting with https://."))
         return contact
 
     def clean_money_unit(self):
         unit = self.cleaned_data["money_unit"].strip()
         if any(character in unit for character in "<>&\"'"):
-            raise forms.ValidationError("Use a currency symbol or a plain word, without <, >, & or quotes.")
+            raise forms.ValidationError(_("Use a currency symbol or a plain word, without <, >, & or quotes."))
         return unit
 
     def clean_logo_file(self):
@@ -143,11 +143,11 @@ class BrandingForm(ExpectedInputMixin, forms.ModelForm):
         if not upload:
             return None
         if upload.size > MAX_LOGO_BYTES:
-            raise forms.ValidationError(f"The logo is {upload.size // 1024} KB; at most 200 KB fits. Export it smaller.")
+            raise forms.ValidationError(_("The logo is %(size1024)s KB; at most 200 KB fits. Export it smaller.") % {"size1024": upload.size // 1024})
         content = upload.read()
         content_type = sniff_image_type(content[:12])
         if content_type is None:
-            raise forms.ValidationError("The logo must be a PNG, JPEG or WebP image (SVG is not accepted).")
+            raise forms.ValidationError(_("The logo must be a PNG, JPEG or WebP image (SVG is not accepted)."))
         _check_logo_pixels(content, content_type)
         return content, content_type
 

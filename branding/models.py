@@ -3,6 +3,7 @@
 from django.conf import settings
 from django.core.cache import cache
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 CACHE_KEY = "branding:current"
 # What the portal calls itself until the reseller names it: neutral, never ours.
@@ -14,9 +15,9 @@ class Branding(models.Model):
     """One row: how the portal looks and what it tells customers. Owners edit it in the console."""
 
     product_name = models.CharField(max_length=60, blank=True)
-    accent_color = models.CharField(max_length=7, blank=True, help_text="#RRGGBB; empty keeps the default blue.")
-    support_contact = models.CharField(max_length=200, blank=True, help_text="An email address or an https:// link.")
-    money_unit = models.CharField(max_length=20, blank=True, help_text='A currency symbol such as "$" or "€", or a word such as "credits".')
+    accent_color = models.CharField(max_length=7, blank=True, help_text=_("#RRGGBB; empty keeps the default blue."))
+    support_contact = models.CharField(max_length=200, blank=True, help_text=_("An email address or an https:// link."))
+    money_unit = models.CharField(max_length=20, blank=True, help_text=_('A currency symbol such as "$" or "€", or a word such as "credits".'))
     inference_base_url = models.URLField(max_length=300, blank=True)
     # The direct host (no Cloudflare in front: 600 s instead of 100 s) for images and long requests.
     direct_base_url = models.URLField(max_length=300, blank=True)
@@ -24,7 +25,7 @@ class Branding(models.Model):
         max_length=10,
         blank=True,
         choices=settings.LANGUAGES,
-        help_text="The portal's language for customers who have not chosen one. Empty: each browser's language.",
+        help_text=_("The portal's language for customers who have not chosen one. Empty: each browser's language."),
     )
     logo = models.BinaryField(null=True, blank=True, editable=True)
     logo_content_type = models.CharField(max_length=20, blank=True)

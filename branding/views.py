@@ -5,6 +5,7 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.http import http_date
 from django.views.decorators.http import require_GET, require_http_methods
+from django.utils.translation import gettext_lazy as _
 
 from accounts.roles import owner_required
 from branding.colors import WHITE, contrast_ratio
@@ -56,7 +57,7 @@ def settings_page(request):
             changes = _get_changes(before, _get_audited_values(saved), logo_replaced=bool(form.cleaned_data.get("logo_file")))
             if changes:
                 audit.record(request.user, AuditEvent.Action.BRANDING, Outcome.OK, subject_name=AUDIT_SUBJECT, changes=changes)
-            messages.success(request, "Portal branding saved. Your customers see it on their next page.")
+            messages.success(request, _("Portal branding saved. Your customers see it on their next page."))
             return redirect("branding:settings")
         status = 400
     else:

@@ -4,6 +4,7 @@ import uuid
 from decimal import Decimal
 
 from django import forms
+from django.utils.translation import gettext_lazy as _
 
 from ledger.models import AuditEvent, Outcome
 from lib.forms import (
@@ -76,8 +77,8 @@ class KeyLogsQueryForm(FallbackQueryForm):
     defaults = {"page": 1, "limit": LOG_PAGE_SIZES[0]}
 
 
-RPM_MESSAGE = "Requests per minute must be a whole number from 1 to 60."
-MULTIPLIER_MESSAGE = "The multiplier must be a number from 1 to 1,000, e.g. 1 (no markup) or 1.5."
+RPM_MESSAGE = _("Requests per minute must be a whole number from 1 to 60.")
+MULTIPLIER_MESSAGE = _("The multiplier must be a number from 1 to 1,000, e.g. 1 (no markup) or 1.5.")
 
 
 # derouter's own limit for a key's display multiplier.
@@ -86,7 +87,7 @@ MAX_MULTIPLIER = Decimal(1000)
 
 def _rpm_field(**kwargs):
     return forms.IntegerField(
-        label="Requests per minute", min_value=1, max_value=60, widget=WHOLE_NUMBER_INPUT, error_messages=expecting(RPM_MESSAGE),
+        label=_("Requests per minute"), min_value=1, max_value=60, widget=WHOLE_NUMBER_INPUT, error_messages=expecting(RPM_MESSAGE),
         **kwargs,
     )
 
@@ -99,7 +100,7 @@ def _multiplier_field(**kwargs):
         max_whole_digits="That multiplier is too large.",
     )
     return PlainDecimalField(
-        label="Display multiplier",
+        label=_("Display multiplier"),
         min_value=Decimal(1),
         max_value=MAX_MULTIPLIER,
         max_digits=10,
@@ -112,13 +113,13 @@ def _multiplier_field(**kwargs):
 class KeyCreateForm(ExpectedInputMixin, forms.Form):
     """A new Client Key; the view checks the budget against what is available."""
 
-    expected = {"label": "The label is optional text of at most 100 characters, e.g. the customer's name."}
+    expected = {"label": _("The label is optional text of at most 100 characters, e.g. the customer's name.")}
 
-    label = forms.CharField(required=False, max_length=100, strip=True, help_text="Who the key is for, e.g. the customer's name.")
-    budget = PositiveMoneyField(label="Budget (USD)", noun="budget")
-    rpm_limit = _rpm_field(required=False, initial=60, help_text="1 to 60; empty means 60.")
+    label = forms.CharField(required=False, max_length=100, strip=True, help_text=_("Who the key is for, e.g. the customer's name."))
+    budget = PositiveMoneyField(label=_("Budget (USD)"), noun="budget")
+    rpm_limit = _rpm_field(required=False, initial=60, help_text=_("1 to 60; empty means 60."))
     display_multiplier = _multiplier_field(
-        required=False, initial=Decimal(1), help_text="Your markup: the client sees real money times this. Empty means 1."
+        required=False, initial=Decimal(1), help_text=_("Your markup: the client sees real money times this. Empty means 1.")
     )
     # One per rendered form: a double click or a reload finds the first attempt.
     # A post without one (not from our form) gets a fresh token in clean_token.
@@ -161,14 +162,14 @@ ACCOUNT_ONLY = "account"
 class TopUpForm(ExpectedInputMixin, forms.Form):
     """Money to add to a Client Key, with the payment it stands for and the form's one-time token."""
 
-    expected = {"note": "Enter the payment's reference, e.g. the invoice number or payment id (at most 200 characters)."}
+    expected = {"note": _("Enter the payment's reference, e.g. the invoice number or payment id (at most 200 characters).")}
 
-    amount = PositiveMoneyField(label="Amount (USD)", noun="amount")
+    amount = PositiveMoneyField(label=_("Amount (USD)"), noun="amount")
     note = forms.CharField(
-        label="Reference",
+        label=_("Reference"),
         max_length=200,
         strip=True,
-        help_text="Invoice number or payment id, for the ledger.",
+        help_text=_("Invoice number or payment id, for the ledger."),
     )
     # Written with the ledger row before the upstream call: the same token twice
     # moves money once. A post without one (not from our form) gets a fresh token.
@@ -193,7 +194,7 @@ class _KeyChoiceMixin:
 class LedgerQueryForm(_KeyChoiceMixin, FallbackQueryForm):
     """Which top-ups the ledger and its CSV export show."""
 
-    sub_key_id = forms.UUIDField(required=False, label="Key")
+    sub_key_id = forms.UUIDField(required=False, label=_("Key"))
     outcome = forms.ChoiceField(required=False, choices=[("", "Any outcome"), *Outcome.choices])
 
     defaults = {"sub_key_id": None, "outcome": ""}
@@ -203,15 +204,15 @@ class UsageLogQueryForm(FallbackQueryForm):
     """Which mirrored usage rows the log page, its totals and its CSV export show."""
 
     client = forms.CharField(
-        required=False, max_length=200, strip=True, label="Client",
-        help_text="A client's label (or part of it), or “account” for the Account Key's own requests.",
+        required=False, max_length=200, strip=True, label=_("Client"),
+        help_text=_("A client's label (or part of it), or “account” for the Account Key's own requests."),
     )
-    model = forms.CharField(required=False, max_length=128, strip=True, label="Model")
-    date_from = BoundedDayField(required=False, label="From (UTC day)")
-    date_to = BoundedDayField(required=False, label="To (UTC day)")
+    model = forms.CharField(required=False, max_length=128, strip=True, label=_("Model"))
+    date_from = BoundedDayField(required=False, label=_("From (UTC day)"))
+    date_to = BoundedDayField(required=False, label=_("To (UTC day)"))
     page = forms.IntegerField(required=False, min_value=1, max_value=1_000_000)
     limit = forms.TypedChoiceField(
-        required=False, coerce=int, label="Per page", choices=[(size, size) for size in LOG_PAGE_SIZES]
+        required=False, coerce=int, label=_("Per page"), choices=[(size, size) for size in LOG_PAGE_SIZES]
     )
 
     defaults = {"client": "", "model": "", "date_from": None, "date_to": None, "page": 1, "limit": LOG_PAGE_SIZES[0]}
@@ -223,7 +224,7 @@ class UsageLogQueryForm(FallbackQueryForm):
         cleaned = super().clean()
         date_from, date_to = cleaned.get("date_from"), cleaned.get("date_to")
         if date_from and date_to and date_from > date_to:
-            self.add_error("date_to", "The end of the range is before its start.")
+            self.add_error("date_to", _("The end of the range is before its start."))
         return cleaned
 
 
@@ -232,7 +233,7 @@ class AuditQueryForm(_KeyChoiceMixin, FallbackQueryForm):
 
     action = forms.ChoiceField(required=False, choices=[("", "Any action"), *AuditEvent.Action.choices])
     outcome = forms.ChoiceField(required=False, choices=[("", "Any outcome"), *Outcome.choices])
-    sub_key_id = forms.UUIDField(required=False, label="Key")
+    sub_key_id = forms.UUIDField(required=False, label=_("Key"))
 
     defaults = {"action": "", "outcome": "", "sub_key_id": None}
 

@@ -1,8 +1,10 @@
-"""Create, edit and delete Client Keys: one upstream call each, always ending with a known record.
+"""Create, edit and delete Client Keys: the only road to a key write upstream, always ending with a known record.
 
-Every write here makes its upstream call once (never retried), writes the audit
-event with the outcome the one rule in ``ledger.outcomes`` gives (ok, refused,
-unknown), and returns a ``KeyWrite`` the view only renders. When the outcome is
+The console's pages and the worker (rotation, expiry) all write keys through here, as
+a person or as a worker actor (``automation.actors.WorkerActor``). Every write records
+its audit event ("pending") before derouter is asked, makes its upstream call once
+(never retried), settles the event with the outcome the one rule in ``ledger.outcomes``
+gives (ok, refused, unknown), and returns a ``KeyWrite`` the caller only reads. When the outcome is
 unknown, the result carries derouter's state as it reports it now, so the page
 can show what is true instead of guessing, and ``resolve_unknown_key_writes``
 later settles such a write from what derouter lists (the key list and key page
@@ -40,8 +42,9 @@ class KeyWrite:
 
     ``event`` is its audit event. ``failure`` says why when it did not end "ok".
     ``state`` is derouter's state read again after an unknown outcome. ``created``
-    is the new key (its secret shown once). ``repeated`` is True when the form had
-    been submitted before: ``event`` is then that first attempt and nothing was sent.
+    is the new key (its secret shown once); ``markup`` the second write that set its
+    multiplier, when derouter did not keep it at creation. ``repeated`` is True when the
+    form had been submitted before: ``event`` is then that first attempt and nothing was sent.
     """
 
     event: AuditEvent
@@ -49,6 +52,13 @@ class KeyWrite:
     state: KeyState | None = None
     created: client.CreatedSubKey | None = None
     repeated: bool = False
+    markup: "KeyWrite | None" = None
+    returned: Decimal | None = None
+
+    @property
+    def markup_failure(self):
+        """Why the new key's multiplier is not what was asked for, or None."""
+        return self.markup.failure if self.markup is not None else None
 
     @property
     def outcome(self):
@@ -79,10 +89,20 @@ class KeyWrite:
         return newest[:RECENT_KEYS_AFTER_UNKNOWN]
 
 
+@dataclass(frozen=True)
+class KeyNamed:
+    """A key known by what a record keeps of it (its id, label and short key): enough to delete it by."""
+
+    id: str
+    label: str = ""
+    key_id: str = ""
+
+
 def _record_failure(event, error):
     """Settle the event from an upstream error; re-raise the errors the console's error page explains."""
     failure = outcome_of_write_error(error)
-    audit.finish(event, failure.outcome, message=failure.message)
+    # The event's note (what asked for the write) stays ahead of derouter's answer.
+    audit.finish(event, failure.outcome, message=" ".join(part for part in (event.message, failure.message) if part))
     if failure.needs_error_page:
         raise error
     return failure
@@ -114,23 +134,51 @@ def _start(user, action, sub_key=None, **fields):
     return audit.record(user, action, Outcome.PENDING, sub_key=sub_key, **fields)
 
 
-def create_key(user, *, token, label, budget, rpm_limit):
-    """POST a new key once per form token; a token seen before returns its first attempt."""
+def create_key(user, *, token, label, budget, rpm_limit, display_multiplier=Decimal(1), note=""):
+    """POST a new key, with its markup, once per form token; a token seen before returns its first attempt.
+
+    The markup goes in the creating POST. Where derouter does not keep it there (its
+    conventions), it is set by a second write, an edit recorded as such (``markup``).
+    ``note`` leads the audit event's message (what asked for the key, e.g. a rotation).
+    """
     check_form_token(token, AuditEvent.Action.CREATE)
     changes = {"label": ("", label), "budget": (None, budget), "rpm_limit": (None, rpm_limit)}
+    if display_multiplier != 1:
+        changes["display_multiplier"] = (None, display_multiplier)
     try:
         with transaction.atomic():
-            event = _start(user, AuditEvent.Action.CREATE, label=label, changes=changes, form_token=token)
+            event = _start(user, AuditEvent.Action.CREATE, label=label, changes=changes, form_token=token, message=note)
     except IntegrityError:
         # The same form again (or in a race): show the first attempt, if it was a create.
         check_form_token(token, AuditEvent.Action.CREATE)
         return KeyWrite(AuditEvent.objects.get(form_token=token), repeated=True)
-    created, failed = _send(event, lambda: client.create_sub_key(budget, label=label, rpm_limit=rpm_limit))
+    created, failed = _send(
+        event,
+        lambda: client.create_sub_key(
+            budget, label=label, rpm_limit=rpm_limit,
+            display_multiplier=display_multiplier if display_multiplier != 1 else None,
+        ),
+    )
     if failed:
         return failed
-    audit.finish(event, Outcome.OK, sub_key_id=created.id, key_id_short=created.key_id)
+    audit.finish(event, Outcome.OK, sub_key_id=created.id, key_id_short=created.key_id, message=note)
     mirror_snapshot.record_created_key(created)
-    return KeyWrite(event, created=created)
+    markup = None
+    if created.display_multiplier != display_multiplier:
+        markup = _set_markup(user, created, display_multiplier)
+    return KeyWrite(event, created=created, markup=markup)
+
+
+def _set_markup(user, created, multiplier):
+    """The new key's multiplier as a second write (derouter made the key without it): an edit of the key as listed."""
+    listed = get_key_state(created.id).key
+    if listed is None:
+        message = "derouter did not list the new key yet"
+        event = _start(user, AuditEvent.Action.EDIT, sub_key_id=created.id, label=created.label,
+                       key_id_short=created.key_id, changes={"display_multiplier": (created.display_multiplier, multiplier)})
+        audit.finish(event, Outcome.REFUSED, message=f"Not sent: {message}.")
+        return KeyWrite(event, failure=ErrorOutcome(Outcome.REFUSED, message, was_sent=False))
+    return edit_key(user, listed, {"display_multiplier": (listed.display_multiplier, multiplier)})
 
 
 def edit_key(user, sub_key, changes):
@@ -155,35 +203,39 @@ def edit_key(user, sub_key, changes):
     return KeyWrite(event)
 
 
-def _refused_unsent(user, sub_key, message, status=None):
+def _refused_unsent(user, sub_key, message, status=None, note=""):
     """A delete that was never sent: recorded as refused, with derouter's status when it told us why (404: gone)."""
     event = _start(user, AuditEvent.Action.DELETE, sub_key)
+    message = " ".join(part for part in (note, message) if part)
     audit.finish(event, Outcome.REFUSED, message=message)
     return KeyWrite(event, failure=ErrorOutcome(Outcome.REFUSED, message, status=status, was_sent=False))
 
 
-def delete_key(user, sub_key):
+def delete_key(user, sub_key, note=""):
     """DELETE a key; its unspent budget returns to the available balance.
 
     A money move (``topups.key_lock_for_return``): under the key's lock the key is read
     again, so the budget recorded as returned is what it held when the DELETE went out.
+    ``note`` leads the audit event's message (what asked for the delete: a rotation, an
+    end date). A key derouter no longer lists is not sent a delete: the result is refused
+    with status 404 (``failure.is_gone``), and the snapshot marks the key deleted.
     """
     with ExitStack() as stack:
         try:
             current = stack.enter_context(topups.key_lock_for_return(sub_key.id))
         except topups.KeyBusy:
-            return _refused_unsent(user, sub_key, "Not sent: another money move on this key is under way; try again in a moment.")
+            return _refused_unsent(user, sub_key, "Not sent: another money move on this key is under way; try again in a moment.", note=note)
         except topups.MovesUnsettled as refusal:
-            return _refused_unsent(user, sub_key, f"Not sent: {refusal.message}")
+            return _refused_unsent(user, sub_key, f"Not sent: {refusal.message}", note=note)
         except DerouterError as error:
             if outcome_of_write_error(error).needs_error_page:
                 raise
-            return _refused_unsent(user, sub_key, f"Not sent: derouter's key list could not be read first ({error.message}).")
+            return _refused_unsent(user, sub_key, f"Not sent: derouter's key list could not be read first ({error.message}).", note=note)
         if current is None:
             mirror_snapshot.record_deleted_key(sub_key.id)
-            return _refused_unsent(user, sub_key, "Not sent: derouter no longer lists the key.", status=404)
+            return _refused_unsent(user, sub_key, "Not sent: derouter no longer lists the key.", status=404, note=note)
         returned = max(current.remaining, Decimal(0))
-        event = _start(user, AuditEvent.Action.DELETE, current, changes={"budget_returned": (None, returned)})
+        event = _start(user, AuditEvent.Action.DELETE, current, changes={"budget_returned": (None, returned)}, message=note)
         # derouter stops listing a deleted key's usage: mirror what is left while it still can (best effort).
         mirror_sync.mirror_usage_before_write(current)
         _, failed = _send(event, lambda: client.delete_sub_key(current.id), current.id)
@@ -191,9 +243,9 @@ def delete_key(user, sub_key):
             if failed.failure.is_gone:
                 mirror_snapshot.record_deleted_key(current.id)
             return failed
-        audit.finish(event, Outcome.OK)
+        audit.finish(event, Outcome.OK, message=note)
         mirror_snapshot.record_deleted_key(current.id)
-        return KeyWrite(event)
+        return KeyWrite(event, returned=returned)
 
 
 # ---------------------------------------------------------------- resolving pending and unknown key writes
@@ -325,27 +377,28 @@ def resolve_unknown_key_writes(sub_keys, sub_key_id=None):
     return settled
 
 
-def has_unsettled_writes():
+def has_unsettled_writes(late_writes=False):
     return (
         AuditEvent.objects.filter(
             outcome__in=UNSETTLED_OUTCOMES,
             action__in=(AuditEvent.Action.CREATE, AuditEvent.Action.EDIT, AuditEvent.Action.DELETE),
         ).exists()
-        or topups.has_unsettled_moves()
+        or topups.has_unsettled_moves(late_writes)
     )
 
 
-def resolve_unsettled_writes():
+def resolve_unsettled_writes(late_writes=False):
     """Settle every pending or unknown key write and top-up with one upstream call: for a periodic worker task.
 
     With nothing unsettled it asks derouter nothing. The keys with open top-ups are
     locked first (``topups.settling_locks``), so the list is read with no move in
-    flight on them. Raises DerouterError when derouter cannot list the keys (the next
-    run tries again).
+    flight on them. ``late_writes`` (the worker's run) also looks for top-ups settled
+    "not applied" that derouter applied later. Raises DerouterError when derouter
+    cannot list the keys (the next run tries again).
     """
-    if not has_unsettled_writes():
+    if not has_unsettled_writes(late_writes):
         return []
-    with topups.settling_locks() as settle_topups_from:
+    with topups.settling_locks(late_writes) as settle_topups_from:
         sub_keys = client.list_sub_keys()
         return resolve_unknown_key_writes(sub_keys) + settle_topups_from(sub_keys)
 

@@ -1,6 +1,7 @@
 """Reconciliation: where it starts counting, each run, and the differences a run found."""
 
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 
 class ReconcileOpening(models.Model):
@@ -33,19 +34,19 @@ class ReconcileRun(models.Model):
     """One reconciliation of the ledger, the mirror and the account against derouter."""
 
     class Status(models.TextChoices):
-        RUNNING = "running", "Running"
-        RECONCILED = "reconciled", "Reconciled"
-        DIFFERENCES = "differences", "Differences found"
-        FAILED = "failed", "Failed"
+        RUNNING = "running", _("Running")
+        RECONCILED = "reconciled", _("Reconciled")
+        DIFFERENCES = "differences", _("Differences found")
+        FAILED = "failed", _("Failed")
 
     started_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING)
     requested_by = models.CharField(max_length=150, blank=True)
     keys_checked = models.PositiveIntegerField(default=0)
-    keys_waiting = models.PositiveIntegerField(default=0, help_text="Keys with moves not settled yet: compared later.")
+    keys_waiting = models.PositiveIntegerField(default=0, help_text=_("Keys with moves not settled yet: compared later."))
     difference_count = models.PositiveIntegerField(default=0)
-    notes = models.TextField(blank=True, help_text="What the run could not compare, and why.")
+    notes = models.TextField(blank=True, help_text=_("What the run could not compare, and why."))
     error = models.TextField(blank=True)
 
     class Meta:
@@ -59,9 +60,9 @@ class ReconcileDifference(models.Model):
     """One difference a run found: which check, which key (blank: the account), by how much."""
 
     class Kind(models.TextChoices):
-        LEDGER = "ledger", "Ledger against derouter's budget"
-        MIRROR = "mirror", "Mirrored usage against derouter's spend"
-        ACCOUNT = "account", "Account balance against the moves"
+        LEDGER = "ledger", _("Ledger against derouter's budget")
+        MIRROR = "mirror", _("Mirrored usage against derouter's spend")
+        ACCOUNT = "account", _("Account balance against the moves")
 
     run = models.ForeignKey(ReconcileRun, on_delete=models.CASCADE, related_name="differences")
     kind = models.CharField(max_length=16, choices=Kind.choices)

@@ -10,16 +10,17 @@ from work.runs import tracked
 
 @db_periodic_task(crontab(minute="*"))
 def settle_unsettled_writes():
-    """Every minute: settle pending and unknown key writes and top-ups from derouter's key list.
+    """Every minute: settle pending and unknown key writes and top-ups from derouter's key list,
+    and correct top-ups settled "not applied" that derouter applied late.
 
     With nothing unsettled it asks derouter nothing and records nothing. Otherwise the run
     is recorded (the Sync page lists it); when derouter cannot answer it is recorded as
     failed, and the next minute's run tries again.
     """
-    if not keywrites.has_unsettled_writes():
+    if not keywrites.has_unsettled_writes(late_writes=True):
         return
     with tracked("dashboard.settle_unsettled_writes") as run:
-        settled = keywrites.resolve_unsettled_writes()
+        settled = keywrites.resolve_unsettled_writes(late_writes=True)
         run.detail = f"{len(settled)} settled" if settled else "Nothing could be settled yet."
 
 

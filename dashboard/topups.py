@@ -528,25 +528,28 @@ def settle_key(sub_key_id, wait_seconds=0):
         return []
 
 
-def _keys_with_open_rows(now):
-    return sorted(set(TopUp.objects.filter(_open_filter(now)).values_list("sub_key_id", flat=True)))
+def _keys_with_open_rows(now, late_writes):
+    open_filter = _open_filter(now) if late_writes else Q(outcome__in=UNSETTLED_OUTCOMES)
+    return sorted(set(TopUp.objects.filter(open_filter).values_list("sub_key_id", flat=True)))
 
 
-def has_unsettled_moves():
-    """Whether any move is pending, unknown, or could still land late (the periodic settling has work)."""
-    return bool(_keys_with_open_rows(timezone.now()))
+def has_unsettled_moves(late_writes=False):
+    """Whether any move is pending or unknown; with ``late_writes``, or could still land late (the worker looks)."""
+    return bool(_keys_with_open_rows(timezone.now(), late_writes))
 
 
 @contextmanager
-def settling_locks():
+def settling_locks(late_writes=False):
     """Lock every key with open moves (skipping keys a move holds now); yield ``settle_from(sub_keys)``.
 
     Read derouter's key list inside the block, after the locks are taken, and pass it to
     ``settle_from``: it settles the locked keys from that one list and returns the rows settled.
+    With ``late_writes`` (the worker's minutely run), keys whose moves were settled "not
+    applied" within LATE_WRITE_HORIZON_SECONDS are looked at too; pages leave that to it.
     """
     with ExitStack() as stack:
         held = []
-        for sub_key_id in _keys_with_open_rows(timezone.now()):
+        for sub_key_id in _keys_with_open_rows(timezone.now(), late_writes):
             try:
                 stack.enter_context(key_lock(sub_key_id, wait_seconds=0))
             except KeyBusy:

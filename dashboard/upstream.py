@@ -72,7 +72,7 @@ def get_sub_key_now(sub_key_id):
             sub_key = None  # the secret no longer signs in: deleted, or changed elsewhere; the list says which
         if sub_key is not None:
             return sub_key
-    sub_key = find_sub_key(get_sub_keys(), sub_key_id)
+    sub_key = client.get_sub_key(sub_key_id)
     if sub_key is not None:
         mirror_snapshot.record_key(sub_key)
     return sub_key

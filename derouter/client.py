@@ -413,6 +413,11 @@ def list_sub_keys():
     return KeyList(keys, skipped)
 
 
+def get_sub_key(sub_key_id):
+    """One Client Key as GET /sub-keys lists it (derouter has no read of one key), or None when it has no such key."""
+    return next((sub_key for sub_key in list_sub_keys() if sub_key.id == str(sub_key_id)), None)
+
+
 def create_sub_key(budget=None, label="", rpm_limit=None, *, display_multiplier=None, customer_budget=None):
     """POST /sub-keys: make a Client Key with a budget carved out of available.
 

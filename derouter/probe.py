@@ -30,6 +30,7 @@ from derouter.conventions import (
     NEVER,
     REAL,
     REFUSED,
+    WRITES,
 )
 from derouter.models import ProbeRun, ProbeStep
 
@@ -337,7 +338,7 @@ def describe_writes(conventions):
     return ", ".join(
         (_("%(write)s %(status)s") if conventions.write_bodies.get(write) else _("%(write)s %(status)s without body"))
         % {"write": write, "status": status}
-        for write, status in conventions.write_statuses.items())
+        for write, status in sorted(conventions.write_statuses.items(), key=lambda item: WRITES.index(item[0])))
 
 
 def describe_reclaim(conventions):

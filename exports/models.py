@@ -7,6 +7,7 @@ from pathlib import Path
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 
 class Export(models.Model):
@@ -16,24 +17,24 @@ class Export(models.Model):
     """
 
     class Kind(models.TextChoices):
-        PORTAL_USAGE = "portal_usage", "Portal usage logs"
-        LEDGER = "ledger", "Top-up ledger"
+        PORTAL_USAGE = "portal_usage", _("Portal usage logs")
+        LEDGER = "ledger", _("Top-up ledger")
 
     class Status(models.TextChoices):
-        QUEUED = "queued", "Queued"
-        RUNNING = "running", "Running"
-        DONE = "done", "Done"
-        FAILED = "failed", "Failed"
+        QUEUED = "queued", _("Queued")
+        RUNNING = "running", _("Running")
+        DONE = "done", _("Done")
+        FAILED = "failed", _("Failed")
 
-    token = models.UUIDField(default=uuid.uuid4, unique=True, editable=False, help_text="Its id in URLs.")
+    token = models.UUIDField(default=uuid.uuid4, unique=True, editable=False, help_text=_("Its id in URLs."))
     kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.PORTAL_USAGE)
     session_key = models.CharField(max_length=64, blank=True, db_index=True,
-                                   help_text="The portal session a usage export belongs to.")
+                                   help_text=_("The portal session a usage export belongs to."))
     user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE,
-                             help_text="The console user a ledger export belongs to.")
-    params = models.JSONField(default=dict, blank=True, help_text="The filters it was asked with.")
+                             help_text=_("The console user a ledger export belongs to."))
+    params = models.JSONField(default=dict, blank=True, help_text=_("The filters it was asked with."))
     time_zone = models.CharField(max_length=64, default="UTC")
-    filename = models.CharField(max_length=200, help_text="The name the download gets.")
+    filename = models.CharField(max_length=200, help_text=_("The name the download gets."))
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
     rows_done = models.PositiveIntegerField(default=0)
     rows_total = models.PositiveIntegerField(default=0)

@@ -1,12 +1,13 @@
 """Write the audit trail, and describe its changes for people."""
 
+from django.utils.translation import gettext_lazy as _
 from dataclasses import dataclass
 from decimal import Decimal
 
 from ledger.models import AuditEvent
 from lib.money import exact_usd
 
-EMPTY_TEXT = "(empty)"
+EMPTY_TEXT = _("(empty)")
 
 
 def _jsonable(value):

@@ -5,13 +5,14 @@ The tables keep their first names (dashboard_*): the models moved here so that e
 
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 
 class Outcome(models.TextChoices):
-    PENDING = "pending", "Pending"
-    OK = "ok", "OK"
-    REFUSED = "refused", "Refused"
-    UNKNOWN = "unknown", "Unknown"
+    PENDING = "pending", _("Pending")
+    OK = "ok", _("OK")
+    REFUSED = "refused", _("Refused")
+    UNKNOWN = "unknown", _("Unknown")
 
 
 # Writes whose outcome is not known yet: settled later against what derouter reports.
@@ -21,46 +22,46 @@ class AuditEvent(models.Model):
     """One change attempted in the console: who, when, what, and how it ended."""
 
     class Action(models.TextChoices):
-        CREATE = "create", "Create key"
-        EDIT = "edit", "Edit key"
-        TOPUP = "topup", "Top up"
-        REVEAL = "reveal", "Reveal key"
-        DELETE = "delete", "Delete key"
-        USER_INVITE = "user_invite", "Invite user"
-        USER_INVITE_WITHDRAW = "user_uninvite", "Withdraw invitation"
-        USER_JOIN = "user_join", "Accept invitation"
-        USER_ACCESS = "user_access", "Change role or cap"
-        USER_MARGINS = "user_margins", "Allow or stop margins"
-        USER_DISABLE = "user_disable", "Disable user"
-        USER_ENABLE = "user_enable", "Enable user"
-        RESET_2FA = "reset_2fa", "Reset two-factor"
-        ENROL_2FA = "enrol_2fa", "Set up two-factor"
-        RECOVERY_CODES = "recovery_codes", "New recovery codes"
-        REQUIRE_2FA = "require_2fa", "Two-factor policy"
-        BRANDING = "branding", "Change portal branding"
-        CODES_CREATE = "codes_create", "Create redemption codes"
-        CODES_REVOKE = "codes_revoke", "Revoke redemption codes"
-        MONEY_IN = "money_in", "Change money-in settings"
-        REFUND = "refund", "Refund a card payment"
-        AUTOMATION_ADD = "automation_add", "Add automation"
-        AUTOMATION_EDIT = "automation_edit", "Change automation"
-        AUTOMATION_REMOVE = "automation_del", "Remove automation"
-        WEBHOOK_ADD = "webhook_add", "Add webhook endpoint"
-        WEBHOOK_EDIT = "webhook_edit", "Pause or resume webhook endpoint"
-        WEBHOOK_REMOVE = "webhook_remove", "Remove webhook endpoint"
+        CREATE = "create", _("Create key")
+        EDIT = "edit", _("Edit key")
+        TOPUP = "topup", _("Top up")
+        REVEAL = "reveal", _("Reveal key")
+        DELETE = "delete", _("Delete key")
+        USER_INVITE = "user_invite", _("Invite user")
+        USER_INVITE_WITHDRAW = "user_uninvite", _("Withdraw invitation")
+        USER_JOIN = "user_join", _("Accept invitation")
+        USER_ACCESS = "user_access", _("Change role or cap")
+        USER_MARGINS = "user_margins", _("Allow or stop margins")
+        USER_DISABLE = "user_disable", _("Disable user")
+        USER_ENABLE = "user_enable", _("Enable user")
+        RESET_2FA = "reset_2fa", _("Reset two-factor")
+        ENROL_2FA = "enrol_2fa", _("Set up two-factor")
+        RECOVERY_CODES = "recovery_codes", _("New recovery codes")
+        REQUIRE_2FA = "require_2fa", _("Two-factor policy")
+        BRANDING = "branding", _("Change portal branding")
+        CODES_CREATE = "codes_create", _("Create redemption codes")
+        CODES_REVOKE = "codes_revoke", _("Revoke redemption codes")
+        MONEY_IN = "money_in", _("Change money-in settings")
+        REFUND = "refund", _("Refund a card payment")
+        AUTOMATION_ADD = "automation_add", _("Add automation")
+        AUTOMATION_EDIT = "automation_edit", _("Change automation")
+        AUTOMATION_REMOVE = "automation_del", _("Remove automation")
+        WEBHOOK_ADD = "webhook_add", _("Add webhook endpoint")
+        WEBHOOK_EDIT = "webhook_edit", _("Pause or resume webhook endpoint")
+        WEBHOOK_REMOVE = "webhook_remove", _("Remove webhook endpoint")
 
     created_at = models.DateTimeField(auto_now_add=True)
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     # Kept apart from the foreign key so the trail still names a deleted user.
     actor_name = models.CharField(max_length=150)
     action = models.CharField(max_length=16, choices=Action.choices)
-    sub_key_id = models.CharField(max_length=64, blank=True, help_text="The upstream id of the Client Key.")
+    sub_key_id = models.CharField(max_length=64, blank=True, help_text=_("The upstream id of the Client Key."))
     key_label = models.CharField(max_length=200, blank=True)
-    key_id_short = models.CharField(max_length=64, blank=True, help_text="The shortened key (keyId).")
-    subject_name = models.CharField(max_length=254, blank=True, help_text="The console user (or invited address) a user change is about.")
-    changes = models.JSONField(default=dict, blank=True, help_text="Field: [before, after]; money as strings.")
+    key_id_short = models.CharField(max_length=64, blank=True, help_text=_("The shortened key (keyId)."))
+    subject_name = models.CharField(max_length=254, blank=True, help_text=_("The console user (or invited address) a user change is about."))
+    changes = models.JSONField(default=dict, blank=True, help_text=_("Field: [before, after]; money as strings."))
     outcome = models.CharField(max_length=16, choices=Outcome.choices)
-    message = models.TextField(blank=True, help_text="The upstream's message when refused or unknown.")
+    message = models.TextField(blank=True, help_text=_("The upstream's message when refused or unknown."))
     # The one-time token of the create form that asked for this change: written
     # (unique) before the upstream call, so a resubmitted form creates no second key.
     form_token = models.UUIDField(null=True, blank=True, unique=True)
@@ -93,14 +94,14 @@ class TopUp(models.Model):
     key_label = models.CharField(max_length=200, blank=True)
     key_id_short = models.CharField(max_length=64, blank=True)
     amount = models.DecimalField(max_digits=14, decimal_places=4)
-    note = models.CharField(max_length=200, blank=True, help_text="Invoice number, payment id.")
+    note = models.CharField(max_length=200, blank=True, help_text=_("Invoice number, payment id."))
     outcome = models.CharField(max_length=16, choices=Outcome.choices, default=Outcome.PENDING)
     message = models.TextField(blank=True)
     # derouter's budget for the key read just before this move's PUT, with the key's money lock held.
     budget_before = models.DecimalField(max_digits=14, decimal_places=4, null=True, blank=True)
     # The move's place among the key's moves (taken under the key's lock): the order settlement walks.
     sequence = models.PositiveBigIntegerField(null=True, blank=True)
-    sent_at = models.DateTimeField(null=True, blank=True, help_text="When the PUT was sent.")
+    sent_at = models.DateTimeField(null=True, blank=True, help_text=_("When the PUT was sent."))
     # True when the outcome was worked out from derouter's budgets rather than told by its answer.
     outcome_inferred = models.BooleanField(default=False)
 

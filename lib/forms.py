@@ -13,6 +13,7 @@ from django import forms
 from django.conf import settings
 from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy as _
 
 MONEY_DIGITS = 14
 MONEY_PLACES = 4
@@ -24,8 +25,8 @@ WHOLE_NUMBER_INPUT = forms.TextInput(attrs={"inputmode": "numeric", "autocomplet
 
 PLAIN_DECIMAL = re.compile(r"[0-9]+(?:\.[0-9]+)?", re.ASCII)
 PLAIN_DECIMAL_MESSAGE = (
-    "Type a plain number such as 25 or 12.50: digits with at most one decimal point, "
-    "without signs, spaces, commas, underscores or exponents."
+    _("Type a plain number such as 25 or 12.50: digits with at most one decimal point, "
+    "without signs, spaces, commas, underscores or exponents.")
 )
 
 
@@ -109,10 +110,10 @@ class PositiveMoneyField(PlainDecimalField):
     def validate(self, value):
         super().validate(value)
         if value is not None and value <= 0:
-            raise forms.ValidationError(f"The {self.noun} must be more than $0.")
+            raise forms.ValidationError(_("The %(noun)s must be more than $0.") % {"noun": self.noun})
         if value is not None and value > settings.MAX_KEY_BUDGET:
             raise forms.ValidationError(
-                f"The {self.noun} must be at most ${settings.MAX_KEY_BUDGET:,}; split a larger amount or raise MAX_KEY_BUDGET."
+                _("The %(noun)s must be at most $%(MAX_KEY_BUDGET)s; split a larger amount or raise MAX_KEY_BUDGET.") % {"noun": self.noun, "MAX_KEY_BUDGET": f"{settings.MAX_KEY_BUDGET:,}"}
             )
 
 class DayInput(forms.DateInput):

@@ -171,6 +171,7 @@ def insert_created_key(created):
                 "remaining": created.budget,
                 "rpm_limit": created.rpm_limit,
                 "concurrent_limit": created.concurrent_limit,
+                "display_multiplier": created.display_multiplier,
                 "created_at": now,
                 "refreshed_at": now,
                 "deleted_at": None,

@@ -15,6 +15,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 # What a client sees of one row's money: derouter rounds each row's shown cost to six places.
 BILLED_PLACES = Decimal("0.000001")
@@ -39,9 +40,9 @@ class KeySnapshot(models.Model):
     number of keys. Its SHA-256 lets a pasted full key be matched without decrypting.
     """
 
-    sub_key_id = models.CharField(max_length=64, unique=True, help_text="derouter's id of the key.")
+    sub_key_id = models.CharField(max_length=64, unique=True, help_text=_("derouter's id of the key."))
     label = models.CharField(max_length=200, blank=True)
-    key_id_short = models.CharField(max_length=64, blank=True, help_text="The shortened key (keyId).")
+    key_id_short = models.CharField(max_length=64, blank=True, help_text=_("The shortened key (keyId)."))
     secret_sha256 = models.CharField(max_length=64, blank=True, db_index=True)
     secret_encrypted = models.CharField(max_length=400, blank=True)
     budget = models.DecimalField(max_digits=20, decimal_places=6)
@@ -50,9 +51,9 @@ class KeySnapshot(models.Model):
     rpm_limit = models.PositiveIntegerField()
     concurrent_limit = models.PositiveIntegerField()
     display_multiplier = models.DecimalField(max_digits=12, decimal_places=4, default=Decimal(1))
-    created_at = models.DateTimeField(null=True, blank=True, help_text="When derouter created the key.")
+    created_at = models.DateTimeField(null=True, blank=True, help_text=_("When derouter created the key."))
     first_seen_at = models.DateTimeField(default=timezone.now)
-    refreshed_at = models.DateTimeField(default=timezone.now, help_text="When derouter last reported it.")
+    refreshed_at = models.DateTimeField(default=timezone.now, help_text=_("When derouter last reported it."))
     deleted_at = models.DateTimeField(null=True, blank=True)
 
     objects = KeySnapshotQuerySet.as_manager()
@@ -135,9 +136,9 @@ class UsageRecord(models.Model):
     cache_read_tokens = models.BigIntegerField(default=0)
     cache_write_tokens = models.BigIntegerField(default=0)
     duration_ms = models.BigIntegerField(default=0)
-    cost = models.DecimalField(max_digits=20, decimal_places=8, help_text="Real cost in USD.")
-    multiplier = models.DecimalField(max_digits=12, decimal_places=4, help_text="Display multiplier when mirrored.")
-    billed = models.DecimalField(max_digits=20, decimal_places=8, help_text="What the client was shown.")
+    cost = models.DecimalField(max_digits=20, decimal_places=8, help_text=_("Real cost in USD."))
+    multiplier = models.DecimalField(max_digits=12, decimal_places=4, help_text=_("Display multiplier when mirrored."))
+    billed = models.DecimalField(max_digits=20, decimal_places=8, help_text=_("What the client was shown."))
     mirrored_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -191,7 +192,7 @@ class DailyRollup(models.Model):
 class SyncState(models.Model):
     """Where the usage sync of one scope (a key's id, or "account") stands; also its checkpoint."""
 
-    scope = models.CharField(max_length=64, unique=True, help_text='A sub_key_id, or "account".')
+    scope = models.CharField(max_length=64, unique=True, help_text=_('A sub_key_id, or "account".'))
     key = models.OneToOneField(KeySnapshot, null=True, blank=True, on_delete=models.CASCADE, related_name="sync")
     # The newest request already held: an incremental sync stops when it reaches it.
     newest_request_id = models.CharField(max_length=128, blank=True)
@@ -200,7 +201,7 @@ class SyncState(models.Model):
     # newest_request_id: a catch-up knows how many new rows to expect and stops on the last.
     newest_total = models.PositiveIntegerField(null=True, blank=True)
     # A first (or --full) sync walks back page by page; it resumes from here after a restart.
-    backfill_page = models.PositiveIntegerField(default=0, help_text="0 when no backfill is under way.")
+    backfill_page = models.PositiveIntegerField(default=0, help_text=_("0 when no backfill is under way."))
     backfill_pages = models.PositiveIntegerField(default=0)
     backfill_total = models.PositiveIntegerField(default=0)
     backfill_complete = models.BooleanField(default=False)
@@ -233,11 +234,11 @@ class SyncPass(models.Model):
     finished_at = models.DateTimeField()
     scopes = models.PositiveIntegerField(default=0)
     synced = models.PositiveIntegerField(default=0)
-    busy = models.PositiveIntegerField(default=0, help_text="Scopes left to another process syncing them.")
+    busy = models.PositiveIntegerField(default=0, help_text=_("Scopes left to another process syncing them."))
     failed = models.PositiveIntegerField(default=0)
     inserted = models.PositiveIntegerField(default=0)
     lag_seconds = models.FloatField(null=True, blank=True)
-    rate_limited = models.PositiveIntegerField(default=0, help_text="Answers of 429 during the pass.")
+    rate_limited = models.PositiveIntegerField(default=0, help_text=_("Answers of 429 during the pass."))
 
     class Meta:
         ordering = ["-started_at", "-id"]

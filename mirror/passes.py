@@ -218,13 +218,19 @@ def _ended(result, on_scope, scope, synced, error, busy):
 
 
 def _run_threads(scopes, full, gate, wait_seconds, thread_count, result, keep, on_scope):
+    """The scopes on ``thread_count`` threads; this thread gathers what ended and keeps the pass lease up.
+
+    If this thread stops (the pass lease was taken over, an error in ``on_scope``), the
+    threads take no further scope and the pass ends once the scopes under way are done.
+    """
     todo, ended = queue.SimpleQueue(), queue.SimpleQueue()
+    stopping = threading.Event()
     for scope_and_spent in scopes.items():
         todo.put(scope_and_spent)
 
     def work():
         try:
-            while True:
+            while not stopping.is_set():
                 try:
                     scope, spent = todo.get_nowait()
                 except queue.Empty:
@@ -241,17 +247,20 @@ def _run_threads(scopes, full, gate, wait_seconds, thread_count, result, keep, o
     threads = [threading.Thread(target=work, name=f"sync-pass-{number}", daemon=True) for number in range(thread_count)]
     for thread in threads:
         thread.start()
-    for _ in scopes:
-        while True:
-            try:
-                scope, synced, error, busy = ended.get(timeout=KEEP_EVERY_SECONDS)
-                break
-            except queue.Empty:
-                keep()
-        _ended(result, on_scope, scope, synced, error, busy)
-        keep()
-    for thread in threads:
-        thread.join()
+    try:
+        for _ in scopes:
+            while True:
+                try:
+                    scope, synced, error, busy = ended.get(timeout=KEEP_EVERY_SECONDS)
+                    break
+                except queue.Empty:
+                    keep()
+            _ended(result, on_scope, scope, synced, error, busy)
+            keep()
+    finally:
+        stopping.set()
+        for thread in threads:
+            thread.join()
 
 
 def record(result):

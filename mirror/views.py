@@ -5,6 +5,7 @@ from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
+from django.utils.translation import gettext_lazy as _
 
 from accounts.roles import console_required
 from lib.htmx import render_page_or_fragment, wants_fragment
@@ -31,7 +32,7 @@ def mirror_refresh(request):
     if wants_fragment(request):
         context = {"freshness": get_freshness(), "refresh_queued": True, "next_url": request.POST.get("next", "")}
         return render(request, "mirror/_freshness.html", context)
-    messages.info(request, "Refresh asked for: the worker is reading the keys from derouter.")
+    messages.info(request, _("Refresh asked for: the worker is reading the keys from derouter."))
     return redirect(_get_safe_next(request))
 
 

@@ -10,8 +10,8 @@ ledger row and money moves once.
 import uuid
 
 from automation.actors import WorkerActor
-from automation.upstream import get_live_key
 from dashboard import topups
+from dashboard.upstream import get_sub_key_now
 from derouter import client
 from derouter.client import DerouterError
 from ledger.models import Outcome, TopUp
@@ -30,7 +30,7 @@ class KeyGone(Exception):
 
 def read_key(sub_key_id):
     """The key as derouter has it now; raises KeyGone, or DerouterError when derouter cannot say."""
-    sub_key = get_live_key(sub_key_id)
+    sub_key = get_sub_key_now(sub_key_id)
     if sub_key is None:
         raise KeyGone(sub_key_id)
     return sub_key

@@ -5,6 +5,8 @@ import datetime
 from django import forms
 from django.conf import settings
 from django.utils import timezone
+from django.utils.text import format_lazy
+from django.utils.translation import gettext_lazy as _
 
 from lib.forms import (
     MONEY_DIGITS,
@@ -20,40 +22,40 @@ from payments.models import CodeBatch
 
 class CodeBatchForm(ExpectedInputMixin, forms.Form):
     expected = {
-        "count": f"Give the number of codes, a whole number from 1 to {MAX_BATCH_SIZE:,}.",
-        "amount": "Give what each code is worth as a plain number, e.g. 25 or 12.50 (at most 4 decimals).",
-        "unit": "Choose what the amount is counted in.",
-        "expires_on": "Give the last day the codes can be used (UTC) as a date, or leave it empty.",
-        "note": "Keep the note to at most 200 characters.",
+        "count": format_lazy(_("Give the number of codes, a whole number from 1 to {most}."), most=f"{MAX_BATCH_SIZE:,}"),
+        "amount": _("Give what each code is worth as a plain number, e.g. 25 or 12.50 (at most 4 decimals)."),
+        "unit": _("Choose what the amount is counted in."),
+        "expires_on": _("Give the last day the codes can be used (UTC) as a date, or leave it empty."),
+        "note": _("Keep the note to at most 200 characters."),
     }
     count = forms.IntegerField(
-        label="Number of codes", min_value=1, max_value=MAX_BATCH_SIZE, initial=10, widget=WHOLE_NUMBER_INPUT
+        label=_("Number of codes"), min_value=1, max_value=MAX_BATCH_SIZE, initial=10, widget=WHOLE_NUMBER_INPUT
     )
     amount = PlainDecimalField(
-        label="Each code is worth", max_digits=MONEY_DIGITS, decimal_places=MONEY_PLACES,
-        help_text="In the unit below.",
+        label=_("Each code is worth"), max_digits=MONEY_DIGITS, decimal_places=MONEY_PLACES,
+        help_text=_("In the unit below."),
     )
-    unit = forms.ChoiceField(label="Counted in", choices=CodeBatch.Unit.choices, initial=CodeBatch.Unit.CUSTOMER,
+    unit = forms.ChoiceField(label=_("Counted in"), choices=CodeBatch.Unit.choices, initial=CodeBatch.Unit.CUSTOMER,
                              widget=forms.RadioSelect)
     expires_on = forms.DateField(
-        label="Usable until", required=False, widget=DayInput,
-        help_text="The last day (UTC) a code can be redeemed; empty: never expires.",
+        label=_("Usable until"), required=False, widget=DayInput,
+        help_text=_("The last day (UTC) a code can be redeemed; empty: never expires."),
     )
-    note = forms.CharField(label="Note", required=False, max_length=200, strip=True,
-                           help_text="For you: where the codes are sold, an order number.")
+    note = forms.CharField(label=_("Note"), required=False, max_length=200, strip=True,
+                           help_text=_("For you: where the codes are sold, an order number."))
 
     def clean_amount(self):
         amount = self.cleaned_data["amount"]
         if amount <= 0:
-            raise forms.ValidationError("Each code must be worth more than 0.")
+            raise forms.ValidationError(_("Each code must be worth more than 0."))
         if amount > settings.MAX_KEY_BUDGET:
-            raise forms.ValidationError(f"Each code may be worth at most {settings.MAX_KEY_BUDGET:,}.")
+            raise forms.ValidationError(_("Each code may be worth at most %(MAX_KEY_BUDGET)s.") % {"MAX_KEY_BUDGET": f"{settings.MAX_KEY_BUDGET:,}"})
         return amount
 
     def clean_expires_on(self):
         day = self.cleaned_data["expires_on"]
         if day is not None and day < timezone.now().astimezone(datetime.UTC).date():
-            raise forms.ValidationError("That day is over already: choose today or a later day.")
+            raise forms.ValidationError(_("That day is over already: choose today or a later day."))
         return day
 
     def get_expires_at(self):
@@ -66,15 +68,15 @@ class CodeBatchForm(ExpectedInputMixin, forms.Form):
 
 class CodeSettingsForm(forms.Form):
     staff_may_manage_codes = forms.BooleanField(
-        label="Staff may create and revoke codes", required=False,
-        help_text="Owners always may. Staff can always see the codes' states.",
+        label=_("Staff may create and revoke codes"), required=False,
+        help_text=_("Owners always may. Staff can always see the codes' states."),
     )
 
 
 class RedeemForm(ExpectedInputMixin, forms.Form):
-    expected = {"code": "Type the code as you received it, e.g. ABCDE-FGHJK-…; dashes and spaces do not matter."}
+    expected = {"code": _("Type the code as you received it, e.g. ABCDE-FGHJK-…; dashes and spaces do not matter.")}
     code = forms.CharField(
-        label="Redemption code", max_length=60, strip=True,
+        label=_("Redemption code"), max_length=60, strip=True,
         widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false", "autocapitalize": "characters"}),
-        help_text="Dashes and spaces do not matter, nor does upper or lower case.",
+        help_text=_("Dashes and spaces do not matter, nor does upper or lower case."),
     )

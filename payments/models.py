@@ -11,6 +11,7 @@ from decimal import ROUND_DOWN, Decimal
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy
 
 # The ledger keeps four decimals.
 LEDGER_PLACES = Decimal("0.0001")
@@ -20,7 +21,7 @@ class MoneyInSettings(models.Model):
     """The owners' choices for money in (one row)."""
 
     staff_may_manage_codes = models.BooleanField(
-        default=False, help_text="Staff may create and revoke redemption codes, not only owners."
+        default=False, help_text=gettext_lazy("Staff may create and revoke redemption codes, not only owners.")
     )
 
     @classmethod
@@ -33,8 +34,8 @@ class CodeBatch(models.Model):
     """Codes made together: same worth, expiry and note."""
 
     class Unit(models.TextChoices):
-        CUSTOMER = "customer", "The customer's units (converted with the key's markup)"
-        USD = "usd", "Real money (USD)"
+        CUSTOMER = "customer", gettext_lazy("The customer's units (converted with the key's markup)")
+        USD = "usd", gettext_lazy("Real money (USD)")
 
     created_at = models.DateTimeField(auto_now_add=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
@@ -64,17 +65,17 @@ class CodeBatch(models.Model):
 
 class RedemptionCode(models.Model):
     class State(models.TextChoices):
-        UNUSED = "unused", "Unused"
-        REDEEMING = "redeeming", "Being redeemed"
-        REDEEMED = "redeemed", "Redeemed"
-        REVOKED = "revoked", "Revoked"
+        UNUSED = "unused", gettext_lazy("Unused")
+        REDEEMING = "redeeming", gettext_lazy("Being redeemed")
+        REDEEMED = "redeemed", gettext_lazy("Redeemed")
+        REVOKED = "revoked", gettext_lazy("Revoked")
 
     # What the console shows for an unused code past its batch's expiry.
     EXPIRED = "expired"
 
     batch = models.ForeignKey(CodeBatch, on_delete=models.PROTECT, related_name="codes")
-    digest = models.CharField(max_length=64, unique=True, help_text="SHA-256 of the code's text.")
-    hint = models.CharField(max_length=8, help_text="The code's last characters, to tell codes apart.")
+    digest = models.CharField(max_length=64, unique=True, help_text=gettext_lazy("SHA-256 of the code's text."))
+    hint = models.CharField(max_length=8, help_text=gettext_lazy("The code's last characters, to tell codes apart."))
     state = models.CharField(max_length=16, choices=State.choices, default=State.UNUSED)
     # Each redemption attempt has its own top-up token; a refused attempt gives the code back with the next one.
     attempts = models.PositiveIntegerField(default=0)

@@ -7,6 +7,7 @@ from django.contrib import messages
 from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
+from django.utils.translation import gettext_lazy as _
 
 from accounts.throttle import Throttle, client_address
 from branding.models import Branding
@@ -67,9 +68,8 @@ def redeem(request):
     if redemption.held:
         messages.warning(
             request,
-            f"Your code for {shown} is held: derouter has not confirmed the top-up yet. "
-            "It is settled within a few minutes; the code is used only if the top-up went through.",
+            _("Your code for %(shown)s is held: derouter has not confirmed the top-up yet. It is settled within a few minutes; the code is used only if the top-up went through.") % {"shown": shown},
         )
     else:
-        messages.success(request, f"Code redeemed: {shown} was added to your key.")
+        messages.success(request, _("Code redeemed: %(shown)s was added to your key.") % {"shown": shown})
     return redirect("portal_codes:redeem")

@@ -6,6 +6,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import never_cache
 from django.utils.translation import ngettext_lazy
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from accounts.roles import console_required, is_owner, owner_required
 from ledger import audit
@@ -120,9 +122,9 @@ def revoke(request, batch_id):
         code = get_object_or_404(RedemptionCode, pk=request.POST["code"] if request.POST["code"].isdigit() else 0, batch=batch)
     revoked = codes.revoke(request.user, batch, code)
     if revoked:
-        messages.success(request, f"Revoked {revoked} code{'s' if revoked != 1 else ''}.")
+        messages.success(request, ngettext("Revoked %(count)s code.", "Revoked %(count)s codes.", revoked) % {"count": revoked})
     else:
-        messages.info(request, "Nothing to revoke: only unused codes can be revoked.")
+        messages.info(request, _("Nothing to revoke: only unused codes can be revoked."))
     return redirect("payments:code_batch", batch_id=batch.pk)
 
 

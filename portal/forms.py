@@ -3,12 +3,13 @@
 import re
 
 from django import forms
+from django.utils.translation import gettext_lazy as _
 
 from accounts.portal_sessions import get_time_zone_choices
 from lib.forms import ExpectedInputMixin
 
 # Said for a malformed, wrong and deleted key alike, so none can be told apart.
-INVALID_KEY_MESSAGE = "That Client Key was not accepted. Check that you pasted all of it and try again."
+INVALID_KEY_MESSAGE = _("That Client Key was not accepted. Check that you pasted all of it and try again.")
 
 CLIENT_KEY_SHAPE = re.compile(r"sk-[A-Za-z0-9_\-]{8,200}")
 
@@ -20,10 +21,10 @@ MAX_LOG_PAGE = 100_000
 class PortalLoginForm(ExpectedInputMixin, forms.Form):
     """The Client Key, checked for shape here and against derouter by the view."""
 
-    expected = {"client_key": "Paste your Client Key: it starts with sk-."}
+    expected = {"client_key": _("Paste your Client Key: it starts with sk-.")}
 
     client_key = forms.CharField(
-        label="Client Key",
+        label=_("Client Key"),
         # A pasted key often brings a space or a newline along.
         strip=True,
         widget=forms.PasswordInput(
@@ -63,9 +64,9 @@ class LogsQueryForm(forms.Form):
 class TimeZoneForm(ExpectedInputMixin, forms.Form):
     """An IANA time zone name such as Europe/Berlin, one of those zoneinfo knows."""
 
-    expected = {"tz": "Choose a time zone from the list, e.g. Europe/Berlin."}
+    expected = {"tz": _("Choose a time zone from the list, e.g. Europe/Berlin.")}
 
-    tz = forms.ChoiceField(label="Time zone", choices=get_time_zone_choices)
+    tz = forms.ChoiceField(label=_("Time zone"), choices=get_time_zone_choices)
     # The logs' rows per page, carried across the change so it is not reset.
     limit = forms.TypedChoiceField(
         choices=[(size, str(size)) for size in LOG_PAGE_SIZES], coerce=int, required=False, widget=forms.HiddenInput

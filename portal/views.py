@@ -17,6 +17,7 @@ from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _
 
 from analytics.panels import PortalUsagePanel
 from automation.expiry import get_expired_notice
@@ -165,7 +166,7 @@ def login_view(request):
 def logout_view(request):
     """Sign the customer out and delete the session on the server."""
     end_portal_session(request)
-    messages.success(request, "You are signed out.")
+    messages.success(request, _("You are signed out."))
     return redirect("portal:login")
 
 

@@ -342,7 +342,7 @@ class World:
             dashboard_tasks.settle_unsettled_writes()
             self._queued()
             return
-        keywrites.resolve_unsettled_writes()
+        keywrites.resolve_unsettled_writes(late_writes=True)
 
     # ------------------------------------------------------------ one step: operations at once
 
@@ -381,7 +381,7 @@ class World:
         self.consumers.pause()
         time.sleep(WRITE_SETTLE_SECONDS + LONGEST_FAULT_SECONDS)
         for _ in range(3):
-            keywrites.resolve_unsettled_writes()
+            keywrites.resolve_unsettled_writes(late_writes=True)
             budget_requests.settle_open()
             rotation.settle_open()
             for due in KeyExpiry.objects.filter(

@@ -8,7 +8,7 @@ from django.core import mail
 
 from automation import alerts, evaluation, funding, webhooks
 from automation.models import Alert, AlertRule, AutoTopUpRule, RuleState
-from automation.upstream import get_live_key, token_for
+from automation.upstream import token_for
 from ledger.models import AuditEvent, Outcome, TopUp
 from derouter import client
 from mirror import snapshot as mirror_snapshot

@@ -1,5 +1,6 @@
 """Rotation and expiry return every unspent cent: before/after balance figures."""
 
+import contextlib
 import datetime
 import uuid
 from decimal import Decimal
@@ -13,9 +14,11 @@ from automation import rotation as rotations
 from automation.models import KeyExpiry, Rotation
 from ledger.models import AuditEvent, Outcome
 from derouter import client
+from derouter.client import DerouterError
 from mirror.ingest import secret_digest
 from mirror.models import KeySnapshot, UsageRecord
 from tests.helpers import find_key
+from work.models import Lease
 
 pytestmark = pytest.mark.django_db
 
@@ -154,6 +157,74 @@ def test_an_expiry_delete_with_no_answer_is_checked_before_trying_again(simulato
     record.refresh_from_db()
     assert record.status == KeyExpiry.Status.EXPIRED
     assert find_key(created.id) is None
+
+
+@pytest.mark.parametrize("status", [429, 401])
+def test_an_expiry_stopped_by_derouter_refusing_us_is_taken_over_by_the_next_pass(
+    status, simulator, make_key, django_capture_on_commit_callbacks
+):
+    created = make_key(budget="2", label="Refused us")
+    record = make_expiry(created, timezone.now() - datetime.timedelta(seconds=1))
+    simulator.inject("error", path="/sub-keys", status=status, times=20)
+    with contextlib.suppress(DerouterError):
+        expiry.evaluate_expiry(record)
+    simulator.clear_faults()
+    assert find_key(created.id) is not None
+
+    with django_capture_on_commit_callbacks(execute=True):
+        evaluation.evaluate()
+    record.refresh_from_db()
+    assert record.status == KeyExpiry.Status.EXPIRED and record.returned == Decimal(2)
+    assert find_key(created.id) is None
+
+
+def test_an_expiry_a_killed_worker_left_is_taken_over_once_its_lease_has_expired(
+    simulator, make_key, django_capture_on_commit_callbacks
+):
+    created = make_key(budget="2", label="Killed mid-expiry")
+    record = make_expiry(created, timezone.now() - datetime.timedelta(seconds=1))
+    now = timezone.now()
+    lease = Lease.objects.create(
+        name=f"automation-expiry-{record.pk}", holder="a-killed-worker", taken_at=now,
+        expires_at=now + datetime.timedelta(minutes=5),
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        evaluation.evaluate()
+    assert find_key(created.id) is not None  # the killed worker's claim holds until its lease runs out
+
+    Lease.objects.filter(pk=lease.pk).update(expires_at=now - datetime.timedelta(seconds=1))
+    with django_capture_on_commit_callbacks(execute=True):
+        evaluation.evaluate()
+    record.refresh_from_db()
+    assert record.status == KeyExpiry.Status.EXPIRED
+    assert find_key(created.id) is None
+
+
+def test_an_expiry_left_deleting_by_an_earlier_version_is_finished(simulator, make_key, django_capture_on_commit_callbacks):
+    created = make_key(budget="2", label="Stuck deleting")
+    record = make_expiry(created, timezone.now() - datetime.timedelta(seconds=1), status=KeyExpiry.Status.DELETING)
+    with django_capture_on_commit_callbacks(execute=True):
+        evaluation.evaluate()
+    record.refresh_from_db()
+    assert record.status == KeyExpiry.Status.EXPIRED
+    assert find_key(created.id) is None
+
+
+def test_an_expiry_records_its_delete_before_derouter_is_asked(simulator, make_key, django_capture_on_commit_callbacks):
+    created = make_key(budget="2", label="Recorded first")
+    record = make_expiry(created, timezone.now() - datetime.timedelta(seconds=1))
+    seen = []
+    original = client.delete_sub_key
+
+    def delete_seeing_the_record(sub_key_id):
+        seen.extend(AuditEvent.objects.filter(action=AuditEvent.Action.DELETE).values_list("outcome", flat=True))
+        return original(sub_key_id)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(client, "delete_sub_key", delete_seeing_the_record)
+        expiry.evaluate_expiry(record)
+    assert seen == [Outcome.PENDING]
+    assert AuditEvent.objects.get(action=AuditEvent.Action.DELETE).outcome == Outcome.OK
 
 
 def test_the_portal_tells_a_customer_its_key_expired(client, make_key, django_capture_on_commit_callbacks):

@@ -13,6 +13,7 @@ from PIL import Image
 from branding.colors import contrast_ratio
 from branding.models import Branding
 from derouter import client as derouter_client
+from mirror.snapshot import refresh_snapshot
 from tests.helpers import tiny_png
 
 pytestmark = pytest.mark.django_db
@@ -29,6 +30,8 @@ def save(owner_client, **fields):
 def portal(client, make_key):
     key = make_key("10", label="Branded Customer")
     derouter_client.update_sub_key(key.id, display_multiplier=Decimal("2"))
+    # The portal home shows the key from the snapshot first: mirror the new multiplier, as the worker would.
+    refresh_snapshot()
     client.post("/portal/login/", {"client_key": key.secret.reveal()})
     return client
 

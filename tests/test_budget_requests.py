@@ -33,7 +33,7 @@ def decline_url(request):
 
 def settle():
     """What the worker does every minute: settle the top-ups, then move approvals on from them."""
-    keywrites.resolve_unsettled_writes()
+    keywrites.resolve_unsettled_writes(late_writes=True)
     budget_requests.settle_open()
 
 

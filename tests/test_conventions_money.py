@@ -10,9 +10,10 @@ from io import StringIO
 
 import pytest
 from django.core.management import call_command
+from django.urls import reverse
 
 from dashboard import topups
-from ledger.models import Outcome
+from ledger.models import AuditEvent, Outcome
 from derouter import client, conventions
 from derouter.simulator.conventions import Conventions as Played
 from tests.simulator_helpers import simulator_in_thread
@@ -62,3 +63,22 @@ def test_a_marked_up_key_and_a_top_up_agree_with_derouter_to_the_cent(probed, ow
     assert client.get_balance().available == before - 15
     assert live(created.id).budget == Decimal("15")
     assert client.get_client_balance(created.secret.reveal()).budget == Decimal("19.5")
+
+
+@pytest.mark.parametrize("played", [{"write_answers": "created"}, {"write_answers": "empty"}])
+def test_the_console_creates_edits_and_deletes_keys_answered_201_or_204(probed, owner_client, played):
+    probed(**played)
+    response = owner_client.post(reverse("console:key_create"), {"label": "Bodiless", "budget": "2",
+                                                                  "rpm_limit": "30", "token": str(uuid.uuid4())})
+    assert response.status_code == 200
+    created = next(key for key in client.list_sub_keys() if key.label == "Bodiless")
+    assert created.secret.reveal() in response.content.decode()
+    assert AuditEvent.objects.get(action=AuditEvent.Action.CREATE).outcome == Outcome.OK
+
+    owner_client.post(reverse("console:key_edit", args=[created.id]),
+                      {"label": "Renamed", "rpm_limit": "30", "display_multiplier": "1"})
+    assert live(created.id).label == "Renamed"
+    assert AuditEvent.objects.get(action=AuditEvent.Action.EDIT).outcome == Outcome.OK
+    owner_client.post(reverse("console:key_delete", args=[created.id]))
+    assert all(key.id != created.id for key in client.list_sub_keys())
+    assert AuditEvent.objects.get(action=AuditEvent.Action.DELETE).outcome == Outcome.OK

@@ -144,7 +144,7 @@ def test_the_create_form_says_what_is_wrong_in_our_words(owner_client, field, va
     data = {"label": "Wording", "budget": "5", "rpm_limit": "", "display_multiplier": "", field: value}
     response = owner_client.post(reverse("console:key_create"), data)
     assert response.status_code == 400
-    assert message in response.content.decode()
+    assert str(message) in response.content.decode()
     assert not AuditEvent.objects.exists()
 
 

@@ -224,3 +224,15 @@ def test_an_owner_and_staff_allowed_margins_still_see_real_cost_and_the_multipli
 def test_a_staff_top_up_answers_without_real_cost_or_multiplier(seeded):
     assert "INV-7" in seeded["topped_up"] or "Top-up" in seeded["topped_up"]
     assert not leaks_in(seeded["topped_up"], seeded["real_figures"])
+
+
+def test_staff_approving_a_request_are_told_the_customers_amount_not_the_real_one(staff_client, seeded):
+    waiting = BudgetRequest.objects.get(status=BudgetRequest.Status.PENDING)
+    url = reverse("automation:request_approve", args=[waiting.pk])
+    confirm = body_of(staff_client.get(url))
+    assert "$17.00" in confirm and not figure("10.00").search(confirm)
+    answer = body_of(staff_client.post(url, {"confirm": "1"}, follow=True))
+    waiting.refresh_from_db()
+    assert waiting.status in (BudgetRequest.Status.APPROVED, BudgetRequest.Status.CONFIRMING)
+    assert "Approved: $17.00 in the customer" in answer
+    assert not figure("10.00").search(answer) and not leaks_in(answer, seeded["real_figures"])

@@ -170,7 +170,7 @@ def test_an_expiry_while_a_money_move_holds_the_key_waits_for_the_next_pass(make
     record.refresh_from_db()
     assert (record.status, record.returned) == (KeyExpiry.Status.EXPIRED, Decimal(7))
     assert live(created.id) is None
-    event = AuditEvent.objects.get(action=AuditEvent.Action.DELETE, sub_key_id=created.id)
+    event = AuditEvent.objects.get(action=AuditEvent.Action.DELETE, sub_key_id=created.id, outcome=Outcome.OK)
     assert event.changes == {"budget_returned": [None, "7"]}
 
 

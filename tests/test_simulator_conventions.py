@@ -207,3 +207,11 @@ def test_runsim_refuses_a_cloudflare_share_outside_0_to_1(tmp_path):
                              str(tmp_path / "s.sqlite3"), "--cloudflare-faults", "2"], cwd=ROOT,
                             capture_output=True, text=True, timeout=60)
     assert result.returncode != 0 and "--cloudflare-faults must be a number from 0 to 1" in result.stderr
+
+
+def test_a_share_of_cloudflare_faults_answers_api_requests_as_cloudflare_and_leaves_controls_alone(playing):
+    sim = playing(cloudflare_faults=Decimal(1))
+    answers = [call(sim, "GET", "/balance") for _ in range(5)]
+    assert all(answer.status_code in (403, 429, 520, 522, 524) for answer in answers)
+    assert all("CF-RAY" in answer.headers for answer in answers)
+    assert requests.get(f"{sim.base_url}/_sim/health", timeout=5).status_code == 200

@@ -2,15 +2,16 @@
 
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 
 class TaskRun(models.Model):
     """One run of a background task, so the console can show what ran and what failed."""
 
     class Status(models.TextChoices):
-        RUNNING = "running", "Running"
-        OK = "ok", "OK"
-        FAILED = "failed", "Failed"
+        RUNNING = "running", _("Running")
+        OK = "ok", _("OK")
+        FAILED = "failed", _("Failed")
 
     name = models.CharField(max_length=100)
     started_at = models.DateTimeField(default=timezone.now)
@@ -36,7 +37,7 @@ class Lease(models.Model):
     """
 
     name = models.CharField(max_length=200, unique=True)
-    holder = models.CharField(max_length=64, help_text="A random id per taking: only the holder renews or releases it.")
+    holder = models.CharField(max_length=64, help_text=_("A random id per taking: only the holder renews or releases it."))
     taken_at = models.DateTimeField()
     expires_at = models.DateTimeField()
 

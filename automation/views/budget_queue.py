@@ -6,6 +6,7 @@ from django.shortcuts import get_object_or_404, redirect
 from django.views.decorators.http import require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
 from django.utils.translation import ngettext_lazy
+from django.utils.translation import gettext_lazy as _
 
 from accounts.roles import console_required
 from automation import budget_requests
@@ -15,6 +16,7 @@ from analytics.permissions import can_see_margins
 from dashboard.topups import get_cap_left_today
 from dashboard.upstream import upstream_write_deadline
 from lib.htmx import render_page_or_fragment
+from lib.money import usd
 from lib.paging import pager_for_page
 
 QUEUE_PAGE_SIZE = 50
@@ -78,6 +80,8 @@ def approve(request, pk):
     except budget_requests.RequestNotAllowed as refusal:
         return _render_confirm(request, budget_request, status=400, problem=refusal.message)
     budget_request.refresh_from_db()
+    if not can_see_margins(request.user) and budget_request.status in SETTLING_OR_APPROVED:
+        outcome = _describe_in_customer_units(budget_request)
     if budget_request.status == BudgetRequest.Status.APPROVED:
         messages.success(request, outcome)
     elif budget_request.status == BudgetRequest.Status.CONFIRMING:
@@ -85,6 +89,21 @@ def approve(request, pk):
     else:
         messages.error(request, outcome)
     return redirect("automation:requests")
+
+
+SETTLING_OR_APPROVED = (BudgetRequest.Status.APPROVED, BudgetRequest.Status.CONFIRMING)
+
+
+def _describe_in_customer_units(budget_request):
+    """The approval's outcome without the real amount the service's sentence names (for staff who may not see margins)."""
+    amount = usd(budget_request.amount)
+    label = budget_request.key_label or budget_request.key_id_short
+    if budget_request.status == BudgetRequest.Status.APPROVED:
+        return f"Approved: {amount} in the customer's units added to {label}."
+    return (
+        f"Approved: the top-up of {amount} in the customer's units to {label} is being confirmed; the customer is told "
+        "once it is known to have landed. Do not approve it again meanwhile."
+    )
 
 
 @console_required
@@ -98,5 +117,5 @@ def decline(request, pk):
         budget_requests.decline(budget_request, request.user, form.cleaned_data["reason"])
     except budget_requests.DecisionConflict as conflict:
         return _refuse(request, conflict.message, 409)
-    messages.success(request, f"Declined request #{budget_request.pk}.")
+    messages.success(request, _("Declined request #%(pk)s.") % {"pk": budget_request.pk})
     return redirect("automation:requests")

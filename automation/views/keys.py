@@ -4,6 +4,7 @@ from django.contrib import messages
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_http_methods, require_POST
+from django.utils.translation import gettext_lazy as _
 
 from accounts.roles import owner_required
 from automation import rotation as rotations
@@ -34,7 +35,7 @@ def key_rotate(request, sub_key_id):
         return render(request, "automation/key_rotate.html", {"key": sub_key, "form": ConfirmForm()}, status=400)
     result = rotations.rotate(request.user, sub_key, form.cleaned_data["token"])
     if result.repeated:
-        messages.info(request, "This rotation was already submitted; here is where it stands. The new key is not shown again.")
+        messages.info(request, _("This rotation was already submitted; here is where it stands. The new key is not shown again."))
         return redirect("automation:rotation_detail", pk=result.rotation.pk)
     rotation = result.rotation
     status = 200 if rotation.status in (Rotation.Status.DONE, Rotation.Status.CREATED) else 400
@@ -59,8 +60,8 @@ def rotation_finish(request, pk):
     try:
         rotations.finish(rotation, request.user)
     except Unavailable as error:
-        messages.error(request, f"derouter could not be asked: {error.message} Nothing was changed; try again.")
+        messages.error(request, _("derouter could not be asked: %(message)s Nothing was changed; try again.") % {"message": error.message})
         return redirect("automation:rotation_detail", pk=pk)
     if rotation.status == Rotation.Status.DONE:
-        messages.success(request, "The rotation is finished: the old key is gone.")
+        messages.success(request, _("The rotation is finished: the old key is gone."))
     return redirect("automation:rotation_detail", pk=pk)

@@ -4,6 +4,7 @@ from django.contrib import messages
 from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
+from django.utils.translation import gettext_lazy as _
 
 from accounts.portal_sessions import portal_login_required
 from automation import budget_requests
@@ -44,6 +45,6 @@ def budget_request(request):
         except budget_requests.RequestNotAllowed as refusal:
             form.add_error(None, refusal.message)
         else:
-            messages.success(request, "Your request was sent. You will see the decision here.")
+            messages.success(request, _("Your request was sent. You will see the decision here."))
             return redirect("portal_requests:budget_request")
     return render(request, "automation/portal_requests.html", {"form": form, "requests": earlier}, status=400)

@@ -6,6 +6,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
 from django.utils.translation import ngettext_lazy
+from django.utils.translation import gettext_lazy
 
 from accounts.roles import console_required, owner_required
 from automation.audit_changes import audited_values, record_added, record_changed, record_removed
@@ -72,7 +73,7 @@ def alert_rules(request):
         threshold=data["threshold"], email_to=data["email_to"], created_by_name=request.user.get_username(),
     )
     record_added(request.user, rule)
-    messages.success(request, f"Added the alert rule “{rule.name}”. The worker checks it every minute.")
+    messages.success(request, gettext_lazy("Added the alert rule “%(name)s”. The worker checks it every minute.") % {"name": rule.name})
     return redirect("automation:alert_rules")
 
 
@@ -99,7 +100,7 @@ def auto_topups(request):
         monthly_cap=data["monthly_cap"], created_by_name=request.user.get_username(),
     )
     record_added(request.user, rule)
-    messages.success(request, f"Added the auto top-up “{data['name']}”.")
+    messages.success(request, gettext_lazy("Added the auto top-up “%(name)s”.") % {"name": data['name']})
     return redirect("automation:auto_topups")
 
 
@@ -142,7 +143,7 @@ def expiries(request):
         },
     )
     _record_saved(request.user, existing, expiry)
-    messages.success(request, f"The key expires at {data['expires_at']:%Y-%m-%d %H:%M} UTC.")
+    messages.success(request, gettext_lazy("The key expires at %(expires_at)s UTC.") % {"expires_at": f"{data['expires_at']:%Y-%m-%d %H:%M}"})
     return redirect("automation:expiries")
 
 
@@ -174,11 +175,11 @@ def rule_delete(request, kind, pk):
             if KeyExpiry.objects.filter(pk=pk, status=KeyExpiry.Status.SCHEDULED).update(status=KeyExpiry.Status.CANCELLED):
                 rule.status = KeyExpiry.Status.CANCELLED
                 record_changed(request.user, before, rule)
-            messages.success(request, "Cancelled the expiry.")
+            messages.success(request, gettext_lazy("Cancelled the expiry."))
         else:
-            messages.error(request, f"This expiry is {rule.get_status_display().lower()} and cannot be cancelled.")
+            messages.error(request, gettext_lazy("This expiry is %(status)s and cannot be cancelled.") % {"status": rule.get_status_display().lower()})
         return redirect(list_url)
     rule.delete()
     record_removed(request.user, rule)
-    messages.success(request, "Removed the rule.")
+    messages.success(request, gettext_lazy("Removed the rule."))
     return redirect(list_url)

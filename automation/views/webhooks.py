@@ -7,6 +7,7 @@ from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
 from django.utils.translation import ngettext_lazy
+from django.utils.translation import gettext_lazy as _
 
 from accounts.roles import owner_required
 from automation import webhooks
@@ -65,7 +66,10 @@ def endpoint_toggle(request, pk):
     endpoint.enabled = not endpoint.enabled
     endpoint.save(update_fields=["enabled"])
     record_changed(request.user, before, endpoint)
-    messages.success(request, f"{'Enabled' if endpoint.enabled else 'Paused'} {endpoint.url}.")
+    if endpoint.enabled:
+        messages.success(request, _("Enabled %(url)s.") % {"url": endpoint.url})
+    else:
+        messages.success(request, _("Paused %(url)s.") % {"url": endpoint.url})
     return redirect("automation:webhook_detail", pk=endpoint.pk)
 
 
@@ -75,7 +79,7 @@ def endpoint_delete(request, pk):
     endpoint = _get_endpoint_or_404(pk)
     endpoint.delete()
     record_removed(request.user, endpoint)
-    messages.success(request, f"Removed {endpoint.url} and its delivery log.")
+    messages.success(request, _("Removed %(url)s and its delivery log.") % {"url": endpoint.url})
     return redirect("automation:webhooks")
 
 
@@ -84,7 +88,7 @@ def endpoint_delete(request, pk):
 def delivery_send_again(request, pk):
     delivery = get_object_or_404(WebhookDelivery, pk=pk)
     if webhooks.send_again(delivery):
-        messages.success(request, f"Queued {delivery.event_type} for sending again.")
+        messages.success(request, _("Queued %(event_type)s for sending again.") % {"event_type": delivery.event_type})
     else:
-        messages.info(request, "That delivery is still under way; it will be retried on its own.")
+        messages.info(request, _("That delivery is still under way; it will be retried on its own."))
     return redirect("automation:webhook_detail", pk=delivery.endpoint_id)

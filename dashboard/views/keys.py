@@ -20,6 +20,7 @@ from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRedirect, reselect, reswap, retarget, trigger_client_event
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
+from django.utils.translation import gettext_lazy as _
 
 from accounts.roles import console_required, is_owner, owner_required
 from analytics.forecast import annotate_days_left, describe_days_left, get_days_left_of
@@ -41,7 +42,6 @@ from dashboard.forms import (
 from ledger.formtokens import TokenUsedElsewhere
 from ledger.models import AuditEvent, Outcome, TopUp
 from dashboard.upstream import (
-    get_key_state,
     get_live_balance,
     get_sub_key_now,
     get_sub_key_or_404,
@@ -466,7 +466,7 @@ def key_create(request):
     balance = get_live_balance()
     budget = form.cleaned_data["budget"]
     if budget > balance.available:
-        form.add_error("budget", f"Only {exact_usd(balance.available)} is available; the budget cannot be more.")
+        form.add_error("budget", _("Only %(exact_usd)s is available; the budget cannot be more.") % {"exact_usd": exact_usd(balance.available)})
         return render(request, "dashboard/key_create.html", {"form": form, "balance": balance}, status=400)
     if "edit" in request.POST:
         return render(request, "dashboard/key_create.html", {"form": form, "balance": balance})
@@ -476,9 +476,11 @@ def key_create(request):
         return render(request, "dashboard/key_create_confirm.html", context)
 
     label, rpm_limit = form.cleaned_data["label"], form.cleaned_data["rpm_limit"]
+    multiplier = form.cleaned_data["display_multiplier"]
     try:
         write = keywrites.create_key(
-            request.user, token=form.cleaned_data["token"], label=label, budget=budget, rpm_limit=rpm_limit
+            request.user, token=form.cleaned_data["token"], label=label, budget=budget, rpm_limit=rpm_limit,
+            display_multiplier=multiplier,
         )
     except TokenUsedElsewhere as refusal:
         return render(request, "dashboard/form_used_elsewhere.html", {"message": refusal.message}, status=400)
@@ -492,24 +494,16 @@ def key_create(request):
         form = KeyCreateForm({**request.POST.dict(), "token": str(uuid.uuid4())})
         form.is_valid()
         if write.was_sent:
-            form.add_error(None, f"derouter refused the key: {write.failure.message}")
+            form.add_error(None, _("derouter refused the key: %(message)s") % {"message": write.failure.message})
         else:
-            form.add_error(None, f"{write.failure.message} No key was created; try again in a moment.")
+            form.add_error(None, _("%(message)s No key was created; try again in a moment.") % {"message": write.failure.message})
         status = 400 if write.was_sent else 503
         return render(request, "dashboard/key_create.html", {"form": form, "balance": balance}, status=status)
 
     created = write.created
     context = {"created": created, **_get_quick_start(created.secret.reveal(), request)}
-    multiplier = form.cleaned_data["display_multiplier"]
     if multiplier != 1:
-        # derouter creates every key at x1: the markup is a second write, recorded as an edit of the key as listed.
-        context["multiplier"] = multiplier
-        listed = get_key_state(created.id).key
-        if listed is None:
-            context["multiplier_failure"] = {"message": "derouter did not list the new key yet"}
-        else:
-            markup = keywrites.edit_key(request.user, listed, {"display_multiplier": (Decimal(1), multiplier)})
-            context["multiplier_failure"] = markup.failure
+        context.update(multiplier=multiplier, multiplier_failure=write.markup_failure)
     return _render_secret_page(request, "dashboard/key_created.html", context)
 
 
@@ -620,7 +614,7 @@ def key_edit(request, sub_key_id):
     if not changes:
         if wants_fragment(request):
             return _render_edit_done(request, sub_key, "Nothing changed.", level=messages.INFO)
-        messages.info(request, "Nothing changed.")
+        messages.info(request, _("Nothing changed."))
         return redirect("console:key_detail", sub_key_id=sub_key.id)
 
     write = keywrites.edit_key(request.user, sub_key, changes)
@@ -633,15 +627,15 @@ def key_edit(request, sub_key_id):
             reselect(response, "main")
         return response
     if write.is_refused and write.failure.is_gone:
-        messages.error(request, f"The key {sub_key.key_id} no longer exists at derouter; nothing was changed.")
+        messages.error(request, _("The key %(key_id)s no longer exists at derouter; nothing was changed.") % {"key_id": sub_key.key_id})
         # From the dialog too, go to the list with a full page load, so the message shows.
         list_url = reverse("console:key_list")
         return HttpResponseClientRedirect(list_url) if request.htmx else redirect(list_url)
     if write.is_refused and write.was_sent:
-        form.add_error(None, f"derouter refused the change: {write.failure.message}")
+        form.add_error(None, _("derouter refused the change: %(message)s") % {"message": write.failure.message})
         return _render_edit_page(request, sub_key, form, status=400)
     if write.is_refused:
-        form.add_error(None, f"{write.failure.message} Try again in a moment.")
+        form.add_error(None, _("%(message)s Try again in a moment.") % {"message": write.failure.message})
         return _render_edit_page(request, sub_key, form, status=503)
 
     saved = f"Saved the changes to {sub_key.label or sub_key.key_id}."
@@ -676,18 +670,18 @@ def key_delete(request, sub_key_id):
     if write.is_unknown:
         return _render_outcome_unknown(request, sub_key, write, "delete")
     if write.is_refused and write.failure.is_gone:
-        messages.warning(request, f"The key {sub_key.key_id} was already gone at derouter.")
+        messages.warning(request, _("The key %(key_id)s was already gone at derouter.") % {"key_id": sub_key.key_id})
         return redirect("console:key_list")
     if write.is_refused and write.was_sent:
-        messages.error(request, f"derouter refused to delete {sub_key.key_id}: {write.failure.message}")
+        messages.error(request, _("derouter refused to delete %(key_id)s: %(message)s") % {"key_id": sub_key.key_id, "message": write.failure.message})
         return redirect("console:key_detail", sub_key_id=sub_key.id)
     if write.is_refused:
-        messages.error(request, f"{write.failure.message} The key {sub_key.key_id} was not deleted; try again in a moment.")
+        messages.error(request, _("%(message)s The key %(key_id)s was not deleted; try again in a moment.") % {"message": write.failure.message, "key_id": sub_key.key_id})
         return redirect("console:key_detail", sub_key_id=sub_key.id)
 
     returned = max(sub_key.remaining, Decimal(0))
     messages.success(
         request,
-        f"Deleted {sub_key.label or 'the key'} ({sub_key.key_id}); {exact_usd(returned)} went back to the available balance.",
+        _("Deleted %(labelorthekey)s (%(key_id)s); %(exact_usd)s went back to the available balance.") % {"labelorthekey": sub_key.label or 'the key', "key_id": sub_key.key_id, "exact_usd": exact_usd(returned)},
     )
     return redirect("console:key_list")

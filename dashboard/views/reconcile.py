@@ -6,6 +6,7 @@ from django.contrib import messages
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
+from django.utils.translation import gettext_lazy as _
 
 from accounts.roles import owner_required
 from dashboard.models import ReconcileRun
@@ -41,9 +42,9 @@ def reconciliation(request):
 def reconciliation_run(request):
     """Ask the worker for a run now; one at a time."""
     if _get_run_in_progress() is not None:
-        messages.info(request, "A reconciliation is running already; its result shows here when it ends.")
+        messages.info(request, _("A reconciliation is running already; its result shows here when it ends."))
         return redirect("console:reconciliation")
     record = ReconcileRun.objects.create(requested_by=request.user.get_username())
     run_reconciliation(record.pk)
-    messages.info(request, "Reconciliation asked for: the worker compares every key with derouter. Reload to see the result.")
+    messages.info(request, _("Reconciliation asked for: the worker compares every key with derouter. Reload to see the result."))
     return redirect("console:reconciliation")

@@ -11,6 +11,7 @@ from django.views.decorators.http import require_http_methods
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import trigger_client_event
 from django.utils.translation import ngettext_lazy
+from django.utils.translation import gettext_lazy as _
 
 from accounts.roles import console_required
 from dashboard.forms import LEDGER_PAGE_SIZE, LedgerQueryForm, TopUpForm
@@ -134,9 +135,9 @@ def key_topup(request, sub_key_id):
         balance = get_live_balance()
         cap_left = get_cap_left_today(request.user)
         if cap_left is not None and amount > cap_left:
-            form.add_error("amount", f"That is over your daily top-up limit: you can top up at most {exact_usd(cap_left)} more today (UTC).")
+            form.add_error("amount", _("That is over your daily top-up limit: you can top up at most %(exact_usd)s more today (UTC).") % {"exact_usd": exact_usd(cap_left)})
         elif amount > balance.available:
-            form.add_error("amount", f"Only {exact_usd(balance.available)} of the account's balance is available.")
+            form.add_error("amount", _("Only %(exact_usd)s of the account's balance is available.") % {"exact_usd": exact_usd(balance.available)})
         if form.errors:
             return _render_topup(request, sub_key, form, status=400, balance=balance)
         context = {
@@ -171,8 +172,7 @@ def key_topup(request, sub_key_id):
     # A toast on the next page, or (htmx) beside the dialog this result closes.
     messages.success(
         request,
-        f"Added {exact_usd(amount)} to {sub_key.label or sub_key.key_id}: "
-        f"its budget went from {exact_usd(topup.budget_before)} to {exact_usd(topup.budget_before + amount)}.",
+        _("Added %(exact_usd)s to %(key_id)s: its budget went from %(exact_usd2)s to %(exact_usd3)s.") % {"exact_usd": exact_usd(amount), "key_id": sub_key.label or sub_key.key_id, "exact_usd2": exact_usd(topup.budget_before), "exact_usd3": exact_usd(topup.budget_before + amount)},
     )
     if wants_fragment(request):
         return _render_result(request, sub_key, topup, current_key=None)
