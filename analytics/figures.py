@@ -182,11 +182,6 @@ def get_totals(period, key=None):
     return Totals.from_sums(client_rollups(period, key).aggregate(**SUMS))
 
 
-def get_headline(period):
-    """The Client Keys' figures of the period against the period before it."""
-    return DaySums(period.previous().start, period.end).headline(period)
-
-
 def get_daily(period, key=None):
     """Figures for every day of the period, days without use included as zeros."""
     sums = client_rollups(period, key).order_by().values("day").annotate(**GROUP_SUMS)
@@ -283,3 +278,13 @@ def get_month_to_date(today=None):
 def get_last_days(days, today=None):
     today = today or today_utc()
     return Period(today - timedelta(days=days - 1), today)
+
+
+# Panels that packages above analytics add to the analytics page (money in: payments registers one when
+# its app is ready): each is called with the period and answers (template name, context).
+PERIOD_PANELS = []
+
+
+def register_period_panel(panel):
+    if panel not in PERIOD_PANELS:
+        PERIOD_PANELS.append(panel)

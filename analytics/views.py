@@ -154,6 +154,8 @@ def analytics(request):
         daily_chart=panels.get_daily_chart(daily, show_margins, daily_title),
         model_chart=panels.get_model_chart(by_model, show_margins, model_title),
         own_spend=days.own_spend(query["range"]) if show_margins else None,
+        # Panels of higher layers (money in), each (template name, context) for the period.
+        period_panels=[panel(query["range"]) for panel in figures.PERIOD_PANELS],
     )
     return render(request, "analytics/analytics.html", context)
 

@@ -122,7 +122,7 @@ def check_approval(budget_request, user):
         return "The request is for less than $0.0001 in real money; decline it."
     if amount > settings.MAX_KEY_BUDGET:
         return (
-            f"The request is over the {exact_usd(settings.MAX_KEY_BUDGET)} one top-up may add (MAX_KEY_BUDGET); "
+            f"The request is over the {usd(settings.MAX_KEY_BUDGET)} one top-up may add; "
             "decline it and ask for a smaller amount."
         )
     cap_left = topups.get_cap_left_today(user)

@@ -12,9 +12,11 @@ from decimal import ROUND_DOWN, Decimal
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from lib import encryption
+from lib.money import multiplier, plain, usd
 
 # Top-ups are in four decimals, like the ledger.
 CENT_HUNDREDTHS = Decimal("0.0001")
@@ -77,6 +79,18 @@ class AlertRule(models.Model):
 
     def __str__(self):
         return self.name
+
+    @property
+    def threshold_text(self):
+        """The threshold in its own unit: "$50.00", "20%", "7 days" (never the column's "50.0000")."""
+        if self.threshold is None:
+            return ""
+        if self.kind == self.Kind.KEY_REMAINING_PERCENT_UNDER:
+            return gettext("%(percent)s%%") % {"percent": multiplier(self.threshold)}
+        if self.kind == self.Kind.ACCOUNT_RUNS_OUT_WITHIN:
+            days = plain(self.threshold)
+            return ngettext("%(days)s day", "%(days)s days", days) % {"days": multiplier(days)}
+        return usd(self.threshold)
 
     @property
     def is_account_rule(self):

@@ -68,7 +68,7 @@ def main():
 
         keys, median, worst = timed(derouter_client.list_sub_keys, options.runs)
         print(f"\n{'upstream GET /sub-keys (' + str(len(keys)) + ' keys)':<52} median {median:7.1f} ms   worst {worst:7.1f} ms")
-        _, median, worst = timed(lambda: derouter_client.get_usage_logs(page=1, limit=100), options.runs)
+        _, median, worst = timed(lambda: derouter_client.fetch_usage_logs(page=1, limit=100).decode(), options.runs)
         print(f"{'upstream GET /usage-logs?limit=100':<52} median {median:7.1f} ms   worst {worst:7.1f} ms")
 
         pages = [

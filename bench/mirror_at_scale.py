@@ -187,7 +187,7 @@ def page_raw(sub_key_id, pages=None):
     """Page the key's logs through the client the way the sync does; returns rows read."""
     rows, page = 0, 1
     while True:
-        usage_page = derouter_client.get_usage_logs(page, PAGE_SIZE, sub_key_id=sub_key_id)
+        usage_page = derouter_client.fetch_usage_logs(page, PAGE_SIZE, sub_key_id=sub_key_id).decode()
         rows += len(usage_page.logs)
         if page >= usage_page.pages or (pages and page >= pages):
             return rows

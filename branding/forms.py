@@ -62,6 +62,9 @@ class BrandingForm(ExpectedInputMixin, forms.ModelForm):
         "money_unit": _("Use a currency symbol or a word of at most 20 characters, e.g. € or credits."),
         "inference_base_url": _("Enter the address as an https:// link of at most 300 characters, e.g. https://ai.example.com."),
         "direct_base_url": _("Enter the address as an https:// link of at most 300 characters, e.g. https://api-direct.derouter.ai/openai/v1."),
+        "legal_name": _("Keep the business name to 200 characters or fewer."),
+        "postal_address": _("Keep the address to 500 characters or fewer."),
+        "tax_id": _("Keep the tax id to 60 characters or fewer, e.g. DE123456789."),
         "logo_file": _("Choose a PNG, JPEG or WebP file up to 200 KB and 2048x2048 pixels, or tick “Remove the logo” (not both)."),
     }
 
@@ -97,21 +100,32 @@ class BrandingForm(ExpectedInputMixin, forms.ModelForm):
 
     class Meta:
         model = Branding
-        fields = ["product_name", "accent_color", "support_contact", "money_unit", "inference_base_url", "direct_base_url",
-                  "portal_language"]
+        fields = [
+            "product_name", "accent_color", "support_contact", "money_unit", "inference_base_url", "direct_base_url",
+            "portal_language", "legal_name", "postal_address", "tax_id",
+        ]
         labels = {
             "product_name": "Product name",
             "accent_color": "Accent colour",
             "support_contact": "Support contact",
             "money_unit": "Money unit",
+            "legal_name": "Business name on receipts",
+            "postal_address": "Address on receipts",
+            "tax_id": "Tax id on receipts",
         }
         help_texts = {
             "product_name": "What your customers see as the portal's name, e.g. “Acme AI”. Empty: “Customer portal”.",
             "accent_color": "Buttons and links, as #RRGGBB. It must keep white text readable (contrast 4.5:1 or more).",
             "support_contact": "Where customers ask for help: an email address or an https:// link. Empty: not shown.",
+            "legal_name": "Your business's name on card payment receipts. Empty: the product name.",
+            "postal_address": "Printed on card payment receipts.",
+            "tax_id": "Your VAT or tax number, printed on card payment receipts.",
             "money_unit": "How amounts read in the portal: a symbol before the number (“$”, “€”) or a word after it (“credits”).",
         }
-        widgets = {"accent_color": forms.TextInput(attrs={"placeholder": "#3b5bdb", "maxlength": 7, "spellcheck": "false"})}
+        widgets = {
+            "accent_color": forms.TextInput(attrs={"placeholder": "#3b5bdb", "maxlength": 7, "spellcheck": "false"}),
+            "postal_address": forms.Textarea(attrs={"rows": 3}),
+        }
 
     def clean_accent_color(self):
         color = self.cleaned_data["accent_color"].strip()

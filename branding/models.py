@@ -27,6 +27,10 @@ class Branding(models.Model):
         choices=settings.LANGUAGES,
         help_text=_("The portal's language for customers who have not chosen one. Empty: each browser's language."),
     )
+    # On customers' card payment receipts.
+    legal_name = models.CharField(max_length=200, blank=True)
+    postal_address = models.TextField(max_length=500, blank=True)
+    tax_id = models.CharField(max_length=60, blank=True)
     logo = models.BinaryField(null=True, blank=True, editable=True)
     logo_content_type = models.CharField(max_length=20, blank=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -338,6 +338,8 @@ LOGGING = {
     "loggers": {
         # urllib3 logs request lines at DEBUG; keep it quiet so nothing key-like leaks.
         "urllib3": {"level": "WARNING"},
+        # The SDK logs whole request and answer bodies at DEBUG (client secrets among them).
+        "stripe": {"level": "WARNING"},
         # run_huey adds a plain-text handler of its own to a "huey" logger without one, and
         # every consumer line would then be written twice; ours keeps them JSON, once.
         "huey": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO"), "propagate": False},
@@ -406,6 +408,16 @@ PORTAL_LOGIN_ATTEMPTS_WINDOW = env_int("PORTAL_LOGIN_ATTEMPTS_WINDOW", 15 * 60)
 # Redemption codes typed in the portal, counted per key and per address like sign-in attempts.
 PORTAL_REDEEM_ATTEMPTS_LIMIT = env_int("PORTAL_REDEEM_ATTEMPTS_LIMIT", 10)
 PORTAL_REDEEM_ATTEMPTS_WINDOW = env_int("PORTAL_REDEEM_ATTEMPTS_WINDOW", 15 * 60)
+
+# Card payments: Stripe's API and stripe.js (localstripe's in tests and the demo). The keys are the owner's, saved in the console.
+STRIPE_API_BASE = env_str("STRIPE_API_BASE", "https://api.stripe.com").rstrip("/")
+STRIPE_JS_URL = env_str("STRIPE_JS_URL", "https://js.stripe.com/v3/")
+STRIPE_TIMEOUT = int(env_int("STRIPE_TIMEOUT", 20))
+STRIPE_NETWORK_RETRIES = env_int("STRIPE_NETWORK_RETRIES", 2)
+# Orders left unpaid this long are asked about once more, then expired.
+ORDER_EXPIRES_AFTER_SECONDS = env_int("ORDER_EXPIRES_AFTER_SECONDS", 24 * 60 * 60)
+PORTAL_PAY_ATTEMPTS_LIMIT = env_int("PORTAL_PAY_ATTEMPTS_LIMIT", 20)
+PORTAL_PAY_ATTEMPTS_WINDOW = env_int("PORTAL_PAY_ATTEMPTS_WINDOW", 60 * 60)
 
 # Email (alerts, customers' budget request decisions, expiry reminders). The demo and
 # DEBUG print mail to the console; production sends through SMTP.

@@ -5,6 +5,8 @@ from django.views.i18n import JavaScriptCatalog
 from accounts import language_views, user_views
 from accounts import views as account_views
 from dashboard.views import home
+from payments import portal_views as payment_portal_views
+from payments import webhook_views as payment_webhooks
 
 urlpatterns = [
     path("", home.index, name="index"),
@@ -21,6 +23,9 @@ urlpatterns = [
     path("dashboard/", include("analytics.urls")),
     path("portal/requests/", include("automation.portal_urls")),
     path("portal/redeem/", include("payments.portal_urls")),
+    path("portal/pay/", include("payments.pay_urls")),
+    path("portal/start/", payment_portal_views.start, name="portal_start"),
+    path("payments/stripe/webhook/", payment_webhooks.stripe_webhook, name="stripe_webhook"),
     path("portal/", include("portal.urls")),
     path("", include("branding.urls")),
     path("", include("ops.urls")),

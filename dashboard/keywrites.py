@@ -402,7 +402,3 @@ def resolve_unsettled_writes(late_writes=False):
         sub_keys = client.list_sub_keys()
         return resolve_unknown_key_writes(sub_keys) + settle_topups_from(sub_keys)
 
-
-def resolve_writes_of_key(sub_key):
-    """Settle one key's pending or unknown edits, deletes and top-ups (the top-ups from a read under its lock)."""
-    return resolve_unknown_key_writes([sub_key], sub_key.id) + topups.settle_key(sub_key.id)

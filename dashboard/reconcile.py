@@ -335,3 +335,16 @@ def run_reconciliation(run_id):
     except client.DerouterError:
         # Recorded as failed on the run; the next hourly run (or a person) tries again.
         pass
+
+
+# ---------------------------------------------------------------- further checks of higher layers
+
+# Checks that packages above this one add (money in: payments registers one when the app is ready).
+# Each has ``page_section()`` -> (template name, context) for the reconciliation page and
+# ``run_for_command()`` -> (lines, how many problems) for ``manage.py reconcile``.
+FURTHER_CHECKS = []
+
+
+def register_further_check(check):
+    if check not in FURTHER_CHECKS:
+        FURTHER_CHECKS.append(check)

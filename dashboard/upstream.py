@@ -17,7 +17,7 @@ from django.http import Http404
 from derouter import client
 from derouter.client import AuthFailed, DerouterError, NotFound, Secret
 from lib import money
-from mirror import ingest
+from mirror import key_store
 from mirror import snapshot as mirror_snapshot
 from mirror.models import KeySnapshot
 from mirror.reads import as_sub_key
@@ -27,16 +27,6 @@ REAL_PLACES = Decimal("0.000001")
 # A key's own budget agrees with the mirror's when it differs by less than derouter's coarsest
 # rounding of money (four decimals): budgets move by cents, never by less.
 BUDGET_AGREEMENT = Decimal("0.00005")
-
-
-def get_sub_keys():
-    """Every Client Key, from one upstream call."""
-    return client.list_sub_keys()
-
-
-def find_sub_key(sub_keys, sub_key_id):
-    """The key with this upstream id among ``sub_keys``, or None."""
-    return next((sub_key for sub_key in sub_keys if sub_key.id == str(sub_key_id)), None)
 
 
 def _from_own_view(snapshot, secret, own):
@@ -64,7 +54,7 @@ def get_sub_key_now(sub_key_id):
     derouter's answer agrees with the mirror; the key list otherwise. Raises DerouterError.
     """
     snapshot = KeySnapshot.objects.active().filter(sub_key_id=str(sub_key_id)).first()
-    secret = ingest.decrypt_secret(snapshot) if snapshot else None
+    secret = key_store.decrypt_secret(snapshot) if snapshot else None
     if secret:
         try:
             sub_key = _from_own_view(snapshot, secret, client.get_client_balance(secret))
@@ -112,10 +102,11 @@ def get_key_state(sub_key_id=None):
     still reports the write's outcome and says derouter could not tell us more.
     """
     try:
-        sub_keys = get_sub_keys()
+        sub_keys = client.list_sub_keys()
     except DerouterError:
         return KeyState(reachable=False)
-    return KeyState(reachable=True, key=find_sub_key(sub_keys, sub_key_id), sub_keys=tuple(sub_keys))
+    key = next((sub_key for sub_key in sub_keys if sub_key.id == str(sub_key_id)), None)
+    return KeyState(reachable=True, key=key, sub_keys=tuple(sub_keys))
 
 
 def is_running_low(sub_key):

@@ -181,26 +181,6 @@ class UsageAnswer:
 
 
 @dataclass(frozen=True)
-class Model:
-    """A model offered on the inference host."""
-
-    id: str
-    owned_by: str
-
-
-@dataclass(frozen=True)
-class ChatCompletion:
-    """The first choice of a chat completion and what it cost in tokens."""
-
-    id: str
-    model: str
-    content: str
-    prompt_tokens: int
-    completion_tokens: int
-    total_tokens: int
-
-
-@dataclass(frozen=True)
 class UsageSummary:
     """Requests, tokens and cost over one window (today, week, month, total)."""
 
@@ -240,7 +220,6 @@ def parse_json_object(content):
     if not isinstance(payload, dict):
         raise UnexpectedResponse("derouter answered with a body that is not JSON.", 200)
     return payload
-
 
 
 def parse_money(value):

@@ -36,11 +36,9 @@ from derouter import conventions as upstream_conventions
 from derouter.answers import (  # the typed results, also reached as client.<Name>
     Answer,
     Balance,
-    ChatCompletion,
     ClientBalance,
     CreatedSubKey,
     KeyList,
-    Model,
     Secret,
     SkippedKey,
     SubKey,
@@ -178,8 +176,7 @@ def _encode_body(body):
     return "{" + ", ".join(members) + "}"
 
 
-def _request(method, path, key, *, params=None, body=None, base=None, timeout=None, retry_reads=True,
-             decoded=True):
+def _request(method, path, key, *, params=None, body=None, timeout=None, retry_reads=True, decoded=True):
     """Send one request and return the decoded JSON body, or raise a DerouterError.
 
     Not ``decoded``, a successful answer's body is returned as it came (bytes).
@@ -188,7 +185,7 @@ def _request(method, path, key, *, params=None, body=None, base=None, timeout=No
     endpoint = "/sub-keys/{id}" if KEY_ID_IN_PATH.match(path) else path
     started = time.perf_counter()
     try:
-        payload = _send(method, path, key, params=params, body=body, base=base, timeout=timeout,
+        payload = _send(method, path, key, params=params, body=body, timeout=timeout,
                         retry_reads=retry_reads, decoded=decoded)
     except DerouterError as error:
         observe_upstream_call(method, endpoint, started, error=type(error).__name__)
@@ -197,8 +194,8 @@ def _request(method, path, key, *, params=None, body=None, base=None, timeout=No
     return payload
 
 
-def _send(method, path, key, *, params, body, base, timeout, retry_reads, decoded):
-    url = (base or settings.DEROUTER_API_BASE) + path
+def _send(method, path, key, *, params, body, timeout, retry_reads, decoded):
+    url = settings.DEROUTER_API_BASE + path
     headers = {"Authorization": f"Bearer {key}", "Accept": "application/json"}
     data = None
     if body is not None:
@@ -546,23 +543,14 @@ def delete_sub_key(sub_key_id):
     _request("DELETE", f"/sub-keys/{sub_key_id}", _account_key())
 
 
-def get_usage_logs(page=1, limit=20, sub_key_id=None, account_only=False, skip_malformed=False):
-    """GET /usage-logs: the account's logs, newest first, in real money.
-
-    With skip_malformed, a row of unexpected shape is left out and listed in the
-    page's ``malformed`` instead of failing the whole page (the mirror counts them).
-    """
-    params = _usage_params(page, limit, sub_key_id, account_only)
-    payload = _request("GET", "/usage-logs", _account_key(), params=params)
-    return parse_usage_page(payload, skip_malformed)
-
-
 def fetch_usage_logs(page=1, limit=20, sub_key_id=None, account_only=False, skip_malformed=False):
-    """GET /usage-logs, read but not decoded: a UsageAnswer, whose ``decode()`` gives the UsagePage.
+    """GET /usage-logs, the account's logs newest first: a UsageAnswer, whose ``decode()`` gives the UsagePage.
 
-    For a walk that reads the next page in one thread while another decodes and stores
-    this one: decoding is most of a page's work in Python, and the reading thread then
-    asks for the next page sooner. Errors are raised here, as by get_usage_logs.
+    Read but not decoded, for a walk that reads the next page in one thread while another
+    decodes and stores this one: decoding is most of a page's work in Python, and the
+    reading thread then asks for the next page sooner. Errors are raised here. With
+    skip_malformed, a row of unexpected shape is left out of the decoded page and listed in
+    its ``malformed`` instead of failing the whole page (the mirror counts them).
     """
     params = _usage_params(page, limit, sub_key_id, account_only)
     body = _request("GET", "/usage-logs", _account_key(), params=params, decoded=False)
@@ -603,33 +591,3 @@ def get_client_usage_logs(client_key, page=1, limit=20):
     """GET /sub-key/usage-logs: a Client Key's own logs, in display units."""
     params = _usage_params(page, limit)
     return parse_usage_page(_request("GET", "/sub-key/usage-logs", client_key, params=params))
-
-
-# ---------------------------------------------------------------- inference (either key)
-
-
-def list_models(key):
-    """GET /openai/v1/models on the inference host."""
-    payload = _request("GET", "/models", key, base=settings.DEROUTER_INFERENCE_BASE)
-    items = get_field(payload, "data")
-    if not isinstance(items, list):
-        raise UnexpectedResponse("derouter sent a model list of an unexpected shape.")
-    return [Model(id=parse_text(get_field(item, "id")), owned_by=parse_text(item.get("owned_by"))) for item in items]
-
-
-def create_chat_completion(key, model, messages, max_tokens=None):
-    """POST /openai/v1/chat/completions (not streamed); spends from the key's budget."""
-    body = _clean_update(model=model, messages=messages, max_tokens=max_tokens)
-    payload = _request("POST", "/chat/completions", key, body=body, base=settings.DEROUTER_INFERENCE_BASE)
-    choices = get_field(payload, "choices")
-    if not isinstance(choices, list) or not choices:
-        raise UnexpectedResponse("derouter sent a completion without choices.")
-    usage = get_field(payload, "usage")
-    return ChatCompletion(
-        id=parse_text(get_field(payload, "id")),
-        model=parse_text(get_field(payload, "model")),
-        content=parse_text(get_field(get_field(choices[0], "message"), "content")),
-        prompt_tokens=parse_integer(get_field(usage, "prompt_tokens")),
-        completion_tokens=parse_integer(get_field(usage, "completion_tokens")),
-        total_tokens=parse_integer(get_field(usage, "total_tokens")),
-    )

@@ -8,12 +8,14 @@ field given one sentence of what it expects answers every stock error with that 
 
 import re
 from datetime import date
+from decimal import Decimal
 
 from django import forms
 from django.conf import settings
 from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy
 from django.utils.translation import gettext_lazy as _
+from lib.money import plain, usd
 
 MONEY_DIGITS = 14
 MONEY_PLACES = 4
@@ -81,6 +83,12 @@ class PlainDecimalField(forms.DecimalField):
 
     widget = forms.TextInput(attrs={"inputmode": "decimal", "autocomplete": "off", "spellcheck": "false"})
 
+    def prepare_value(self, value):
+        # A stored Decimal(50.0000) is shown as typed, "50", never with the column's padding zeros.
+        if isinstance(value, Decimal):
+            return f"{plain(value):f}"
+        return value
+
     def to_python(self, value):
         if value in self.empty_values:
             return None
@@ -113,7 +121,7 @@ class PositiveMoneyField(PlainDecimalField):
             raise forms.ValidationError(_("The %(noun)s must be more than $0.") % {"noun": self.noun})
         if value is not None and value > settings.MAX_KEY_BUDGET:
             raise forms.ValidationError(
-                _("The %(noun)s must be at most $%(MAX_KEY_BUDGET)s; split a larger amount or raise MAX_KEY_BUDGET.") % {"noun": self.noun, "MAX_KEY_BUDGET": f"{settings.MAX_KEY_BUDGET:,}"}
+                _("The %(noun)s must be at most %(limit)s, the most one move may add; split a larger amount.") % {"noun": self.noun, "limit": usd(settings.MAX_KEY_BUDGET)}
             )
 
 class DayInput(forms.DateInput):

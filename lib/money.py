@@ -2,14 +2,17 @@
 
 The policy, in one place:
 
-- ``usd``: amounts people compare (balances, budgets, spend, top-ups) always with 2 decimals,
-  rounded half up, with thousands separators: "$1,865.32". Every figure in a column then has the
-  same decimals; the CSS gives money cells tabular figures (``font-variant-numeric``) so they line up.
+- ``usd``: amounts people compare (balances, budgets, spend, top-ups, statements, summaries) always
+  with 2 decimals, rounded half up, with thousands separators: "$1,865.32". Every figure in a column
+  then has the same decimals; the CSS gives money cells tabular figures (``font-variant-numeric``) so
+  they line up. A non-zero amount under half a cent reads "<$0.01", never "$0.00": seven requests
+  costing $0.003 are not nothing.
 - ``exact_usd``: the amount with every decimal it has, at least 2: "$1,865.3215", "$0.000012".
   Pages show amounts with ``money``: ``usd`` text that, wherever it rounds, carries the exact
-  amount as its hover title. Confirmations of money someone typed, messages and the audit trail
-  show it exactly.
-- ``usd_cost``: per-request costs, always 6 decimals (the upstream's precision): "$0.202901",
+  amount as its hover title. Confirmations of money someone typed and the audit trail show it
+  exactly; a figure the page also shows elsewhere (an available balance) is printed as ``usd``
+  there too, so one figure reads the same way everywhere on a page.
+- ``usd_cost``: per-request rows only, 6 decimals (the upstream's precision): "$0.202901",
   "$1.500000", so a cost column lines up and adds up.
 - Exports (CSV) never use these: they carry the exact Decimal as plain text.
 - ``count``: whole numbers with thousands separators: "12,345".
@@ -58,9 +61,15 @@ def _dollars(value, min_places):
     return f"{sign}${whole}.{fraction}"
 
 
+UNDER_A_CENT = "<$0.01"
+
+
 def _cents(value):
-    """A Decimal in dollars rounded half up to cents: usd's text."""
-    return _dollars(value.quantize(CENTS, rounding=ROUND_HALF_UP), 2)
+    """A Decimal in dollars rounded half up to cents: usd's text ("<$0.01" when a non-zero amount rounds to nothing)."""
+    rounded = value.quantize(CENTS, rounding=ROUND_HALF_UP)
+    if not rounded and value:
+        return "-" + UNDER_A_CENT if value < 0 else UNDER_A_CENT
+    return _dollars(rounded, 2)
 
 
 def usd(amount):
@@ -107,10 +116,12 @@ def unit_is_symbol(unit):
 def _with_unit(dollars_text, unit):
     """Swap the "$" of a formatted amount for the unit, in the unit's place."""
     sign = "-" if dollars_text.startswith("-") else ""
-    number = dollars_text.lstrip("-").removeprefix("$")
+    text = dollars_text.lstrip("-")
+    under = "<" if text.startswith("<") else ""
+    number = text.lstrip("<").removeprefix("$")
     if unit_is_symbol(unit):
-        return f"{sign}{unit}{number}"
-    return f"{sign}{number} {unit}"
+        return f"{sign}{under}{unit}{number}"
+    return f"{sign}{under}{number} {unit}"
 
 
 def in_unit(amount, unit="$"):

@@ -23,6 +23,8 @@ from django.utils import timezone
 
 from accounts.roles import is_owner
 from automation import webhooks
+from automation.actors import WorkerActor
+from dashboard import keywrites
 from derouter.client import DerouterError
 from ledger import audit
 from ledger.models import AuditEvent, Outcome, TopUp
@@ -77,20 +79,23 @@ def can_manage_codes(user):
     return is_owner(user) or MoneyInSettings.load().staff_may_manage_codes
 
 
-def create_batch(user, count, amount, unit, expires_at=None, note=""):
-    """Make ``count`` codes; return (batch, their texts). The texts exist only in this answer."""
+def create_batch(user, count, amount, unit, expires_at=None, note="", kind=CodeBatch.Kind.TOPUP):
+    """Make ``count`` codes; return (batch, their texts). The texts exist only in this answer.
+
+    A starter batch's codes each create a new key with ``amount`` USD of budget.
+    """
     texts = [generate_code() for _ in range(count)]
     with transaction.atomic():
         batch = CodeBatch.objects.create(
             created_by=user, created_by_name=user.get_username(), note=note, amount=amount, unit=unit,
-            count=count, expires_at=expires_at,
+            count=count, expires_at=expires_at, kind=kind,
         )
         RedemptionCode.objects.bulk_create(
             RedemptionCode(batch=batch, digest=digest_of(text), hint=normalize(text)[-HINT_LENGTH:]) for text in texts
         )
         audit.record(
             user, AuditEvent.Action.CODES_CREATE, Outcome.OK,
-            changes={"codes": (None, count), "worth": (None, describe_worth(batch)),
+            changes={"codes": (None, count), "kind": (None, batch.get_kind_display()), "worth": (None, describe_worth(batch)),
                      "expires": (None, expires_at.isoformat() if expires_at else "never")},
             message=f"Batch #{batch.pk}" + (f": {note}" if note else ""),
         )
@@ -154,10 +159,16 @@ def _explain_unavailable(code, sub_key_id):
 
 
 def _claim(code, sub_key_id):
-    now = timezone.now()
-    return RedemptionCode.objects.filter(pk=code.pk, state=State.UNUSED).filter(
-        Q(batch__expires_at__isnull=True) | Q(batch__expires_at__gt=now)
-    ).update(state=State.REDEEMING, sub_key_id=sub_key_id, claimed_at=now, message="")
+    """Take the code for this key: one UPDATE on the code's own row, so the database re-checks "unused" under its lock.
+
+    (A condition on the batch would make Django update through a subquery, which PostgreSQL does not
+    re-check for a row another transaction changed meanwhile: two claims could both win.)
+    """
+    if code.batch.is_expired:
+        return 0
+    return RedemptionCode.objects.filter(pk=code.pk, state=State.UNUSED).update(
+        state=State.REDEEMING, sub_key_id=sub_key_id, claimed_at=timezone.now(), message=""
+    )
 
 
 def _give_back(code, message):
@@ -195,15 +206,22 @@ def _note(code):
     return f"code …{code.hint} (batch #{code.batch_id})"
 
 
+def _find(raw_code):
+    code = RedemptionCode.objects.select_related("batch").filter(digest=digest_of(raw_code)).first()
+    if code is None:
+        raise RedemptionRefused("That code is not valid. Check it and type it again.")
+    return code
+
+
 def redeem(raw_code, sub_key_id):
     """Redeem a typed code for the key; return a Redemption or raise RedemptionRefused.
 
     DerouterError is raised when derouter could not be read before anything was written
     (the code is given back first).
     """
-    code = RedemptionCode.objects.select_related("batch").filter(digest=digest_of(raw_code)).first()
-    if code is None:
-        raise RedemptionRefused("That code is not valid. Check it and type it again.")
+    code = _find(raw_code)
+    if code.batch.is_starter:
+        raise RedemptionRefused("This code makes a new key: sign out, then use it under “Have a starter code?” on the sign-in page.")
     if not _claim(code, sub_key_id):
         code.refresh_from_db()
         raise _explain_unavailable(code, sub_key_id)
@@ -222,9 +240,8 @@ def redeem(raw_code, sub_key_id):
         _give_back(code, "Worth less than the ledger's smallest amount at this key's markup.")
         raise RedemptionRefused("This code is worth too little for your key. Ask your provider.")
     RedemptionCode.objects.filter(pk=code.pk).update(key_label=sub_key.label[:200], key_id_short=sub_key.key_id[:64])
-    token = crediting.token_for("code", code.pk, code.attempts)
     try:
-        topup = crediting.credit(sub_key, amount, _note(code), token, "redemption code")
+        topup = crediting.credit(sub_key, amount, _note(code), "code", code.pk, code.attempts, "redemption code")
     except DerouterError:
         _give_back(code, "derouter could not be read.")
         raise
@@ -246,11 +263,111 @@ def _after_credit(code, topup, shown):
     return Redemption(code, shown, held=True)
 
 
-def settle_held_codes():
-    """Finish codes held while their top-up was unknown; give back claims whose process died. Returns codes settled."""
-    lease_ended = timezone.now() - datetime.timedelta(seconds=settings.WRITE_SETTLE_SECONDS * 2)
+# ---------------------------------------------------------------- starter codes: a new key
+
+
+@dataclass(frozen=True)
+class Started:
+    """A starter code's new key: ``created`` (its secret, shown once) when derouter confirmed it, else held."""
+
+    code: RedemptionCode
+    created: object = None
+
+    @property
+    def held(self):
+        return self.created is None
+
+
+def _starter_token(code):
+    return crediting.token_for("starter", code.pk, code.attempts)
+
+
+def start(raw_code):
+    """Make the new key a starter code is for, once; return Started or raise RedemptionRefused.
+
+    The key is created through the console's key writes (audit event first, its token derived
+    from the code's attempt): refused, the code is given back; unknown, it is held until the
+    create is settled (the customer then asks the provider for the key, which was never shown).
+    """
+    code = _find(raw_code)
+    if not code.batch.is_starter:
+        raise RedemptionRefused("This code adds to an existing key: sign in with your key, then redeem it there.")
+    if not _claim(code, ""):
+        code.refresh_from_db()
+        raise _explain_unavailable(code, "")
+    code.refresh_from_db()
+    try:
+        write = keywrites.create_key(
+            WorkerActor("starter code"), token=_starter_token(code), label=f"Starter …{code.hint}",
+            budget=code.batch.amount, rpm_limit=None,
+        )
+    except DerouterError:
+        # Recorded as refused before it was raised (access or rate limiting).
+        _give_back(code, "derouter refused the new key.")
+        raise RedemptionRefused("Your key could not be made just now; your code was not used. Try again later.", 503) from None
+    if write.is_ok:
+        _mark_started(code, write.event, write.created.id)
+        code.refresh_from_db()
+        return Started(code, write.created)
+    if write.is_refused:
+        _give_back(code, write.event.message)
+        raise RedemptionRefused("Your key could not be made; your code was not used. Try again later or ask your provider.", 409)
+    return Started(code)
+
+
+def _mark_started(code, event, sub_key_id):
+    return RedemptionCode.objects.filter(pk=code.pk, state=State.REDEEMING, attempts=code.attempts).update(
+        state=State.REDEEMED, sub_key_id=sub_key_id, key_label=event.key_label, key_id_short=event.key_id_short,
+        redeemed_at=timezone.now(), amount_usd=code.batch.amount, message="",
+    )
+
+
+def _settle_starter(code, lease_ended):
+    """A held starter code from its create's audit event (settled by the console's task)."""
+    event = AuditEvent.objects.filter(form_token=_starter_token(code)).first()
+    if event is None:
+        if code.claimed_at is not None and code.claimed_at < lease_ended:
+            _give_back(code, "The new key was never asked for.")
+            return True
+        return False
+    if event.outcome == Outcome.OK and event.sub_key_id:
+        RedemptionCode.objects.filter(pk=code.pk, state=State.REDEEMING, attempts=code.attempts).update(
+            message="The key was made after the customer left: its secret was not shown; reveal it in the console."
+        )
+        return bool(_mark_started(code, event, event.sub_key_id))
+    if event.outcome == Outcome.REFUSED:
+        _give_back(code, event.message)
+        return True
+    return False
+
+
+def _settle_late_landings():
+    """Codes given back whose earlier attempt was confirmed after all: redeemed by that attempt's key."""
     settled = []
-    for code in RedemptionCode.objects.filter(state=State.REDEEMING).select_related("topup"):
+    for code in RedemptionCode.objects.filter(state=State.UNUSED, attempts__gt=0):
+        landed = crediting.landed_earlier("code", code.pk, code.attempts)
+        if landed is None:
+            continue
+        done = RedemptionCode.objects.filter(pk=code.pk, state=State.UNUSED, attempts=code.attempts).update(
+            state=State.REDEEMED, sub_key_id=landed.sub_key_id, key_label=landed.key_label,
+            key_id_short=landed.key_id_short, claimed_at=landed.created_at, redeemed_at=timezone.now(), topup=landed,
+            amount_usd=landed.amount, message="Its top-up was confirmed after it had been given back.",
+        )
+        if done:
+            settled.append(code)
+    return settled
+
+
+def settle_held_codes():
+    """Finish codes held while their top-up was unknown; give back claims whose process died; take back codes
+    whose earlier top-up was confirmed late. Returns the codes settled."""
+    lease_ended = timezone.now() - datetime.timedelta(seconds=settings.WRITE_SETTLE_SECONDS * 2)
+    settled = _settle_late_landings()
+    for code in RedemptionCode.objects.filter(state=State.REDEEMING).select_related("topup", "batch"):
+        if code.batch.is_starter:
+            if _settle_starter(code, lease_ended):
+                settled.append(code)
+            continue
         topup = code.topup or TopUp.objects.filter(token=crediting.token_for("code", code.pk, code.attempts)).first()
         if topup is None:
             if code.claimed_at is not None and code.claimed_at < lease_ended:
@@ -267,4 +384,4 @@ def settle_held_codes():
 
 
 def has_held_codes():
-    return RedemptionCode.objects.filter(state=State.REDEEMING).exists()
+    return RedemptionCode.objects.filter(Q(state=State.REDEEMING) | Q(state=State.UNUSED, attempts__gt=0)).exists()

@@ -36,20 +36,32 @@ def read_key(sub_key_id):
     return sub_key
 
 
-def credit(sub_key, amount, note, token, actor_name):
-    """Top the key up by ``amount`` USD once for this token; return the ledger row (outcome ok, refused, pending or unknown).
+def landed_earlier(kind, object_id, attempt):
+    """A confirmed ledger row of an earlier attempt of this credit (one settled late), or None."""
+    earlier = [token_for(kind, object_id, number) for number in range(attempt)]
+    return TopUp.objects.filter(token__in=earlier, outcome=Outcome.OK).first() if earlier else None
 
+
+def credit(sub_key, amount, note, kind, object_id, attempt, actor_name):
+    """Top the key up by ``amount`` USD once for this attempt; return the ledger row (ok, refused, pending or unknown).
+
+    Under the key's lock the money service asks whether an earlier attempt landed after all
+    (settled late): then this one is refused unsent, and the caller finds the earlier row.
     A derouter error before the ledger row exists (reading the balance) is raised: nothing was
     written. After it, the row records the outcome and is returned, whatever the error.
     """
+    token = token_for(kind, object_id, attempt)
+
+    def earlier_attempt_landed(current_key):
+        landed = landed_earlier(kind, object_id, attempt)
+        return f"an earlier attempt ({landed.note}) was confirmed after all." if landed else ""
+
     balance = client.get_balance()
     try:
-        attempt = topups.top_up(WorkerActor(actor_name), sub_key, amount, note, token, balance.available)
+        attempt_made = topups.top_up(
+            WorkerActor(actor_name), sub_key, amount, note, token, balance.available, check=earlier_attempt_landed
+        )
     except DerouterError:
         # Recorded on the row before it was raised again (access or rate-limit errors).
         return TopUp.objects.get(token=token)
-    return attempt.topup
-
-
-def find_topup(token):
-    return TopUp.objects.filter(token=token).first()
+    return attempt_made.topup

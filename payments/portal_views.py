@@ -6,6 +6,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.http import require_http_methods
 from django.utils.translation import gettext_lazy as _
 
@@ -16,7 +17,7 @@ from mirror.reads import get_active_key_by_secret
 from payments import codes
 from payments.forms import RedeemForm
 from payments.models import RedemptionCode
-from accounts.portal_sessions import portal_login_required
+from accounts.portal_sessions import portal_login_required, start_portal_session
 
 logger = logging.getLogger(__name__)
 
@@ -73,3 +74,43 @@ def redeem(request):
     else:
         messages.success(request, _("Code redeemed: %(shown)s was added to your key.") % {"shown": shown})
     return redirect("portal_codes:redeem")
+
+
+def _get_start_throttle():
+    return Throttle("portal-start", settings.PORTAL_REDEEM_ATTEMPTS_LIMIT, settings.PORTAL_REDEEM_ATTEMPTS_WINDOW)
+
+
+def _render_start(request, form, status=200, **context):
+    return render(request, "payments/portal_start.html", {"form": form, **context}, status=status)
+
+
+@never_cache
+@csrf_protect
+@require_http_methods(["GET", "HEAD", "POST"])
+def start(request):
+    """Someone without a key types a starter code: a new key is made, shown once, and they are signed in with it."""
+    if request.method != "POST":
+        return _render_start(request, RedeemForm())
+    throttle = _get_start_throttle()
+    subject = f"ip:{client_address(request)}"
+    attempt = throttle.hit(subject)
+    if attempt.is_over_limit:
+        response = _render_start(request, RedeemForm(), status=429, throttled_for=attempt.retry_after)
+        response["Retry-After"] = str(attempt.retry_after)
+        return response
+    form = RedeemForm(request.POST)
+    if not form.is_valid():
+        return _render_start(request, form, status=400)
+    try:
+        started = codes.start(form.cleaned_data["code"])
+    except codes.RedemptionRefused as refusal:
+        form.add_error("code", refusal.message)
+        return _render_start(request, form, status=refusal.status)
+    throttle.forgive(subject)
+    if started.held:
+        return _render_start(request, None, status=202, held=True)
+    secret = started.created.secret.reveal()
+    start_portal_session(request, secret)
+    response = render(request, "payments/portal_started.html", {"client_key": secret, "code": started.code})
+    response["Cache-Control"] = "no-store"
+    return response

@@ -1,10 +1,15 @@
 """Money-in background work, run by the Huey consumer."""
 
-from huey import crontab
-from huey.contrib.djhuey import db_periodic_task
+import logging
 
+from huey import crontab
+from huey.contrib.djhuey import db_periodic_task, db_task
+
+from payments import codes, orders, reconcile
+from work import leases
 from work.runs import tracked
-from payments import codes
+
+logger = logging.getLogger(__name__)
 
 
 @db_periodic_task(crontab(minute="*"))
@@ -19,3 +24,44 @@ def settle_held_codes():
     with tracked("payments.settle_held_codes") as run:
         settled = codes.settle_held_codes()
         run.detail = f"{len(settled)} settled" if settled else "Nothing could be settled yet."
+
+
+ORDERS_LEASE = "payments-check-orders"
+
+
+@db_periodic_task(crontab(minute="*"))
+def check_orders():
+    """Every minute, one consumer at a time: credit paid orders left uncredited, retry refused credits with backoff,
+    ask Stripe about orders left unpaid, expire the oldest."""
+    if not orders.has_orders_to_check():
+        return
+    try:
+        with leases.held(ORDERS_LEASE) as lease, tracked("payments.check_orders") as run:
+            done = orders.check_stuck_orders(keep=lease.keep)
+            run.detail = ", ".join(f"{count} {what}" for what, count in done.items() if count) or "Nothing to do."
+    except leases.LeaseHeld:
+        logger.info("order check skipped: another consumer is running one")
+
+
+CHECK_LEASE = "payments-money-in-check"
+
+
+def _check(requested_by):
+    try:
+        with leases.held(CHECK_LEASE), tracked("payments.check_money_in") as run:
+            record = reconcile.check(requested_by=requested_by)
+            run.detail = f"{record.problems.count()} problems" + (f"; {record.error}" if record.error else "")
+    except leases.LeaseHeld:
+        logger.info("money-in check skipped: another consumer is running one")
+
+
+@db_periodic_task(crontab(hour="3", minute="23"))
+def check_money_in_daily():
+    """Every day: Stripe's payments and refunds against orders, codes and the ledger (the reconciliation page lists it)."""
+    _check("daily")
+
+
+@db_task()
+def check_money_in_now(requested_by):
+    """A check a person asked for from the reconciliation page."""
+    _check(requested_by)

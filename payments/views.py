@@ -10,6 +10,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from accounts.roles import console_required, is_owner, owner_required
+from analytics.permissions import can_see_margins
 from ledger import audit
 from ledger.models import AuditEvent, Outcome
 from lib.csv_export import csv_download
@@ -67,7 +68,7 @@ def batch_create(request):
         return render(request, "payments/code_batch_new.html", {"form": form}, status=400)
     data = form.cleaned_data
     batch, texts = codes.create_batch(
-        request.user, data["count"], data["amount"], data["unit"], form.get_expires_at(), data["note"]
+        request.user, data["count"], data["amount"], data["unit"], form.get_expires_at(), data["note"], data["kind"]
     )
     return _no_store(render(request, "payments/code_batch_created.html", {"batch": batch, "texts": texts}))
 
@@ -105,6 +106,7 @@ def batch_detail(request, batch_id):
         "counts": codes.count_states([batch]).get(batch.pk, {}),
         "can_manage": codes.can_manage_codes(request.user),
         "worth": codes.describe_worth(batch),
+        "show_margins": can_see_margins(request.user),
     }
     return render(request, "payments/code_batch.html", context)
 

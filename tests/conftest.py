@@ -192,3 +192,17 @@ def webhook_receiver(settings):
     yield receiver
     server.shutdown()
     server.server_close()
+
+
+@pytest.fixture(scope="session")
+def localstripe():
+    """A fresh localstripe for the session (only started when a test asks for it)."""
+    from tests.stripe_helpers import start_localstripe, stop_localstripe
+
+    server = start_localstripe()
+    previous = (settings.STRIPE_API_BASE, settings.STRIPE_JS_URL)
+    settings.STRIPE_API_BASE = server.base_url
+    settings.STRIPE_JS_URL = server.js_url
+    yield server
+    settings.STRIPE_API_BASE, settings.STRIPE_JS_URL = previous
+    stop_localstripe(server)

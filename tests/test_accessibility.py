@@ -51,6 +51,7 @@ VISITS = [
     Visit("anonymous", "/invite/{invitation_token}/", steps=("Create my account",)),
     Visit("anonymous", "/login/", steps=(("Username", "nobody"), ("Password", "not-the-password"), "Sign in")),
     Visit("anonymous", "/portal/login/", steps=(("Client Key", "not-a-key"), "Sign in")),
+    Visit("anonymous", "/portal/start/", steps=(("Redemption code", "not-a-code"), "Make my key")),
     # Signed in with a password, the second factor still to come.
     Visit("two-factor", "/login/code/", steps=(("Code", "12"), "Sign in")),
     Visit("owner", "/dashboard/"),
@@ -109,6 +110,8 @@ VISITS = [
         ("Number of codes", "0"), "Make the codes", ("Number of codes", "2"), ("Each code is worth", "5"), "Make the codes",
     )),
     Visit("owner", "/dashboard/money-in/codes/{code_batch_id}/"),
+    Visit("owner", "/dashboard/money-in/cards/", steps=(("Price", "0.1"), "Add the package")),
+    Visit("owner", "/dashboard/money-in/orders/"),
     Visit("staff", "/dashboard/"),
     Visit("staff", "/dashboard/keys/", steps=("Top up",)),
     Visit("staff", "/dashboard/keys/{key_id}/"),
@@ -120,11 +123,15 @@ VISITS = [
     Visit("staff", "/dashboard/account/two-factor/"),
     Visit("staff", "/dashboard/money-in/codes/"),
     Visit("staff", "/dashboard/money-in/codes/new/", status=403),
+    Visit("staff", "/dashboard/money-in/orders/"),
     Visit("customer", "/portal/", steps=("Reveal key",)),
     Visit("customer", "/portal/logs/", steps=("Set time zone",)),
     Visit("customer", "/portal/requests/", steps=("Send the request",)),
     Visit("customer", "/portal/statements/"),
     Visit("customer", "/portal/redeem/", steps=(("Redemption code", "not-a-code"), "Redeem")),
+    Visit("customer", "/portal/pay/"),
+    Visit("customer", "/portal/pay/{order_token}/"),
+    Visit("customer", "/portal/pay/{order_token}/receipt/"),
     Visit("customer", "/portal/statements/{last_month}/"),
     Visit("customer", "/portal/statements/not-a-month/", status=400),
     Visit("customer", "/portal/exports/{portal_export_token}/"),
@@ -258,7 +265,29 @@ def _seed(simulator, make_key):
         "staff_user_id": staff.pk,
         "budget_request_id": budget_request.pk,
         "code_batch_id": code_batch.pk,
+        "order_token": _seed_card_order(key).token,
     }
+
+
+def _seed_card_order(key):
+    """Card payments set up (keys never used here: no page below asks Stripe) and a credited order of the customer's."""
+    from payments.models import Order, Package, ReceiptNumber, StripeSettings
+
+    row = StripeSettings.load()
+    row.enabled, row.publishable_key = True, "pk_test_survey"
+    row.set_secret_key("sk_test_survey_not_used")
+    row.set_webhook_secret("whsec_survey_not_used")
+    row.save()
+    package = Package.objects.create(name="Starter", price=Decimal("20.00"), currency="usd", credit=Decimal("25"))
+    order = Order.objects.create(
+        token=uuid.uuid4(), sub_key_id=key.id, key_label="Survey Customer Ltd", key_id_short=key.key_id, package=package,
+        package_name="Starter", price=Decimal("20.00"), currency="usd", amount_minor=2000, credit=Decimal("25"),
+        display_multiplier=Decimal(1), amount_usd=Decimal("25"), payment_intent_id="pi_survey", state=Order.State.CREDITED,
+        paid_at=timezone.now(), credited_at=timezone.now(),
+    )
+    order.receipt_number = ReceiptNumber.objects.create(order=order).pk
+    order.save(update_fields=["receipt_number"])
+    return order
 
 
 def _seed_codes(owner, key):

@@ -7,6 +7,7 @@ from decimal import Decimal
 import pytest
 from django.core import mail
 from django.db import connection
+from django.test import Client
 from django.utils import timezone
 
 from automation import budget_requests
@@ -66,7 +67,9 @@ def test_approval_obeys_max_key_budget(owner_client, make_key, settings):
     response = owner_client.post(approve_url(request), {"confirm": "1"})
 
     assert response.status_code == 400
-    assert "MAX_KEY_BUDGET" in response.content.decode()
+    body = response.content.decode()
+    assert "over the $100.00 one top-up may add" in body
+    assert "MAX_KEY_BUDGET" not in body  # a settings name means nothing to a business user
     assert TopUp.objects.count() == 0 and budget_of(created.id) == Decimal(2)
     request.refresh_from_db()
     assert request.status == BudgetRequest.Status.PENDING
@@ -130,6 +133,9 @@ def test_an_approval_with_an_unknown_outcome_is_being_confirmed_and_approved_onc
     assert mail.outbox == []
     queue = owner_client.get("/dashboard/automation/requests/").content.decode()
     assert "Being confirmed" in queue
+    customer = Client()
+    customer.post("/portal/login/", {"client_key": created.secret.reveal()})
+    assert "Being confirmed" in customer.get("/portal/requests/").content.decode()
 
     eventually(lambda: budget_of(created.id) == Decimal(6))
     with django_capture_on_commit_callbacks(execute=True):

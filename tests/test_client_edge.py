@@ -253,7 +253,7 @@ def test_usage_rows_with_key_id_and_unknown_fields_are_read(canned):
            "cache_read_tokens": 0}
     canned["/usage-logs"] = {"data": [row], "pagination": {"page": 1, "limit": 20, "total": 1, "pages": 1},
                              "extra": True}
-    page = client.get_usage_logs()
+    page = client.fetch_usage_logs().decode()
     assert page.logs[0].cost == Decimal("0.0023") and page.logs[0].key_id == "sk-ant-abc..."
 
 

@@ -130,7 +130,7 @@ def test_a_held_code_is_redeemed_when_its_top_up_is_confirmed(owner, key):
     RedemptionCode.objects.filter(pk=code.pk).update(state="redeeming", sub_key_id=key.id)
     from payments import crediting
 
-    crediting.credit(sub_key, Decimal("2"), "code", crediting.token_for("code", code.pk, 0), "redemption code")
+    crediting.credit(sub_key, Decimal("2"), "code", "code", code.pk, 0, "redemption code")
     assert [item.pk for item in codes.settle_held_codes()] == [code.pk]
     code.refresh_from_db()
     assert code.state == "redeemed" and code.amount_usd == Decimal("2")
@@ -177,3 +177,18 @@ def test_twenty_simultaneous_redemptions_of_one_code_top_up_once(owner, key, set
     assert TopUp.objects.count() == 1
     assert budget_of(key.id) == Decimal("4")
     assert RedemptionCode.objects.get().state == "redeemed"
+
+
+def test_a_code_whose_refused_top_up_is_confirmed_late_is_not_credited_twice(owner, key, simulator):
+    [text] = _batch(owner, "2")
+    portal = _portal(key)
+    simulator.inject("error", path="/sub-keys/", method="PUT", status=400)
+    portal.post(REDEEM_URL, {"code": text})
+    simulator.clear_faults()
+    # As if the refused attempt had landed after all (the money service re-settles such writes).
+    TopUp.objects.update(outcome=Outcome.OK)
+    assert len(codes.settle_held_codes()) == 1
+    code = RedemptionCode.objects.get()
+    assert code.state == "redeemed" and code.sub_key_id == key.id
+    assert portal.post(REDEEM_URL, {"code": text}).status_code == 409
+    assert TopUp.objects.count() == 1

@@ -29,7 +29,7 @@ def test_a_cloudflare_page_never_signs_a_portal_customer_out(simulator, key, sta
     simulator.inject("cloudflare", status=status, retry_after=600, path="/sub-key/", times=0)
     response = browser.get("/portal/")
     assert not (response.status_code == 302 and "/portal/login/" in response["Location"])
-    assert INVALID_KEY_MESSAGE not in response.content.decode()
+    assert str(INVALID_KEY_MESSAGE) not in response.content.decode()
     simulator.clear_faults()
     assert browser.get("/portal/").status_code == 200  # still signed in
 
@@ -38,7 +38,7 @@ def test_a_cloudflare_page_never_signs_a_portal_customer_out(simulator, key, sta
 def test_signing_in_behind_a_cloudflare_page_does_not_call_the_key_wrong(simulator, key, status):
     simulator.inject("cloudflare", status=status, path="/sub-key/", times=0)
     response = Client().post("/portal/login/", {"client_key": key.secret.reveal()})
-    assert INVALID_KEY_MESSAGE not in response.content.decode()
+    assert str(INVALID_KEY_MESSAGE) not in response.content.decode()
     assert response.status_code != 302
 
 

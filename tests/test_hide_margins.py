@@ -30,7 +30,7 @@ from automation.models import (
 from exports.models import Export
 from mirror.models import UsageRecord
 from payments.codes import create_batch
-from payments.models import CodeBatch
+from payments.models import CodeBatch, Order, Package
 
 pytestmark = pytest.mark.django_db
 
@@ -116,6 +116,12 @@ def seeded(owner, staff, owner_client, staff_client, make_key, simulator, sync_m
     export = Export.objects.create(kind=Export.Kind.LEDGER, user=staff, filename="ledger.csv")
     invitation = create_invitation("new@example.com", Role.STAFF, None, owner)
     code_batch, _ = create_batch(owner, 2, Decimal("5"), CodeBatch.Unit.CUSTOMER)
+    package = Package.objects.create(name="Starter", price=Decimal("20.00"), currency="usd", credit=Decimal("17"))
+    order = Order.objects.create(
+        token=uuid.uuid4(), sub_key_id=key.id, key_label="Acme Customer", package=package, package_name="Starter",
+        price=Decimal("20.00"), currency="usd", amount_minor=2000, credit=Decimal("17"), display_multiplier=Decimal(MULTIPLIER),
+        amount_usd=Decimal("10"), state=Order.State.CREDITED,
+    )
     month = timezone.now().strftime("%Y-%m")
     ids = {
         "sub_key_id": key.id,
@@ -124,6 +130,8 @@ def seeded(owner, staff, owner_client, staff_client, make_key, simulator, sync_m
         "user_id": staff.pk,
         "invitation_id": invitation.pk,
         "batch_id": code_batch.pk,
+        "package_id": package.pk,
+        "order_id": order.pk,
     }
     pks = {
         "automation:alert_rule_delete": alert.pk,

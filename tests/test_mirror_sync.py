@@ -27,7 +27,7 @@ def small_pages(monkeypatch):
 def _request_ids(sub_key_id):
     ids, page = [], 1
     while True:
-        usage_page = derouter_client.get_usage_logs(page, 100, sub_key_id=sub_key_id)
+        usage_page = derouter_client.fetch_usage_logs(page, 100, sub_key_id=sub_key_id).decode()
         ids.extend(log.request_id for log in usage_page.logs)
         if page >= usage_page.pages:
             return ids
@@ -341,7 +341,7 @@ def test_a_catch_up_meeting_rows_held_above_its_boundary_cannot_vouch_for_their_
     sync.sync_scope(key.id)
     simulator.add_usage(key.id, "0.01", count=4)
     # As a catch-up cut off after its first batch leaves it: the newest rows held, the boundary not moved.
-    newest = derouter_client.get_usage_logs(1, 2, sub_key_id=key.id).logs
+    newest = derouter_client.fetch_usage_logs(1, 2, sub_key_id=key.id).decode().logs
     snapshot = KeySnapshot.objects.get(sub_key_id=key.id)
     store_logs(snapshot, newest, snapshot.display_multiplier)
 

@@ -12,7 +12,7 @@ from lib.money import count, cost_in_unit, duration, exact_usd, in_unit, money, 
     [
         (Decimal("1234.5"), "$1,234.50"),
         (Decimal("0"), "$0.00"),
-        (Decimal("0.0023"), "$0.00"),
+        (Decimal("0.0023"), "<$0.01"),
         ("12.3400", "$12.34"),
         (Decimal("-3"), "-$3.00"),
         (None, ""),
@@ -125,3 +125,41 @@ def test_the_portal_shows_money_in_the_resellers_unit(amount, unit, shown):
 def test_the_portal_unit_keeps_the_exact_hover_and_the_cost_precision():
     assert money_in_unit(Decimal("12.3456"), "credits") == '<span class="money" title="12.3456 credits">12.35 credits</span>'
     assert cost_in_unit(Decimal("0.0023"), "credits") == "0.002300 credits"
+
+
+# Bug: seven requests costing $0.003 showed as "Real cost $0.00" and "Budget used: $0.00".
+@pytest.mark.parametrize(
+    ("amount", "shown"),
+    [(Decimal("0.003"), "<$0.01"), (Decimal("0.000001"), "<$0.01"), (Decimal("-0.002"), "-<$0.01"), (Decimal("0.005"), "$0.01")],
+)
+def test_a_non_zero_amount_under_a_cent_never_reads_as_zero(amount, shown):
+    assert usd(amount) == shown
+
+
+def test_an_amount_under_a_cent_keeps_its_exact_value_on_hover():
+    assert money(Decimal("0.00195")) == '<span class="money" title="$0.00195">&lt;$0.01</span>'
+    assert money_in_unit(Decimal("0.003"), "credits") == '<span class="money" title="0.003 credits">&lt;0.01 credits</span>'
+    assert in_unit(Decimal("0.003"), "€") == "<€0.01"
+
+
+def test_zero_is_still_zero():
+    assert usd(Decimal("0.000000")) == "$0.00"
+    assert money(Decimal("0")) == "$0.00"
+
+
+def test_a_threshold_reads_in_its_own_unit_never_with_padding_zeros():
+    from automation.models import AlertRule
+
+    Kind = AlertRule.Kind
+    assert AlertRule(kind=Kind.KEY_REMAINING_UNDER, threshold=Decimal("50.0000")).threshold_text == "$50.00"
+    assert AlertRule(kind=Kind.KEY_REMAINING_PERCENT_UNDER, threshold=Decimal("20.0000")).threshold_text == "20%"
+    assert AlertRule(kind=Kind.ACCOUNT_RUNS_OUT_WITHIN, threshold=Decimal("7.0000")).threshold_text == "7 days"
+    assert AlertRule(kind=Kind.KEY_SPENT_OUT, threshold=None).threshold_text == ""
+
+
+def test_a_money_field_shows_a_stored_amount_as_typed_not_padded():
+    from lib.forms import PlainDecimalField
+
+    assert PlainDecimalField().prepare_value(Decimal("50.0000")) == "50"
+    assert PlainDecimalField().prepare_value(Decimal("12.5000")) == "12.5"
+    assert PlainDecimalField().prepare_value("7.10") == "7.10"

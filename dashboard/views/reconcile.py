@@ -10,7 +10,7 @@ from django.utils.translation import gettext_lazy as _
 
 from accounts.roles import owner_required
 from dashboard.models import ReconcileRun
-from dashboard.reconcile import RUN_LEASE_SECONDS, run_reconciliation
+from dashboard.reconcile import FURTHER_CHECKS, RUN_LEASE_SECONDS, run_reconciliation
 
 # The page lists at most this many differences of the last run (it says how many more).
 DIFFERENCES_SHOWN = 200
@@ -33,6 +33,8 @@ def reconciliation(request):
         "differences": differences,
         "more": last.difference_count - len(differences) if last else 0,
         "in_progress": _get_run_in_progress(),
+        # Sections of the further checks registered from higher layers (money in).
+        "further_sections": [check.page_section() for check in FURTHER_CHECKS],
     }
     return render(request, "dashboard/reconciliation.html", context)
 

@@ -52,18 +52,29 @@ class Command(BaseCommand):
         account_key = settings.DEROUTER_ACCOUNT_KEY or "sk-ant-demo-" + secrets.token_urlsafe(24)
         port = _free_port()
         simulator = self._start_simulator(port, account_key, state_path, seed_keys)
-        consumer = None
+        consumer = localstripe = None
         try:
             settings.DEROUTER_API_BASE = f"http://127.0.0.1:{port}"
             settings.DEROUTER_INFERENCE_BASE = f"http://127.0.0.1:{port}/openai/v1"
             settings.DEROUTER_ACCOUNT_KEY = account_key
+            # Card payments against localstripe (a fake Stripe, about a second to start): on unless STRIPE_DEMO=0.
+            if os.environ.get("STRIPE_DEMO", "1") != "0":
+                localstripe = self._start_localstripe()
+            # Money in (payments, a layer above this one, reached by its command's name): codes, and card payments if on.
+            money_in = call_command(
+                "demo_money_in", webhook_url=f"http://{addr}/payments/stripe/webhook/", cards=localstripe is not None,
+                stdout=StringIO(),
+            )
             consumer = self._start_consumer(account_key)
             self._probe_conventions()
-            self._print_welcome(addr, passwords)
+            self._print_welcome(addr, passwords, money_in=money_in)
             call_command("runserver", addr, use_reloader=False)
         finally:
             if consumer is not None:
                 self._stop_consumer(consumer)
+            if localstripe is not None:
+                localstripe.terminate()
+                localstripe.wait(timeout=10)
             simulator.terminate()
             simulator.wait(timeout=10)
 
@@ -106,6 +117,28 @@ class Command(BaseCommand):
         process.kill()
         raise CommandError("The simulator did not start within 60 seconds.")
 
+    def _start_localstripe(self):
+        """localstripe on a free port; the SDK and the payment page pointed at it (here and in the consumer)."""
+        port = _free_port()
+        executable = Path(sys.executable).with_name("localstripe")
+        process = subprocess.Popen([str(executable), "--port", str(port), "--from-scratch"],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                    break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    process.kill()
+                    raise CommandError("localstripe did not start; run with STRIPE_DEMO=0 to leave card payments out.") from None
+                time.sleep(0.2)
+        base = f"http://127.0.0.1:{port}"
+        settings.STRIPE_API_BASE = base
+        settings.STRIPE_JS_URL = f"{base}/js.stripe.com/v3/"
+        os.environ.update(STRIPE_API_BASE=settings.STRIPE_API_BASE, STRIPE_JS_URL=settings.STRIPE_JS_URL)
+        return process
+
     def _forget_mirror(self):
         """New demo data: the mirror of the old simulator state would only confuse it."""
         for model in (UsageRecord, DailyRollup, SyncState, TaskRun, KeySnapshot):
@@ -135,7 +168,7 @@ class Command(BaseCommand):
             consumer.kill()
             consumer.wait()
 
-    def _print_welcome(self, addr, passwords):
+    def _print_welcome(self, addr, passwords, money_in):
         sub_keys = client.list_sub_keys()
         sample = sub_keys[0] if sub_keys else None
         base = f"http://{addr}"
@@ -149,5 +182,6 @@ class Command(BaseCommand):
         ]
         if sample:
             lines.append(f"    Client Key of {sample.label}: {sample.secret.reveal()}")
+        lines += [f"    {line}" for line in money_in.splitlines()]
         lines += [f"  Simulated derouter: {settings.DEROUTER_API_BASE}", "Stop with Ctrl-C.", ""]
         self.stdout.write("\n".join(lines))

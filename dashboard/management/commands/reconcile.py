@@ -35,11 +35,18 @@ class Command(BaseCommand):
             self.stdout.write(note)
         for difference in report.differences:
             self.stdout.write(difference.describe())
+        # Further checks registered by higher layers (money in: Stripe, orders and codes, the ledger).
+        further_problems = 0
+        for check in reconcile.FURTHER_CHECKS:
+            lines, count = check.run_for_command()
+            for line in lines:
+                self.stdout.write(line)
+            further_problems += count
         summary = (
             f"{report.keys_checked} keys checked, {report.keys_waiting} waiting for moves to settle, "
-            f"{len(report.differences)} differences."
+            f"{len(report.differences)} differences, {further_problems} further problems."
         )
-        if report.differences:
+        if report.differences or further_problems:
             self.stderr.write(summary)
             raise SystemExit(1)
         self.stdout.write(self.style.SUCCESS(summary))
