@@ -315,7 +315,7 @@ def _start_portal_export(page):
 
     session_key = next(cookie["value"] for cookie in page.context.cookies() if cookie["name"] == settings.SESSION_COOKIE_NAME)
     export = Export.objects.create(
-        kind=Export.Kind.PORTAL_USAGE, session_key=session_key, filename="derouter-usage.csv",
+        kind=Export.Kind.PORTAL_USAGE, session_key=session_key, filename="usage.csv",
         status=Export.Status.RUNNING, rows_done=900, rows_total=6_000,
     )
     return {"portal_export_token": export.token}
