@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pytest
 from axe_playwright_python.sync_playwright import Axe
+from playwright.sync_api import Error as PlaywrightError
 from django.utils import timezone
 
 from tests.helpers import ROOT, new_page, sign_in
@@ -469,7 +470,12 @@ def _walk(browser, live_server, simulator, visits, secret, names, survey):
                             page.keyboard.press("Escape")
                             page.locator("dialog[open]").wait_for(state="detached")
                             continue
-                        _press(page, step)
+                        try:
+                            _press(page, step)
+                        except PlaywrightError as error:
+                            # Reported with the rest of the walk, which goes on to the next page.
+                            survey.statuses.append(f"{where} at {size}: pressing {step!r} failed: {str(error).splitlines()[0]}")
+                            break
                         _check(page, f"{where} after pressing {step!r}", size, survey)
                         if size == "desktop":
                             # What the page shows now, as the browser has it (after any htmx swap).
