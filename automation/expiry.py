@@ -18,7 +18,7 @@ from dashboard.upstream import get_sub_key_now
 from lib.money import usd
 from lib.queue import enqueue_or_warn
 from mirror import snapshot as mirror_snapshot
-from mirror.ingest import secret_digest
+from mirror.key_store import secret_digest
 from work import leases
 
 # Expiries still to be done. DELETING is what earlier versions left while a worker held an

@@ -31,7 +31,7 @@ from django.test import Client  # noqa: E402
 from django.test.utils import setup_test_environment  # noqa: E402
 
 from accounts.models import ConsoleProfile, Role  # noqa: E402
-from mirror.ingest import summarize_snapshot  # noqa: E402
+from mirror.key_store import summarize_snapshot  # noqa: E402
 from mirror.models import DailyRollup, KeySnapshot  # noqa: E402
 
 SORTS = ("-created_at", "days_left")

@@ -44,10 +44,11 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F, Max, Q, Sum
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from accounts.models import ConsoleProfile
 from accounts.roles import get_topup_cap
-from dashboard.upstream import get_sub_key_now
+from dashboard.upstream import get_live_balance, get_sub_key_now
 from derouter import client
 from derouter.client import DerouterError
 from ledger import audit
@@ -564,3 +565,39 @@ def settling_locks(late_writes=False):
             return settled
 
         yield settle_from
+
+
+# ---------------------------------------------------------------- reviewing a top-up before it is confirmed
+
+
+@dataclass(frozen=True)
+class TopUpReview:
+    """What a top-up's confirm step says before any money moves.
+
+    ``balance`` is the account's as derouter reports it now; ``cap_left`` the user's top-up
+    limit left today (None: unlimited); ``errors`` form field -> why the amount cannot go ahead.
+    """
+
+    balance: object
+    cap_left: Decimal | None
+    errors: dict
+
+    @property
+    def is_allowed(self):
+        return not self.errors
+
+
+def review(user, amount):
+    """Check a top-up of ``amount`` against the user's cap left today and the available balance read now."""
+    balance = get_live_balance()
+    cap_left = get_cap_left_today(user)
+    errors = {}
+    if cap_left is not None and amount > cap_left:
+        errors["amount"] = _(
+            "That is over your daily top-up limit: you can top up at most %(exact_usd)s more today (UTC)."
+        ) % {"exact_usd": exact_usd(cap_left)}
+    elif amount > balance.available:
+        errors["amount"] = _("Only %(available)s of the account's balance is available.") % {
+            "available": usd(balance.available)
+        }
+    return TopUpReview(balance, cap_left, errors)

@@ -17,7 +17,7 @@ from django.http import Http404
 from derouter import client
 from derouter.client import AuthFailed, DerouterError, NotFound, Secret
 from lib import money
-from mirror import ingest
+from mirror import key_store
 from mirror import snapshot as mirror_snapshot
 from mirror.models import KeySnapshot
 from mirror.reads import as_sub_key
@@ -54,7 +54,7 @@ def get_sub_key_now(sub_key_id):
     derouter's answer agrees with the mirror; the key list otherwise. Raises DerouterError.
     """
     snapshot = KeySnapshot.objects.active().filter(sub_key_id=str(sub_key_id)).first()
-    secret = ingest.decrypt_secret(snapshot) if snapshot else None
+    secret = key_store.decrypt_secret(snapshot) if snapshot else None
     if secret:
         try:
             sub_key = _from_own_view(snapshot, secret, client.get_client_balance(secret))

@@ -96,7 +96,7 @@ class SnapshotSummary(models.Model):
     """The active keys at a glance, recounted whenever the snapshot changes (one row).
 
     The overview reads this row instead of summing every key, so its cost does not grow
-    with the number of keys; ``mirror.ingest.summarize_snapshot`` keeps it.
+    with the number of keys; ``mirror.key_store.summarize_snapshot`` keeps it.
     """
 
     key_count = models.PositiveIntegerField(default=0)

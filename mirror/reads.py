@@ -18,7 +18,7 @@ from django.utils import timezone
 from derouter.client import ClientBalance, Secret, SubKey, UsageSummary
 from lib.money import plain
 from lib.queue import enqueue_or_warn
-from mirror import ingest
+from mirror import key_store
 from mirror.models import AccountBalance, DailyRollup, KeySnapshot, SyncPass, SyncState, UsageRecord, billed_amount
 from mirror.snapshot import REFRESH_TASK_NAME, refresh_keys
 from work.models import TaskRun
@@ -136,11 +136,11 @@ def get_summary_after_first_sync_request():
     Keys counted in the summary mean the snapshot is not empty, so the check for any key is
     needed only when it counts none; it is read again then, in case the first sync just ran.
     """
-    summary = ingest.get_summary()
+    summary = key_store.get_summary()
     if summary.key_count:
         return summary
     request_first_sync_if_empty()
-    return ingest.get_summary()
+    return key_store.get_summary()
 
 
 def search_keys(query="", sort="-created_at", include_deleted=False, keys=None):
@@ -159,7 +159,7 @@ def search_keys(query="", sort="-created_at", include_deleted=False, keys=None):
             Q(label__icontains=needle)
             | Q(key_id_short__icontains=needle.removesuffix("..."))
             | Q(sub_key_id__icontains=needle)
-            | Q(secret_sha256=ingest.secret_digest(needle))
+            | Q(secret_sha256=key_store.secret_digest(needle))
         )
     column = sort.removeprefix("-")
     descending = sort.startswith("-")
@@ -301,7 +301,7 @@ def get_client_view(snapshot, now=None):
 
 def get_active_key_by_secret(secret_text):
     """The snapshot of the active key whose full secret this is, or None (matched by its digest)."""
-    return KeySnapshot.objects.active().filter(secret_sha256=ingest.secret_digest(secret_text)).first()
+    return KeySnapshot.objects.active().filter(secret_sha256=key_store.secret_digest(secret_text)).first()
 
 
 def is_usage_in_upstream_order(snapshot):

@@ -12,7 +12,7 @@ from huey.contrib.djhuey import db_task
 
 from derouter import client
 from lib.queue import enqueue_or_warn
-from mirror import ingest
+from mirror import key_store
 from mirror.models import KeySnapshot
 from work import leases
 from work.runs import Recorded
@@ -47,7 +47,7 @@ class SnapshotResult:
 
 def _fields_of(sub_key, asked_at):
     """A listed key's snapshot fields; the list gives createdAt (else the key is dated when we asked)."""
-    fields = ingest.snapshot_fields(sub_key, None)
+    fields = key_store.snapshot_fields(sub_key, None)
     fields.pop("refreshed_at")
     fields["created_at"] = sub_key.created_at or asked_at
     return fields
@@ -86,7 +86,7 @@ def refresh_snapshot(sub_keys=None, asked_at=None, wait_seconds=0):
                 is_secret_held = bool(known[-2]) or not fields["secret_sha256"]
                 if known[:-2] == tuple(fields[name] for name in SNAPSHOT_FIELDS) and is_secret_held:
                     continue
-            fields["secret_encrypted"] = ingest.encrypt_secret(sub_key.secret.reveal())
+            fields["secret_encrypted"] = key_store.encrypt_secret(sub_key.secret.reveal())
             writes.append(KeySnapshot(sub_key_id=sub_key.id, refreshed_at=asked_at, **fields))
         # A key skipped for its shape is still at derouter: not gone.
         seen = {sub_key.id for sub_key in sub_keys} | skipped_ids
@@ -108,7 +108,7 @@ def refresh_snapshot(sub_keys=None, asked_at=None, wait_seconds=0):
                 refreshed_at=asked_at
             )
             if writes or gone:
-                ingest.summarize_snapshot()
+                key_store.summarize_snapshot()
         result.changed, result.deleted = len(writes), len(gone)
         return result
 
@@ -116,17 +116,17 @@ def refresh_snapshot(sub_keys=None, asked_at=None, wait_seconds=0):
 def refresh_balance():
     """Read the account's balance and keep it for the pages that show it without waiting (raises DerouterError)."""
     asked_at = timezone.now()
-    ingest.record_balance(client.get_balance(), read_at=asked_at)
+    key_store.record_balance(client.get_balance(), read_at=asked_at)
 
 
 def record_balance(balance):
     """Keep a balance a page or a money step just read from derouter (a derouter.client.Balance)."""
-    ingest.record_balance(balance)
+    key_store.record_balance(balance)
 
 
 def record_key(sub_key):
     """Record a key as derouter just described it (a derouter.client.SubKey)."""
-    return ingest.upsert_key(sub_key)
+    return key_store.upsert_key(sub_key)
 
 
 def record_write_answer(answer):
@@ -143,12 +143,12 @@ def record_write_answer(answer):
 
 def record_created_key(created):
     """Record a key we just created (a derouter.client.CreatedSubKey): nothing spent yet."""
-    return ingest.insert_created_key(created)
+    return key_store.insert_created_key(created)
 
 
 def record_deleted_key(sub_key_id):
     """A key we deleted stays in the snapshot, marked, with its final spend."""
-    ingest.mark_deleted(sub_key_id)
+    key_store.mark_deleted(sub_key_id)
 
 
 @db_task(retries=RETRIES, retry_delay=RETRY_DELAY_SECONDS, retry_backoff=RETRY_BACKOFF)

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 from derouter import client as derouter_client
 from derouter.client import Secret, SubKey, UsageLog
-from mirror import ingest
+from mirror import ingest, key_store
 
 _request_ids = itertools.count(1)
 _key_numbers = itertools.count(1)
@@ -29,7 +29,7 @@ def mirrored_key(label="Acme", *, budget="100", spent="0", remaining=None, multi
         display_multiplier=Decimal(multiplier),
         created_at=datetime.combine(created, time(9), tzinfo=UTC),
     )
-    return ingest.upsert_key(sub_key)
+    return key_store.upsert_key(sub_key)
 
 
 def usage(key, day, cost, *, count=1, model="claude-sonnet-4-6", input_tokens=100, output_tokens=50, hour=12):
@@ -61,7 +61,7 @@ def store_logs(key, logs, multiplier):
 def mirror_from_simulator(sub_key_id):
     """Mirror a key and all its usage the way the sync does: the key list, then its logs page by page."""
     sub_key = next(item for item in derouter_client.list_sub_keys() if item.id == sub_key_id)
-    snapshot = ingest.upsert_key(sub_key)
+    snapshot = key_store.upsert_key(sub_key)
     page = 1
     while True:
         logs = derouter_client.fetch_usage_logs(page, 100, sub_key_id=sub_key_id).decode()

@@ -38,6 +38,10 @@ from mirror import snapshot as mirror_snapshot
 from mirror import sync as mirror_sync
 from mirror.models import ACCOUNT_SCOPE, KeySnapshot, UsageRecord
 from work.models import Lease
+from payments import codes as redemption_codes
+from payments import crediting
+from payments import orders as card_orders
+from payments.models import CodeBatch, Order, RedemptionCode
 
 # Faults a step may meet, each before one operation: (mode, extra fields of the rule).
 FAULTS = (
@@ -61,6 +65,7 @@ FAULT_TARGETS = (
 OPERATIONS = (
     "top_up", "top_up", "top_up_again", "request", "approve", "approve", "decline", "worker_pass", "worker_pass",
     "spend", "spend", "auto_rule", "allowance", "expire", "rotate", "delete", "create", "sync", "settle",
+    "redeem", "redeem", "card_credit", "card_credit",
 )
 AMOUNTS = (Decimal("0.01"), Decimal("0.5"), Decimal("1"), Decimal("2.5"), Decimal("4"))
 # The settings the harness runs under: a client that gives up quickly, writes that settle soon after.
@@ -71,6 +76,7 @@ LONGEST_FAULT_SECONDS = 1
 KNOWN_REFUSALS = (
     DerouterError, topups.TopUpNotAllowed, topups.KeyBusy, budget_requests.RequestNotAllowed,
     budget_requests.DecisionConflict, leases.LeaseHeld, mirror_sync.ScopeBusy,
+    redemption_codes.RedemptionRefused, crediting.KeyGone,
 )
 
 
@@ -160,6 +166,10 @@ class World:
             for model in (TopUp, AuditEvent, Rotation, KeyExpiry, BudgetRequest)
         }
         reconcile.open_books(client.list_sub_keys(), client.get_balance())
+        # Money customers bring in: codes to redeem (several threads may type the same one) and card orders.
+        batch, self.code_texts = redemption_codes.create_batch(owner, 4, Decimal("1.5"), CodeBatch.Unit.USD, note="harness")
+        self.first_ids[RedemptionCode] = batch.codes.order_by("id").values_list("id", flat=True).first() - 1
+        self.first_ids[Order] = Order.objects.order_by("-id").values_list("id", flat=True).first() or 0
 
     # ------------------------------------------------------------ the simulator
 
@@ -344,6 +354,32 @@ class World:
             return
         keywrites.resolve_unsettled_writes(late_writes=True)
 
+    def op_redeem(self, rng):
+        """A customer redeems a code in the portal (another thread may submit the same code at once)."""
+        sub_key = self.pick_key(rng)
+        if sub_key is not None:
+            redemption_codes.redeem(rng.choice(self.code_texts), sub_key.id)
+
+    def op_card_credit(self, rng):
+        """A card payment Stripe reported paid is credited: a new order, or again one already paid (webhook and
+        return page at once, a retry)."""
+        earlier = list(self._since(Order).filter(state__in=(Order.State.PAID, Order.State.FAILED, Order.State.CREDITED)))
+        if earlier and rng.random() < 0.5:
+            card_orders.credit_order(rng.choice(earlier))
+            return
+        sub_key = self.pick_key(rng)
+        if sub_key is None:
+            return
+        token = uuid.uuid4()
+        order = Order.objects.create(
+            token=token, sub_key_id=sub_key.id, key_label=sub_key.label, key_id_short=sub_key.key_id, package_name="harness",
+            price=Decimal("2.00"), currency="usd", amount_minor=200, credit=Decimal("2"), display_multiplier=Decimal(1),
+            amount_usd=rng.choice(AMOUNTS), payment_intent_id=f"pi_harness_{token.hex}",
+        )
+        intent = {"id": order.payment_intent_id, "status": "succeeded", "amount": 200, "currency": "usd",
+                  "metadata": {"order": str(token)}}
+        card_orders.fulfil(order, intent)
+
     # ------------------------------------------------------------ one step: operations at once
 
     def step(self, operations):
@@ -388,11 +424,24 @@ class World:
                 sub_key_id__in=self.key_ids, status__in=(KeyExpiry.Status.SCHEDULED, KeyExpiry.Status.UNKNOWN)
             ):
                 expiry.evaluate_expiry(due)
+            # Money in's own worker tasks: held codes and paid orders finished from their settled ledger rows.
+            redemption_codes.settle_held_codes()
+            self._credit_paid_orders()
         mirror_snapshot.refresh_snapshot()
         for sub_key in self.live_keys():
             mirror_sync.sync_scope(sub_key.id)
         mirror_sync.sync_scope(ACCOUNT_SCOPE)
         self.figures.seconds["(settling)"] += time.monotonic() - started
+
+    def _credit_paid_orders(self):
+        """As the order job does (check_stuck_orders), without waiting for its retry backoff."""
+        for order in self._since(Order).filter(state__in=(Order.State.PAID, Order.State.FAILED)).select_related("topup"):
+            if order.topup is not None and order.topup.outcome in UNSETTLED_OUTCOMES:
+                continue
+            if order.topup is not None:
+                card_orders.settle_credit(order, order.topup, order.credit_attempts)
+            else:
+                card_orders.credit_order(order)
 
     # ------------------------------------------------------------ invariants
 
@@ -413,6 +462,7 @@ class World:
         problems += self._requests_match_money(mine)
         problems += self._reconciled()
         problems += self._mirror_matches(mine)
+        problems += self._money_in_once()
         problems += [f"an operation raised {error}" for error in self.unexpected]
         # A problem left by an earlier example (a row stuck for good) is reported once.
         new = [problem for problem in problems if problem not in self.figures.reported]
@@ -506,6 +556,26 @@ class World:
                 problems.append(f"budget request {budget_request.pk} still waiting but {landed} top-up(s) landed")
             if budget_request.status in budget_requests.OPEN_APPROVALS:
                 problems.append(f"budget request {budget_request.pk} still {budget_request.status} ({budget_request.message})")
+        return problems
+
+    def _money_in_once(self):
+        """Each code and each card order put money on a key at most once, and says so exactly when it did."""
+        problems = []
+        things = [("code", code.pk, code.attempts, code.state == RedemptionCode.State.REDEEMED, f"code …{code.hint}")
+                  for code in self._since(RedemptionCode)]
+        things += [("order", order.pk, order.credit_attempts, order.state == Order.State.CREDITED, f"order {order.pk}")
+                   for order in self._since(Order)]
+        for kind, pk, attempts, says_credited, name in things:
+            tokens = [crediting.token_for(kind, pk, number) for number in range(attempts + 1)]
+            landed = TopUp.objects.filter(token__in=tokens, outcome=Outcome.OK).count()
+            if landed > 1:
+                problems.append(f"{name} credited {landed} times")
+            if says_credited != (landed == 1):
+                problems.append(f"{name} says {'credited' if says_credited else 'not credited'} with {landed} confirmed top-ups")
+        listed = {sub_key.id for sub_key in self.live_keys()}
+        # An order whose key was deleted stays failed for a person to refund: that is its answer, not a fault.
+        for order in self._since(Order).filter(state__in=(Order.State.PAID, Order.State.FAILED), sub_key_id__in=listed):
+            problems.append(f"order {order.pk} still {order.state} after settling ({order.message})")
         return problems
 
     def _lost_at_deletion(self):

@@ -15,7 +15,7 @@ from automation.models import KeyExpiry, Rotation
 from ledger.models import AuditEvent, Outcome
 from derouter import client
 from derouter.client import DerouterError
-from mirror.ingest import secret_digest
+from mirror.key_store import secret_digest
 from mirror.models import KeySnapshot, UsageRecord
 from tests.helpers import find_key
 from work.models import Lease

@@ -140,3 +140,37 @@ def test_the_job_expires_an_order_left_unpaid(key, localstripe, settings):
     assert orders.check_stuck_orders()["expired"] == 1
     order.refresh_from_db()
     assert order.state == Order.State.EXPIRED
+
+
+def test_derouter_down_leaves_the_order_paid_and_the_job_credits_it_later(key, localstripe, simulator):
+    secret_key, _, package = set_up_card_payments()
+    portal = portal_for(key)
+    order = buy(portal, package)
+    pay(secret_key, order)
+    # derouter does not answer reads: neither the key nor the account's balance can be read before the top-up.
+    for path in ("/sub-key", "/balance"):
+        simulator.inject("error", path=path, method="GET", status=503, times=20)
+    portal.get(f"{BUY_URL}{order.token}/return/")
+    order.refresh_from_db()
+    assert order.state == Order.State.PAID and not TopUp.objects.exists()
+    simulator.clear_faults()
+    assert "being credited" in portal.get(f"{BUY_URL}{order.token}/").content.decode()
+    orders.check_stuck_orders()
+    order.refresh_from_db()
+    assert order.state == Order.State.CREDITED and budget_of(key.id) == Decimal("11")
+
+
+def test_a_crash_between_paid_and_credited_neither_loses_nor_doubles_the_credit(key, localstripe):
+    secret_key, _, package = set_up_card_payments()
+    portal = portal_for(key)
+    order = buy(portal, package)
+    intent = pay(secret_key, order).to_dict()
+    # The process recorded the payment, then died before crediting.
+    orders.record_payment(order, intent)
+    assert Order.objects.get().state == Order.State.PAID
+    # The job, the return page and a second job run all finish it: one credit.
+    orders.check_stuck_orders()
+    portal.get(f"{BUY_URL}{order.token}/return/")
+    orders.check_stuck_orders()
+    assert Order.objects.get().state == Order.State.CREDITED
+    assert TopUp.objects.count() == 1 and budget_of(key.id) == Decimal("11")

@@ -10,7 +10,7 @@ from django.utils import timezone
 from analytics import forecast
 from analytics.templatetags.analytics import days_left
 from derouter import client as derouter_client
-from mirror import ingest
+from mirror import key_store
 from mirror.models import KeySnapshot
 from tests.mirror_helpers import mirrored_key, usage
 
@@ -65,7 +65,7 @@ def test_the_key_list_can_sort_snapshots_by_days_left_with_the_idle_last(keys):
 def test_only_active_keys_running_out_within_seven_days_are_listed(keys):
     doomed = mirrored_key("Deleted", budget="1", remaining="0.5")
     usage(doomed, _today(), "1")
-    ingest.mark_deleted(doomed.sub_key_id)
+    key_store.mark_deleted(doomed.sub_key_id)
     assert [key.label for key in forecast.get_keys_running_out()] == ["Fast"]
 
 
@@ -96,7 +96,7 @@ def test_the_overview_shows_keys_running_out_and_the_accounts_runway(owner_clien
 def test_the_key_page_shows_its_usage_forecast_and_statements(owner_client, simulator, make_key):
     created = make_key(budget="10", label="Forecast me")
     sub_key = next(item for item in derouter_client.list_sub_keys() if item.id == created.id)
-    snapshot = ingest.upsert_key(sub_key)
+    snapshot = key_store.upsert_key(sub_key)
     usage(snapshot, _today(), "0.5", count=7)
     html = owner_client.get(f"/dashboard/keys/{created.id}/").content.decode()
     assert 'id="key-analytics"' in html

@@ -94,3 +94,30 @@ def test_verify_reports_a_gap_in_a_key_said_to_be_in_step_then_mends_it(make_key
     assert UsageRecord.objects.filter(key__sub_key_id=key.id).count() == 5
     call_command("sync", "--key", key.id, "--verify")
     assert "Verified" in capsys.readouterr().out
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_sync_commands_at_once_both_succeed_and_mirror_every_row_once(make_key, simulator):
+    keys = [make_key(label=f"Concurrent {number}") for number in range(4)]
+    for key in keys:
+        simulator.add_usage(key.id, "0.01", count=3)
+    environment = {
+        **os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", "DATABASE_URL": database_url_for_subprocesses(),
+        "DEROUTER_API_BASE": simulator.base_url, "DEROUTER_ACCOUNT_KEY": simulator.account_key,
+    }
+    for _ in range(2):
+        commands = [
+            subprocess.Popen([sys.executable, "manage.py", "sync"], cwd=ROOT, env=environment,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            for _ in range(2)
+        ]
+        for command in commands:
+            out, err = command.communicate(timeout=120)
+            assert command.returncode == 0, (out.decode()[-1000:], err.decode()[-2000:])
+        for key in keys:
+            simulator.add_usage(key.id, "0.01")
+
+    call_command("sync")
+    for key in keys:
+        rows = UsageRecord.objects.filter(key__sub_key_id=key.id)
+        assert rows.count() == 5 and rows.values("request_id").distinct().count() == 5

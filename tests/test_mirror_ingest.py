@@ -7,7 +7,7 @@ import pytest
 from django.db import IntegrityError, transaction
 
 from derouter.client import Secret, SubKey, UsageLog
-from mirror import ingest
+from mirror import ingest, key_store
 from mirror.models import DailyRollup, KeySnapshot, UsageRecord
 from tests.mirror_helpers import store_logs
 
@@ -31,13 +31,13 @@ def _log(request_id, cost, when=datetime(2026, 11, 2, 10, tzinfo=UTC), model="cl
 
 
 def test_a_snapshot_keeps_no_secret_only_its_digest():
-    snapshot = ingest.upsert_key(_sub_key())
-    assert snapshot.secret_sha256 == ingest.secret_digest("sk-ant-abcdefsecret")
+    snapshot = key_store.upsert_key(_sub_key())
+    assert snapshot.secret_sha256 == key_store.secret_digest("sk-ant-abcdefsecret")
     assert "abcdefsecret" not in str(KeySnapshot.objects.values().get())
 
 
 def test_rows_and_rollups_are_written_once_with_billed_amounts():
-    key = ingest.upsert_key(_sub_key())
+    key = key_store.upsert_key(_sub_key())
     logs = [_log("req-1", "0.0023"), _log("req-2", "0.001")]
     assert store_logs(key, logs, Decimal("4")) == 2
     assert store_logs(key, logs, Decimal("4")) == 0
@@ -47,7 +47,7 @@ def test_rows_and_rollups_are_written_once_with_billed_amounts():
 
 
 def test_a_batch_of_held_new_and_repeated_rows_adds_each_new_row_once_to_its_utc_day():
-    key = ingest.upsert_key(_sub_key())
+    key = key_store.upsert_key(_sub_key())
     store_logs(key, [_log("req-1", "0.01")], Decimal("4"))
     late_evening_in_new_york = datetime.fromisoformat("2026-11-02T21:30:00.250000-05:00")
     new = _log("req-2", "0.02", when=late_evening_in_new_york)
@@ -69,7 +69,7 @@ def test_the_accounts_own_use_has_its_own_rollup():
 
 @pytest.mark.parametrize("owner", ["key", "account"])
 def test_a_request_is_held_once_and_the_database_refuses_it_twice(owner):
-    key = ingest.upsert_key(_sub_key()) if owner == "key" else None
+    key = key_store.upsert_key(_sub_key()) if owner == "key" else None
     logs = [_log("req-1", "0.01"), _log("req-2", "0.02")]
     assert store_logs(key, logs, Decimal(1)) == 2
     assert store_logs(key, [*logs, _log("req-3", "0.03")], Decimal(1)) == 1
@@ -83,7 +83,7 @@ def test_a_request_is_held_once_and_the_database_refuses_it_twice(owner):
 
 @pytest.mark.parametrize("owner", ["key", "account"])
 def test_an_insert_names_the_rows_it_added_and_only_those_reach_the_rollups(owner):
-    key = ingest.upsert_key(_sub_key()) if owner == "key" else None
+    key = key_store.upsert_key(_sub_key()) if owner == "key" else None
     make_rows = ingest.usage_row_maker(key, Decimal(2))
     store_logs(key, [_log("req-1", "0.01")], Decimal(2))
 
@@ -96,8 +96,8 @@ def test_an_insert_names_the_rows_it_added_and_only_those_reach_the_rollups(owne
 
 
 def test_a_deleted_key_stays_with_its_final_spend():
-    ingest.upsert_key(_sub_key())
-    ingest.mark_deleted("key-1")
+    key_store.upsert_key(_sub_key())
+    key_store.mark_deleted("key-1")
     snapshot = KeySnapshot.objects.get()
     assert snapshot.is_deleted and snapshot.spent == Decimal("12.5")
     assert not KeySnapshot.objects.active().exists()

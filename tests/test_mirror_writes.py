@@ -7,7 +7,7 @@ import pytest
 from django.urls import reverse
 
 from derouter import client as derouter_client
-from mirror import ingest, sync
+from mirror import key_store, sync
 from mirror import snapshot as mirror_snapshot
 from mirror.models import KeySnapshot, UsageRecord
 from work.models import TaskRun
@@ -131,20 +131,20 @@ def test_key_detail_says_reconciled_or_shows_the_difference(owner_client, make_k
 
 def test_the_overview_totals_follow_every_write_through_the_console_at_once(owner_client):
     mirror_snapshot.refresh_snapshot()
-    before = ingest.get_summary()
+    before = key_store.get_summary()
     label = f"Counted {uuid.uuid4().hex[:8]}"
 
     owner_client.post(reverse("console:key_create"), {"label": label, "budget": "2", "rpm_limit": "30"})
     key_id = KeySnapshot.objects.get(label=label).sub_key_id
-    created = ingest.get_summary()
+    created = key_store.get_summary()
     assert (created.key_count, created.total_allocated) == (before.key_count + 1, before.total_allocated + 2)
 
     topup = {"amount": "3", "note": "INV-10", "token": str(uuid.uuid4()), "confirm": "1"}
     owner_client.post(reverse("console:key_topup", args=[key_id]), topup)
-    assert ingest.get_summary().total_allocated == before.total_allocated + 5
+    assert key_store.get_summary().total_allocated == before.total_allocated + 5
 
     owner_client.post(reverse("console:key_delete", args=[key_id]))
-    deleted = ingest.get_summary()
+    deleted = key_store.get_summary()
     assert (deleted.key_count, deleted.total_allocated) == (before.key_count, before.total_allocated)
     overview = owner_client.get(reverse("console:overview")).content.decode()
     assert f'<a href="{reverse("console:key_list")}">{before.key_count}</a>' in overview
@@ -155,5 +155,5 @@ def test_the_summary_names_the_emptiest_low_keys_first_and_counts_the_rest(owner
     nearly = mirrored_key("Nearly out", budget="10", spent="9.5")
     low = mirrored_key("Low", budget="10", spent="9.2")
 
-    summary = ingest.get_summary()
+    summary = key_store.get_summary()
     assert summary.low_key_ids[:2] == [nearly.pk, low.pk] and half.pk not in summary.low_key_ids

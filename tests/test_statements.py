@@ -13,7 +13,7 @@ from analytics.forms import first_of_month
 from analytics.statements import build_statement
 from ledger.models import Outcome, TopUp
 from derouter import client as derouter_client
-from mirror import ingest
+from mirror import key_store
 from tests.helpers import tiny_png
 from tests.mirror_helpers import mirror_from_simulator, mirrored_key, usage
 
@@ -126,7 +126,7 @@ def test_an_unknown_key_has_no_statement(owner_client):
 
 
 def test_a_deleted_key_keeps_its_statements(owner_client, client_key):
-    ingest.mark_deleted(client_key.sub_key_id)
+    key_store.mark_deleted(client_key.sub_key_id)
     assert owner_client.get(_url(client_key, f"{_last_month():%Y-%m}")).status_code == 200
 
 

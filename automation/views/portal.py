@@ -11,7 +11,7 @@ from automation import budget_requests
 from automation.forms import BudgetRequestForm
 from automation.models import BudgetRequest
 from automation.views.common import refresh_snapshot_now
-from mirror.ingest import secret_digest
+from mirror.key_store import secret_digest
 from mirror.models import KeySnapshot
 
 SHOWN_REQUESTS = 20

@@ -2,9 +2,7 @@
 
 import re
 import uuid
-from dataclasses import dataclass
 from decimal import Decimal
-from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib import messages
@@ -12,18 +10,15 @@ from django.core.paginator import Paginator
 from django.db.models import Sum
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRedirect, reselect, reswap, retarget, trigger_client_event
-from django.utils.translation import gettext as _
-from django.utils.translation import ngettext
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from accounts.roles import console_required, is_owner, owner_required
-from analytics.forecast import annotate_days_left, describe_days_left, get_days_left_of
 from analytics.panels import get_key_analytics
 from analytics.permissions import can_see_margins, get_key_figures, hide_margin_changes
 from branding.doors import get_doors
@@ -32,202 +27,56 @@ from dashboard import keywrites
 from ledger import audit
 from dashboard.forms import (
     DEFAULT_KEY_SORT,
-    KEY_SORT_COLUMNS,
     KeyCreateForm,
     KeyEditForm,
     KeyListQueryForm,
     KeyLogsQueryForm,
     MultiplierPreviewForm,
 )
-from ledger.formtokens import TokenUsedElsewhere
-from ledger.models import AuditEvent, Outcome, TopUp
+from dashboard.key_rows import (
+    MARGIN_SORT_COLUMNS,
+    get_days_left,
+    get_key_row,
+    get_list_pager,
+    get_list_url,
+    get_row_url_patterns,
+    render_key_row,
+    render_sort_headers,
+    search_key_list,
+)
 from dashboard.upstream import (
     get_live_balance,
     get_sub_key_now,
     get_sub_key_or_404,
-    is_running_low,
     upstream_write_deadline,
 )
 from dashboard.views import SUBKEYS_CHANGED_EVENT
-from derouter import client
 from derouter.client import DerouterError
 from ledger.formtokens import TokenUsedElsewhere
 from ledger.models import AuditEvent, Outcome, TopUp
 from lib.htmx import render_page_or_fragment, wants_fragment
-from lib.markup import format_row
-from lib.money import exact_usd, money, multiplier, usd
-from lib.paging import CountedPaginator, Pager, make_pager, page_summary
-from lib.times import row_date
+from lib.money import exact_usd, multiplier, usd
+from lib.paging import CountedPaginator, make_pager, page_summary
 from mirror import reconcile
 from mirror import snapshot as mirror_snapshot
-from mirror.ingest import get_summary, secret_digest
+from mirror.key_store import get_summary, secret_digest
 from mirror.models import DailyRollup, KeySnapshot, UsageRecord
 from mirror.reads import (
     as_sub_key,
     get_summary_after_first_sync_request,
     get_snapshot_or_404,
     get_usage_freshness,
-    search_keys,
 )
 
 KEYS_PER_PAGE = 25
 # The key page's budget block: htmx asks the page for it once the page is shown (see _render_live_budget).
 LIVE_BUDGET_TARGET = "key-budget"
-URL_ID_STAND_IN = "00000000-0000-0000-0000-000000000000"
 HISTORY_ROWS = 20
 PORTAL_LOGIN_PATH = "/portal/login/"
 # A search this long that starts like a key is a pasted secret, not part of a label.
 FULL_KEY_SHAPE = re.compile(r"sk-[A-Za-z0-9_\-]{20,200}")
 # The preview's example amount for a key that has spent nothing yet.
 PREVIEW_SAMPLE_SPENT = Decimal(10)
-# A key's budget used, as the key list's rows and the key page show it (KeyRow.usage_bar).
-USAGE_BAR_HTML = (
-    '<progress class="usage{state}" max="100" value="{used}" title="{used}% used">{used}% used</progress>'
-)
-
-
-@dataclass(frozen=True)
-class KeyRow:
-    """A key as the list shows it, with its usage already judged."""
-
-    key: client.SubKey
-    used_percent: int
-    is_low: bool
-    is_out: bool
-    detail_url: str
-    topup_url: str
-    edit_url: str
-    # Days until its remaining budget is spent at its last 7 days' pace; None: not at this rate.
-    days_left: Decimal | None = None
-
-    @property
-    def usage_bar(self):
-        """The budget used, as a bar coloured low or out (the key list's rows and the key page)."""
-        state = " out" if self.is_out else " low" if self.is_low else ""
-        return format_row(USAGE_BAR_HTML, state=state, used=self.used_percent)
-
-
-def _get_row_url_patterns():
-    """The key page, top-up and edit URLs with a stand-in id, reversed once per page.
-
-    Filling in each row's id is a string replace; a {% url %} per link and row was a
-    good part of the key list's rendering time.
-    """
-    names = ("key_detail", "key_topup", "key_edit")
-    return {name: reverse(f"console:{name}", args=[URL_ID_STAND_IN]) for name in names}
-
-
-def _get_key_row(sub_key, url_patterns, days_left=None):
-    return KeyRow(
-        key=sub_key,
-        used_percent=int(sub_key.used_fraction * 100),
-        is_low=is_running_low(sub_key),
-        is_out=sub_key.remaining <= 0,
-        detail_url=url_patterns["key_detail"].replace(URL_ID_STAND_IN, sub_key.id),
-        topup_url=url_patterns["key_topup"].replace(URL_ID_STAND_IN, sub_key.id),
-        edit_url=url_patterns["key_edit"].replace(URL_ID_STAND_IN, sub_key.id),
-        days_left=days_left,
-    )
-
-
-# A row of the key list. Built here (format_row), not in the template: a dozen filters,
-# an include and three dates a row made the template engine most of the page's cost.
-KEY_ROW_HTML = (
-    '<tr>\n'
-    '<td><a href="{detail_url}">{label}</a>{badge}</td>\n'
-    '<td class="mono">{key_id}</td>\n'
-    '<td class="num">{budget}</td>\n'
-    '<td class="num">{spent}</td>\n'
-    '<td class="num">{remaining}</td>\n'
-    '<td>{usage_bar}</td>\n'
-    "<td>{days_left}</td>\n"
-    '<td class="num">{rpm_limit}</td>\n'
-    '<td class="num">{concurrent_limit}</td>\n'
-    "{multiplier}"
-    "<td>{created}</td>\n"
-    '<td class="row-actions">\n'
-    '<a class="button small" href="{topup_url}" data-hx-get="{topup_url}" data-hx-target="#key-dialog-body" '
-    'data-hx-swap="innerHTML">Top up</a>{edit}\n'
-    "</td>\n"
-    "</tr>\n"
-)
-KEY_ROW_EDIT_HTML = (
-    '\n<a class="button small secondary" href="{edit_url}" data-hx-get="{edit_url}" data-hx-target="#key-dialog-body" '
-    'data-hx-swap="innerHTML">Edit</a>'
-)
-KEY_ROW_CREATED_HTML = '<time datetime="{}" title="{}">{}</time>'
-
-
-# Columns that would show or order by the markup: not for whoever may not see margins.
-MARGIN_SORT_COLUMNS = {"display_multiplier"}
-KEY_ROW_MULTIPLIER_HTML = '<td class="num">×{}</td>\n'
-
-
-def _render_key_row(row, show_edit, show_margins):
-    """One row of the key list as HTML; ``show_edit`` for owners, who may edit keys.
-
-    Without ``show_margins`` the money is the client's (analytics.permissions.as_client_sees)
-    and the multiplier is left out.
-    """
-    key = row.key
-    figures = get_key_figures(key, show_margins)
-    if key.created_at:
-        created_at = timezone.localtime(key.created_at)
-        created = format_row(
-            KEY_ROW_CREATED_HTML,
-            row_date(created_at, r"Y-m-d\TH:i:sO"),
-            row_date(created_at, "Y-m-d H:i T"),
-            row_date(created_at, "Y-m-d"),
-        )
-    else:
-        created = "—"
-    return format_row(
-        KEY_ROW_HTML,
-        detail_url=row.detail_url,
-        label=key.label or "(no label)",
-        badge=format_row(' <span class="badge low">{}</span>', "empty" if row.is_out else "low") if row.is_low else "",
-        key_id=key.key_id,
-        budget=money(figures.budget),
-        spent=money(figures.spent),
-        remaining=money(figures.remaining),
-        usage_bar=row.usage_bar,
-        days_left=describe_days_left(row.days_left),
-        rpm_limit=key.rpm_limit,
-        concurrent_limit=key.concurrent_limit,
-        multiplier=format_row(KEY_ROW_MULTIPLIER_HTML, multiplier(key.display_multiplier)) if show_margins else "",
-        created=created,
-        topup_url=row.topup_url,
-        edit=format_row(KEY_ROW_EDIT_HTML, edit_url=row.edit_url) if show_edit else "",
-    )
-
-
-def _is_sorted_by_days_left(sort):
-    return sort.removeprefix("-") == "days_left"
-
-
-# What a row of the list reads of a snapshot (as_sub_key): converting the times it does not show
-# (first seen, refreshed, deleted) cost more than building the row.
-KEY_LIST_FIELDS = (
-    "sub_key_id", "label", "key_id_short", "budget", "spent", "remaining", "rpm_limit", "concurrent_limit",
-    "display_multiplier", "created_at",
-)
-
-
-def _search_key_list(query):
-    """The snapshot keys of one search and sort; sorting by days left annotates every key with it, in SQL."""
-    keys = KeySnapshot.objects.only(*KEY_LIST_FIELDS)
-    if _is_sorted_by_days_left(query["sort"]):
-        keys = annotate_days_left(keys)
-    return search_keys(query["q"], query["sort"], keys=keys)
-
-
-def _get_days_left(snapshots, sort):
-    """{snapshot pk: days left} of one page of keys: the sort's own annotation when sorted by it, else one query."""
-    if _is_sorted_by_days_left(sort):
-        return {snapshot.pk: snapshot.days_left for snapshot in snapshots}
-    return get_days_left_of(snapshots)
-
-
 def _get_safe_search(query):
     """The search with a pasted full key replaced by its shortened form (found by its digest in the snapshot).
 
@@ -259,66 +108,6 @@ def _get_reconciliation(snapshot):
     """Mirrored real cost against the spend derouter reports: "reconciled" or the difference."""
     mirrored = reconcile.mirrored_cost_of(snapshot)
     return {"mirrored": mirrored, "difference": reconcile.difference(snapshot, mirrored)}
-
-
-def _get_list_url(list_url=None, **query):
-    """The key list URL for a search, sort and page, leaving out defaults (``list_url``: the list's path, if known)."""
-    defaults = KeyListQueryForm.defaults
-    params = {name: value for name, value in query.items() if value != defaults[name]}
-    url = list_url or reverse("console:key_list")
-    return f"{url}?{urlencode(params)}" if params else url
-
-
-# The column headers: links that sort by the column; built here with the rows (see KEY_ROW_HTML).
-SORT_HEADER_HTML = (
-    '<th{number_class} {aria_sort}>\n'
-    '<a href="{url}" data-hx-get="{url}" data-hx-push-url="true" data-sort-column="{column}">{title}{arrow}</a>\n'
-    "</th>\n"
-)
-SORT_ARROWS = {"ascending": " ▲", "descending": " ▼", "": ""}
-
-
-def _render_sort_headers(query, show_margins):
-    """Each column's header: its title, a link that sorts by it, and its current direction (aria-sort)."""
-    list_url = reverse("console:key_list")
-    html = []
-    for column, title in KEY_SORT_COLUMNS.items():
-        if column in MARGIN_SORT_COLUMNS and not show_margins:
-            continue
-        if query["sort"] == column:
-            direction, next_sort = "ascending", f"-{column}"
-        elif query["sort"] == f"-{column}":
-            direction, next_sort = "descending", column
-        else:
-            direction, next_sort = "", column
-        html.append(format_row(
-            SORT_HEADER_HTML,
-            number_class=mark_safe(' class="num"') if column not in ("label", "key_id", "days_left", "created_at") else "",
-            aria_sort=format_row('aria-sort="{}"', direction) if direction else "",
-            url=_get_list_url(list_url, q=query["q"], sort=next_sort, page=1),
-            column=column,
-            title=title,
-            arrow=SORT_ARROWS[direction],
-        ))
-        if column == "remaining":
-            html.append("<th>Usage</th>\n")
-    return mark_safe("".join(html))
-
-
-def _get_list_pager(query, page, total_keys):
-    """The key list's pager: which keys of how many, and links that keep the search and sort."""
-    numbers = {"first": page.start_index(), "last": page.end_index(), "count": page.paginator.count, "total": total_keys}
-    if query["q"]:
-        shown = _("%(first)s–%(last)s of %(count)s matching keys (%(total)s in all)") % numbers
-    else:
-        shown = _("%(first)s–%(last)s of %(count)s keys") % numbers
-    return Pager(
-        summary=page_summary(shown, page.number, page.paginator.num_pages),
-        previous_url=_get_list_url(q=query["q"], sort=query["sort"], page=page.number - 1) if page.has_previous() else None,
-        next_url=_get_list_url(q=query["q"], sort=query["sort"], page=page.number + 1) if page.has_next() else None,
-        previous_label=_("Previous"),
-        next_label=_("Next"),
-    )
 
 
 def _get_quick_start(secret, request):
@@ -416,34 +205,34 @@ def key_list(request):
     is_new_search = request.method == "POST" or query["q"] != submitted["q"]
     if is_new_search:
         query["page"] = 1
-    list_url = _get_list_url(**query)
+    list_url = get_list_url(**query)
     if is_new_search and not request.htmx:
         return redirect(list_url)
     if _settle_unsettled_writes():
         summary = get_summary()
     if query["q"]:
-        page = Paginator(_search_key_list(query), KEYS_PER_PAGE).get_page(query["page"])
+        page = Paginator(search_key_list(query), KEYS_PER_PAGE).get_page(query["page"])
         total_keys = KeySnapshot.objects.active().count()
     else:
         # Every active key: the summary row has counted them (counting 20,000 took 0.5 ms).
         total_keys = summary.key_count
-        page = CountedPaginator(_search_key_list(query), KEYS_PER_PAGE, total_keys).get_page(query["page"])
-    url_patterns = _get_row_url_patterns()
-    days_left = _get_days_left(page.object_list, query["sort"])
+        page = CountedPaginator(search_key_list(query), KEYS_PER_PAGE, total_keys).get_page(query["page"])
+    url_patterns = get_row_url_patterns()
+    days_left = get_days_left(page.object_list, query["sort"])
     show_edit = is_owner(request.user)
     context = {
         "query": query,
         "page": page,
         "rows": mark_safe("".join(
-            _render_key_row(
-                _get_key_row(as_sub_key(snapshot), url_patterns, days_left.get(snapshot.pk)), show_edit, show_margins
+            render_key_row(
+                get_key_row(as_sub_key(snapshot), url_patterns, days_left.get(snapshot.pk)), show_edit, show_margins
             )
             for snapshot in page.object_list
         )),
         "total_keys": total_keys,
         "refresh_url": list_url,
-        "sort_headers": _render_sort_headers(query, show_margins),
-        "pager": _get_list_pager(query, page, total_keys),
+        "sort_headers": render_sort_headers(query, show_margins),
+        "pager": get_list_pager(query, page, total_keys),
     }
     response = render_page_or_fragment(request, "dashboard/key_list.html", "dashboard/_keys.html", context)
     if is_new_search:
@@ -528,7 +317,7 @@ def _render_live_budget(request, snapshot):
     }
     show_margins = can_see_margins(request.user)
     context.update(
-        row=_get_key_row(context["key"], _get_row_url_patterns()),
+        row=get_key_row(context["key"], get_row_url_patterns()),
         preview=_get_multiplier_preview(context["key"], context["key"].display_multiplier),
         figures=get_key_figures(context["key"], show_margins),
         show_margins=show_margins,
@@ -560,7 +349,7 @@ def key_detail(request, sub_key_id):
     logs = CountedPaginator(rows, logs_query["limit"], count).get_page(logs_query["page"])
     context = {
         "key": sub_key,
-        "row": _get_key_row(sub_key, _get_row_url_patterns()),
+        "row": get_key_row(sub_key, get_row_url_patterns()),
         "logs": logs,
         "logs_query": logs_query,
         "usage_freshness": get_usage_freshness(snapshot),

@@ -15,7 +15,7 @@ from django.views.decorators.vary import vary_on_headers
 from accounts.roles import console_required
 from analytics.permissions import can_see_margins
 from dashboard.forms import ACCOUNT_ONLY, UsageLogQueryForm
-from dashboard.views.keys import URL_ID_STAND_IN
+from dashboard.key_rows import URL_ID_STAND_IN
 from lib.csv_export import csv_download
 from lib.forms import describe_refused_export
 from lib.htmx import wants_fragment

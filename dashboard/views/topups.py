@@ -16,8 +16,8 @@ from django.utils.translation import gettext_lazy as _
 from accounts.roles import console_required
 from dashboard.forms import LEDGER_PAGE_SIZE, LedgerQueryForm, TopUpForm
 from dashboard.ledger_csv import CSV_COLUMNS, filtered_topups, ledger_csv_row, write_ledger_export
-from dashboard.topups import TopUpNotAllowed, find_attempt, get_cap_left_today, settle_key, top_up
-from dashboard.upstream import get_live_balance, get_sub_key_now, get_sub_key_or_404, upstream_write_deadline
+from dashboard.topups import TopUpNotAllowed, find_attempt, get_cap_left_today, review, settle_key, top_up
+from dashboard.upstream import get_sub_key_now, get_sub_key_or_404, upstream_write_deadline
 from dashboard.views import SUBKEYS_CHANGED_EVENT
 from derouter.client import DerouterError
 from exports.models import Export
@@ -32,17 +32,10 @@ from mirror.models import KeySnapshot
 from mirror.reads import as_sub_key, get_mirrored_balance
 
 
-
-
-
 def _render_topup(request, sub_key, form, *, step="form", status=200, **context):
-    context = {
-        "key": sub_key,
-        "form": form,
-        "step": step,
-        "cap_left": get_cap_left_today(request.user),
-        **context,
-    }
+    context = {"key": sub_key, "form": form, "step": step, **context}
+    if "cap_left" not in context:
+        context["cap_left"] = get_cap_left_today(request.user)
     return render_page_or_fragment(request, "dashboard/topup.html", "dashboard/_topup.html", context, status)
 
 
@@ -132,19 +125,17 @@ def key_topup(request, sub_key_id):
         return _render_topup(request, sub_key, form)
 
     if "confirm" not in request.POST:
-        balance = get_live_balance()
-        cap_left = get_cap_left_today(request.user)
-        if cap_left is not None and amount > cap_left:
-            form.add_error("amount", _("That is over your daily top-up limit: you can top up at most %(exact_usd)s more today (UTC).") % {"exact_usd": exact_usd(cap_left)})
-        elif amount > balance.available:
-            form.add_error("amount", _("Only %(available)s of the account's balance is available.") % {"available": usd(balance.available)})
-        if form.errors:
-            return _render_topup(request, sub_key, form, status=400, balance=balance)
+        checked = review(request.user, amount)
+        for field, message in checked.errors.items():
+            form.add_error(field, message)
+        if not checked.is_allowed:
+            return _render_topup(request, sub_key, form, status=400, balance=checked.balance, cap_left=checked.cap_left)
         context = {
-            "balance": balance,
+            "balance": checked.balance,
+            "cap_left": checked.cap_left,
             "amount": amount,
             "new_budget": sub_key.budget + amount,
-            "available_after": balance.available - amount,
+            "available_after": checked.balance.available - amount,
         }
         return _render_topup(request, sub_key, form, step="confirm", **context)
 

@@ -1,6 +1,7 @@
 """{% freshness %}: how fresh the key snapshot a page shows is, with a Refresh control."""
 
 from django import template
+from django.utils.translation import gettext as _
 
 from mirror.reads import get_freshness
 
@@ -26,7 +27,7 @@ def age(seconds):
     minutes, seconds = divmod(int(seconds), 60)
     hours, minutes = divmod(minutes, 60)
     if hours:
-        return f"{hours} h {minutes} min"
+        return _("%(hours)s h %(minutes)s min") % {"hours": hours, "minutes": minutes}
     if minutes:
-        return f"{minutes} min {seconds} s"
-    return f"{seconds} s"
+        return _("%(minutes)s min %(seconds)s s") % {"minutes": minutes, "seconds": seconds}
+    return _("%(seconds)s s") % {"seconds": seconds}
