@@ -71,6 +71,7 @@ VISITS = [
         ("Amount", "1.5"), ("Reference", "INV-A11Y-2"), "Review the top-up", "Top up $1.50",
     )),
     Visit("owner", "/dashboard/keys/{key_id}/delete/"),
+    Visit("owner", "/dashboard/keys/{key_id}/reclaim/"),
     Visit("owner", "/dashboard/keys/no-such-key/", status=404),
     Visit("owner", "/dashboard/topups/"),
     Visit("owner", "/dashboard/logs/"),
