@@ -38,7 +38,7 @@ def _remind(expiry, now):
     if expiry.notify_email:
         subject = f"Your key {name} expires on {when}"
         body = (
-            f"Your derouter key {expiry.key_id_short} ({name}) expires on {when}. "
+            f"Your key {expiry.key_id_short} ({name}) expires on {when}. "
             "Its unspent budget goes back to your provider then; ask them for a new key if you need one."
         )
         recipient = expiry.notify_email
