@@ -213,15 +213,15 @@ def portal_login_required(view):
             return sign_out_with_message(request, get_refused_key_notice(client_key) or KEY_NO_LONGER_VALID)
         except RateLimited as error:
             return render_upstream_problem(
-                request, 503, "derouter is busy right now. Wait a moment and try again.", error.retry_after or 30
+                request, 503, _("The service is busy right now. Wait a moment and try again."), error.retry_after or 30
             )
         except Unavailable as error:
             logger.warning("portal: upstream unavailable on %s (%s)", request.path, error.status)
             return render_upstream_problem(
-                request, 503, "derouter is not answering right now. Your session is kept: try again in a moment.", 30
+                request, 503, _("The service is not answering right now. Your session is kept: try again in a moment."), 30
             )
         except DerouterError as error:
             logger.warning("portal: unexpected upstream answer on %s (%s)", request.path, error.status)
-            return render_upstream_problem(request, 502, "derouter gave an answer we could not use. Try again later.")
+            return render_upstream_problem(request, 502, _("The service gave an answer we could not use. Try again later."))
 
     return wrapper

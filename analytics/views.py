@@ -22,7 +22,7 @@ from analytics.permissions import can_see_margins
 from analytics.statements import NoStatement, find_statement, generate_csv_rows
 from lib.csv_export import csv_download
 from lib.htmx import wants_fragment
-from lib.paging import Pager, get_page_counting_short_lists
+from lib.paging import Pager, get_page_counting_short_lists, sort_state
 from mirror.models import KeySnapshot
 
 CLIENTS_PER_PAGE = 50
@@ -50,13 +50,7 @@ def _get_sort_headers(query, show_margins):
     for column, title in CLIENT_SORT_COLUMNS.items():
         if column in ("spend", "margin") and not show_margins:
             continue
-        if query["sort"] == column:
-            direction, next_sort = "ascending", f"-{column}"
-        elif query["sort"] == f"-{column}":
-            direction, next_sort = "descending", column
-        else:
-            # Numbers are most useful biggest first.
-            direction, next_sort = "", column if column == "label" else f"-{column}"
+        direction, next_sort = sort_state(query["sort"], column, biggest_first=column != "label")
         headers.append(
             {
                 "column": column,

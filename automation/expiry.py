@@ -43,7 +43,7 @@ def _remind(expiry, now):
         with translation.override(language_for_key(expiry.sub_key_id)):
             subject = gettext("Your key %(name)s expires on %(when)s") % {"name": name, "when": when}
             body = gettext(
-                "Your derouter key %(key_id)s (%(name)s) expires on %(when)s. "
+                "Your key %(key_id)s (%(name)s) expires on %(when)s. "
                 "Its unspent budget goes back to your provider then; ask them for a new key if you need one."
             ) % {"key_id": expiry.key_id_short, "name": name, "when": when}
         recipient = expiry.notify_email

@@ -37,6 +37,7 @@ WEBHOOK_EVENTS = {
     "budget.approved": "Budget request approved",
     "budget.declined": "Budget request declined",
     "write.unknown": "A write with an unknown outcome",
+    "write.mismatch": "A write derouter did not keep in full",
     "code.redeemed": "Redemption code redeemed",
     "payment.credited": "Card payment credited",
     "payment.refunded": "Card payment refunded",

@@ -2,6 +2,7 @@
 
 import datetime
 import smtplib
+from email.utils import formataddr, parseaddr
 
 from django.conf import settings
 from django.core.mail import send_mail
@@ -10,6 +11,7 @@ from django.utils import timezone
 from huey.contrib.djhuey import db_task
 
 from automation.models import Alert, DeliveryStatus
+from branding.models import Branding
 from work.runs import tracked
 
 EMAIL_MAX_ATTEMPTS = 3
@@ -74,11 +76,18 @@ def attempt_alert_email(alert_id):
     return None
 
 
+def customer_sender(brand):
+    """DEFAULT_FROM_EMAIL's address under the reseller's product name: customers hear from their provider, not from us."""
+    _, address = parseaddr(settings.DEFAULT_FROM_EMAIL)
+    return formataddr((brand, address or settings.DEFAULT_FROM_EMAIL))
+
+
 @db_task(retries=CUSTOMER_EMAIL_RETRIES, retry_delay=CUSTOMER_EMAIL_RETRY_DELAY, retry_backoff=CUSTOMER_EMAIL_RETRY_BACKOFF)
 def send_customer_email(subject, body, recipient):
     """The worker's task: one message to a customer (budget request decisions, expiry reminders)."""
     with tracked("automation.send_customer_email") as run:
-        send_mail(f"[derouter] {subject}", body, settings.DEFAULT_FROM_EMAIL, [recipient])
+        brand = Branding.load().display_name
+        send_mail(f"[{brand}] {subject}", body, customer_sender(brand), [recipient])
         run.detail = subject[:200]
 
 

@@ -16,9 +16,11 @@ Both writes are ``dashboard.keywrites`` calls, as the person who rotated or the 
 """
 
 from dataclasses import dataclass
+from datetime import timedelta
 from decimal import Decimal
 
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from automation import actors, webhooks
@@ -28,6 +30,11 @@ from derouter import client
 from derouter.client import DerouterError
 from ledger.models import UNSETTLED_OUTCOMES, AuditEvent, Outcome
 from lib.money import to_decimal, usd
+from work import leases
+
+
+# A rotation is made in one request: one still "started" this long after was stopped mid-way.
+ABANDONED_AFTER = timedelta(seconds=leases.LEASE_SECONDS)
 
 
 @dataclass(frozen=True)
@@ -191,10 +198,20 @@ def settle_open():
     settled (``dashboard.keywrites`` settles it from derouter's list): made after all, the
     rotation goes on to delete the old key; not made, nothing changed. A rotation whose new
     key exists and whose old key is not deleted yet is finished (never a blind second delete).
+
+    A rotation still "started" past ABANDONED_AFTER had its request stopped mid-way (a killed
+    process): its claim ends there. The create is recorded before it is sent, so with no record
+    nothing was sent; with one, the rotation follows it as above.
     """
     done = []
-    for rotation in Rotation.objects.filter(status=Rotation.Status.CREATE_UNKNOWN):
+    abandoned = Q(status=Rotation.Status.STARTED, created_at__lte=timezone.now() - ABANDONED_AFTER)
+    for rotation in Rotation.objects.filter(Q(status=Rotation.Status.CREATE_UNKNOWN) | abandoned):
         event = AuditEvent.objects.filter(form_token=rotation.token).first()
+        if event is None and rotation.status == Rotation.Status.STARTED:
+            _set(rotation, status=Rotation.Status.CREATE_REFUSED,
+                 message="The rotation stopped before the new key was asked for: nothing was changed.")
+            done.append(f"rotation #{rotation.pk}: stopped before anything was sent")
+            continue
         if event is None or event.outcome in UNSETTLED_OUTCOMES:
             continue
         if event.outcome != Outcome.OK:

@@ -25,16 +25,22 @@ def event_data(event):
         "outcome": event.outcome,
         "changes": event.changes,
         "message": event.message,
+        "not_applied": event.not_applied,
         "audit_event_id": event.pk,
     }
 
 
 @receiver(post_save, sender=AuditEvent, dispatch_uid="automation-audit-webhooks")
 def emit_for_audit_event(sender, instance, **kwargs):
-    """A settled write (OK or unknown) of a key is an event; pending and refused ones are not."""
+    """A settled write (OK or unknown) of a key is an event; pending and refused ones are not.
+
+    A write derouter answered but did not keep in full (read back) is also ``write.mismatch``.
+    """
     event_type = EVENT_OF_ACTION.get(instance.action)
     if event_type is None:
         return
+    if instance.not_applied and instance.outcome != Outcome.PENDING:
+        webhooks.emit("write.mismatch", event_data(instance), f"audit:{instance.pk}:mismatch")
     if instance.outcome == Outcome.OK:
         webhooks.emit(event_type, event_data(instance), f"audit:{instance.pk}:ok")
     elif instance.outcome == Outcome.UNKNOWN:

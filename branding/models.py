@@ -3,6 +3,7 @@
 from django.conf import settings
 from django.core.cache import cache
 from django.db import models
+from django.utils.text import slugify
 from django.utils.translation import gettext_lazy as _
 
 CACHE_KEY = "branding:current"
@@ -58,6 +59,11 @@ class Branding(models.Model):
     @property
     def display_name(self):
         return self.product_name or DEFAULT_PRODUCT_NAME
+
+    def file_name(self, what):
+        """A download's name for customers, headed by the product's name when the reseller gave one: "acme-ai-usage-….csv"."""
+        prefix = slugify(self.product_name)
+        return f"{prefix}-{what}" if prefix else what
 
     @property
     def unit(self):

@@ -110,7 +110,19 @@ def _multiplier_field(**kwargs):
     )
 
 
-class KeyCreateForm(ExpectedInputMixin, forms.Form):
+class _FixedFieldsMixin:
+    """Leave out the fields derouter does not keep (its stored conventions): a form offers only what will hold."""
+
+    def leave_out_fixed(self, conventions, *, markup_settable):
+        """Drop rpm_limit where derouter fixes rate limits, display_multiplier where no markup can be set."""
+        if not conventions.limits_settable:
+            self.fields.pop("rpm_limit", None)
+        if not markup_settable:
+            self.fields.pop("display_multiplier", None)
+        return self
+
+
+class KeyCreateForm(_FixedFieldsMixin, ExpectedInputMixin, forms.Form):
     """A new Client Key; the view checks the budget against what is available."""
 
     expected = {"label": _("The label is optional text of at most 100 characters, e.g. the customer's name.")}
@@ -136,8 +148,14 @@ class KeyCreateForm(ExpectedInputMixin, forms.Form):
     def clean_token(self):
         return self.cleaned_data["token"] or uuid.uuid4()
 
+    def clean(self):
+        cleaned = super().clean()
+        cleaned.setdefault("rpm_limit", None)  # left out: derouter's fixed limit
+        cleaned.setdefault("display_multiplier", Decimal(1))  # left out: no markup can be set
+        return cleaned
 
-class KeyEditForm(ExpectedInputMixin, forms.Form):
+
+class KeyEditForm(_FixedFieldsMixin, ExpectedInputMixin, forms.Form):
     """The editable settings of a Client Key."""
 
     expected = KeyCreateForm.expected

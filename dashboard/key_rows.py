@@ -21,7 +21,7 @@ from dashboard.upstream import is_running_low
 from derouter import client
 from lib.markup import format_row
 from lib.money import money, multiplier
-from lib.paging import Pager, page_summary
+from lib.paging import Pager, page_summary, sort_state
 from lib.times import row_date
 from mirror.models import KeySnapshot
 from mirror.reads import search_keys
@@ -200,12 +200,7 @@ def render_sort_headers(query, show_margins):
     for column, title in KEY_SORT_COLUMNS.items():
         if column in MARGIN_SORT_COLUMNS and not show_margins:
             continue
-        if query["sort"] == column:
-            direction, next_sort = "ascending", f"-{column}"
-        elif query["sort"] == f"-{column}":
-            direction, next_sort = "descending", column
-        else:
-            direction, next_sort = "", column
+        direction, next_sort = sort_state(query["sort"], column)
         html.append(format_row(
             SORT_HEADER_HTML,
             number_class=mark_safe(' class="num"') if column not in ("label", "key_id", "days_left", "created_at") else "",

@@ -23,6 +23,7 @@ from django.utils import timezone
 from dashboard import topups
 from dashboard.upstream import KeyState, get_key_state
 from derouter import client
+from derouter import conventions as upstream_conventions
 from derouter.client import DerouterError
 from ledger import audit
 from ledger.formtokens import check_form_token
@@ -54,6 +55,14 @@ class KeyWrite:
     repeated: bool = False
     markup: "KeyWrite | None" = None
     returned: Decimal | None = None
+
+    @property
+    def not_applied(self):
+        """{field: (asked, kept)} of what derouter answered as done but did not keep (read back), this write's and its markup's."""
+        kept = {name: tuple(values) for name, values in (self.event.not_applied or {}).items()}
+        if self.markup is not None:
+            kept.update(self.markup.not_applied)
+        return kept
 
     @property
     def markup_failure(self):
@@ -113,8 +122,12 @@ def _send(event, call, sub_key_id=None):
 
     A failure settles the event by the one rule; when its outcome is unknown,
     derouter's keys are read again so the page can show what is true now, and the
-    worker refreshes the key snapshot.
+    worker refreshes the key snapshot. The event is dated when the call goes out: settling
+    counts WRITE_SETTLE_SECONDS from then, and a delete may have waited for the key's usage
+    sync and its money lock since the event was written.
     """
+    event.created_at = timezone.now()
+    AuditEvent.objects.filter(pk=event.pk).update(created_at=event.created_at)
     try:
         return call(), None
     except DerouterError as error:
@@ -138,7 +151,12 @@ def create_key(user, *, token, label, budget, rpm_limit, display_multiplier=Deci
     ``note`` leads the audit event's message (what asked for the key, e.g. a rotation).
     """
     check_form_token(token, AuditEvent.Action.CREATE)
-    changes = {"label": ("", label), "budget": (None, budget), "rpm_limit": (None, rpm_limit)}
+    conventions = upstream_conventions.current()
+    changes = {"label": ("", label), "budget": (None, budget)}
+    if conventions.limits_settable:
+        changes["rpm_limit"] = (None, rpm_limit)
+    else:
+        rpm_limit = None  # fixed at derouter: not asked for, so not "not applied" either
     if display_multiplier != 1:
         changes["display_multiplier"] = (None, display_multiplier)
     try:
@@ -157,12 +175,40 @@ def create_key(user, *, token, label, budget, rpm_limit, display_multiplier=Deci
     )
     if failed:
         return failed
-    audit.finish(event, Outcome.OK, sub_key_id=created.id, key_id_short=created.key_id, message=note)
+    kept = _read_back(created.id) or created
+    # A markup derouter did not keep at creation is set by a second write, where it keeps one after.
+    set_later = kept.display_multiplier != display_multiplier and conventions.multiplier_after_creation
+    asked = {"label": label, "rpm_limit": rpm_limit, **({} if set_later else {"display_multiplier": display_multiplier})}
+    not_applied = _not_kept(asked, kept)
+    audit.finish(event, Outcome.OK, sub_key_id=created.id, key_id_short=created.key_id,
+                 message=_with_not_applied(note, not_applied), not_applied=not_applied)
     mirror_snapshot.record_created_key(created)
-    markup = None
-    if created.display_multiplier != display_multiplier:
-        markup = _set_markup(user, created, display_multiplier)
+    markup = _set_markup(user, created, display_multiplier) if set_later else None
     return KeyWrite(event, created=created, markup=markup)
+
+
+def _read_back(sub_key_id):
+    """The key as derouter lists it right after our write, or None when it could not say (then its answer stands)."""
+    state = get_key_state(sub_key_id)
+    return state.key if state.reachable else None
+
+
+def _not_kept(asked, kept):
+    """{field: (asked, kept)} for each field asked for (None: not asked) that the key read back does not hold."""
+    return {
+        name: (value, getattr(kept, name))
+        for name, value in asked.items()
+        if value is not None and getattr(kept, name) != value
+    }
+
+
+def _with_not_applied(message, not_applied):
+    """The event's message, followed by what derouter did not keep (the audit trail's plain account of it)."""
+    if not not_applied:
+        return message
+    fields = ", ".join(f"{name.replace('_', ' ')} (asked {asked}, derouter kept {kept})"
+                       for name, (asked, kept) in not_applied.items())
+    return " ".join(part for part in (message, f"Not applied: {fields}.") if part)
 
 
 def _set_markup(user, created, multiplier):
@@ -194,8 +240,11 @@ def edit_key(user, sub_key, changes):
     answer, failed = _send(event, lambda: client.update_sub_key(sub_key.id, **updates), sub_key.id)
     if failed:
         return failed
-    audit.finish(event, Outcome.OK)
-    mirror_snapshot.record_write_answer(answer)
+    # What derouter answered is not proof it kept it: read the key back and name what it did not keep.
+    kept = _read_back(sub_key.id) or answer
+    not_applied = _not_kept(updates, kept) if kept is not None else {}
+    audit.finish(event, Outcome.OK, message=_with_not_applied("", not_applied), not_applied=not_applied)
+    mirror_snapshot.record_write_answer(kept)
     return KeyWrite(event)
 
 

@@ -3,6 +3,7 @@
 import logging
 
 from django.shortcuts import render
+from django.utils.translation import gettext as _
 
 from accounts.roles import is_owner
 from derouter.client import AuthFailed, RateLimited, Unavailable, UnexpectedResponse
@@ -25,15 +26,19 @@ class UpstreamErrorMiddleware:
 
     def process_exception(self, request, exception):
         if isinstance(exception, UnexpectedResponse):
-            status, title = 502, "derouter sent an answer we could not read"
+            status, title = 502, _("derouter sent an answer we could not read")
         elif isinstance(exception, Unavailable):
-            status, title = 503, "derouter is not answering"
+            status, title = 503, _("derouter is not answering")
         elif isinstance(exception, AuthFailed):
-            status, title = 502, "The Account Key is not accepted by derouter"
+            status, title = 502, _("The Account Key is not accepted by derouter")
         elif isinstance(exception, RateLimited):
-            status, title = 503, "derouter is rate limiting us"
+            status, title = 503, _("derouter is rate limiting us")
         else:
             return None
+        # White label: a customer hears of the service, never of our upstream's name or our Account Key.
+        for_customer = request.path.startswith("/portal/")
+        if for_customer:
+            title = _("The service is busy or not answering") if status == 503 else _("The service could not complete this")
         logger.warning("upstream failure on %s: %s (%s)", request.path, type(exception).__name__, exception.status)
         response = render(
             request,
@@ -41,7 +46,8 @@ class UpstreamErrorMiddleware:
             {
                 "title": title,
                 "error": exception,
-                "is_account_key_problem": isinstance(exception, AuthFailed),
+                "for_customer": for_customer,
+                "is_account_key_problem": isinstance(exception, AuthFailed) and not for_customer,
                 "show_account_key_hint": isinstance(exception, AuthFailed) and is_owner(request.user),
             },
             status=status,

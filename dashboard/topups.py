@@ -252,6 +252,16 @@ def _next_sequence(sub_key_id):
 
 def _send_under_lock(row, audit_note, check):
     """With the key's lock held: read the budget, settle earlier moves, check, record, PUT once, record the outcome."""
+    row.refresh_from_db(fields=["outcome", "message"])
+    if row.outcome != Outcome.PENDING:
+        # While this move waited for the lock, a settlement judged it never sent: it stays so.
+        return
+    if AuditEvent.objects.filter(
+        sub_key_id=str(row.sub_key_id), action=AuditEvent.Action.DELETE, outcome__in=UNSETTLED_OUTCOMES
+    ).exists():
+        # The key may be gone any moment: a top-up landing then could never be settled.
+        _finish(row, Outcome.REFUSED, "Not sent: a delete of this key is not settled yet; try again once it is.", audit_note)
+        return
     try:
         current = _read_key(row.sub_key_id)
     except DerouterError as error:

@@ -54,22 +54,32 @@ def record(
     )
 
 
-def finish(event, outcome, *, sub_key_id="", key_id_short="", message=""):
-    """Settle a pending event once the upstream has answered (or not)."""
+def finish(event, outcome, *, sub_key_id="", key_id_short="", message="", not_applied=None):
+    """Settle a pending event once the upstream has answered (or not).
+
+    ``not_applied`` ({field: (asked, kept)}) names what derouter answered as done but did not
+    keep, as read back after the write.
+    """
     event.outcome = outcome
     event.sub_key_id = sub_key_id or event.sub_key_id
     event.key_id_short = key_id_short[:64] or event.key_id_short
     event.message = message[:2000]
-    event.save(update_fields=["outcome", "sub_key_id", "key_id_short", "message"])
+    fields = ["outcome", "sub_key_id", "key_id_short", "message"]
+    if not_applied:
+        event.not_applied = {name: [_jsonable(asked), _jsonable(kept)] for name, (asked, kept) in not_applied.items()}
+        fields.append("not_applied")
+    event.save(update_fields=fields)
 
 
 @dataclass(frozen=True)
 class Change:
-    """One changed field of an audit event, as "field: before → after"."""
+    """One changed field of an audit event, as "field: before → after"; ``kept`` is set when derouter did not keep it."""
 
     field: str
     before: object
     after: object
+    not_applied: bool = False
+    kept: object = None
 
 
 def _get_shown_value(name, value):
@@ -96,7 +106,10 @@ def describe_changes(event):
             before = EMPTY_TEXT
         if after == "":
             after = EMPTY_TEXT
+        not_applied = event.not_applied.get(name) if isinstance(event.not_applied, dict) else None
+        kept = not_applied[1] if isinstance(not_applied, (list, tuple)) and len(not_applied) == 2 else None
         changes.append(
-            Change(name.replace("_", " "), _get_shown_value(name, before), _get_shown_value(name, after))
+            Change(name.replace("_", " "), _get_shown_value(name, before), _get_shown_value(name, after),
+                   not_applied=not_applied is not None, kept=_get_shown_value(name, kept))
         )
     return changes

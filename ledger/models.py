@@ -62,6 +62,8 @@ class AuditEvent(models.Model):
     changes = models.JSONField(default=dict, blank=True, help_text=_("Field: [before, after]; money as strings."))
     outcome = models.CharField(max_length=16, choices=Outcome.choices)
     message = models.TextField(blank=True, help_text=_("The upstream's message when refused or unknown."))
+    # Fields a write answered as done that derouter did not keep, read back after it: {field: [asked, kept]}.
+    not_applied = models.JSONField(default=dict, blank=True, help_text=_("Field: [asked, kept]; what derouter did not keep."))
     # The one-time token of the create form that asked for this change: written
     # (unique) before the upstream call, so a resubmitted form creates no second key.
     form_token = models.UUIDField(null=True, blank=True, unique=True)

@@ -98,3 +98,15 @@ def pager_for_page(request, page, counted_noun):
 def pager_for_log_page(request, logs, summary, base=""):
     """A pager for one page of derouter's usage logs (anything with page, pages and limit); links keep the page size."""
     return make_pager(request, page=logs.page, pages=logs.pages, summary=summary, base=base, params={"limit": logs.limit})
+
+
+def sort_state(current, column, biggest_first=False):
+    """(``column``'s aria-sort direction under the ``current`` sort, the sort its header's link asks for).
+
+    A column not sorted by yet sorts ascending, or ``biggest_first`` (numbers are most useful so).
+    """
+    if current == column:
+        return "ascending", f"-{column}"
+    if current == f"-{column}":
+        return "descending", column
+    return "", f"-{column}" if biggest_first else column

@@ -295,7 +295,7 @@ def logs_csv(request):
     first_page = get_client_usage_logs(request.portal_key, page=1, limit=CSV_PAGE_SIZE)
     zone_name = get_time_zone_name(request)
     zone = ZoneInfo(zone_name)
-    filename = f"derouter-usage-{timezone.now().astimezone(zone):%Y-%m-%d}.csv"
+    filename = Branding.load().file_name(f"usage-{timezone.now().astimezone(zone):%Y-%m-%d}.csv")
     if first_page.total > settings.EXPORT_STREAM_MAX_ROWS:
         export = _get_or_start_export(request, zone_name, filename)
         return redirect("portal:export_status", token=export.token)

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pytest
 from axe_playwright_python.sync_playwright import Axe
+from playwright.sync_api import Error as PlaywrightError
 from django.utils import timezone
 
 from tests.helpers import ROOT, new_page, sign_in
@@ -167,8 +168,10 @@ class Survey:
     sideways_scroll: list
     statuses: list
     html_dir: Path
+    wide_tables: list
+    faint_fields: list
     # (where, the html lang it must carry, the HTML) of every page as a Chinese browser got it.
-    chinese_pages: list = None
+    chinese_pages: list
 
 
 def _last_month_start():
@@ -320,7 +323,7 @@ def _start_portal_export(page):
 
     session_key = next(cookie["value"] for cookie in page.context.cookies() if cookie["name"] == settings.SESSION_COOKIE_NAME)
     export = Export.objects.create(
-        kind=Export.Kind.PORTAL_USAGE, session_key=session_key, filename="derouter-usage.csv",
+        kind=Export.Kind.PORTAL_USAGE, session_key=session_key, filename="usage.csv",
         status=Export.Status.RUNNING, rows_done=900, rows_total=6_000,
     )
     return {"portal_export_token": export.token}
@@ -364,12 +367,60 @@ def _sideways_scroll(page):
     return page.evaluate("document.documentElement.scrollWidth") - page.viewport_size["width"]
 
 
+# Each visible table whose columns are wider than the box it sits in: [name, pixels hidden].
+WIDE_TABLES = """() => Array.from(document.querySelectorAll("table")).filter((table) => table.offsetParent !== null)
+  .map((table) => {
+    const box = table.parentElement;
+    const name = (table.querySelector("caption") || {}).textContent || box.getAttribute("aria-label") || table.id || "a table";
+    return [name.trim(), Math.max(table.scrollWidth, box.scrollWidth) - box.clientWidth];
+  }).filter(([, hidden]) => hidden > 1)"""
+
+# Each visible text field and code block with its text colour, its own background colour and the nearest
+# opaque background behind it (the page's when nothing between is painted).
+FIELD_COLOURS = """() => {
+  const painted = (element) => {
+    for (let node = element; node; node = node.parentElement) {
+      const colour = getComputedStyle(node).backgroundColor;
+      if (colour && colour !== "transparent" && !/rgba\\(.*, 0\\)$/.test(colour)) return colour;
+    }
+    return getComputedStyle(document.documentElement).backgroundColor || "rgb(255, 255, 255)";
+  };
+  const fields = "input:not([type]), input[type=text], input[type=email], input[type=url], input[type=search], input[type=password], input[type=number], textarea, code, pre, kbd";
+  return Array.from(document.querySelectorAll(fields)).filter((field) => field.offsetParent !== null)
+    .map((field) => [field.outerHTML.slice(0, 100), getComputedStyle(field).color, painted(field)]);
+}"""
+
+
+def _channels(colour):
+    return [float(part) for part in re.findall(r"[\d.]+", colour)[:3]]
+
+
+def _contrast(foreground, background):
+    """The WCAG contrast ratio of two CSS rgb() colours."""
+
+    def luminance(colour):
+        linear = [c / 255 / 12.92 if c / 255 <= 0.03928 else ((c / 255 + 0.055) / 1.055) ** 2.4 for c in _channels(colour)]
+        return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+    lighter, darker = sorted((luminance(foreground), luminance(background)), reverse=True)
+    return (lighter + 0.05) / (darker + 0.05)
+
+
 def _check(page, where, size, survey):
     survey.axe.extend(f"{where} at {size}: {violation}" for violation in _serious_violations(page))
     if size.startswith("phone"):
         overflow = _sideways_scroll(page)
         if overflow > 0:
             survey.sideways_scroll.append(f"{where} is {overflow}px wider than a 390px phone")
+    if size == "desktop":
+        survey.wide_tables.extend(
+            f"{where}: the table {name!r} is {hidden}px wider than its box at 1280px" for name, hidden in page.evaluate(WIDE_TABLES)
+        )
+    if size.endswith("dark"):
+        for html, colour, background in page.evaluate(FIELD_COLOURS):
+            ratio = _contrast(colour, background)
+            if ratio < 4.5:
+                survey.faint_fields.append(f"{where} in dark mode: {html} is {colour} on {background} ({ratio:.1f}:1)")
 
 
 def _press(page, name):
@@ -431,7 +482,12 @@ def _walk(browser, live_server, simulator, visits, secret, names, survey):
                             page.keyboard.press("Escape")
                             page.locator("dialog[open]").wait_for(state="detached")
                             continue
-                        _press(page, step)
+                        try:
+                            _press(page, step)
+                        except PlaywrightError as error:
+                            # Reported with the rest of the walk, which goes on to the next page.
+                            survey.statuses.append(f"{where} at {size}: pressing {step!r} failed: {str(error).splitlines()[0]}")
+                            break
                         _check(page, f"{where} after pressing {step!r}", size, survey)
                         if size == "desktop":
                             # What the page shows now, as the browser has it (after any htmx swap).
@@ -448,7 +504,10 @@ def survey(browser, live_server, simulator, django_db_setup, django_db_blocker, 
     def make_key(budget, label):
         return derouter_client.create_sub_key(Decimal(budget), label=label)
 
-    result = Survey(axe=[], sideways_scroll=[], statuses=[], html_dir=tmp_path_factory.mktemp("pages"), chinese_pages=[])
+    result = Survey(
+        axe=[], sideways_scroll=[], statuses=[], html_dir=tmp_path_factory.mktemp("pages"), wide_tables=[], faint_fields=[],
+        chinese_pages=[],
+    )
     # The walk's requests reach the database from the live server's thread, outside any test.
     with django_db_blocker.unblock():
         secret, names = _seed(simulator, make_key)
@@ -466,6 +525,14 @@ def test_no_page_or_dialog_has_serious_or_critical_axe_violations(survey):
 
 def test_no_page_scrolls_sideways_on_a_phone(survey):
     assert not survey.sideways_scroll, "\n".join(survey.sideways_scroll)
+
+
+def test_every_table_fits_its_box_at_desktop_width(survey):
+    assert not survey.wide_tables, "\n".join(survey.wide_tables)
+
+
+def test_every_text_field_and_code_block_reads_against_its_background_in_dark_mode(survey):
+    assert not survey.faint_fields, "\n".join(survey.faint_fields)
 
 
 def test_every_page_is_valid_html(survey):

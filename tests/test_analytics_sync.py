@@ -10,7 +10,8 @@ from django.utils import timezone
 from analytics.forms import first_of_month
 from derouter import client as derouter_client
 from mirror.models import KeySnapshot
-from mirror.sync import refresh_snapshot, sync_key_usage
+from mirror.snapshot import refresh_snapshot
+from mirror.sync import sync_key_usage
 
 pytestmark = pytest.mark.django_db
 

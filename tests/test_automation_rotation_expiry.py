@@ -12,6 +12,7 @@ from django.utils import timezone
 from automation import evaluation, expiry
 from automation import rotation as rotations
 from automation.models import KeyExpiry, Rotation
+from dashboard import keywrites
 from ledger.models import AuditEvent, Outcome
 from derouter import client
 from derouter.client import DerouterError
@@ -271,3 +272,41 @@ def test_an_expiry_mirrors_the_keys_last_usage_and_marks_it_deleted(simulator, m
     snapshot = KeySnapshot.objects.get(sub_key_id=created.id)
     assert snapshot.is_deleted and snapshot.spent == Decimal("0.75")
     assert list(UsageRecord.objects.filter(key=snapshot).values_list("cost", flat=True)) == [Decimal("0.75")]
+
+
+def _rotation_left_started(owner, sub_key, minutes_ago):
+    rotation = Rotation.objects.create(
+        token=uuid.uuid4(), actor=owner, actor_name=owner.get_username(), old_sub_key_id=sub_key.id,
+        old_key_id_short=sub_key.key_id, label=sub_key.label,
+    )
+    Rotation.objects.filter(pk=rotation.pk).update(created_at=timezone.now() - datetime.timedelta(minutes=minutes_ago))
+    return rotation
+
+
+def test_a_rotation_stopped_before_its_create_was_sent_ends_refused_once_its_claim_has_run_out(owner, make_key):
+    created = make_key(budget="3", label="Stopped rotation")
+    fresh = _rotation_left_started(owner, created, minutes_ago=0)
+    stale = _rotation_left_started(owner, created, minutes_ago=10)
+
+    rotations.settle_open()
+
+    fresh.refresh_from_db()
+    stale.refresh_from_db()
+    assert fresh.status == Rotation.Status.STARTED  # its request may still be running
+    assert stale.status == Rotation.Status.CREATE_REFUSED and "nothing was changed" in stale.message
+    assert find_key(created.id) is not None
+
+
+def test_a_rotation_stopped_after_its_new_key_was_made_is_finished_by_the_pass(owner, simulator, make_key):
+    created = make_key(budget="3", label="Half-made rotation")
+    old = find_key(created.id)
+    rotation = _rotation_left_started(owner, old, minutes_ago=10)
+    # The request made the new key (recorded first, as every create is), then stopped.
+    made = keywrites.create_key(owner, token=rotation.token, label=old.label, budget=Decimal(3), rpm_limit=None)
+    assert made.is_ok
+
+    rotations.settle_open()
+
+    rotation.refresh_from_db()
+    assert rotation.status == Rotation.Status.DONE and rotation.new_sub_key_id == made.created.id
+    assert find_key(created.id) is None and find_key(made.created.id) is not None

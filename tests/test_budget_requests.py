@@ -7,6 +7,7 @@ from decimal import Decimal
 import pytest
 from django.core import mail
 from django.db import connection
+from django.test import Client
 from django.utils import timezone
 
 from automation import budget_requests
@@ -132,6 +133,9 @@ def test_an_approval_with_an_unknown_outcome_is_being_confirmed_and_approved_onc
     assert mail.outbox == []
     queue = owner_client.get("/dashboard/automation/requests/").content.decode()
     assert "Being confirmed" in queue
+    customer = Client()
+    customer.post("/portal/login/", {"client_key": created.secret.reveal()})
+    assert "Being confirmed" in customer.get("/portal/requests/").content.decode()
 
     eventually(lambda: budget_of(created.id) == Decimal(6))
     with django_capture_on_commit_callbacks(execute=True):

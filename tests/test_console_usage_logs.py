@@ -150,3 +150,17 @@ def test_the_csv_export_holds_exactly_the_filtered_rows(owner_client, make_key, 
 def test_staff_see_the_logs_and_the_export(staff_client):
     assert staff_client.get(LOGS_URL).status_code == 200
     assert staff_client.get(CSV_URL).status_code == 200
+
+
+@pytest.mark.parametrize("name", ["claude-sonnet-4-6", "gpt-4o-mini"])
+def test_the_model_filter_matches_the_dated_names_the_logs_hold(owner_client, make_key, simulator, sync_mirror, name):
+    key = make_key("5", label="Dated models")
+    simulator.add_usage(key.id, "0.01", 2, model=name)
+    simulator.add_usage(key.id, "0.01", 1, model="claude-haiku-4-5")
+    sync_mirror(key.id)
+    named = UsageRecord.objects.filter(key__sub_key_id=key.id, model__startswith=name)
+    assert {record.model for record in named} != {name}, "the simulator logs dated names, as derouter does"
+
+    shown = request_ids(owner_client.get(LOGS_URL, {"model": name, "client": key.id, "limit": 100}))
+
+    assert shown == {record.request_id for record in named} and len(shown) == 2

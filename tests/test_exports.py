@@ -63,7 +63,7 @@ def test_a_long_export_is_written_by_the_worker_and_downloaded_from_its_progress
     assert f"Your file is ready: {ROWS} rows." in page
     export = Export.objects.get()
     download = portal.get(f"/portal/exports/{export.token}/download/")
-    assert download["Content-Disposition"].startswith('attachment; filename="derouter-usage-')
+    assert download["Content-Disposition"].startswith('attachment; filename="usage-')
     rows = list(csv.reader(io.StringIO(b"".join(download.streaming_content).decode())))
     assert rows[0] == list(CSV_HEADER) and len(rows) == ROWS + 1
     expected = derouter_client.get_client_usage_logs(busy_key.secret.reveal(), page=1, limit=100).logs

@@ -375,7 +375,7 @@ def test_csv_export_streams_every_row_page_by_page(busy_key, monkeypatch):
     response = portal.get(CSV_URL)
     assert isinstance(response, StreamingHttpResponse)
     assert response["Content-Type"].startswith("text/csv")
-    assert response["Content-Disposition"].startswith('attachment; filename="derouter-usage-')
+    assert response["Content-Disposition"].startswith('attachment; filename="usage-')
     rows = list(csv.reader(io.StringIO(_body(response))))
     assert rows[0] == list(portal_views.CSV_HEADER)
     expected = derouter_client.get_client_usage_logs(busy_key.secret.reveal(), page=1, limit=100).logs
@@ -497,7 +497,7 @@ def test_upstream_error_is_503_and_the_session_is_kept(portal, simulator, url):
     simulator.inject("error", path="/sub-key/", status=500, times=0)
     response = portal.get(url)
     assert response.status_code == 503
-    assert "derouter is not answering" in response.content.decode()
+    assert "The service is not answering" in response.content.decode()
     assert response["Retry-After"]
     simulator.clear_faults()
     assert SESSION_KEY in portal.session

@@ -51,6 +51,7 @@ from dashboard.upstream import (
     upstream_write_deadline,
 )
 from dashboard.views import SUBKEYS_CHANGED_EVENT
+from derouter import conventions as upstream_conventions
 from derouter.client import DerouterError
 from ledger.formtokens import TokenUsedElsewhere
 from ledger.models import AuditEvent, Outcome, TopUp
@@ -147,12 +148,21 @@ def _get_edit_form(sub_key, data=None):
         "rpm_limit": sub_key.rpm_limit,
         "display_multiplier": sub_key.display_multiplier,
     }
-    return KeyEditForm(data, initial=initial)
+    conventions = upstream_conventions.current()
+    # Where derouter keeps a markup only at creation, a re-price is a rotation to a new key.
+    return KeyEditForm(data, initial=initial).leave_out_fixed(conventions, markup_settable=conventions.multiplier_after_creation)
+
+
+def _get_create_form(data=None):
+    conventions = upstream_conventions.current()
+    markup_settable = conventions.multiplier != upstream_conventions.NEVER
+    return KeyCreateForm(data).leave_out_fixed(conventions, markup_settable=markup_settable)
 
 
 def _render_edit_page(request, sub_key, form, status=200):
     """The edit form: its own page, or for htmx the fragment the key list's dialog shows."""
-    context = {"key": sub_key, "form": form, "preview": _get_multiplier_preview(sub_key, sub_key.display_multiplier)}
+    context = {"key": sub_key, "form": form, "preview": _get_multiplier_preview(sub_key, sub_key.display_multiplier),
+               "conventions": upstream_conventions.current()}
     return render_page_or_fragment(request, "dashboard/key_edit.html", "dashboard/_key_edit_form.html", context, status)
 
 
@@ -165,7 +175,8 @@ def _render_outcome_unknown(request, sub_key, write, action):
 def _render_edit_done(request, sub_key, message, level=messages.SUCCESS):
     """For htmx: how the edit ended, in a fragment that closes the dialog it lands in; a toast says it."""
     messages.add_message(request, level, message)
-    return render(request, "dashboard/_key_edit_form.html", {"key": sub_key, "done_message": message})
+    return render(request, "dashboard/_key_edit_form.html",
+                  {"key": sub_key, "done_message": message, "done_warning": level == messages.WARNING})
 
 
 def _get_changed_fields(sub_key, cleaned_data):
@@ -175,7 +186,8 @@ def _get_changed_fields(sub_key, cleaned_data):
         "rpm_limit": sub_key.rpm_limit,
         "display_multiplier": sub_key.display_multiplier,
     }
-    return {name: (before[name], cleaned_data[name]) for name in before if cleaned_data[name] != before[name]}
+    return {name: (before[name], cleaned_data[name]) for name in before
+            if name in cleaned_data and cleaned_data[name] != before[name]}
 
 
 def _render_multiplier_preview(request, sub_key):
@@ -247,9 +259,9 @@ def key_create(request):
     """Create a Client Key; on success show its full secret once, with the client's quick-start."""
     if request.method != "POST":
         balance = get_live_balance()
-        return render(request, "dashboard/key_create.html", {"form": KeyCreateForm(), "balance": balance})
+        return render(request, "dashboard/key_create.html", {"form": _get_create_form(), "balance": balance})
 
-    form = KeyCreateForm(request.POST)
+    form = _get_create_form(request.POST)
     if not form.is_valid():
         return render(request, "dashboard/key_create.html", {"form": form}, status=400)
     balance = get_live_balance()
@@ -280,7 +292,7 @@ def key_create(request):
         return render(request, "dashboard/key_create_unknown.html", context, status=503)
     if write.is_refused:
         # The failed attempt used up its token: offer the form again with a new one.
-        form = KeyCreateForm({**request.POST.dict(), "token": str(uuid.uuid4())})
+        form = _get_create_form({**request.POST.dict(), "token": str(uuid.uuid4())})
         form.is_valid()
         if write.was_sent:
             form.add_error(None, _("derouter refused the key: %(message)s") % {"message": write.failure.message})
@@ -293,6 +305,8 @@ def key_create(request):
     context = {"created": created, **_get_quick_start(created.secret.reveal(), request)}
     if multiplier != 1:
         context.update(multiplier=multiplier, multiplier_failure=write.markup_failure)
+    context["not_applied"] = _describe_not_applied(write.not_applied)
+    context["multiplier_not_kept"] = "display_multiplier" in write.not_applied
     return _render_secret_page(request, "dashboard/key_created.html", context)
 
 
@@ -427,13 +441,33 @@ def key_edit(request, sub_key_id):
         form.add_error(None, _("%(message)s Try again in a moment.") % {"message": write.failure.message})
         return _render_edit_page(request, sub_key, form, status=503)
 
-    saved = f"Saved the changes to {sub_key.label or sub_key.key_id}."
+    not_applied = _describe_not_applied(write.not_applied)
+    if not_applied:
+        saved = _("derouter answered, but did not keep every change to %(name)s: %(fields)s.") % {
+            "name": sub_key.label or sub_key.key_id, "fields": "; ".join(not_applied)}
+        level = messages.WARNING
+    else:
+        saved = _("Saved the changes to %(name)s.") % {"name": sub_key.label or sub_key.key_id}
+        level = messages.SUCCESS
     if wants_fragment(request):
-        response = _render_edit_done(request, sub_key, saved)
+        response = _render_edit_done(request, sub_key, saved, level=level)
         trigger_client_event(response, SUBKEYS_CHANGED_EVENT)
         return response
-    messages.success(request, saved)
+    messages.add_message(request, level, saved)
     return redirect("console:key_detail", sub_key_id=sub_key.id)
+
+
+FIELD_NAMES = {"label": _("label"), "rpm_limit": _("requests per minute"), "display_multiplier": _("display multiplier")}
+
+
+def _describe_not_applied(not_applied):
+    """One sentence per field derouter did not keep: what was asked, what it kept."""
+    return [
+        _("%(field)s not applied: asked %(asked)s, derouter kept %(kept)s") % {
+            "field": FIELD_NAMES.get(name, name), "asked": asked if asked != "" else _("(empty)"),
+            "kept": kept if kept != "" else _("(empty)")}
+        for name, (asked, kept) in not_applied.items()
+    ]
 
 
 @owner_required

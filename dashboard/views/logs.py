@@ -81,8 +81,8 @@ def _get_filters(query):
         rows &= Q(key__in=keys)
         rollups &= Q(key__in=keys)
     if query["model"]:
-        rows &= Q(model=query["model"])
-        rollups &= Q(model=query["model"])
+        rows &= _model_named(query["model"])
+        rollups &= _model_named(query["model"])
     if query["date_from"]:
         rows &= Q(created_at__gte=_start_of_utc_day(query["date_from"]))
         rollups &= Q(day__gte=query["date_from"])
@@ -107,6 +107,15 @@ def _get_totals(rollup_filter):
         cost=Sum("cost", default=0),
         billed=Sum("billed", default=0),
     )
+
+
+def _model_named(name):
+    """Rows of the model as customers name it: "claude-sonnet-4-6" also matches the dated
+    "claude-sonnet-4-6-20250929" and "gpt-4o-mini" the "gpt-4o-mini-2024-07-18" the logs hold
+    (the prefix narrows by index, the pattern makes it exact)."""
+    date = "([0-9]{8}|[0-9]{4}-[0-9]{2}-[0-9]{2})"
+    dated = Q(model__startswith=f"{name}-") & Q(model__regex=f"^{re.escape(name)}-{date}$")
+    return Q(model=name) | dated
 
 
 def _render_client(log, detail_pattern):

@@ -57,10 +57,50 @@
   showScriptControls(document);
   document.addEventListener("htmx:load", function (event) { showScriptControls(event.detail.elt.parentNode || document); });
 
-  // Toasts stay until dismissed with their ×.
+  // Toasts stay until dismissed with their ×, except success toasts: they go by themselves
+  // after a few seconds (not while the pointer or the keyboard is on them).
   document.addEventListener("click", function (event) {
     var button = event.target.closest("[data-dismiss-toast]");
     if (button) button.closest(".toast").remove();
+  });
+  var SUCCESS_TOAST_SECONDS = 6;
+  function dismissSuccessToasts(root) {
+    root.querySelectorAll(".toast-success:not([data-timed])").forEach(function (toast) {
+      toast.setAttribute("data-timed", "true");
+      (function wait() {
+        setTimeout(function () {
+          if (toast.matches(":hover") || toast.contains(document.activeElement)) { wait(); return; }
+          toast.remove();
+        }, SUCCESS_TOAST_SECONDS * 1000);
+      })();
+    });
+  }
+  dismissSuccessToasts(document);
+  document.addEventListener("htmx:load", function () { dismissSuccessToasts(document); });
+
+  // Every htmx request shows that it is under way: its trigger (a button or link, or a form's
+  // submit buttons) is disabled and marked busy until the answer comes. The form's values are
+  // already gathered when this runs, so the pressed button's name still goes with them.
+  function busyControls(element) {
+    if (!element || !element.matches) return [];
+    if (element.matches("form")) return Array.prototype.slice.call(element.querySelectorAll("button:not([type=button]), input[type=submit]"));
+    if (element.matches("button, a, input[type=submit]")) return [element];
+    return [];
+  }
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    var controls = busyControls(event.detail.elt);
+    controls.forEach(function (control) {
+      control.setAttribute("aria-busy", "true");
+      if (control.tagName === "A") control.setAttribute("aria-disabled", "true"); else control.disabled = true;
+    });
+    event.detail.elt.busyControls = controls;
+  });
+  document.addEventListener("htmx:afterRequest", function (event) {
+    (event.detail.elt.busyControls || []).forEach(function (control) {
+      control.removeAttribute("aria-busy");
+      if (control.tagName === "A") control.removeAttribute("aria-disabled"); else control.disabled = false;
+    });
+    event.detail.elt.busyControls = [];
   });
 
   // Copy buttons: <button data-copy-target="#id"> copies that element's text.

@@ -6,6 +6,17 @@
   if (!window.Chart) return;
 
   var COLOURS = ["#3b5bdb", "#e67700", "#2b8a3e", "#c92a2a", "#5f3dc4", "#0b7285"];
+  var DARK_COLOURS = ["#91a7ff", "#ffc078", "#8ce99a", "#ffa8a8", "#b197fc", "#66d9e8"];
+  var dark = window.matchMedia && window.matchMedia("(prefers-color-scheme: dark)");
+
+  // Text and grid lines in the page's own colours (Chart.js's grey text read about 3:1 on the dark theme).
+  function applyTheme() {
+    var style = getComputedStyle(document.documentElement);
+    window.Chart.defaults.color = style.getPropertyValue("--muted").trim() || "#667085";
+    window.Chart.defaults.borderColor = style.getPropertyValue("--line").trim() || "#e3e6eb";
+  }
+
+  function palette() { return dark && dark.matches ? DARK_COLOURS : COLOURS; }
   var money = new Intl.NumberFormat("en-US", { style: "currency", currency: "USD", maximumFractionDigits: 4 });
   var amount = new Intl.NumberFormat("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 4 });
 
@@ -17,7 +28,8 @@
 
   function datasets(data, isSparkline) {
     return data.datasets.map(function (set, index) {
-      var colour = COLOURS[index % COLOURS.length];
+      var colours = palette();
+      var colour = colours[index % colours.length];
       return {
         label: set.label,
         data: set.data.map(Number),
@@ -72,6 +84,19 @@
     (root || document).querySelectorAll("canvas[data-chart]").forEach(draw);
   }
 
+  applyTheme();
   drawAll(document);
+  // A theme switched while the page is open: redraw every chart in the new colours.
+  if (dark && dark.addEventListener) {
+    dark.addEventListener("change", function () {
+      applyTheme();
+      document.querySelectorAll("canvas[data-drawn]").forEach(function (canvas) {
+        var chart = window.Chart.getChart(canvas);
+        if (chart) chart.destroy();
+        canvas.removeAttribute("data-drawn");
+      });
+      drawAll(document);
+    });
+  }
   document.addEventListener("htmx:afterSwap", function (event) { drawAll(event.target); });
 })();
