@@ -43,7 +43,7 @@ class ConsoleAdminSite(admin.AdminSite):
 
     def login(self, request, extra_context=None):
         if request.user.is_authenticated:
-            return render(request, "403.html", {"exception": "Your account cannot use the admin."}, status=403)
+            return render(request, "403.html", {"exception": _("Your account cannot use the admin.")}, status=403)
         return redirect_to_login(request.GET.get("next") or reverse("admin:index"))
 
 

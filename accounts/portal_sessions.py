@@ -39,7 +39,7 @@ DEFAULT_TIME_ZONE = "UTC"
 # A signal, because the apps that close keys sit above this one.
 portal_key_refused = Signal()
 
-KEY_NO_LONGER_VALID = "This key is no longer valid. Ask your provider for a new one, then sign in again."
+KEY_NO_LONGER_VALID = _("This key is no longer valid. Ask your provider for a new one, then sign in again.")
 IDLE_EXPIRED = _("You were signed out after a period of inactivity. Sign in again to continue.")
 LIFETIME_EXPIRED = _("Your session has ended for your security. Sign in again to continue.")
 SIGN_IN_FIRST = _("Sign in with your Client Key to continue.")

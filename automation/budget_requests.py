@@ -29,6 +29,7 @@ from django.db.models import F
 from django.utils import timezone
 from django.utils import translation
 from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy as _
 
 from automation import notify, webhooks
 from automation.models import BudgetRequest
@@ -125,7 +126,7 @@ def check_approval(budget_request, user):
     """Why ``user`` may not approve this request now (over MAX_KEY_BUDGET or their daily cap), or ""."""
     amount = budget_request.real_amount
     if amount <= 0:
-        return "The request is for less than $0.0001 in real money; decline it."
+        return _("The request is for less than $0.0001 in real money; decline it.")
     if amount > settings.MAX_KEY_BUDGET:
         return (
             f"The request is over the {usd(settings.MAX_KEY_BUDGET)} one top-up may add; "
@@ -223,7 +224,7 @@ def approve(budget_request, user):
     try:
         sub_key = get_sub_key_now(budget_request.sub_key_id)
         if sub_key is None:
-            _release(budget_request, "The key no longer exists at derouter; decline the request.")
+            _release(budget_request, _("The key no longer exists at derouter; decline the request."))
             return budget_request.message
         balance = client.get_balance()
         token = token_for("budget-request", budget_request.pk, budget_request.approve_attempts)
@@ -266,7 +267,7 @@ def settle_open(now=None):
         if topup is None:
             claimed_at = budget_request.claimed_at or budget_request.created_at
             if now - claimed_at >= datetime.timedelta(seconds=CLAIM_SECONDS):
-                _release(budget_request, "The approval was interrupted before any money moved; approve it again.")
+                _release(budget_request, _("The approval was interrupted before any money moved; approve it again."))
                 changed += 1
             continue
         if topup.outcome in UNSETTLED_OUTCOMES:

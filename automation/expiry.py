@@ -12,6 +12,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils import translation
 from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from branding.language import language_for_key
 from automation import actors, notify, webhooks
@@ -74,7 +75,7 @@ def _expire_held(expiry, now):
     sub_key = get_sub_key_now(expiry.sub_key_id)
     if sub_key is None:
         mirror_snapshot.record_deleted_key(expiry.sub_key_id)
-        _finish(expiry, KeyExpiry.Status.EXPIRED, now, message="The key was already gone at derouter.")
+        _finish(expiry, KeyExpiry.Status.EXPIRED, now, message=_("The key was already gone at derouter."))
         return "Already gone."
     if sub_key.secret and not expiry.secret_sha256:
         expiry.secret_sha256 = secret_digest(sub_key.secret.reveal())
@@ -87,7 +88,7 @@ def _expire_held(expiry, now):
         return f"Deleted; {usd(write.returned)} returned."
     failure = write.failure
     if failure.is_gone:
-        _finish(expiry, KeyExpiry.Status.EXPIRED, now, message="The key was already gone at derouter.")
+        _finish(expiry, KeyExpiry.Status.EXPIRED, now, message=_("The key was already gone at derouter."))
         return "Already gone."
     if not failure.was_sent:
         # Nothing was sent: the next pass tries again.

@@ -17,6 +17,7 @@ from django.conf import settings
 from django.db.models import F, Sum
 from django.db.models.functions import Greatest
 from django.utils import timezone
+from django.utils.translation import gettext_lazy
 
 from automation import actors
 from automation.models import Allowance, AutoTopUpRule, RuleState
@@ -51,7 +52,7 @@ def _get_settled_key(sub_key_id):
     """(the key as derouter has it now, None) once its earlier top-ups are settled, else (None, why)."""
     sub_key = get_sub_key_now(sub_key_id)
     if sub_key is None:
-        return None, "The key no longer exists at derouter."
+        return None, gettext_lazy("The key no longer exists at derouter.")
     blocked = settle_earlier_topups(sub_key.id)
     if blocked:
         return None, blocked
@@ -154,7 +155,7 @@ def evaluate_auto_topup(rule, figures, now=None):
     """
     now = now or timezone.now()
     if figures is None or getattr(figures, "is_deleted", False):
-        return "The key is not in derouter's list."
+        return gettext_lazy("The key is not in derouter's list.")
     if figures.remaining >= rule.threshold:
         if rule.state == RuleState.FIRED:
             AutoTopUpRule.objects.filter(pk=rule.pk, state=RuleState.FIRED).update(state=RuleState.ARMED)

@@ -22,6 +22,7 @@ from decimal import Decimal
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from automation import actors, webhooks
 from automation.models import Rotation
@@ -92,8 +93,8 @@ def _create_new_key(rotation, user, sub_key):
         _set(
             rotation,
             status=Rotation.Status.CREATE_REFUSED,
-            message="The key has no budget left to move to a new key (derouter needs a budget above $0). "
-            "Nothing was changed: delete it and create a new key instead.",
+            message=_("The key has no budget left to move to a new key (derouter needs a budget above $0). "
+            "Nothing was changed: delete it and create a new key instead."),
         )
         return None
     try:
@@ -162,7 +163,7 @@ def finish(rotation, user):
     if write.is_ok:
         return _done(rotation, user, returned=write.returned, note="")
     if write.failure.is_gone:
-        return _done(rotation, user, returned=None, note="The old key was already gone at derouter.")
+        return _done(rotation, user, returned=None, note=_("The old key was already gone at derouter."))
     if not write.was_sent:
         _set(rotation, message=f"The old key is not deleted yet: {write.failure.message}")
         return rotation
@@ -209,7 +210,7 @@ def settle_open():
         event = AuditEvent.objects.filter(form_token=rotation.token).first()
         if event is None and rotation.status == Rotation.Status.STARTED:
             _set(rotation, status=Rotation.Status.CREATE_REFUSED,
-                 message="The rotation stopped before the new key was asked for: nothing was changed.")
+                 message=_("The rotation stopped before the new key was asked for: nothing was changed."))
             done.append(f"rotation #{rotation.pk}: stopped before anything was sent")
             continue
         if event is None or event.outcome in UNSETTLED_OUTCOMES:
@@ -226,7 +227,7 @@ def settle_open():
         moved = to_decimal((event.changes.get("budget") or [None, None])[1])
         _set(rotation, status=Rotation.Status.CREATED, new_sub_key_id=event.sub_key_id,
              new_key_id_short=event.key_id_short, moved_budget=moved,
-             message="The new key was made after all (derouter lists it).")
+             message=_("The new key was made after all (derouter lists it)."))
         done.append(f"rotation #{rotation.pk}: the new key was made after all")
     for rotation in Rotation.objects.filter(
         status__in=(Rotation.Status.CREATED, Rotation.Status.DELETE_FAILED, Rotation.Status.DELETE_UNKNOWN)

@@ -24,6 +24,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 from huey.contrib.djhuey import db_task
 
 from automation import outbound
@@ -158,7 +159,7 @@ def attempt_delivery(delivery_id):
     body = delivery.body.encode()
     secret = endpoint.get_secret()
     if secret is None:
-        _settle(delivery, DeliveryStatus.FAILED, error="The endpoint's secret cannot be read (SECRET_KEY changed): register it again.")
+        _settle(delivery, DeliveryStatus.FAILED, error=_("The endpoint's secret cannot be read (SECRET_KEY changed): register it again."))
         return None
     headers = {
         "Content-Type": "application/json",

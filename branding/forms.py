@@ -114,13 +114,13 @@ class BrandingForm(ExpectedInputMixin, forms.ModelForm):
             "tax_id": "Tax id on receipts",
         }
         help_texts = {
-            "product_name": "What your customers see as the portal's name, e.g. “Acme AI”. Empty: “Customer portal”.",
-            "accent_color": "Buttons and links, as #RRGGBB. It must keep white text readable (contrast 4.5:1 or more).",
-            "support_contact": "Where customers ask for help: an email address or an https:// link. Empty: not shown.",
-            "legal_name": "Your business's name on card payment receipts. Empty: the product name.",
-            "postal_address": "Printed on card payment receipts.",
+            "product_name": _("What your customers see as the portal's name, e.g. “Acme AI”. Empty: “Customer portal”."),
+            "accent_color": _("Buttons and links, as #RRGGBB. It must keep white text readable (contrast 4.5:1 or more)."),
+            "support_contact": _("Where customers ask for help: an email address or an https:// link. Empty: not shown."),
+            "legal_name": _("Your business's name on card payment receipts. Empty: the product name."),
+            "postal_address": _("Printed on card payment receipts."),
             "tax_id": "Your VAT or tax number, printed on card payment receipts.",
-            "money_unit": "How amounts read in the portal: a symbol before the number (“$”, “€”) or a word after it (“credits”).",
+            "money_unit": _("How amounts read in the portal: a symbol before the number (“$”, “€”) or a word after it (“credits”)."),
         }
         widgets = {
             "accent_color": forms.TextInput(attrs={"placeholder": "#3b5bdb", "maxlength": 7, "spellcheck": "false"}),

@@ -72,7 +72,7 @@ def logo(request, version):
     """The uploaded logo, with the type its bytes were checked to be; never sniffed as anything else."""
     branding = Branding.objects.order_by("pk").first()
     if branding is None or not branding.has_logo:
-        raise Http404("No logo is set.")
+        raise Http404(_("No logo is set."))
     response = HttpResponse(bytes(branding.logo), content_type=branding.logo_content_type)
     response["X-Content-Type-Options"] = "nosniff"
     response["Content-Disposition"] = 'inline; filename="logo"'

@@ -95,9 +95,9 @@ def _rpm_field(**kwargs):
 def _multiplier_field(**kwargs):
     messages = expecting(
         MULTIPLIER_MESSAGE,
-        max_decimal_places="Use at most 4 decimals.",
-        max_digits="That multiplier is too large.",
-        max_whole_digits="That multiplier is too large.",
+        max_decimal_places=_("Use at most 4 decimals."),
+        max_digits=_("That multiplier is too large."),
+        max_whole_digits=_("That multiplier is too large."),
     )
     return PlainDecimalField(
         label=_("Display multiplier"),

@@ -19,6 +19,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.translation import gettext_lazy
 
 from dashboard import topups
 from dashboard.upstream import KeyState, get_key_state
@@ -208,7 +209,7 @@ def _with_not_applied(message, not_applied):
         return message
     fields = ", ".join(f"{name.replace('_', ' ')} (asked {asked}, derouter kept {kept})"
                        for name, (asked, kept) in not_applied.items())
-    return " ".join(part for part in (message, f"Not applied: {fields}.") if part)
+    return gettext_lazy(" ").join(part for part in (message, f"Not applied: {fields}.") if part)
 
 
 def _set_markup(user, created, multiplier):
@@ -269,7 +270,7 @@ def delete_key(user, sub_key, note=""):
         try:
             current = stack.enter_context(topups.key_lock_for_return(sub_key.id))
         except topups.KeyBusy:
-            return _refused_unsent(user, sub_key, "Not sent: another money move on this key is under way; try again in a moment.", note=note)
+            return _refused_unsent(user, sub_key, gettext_lazy("Not sent: another money move on this key is under way; try again in a moment."), note=note)
         except topups.MovesUnsettled as refusal:
             return _refused_unsent(user, sub_key, f"Not sent: {refusal.message}", note=note)
         except DerouterError as error:
@@ -278,7 +279,7 @@ def delete_key(user, sub_key, note=""):
             return _refused_unsent(user, sub_key, f"Not sent: derouter's key list could not be read first ({error.message}).", note=note)
         if current is None:
             mirror_snapshot.record_deleted_key(sub_key.id)
-            return _refused_unsent(user, sub_key, "Not sent: derouter no longer lists the key.", status=404, note=note)
+            return _refused_unsent(user, sub_key, gettext_lazy("Not sent: derouter no longer lists the key."), status=404, note=note)
         returned = max(current.remaining, Decimal(0))
         event = _start(user, AuditEvent.Action.DELETE, current, changes={"budget_returned": (None, returned)}, message=note)
         # derouter stops listing a deleted key's usage: mirror what is left while it still can (best effort).

@@ -5,6 +5,7 @@ import itertools
 import logging
 
 from django.db import DatabaseError
+from django.utils.translation import gettext_lazy as _
 from huey.contrib.djhuey import db_task
 
 from exports.models import Export
@@ -70,4 +71,4 @@ def write_ledger_export(export_id):
         write_csv_file(export, CSV_COLUMNS, _generate_ledger_pages(topups))
     except (DatabaseError, OSError) as error:
         logger.error("ledger export %s failed: %s", export.pk, type(error).__name__)
-        fail(export, "The file could not be written. Try again later.")
+        fail(export, _("The file could not be written. Try again later."))

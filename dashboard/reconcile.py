@@ -25,6 +25,7 @@ from decimal import Decimal
 
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext_lazy
 from huey.contrib.djhuey import db_task
 
 from dashboard.models import KeyOpening, ReconcileDifference, ReconcileOpening, ReconcileRun
@@ -136,7 +137,7 @@ def _catch_up_mirror(sub_keys):
     try:
         mirror_snapshot.refresh_snapshot(sub_keys=sub_keys, asked_at=timezone.now(), wait_seconds=30)
     except mirror_sync.ScopeBusy:
-        notes.append("The key snapshot was being refreshed by the worker; compared as it stood.")
+        notes.append(gettext_lazy("The key snapshot was being refreshed by the worker; compared as it stood."))
     mirrored = _mirrored_cost_by_key()
     scopes = [sub_key.id for sub_key in sub_keys if _exact(sub_key.spent) != mirrored[sub_key.id]]
     for scope in [*scopes, ACCOUNT_SCOPE]:
@@ -227,7 +228,7 @@ def _compare(sub_keys, balance):
 
     opening = ReconcileOpening.objects.first()
     if waiting or _has_unsettled_key_writes():
-        report.notes.append("The account's balance was not compared: some moves are not settled yet.")
+        report.notes.append(gettext_lazy("The account's balance was not compared: some moves are not settled yet."))
         return report
     # Every key the console knows of since the opening: those listed then, and those it created after.
     known = set(openings) | {key_id for key_id, (_, at) in created.items() if at >= opening.opened_at}
@@ -267,7 +268,7 @@ def reconcile(catch_up=True, reopen=False):
     notes = _catch_up_mirror(sub_keys) if catch_up else []
     if reopen or not has_opening():
         if _unsettled_key_ids() or _has_unsettled_key_writes():
-            return Report(notes=[*notes, "Not opened yet: some moves are not settled. Run again once they are."])
+            return Report(notes=[*notes, gettext_lazy("Not opened yet: some moves are not settled. Run again once they are.")])
         open_books(sub_keys, balance)
         notes.append("Opened: counting starts from derouter's figures now.")
     report = _compare(sub_keys, balance)
@@ -293,7 +294,7 @@ def run(run_record=None, requested_by="", catch_up=True, reopen=False):
         with leases.held(RUN_LEASE, seconds=RUN_LEASE_SECONDS):
             report = reconcile(catch_up=catch_up, reopen=reopen)
     except leases.LeaseHeld:
-        _finish(record, ReconcileRun.Status.FAILED, error="Another reconciliation was running; this one did not start.")
+        _finish(record, ReconcileRun.Status.FAILED, error=gettext_lazy("Another reconciliation was running; this one did not start."))
         raise RunBusy() from None
     except client.DerouterError as error:
         _finish(record, ReconcileRun.Status.FAILED, error=f"derouter could not be read: {error.message}")

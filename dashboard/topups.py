@@ -51,6 +51,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Max, Q, Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _
 
 from accounts.models import ConsoleProfile
 from accounts.roles import get_topup_cap
@@ -272,7 +273,7 @@ def _send_under_lock(row, audit_note, check):
         sub_key_id=str(row.sub_key_id), action=AuditEvent.Action.DELETE, outcome__in=UNSETTLED_OUTCOMES
     ).exists():
         # The key may be gone any moment: a top-up landing then could never be settled.
-        _finish(row, Outcome.REFUSED, "Not sent: a delete of this key is not settled yet; try again once it is.", audit_note)
+        _finish(row, Outcome.REFUSED, _("Not sent: a delete of this key is not settled yet; try again once it is."), audit_note)
         return
     try:
         current = _read_key(row.sub_key_id)
@@ -283,7 +284,7 @@ def _send_under_lock(row, audit_note, check):
             raise
         return
     if current is None:
-        _finish(row, Outcome.REFUSED, "Not sent: derouter no longer lists the key.", audit_note)
+        _finish(row, Outcome.REFUSED, _("Not sent: derouter no longer lists the key."), audit_note)
         return
     _settle_walk(row.sub_key_id, current, timezone.now(), exclude_pk=row.pk)
     problem = check(current) if check else ""
@@ -391,7 +392,7 @@ def _move(user, sub_key, amount, note, token, available, audit_note, lock_wait_s
         with key_lock(row.sub_key_id, lock_wait_seconds):
             _send_under_lock(row, audit_note, check)
     except KeyBusy:
-        _finish(row, Outcome.REFUSED, "Not sent: another money move on this key is under way; try again in a moment.", audit_note)
+        _finish(row, Outcome.REFUSED, _("Not sent: another money move on this key is under way; try again in a moment."), audit_note)
     return TopUpAttempt(row)
 
 
@@ -547,12 +548,12 @@ def _settle_walk(sub_key_id, current_key, now, exclude_pk=None):
     for row in open_rows:
         if row.budget_before is None and row.outcome == Outcome.PENDING and _is_settled(row, now):
             # Its holder never read the budget under the key's lock, so it never sent the PUT.
-            _finish(row, Outcome.REFUSED, "Not sent: the request ended before it asked derouter.")
+            _finish(row, Outcome.REFUSED, _("Not sent: the request ended before it asked derouter."))
             settled.append(row)
     if current_key is None:
         for row in open_rows:
             if row.outcome == Outcome.PENDING and row.budget_before is not None and _is_settled(row, now):
-                _settle(row, Outcome.UNKNOWN, "Cannot be checked: the key is gone from derouter. Check the account's balance.")
+                _settle(row, Outcome.UNKNOWN, _("Cannot be checked: the key is gone from derouter. Check the account's balance."))
                 settled.append(row)
         return settled
     sent = [row for row in open_rows if row.budget_before is not None]

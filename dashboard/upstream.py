@@ -13,6 +13,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from django.conf import settings
 from django.http import Http404
+from django.utils.translation import gettext_lazy as _
 
 from derouter import client
 from derouter.client import AuthFailed, DerouterError, NotFound, Secret
@@ -75,7 +76,7 @@ def get_sub_key_or_404(sub_key_id):
     """
     sub_key = get_sub_key_now(sub_key_id)
     if sub_key is None:
-        raise Http404("No such key.")
+        raise Http404(_("No such key."))
     return sub_key
 
 

@@ -28,6 +28,7 @@ from decimal import Decimal
 
 import requests
 from django.conf import settings
+from django.utils.translation import gettext_lazy as _
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import NewConnectionError
 from urllib3.util.retry import Retry
@@ -132,7 +133,7 @@ def _get_timeout(is_write, timeout=None):
         read = min(read, settings.DEROUTER_PREWRITE_READ_TIMEOUT)
     left = deadline - time.monotonic()
     if left < MIN_CALL_SECONDS:
-        raise Unavailable("This request ran out of time for derouter; the call was not sent.")
+        raise Unavailable(_("This request ran out of time for derouter; the call was not sent."))
     return min(connect, left), min(read, left)
 
 
@@ -322,8 +323,8 @@ def _raise_edge_error(response, is_write):
     """Cloudflare (or a proxy) answered instead of derouter: say so, and never blame a key."""
     status = response.status_code
     if status == 429:
-        raise RateLimited("Cloudflare in front of derouter is limiting our requests (error 1015); "
-                          "try again shortly.", status, _retry_after(response), from_edge=True)
+        raise RateLimited(_("Cloudflare in front of derouter is limiting our requests (error 1015); "
+                          "try again shortly."), status, _retry_after(response), from_edge=True)
     if is_write and status >= 500:
         # Cloudflare gave up waiting (524) or lost the origin mid-way: derouter may have done it.
         raise OutcomeUnknown(f"derouter's edge (Cloudflare) answered {status} instead of derouter: "

@@ -9,6 +9,7 @@ from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from django.views.decorators.http import require_GET
 from django.views.decorators.vary import vary_on_headers
+from django.utils.translation import gettext_lazy as _
 
 from accounts.portal_sessions import portal_login_required
 from accounts.roles import console_required
@@ -27,7 +28,7 @@ def _get_context(export, namespace, back_url):
 
 def _get_download(export):
     if export.status != Export.Status.DONE or not export.path.exists():
-        raise Http404("This file is not ready or no longer kept.")
+        raise Http404(_("This file is not ready or no longer kept."))
     return FileResponse(open(export.path, "rb"), as_attachment=True, filename=export.filename,  # noqa: SIM115
                         content_type="text/csv; charset=utf-8")
 

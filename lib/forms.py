@@ -103,12 +103,12 @@ class PositiveMoneyField(PlainDecimalField):
 
     def __init__(self, *, noun, **kwargs):
         self.noun = noun
-        kwargs.setdefault("help_text", "Moved from your available balance to the key. Digits and a point, at most 4 decimals.")
+        kwargs.setdefault("help_text", _("Moved from your available balance to the key. Digits and a point, at most 4 decimals."))
         kwargs.setdefault(
             "error_messages",
             expecting(
                 f"Enter the {noun} in dollars, e.g. 25 or 12.50.",
-                max_decimal_places="Use at most 4 decimals.",
+                max_decimal_places=_("Use at most 4 decimals."),
                 max_digits=f"That {noun} is too large.",
                 max_whole_digits=f"That {noun} is too large.",
             ),

@@ -14,6 +14,7 @@ from django.db.models import Case, Count, F, Max, Min, Q, Sum, When
 from django.db.models.functions import Greatest
 from django.http import Http404
 from django.utils import timezone
+from django.utils.translation import gettext_lazy
 
 from derouter.client import ClientBalance, Secret, SubKey, UsageSummary
 from lib.money import plain
@@ -127,7 +128,7 @@ def get_snapshot_or_404(sub_key_id):
     try:
         return KeySnapshot.objects.active().get(sub_key_id=sub_key_id)
     except KeySnapshot.DoesNotExist:
-        raise Http404("No such key.") from None
+        raise Http404(gettext_lazy("No such key.")) from None
 
 
 def get_summary_after_first_sync_request():

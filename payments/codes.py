@@ -20,6 +20,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Count, Q
 from django.utils import timezone
+from django.utils.translation import gettext_lazy
 
 from accounts.roles import is_owner
 from automation import webhooks
@@ -150,11 +151,11 @@ def _explain_unavailable(code, sub_key_id):
     if code.state == State.REDEEMED:
         if code.sub_key_id == sub_key_id:
             return RedemptionRefused(f"You redeemed this code already, on {code.redeemed_at:%Y-%m-%d %H:%M} UTC.", 409)
-        return RedemptionRefused("This code has been used already.", 409)
+        return RedemptionRefused(gettext_lazy("This code has been used already."), 409)
     if code.state == State.REDEEMING:
-        return RedemptionRefused("This code is being redeemed right now. Look at your balance in a minute.", 409)
+        return RedemptionRefused(gettext_lazy("This code is being redeemed right now. Look at your balance in a minute."), 409)
     if code.state == State.REVOKED:
-        return RedemptionRefused("This code was withdrawn by your provider.", 410)
+        return RedemptionRefused(gettext_lazy("This code was withdrawn by your provider."), 410)
     return RedemptionRefused(f"This code expired on {code.batch.expires_at:%Y-%m-%d %H:%M} UTC.", 410)
 
 
@@ -209,7 +210,7 @@ def _note(code):
 def _find(raw_code):
     code = RedemptionCode.objects.select_related("batch").filter(digest=digest_of(raw_code)).first()
     if code is None:
-        raise RedemptionRefused("That code is not valid. Check it and type it again.")
+        raise RedemptionRefused(gettext_lazy("That code is not valid. Check it and type it again."))
     return code
 
 
@@ -221,7 +222,7 @@ def redeem(raw_code, sub_key_id):
     """
     code = _find(raw_code)
     if code.batch.is_starter:
-        raise RedemptionRefused("This code makes a new key: sign out, then use it under “Have a starter code?” on the sign-in page.")
+        raise RedemptionRefused(gettext_lazy("This code makes a new key: sign out, then use it under “Have a starter code?” on the sign-in page."))
     if not _claim(code, sub_key_id):
         code.refresh_from_db()
         raise _explain_unavailable(code, sub_key_id)
@@ -229,16 +230,16 @@ def redeem(raw_code, sub_key_id):
     try:
         sub_key = crediting.read_key(sub_key_id)
     except crediting.KeyGone:
-        _give_back(code, "The key was not found at derouter.")
-        raise RedemptionRefused("Your key could not be found. Sign in again and retry.", 409) from None
+        _give_back(code, gettext_lazy("The key was not found at derouter."))
+        raise RedemptionRefused(gettext_lazy("Your key could not be found. Sign in again and retry."), 409) from None
     except DerouterError:
         _give_back(code, "derouter could not be read.")
         raise
     amount = code.batch.real_amount(sub_key.display_multiplier)
     shown = amount * sub_key.display_multiplier if code.batch.unit == CodeBatch.Unit.USD else code.batch.amount
     if amount <= 0:
-        _give_back(code, "Worth less than the ledger's smallest amount at this key's markup.")
-        raise RedemptionRefused("This code is worth too little for your key. Ask your provider.")
+        _give_back(code, gettext_lazy("Worth less than the ledger's smallest amount at this key's markup."))
+        raise RedemptionRefused(gettext_lazy("This code is worth too little for your key. Ask your provider."))
     RedemptionCode.objects.filter(pk=code.pk).update(key_label=sub_key.label[:200], key_id_short=sub_key.key_id[:64])
     try:
         topup = crediting.credit(sub_key, amount, _note(code), "code", code.pk, code.attempts, "redemption code")
@@ -256,7 +257,7 @@ def _after_credit(code, topup, shown):
     if topup.outcome == Outcome.REFUSED:
         _give_back(code, topup.message)
         raise RedemptionRefused(
-            "The top-up was refused, so your code was not used: try again later or ask your provider.", 409
+            gettext_lazy("The top-up was refused, so your code was not used: try again later or ask your provider."), 409
         )
     RedemptionCode.objects.filter(pk=code.pk).update(topup=topup)
     code.refresh_from_db()
@@ -291,27 +292,27 @@ def start(raw_code):
     """
     code = _find(raw_code)
     if not code.batch.is_starter:
-        raise RedemptionRefused("This code adds to an existing key: sign in with your key, then redeem it there.")
+        raise RedemptionRefused(gettext_lazy("This code adds to an existing key: sign in with your key, then redeem it there."))
     if not _claim(code, ""):
         code.refresh_from_db()
         raise _explain_unavailable(code, "")
     code.refresh_from_db()
     try:
         write = keywrites.create_key(
-            WorkerActor("starter code"), token=_starter_token(code), label=f"Starter …{code.hint}",
+            WorkerActor("starter code"), token=_starter_token(code), label=gettext_lazy("Starter …%(hint)s") % {"hint": code.hint},
             budget=code.batch.amount, rpm_limit=None,
         )
     except DerouterError:
         # Recorded as refused before it was raised (access or rate limiting).
         _give_back(code, "derouter refused the new key.")
-        raise RedemptionRefused("Your key could not be made just now; your code was not used. Try again later.", 503) from None
+        raise RedemptionRefused(gettext_lazy("Your key could not be made just now; your code was not used. Try again later."), 503) from None
     if write.is_ok:
         _mark_started(code, write.event, write.created.id)
         code.refresh_from_db()
         return Started(code, write.created)
     if write.is_refused:
         _give_back(code, write.event.message)
-        raise RedemptionRefused("Your key could not be made; your code was not used. Try again later or ask your provider.", 409)
+        raise RedemptionRefused(gettext_lazy("Your key could not be made; your code was not used. Try again later or ask your provider."), 409)
     return Started(code)
 
 
@@ -327,12 +328,12 @@ def _settle_starter(code, lease_ended):
     event = AuditEvent.objects.filter(form_token=_starter_token(code)).first()
     if event is None:
         if code.claimed_at is not None and code.claimed_at < lease_ended:
-            _give_back(code, "The new key was never asked for.")
+            _give_back(code, gettext_lazy("The new key was never asked for."))
             return True
         return False
     if event.outcome == Outcome.OK and event.sub_key_id:
         RedemptionCode.objects.filter(pk=code.pk, state=State.REDEEMING, attempts=code.attempts).update(
-            message="The key was made after the customer left: its secret was not shown; reveal it in the console."
+            message=gettext_lazy("The key was made after the customer left: its secret was not shown; reveal it in the console.")
         )
         return bool(_mark_started(code, event, event.sub_key_id))
     if event.outcome == Outcome.REFUSED:
@@ -351,7 +352,7 @@ def _settle_late_landings():
         done = RedemptionCode.objects.filter(pk=code.pk, state=State.UNUSED, attempts=code.attempts).update(
             state=State.REDEEMED, sub_key_id=landed.sub_key_id, key_label=landed.key_label,
             key_id_short=landed.key_id_short, claimed_at=landed.created_at, redeemed_at=timezone.now(), topup=landed,
-            amount_usd=landed.amount, message="Its top-up was confirmed after it had been given back.",
+            amount_usd=landed.amount, message=gettext_lazy("Its top-up was confirmed after it had been given back."),
         )
         if done:
             settled.append(code)
@@ -371,7 +372,7 @@ def settle_held_codes():
         topup = code.topup or TopUp.objects.filter(token=crediting.token_for("code", code.pk, code.attempts)).first()
         if topup is None:
             if code.claimed_at is not None and code.claimed_at < lease_ended:
-                _give_back(code, "The redemption stopped before its top-up was recorded.")
+                _give_back(code, gettext_lazy("The redemption stopped before its top-up was recorded."))
                 settled.append(code)
             continue
         if topup.outcome == Outcome.OK:

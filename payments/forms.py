@@ -103,74 +103,74 @@ class StripeSettingsForm(ExpectedInputMixin, forms.Form):
     """Stripe's keys: the secret and the webhook secret are write-only (empty keeps the saved one)."""
 
     expected = {
-        "publishable_key": "Paste the publishable key from Stripe's dashboard; it starts with pk_.",
-        "secret_key": "Paste the secret key from Stripe's dashboard; it starts with sk_ or rk_.",
-        "webhook_secret": "Paste the endpoint's signing secret from Stripe's dashboard; it starts with whsec_.",
-        "daily_orders_per_key": "Give a whole number of orders from 1 to 1,000.",
+        "publishable_key": _("Paste the publishable key from Stripe's dashboard; it starts with pk_."),
+        "secret_key": _("Paste the secret key from Stripe's dashboard; it starts with sk_ or rk_."),
+        "webhook_secret": _("Paste the endpoint's signing secret from Stripe's dashboard; it starts with whsec_."),
+        "daily_orders_per_key": _("Give a whole number of orders from 1 to 1,000."),
     }
-    enabled = forms.BooleanField(label="Customers may pay by card", required=False)
-    publishable_key = forms.CharField(label="Publishable key", max_length=200, required=False, strip=True)
+    enabled = forms.BooleanField(label=_("Customers may pay by card"), required=False)
+    publishable_key = forms.CharField(label=_("Publishable key"), max_length=200, required=False, strip=True)
     secret_key = forms.CharField(
-        label="Secret key", max_length=300, required=False, strip=True,
+        label=_("Secret key"), max_length=300, required=False, strip=True,
         widget=forms.PasswordInput(attrs={"autocomplete": "off"}),
-        help_text="Never shown again once saved; leave empty to keep the saved one.",
+        help_text=_("Never shown again once saved; leave empty to keep the saved one."),
     )
     webhook_secret = forms.CharField(
-        label="Webhook signing secret", max_length=300, required=False, strip=True,
+        label=_("Webhook signing secret"), max_length=300, required=False, strip=True,
         widget=forms.PasswordInput(attrs={"autocomplete": "off"}),
-        help_text="Of the endpoint you add in Stripe for payment_intent.succeeded and charge.refunded. Leave empty to keep the saved one.",
+        help_text=_("Of the endpoint you add in Stripe for payment_intent.succeeded and charge.refunded. Leave empty to keep the saved one."),
     )
     daily_orders_per_key = forms.IntegerField(
-        label="Orders per customer per day", min_value=1, max_value=1000, initial=5, widget=WHOLE_NUMBER_INPUT
+        label=_("Orders per customer per day"), min_value=1, max_value=1000, initial=5, widget=WHOLE_NUMBER_INPUT
     )
 
     def clean_publishable_key(self):
         key = self.cleaned_data["publishable_key"]
         if key and not key.startswith("pk_"):
-            raise forms.ValidationError("The publishable key starts with pk_.")
+            raise forms.ValidationError(_("The publishable key starts with pk_."))
         return key
 
     def clean_secret_key(self):
         key = self.cleaned_data["secret_key"]
         if key and not key.startswith(("sk_", "rk_")):
-            raise forms.ValidationError("The secret key starts with sk_ or rk_ (never paste the publishable key here).")
+            raise forms.ValidationError(_("The secret key starts with sk_ or rk_ (never paste the publishable key here)."))
         return key
 
     def clean_webhook_secret(self):
         secret = self.cleaned_data["webhook_secret"]
         if secret and not secret.startswith("whsec_"):
-            raise forms.ValidationError("The signing secret starts with whsec_.")
+            raise forms.ValidationError(_("The signing secret starts with whsec_."))
         return secret
 
 
 class PackageForm(ExpectedInputMixin, forms.Form):
     expected = {
-        "name": "Give the package a name of at most 80 characters, e.g. “Starter”.",
-        "price": "Give the price as a plain number with at most 2 decimals, e.g. 20 or 9.99.",
-        "currency": "Give the currency as its three-letter code, e.g. usd or eur.",
-        "credit": "Give the amount credited as a plain number, e.g. 25 (at most 4 decimals).",
+        "name": _("Give the package a name of at most 80 characters, e.g. “Starter”."),
+        "price": _("Give the price as a plain number with at most 2 decimals, e.g. 20 or 9.99."),
+        "currency": _("Give the currency as its three-letter code, e.g. usd or eur."),
+        "credit": _("Give the amount credited as a plain number, e.g. 25 (at most 4 decimals)."),
     }
-    name = forms.CharField(label="Name", max_length=80, strip=True)
-    price = PlainDecimalField(label="Price", max_digits=10, decimal_places=2)
-    currency = forms.CharField(label="Currency", max_length=3, min_length=3, strip=True, initial="usd",
-                               help_text="Three letters, e.g. usd, eur, gbp.")
-    credit = PlainDecimalField(label="Credited (customer's units)", max_digits=MONEY_DIGITS, decimal_places=MONEY_PLACES,
-                               help_text="What the customer's key gets, in the units it sees; converted with its markup.")
+    name = forms.CharField(label=_("Name"), max_length=80, strip=True)
+    price = PlainDecimalField(label=_("Price"), max_digits=10, decimal_places=2)
+    currency = forms.CharField(label=_("Currency"), max_length=3, min_length=3, strip=True, initial="usd",
+                               help_text=_("Three letters, e.g. usd, eur, gbp."))
+    credit = PlainDecimalField(label=_("Credited (customer's units)"), max_digits=MONEY_DIGITS, decimal_places=MONEY_PLACES,
+                               help_text=_("What the customer's key gets, in the units it sees; converted with its markup."))
 
     def clean_price(self):
         price = self.cleaned_data["price"]
         if price < Decimal("0.50"):
-            raise forms.ValidationError("Stripe takes payments of at least 0.50.")
+            raise forms.ValidationError(_("Stripe takes payments of at least 0.50."))
         return price
 
     def clean_currency(self):
         currency = self.cleaned_data["currency"].lower()
         if not CURRENCY_CODE.fullmatch(currency):
-            raise forms.ValidationError("Give the currency as its three-letter code, e.g. usd or eur.")
+            raise forms.ValidationError(_("Give the currency as its three-letter code, e.g. usd or eur."))
         return currency
 
     def clean_credit(self):
         credit = self.cleaned_data["credit"]
         if credit <= 0 or credit > settings.MAX_KEY_BUDGET:
-            raise forms.ValidationError(f"The credit must be more than 0 and at most {settings.MAX_KEY_BUDGET:,}.")
+            raise forms.ValidationError(_("The credit must be more than 0 and at most %(MAX_KEY_BUDGET)s.") % {"MAX_KEY_BUDGET": f"{settings.MAX_KEY_BUDGET:,}"})
         return credit

@@ -148,7 +148,7 @@ class StripeSettings(models.Model):
     webhook_secret_encrypted = models.TextField(blank=True)
     # The account the keys belong to, as Stripe reported it when they were saved (events for another are refused).
     account_id = models.CharField(max_length=64, blank=True)
-    daily_orders_per_key = models.PositiveIntegerField(default=5, help_text="Paid orders a key may make per UTC day.")
+    daily_orders_per_key = models.PositiveIntegerField(default=5, help_text=gettext_lazy("Paid orders a key may make per UTC day."))
     updated_at = models.DateTimeField(auto_now=True)
 
     SECRET_PURPOSE = "payments.stripe-secret-key"
@@ -182,8 +182,8 @@ class Package(models.Model):
 
     name = models.CharField(max_length=80)
     price = models.DecimalField(max_digits=12, decimal_places=2)
-    currency = models.CharField(max_length=3, help_text="ISO code, lower case: usd, eur.")
-    credit = models.DecimalField(max_digits=14, decimal_places=4, help_text="Credited in the customer's units.")
+    currency = models.CharField(max_length=3, help_text=gettext_lazy("ISO code, lower case: usd, eur."))
+    credit = models.DecimalField(max_digits=14, decimal_places=4, help_text=gettext_lazy("Credited in the customer's units."))
     active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -202,14 +202,14 @@ class Order(models.Model):
     """One purchase of a package by a key, paid through one PaymentIntent and credited at most once."""
 
     class State(models.TextChoices):
-        CREATED = "created", "Waiting for payment"
-        PAID = "paid", "Paid, crediting"
-        CREDITED = "credited", "Credited"
-        FAILED = "failed", "Paid, credit failed (will be retried)"
-        EXPIRED = "expired", "Expired unpaid"
-        REFUNDED = "refunded", "Refunded"
+        CREATED = "created", gettext_lazy("Waiting for payment")
+        PAID = "paid", gettext_lazy("Paid, crediting")
+        CREDITED = "credited", gettext_lazy("Credited")
+        FAILED = "failed", gettext_lazy("Paid, credit failed (will be retried)")
+        EXPIRED = "expired", gettext_lazy("Expired unpaid")
+        REFUNDED = "refunded", gettext_lazy("Refunded")
 
-    token = models.UUIDField(unique=True, help_text="The order's id in addresses and in Stripe's metadata.")
+    token = models.UUIDField(unique=True, help_text=gettext_lazy("The order's id in addresses and in Stripe's metadata."))
     created_at = models.DateTimeField(auto_now_add=True)
     sub_key_id = models.CharField(max_length=64)
     key_label = models.CharField(max_length=200, blank=True)
@@ -219,9 +219,9 @@ class Order(models.Model):
     price = models.DecimalField(max_digits=12, decimal_places=2)
     currency = models.CharField(max_length=3)
     amount_minor = models.PositiveBigIntegerField()
-    credit = models.DecimalField(max_digits=14, decimal_places=4, help_text="In the customer's units.")
+    credit = models.DecimalField(max_digits=14, decimal_places=4, help_text=gettext_lazy("In the customer's units."))
     display_multiplier = models.DecimalField(max_digits=12, decimal_places=4)
-    amount_usd = models.DecimalField(max_digits=14, decimal_places=4, help_text="Real money the key gets.")
+    amount_usd = models.DecimalField(max_digits=14, decimal_places=4, help_text=gettext_lazy("Real money the key gets."))
     payment_intent_id = models.CharField(max_length=255, unique=True, null=True, blank=True)
     state = models.CharField(max_length=16, choices=State.choices, default=State.CREATED)
     credit_attempts = models.PositiveIntegerField(default=0)

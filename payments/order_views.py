@@ -7,6 +7,7 @@ from django.urls import reverse
 from django.utils.translation import ngettext_lazy
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.utils.translation import gettext_lazy as _
 
 from accounts.roles import console_required, is_owner, owner_required
 from analytics.permissions import can_see_margins
@@ -54,15 +55,15 @@ def card_settings(request):
         try:
             account_id = stripe_api.check_keys(data["secret_key"])
         except stripe_api.StripeRefused as refusal:
-            form.add_error("secret_key", f"Stripe did not accept this key: {refusal.message}")
+            form.add_error("secret_key", _("Stripe did not accept this key: %(message)s") % {"message": refusal.message})
         except stripe_api.StripeUnavailable as error:
             form.add_error("secret_key", str(error))
     if data["enabled"] and not (data["secret_key"] or row.secret_key_encrypted):
-        form.add_error("secret_key", "Save the secret key before turning card payments on.")
+        form.add_error("secret_key", _("Save the secret key before turning card payments on."))
     if data["enabled"] and not (data["webhook_secret"] or row.webhook_secret_encrypted):
-        form.add_error("webhook_secret", "Save the webhook signing secret before turning card payments on: without it no payment is credited.")
+        form.add_error("webhook_secret", _("Save the webhook signing secret before turning card payments on: without it no payment is credited."))
     if data["enabled"] and not data["publishable_key"]:
-        form.add_error("publishable_key", "The payment page needs the publishable key.")
+        form.add_error("publishable_key", _("The payment page needs the publishable key."))
     if form.errors:
         return _render_settings(request, form, PackageForm(), status=400)
     changes = {}
@@ -80,7 +81,7 @@ def card_settings(request):
     row.save()
     if changes:
         audit.record(request.user, AuditEvent.Action.MONEY_IN, Outcome.OK, changes=changes, message="Card payments")
-    messages.success(request, "Card payments are on." if row.is_ready else "Saved. Card payments are off.")
+    messages.success(request, _("Card payments are on.") if row.is_ready else "Saved. Card payments are off.")
     return redirect("payments:card_settings")
 
 
@@ -93,7 +94,7 @@ def package_add(request):
     package = Package.objects.create(**form.cleaned_data)
     audit.record(request.user, AuditEvent.Action.MONEY_IN, Outcome.OK,
                  changes={"package": (None, str(package))}, message="Card payments: package added")
-    messages.success(request, f"Added the package {package.name}.")
+    messages.success(request, _("Added the package %(name)s.") % {"name": package.name})
     return redirect("payments:card_settings")
 
 
@@ -136,9 +137,9 @@ def order_refund(request, order_id):
     try:
         result = orders.refund(order, request.user)
     except stripe_api.StripeRefused as refusal:
-        messages.error(request, f"Stripe refused the refund: {refusal.message}")
+        messages.error(request, _("Stripe refused the refund: %(message)s") % {"message": refusal.message})
     except stripe_api.StripeUnavailable as error:
-        messages.error(request, f"Nothing was refunded: {error}")
+        messages.error(request, _("Nothing was refunded: %(error)s") % {"error": error})
     else:
         messages.success(request, result)
     return redirect("payments:orders")
@@ -152,13 +153,13 @@ def order_retry(request, order_id):
     try:
         order = orders.fulfil_from_stripe(order) if order.state == Order.State.CREATED else orders.credit_order(order)
     except (stripe_api.StripeUnavailable, stripe_api.StripeRefused) as error:
-        messages.error(request, f"Stripe could not be asked: {error}")
+        messages.error(request, _("Stripe could not be asked: %(error)s") % {"error": error})
     except DerouterError as error:
-        messages.error(request, f"derouter could not be read: {error}")
+        messages.error(request, _("derouter could not be read: %(error)s") % {"error": error})
     except orders.EventMismatch as mismatch:
-        messages.error(request, f"The PaymentIntent does not match the order ({mismatch}): nothing credited.")
+        messages.error(request, _("The PaymentIntent does not match the order (%(mismatch)s): nothing credited.") % {"mismatch": mismatch})
     else:
-        messages.info(request, f"Order {order.receipt_number or order.token}: {order.get_state_display().lower()}.")
+        messages.info(request, _("Order %(token)s: %(state)s.") % {"token": order.receipt_number or order.token, "state": order.get_state_display().lower()})
     return redirect(request.POST.get("next") if request.POST.get("next", "").startswith("/dashboard/") else "payments:orders")
 
 
@@ -167,5 +168,5 @@ def order_retry(request, order_id):
 def money_in_check(request):
     """Ask the worker for a money-in check now (Stripe is read there, not in this request)."""
     tasks.check_money_in_now(request.user.get_username())
-    messages.info(request, "Money-in check asked for: reload to see its result.")
+    messages.info(request, _("Money-in check asked for: reload to see its result."))
     return redirect("console:reconciliation")

@@ -19,6 +19,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Q, Sum
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from automation import webhooks
 from ledger import audit
@@ -74,7 +75,7 @@ def create_order(snapshot, package):
     """
     stripe_settings = StripeSettings.load()
     if not stripe_settings.is_ready or not package.active:
-        raise OrderRefused("Card payments are not available right now.", 503)
+        raise OrderRefused(_("Card payments are not available right now."), 503)
     made_today = Order.objects.filter(sub_key_id=snapshot.sub_key_id, created_at__gte=_today_start()).exclude(
         state=State.EXPIRED
     ).count()
@@ -85,10 +86,10 @@ def create_order(snapshot, package):
     sub_key = crediting.read_key(snapshot.sub_key_id)
     amount_usd = (package.credit / sub_key.display_multiplier).quantize(LEDGER_PLACES, rounding=ROUND_DOWN)
     if amount_usd <= 0:
-        raise OrderRefused("This package cannot be bought for your key. Ask your provider.")
+        raise OrderRefused(_("This package cannot be bought for your key. Ask your provider."))
     available = client.get_balance().available
     if amount_usd + outstanding_usd() > available:
-        raise OrderRefused("This package cannot be bought right now. Ask your provider, or try a smaller one.")
+        raise OrderRefused(_("This package cannot be bought right now. Ask your provider, or try a smaller one."))
     order = Order.objects.create(
         token=uuid.uuid4(), sub_key_id=sub_key.id, key_label=sub_key.label[:200], key_id_short=sub_key.key_id[:64],
         package=package, package_name=package.name, price=package.price, currency=package.currency,
@@ -102,7 +103,7 @@ def create_order(snapshot, package):
         )
     except (stripe_api.StripeUnavailable, stripe_api.StripeRefused) as error:
         Order.objects.filter(pk=order.pk).update(state=State.EXPIRED, message=str(error)[:2000])
-        raise OrderRefused("The payment could not be started. Try again in a moment.", 503) from None
+        raise OrderRefused(_("The payment could not be started. Try again in a moment."), 503) from None
     Order.objects.filter(pk=order.pk).update(payment_intent_id=intent["id"])
     order.payment_intent_id = intent["id"]
     return order, intent["client_secret"]
@@ -171,7 +172,7 @@ def credit_order(order):
         sub_key = crediting.read_key(order.sub_key_id)
         topup = crediting.credit(sub_key, order.amount_usd, _note(order), "order", order.pk, attempt, "card payment")
     except crediting.KeyGone:
-        _fail(order, attempt, "The key no longer exists at derouter: refund the payment, or credit another key by hand.")
+        _fail(order, attempt, _("The key no longer exists at derouter: refund the payment, or credit another key by hand."))
         return _reloaded(order)
     except DerouterError as error:
         # Nothing was written: the order stays paid and the job tries again.
@@ -274,7 +275,7 @@ def record_refund(order, refund_id, user=None):
             state=State.REFUNDED, refunded_at=timezone.now(), refund_id=refund_id[:255]
         )
         if not moved:
-            return "This order was refunded already."
+            return _("This order was refunded already.")
         message = _take_back(order, was_credited)
         Order.objects.filter(pk=order.pk).update(taken_back_usd=Decimal(0), message=message[:2000])
         audit.record(
@@ -291,11 +292,11 @@ def record_refund(order, refund_id, user=None):
 def _take_back(order, was_credited):
     """What could be taken back of the order's credit; derouter cannot lower a key's budget, so it says what stays."""
     if not was_credited:
-        return "Nothing had been credited to the key."
+        return _("Nothing had been credited to the key.")
     try:
         sub_key = crediting.read_key(order.sub_key_id)
     except crediting.KeyGone:
-        return "The key no longer exists: its unspent budget went back to the account when it was deleted."
+        return _("The key no longer exists: its unspent budget went back to the account when it was deleted.")
     except DerouterError:
         return (f"Could not take back the {exact_usd(order.amount_usd)} credited: derouter could not be read. "
                 "Check the key's budget.")

@@ -9,6 +9,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.utils.translation import gettext_lazy
 
 from accounts.throttle import Throttle, client_address
 from branding.models import Branding
@@ -47,7 +48,7 @@ def _own_order(request, token):
     """The signed-in key's order, or 404 (another key's order is not found either)."""
     snapshot = get_active_key_by_secret(request.portal_key)
     if snapshot is None:
-        raise Http404("No such order.")
+        raise Http404(gettext_lazy("No such order."))
     return get_object_or_404(Order, token=token, sub_key_id=snapshot.sub_key_id)
 
 
@@ -84,13 +85,13 @@ def buy(request):
     package_id = request.POST.get("package", "")
     package = Package.objects.filter(pk=int(package_id), active=True).first() if package_id.isdigit() else None
     if package is None:
-        return _render_packages(request, snapshot, status=400, error="Choose one of the packages below.")
+        return _render_packages(request, snapshot, status=400, error=gettext_lazy("Choose one of the packages below."))
     try:
         order, _ = orders.create_order(snapshot, package)
     except orders.OrderRefused as refusal:
         return _render_packages(request, snapshot, status=refusal.status, error=refusal.message)
     except crediting.KeyGone:
-        return _render_packages(request, snapshot, status=409, error="Your key could not be found. Sign in again.")
+        return _render_packages(request, snapshot, status=409, error=gettext_lazy("Your key could not be found. Sign in again."))
     return redirect("portal_pay:order", token=order.token)
 
 
@@ -128,15 +129,15 @@ def order_return(request, token):
     try:
         order = orders.fulfil_from_stripe(order)
     except (stripe_api.StripeUnavailable, stripe_api.StripeRefused):
-        messages.warning(request, "Stripe could not be asked about your payment just now; your key is credited as soon as it confirms.")
+        messages.warning(request, gettext_lazy("Stripe could not be asked about your payment just now; your key is credited as soon as it confirms."))
     except orders.EventMismatch:
-        messages.error(request, "This payment does not match your order; nothing was credited. Contact your provider.")
+        messages.error(request, gettext_lazy("This payment does not match your order; nothing was credited. Contact your provider."))
     except DerouterError:
-        messages.warning(request, "Your payment is confirmed; your key will be credited within a few minutes.")
+        messages.warning(request, gettext_lazy("Your payment is confirmed; your key will be credited within a few minutes."))
     if order.state == Order.State.CREDITED:
-        messages.success(request, "Thank you: your payment was received and your key was credited.")
+        messages.success(request, gettext_lazy("Thank you: your payment was received and your key was credited."))
     elif order.state in (Order.State.PAID, Order.State.FAILED):
-        messages.info(request, "Thank you: your payment was received. Your key is being credited; this page shows when it is done.")
+        messages.info(request, gettext_lazy("Thank you: your payment was received. Your key is being credited; this page shows when it is done."))
     return redirect("portal_pay:order", token=order.token)
 
 
@@ -146,7 +147,7 @@ def receipt(request, token):
     """A printable receipt for a paid order."""
     order = _own_order(request, token)
     if order.receipt_number is None:
-        raise Http404("This order has not been paid.")
+        raise Http404(gettext_lazy("This order has not been paid."))
     return render(request, "payments/receipt.html", {"order": order, "seller": Branding.load()})
 
 
@@ -155,11 +156,11 @@ def receipt(request, token):
 def order_confirm_double(request, token):
     """localstripe only (tests, the demo): confirm the order's payment with the card token its stripe.js made."""
     if not stripe_api.is_test_double():
-        raise Http404("Not served against Stripe.")
+        raise Http404(gettext_lazy("Not served against Stripe."))
     order = _own_order(request, token)
     token_id = request.POST.get("card_token", "")
     if order.state != Order.State.CREATED or not token_id.startswith("tok_"):
-        return JsonResponse({"error": "This order cannot be paid now."}, status=409)
+        return JsonResponse({"error": gettext_lazy("This order cannot be paid now.")}, status=409)
     try:
         stripe_api.confirm_with_card_token(StripeSettings.load().get_secret_key(), order.payment_intent_id, token_id)
     except (stripe_api.StripeUnavailable, stripe_api.StripeRefused) as error:

@@ -10,6 +10,7 @@ import logging
 
 import stripe
 from django.conf import settings
+from django.utils.translation import gettext_lazy as _
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +36,7 @@ class NotConfigured(StripeRefused):
 
 def _client(secret_key):
     if not secret_key:
-        raise NotConfigured("Card payments are not set up: save the Stripe secret key first.")
+        raise NotConfigured(_("Card payments are not set up: save the Stripe secret key first."))
     return stripe.StripeClient(
         secret_key,
         base_addresses={"api": settings.STRIPE_API_BASE},
@@ -51,16 +52,16 @@ def _call(action, *args, **kwargs):
         return answer.to_dict() if hasattr(answer, "to_dict") else answer
     except (stripe.APIConnectionError, stripe.RateLimitError) as error:
         logger.warning("stripe: %s", type(error).__name__)
-        raise StripeUnavailable("Stripe could not be reached. Try again in a moment.") from None
+        raise StripeUnavailable(_("Stripe could not be reached. Try again in a moment.")) from None
     except stripe.StripeError as error:
         status = getattr(error, "http_status", None)
         if status is not None and status >= 500:
             logger.warning("stripe: server error %s", status)
-            raise StripeUnavailable("Stripe answered with a server error. Try again in a moment.") from None
+            raise StripeUnavailable(_("Stripe answered with a server error. Try again in a moment.")) from None
         if status in (401, 403):
             # Stripe's own text repeats the key's last characters: say it in our words.
-            raise StripeRefused("Stripe did not accept the secret key.", status) from None
-        message = getattr(error, "user_message", None) or "Stripe refused the request."
+            raise StripeRefused(_("Stripe did not accept the secret key."), status) from None
+        message = getattr(error, "user_message", None) or _("Stripe refused the request.")
         logger.info("stripe: refused (%s)", status)
         raise StripeRefused(message, status) from None
 

@@ -21,7 +21,7 @@ from payments.models import CodeBatch, MoneyInSettings, RedemptionCode
 
 BATCHES_PAGE_SIZE = 25
 CODES_PAGE_SIZE = 100
-NOT_ALLOWED = "Only owners, or staff an owner allowed, can create or revoke codes."
+NOT_ALLOWED = _("Only owners, or staff an owner allowed, can create or revoke codes.")
 
 
 def _refuse_unless_manager(request):
@@ -86,7 +86,7 @@ def batch_csv(request, batch_id):
     known = set(batch.codes.filter(digest__in=[codes.digest_of(text) for text in posted]).values_list("digest", flat=True))
     texts = [text for text in posted if codes.digest_of(text) in known]
     if not texts:
-        return render(request, "400.html", {"exception": "Those are not this batch's codes."}, status=400)
+        return render(request, "400.html", {"exception": _("Those are not this batch's codes.")}, status=400)
     expires = batch.expires_at.isoformat() if batch.expires_at else ""
     rows = [("code", "worth", "unit", "expires", "batch", "note")]
     rows += [(text, f"{batch.amount.normalize():f}", batch.unit, expires, batch.pk, batch.note) for text in texts]
@@ -142,5 +142,5 @@ def code_settings(request):
                      changes={"staff may manage codes": (row.staff_may_manage_codes, allowed)})
         row.staff_may_manage_codes = allowed
         row.save(update_fields=["staff_may_manage_codes"])
-    messages.success(request, "Staff may now create and revoke codes." if allowed else "Only owners may create and revoke codes now.")
+    messages.success(request, _("Staff may now create and revoke codes.") if allowed else _("Only owners may create and revoke codes now."))
     return redirect("payments:code_batches")

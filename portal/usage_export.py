@@ -7,6 +7,7 @@ from itertools import islice
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
+from django.utils.translation import gettext_lazy as _
 from huey.contrib.djhuey import db_task
 
 from accounts.portal_sessions import get_session_client_key
@@ -105,19 +106,19 @@ def write_usage_export(export_id):
     export = Export.objects.get(pk=export_id)
     client_key = _get_client_key(export.session_key)
     if not client_key:
-        fail(export, "You signed out before the file was ready.")
+        fail(export, _("You signed out before the file was ready."))
         return
     try:
         write_csv_file(export, CSV_HEADER, _generate_pages(client_key, ZoneInfo(export.time_zone)))
     except AuthFailed:
-        fail(export, "Your key is no longer accepted by derouter.")
+        fail(export, _("Your key is no longer accepted by derouter."))
     except DerouterError as error:
         logger.warning("usage export %s failed: %s", export.pk, type(error).__name__)
         fail(export, "derouter stopped answering while the file was being written. Try again in a moment.")
     except sync.ScopeBusy:
         # The key's lease, kept up as the mirror is read, was taken over: the rows may have moved.
         logger.warning("usage export %s lost its key's lease while it was written", export.pk)
-        fail(export, "The file could not be written on our side. Try again later.")
+        fail(export, _("The file could not be written on our side. Try again later."))
     except OSError as error:
         logger.error("usage export %s could not be written: %s", export.pk, type(error).__name__)
-        fail(export, "The file could not be written on our side. Try again later.")
+        fail(export, _("The file could not be written on our side. Try again later."))

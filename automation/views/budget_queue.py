@@ -112,7 +112,7 @@ def decline(request, pk):
     budget_request = _get_request_or_404(pk)
     form = DeclineForm(request.POST)
     if not form.is_valid():
-        return _refuse(request, "Give the customer a reason to decline.", 400)
+        return _refuse(request, _("Give the customer a reason to decline."), 400)
     try:
         budget_requests.decline(budget_request, request.user, form.cleaned_data["reason"])
     except budget_requests.DecisionConflict as conflict:

@@ -119,7 +119,7 @@ def allowances(request):
         },
     )
     _record_saved(request.user, existing, allowance)
-    messages.success(request, "Added the allowance." if created else "Changed the key's allowance.")
+    messages.success(request, gettext_lazy("Added the allowance.") if created else gettext_lazy("Changed the key's allowance."))
     return redirect("automation:allowances")
 
 

@@ -417,7 +417,7 @@ def key_edit(request, sub_key_id):
     changes = _get_changed_fields(sub_key, form.cleaned_data)
     if not changes:
         if wants_fragment(request):
-            return _render_edit_done(request, sub_key, "Nothing changed.", level=messages.INFO)
+            return _render_edit_done(request, sub_key, _("Nothing changed."), level=messages.INFO)
         messages.info(request, _("Nothing changed."))
         return redirect("console:key_detail", sub_key_id=sub_key.id)
 
