@@ -42,7 +42,7 @@ def test_each_row_names_its_client_with_a_link_to_the_key(owner_client, two_clie
 
     assert f'<a class="truncate" href="{reverse("console:key_detail", args=[first.id])}" title="First customer">First customer</a>' in page
     assert "Second customer" in page
-    for text in ("1,500", "800", "$0.002300", "1 s", "Cache read", "Cache write", "Billed"):
+    for text in ("1,500", "800", "$0.002300", "1 s", "Cache read / write", "Billed"):
         assert text in page
 
 

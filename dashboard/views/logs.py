@@ -21,7 +21,7 @@ from lib.csv_export import csv_download
 from lib.forms import describe_refused_export
 from lib.htmx import wants_fragment
 from lib.markup import format_row
-from lib.money import count, duration, multiplier, usd_cost
+from lib.money import count, duration, model_cell, multiplier, usd_cost
 from lib.paging import CountedPaginator
 from lib.times import local_row_date
 from mirror.models import DailyRollup, KeySnapshot, UsageRecord
@@ -50,8 +50,7 @@ LOG_ROW_HTML = (
     '<td data-label="{l_model}">{model}</td>\n'
     '<td class="num" data-label="{l_input}">{input_tokens}</td>\n'
     '<td class="num" data-label="{l_output}">{output_tokens}</td>\n'
-    '<td class="num" data-label="{l_cache_read}">{cache_read_tokens}</td>\n'
-    '<td class="num" data-label="{l_cache_write}">{cache_write_tokens}</td>\n'
+    '<td class="num" data-label="{l_cache}">{cache_read_tokens} / {cache_write_tokens}</td>\n'
     "{cost}"
     '<td class="num" data-label="{l_billed}">{billed}{multiplier}</td>\n'
     '<td class="num" data-label="{l_duration}">{duration}</td>\n'
@@ -64,7 +63,7 @@ def _get_row_labels():
     """Each cell's column name, which a phone shows beside the value when the table becomes cards."""
     return {
         "l_time": _("Time"), "l_client": _("Client"), "l_model": _("Model"), "l_input": _("Input"),
-        "l_output": _("Output"), "l_cache_read": _("Cache read"), "l_cache_write": _("Cache write"),
+        "l_output": _("Output"), "l_cache": _("Cache read / write"),
         "l_billed": _("Billed"), "l_duration": _("Duration"), "l_request_id": _("Request id"),
     }
 
@@ -151,7 +150,7 @@ def _render_rows(logs, show_margins):
             LOG_ROW_HTML,
             created_at=local_row_date(log["created_at"], "Y-m-d H:i:s T"),
             client=_render_client(log, detail_pattern),
-            model=log["model"],
+            model=model_cell(log["model"]),
             input_tokens=count(log["input_tokens"]),
             output_tokens=count(log["output_tokens"]),
             cache_read_tokens=count(log["cache_read_tokens"]),
