@@ -27,6 +27,8 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
+from django.utils import translation
+from django.utils.translation import gettext_lazy
 
 from automation import notify, webhooks
 from automation.models import BudgetRequest
@@ -37,6 +39,7 @@ from derouter import client
 from derouter.client import DerouterError
 from ledger.models import UNSETTLED_OUTCOMES, Outcome, TopUp
 from lib.money import exact_usd, usd
+from branding.language import language_for_key
 from lib.queue import enqueue_or_warn
 
 MAX_PENDING_PER_KEY = 5
@@ -63,8 +66,11 @@ def _event_data(budget_request):
     }
 
 
-def _notify(budget_request, subject, body):
+def _notify(budget_request, subject, body, **values):
+    """Email the customer about its request, in the language it reads the portal in."""
     if budget_request.email:
+        with translation.override(language_for_key(budget_request.sub_key_id)):
+            subject, body = str(subject), str(body) % values
         recipient = budget_request.email
         transaction.on_commit(lambda: enqueue_or_warn(notify.send_customer_email, subject, body, recipient))
 
@@ -164,9 +170,10 @@ def _mark_approved(budget_request, topup):
     webhooks.emit("budget.approved", _event_data(budget_request), f"budget-request:{budget_request.pk}:approved")
     _notify(
         budget_request,
-        "Your budget request was approved",
-        f"Your request for {usd(budget_request.amount)} more on {budget_request.key_label or budget_request.key_id_short} "
-        "was approved and added to your key.",
+        gettext_lazy("Your budget request was approved"),
+        gettext_lazy("Your request for %(amount)s more on %(key)s was approved and added to your key."),
+        amount=usd(budget_request.amount),
+        key=budget_request.key_label or budget_request.key_id_short,
     )
 
 
@@ -292,9 +299,11 @@ def decline(budget_request, user, reason):
     webhooks.emit("budget.declined", _event_data(budget_request), f"budget-request:{budget_request.pk}:declined")
     _notify(
         budget_request,
-        "Your budget request was declined",
-        f"Your request for {usd(budget_request.amount)} more on {budget_request.key_label or budget_request.key_id_short} "
-        f"was declined: {reason}",
+        gettext_lazy("Your budget request was declined"),
+        gettext_lazy("Your request for %(amount)s more on %(key)s was declined: %(reason)s"),
+        amount=usd(budget_request.amount),
+        key=budget_request.key_label or budget_request.key_id_short,
+        reason=reason,
     )
 
 

@@ -10,7 +10,10 @@ import datetime
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
+from django.utils import translation
+from django.utils.translation import gettext
 
+from branding.language import language_for_key
 from automation import actors, notify, webhooks
 from automation.models import KeyExpiry
 from dashboard import keywrites
@@ -36,11 +39,13 @@ def _remind(expiry, now):
     data = {"sub_key_id": expiry.sub_key_id, "label": expiry.key_label, "key_id": expiry.key_id_short, "expires_at": expiry.expires_at}
     webhooks.emit("key.expiring", data, f"expiry-reminder:{expiry.pk}:{expiry.expires_at.isoformat()}")
     if expiry.notify_email:
-        subject = f"Your key {name} expires on {when}"
-        body = (
-            f"Your key {expiry.key_id_short} ({name}) expires on {when}. "
-            "Its unspent budget goes back to your provider then; ask them for a new key if you need one."
-        )
+        # In the language the customer reads its portal in.
+        with translation.override(language_for_key(expiry.sub_key_id)):
+            subject = gettext("Your key %(name)s expires on %(when)s") % {"name": name, "when": when}
+            body = gettext(
+                "Your key %(key_id)s (%(name)s) expires on %(when)s. "
+                "Its unspent budget goes back to your provider then; ask them for a new key if you need one."
+            ) % {"key_id": expiry.key_id_short, "name": name, "when": when}
         recipient = expiry.notify_email
         transaction.on_commit(lambda: enqueue_or_warn(notify.send_customer_email, subject, body, recipient))
     return f"Reminder sent for {when}."

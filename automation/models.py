@@ -27,6 +27,7 @@ WEBHOOK_EVENTS = {
     "key.created": "Key created",
     "key.edited": "Key edited",
     "key.topped_up": "Key topped up",
+    "key.reclaimed": "Budget reclaimed from a key",
     "key.deleted": "Key deleted",
     "key.rotated": "Key rotated",
     "key.expiring": "Key expires soon",

@@ -11,6 +11,7 @@ EVENT_OF_ACTION = {
     AuditEvent.Action.CREATE: "key.created",
     AuditEvent.Action.EDIT: "key.edited",
     AuditEvent.Action.TOPUP: "key.topped_up",
+    AuditEvent.Action.RECLAIM: "key.reclaimed",
     AuditEvent.Action.DELETE: "key.deleted",
 }
 

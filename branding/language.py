@@ -4,6 +4,7 @@ from django.conf import settings
 from django.middleware.locale import LocaleMiddleware
 from django.utils import translation
 
+from accounts.models import KeyLanguage
 from branding.models import Branding
 from lib.language import SESSION_LANGUAGE, is_supported
 
@@ -36,3 +37,8 @@ class LanguageMiddleware(LocaleMiddleware):
     def process_request(self, request):
         translation.activate(choose_language(request))
         request.LANGUAGE_CODE = translation.get_language()
+
+
+def language_for_key(sub_key_id):
+    """The language a Client Key's customer reads: its own choice in the portal, else the portal's default."""
+    return KeyLanguage.get_for_key(sub_key_id) or Branding.load().portal_language or settings.LANGUAGE_CODE

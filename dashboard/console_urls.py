@@ -2,7 +2,7 @@ from django.urls import path, register_converter
 
 from accounts import two_factor_views, user_views
 from dashboard.converters import SubKeyIdConverter
-from dashboard.views import audit, keys, logs, overview, reconcile, topups, upstream
+from dashboard.views import audit, keys, logs, overview, reclaim, reconcile, topups, upstream
 from exports import views as export_views
 from mirror import views as mirror_views
 
@@ -19,6 +19,7 @@ urlpatterns = [
     path("keys/<subkey:sub_key_id>/reveal/", keys.key_reveal, name="key_reveal"),
     path("keys/<subkey:sub_key_id>/delete/", keys.key_delete, name="key_delete"),
     path("keys/<subkey:sub_key_id>/topup/", topups.key_topup, name="key_topup"),
+    path("keys/<subkey:sub_key_id>/reclaim/", reclaim.key_reclaim, name="key_reclaim"),
     path("topups/", topups.ledger, name="ledger"),
     path("topups/export.csv", topups.ledger_csv, name="ledger_csv"),
     path("exports/<uuid:token>/", export_views.console_export_status, name="export_status"),

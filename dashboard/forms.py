@@ -197,6 +197,20 @@ class TopUpForm(ExpectedInputMixin, forms.Form):
         return self.cleaned_data["token"] or uuid.uuid4()
 
 
+class ReclaimForm(ExpectedInputMixin, forms.Form):
+    """Part of a key's unspent budget to take back to the balance, why, and the form's one-time token."""
+
+    expected = {"note": _("The reason is optional text of at most 200 characters, e.g. the customer's refund.")}
+
+    amount = PositiveMoneyField(label=_("Amount to take back (USD)"), noun="amount")
+    note = forms.CharField(label=_("Reason"), required=False, max_length=200, strip=True,
+                           help_text=_("For the ledger, e.g. a refund's reference."))
+    token = forms.UUIDField(widget=forms.HiddenInput, required=False)
+
+    def clean_token(self):
+        return self.cleaned_data["token"] or uuid.uuid4()
+
+
 class _KeyChoiceMixin:
     """Render a query field as a select of keys whose choices the view supplies."""
 

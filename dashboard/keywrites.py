@@ -122,8 +122,12 @@ def _send(event, call, sub_key_id=None):
 
     A failure settles the event by the one rule; when its outcome is unknown,
     derouter's keys are read again so the page can show what is true now, and the
-    worker refreshes the key snapshot.
+    worker refreshes the key snapshot. The event is dated when the call goes out: settling
+    counts WRITE_SETTLE_SECONDS from then, and a delete may have waited for the key's usage
+    sync and its money lock since the event was written.
     """
+    event.created_at = timezone.now()
+    AuditEvent.objects.filter(pk=event.pk).update(created_at=event.created_at)
     try:
         return call(), None
     except DerouterError as error:

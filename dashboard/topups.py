@@ -29,8 +29,14 @@ under the same lock, so no top-up lands between the read and the delete, and a r
 carries over exactly what the old key held. While a move on the key may still land, the
 key is not deleted (a deleted key's budget could never settle it).
 
+A reclaim (``reclaim``: part of a key's unspent budget back to the available balance, where
+check_upstream found derouter supports it) is a move like a top-up with a negative amount:
+the same ledger, token, lock and settlement. Every move answered "ok" is read back (the
+answer's key, or the key list when the answer carried none): a budget derouter left where
+it was is recorded "not applied" on the row and, field by field, on its audit event.
+
 Public functions (kept stable for the reconciliation and the fault-and-race harness):
-``top_up``, ``find_attempt``, ``key_lock``, ``key_lock_for_return``, ``settle_key``,
+``top_up``, ``reclaim``, ``find_attempt``, ``key_lock``, ``key_lock_for_return``, ``settle_key``,
 ``settling_locks``, ``has_unsettled_moves``, ``get_topped_up_today``, ``get_cap_left_today``.
 """
 
@@ -50,6 +56,7 @@ from accounts.models import ConsoleProfile
 from accounts.roles import get_topup_cap
 from dashboard.upstream import get_live_balance, get_sub_key_now
 from derouter import client
+from derouter import conventions as upstream_conventions
 from derouter.client import DerouterError
 from ledger import audit
 from ledger.formtokens import check_form_token
@@ -109,8 +116,9 @@ def _start_of_today_utc():
 
 def get_topped_up_today(user):
     """USD the user topped up today (UTC), counting pending and unknown attempts."""
+    # Reclaims (negative amounts) take money back: they do not give a staff member more to top up.
     total = TopUp.objects.filter(
-        actor=user, created_at__gte=_start_of_today_utc(), outcome__in=CAP_COUNTED_OUTCOMES
+        actor=user, created_at__gte=_start_of_today_utc(), outcome__in=CAP_COUNTED_OUTCOMES, amount__gt=0
     ).aggregate(total=Sum("amount"))["total"]
     return total or 0
 
@@ -123,13 +131,18 @@ def get_cap_left_today(user):
     return max(cap - get_topped_up_today(user), 0)
 
 
-def find_attempt(token, sub_key):
+def find_attempt(token, sub_key, action=AuditEvent.Action.TOPUP):
     """The ledger row of an earlier use of this form token on this key, or None.
 
-    Raises TokenUsedElsewhere when the token was first used for another key or action.
+    Raises TokenUsedElsewhere when the token was first used for another key or action
+    (a top-up's token is no reclaim's, and the other way round).
     """
-    check_form_token(token, AuditEvent.Action.TOPUP, sub_key.id)
+    check_form_token(token, action, sub_key.id)
     return TopUp.objects.filter(token=token).first()
+
+
+def _action_of(amount):
+    return AuditEvent.Action.RECLAIM if amount < 0 else AuditEvent.Action.TOPUP
 
 
 # ---------------------------------------------------------------- the key's money lock
@@ -172,7 +185,7 @@ def _reserve(user, sub_key, amount, note, token, available):
         cap = get_topup_cap(user) if user.is_authenticated else None
         if cap is not None:
             ConsoleProfile.objects.select_for_update().get(user=user)
-        earlier = find_attempt(token, sub_key)
+        earlier = find_attempt(token, sub_key, _action_of(amount))
         if earlier is not None:
             return earlier, False
         topped_up_today = get_topped_up_today(user) if cap is not None else 0
@@ -202,7 +215,7 @@ def _reserve(user, sub_key, amount, note, token, available):
                 )
         except IntegrityError:
             # Another request with the same token won the race: show its outcome (if it was for this key).
-            return find_attempt(token, sub_key), False
+            return find_attempt(token, sub_key, _action_of(amount)), False
     return row, True
 
 
@@ -215,7 +228,7 @@ def _record_event(row, outcome, message=""):
     """The row's audit event; its token ties the two, so settling one settles both."""
     return audit.record(
         row.actor,
-        AuditEvent.Action.TOPUP,
+        _action_of(row.amount),
         outcome,
         sub_key_id=row.sub_key_id,
         label=row.key_label,
@@ -227,7 +240,7 @@ def _record_event(row, outcome, message=""):
     )
 
 
-def _finish(row, outcome, message="", audit_note=""):
+def _finish(row, outcome, message="", audit_note="", not_applied=None):
     """Record how the move ended on its ledger row and its audit event (written now if it was not yet)."""
     row.outcome = outcome
     row.message = message
@@ -235,9 +248,8 @@ def _finish(row, outcome, message="", audit_note=""):
     text = " ".join(part for part in (audit_note, message) if part)
     event = AuditEvent.objects.filter(form_token=row.token).first()
     if event is None:
-        _record_event(row, outcome, text)
-    else:
-        audit.finish(event, outcome, message=text)
+        event = _record_event(row, outcome, text)
+    audit.finish(event, outcome, message=text, not_applied=not_applied)
 
 
 def _read_key(sub_key_id):
@@ -252,6 +264,16 @@ def _next_sequence(sub_key_id):
 
 def _send_under_lock(row, audit_note, check):
     """With the key's lock held: read the budget, settle earlier moves, check, record, PUT once, record the outcome."""
+    row.refresh_from_db(fields=["outcome", "message"])
+    if row.outcome != Outcome.PENDING:
+        # While this move waited for the lock, a settlement judged it never sent: it stays so.
+        return
+    if AuditEvent.objects.filter(
+        sub_key_id=str(row.sub_key_id), action=AuditEvent.Action.DELETE, outcome__in=UNSETTLED_OUTCOMES
+    ).exists():
+        # The key may be gone any moment: a top-up landing then could never be settled.
+        _finish(row, Outcome.REFUSED, "Not sent: a delete of this key is not settled yet; try again once it is.", audit_note)
+        return
     try:
         current = _read_key(row.sub_key_id)
     except DerouterError as error:
@@ -265,6 +287,8 @@ def _send_under_lock(row, audit_note, check):
         return
     _settle_walk(row.sub_key_id, current, timezone.now(), exclude_pk=row.pk)
     problem = check(current) if check else ""
+    if not problem and row.amount < 0 and -row.amount > current.remaining:
+        problem = f"the key has only {exact_usd(max(current.remaining, Decimal(0)))} unspent; {exact_usd(-row.amount)} cannot be taken back."
     if problem:
         _finish(row, Outcome.REFUSED, f"Not sent: {problem}", audit_note)
         return
@@ -274,7 +298,10 @@ def _send_under_lock(row, audit_note, check):
     row.save(update_fields=["budget_before", "sequence", "sent_at"])
     _record_event(row, Outcome.PENDING, audit_note)
     try:
-        answer = client.update_sub_key(row.sub_key_id, add_budget=row.amount, key_multiplier=current.display_multiplier)
+        if row.amount < 0:
+            answer = client.reclaim_budget(row.sub_key_id, -row.amount, key_multiplier=current.display_multiplier)
+        else:
+            answer = client.update_sub_key(row.sub_key_id, add_budget=row.amount, key_multiplier=current.display_multiplier)
     except DerouterError as error:
         failure = outcome_of_write_error(error)
         _finish(row, failure.outcome, failure.message, audit_note)
@@ -284,8 +311,31 @@ def _send_under_lock(row, audit_note, check):
         if failure.needs_error_page:
             raise
         return
-    _finish(row, Outcome.OK, audit_note=audit_note)
-    mirror_snapshot.record_write_answer(answer)
+    kept = _read_back(row, answer)
+    if kept is not None and _same_amount(kept.budget, row.budget_before) and row.amount:
+        # derouter answered success and left the budget where it was: the move did not happen.
+        asked = row.budget_before + row.amount
+        _finish(row, Outcome.REFUSED, f"Not applied: derouter answered success, but the key's budget stayed "
+                f"{exact_usd(kept.budget)} ({exact_usd(asked)} was asked for).", audit_note,
+                not_applied={"budget": (asked, kept.budget)})
+    else:
+        _finish(row, Outcome.OK, audit_note=audit_note)
+    mirror_snapshot.record_write_answer(kept)
+
+
+def _read_back(row, answer):
+    """The key after the move as derouter reports it: its answer, or the key list when the answer carried no key."""
+    if answer is not None:
+        return answer
+    try:
+        return _read_key(row.sub_key_id)
+    except DerouterError:
+        return None  # derouter answered success; with nothing to compare, its answer stands
+
+
+def _same_amount(first, second):
+    """Equal to the ledger's precision (amounts converted from the customer's units may differ in the sixth decimal)."""
+    return abs(first - second) < Decimal("0.0001")
 
 
 def top_up(
@@ -306,6 +356,31 @@ def top_up(
     move is no longer wanted, e.g. an earlier attempt landed late) refuses it unsent.
     Call it outside a transaction (the key's lock must be seen by other processes).
     """
+    return _move(user, sub_key, amount, note, token, available, audit_note, lock_wait_seconds, check)
+
+
+class ReclaimNotSupported(Exception):
+    """derouter was not found to support reclaiming budget (check_upstream): nothing was written or sent."""
+
+    def __init__(self, message):
+        super().__init__(message)
+        self.message = message
+
+
+def reclaim(user, sub_key, amount, note, token, lock_wait_seconds=None):
+    """Move ``amount`` of the key's unspent budget back to the available balance, once for this token.
+
+    The same road as a top-up (ledger row first, the key's lock, one PUT, settlement from
+    derouter's budgets), recorded as a negative amount. Refused unsent where check_upstream did
+    not find reclaiming supported (ReclaimNotSupported) or the key has less unspent than asked.
+    """
+    if not upstream_conventions.current().reclaim_supported:
+        raise ReclaimNotSupported(_("derouter was not found to support reclaiming budget on this account "
+                                    "(run check_upstream); to take a key's budget back, delete the key."))
+    return _move(user, sub_key, -Decimal(amount), note, token, None, "", lock_wait_seconds, None)
+
+
+def _move(user, sub_key, amount, note, token, available, audit_note, lock_wait_seconds, check):
     row, is_new = _reserve(user, sub_key, amount, note, token, available)
     if not is_new:
         return TopUpAttempt(row, repeated=True)
@@ -394,7 +469,7 @@ def _landed_among(rise, candidates):
     A move settled "not applied" competes for a rise only after the moves still open: with
     equal amounts, the move in flight landed far more often than an old one landed late.
     """
-    if rise <= 0 or not candidates:
+    if rise == 0 or not candidates:  # a reclaim is a negative move: its "rise" is a fall
         return []
     ordered = sorted(candidates, key=_likeliest_first)
     if len(ordered) > MAX_EXHAUSTIVE_CANDIDATES:

@@ -9,7 +9,8 @@ its first use also fixes what it is for, and any other use is refused.
 
 from ledger.models import AuditEvent, TopUp
 
-ACTION_NAMES = {AuditEvent.Action.CREATE: "creating a key", AuditEvent.Action.TOPUP: "a top-up"}
+ACTION_NAMES = {AuditEvent.Action.CREATE: "creating a key", AuditEvent.Action.TOPUP: "a top-up",
+                AuditEvent.Action.RECLAIM: "reclaiming budget"}
 
 
 class TokenUsedElsewhere(Exception):
@@ -40,9 +41,10 @@ def check_form_token(token, action, sub_key_id=""):
 
 def _get_first_use(token):
     """(action, sub_key_id, label) of the token's first use, or None if it was never used."""
-    topup = TopUp.objects.filter(token=token).values_list("sub_key_id", "key_label").first()
+    topup = TopUp.objects.filter(token=token).values_list("sub_key_id", "key_label", "amount").first()
     if topup is not None:
-        return AuditEvent.Action.TOPUP, topup[0], topup[1]
+        action = AuditEvent.Action.RECLAIM if topup[2] < 0 else AuditEvent.Action.TOPUP
+        return action, topup[0], topup[1]
     event = AuditEvent.objects.filter(form_token=token).values_list("action", "sub_key_id", "key_label").first()
     if event is not None:
         action, sub_key_id, label = event

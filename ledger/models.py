@@ -25,6 +25,7 @@ class AuditEvent(models.Model):
         CREATE = "create", _("Create key")
         EDIT = "edit", _("Edit key")
         TOPUP = "topup", _("Top up")
+        RECLAIM = "reclaim", _("Reclaim budget")
         REVEAL = "reveal", _("Reveal key")
         DELETE = "delete", _("Delete key")
         USER_INVITE = "user_invite", _("Invite user")

@@ -52,7 +52,7 @@ def card_settings(request):
     data = dict(form.cleaned_data)
     if data["secret_key"]:
         try:
-            stripe_api.check_keys(data["secret_key"])
+            account_id = stripe_api.check_keys(data["secret_key"])
         except stripe_api.StripeRefused as refusal:
             form.add_error("secret_key", f"Stripe did not accept this key: {refusal.message}")
         except stripe_api.StripeUnavailable as error:
@@ -71,6 +71,7 @@ def card_settings(request):
             changes[name.replace("_", " ")] = (getattr(row, name), data[name])
             setattr(row, name, data[name])
     if data["secret_key"]:
+        row.account_id = account_id
         changes["secret key"] = ("(saved)" if row.secret_key_encrypted else "", "(replaced)")
         row.set_secret_key(data["secret_key"])
     if data["webhook_secret"]:

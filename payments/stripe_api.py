@@ -66,9 +66,17 @@ def _call(action, *args, **kwargs):
 
 
 def check_keys(secret_key):
-    """Ask Stripe something harmless with the key, so a wrong key is found on saving, not on a customer's payment."""
+    """Ask Stripe something harmless with the key, so a wrong key is found on saving, not on a customer's payment.
+
+    Returns the account's id (events for another account are then refused), or "" when Stripe
+    does not say (localstripe has no account endpoint).
+    """
     client = _client(secret_key)
     _call(client.v1.payment_intents.list, params={"limit": 1})
+    try:
+        return _call(client.v1.accounts.retrieve_current).get("id", "")
+    except StripeRefused:
+        return ""
 
 
 def create_payment_intent(secret_key, *, amount_minor, currency, order_token, sub_key_id, package_name):

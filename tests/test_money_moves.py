@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from datetime import timedelta
 from decimal import Decimal
@@ -230,3 +231,48 @@ def test_a_rise_goes_to_the_move_in_flight_before_an_older_move_of_the_same_amou
     landed.refresh_from_db()
     assert (lost.outcome, landed.outcome) == (Outcome.REFUSED, Outcome.OK)
     assert ledger_net(created.id) == budget_of(created.id) - Decimal(5)
+
+
+@pytest.mark.django_db
+def test_no_top_up_goes_out_while_a_delete_of_the_key_is_not_settled(owner, simulator, make_key):
+    # Found by the money harness: a delete whose answer was lost, then a top-up whose answer was lost
+    # too; the delete landed, and the top-up could never be settled (a deleted key has no budget).
+    created = make_key("5", label="Deleting")
+    simulator.inject("error", path=f"/sub-keys/{created.id}", method="DELETE", status=500, times=1)
+    assert keywrites.delete_key(owner, live_key(created.id)).is_unknown
+
+    row = move(live_key(created.id), "2")
+
+    assert row.outcome == Outcome.REFUSED
+    assert "delete of this key is not settled" in row.message
+    assert budget_of(created.id) == Decimal(5)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_move_judged_never_sent_while_it_waited_for_the_lock_stays_unsent(simulator, make_key, settings):
+    # Found by the money harness: a settlement marked a move waiting for the key's lock "never
+    # sent"; the move then took the lock and failed with an IntegrityError (its audit event existed).
+    settings.WRITE_SETTLE_SECONDS = 1
+    created = make_key("5", label="Waiting")
+    results = {}
+
+    def waiting_move():
+        try:
+            results["row"] = move(live_key(created.id), "2", lock_wait_seconds=10)
+        except Exception as error:  # noqa: BLE001 - the failure this test is about
+            results["error"] = error
+        finally:
+            connection.close()
+
+    with topups.key_lock(created.id):
+        thread = threading.Thread(target=waiting_move)
+        thread.start()
+        eventually(lambda: TopUp.objects.filter(sub_key_id=created.id).exists())
+        time.sleep(1.5)
+        topups._settle_walk(created.id, live_key(created.id), timezone.now())
+    thread.join()
+
+    assert "error" not in results, results
+    row = TopUp.objects.get(sub_key_id=created.id)
+    assert row.outcome == Outcome.REFUSED
+    assert budget_of(created.id) == Decimal(5)

@@ -172,3 +172,20 @@ def test_an_expiry_while_a_money_move_holds_the_key_waits_for_the_next_pass(make
     assert live(created.id) is None
     event = AuditEvent.objects.get(action=AuditEvent.Action.DELETE, sub_key_id=created.id, outcome=Outcome.OK)
     assert event.changes == {"budget_returned": [None, "7"]}
+
+
+def test_a_delete_is_dated_when_it_goes_out_so_settling_waits_for_its_request(owner, simulator, make_key):
+    # Found by the money harness: a delete's event was dated before the key's usage sync and its
+    # money lock; a slow delete sent seconds later was settled "not applied" while it still ran
+    # (WRITE_SETTLE_SECONDS counts from the event's time), and derouter then deleted the key.
+    created = make_key(budget="5")
+    sub_key = live(created.id)
+    before = timezone.now()
+    # The key's last usage is mirrored before its delete goes out: here, slowly.
+    simulator.inject("slow", path="/usage-logs", method="GET", delay=1.5, times=1)
+
+    write = keywrites.delete_key(owner, sub_key)
+
+    assert write.is_ok
+    assert (write.event.created_at - before).total_seconds() >= 1.5
+    assert AuditEvent.objects.get(pk=write.event.pk).created_at == write.event.created_at

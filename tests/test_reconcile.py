@@ -88,9 +88,10 @@ def test_a_budget_changed_at_the_simulator_is_named_with_its_amount(owner, demo)
     assert f"Harbor ({first.id}): +$4.50" in output
     ledger = ReconcileDifference.objects.get(kind=ReconcileDifference.Kind.LEDGER)
     assert (ledger.sub_key_id, ledger.amount) == (first.id, Decimal("4.5"))
-    # The account paid for it too: its available balance is 4.50 below what the moves explain.
+    # The account paid for it too: its available balance is 4.50 below what the moves explain
+    # (to derouter's rounding of the balance: four decimals).
     account = ReconcileDifference.objects.get(kind=ReconcileDifference.Kind.ACCOUNT)
-    assert account.amount == Decimal("-4.5")
+    assert abs(account.amount + Decimal("4.5")) <= Decimal("0.0001")
 
 
 def test_a_key_created_behind_the_consoles_back_is_a_difference(demo):

@@ -160,3 +160,32 @@ def test_keywrites_report_what_was_not_kept_to_their_callers(played, owner):
     write = keywrites.edit_key(owner, listed(created.id), {"display_multiplier": (Decimal(1), Decimal(2))})
 
     assert write.is_ok and write.not_applied == {"display_multiplier": ("2", "1")}
+
+
+# ---------------------------------------------------------------- top-ups and reclaims read back
+
+
+def test_a_top_up_derouter_answers_but_does_not_apply_is_recorded_not_applied(played, owner):
+    # derouter ignores reduceBudgetVirtual here; an addBudget it would keep, so the reclaim shows it.
+    played(reclaim="ignored")
+    created = client.create_sub_key(Decimal("5"), label="Ignored reclaim")
+    sub_key = listed(created.id)
+    from dashboard import topups
+    conventions_now = conventions.current()
+    assert conventions_now.reclaim == conventions.IGNORED
+
+    with conventions.assuming(Played_supported(conventions_now)):
+        attempt = topups.reclaim(owner, sub_key, Decimal("2"), "", uuid.uuid4())
+
+    row = attempt.topup
+    assert row.outcome == Outcome.REFUSED and row.amount == Decimal("-2")
+    assert "Not applied: derouter answered success" in row.message
+    event = AuditEvent.objects.get(form_token=row.token)
+    assert event.action == AuditEvent.Action.RECLAIM and event.not_applied == {"budget": ["3", "5"]}
+    assert listed(created.id).budget == Decimal("5")
+
+
+def Played_supported(found):
+    """The stored conventions, but with reclaim believed supported (derouter changed since the probe)."""
+    from dataclasses import replace
+    return replace(found, reclaim=conventions.APPLIED)

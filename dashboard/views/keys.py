@@ -394,6 +394,7 @@ def key_detail(request, sub_key_id):
         preview=_get_multiplier_preview(sub_key, sub_key.display_multiplier),
         key_analytics=get_key_analytics(sub_key.id, show_margins, key=snapshot),
         reconciliation=_get_reconciliation(snapshot),
+        reclaim_supported=upstream_conventions.current().reclaim_supported,
     )
     return render(request, "dashboard/key_detail.html", context)
 

@@ -1,0 +1,123 @@
+"""Reclaim budget: an owner moves part of a key's unspent budget back to the balance, once per form, ledgered and audited.
+
+Against a private simulator in each convention that supports it (amounts in real dollars or in
+the customer's units), found by check_upstream; refused plainly where the probe did not find it.
+"""
+
+import uuid
+from decimal import Decimal
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+from django.urls import reverse
+
+from dashboard import reconcile, topups
+from derouter import client, conventions
+from derouter.simulator.conventions import Conventions as Played
+from ledger.models import AuditEvent, Outcome, TopUp
+from tests.simulator_helpers import simulator_in_thread
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def probed(tmp_path, settings):
+    opened = []
+
+    def start(**played):
+        folder = tmp_path / f"sim{len(opened)}"
+        folder.mkdir()
+        context = simulator_in_thread(folder, balance="1000", faults=True, conventions=Played(**played))
+        opened.append(context)
+        private = context.__enter__()
+        settings.DEROUTER_API_BASE = private.base_url
+        settings.DEROUTER_ACCOUNT_KEY = private.account_key
+        call_command("check_upstream", stdout=StringIO())
+        return private
+
+    yield start
+    for context in opened:
+        context.__exit__(None, None, None)
+
+
+def reclaim_url(sub_key_id):
+    return reverse("console:key_reclaim", args=[sub_key_id])
+
+
+@pytest.mark.parametrize("played", [{}, {"amounts": "customer"}], ids=["real", "customer-units"])
+def test_an_owner_reclaims_part_of_a_budget_with_a_confirm_step_and_the_balance_gets_it_back(probed, owner_client, played):
+    probed(**played)
+    assert conventions.current().reclaim_supported
+    created = client.create_sub_key(Decimal("10"), label="Refunded", display_multiplier=Decimal("1.3"))
+    before = client.get_balance().available
+    token = str(uuid.uuid4())
+
+    confirm = owner_client.post(reclaim_url(created.id), {"amount": "4", "note": "Refund R-1", "token": token})
+    body = confirm.content.decode()
+    assert "Confirm the reclaim" in body and "$10.00 → <strong>$6.00</strong>" in body
+    assert "$5.20 less: a budget of $7.80" in body  # what the customer sees at ×1.3
+    assert client.get_balance().available == before  # nothing moved before the confirm
+
+    done = owner_client.post(reclaim_url(created.id), {"amount": "4", "note": "Refund R-1", "token": token, "confirm": "1"})
+    again = owner_client.post(reclaim_url(created.id), {"amount": "4", "note": "Refund R-1", "token": token, "confirm": "1"})
+
+    assert done.status_code == 200 and "$4.00 went back to your balance." in done.content.decode()
+    assert "already submitted" in again.content.decode()
+    assert client.get_balance().available == before + 4
+    assert client.get_sub_key(created.id).budget == Decimal("6")
+    assert client.get_client_balance(created.secret.reveal()).budget == Decimal("7.8")
+    (row,) = TopUp.objects.all()
+    assert (row.amount, row.outcome, row.budget_before, row.note) == (Decimal("-4"), Outcome.OK, Decimal("10"), "Refund R-1")
+    event = AuditEvent.objects.get(form_token=row.token)
+    assert event.action == AuditEvent.Action.RECLAIM and event.outcome == Outcome.OK
+    assert event.changes == {"budget": ["10", "6"]}
+
+
+def test_a_reclaim_of_more_than_is_unspent_is_refused_before_anything_is_sent(probed, owner_client):
+    probed()
+    created = client.create_sub_key(Decimal("3"), label="Small")
+
+    response = owner_client.post(reclaim_url(created.id), {"amount": "5", "token": str(uuid.uuid4())})
+
+    assert response.status_code == 400
+    assert "The key has only $3.00 unspent; it cannot give back more." in response.content.decode()
+    assert not TopUp.objects.exists() and client.get_sub_key(created.id).budget == Decimal("3")
+
+
+def test_where_the_probe_found_no_reclaim_the_page_says_so_and_nothing_moves(probed, owner_client, owner):
+    probed(reclaim="refused")
+    assert not conventions.current().reclaim_supported
+    created = client.create_sub_key(Decimal("3"), label="No reclaim")
+
+    page = owner_client.get(reclaim_url(created.id)).content.decode()
+    posted = owner_client.post(reclaim_url(created.id), {"amount": "1", "token": str(uuid.uuid4()), "confirm": "1"})
+    detail = owner_client.get(reverse("console:key_detail", args=[created.id])).content.decode()
+
+    assert "was not found to support reclaiming budget" in page
+    assert posted.status_code == 409 and not TopUp.objects.exists()
+    assert reclaim_url(created.id) not in detail
+    with pytest.raises(topups.ReclaimNotSupported):
+        topups.reclaim(owner, client.get_sub_key(created.id), Decimal("1"), "", uuid.uuid4())
+
+
+def test_staff_cannot_reclaim(probed, staff_client):
+    probed()
+    created = client.create_sub_key(Decimal("3"), label="Owners only")
+
+    response = staff_client.post(reclaim_url(created.id), {"amount": "1", "token": str(uuid.uuid4()), "confirm": "1"})
+
+    assert response.status_code == 403 and not TopUp.objects.exists()
+
+
+def test_a_reclaim_and_a_top_up_on_one_key_reconcile_with_derouter(probed, owner):
+    probed()
+    created = client.create_sub_key(Decimal("5"), label="Both ways")
+    reconcile.reconcile()  # opens the books: counting starts here
+    sub_key = client.get_sub_key(created.id)
+    topups.top_up(owner, sub_key, Decimal("2"), "INV-1", uuid.uuid4(), None)
+    topups.reclaim(owner, client.get_sub_key(created.id), Decimal("3.5"), "", uuid.uuid4())
+
+    assert client.get_sub_key(created.id).budget == Decimal("3.5")
+    assert sum(row.amount for row in TopUp.objects.filter(outcome=Outcome.OK)) == Decimal("-1.5")
+    assert reconcile.reconcile().differences == []

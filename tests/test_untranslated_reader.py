@@ -1,0 +1,13 @@
+"""The scan for English left on Chinese pages (tests/untranslated.py) sees what a person reads, not code or data."""
+
+from tests.untranslated import find_untranslated
+
+
+
+def test_the_reader_finds_english_and_leaves_kept_words_code_and_data():
+    html = (
+        '<body><p>已用 <strong>Top up</strong> 余额</p><code>python manage.py run_huey</code>'
+        '<span class="mono">sk-ant-abc</span><p>Token 数 API</p><p>Survey Customer Ltd</p>'
+        '<button aria-label="Close the dialog">×</button><p translate="no">Keep this English</p></body>'
+    )
+    assert find_untranslated(html) == ["Close the dialog", "Top up"]
