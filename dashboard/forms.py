@@ -138,7 +138,7 @@ class PriceForm(forms.Form):
         help_text=_("The budget your customer sees on their key."),
     )
     budget = PositiveMoneyField(
-        label=_("You pay (USD)"), noun="budget", required=False,
+        label=_("Budget (USD), what you pay"), noun="budget", required=False,
         help_text=_("Moved from your available balance to the key: your cost."),
     )
     display_multiplier = _multiplier_field(
@@ -179,7 +179,7 @@ class KeyCreateForm(_FixedFieldsMixin, ExpectedInputMixin, PriceForm):
     # A post without one (not from our form) gets a fresh token in clean_token.
     token = forms.UUIDField(widget=forms.HiddenInput, initial=uuid.uuid4, required=False)
 
-    field_order = ["label", "customer_budget", "display_multiplier", "budget", "rpm_limit", "token"]
+    field_order = ["label", "budget", "display_multiplier", "customer_budget", "rpm_limit", "token"]
 
     def clean_rpm_limit(self):
         rpm_limit = self.cleaned_data["rpm_limit"]

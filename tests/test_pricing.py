@@ -5,10 +5,12 @@ from decimal import Decimal
 
 import pytest
 from django.urls import reverse
+from playwright.sync_api import expect
 
 from derouter import client
 from ledger.models import AuditEvent
 from lib.pricing import Price, PriceError, price_from
+from tests.helpers import sign_in
 
 CREATE = "console:key_create"
 
@@ -98,3 +100,15 @@ def test_a_markup_and_your_cost_together_may_not_disagree_with_the_customer_s_am
 
     assert response.status_code == 400 and "do not agree" in response.content.decode()
     assert not AuditEvent.objects.exists()
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_the_price_shows_live_while_typing(live_server, page, owner):
+    sign_in(page, live_server, "olivia", "owner-pass-1234")
+    page.goto(f"{live_server.url}/dashboard/keys/new/")
+    page.fill("#id_budget", "60")
+    page.fill("#id_customer_budget", "100")
+
+    expect(page.locator("#price-preview")).to_contain_text("40.0% of the customer's price")
+    expect(page.locator("#price-preview")).to_contain_text("×1.6667")
