@@ -1,12 +1,9 @@
 """Usage logs from the mirror: every request with its client, filtered, totalled and exported as CSV."""
 
 import datetime
-import re
 from functools import lru_cache
 
-from django.db.models import Q, Sum
 from django.shortcuts import render
-from django.urls import reverse
 from django.utils import timezone
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_http_methods
@@ -14,15 +11,14 @@ from django.views.decorators.vary import vary_on_headers
 
 from accounts.roles import console_required
 from analytics.permissions import can_see_margins
-from dashboard.forms import ACCOUNT_ONLY, UsageLogQueryForm
-from dashboard.key_rows import URL_ID_STAND_IN
+from dashboard.forms import UsageLogQueryForm
+from dashboard.log_rows import LOG_ROW_FIELDS, get_filters, get_totals, render_rows
 from lib.csv_export import csv_download
 from lib.forms import describe_refused_export
 from lib.htmx import wants_fragment
 from lib.markup import format_row
-from lib.money import count, duration, multiplier, usd_cost
+from lib.money import multiplier
 from lib.paging import CountedPaginator
-from lib.times import local_row_date
 from mirror.models import DailyRollup, KeySnapshot, UsageRecord
 from mirror.reads import request_first_sync_if_empty
 
@@ -34,131 +30,10 @@ BILLED_CSV_COLUMNS = tuple(column for column in CSV_COLUMNS if column not in ("c
 # The client picker offers every label up to this many keys, past it the labels matching what was typed.
 CLIENT_OPTIONS_ALL_UP_TO = 200
 CLIENT_OPTIONS_SHOWN = 20
-UUID_PATTERN = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-# A row of the table. Built here (format_row), not in the template: eight filters, a
-# {% url %} and a date a row made the template engine most of what the table cost.
-LOG_ROW_FIELDS = (
-    "created_at", "model", "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "cost",
-    "billed", "multiplier", "duration_ms", "request_id",
-    "key", "key__sub_key_id", "key__label", "key__key_id_short", "key__deleted_at",
-)
-LOG_ROW_HTML = (
-    "<tr>\n"
-    "<td>{created_at}</td>\n"
-    "<td>{client}</td>\n"
-    "<td>{model}</td>\n"
-    '<td class="num">{input_tokens}</td>\n'
-    '<td class="num">{output_tokens}</td>\n'
-    '<td class="num">{cache_read_tokens}</td>\n'
-    '<td class="num">{cache_write_tokens}</td>\n'
-    "{cost}"
-    '<td class="num">{billed}{multiplier}</td>\n'
-    '<td class="num">{duration}</td>\n'
-    "<td><code>{request_id}</code></td>\n"
-    "</tr>\n"
-)
-
-
-def _get_client_keys(client):
-    """The keys a client filter means: a key id, or labels equal to it, else containing it."""
-    if UUID_PATTERN.match(client):
-        return KeySnapshot.objects.filter(sub_key_id=client)
-    exact = KeySnapshot.objects.filter(label__iexact=client)
-    if exact.exists():
-        return exact
-    return KeySnapshot.objects.filter(label__icontains=client)
-
-
-def _get_filters(query):
-    """Q objects for the usage rows and for the rollups that total them (same filter, two tables)."""
-    rows, rollups = Q(), Q()
-    client = query["client"]
-    if client == ACCOUNT_ONLY:
-        rows &= Q(key__isnull=True)
-        rollups &= Q(key__isnull=True)
-    elif client:
-        keys = _get_client_keys(client)
-        rows &= Q(key__in=keys)
-        rollups &= Q(key__in=keys)
-    if query["model"]:
-        rows &= _model_named(query["model"])
-        rollups &= _model_named(query["model"])
-    if query["date_from"]:
-        rows &= Q(created_at__gte=_start_of_utc_day(query["date_from"]))
-        rollups &= Q(day__gte=query["date_from"])
-    if query["date_to"]:
-        rows &= Q(created_at__lt=_start_of_utc_day(query["date_to"] + datetime.timedelta(days=1)))
-        rollups &= Q(day__lte=query["date_to"])
-    return rows, rollups
-
-
-def _start_of_utc_day(day):
-    return datetime.datetime.combine(day, datetime.time.min, tzinfo=datetime.UTC)
-
-
-def _get_totals(rollup_filter):
-    """Totals of the filtered rows, summed from the daily rollups (never from the rows themselves)."""
-    return DailyRollup.objects.filter(rollup_filter).aggregate(
-        requests=Sum("requests", default=0),
-        input_tokens=Sum("input_tokens", default=0),
-        output_tokens=Sum("output_tokens", default=0),
-        cache_read_tokens=Sum("cache_read_tokens", default=0),
-        cache_write_tokens=Sum("cache_write_tokens", default=0),
-        cost=Sum("cost", default=0),
-        billed=Sum("billed", default=0),
-    )
-
-
-def _model_named(name):
-    """Rows of the model as customers name it: "claude-sonnet-4-6" also matches the dated
-    "claude-sonnet-4-6-20250929" and "gpt-4o-mini" the "gpt-4o-mini-2024-07-18" the logs hold
-    (the prefix narrows by index, the pattern makes it exact)."""
-    date = "([0-9]{8}|[0-9]{4}-[0-9]{2}-[0-9]{2})"
-    dated = Q(model__startswith=f"{name}-") & Q(model__regex=f"^{re.escape(name)}-{date}$")
-    return Q(model=name) | dated
-
-
-def _render_client(log, detail_pattern):
-    """The row's client: a link to its key, a deleted key's name, or the Account Key."""
-    if log["key"] is None:
-        return mark_safe('<span class="muted">Account Key</span>')
-    name = log["key__label"] or log["key__key_id_short"]
-    if log["key__deleted_at"] is not None:
-        return format_row('{} <span class="muted">(deleted)</span>', name)
-    return format_row('<a href="{}">{}</a>', detail_pattern.replace(URL_ID_STAND_IN, log["key__sub_key_id"]), name)
-
-
-LOG_ROW_COST_HTML = '<td class="num">{}</td>\n'
-
-
-def _render_rows(logs, show_margins):
-    """The page's rows (of ``logs.values(*LOG_ROW_FIELDS)``) as HTML; real cost and multiplier only with ``show_margins``."""
-    detail_pattern = reverse("console:key_detail", args=[URL_ID_STAND_IN])
-    return mark_safe("".join(
-        format_row(
-            LOG_ROW_HTML,
-            created_at=local_row_date(log["created_at"], "Y-m-d H:i:s T"),
-            client=_render_client(log, detail_pattern),
-            model=log["model"],
-            input_tokens=count(log["input_tokens"]),
-            output_tokens=count(log["output_tokens"]),
-            cache_read_tokens=count(log["cache_read_tokens"]),
-            cache_write_tokens=count(log["cache_write_tokens"]),
-            cost=format_row(LOG_ROW_COST_HTML, usd_cost(log["cost"])) if show_margins else "",
-            billed=usd_cost(log["billed"]),
-            multiplier=format_row(' <span class="muted">×{}</span>', multiplier(log["multiplier"]))
-            if show_margins and log["multiplier"] != 1 else "",
-            duration=duration(log["duration_ms"]),
-            request_id=log["request_id"],
-        )
-        for log in logs
-    ))
-
-
 def _get_query(request):
     query_form = UsageLogQueryForm(request.GET)
     query = query_form.get_query()
-    row_filter, rollup_filter = _get_filters(query)
+    row_filter, rollup_filter = get_filters(query)
     rows = UsageRecord.objects.filter(row_filter).select_related("key").order_by("-created_at", "-id")
     return query_form, query, rows, rollup_filter
 
@@ -218,7 +93,7 @@ def usage_logs(request):
     """All mirrored requests, newest first, with their client; filter by client, model and UTC days."""
     request_first_sync_if_empty()
     query_form, query, rows, rollup_filter = _get_query(request)
-    totals = _get_totals(rollup_filter)
+    totals = get_totals(rollup_filter)
     # The table reads only what it shows, as values: no model instances for a page of rows and their keys.
     paginator = CountedPaginator(rows.values(*LOG_ROW_FIELDS), query["limit"], totals["requests"])
     page = paginator.get_page(query["page"])
@@ -228,7 +103,7 @@ def usage_logs(request):
         "page": page,
         "totals": totals,
         "is_past_end": query["page"] > paginator.num_pages and totals["requests"] > 0,
-        "rows": _render_rows(page.object_list, can_see_margins(request.user)),
+        "rows": render_rows(page.object_list, can_see_margins(request.user)),
     }
     status = 400 if query_form.errors else 200
     if wants_fragment(request):
