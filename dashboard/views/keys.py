@@ -108,9 +108,9 @@ def _settle_unsettled_writes():
     return bool(settled)
 
 
-def _get_reconciliation(snapshot):
-    """Mirrored real cost against the spend derouter reports: "reconciled" or the difference."""
-    mirrored = reconcile.mirrored_cost_of(snapshot)
+def _get_reconciliation(snapshot, cost):
+    """Mirrored real cost (the sum of the key's rollup costs) against the spend derouter reports."""
+    mirrored = reconcile.as_mirrored_cost(cost)
     return {"mirrored": mirrored, "difference": reconcile.difference(snapshot, mirrored)}
 
 
@@ -361,8 +361,10 @@ def key_detail(request, sub_key_id):
     sub_key = as_sub_key(snapshot)
     logs_query = KeyLogsQueryForm(request.GET).get_query()
     show_margins = can_see_margins(request.user)
-    # Counted from the daily rollups, so paging costs the same at any number of requests.
-    count = DailyRollup.objects.filter(key=snapshot).aggregate(requests=Sum("requests", default=0))["requests"]
+    # Counted from the daily rollups, so paging costs the same at any number of requests; their
+    # cost, summed in the same query, is what the reconciliation compares with derouter's spend.
+    sums = DailyRollup.objects.filter(key=snapshot).aggregate(requests=Sum("requests", default=0), cost=Sum("cost"))
+    count = sums["requests"]
     rows = UsageRecord.objects.filter(key=snapshot).order_by("-created_at", "-id")
     logs = CountedPaginator(rows, logs_query["limit"], count).get_page(logs_query["page"])
     context = {
@@ -396,7 +398,7 @@ def key_detail(request, sub_key_id):
         figures=get_key_figures(sub_key, show_margins),
         preview=_get_multiplier_preview(sub_key, sub_key.display_multiplier),
         key_analytics=get_key_analytics(sub_key.id, show_margins, key=snapshot),
-        reconciliation=_get_reconciliation(snapshot),
+        reconciliation=_get_reconciliation(snapshot, sums["cost"]),
         reclaim_supported=upstream_conventions.current().reclaim_supported,
     )
     return render(request, "dashboard/key_detail.html", context)
