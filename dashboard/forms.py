@@ -4,9 +4,12 @@ import uuid
 from decimal import Decimal
 
 from django import forms
+from django.conf import settings
 from django.utils.translation import gettext_lazy as _
 
 from ledger.models import AuditEvent, Outcome
+from lib import pricing
+from lib.money import usd
 from lib.forms import (
     MONEY_PLACES,
     WHOLE_NUMBER_INPUT,
@@ -119,31 +122,68 @@ class _FixedFieldsMixin:
             self.fields.pop("rpm_limit", None)
         if not markup_settable:
             self.fields.pop("display_multiplier", None)
+            self.fields.pop("customer_budget", None)  # the customer sees the cost
         return self
 
 
-class KeyCreateForm(_FixedFieldsMixin, ExpectedInputMixin, forms.Form):
+class PriceForm(forms.Form):
+    """A key's price the way resellers price: any two of the customer's amount, your cost and the markup.
+
+    ``clean`` fills in the third (``lib.pricing``): ``budget`` (your cost, in real dollars),
+    ``display_multiplier`` and ``price`` (a Price with the margin) are always in cleaned_data.
+    """
+
+    customer_budget = PositiveMoneyField(
+        label=_("The customer gets (USD)"), noun="customer's amount", required=False,
+        help_text=_("The budget your customer sees on their key."),
+    )
+    budget = PositiveMoneyField(
+        label=_("Budget (USD), what you pay"), noun="budget", required=False,
+        help_text=_("Moved from your available balance to the key: your cost."),
+    )
+    display_multiplier = _multiplier_field(
+        required=False, help_text=_("Your markup: the customer sees your cost times this. Give any two of the three.")
+    )
+
+    def clean(self):
+        cleaned = super().clean()
+        if any(name in self.errors for name in ("customer_budget", "budget", "display_multiplier")):
+            return cleaned
+        try:
+            price = pricing.price_from(cost=cleaned.get("budget"), customer=cleaned.get("customer_budget"),
+                                       multiplier=cleaned.get("display_multiplier"))
+        except pricing.PriceError as error:
+            field = error.field if error.field in self.fields else None
+            self.add_error(field, error.message)
+            return cleaned
+        if not Decimal(1) <= price.multiplier <= MAX_MULTIPLIER:
+            self.add_error("display_multiplier" if "display_multiplier" in self.fields else None, MULTIPLIER_MESSAGE)
+        elif price.cost <= 0:
+            self.add_error("customer_budget", _("That comes to less than $0.0001 of your balance: enter more."))
+        elif price.cost > settings.MAX_KEY_BUDGET:
+            self.add_error("budget", _("Your cost must be at most %(limit)s, the most one move may add.")
+                           % {"limit": usd(settings.MAX_KEY_BUDGET)})
+        else:
+            cleaned.update(budget=price.cost, display_multiplier=price.multiplier, price=price)
+        return cleaned
+
+
+class KeyCreateForm(_FixedFieldsMixin, ExpectedInputMixin, PriceForm):
     """A new Client Key; the view checks the budget against what is available."""
 
     expected = {"label": _("The label is optional text of at most 100 characters, e.g. the customer's name.")}
 
     label = forms.CharField(required=False, max_length=100, strip=True, help_text=_("Who the key is for, e.g. the customer's name."))
-    budget = PositiveMoneyField(label=_("Budget (USD)"), noun="budget")
     rpm_limit = _rpm_field(required=False, initial=60, help_text=_("1 to 60; empty means 60."))
-    display_multiplier = _multiplier_field(
-        required=False, initial=Decimal(1), help_text=_("Your markup: the client sees real money times this. Empty means 1.")
-    )
     # One per rendered form: a double click or a reload finds the first attempt.
     # A post without one (not from our form) gets a fresh token in clean_token.
     token = forms.UUIDField(widget=forms.HiddenInput, initial=uuid.uuid4, required=False)
 
+    field_order = ["label", "budget", "display_multiplier", "customer_budget", "rpm_limit", "token"]
+
     def clean_rpm_limit(self):
         rpm_limit = self.cleaned_data["rpm_limit"]
         return 60 if rpm_limit is None else rpm_limit
-
-    def clean_display_multiplier(self):
-        multiplier = self.cleaned_data["display_multiplier"]
-        return Decimal(1) if multiplier is None else multiplier
 
     def clean_token(self):
         return self.cleaned_data["token"] or uuid.uuid4()
