@@ -343,6 +343,8 @@ LOGGING = {
         # run_huey adds a plain-text handler of its own to a "huey" logger without one, and
         # every consumer line would then be written twice; ours keeps them JSON, once.
         "huey": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO"), "propagate": False},
+        # The development server's request lines follow LOG_LEVEL too (the demo runs at WARNING).
+        "django.server": {"level": env_str("LOG_LEVEL", "INFO")},
     },
 }
 
