@@ -26,6 +26,7 @@ from branding.models import Branding
 from dashboard import keywrites
 from ledger import audit
 from dashboard.forms import (
+    PriceForm,
     DEFAULT_KEY_SORT,
     KeyCreateForm,
     KeyEditForm,
@@ -190,6 +191,13 @@ def _get_changed_fields(sub_key, cleaned_data):
             if name in cleaned_data and cleaned_data[name] != before[name]}
 
 
+def _render_price_preview(request):
+    """The create form's price as typed: what the customer sees, what your balance pays, your margin (or why not)."""
+    form = PriceForm(request.GET)
+    price = form.cleaned_data.get("price") if form.is_valid() else None
+    return render(request, "dashboard/_price_preview.html", {"price": price, "price_form": form})
+
+
 def _render_multiplier_preview(request, sub_key):
     """The preview fragment for a multiplier being typed; an invalid one shows why."""
     form = MultiplierPreviewForm(request.GET)
@@ -256,8 +264,14 @@ def key_list(request):
 @require_http_methods(["GET", "HEAD", "POST"])
 @upstream_write_deadline
 def key_create(request):
-    """Create a Client Key; on success show its full secret once, with the client's quick-start."""
+    """Create a Client Key priced by the customer's amount, your cost and the markup; its secret shown once.
+
+    The price (what the customer sees, what your balance pays, your margin) shows as it is typed
+    (htmx asks this view for the preview fragment) and, without JavaScript, on "Show the price".
+    """
     if request.method != "POST":
+        if request.htmx and "preview" in request.GET:
+            return _render_price_preview(request)
         balance = get_live_balance()
         return render(request, "dashboard/key_create.html", {"form": _get_create_form(), "balance": balance})
 
@@ -266,14 +280,16 @@ def key_create(request):
         return render(request, "dashboard/key_create.html", {"form": form}, status=400)
     balance = get_live_balance()
     budget = form.cleaned_data["budget"]
+    price = form.cleaned_data.get("price")
     if budget > balance.available:
         form.add_error("budget", _("Only %(available)s is available; the budget cannot be more.") % {"available": usd(balance.available)})
         return render(request, "dashboard/key_create.html", {"form": form, "balance": balance}, status=400)
     if "edit" in request.POST:
-        return render(request, "dashboard/key_create.html", {"form": form, "balance": balance})
+        return render(request, "dashboard/key_create.html", {"form": form, "balance": balance, "price": price})
     if budget > settings.CONFIRM_BUDGET_ABOVE and "confirm" not in request.POST:
         # A large budget is said back in words before any money moves.
-        context = {"form": form, "budget": budget, "balance": balance, "available_after": balance.available - budget}
+        context = {"form": form, "budget": budget, "balance": balance, "available_after": balance.available - budget,
+                   "price": price}
         return render(request, "dashboard/key_create_confirm.html", context)
 
     label, rpm_limit = form.cleaned_data["label"], form.cleaned_data["rpm_limit"]
@@ -302,7 +318,7 @@ def key_create(request):
         return render(request, "dashboard/key_create.html", {"form": form, "balance": balance}, status=status)
 
     created = write.created
-    context = {"created": created, **_get_quick_start(created.secret.reveal(), request)}
+    context = {"created": created, "price": price, **_get_quick_start(created.secret.reveal(), request)}
     if multiplier != 1:
         context.update(multiplier=multiplier, multiplier_failure=write.markup_failure)
     context["not_applied"] = _describe_not_applied(write.not_applied)
