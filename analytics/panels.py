@@ -4,6 +4,7 @@ Chart data goes to the browser through ``json_script``; money stays a decimal
 string there, and every chart has a table of the same numbers beside it.
 """
 
+from django.utils import timezone
 from django.utils.functional import SimpleLazyObject
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
@@ -23,16 +24,27 @@ def _money(value):
     return format(value, "f")
 
 
+def _day_labels(daily):
+    """The days' labels, and whether the last is today: a day not over yet, so "so far", drawn dashed."""
+    labels = [row.day.isoformat() for row in daily]
+    is_partial = bool(daily) and daily[-1].day >= timezone.now().date()
+    if is_partial:
+        labels[-1] = _("%(day)s (so far)") % {"day": labels[-1]}
+    return labels, is_partial
+
+
 def get_daily_chart(daily, show_spend, title):
-    """Billed (and, for those who may see it, real spend) per day."""
+    """Billed (and, for those who may see it, real spend) per day; today, not over yet, marked "so far"."""
     datasets = [{"label": _("Billed"), "data": [_money(row.totals.billed) for row in daily]}]
     if show_spend:
         datasets.insert(0, {"label": _("Spend (real cost)"), "data": [_money(row.totals.spend) for row in daily]})
+    labels, is_partial = _day_labels(daily)
     return {
         "type": "line",
         "title": title,
         "money": True,
-        "labels": [row.day.isoformat() for row in daily],
+        "labels": labels,
+        "partial_last": is_partial,
         "datasets": datasets,
     }
 
@@ -57,11 +69,13 @@ def get_sparkline(daily, show_spend):
         title = ngettext("Spend per day, last %(days)s day", "Spend per day, last %(days)s days", len(daily))
     else:
         title = ngettext("Billed per day, last %(days)s day", "Billed per day, last %(days)s days", len(daily))
+    labels, is_partial = _day_labels(daily)
     return {
         "type": "sparkline",
         "title": title % {"days": len(daily)},
         "money": True,
-        "labels": [row.day.isoformat() for row in daily],
+        "labels": labels,
+        "partial_last": is_partial,
         "datasets": [{"label": label, "data": [_money(getattr(row.totals, name)) for row in daily]}],
     }
 

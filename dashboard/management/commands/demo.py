@@ -30,6 +30,8 @@ QUIET_LOG_LEVEL = "WARNING"
 def _free_port(preferred=0):
     """``preferred`` when it is free (so printed URLs stay the same between runs), else any free port."""
     with socket.socket() as sock:
+        # As the simulator's server does: a port the last run left in TIME_WAIT is free to listen on.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", preferred))
         except OSError:
@@ -101,11 +103,12 @@ class Command(BaseCommand):
                 "demo_story", receiver_url=f"http://127.0.0.1:{receiver_port}/webhooks", stdout=StringIO()
             )
             receiver = self._start_receiver(receiver_port, webhook_secret)
-            consumer = self._start_consumer(account_key)
+            consumer = self._start_consumer()
             self._probe_conventions()
             server = self._start_server(addr)
-            welcome = self._welcome(addr, passwords, money_in)
-            _write_credentials(credentials_path, passwords, welcome)
+            sample = self._sample_key()
+            welcome = self._welcome(addr, passwords, money_in, sample)
+            _write_credentials(credentials_path, passwords, welcome, client_key=sample.secret.reveal() if sample else "")
             self.stdout.write("\n".join(["", *welcome, f"  (kept in {credentials_path})", "Stop with Ctrl-C.", ""]))
             server.wait()
         except KeyboardInterrupt:
@@ -188,20 +191,23 @@ class Command(BaseCommand):
         for model in (UsageRecord, DailyRollup, SyncState, TaskRun, KeySnapshot):
             model.objects.all().delete()
 
-    def _start_consumer(self, account_key):
+    def _start_consumer(self):
         """One Huey consumer (periodic tasks on): its first refresh is the mirror's first sync.
 
         A demo stopped mid-sync leaves its leases to expire (work.leases); nothing to flush.
         """
-        environment = {
+        return subprocess.Popen(
+            [sys.executable, "manage.py", "run_huey"], cwd=settings.BASE_DIR, env=self._upstream_environment()
+        )
+
+    def _upstream_environment(self):
+        """The environment of the demo's dashboard and worker: this run's simulator (its key never on a command line)."""
+        return {
             **os.environ,
             "DEROUTER_API_BASE": settings.DEROUTER_API_BASE,
             "DEROUTER_INFERENCE_BASE": settings.DEROUTER_INFERENCE_BASE,
-            "DEROUTER_ACCOUNT_KEY": account_key,
+            "DEROUTER_ACCOUNT_KEY": settings.DEROUTER_ACCOUNT_KEY,
         }
-        return subprocess.Popen(
-            [sys.executable, "manage.py", "run_huey"], cwd=settings.BASE_DIR, env=environment
-        )
 
     def _stop_consumer(self, consumer):
         # SIGINT lets the consumer finish the task in hand; a sync resumes from its checkpoint anyway.
@@ -227,15 +233,18 @@ class Command(BaseCommand):
         host, _, port = addr.rpartition(":")
         process = subprocess.Popen(
             [sys.executable, "manage.py", "runserver", addr, "--noreload"],
-            cwd=settings.BASE_DIR, env=os.environ.copy(), stdout=subprocess.DEVNULL,
+            cwd=settings.BASE_DIR, env=self._upstream_environment(), stdout=subprocess.DEVNULL,
         )
         _wait_for_port(process, int(port), "the dashboard", host=host or "127.0.0.1")
         return process
 
-    def _welcome(self, addr, passwords, money_in):
-        """The lines printed last: where to go, how to sign in, the portal key and the inference base URL."""
+    def _sample_key(self):
+        """The Client Key the demo offers for the portal: the first by label, the same every run."""
         sub_keys = sorted(client.list_sub_keys(), key=lambda key: key.label)
-        sample = sub_keys[0] if sub_keys else None
+        return sub_keys[0] if sub_keys else None
+
+    def _welcome(self, addr, passwords, money_in, sample):
+        """The lines printed last: where to go, how to sign in, the portal key and the inference base URL."""
         base = f"http://{addr}"
         lines = [
             "derouter reseller dashboard demo",
@@ -266,11 +275,14 @@ def _read_credentials(path):
         return {}
 
 
-def _write_credentials(path, passwords, welcome):
-    """Keep the passwords for the next run and the welcome for whoever lost the terminal; readable by the user only."""
+def _write_credentials(path, passwords, welcome, client_key=""):
+    """Keep the passwords for the next run and the welcome for whoever lost the terminal; readable by the user only.
+
+    The portal's Client Key is kept too, for bench/screenshots.py.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     path.touch(mode=0o600, exist_ok=True)
-    path.write_text(json.dumps({"passwords": passwords, "welcome": welcome}, indent=2) + "\n")
+    path.write_text(json.dumps({"passwords": passwords, "client_key": client_key, "welcome": welcome}, indent=2) + "\n")
 
 
 def _wait_for_port(process, port, name, host="127.0.0.1"):
