@@ -218,11 +218,19 @@ ACCOUNT_ONLY = "account"
 
 
 class TopUpForm(ExpectedInputMixin, forms.Form):
-    """Money to add to a Client Key, with the payment it stands for and the form's one-time token."""
+    """Money to add to a Client Key, with the payment it stands for and the form's one-time token.
+
+    Given the key's ``multiplier`` (to whoever may see margins), the amount may be typed as
+    what the customer gets instead: ``amount`` (what your balance pays) is then worked out
+    from it, to the ledger's 4 decimals. Without it, only what you pay is offered.
+    """
 
     expected = {"note": _("Enter the payment's reference, e.g. the invoice number or payment id (at most 200 characters).")}
 
-    amount = PositiveMoneyField(label=_("Amount (USD)"), noun="amount")
+    amount = PositiveMoneyField(label=_("Amount (USD)"), noun="amount", required=False,
+                                help_text=_("What your balance pays: moved from your available balance to the key."))
+    customer_amount = PositiveMoneyField(label=_("Or what the customer gets (USD)"), noun="customer's amount",
+                                         required=False, help_text=_("Added to the budget the customer sees."))
     note = forms.CharField(
         label=_("Reference"),
         max_length=200,
@@ -233,8 +241,30 @@ class TopUpForm(ExpectedInputMixin, forms.Form):
     # moves money once. A post without one (not from our form) gets a fresh token.
     token = forms.UUIDField(widget=forms.HiddenInput, required=False)
 
+    def __init__(self, *args, multiplier=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.multiplier = multiplier
+        if multiplier is None:
+            self.fields.pop("customer_amount")
+
     def clean_token(self):
         return self.cleaned_data["token"] or uuid.uuid4()
+
+    def clean(self):
+        cleaned = super().clean()
+        if "amount" in self.errors or "customer_amount" in self.errors:
+            return cleaned
+        amount, customer = cleaned.get("amount"), cleaned.get("customer_amount")
+        if amount is None and customer is None:
+            self.add_error("amount", _("Enter the amount in dollars, e.g. 25 or 12.50."))
+        elif amount is None:
+            try:
+                cleaned["amount"] = pricing.price_from(customer=customer, multiplier=self.multiplier).cost
+            except pricing.PriceError as error:
+                self.add_error("customer_amount", error.message)
+        elif customer is not None and abs(amount * self.multiplier - customer) >= Decimal("0.01"):
+            self.add_error("customer_amount", _("The two amounts do not agree at this key's markup: give one of them."))
+        return cleaned
 
 
 class ReclaimForm(ExpectedInputMixin, forms.Form):

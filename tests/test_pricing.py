@@ -15,6 +15,16 @@ from tests.helpers import sign_in
 CREATE = "console:key_create"
 
 
+@pytest.fixture
+def simulator(simulator):
+    """The session's simulator, left with no key these tests made (other tests read its key list)."""
+    before = {key.id for key in client.list_sub_keys()}
+    yield simulator
+    for key in client.list_sub_keys():
+        if key.id not in before:
+            client.delete_sub_key(key.id)
+
+
 def test_the_guide_s_example_customer_sees_100_you_pay_60():
     price = price_from(cost=Decimal("60"), customer=Decimal("100"))
 
@@ -112,3 +122,34 @@ def test_the_price_shows_live_while_typing(live_server, page, owner):
 
     expect(page.locator("#price-preview")).to_contain_text("40.0% of the customer's price")
     expect(page.locator("#price-preview")).to_contain_text("×1.6667")
+
+
+# ---------------------------------------------------------------- top-ups the same way
+
+
+@pytest.mark.django_db
+def test_a_top_up_typed_as_what_the_customer_gets_shows_both_before_confirming_and_the_ledger_keeps_both(owner_client, simulator):
+    from ledger.models import TopUp
+
+    key = client.create_sub_key(Decimal("5"), label="Top up by customer", display_multiplier=Decimal("1.3"))
+    url = reverse("console:key_topup", args=[key.id])
+    token = str(uuid.uuid4())
+
+    confirm = owner_client.post(url, {"customer_amount": "13", "note": "INV-C", "token": token})
+
+    body = confirm.content.decode()
+    assert "Confirm the top-up" in body and "$10.00" in body and "$13.00" in body and "at ×1.3" in body
+    assert not TopUp.objects.exists()
+    owner_client.post(url, {"amount": "10", "note": "INV-C", "token": token, "confirm": "1"})
+    row = TopUp.objects.get()
+    assert (row.amount, row.customer_amount, row.outcome) == (Decimal("10"), Decimal("13"), "ok")
+    assert client.get_client_balance(key.secret.reveal()).budget == Decimal("19.5")
+
+
+@pytest.mark.django_db
+def test_staff_who_may_not_see_margins_are_not_offered_the_customer_s_amount(staff_client, simulator):
+    key = client.create_sub_key(Decimal("5"), label="Hidden margins", display_multiplier=Decimal("1.3"))
+
+    body = staff_client.get(reverse("console:key_topup", args=[key.id])).content.decode()
+
+    assert 'name="customer_amount"' not in body
