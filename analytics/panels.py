@@ -4,6 +4,7 @@ Chart data goes to the browser through ``json_script``; money stays a decimal
 string there, and every chart has a table of the same numbers beside it.
 """
 
+from django.utils import timezone
 from django.utils.functional import SimpleLazyObject
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
@@ -23,16 +24,27 @@ def _money(value):
     return format(value, "f")
 
 
+def _day_labels(daily):
+    """The days' labels, and whether the last is today: a day not over yet, so "so far", drawn dashed."""
+    labels = [row.day.isoformat() for row in daily]
+    is_partial = bool(daily) and daily[-1].day >= timezone.now().date()
+    if is_partial:
+        labels[-1] = _("%(day)s (so far)") % {"day": labels[-1]}
+    return labels, is_partial
+
+
 def get_daily_chart(daily, show_spend, title):
-    """Billed (and, for those who may see it, real spend) per day."""
+    """Billed (and, for those who may see it, real spend) per day; today, not over yet, marked "so far"."""
     datasets = [{"label": _("Billed"), "data": [_money(row.totals.billed) for row in daily]}]
     if show_spend:
         datasets.insert(0, {"label": _("Spend (real cost)"), "data": [_money(row.totals.spend) for row in daily]})
+    labels, is_partial = _day_labels(daily)
     return {
         "type": "line",
         "title": title,
         "money": True,
-        "labels": [row.day.isoformat() for row in daily],
+        "labels": labels,
+        "partial_last": is_partial,
         "datasets": datasets,
     }
 
@@ -57,11 +69,13 @@ def get_sparkline(daily, show_spend):
         title = ngettext("Spend per day, last %(days)s day", "Spend per day, last %(days)s days", len(daily))
     else:
         title = ngettext("Billed per day, last %(days)s day", "Billed per day, last %(days)s days", len(daily))
+    labels, is_partial = _day_labels(daily)
     return {
         "type": "sparkline",
         "title": title % {"days": len(daily)},
         "money": True,
-        "labels": [row.day.isoformat() for row in daily],
+        "labels": labels,
+        "partial_last": is_partial,
         "datasets": [{"label": label, "data": [_money(getattr(row.totals, name)) for row in daily]}],
     }
 
@@ -74,8 +88,10 @@ def get_business_summary(show_margins, available, today=None):
     burn_days = figures.get_last_days(forecast.BURN_DAYS, today)
     days = figures.DaySums(min(month.previous().start, last_days.start, burn_days.start), today)
     daily = days.daily(last_days)
-    burns = forecast.get_burning_keys(today)
-    candidates = forecast.get_running_out_candidates(burns)
+    # The candidates are active keys, so those of them that spent are get_burning_keys(today), read in one query less.
+    spend = forecast.get_spending_keys(today)
+    candidates = forecast.get_running_out_candidates(spend)
+    burns = {key.pk: spend[key.pk] for key in candidates if key.pk in spend}
     running_out = forecast.get_keys_running_out(today, burns=burns, candidates=candidates)
     if available is None:
         account_forecast = None
@@ -108,7 +124,9 @@ def get_key_analytics(sub_key_id, show_margins, today=None, key=None):
         return {"key_snapshot": None}
     today = today or figures.today_utc()
     period = figures.get_last_days(KEY_CHART_DAYS, today)
-    totals = figures.get_totals(period, key)
+    # The seven days of the forecast's pace lie inside the period: one query sums both.
+    sums = figures.client_rollups(period, key).aggregate(**figures.SUMS, burn_spend=forecast.burn_spend_sum(today))
+    totals = figures.Totals.from_sums(sums)
 
     def get_figures():
         daily = figures.get_daily(period, key)
@@ -126,7 +144,7 @@ def get_key_analytics(sub_key_id, show_margins, today=None, key=None):
         "totals": totals,
         "version": f"{key.sub_key_id}:{period.start}:{totals.requests}:{totals.billed}:{show_margins}",
         "figures": SimpleLazyObject(get_figures),
-        "forecast": forecast.get_key_forecast(key, today),
+        "forecast": forecast.key_forecast_from(key, sums["burn_spend"], today),
     }
 
 

@@ -6,7 +6,7 @@ never waits for a receiver. The event id is derived from what happened (uuid5 of
 dedupe key), and (endpoint, event id) is unique, so the same happening recorded twice
 (two workers, a retried task) is delivered once.
 
-Signature (documented in the README): the header ``X-Derouter-Signature: t=<unix>,v1=<hex>``
+Signature (documented in docs/webhooks.md): the header ``X-Derouter-Signature: t=<unix>,v1=<hex>``
 where hex is HMAC-SHA256 with the endpoint's secret over ``"<t>.<body>"``.
 """
 

@@ -1,22 +1,26 @@
 """Screenshots of every page at desktop and phone size, from a running demo, into docs/.
 
-    bin/demo --addr 127.0.0.1:8000 --fresh     # in one terminal; note the printed passwords and key
+    bin/demo --addr 127.0.0.1:8000 --fresh     # in one terminal
+    .venv/bin/python bench/screenshots.py      # passwords and key from var/demo-credentials.json
     .venv/bin/python bench/screenshots.py --owner-password ... --staff-password ... --client-key ...
 
 The pages are the accessibility test's list (tests/test_accessibility.py, VISITS), so a page
 added there is photographed here too. Before the portal's pictures the script brands the
 portal as a reseller would, through the console's branding page (name, logo, colour, unit,
-support contact, inference URL). Writes docs/screenshots/<who>-<page>-<size>.png and the
+support contact, inference URL). Writes docs/screenshots/<who>-<page>-<size>.png (light) and
+<who>-<page>-<size>-dark.png (the browser asking for dark mode) and the
 README's docs/console-overview.png, docs/console-keys.png, docs/portal-home.png and
 docs/portal-home-desktop.png.
 """
 
 import argparse
+import json
 import re
 import string
 import sys
 import tempfile
 from datetime import UTC, datetime, timedelta
+from itertools import product
 from pathlib import Path
 
 from playwright.sync_api import sync_playwright
@@ -33,6 +37,9 @@ SIZES = {
     "desktop": {"viewport": {"width": 1280, "height": 800}},
     "phone": {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True},
 }
+# File-name suffix per colour scheme: light pictures keep their names.
+SCHEMES = {"light": "", "dark": "-dark"}
+CREDENTIALS = ROOT / "var" / "demo-credentials.json"
 BRAND = {
     "Product name": "Acme AI",
     "Accent colour": "#0f766e",
@@ -112,13 +119,27 @@ def can_visit(visit, names):
     return demo_has and not visit.fault and visit.status != 404
 
 
+def fill_from_demo_credentials(options, parser):
+    """What was not given on the command line, from the file the demo keeps (var/demo-credentials.json)."""
+    try:
+        kept = json.loads(CREDENTIALS.read_text())
+    except (OSError, ValueError):
+        kept = {}
+    options.owner_password = options.owner_password or kept.get("passwords", {}).get("owner")
+    options.staff_password = options.staff_password or kept.get("passwords", {}).get("staff")
+    options.client_key = options.client_key or kept.get("client_key")
+    if not (options.owner_password and options.staff_password and options.client_key):
+        parser.error(f"give --owner-password, --staff-password and --client-key, or run bin/demo first ({CREDENTIALS})")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--base", default="http://127.0.0.1:8000")
-    parser.add_argument("--owner-password", required=True)
-    parser.add_argument("--staff-password", required=True)
-    parser.add_argument("--client-key", required=True)
+    parser.add_argument("--owner-password")
+    parser.add_argument("--staff-password")
+    parser.add_argument("--client-key")
     options = parser.parse_args()
+    fill_from_demo_credentials(options, parser)
     GALLERY.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
@@ -126,8 +147,8 @@ def main():
         names = get_demo_names(first_key_id(browser, options.base, options))
         visits = [visit for visit in VISITS if can_visit(visit, names)]
         for who in sorted({visit.who for visit in visits}):
-            for size, context_options in SIZES.items():
-                page = browser.new_context(**context_options).new_page()
+            for (size, context_options), (scheme, suffix) in product(SIZES.items(), SCHEMES.items()):
+                page = browser.new_context(**context_options, color_scheme=scheme).new_page()
                 sign_in(page, options.base, who, options)
                 for visit in (visit for visit in visits if visit.who == who):
                     path = visit.path.format(**names)
@@ -136,8 +157,11 @@ def main():
                     # Named by the path with its names spelt out ("key" for the key's id, "last-month"),
                     # so a new demo on another day overwrites the same files.
                     name = slug(visit.path.format(**{**{name: name.replace("_", "-") for name in names}, "key_id": "key"}))
-                    page.screenshot(path=GALLERY / f"{who}-{name}-{size}.png", full_page=True)
-                    print(f"{who:9} {size:7} {path}")
+                    page.screenshot(path=GALLERY / f"{who}-{name}-{size}{suffix}.png", full_page=True)
+                    print(f"{who:9} {size:7} {scheme:5} {path}")
+                if suffix:
+                    page.context.close()
+                    continue
                 if who == "owner" and size == "desktop":
                     page.goto(f"{options.base}/dashboard/")
                     page.screenshot(path=DOCS / "console-overview.png", full_page=True)

@@ -343,6 +343,12 @@ LOGGING = {
         # run_huey adds a plain-text handler of its own to a "huey" logger without one, and
         # every consumer line would then be written twice; ours keeps them JSON, once.
         "huey": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO"), "propagate": False},
+        # Django's own loggers without their default handlers (configuring a logger here drops
+        # them), through the root's: with DEBUG Django's console handler would print every
+        # warning and error a second time (no ADMINS, so its mail handler sent nothing). The
+        # development server's request lines follow LOG_LEVEL too (the demo runs at WARNING).
+        "django": {"level": env_str("LOG_LEVEL", "INFO")},
+        "django.server": {"level": env_str("LOG_LEVEL", "INFO"), "propagate": True},
     },
 }
 

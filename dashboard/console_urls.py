@@ -29,6 +29,7 @@ urlpatterns = [
     path("logs/clients/", logs.usage_log_clients, name="usage_log_clients"),
     path("sync/", mirror_views.sync_status, name="sync_status"),
     path("sync/refresh/", mirror_views.mirror_refresh, name="mirror_refresh"),
+    path("sync/refresh/poll/", mirror_views.mirror_refresh_poll, name="mirror_refresh_poll"),
     path("audit/", audit.audit_trail, name="audit_trail"),
     path("upstream/", upstream.upstream, name="upstream"),
     path("reconciliation/", reconcile.reconciliation, name="reconciliation"),

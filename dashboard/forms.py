@@ -4,9 +4,12 @@ import uuid
 from decimal import Decimal
 
 from django import forms
+from django.conf import settings
 from django.utils.translation import gettext_lazy as _
 
 from ledger.models import AuditEvent, Outcome
+from lib import pricing
+from lib.money import usd
 from lib.forms import (
     MONEY_PLACES,
     WHOLE_NUMBER_INPUT,
@@ -119,31 +122,68 @@ class _FixedFieldsMixin:
             self.fields.pop("rpm_limit", None)
         if not markup_settable:
             self.fields.pop("display_multiplier", None)
+            self.fields.pop("customer_budget", None)  # the customer sees the cost
         return self
 
 
-class KeyCreateForm(_FixedFieldsMixin, ExpectedInputMixin, forms.Form):
+class PriceForm(forms.Form):
+    """A key's price the way resellers price: any two of the customer's amount, your cost and the markup.
+
+    ``clean`` fills in the third (``lib.pricing``): ``budget`` (your cost, in real dollars),
+    ``display_multiplier`` and ``price`` (a Price with the margin) are always in cleaned_data.
+    """
+
+    customer_budget = PositiveMoneyField(
+        label=_("The customer gets (USD)"), noun="customer's amount", required=False,
+        help_text=_("The budget your customer sees on their key."),
+    )
+    budget = PositiveMoneyField(
+        label=_("Budget (USD), what you pay"), noun="budget", required=False,
+        help_text=_("Moved from your available balance to the key: your cost."),
+    )
+    display_multiplier = _multiplier_field(
+        required=False, help_text=_("Your markup: the customer sees your cost times this. Give any two of the three.")
+    )
+
+    def clean(self):
+        cleaned = super().clean()
+        if any(name in self.errors for name in ("customer_budget", "budget", "display_multiplier")):
+            return cleaned
+        try:
+            price = pricing.price_from(cost=cleaned.get("budget"), customer=cleaned.get("customer_budget"),
+                                       multiplier=cleaned.get("display_multiplier"))
+        except pricing.PriceError as error:
+            field = error.field if error.field in self.fields else None
+            self.add_error(field, error.message)
+            return cleaned
+        if not Decimal(1) <= price.multiplier <= MAX_MULTIPLIER:
+            self.add_error("display_multiplier" if "display_multiplier" in self.fields else None, MULTIPLIER_MESSAGE)
+        elif price.cost <= 0:
+            self.add_error("customer_budget", _("That comes to less than $0.0001 of your balance: enter more."))
+        elif price.cost > settings.MAX_KEY_BUDGET:
+            self.add_error("budget", _("Your cost must be at most %(limit)s, the most one move may add.")
+                           % {"limit": usd(settings.MAX_KEY_BUDGET)})
+        else:
+            cleaned.update(budget=price.cost, display_multiplier=price.multiplier, price=price)
+        return cleaned
+
+
+class KeyCreateForm(_FixedFieldsMixin, ExpectedInputMixin, PriceForm):
     """A new Client Key; the view checks the budget against what is available."""
 
     expected = {"label": _("The label is optional text of at most 100 characters, e.g. the customer's name.")}
 
     label = forms.CharField(required=False, max_length=100, strip=True, help_text=_("Who the key is for, e.g. the customer's name."))
-    budget = PositiveMoneyField(label=_("Budget (USD)"), noun="budget")
     rpm_limit = _rpm_field(required=False, initial=60, help_text=_("1 to 60; empty means 60."))
-    display_multiplier = _multiplier_field(
-        required=False, initial=Decimal(1), help_text=_("Your markup: the client sees real money times this. Empty means 1.")
-    )
     # One per rendered form: a double click or a reload finds the first attempt.
     # A post without one (not from our form) gets a fresh token in clean_token.
     token = forms.UUIDField(widget=forms.HiddenInput, initial=uuid.uuid4, required=False)
 
+    field_order = ["label", "budget", "display_multiplier", "customer_budget", "rpm_limit", "token"]
+
     def clean_rpm_limit(self):
         rpm_limit = self.cleaned_data["rpm_limit"]
         return 60 if rpm_limit is None else rpm_limit
-
-    def clean_display_multiplier(self):
-        multiplier = self.cleaned_data["display_multiplier"]
-        return Decimal(1) if multiplier is None else multiplier
 
     def clean_token(self):
         return self.cleaned_data["token"] or uuid.uuid4()
@@ -178,11 +218,19 @@ ACCOUNT_ONLY = "account"
 
 
 class TopUpForm(ExpectedInputMixin, forms.Form):
-    """Money to add to a Client Key, with the payment it stands for and the form's one-time token."""
+    """Money to add to a Client Key, with the payment it stands for and the form's one-time token.
+
+    Given the key's ``multiplier`` (to whoever may see margins), the amount may be typed as
+    what the customer gets instead: ``amount`` (what your balance pays) is then worked out
+    from it, to the ledger's 4 decimals. Without it, only what you pay is offered.
+    """
 
     expected = {"note": _("Enter the payment's reference, e.g. the invoice number or payment id (at most 200 characters).")}
 
-    amount = PositiveMoneyField(label=_("Amount (USD)"), noun="amount")
+    amount = PositiveMoneyField(label=_("Amount (USD)"), noun="amount", required=False,
+                                help_text=_("What your balance pays: moved from your available balance to the key."))
+    customer_amount = PositiveMoneyField(label=_("Or what the customer gets (USD)"), noun="customer's amount",
+                                         required=False, help_text=_("Added to the budget the customer sees."))
     note = forms.CharField(
         label=_("Reference"),
         max_length=200,
@@ -193,8 +241,30 @@ class TopUpForm(ExpectedInputMixin, forms.Form):
     # moves money once. A post without one (not from our form) gets a fresh token.
     token = forms.UUIDField(widget=forms.HiddenInput, required=False)
 
+    def __init__(self, *args, multiplier=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.multiplier = multiplier
+        if multiplier is None:
+            self.fields.pop("customer_amount")
+
     def clean_token(self):
         return self.cleaned_data["token"] or uuid.uuid4()
+
+    def clean(self):
+        cleaned = super().clean()
+        if "amount" in self.errors or "customer_amount" in self.errors:
+            return cleaned
+        amount, customer = cleaned.get("amount"), cleaned.get("customer_amount")
+        if amount is None and customer is None:
+            self.add_error("amount", _("Enter the amount in dollars, e.g. 25 or 12.50."))
+        elif amount is None:
+            try:
+                cleaned["amount"] = pricing.price_from(customer=customer, multiplier=self.multiplier).cost
+            except pricing.PriceError as error:
+                self.add_error("customer_amount", error.message)
+        elif customer is not None and abs(amount * self.multiplier - customer) >= Decimal("0.01"):
+            self.add_error("customer_amount", _("The two amounts do not agree at this key's markup: give one of them."))
+        return cleaned
 
 
 class ReclaimForm(ExpectedInputMixin, forms.Form):

@@ -82,17 +82,17 @@ def get_key_row(sub_key, url_patterns, days_left=None):
 # an include and three dates a row made the template engine most of the page's cost.
 KEY_ROW_HTML = (
     '<tr>\n'
-    '<td><a href="{detail_url}">{label}</a>{badge}</td>\n'
-    '<td class="mono">{key_id}</td>\n'
-    '<td class="num">{budget}</td>\n'
-    '<td class="num">{spent}</td>\n'
-    '<td class="num">{remaining}</td>\n'
-    '<td>{usage_bar}</td>\n'
-    "<td>{days_left}</td>\n"
-    '<td class="num">{rpm_limit}</td>\n'
-    '<td class="num">{concurrent_limit}</td>\n'
+    '<td class="label-cell"><a class="truncate" href="{detail_url}" title="{label}">{label}</a>{badge}</td>\n'
+    '<td class="mono" data-label="{l_key}">{key_id}</td>\n'
+    '<td class="num" data-label="{l_budget}">{budget}</td>\n'
+    '<td class="num" data-label="{l_spent}">{spent}</td>\n'
+    '<td class="num" data-label="{l_remaining}">{remaining}</td>\n'
+    '<td class="usage-cell">{usage_bar}</td>\n'
+    '<td data-label="{l_days_left}">{days_left}</td>\n'
+    '<td class="num secondary-cell" data-label="{l_rpm}">{rpm_limit}</td>\n'
+    '<td class="num secondary-cell" data-label="{l_concurrent}">{concurrent_limit}</td>\n'
     "{multiplier}"
-    "<td>{created}</td>\n"
+    '<td class="secondary-cell" data-label="{l_created}">{created}</td>\n'
     '<td class="row-actions">\n'
     '<a class="button small" href="{topup_url}" data-hx-get="{topup_url}" data-hx-target="#key-dialog-body" '
     'data-hx-swap="innerHTML">Top up</a>{edit}\n'
@@ -108,7 +108,7 @@ KEY_ROW_CREATED_HTML = '<time datetime="{}" title="{}">{}</time>'
 
 # Columns that would show or order by the markup: not for whoever may not see margins.
 MARGIN_SORT_COLUMNS = {"display_multiplier"}
-KEY_ROW_MULTIPLIER_HTML = '<td class="num">×{}</td>\n'
+KEY_ROW_MULTIPLIER_HTML = '<td class="num secondary-cell" data-label="{}">×{}</td>\n'
 
 
 def render_key_row(row, show_edit, show_margins):
@@ -142,11 +142,21 @@ def render_key_row(row, show_edit, show_margins):
         days_left=describe_days_left(row.days_left),
         rpm_limit=key.rpm_limit,
         concurrent_limit=key.concurrent_limit,
-        multiplier=format_row(KEY_ROW_MULTIPLIER_HTML, multiplier(key.display_multiplier)) if show_margins else "",
+        multiplier=format_row(KEY_ROW_MULTIPLIER_HTML, _("Multiplier"), multiplier(key.display_multiplier)) if show_margins else "",
         created=created,
         topup_url=row.topup_url,
         edit=format_row(KEY_ROW_EDIT_HTML, edit_url=row.edit_url) if show_edit else "",
+        **_get_row_labels(),
     )
+
+
+def _get_row_labels():
+    """Each cell's column name, which a phone shows beside the value when the list becomes cards."""
+    return {
+        "l_key": _("Key"), "l_budget": _("Budget"), "l_spent": _("Spent"), "l_remaining": _("Remaining"),
+        "l_days_left": _("Days left"), "l_rpm": _("Requests per minute"), "l_concurrent": _("Concurrent"),
+        "l_created": _("Created"),
+    }
 
 
 def _is_sorted_by_days_left(sort):

@@ -6,11 +6,12 @@ import re
 from django.db.models import Q, Sum
 from django.urls import reverse
 from django.utils.safestring import mark_safe
+from django.utils.translation import gettext as _
 
 from dashboard.forms import ACCOUNT_ONLY
 from dashboard.key_rows import URL_ID_STAND_IN
 from lib.markup import format_row
-from lib.money import count, duration, multiplier, usd_cost
+from lib.money import count, duration, model_cell, multiplier, usd_cost
 from lib.times import local_row_date
 from mirror.models import DailyRollup, KeySnapshot
 
@@ -24,19 +25,27 @@ LOG_ROW_FIELDS = (
 )
 LOG_ROW_HTML = (
     "<tr>\n"
-    "<td>{created_at}</td>\n"
-    "<td>{client}</td>\n"
-    "<td>{model}</td>\n"
-    '<td class="num">{input_tokens}</td>\n'
-    '<td class="num">{output_tokens}</td>\n'
-    '<td class="num">{cache_read_tokens}</td>\n'
-    '<td class="num">{cache_write_tokens}</td>\n'
+    '<td data-label="{l_time}">{created_at}</td>\n'
+    '<td data-label="{l_client}">{client}</td>\n'
+    '<td data-label="{l_model}">{model}</td>\n'
+    '<td class="num" data-label="{l_input}">{input_tokens}</td>\n'
+    '<td class="num" data-label="{l_output}">{output_tokens}</td>\n'
+    '<td class="num" data-label="{l_cache}">{cache_read_tokens} / {cache_write_tokens}</td>\n'
     "{cost}"
-    '<td class="num">{billed}{multiplier}</td>\n'
-    '<td class="num">{duration}</td>\n'
-    "<td><code>{request_id}</code></td>\n"
+    '<td class="num" data-label="{l_billed}">{billed}{multiplier}</td>\n'
+    '<td class="num" data-label="{l_duration}">{duration}</td>\n'
+    '<td data-label="{l_request_id}"><code class="truncate" title="{request_id}">{request_id}</code></td>\n'
     "</tr>\n"
 )
+
+
+def _get_row_labels():
+    """Each cell's column name, which a phone shows beside the value when the table becomes cards."""
+    return {
+        "l_time": _("Time"), "l_client": _("Client"), "l_model": _("Model"), "l_input": _("Input"),
+        "l_output": _("Output"), "l_cache": _("Cache read / write"),
+        "l_billed": _("Billed"), "l_duration": _("Duration"), "l_request_id": _("Request id"),
+    }
 
 
 def _get_client_keys(client):
@@ -104,32 +113,35 @@ def _render_client(log, detail_pattern):
         return mark_safe('<span class="muted">Account Key</span>')
     name = log["key__label"] or log["key__key_id_short"]
     if log["key__deleted_at"] is not None:
-        return format_row('{} <span class="muted">(deleted)</span>', name)
-    return format_row('<a href="{}">{}</a>', detail_pattern.replace(URL_ID_STAND_IN, log["key__sub_key_id"]), name)
+        return format_row('<span class="truncate" title="{}">{}</span> <span class="muted">(deleted)</span>', name, name)
+    return format_row('<a class="truncate" href="{}" title="{}">{}</a>', detail_pattern.replace(URL_ID_STAND_IN, log["key__sub_key_id"]), name, name)
 
 
-LOG_ROW_COST_HTML = '<td class="num">{}</td>\n'
+LOG_ROW_COST_HTML = '<td class="num" data-label="{}">{}</td>\n'
 
 
 def render_rows(logs, show_margins):
     """The page's rows (of ``logs.values(*LOG_ROW_FIELDS)``) as HTML; real cost and multiplier only with ``show_margins``."""
     detail_pattern = reverse("console:key_detail", args=[URL_ID_STAND_IN])
+    labels = _get_row_labels()
+    cost_label = _("Cost (USD)")
     return mark_safe("".join(
         format_row(
             LOG_ROW_HTML,
             created_at=local_row_date(log["created_at"], "Y-m-d H:i:s T"),
             client=_render_client(log, detail_pattern),
-            model=log["model"],
+            model=model_cell(log["model"]),
             input_tokens=count(log["input_tokens"]),
             output_tokens=count(log["output_tokens"]),
             cache_read_tokens=count(log["cache_read_tokens"]),
             cache_write_tokens=count(log["cache_write_tokens"]),
-            cost=format_row(LOG_ROW_COST_HTML, usd_cost(log["cost"])) if show_margins else "",
+            cost=format_row(LOG_ROW_COST_HTML, cost_label, usd_cost(log["cost"])) if show_margins else "",
             billed=usd_cost(log["billed"]),
             multiplier=format_row(' <span class="muted">×{}</span>', multiplier(log["multiplier"]))
             if show_margins and log["multiplier"] != 1 else "",
             duration=duration(log["duration_ms"]),
             request_id=log["request_id"],
+            **labels,
         )
         for log in logs
     ))

@@ -294,9 +294,10 @@ def _send_under_lock(row, audit_note, check):
         _finish(row, Outcome.REFUSED, f"Not sent: {problem}", audit_note)
         return
     row.budget_before = current.budget
+    row.customer_amount = row.amount * current.display_multiplier
     row.sequence = _next_sequence(row.sub_key_id)
     row.sent_at = timezone.now()
-    row.save(update_fields=["budget_before", "sequence", "sent_at"])
+    row.save(update_fields=["budget_before", "customer_amount", "sequence", "sent_at"])
     _record_event(row, Outcome.PENDING, audit_note)
     try:
         if row.amount < 0:

@@ -97,6 +97,8 @@ class TopUp(models.Model):
     key_label = models.CharField(max_length=200, blank=True)
     key_id_short = models.CharField(max_length=64, blank=True)
     amount = models.DecimalField(max_digits=14, decimal_places=4)
+    # The same move as the customer sees it: amount times the key's multiplier, read under the key's lock before the PUT.
+    customer_amount = models.DecimalField(max_digits=24, decimal_places=8, null=True, blank=True)
     note = models.CharField(max_length=200, blank=True, help_text=_("Invoice number, payment id."))
     outcome = models.CharField(max_length=16, choices=Outcome.choices, default=Outcome.PENDING)
     message = models.TextField(blank=True)

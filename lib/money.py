@@ -22,6 +22,7 @@ The policy, in one place:
   word after it ("1,250.00 credits").
 """
 
+import re
 import unicodedata
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
@@ -187,6 +188,23 @@ def duration(milliseconds):
         return f"{minutes} min {seconds} s" if seconds else f"{minutes} min"
     hours, minutes = divmod(total_seconds // 60, 60)
     return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+
+
+DATED_MODEL = re.compile(r"^(?P<name>.+?)-(?:\d{8}|\d{4}-\d{2}-\d{2})$")
+
+
+def model_alias(model):
+    """The name customers send for a dated model name: "claude-sonnet-4-6-20250514" as "claude-sonnet-4-6"."""
+    found = DATED_MODEL.match(model or "")
+    return found.group("name") if found else (model or "")
+
+
+def model_cell(model):
+    """A log row's model: the name customers send, the dated name the log holds on hover."""
+    alias = model_alias(model)
+    if alias == model:
+        return model or ""
+    return format_row('<span title="{}">{}</span>', model, alias)
 
 
 def is_running_low(remaining, budget):

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
 
+import dataclasses
+
 import requests
 from django.db import close_old_connections, connections
 from huey.contrib.djhuey import HUEY
@@ -32,6 +34,7 @@ from dashboard import keywrites, reconcile, topups
 from dashboard import tasks as dashboard_tasks
 from ledger.models import UNSETTLED_OUTCOMES, AuditEvent, Outcome, TopUp
 from derouter import client
+from derouter import conventions as upstream_conventions
 from derouter.client import DerouterError
 from work import leases
 from mirror import snapshot as mirror_snapshot
@@ -65,7 +68,7 @@ FAULT_TARGETS = (
 OPERATIONS = (
     "top_up", "top_up", "top_up_again", "request", "approve", "approve", "decline", "worker_pass", "worker_pass",
     "spend", "spend", "auto_rule", "allowance", "expire", "rotate", "delete", "create", "sync", "settle",
-    "redeem", "redeem", "card_credit", "card_credit",
+    "redeem", "redeem", "card_credit", "card_credit", "reclaim",
 )
 AMOUNTS = (Decimal("0.01"), Decimal("0.5"), Decimal("1"), Decimal("2.5"), Decimal("4"))
 # The settings the harness runs under: a client that gives up quickly, writes that settle soon after.
@@ -260,6 +263,16 @@ class World:
         sub_key = next((key for key in client.list_sub_keys() if key.id == key_id), None)
         if sub_key is not None:
             self._top_up(rng, token=token, sub_key=sub_key)
+
+    def op_reclaim(self, rng):
+        """An owner takes part of a key's unspent budget back (the simulator plays reduceBudgetVirtual as applied)."""
+        sub_key = self.pick_key(rng)
+        if sub_key is None or sub_key.remaining <= 0:
+            return
+        amount = min(rng.choice(AMOUNTS), sub_key.remaining)
+        supported = dataclasses.replace(upstream_conventions.current(), reclaim=upstream_conventions.APPLIED)
+        with upstream_conventions.assuming(supported):
+            topups.reclaim(self.owner, sub_key, amount, "refund-harness", uuid.uuid4())
 
     def op_request(self, rng):
         sub_key = self.pick_key(rng)
@@ -485,7 +498,9 @@ class World:
             where = "listed" if row.sub_key_id in listed else "no longer listed"
             problems.append(f"top-up {row.token} of {row.amount.normalize()} by {row.actor_name} on {row.sub_key_id} "
                             f"({where}) still {row.outcome}: {row.message}")
-        for event in self._since(AuditEvent).filter(outcome__in=UNSETTLED_OUTCOMES).exclude(action=AuditEvent.Action.TOPUP):
+        for event in self._since(AuditEvent).filter(outcome__in=UNSETTLED_OUTCOMES).exclude(
+            action__in=(AuditEvent.Action.TOPUP, AuditEvent.Action.RECLAIM)
+        ):
             problems.append(f"audit event {event.pk} ({event.action} {event.sub_key_id}) still {event.outcome}")
         for due in self._since(KeyExpiry).exclude(
             status__in=(KeyExpiry.Status.EXPIRED, KeyExpiry.Status.CANCELLED)
@@ -503,6 +518,9 @@ class World:
         for write in writes:
             if write["method"] == "PUT" and "addBudgetVirtual" in write["body"]:
                 applied[write["path"].rsplit("/", 1)[1]].append(Decimal(write["body"]["addBudgetVirtual"]))
+            if write["method"] == "PUT" and "reduceBudgetVirtual" in write["body"]:
+                # A reclaim: the ledger records it as a negative move.
+                applied[write["path"].rsplit("/", 1)[1]].append(-Decimal(write["body"]["reduceBudgetVirtual"]))
         confirmed = defaultdict(list)
         for sub_key_id, amount in self._since(TopUp).filter(outcome=Outcome.OK).values_list(
             "sub_key_id", "amount"

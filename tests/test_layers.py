@@ -1,6 +1,6 @@
 """Imports run one way, from higher layers down to lower ones, and never in a circle.
 
-The layers, lowest first (the README's "Where things are" says what each holds):
+The layers, lowest first (docs/structure.md, "Where things are", says what each holds):
 
     lib  <  derouter, work  <  ledger  <  accounts  <  mirror, exports, branding  <  analytics
          <  dashboard  <  automation, ops  <  payments  <  portal

@@ -92,7 +92,7 @@ def test_the_refresh_button_works_as_a_plain_form_and_with_htmx(owner_client, ma
 
     fragment = owner_client.post(reverse("console:mirror_refresh"), {"next": "/"}, headers={"HX-Request": "true"})
     body = fragment.content.decode()
-    assert body.lstrip().startswith('<div id="freshness"') and "Refresh asked for" in body
+    assert body.lstrip().startswith('<div id="freshness"') and "Refreshing: this page updates" in body
 
 
 def test_the_refresh_button_never_redirects_off_site(owner_client, make_key):

@@ -335,7 +335,7 @@ def test_logs_show_every_field_and_page(busy_key):
     log = newest.logs[0]
     assert log.request_id in body and log.model in body
     assert duration(log.duration_ms) in body and usd_cost(log.cost) in body
-    for header in ("Input", "Output", "Cache read", "Cache write", "Cost", "Duration", "Request ID"):
+    for header in ("Input", "Output", "Cache read / write", "Cost", "Duration", "Request ID"):
         assert f">{header}</th>" in body
     second = portal.get(LOGS_URL + "?page=2&limit=20").content.decode()
     assert second.count("<time ") == 5

@@ -26,6 +26,7 @@ from branding.models import Branding
 from dashboard import keywrites
 from ledger import audit
 from dashboard.forms import (
+    PriceForm,
     DEFAULT_KEY_SORT,
     KeyCreateForm,
     KeyEditForm,
@@ -72,6 +73,9 @@ from mirror.reads import (
 KEYS_PER_PAGE = 25
 # The key page's budget block: htmx asks the page for it once the page is shown (see _render_live_budget).
 LIVE_BUDGET_TARGET = "key-budget"
+# The key page's edit dialog fetches the form only when it opens; there the form posts as a
+# plain form, so the saved key's page shows the changes (the key list's dialog posts in place).
+KEY_PAGE_EDIT_TARGET = "edit-dialog-body"
 HISTORY_ROWS = 20
 PORTAL_LOGIN_PATH = "/portal/login/"
 # A search this long that starts like a key is a pasted secret, not part of a label.
@@ -105,9 +109,9 @@ def _settle_unsettled_writes():
     return bool(settled)
 
 
-def _get_reconciliation(snapshot):
-    """Mirrored real cost against the spend derouter reports: "reconciled" or the difference."""
-    mirrored = reconcile.mirrored_cost_of(snapshot)
+def _get_reconciliation(snapshot, cost):
+    """Mirrored real cost (the sum of the key's rollup costs) against the spend derouter reports."""
+    mirrored = reconcile.as_mirrored_cost(cost)
     return {"mirrored": mirrored, "difference": reconcile.difference(snapshot, mirrored)}
 
 
@@ -162,7 +166,8 @@ def _get_create_form(data=None):
 def _render_edit_page(request, sub_key, form, status=200):
     """The edit form: its own page, or for htmx the fragment the key list's dialog shows."""
     context = {"key": sub_key, "form": form, "preview": _get_multiplier_preview(sub_key, sub_key.display_multiplier),
-               "conventions": upstream_conventions.current()}
+               "conventions": upstream_conventions.current(),
+               "posts_in_place": wants_fragment(request) and request.htmx.target != KEY_PAGE_EDIT_TARGET}
     return render_page_or_fragment(request, "dashboard/key_edit.html", "dashboard/_key_edit_form.html", context, status)
 
 
@@ -188,6 +193,13 @@ def _get_changed_fields(sub_key, cleaned_data):
     }
     return {name: (before[name], cleaned_data[name]) for name in before
             if name in cleaned_data and cleaned_data[name] != before[name]}
+
+
+def _render_price_preview(request):
+    """The create form's price as typed: what the customer sees, what your balance pays, your margin (or why not)."""
+    form = PriceForm(request.GET)
+    price = form.cleaned_data.get("price") if form.is_valid() else None
+    return render(request, "dashboard/_price_preview.html", {"price": price, "price_form": form})
 
 
 def _render_multiplier_preview(request, sub_key):
@@ -256,8 +268,14 @@ def key_list(request):
 @require_http_methods(["GET", "HEAD", "POST"])
 @upstream_write_deadline
 def key_create(request):
-    """Create a Client Key; on success show its full secret once, with the client's quick-start."""
+    """Create a Client Key priced by the customer's amount, your cost and the markup; its secret shown once.
+
+    The price (what the customer sees, what your balance pays, your margin) shows as it is typed
+    (htmx asks this view for the preview fragment) and, without JavaScript, on "Show the price".
+    """
     if request.method != "POST":
+        if request.htmx and "preview" in request.GET:
+            return _render_price_preview(request)
         balance = get_live_balance()
         return render(request, "dashboard/key_create.html", {"form": _get_create_form(), "balance": balance})
 
@@ -266,14 +284,16 @@ def key_create(request):
         return render(request, "dashboard/key_create.html", {"form": form}, status=400)
     balance = get_live_balance()
     budget = form.cleaned_data["budget"]
+    price = form.cleaned_data.get("price")
     if budget > balance.available:
         form.add_error("budget", _("Only %(available)s is available; the budget cannot be more.") % {"available": usd(balance.available)})
         return render(request, "dashboard/key_create.html", {"form": form, "balance": balance}, status=400)
     if "edit" in request.POST:
-        return render(request, "dashboard/key_create.html", {"form": form, "balance": balance})
+        return render(request, "dashboard/key_create.html", {"form": form, "balance": balance, "price": price})
     if budget > settings.CONFIRM_BUDGET_ABOVE and "confirm" not in request.POST:
         # A large budget is said back in words before any money moves.
-        context = {"form": form, "budget": budget, "balance": balance, "available_after": balance.available - budget}
+        context = {"form": form, "budget": budget, "balance": balance, "available_after": balance.available - budget,
+                   "price": price}
         return render(request, "dashboard/key_create_confirm.html", context)
 
     label, rpm_limit = form.cleaned_data["label"], form.cleaned_data["rpm_limit"]
@@ -302,7 +322,7 @@ def key_create(request):
         return render(request, "dashboard/key_create.html", {"form": form, "balance": balance}, status=status)
 
     created = write.created
-    context = {"created": created, **_get_quick_start(created.secret.reveal(), request)}
+    context = {"created": created, "price": price, **_get_quick_start(created.secret.reveal(), request)}
     if multiplier != 1:
         context.update(multiplier=multiplier, multiplier_failure=write.markup_failure)
     context["not_applied"] = _describe_not_applied(write.not_applied)
@@ -357,8 +377,10 @@ def key_detail(request, sub_key_id):
     sub_key = as_sub_key(snapshot)
     logs_query = KeyLogsQueryForm(request.GET).get_query()
     show_margins = can_see_margins(request.user)
-    # Counted from the daily rollups, so paging costs the same at any number of requests.
-    count = DailyRollup.objects.filter(key=snapshot).aggregate(requests=Sum("requests", default=0))["requests"]
+    # Counted from the daily rollups, so paging costs the same at any number of requests; their
+    # cost, summed in the same query, is what the reconciliation compares with derouter's spend.
+    sums = DailyRollup.objects.filter(key=snapshot).aggregate(requests=Sum("requests", default=0), cost=Sum("cost"))
+    count = sums["requests"]
     rows = UsageRecord.objects.filter(key=snapshot).order_by("-created_at", "-id")
     logs = CountedPaginator(rows, logs_query["limit"], count).get_page(logs_query["page"])
     context = {
@@ -390,10 +412,9 @@ def key_detail(request, sub_key_id):
             for event in AuditEvent.objects.filter(sub_key_id=sub_key.id)[:HISTORY_ROWS]
         ],
         figures=get_key_figures(sub_key, show_margins),
-        edit_form=_get_edit_form(sub_key),
         preview=_get_multiplier_preview(sub_key, sub_key.display_multiplier),
         key_analytics=get_key_analytics(sub_key.id, show_margins, key=snapshot),
-        reconciliation=_get_reconciliation(snapshot),
+        reconciliation=_get_reconciliation(snapshot, sums["cost"]),
         reclaim_supported=upstream_conventions.current().reclaim_supported,
     )
     return render(request, "dashboard/key_detail.html", context)
@@ -401,7 +422,7 @@ def key_detail(request, sub_key_id):
 
 @owner_required
 @require_http_methods(["GET", "HEAD", "POST"])
-@vary_on_headers("HX-Request")
+@vary_on_headers("HX-Request", "HX-Target")
 @upstream_write_deadline
 def key_edit(request, sub_key_id):
     """Edit label, rpm limit and display multiplier; sends only what changed."""

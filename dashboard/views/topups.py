@@ -14,6 +14,7 @@ from django.utils.translation import ngettext_lazy
 from django.utils.translation import gettext_lazy as _
 
 from accounts.roles import console_required
+from analytics.permissions import can_see_margins
 from dashboard.forms import LEDGER_PAGE_SIZE, LedgerQueryForm, TopUpForm
 from dashboard.ledger_csv import CSV_COLUMNS, filtered_topups, ledger_csv_row, write_ledger_export
 from dashboard.topups import TopUpNotAllowed, find_attempt, get_cap_left_today, review, settle_key, top_up
@@ -63,9 +64,16 @@ def _render_token_refusal(request, refusal):
     )
 
 
+def _get_form(request, sub_key, data=None, **kwargs):
+    """The top-up form; whoever may see margins may type what the customer gets instead of what they pay."""
+    multiplier = sub_key.display_multiplier if can_see_margins(request.user) else None
+    return TopUpForm(data, multiplier=multiplier, **kwargs)
+
+
 def _get_fresh_form(form):
     """A new form with the same amount and note and a new one-time token."""
     return TopUpForm(
+        multiplier=form.multiplier,
         initial={
             "amount": form.cleaned_data["amount"],
             "note": form.cleaned_data["note"],
@@ -102,9 +110,10 @@ def key_topup(request, sub_key_id):
     sub_key = _get_key_of_step(sub_key_id)
     if request.method != "POST":
         # The available balance up front (as last read), so nobody types an amount only to learn it is too much.
-        return _render_topup(request, sub_key, TopUpForm(initial={"token": uuid.uuid4()}), balance=get_mirrored_balance())
+        return _render_topup(request, sub_key, _get_form(request, sub_key, initial={"token": uuid.uuid4()}),
+                             balance=get_mirrored_balance())
 
-    form = TopUpForm(request.POST)
+    form = _get_form(request, sub_key, request.POST)
     if not form.is_valid():
         return _render_topup(request, sub_key, form, status=400)
     amount, note, token = (form.cleaned_data[name] for name in ("amount", "note", "token"))
@@ -135,6 +144,7 @@ def key_topup(request, sub_key_id):
             "cap_left": checked.cap_left,
             "amount": amount,
             "new_budget": sub_key.budget + amount,
+            "customer_gets": None if form.multiplier is None else amount * form.multiplier,
             "available_after": checked.balance.available - amount,
         }
         return _render_topup(request, sub_key, form, step="confirm", **context)

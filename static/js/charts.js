@@ -38,7 +38,11 @@
         borderWidth: isSparkline ? 1.5 : 2,
         pointRadius: isSparkline ? 0 : 2,
         fill: isSparkline,
-        tension: 0.25
+        tension: 0.25,
+        // Today is not over: its segment is dashed, so a low figure reads as "so far", not as a drop.
+        segment: data.partial_last ? {
+          borderDash: function (context) { return context.p1DataIndex === set.data.length - 1 ? [5, 4] : undefined; }
+        } : undefined
       };
     });
   }

@@ -1,5 +1,7 @@
 """Run the whole product locally: the simulated derouter with demo data and the dashboard."""
 
+import json
+import logging
 import os
 import secrets
 import signal
@@ -21,11 +23,19 @@ from mirror.models import DailyRollup, KeySnapshot, SyncState, UsageRecord
 from work.models import TaskRun
 
 DEMO_USERS = (("owner", Role.OWNER), ("staff", Role.STAFF))
+# The processes' logs at WARNING unless --verbose: the welcome printed last stays on screen.
+QUIET_LOG_LEVEL = "WARNING"
 
 
-def _free_port():
+def _free_port(preferred=0):
+    """``preferred`` when it is free (so printed URLs stay the same between runs), else any free port."""
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
+        # As the simulator's server does: a port the last run left in TIME_WAIT is free to listen on.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", preferred))
+        except OSError:
+            sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
 
 
@@ -37,22 +47,41 @@ class Command(BaseCommand):
         parser.add_argument("--state", default=str(Path(settings.BASE_DIR) / "var" / "demo-sim.sqlite3"))
         parser.add_argument("--fresh", action="store_true", help="Start from a new simulator state.")
         parser.add_argument("--seed-keys", type=int, default=0, help="Also seed this many extra keys (scale demo).")
+        parser.add_argument(
+            "--credentials", default=str(Path(settings.BASE_DIR) / "var" / "demo-credentials.json"),
+            help="Where the demo keeps its passwords between runs (and writes what it prints last).",
+        )
+        parser.add_argument(
+            "--sim-port", type=int, default=8001,
+            help="Where the simulated derouter listens (its /openai/v1 base URL is printed); another port if taken.",
+        )
+        parser.add_argument("--verbose", action="store_true", help="Show every log line (worker and requests at INFO).")
 
-    def handle(self, *args, addr, state, fresh, seed_keys, **options):
+    def handle(self, *args, addr, state, fresh, seed_keys, credentials, sim_port, verbose, **options):
         state_path = Path(state)
         state_path.parent.mkdir(parents=True, exist_ok=True)
         if fresh:
             for path in state_path.parent.glob(state_path.name + "*"):
                 path.unlink()
+        if not verbose:
+            os.environ["LOG_LEVEL"] = QUIET_LOG_LEVEL
+            logging.getLogger().setLevel(QUIET_LOG_LEVEL)
         call_command("migrate", interactive=False, verbosity=0)
         if fresh:
             self._forget_mirror()
-        passwords = {username: self._ensure_user(username, role) for username, role in DEMO_USERS}
+        credentials_path = Path(credentials)
+        kept = _read_credentials(credentials_path)
+        passwords = {
+            username: self._ensure_user(username, role, kept.get("passwords", {}).get(username))
+            for username, role in DEMO_USERS
+        }
 
         account_key = settings.DEROUTER_ACCOUNT_KEY or "sk-ant-demo-" + secrets.token_urlsafe(24)
-        port = _free_port()
+        # Stopped by a signal (timeout, a supervisor), the demo stops its processes as on Ctrl-C.
+        signal.signal(signal.SIGTERM, _exit_on_signal)
+        port = _free_port(sim_port)
         simulator = self._start_simulator(port, account_key, state_path, seed_keys)
-        consumer = localstripe = None
+        consumer = localstripe = receiver = server = None
         try:
             settings.DEROUTER_API_BASE = f"http://127.0.0.1:{port}"
             settings.DEROUTER_INFERENCE_BASE = f"http://127.0.0.1:{port}/openai/v1"
@@ -65,11 +94,29 @@ class Command(BaseCommand):
                 "demo_money_in", webhook_url=f"http://{addr}/payments/stripe/webhook/", cards=localstripe is not None,
                 stdout=StringIO(),
             )
-            consumer = self._start_consumer(account_key)
+            # The local receiver is on loopback: the demo lets webhooks go there (here and in the consumer).
+            settings.WEBHOOK_ALLOW_HTTP = settings.WEBHOOK_ALLOW_PRIVATE_TARGETS = True
+            os.environ.update(WEBHOOK_ALLOW_HTTP="true", WEBHOOK_ALLOW_PRIVATE_TARGETS="true")
+            receiver_port = _free_port()
+            # The story (automation, a layer above this one, reached by its command's name).
+            webhook_secret = call_command(
+                "demo_story", receiver_url=f"http://127.0.0.1:{receiver_port}/webhooks", stdout=StringIO()
+            )
+            receiver = self._start_receiver(receiver_port, webhook_secret)
+            consumer = self._start_consumer()
             self._probe_conventions()
-            self._print_welcome(addr, passwords, money_in=money_in)
-            call_command("runserver", addr, use_reloader=False)
+            server = self._start_server(addr)
+            sample = self._sample_key()
+            welcome = self._welcome(addr, passwords, money_in, sample)
+            _write_credentials(credentials_path, passwords, welcome, client_key=sample.secret.reveal() if sample else "")
+            self.stdout.write("\n".join(["", *welcome, f"  (kept in {credentials_path})", "Stop with Ctrl-C.", ""]))
+            server.wait()
+        except KeyboardInterrupt:
+            pass
         finally:
+            for process in (server, receiver):
+                if process is not None:
+                    _stop(process)
             if consumer is not None:
                 self._stop_consumer(consumer)
             if localstripe is not None:
@@ -85,8 +132,8 @@ class Command(BaseCommand):
         except CommandError as error:
             self.stderr.write(f"check_upstream against the simulator failed: {error}")
 
-    def _ensure_user(self, username, role):
-        password = secrets.token_urlsafe(9)
+    def _ensure_user(self, username, role, kept_password=None):
+        password = kept_password or secrets.token_urlsafe(9)
         user, _ = User.objects.get_or_create(username=username)
         user.set_password(password)
         user.save()
@@ -144,20 +191,23 @@ class Command(BaseCommand):
         for model in (UsageRecord, DailyRollup, SyncState, TaskRun, KeySnapshot):
             model.objects.all().delete()
 
-    def _start_consumer(self, account_key):
+    def _start_consumer(self):
         """One Huey consumer (periodic tasks on): its first refresh is the mirror's first sync.
 
         A demo stopped mid-sync leaves its leases to expire (work.leases); nothing to flush.
         """
-        environment = {
+        return subprocess.Popen(
+            [sys.executable, "manage.py", "run_huey"], cwd=settings.BASE_DIR, env=self._upstream_environment()
+        )
+
+    def _upstream_environment(self):
+        """The environment of the demo's dashboard and worker: this run's simulator (its key never on a command line)."""
+        return {
             **os.environ,
             "DEROUTER_API_BASE": settings.DEROUTER_API_BASE,
             "DEROUTER_INFERENCE_BASE": settings.DEROUTER_INFERENCE_BASE,
-            "DEROUTER_ACCOUNT_KEY": account_key,
+            "DEROUTER_ACCOUNT_KEY": settings.DEROUTER_ACCOUNT_KEY,
         }
-        return subprocess.Popen(
-            [sys.executable, "manage.py", "run_huey"], cwd=settings.BASE_DIR, env=environment
-        )
 
     def _stop_consumer(self, consumer):
         # SIGINT lets the consumer finish the task in hand; a sync resumes from its checkpoint anyway.
@@ -168,12 +218,35 @@ class Command(BaseCommand):
             consumer.kill()
             consumer.wait()
 
-    def _print_welcome(self, addr, passwords, money_in):
-        sub_keys = client.list_sub_keys()
-        sample = sub_keys[0] if sub_keys else None
+    def _start_receiver(self, port, webhook_secret):
+        """The local webhook receiver; its secret through the environment, never the command line."""
+        environment = {**os.environ, "DEMO_WEBHOOK_SECRET": webhook_secret}
+        process = subprocess.Popen(
+            [sys.executable, "manage.py", "demo_webhook_receiver", "--port", str(port)],
+            cwd=settings.BASE_DIR, env=environment,
+        )
+        _wait_for_port(process, port, "the webhook receiver")
+        return process
+
+    def _start_server(self, addr):
+        """The dashboard (runserver, no reloader) in its own process, so the welcome can be printed after its banner."""
+        host, _, port = addr.rpartition(":")
+        process = subprocess.Popen(
+            [sys.executable, "manage.py", "runserver", addr, "--noreload"],
+            cwd=settings.BASE_DIR, env=self._upstream_environment(), stdout=subprocess.DEVNULL,
+        )
+        _wait_for_port(process, int(port), "the dashboard", host=host or "127.0.0.1")
+        return process
+
+    def _sample_key(self):
+        """The Client Key the demo offers for the portal: the first by label, the same every run."""
+        sub_keys = sorted(client.list_sub_keys(), key=lambda key: key.label)
+        return sub_keys[0] if sub_keys else None
+
+    def _welcome(self, addr, passwords, money_in, sample):
+        """The lines printed last: where to go, how to sign in, the portal key and the inference base URL."""
         base = f"http://{addr}"
         lines = [
-            "",
             "derouter reseller dashboard demo",
             f"  Console:  {base}/login/",
             f"    owner / {passwords['owner']}",
@@ -183,5 +256,53 @@ class Command(BaseCommand):
         if sample:
             lines.append(f"    Client Key of {sample.label}: {sample.secret.reveal()}")
         lines += [f"    {line}" for line in money_in.splitlines()]
-        lines += [f"  Simulated derouter: {settings.DEROUTER_API_BASE}", "Stop with Ctrl-C.", ""]
-        self.stdout.write("\n".join(lines))
+        lines += [
+            f"  OpenAI-compatible base URL (the simulator): {settings.DEROUTER_INFERENCE_BASE}",
+            f"  Simulated derouter: {settings.DEROUTER_API_BASE}",
+        ]
+        return lines
+
+
+def _exit_on_signal(signum, frame):
+    raise SystemExit(0)
+
+
+def _read_credentials(path):
+    """What an earlier run kept (its passwords above all); nothing when there is no readable file."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _write_credentials(path, passwords, welcome, client_key=""):
+    """Keep the passwords for the next run and the welcome for whoever lost the terminal; readable by the user only.
+
+    The portal's Client Key is kept too, for bench/screenshots.py.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600, exist_ok=True)
+    path.write_text(json.dumps({"passwords": passwords, "client_key": client_key, "welcome": welcome}, indent=2) + "\n")
+
+
+def _wait_for_port(process, port, name, host="127.0.0.1"):
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise CommandError(f"{name} exited during start-up; see its output above.")
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.2)
+    process.kill()
+    raise CommandError(f"{name} did not start within 60 seconds.")
+
+
+def _stop(process):
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
