@@ -136,7 +136,7 @@ def find_statement(key, month_text, today, missing_key_message):
         raise NoStatement(missing_key_message)
     month = parse_month(month_text)
     if month is None:
-        raise NoStatement(f"“{month_text}” is not a month: write it as YYYY-MM, e.g. 2026-10.", status=400)
+        raise NoStatement(_("“%(month)s” is not a month: write it as YYYY-MM, e.g. 2026-10.") % {"month": month_text}, status=400)
     return build_statement(key, month, today)
 
 

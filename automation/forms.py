@@ -59,7 +59,7 @@ class AlertRuleForm(ExpectedInputMixin, forms.Form):
 
     def __init__(self, *args, key_choices=(), **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["sub_key_id"].choices = [("", "No key (account rule)"), *key_choices]
+        self.fields["sub_key_id"].choices = [("", _("No key (account rule)")), *key_choices]
 
     def clean_email_to(self):
         addresses = [address.strip() for address in self.cleaned_data["email_to"].split(",") if address.strip()]

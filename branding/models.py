@@ -8,7 +8,7 @@ from django.utils.translation import gettext_lazy as _
 
 CACHE_KEY = "branding:current"
 # What the portal calls itself until the reseller names it: neutral, never ours.
-DEFAULT_PRODUCT_NAME = "Customer portal"
+DEFAULT_PRODUCT_NAME = _("Customer portal")
 DEFAULT_MONEY_UNIT = "$"
 
 

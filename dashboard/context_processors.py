@@ -1,4 +1,5 @@
 from django.urls import reverse
+from django.utils.translation import gettext_lazy as _
 
 from accounts.roles import get_role
 
@@ -15,7 +16,7 @@ def page_chrome(request):
     pages keep the portal's (and its branding); anyone else gets the plain frame.
     """
     if request.path.startswith("/portal/"):
-        return {"chrome_template": "portal/base.html", "chrome_home": reverse("portal:home"), "chrome_home_label": "Your portal"}
+        return {"chrome_template": "portal/base.html", "chrome_home": reverse("portal:home"), "chrome_home_label": _("Your portal")}
     user = getattr(request, "user", None)
     if user is not None and get_role(user) is not None:
         return {"chrome_template": "dashboard/base.html", "chrome_home": reverse("console:overview"), "chrome_home_label": "Overview"}

@@ -4,6 +4,7 @@ import uuid
 from decimal import Decimal
 
 from django import forms
+from django.utils.text import format_lazy
 from django.conf import settings
 from django.utils.translation import gettext_lazy as _
 
@@ -23,20 +24,20 @@ from lib.forms import (
 # ---------------------------------------------------------------- Client Keys
 
 KEY_SORT_COLUMNS = {
-    "label": "Label",
-    "key_id": "Key",
-    "budget": "Budget",
-    "spent": "Spent",
-    "remaining": "Remaining",
+    "label": _("Label"),
+    "key_id": _("Key"),
+    "budget": _("Budget"),
+    "spent": _("Spent"),
+    "remaining": _("Remaining"),
     # Days until the remaining budget is spent at the last 7 days' pace (analytics.forecast).
-    "days_left": "Days left",
+    "days_left": _("Days left"),
     "rpm_limit": "RPM",
-    "concurrent_limit": "Concurrency",
-    "display_multiplier": "Multiplier",
-    "created_at": "Created",
+    "concurrent_limit": _("Concurrency"),
+    "display_multiplier": _("Multiplier"),
+    "created_at": _("Created"),
 }
 KEY_SORT_CHOICES = [
-    (f"{prefix}{column}", f"{title} {direction}")
+    (f"{prefix}{column}", format_lazy("{title} {direction}", title=title, direction=direction))
     for column, title in KEY_SORT_COLUMNS.items()
     for prefix, direction in (("", "ascending"), ("-", "descending"))
 ]
@@ -285,7 +286,7 @@ class _KeyChoiceMixin:
     """Render a query field as a select of keys whose choices the view supplies."""
 
     key_field = "sub_key_id"
-    any_key_label = "All keys"
+    any_key_label = _("All keys")
 
     def set_key_choices(self, key_choices, extra=()):
         self.fields[self.key_field].widget = forms.Select(
@@ -297,7 +298,7 @@ class LedgerQueryForm(_KeyChoiceMixin, FallbackQueryForm):
     """Which top-ups the ledger and its CSV export show."""
 
     sub_key_id = forms.UUIDField(required=False, label=_("Key"))
-    outcome = forms.ChoiceField(required=False, choices=[("", "Any outcome"), *Outcome.choices])
+    outcome = forms.ChoiceField(required=False, choices=[("", _("Any outcome")), *Outcome.choices])
 
     defaults = {"sub_key_id": None, "outcome": ""}
 
@@ -333,8 +334,8 @@ class UsageLogQueryForm(FallbackQueryForm):
 class AuditQueryForm(_KeyChoiceMixin, FallbackQueryForm):
     """Which audit events the trail shows."""
 
-    action = forms.ChoiceField(required=False, choices=[("", "Any action"), *AuditEvent.Action.choices])
-    outcome = forms.ChoiceField(required=False, choices=[("", "Any outcome"), *Outcome.choices])
+    action = forms.ChoiceField(required=False, choices=[("", _("Any action")), *AuditEvent.Action.choices])
+    outcome = forms.ChoiceField(required=False, choices=[("", _("Any outcome")), *Outcome.choices])
     sub_key_id = forms.UUIDField(required=False, label=_("Key"))
 
     defaults = {"action": "", "outcome": "", "sub_key_id": None}

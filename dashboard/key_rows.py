@@ -95,7 +95,7 @@ KEY_ROW_HTML = (
     '<td class="secondary-cell" data-label="{l_created}">{created}</td>\n'
     '<td class="row-actions">\n'
     '<a class="button small" href="{topup_url}" data-hx-get="{topup_url}" data-hx-target="#key-dialog-body" '
-    'data-hx-swap="innerHTML">Top up</a>{edit}\n'
+    'data-hx-swap="innerHTML">{l_top_up}</a>{edit}\n'
     "</td>\n"
     "</tr>\n"
 )
@@ -155,7 +155,7 @@ def _get_row_labels():
     return {
         "l_key": _("Key"), "l_budget": _("Budget"), "l_spent": _("Spent"), "l_remaining": _("Remaining"),
         "l_days_left": _("Days left"), "l_rpm": _("Requests per minute"), "l_concurrent": _("Concurrent"),
-        "l_created": _("Created"),
+        "l_created": _("Created"), "l_top_up": _("Top up"),
     }
 
 

@@ -66,7 +66,8 @@ class TimeZoneForm(ExpectedInputMixin, forms.Form):
 
     expected = {"tz": _("Choose a time zone from the list, e.g. Europe/Berlin.")}
 
-    tz = forms.ChoiceField(label=_("Time zone"), choices=get_time_zone_choices)
+    # Place names are shown as the tz database spells them: not ours to translate.
+    tz = forms.ChoiceField(label=_("Time zone"), choices=get_time_zone_choices, widget=forms.Select(attrs={"translate": "no"}))
     # The logs' rows per page, carried across the change so it is not reset.
     limit = forms.TypedChoiceField(
         choices=[(size, str(size)) for size in LOG_PAGE_SIZES], coerce=int, required=False, widget=forms.HiddenInput

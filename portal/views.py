@@ -177,9 +177,9 @@ def _get_figures(balance, **context):
         "budget_state": _get_budget_state(balance),
         "usage_rows": [
             ("Today", balance.today),
-            ("This week", balance.week),
-            ("This month", balance.month),
-            ("All time", balance.total),
+            (_("This week"), balance.week),
+            (_("This month"), balance.month),
+            (_("All time"), balance.total),
         ],
         **context,
     }

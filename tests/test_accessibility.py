@@ -146,12 +146,7 @@ SIZES = {
     "phone": {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True},
     # Dark mode follows the system setting: its colours must pass axe-core too.
     "desktop-dark": {"viewport": {"width": 1280, "height": 800}, "color_scheme": "dark"},
-    # A Chinese browser (Accept-Language) gets every page in Chinese: checked as the others, and
-    # scanned for English left untranslated (tests/test_translated_pages.py reads what it saved).
-    "phone-zh-hans": {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True, "locale": "zh-CN"},
-    "desktop-zh-hant": {"viewport": {"width": 1280, "height": 800}, "locale": "zh-TW"},
 }
-CHINESE_SIZES = {"phone-zh-hans": "zh-Hans", "desktop-zh-hant": "zh-Hant"}
 # axe-core's impact levels that fail the test; "moderate" and "minor" findings are left to review.
 FAILING_IMPACTS = {"serious", "critical"}
 VNU_JAR = ROOT / ".venv" / "vnu" / "vnu.jar"
@@ -171,8 +166,6 @@ class Survey:
     html_dir: Path
     wide_tables: list
     faint_fields: list
-    # (where, the html lang it must carry, the HTML) of every page as a Chinese browser got it.
-    chinese_pages: list
 
 
 def _last_month_start():
@@ -470,11 +463,6 @@ def _walk(browser, live_server, simulator, visits, secret, names, survey):
                     if size == "desktop":
                         _save_html(survey, name, response.text())
                     _check(page, where, size, survey)
-                    if size in CHINESE_SIZES:
-                        # The steps name English buttons: a Chinese browser's walk checks each page as it loads.
-                        _save_html(survey, f"{name}-{size}", response.text())
-                        survey.chinese_pages.append((f"{where} ({size})", CHINESE_SIZES[size], page.content()))
-                        continue
                     for number_of_step, step in enumerate(visit.steps, start=1):
                         if isinstance(step, tuple):
                             _fill(page, *step)
@@ -507,7 +495,6 @@ def survey(browser, live_server, simulator, django_db_setup, django_db_blocker, 
 
     result = Survey(
         axe=[], sideways_scroll=[], statuses=[], html_dir=tmp_path_factory.mktemp("pages"), wide_tables=[], faint_fields=[],
-        chinese_pages=[],
     )
     # The walk's requests reach the database from the live server's thread, outside any test.
     with django_db_blocker.unblock():
@@ -552,15 +539,3 @@ def test_every_page_is_valid_html(survey):
     ]
     assert not errors, f"{len(errors)} Nu HTML checker errors in {len(checked)} pages:\n" + "\n".join(errors)
 
-
-def test_every_page_speaks_chinese_to_a_chinese_browser(survey):
-    """No English left on any page in either Chinese, and the page says which Chinese it is."""
-    from tests.untranslated import find_untranslated
-
-    assert survey.chinese_pages, "the walk saw no page in Chinese"
-    problems = []
-    for where, lang, html in survey.chinese_pages:
-        if f'<html lang="{lang}"' not in html:
-            problems.append(f"{where}: not <html lang=\"{lang}\">")
-        problems.extend(f"{where}: {text!r}" for text in find_untranslated(html))
-    assert not problems, f"{len(problems)} untranslated texts:\n" + "\n".join(problems)
