@@ -59,19 +59,26 @@ def days_left_at(remaining, burn_per_day):
     return days if days <= HORIZON_DAYS else None
 
 
-def get_burn_per_day(key, today=None):
-    """A key's average real spend per day over the last seven days."""
-    today = today or today_utc()
-    spent = DailyRollup.objects.filter(key=key, day__gte=_burn_start(today), day__lte=today).aggregate(
-        total=Coalesce(Sum("cost"), Value(ZERO), output_field=_MONEY)
-    )["total"]
-    return Decimal(spent) / BURN_DAYS
-
-
 def get_key_forecast(key, today=None):
     """The forecast of one key snapshot."""
     today = today or today_utc()
-    burn = get_burn_per_day(key, today)
+    spent = DailyRollup.objects.filter(key=key, day__gte=_burn_start(today), day__lte=today).aggregate(
+        total=burn_spend_sum(today)
+    )["total"]
+    return key_forecast_from(key, spent, today)
+
+
+def burn_spend_sum(today):
+    """The aggregate of the last seven days' real spend, for a query of a key's rollups over a longer period.
+
+    With it a page that sums the key's rollups anyway gets the pace in the same query (see key_forecast_from).
+    """
+    return Coalesce(Sum("cost", filter=Q(day__gte=_burn_start(today), day__lte=today)), Value(ZERO), output_field=_MONEY)
+
+
+def key_forecast_from(key, burn_spend, today):
+    """The forecast of one key snapshot from its last seven days' real spend (burn_spend_sum's figure)."""
+    burn = Decimal(burn_spend) / BURN_DAYS
     return Forecast(key.remaining, burn, days_left_at(key.remaining, burn), today)
 
 
@@ -118,7 +125,7 @@ def get_burning_keys(today):
     is; which of them are still active is a second look-up by key, as joining the snapshot in the
     same query led SQLite to walk every active key instead.
     """
-    spend = {pk: total for pk, total in _get_spend_by_key(today, key__isnull=False).items() if total > 0}
+    spend = get_spending_keys(today)
     if not spend:
         return {}
     active = set(KeySnapshot.objects.active().filter(pk__in=list(spend)).values_list("pk", flat=True))
@@ -141,6 +148,11 @@ def get_days_left_of(keys, today=None):
         else:
             days[key.pk] = None
     return days
+
+
+def get_spending_keys(today):
+    """{snapshot pk: real spend over the last seven days} of the keys that spent anything in them, deleted ones too."""
+    return {pk: total for pk, total in _get_spend_by_key(today, key__isnull=False).items() if total > 0}
 
 
 def get_running_out_candidates(burns):

@@ -88,8 +88,10 @@ def get_business_summary(show_margins, available, today=None):
     burn_days = figures.get_last_days(forecast.BURN_DAYS, today)
     days = figures.DaySums(min(month.previous().start, last_days.start, burn_days.start), today)
     daily = days.daily(last_days)
-    burns = forecast.get_burning_keys(today)
-    candidates = forecast.get_running_out_candidates(burns)
+    # The candidates are active keys, so those of them that spent are get_burning_keys(today), read in one query less.
+    spend = forecast.get_spending_keys(today)
+    candidates = forecast.get_running_out_candidates(spend)
+    burns = {key.pk: spend[key.pk] for key in candidates if key.pk in spend}
     running_out = forecast.get_keys_running_out(today, burns=burns, candidates=candidates)
     if available is None:
         account_forecast = None
@@ -122,7 +124,9 @@ def get_key_analytics(sub_key_id, show_margins, today=None, key=None):
         return {"key_snapshot": None}
     today = today or figures.today_utc()
     period = figures.get_last_days(KEY_CHART_DAYS, today)
-    totals = figures.get_totals(period, key)
+    # The seven days of the forecast's pace lie inside the period: one query sums both.
+    sums = figures.client_rollups(period, key).aggregate(**figures.SUMS, burn_spend=forecast.burn_spend_sum(today))
+    totals = figures.Totals.from_sums(sums)
 
     def get_figures():
         daily = figures.get_daily(period, key)
@@ -140,7 +144,7 @@ def get_key_analytics(sub_key_id, show_margins, today=None, key=None):
         "totals": totals,
         "version": f"{key.sub_key_id}:{period.start}:{totals.requests}:{totals.billed}:{show_margins}",
         "figures": SimpleLazyObject(get_figures),
-        "forecast": forecast.get_key_forecast(key, today),
+        "forecast": forecast.key_forecast_from(key, sums["burn_spend"], today),
     }
 
 

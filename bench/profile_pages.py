@@ -1,6 +1,6 @@
 """Profile the console pages and the portal home with pyinstrument, or time them against the ledger.
 
-    .venv/bin/python bench/profile_pages.py [--keys 50] [--runs 30] [--page keys|overview|...] [--timings]
+    .venv/bin/python bench/profile_pages.py [--keys 50] [--runs 30] [--page keys|overview|...] [--timings|--queries]
 
 Starts its own simulator (--keys load-test keys and one key with usage) and a throwaway
 test database, fills the mirror as bench/run does (manage.py sync), renders each page --runs
@@ -8,7 +8,8 @@ times through Django's test client with production settings, and prints pyinstru
 tree of all runs together. With --timings it prints each page's median CPU time instead
 (this process's own work: not the simulator's, nor waiting for it or for other processes on
 a busy machine), pages interleaved run by run, and its ratio to the ledger (the empty
-signed-in page bench/run compares every page with).
+signed-in page bench/run compares every page with). With --queries it prints the SQL each
+page runs once warm, to find the ones a page could do without.
 """
 
 import argparse
@@ -33,7 +34,7 @@ from django.conf import settings  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.test import Client  # noqa: E402
 from django.template import Template  # noqa: E402
-from django.test.utils import _TestState, setup_test_environment  # noqa: E402
+from django.test.utils import CaptureQueriesContext, _TestState, setup_test_environment  # noqa: E402
 from pyinstrument import Profiler  # noqa: E402
 
 from tests.helpers import start_simulator, stop_simulator  # noqa: E402
@@ -57,6 +58,7 @@ def main():
     parser.add_argument("--usage-rows", type=int, default=1000, help="requests of the heavy key (bench/run: 100000)")
     parser.add_argument("--page", choices=sorted(PAGES), action="append")
     parser.add_argument("--timings", action="store_true", help="print median CPU times instead of a profile")
+    parser.add_argument("--queries", action="store_true", help="print each page's SQL instead of a profile")
     options = parser.parse_args()
     account_key = "sk-ant-profile-" + secrets.token_urlsafe(16)
     state = Path(tempfile.mkdtemp()) / "profile.sqlite3"
@@ -92,6 +94,15 @@ def main():
         names = options.page or list(PAGES)
         for name in names:
             (portal if name == "portal" else console).get(pages[name])  # warm-up
+        if options.queries:
+            for name in ["ledger", *names]:
+                browser = portal if name == "portal" else console
+                with CaptureQueriesContext(connection) as queries:
+                    assert browser.get(pages[name]).status_code == 200
+                print(f"\n===== {pages[name]}: {len(queries)} queries =====")
+                for query in queries:
+                    print("  " + query["sql"][:240])
+            return
         if options.timings:
             samples = {name: [] for name in ["ledger", *names]}
             for _ in range(options.runs):

@@ -122,11 +122,14 @@ def request_first_sync_if_empty():
 
 
 def get_snapshot_or_404(sub_key_id):
-    """An active key of the snapshot, or Http404 (the URL converter already refused malformed ids)."""
-    request_first_sync_if_empty()
+    """An active key of the snapshot, or Http404 (the URL converter already refused malformed ids).
+
+    A key found means the snapshot is not empty: only a miss needs the first-sync check.
+    """
     try:
         return KeySnapshot.objects.active().get(sub_key_id=sub_key_id)
     except KeySnapshot.DoesNotExist:
+        request_first_sync_if_empty()
         raise Http404("No such key.") from None
 
 

@@ -13,7 +13,11 @@ SPENT_PLACES = Decimal("0.000001")
 
 def mirrored_cost_of(snapshot):
     """The real cost of every mirrored row of one key, from its rollups."""
-    total = DailyRollup.objects.filter(key=snapshot).aggregate(total=Sum("cost"))["total"]
+    return as_mirrored_cost(DailyRollup.objects.filter(key=snapshot).aggregate(total=Sum("cost"))["total"])
+
+
+def as_mirrored_cost(total):
+    """A sum of rollup costs (None for no rollups) at the snapshot's precision, for a caller that summed them itself."""
     return (total or Decimal(0)).quantize(SPENT_PLACES)
 
 

@@ -73,6 +73,9 @@ from mirror.reads import (
 KEYS_PER_PAGE = 25
 # The key page's budget block: htmx asks the page for it once the page is shown (see _render_live_budget).
 LIVE_BUDGET_TARGET = "key-budget"
+# The key page's edit dialog fetches the form only when it opens; there the form posts as a
+# plain form, so the saved key's page shows the changes (the key list's dialog posts in place).
+KEY_PAGE_EDIT_TARGET = "edit-dialog-body"
 HISTORY_ROWS = 20
 PORTAL_LOGIN_PATH = "/portal/login/"
 # A search this long that starts like a key is a pasted secret, not part of a label.
@@ -106,9 +109,9 @@ def _settle_unsettled_writes():
     return bool(settled)
 
 
-def _get_reconciliation(snapshot):
-    """Mirrored real cost against the spend derouter reports: "reconciled" or the difference."""
-    mirrored = reconcile.mirrored_cost_of(snapshot)
+def _get_reconciliation(snapshot, cost):
+    """Mirrored real cost (the sum of the key's rollup costs) against the spend derouter reports."""
+    mirrored = reconcile.as_mirrored_cost(cost)
     return {"mirrored": mirrored, "difference": reconcile.difference(snapshot, mirrored)}
 
 
@@ -163,7 +166,8 @@ def _get_create_form(data=None):
 def _render_edit_page(request, sub_key, form, status=200):
     """The edit form: its own page, or for htmx the fragment the key list's dialog shows."""
     context = {"key": sub_key, "form": form, "preview": _get_multiplier_preview(sub_key, sub_key.display_multiplier),
-               "conventions": upstream_conventions.current()}
+               "conventions": upstream_conventions.current(),
+               "posts_in_place": wants_fragment(request) and request.htmx.target != KEY_PAGE_EDIT_TARGET}
     return render_page_or_fragment(request, "dashboard/key_edit.html", "dashboard/_key_edit_form.html", context, status)
 
 
@@ -373,8 +377,10 @@ def key_detail(request, sub_key_id):
     sub_key = as_sub_key(snapshot)
     logs_query = KeyLogsQueryForm(request.GET).get_query()
     show_margins = can_see_margins(request.user)
-    # Counted from the daily rollups, so paging costs the same at any number of requests.
-    count = DailyRollup.objects.filter(key=snapshot).aggregate(requests=Sum("requests", default=0))["requests"]
+    # Counted from the daily rollups, so paging costs the same at any number of requests; their
+    # cost, summed in the same query, is what the reconciliation compares with derouter's spend.
+    sums = DailyRollup.objects.filter(key=snapshot).aggregate(requests=Sum("requests", default=0), cost=Sum("cost"))
+    count = sums["requests"]
     rows = UsageRecord.objects.filter(key=snapshot).order_by("-created_at", "-id")
     logs = CountedPaginator(rows, logs_query["limit"], count).get_page(logs_query["page"])
     context = {
@@ -406,10 +412,9 @@ def key_detail(request, sub_key_id):
             for event in AuditEvent.objects.filter(sub_key_id=sub_key.id)[:HISTORY_ROWS]
         ],
         figures=get_key_figures(sub_key, show_margins),
-        edit_form=_get_edit_form(sub_key),
         preview=_get_multiplier_preview(sub_key, sub_key.display_multiplier),
         key_analytics=get_key_analytics(sub_key.id, show_margins, key=snapshot),
-        reconciliation=_get_reconciliation(snapshot),
+        reconciliation=_get_reconciliation(snapshot, sums["cost"]),
         reclaim_supported=upstream_conventions.current().reclaim_supported,
     )
     return render(request, "dashboard/key_detail.html", context)
@@ -417,7 +422,7 @@ def key_detail(request, sub_key_id):
 
 @owner_required
 @require_http_methods(["GET", "HEAD", "POST"])
-@vary_on_headers("HX-Request")
+@vary_on_headers("HX-Request", "HX-Target")
 @upstream_write_deadline
 def key_edit(request, sub_key_id):
     """Edit label, rpm limit and display multiplier; sends only what changed."""
