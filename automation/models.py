@@ -24,7 +24,7 @@ CENT_HUNDREDTHS = Decimal("0.0001")
 SECRET_PURPOSE = "automation.webhook-secret"
 
 WEBHOOK_EVENTS = {
-    "key.created": "Key created",
+    "key.created": _("Key created"),
     "key.edited": _("Key edited"),
     "key.topped_up": _("Key topped up"),
     "key.reclaimed": _("Budget reclaimed from a key"),

@@ -94,7 +94,7 @@ class BrandingForm(ExpectedInputMixin, forms.ModelForm):
     portal_language = forms.ChoiceField(
         label=_("Portal language"),
         required=False,
-        choices=lambda: [("", "Each customer's browser language"), *settings.LANGUAGES],
+        choices=lambda: [("", _("Each customer's browser language")), *settings.LANGUAGES],
         help_text=_("What the portal speaks to a customer who has not chosen a language."),
     )
 
@@ -105,13 +105,13 @@ class BrandingForm(ExpectedInputMixin, forms.ModelForm):
             "portal_language", "legal_name", "postal_address", "tax_id",
         ]
         labels = {
-            "product_name": "Product name",
-            "accent_color": "Accent colour",
-            "support_contact": "Support contact",
-            "money_unit": "Money unit",
-            "legal_name": "Business name on receipts",
-            "postal_address": "Address on receipts",
-            "tax_id": "Tax id on receipts",
+            "product_name": _("Product name"),
+            "accent_color": _("Accent colour"),
+            "support_contact": _("Support contact"),
+            "money_unit": _("Money unit"),
+            "legal_name": _("Business name on receipts"),
+            "postal_address": _("Address on receipts"),
+            "tax_id": _("Tax id on receipts"),
         }
         help_texts = {
             "product_name": _("What your customers see as the portal's name, e.g. “Acme AI”. Empty: “Customer portal”."),
@@ -119,7 +119,7 @@ class BrandingForm(ExpectedInputMixin, forms.ModelForm):
             "support_contact": _("Where customers ask for help: an email address or an https:// link. Empty: not shown."),
             "legal_name": _("Your business's name on card payment receipts. Empty: the product name."),
             "postal_address": _("Printed on card payment receipts."),
-            "tax_id": "Your VAT or tax number, printed on card payment receipts.",
+            "tax_id": _("Your VAT or tax number, printed on card payment receipts."),
             "money_unit": _("How amounts read in the portal: a symbol before the number (“$”, “€”) or a word after it (“credits”)."),
         }
         widgets = {

@@ -110,7 +110,7 @@ def _multiplier_field(**kwargs):
         max_digits=10,
         decimal_places=MONEY_PLACES,
         error_messages=messages,
-        **{"help_text": "1 to 1,000. What the client sees is real money times this: 4 shows $10.00 as $40.00.", **kwargs},
+        **{"help_text": _("1 to 1,000. What the client sees is real money times this: 4 shows $10.00 as $40.00."), **kwargs},
     )
 
 
@@ -321,7 +321,7 @@ class UsageLogQueryForm(FallbackQueryForm):
     defaults = {"client": "", "model": "", "date_from": None, "date_to": None, "page": 1, "limit": LOG_PAGE_SIZES[0]}
 
     def set_model_choices(self, models):
-        self.fields["model"].widget = forms.Select(choices=[("", "Any model"), *((model, model) for model in models)])
+        self.fields["model"].widget = forms.Select(choices=[("", _("Any model")), *((model, model) for model in models)])
 
     def clean(self):
         cleaned = super().clean()

@@ -112,7 +112,7 @@ def _record_failure(event, error):
     """Settle the event from an upstream error; re-raise the errors the console's error page explains."""
     failure = outcome_of_write_error(error)
     # The event's note (what asked for the write) stays ahead of derouter's answer.
-    audit.finish(event, failure.outcome, message=" ".join(part for part in (event.message, failure.message) if part))
+    audit.finish(event, failure.outcome, message=" ".join(str(part) for part in (event.message, failure.message) if part))
     if failure.needs_error_page:
         raise error
     return failure
@@ -252,7 +252,7 @@ def edit_key(user, sub_key, changes):
 def _refused_unsent(user, sub_key, message, status=None, note=""):
     """A delete that was never sent: recorded as refused, with derouter's status when it told us why (404: gone)."""
     event = _start(user, AuditEvent.Action.DELETE, sub_key)
-    message = " ".join(part for part in (note, message) if part)
+    message = " ".join(str(part) for part in (note, message) if part)
     audit.finish(event, Outcome.REFUSED, message=message)
     return KeyWrite(event, failure=ErrorOutcome(Outcome.REFUSED, message, status=status, was_sent=False))
 

@@ -307,7 +307,7 @@ def run(run_record=None, requested_by="", catch_up=True, reopen=False):
     )
     status = ReconcileRun.Status.DIFFERENCES if report.differences else ReconcileRun.Status.RECONCILED
     _finish(record, status, keys_checked=report.keys_checked, keys_waiting=report.keys_waiting,
-            difference_count=len(report.differences), notes=" ".join(report.notes))
+            difference_count=len(report.differences), notes=" ".join(str(note) for note in report.notes))
     record.report = report
     return record
 

@@ -246,7 +246,7 @@ def _finish(row, outcome, message="", audit_note="", not_applied=None):
     row.outcome = outcome
     row.message = message
     row.save(update_fields=["outcome", "message"])
-    text = " ".join(part for part in (audit_note, message) if part)
+    text = " ".join(str(part) for part in (audit_note, message) if part)
     event = AuditEvent.objects.filter(form_token=row.token).first()
     if event is None:
         event = _record_event(row, outcome, text)

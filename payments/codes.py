@@ -106,7 +106,7 @@ def create_batch(user, count, amount, unit, expires_at=None, note="", kind=CodeB
 def describe_worth(batch):
     if batch.unit == CodeBatch.Unit.USD:
         return exact_usd(batch.amount)
-    return f"{batch.amount.normalize():f} in the customer's units"
+    return gettext_lazy("%(amount)s in the customer's units") % {"amount": f"{batch.amount.normalize():f}"}
 
 
 def revoke(user, batch, code=None):

@@ -131,7 +131,7 @@ def _check_intent(order, intent):
     if intent.get("status") != "succeeded":
         problems.append(f"status {intent.get('status')}")
     if problems:
-        raise EventMismatch(", ".join(problems))
+        raise EventMismatch(", ".join(str(problem) for problem in problems))
 
 
 def find_order_for(intent):
