@@ -13,6 +13,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 from django.views.decorators.vary import vary_on_headers
 from django.utils.translation import gettext as _
+from django.utils.translation import get_language
 from django.utils.translation import ngettext
 
 from accounts.roles import console_required
@@ -86,11 +87,12 @@ def _get_client_context(query, headline, show_margins):
 
 
 @lru_cache(maxsize=256)
-def _render_period_fields(period, start, end, today):
+def _render_period_fields(period, start, end, today, language):
     """The period picker's fields for a valid form of these values, as HTML (analytics/_period_fields.html).
 
     Django renders each widget from templates, a fifth of the page; the fields depend only on
-    the values submitted (and on today, for what is valid), so each is rendered once per process.
+    the values submitted, on today (for what is valid) and on the reader's language (their
+    labels), so each is rendered once per process and language.
     """
     form = PeriodForm({"period": period, "start": start, "end": end}, today=today)
     return render_to_string("analytics/_period_fields.html", {"form": form})
@@ -124,7 +126,7 @@ def analytics(request):
         return render(request, "analytics/analytics.html", {"form": form}, status=400)
     query = form.cleaned_data
     show_margins = can_see_margins(request.user)
-    period_fields = _render_period_fields(*(form.data.get(name) for name in ("period", "start", "end")), form.today)
+    period_fields = _render_period_fields(*(form.data.get(name) for name in ("period", "start", "end")), form.today, get_language())
     # One query for the period's and the previous period's days (headline, chart, own spend).
     days = figures.DaySums(query["range"].previous().start, query["range"].end)
     headline = days.headline(query["range"])

@@ -58,7 +58,7 @@ class Branding(models.Model):
 
     @property
     def display_name(self):
-        return self.product_name or DEFAULT_PRODUCT_NAME
+        return self.product_name or str(DEFAULT_PRODUCT_NAME)
 
     def file_name(self, what):
         """A download's name for customers, headed by the product's name when the reseller gave one: "acme-ai-usage-….csv"."""
