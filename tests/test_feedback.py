@@ -150,13 +150,13 @@ def test_the_create_form_says_what_is_wrong_in_our_words(owner_client, field, va
 
 
 def test_a_key_is_created_with_its_multiplier(owner_client):
-    data = {"label": "Marked up", "budget": "5", "rpm_limit": "", "display_multiplier": "1.5"}
+    data = {"label": "Marked up by feedback", "budget": "5", "rpm_limit": "", "display_multiplier": "1.5"}
     # The reference's reading, whatever an earlier probe of the shared simulator left stored.
     with upstream_conventions.assuming(upstream_conventions.REFERENCE):
         response = owner_client.post(reverse("console:key_create"), data)
     assert response.status_code == 200
     assert "×1.5" in response.content.decode()
-    created = next(key for key in derouter_client.list_sub_keys() if key.label == "Marked up")
+    created = next(key for key in derouter_client.list_sub_keys() if key.label == "Marked up by feedback")
     assert created.display_multiplier == Decimal("1.5")
     # The markup goes with the create itself; a second write follows only where derouter did not keep it.
     assert list(AuditEvent.objects.order_by("pk").values_list("action", flat=True))[0] == "create"
