@@ -44,13 +44,13 @@ def _check_logo_pixels(content, content_type):
         width, height = image.size
     except Image.DecompressionBombError:
         raise forms.ValidationError(_("The logo claims hundreds of millions of pixels; %(too_large)s") % {"too_large": too_large}) from None
-    except Exception:  # noqa: BLE001 - Pillow raises many kinds for a broken file; each means the same here
+    except (OSError, ValueError, SyntaxError):  # what Pillow raises for a file it cannot read (UnidentifiedImageError is an OSError)
         raise undecodable from None
     if width > MAX_LOGO_SIDE or height > MAX_LOGO_SIDE:
         raise forms.ValidationError(_("The logo is %(width)sx%(height)s pixels; %(too_large)s") % {"width": width, "height": height, "too_large": too_large})
     try:
         image.load()
-    except Exception:  # noqa: BLE001 - as above
+    except (OSError, ValueError, SyntaxError):
         raise undecodable from None
 
 
