@@ -183,6 +183,37 @@ def upstream_calls(simulator):
 
 
 @pytest.fixture
+def private_simulators(tmp_path, settings):
+    """start(balance="1000", wire=True, probe=False, **conventions) -> a private simulator (with faults) playing
+    those conventions; wired into the settings unless wire=False, then probed by check_upstream if probe=True."""
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    from derouter.simulator.conventions import Conventions
+    from tests.simulator_helpers import simulator_in_thread
+
+    opened = []
+
+    def start(balance="1000", wire=True, probe=False, **conventions):
+        folder = tmp_path / f"sim{len(opened)}"
+        folder.mkdir()
+        context = simulator_in_thread(folder, balance=balance, faults=True, conventions=Conventions(**conventions))
+        opened.append(context)
+        private = context.__enter__()
+        if wire:
+            settings.DEROUTER_API_BASE = private.base_url
+            settings.DEROUTER_ACCOUNT_KEY = private.account_key
+        if probe:
+            call_command("check_upstream", stdout=StringIO())
+        return private
+
+    yield start
+    for context in opened:
+        context.__exit__(None, None, None)
+
+
+@pytest.fixture
 def webhook_receiver(settings):
     """A receiver on loopback; only tests that use it allow webhooks to private targets."""
     from tests.webhook_receiver import start_receiver

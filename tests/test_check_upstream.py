@@ -3,36 +3,22 @@
 from decimal import Decimal
 from io import StringIO
 
+import functools
 import pytest
 import requests
 from django.core.management import CommandError, call_command
 
 from derouter import conventions
 from derouter.models import ProbeRun
-from derouter.simulator.conventions import Conventions as Played
-from tests.simulator_helpers import balance, list_keys, simulator_in_thread
+from tests.simulator_helpers import balance, list_keys
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def playing(tmp_path, settings):
+def playing(private_simulators):
     """playing(**played) -> a private simulator playing those conventions, wired into the settings."""
-    opened = []
-
-    def start(balance="100", **played):
-        folder = tmp_path / f"sim{len(opened)}"
-        folder.mkdir()
-        context = simulator_in_thread(folder, balance=balance, faults=True, conventions=Played(**played))
-        opened.append(context)
-        private = context.__enter__()
-        settings.DEROUTER_API_BASE = private.base_url
-        settings.DEROUTER_ACCOUNT_KEY = private.account_key
-        return private
-
-    yield start
-    for context in opened:
-        context.__exit__(None, None, None)
+    return functools.partial(private_simulators, balance="100")
 
 
 def probe():

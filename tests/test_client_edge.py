@@ -10,10 +10,8 @@ import pytest
 import requests
 
 from derouter import client, conventions
-from derouter.simulator.conventions import Conventions as Played
 from mirror import snapshot as mirror_snapshot
 from mirror.models import KeySnapshot
-from tests.simulator_helpers import simulator_in_thread
 
 
 def faults_left(simulator):
@@ -97,23 +95,9 @@ def test_a_cloudflare_403_on_a_write_was_not_applied_and_says_unreachable(simula
 
 
 @pytest.fixture
-def answering(tmp_path, settings):
+def answering(private_simulators):
     """answering(**played) -> a private simulator playing those conventions, wired into the settings."""
-    opened = []
-
-    def start(**played):
-        folder = tmp_path / f"sim{len(opened)}"
-        folder.mkdir()
-        context = simulator_in_thread(folder, balance="1000", faults=True, conventions=Played(**played))
-        opened.append(context)
-        private = context.__enter__()
-        settings.DEROUTER_API_BASE = private.base_url
-        settings.DEROUTER_ACCOUNT_KEY = private.account_key
-        return private
-
-    yield start
-    for context in opened:
-        context.__exit__(None, None, None)
+    return private_simulators
 
 
 @pytest.mark.parametrize("write_answers", ["created", "empty"])

@@ -4,42 +4,24 @@ The product deals in real dollars; where derouter counts in the customer's units
 with the key's multiplier, so a top-up debits what the ledger says and the customer sees it marked up.
 """
 
+import functools
 import uuid
 from decimal import Decimal
-from io import StringIO
 
 import pytest
-from django.core.management import call_command
 from django.urls import reverse
 
 from dashboard import topups
 from ledger.models import AuditEvent, Outcome
 from derouter import client, conventions
-from derouter.simulator.conventions import Conventions as Played
-from tests.simulator_helpers import simulator_in_thread
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-def probed(tmp_path, settings):
+def probed(private_simulators):
     """probed(**played) -> a private simulator playing those conventions, wired in and probed by check_upstream."""
-    opened = []
-
-    def start(**played):
-        folder = tmp_path / f"sim{len(opened)}"
-        folder.mkdir()
-        context = simulator_in_thread(folder, balance="1000", faults=True, conventions=Played(**played))
-        opened.append(context)
-        private = context.__enter__()
-        settings.DEROUTER_API_BASE = private.base_url
-        settings.DEROUTER_ACCOUNT_KEY = private.account_key
-        call_command("check_upstream", stdout=StringIO())
-        return private
-
-    yield start
-    for context in opened:
-        context.__exit__(None, None, None)
+    return functools.partial(private_simulators, probe=True)
 
 
 def live(sub_key_id):

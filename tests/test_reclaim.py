@@ -4,41 +4,24 @@ Against a private simulator in each convention that supports it (amounts in real
 the customer's units), found by check_upstream; refused plainly where the probe did not find it.
 """
 
+import functools
 import uuid
 from decimal import Decimal
-from io import StringIO
 
 import pytest
-from django.core.management import call_command
 from django.urls import reverse
 
 from dashboard import reconcile, topups
 from derouter import client, conventions
-from derouter.simulator.conventions import Conventions as Played
 from ledger.models import AuditEvent, Outcome, TopUp
-from tests.simulator_helpers import simulator_in_thread
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-def probed(tmp_path, settings):
-    opened = []
-
-    def start(**played):
-        folder = tmp_path / f"sim{len(opened)}"
-        folder.mkdir()
-        context = simulator_in_thread(folder, balance="1000", faults=True, conventions=Played(**played))
-        opened.append(context)
-        private = context.__enter__()
-        settings.DEROUTER_API_BASE = private.base_url
-        settings.DEROUTER_ACCOUNT_KEY = private.account_key
-        call_command("check_upstream", stdout=StringIO())
-        return private
-
-    yield start
-    for context in opened:
-        context.__exit__(None, None, None)
+def probed(private_simulators):
+    """probed(**played) -> a private simulator playing those conventions, wired in and probed by check_upstream."""
+    return functools.partial(private_simulators, probe=True)
 
 
 def reclaim_url(sub_key_id):

@@ -1,5 +1,6 @@
 """The simulator plays each reading of derouter that the reference leaves open (runsim options)."""
 
+import functools
 import subprocess
 import sys
 from decimal import Decimal
@@ -7,26 +8,14 @@ from decimal import Decimal
 import pytest
 import requests
 
-from derouter.simulator.conventions import Conventions
 from tests.helpers import ROOT
-from tests.simulator_helpers import balance, call, decode, listed, simulator_in_thread
+from tests.simulator_helpers import balance, call, decode, listed
 
 
 @pytest.fixture
-def playing(tmp_path):
+def playing(private_simulators):
     """playing(**conventions) -> a private simulator (with faults) answering under those conventions."""
-    opened = []
-
-    def start(**conventions):
-        folder = tmp_path / f"sim{len(opened)}"
-        folder.mkdir()
-        context = simulator_in_thread(folder, balance="1000", faults=True, conventions=Conventions(**conventions))
-        opened.append(context)
-        return context.__enter__()
-
-    yield start
-    for context in opened:
-        context.__exit__(None, None, None)
+    return functools.partial(private_simulators, wire=False)
 
 
 def create(sim, **fields):

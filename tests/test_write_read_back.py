@@ -5,46 +5,27 @@ knows the convention (check_upstream stored it) its forms offer only what derout
 where it does not (not probed yet, or derouter changed), the read-back catches the difference.
 """
 
+import functools
 import json
 import uuid
 from decimal import Decimal
-from io import StringIO
 
 import pytest
-from django.core.management import call_command
 from django.urls import reverse
 
 from automation import webhooks
 from automation.models import WebhookDelivery
 from dashboard import keywrites
 from derouter import client, conventions
-from derouter.simulator.conventions import Conventions as Played
 from ledger.models import AuditEvent, Outcome
-from tests.simulator_helpers import simulator_in_thread
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-def played(tmp_path, settings):
+def played(private_simulators):
     """played(probe=True, **conventions) -> a private simulator playing them, wired in (and probed by check_upstream)."""
-    opened = []
-
-    def start(probe=True, **played_conventions):
-        folder = tmp_path / f"sim{len(opened)}"
-        folder.mkdir()
-        context = simulator_in_thread(folder, balance="1000", faults=True, conventions=Played(**played_conventions))
-        opened.append(context)
-        private = context.__enter__()
-        settings.DEROUTER_API_BASE = private.base_url
-        settings.DEROUTER_ACCOUNT_KEY = private.account_key
-        if probe:
-            call_command("check_upstream", stdout=StringIO())
-        return private
-
-    yield start
-    for context in opened:
-        context.__exit__(None, None, None)
+    return functools.partial(private_simulators, probe=True)
 
 
 def listed(sub_key_id):
