@@ -5,10 +5,12 @@ from decimal import Decimal
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
+from django.utils.translation import gettext_noop
 
 from automation import notify, webhooks
 from automation.models import Alert, AlertRule, DeliveryStatus, RuleState
 from lib.money import usd
+from lib.stored_text import note, read_in_english
 from lib.queue import enqueue_or_warn
 
 Kind = AlertRule.Kind
@@ -25,7 +27,7 @@ def measure(rule, snapshot, balance, daily_burn):
     """(value, holds, message) for the rule now; None when it cannot be measured (no such key)."""
     if rule.kind == Kind.ACCOUNT_AVAILABLE_UNDER:
         value = balance.available
-        return value, value < rule.threshold, f"The account's available balance is {usd(value)}, under {usd(rule.threshold)}."
+        return value, value < rule.threshold, note(gettext_noop("The account's available balance is %(value)s, under %(threshold)s."), value=usd(value), threshold=usd(rule.threshold))
     if rule.kind == Kind.ACCOUNT_RUNS_OUT_WITHIN:
         if daily_burn <= 0:
             return None, False, ""
@@ -33,7 +35,8 @@ def measure(rule, snapshot, balance, daily_burn):
         return (
             days,
             days < rule.threshold,
-            f"At {usd(daily_burn)} a day (last 7 days), the balance of {usd(balance.balance)} lasts about {days} days.",
+            note(gettext_noop("At %(burn)s a day (last 7 days), the balance of %(balance)s lasts about %(days)s days."),
+                 burn=usd(daily_burn), balance=usd(balance.balance), days=days),
         )
     if snapshot is None or snapshot.is_deleted:
         return None
@@ -43,13 +46,14 @@ def measure(rule, snapshot, balance, daily_burn):
         return (
             percent,
             percent < rule.threshold,
-            f"{name} has {usd(snapshot.remaining)} left, {percent}% of its {usd(snapshot.budget)} budget.",
+            note(gettext_noop("%(name)s has %(remaining)s left, %(percent)s%% of its %(budget)s budget."),
+                 name=name, remaining=usd(snapshot.remaining), percent=percent, budget=usd(snapshot.budget)),
         )
     if rule.kind == Kind.KEY_REMAINING_UNDER:
         value = snapshot.remaining
-        return value, value < rule.threshold, f"{name} has {usd(value)} left, under {usd(rule.threshold)}."
+        return value, value < rule.threshold, note(gettext_noop("%(name)s has %(value)s left, under %(threshold)s."), name=name, value=usd(value), threshold=usd(rule.threshold))
     value = snapshot.remaining
-    return value, value <= 0, f"{name} has spent its whole budget of {usd(snapshot.budget)}."
+    return value, value <= 0, note(gettext_noop("%(name)s has spent its whole budget of %(budget)s."), name=name, budget=usd(snapshot.budget))
 
 
 def _fire(rule, value, message, snapshot):
@@ -81,7 +85,8 @@ def _fire(rule, value, message, snapshot):
             "crossing": rule.crossings,
             "threshold": rule.threshold,
             "value": value,
-            "message": message,
+            # Programs read the payload: its message is in English, as before.
+            "message": read_in_english(message),
             "sub_key_id": rule.sub_key_id,
             "label": alert.key_label,
         }

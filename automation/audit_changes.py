@@ -7,6 +7,8 @@ was set with (never a webhook's secret), against the key it is about when it is 
 from datetime import datetime
 from decimal import Decimal
 
+from django.utils import translation
+
 from automation.models import AlertRule, Allowance, AutoTopUpRule, KeyExpiry, WebhookEndpoint
 from ledger import audit
 from ledger.models import AuditEvent, Outcome
@@ -46,7 +48,9 @@ def _shown(value):
 
 def _value_of(instance, field):
     if instance._meta.get_field(field).choices:
-        return getattr(instance, f"get_{field}_display")()
+        # Recorded in English whoever's page made the change: the trail shows it in each reader's language.
+        with translation.override("en"):
+            return str(getattr(instance, f"get_{field}_display")())
     return _shown(getattr(instance, field))
 
 

@@ -7,6 +7,7 @@ one rule is recorded on it and does not stop the others.
 """
 
 from django.utils import timezone
+from django.utils.translation import gettext_noop
 
 from automation import alerts, budget_requests, expiry, funding, notify, rotation, webhooks
 from automation.models import Alert, AlertRule, Allowance, AutoTopUpRule
@@ -14,6 +15,7 @@ from automation.upstream import get_daily_burn
 from derouter import client
 from derouter.client import DerouterError
 from ledger.models import UNSETTLED_OUTCOMES, TopUp
+from lib.stored_text import lines, note
 from mirror import snapshot as mirror_snapshot
 from mirror import sync as mirror_sync
 from mirror.models import KeySnapshot
@@ -48,14 +50,14 @@ def evaluate_all(now=None, renew=None):
         if sub_key.id in unsettled:
             still = funding.settle_earlier_topups(sub_key.id)
             if still:
-                done.append(f"key {sub_key.label or sub_key.key_id}: {still}")
+                done.append(note(gettext_noop("key %(key)s: %(what)s"), key=sub_key.label or sub_key.key_id, what=still))
 
     if budget_requests.settle_open():
-        done.append("budget requests: approvals moved on from their settled top-ups")
+        done.append(note(gettext_noop("budget requests: approvals moved on from their settled top-ups")))
     try:
         done += rotation.settle_open()
     except DerouterError as error:
-        failed.append(f"rotations: {error.message}")
+        failed.append(note(gettext_noop("rotations: %(error)s"), error=error.message))
 
     def attempt(what, function, *args):
         if renew:
@@ -63,20 +65,20 @@ def evaluate_all(now=None, renew=None):
         try:
             outcome = function(*args)
         except DerouterError as error:
-            failed.append(f"{what}: {error.message}")
+            failed.append(note(gettext_noop("%(what)s: %(error)s"), what=what, error=error.message))
             return
         if outcome:
-            done.append(f"{what}: {outcome.message if isinstance(outcome, Alert) else outcome}")
+            done.append(note(gettext_noop("%(what)s: %(outcome)s"), what=what, outcome=outcome.message if isinstance(outcome, Alert) else outcome))
 
     for rule in AlertRule.objects.filter(enabled=True):
-        attempt(f"alert {rule.name}", alerts.evaluate_alert, rule, snapshots.get(rule.sub_key_id), balance, daily_burn)
+        attempt(note(gettext_noop("alert %(name)s"), name=rule.name), alerts.evaluate_alert, rule, snapshots.get(rule.sub_key_id), balance, daily_burn)
     for rule in AutoTopUpRule.objects.filter(enabled=True):
         # Armed or re-armed from derouter's figures of this pass, not from a snapshot another consumer may be refreshing.
-        attempt(f"auto top-up {rule.name}", _auto_topup, rule, live_by_id.get(rule.sub_key_id), now)
+        attempt(note(gettext_noop("auto top-up %(name)s"), name=rule.name), _auto_topup, rule, live_by_id.get(rule.sub_key_id), now)
     for allowance in Allowance.objects.filter(enabled=True):
-        attempt(f"allowance {allowance.key_label}", funding.evaluate_allowance, allowance, now)
+        attempt(note(gettext_noop("allowance %(name)s"), name=allowance.key_label), funding.evaluate_allowance, allowance, now)
     for due in expiry.due_expiries(now):
-        attempt(f"expiry {due.key_label or due.key_id_short}", expiry.evaluate_expiry, due, now)
+        attempt(note(gettext_noop("expiry %(name)s"), name=due.key_label or due.key_id_short), expiry.evaluate_expiry, due, now)
     return done, failed
 
 
@@ -93,7 +95,7 @@ def evaluate(renew=None):
     """
     with tracked("automation.evaluate") as run:
         done, failed = evaluate_all(renew=renew)
-        run.detail = "\n".join(done + [f"FAILED {line}" for line in failed])[:5000] or "Nothing to do."
+        run.detail = lines(*done, *(note(gettext_noop("FAILED %(what)s"), what=line) for line in failed)) or note(gettext_noop("Nothing to do."))
     delivery_ids, alert_ids = overdue_work()
     for delivery_id in delivery_ids:
         webhooks.deliver_webhook(delivery_id)

@@ -12,7 +12,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils import translation
 from django.utils.translation import gettext
-from django.utils.translation import gettext_lazy as _
+from django.utils.translation import gettext_noop
 
 from branding.language import language_for_key
 from automation import actors, notify, webhooks
@@ -20,6 +20,7 @@ from automation.models import KeyExpiry
 from dashboard import keywrites
 from dashboard.upstream import get_sub_key_now
 from lib.money import usd
+from lib import stored_text
 from lib.queue import enqueue_or_warn
 from mirror import snapshot as mirror_snapshot
 from mirror.key_store import secret_digest
@@ -75,7 +76,7 @@ def _expire_held(expiry, now):
     sub_key = get_sub_key_now(expiry.sub_key_id)
     if sub_key is None:
         mirror_snapshot.record_deleted_key(expiry.sub_key_id)
-        _finish(expiry, KeyExpiry.Status.EXPIRED, now, message=_("The key was already gone at derouter."))
+        _finish(expiry, KeyExpiry.Status.EXPIRED, now, message=stored_text.note(gettext_noop("The key was already gone at derouter.")))
         return "Already gone."
     if sub_key.secret and not expiry.secret_sha256:
         expiry.secret_sha256 = secret_digest(sub_key.secret.reveal())
@@ -84,22 +85,23 @@ def _expire_held(expiry, now):
     write = keywrites.delete_key(actors.WorkerActor(actors.KEY_EXPIRY), sub_key, note=note)
     if write.is_ok:
         _finish(expiry, KeyExpiry.Status.EXPIRED, now, returned=write.returned,
-                message=f"{usd(write.returned)} went back to the available balance.")
+                message=stored_text.note(gettext_noop("%(amount)s went back to the available balance."), amount=usd(write.returned)))
         return f"Deleted; {usd(write.returned)} returned."
     failure = write.failure
     if failure.is_gone:
-        _finish(expiry, KeyExpiry.Status.EXPIRED, now, message=_("The key was already gone at derouter."))
+        _finish(expiry, KeyExpiry.Status.EXPIRED, now, message=stored_text.note(gettext_noop("The key was already gone at derouter.")))
         return "Already gone."
     if not failure.was_sent:
         # Nothing was sent: the next pass tries again.
         _finish(expiry, KeyExpiry.Status.SCHEDULED, now, message=failure.message)
         return failure.message
     if failure.is_refused:
-        _finish(expiry, KeyExpiry.Status.SCHEDULED, now, message=f"derouter refused the delete: {failure.message}")
+        _finish(expiry, KeyExpiry.Status.SCHEDULED, now, message=stored_text.note(gettext_noop("derouter refused the delete: %(message)s"), message=failure.message))
     else:
         _finish(
             expiry, KeyExpiry.Status.UNKNOWN, now,
-            message=f"The delete's outcome is unknown ({failure.message}); the next pass checks derouter's list first.",
+            message=stored_text.note(gettext_noop("The delete's outcome is unknown (%(message)s); the next pass checks derouter's list first."),
+                                    message=failure.message),
         )
     return failure.message
 

@@ -17,7 +17,7 @@ from django.conf import settings
 from django.db.models import F, Sum
 from django.db.models.functions import Greatest
 from django.utils import timezone
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_noop
 
 from automation import actors
 from automation.models import Allowance, AutoTopUpRule, RuleState
@@ -27,6 +27,7 @@ from dashboard.upstream import get_sub_key_now
 from derouter import client
 from ledger.models import UNSETTLED_OUTCOMES, Outcome, TopUp
 from lib.money import usd
+from lib import stored_text
 
 TAKEN_OUTCOMES = (Outcome.OK, Outcome.PENDING, Outcome.UNKNOWN)
 
@@ -42,9 +43,10 @@ def settle_earlier_topups(sub_key_id):
     row = TopUp.objects.filter(sub_key_id=sub_key_id, outcome__in=UNSETTLED_OUTCOMES).order_by("created_at", "id").first()
     if row is None:
         return ""
-    return (
-        f"The top-up of {usd(row.amount)} on {row.created_at:%Y-%m-%d %H:%M} UTC is not settled yet "
-        "(derouter's budget does not tell yet whether it was applied); no more money moves for this key until it is."
+    return stored_text.note(
+        gettext_noop("The top-up of %(amount)s on %(when)s UTC is not settled yet (derouter's budget does not tell yet "
+                     "whether it was applied); no more money moves for this key until it is."),
+        amount=usd(row.amount), when=f"{row.created_at:%Y-%m-%d %H:%M}",
     )
 
 
@@ -52,7 +54,7 @@ def _get_settled_key(sub_key_id):
     """(the key as derouter has it now, None) once its earlier top-ups are settled, else (None, why)."""
     sub_key = get_sub_key_now(sub_key_id)
     if sub_key is None:
-        return None, gettext_lazy("The key no longer exists at derouter.")
+        return None, stored_text.note(gettext_noop("The key no longer exists at derouter."))
     blocked = settle_earlier_topups(sub_key.id)
     if blocked:
         return None, blocked
@@ -64,7 +66,8 @@ def _move_money(actor_name, sub_key, amount, token, note, check=None):
     balance = client.get_balance()
     attempt = topups.top_up(actors.WorkerActor(actor_name), sub_key, amount, note, token, balance.available, check=check)
     row = attempt.topup
-    return f"Top-up of {usd(row.amount)}: {row.get_outcome_display().lower()}. {row.message}".strip()
+    return stored_text.note(gettext_noop("Top-up of %(amount)s: %(outcome)s. %(message)s"), amount=usd(row.amount),
+                            outcome=stored_text.note_of_label(row.get_outcome_display()), message=row.message)
 
 
 def attempt_token(kind, owner_id, occasion, attempt):
@@ -82,10 +85,12 @@ def _retry_wait(row, attempt):
     """Why the next attempt after ``row`` (settled "not applied") must not go yet, or "" when it may (by the clock now)."""
     now = timezone.now()
     if attempt >= settings.AUTOMATION_RETRY_ATTEMPTS:
-        return f"Gave up after {attempt} top-ups that were not applied; the last: {row.message}"
+        return stored_text.note(gettext_noop("Gave up after %(count)s top-ups that were not applied; the last: %(message)s"),
+                                count=attempt, message=row.message)
     retry_at = (row.sent_at or row.created_at) + datetime.timedelta(seconds=retry_delay(attempt))
     if now < retry_at:
-        return f"The top-up was not applied ({row.message}); trying again after {retry_at:%Y-%m-%d %H:%M:%S} UTC."
+        return stored_text.note(gettext_noop("The top-up was not applied (%(message)s); trying again after %(when)s UTC."),
+                                message=row.message, when=f"{retry_at:%Y-%m-%d %H:%M:%S}")
     return ""
 
 
@@ -109,14 +114,14 @@ def _get_allowed_amount(rule, now):
     """How much this crossing may add under the rule's limits, with why when it is nothing."""
     taken = TopUp.objects.filter(token__in=_tokens_of(rule), outcome__in=TAKEN_OUTCOMES)
     if rule.max_times is not None and taken.count() >= rule.max_times:
-        return Decimal(0), f"Reached its limit of {rule.max_times} top-ups."
+        return Decimal(0), stored_text.note(gettext_noop("Reached its limit of %(count)s top-ups."), count=rule.max_times)
     amount = rule.amount
     if rule.monthly_cap is not None:
         month_start = now.astimezone(datetime.UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
         this_month = taken.filter(created_at__gte=month_start).aggregate(total=Sum("amount"))["total"] or Decimal(0)
         amount = min(amount, rule.monthly_cap - this_month)
         if amount <= 0:
-            return Decimal(0), f"Reached its monthly cap of {usd(rule.monthly_cap)}."
+            return Decimal(0), stored_text.note(gettext_noop("Reached its monthly cap of %(cap)s."), cap=usd(rule.monthly_cap))
     return amount, ""
 
 
@@ -155,7 +160,7 @@ def evaluate_auto_topup(rule, figures, now=None):
     """
     now = now or timezone.now()
     if figures is None or getattr(figures, "is_deleted", False):
-        return gettext_lazy("The key is not in derouter's list.")
+        return stored_text.note(gettext_noop("The key is not in derouter's list."))
     if figures.remaining >= rule.threshold:
         if rule.state == RuleState.FIRED:
             AutoTopUpRule.objects.filter(pk=rule.pk, state=RuleState.FIRED).update(state=RuleState.ARMED)
@@ -241,7 +246,7 @@ def evaluate_allowance(allowance, now=None):
         return why_not
     amount = allowance.target - sub_key.remaining
     if amount <= 0:
-        return _mark_refilled(allowance, period, f"Already at or above {usd(allowance.target)} for {period}.")
+        return _mark_refilled(allowance, period, stored_text.note(gettext_noop("Already at or above %(target)s for %(period)s."), target=usd(allowance.target), period=period))
     earlier = [attempt_token("allowance", allowance.pk, period, earlier) for earlier in range(attempt)]
     note = f"Allowance {period}: refill to {usd(allowance.target)}"[:200]
     message = _move_money(actors.ALLOWANCE, sub_key, amount, token, note, check=lambda current: _landed_already(earlier))

@@ -8,6 +8,8 @@ from django.conf import settings
 from django.core.mail import send_mail
 from django.db.models import F, Q
 from django.utils import timezone
+from lib.stored_text import note, read_in_english
+from django.utils.translation import gettext_noop
 from huey.contrib.djhuey import db_task
 
 from automation.models import Alert, DeliveryStatus
@@ -37,7 +39,8 @@ def send_alert_email(alert_id):
     """The worker's task: send an alert's email, and schedule the next attempt if it failed."""
     with tracked("automation.send_alert_email") as run:
         delay = attempt_alert_email(alert_id)
-        run.detail = f"alert {alert_id}" + (f": retry in {delay} s" if delay else "")
+        run.detail = (note(gettext_noop("alert %(id)s: retry in %(seconds)s s"), id=alert_id, seconds=delay) if delay
+                      else note(gettext_noop("alert %(id)s"), id=alert_id))
     if delay:
         send_alert_email.schedule((alert_id,), delay=delay)
 
@@ -57,7 +60,8 @@ def attempt_alert_email(alert_id):
     alert = Alert.objects.get(pk=alert_id)
     recipients = [address.strip() for address in alert.email_to.split(",") if address.strip()]
     subject = f"[derouter] {alert.rule_name}"
-    body = f"{alert.message}\n\nFired {alert.fired_at:%Y-%m-%d %H:%M} UTC (crossing {alert.crossing}).\n"
+    # The console's alert email is in English, as its subject and the rest of its body.
+    body = f"{read_in_english(alert.message)}\n\nFired {alert.fired_at:%Y-%m-%d %H:%M} UTC (crossing {alert.crossing}).\n"
     try:
         send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, recipients)
     except (smtplib.SMTPException, OSError) as error:

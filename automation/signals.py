@@ -6,6 +6,7 @@ from django.dispatch import receiver
 from accounts.portal_sessions import portal_key_refused
 from automation import expiry, webhooks
 from ledger.models import AuditEvent, Outcome
+from lib.stored_text import read_in_english
 
 EVENT_OF_ACTION = {
     AuditEvent.Action.CREATE: "key.created",
@@ -25,7 +26,8 @@ def event_data(event):
         "action": event.action,
         "outcome": event.outcome,
         "changes": event.changes,
-        "message": event.message,
+        # Programs read the payload: a message stored as a note goes out in English.
+        "message": read_in_english(event.message),
         "not_applied": event.not_applied,
         "audit_event_id": event.pk,
     }

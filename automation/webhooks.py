@@ -24,7 +24,8 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
-from django.utils.translation import gettext_lazy as _
+from lib.stored_text import note
+from django.utils.translation import gettext_noop
 from huey.contrib.djhuey import db_task
 
 from automation import outbound
@@ -145,7 +146,8 @@ def deliver_webhook(delivery_id):
     """The worker's task: send one webhook delivery; on failure schedule the next attempt with exponential backoff."""
     with tracked("automation.deliver_webhook") as run:
         delay = attempt_delivery(delivery_id)
-        run.detail = f"delivery {delivery_id}" + (f": retry in {delay} s" if delay else "")
+        run.detail = (note(gettext_noop("delivery %(id)s: retry in %(seconds)s s"), id=delivery_id, seconds=delay) if delay
+                      else note(gettext_noop("delivery %(id)s"), id=delivery_id))
     if delay:
         deliver_webhook.schedule((delivery_id,), delay=delay)
 
@@ -159,7 +161,7 @@ def attempt_delivery(delivery_id):
     body = delivery.body.encode()
     secret = endpoint.get_secret()
     if secret is None:
-        _settle(delivery, DeliveryStatus.FAILED, error=_("The endpoint's secret cannot be read (SECRET_KEY changed): register it again."))
+        _settle(delivery, DeliveryStatus.FAILED, error=note(gettext_noop("The endpoint's secret cannot be read (SECRET_KEY changed): register it again.")))
         return None
     headers = {
         "Content-Type": "application/json",
@@ -172,10 +174,10 @@ def attempt_delivery(delivery_id):
         result = outbound.post(endpoint.url, body, headers, settings.WEBHOOK_TIMEOUT)
     except outbound.TargetRefused as refusal:
         # Retrying cannot make a refused address acceptable.
-        _settle(delivery, DeliveryStatus.FAILED, error=f"Refused: {refusal}")
+        _settle(delivery, DeliveryStatus.FAILED, error=note(gettext_noop("Refused: %(reason)s"), reason=refusal))
         return None
     except (OSError, http.client.HTTPException) as error:
-        return _fail(delivery, error=f"Could not deliver: {error.__class__.__name__}: {error}"[:500])
+        return _fail(delivery, error=note(gettext_noop("Could not deliver: %(error)s"), error=f"{error.__class__.__name__}: {error}"))
     if 200 <= result.status < 300:
         _settle(delivery, DeliveryStatus.DELIVERED, response_code=result.status)
         return None

@@ -2,9 +2,11 @@
 
 from huey import crontab
 from huey.contrib.djhuey import db_periodic_task
+from django.utils.translation import gettext_noop
 
 from dashboard import keywrites, reconcile
 from derouter.client import DerouterError
+from lib.stored_text import note
 from work.runs import tracked
 
 
@@ -21,7 +23,8 @@ def settle_unsettled_writes():
         return
     with tracked("dashboard.settle_unsettled_writes") as run:
         settled = keywrites.resolve_unsettled_writes(late_writes=True)
-        run.detail = f"{len(settled)} settled" if settled else "Nothing could be settled yet."
+        run.detail = (note(gettext_noop("%(count)s settled"), count=len(settled)) if settled
+                      else note(gettext_noop("Nothing could be settled yet.")))
 
 
 @db_periodic_task(crontab(minute="17"))

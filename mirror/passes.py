@@ -24,9 +24,11 @@ from datetime import datetime
 from django.conf import settings
 from django.db import connection, connections
 from django.utils import timezone
+from django.utils.translation import gettext_noop
 from huey.contrib.djhuey import db_task
 
 from derouter import client
+from lib.stored_text import lines, note, read_in_english
 from mirror import snapshot, sync
 from mirror.models import KeySnapshot, SyncPass, SyncState
 from work import leases
@@ -133,16 +135,19 @@ class PassResult:
         return (self.finished_at - self.started_at).total_seconds() if self.finished_at else None
 
     def describe(self):
-        text = f"{self.synced} of {self.scopes} scopes synced in {self.seconds:.1f} s, {self.inserted} new rows"
-        if self.lag_seconds is not None:
-            text += f", longest lag {self.lag_seconds:.1f} s"
-        if self.busy:
-            text += f", {len(self.busy)} left to another process"
-        if self.failed:
-            text += f", {len(self.failed)} failed"
-        if self.rate_limited:
-            text += f", {self.rate_limited} answers of 429"
-        return text
+        """In English, for the command line and the logs."""
+        return read_in_english(self.as_note())
+
+    def as_note(self):
+        """What a TaskRun stores, read in each reader's language."""
+        return lines(
+            note(gettext_noop("%(synced)s of %(scopes)s scopes synced in %(seconds)s s, %(rows)s new rows"),
+                 synced=self.synced, scopes=self.scopes, seconds=f"{self.seconds:.1f}", rows=self.inserted),
+            self.lag_seconds is not None and note(gettext_noop("longest lag %(seconds)s s"), seconds=f"{self.lag_seconds:.1f}"),
+            self.busy and note(gettext_noop("%(count)s left to another process"), count=len(self.busy)),
+            self.failed and note(gettext_noop("%(count)s failed"), count=len(self.failed)),
+            self.rate_limited and note(gettext_noop("%(count)s answers of 429"), count=self.rate_limited),
+        )
 
 
 def _record(result, scope, synced=None, error=None, busy=False):
@@ -348,8 +353,8 @@ def sync_usage_pass():
     record(result)
     if result.failed:
         failures = "; ".join(f"{scope}: {error}" for scope, error in sorted(result.failed.items())[:20])
-        recorded.detail = result.describe()
-        recorded.failed(f"{result.describe()}. {failures}")
+        recorded.detail = result.as_note()
+        recorded.failed(lines(result.as_note(), failures))
     else:
-        recorded.ok(result.describe())
+        recorded.ok(result.as_note())
     return result

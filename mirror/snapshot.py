@@ -8,10 +8,12 @@ from dataclasses import dataclass
 
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext_noop
 from huey.contrib.djhuey import db_task
 
 from derouter import client
 from lib.queue import enqueue_or_warn
+from lib.stored_text import lines, note, read_in_english
 from mirror import key_store
 from mirror.models import KeySnapshot
 from work import leases
@@ -39,10 +41,16 @@ class SnapshotResult:
     skipped: int = 0  # keys of an unexpected shape in derouter's list, left as they were
 
     def describe(self):
-        described = f"{self.active} keys, {self.changed} new or changed, {self.deleted} gone upstream"
-        if self.skipped:
-            described += f", {self.skipped} of unexpected shape skipped (see the log)"
-        return described
+        """In English, for the command line and the logs."""
+        return read_in_english(self.as_note())
+
+    def as_note(self):
+        """What a TaskRun stores, read in each reader's language."""
+        return lines(
+            note(gettext_noop("%(active)s keys, %(changed)s new or changed, %(deleted)s gone upstream"),
+                 active=self.active, changed=self.changed, deleted=self.deleted),
+            self.skipped and note(gettext_noop("%(count)s of unexpected shape skipped (see the log)"), count=self.skipped),
+        )
 
 
 def _fields_of(sub_key, asked_at):
@@ -168,5 +176,5 @@ def refresh_snapshot_recorded():
     except client.DerouterError as error:
         recorded.failed(error.message)
         raise
-    recorded.ok(result.describe())
+    recorded.ok(result.as_note())
     return True

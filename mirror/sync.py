@@ -22,10 +22,12 @@ from functools import partial
 
 from django.db import IntegrityError, connection
 from django.utils import timezone
+from django.utils.translation import gettext_noop
 from huey.contrib.djhuey import db_task
 
 from derouter import client
 from lib.ahead import PagesAhead
+from lib.stored_text import lines, note, read_in_english
 from mirror import ingest, snapshot
 from mirror.models import ACCOUNT_SCOPE, KeySnapshot, SyncState, UsageRecord
 from work import leases
@@ -78,11 +80,18 @@ class SyncResult:
         return self.written.malformed
 
     def describe(self):
-        state = "up to date" if self.complete else "in progress"
-        text = f"{self.scope}: {self.inserted} new rows from {self.pages} pages, {state}"
-        if self.malformed:
-            text += f", {self.malformed} malformed rows"
-        return text
+        """In English, for the command line and the logs."""
+        return read_in_english(self.as_note())
+
+    def as_note(self):
+        """What a TaskRun stores, read in each reader's language."""
+        if self.complete:
+            text = note(gettext_noop("%(scope)s: %(rows)s new rows from %(pages)s pages, up to date"),
+                        scope=self.scope, rows=self.inserted, pages=self.pages)
+        else:
+            text = note(gettext_noop("%(scope)s: %(rows)s new rows from %(pages)s pages, in progress"),
+                        scope=self.scope, rows=self.inserted, pages=self.pages)
+        return lines(text, note(gettext_noop("%(count)s malformed rows"), count=self.malformed) if self.malformed else "")
 
 
 def usage_lease_name(scope):
@@ -407,17 +416,17 @@ def sync_usage(scope, full=False):
         recorded.skipped()
         return
     except KeySnapshot.DoesNotExist:
-        recorded.failed("no such key in the snapshot")
+        recorded.failed(note(gettext_noop("no such key in the snapshot")))
         return
     except client.NotFound:
         # Deleted upstream since the snapshot was taken: the next refresh marks it.
         SyncState.objects.filter(scope=scope).update(synced_spent=None)
-        recorded.failed("derouter no longer knows this key")
+        recorded.failed(note(gettext_noop("derouter no longer knows this key")))
         return
     except client.DerouterError as error:
         recorded.failed(error.message)
         raise
     if result.inserted or result.malformed or not result.complete:
-        recorded.ok(result.describe())
+        recorded.ok(result.as_note())
     else:
         recorded.skipped()

@@ -21,6 +21,7 @@ from django.db import transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_noop
 
 from accounts.roles import is_owner
 from automation import webhooks
@@ -30,6 +31,7 @@ from derouter.client import DerouterError
 from ledger import audit
 from ledger.models import AuditEvent, Outcome, TopUp
 from lib.money import exact_usd
+from lib import stored_text
 from payments import crediting
 from payments.models import CodeBatch, MoneyInSettings, RedemptionCode
 
@@ -96,11 +98,19 @@ def create_batch(user, count, amount, unit, expires_at=None, note="", kind=CodeB
         )
         audit.record(
             user, AuditEvent.Action.CODES_CREATE, Outcome.OK,
-            changes={"codes": (None, count), "kind": (None, batch.get_kind_display()), "worth": (None, describe_worth(batch)),
-                     "expires": (None, expires_at.isoformat() if expires_at else "never")},
-            message=f"Batch #{batch.pk}" + (f": {note}" if note else ""),
+            changes={"codes": (None, count), "kind": (None, stored_text.note_of_label(batch.get_kind_display())),
+                     "worth": (None, _worth_note(batch)), "expires": (None, expires_at.isoformat() if expires_at else "never")},
+            message=(stored_text.note(gettext_noop("Batch #%(number)s: %(note)s"), number=batch.pk, note=note) if note
+                     else stored_text.note(gettext_noop("Batch #%(number)s"), number=batch.pk)),
         )
     return batch, texts
+
+
+def _worth_note(batch):
+    """The worth as the audit trail keeps it: read in each reader's language."""
+    if batch.unit == CodeBatch.Unit.USD:
+        return exact_usd(batch.amount)
+    return stored_text.note(gettext_noop("%(amount)s in the customer's units"), amount=f"{batch.amount.normalize():f}")
 
 
 def describe_worth(batch):
@@ -121,7 +131,8 @@ def revoke(user, batch, code=None):
             audit.record(
                 user, AuditEvent.Action.CODES_REVOKE, Outcome.OK,
                 changes={"codes revoked": (None, revoked)},
-                message=f"Batch #{batch.pk}" + (f", code …{code.hint}" if code is not None else ", every unused code"),
+                message=(stored_text.note(gettext_noop("Batch #%(number)s, code …%(hint)s"), number=batch.pk, hint=code.hint)
+                         if code is not None else stored_text.note(gettext_noop("Batch #%(number)s, every unused code"), number=batch.pk)),
             )
     return revoked
 

@@ -4,7 +4,7 @@ from django.contrib import messages
 from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.utils.translation import ngettext_lazy
+from django.utils.translation import gettext_noop, ngettext_lazy
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django.utils.translation import gettext_lazy as _
@@ -14,6 +14,7 @@ from analytics.permissions import can_see_margins
 from ledger import audit
 from ledger.models import AuditEvent, Outcome
 from derouter.client import DerouterError
+from lib import stored_text
 from lib.paging import pager_for_page
 from payments import orders, stripe_api, tasks
 from payments.forms import PackageForm, StripeSettingsForm
@@ -80,7 +81,8 @@ def card_settings(request):
         row.set_webhook_secret(data["webhook_secret"])
     row.save()
     if changes:
-        audit.record(request.user, AuditEvent.Action.MONEY_IN, Outcome.OK, changes=changes, message="Card payments")
+        audit.record(request.user, AuditEvent.Action.MONEY_IN, Outcome.OK, changes=changes,
+                     message=stored_text.note(gettext_noop("Card payments")))
     messages.success(request, _("Card payments are on.") if row.is_ready else "Saved. Card payments are off.")
     return redirect("payments:card_settings")
 
@@ -93,7 +95,7 @@ def package_add(request):
         return _render_settings(request, StripeSettingsForm(initial=_settings_initial(StripeSettings.load())), form, status=400)
     package = Package.objects.create(**form.cleaned_data)
     audit.record(request.user, AuditEvent.Action.MONEY_IN, Outcome.OK,
-                 changes={"package": (None, str(package))}, message="Card payments: package added")
+                 changes={"package": (None, str(package))}, message=stored_text.note(gettext_noop("Card payments: package added")))
     messages.success(request, _("Added the package %(name)s.") % {"name": package.name})
     return redirect("payments:card_settings")
 
@@ -105,7 +107,8 @@ def package_toggle(request, package_id):
     package.active = not package.active
     package.save(update_fields=["active"])
     audit.record(request.user, AuditEvent.Action.MONEY_IN, Outcome.OK,
-                 changes={f"package {package.name}": (not package.active, package.active)}, message="Card payments: package on offer")
+                 changes={f"package {package.name}": (not package.active, package.active)},
+                 message=stored_text.note(gettext_noop("Card payments: package on offer")))
     messages.success(request, f"{package.name} is {'on offer' if package.active else 'withdrawn'}.")
     return redirect("payments:card_settings")
 

@@ -4,8 +4,10 @@ import logging
 
 from huey import crontab
 from huey.contrib.djhuey import db_periodic_task, db_task
+from django.utils.translation import gettext_noop
 
 from payments import codes, orders, reconcile
+from lib.stored_text import lines, note
 from work import leases
 from work.runs import tracked
 
@@ -23,10 +25,18 @@ def settle_held_codes():
         return
     with tracked("payments.settle_held_codes") as run:
         settled = codes.settle_held_codes()
-        run.detail = f"{len(settled)} settled" if settled else "Nothing could be settled yet."
+        run.detail = (note(gettext_noop("%(count)s settled"), count=len(settled)) if settled
+                      else note(gettext_noop("Nothing could be settled yet.")))
 
 
 ORDERS_LEASE = "payments-check-orders"
+# How the run names each count of orders.check_stuck_orders (stored as notes, read in the reader's language).
+ORDER_COUNTS = {
+    "credited": gettext_noop("%(count)s credited"),
+    "still crediting": gettext_noop("%(count)s still crediting"),
+    "failed": gettext_noop("%(count)s failed"),
+    "expired": gettext_noop("%(count)s expired"),
+}
 
 
 @db_periodic_task(crontab(minute="*"))
@@ -38,7 +48,8 @@ def check_orders():
     try:
         with leases.held(ORDERS_LEASE) as lease, tracked("payments.check_orders") as run:
             done = orders.check_stuck_orders(keep=lease.keep)
-            run.detail = ", ".join(f"{count} {what}" for what, count in done.items() if count) or "Nothing to do."
+            run.detail = lines(*(note(ORDER_COUNTS[what], count=count) for what, count in done.items() if count)) or note(
+                gettext_noop("Nothing to do."))
     except leases.LeaseHeld:
         logger.info("order check skipped: another consumer is running one")
 
@@ -50,7 +61,7 @@ def _check(requested_by):
     try:
         with leases.held(CHECK_LEASE), tracked("payments.check_money_in") as run:
             record = reconcile.check(requested_by=requested_by)
-            run.detail = f"{record.problems.count()} problems" + (f"; {record.error}" if record.error else "")
+            run.detail = lines(note(gettext_noop("%(count)s problems"), count=record.problems.count()), record.error)
     except leases.LeaseHeld:
         logger.info("money-in check skipped: another consumer is running one")
 

@@ -10,6 +10,7 @@ from automation import alerts, evaluation, funding, webhooks
 from automation.models import Alert, AlertRule, AutoTopUpRule, RuleState
 from automation.upstream import token_for
 from ledger.models import AuditEvent, Outcome, TopUp
+from lib.stored_text import read_in_english
 from derouter import client
 from mirror import snapshot as mirror_snapshot
 from mirror.models import KeySnapshot
@@ -110,7 +111,7 @@ def test_at_most_n_times(simulator, make_key, django_capture_on_commit_callbacks
     simulator.add_usage(created.id, "5")
     run_evaluation(django_capture_on_commit_callbacks)
     assert TopUp.objects.count() == 1
-    assert "limit of 1" in AutoTopUpRule.objects.get().last_message
+    assert "limit of 1" in read_in_english(AutoTopUpRule.objects.get().last_message)
 
 
 def test_a_monthly_cap_limits_the_amount(simulator, make_key, django_capture_on_commit_callbacks):
@@ -124,7 +125,7 @@ def test_a_monthly_cap_limits_the_amount(simulator, make_key, django_capture_on_
     simulator.add_usage(created.id, "2")
     run_evaluation(django_capture_on_commit_callbacks)
     assert TopUp.objects.count() == 2
-    assert "monthly cap" in AutoTopUpRule.objects.get().last_message
+    assert "monthly cap" in read_in_english(AutoTopUpRule.objects.get().last_message)
 
 
 def test_never_more_than_the_available_balance(simulator, make_key, django_capture_on_commit_callbacks):

@@ -9,6 +9,7 @@ import pytest
 
 from automation import outbound, webhooks
 from automation.models import DeliveryStatus, WebhookDelivery
+from lib.stored_text import read_in_english
 
 README = Path(__file__).resolve().parent.parent / "docs" / "webhooks.md"
 
@@ -143,7 +144,7 @@ def test_loopback_private_and_link_local_targets_are_refused_at_send_time(url, s
         (delivery,) = webhooks.emit("key.created", {}, f"test:refused:{url}")
     delivery.refresh_from_db()
     assert delivery.status == DeliveryStatus.FAILED
-    assert delivery.last_error.startswith("Refused:")
+    assert read_in_english(delivery.last_error).startswith("Refused:")
     assert delivery.attempts == 1
 
 
@@ -229,4 +230,4 @@ def test_a_6to4_target_embedding_loopback_is_refused_at_send_time(settings, djan
         (delivery,) = webhooks.emit("key.created", {}, "test:6to4")
     delivery.refresh_from_db()
     assert delivery.status == DeliveryStatus.FAILED
-    assert delivery.last_error.startswith("Refused:")
+    assert read_in_english(delivery.last_error).startswith("Refused:")

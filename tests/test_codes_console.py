@@ -9,6 +9,7 @@ import pytest
 from ledger.models import AuditEvent
 from payments import codes
 from payments.models import CodeBatch, MoneyInSettings, RedemptionCode
+from lib.stored_text import read_in_english
 
 pytestmark = pytest.mark.django_db
 
@@ -41,7 +42,7 @@ def test_an_owner_makes_a_batch_and_sees_its_codes_once(owner_client):
         assert all(text not in body for text in texts)
         assert all(codes.normalize(text) not in body for text in texts)
     event = AuditEvent.objects.get(action=AuditEvent.Action.CODES_CREATE)
-    assert event.actor_name == "olivia" and f"Batch #{batch.pk}" in event.message
+    assert event.actor_name == "olivia" and f"Batch #{batch.pk}" in read_in_english(event.message)
 
 
 def test_codes_are_long_random_and_unambiguous():

@@ -40,8 +40,8 @@ def test_the_audit_trail_lists_events_with_their_outcomes(owner_client, events):
     page = response.content.decode()
     assert response.status_code == 200
     assert "4 events" in page
-    assert "budget:</span> $10.00 → $15.00" in page
-    assert "rpm limit:</span> 60 → 90" in page
+    assert "Budget:</span> $10.00 → $15.00" in page
+    assert "Requests per minute:</span> 60 → 90" in page
     assert "rpmLimit must be between 1 and 60" in page
     assert "May or may not have happened." in page
     for badge in ('class="badge ok"', 'class="badge refused"', 'class="badge unknown"'):
@@ -88,9 +88,9 @@ def test_audit_shows_a_created_key_without_a_before_value(owner_client, owner):
         changes={"label": ("", "Acme"), "budget": (None, Decimal("12.3456"))},
     )
     body = owner_client.get(AUDIT_URL).content.decode()
-    assert '<span class="muted">label:</span> Acme' in body
+    assert '<span class="muted">Label:</span> Acme' in body
     assert "→ Acme" not in body
-    assert '<span class="muted">budget:</span> $12.3456' in body
+    assert '<span class="muted">Budget:</span> $12.3456' in body
 
 
 def test_audit_shows_an_emptied_label_as_empty(owner_client, owner):

@@ -17,6 +17,7 @@ from dashboard import keywrites, topups
 from ledger.models import AuditEvent, Outcome, TopUp
 from derouter import client as derouter_client
 from derouter.client import Unavailable
+from lib.stored_text import read_in_english
 from work.models import TaskRun
 from tests.helpers import budget_of, eventually, find_key
 
@@ -368,7 +369,7 @@ def test_the_periodic_task_settles_a_pending_top_up(owner, make_key, settings):
     row.refresh_from_db()
     assert row.outcome == Outcome.REFUSED
     run = TaskRun.objects.get(name="dashboard.settle_unsettled_writes")
-    assert (run.status, run.detail) == (TaskRun.Status.OK, "1 settled")
+    assert (run.status, read_in_english(run.detail)) == (TaskRun.Status.OK, "1 settled")
 
 
 def test_the_periodic_task_records_a_failed_run_when_derouter_is_down(owner, make_key, simulator):

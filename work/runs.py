@@ -6,6 +6,9 @@ from datetime import timedelta
 
 from django.utils import timezone
 
+from lib.stored_text import note
+from django.utils.translation import gettext_noop
+
 from work.models import TaskRun
 
 # TaskRun rows kept for the status panel.
@@ -60,5 +63,5 @@ def prune_task_runs():
         TaskRun.objects.filter(started_at__lt=cutoff[0]).delete()
     # A consumer killed mid-task leaves its run "running" forever; call it what it is.
     TaskRun.objects.filter(status=TaskRun.Status.RUNNING, started_at__lt=timezone.now() - timedelta(hours=1)).update(
-        status=TaskRun.Status.FAILED, error="interrupted", finished_at=timezone.now()
+        status=TaskRun.Status.FAILED, error=note(gettext_noop("interrupted")), finished_at=timezone.now()
     )

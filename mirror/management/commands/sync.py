@@ -74,7 +74,7 @@ class Command(BaseCommand):
         except DerouterError as error:
             recorded.failed(error.message)
             raise CommandError(f"derouter failed while listing keys: {error.message}") from None
-        recorded.ok(snapshot.describe())
+        recorded.ok(snapshot.as_note())
         self.stdout.write(f"Key snapshot: {snapshot.describe()}.")
 
     def _sync_one(self, scope, full, show_bar, verbosity):

@@ -1,0 +1,75 @@
+"""Messages stored by the worker and the services read in each reader's language; older plain text as recorded."""
+
+import json
+from decimal import Decimal
+
+import pytest
+from django.utils import translation
+from django.utils.translation import gettext_noop
+
+from automation import alerts
+from automation.models import AlertRule, WebhookDelivery
+from automation.webhooks import create_endpoint
+from derouter import client
+from ledger.models import AuditEvent, Outcome
+from lib.stored_text import lines, note, read, read_in_english
+from tests.untranslated import find_untranslated
+from work.models import TaskRun
+
+pytestmark = pytest.mark.django_db
+CHINESE = {"zh-CN": "zh-hans", "zh-TW": "zh-hant"}
+
+
+def test_a_note_reads_in_the_active_language_and_plain_text_as_recorded():
+    stored = note(gettext_noop("%(name)s has spent its whole budget of %(budget)s."), name="Acme", budget="$5.00")
+    assert read_in_english(stored) == "Acme has spent its whole budget of $5.00."
+    with translation.override("zh-hans"):
+        assert read(stored) == "Acme 已用完全部预算 $5.00。"
+        assert read("derouter did not answer.") == "derouter did not answer."
+        # Notes inside notes and several lines, as a task run keeps them.
+        nested = note(gettext_noop("alert %(name)s"), name="Low")
+        stored_lines = lines(note(gettext_noop("%(what)s: %(outcome)s"), what=nested, outcome=stored), "plain words")
+        assert read(stored_lines) == "提醒 Low：Acme 已用完全部预算 $5.00。\nplain words"
+    with translation.override("zh-hant"):
+        assert read(stored) == "Acme 已用完全部預算 $5.00。"
+    # Cut short (an older column limit) it is no message any more: shown as it is, never an error.
+    assert read(stored[:30]) == stored[:30]
+
+
+def test_an_alert_reads_in_chinese_on_a_chinese_page_and_in_english_in_its_webhook(owner_client, django_capture_on_commit_callbacks):
+    create_endpoint("https://hooks.example.com/alerts", ["account.low"], description="Alerts")
+    rule = AlertRule.objects.create(name="Low balance", kind=AlertRule.Kind.ACCOUNT_AVAILABLE_UNDER, threshold=Decimal(50))
+    with django_capture_on_commit_callbacks(execute=False):
+        alert = alerts.evaluate_alert(rule, None, client.Balance(Decimal(40), Decimal(0), Decimal(40)), Decimal(0))
+    assert alert is not None
+    payload = json.loads(WebhookDelivery.objects.get().body)
+    assert payload["data"]["message"] == "The account's available balance is $40.00, under $50.00."
+
+    page = owner_client.get("/dashboard/automation/alerts/history/", HTTP_ACCEPT_LANGUAGE="zh-CN").content.decode()
+    assert "账户可用余额为 $40.00，低于 $50.00。" in page
+    assert "available balance" not in page
+    page = owner_client.get("/dashboard/automation/alerts/history/", HTTP_ACCEPT_LANGUAGE="zh-TW").content.decode()
+    assert "帳戶可用餘額為 $40.00，低於 $50.00。" in page
+
+
+@pytest.mark.parametrize("accept_language", CHINESE)
+def test_task_runs_and_audit_changes_read_in_chinese(owner, owner_client, accept_language):
+    TaskRun.objects.create(name="automation.evaluate", status=TaskRun.Status.OK, detail=note(gettext_noop("Nothing to do.")))
+    TaskRun.objects.create(name="automation.evaluate", status=TaskRun.Status.FAILED, error=note(gettext_noop("interrupted")))
+    AuditEvent.objects.create(
+        actor=owner, actor_name="olivia", action=AuditEvent.Action.USER_ACCESS, outcome=Outcome.OK, subject_name="sam",
+        changes={"role": ["owner", "staff"], "can_see_margins": [True, False], "daily_topup_cap": [None, "25"]},
+    )
+    AuditEvent.objects.create(
+        actor=owner, actor_name="olivia", action=AuditEvent.Action.AUTOMATION_ADD, outcome=Outcome.OK,
+        changes={"automation": [None, "alert rule “Low”"], "kind": [None, "Account: available balance under an amount"],
+                 "enabled": [None, True]},
+    )
+    with translation.override(CHINESE[accept_language]):
+        expected_run, expected_interrupted = translation.gettext("Nothing to do."), translation.gettext("interrupted")
+        expected_fields = [str(translation.gettext(words)) for words in ("Role", "May see margins", "Daily top-up cap", "alert rule")]
+    automation = owner_client.get("/dashboard/automation/", HTTP_ACCEPT_LANGUAGE=accept_language).content.decode()
+    assert expected_run in automation and expected_interrupted in automation and "Nothing to do" not in automation
+    audit = owner_client.get("/dashboard/audit/", HTTP_ACCEPT_LANGUAGE=accept_language).content.decode()
+    assert all(field in audit for field in expected_fields), expected_fields
+    assert find_untranslated(audit) == []
