@@ -9,7 +9,8 @@ a ``(label, value)`` pair fills that field, and ``CLOSE`` presses Escape to clos
 The page is checked again after every press, and what it then shows is validated too.
 
 The whole walk runs once per test module (one browser context per user and size) and the
-tests below each report one kind of problem for every page at once.
+tests below each report one kind of problem for every page at once. Every page is also opened
+once in Chinese (see ``SIZES``): axe-core, the phone's sideways scroll and the lang attributes.
 """
 
 import json
@@ -146,7 +147,16 @@ SIZES = {
     "phone": {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True},
     # Dark mode follows the system setting: its colours must pass axe-core too.
     "desktop-dark": {"viewport": {"width": 1280, "height": 800}, "color_scheme": "dark"},
+    # The Chinese pages as they first load (the steps press English names; a Chinese browser's
+    # Accept-Language chooses the page's language). Each page once, the visits shared out in turn
+    # between Simplified at desktop and Traditional on a phone: both scripts and both widths for
+    # half the time of two more walks. Their HTML is validated in both scripts by tests/test_translated_pages.py.
+    "desktop-zh-hans": {"viewport": {"width": 1280, "height": 800}, "locale": "zh-CN"},
+    "phone-zh-hant": {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True, "locale": "zh-TW"},
 }
+# The lang attribute each Chinese size's pages carry, and which visits (by number, even or odd) each takes.
+CHINESE_SIZES = {"desktop-zh-hans": "zh-Hans", "phone-zh-hant": "zh-Hant"}
+CHINESE_SHARE = {"desktop-zh-hans": 0, "phone-zh-hant": 1}
 # axe-core's impact levels that fail the test; "moderate" and "minor" findings are left to review.
 FAILING_IMPACTS = {"serious", "critical"}
 VNU_JAR = ROOT / ".venv" / "vnu" / "vnu.jar"
@@ -166,6 +176,7 @@ class Survey:
     html_dir: Path
     wide_tables: list
     faint_fields: list
+    langs: list
 
 
 def _last_month_start():
@@ -417,6 +428,20 @@ def _check(page, where, size, survey):
                 survey.faint_fields.append(f"{where} in dark mode: {html} is {colour} on {background} ({ratio:.1f}:1)")
 
 
+# Code blocks (commands, snippets, reports) on a Chinese page that no element marks as English:
+# a screen reader would read them with a Chinese voice.
+ENGLISH_UNMARKED = """() => Array.from(document.querySelectorAll("pre"))
+  .filter((element) => !element.closest('[lang="en"]')).map((element) => element.outerHTML.slice(0, 100))"""
+
+
+def _check_lang(page, where, lang, survey):
+    """The page says it is in ``lang``, and the English blocks in it (code, commands) say they are English."""
+    page_lang = page.evaluate("document.documentElement.lang")
+    if page_lang != lang:
+        survey.langs.append(f"{where}: <html lang={page_lang!r}>, expected {lang!r}")
+    survey.langs.extend(f"{where} in {lang}: {html} is English without lang=\"en\"" for html in page.evaluate(ENGLISH_UNMARKED))
+
+
 def _press(page, name):
     """Click the first link or button with this accessible name, inside an open dialog if there is one."""
     scope = page.locator("dialog[open]") if page.locator("dialog[open]").count() else page
@@ -438,14 +463,21 @@ def _slug(text):
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "index"
 
 
+def _walks(visit, number, who, size):
+    """Whether the walk as ``who`` at ``size`` opens this visit (the Chinese sizes share the visits out)."""
+    return visit.who == who and (size not in CHINESE_SHARE or number % 2 == CHINESE_SHARE[size])
+
+
 def _walk(browser, live_server, simulator, visits, secret, names, survey):
     for who in sorted({visit.who for visit in visits}):
         for size, options in SIZES.items():
+            if not any(_walks(visit, number, who, size) for number, visit in enumerate(visits)):
+                continue
             page = new_page(browser, **options)
             try:
                 names_of_session = {**names, **_sign_in_as(page, live_server, who, secret)}
                 for number, visit in enumerate(visits):
-                    if visit.who != who:
+                    if not _walks(visit, number, who, size):
                         continue
                     path = visit.path.format(**names_of_session)
                     where = f"{who} {path}"
@@ -462,7 +494,11 @@ def _walk(browser, live_server, simulator, visits, secret, names, survey):
                         survey.statuses.append(f"{where} answered {response.status}, expected {visit.status}")
                     if size == "desktop":
                         _save_html(survey, name, response.text())
+                    if size in CHINESE_SIZES:
+                        _check_lang(page, where, CHINESE_SIZES[size], survey)
                     _check(page, where, size, survey)
+                    if size in CHINESE_SIZES:
+                        continue
                     for number_of_step, step in enumerate(visit.steps, start=1):
                         if isinstance(step, tuple):
                             _fill(page, *step)
@@ -495,6 +531,7 @@ def survey(browser, live_server, simulator, django_db_setup, django_db_blocker, 
 
     result = Survey(
         axe=[], sideways_scroll=[], statuses=[], html_dir=tmp_path_factory.mktemp("pages"), wide_tables=[], faint_fields=[],
+        langs=[],
     )
     # The walk's requests reach the database from the live server's thread, outside any test.
     with django_db_blocker.unblock():
@@ -523,19 +560,28 @@ def test_every_text_field_and_code_block_reads_against_its_background_in_dark_mo
     assert not survey.faint_fields, "\n".join(survey.faint_fields)
 
 
-def test_every_page_is_valid_html(survey):
+def test_every_chinese_page_has_the_right_lang_attributes(survey):
+    assert not survey.langs, "\n".join(survey.langs)
+
+
+def nu_errors(html_dir):
+    """The Nu HTML checker's errors in every page saved in ``html_dir``, in one run of the checker."""
     assert VNU_JAR.exists(), f"the Nu HTML checker is missing at {VNU_JAR}: bin/test installs it (bin/setup-vnu)"
-    checked = sorted(survey.html_dir.glob("*.html"))
-    assert checked, "the walk saved no page"
+    assert sorted(html_dir.glob("*.html")), "no page was saved"
     run = subprocess.run(
-        ["java", "-jar", str(VNU_JAR), "--errors-only", "--format", "json", str(survey.html_dir)],
+        ["java", "-jar", str(VNU_JAR), "--errors-only", "--format", "json", str(html_dir)],
         capture_output=True, text=True, timeout=300,
     )
     messages = json.loads(run.stderr or "{}").get("messages", [])
-    errors = [
+    return [
         f"{Path(message.get('url', '')).name}:{message.get('lastLine', '?')}: {message['message']}"
         for message in messages
         if message.get("type") in ("error", "non-document-error")
     ]
+
+
+def test_every_page_is_valid_html(survey):
+    checked = sorted(survey.html_dir.glob("*.html"))
+    errors = nu_errors(survey.html_dir)
     assert not errors, f"{len(errors)} Nu HTML checker errors in {len(checked)} pages:\n" + "\n".join(errors)
 
