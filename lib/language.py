@@ -6,6 +6,8 @@ and a row of the person's own (a console user's profile, a Client Key's preferen
 new device, an email or a statement uses it without asking again.
 """
 
+from urllib.parse import urlsplit
+
 from django import forms
 from django.conf import settings
 from django.http import HttpResponseRedirect
@@ -66,10 +68,27 @@ def redirect_with_language(request, language, next_url):
     return response
 
 
+def get_return_path(request):
+    """Where the language menu brings the person back to: this page, opened again in the new language.
+
+    A page that answers a GET is its own address. A page that answers a POST (a form's result or
+    its errors) may have an address that takes only POST: the person goes back to the page the form
+    was on (the Referer, sent for our own pages), else to this address.
+    """
+    if request.method in ("GET", "HEAD"):
+        return request.get_full_path()
+    referer = request.META.get("HTTP_REFERER", "")
+    if referer and url_has_allowed_host_and_scheme(referer, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+        parts = urlsplit(referer)
+        return parts.path + (f"?{parts.query}" if parts.query else "")
+    return request.get_full_path()
+
+
 def language_menu(request):
     """Context for the language menu on every page and the page's own lang attribute."""
     current = translation.get_language() or settings.LANGUAGE_CODE
     return {
+        "language_next": get_return_path(request),
         "html_lang": get_html_lang(current),
         "current_language": current,
         "language_options": [

@@ -9,6 +9,15 @@
     history.replaceState(null, "", replaceUrl);
   }
 
+  // The language menu brings the person back to the page's address; after htmx has moved it
+  // (a pager, a filter pushed into history, or back and forward) that is the address now shown.
+  function followAddress() {
+    var here = window.location.pathname + window.location.search;
+    document.querySelectorAll(".language-menu input[name=next]").forEach(function (field) { field.value = here; });
+  }
+  document.addEventListener("htmx:pushedIntoHistory", followAddress);
+  window.addEventListener("popstate", followAddress);
+
   // Keyboard focus: a dialog starts at its first field (or the first field in error);
   // a form that came back with errors puts focus on the first of them.
   function focusFirstField(container) {
