@@ -110,10 +110,10 @@ def _model_named(name):
 def _render_client(log, detail_pattern):
     """The row's client: a link to its key, a deleted key's name, or the Account Key."""
     if log["key"] is None:
-        return mark_safe('<span class="muted">Account Key</span>')
+        return format_row('<span class="muted">{}</span>', _("Account Key"))
     name = log["key__label"] or log["key__key_id_short"]
     if log["key__deleted_at"] is not None:
-        return format_row('<span class="truncate" title="{}">{}</span> <span class="muted">(deleted)</span>', name, name)
+        return format_row('<span class="truncate" title="{}">{}</span> <span class="muted">{}</span>', name, name, _("(deleted)"))
     return format_row('<a class="truncate" href="{}" title="{}">{}</a>', detail_pattern.replace(URL_ID_STAND_IN, log["key__sub_key_id"]), name, name)
 
 
