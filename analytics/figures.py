@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 
-from django.db.models import BooleanField, Case, DecimalField, F, Sum, Value, When
+from django.db.models import DecimalField, F, Sum, Value
 from django.db.models.functions import Coalesce
+from django.db.models.lookups import IsNull
 from django.utils import timezone
 from django.utils.functional import cached_property
 from django.utils.translation import ngettext
@@ -182,6 +183,27 @@ def get_totals(period, key=None):
     return Totals.from_sums(client_rollups(period, key).aggregate(**SUMS))
 
 
+def get_key_totals_since(period, key, since):
+    """(Totals of one key's rollups over the period, its real spend from the day ``since`` on), summed here.
+
+    A key has at most a rollup per day and model in the period: reading them takes a third
+    of the work Django does to build the aggregate query that would sum them (the key page).
+    """
+    rows = client_rollups(period, key).values_list("day", "requests", "input_tokens", "output_tokens", "cost", "billed")
+    requests = input_tokens = output_tokens = 0
+    spend = billed = spend_since = ZERO
+    for day, day_requests, day_input, day_output, day_cost, day_billed in rows:
+        requests += day_requests
+        input_tokens += day_input
+        output_tokens += day_output
+        spend += day_cost
+        billed += day_billed
+        if day >= since:
+            spend_since += day_cost
+    totals = Totals(requests, input_tokens, output_tokens, spend.quantize(COST_PLACES), billed.quantize(BILLED_PLACES))
+    return totals, spend_since
+
+
 def get_daily(period, key=None):
     """Figures for every day of the period, days without use included as zeros."""
     sums = client_rollups(period, key).order_by().values("day").annotate(**GROUP_SUMS)
@@ -198,12 +220,11 @@ class DaySums:
     """
 
     def __init__(self, start, end):
-        own = Case(When(key__isnull=True, then=Value(True)), default=Value(False), output_field=BooleanField())
+        # Grouped by the lookup itself (a boolean expression): a CASE around it cost Django a fifth more work.
         rows = (
             DailyRollup.objects.filter(day__gte=start, day__lte=end)
             .order_by()
-            .annotate(own=own)
-            .values("day", "own")
+            .values("day", own=IsNull(F("key"), True))
             .annotate(**GROUP_SUMS)
         )
         self.clients, self.own = {}, {}

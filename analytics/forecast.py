@@ -45,7 +45,8 @@ class Forecast:
         return self.days_left is not None and self.days_left <= 0
 
 
-def _burn_start(today):
+def burn_start(today):
+    """The first of the seven UTC days (today the last) whose spend sets a key's pace."""
     return today - timedelta(days=BURN_DAYS - 1)
 
 
@@ -62,22 +63,19 @@ def days_left_at(remaining, burn_per_day):
 def get_key_forecast(key, today=None):
     """The forecast of one key snapshot."""
     today = today or today_utc()
-    spent = DailyRollup.objects.filter(key=key, day__gte=_burn_start(today), day__lte=today).aggregate(
+    spent = DailyRollup.objects.filter(key=key, day__gte=burn_start(today), day__lte=today).aggregate(
         total=burn_spend_sum(today)
     )["total"]
     return key_forecast_from(key, spent, today)
 
 
 def burn_spend_sum(today):
-    """The aggregate of the last seven days' real spend, for a query of a key's rollups over a longer period.
-
-    With it a page that sums the key's rollups anyway gets the pace in the same query (see key_forecast_from).
-    """
-    return Coalesce(Sum("cost", filter=Q(day__gte=_burn_start(today), day__lte=today)), Value(ZERO), output_field=_MONEY)
+    """The aggregate of the last seven days' real spend, also right in a query of a key's rollups over a longer period."""
+    return Coalesce(Sum("cost", filter=Q(day__gte=burn_start(today), day__lte=today)), Value(ZERO), output_field=_MONEY)
 
 
 def key_forecast_from(key, burn_spend, today):
-    """The forecast of one key snapshot from its last seven days' real spend (burn_spend_sum's figure)."""
+    """The forecast of one key snapshot from its real spend of the last seven days (from burn_start(today) on)."""
     burn = Decimal(burn_spend) / BURN_DAYS
     return Forecast(key.remaining, burn, days_left_at(key.remaining, burn), today)
 
@@ -90,7 +88,7 @@ def annotate_days_left(queryset, today=None):
     """
     today = today or today_utc()
     spent = (
-        DailyRollup.objects.filter(key=OuterRef("pk"), day__gte=_burn_start(today), day__lte=today)
+        DailyRollup.objects.filter(key=OuterRef("pk"), day__gte=burn_start(today), day__lte=today)
         .order_by()
         .values("key")
         .annotate(total=Sum("cost"))
@@ -111,7 +109,7 @@ def annotate_days_left(queryset, today=None):
 def _get_spend_by_key(today, **rollup_filters):
     """{snapshot pk: real spend over the last seven days} of the keys whose rollups the filters pick."""
     rows = (
-        DailyRollup.objects.filter(day__gte=_burn_start(today), day__lte=today, **rollup_filters)
+        DailyRollup.objects.filter(day__gte=burn_start(today), day__lte=today, **rollup_filters)
         .values("key")
         .annotate(total=Sum("cost"))
     )
@@ -205,7 +203,7 @@ def get_account_days_left(available, keys, own_burn_per_day):
 
 def get_own_spent(today):
     """What the Account Key itself spent (real cost) over the last seven days."""
-    return DailyRollup.objects.filter(key__isnull=True, day__gte=_burn_start(today), day__lte=today).aggregate(
+    return DailyRollup.objects.filter(key__isnull=True, day__gte=burn_start(today), day__lte=today).aggregate(
         total=Coalesce(Sum("cost"), Value(ZERO), output_field=_MONEY)
     )["total"]
 

@@ -124,9 +124,8 @@ def get_key_analytics(sub_key_id, show_margins, today=None, key=None):
         return {"key_snapshot": None}
     today = today or figures.today_utc()
     period = figures.get_last_days(KEY_CHART_DAYS, today)
-    # The seven days of the forecast's pace lie inside the period: one query sums both.
-    sums = figures.client_rollups(period, key).aggregate(**figures.SUMS, burn_spend=forecast.burn_spend_sum(today))
-    totals = figures.Totals.from_sums(sums)
+    # The seven days of the forecast's pace lie inside the period: one query reads both.
+    totals, burn_spend = figures.get_key_totals_since(period, key, forecast.burn_start(today))
 
     def get_figures():
         daily = figures.get_daily(period, key)
@@ -144,7 +143,7 @@ def get_key_analytics(sub_key_id, show_margins, today=None, key=None):
         "totals": totals,
         "version": f"{key.sub_key_id}:{period.start}:{totals.requests}:{totals.billed}:{show_margins}",
         "figures": SimpleLazyObject(get_figures),
-        "forecast": forecast.key_forecast_from(key, sums["burn_spend"], today),
+        "forecast": forecast.key_forecast_from(key, burn_spend, today),
     }
 
 

@@ -7,9 +7,10 @@ shows one key's row (its usage bar) the same way.
 
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import lru_cache
 from urllib.parse import urlencode
 
-from django.urls import reverse
+from django.urls import get_script_prefix, reverse
 from django.utils import timezone
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
@@ -55,14 +56,37 @@ class KeyRow:
         return format_row(USAGE_BAR_HTML, state=state, used=self.used_percent)
 
 
+# A key's pages, by URL name: the key list's row links and the key page's actions.
+KEY_URL_NAMES = (
+    "console:key_detail", "console:key_topup", "console:key_edit", "console:key_reveal",
+    "console:key_reclaim", "console:key_delete", "automation:key_rotate",
+)
+
+
+# Pages that take a key to start from in their query string (the key page's "Automate this key" links).
+KEY_QUERY_URL_NAMES = ("automation:alert_rules", "automation:auto_topups", "automation:allowances", "automation:expiries")
+
+
+@lru_cache(maxsize=4)
+def _get_key_url_patterns(script_prefix):
+    """Reversed once per process and script prefix (reverse() reads it): the URL patterns do not change."""
+    patterns = {name.partition(":")[2]: reverse(name, args=[URL_ID_STAND_IN]) for name in KEY_URL_NAMES}
+    patterns.update({name.partition(":")[2]: f"{reverse(name)}?key={URL_ID_STAND_IN}" for name in KEY_QUERY_URL_NAMES})
+    return patterns
+
+
 def get_row_url_patterns():
-    """The key page, top-up and edit URLs with a stand-in id, reversed once per page.
+    """A key's URLs (by view name: key_detail, key_topup, key_edit...) with a stand-in id.
 
     Filling in each row's id is a string replace; a {% url %} per link and row was a
-    good part of the key list's rendering time.
+    good part of the key list's rendering time, and of the key page's.
     """
-    names = ("key_detail", "key_topup", "key_edit")
-    return {name: reverse(f"console:{name}", args=[URL_ID_STAND_IN]) for name in names}
+    return _get_key_url_patterns(get_script_prefix())
+
+
+def get_key_urls(sub_key_id):
+    """One key's URLs by view name, as the key page links them (``key_urls.key_edit``)."""
+    return {name: pattern.replace(URL_ID_STAND_IN, sub_key_id) for name, pattern in get_row_url_patterns().items()}
 
 
 def get_key_row(sub_key, url_patterns, days_left=None):

@@ -38,6 +38,7 @@ from dashboard.key_rows import (
     MARGIN_SORT_COLUMNS,
     get_days_left,
     get_key_row,
+    get_key_urls,
     get_list_pager,
     get_list_url,
     get_row_url_patterns,
@@ -66,6 +67,7 @@ from mirror.models import DailyRollup, KeySnapshot, UsageRecord
 from mirror.reads import (
     as_sub_key,
     get_summary_after_first_sync_request,
+    get_key_freshness,
     get_snapshot_or_404,
     get_usage_freshness,
 )
@@ -381,7 +383,8 @@ def key_detail(request, sub_key_id):
     # cost, summed in the same query, is what the reconciliation compares with derouter's spend.
     sums = DailyRollup.objects.filter(key=snapshot).aggregate(requests=Sum("requests", default=0), cost=Sum("cost"))
     count = sums["requests"]
-    rows = UsageRecord.objects.filter(key=snapshot).order_by("-created_at", "-id")
+    # Rows are stored with their rollups, so a key the rollups count no request of has none to read.
+    rows = UsageRecord.objects.filter(key=snapshot).order_by("-created_at", "-id") if count else []
     logs = CountedPaginator(rows, logs_query["limit"], count).get_page(logs_query["page"])
     context = {
         "key": sub_key,
@@ -406,6 +409,8 @@ def key_detail(request, sub_key_id):
     if wants_fragment(request):
         return render(request, "dashboard/_key_logs.html", context)
     context.update(
+        key_freshness=get_key_freshness(snapshot),
+        key_urls=get_key_urls(sub_key.id),
         topups=TopUp.objects.filter(sub_key_id=sub_key.id)[:HISTORY_ROWS],
         audit_rows=[
             (event, hide_margin_changes(audit.describe_changes(event), show_margins))

@@ -9,10 +9,11 @@ register = template.Library()
 
 
 @register.inclusion_tag("mirror/_freshness.html", takes_context=True)
-def freshness(context):
+def freshness(context, of=None):
+    """``of``: a Freshness the page has already (the key page: its key's), else the whole snapshot's, read here."""
     request = context["request"]
     return {
-        "freshness": get_freshness(),
+        "freshness": of or get_freshness(),
         "request": request,
         "csrf_token": context.get("csrf_token"),
         "next_url": request.get_full_path(),
