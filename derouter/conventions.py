@@ -120,7 +120,8 @@ def current():
     if assumed is not None:
         return assumed
     try:
-        row = StoredConventions.objects.filter(pk=1).first()
+        # The one row by its key: first() would order by it as well, work the query can do without.
+        row = next(iter(StoredConventions.objects.filter(pk=1)[:1]), None)
     except (DatabaseError, RuntimeError):
         # No database at hand: an outage (no money moves then: its ledger row cannot be written),
         # or a caller without one (a bench script, a test without database access).

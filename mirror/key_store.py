@@ -89,7 +89,8 @@ def summarize_snapshot():
 
 def get_summary():
     """The summary row, counted now if the snapshot was never summarized."""
-    summary = SnapshotSummary.objects.filter(pk=1).first()
+    # The one row by its key: sliced, not first(), which would order by it as well.
+    summary = next(iter(SnapshotSummary.objects.filter(pk=1)[:1]), None)
     if summary is None:
         summarize_snapshot()
         summary = SnapshotSummary.objects.get(pk=1)

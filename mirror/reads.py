@@ -82,7 +82,7 @@ class MirroredBalance:
 
 def get_mirrored_balance():
     """The balance last read from derouter (by the worker or any page), or None before the first read."""
-    row = AccountBalance.objects.filter(pk=1).first()
+    row = next(iter(AccountBalance.objects.filter(pk=1)[:1]), None)  # first() would order the one row too
     if row is None:
         return None
     return MirroredBalance(row.balance, row.locked, row.available, _freshness_as_of(row.read_at))
@@ -99,11 +99,10 @@ def get_usage_freshness(snapshot):
     A key whose spend has not moved since its last sync has no new requests, so the
     periodic sync does not ask for them: its rows are then as fresh as the snapshot.
     """
-    state = (
-        SyncState.objects.filter(scope=snapshot.sub_key_id)
-        .values_list("last_synced_at", "backfill_complete", "synced_spent")
-        .first()
-    )
+    # One row (the scope is unique): sliced, not first(), which would order by id as well.
+    state = next(iter(
+        SyncState.objects.filter(scope=snapshot.sub_key_id).values_list("last_synced_at", "backfill_complete", "synced_spent")[:1]
+    ), None)
     if state is None or not state[1] or state[0] is None:
         return Freshness(None, None, False, True)
     last_synced_at, _, synced_spent = state

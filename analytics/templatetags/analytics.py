@@ -3,7 +3,6 @@
 from decimal import ROUND_HALF_UP, Decimal
 
 from django import template
-from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
 
@@ -81,12 +80,12 @@ def per_day(seven_day_total):
 def trend_note(figure_change, compared_with, points=False):
     """Under a headline figure: its change against the previous period (nothing when there is none to show).
 
-    A tag rather than an include: the headline shows up to six of them.
+    A tag rather than an include, and format_row rather than format_html: the headline shows up to six of them.
     """
     if not figure_change:
         return ""
     text = change_points(figure_change) if points else change(figure_change)
-    return format_html(
+    return format_row(
         '<div class="trend {}">{} <span class="visually-hidden">{}</span><span aria-hidden="true">{}</span> {}</div>',
         trend(figure_change),
         text,
