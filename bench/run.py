@@ -85,6 +85,9 @@ FRESHNESS_ROW = re.compile(
 FRESHNESS_GOAL_SECONDS = 30
 # bench/cpu_settings.py's header: the CPU time the gunicorn thread spent on the request, in ms.
 CPU_TIME_HEADER = "X-Bench-CPU-ms"
+# Rounds of page requests not counted: gunicorn runs a worker per CPU and one more, and a
+# worker's first request of a page compiles its templates and opens its connections.
+WARM_UP_ROUNDS = 3
 
 
 def free_port():
@@ -293,7 +296,7 @@ class Bench:
     def page_times(self, deployments):
         """{(scale, page): ([page ms], [upstream ms], [calls], [CPU ms])}, pages and scales interleaved in every round."""
         samples = {}
-        for round_number in range(self.options.rounds + 1):
+        for round_number in range(self.options.rounds + WARM_UP_ROUNDS):
             for deployment in deployments:
                 for name, path, portal in PAGES:
                     session = deployment.portal if portal else deployment.console
@@ -305,8 +308,8 @@ class Bench:
                     after, calls_after = self.upstream_seconds(deployment)
                     if response.status_code != 200:
                         raise RuntimeError(f"{path} at {deployment.scale} keys answered {response.status_code}")
-                    if round_number == 0:
-                        continue  # warm-up: first imports, caches, connections
+                    if round_number < WARM_UP_ROUNDS:
+                        continue  # warm-up: first imports, caches, connections, in each gunicorn worker
                     page, upstream, calls, cpu = samples.setdefault((deployment.scale, name), ([], [], [], []))
                     page.append(elapsed * 1000)
                     upstream.append((after - before) * 1000)
