@@ -181,10 +181,10 @@
     if (note) note.textContent = "";
   });
 
-  // The top bar's disclosure menus ("More", the account) open as <details> do without this;
+  // The top bar's disclosure menus ("More", the account, a phone's "Menu") open as <details> do without this;
   // it adds what people expect of a menu: Escape closes it (focus back on its summary),
   // a click elsewhere closes it, and opening one closes the other.
-  var navMenus = document.querySelectorAll(".nav-menu");
+  var navMenus = document.querySelectorAll(".nav-menu, .nav-pages");
   function closeNavMenus(except) {
     navMenus.forEach(function (menu) { if (menu !== except) menu.open = false; });
   }
@@ -192,11 +192,11 @@
     menu.addEventListener("toggle", function () { if (menu.open) closeNavMenus(menu); });
   });
   document.addEventListener("click", function (event) {
-    if (!event.target.closest || !event.target.closest(".nav-menu")) closeNavMenus(null);
+    if (!event.target.closest || !event.target.closest(".nav-menu, .nav-pages")) closeNavMenus(null);
   });
   document.addEventListener("keydown", function (event) {
     if (event.key !== "Escape") return;
-    var open = document.querySelector(".nav-menu[open]");
+    var open = document.querySelector(".nav-menu[open], .nav-pages[open]");
     if (!open) return;
     open.open = false;
     open.querySelector("summary").focus();
