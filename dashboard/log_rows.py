@@ -34,7 +34,7 @@ LOG_ROW_HTML = (
     "{cost}"
     '<td class="num" data-label="{l_billed}">{billed}{multiplier}</td>\n'
     '<td class="num" data-label="{l_duration}">{duration}</td>\n'
-    '<td data-label="{l_request_id}"><code class="truncate" title="{request_id}">{request_id}</code></td>\n'
+    '<td data-label="{l_request_id}"><code class="truncate" title="{request_id}" data-copyable>{request_id}</code></td>\n'
     "</tr>\n"
 )
 
