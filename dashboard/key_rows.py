@@ -83,7 +83,7 @@ def get_key_row(sub_key, url_patterns, days_left=None):
 KEY_ROW_HTML = (
     '<tr>\n'
     '<td class="label-cell"><a class="truncate" href="{detail_url}" title="{label}">{label}</a>{badge}</td>\n'
-    '<td class="mono" data-label="{l_key}"><span data-copyable>{key_id}</span></td>\n'
+    '<td class="mono" data-label="{l_key}">{key_id}</td>\n'
     '<td class="num" data-label="{l_budget}">{budget}</td>\n'
     '<td class="num" data-label="{l_spent}">{spent}</td>\n'
     '<td class="num" data-label="{l_remaining}">{remaining}</td>\n'
