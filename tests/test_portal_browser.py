@@ -112,8 +112,8 @@ def test_on_a_phone_the_portal_menu_reaches_every_page_and_sign_out_stays_in_vie
             page.get_by_text("Menu", exact=True).click()
             box = link.bounding_box()
             assert link.is_visible() and box["x"] >= 0 and box["x"] + box["width"] <= 390, f"{name} is off the screen: {box}"
-            link.click()
-            page.wait_for_load_state()
+            with page.expect_navigation(url=f"{live_server.url}{link.get_attribute('href')}"):
+                link.click()
             assert page.evaluate("document.documentElement.scrollWidth") <= 390
         sign_out.click()
         page.wait_for_url("**/portal/login/")
