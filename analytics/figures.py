@@ -237,19 +237,17 @@ def _share(part, whole):
     return part / whole * HUNDRED if whole else None
 
 
-def get_by_model(period, key=None, as_sent=False):
-    """Figures per model, the most billed first.
+def get_by_model(period, key=None):
+    """Figures per model as customers name it in their requests, the most billed first.
 
-    ``as_sent`` (the portal): per model as customers name it in their requests, so the dated
-    names derouter logs ("claude-sonnet-4-6-20260101") count under the name sent ("claude-sonnet-4-6").
+    The dated names derouter logs ("claude-sonnet-4-6-20260101") count under the name sent
+    ("claude-sonnet-4-6"), as the usage logs show them (lib.money.model_alias).
     """
     sums = client_rollups(period, key).order_by().values("model").annotate(**GROUP_SUMS)
-    rows = [(row["model"], Totals.from_sums(row)) for row in sums]
-    if as_sent:
-        grouped = defaultdict(list)
-        for model, totals in rows:
-            grouped[model_alias(model)].append(totals)
-        rows = [(model, Totals.add(many)) for model, many in grouped.items()]
+    grouped = defaultdict(list)
+    for row in sums:
+        grouped[model_alias(row["model"])].append(Totals.from_sums(row))
+    rows = [(model, Totals.add(many)) for model, many in grouped.items()]
     total_billed = sum((totals.billed for _, totals in rows), start=ZERO)
     rows.sort(key=lambda row: (-row[1].billed, row[0]))
     return [ModelFigures(model, totals, _share(totals.billed, total_billed)) for model, totals in rows]

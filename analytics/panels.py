@@ -177,6 +177,6 @@ class PortalUsagePanel:
             "period": self.period,
             "daily": daily,
             "daily_chart": daily_chart,
-            "by_model": figures.get_by_model(self.period, self.key, as_sent=True),
+            "by_model": figures.get_by_model(self.period, self.key),
             "totals": self.totals,
         }
