@@ -8,6 +8,7 @@ Client figures leave out the Account Key's own use (rollups without a key): that
 the reseller's own spending, billed to nobody.
 """
 
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
@@ -20,6 +21,7 @@ from django.utils.functional import cached_property
 from django.utils.translation import ngettext
 
 from analytics.forms import Period
+from lib.money import model_alias
 from mirror.models import BILLED_PLACES, DailyRollup, KeySnapshot
 
 # Real costs carry the mirror's eight places; SQLite sums them as floats, so round back.
@@ -257,9 +259,16 @@ def _share(part, whole):
 
 
 def get_by_model(period, key=None):
-    """Figures per model, the most billed first."""
+    """Figures per model as customers name it in their requests, the most billed first.
+
+    The dated names derouter logs ("claude-sonnet-4-6-20260101") count under the name sent
+    ("claude-sonnet-4-6"), as the usage logs show them (lib.money.model_alias).
+    """
     sums = client_rollups(period, key).order_by().values("model").annotate(**GROUP_SUMS)
-    rows = [(row["model"], Totals.from_sums(row)) for row in sums]
+    grouped = defaultdict(list)
+    for row in sums:
+        grouped[model_alias(row["model"])].append(Totals.from_sums(row))
+    rows = [(model, Totals.add(many)) for model, many in grouped.items()]
     total_billed = sum((totals.billed for _, totals in rows), start=ZERO)
     rows.sort(key=lambda row: (-row[1].billed, row[0]))
     return [ModelFigures(model, totals, _share(totals.billed, total_billed)) for model, totals in rows]

@@ -157,7 +157,7 @@ def render_key_row(row, show_edit, show_margins):
         KEY_ROW_HTML,
         detail_url=row.detail_url,
         label=key.label or "(no label)",
-        badge=format_row(' <span class="badge low">{}</span>', "empty" if row.is_out else "low") if row.is_low else "",
+        badge=format_row(' <span class="badge low">{}</span>', _("empty") if row.is_out else _("low")) if row.is_low else "",
         key_id=key.key_id,
         budget=money(figures.budget),
         spent=money(figures.spent),

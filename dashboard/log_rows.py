@@ -34,7 +34,7 @@ LOG_ROW_HTML = (
     "{cost}"
     '<td class="num" data-label="{l_billed}">{billed}{multiplier}</td>\n'
     '<td class="num" data-label="{l_duration}">{duration}</td>\n'
-    '<td data-label="{l_request_id}"><code class="truncate" title="{request_id}">{request_id}</code></td>\n'
+    '<td data-label="{l_request_id}"><code class="truncate" title="{request_id}" data-copyable>{request_id}</code></td>\n'
     "</tr>\n"
 )
 
@@ -108,13 +108,14 @@ def _model_named(name):
 
 
 def _render_client(log, detail_pattern):
-    """The row's client: a link to its key, a deleted key's name, or the Account Key."""
+    """The row's client: a link to its key (a deleted key's page says what became of it), or the Account Key."""
     if log["key"] is None:
         return format_row('<span class="muted">{}</span>', _("Account Key"))
     name = log["key__label"] or log["key__key_id_short"]
+    link = format_row('<a class="truncate" href="{}" title="{}">{}</a>', detail_pattern.replace(URL_ID_STAND_IN, log["key__sub_key_id"]), name, name)
     if log["key__deleted_at"] is not None:
-        return format_row('<span class="truncate" title="{}">{}</span> <span class="muted">{}</span>', name, name, _("(deleted)"))
-    return format_row('<a class="truncate" href="{}" title="{}">{}</a>', detail_pattern.replace(URL_ID_STAND_IN, log["key__sub_key_id"]), name, name)
+        return format_row('{} <span class="badge">{}</span>', link, _("deleted"))
+    return link
 
 
 LOG_ROW_COST_HTML = '<td class="num" data-label="{}">{}</td>\n'

@@ -121,13 +121,14 @@ def request_first_sync_if_empty():
         enqueue_or_warn(refresh_keys)
 
 
-def get_snapshot_or_404(sub_key_id):
-    """An active key of the snapshot, or Http404 (the URL converter already refused malformed ids).
+def get_snapshot_or_404(sub_key_id, deleted_too=False):
+    """An active key of the snapshot (or a deleted one too), or Http404 (the URL converter already refused malformed ids).
 
     A key found means the snapshot is not empty: only a miss needs the first-sync check.
     """
+    keys = KeySnapshot.objects.all() if deleted_too else KeySnapshot.objects.active()
     try:
-        return KeySnapshot.objects.active().get(sub_key_id=sub_key_id)
+        return keys.get(sub_key_id=sub_key_id)
     except KeySnapshot.DoesNotExist:
         request_first_sync_if_empty()
         raise Http404(gettext_lazy("No such key.")) from None

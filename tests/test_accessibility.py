@@ -87,7 +87,7 @@ VISITS = [
     Visit("owner", "/dashboard/reconciliation/"),
     Visit("owner", "/dashboard/upstream/"),
     Visit("owner", "/dashboard/exports/{ledger_export_token}/"),
-    Visit("owner", "/dashboard/keys/{deleted_key_id}/", status=404),
+    Visit("owner", "/dashboard/keys/{deleted_key_id}/"),
     Visit("owner", "/dashboard/keys/{deleted_key_id}/statements/{last_month}/"),
     Visit("owner", "/dashboard/keys/new/", status=503, fault={"mode": "error", "path": "/balance", "status": 503, "times": 10}),
     Visit("owner", "/dashboard/branding/", steps=(("Accent colour", "#ffd43b"), "Save branding")),

@@ -258,3 +258,15 @@ def test_a_webhook_host_that_does_not_resolve_yet_is_saved_and_checked_at_send(o
     response = owner_client.post("/dashboard/automation/webhooks/", {"url": "https://hooks.invalid/x", "events": ["key.low"]})
     assert response.status_code in (200, 302)
     assert WebhookEndpoint.objects.count() == 1
+
+
+# Bug: the automation overview's tiles were "<span>Alert rules</span><strong>1</strong>", read as "Alert rules1".
+@pytest.mark.parametrize("url", ["/dashboard/automation/", "/dashboard/", "/dashboard/logs/"])
+def test_every_tile_puts_its_label_and_its_figure_in_blocks_of_their_own(owner_client, url):
+    import re
+
+    body = owner_client.get(url).content.decode()
+    tiles = re.findall(r'<div class="stat">(.*?)</div>\s*</div>', body, re.S)
+    assert tiles
+    for tile in tiles:
+        assert re.match(r'<div class="label">[^<]+</div><div class="value"', tile), tile

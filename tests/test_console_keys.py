@@ -317,13 +317,17 @@ def test_non_uuid_id_is_404_without_upstream_call(owner_client, upstream_calls):
     assert upstream_calls() == 0
 
 
-def test_unknown_or_deleted_key_is_404(owner_client, make_key):
-    created = make_key("1")
+def test_a_key_deleted_elsewhere_has_a_page_that_says_so_and_an_unknown_key_is_404(owner_client, make_key):
+    created = make_key("1", label="Deleted Elsewhere")
     derouter_client.delete_sub_key(created.id)
-    # The page reads the snapshot: a key deleted at derouter is gone from it at the worker's next refresh.
+    # The page reads the snapshot: a key deleted at derouter is marked deleted at the worker's next refresh.
     mirror_snapshot.refresh_snapshot()
-    for sub_key_id in (created.id, str(uuid.uuid4())):
-        assert owner_client.get(reverse("console:key_detail", args=[sub_key_id])).status_code == 404
+    response = owner_client.get(reverse("console:key_detail", args=[created.id]))
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert "Deleted Elsewhere" in body and "deleted outside this console" in body
+    assert reverse("console:key_topup", args=[created.id]) not in body
+    assert owner_client.get(reverse("console:key_detail", args=[str(uuid.uuid4())])).status_code == 404
 
 
 # ---------------------------------------------------------------- edit
@@ -434,7 +438,14 @@ def test_delete_confirms_then_returns_the_budget(owner_client, make_key, simulat
     assert find_key(created.id) is None
     assert derouter_client.get_balance().available == available_before + Decimal("1.5")
     assert AuditEvent.objects.get().outcome == Outcome.OK
-    assert owner_client.get(reverse("console:key_detail", args=[created.id])).status_code == 404
+    # Its page stays, to read: when, by whom, what returned, its history; nothing to change.
+    page = owner_client.get(reverse("console:key_detail", args=[created.id]))
+    assert page.status_code == 200
+    body = page.content.decode()
+    assert "by olivia" in body and "Its unspent budget, $1.50, went back to the available balance." in body
+    assert "Delete key" in body  # its audit history
+    for action in ("key_topup", "key_edit", "key_delete", "key_reveal"):
+        assert reverse(f"console:{action}", args=[created.id]) not in body
 
 
 def test_delete_of_a_key_already_gone_upstream(owner_client, make_key, simulator):

@@ -106,11 +106,12 @@ def test_audit_shows_an_emptied_label_as_empty(owner_client, owner):
     assert "Acme → (empty)" in body
 
 
-# Bug: events of a deleted key linked to its page, which is a 404.
-def test_audit_does_not_link_a_deleted_key(owner_client, owner):
+# A deleted key the snapshot never held has no page: its events name it without a link.
+def test_audit_does_not_link_a_deleted_key_without_a_page(owner_client, owner):
     sub_key_id = "0b7e4c1a-5d3f-4e0a-9a43-7f1f0d6c2b11"
     for action in (AuditEvent.Action.CREATE, AuditEvent.Action.DELETE):
         audit.record(owner, action, Outcome.OK, sub_key_id=sub_key_id, label="Gone Ltd", changes={})
     body = owner_client.get(AUDIT_URL).content.decode()
     assert f"/dashboard/keys/{sub_key_id}/" not in body
     assert "Gone Ltd" in body and "deleted" in body
+    assert owner_client.get(f"/dashboard/keys/{sub_key_id}/").status_code == 404

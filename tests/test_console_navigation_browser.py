@@ -65,6 +65,13 @@ def test_on_a_phone_the_menus_open_inside_the_screen_and_nothing_scrolls_sideway
     try:
         sign_in(page, live_server, "olivia", "owner-pass-1234")
         assert page.evaluate(PAGE_WIDTH) <= 390
+        # The daily pages are behind "Menu": hidden until it opens, then every one inside the screen.
+        daily = ("Overview", "Client Keys", "Analytics", "Top-ups", "Usage logs", "Automation", "Requests")
+        expect(page.get_by_role("link", name="Analytics", exact=True)).to_be_hidden()
+        page.locator(".nav-pages > summary").click()
+        for name in daily:
+            box = page.get_by_role("link", name=name, exact=True).bounding_box()
+            assert box and box["x"] >= 0 and box["x"] + box["width"] <= 390, f"{name} is off the screen: {box}"
         for name, link in (("More", "Users"), ("olivia", "Two-factor sign-in")):
             page.locator(".nav-menu > summary", has_text=name).click()
             target = page.get_by_role("link", name=link)
@@ -72,8 +79,9 @@ def test_on_a_phone_the_menus_open_inside_the_screen_and_nothing_scrolls_sideway
             box = target.bounding_box()
             assert box["x"] >= 0 and box["x"] + box["width"] <= 390, f"{link} is off the screen: {box}"
             assert page.evaluate(PAGE_WIDTH) <= 390
-        # Opening the account menu closed "More".
+        # Opening the account menu closed "More" (and opening "More" closed "Menu").
         expect(page.get_by_role("link", name="Users")).to_be_hidden()
+        expect(page.get_by_role("link", name="Analytics", exact=True)).to_be_hidden()
         page.get_by_role("button", name="Sign out").click()
         expect(page).to_have_url(re.compile(r"/login/$"))
     finally:

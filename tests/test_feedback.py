@@ -40,6 +40,17 @@ def test_a_top_up_in_the_dialog_answers_with_a_toast_outside_the_dialog(owner_cl
     assert "toast-success" not in owner_client.get(reverse("console:key_list")).content.decode()
 
 
+# Bug: on the top-up page itself the result replaced the form with "Added $2.50 to ..." and a toast said it again.
+def test_a_top_up_on_its_own_page_says_it_once(owner_client, make_key):
+    key = make_key("10", label="Once Co")
+    page_url = f"http://testserver{reverse('console:key_topup', args=[key.id])}"
+    response = confirm_top_up(owner_client, key.id, "2.5", HX_Request="true", HX_Current_URL=page_url)
+    body = response.content.decode()
+    assert response.status_code == 200 and "Added $2.50 to Once Co" in body
+    assert body.count("Added $2.50 to Once Co") == 1 and not OOB_TOAST.search(body)
+    assert "toast-success" not in owner_client.get(reverse("console:key_list")).content.decode()
+
+
 def test_a_plain_top_up_shows_its_toast_on_the_page_it_leads_to(owner_client, make_key):
     key = make_key("10", label="Plain Toast Co")
     response = confirm_top_up(owner_client, key.id, "1")

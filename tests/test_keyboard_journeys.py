@@ -117,3 +117,24 @@ def test_customer_reveals_the_key_and_copies_a_working_snippet_by_keyboard(live_
         assert page.evaluate("navigator.clipboard.readText()") == f'export OPENAI_API_KEY="{secret}"'
     finally:
         page.context.close()
+
+
+def test_a_shortened_request_id_has_a_copy_button_that_says_copied(live_server, browser, make_key, simulator):
+    secret = make_key("1", label="Copy Ids Customer").secret.reveal()
+    simulator.chat(secret, count=1)
+    page = new_page(browser, permissions=["clipboard-read", "clipboard-write"])
+    try:
+        page.goto(f"{live_server.url}/portal/login/")
+        page.fill("#id_client_key", secret)
+        page.keyboard.press("Enter")
+        page.wait_for_url(re.compile(r"/portal/$"))
+        page.goto(f"{live_server.url}/portal/logs/")
+        request_id = page.locator("#logs [data-copyable]").first.get_attribute("title")
+        assert request_id
+        copy = page.get_by_role("button", name=f"Copy {request_id}")
+        copy.focus()
+        page.keyboard.press("Enter")
+        expect(page.get_by_role("status").filter(has_text="Copied")).to_have_count(1)
+        assert page.evaluate("navigator.clipboard.readText()") == request_id
+    finally:
+        page.context.close()

@@ -89,3 +89,33 @@ def test_every_portal_page_works_without_javascript(live_server, page_without_ja
     assert page.locator("#logs tbody tr").count() == 21
     page.click("button:has-text('Sign out')")
     assert page.url.endswith("/portal/login/")
+
+
+@pytest.mark.parametrize("javascript", [True, False], ids=["script", "no-script"])
+def test_on_a_phone_the_portal_menu_reaches_every_page_and_sign_out_stays_in_view(browser, live_server, simulator, make_key, javascript):
+    from tests.helpers import new_page
+
+    secret = make_key("1", label="Phone Customer").secret.reveal()
+    page = new_page(browser, viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True, java_script_enabled=javascript)
+    try:
+        page.goto(f"{live_server.url}/portal/login/")
+        page.fill("#id_client_key", secret)
+        page.click("button:has-text('Sign in')")
+        page.wait_for_url(f"{live_server.url}/portal/")
+        sign_out = page.get_by_role("button", name="Sign out")
+        names = ("Home", "Logs", "Statements", "More budget", "Redeem a code", "Buy credit")
+        for name in names:
+            box = sign_out.bounding_box()
+            assert box and box["x"] >= 0 and box["x"] + box["width"] <= 390, f"Sign out is off the screen: {box}"
+            link = page.get_by_role("link", name=name, exact=True)
+            assert not link.is_visible(), f"{name} shows before the menu is opened"
+            page.get_by_text("Menu", exact=True).click()
+            box = link.bounding_box()
+            assert link.is_visible() and box["x"] >= 0 and box["x"] + box["width"] <= 390, f"{name} is off the screen: {box}"
+            with page.expect_navigation(url=f"{live_server.url}{link.get_attribute('href')}"):
+                link.click()
+            assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        sign_out.click()
+        page.wait_for_url("**/portal/login/")
+    finally:
+        page.context.close()

@@ -165,3 +165,22 @@ def test_the_portal_usage_panel_and_its_chart_read_in_the_resellers_unit(custome
     Branding(money_unit="€").save()
     html = browser.get("/portal/").content.decode()
     assert '"unit_before": "€"' in html or '"unit_before": "\\u20ac"' in html
+
+
+def test_the_portal_counts_usage_by_the_model_name_the_customer_sends(customer, simulator):
+    """derouter logs dated names ("claude-sonnet-4-6-20250514"); the customer sent "claude-sonnet-4-6"."""
+    from mirror.models import DailyRollup
+
+    created, browser = customer
+    simulator.add_usage(created.id, "0.1", createdAt=_stamp(datetime.now(UTC) - timedelta(days=1)), model="claude-sonnet-4-6")
+    mirror_from_simulator(created.id)
+    # A second dated release of the same model, as derouter logs after an upgrade (the simulator knows one per name).
+    logged = DailyRollup.objects.filter(key__sub_key_id=created.id, model__startswith="claude-sonnet-4-6-").latest("day")
+    assert logged.model != "claude-sonnet-4-6"
+    DailyRollup.objects.create(day=logged.day, key=logged.key, model="claude-sonnet-4-6-20990101", requests=2, billed=Decimal("1"))
+    for url, start in (("/portal/", 'id="portal-models"'), (f"/portal/statements/{_today():%Y-%m}/", 'id="by-model-title"')):
+        html = browser.get(url).content.decode()
+        table = html[html.index(start):]
+        table = table[: table.index("</table>")]
+        assert logged.model not in table and "20990101" not in table, url
+        assert table.count(">claude-sonnet-4-6</th>") == 1, url

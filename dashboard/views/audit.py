@@ -13,6 +13,7 @@ from ledger.audit import describe_changes
 from ledger.models import AuditEvent, Outcome
 from lib.htmx import wants_fragment
 from lib.paging import pager_for_page
+from mirror.models import KeySnapshot
 
 EVENTS_PER_PAGE = 50
 MARGIN_ACTIONS = (AuditEvent.Action.USER_MARGINS,)
@@ -37,6 +38,13 @@ def _get_deleted_ids(sub_key_ids):
     return set(deleted)
 
 
+def _get_pageless_ids(deleted_ids):
+    """Deleted keys the snapshot does not hold: they have no page (a deleted key the snapshot keeps has one)."""
+    if not deleted_ids:
+        return set()
+    return deleted_ids - set(KeySnapshot.objects.filter(sub_key_id__in=deleted_ids).values_list("sub_key_id", flat=True))
+
+
 @console_required
 @require_http_methods(["GET", "HEAD"])
 @vary_on_headers("HX-Request")
@@ -58,9 +66,11 @@ def audit_trail(request):
         events = events.filter(sub_key_id=str(query["sub_key_id"]))
     page = Paginator(events, EVENTS_PER_PAGE).get_page(request.GET.get("page"))
     shown_ids = {event.sub_key_id for event in page.object_list if event.sub_key_id}
+    deleted_ids = _get_deleted_ids(shown_ids)
     context = {
-        # A deleted key's page is a 404: name it without a link.
-        "deleted_ids": _get_deleted_ids(shown_ids),
+        "deleted_ids": deleted_ids,
+        # A deleted key the snapshot never held has no page: named without a link.
+        "pageless_ids": _get_pageless_ids(deleted_ids),
         "query_form": query_form,
         "query": query,
         "page": page,

@@ -53,6 +53,7 @@ from dashboard.upstream import (
     upstream_write_deadline,
 )
 from dashboard.views import SUBKEYS_CHANGED_EVENT
+from dashboard.views.deleted_key import deleted_key_detail
 from derouter import conventions as upstream_conventions
 from derouter.client import DerouterError
 from ledger.formtokens import TokenUsedElsewhere
@@ -373,7 +374,9 @@ def key_detail(request, sub_key_id):
     The page answers from the mirror at once; htmx then asks it for the key's budget as
     derouter reports it now (see _render_live_budget).
     """
-    snapshot = get_snapshot_or_404(sub_key_id)
+    snapshot = get_snapshot_or_404(sub_key_id, deleted_too=True)
+    if snapshot.is_deleted:
+        return deleted_key_detail(request, snapshot, HISTORY_ROWS)
     if wants_fragment(request) and request.htmx.target == LIVE_BUDGET_TARGET:
         return _render_live_budget(request, snapshot)
     sub_key = as_sub_key(snapshot)

@@ -1,6 +1,7 @@
 """Top-ups: the top-up form with its confirm step, the ledger and its CSV export."""
 
 import uuid
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.contrib import messages
@@ -170,11 +171,14 @@ def key_topup(request, sub_key_id):
     if topup.outcome == Outcome.UNKNOWN:
         return _render_result(request, sub_key, topup, current_key=_get_key_now_or_none(sub_key.id), status=503)
 
-    # A toast on the next page, or (htmx) beside the dialog this result closes.
-    messages.success(
-        request,
-        _("Added %(amount)s to %(key_id)s: its budget went from %(before)s to %(after)s.") % {"amount": exact_usd(amount), "key_id": sub_key.label or sub_key.key_id, "before": usd(topup.budget_before), "after": usd(topup.budget_before + amount)},
-    )
+    # A toast on the next page, or (htmx) beside the dialog this result closes. Not on the top-up
+    # page itself: there the result takes the form's place and says it, and a toast said it twice.
+    on_own_page = wants_fragment(request) and urlsplit(request.htmx.current_url or "").path == request.path
+    if not on_own_page:
+        messages.success(
+            request,
+            _("Added %(amount)s to %(key_id)s: its budget went from %(before)s to %(after)s.") % {"amount": exact_usd(amount), "key_id": sub_key.label or sub_key.key_id, "before": usd(topup.budget_before), "after": usd(topup.budget_before + amount)},
+        )
     if wants_fragment(request):
         return _render_result(request, sub_key, topup, current_key=None)
     return redirect("console:key_detail", sub_key_id=sub_key.id)

@@ -58,9 +58,21 @@
   });
 
   // Controls that need JavaScript (copy, dismiss) are hidden in the HTML and shown here.
+  // A shortened id in a table (data-copyable: request ids, key ids) gets a small copy button after it.
   function showScriptControls(root) {
     root.querySelectorAll("[data-copy-target][hidden], [data-dismiss-toast][hidden]").forEach(function (control) {
       control.hidden = false;
+    });
+    root.querySelectorAll("[data-copyable]").forEach(function (value) {
+      if (value.nextElementSibling && value.nextElementSibling.matches(".copy-inline")) return;
+      var text = (value.getAttribute("title") || value.textContent).trim();
+      var button = document.createElement("button");
+      button.type = "button";
+      button.className = "copy-inline";
+      button.setAttribute("data-copy-text", text);
+      button.setAttribute("aria-label", interpolate(gettext("Copy %s"), [text]));
+      button.title = gettext("Copy");
+      value.insertAdjacentElement("afterend", button);
     });
   }
   showScriptControls(document);
@@ -112,18 +124,29 @@
     event.detail.elt.busyControls = [];
   });
 
-  // Copy buttons: <button data-copy-target="#id"> copies that element's text.
+  // Copy buttons: <button data-copy-target="#id"> copies that element's text, <button data-copy-text>
+  // its own attribute (the small buttons above). "Copied" is announced through a polite live region,
+  // made at load so that screen readers already watch it; a labelled button shows it, an icon a tick.
+  var copyStatus = document.createElement("div");
+  copyStatus.className = "visually-hidden";
+  copyStatus.setAttribute("role", "status");
+  document.body.appendChild(copyStatus);
   document.addEventListener("click", function (event) {
-    var button = event.target.closest("[data-copy-target]");
-    if (!button) return;
-    var target = document.querySelector(button.getAttribute("data-copy-target"));
-    if (!target || !navigator.clipboard) return;
-    var text = target.value !== undefined && target.tagName !== "CODE" && target.tagName !== "PRE" ? target.value : target.textContent;
+    var button = event.target.closest("[data-copy-target], [data-copy-text]");
+    if (!button || !navigator.clipboard) return;
+    var text = button.getAttribute("data-copy-text");
+    if (text === null) {
+      var target = document.querySelector(button.getAttribute("data-copy-target"));
+      if (!target) return;
+      text = target.value !== undefined && target.tagName !== "CODE" && target.tagName !== "PRE" ? target.value : target.textContent;
+    }
     navigator.clipboard.writeText(text.trim()).then(function () {
       var original = button.textContent;
-      button.textContent = gettext("Copied");
+      if (original) button.textContent = gettext("Copied");
       button.classList.add("copied");
-      setTimeout(function () { button.textContent = original; button.classList.remove("copied"); }, 1500);
+      copyStatus.textContent = "";
+      setTimeout(function () { copyStatus.textContent = gettext("Copied"); }, 50);
+      setTimeout(function () { button.textContent = original; button.classList.remove("copied"); copyStatus.textContent = ""; }, 1500);
     });
   });
 
@@ -181,10 +204,10 @@
     if (note) note.textContent = "";
   });
 
-  // The top bar's disclosure menus ("More", the account) open as <details> do without this;
+  // The top bar's disclosure menus ("More", the account, a phone's "Menu") open as <details> do without this;
   // it adds what people expect of a menu: Escape closes it (focus back on its summary),
   // a click elsewhere closes it, and opening one closes the other.
-  var navMenus = document.querySelectorAll(".nav-menu");
+  var navMenus = document.querySelectorAll(".nav-menu, .nav-pages");
   function closeNavMenus(except) {
     navMenus.forEach(function (menu) { if (menu !== except) menu.open = false; });
   }
@@ -192,11 +215,11 @@
     menu.addEventListener("toggle", function () { if (menu.open) closeNavMenus(menu); });
   });
   document.addEventListener("click", function (event) {
-    if (!event.target.closest || !event.target.closest(".nav-menu")) closeNavMenus(null);
+    if (!event.target.closest || !event.target.closest(".nav-menu, .nav-pages")) closeNavMenus(null);
   });
   document.addEventListener("keydown", function (event) {
     if (event.key !== "Escape") return;
-    var open = document.querySelector(".nav-menu[open]");
+    var open = document.querySelector(".nav-menu[open], .nav-pages[open]");
     if (!open) return;
     open.open = false;
     open.querySelector("summary").focus();
