@@ -144,12 +144,15 @@ def _start(user, action, sub_key=None, **fields):
     return audit.record(user, action, Outcome.PENDING, sub_key=sub_key, **fields)
 
 
-def create_key(user, *, token, label, budget, rpm_limit, display_multiplier=Decimal(1), note=""):
+def create_key(user, *, token, label, budget, rpm_limit, display_multiplier=Decimal(1), note="", keys_before=()):
     """POST a new key, with its markup, once per form token; a token seen before returns its first attempt.
 
     The markup goes in the creating POST. Where derouter does not keep it there (its
     conventions), it is set by a second write, an edit recorded as such (``markup``).
     ``note`` leads the audit event's message (what asked for the key, e.g. a rotation).
+    ``keys_before``: the ids of the keys derouter listed just before (a rotation reads them under
+    the old key's lock); recorded with the event, so settling an unknown outcome never takes one
+    of them for the new key.
     """
     check_form_token(token, AuditEvent.Action.CREATE)
     conventions = upstream_conventions.current()
@@ -162,7 +165,8 @@ def create_key(user, *, token, label, budget, rpm_limit, display_multiplier=Deci
         changes["display_multiplier"] = (None, display_multiplier)
     try:
         with transaction.atomic():
-            event = _start(user, AuditEvent.Action.CREATE, label=label, changes=changes, form_token=token, message=note)
+            event = _start(user, AuditEvent.Action.CREATE, label=label, changes=changes, form_token=token, message=note,
+                           keys_before=keys_before)
     except IntegrityError:
         # The same form again (or in a race): show the first attempt, if it was a create.
         check_form_token(token, AuditEvent.Action.CREATE)
@@ -358,14 +362,19 @@ def _resolve_delete(event, current_key, now, checked):
 
 
 def _resolve_create(event, sub_keys, claimed_ids, now, checked):
-    """A create happened when a key with its label and budget appeared after it, not claimed by another create."""
+    """A create happened when a key with its label and budget appeared after it, not claimed by another create.
+
+    A key derouter listed before the create was sent (``keys_before``) is never it.
+    """
     changes = event.changes if isinstance(event.changes, dict) else {}
     budget = to_decimal((changes.get("budget") or [None, None])[1])
+    existed = set(event.keys_before or ())
     created = next(
         (
             sub_key
             for sub_key in sub_keys
             if sub_key.id not in claimed_ids
+            and sub_key.id not in existed
             and sub_key.label == event.key_label
             and sub_key.budget == budget
             and sub_key.created_at is not None

@@ -67,6 +67,7 @@ def record(
     form_token=None,
     actor_name=None,
     subject_name="",
+    keys_before=(),
 ):
     """Record one attempted change; ``sub_key`` (a SubKey) fills in the key's identity.
 
@@ -90,6 +91,7 @@ def record(
         message=cut(message, 2000),
         form_token=form_token,
         subject_name=cut(subject_name, 254),
+        keys_before=sorted(keys_before),
     )
 
 

@@ -68,6 +68,9 @@ class AuditEvent(models.Model):
     # The one-time token of the create form that asked for this change: written
     # (unique) before the upstream call, so a resubmitted form creates no second key.
     form_token = models.UUIDField(null=True, blank=True, unique=True)
+    # For a create: the ids of the keys derouter listed just before it was sent. None of them can be
+    # the new key, whatever its label and budget (a rotation's new key copies both from the old one).
+    keys_before = models.JSONField(default=list, blank=True)
 
     class Meta:
         db_table = "dashboard_auditevent"

@@ -15,6 +15,7 @@ from automation.models import Rotation
 from dashboard import keywrites
 from derouter import client
 from derouter.client import DerouterError
+from ledger.models import AuditEvent, Outcome
 
 pytestmark = pytest.mark.django_db
 
@@ -71,3 +72,34 @@ def test_a_rotation_whose_new_key_was_not_made_ends_with_nothing_changed(owner, 
     ended = Rotation.objects.get(pk=result.rotation.pk)
     assert ended.status == Rotation.Status.CREATE_REFUSED
     assert live(created.id) is not None
+
+
+def test_an_unknown_new_key_is_never_taken_for_the_key_it_replaces(owner, simulator, make_key, settings):
+    """Found by the money harness: the old key has the new one's label and budget, so settling adopted it."""
+    old = make_key(budget="5", label="Jetty rotation")  # made outside the console: no create of ours claims it
+    simulator.inject("error", path="/sub-keys", method="POST", status=500)
+    result = rotation.rotate(owner, live(old.id), uuid.uuid4())
+    assert result.rotation.status == Rotation.Status.CREATE_UNKNOWN
+
+    settings.WRITE_SETTLE_SECONDS = 0
+    keywrites.resolve_unsettled_writes()
+    rotation.settle_open()
+
+    create = AuditEvent.objects.get(form_token=result.rotation.token)
+    assert create.outcome == Outcome.REFUSED
+    assert create.sub_key_id != old.id
+    assert Rotation.objects.get(pk=result.rotation.pk).status == Rotation.Status.CREATE_REFUSED
+    assert live(old.id) is not None
+
+
+def test_a_key_is_not_rotated_again_while_its_earlier_rotations_new_key_is_unknown(owner, simulator):
+    created = console_key(owner, "Pier rotation")
+    simulator.inject("applied-then-drop", path="/sub-keys", method="POST")
+    first = rotation.rotate(owner, live(created.id), uuid.uuid4())
+    assert first.rotation.status == Rotation.Status.CREATE_UNKNOWN
+
+    second = rotation.rotate(owner, live(created.id), uuid.uuid4())
+
+    assert second.rotation.status == Rotation.Status.CREATE_REFUSED
+    assert "earlier rotation" in second.rotation.message
+    assert not AuditEvent.objects.filter(form_token=second.rotation.token).exists()
