@@ -11,6 +11,7 @@ later settles such a write from what derouter lists (the key list and key page
 call it; ``resolve_unsettled_writes`` does it for everything, for a worker task).
 """
 
+import uuid
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import timedelta
@@ -285,14 +286,25 @@ def delete_key(user, sub_key, note=""):
             mirror_snapshot.record_deleted_key(sub_key.id)
             return _refused_unsent(user, sub_key, gettext_lazy("Not sent: derouter no longer lists the key."), status=404, note=note)
         returned = max(current.remaining, Decimal(0))
-        event = _start(user, AuditEvent.Action.DELETE, current, changes={"budget_returned": (None, returned)}, message=note)
+        # The return is a money move: its ledger line and the delete's event, one token, both written before the DELETE.
+        token = uuid.uuid4()
+        with transaction.atomic():
+            line = topups.record_return(user, current, token, note=str(note))
+            event = _start(user, AuditEvent.Action.DELETE, current, changes={"budget_returned": (None, returned)},
+                           message=note, form_token=token)
         # derouter stops listing a deleted key's usage: mirror what is left while it still can (best effort).
         mirror_sync.mirror_usage_before_write(current)
-        _, failed = _send(event, lambda: client.delete_sub_key(current.id), current.id)
+        refunded, failed = _send(
+            event, lambda: client.delete_sub_key(current.id, key_multiplier=current.display_multiplier), current.id
+        )
         if failed:
             if failed.failure.is_gone:
                 mirror_snapshot.record_deleted_key(current.id)
             return failed
+        if refunded is not None:
+            # derouter's own figure: usage charged between our read and the delete is not returned.
+            returned = refunded
+            topups.set_returned(line, refunded, current.display_multiplier)
         audit.finish(event, Outcome.OK, message=note)
         mirror_snapshot.record_deleted_key(current.id)
         return KeyWrite(event, returned=returned)

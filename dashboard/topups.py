@@ -253,6 +253,11 @@ def _finish(row, outcome, message="", audit_note="", not_applied=None):
     audit.finish(event, outcome, message=text, not_applied=not_applied)
 
 
+def _moves(sub_key_id):
+    """The key's budget moves: its top-ups and reclaims, not a delete's return (settled with the delete)."""
+    return TopUp.objects.filter(sub_key_id=str(sub_key_id), kind=TopUp.Kind.MOVE)
+
+
 def _read_key(sub_key_id):
     """The key as derouter reports it now, or None when it has no such key (one call at any number of keys)."""
     return get_sub_key_now(sub_key_id)
@@ -413,13 +418,45 @@ def key_lock_for_return(sub_key_id, wait_seconds=None):
     with key_lock(sub_key_id, wait_seconds):
         current = _read_key(sub_key_id)
         _settle_walk(sub_key_id, current, timezone.now())
-        open_row = TopUp.objects.filter(sub_key_id=str(sub_key_id), outcome__in=UNSETTLED_OUTCOMES).first()
+        open_row = _moves(sub_key_id).filter(outcome__in=UNSETTLED_OUTCOMES).first()
         if current is not None and open_row is not None:
             raise MovesUnsettled(
                 f"the top-up of {exact_usd(open_row.amount)} on {open_row.created_at:%Y-%m-%d %H:%M} UTC is not settled "
                 "yet, and a deleted key's budget can no longer tell whether it landed; try again in a minute."
             )
         yield current
+
+
+def record_return(user, current, token, note=""):
+    """The ledger line of a delete's return, written pending just before the DELETE, inside ``key_lock_for_return``.
+
+    ``current`` is the key read under its lock: its remaining is what goes back to the
+    available balance (a negative amount on the key's ledger, as a reclaim's). The delete's
+    audit event carries the same token, and settling it settles this line
+    (``ledger.audit.finish``); ``set_returned`` then records derouter's own figure when
+    its answer gives one. A return changes no budget: settlement walks never count it.
+    """
+    return TopUp.objects.create(
+        token=token,
+        kind=TopUp.Kind.RETURN,
+        actor=user if user.is_authenticated else None,
+        actor_name=user.get_username(),
+        sub_key_id=current.id,
+        key_label=current.label[:200],
+        key_id_short=current.key_id[:64],
+        amount=-max(current.remaining, Decimal(0)),
+        customer_amount=-max(current.remaining, Decimal(0)) * current.display_multiplier,
+        note=note[:200],
+        budget_before=current.budget,
+        sent_at=timezone.now(),
+    )
+
+
+def set_returned(row, refunded, multiplier):
+    """Record the amount derouter answered it returned on the delete (its figure, not our read before it)."""
+    row.amount = -refunded
+    row.customer_amount = -refunded * multiplier
+    row.save(update_fields=["amount", "customer_amount"])
 
 
 # ---------------------------------------------------------------- settling unknown and late moves
@@ -451,7 +488,7 @@ def _open_filter(now):
 
 
 def _open_rows(sub_key_id, now):
-    return TopUp.objects.filter(sub_key_id=str(sub_key_id)).filter(_open_filter(now))
+    return _moves(sub_key_id).filter(_open_filter(now))
 
 
 def _in_key_order(rows):
@@ -562,13 +599,13 @@ def _settle_walk(sub_key_id, current_key, now, exclude_pk=None):
         return settled
     chain = [
         row
-        for row in _in_key_order(TopUp.objects.filter(sub_key_id=str(sub_key_id), budget_before__isnull=False))
+        for row in _in_key_order(_moves(sub_key_id).filter(budget_before__isnull=False))
         if row.pk != exclude_pk
     ]
     # From the first move whose landing is not certain (one judged landed recently may
     # have landed later than judged): every rise since then is explained from there.
     uncertain = {row.pk for row in sent} | set(
-        TopUp.objects.filter(sub_key_id=str(sub_key_id), outcome=Outcome.OK, outcome_inferred=True)
+        _moves(sub_key_id).filter(outcome=Outcome.OK, outcome_inferred=True)
         .filter(_recent(now))
         .values_list("pk", flat=True)
     )
@@ -608,7 +645,7 @@ def settle_key(sub_key_id, wait_seconds=0):
 
 def _keys_with_open_rows(now, late_writes):
     open_filter = _open_filter(now) if late_writes else Q(outcome__in=UNSETTLED_OUTCOMES)
-    return sorted(set(TopUp.objects.filter(open_filter).values_list("sub_key_id", flat=True)))
+    return sorted(set(TopUp.objects.filter(open_filter, kind=TopUp.Kind.MOVE).values_list("sub_key_id", flat=True)))
 
 
 def has_unsettled_moves(late_writes=False):

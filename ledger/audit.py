@@ -5,7 +5,7 @@ from django.utils.translation import gettext_lazy as _
 from dataclasses import dataclass
 from decimal import Decimal
 
-from ledger.models import AuditEvent
+from ledger.models import AuditEvent, Outcome, TopUp
 from lib.money import exact_usd
 from lib import stored_text
 from lib.text import cut
@@ -101,6 +101,7 @@ def finish(event, outcome, *, sub_key_id="", key_id_short="", message="", not_ap
     ``not_applied`` ({field: (asked, kept)}) names what derouter answered as done but did not
     keep, as read back after the write.
     """
+    settled_later = event.outcome == Outcome.UNKNOWN
     event.outcome = outcome
     event.sub_key_id = sub_key_id or event.sub_key_id
     event.key_id_short = key_id_short[:64] or event.key_id_short
@@ -110,6 +111,12 @@ def finish(event, outcome, *, sub_key_id="", key_id_short="", message="", not_ap
         event.not_applied = {name: [_jsonable(asked), _jsonable(kept)] for name, (asked, kept) in not_applied.items()}
         fields.append("not_applied")
     event.save(update_fields=fields)
+    if event.action == AuditEvent.Action.DELETE and event.form_token:
+        # A delete's ledger line (its return to the balance, under the same token) has the delete's outcome,
+        # however the delete is settled; one settled from derouter's key list rather than its answer is inferred.
+        TopUp.objects.filter(token=event.form_token, kind=TopUp.Kind.RETURN).update(
+            outcome=outcome, message=event.message, outcome_inferred=settled_later
+        )
 
 
 @dataclass(frozen=True)

@@ -68,7 +68,7 @@ FAULT_TARGETS = (
 OPERATIONS = (
     "top_up", "top_up", "top_up_again", "request", "approve", "approve", "decline", "worker_pass", "worker_pass",
     "spend", "spend", "auto_rule", "allowance", "expire", "rotate", "delete", "create", "sync", "settle",
-    "redeem", "redeem", "card_credit", "card_credit", "reclaim",
+    "redeem", "redeem", "start", "card_credit", "card_credit", "reclaim",
 )
 AMOUNTS = (Decimal("0.01"), Decimal("0.5"), Decimal("1"), Decimal("2.5"), Decimal("4"))
 # The settings the harness runs under: a client that gives up quickly, writes that settle soon after.
@@ -172,6 +172,10 @@ class World:
         # Money customers bring in: codes to redeem (several threads may type the same one) and card orders.
         batch, self.code_texts = redemption_codes.create_batch(owner, 4, Decimal("1.5"), CodeBatch.Unit.USD, note="harness")
         self.first_ids[RedemptionCode] = batch.codes.order_by("id").values_list("id", flat=True).first() - 1
+        # Starter codes each make a new key with their worth as its budget (several threads may type one at once).
+        _, self.starter_texts = redemption_codes.create_batch(
+            owner, 3, Decimal("2"), CodeBatch.Unit.USD, note="harness starters", kind=CodeBatch.Kind.STARTER
+        )
         self.first_ids[Order] = Order.objects.order_by("-id").values_list("id", flat=True).first() or 0
 
     # ------------------------------------------------------------ the simulator
@@ -373,6 +377,12 @@ class World:
         if sub_key is not None:
             redemption_codes.redeem(rng.choice(self.code_texts), sub_key.id)
 
+    def op_start(self, rng):
+        """A customer redeems a starter code: a new key made with the code's worth."""
+        started = redemption_codes.start(rng.choice(self.starter_texts))
+        if started.created is not None:
+            self.add_key(started.created.id)
+
     def op_card_credit(self, rng):
         """A card payment Stripe reported paid is credited: a new order, or again one already paid (webhook and
         return page at once, a retry)."""
@@ -471,6 +481,7 @@ class World:
         mine = set(self.key_ids)
         problems += self._nothing_left_open(mine)
         problems += self._ledger_matches_journal(writes, mine)
+        problems += self._returns_match_journal(writes)
         problems += self._keys_match_journal(writes, mine)
         problems += self._requests_match_money(mine)
         problems += self._reconciled()
@@ -522,7 +533,7 @@ class World:
                 # A reclaim: the ledger records it as a negative move.
                 applied[write["path"].rsplit("/", 1)[1]].append(-Decimal(write["body"]["reduceBudgetVirtual"]))
         confirmed = defaultdict(list)
-        for sub_key_id, amount in self._since(TopUp).filter(outcome=Outcome.OK).values_list(
+        for sub_key_id, amount in self._since(TopUp).filter(outcome=Outcome.OK, kind=TopUp.Kind.MOVE).values_list(
             "sub_key_id", "amount"
         ):
             confirmed[sub_key_id].append(Decimal(amount).normalize())
@@ -533,10 +544,35 @@ class World:
             if did != said:
                 rows = "; ".join(
                     f"{row.amount.normalize()} {row.outcome} by {row.actor_name} ({row.note}): {row.message}"
-                    for row in self._since(TopUp).filter(sub_key_id=sub_key_id).order_by("created_at", "id")
+                    for row in self._since(TopUp).filter(sub_key_id=sub_key_id, kind=TopUp.Kind.MOVE).order_by("created_at", "id")
                 )
                 problems.append(f"key {sub_key_id}: derouter applied top-ups {[str(a) for a in did]}, the ledger "
                                 f"confirms {[str(a) for a in said]}; its rows: {rows}")
+        return problems
+
+    def _returns_match_journal(self, writes):
+        """Every key derouter deleted has one confirmed return line, of what derouter answered it returned.
+
+        A line settled from the key list (the delete's answer lost) holds the remaining read just
+        before the delete: at least what derouter returned (usage charged meanwhile is not returned).
+        """
+        problems = []
+        refunded = {write["path"].rsplit("/", 1)[1]: Decimal(str(write["answer"]["refundedVirtual"]))
+                    for write in writes if write["method"] == "DELETE"}
+        lines = defaultdict(list)
+        for line in self._since(TopUp).filter(kind=TopUp.Kind.RETURN, outcome=Outcome.OK):
+            lines[line.sub_key_id].append(line)
+        for sub_key_id in sorted(set(refunded) | set(lines)):
+            found = lines[sub_key_id]
+            if sub_key_id not in refunded:
+                problems.append(f"key {sub_key_id}: {len(found)} confirmed return line(s), but derouter deleted nothing")
+            elif len(found) != 1:
+                problems.append(f"key {sub_key_id}: derouter returned {refunded[sub_key_id]} on its delete; "
+                                f"{len(found)} confirmed return lines")
+            elif (-found[0].amount < refunded[sub_key_id]
+                  or (not found[0].outcome_inferred and -found[0].amount != refunded[sub_key_id])):
+                problems.append(f"key {sub_key_id}: derouter returned {refunded[sub_key_id]} on its delete; the ledger "
+                                f"says {-found[0].amount} ({'inferred' if found[0].outcome_inferred else 'its answer'})")
         return problems
 
     def _keys_match_journal(self, writes, mine):
@@ -583,6 +619,16 @@ class World:
                   for code in self._since(RedemptionCode)]
         things += [("order", order.pk, order.credit_attempts, order.state == Order.State.CREDITED, f"order {order.pk}")
                    for order in self._since(Order)]
+        starters = [thing for thing in things if thing[0] == "code"
+                    and RedemptionCode.objects.get(pk=thing[1]).batch.is_starter]
+        things = [thing for thing in things if thing not in starters]
+        for _, pk, attempts, says_made, name in starters:
+            tokens = [crediting.token_for("starter", pk, number) for number in range(attempts + 1)]
+            made = AuditEvent.objects.filter(form_token__in=tokens, action=AuditEvent.Action.CREATE, outcome=Outcome.OK).count()
+            if made > 1:
+                problems.append(f"starter {name} made {made} keys")
+            if says_made != (made == 1):
+                problems.append(f"starter {name} says {'redeemed' if says_made else 'not redeemed'} with {made} keys made")
         for kind, pk, attempts, says_credited, name in things:
             tokens = [crediting.token_for(kind, pk, number) for number in range(attempts + 1)]
             landed = TopUp.objects.filter(token__in=tokens, outcome=Outcome.OK).count()
@@ -605,10 +651,13 @@ class World:
         is counted apart, as derouter's behaviour, not the console's error.
         """
         listed = {sub_key.id for sub_key in client.list_sub_keys()}
+        # A return line from derouter's answer holds what it returned: the usage is accounted for there.
+        answered = set(TopUp.objects.filter(kind=TopUp.Kind.RETURN, outcome=Outcome.OK, outcome_inferred=False)
+                       .values_list("sub_key_id", flat=True))
         held = set(UsageRecord.objects.filter(request_id__in=[request_id for _, request_id, _ in self.spent])
                    .values_list("request_id", flat=True))
         return sum((cost for sub_key_id, request_id, cost in self.spent
-                    if sub_key_id not in listed and request_id not in held), Decimal(0))
+                    if sub_key_id not in listed and sub_key_id not in answered and request_id not in held), Decimal(0))
 
     def _reconciled(self):
         report = reconcile.reconcile(catch_up=False)

@@ -13,7 +13,7 @@ from automation import evaluation, expiry
 from automation import rotation as rotations
 from automation.models import KeyExpiry, Rotation
 from dashboard import keywrites
-from ledger.models import AuditEvent, Outcome
+from ledger.models import AuditEvent, Outcome, TopUp
 from derouter import client
 from derouter.client import DerouterError
 from mirror.key_store import secret_digest
@@ -217,14 +217,15 @@ def test_an_expiry_records_its_delete_before_derouter_is_asked(simulator, make_k
     seen = []
     original = client.delete_sub_key
 
-    def delete_seeing_the_record(sub_key_id):
+    def delete_seeing_the_record(sub_key_id, key_multiplier=None):
         seen.extend(AuditEvent.objects.filter(action=AuditEvent.Action.DELETE).values_list("outcome", flat=True))
-        return original(sub_key_id)
+        seen.extend(TopUp.objects.filter(kind=TopUp.Kind.RETURN).values_list("outcome", flat=True))
+        return original(sub_key_id, key_multiplier)
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(client, "delete_sub_key", delete_seeing_the_record)
         expiry.evaluate_expiry(record)
-    assert seen == [Outcome.PENDING]
+    assert seen == [Outcome.PENDING, Outcome.PENDING]  # the delete and its return line
     assert AuditEvent.objects.get(action=AuditEvent.Action.DELETE).outcome == Outcome.OK
 
 

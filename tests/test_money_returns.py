@@ -11,6 +11,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+import requests
 from django.utils import timezone
 
 from automation import actors, expiry
@@ -189,3 +190,63 @@ def test_a_delete_is_dated_when_it_goes_out_so_settling_waits_for_its_request(ow
     assert write.is_ok
     assert (write.event.created_at - before).total_seconds() >= 1.5
     assert AuditEvent.objects.get(pk=write.event.pk).created_at == write.event.created_at
+
+
+# ---------------------------------------------------------------- the return's own ledger line
+
+
+def test_a_delete_writes_its_return_as_a_ledger_line_shown_on_the_ledger_and_its_csv(owner, owner_client, make_key):
+    created = make_key("10", label="Returned budget")
+    available = client.get_balance().available
+
+    write = keywrites.delete_key(owner, live(created.id))  # nothing spent: all $10 go back
+
+    line = TopUp.objects.get(sub_key_id=created.id, kind=TopUp.Kind.RETURN)
+    assert (line.outcome, line.amount, line.outcome_inferred) == (Outcome.OK, Decimal(-10), False)
+    assert line.token == write.event.form_token
+    assert client.get_balance().available == available - line.amount  # the ledger explains the balance
+    page = owner_client.get(f"/dashboard/topups/?sub_key_id={created.id}").content.decode()
+    assert "Returned on delete" in page and "-$10.00" in page
+    csv = b"".join(owner_client.get(f"/dashboard/topups/export.csv?sub_key_id={created.id}").streaming_content).decode()
+    assert csv.splitlines()[0].endswith(",kind") and csv.splitlines()[1].endswith(",return")
+
+
+def test_a_return_line_records_what_derouter_answered_it_returned(owner, simulator, make_key, monkeypatch):
+    created = make_key("10", label="Spent while deleting")
+    real_delete = client.delete_sub_key
+
+    def charged_just_before(sub_key_id, key_multiplier=None):
+        # A request charged after the delete read the key under its lock: derouter returns less than that read.
+        spent = requests.post(f"{simulator.base_url}/_sim/usage", json={"subKeyId": sub_key_id, "cost": "3"}, timeout=10)
+        assert spent.status_code == 200
+        return real_delete(sub_key_id, key_multiplier)
+
+    monkeypatch.setattr(client, "delete_sub_key", charged_just_before)
+    keywrites.delete_key(owner, live(created.id))
+
+    line = TopUp.objects.get(sub_key_id=created.id, kind=TopUp.Kind.RETURN)
+    assert line.amount == Decimal(-7)
+
+
+def test_an_unknown_delete_leaves_its_return_unknown_until_derouter_shows_it(owner, simulator, make_key, settings):
+    created = make_key("6", label="Delete answer lost")
+    simulator.inject("applied-then-drop", path=f"/sub-keys/{created.id}", method="DELETE")
+
+    write = keywrites.delete_key(owner, live(created.id))
+
+    assert write.is_unknown
+    line = TopUp.objects.get(sub_key_id=created.id, kind=TopUp.Kind.RETURN)
+    assert line.outcome == Outcome.UNKNOWN and line.amount == Decimal(-6)
+    settings.WRITE_SETTLE_SECONDS = 0
+    keywrites.resolve_unsettled_writes()
+    line.refresh_from_db()
+    assert (line.outcome, line.outcome_inferred) == (Outcome.OK, True)
+
+
+def test_a_refused_delete_returns_nothing(owner, simulator, make_key):
+    created = make_key("6", label="Delete refused")
+    simulator.inject("error", path=f"/sub-keys/{created.id}", method="DELETE", status=400)
+
+    assert keywrites.delete_key(owner, live(created.id)).is_refused
+
+    assert TopUp.objects.get(sub_key_id=created.id, kind=TopUp.Kind.RETURN).outcome == Outcome.REFUSED
