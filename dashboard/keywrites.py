@@ -301,11 +301,11 @@ def delete_key(user, sub_key, note=""):
             if failed.failure.is_gone:
                 mirror_snapshot.record_deleted_key(current.id)
             return failed
+        audit.finish(event, Outcome.OK, message=note)
+        topups.set_returned(line, refunded, current.display_multiplier)
         if refunded is not None:
             # derouter's own figure: usage charged between our read and the delete is not returned.
             returned = refunded
-            topups.set_returned(line, refunded, current.display_multiplier)
-        audit.finish(event, Outcome.OK, message=note)
         mirror_snapshot.record_deleted_key(current.id)
         return KeyWrite(event, returned=returned)
 

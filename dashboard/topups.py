@@ -27,7 +27,8 @@ Deletes (the console's, expiry's, a rotation's) return a key's remaining budget 
 balance: they read that remaining and send the DELETE inside ``key_lock_for_return``,
 under the same lock, so no top-up lands between the read and the delete, and a rotation
 carries over exactly what the old key held. While a move on the key may still land, the
-key is not deleted (a deleted key's budget could never settle it).
+key is not deleted (a deleted key's budget could never settle it). The return is a ledger
+line of its own (``record_return``, kind "return"), settled with the delete's audit event.
 
 A reclaim (``reclaim``: part of a key's unspent budget back to the available balance, where
 check_upstream found derouter supports it) is a move like a top-up with a negative amount:
@@ -37,7 +38,8 @@ it was is recorded "not applied" on the row and, field by field, on its audit ev
 
 Public functions (kept stable for the reconciliation and the fault-and-race harness):
 ``top_up``, ``reclaim``, ``find_attempt``, ``key_lock``, ``key_lock_for_return``, ``settle_key``,
-``settling_locks``, ``has_unsettled_moves``, ``get_topped_up_today``, ``get_cap_left_today``.
+``settling_locks``, ``has_unsettled_moves``, ``get_topped_up_today``, ``get_cap_left_today``,
+``record_return``, ``set_returned``.
 """
 
 import datetime
@@ -453,10 +455,18 @@ def record_return(user, current, token, note=""):
 
 
 def set_returned(row, refunded, multiplier):
-    """Record the amount derouter answered it returned on the delete (its figure, not our read before it)."""
-    row.amount = -refunded
-    row.customer_amount = -refunded * multiplier
-    row.save(update_fields=["amount", "customer_amount"])
+    """Record derouter's answer to the delete on its return line: done, and what it returned when it says.
+
+    ``refunded`` is derouter's figure (None when its answer does not give one: the read before stands).
+    Call it once the delete's event is settled "ok".
+    """
+    row.outcome_inferred = False
+    fields = ["outcome_inferred"]
+    if refunded is not None:
+        row.amount = -refunded
+        row.customer_amount = -refunded * multiplier
+        fields += ["amount", "customer_amount"]
+    row.save(update_fields=fields)
 
 
 # ---------------------------------------------------------------- settling unknown and late moves

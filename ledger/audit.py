@@ -101,7 +101,6 @@ def finish(event, outcome, *, sub_key_id="", key_id_short="", message="", not_ap
     ``not_applied`` ({field: (asked, kept)}) names what derouter answered as done but did not
     keep, as read back after the write.
     """
-    settled_later = event.outcome == Outcome.UNKNOWN
     event.outcome = outcome
     event.sub_key_id = sub_key_id or event.sub_key_id
     event.key_id_short = key_id_short[:64] or event.key_id_short
@@ -113,9 +112,10 @@ def finish(event, outcome, *, sub_key_id="", key_id_short="", message="", not_ap
     event.save(update_fields=fields)
     if event.action == AuditEvent.Action.DELETE and event.form_token:
         # A delete's ledger line (its return to the balance, under the same token) has the delete's outcome,
-        # however the delete is settled; one settled from derouter's key list rather than its answer is inferred.
+        # however the delete is settled. Done is inferred (from derouter's key list) until the delete's own
+        # answer is recorded on the line (dashboard.topups.set_returned).
         TopUp.objects.filter(token=event.form_token, kind=TopUp.Kind.RETURN).update(
-            outcome=outcome, message=event.message, outcome_inferred=settled_later
+            outcome=outcome, message=event.message, outcome_inferred=outcome == Outcome.OK
         )
 
 
