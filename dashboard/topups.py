@@ -415,7 +415,8 @@ def key_lock_for_return(sub_key_id, wait_seconds=None):
     block too. Raises KeyBusy when another move keeps the lock past ``wait_seconds``,
     MovesUnsettled when a move's outcome cannot be told yet (its request may still land, and
     a deleted key's budget could never tell), and DerouterError when derouter cannot list
-    the keys (nothing was sent then).
+    the keys (nothing was sent then). An earlier delete of the key whose outcome is not known
+    yet is a move that may still land too: no second delete goes out before it is settled.
     """
     with key_lock(sub_key_id, wait_seconds):
         current = _read_key(sub_key_id)
@@ -425,6 +426,15 @@ def key_lock_for_return(sub_key_id, wait_seconds=None):
             raise MovesUnsettled(
                 f"the top-up of {exact_usd(open_row.amount)} on {open_row.created_at:%Y-%m-%d %H:%M} UTC is not settled "
                 "yet, and a deleted key's budget can no longer tell whether it landed; try again in a minute."
+            )
+        open_return = TopUp.objects.filter(
+            sub_key_id=str(sub_key_id), kind=TopUp.Kind.RETURN, outcome__in=UNSETTLED_OUTCOMES
+        ).first()
+        if current is not None and open_return is not None:
+            # Once the key is gone, every unsettled delete of it would look done: one at a time, never blind.
+            raise MovesUnsettled(
+                _("an earlier delete of this key (%(when)s UTC) is not settled yet; try again in a minute.")
+                % {"when": f"{open_return.created_at:%Y-%m-%d %H:%M}"}
             )
         yield current
 

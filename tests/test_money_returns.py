@@ -250,3 +250,22 @@ def test_a_refused_delete_returns_nothing(owner, simulator, make_key):
     assert keywrites.delete_key(owner, live(created.id)).is_refused
 
     assert TopUp.objects.get(sub_key_id=created.id, kind=TopUp.Kind.RETURN).outcome == Outcome.REFUSED
+
+
+def test_a_delete_waits_while_an_earlier_delete_of_the_key_is_unknown(owner, simulator, make_key, settings):
+    """Found by the money harness: deletes sent while an earlier one was unknown were all settled done, the key's
+    budget returned once per delete in the ledger."""
+    created = make_key("6", label="Deleted twice")
+    simulator.inject("error", path=f"/sub-keys/{created.id}", method="DELETE", status=500)
+    assert keywrites.delete_key(owner, live(created.id)).is_unknown
+
+    again = keywrites.delete_key(owner, live(created.id))
+
+    assert again.is_refused and not again.was_sent
+    assert "earlier delete of this key" in again.event.message
+    settings.WRITE_SETTLE_SECONDS = 0
+    keywrites.resolve_unsettled_writes()  # the first is settled "not applied": the key is still listed
+    assert keywrites.delete_key(owner, live(created.id)).is_ok
+    keywrites.resolve_unsettled_writes()
+    lines = TopUp.objects.filter(sub_key_id=created.id, kind=TopUp.Kind.RETURN)
+    assert sorted(lines.values_list("outcome", flat=True)) == [Outcome.OK, Outcome.REFUSED]
