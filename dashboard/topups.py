@@ -427,16 +427,36 @@ def key_lock_for_return(sub_key_id, wait_seconds=None):
                 f"the top-up of {exact_usd(open_row.amount)} on {open_row.created_at:%Y-%m-%d %H:%M} UTC is not settled "
                 "yet, and a deleted key's budget can no longer tell whether it landed; try again in a minute."
             )
-        open_return = TopUp.objects.filter(
-            sub_key_id=str(sub_key_id), kind=TopUp.Kind.RETURN, outcome__in=UNSETTLED_OUTCOMES
-        ).first()
-        if current is not None and open_return is not None:
+        open_delete = _settle_earlier_deletes(sub_key_id, current, timezone.now())
+        if open_delete is not None:
             # Once the key is gone, every unsettled delete of it would look done: one at a time, never blind.
             raise MovesUnsettled(
                 _("an earlier delete of this key (%(when)s UTC) is not settled yet; try again in a minute.")
-                % {"when": f"{open_return.created_at:%Y-%m-%d %H:%M}"}
+                % {"when": f"{open_delete.created_at:%Y-%m-%d %H:%M}"}
             )
         yield current
+
+
+def _settle_earlier_deletes(sub_key_id, current, now):
+    """Settle the key's unsettled deletes from ``current`` (read under its lock); return one that may still land.
+
+    With derouter still listing the key, a delete sent WRITE_SETTLE_SECONDS ago or more did not
+    happen (as ``dashboard.keywrites`` settles it); a younger one may still land, and is returned.
+    With the key gone there is nothing more to send, and the settling task says which did it.
+    """
+    if current is None:
+        return None
+    still_open = None
+    deletes = AuditEvent.objects.filter(
+        sub_key_id=str(sub_key_id), action=AuditEvent.Action.DELETE, outcome__in=UNSETTLED_OUTCOMES
+    )
+    for event in deletes:
+        if (now - event.created_at).total_seconds() >= settings.WRITE_SETTLE_SECONDS:
+            audit.finish(event, Outcome.REFUSED, message=f"Not applied: derouter still lists the key "
+                         f"(checked {now:%Y-%m-%d %H:%M} UTC, before another delete).")
+        else:
+            still_open = event
+    return still_open
 
 
 def record_return(user, current, token, note=""):
