@@ -406,8 +406,11 @@ def _resolve_create(event, sub_keys, claimed_ids, now, checked):
     )
 
 
-def resolve_unknown_key_writes(sub_keys, sub_key_id=None):
-    """Settle pending and unknown creates, edits and deletes from derouter's key list just read.
+def resolve_unknown_key_writes(sub_keys, read_at, sub_key_id=None):
+    """Settle pending and unknown creates, edits and deletes from derouter's key list, read from ``read_at`` on.
+
+    A write counts as unable to land only if it went out WRITE_SETTLE_SECONDS before the read
+    began: a slow read (or one answered after a wait) shows derouter as it was when it started.
 
     With ``sub_key_id``, only that key's edits and deletes (the key page); without,
     every key's, and the creates too (the key list, or a periodic worker task).
@@ -422,7 +425,7 @@ def resolve_unknown_key_writes(sub_keys, sub_key_id=None):
     events = list(events)
     if not events:
         return []
-    now = timezone.now()
+    now = read_at
     checked = f"(checked {now:%Y-%m-%d %H:%M} UTC)"
     by_id = {sub_key.id: sub_key for sub_key in sub_keys}
     claimed_ids = set(
@@ -466,6 +469,7 @@ def resolve_unsettled_writes(late_writes=False):
     if not has_unsettled_writes(late_writes):
         return []
     with topups.settling_locks(late_writes) as settle_topups_from:
+        read_at = timezone.now()
         sub_keys = client.list_sub_keys()
-        return resolve_unknown_key_writes(sub_keys) + settle_topups_from(sub_keys)
+        return resolve_unknown_key_writes(sub_keys, read_at) + settle_topups_from(sub_keys, read_at)
 

@@ -283,6 +283,7 @@ def _send_under_lock(row, audit_note, check):
         _finish(row, Outcome.REFUSED, _("Not sent: a delete of this key is not settled yet; try again once it is."), audit_note)
         return
     try:
+        read_at = timezone.now()
         current = _read_key(row.sub_key_id)
     except DerouterError as error:
         failure = outcome_of_write_error(error)
@@ -293,7 +294,7 @@ def _send_under_lock(row, audit_note, check):
     if current is None:
         _finish(row, Outcome.REFUSED, _("Not sent: derouter no longer lists the key."), audit_note)
         return
-    _settle_walk(row.sub_key_id, current, timezone.now(), exclude_pk=row.pk)
+    _settle_walk(row.sub_key_id, current, read_at, exclude_pk=row.pk)
     problem = check(current) if check else ""
     if not problem and row.amount < 0 and -row.amount > current.remaining:
         problem = f"the key has only {exact_usd(max(current.remaining, Decimal(0)))} unspent; {exact_usd(-row.amount)} cannot be taken back."
@@ -419,15 +420,16 @@ def key_lock_for_return(sub_key_id, wait_seconds=None):
     yet is a move that may still land too: no second delete goes out before it is settled.
     """
     with key_lock(sub_key_id, wait_seconds):
+        read_at = timezone.now()
         current = _read_key(sub_key_id)
-        _settle_walk(sub_key_id, current, timezone.now())
+        _settle_walk(sub_key_id, current, read_at)
         open_row = _moves(sub_key_id).filter(outcome__in=UNSETTLED_OUTCOMES).first()
         if current is not None and open_row is not None:
             raise MovesUnsettled(
                 f"the top-up of {exact_usd(open_row.amount)} on {open_row.created_at:%Y-%m-%d %H:%M} UTC is not settled "
                 "yet, and a deleted key's budget can no longer tell whether it landed; try again in a minute."
             )
-        open_delete = _settle_earlier_deletes(sub_key_id, current, timezone.now())
+        open_delete = _settle_earlier_deletes(sub_key_id, current, read_at)
         if open_delete is not None:
             # Once the key is gone, every unsettled delete of it would look done: one at a time, never blind.
             raise MovesUnsettled(
@@ -614,7 +616,11 @@ def _settle_late(row, message):
 
 
 def _settle_walk(sub_key_id, current_key, now, exclude_pk=None):
-    """Settle the key's open moves from ``current_key``, read with the key's lock held; return the rows settled."""
+    """Settle the key's open moves from ``current_key``, read with the key's lock held; return the rows settled.
+
+    ``now`` is when that read began: a move is judged unable to land only if it was sent
+    WRITE_SETTLE_SECONDS before it (a slow read ends later, and saw derouter as it was then).
+    """
     open_rows = _open_rows(sub_key_id, now)
     if exclude_pk is not None:
         open_rows = open_rows.exclude(pk=exclude_pk)
@@ -678,7 +684,8 @@ def settle_key(sub_key_id, wait_seconds=0):
         return []
     try:
         with key_lock(sub_key_id, wait_seconds):
-            return _settle_walk(sub_key_id, _read_key(sub_key_id), timezone.now())
+            read_at = timezone.now()
+            return _settle_walk(sub_key_id, _read_key(sub_key_id), read_at)
     except KeyBusy:
         return []
 
@@ -695,10 +702,11 @@ def has_unsettled_moves(late_writes=False):
 
 @contextmanager
 def settling_locks(late_writes=False):
-    """Lock every key with open moves (skipping keys a move holds now); yield ``settle_from(sub_keys)``.
+    """Lock every key with open moves (skipping keys a move holds now); yield ``settle_from(sub_keys, read_at)``.
 
     Read derouter's key list inside the block, after the locks are taken, and pass it to
-    ``settle_from``: it settles the locked keys from that one list and returns the rows settled.
+    ``settle_from`` with the time the read began: it settles the locked keys from that one list
+    and returns the rows settled.
     With ``late_writes`` (the worker's minutely run), keys whose moves were settled "not
     applied" within LATE_WRITE_HORIZON_SECONDS are looked at too; pages leave that to it.
     """
@@ -711,11 +719,11 @@ def settling_locks(late_writes=False):
                 continue
             held.append(sub_key_id)
 
-        def settle_from(sub_keys):
+        def settle_from(sub_keys, read_at):
             by_id = {sub_key.id: sub_key for sub_key in sub_keys}
             settled = []
             for sub_key_id in held:
-                settled += _settle_walk(sub_key_id, by_id.get(sub_key_id), timezone.now())
+                settled += _settle_walk(sub_key_id, by_id.get(sub_key_id), read_at)
             return settled
 
         yield settle_from

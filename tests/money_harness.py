@@ -133,6 +133,8 @@ class Figures:
     failed_examples: int = 0
     queued: int = 0  # operations queued to the Huey consumers rather than run in a thread
     lost_at_deletion: Decimal = Decimal(0)  # usage billed as its key was deleted, invisible to the console
+    # (key id, request id, cost charged) of every spend over all examples: a key may be deleted in a later one.
+    spent: list = field(default_factory=list)
     seconds: Counter = field(default_factory=Counter)
     reported: set = field(default_factory=set)
     # Every key the harness made, over all examples: a worker pass acts on earlier examples' rules too.
@@ -161,7 +163,6 @@ class World:
         self.lock = threading.Lock()
         self.journal_start = len(self._journal())
         self.steps = []  # the example's steps as drawn, printed with its problems
-        self.spent = []  # (key id, request id, cost charged) of every spend, to tell usage lost at a delete
         self.unexpected = []  # exceptions the product should never raise
         # The example's own records come after these: earlier examples' leftovers are reported once.
         self.first_ids = {
@@ -202,7 +203,7 @@ class World:
         if response.status_code == 200:
             row = response.json()["row"]
             with self.lock:
-                self.spent.append((sub_key_id, row["request_id"], Decimal(str(row["cost_usdc"]))))
+                self.figures.spent.append((sub_key_id, row["request_id"], Decimal(str(row["cost_usdc"]))))
 
     # ------------------------------------------------------------ picking
 
@@ -642,32 +643,55 @@ class World:
             problems.append(f"order {order.pk} still {order.state} after settling ({order.message})")
         return problems
 
-    def _lost_at_deletion(self):
-        """Cost of spends on keys deleted since, whose rows the mirror never got.
+    def _deletion_gap(self):
+        """How far derouter's available balance moved from the ledger's account through this example's deletes.
 
-        A request charged while its key was being deleted (or between the delete's last
-        usage sync and the delete) is billed to the account, and derouter stops listing a
-        deleted key's usage: the console cannot see it. The account's difference it makes
-        is counted apart, as derouter's behaviour, not the console's error.
+        Per key derouter deleted: what it returned less the ledger's return line (nothing when
+        the line came from its answer; the usage charged meanwhile when the line was settled from
+        the key list), less the usage it charged after the delete (a request under way as the key
+        was deleted is billed to the account, and derouter lists a deleted key's usage no more).
+        Worked out from derouter's journal (every budget the key was given) and the harness's own
+        spends (every charge on the key): derouter's behaviour, counted apart, not the console's error.
         """
-        listed = {sub_key.id for sub_key in client.list_sub_keys()}
-        # A return line from derouter's answer holds what it returned: the usage is accounted for there.
-        answered = set(TopUp.objects.filter(kind=TopUp.Kind.RETURN, outcome=Outcome.OK, outcome_inferred=False)
-                       .values_list("sub_key_id", flat=True))
-        held = set(UsageRecord.objects.filter(request_id__in=[request_id for _, request_id, _ in self.spent])
-                   .values_list("request_id", flat=True))
-        return sum((cost for sub_key_id, request_id, cost in self.spent
-                    if sub_key_id not in listed and sub_key_id not in answered and request_id not in held), Decimal(0))
+        budget, refunded = defaultdict(Decimal), {}
+        for write in self._journal():
+            body, answer = write["body"], write["answer"]
+            if write["method"] == "POST":
+                budget[answer["id"]] += Decimal(str(body["budgetVirtual"]))
+                continue
+            sub_key_id = write["path"].rsplit("/", 1)[1]
+            if write["method"] == "PUT":
+                budget[sub_key_id] += Decimal(str(body.get("addBudgetVirtual", 0)))
+                budget[sub_key_id] -= Decimal(str(body.get("reduceBudgetVirtual", 0)))
+            elif write["method"] == "DELETE":
+                refunded[sub_key_id] = Decimal(str(answer["refundedVirtual"]))
+        deleted_now = {write["path"].rsplit("/", 1)[1] for write in self._journal(self.journal_start)
+                       if write["method"] == "DELETE"}
+        with self.lock:
+            charged = defaultdict(Decimal)
+            for sub_key_id, _, cost in self.figures.spent:
+                charged[sub_key_id] += cost
+        lines = dict(TopUp.objects.filter(kind=TopUp.Kind.RETURN, outcome=Outcome.OK, sub_key_id__in=deleted_now)
+                     .values_list("sub_key_id", "amount"))
+        gap = Decimal(0)
+        for sub_key_id in deleted_now:
+            after_delete = charged[sub_key_id] - (budget[sub_key_id] - refunded[sub_key_id])
+            gap += refunded[sub_key_id] + lines.get(sub_key_id, Decimal(0)) - after_delete
+        return gap
 
     def _reconciled(self):
         report = reconcile.reconcile(catch_up=False)
-        lost = self._lost_at_deletion()
+        gap = self._deletion_gap()
         problems = []
         for difference in report.differences:
-            if difference.kind == reconcile.Kind.ACCOUNT and lost and abs(difference.amount + lost) <= reconcile.BALANCE_PLACES:
-                self.figures.lost_at_deletion += lost
+            if difference.kind == reconcile.Kind.ACCOUNT and gap and abs(difference.amount - gap) <= reconcile.BALANCE_PLACES:
+                self.figures.lost_at_deletion -= gap
                 continue
             problems.append(f"reconcile: {difference.describe()}")
+        if abs(gap) > reconcile.BALANCE_PLACES and not any(
+            difference.kind == reconcile.Kind.ACCOUNT for difference in report.differences
+        ):
+            problems.append(f"derouter's deletes moved the available balance by {gap}, and reconcile saw no account difference")
         return problems
 
     def _mirror_matches(self, mine):

@@ -5,6 +5,7 @@ unknown outcome stayed "outcome unknown" even once the create was settled, with 
 and (when the create had landed) a new one both holding the budget.
 """
 
+import time
 import uuid
 from decimal import Decimal
 
@@ -103,3 +104,26 @@ def test_a_key_is_not_rotated_again_while_its_earlier_rotations_new_key_is_unkno
     assert second.rotation.status == Rotation.Status.CREATE_REFUSED
     assert "earlier rotation" in second.rotation.message
     assert not AuditEvent.objects.filter(form_token=second.rotation.token).exists()
+
+
+def test_a_create_is_judged_from_when_the_key_list_was_asked_for_not_when_it_came(owner, simulator, monkeypatch, settings):
+    """Found by the money harness on a loaded machine: a key list asked for before an unknown create landed came
+    back seconds later, and the create was settled "not applied" from it though derouter had made the key."""
+    settings.WRITE_SETTLE_SECONDS = 1
+    before_the_create = client.list_sub_keys()
+    simulator.inject("applied-then-drop", path="/sub-keys", method="POST")
+    write = keywrites.create_key(owner, token=uuid.uuid4(), label="Slow list", budget=Decimal(3), rpm_limit=None)
+    assert write.is_unknown
+
+    def list_as_it_was_when_asked():
+        time.sleep(settings.WRITE_SETTLE_SECONDS + 0.2)  # the answer comes late, as derouter was when asked
+        return before_the_create
+
+    with monkeypatch.context() as patch:
+        patch.setattr(client, "list_sub_keys", list_as_it_was_when_asked)
+        keywrites.resolve_unsettled_writes()
+    assert AuditEvent.objects.get(pk=write.event.pk).outcome == Outcome.UNKNOWN  # too early to tell
+
+    keywrites.resolve_unsettled_writes()
+    settled = AuditEvent.objects.get(pk=write.event.pk)
+    assert settled.outcome == Outcome.OK and live(settled.sub_key_id).label == "Slow list"
