@@ -554,7 +554,19 @@ def _landed_among(rise, candidates):
         return []
     ordered = sorted(candidates, key=_likeliest_first)
     if len(ordered) > MAX_EXHAUSTIVE_CANDIDATES:
+        # Moves settled "not applied" within the late-write horizon pile up on a busy key: the moves
+        # still open (few: one per request in flight) are tried together first, then one by one.
+        still_open = [row for row in ordered if _likeliest_first(row) < 2]
+        if len(still_open) <= MAX_EXHAUSTIVE_CANDIDATES:
+            found = _adding_up_to(rise, still_open)
+            if found:
+                return found
         return next(([row] for row in ordered if row.amount == rise), [])
+    return _adding_up_to(rise, ordered)
+
+
+def _adding_up_to(rise, ordered):
+    """The smallest first combination of ``ordered`` whose amounts add up to ``rise``, or []."""
     for size in range(1, len(ordered) + 1):
         for combination in itertools.combinations(ordered, size):
             if sum(row.amount for row in combination) == rise:
