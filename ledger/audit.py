@@ -1,5 +1,6 @@
 """Write the audit trail, and describe its changes for people."""
 
+from django.db import transaction
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from dataclasses import dataclass
@@ -109,14 +110,17 @@ def finish(event, outcome, *, sub_key_id="", key_id_short="", message="", not_ap
     if not_applied:
         event.not_applied = {name: [_jsonable(asked), _jsonable(kept)] for name, (asked, kept) in not_applied.items()}
         fields.append("not_applied")
-    event.save(update_fields=fields)
-    if event.action == AuditEvent.Action.DELETE and event.form_token:
-        # A delete's ledger line (its return to the balance, under the same token) has the delete's outcome,
-        # however the delete is settled. Done is inferred (from derouter's key list) until the delete's own
-        # answer is recorded on the line (dashboard.topups.set_returned).
-        TopUp.objects.filter(token=event.form_token, kind=TopUp.Kind.RETURN).update(
-            outcome=outcome, message=event.message, outcome_inferred=outcome == Outcome.OK
-        )
+    # One transaction: two processes settling the same delete at once (its request, the settling task)
+    # leave the event and its ledger line with the same writer's outcome, never one each.
+    with transaction.atomic():
+        event.save(update_fields=fields)
+        if event.action == AuditEvent.Action.DELETE and event.form_token:
+            # A delete's ledger line (its return to the balance, under the same token) has the delete's outcome,
+            # however the delete is settled. Done is inferred (from derouter's key list) until the delete's own
+            # answer is recorded on the line (dashboard.topups.set_returned).
+            TopUp.objects.filter(token=event.form_token, kind=TopUp.Kind.RETURN).exclude(outcome=outcome).update(
+                outcome=outcome, message=event.message, outcome_inferred=outcome == Outcome.OK
+            )
 
 
 @dataclass(frozen=True)
