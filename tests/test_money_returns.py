@@ -6,12 +6,14 @@ deleted key's budget; the ledger then disagreed with derouter for good.
 """
 
 import datetime
+import threading
 import uuid
 from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 import requests
+from django.db import connections
 from django.utils import timezone
 
 from automation import actors, expiry
@@ -269,3 +271,37 @@ def test_a_delete_waits_while_an_earlier_delete_of_the_key_is_unknown(owner, sim
     keywrites.resolve_unsettled_writes()
     lines = TopUp.objects.filter(sub_key_id=created.id, kind=TopUp.Kind.RETURN)
     assert sorted(lines.values_list("outcome", flat=True)) == [Outcome.OK, Outcome.REFUSED]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_delete_settled_by_its_request_and_the_settling_task_at_once_keeps_its_line_with_its_event(
+    owner, simulator, make_key, monkeypatch
+):
+    """Found by the money harness: the request recording its lost answer and the settling task (another process)
+    finishing the delete interleaved, leaving the event "ok" and its return line "unknown" for good."""
+    created = make_key("4", label="Settled twice")
+    simulator.inject("applied-then-drop", path=f"/sub-keys/{created.id}", method="DELETE")
+    real_save = AuditEvent.save
+    task = []
+
+    def settling_task():
+        try:
+            keywrites.resolve_unsettled_writes()
+        finally:
+            connections.close_all()
+
+    def save_then_the_task_runs(event, *args, **kwargs):
+        real_save(event, *args, **kwargs)
+        if event.action == AuditEvent.Action.DELETE and event.outcome == Outcome.UNKNOWN and not task:
+            # Between the event and its line: the task runs as far as it can before this request goes on.
+            task.append(threading.Thread(target=settling_task))
+            task[0].start()
+            task[0].join(timeout=2)
+
+    monkeypatch.setattr(AuditEvent, "save", save_then_the_task_runs)
+    keywrites.delete_key(owner, live(created.id))
+    task[0].join()
+
+    event = AuditEvent.objects.get(action=AuditEvent.Action.DELETE, sub_key_id=created.id)
+    line = TopUp.objects.get(token=event.form_token)
+    assert (event.outcome, line.outcome) == (Outcome.OK, Outcome.OK)
