@@ -126,7 +126,7 @@ def _opening_real(key, starts_at):
         total=Coalesce(Sum("cost"), Value(ZERO), output_field=_MONEY)
     )["total"]
     topped_up_since = TopUp.objects.filter(
-        sub_key_id=key.sub_key_id, outcome=Outcome.OK, created_at__gte=starts_at
+        sub_key_id=key.sub_key_id, outcome=Outcome.OK, kind=TopUp.Kind.MOVE, created_at__gte=starts_at
     ).aggregate(total=Coalesce(Sum("amount"), Value(ZERO), output_field=_MONEY))["total"]
     return key.remaining + Decimal(used_since) - Decimal(topped_up_since)
 
@@ -160,7 +160,8 @@ def build_statement(key, month, today):
         opened_at_creation=key_created_on(key) >= month,
     )
     topups = TopUp.objects.filter(
-        sub_key_id=key.sub_key_id, outcome=Outcome.OK, created_at__gte=month_starts_at, created_at__lte=month_ends_at
+        sub_key_id=key.sub_key_id, outcome=Outcome.OK, kind=TopUp.Kind.MOVE,
+        created_at__gte=month_starts_at, created_at__lte=month_ends_at,
     ).order_by("created_at", "id")
     statement.topups = [
         TopUpLine(topup.created_at, billed_amount(topup.amount, multiplier), topup.note) for topup in topups

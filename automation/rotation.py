@@ -71,6 +71,11 @@ def rotate(user, sub_key, token):
             if current is None:
                 _set(rotation, status=Rotation.Status.CREATE_REFUSED, message="derouter no longer lists the key. Nothing was changed.")
                 return RotationResult(rotation)
+            if _another_new_key_may_exist(rotation):
+                _set(rotation, status=Rotation.Status.CREATE_REFUSED,
+                     message=_("Nothing was changed: an earlier rotation of this key is not finished yet; "
+                               "rotate it again once that one is done."))
+                return RotationResult(rotation)
             created = _create_new_key(rotation, user, current)
     except (topups.KeyBusy, topups.MovesUnsettled) as refusal:
         message = getattr(refusal, "message", "another money move on this key is under way; rotate it again in a moment")
@@ -86,6 +91,21 @@ def rotate(user, sub_key, token):
     return RotationResult(rotation, secret=created.secret.reveal())
 
 
+def _another_new_key_may_exist(rotation):
+    """Whether another rotation of the same key made, or may have made, a new key not settled yet.
+
+    Two new keys of one label and budget whose creates both had unknown outcomes could not
+    be told apart: the second rotation waits for the first.
+    """
+    others = Rotation.objects.filter(old_sub_key_id=rotation.old_sub_key_id).exclude(pk=rotation.pk)
+    sent = AuditEvent.objects.filter(action=AuditEvent.Action.CREATE).values("form_token")
+    return others.filter(
+        Q(status__in=(Rotation.Status.CREATE_UNKNOWN, Rotation.Status.CREATED, Rotation.Status.DELETE_FAILED,
+                      Rotation.Status.DELETE_UNKNOWN))
+        | Q(status=Rotation.Status.STARTED, token__in=sent)
+    ).exists()
+
+
 def _create_new_key(rotation, user, sub_key):
     """The new key with the old one's remaining (``sub_key`` read under its money lock); None when not made."""
     budget = max(sub_key.remaining, Decimal(0))
@@ -99,10 +119,12 @@ def _create_new_key(rotation, user, sub_key):
         return None
     try:
         balance = client.get_balance()
+        # Under the old key's lock: every key listed now existed before the new one, the old key among them.
+        keys_before = [listed.id for listed in client.list_sub_keys()]
     except DerouterError as error:
         # Nothing was sent: the rotation ends here, and may be asked for again.
         _set(rotation, status=Rotation.Status.CREATE_REFUSED,
-             message=f"derouter's balance could not be read ({error.message}). Nothing was changed.")
+             message=f"derouter's balance or keys could not be read ({error.message}). Nothing was changed.")
         raise
     if budget > balance.available:
         _set(
@@ -116,7 +138,7 @@ def _create_new_key(rotation, user, sub_key):
     try:
         write = keywrites.create_key(
             user, token=rotation.token, label=sub_key.label, budget=budget, rpm_limit=sub_key.rpm_limit,
-            display_multiplier=sub_key.display_multiplier, note=note,
+            display_multiplier=sub_key.display_multiplier, note=note, keys_before=keys_before,
         )
     except DerouterError as error:
         # Recorded as refused by keywrites; the console's error page explains our own access.

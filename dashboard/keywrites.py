@@ -11,6 +11,7 @@ later settles such a write from what derouter lists (the key list and key page
 call it; ``resolve_unsettled_writes`` does it for everything, for a worker task).
 """
 
+import uuid
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import timedelta
@@ -144,12 +145,15 @@ def _start(user, action, sub_key=None, **fields):
     return audit.record(user, action, Outcome.PENDING, sub_key=sub_key, **fields)
 
 
-def create_key(user, *, token, label, budget, rpm_limit, display_multiplier=Decimal(1), note=""):
+def create_key(user, *, token, label, budget, rpm_limit, display_multiplier=Decimal(1), note="", keys_before=()):
     """POST a new key, with its markup, once per form token; a token seen before returns its first attempt.
 
     The markup goes in the creating POST. Where derouter does not keep it there (its
     conventions), it is set by a second write, an edit recorded as such (``markup``).
     ``note`` leads the audit event's message (what asked for the key, e.g. a rotation).
+    ``keys_before``: the ids of the keys derouter listed just before (a rotation reads them under
+    the old key's lock); recorded with the event, so settling an unknown outcome never takes one
+    of them for the new key.
     """
     check_form_token(token, AuditEvent.Action.CREATE)
     conventions = upstream_conventions.current()
@@ -162,7 +166,8 @@ def create_key(user, *, token, label, budget, rpm_limit, display_multiplier=Deci
         changes["display_multiplier"] = (None, display_multiplier)
     try:
         with transaction.atomic():
-            event = _start(user, AuditEvent.Action.CREATE, label=label, changes=changes, form_token=token, message=note)
+            event = _start(user, AuditEvent.Action.CREATE, label=label, changes=changes, form_token=token, message=note,
+                           keys_before=keys_before)
     except IntegrityError:
         # The same form again (or in a race): show the first attempt, if it was a create.
         check_form_token(token, AuditEvent.Action.CREATE)
@@ -281,15 +286,26 @@ def delete_key(user, sub_key, note=""):
             mirror_snapshot.record_deleted_key(sub_key.id)
             return _refused_unsent(user, sub_key, gettext_lazy("Not sent: derouter no longer lists the key."), status=404, note=note)
         returned = max(current.remaining, Decimal(0))
-        event = _start(user, AuditEvent.Action.DELETE, current, changes={"budget_returned": (None, returned)}, message=note)
+        # The return is a money move: its ledger line and the delete's event, one token, both written before the DELETE.
+        token = uuid.uuid4()
+        with transaction.atomic():
+            line = topups.record_return(user, current, token, note=str(note))
+            event = _start(user, AuditEvent.Action.DELETE, current, changes={"budget_returned": (None, returned)},
+                           message=note, form_token=token)
         # derouter stops listing a deleted key's usage: mirror what is left while it still can (best effort).
         mirror_sync.mirror_usage_before_write(current)
-        _, failed = _send(event, lambda: client.delete_sub_key(current.id), current.id)
+        refunded, failed = _send(
+            event, lambda: client.delete_sub_key(current.id, key_multiplier=current.display_multiplier), current.id
+        )
         if failed:
             if failed.failure.is_gone:
                 mirror_snapshot.record_deleted_key(current.id)
             return failed
         audit.finish(event, Outcome.OK, message=note)
+        topups.set_returned(line, refunded, current.display_multiplier)
+        if refunded is not None:
+            # derouter's own figure: usage charged between our read and the delete is not returned.
+            returned = refunded
         mirror_snapshot.record_deleted_key(current.id)
         return KeyWrite(event, returned=returned)
 
@@ -358,14 +374,19 @@ def _resolve_delete(event, current_key, now, checked):
 
 
 def _resolve_create(event, sub_keys, claimed_ids, now, checked):
-    """A create happened when a key with its label and budget appeared after it, not claimed by another create."""
+    """A create happened when a key with its label and budget appeared after it, not claimed by another create.
+
+    A key derouter listed before the create was sent (``keys_before``) is never it.
+    """
     changes = event.changes if isinstance(event.changes, dict) else {}
     budget = to_decimal((changes.get("budget") or [None, None])[1])
+    existed = set(event.keys_before or ())
     created = next(
         (
             sub_key
             for sub_key in sub_keys
             if sub_key.id not in claimed_ids
+            and sub_key.id not in existed
             and sub_key.label == event.key_label
             and sub_key.budget == budget
             and sub_key.created_at is not None
@@ -385,8 +406,11 @@ def _resolve_create(event, sub_keys, claimed_ids, now, checked):
     )
 
 
-def resolve_unknown_key_writes(sub_keys, sub_key_id=None):
-    """Settle pending and unknown creates, edits and deletes from derouter's key list just read.
+def resolve_unknown_key_writes(sub_keys, read_at, sub_key_id=None):
+    """Settle pending and unknown creates, edits and deletes from derouter's key list, read from ``read_at`` on.
+
+    A write counts as unable to land only if it went out WRITE_SETTLE_SECONDS before the read
+    began: a slow read (or one answered after a wait) shows derouter as it was when it started.
 
     With ``sub_key_id``, only that key's edits and deletes (the key page); without,
     every key's, and the creates too (the key list, or a periodic worker task).
@@ -401,7 +425,7 @@ def resolve_unknown_key_writes(sub_keys, sub_key_id=None):
     events = list(events)
     if not events:
         return []
-    now = timezone.now()
+    now = read_at
     checked = f"(checked {now:%Y-%m-%d %H:%M} UTC)"
     by_id = {sub_key.id: sub_key for sub_key in sub_keys}
     claimed_ids = set(
@@ -445,6 +469,7 @@ def resolve_unsettled_writes(late_writes=False):
     if not has_unsettled_writes(late_writes):
         return []
     with topups.settling_locks(late_writes) as settle_topups_from:
+        read_at = timezone.now()
         sub_keys = client.list_sub_keys()
-        return resolve_unknown_key_writes(sub_keys) + settle_topups_from(sub_keys)
+        return resolve_unknown_key_writes(sub_keys, read_at) + settle_topups_from(sub_keys, read_at)
 

@@ -27,6 +27,7 @@ CSV_COLUMNS = (
     "outcome",
     "message",
     "budget_before_usd",
+    "kind",
 )
 
 
@@ -52,6 +53,7 @@ def ledger_csv_row(topup):
         topup.outcome,
         topup.message,
         topup.budget_before,
+        topup.kind,
     )
 
 

@@ -94,8 +94,16 @@ def _sum_by(rows):
 
 
 def _confirmed_net_by_key():
-    """The ledger's net of confirmed moves per key id."""
-    return _sum_by(TopUp.objects.filter(outcome=Outcome.OK).values_list("sub_key_id", "amount").iterator())
+    """The ledger's net of confirmed moves per key id (top-ups and reclaims: what changed its budget)."""
+    return _sum_by(
+        TopUp.objects.filter(outcome=Outcome.OK, kind=TopUp.Kind.MOVE).values_list("sub_key_id", "amount").iterator()
+    )
+
+
+def _confirmed_returns_by_key():
+    """What the ledger records deletes returned to the balance, per key id (positive)."""
+    lines = TopUp.objects.filter(outcome=Outcome.OK, kind=TopUp.Kind.RETURN).values_list("sub_key_id", "amount")
+    return {sub_key_id: -amount for sub_key_id, amount in _sum_by(lines.iterator()).items()}
 
 
 def _created_by_console():
@@ -234,10 +242,14 @@ def _compare(sub_keys, balance):
     known = set(openings) | {key_id for key_id, (_, at) in created.items() if at >= opening.opened_at}
     moved_out = Decimal(0)
     returned = Decimal(0)
+    returns = _confirmed_returns_by_key()
     for sub_key_id in known:
         expected = _expected_budget(sub_key_id, created, openings, net)
         moved_out += expected - (_exact(openings[sub_key_id].budget) if sub_key_id in openings else 0)
-        if sub_key_id not in listed:
+        if sub_key_id in returns:
+            returned += returns[sub_key_id]
+        elif sub_key_id not in listed:
+            # Deleted with no return in the ledger (outside the console): its budget less its mirrored usage.
             returned += max(expected - mirrored[sub_key_id], Decimal(0))
     account_use = _mirrored_account_usage() - _exact(opening.account_usage)
     expected_available = _exact(opening.available) - moved_out + returned - account_use

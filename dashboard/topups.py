@@ -27,7 +27,8 @@ Deletes (the console's, expiry's, a rotation's) return a key's remaining budget 
 balance: they read that remaining and send the DELETE inside ``key_lock_for_return``,
 under the same lock, so no top-up lands between the read and the delete, and a rotation
 carries over exactly what the old key held. While a move on the key may still land, the
-key is not deleted (a deleted key's budget could never settle it).
+key is not deleted (a deleted key's budget could never settle it). The return is a ledger
+line of its own (``record_return``, kind "return"), settled with the delete's audit event.
 
 A reclaim (``reclaim``: part of a key's unspent budget back to the available balance, where
 check_upstream found derouter supports it) is a move like a top-up with a negative amount:
@@ -37,7 +38,8 @@ it was is recorded "not applied" on the row and, field by field, on its audit ev
 
 Public functions (kept stable for the reconciliation and the fault-and-race harness):
 ``top_up``, ``reclaim``, ``find_attempt``, ``key_lock``, ``key_lock_for_return``, ``settle_key``,
-``settling_locks``, ``has_unsettled_moves``, ``get_topped_up_today``, ``get_cap_left_today``.
+``settling_locks``, ``has_unsettled_moves``, ``get_topped_up_today``, ``get_cap_left_today``,
+``record_return``, ``set_returned``.
 """
 
 import datetime
@@ -253,6 +255,11 @@ def _finish(row, outcome, message="", audit_note="", not_applied=None):
     audit.finish(event, outcome, message=text, not_applied=not_applied)
 
 
+def _moves(sub_key_id):
+    """The key's budget moves: its top-ups and reclaims, not a delete's return (settled with the delete)."""
+    return TopUp.objects.filter(sub_key_id=str(sub_key_id), kind=TopUp.Kind.MOVE)
+
+
 def _read_key(sub_key_id):
     """The key as derouter reports it now, or None when it has no such key (one call at any number of keys)."""
     return get_sub_key_now(sub_key_id)
@@ -276,6 +283,7 @@ def _send_under_lock(row, audit_note, check):
         _finish(row, Outcome.REFUSED, _("Not sent: a delete of this key is not settled yet; try again once it is."), audit_note)
         return
     try:
+        read_at = timezone.now()
         current = _read_key(row.sub_key_id)
     except DerouterError as error:
         failure = outcome_of_write_error(error)
@@ -286,7 +294,7 @@ def _send_under_lock(row, audit_note, check):
     if current is None:
         _finish(row, Outcome.REFUSED, _("Not sent: derouter no longer lists the key."), audit_note)
         return
-    _settle_walk(row.sub_key_id, current, timezone.now(), exclude_pk=row.pk)
+    _settle_walk(row.sub_key_id, current, read_at, exclude_pk=row.pk)
     problem = check(current) if check else ""
     if not problem and row.amount < 0 and -row.amount > current.remaining:
         problem = f"the key has only {exact_usd(max(current.remaining, Decimal(0)))} unspent; {exact_usd(-row.amount)} cannot be taken back."
@@ -408,18 +416,89 @@ def key_lock_for_return(sub_key_id, wait_seconds=None):
     block too. Raises KeyBusy when another move keeps the lock past ``wait_seconds``,
     MovesUnsettled when a move's outcome cannot be told yet (its request may still land, and
     a deleted key's budget could never tell), and DerouterError when derouter cannot list
-    the keys (nothing was sent then).
+    the keys (nothing was sent then). An earlier delete of the key whose outcome is not known
+    yet is a move that may still land too: no second delete goes out before it is settled.
     """
     with key_lock(sub_key_id, wait_seconds):
+        read_at = timezone.now()
         current = _read_key(sub_key_id)
-        _settle_walk(sub_key_id, current, timezone.now())
-        open_row = TopUp.objects.filter(sub_key_id=str(sub_key_id), outcome__in=UNSETTLED_OUTCOMES).first()
+        _settle_walk(sub_key_id, current, read_at)
+        open_row = _moves(sub_key_id).filter(outcome__in=UNSETTLED_OUTCOMES).first()
         if current is not None and open_row is not None:
             raise MovesUnsettled(
                 f"the top-up of {exact_usd(open_row.amount)} on {open_row.created_at:%Y-%m-%d %H:%M} UTC is not settled "
                 "yet, and a deleted key's budget can no longer tell whether it landed; try again in a minute."
             )
+        open_delete = _settle_earlier_deletes(sub_key_id, current, read_at)
+        if open_delete is not None:
+            # Once the key is gone, every unsettled delete of it would look done: one at a time, never blind.
+            raise MovesUnsettled(
+                _("an earlier delete of this key (%(when)s UTC) is not settled yet; try again in a minute.")
+                % {"when": f"{open_delete.created_at:%Y-%m-%d %H:%M}"}
+            )
         yield current
+
+
+def _settle_earlier_deletes(sub_key_id, current, now):
+    """Settle the key's unsettled deletes from ``current`` (read under its lock); return one that may still land.
+
+    With derouter still listing the key, a delete sent WRITE_SETTLE_SECONDS ago or more did not
+    happen (as ``dashboard.keywrites`` settles it); a younger one may still land, and is returned.
+    With the key gone there is nothing more to send, and the settling task says which did it.
+    """
+    if current is None:
+        return None
+    still_open = None
+    deletes = AuditEvent.objects.filter(
+        sub_key_id=str(sub_key_id), action=AuditEvent.Action.DELETE, outcome__in=UNSETTLED_OUTCOMES
+    )
+    for event in deletes:
+        if (now - event.created_at).total_seconds() >= settings.WRITE_SETTLE_SECONDS:
+            audit.finish(event, Outcome.REFUSED, message=f"Not applied: derouter still lists the key "
+                         f"(checked {now:%Y-%m-%d %H:%M} UTC, before another delete).")
+        else:
+            still_open = event
+    return still_open
+
+
+def record_return(user, current, token, note=""):
+    """The ledger line of a delete's return, written pending just before the DELETE, inside ``key_lock_for_return``.
+
+    ``current`` is the key read under its lock: its remaining is what goes back to the
+    available balance (a negative amount on the key's ledger, as a reclaim's). The delete's
+    audit event carries the same token, and settling it settles this line
+    (``ledger.audit.finish``); ``set_returned`` then records derouter's own figure when
+    its answer gives one. A return changes no budget: settlement walks never count it.
+    """
+    return TopUp.objects.create(
+        token=token,
+        kind=TopUp.Kind.RETURN,
+        actor=user if user.is_authenticated else None,
+        actor_name=user.get_username(),
+        sub_key_id=current.id,
+        key_label=current.label[:200],
+        key_id_short=current.key_id[:64],
+        amount=-max(current.remaining, Decimal(0)),
+        customer_amount=-max(current.remaining, Decimal(0)) * current.display_multiplier,
+        note=note[:200],
+        budget_before=current.budget,
+        sent_at=timezone.now(),
+    )
+
+
+def set_returned(row, refunded, multiplier):
+    """Record derouter's answer to the delete on its return line: done, and what it returned when it says.
+
+    ``refunded`` is derouter's figure (None when its answer does not give one: the read before stands).
+    Call it once the delete's event is settled "ok".
+    """
+    row.outcome_inferred = False
+    fields = ["outcome_inferred"]
+    if refunded is not None:
+        row.amount = -refunded
+        row.customer_amount = -refunded * multiplier
+        fields += ["amount", "customer_amount"]
+    row.save(update_fields=fields)
 
 
 # ---------------------------------------------------------------- settling unknown and late moves
@@ -451,7 +530,7 @@ def _open_filter(now):
 
 
 def _open_rows(sub_key_id, now):
-    return TopUp.objects.filter(sub_key_id=str(sub_key_id)).filter(_open_filter(now))
+    return _moves(sub_key_id).filter(_open_filter(now))
 
 
 def _in_key_order(rows):
@@ -475,7 +554,19 @@ def _landed_among(rise, candidates):
         return []
     ordered = sorted(candidates, key=_likeliest_first)
     if len(ordered) > MAX_EXHAUSTIVE_CANDIDATES:
+        # Moves settled "not applied" within the late-write horizon pile up on a busy key: the moves
+        # still open (few: one per request in flight) are tried together first, then one by one.
+        still_open = [row for row in ordered if _likeliest_first(row) < 2]
+        if len(still_open) <= MAX_EXHAUSTIVE_CANDIDATES:
+            found = _adding_up_to(rise, still_open)
+            if found:
+                return found
         return next(([row] for row in ordered if row.amount == rise), [])
+    return _adding_up_to(rise, ordered)
+
+
+def _adding_up_to(rise, ordered):
+    """The smallest first combination of ``ordered`` whose amounts add up to ``rise``, or []."""
     for size in range(1, len(ordered) + 1):
         for combination in itertools.combinations(ordered, size):
             if sum(row.amount for row in combination) == rise:
@@ -537,7 +628,11 @@ def _settle_late(row, message):
 
 
 def _settle_walk(sub_key_id, current_key, now, exclude_pk=None):
-    """Settle the key's open moves from ``current_key``, read with the key's lock held; return the rows settled."""
+    """Settle the key's open moves from ``current_key``, read with the key's lock held; return the rows settled.
+
+    ``now`` is when that read began: a move is judged unable to land only if it was sent
+    WRITE_SETTLE_SECONDS before it (a slow read ends later, and saw derouter as it was then).
+    """
     open_rows = _open_rows(sub_key_id, now)
     if exclude_pk is not None:
         open_rows = open_rows.exclude(pk=exclude_pk)
@@ -562,13 +657,13 @@ def _settle_walk(sub_key_id, current_key, now, exclude_pk=None):
         return settled
     chain = [
         row
-        for row in _in_key_order(TopUp.objects.filter(sub_key_id=str(sub_key_id), budget_before__isnull=False))
+        for row in _in_key_order(_moves(sub_key_id).filter(budget_before__isnull=False))
         if row.pk != exclude_pk
     ]
     # From the first move whose landing is not certain (one judged landed recently may
     # have landed later than judged): every rise since then is explained from there.
     uncertain = {row.pk for row in sent} | set(
-        TopUp.objects.filter(sub_key_id=str(sub_key_id), outcome=Outcome.OK, outcome_inferred=True)
+        _moves(sub_key_id).filter(outcome=Outcome.OK, outcome_inferred=True)
         .filter(_recent(now))
         .values_list("pk", flat=True)
     )
@@ -601,14 +696,15 @@ def settle_key(sub_key_id, wait_seconds=0):
         return []
     try:
         with key_lock(sub_key_id, wait_seconds):
-            return _settle_walk(sub_key_id, _read_key(sub_key_id), timezone.now())
+            read_at = timezone.now()
+            return _settle_walk(sub_key_id, _read_key(sub_key_id), read_at)
     except KeyBusy:
         return []
 
 
 def _keys_with_open_rows(now, late_writes):
     open_filter = _open_filter(now) if late_writes else Q(outcome__in=UNSETTLED_OUTCOMES)
-    return sorted(set(TopUp.objects.filter(open_filter).values_list("sub_key_id", flat=True)))
+    return sorted(set(TopUp.objects.filter(open_filter, kind=TopUp.Kind.MOVE).values_list("sub_key_id", flat=True)))
 
 
 def has_unsettled_moves(late_writes=False):
@@ -618,10 +714,11 @@ def has_unsettled_moves(late_writes=False):
 
 @contextmanager
 def settling_locks(late_writes=False):
-    """Lock every key with open moves (skipping keys a move holds now); yield ``settle_from(sub_keys)``.
+    """Lock every key with open moves (skipping keys a move holds now); yield ``settle_from(sub_keys, read_at)``.
 
     Read derouter's key list inside the block, after the locks are taken, and pass it to
-    ``settle_from``: it settles the locked keys from that one list and returns the rows settled.
+    ``settle_from`` with the time the read began: it settles the locked keys from that one list
+    and returns the rows settled.
     With ``late_writes`` (the worker's minutely run), keys whose moves were settled "not
     applied" within LATE_WRITE_HORIZON_SECONDS are looked at too; pages leave that to it.
     """
@@ -634,11 +731,11 @@ def settling_locks(late_writes=False):
                 continue
             held.append(sub_key_id)
 
-        def settle_from(sub_keys):
+        def settle_from(sub_keys, read_at):
             by_id = {sub_key.id: sub_key for sub_key in sub_keys}
             settled = []
             for sub_key_id in held:
-                settled += _settle_walk(sub_key_id, by_id.get(sub_key_id), timezone.now())
+                settled += _settle_walk(sub_key_id, by_id.get(sub_key_id), read_at)
             return settled
 
         yield settle_from

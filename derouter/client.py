@@ -539,9 +539,18 @@ def _key_answer(payload, conventions):
         return None
 
 
-def delete_sub_key(sub_key_id):
-    """DELETE /sub-keys/:id: remove the key; its unspent budget returns to available (any 2xx is success)."""
-    _request("DELETE", f"/sub-keys/{sub_key_id}", _account_key())
+def delete_sub_key(sub_key_id, key_multiplier=None):
+    """DELETE /sub-keys/:id: remove the key; its unspent budget returns to available (any 2xx is success).
+
+    Returns what derouter says it returned (``refundedVirtual``) in real dollars, or None when its
+    answer does not say (then the remaining read just before stands).
+    """
+    payload = _request("DELETE", f"/sub-keys/{sub_key_id}", _account_key())
+    try:
+        refunded = parse_money(get_field(payload, "refundedVirtual"))
+    except UnexpectedResponse:
+        return None
+    return upstream_conventions.current().to_real(refunded, key_multiplier or 1)
 
 
 def fetch_usage_logs(page=1, limit=20, sub_key_id=None, account_only=False, skip_malformed=False):

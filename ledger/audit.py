@@ -1,11 +1,12 @@
 """Write the audit trail, and describe its changes for people."""
 
+from django.db import transaction
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from dataclasses import dataclass
 from decimal import Decimal
 
-from ledger.models import AuditEvent
+from ledger.models import AuditEvent, Outcome, TopUp
 from lib.money import exact_usd
 from lib import stored_text
 from lib.text import cut
@@ -67,6 +68,7 @@ def record(
     form_token=None,
     actor_name=None,
     subject_name="",
+    keys_before=(),
 ):
     """Record one attempted change; ``sub_key`` (a SubKey) fills in the key's identity.
 
@@ -90,6 +92,7 @@ def record(
         message=cut(message, 2000),
         form_token=form_token,
         subject_name=cut(subject_name, 254),
+        keys_before=sorted(keys_before),
     )
 
 
@@ -107,7 +110,17 @@ def finish(event, outcome, *, sub_key_id="", key_id_short="", message="", not_ap
     if not_applied:
         event.not_applied = {name: [_jsonable(asked), _jsonable(kept)] for name, (asked, kept) in not_applied.items()}
         fields.append("not_applied")
-    event.save(update_fields=fields)
+    # One transaction: two processes settling the same delete at once (its request, the settling task)
+    # leave the event and its ledger line with the same writer's outcome, never one each.
+    with transaction.atomic():
+        event.save(update_fields=fields)
+        if event.action == AuditEvent.Action.DELETE and event.form_token:
+            # A delete's ledger line (its return to the balance, under the same token) has the delete's outcome,
+            # however the delete is settled. Done is inferred (from derouter's key list) until the delete's own
+            # answer is recorded on the line (dashboard.topups.set_returned).
+            TopUp.objects.filter(token=event.form_token, kind=TopUp.Kind.RETURN).exclude(outcome=outcome).update(
+                outcome=outcome, message=event.message, outcome_inferred=outcome == Outcome.OK
+            )
 
 
 @dataclass(frozen=True)

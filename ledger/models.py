@@ -68,6 +68,9 @@ class AuditEvent(models.Model):
     # The one-time token of the create form that asked for this change: written
     # (unique) before the upstream call, so a resubmitted form creates no second key.
     form_token = models.UUIDField(null=True, blank=True, unique=True)
+    # For a create: the ids of the keys derouter listed just before it was sent. None of them can be
+    # the new key, whatever its label and budget (a rotation's new key copies both from the old one).
+    keys_before = models.JSONField(default=list, blank=True)
 
     class Meta:
         db_table = "dashboard_auditevent"
@@ -82,14 +85,21 @@ class AuditEvent(models.Model):
 
 
 class TopUp(models.Model):
-    """A ledger line: money added to a Client Key after a customer paid.
+    """A ledger line: money added to a Client Key after a customer paid (or taken back from it).
 
     ``token`` is the one-time token of the form that asked for it; the unique
     constraint, written before the upstream call, is what stops a double
-    submission from moving money twice.
+    submission from moving money twice. A ``return`` line is a delete's: the key's
+    remaining budget back to the account's available balance (a negative amount),
+    with the delete's audit event under the same token; it never changes a budget.
     """
 
+    class Kind(models.TextChoices):
+        MOVE = "move", _("Top-up or reclaim")
+        RETURN = "return", _("Returned on delete")
+
     token = models.UUIDField(unique=True)
+    kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.MOVE)
     created_at = models.DateTimeField(auto_now_add=True)
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     actor_name = models.CharField(max_length=150)

@@ -168,10 +168,19 @@ def credit_order(order):
     if order.state not in (State.PAID, State.FAILED):
         return order
     attempt = order.credit_attempts
+    # A credit settled as landed since the order last moved (an unknown outcome confirmed, a late write,
+    # this very attempt settled by another process or by the key's delete) is the order's credit.
+    landed = crediting.landed_earlier("order", order.pk, attempt + 1)
+    if landed is not None:
+        return settle_credit(order, landed, attempt)
     try:
         sub_key = crediting.read_key(order.sub_key_id)
         topup = crediting.credit(sub_key, order.amount_usd, _note(order), "order", order.pk, attempt, "card payment")
     except crediting.KeyGone:
+        # The key's delete settled its moves first: one of this order's may have landed just before.
+        landed = crediting.landed_earlier("order", order.pk, attempt + 1)
+        if landed is not None:
+            return settle_credit(order, landed, attempt)
         _fail(order, attempt, _("The key no longer exists at derouter: refund the payment, or credit another key by hand."))
         return _reloaded(order)
     except DerouterError as error:

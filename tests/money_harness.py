@@ -68,7 +68,7 @@ FAULT_TARGETS = (
 OPERATIONS = (
     "top_up", "top_up", "top_up_again", "request", "approve", "approve", "decline", "worker_pass", "worker_pass",
     "spend", "spend", "auto_rule", "allowance", "expire", "rotate", "delete", "create", "sync", "settle",
-    "redeem", "redeem", "card_credit", "card_credit", "reclaim",
+    "redeem", "redeem", "start", "card_credit", "card_credit", "reclaim",
 )
 AMOUNTS = (Decimal("0.01"), Decimal("0.5"), Decimal("1"), Decimal("2.5"), Decimal("4"))
 # The settings the harness runs under: a client that gives up quickly, writes that settle soon after.
@@ -133,6 +133,8 @@ class Figures:
     failed_examples: int = 0
     queued: int = 0  # operations queued to the Huey consumers rather than run in a thread
     lost_at_deletion: Decimal = Decimal(0)  # usage billed as its key was deleted, invisible to the console
+    # (key id, request id, cost charged) of every spend over all examples: a key may be deleted in a later one.
+    spent: list = field(default_factory=list)
     seconds: Counter = field(default_factory=Counter)
     reported: set = field(default_factory=set)
     # Every key the harness made, over all examples: a worker pass acts on earlier examples' rules too.
@@ -161,7 +163,6 @@ class World:
         self.lock = threading.Lock()
         self.journal_start = len(self._journal())
         self.steps = []  # the example's steps as drawn, printed with its problems
-        self.spent = []  # (key id, request id, cost charged) of every spend, to tell usage lost at a delete
         self.unexpected = []  # exceptions the product should never raise
         # The example's own records come after these: earlier examples' leftovers are reported once.
         self.first_ids = {
@@ -172,6 +173,10 @@ class World:
         # Money customers bring in: codes to redeem (several threads may type the same one) and card orders.
         batch, self.code_texts = redemption_codes.create_batch(owner, 4, Decimal("1.5"), CodeBatch.Unit.USD, note="harness")
         self.first_ids[RedemptionCode] = batch.codes.order_by("id").values_list("id", flat=True).first() - 1
+        # Starter codes each make a new key with their worth as its budget (several threads may type one at once).
+        _, self.starter_texts = redemption_codes.create_batch(
+            owner, 3, Decimal("2"), CodeBatch.Unit.USD, note="harness starters", kind=CodeBatch.Kind.STARTER
+        )
         self.first_ids[Order] = Order.objects.order_by("-id").values_list("id", flat=True).first() or 0
 
     # ------------------------------------------------------------ the simulator
@@ -198,7 +203,7 @@ class World:
         if response.status_code == 200:
             row = response.json()["row"]
             with self.lock:
-                self.spent.append((sub_key_id, row["request_id"], Decimal(str(row["cost_usdc"]))))
+                self.figures.spent.append((sub_key_id, row["request_id"], Decimal(str(row["cost_usdc"]))))
 
     # ------------------------------------------------------------ picking
 
@@ -373,6 +378,12 @@ class World:
         if sub_key is not None:
             redemption_codes.redeem(rng.choice(self.code_texts), sub_key.id)
 
+    def op_start(self, rng):
+        """A customer redeems a starter code: a new key made with the code's worth."""
+        started = redemption_codes.start(rng.choice(self.starter_texts))
+        if started.created is not None:
+            self.add_key(started.created.id)
+
     def op_card_credit(self, rng):
         """A card payment Stripe reported paid is credited: a new order, or again one already paid (webhook and
         return page at once, a retry)."""
@@ -471,6 +482,7 @@ class World:
         mine = set(self.key_ids)
         problems += self._nothing_left_open(mine)
         problems += self._ledger_matches_journal(writes, mine)
+        problems += self._returns_match_journal(writes)
         problems += self._keys_match_journal(writes, mine)
         problems += self._requests_match_money(mine)
         problems += self._reconciled()
@@ -522,7 +534,7 @@ class World:
                 # A reclaim: the ledger records it as a negative move.
                 applied[write["path"].rsplit("/", 1)[1]].append(-Decimal(write["body"]["reduceBudgetVirtual"]))
         confirmed = defaultdict(list)
-        for sub_key_id, amount in self._since(TopUp).filter(outcome=Outcome.OK).values_list(
+        for sub_key_id, amount in self._since(TopUp).filter(outcome=Outcome.OK, kind=TopUp.Kind.MOVE).values_list(
             "sub_key_id", "amount"
         ):
             confirmed[sub_key_id].append(Decimal(amount).normalize())
@@ -533,10 +545,35 @@ class World:
             if did != said:
                 rows = "; ".join(
                     f"{row.amount.normalize()} {row.outcome} by {row.actor_name} ({row.note}): {row.message}"
-                    for row in self._since(TopUp).filter(sub_key_id=sub_key_id).order_by("created_at", "id")
+                    for row in self._since(TopUp).filter(sub_key_id=sub_key_id, kind=TopUp.Kind.MOVE).order_by("created_at", "id")
                 )
                 problems.append(f"key {sub_key_id}: derouter applied top-ups {[str(a) for a in did]}, the ledger "
                                 f"confirms {[str(a) for a in said]}; its rows: {rows}")
+        return problems
+
+    def _returns_match_journal(self, writes):
+        """Every key derouter deleted has one confirmed return line, of what derouter answered it returned.
+
+        A line settled from the key list (the delete's answer lost) holds the remaining read just
+        before the delete: at least what derouter returned (usage charged meanwhile is not returned).
+        """
+        problems = []
+        refunded = {write["path"].rsplit("/", 1)[1]: Decimal(str(write["answer"]["refundedVirtual"]))
+                    for write in writes if write["method"] == "DELETE"}
+        lines = defaultdict(list)
+        for line in self._since(TopUp).filter(kind=TopUp.Kind.RETURN, outcome=Outcome.OK):
+            lines[line.sub_key_id].append(line)
+        for sub_key_id in sorted(set(refunded) | set(lines)):
+            found = lines[sub_key_id]
+            if sub_key_id not in refunded:
+                problems.append(f"key {sub_key_id}: {len(found)} confirmed return line(s), but derouter deleted nothing")
+            elif len(found) != 1:
+                problems.append(f"key {sub_key_id}: derouter returned {refunded[sub_key_id]} on its delete; "
+                                f"{len(found)} confirmed return lines")
+            elif (-found[0].amount < refunded[sub_key_id]
+                  or (not found[0].outcome_inferred and -found[0].amount != refunded[sub_key_id])):
+                problems.append(f"key {sub_key_id}: derouter returned {refunded[sub_key_id]} on its delete; the ledger "
+                                f"says {-found[0].amount} ({'inferred' if found[0].outcome_inferred else 'its answer'})")
         return problems
 
     def _keys_match_journal(self, writes, mine):
@@ -583,6 +620,16 @@ class World:
                   for code in self._since(RedemptionCode)]
         things += [("order", order.pk, order.credit_attempts, order.state == Order.State.CREDITED, f"order {order.pk}")
                    for order in self._since(Order)]
+        starters = [thing for thing in things if thing[0] == "code"
+                    and RedemptionCode.objects.get(pk=thing[1]).batch.is_starter]
+        things = [thing for thing in things if thing not in starters]
+        for _, pk, attempts, says_made, name in starters:
+            tokens = [crediting.token_for("starter", pk, number) for number in range(attempts + 1)]
+            made = AuditEvent.objects.filter(form_token__in=tokens, action=AuditEvent.Action.CREATE, outcome=Outcome.OK).count()
+            if made > 1:
+                problems.append(f"starter {name} made {made} keys")
+            if says_made != (made == 1):
+                problems.append(f"starter {name} says {'redeemed' if says_made else 'not redeemed'} with {made} keys made")
         for kind, pk, attempts, says_credited, name in things:
             tokens = [crediting.token_for(kind, pk, number) for number in range(attempts + 1)]
             landed = TopUp.objects.filter(token__in=tokens, outcome=Outcome.OK).count()
@@ -596,29 +643,55 @@ class World:
             problems.append(f"order {order.pk} still {order.state} after settling ({order.message})")
         return problems
 
-    def _lost_at_deletion(self):
-        """Cost of spends on keys deleted since, whose rows the mirror never got.
+    def _deletion_gap(self):
+        """How far derouter's available balance moved from the ledger's account through this example's deletes.
 
-        A request charged while its key was being deleted (or between the delete's last
-        usage sync and the delete) is billed to the account, and derouter stops listing a
-        deleted key's usage: the console cannot see it. The account's difference it makes
-        is counted apart, as derouter's behaviour, not the console's error.
+        Per key derouter deleted: what it returned less the ledger's return line (nothing when
+        the line came from its answer; the usage charged meanwhile when the line was settled from
+        the key list), less the usage it charged after the delete (a request under way as the key
+        was deleted is billed to the account, and derouter lists a deleted key's usage no more).
+        Worked out from derouter's journal (every budget the key was given) and the harness's own
+        spends (every charge on the key): derouter's behaviour, counted apart, not the console's error.
         """
-        listed = {sub_key.id for sub_key in client.list_sub_keys()}
-        held = set(UsageRecord.objects.filter(request_id__in=[request_id for _, request_id, _ in self.spent])
-                   .values_list("request_id", flat=True))
-        return sum((cost for sub_key_id, request_id, cost in self.spent
-                    if sub_key_id not in listed and request_id not in held), Decimal(0))
+        budget, refunded = defaultdict(Decimal), {}
+        for write in self._journal():
+            body, answer = write["body"], write["answer"]
+            if write["method"] == "POST":
+                budget[answer["id"]] += Decimal(str(body["budgetVirtual"]))
+                continue
+            sub_key_id = write["path"].rsplit("/", 1)[1]
+            if write["method"] == "PUT":
+                budget[sub_key_id] += Decimal(str(body.get("addBudgetVirtual", 0)))
+                budget[sub_key_id] -= Decimal(str(body.get("reduceBudgetVirtual", 0)))
+            elif write["method"] == "DELETE":
+                refunded[sub_key_id] = Decimal(str(answer["refundedVirtual"]))
+        deleted_now = {write["path"].rsplit("/", 1)[1] for write in self._journal(self.journal_start)
+                       if write["method"] == "DELETE"}
+        with self.lock:
+            charged = defaultdict(Decimal)
+            for sub_key_id, _, cost in self.figures.spent:
+                charged[sub_key_id] += cost
+        lines = dict(TopUp.objects.filter(kind=TopUp.Kind.RETURN, outcome=Outcome.OK, sub_key_id__in=deleted_now)
+                     .values_list("sub_key_id", "amount"))
+        gap = Decimal(0)
+        for sub_key_id in deleted_now:
+            after_delete = charged[sub_key_id] - (budget[sub_key_id] - refunded[sub_key_id])
+            gap += refunded[sub_key_id] + lines.get(sub_key_id, Decimal(0)) - after_delete
+        return gap
 
     def _reconciled(self):
         report = reconcile.reconcile(catch_up=False)
-        lost = self._lost_at_deletion()
+        gap = self._deletion_gap()
         problems = []
         for difference in report.differences:
-            if difference.kind == reconcile.Kind.ACCOUNT and lost and abs(difference.amount + lost) <= reconcile.BALANCE_PLACES:
-                self.figures.lost_at_deletion += lost
+            if difference.kind == reconcile.Kind.ACCOUNT and gap and abs(difference.amount - gap) <= reconcile.BALANCE_PLACES:
+                self.figures.lost_at_deletion -= gap
                 continue
             problems.append(f"reconcile: {difference.describe()}")
+        if abs(gap) > reconcile.BALANCE_PLACES and not any(
+            difference.kind == reconcile.Kind.ACCOUNT for difference in report.differences
+        ):
+            problems.append(f"derouter's deletes moved the available balance by {gap}, and reconcile saw no account difference")
         return problems
 
     def _mirror_matches(self, mine):

@@ -13,7 +13,7 @@ from automation import evaluation, expiry
 from automation import rotation as rotations
 from automation.models import KeyExpiry, Rotation
 from dashboard import keywrites
-from ledger.models import AuditEvent, Outcome
+from ledger.models import AuditEvent, Outcome, TopUp
 from derouter import client
 from derouter.client import DerouterError
 from mirror.key_store import secret_digest
@@ -59,7 +59,7 @@ def test_rotation_moves_the_remaining_budget_to_a_new_key_and_keeps_the_balance(
     assert Rotation.objects.count() == 1
 
 
-def test_a_rotation_whose_delete_was_lost_says_so_and_can_be_finished(owner_client, simulator, make_key):
+def test_a_rotation_whose_delete_was_lost_says_so_and_can_be_finished(owner_client, simulator, make_key, settings):
     old = make_key(budget="6", label="Half rotated")
     before = client.get_balance()
     simulator.inject("drop", path=f"/sub-keys/{old.id}", method="DELETE", times=1)
@@ -74,6 +74,12 @@ def test_a_rotation_whose_delete_was_lost_says_so_and_can_be_finished(owner_clie
     assert find_key(old.id) is not None  # the dropped delete never reached derouter
     assert client.get_balance().available == before.available - 6
 
+    # The lost delete may still land for WRITE_SETTLE_SECONDS: no second delete goes out before.
+    too_soon = owner_client.post(f"/dashboard/automation/rotations/{rotation.pk}/finish/", follow=True)
+    assert b"earlier delete of this key" in too_soon.content
+    assert find_key(old.id) is not None
+
+    settings.WRITE_SETTLE_SECONDS = 0
     finished = owner_client.post(f"/dashboard/automation/rotations/{rotation.pk}/finish/", follow=True)
     assert b"the old key is gone" in finished.content
     rotation.refresh_from_db()
@@ -145,7 +151,9 @@ def test_a_reminder_goes_out_once_before_the_key_expires(make_key, django_captur
     assert find_key(created.id) is not None
 
 
-def test_an_expiry_delete_with_no_answer_is_checked_before_trying_again(simulator, make_key, django_capture_on_commit_callbacks):
+def test_an_expiry_delete_with_no_answer_is_checked_before_trying_again(
+    simulator, make_key, settings, django_capture_on_commit_callbacks
+):
     created = make_key(budget="2", label="Lost delete")
     record = make_expiry(created, timezone.now() - datetime.timedelta(seconds=1))
     simulator.inject("drop", path=f"/sub-keys/{created.id}", method="DELETE", times=1)
@@ -153,6 +161,8 @@ def test_an_expiry_delete_with_no_answer_is_checked_before_trying_again(simulato
         evaluation.evaluate()
     record.refresh_from_db()
     assert record.status == KeyExpiry.Status.UNKNOWN
+    # Once the lost delete can no longer land (WRITE_SETTLE_SECONDS), the next pass deletes the key.
+    settings.WRITE_SETTLE_SECONDS = 0
     with django_capture_on_commit_callbacks(execute=True):
         evaluation.evaluate()
     record.refresh_from_db()
@@ -217,14 +227,15 @@ def test_an_expiry_records_its_delete_before_derouter_is_asked(simulator, make_k
     seen = []
     original = client.delete_sub_key
 
-    def delete_seeing_the_record(sub_key_id):
+    def delete_seeing_the_record(sub_key_id, key_multiplier=None):
         seen.extend(AuditEvent.objects.filter(action=AuditEvent.Action.DELETE).values_list("outcome", flat=True))
-        return original(sub_key_id)
+        seen.extend(TopUp.objects.filter(kind=TopUp.Kind.RETURN).values_list("outcome", flat=True))
+        return original(sub_key_id, key_multiplier)
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(client, "delete_sub_key", delete_seeing_the_record)
         expiry.evaluate_expiry(record)
-    assert seen == [Outcome.PENDING]
+    assert seen == [Outcome.PENDING, Outcome.PENDING]  # the delete and its return line
     assert AuditEvent.objects.get(action=AuditEvent.Action.DELETE).outcome == Outcome.OK
 
 

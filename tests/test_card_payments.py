@@ -1,6 +1,7 @@
 """Card payments against localstripe and the live simulator: orders, the payment page, crediting once, receipts, limits."""
 
 import datetime
+import uuid
 from decimal import Decimal
 
 import pytest
@@ -174,3 +175,25 @@ def test_a_crash_between_paid_and_credited_neither_loses_nor_doubles_the_credit(
     orders.check_stuck_orders()
     assert Order.objects.get().state == Order.State.CREDITED
     assert TopUp.objects.count() == 1 and budget_of(key.id) == Decimal("11")
+
+
+def test_an_order_whose_unknown_credit_landed_before_its_key_was_deleted_is_credited(key, simulator, owner):
+    """Found by the money harness: the key's delete settled the credit as landed, then a second delivery failed the order."""
+    from dashboard import keywrites
+
+    order = Order.objects.create(
+        token=uuid.uuid4(), sub_key_id=key.id, key_label=key.label, key_id_short=key.key_id, package_name="Starter",
+        price=Decimal("20.00"), currency="usd", amount_minor=2000, credit=Decimal("10"), display_multiplier=Decimal(1),
+        amount_usd=Decimal("10"), payment_intent_id="pi_landed_then_deleted",
+    )
+    intent = {"id": order.payment_intent_id, "status": "succeeded", "amount": 2000, "currency": "usd",
+              "metadata": {"order": str(order.token)}}
+    simulator.inject("applied-then-drop", path="/sub-keys/", method="PUT")
+    assert orders.fulfil(order, intent).state == Order.State.PAID  # the credit's outcome is unknown
+    listed = next(sub_key for sub_key in derouter_client.list_sub_keys() if sub_key.id == key.id)
+    assert keywrites.delete_key(owner, listed).is_ok  # its moves settled first: the credit landed
+
+    order = orders.fulfil(order, intent)  # the webhook and the return page both come
+
+    assert order.state == Order.State.CREDITED
+    assert order.topup.outcome == Outcome.OK and order.topup.amount == Decimal("10")

@@ -6,11 +6,14 @@ deleted key's budget; the ledger then disagreed with derouter for good.
 """
 
 import datetime
+import threading
 import uuid
 from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+import requests
+from django.db import connections
 from django.utils import timezone
 
 from automation import actors, expiry
@@ -189,3 +192,116 @@ def test_a_delete_is_dated_when_it_goes_out_so_settling_waits_for_its_request(ow
     assert write.is_ok
     assert (write.event.created_at - before).total_seconds() >= 1.5
     assert AuditEvent.objects.get(pk=write.event.pk).created_at == write.event.created_at
+
+
+# ---------------------------------------------------------------- the return's own ledger line
+
+
+def test_a_delete_writes_its_return_as_a_ledger_line_shown_on_the_ledger_and_its_csv(owner, owner_client, make_key):
+    created = make_key("10", label="Returned budget")
+    available = client.get_balance().available
+
+    write = keywrites.delete_key(owner, live(created.id))  # nothing spent: all $10 go back
+
+    line = TopUp.objects.get(sub_key_id=created.id, kind=TopUp.Kind.RETURN)
+    assert (line.outcome, line.amount, line.outcome_inferred) == (Outcome.OK, Decimal(-10), False)
+    assert line.token == write.event.form_token
+    assert client.get_balance().available == available - line.amount  # the ledger explains the balance
+    page = owner_client.get(f"/dashboard/topups/?sub_key_id={created.id}").content.decode()
+    assert "Returned on delete" in page and "-$10.00" in page
+    csv = b"".join(owner_client.get(f"/dashboard/topups/export.csv?sub_key_id={created.id}").streaming_content).decode()
+    assert csv.splitlines()[0].endswith(",kind") and csv.splitlines()[1].endswith(",return")
+
+
+def test_a_return_line_records_what_derouter_answered_it_returned(owner, simulator, make_key, monkeypatch):
+    created = make_key("10", label="Spent while deleting")
+    real_delete = client.delete_sub_key
+
+    def charged_just_before(sub_key_id, key_multiplier=None):
+        # A request charged after the delete read the key under its lock: derouter returns less than that read.
+        spent = requests.post(f"{simulator.base_url}/_sim/usage", json={"subKeyId": sub_key_id, "cost": "3"}, timeout=10)
+        assert spent.status_code == 200
+        return real_delete(sub_key_id, key_multiplier)
+
+    monkeypatch.setattr(client, "delete_sub_key", charged_just_before)
+    keywrites.delete_key(owner, live(created.id))
+
+    line = TopUp.objects.get(sub_key_id=created.id, kind=TopUp.Kind.RETURN)
+    assert line.amount == Decimal(-7)
+
+
+def test_an_unknown_delete_leaves_its_return_unknown_until_derouter_shows_it(owner, simulator, make_key, settings):
+    created = make_key("6", label="Delete answer lost")
+    simulator.inject("applied-then-drop", path=f"/sub-keys/{created.id}", method="DELETE")
+
+    write = keywrites.delete_key(owner, live(created.id))
+
+    assert write.is_unknown
+    line = TopUp.objects.get(sub_key_id=created.id, kind=TopUp.Kind.RETURN)
+    assert line.outcome == Outcome.UNKNOWN and line.amount == Decimal(-6)
+    settings.WRITE_SETTLE_SECONDS = 0
+    keywrites.resolve_unsettled_writes()
+    line.refresh_from_db()
+    assert (line.outcome, line.outcome_inferred) == (Outcome.OK, True)
+
+
+def test_a_refused_delete_returns_nothing(owner, simulator, make_key):
+    created = make_key("6", label="Delete refused")
+    simulator.inject("error", path=f"/sub-keys/{created.id}", method="DELETE", status=400)
+
+    assert keywrites.delete_key(owner, live(created.id)).is_refused
+
+    assert TopUp.objects.get(sub_key_id=created.id, kind=TopUp.Kind.RETURN).outcome == Outcome.REFUSED
+
+
+def test_a_delete_waits_while_an_earlier_delete_of_the_key_is_unknown(owner, simulator, make_key, settings):
+    """Found by the money harness: deletes sent while an earlier one was unknown were all settled done, the key's
+    budget returned once per delete in the ledger."""
+    created = make_key("6", label="Deleted twice")
+    simulator.inject("error", path=f"/sub-keys/{created.id}", method="DELETE", status=500)
+    assert keywrites.delete_key(owner, live(created.id)).is_unknown
+
+    again = keywrites.delete_key(owner, live(created.id))
+
+    assert again.is_refused and not again.was_sent
+    assert "earlier delete of this key" in again.event.message
+    settings.WRITE_SETTLE_SECONDS = 0
+    keywrites.resolve_unsettled_writes()  # the first is settled "not applied": the key is still listed
+    assert keywrites.delete_key(owner, live(created.id)).is_ok
+    keywrites.resolve_unsettled_writes()
+    lines = TopUp.objects.filter(sub_key_id=created.id, kind=TopUp.Kind.RETURN)
+    assert sorted(lines.values_list("outcome", flat=True)) == [Outcome.OK, Outcome.REFUSED]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_delete_settled_by_its_request_and_the_settling_task_at_once_keeps_its_line_with_its_event(
+    owner, simulator, make_key, monkeypatch
+):
+    """Found by the money harness: the request recording its lost answer and the settling task (another process)
+    finishing the delete interleaved, leaving the event "ok" and its return line "unknown" for good."""
+    created = make_key("4", label="Settled twice")
+    simulator.inject("applied-then-drop", path=f"/sub-keys/{created.id}", method="DELETE")
+    real_save = AuditEvent.save
+    task = []
+
+    def settling_task():
+        try:
+            keywrites.resolve_unsettled_writes()
+        finally:
+            connections.close_all()
+
+    def save_then_the_task_runs(event, *args, **kwargs):
+        real_save(event, *args, **kwargs)
+        if event.action == AuditEvent.Action.DELETE and event.outcome == Outcome.UNKNOWN and not task:
+            # Between the event and its line: the task runs as far as it can before this request goes on.
+            task.append(threading.Thread(target=settling_task))
+            task[0].start()
+            task[0].join(timeout=2)
+
+    monkeypatch.setattr(AuditEvent, "save", save_then_the_task_runs)
+    keywrites.delete_key(owner, live(created.id))
+    task[0].join()
+
+    event = AuditEvent.objects.get(action=AuditEvent.Action.DELETE, sub_key_id=created.id)
+    line = TopUp.objects.get(token=event.form_token)
+    assert (event.outcome, line.outcome) == (Outcome.OK, Outcome.OK)

@@ -5,6 +5,7 @@ unknown outcome stayed "outcome unknown" even once the create was settled, with 
 and (when the create had landed) a new one both holding the budget.
 """
 
+import time
 import uuid
 from decimal import Decimal
 
@@ -15,6 +16,7 @@ from automation.models import Rotation
 from dashboard import keywrites
 from derouter import client
 from derouter.client import DerouterError
+from ledger.models import AuditEvent, Outcome
 
 pytestmark = pytest.mark.django_db
 
@@ -71,3 +73,57 @@ def test_a_rotation_whose_new_key_was_not_made_ends_with_nothing_changed(owner, 
     ended = Rotation.objects.get(pk=result.rotation.pk)
     assert ended.status == Rotation.Status.CREATE_REFUSED
     assert live(created.id) is not None
+
+
+def test_an_unknown_new_key_is_never_taken_for_the_key_it_replaces(owner, simulator, make_key, settings):
+    """Found by the money harness: the old key has the new one's label and budget, so settling adopted it."""
+    old = make_key(budget="5", label="Jetty rotation")  # made outside the console: no create of ours claims it
+    simulator.inject("error", path="/sub-keys", method="POST", status=500)
+    result = rotation.rotate(owner, live(old.id), uuid.uuid4())
+    assert result.rotation.status == Rotation.Status.CREATE_UNKNOWN
+
+    settings.WRITE_SETTLE_SECONDS = 0
+    keywrites.resolve_unsettled_writes()
+    rotation.settle_open()
+
+    create = AuditEvent.objects.get(form_token=result.rotation.token)
+    assert create.outcome == Outcome.REFUSED
+    assert create.sub_key_id != old.id
+    assert Rotation.objects.get(pk=result.rotation.pk).status == Rotation.Status.CREATE_REFUSED
+    assert live(old.id) is not None
+
+
+def test_a_key_is_not_rotated_again_while_its_earlier_rotations_new_key_is_unknown(owner, simulator):
+    created = console_key(owner, "Pier rotation")
+    simulator.inject("applied-then-drop", path="/sub-keys", method="POST")
+    first = rotation.rotate(owner, live(created.id), uuid.uuid4())
+    assert first.rotation.status == Rotation.Status.CREATE_UNKNOWN
+
+    second = rotation.rotate(owner, live(created.id), uuid.uuid4())
+
+    assert second.rotation.status == Rotation.Status.CREATE_REFUSED
+    assert "earlier rotation" in second.rotation.message
+    assert not AuditEvent.objects.filter(form_token=second.rotation.token).exists()
+
+
+def test_a_create_is_judged_from_when_the_key_list_was_asked_for_not_when_it_came(owner, simulator, monkeypatch, settings):
+    """Found by the money harness on a loaded machine: a key list asked for before an unknown create landed came
+    back seconds later, and the create was settled "not applied" from it though derouter had made the key."""
+    settings.WRITE_SETTLE_SECONDS = 1
+    before_the_create = client.list_sub_keys()
+    simulator.inject("applied-then-drop", path="/sub-keys", method="POST")
+    write = keywrites.create_key(owner, token=uuid.uuid4(), label="Slow list", budget=Decimal(3), rpm_limit=None)
+    assert write.is_unknown
+
+    def list_as_it_was_when_asked():
+        time.sleep(settings.WRITE_SETTLE_SECONDS + 0.2)  # the answer comes late, as derouter was when asked
+        return before_the_create
+
+    with monkeypatch.context() as patch:
+        patch.setattr(client, "list_sub_keys", list_as_it_was_when_asked)
+        keywrites.resolve_unsettled_writes()
+    assert AuditEvent.objects.get(pk=write.event.pk).outcome == Outcome.UNKNOWN  # too early to tell
+
+    keywrites.resolve_unsettled_writes()
+    settled = AuditEvent.objects.get(pk=write.event.pk)
+    assert settled.outcome == Outcome.OK and live(settled.sub_key_id).label == "Slow list"
