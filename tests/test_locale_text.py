@@ -28,7 +28,7 @@ def test_log_rows_name_the_account_key_and_a_deleted_key_in_the_pages_language()
                          key__deleted_at=datetime.datetime(2026, 11, 4, tzinfo=datetime.UTC))]
     with translation.override("zh-hans"):
         html = render_rows(rows, show_margins=True)
-    assert '<span class="muted">主密钥</span>' in html and '<span class="muted">（已删除）</span>' in html
+    assert '<span class="muted">主密钥</span>' in html and '<span class="badge">已删除</span>' in html
     assert find_untranslated(f"<body><table>{html}</table></body>") == []
     # Money with thousands separators and the figures' own units, as in English.
     assert "$1,234.500000" in html and "12,345" in html
