@@ -8,6 +8,7 @@ from django.db import DatabaseError
 from django.utils.translation import gettext_lazy as _
 from huey.contrib.djhuey import db_task
 
+from analytics.permissions import can_see_margins
 from exports.models import Export
 from exports.writer import fail, write_csv_file
 from ledger.models import TopUp
@@ -29,6 +30,13 @@ CSV_COLUMNS = (
     "budget_before_usd",
     "kind",
 )
+# The same move as the customer saw it (amount times the key's multiplier): beside the real amount it
+# gives the markup away, so only whoever may see margins gets it.
+MARGIN_CSV_COLUMNS = (*CSV_COLUMNS, "customer_amount")
+
+
+def csv_columns(show_margins):
+    return MARGIN_CSV_COLUMNS if show_margins else CSV_COLUMNS
 
 
 def filtered_topups(sub_key_id=None, outcome=None):
@@ -41,8 +49,8 @@ def filtered_topups(sub_key_id=None, outcome=None):
     return topups
 
 
-def ledger_csv_row(topup):
-    return (
+def ledger_csv_row(topup, show_margins=False):
+    row = (
         topup.created_at.astimezone(datetime.UTC).strftime("%Y-%m-%d %H:%M:%S"),
         topup.actor_name,
         topup.key_label,
@@ -55,11 +63,12 @@ def ledger_csv_row(topup):
         topup.budget_before,
         topup.kind,
     )
+    return (*row, topup.customer_amount) if show_margins else row
 
 
-def _generate_ledger_pages(topups):
+def _generate_ledger_pages(topups, show_margins):
     total = topups.count()
-    rows = (ledger_csv_row(topup) for topup in topups.iterator(chunk_size=LEDGER_CHUNK_ROWS))
+    rows = (ledger_csv_row(topup, show_margins) for topup in topups.iterator(chunk_size=LEDGER_CHUNK_ROWS))
     while chunk := list(itertools.islice(rows, LEDGER_CHUNK_ROWS)):
         yield chunk, total
 
@@ -69,8 +78,9 @@ def write_ledger_export(export_id):
     """Write the ledger, filtered as the export was asked for, to its file."""
     export = Export.objects.get(pk=export_id)
     topups = filtered_topups(export.params.get("sub_key_id"), export.params.get("outcome"))
+    show_margins = export.user is not None and can_see_margins(export.user)
     try:
-        write_csv_file(export, CSV_COLUMNS, _generate_ledger_pages(topups))
+        write_csv_file(export, csv_columns(show_margins), _generate_ledger_pages(topups, show_margins))
     except (DatabaseError, OSError) as error:
         logger.error("ledger export %s failed: %s", export.pk, type(error).__name__)
         fail(export, _("The file could not be written. Try again later."))

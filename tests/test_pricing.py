@@ -153,3 +153,28 @@ def test_staff_who_may_not_see_margins_are_not_offered_the_customer_s_amount(sta
     body = staff_client.get(reverse("console:key_topup", args=[key.id])).content.decode()
 
     assert 'name="customer_amount"' not in body
+
+
+@pytest.mark.django_db
+def test_the_ledger_and_its_csv_show_the_customer_s_amount_to_whoever_may_see_margins(owner_client, owner, staff):
+    import csv
+    import io
+
+    from django.test import Client
+
+    from ledger.models import TopUp
+
+    TopUp.objects.create(token=uuid.uuid4(), actor=owner, actor_name="olivia", sub_key_id=str(uuid.uuid4()), key_label="Acme",
+                         amount=Decimal("10"), customer_amount=Decimal("13"), note="INV-L", outcome="ok")
+
+    page = owner_client.get(reverse("console:ledger")).content.decode()
+    assert "Customer amount" in page and "$13.00" in page and "$10.00" in page
+    rows = list(csv.reader(io.StringIO(b"".join(owner_client.get(reverse("console:ledger_csv")).streaming_content).decode())))
+    assert rows[0][-1] == "customer_amount" and rows[1][-1].startswith("13")
+
+    hidden = Client()
+    hidden.force_login(staff)  # an owner has not let this staff member see margins
+    page = hidden.get(reverse("console:ledger")).content.decode()
+    assert "Customer amount" not in page and "$13.00" not in page
+    rows = list(csv.reader(io.StringIO(b"".join(hidden.get(reverse("console:ledger_csv")).streaming_content).decode())))
+    assert "customer_amount" not in rows[0] and not any(cell.startswith("13") for cell in rows[1])

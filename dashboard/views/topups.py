@@ -17,7 +17,7 @@ from django.utils.translation import gettext_lazy as _
 from accounts.roles import console_required
 from analytics.permissions import can_see_margins
 from dashboard.forms import LEDGER_PAGE_SIZE, LedgerQueryForm, TopUpForm
-from dashboard.ledger_csv import CSV_COLUMNS, filtered_topups, ledger_csv_row, write_ledger_export
+from dashboard.ledger_csv import csv_columns, filtered_topups, ledger_csv_row, write_ledger_export
 from dashboard.topups import TopUpNotAllowed, find_attempt, get_cap_left_today, review, settle_key, top_up
 from dashboard.upstream import get_sub_key_now, get_sub_key_or_404, upstream_write_deadline
 from dashboard.views import SUBKEYS_CHANGED_EVENT
@@ -213,10 +213,10 @@ def ledger(request):
     return render_page_or_fragment(request, "dashboard/ledger.html", "dashboard/_ledger.html", context, status)
 
 
-def _csv_rows(topups):
-    yield CSV_COLUMNS
+def _csv_rows(topups, show_margins):
+    yield csv_columns(show_margins)
     for topup in topups.iterator(chunk_size=500):
-        yield ledger_csv_row(topup)
+        yield ledger_csv_row(topup, show_margins)
 
 
 @console_required
@@ -233,4 +233,4 @@ def ledger_csv(request):
         export = Export.objects.create(kind=Export.Kind.LEDGER, user=request.user, params=params, filename=filename)
         write_ledger_export(export.pk)
         return redirect("console:export_status", token=export.token)
-    return csv_download(_csv_rows(topups), filename)
+    return csv_download(_csv_rows(topups, can_see_margins(request.user)), filename)
