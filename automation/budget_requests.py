@@ -182,7 +182,10 @@ def _follow_topup(budget_request, topup):
     """Move a claimed request on from its top-up's outcome; return a sentence for the staff member."""
     if topup.outcome == Outcome.OK:
         _mark_approved(budget_request, topup)
-        return f"Approved: {usd(topup.amount)} added to {budget_request.key_label or budget_request.key_id_short}."
+        customer = topup.customer_amount if topup.customer_amount is not None else budget_request.amount
+        return _("Approved: %(customer)s for the customer, %(cost)s from your balance, added to %(key)s.") % {
+            "customer": usd(customer), "cost": usd(topup.amount),
+            "key": budget_request.key_label or budget_request.key_id_short}
     if topup.outcome == Outcome.REFUSED:
         landed = _landed_earlier_attempt(budget_request)
         if landed is not None:
@@ -225,6 +228,13 @@ def approve(budget_request, user):
         sub_key = get_sub_key_now(budget_request.sub_key_id)
         if sub_key is None:
             _release(budget_request, _("The key no longer exists at derouter; decline the request."))
+            return budget_request.message
+        if sub_key.display_multiplier != budget_request.multiplier:
+            # The confirm step priced the request at the multiplier it was made under: a cost worked out at
+            # another one is not what was confirmed, so nothing moves until it is confirmed at this one.
+            BudgetRequest.objects.filter(pk=budget_request.pk).update(multiplier=sub_key.display_multiplier)
+            _release(budget_request, _("The key's markup changed since the customer asked: the request is priced "
+                                       "again at the key's markup now; review it and approve again."))
             return budget_request.message
         balance = client.get_balance()
         token = token_for("budget-request", budget_request.pk, budget_request.approve_attempts)

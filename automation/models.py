@@ -7,7 +7,7 @@ The crossing number is part of every one-time token an automatic top-up uses, so
 workers evaluating the same crossing can never move money twice.
 """
 
-from decimal import ROUND_DOWN, Decimal
+from decimal import Decimal
 
 from django.conf import settings
 from django.db import models
@@ -15,11 +15,8 @@ from django.utils import timezone
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
-from lib import encryption
+from lib import encryption, pricing
 from lib.money import multiplier, plain, usd
-
-# Top-ups are in four decimals, like the ledger.
-CENT_HUNDREDTHS = Decimal("0.0001")
 
 SECRET_PURPOSE = "automation.webhook-secret"
 
@@ -346,6 +343,11 @@ class BudgetRequest(models.Model):
         indexes = [models.Index(fields=["status", "-created_at"], name="budget_request_queue")]
 
     @property
+    def price(self):
+        """Priced as a top-up typed as what the customer gets: the customer's amount at the key's multiplier, and its cost."""
+        return pricing.price_from(customer=self.amount, multiplier=self.multiplier)
+
+    @property
     def real_amount(self):
-        """The top-up in real USD: what the customer asked for, divided by its display multiplier."""
-        return (self.amount / self.multiplier).quantize(CENT_HUNDREDTHS, rounding=ROUND_DOWN)
+        """The top-up in real USD, what the balance pays: the customer's amount over the key's multiplier."""
+        return self.price.cost

@@ -198,3 +198,59 @@ def test_a_second_approval_is_told_it_came_second_and_moves_nothing(owner, staff
         budget_requests.approve(BudgetRequest.objects.get(pk=request.pk), staff)
     assert "already approved by olivia" in conflict.value.message
     assert TopUp.objects.count() == 1 and budget_of(created.id) == Decimal(6)
+
+
+# ---------------------------------------------------------------- priced both ways, as top-ups are
+
+
+@pytest.fixture
+def marked_up(simulator):
+    """A key at ×1.3 (as derouter's guide suggests), mirrored, deleted after."""
+    from derouter import client as derouter_client
+    from mirror import snapshot as mirror_snapshot
+
+    created = derouter_client.create_sub_key(Decimal("5"), label="Priced both ways", display_multiplier=Decimal("1.3"))
+    mirror_snapshot.refresh_snapshot()
+    yield created
+    derouter_client.delete_sub_key(created.id)
+
+
+@pytest.mark.django_db
+def test_the_queue_and_the_confirm_step_show_what_the_customer_gets_and_what_the_balance_pays(owner_client, marked_up):
+    waiting = make_request(marked_up, amount="13", multiplier=Decimal("1.3"))
+    decided = make_request(marked_up, amount="6.5", multiplier=Decimal("1.3"))
+    BudgetRequest.objects.filter(pk=decided.pk).update(status=BudgetRequest.Status.DECLINED, decided_by_name="sam")
+
+    queue = owner_client.get("/dashboard/automation/requests/").content.decode()
+    assert "The customer gets" in queue and "Your balance pays" in queue
+    assert "$13.00" in queue and "$10.00" in queue and "$6.50" in queue and "$5.00" in queue
+    confirm = owner_client.get(approve_url(waiting)).content.decode()
+    assert "$13.00" in confirm and "$10.00" in confirm and "at ×1.3" in confirm
+    assert "$3.00 (23.1% of the customer" in confirm
+
+
+@pytest.mark.django_db
+def test_an_approval_debits_the_cost_top_ups_would_and_says_both_figures(owner_client, marked_up, django_capture_on_commit_callbacks):
+    from lib.pricing import price_from
+
+    request = make_request(marked_up, amount="10", multiplier=Decimal("1.3"))
+    with django_capture_on_commit_callbacks(execute=True):
+        answer = owner_client.post(approve_url(request), {"confirm": "1"}, follow=True).content.decode()
+
+    topup = TopUp.objects.get()
+    assert topup.amount == price_from(customer=Decimal("10"), multiplier=Decimal("1.3")).cost == Decimal("7.6923")
+    assert "Approved: $10.00 for the customer, $7.69 from your balance" in answer
+    (email,) = emails_saying("approved")
+    assert "$10.00" in email.body and "7.69" not in email.body  # the customer never hears the reseller's cost
+
+
+@pytest.mark.django_db
+def test_a_request_made_under_another_markup_is_priced_again_before_any_money_moves(owner_client, marked_up):
+    request = make_request(marked_up, amount="13", multiplier=Decimal(1))
+
+    owner_client.post(approve_url(request), {"confirm": "1"})
+
+    request.refresh_from_db()
+    assert request.status == BudgetRequest.Status.PENDING and "markup changed" in request.message
+    assert request.multiplier == Decimal("1.3") and request.real_amount == Decimal("10.0000")
+    assert TopUp.objects.count() == 0 and budget_of(marked_up.id) == Decimal(5)
