@@ -114,3 +114,19 @@ def test_the_anthropic_door_refuses_in_anthropics_shape(key):
     unknown = requests.post(f"{doors.anthropic_base}/v1/messages", timeout=10, headers={"x-api-key": "sk-ant-nope"},
                             json={"model": "claude-sonnet-4-6", "max_tokens": 5, "messages": []})
     assert unknown.status_code == 401 and unknown.json()["type"] == "error"
+
+
+def test_the_codex_door_answers_the_responses_api_codex_speaks(key):
+    """Codex accepts only wire_api = "responses" for a custom provider: it streams POST <base_url>/responses."""
+    body = portal_home(key.secret.reveal())
+    assert 'wire_api = "responses"' in body
+    doors = get_doors(Branding.load())
+    sdk = OpenAI(base_url=doors.openai_base, api_key=key.secret.reveal())
+    whole = sdk.responses.create(model="claude-sonnet-4-6", instructions="Be brief.", input="Hello!")
+    assert whole.status == "completed" and "Hello!" in whole.output_text and whole.usage.output_tokens > 0
+    with sdk.responses.stream(model="claude-sonnet-4-6", input=[{"role": "user", "content": [
+            {"type": "input_text", "text": "Stream it"}]}]) as stream:
+        deltas = [event.delta for event in stream if event.type == "response.output_text.delta"]
+        final = stream.get_final_response()
+    assert "".join(deltas) == final.output_text and "Stream it" in final.output_text
+    assert derouter_client.get_client_balance(key.secret.reveal()).total.requests == 2

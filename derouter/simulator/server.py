@@ -23,7 +23,7 @@ from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
-from . import anthropic, controls, inference, management, seed
+from . import anthropic, controls, inference, management, responses, seed
 from .api import (
     ACCOUNT,
     CLIENT,
@@ -45,7 +45,7 @@ from .store import InsufficientBalance, Store, decimal_to_micro
 
 MAX_BODY_BYTES = 10 * 1024 * 1024
 HEX_SIZE = re.compile(rb"[0-9a-fA-F]{1,8}")
-ROUTES = management.ROUTES + inference.ROUTES + anthropic.ROUTES
+ROUTES = management.ROUTES + inference.ROUTES + anthropic.ROUTES + responses.ROUTES
 
 
 class ConfigError(Exception):
