@@ -148,8 +148,9 @@ def _start(user, action, sub_key=None, **fields):
 def create_key(user, *, token, label, budget, rpm_limit, display_multiplier=Decimal(1), note="", keys_before=()):
     """POST a new key, with its markup, once per form token; a token seen before returns its first attempt.
 
-    The markup goes in the creating POST. Where derouter does not keep it there (its
-    conventions), it is set by a second write, an edit recorded as such (``markup``).
+    The markup goes in the creating POST where derouter keeps it there (its conventions);
+    elsewhere, or when derouter did not keep it after all, it is set by a second write, an
+    edit recorded as such (``markup``).
     ``note`` leads the audit event's message (what asked for the key, e.g. a rotation).
     ``keys_before``: the ids of the keys derouter listed just before (a rotation reads them under
     the old key's lock); recorded with the event, so settling an unknown outcome never takes one
@@ -172,11 +173,14 @@ def create_key(user, *, token, label, budget, rpm_limit, display_multiplier=Deci
         # The same form again (or in a race): show the first attempt, if it was a create.
         check_form_token(token, AuditEvent.Action.CREATE)
         return KeyWrite(AuditEvent.objects.get(form_token=token), repeated=True)
+    # Where derouter keeps no markup given at creation, the key is made at x1 and marked up by the second
+    # write: a markup sent anyway would be dropped, and where amounts are the customer's, the budget sent
+    # at the markup would then be read at x1 and cost the customer's amount (the client refuses that).
+    at_creation = display_multiplier != 1 and conventions.multiplier_at_creation
     created, failed = _send(
         event,
         lambda: client.create_sub_key(
-            budget, label=label, rpm_limit=rpm_limit,
-            display_multiplier=display_multiplier if display_multiplier != 1 else None,
+            budget, label=label, rpm_limit=rpm_limit, display_multiplier=display_multiplier if at_creation else None,
         ),
     )
     if failed:

@@ -195,6 +195,31 @@ def test_the_layer_check_sees_upward_page_tag_and_private_imports(tmp_path):
     assert not _is_page(("dashboard", "topups"))
 
 
+# derouter.client's key writes. Pages and the worker write keys through dashboard.keywrites (create, edit,
+# delete) and move money through dashboard.topups (top-ups, reclaims); derouter.probe (check_upstream) is
+# the one other caller, on purpose: it makes the writes those roads would refuse or reshape, on its own
+# probe key, to find out what derouter does with them (docs/structure.md, "The probe's own road").
+KEY_WRITES = {"create_sub_key", "update_sub_key", "delete_sub_key", "reclaim_budget"}
+KEY_WRITERS = {("dashboard", "keywrites"), ("dashboard", "topups"), ("derouter", "probe"), ("derouter", "client")}
+
+
+def _key_write_callers():
+    """Every product module that names one of the client's key writes (called, passed on or imported)."""
+    for parts, path in _modules():
+        tree = ast.parse(path.read_text(), filename=str(path))
+        for node in ast.walk(tree):
+            named = (isinstance(node, ast.Attribute) and node.attr in KEY_WRITES) or (
+                isinstance(node, ast.ImportFrom) and any(alias.name in KEY_WRITES for alias in node.names))
+            if named:
+                yield parts
+                break
+
+
+def test_key_writes_go_through_keywrites_and_topups_and_only_the_probe_beside_them():
+    assert {parts for parts in _key_write_callers()} <= KEY_WRITERS
+    assert ("derouter", "probe") in set(_key_write_callers())
+
+
 WORKER_REGISTRY = """
 import django
 django.setup()

@@ -236,8 +236,11 @@ class SimulatorHandler(BaseHTTPRequestHandler):
             self.server.journal.record(method, path, body, json.loads(encode_json(result), parse_float=str))
 
     def _send_result(self, method, route, result):
-        """A successful answer: 200 with JSON, or a write answered as the conventions say (201/204)."""
-        if route.is_inference or method == "GET":
+        """A successful answer: 200 with JSON, or a management write answered as the conventions say (201/204).
+
+        The simulator's own controls (/_sim/, no key) are not derouter's: they always answer 200 with JSON.
+        """
+        if route.is_inference or method == "GET" or route.auth == NONE:
             self.send_json(200, result)
             return
         status, with_body = self.server.conventions.write_status(method)
