@@ -155,3 +155,19 @@ def test_a_create_whose_answer_is_lost_after_it_was_applied_still_finds_the_prob
     found = conventions.current()
     assert found.write_statuses["update"] == 200 and "create" not in found.write_statuses
     assert balance(sim) == before and list_keys(sim) == []
+
+
+@pytest.mark.parametrize("played", [
+    {"amounts": "customer"},
+    {"amounts": "customer", "multiplier_at_creation": "ignored"},
+    {"multiplier_at_creation": "ignored", "multiplier_after_creation": "ignored", "fixed_limits": True},
+    {"write_answers": "empty", "reclaim": "ignored"},
+])
+def test_every_report_shows_the_balance_before_and_after_unchanged(playing, played):
+    sim = playing(**played)
+    report = probe()
+    assert "Balance available before 100.0000, after 100.0000 (unchanged)" in report
+    assert balance(sim)[2] == Decimal("100") and list_keys(sim) == []
+    for line in ("Amounts (*Virtual):", "Markup (displayMultiplier):", "Rate limits:", "Write answers:",
+                 "Reclaim (reduceBudgetVirtual):"):
+        assert line in report
