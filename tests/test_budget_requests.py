@@ -233,15 +233,16 @@ def test_the_queue_and_the_confirm_step_show_what_the_customer_gets_and_what_the
 def test_an_approval_debits_the_cost_top_ups_would_and_says_both_figures(owner_client, marked_up, django_capture_on_commit_callbacks):
     from lib.pricing import price_from
 
-    request = make_request(marked_up, amount="10", multiplier=Decimal("1.3"))
+    request = make_request(marked_up, amount="2", multiplier=Decimal("1.3"))
     with django_capture_on_commit_callbacks(execute=True):
         answer = owner_client.post(approve_url(request), {"confirm": "1"}, follow=True).content.decode()
 
     topup = TopUp.objects.get()
-    assert topup.amount == price_from(customer=Decimal("10"), multiplier=Decimal("1.3")).cost == Decimal("7.6923")
-    assert "Approved: $10.00 for the customer, $7.69 from your balance" in answer
+    # 2 / 1.3 = 1.538461...: to the ledger's four decimals as a top-up typed as the customer's amount rounds it.
+    assert topup.amount == price_from(customer=Decimal("2"), multiplier=Decimal("1.3")).cost == Decimal("1.5385")
+    assert "Approved: $2.00 for the customer, $1.54 from your balance" in answer
     (email,) = emails_saying("approved")
-    assert "$10.00" in email.body and "7.69" not in email.body  # the customer never hears the reseller's cost
+    assert "$2.00" in email.body and "1.54" not in email.body  # the customer never hears the reseller's cost
 
 
 @pytest.mark.django_db
