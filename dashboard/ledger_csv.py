@@ -31,8 +31,8 @@ CSV_COLUMNS = (
     "kind",
 )
 # The same move as the customer saw it (amount times the key's multiplier): beside the real amount it
-# gives the markup away, so only whoever may see margins gets it.
-MARGIN_CSV_COLUMNS = (*CSV_COLUMNS, "customer_amount")
+# gives the markup away, so only whoever may see margins gets it. It goes before "kind", which stays last.
+MARGIN_CSV_COLUMNS = (*CSV_COLUMNS[:-1], "customer_amount", CSV_COLUMNS[-1])
 
 
 def csv_columns(show_margins):
@@ -63,7 +63,7 @@ def ledger_csv_row(topup, show_margins=False):
         topup.budget_before,
         topup.kind,
     )
-    return (*row, topup.customer_amount) if show_margins else row
+    return (*row[:-1], topup.customer_amount, row[-1]) if show_margins else row
 
 
 def _generate_ledger_pages(topups, show_margins):
