@@ -112,6 +112,8 @@ class Probe:
     def execute(self):
         """Probe, store the conventions and return the run; on failure delete the probe key or say what is left."""
         with upstream_conventions.assuming(upstream_conventions.AS_SENT):
+            # Whatever stops the probe (a refusal, a bug, an interrupt), its key must not keep its budget.
+            stopped_because = "the probe stopped unexpectedly (the error follows)"
             try:
                 self.run.simulated = client.is_simulator()
                 before = self.available("balance before")
@@ -127,12 +129,13 @@ class Probe:
                 self.reclaim()
                 self.delete()
                 after = self.available("balance after")
+                stopped_because = None
             except ProbeFailed as failure:
-                self.fail(str(failure))
+                stopped_because = str(failure)
                 raise
-            except Exception as failure:
-                self.fail(f"the probe stopped: {failure}")
-                raise ProbeFailed(f"the probe stopped: {failure}") from failure
+            finally:
+                if stopped_because is not None:
+                    self.fail(stopped_because)
         self.run.balance_after = after
         self.run.outcome = ProbeRun.Outcome.OK
         self.run.finished_at = timezone.now()

@@ -68,11 +68,13 @@ def stripe_webhook(request):
     if handler is None:
         StripeEvent.objects.filter(pk=seen.pk).update(result="Not an event we act on.")
         return JsonResponse({"received": True})
+    acted = False
     try:
         order, result = handler(event["data"]["object"])
-    except Exception:
-        # Forget the event so Stripe's next delivery of it is acted on.
-        StripeEvent.objects.filter(pk=seen.pk).delete()
-        raise
+        acted = True
+    finally:
+        if not acted:
+            # Forget the event so Stripe's next delivery of it is acted on.
+            StripeEvent.objects.filter(pk=seen.pk).delete()
     StripeEvent.objects.filter(pk=seen.pk).update(order=order, result=result[:300])
     return JsonResponse({"received": True})
