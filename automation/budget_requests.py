@@ -28,7 +28,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 from django.utils import translation
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext, gettext_lazy, gettext_noop
 from django.utils.translation import gettext_lazy as _
 
 from automation import notify, webhooks
@@ -39,6 +39,7 @@ from dashboard.upstream import get_sub_key_now
 from derouter import client
 from derouter.client import DerouterError
 from ledger.models import UNSETTLED_OUTCOMES, Outcome, TopUp
+from lib import stored_text
 from lib.money import exact_usd, usd
 from branding.language import language_for_key
 from lib.queue import enqueue_or_warn
@@ -80,7 +81,8 @@ def submit(snapshot, amount, note, email):
     """Record a customer's request for ``amount`` in its display units."""
     pending = BudgetRequest.objects.filter(sub_key_id=snapshot.sub_key_id, status=BudgetRequest.Status.PENDING)
     if pending.count() >= MAX_PENDING_PER_KEY:
-        raise RequestNotAllowed(f"You have {MAX_PENDING_PER_KEY} requests waiting already; wait for a decision first.")
+        raise RequestNotAllowed(gettext("You have %(count)s requests waiting already; wait for a decision first.")
+                                % {"count": MAX_PENDING_PER_KEY})
     budget_request = BudgetRequest.objects.create(
         sub_key_id=snapshot.sub_key_id,
         key_label=snapshot.label,
@@ -109,17 +111,17 @@ class DecisionConflict(Exception):
 
 def describe_decision(budget_request):
     """What happened to a request that is no longer waiting, for the staff member who came second."""
-    who = budget_request.decided_by_name or "someone"
+    values = {"number": budget_request.pk, "who": budget_request.decided_by_name or gettext("someone")}
     Status = BudgetRequest.Status
     if budget_request.status == Status.APPROVED:
-        return f"Request #{budget_request.pk} was already approved by {who}."
+        return gettext("Request #%(number)s was already approved by %(who)s.") % values
     if budget_request.status == Status.DECLINED:
-        return f"Request #{budget_request.pk} was already declined by {who}."
+        return gettext("Request #%(number)s was already declined by %(who)s.") % values
     if budget_request.status == Status.APPROVING:
-        return f"Request #{budget_request.pk} is being approved by {who}: its top-up is on its way."
+        return gettext("Request #%(number)s is being approved by %(who)s: its top-up is on its way.") % values
     if budget_request.status == Status.CONFIRMING:
-        return f"Request #{budget_request.pk} was approved by {who} and its top-up is being confirmed."
-    return f"Request #{budget_request.pk} is waiting for a decision."
+        return gettext("Request #%(number)s was approved by %(who)s and its top-up is being confirmed.") % values
+    return gettext("Request #%(number)s is waiting for a decision.") % values
 
 
 def check_approval(budget_request, user):
@@ -128,13 +130,12 @@ def check_approval(budget_request, user):
     if amount <= 0:
         return _("The request is for less than $0.0001 in real money; decline it.")
     if amount > settings.MAX_KEY_BUDGET:
-        return (
-            f"The request is over the {usd(settings.MAX_KEY_BUDGET)} one top-up may add; "
-            "decline it and ask for a smaller amount."
-        )
+        return gettext("The request is over the %(most)s one top-up may add; decline it and ask for a smaller "
+                       "amount.") % {"most": usd(settings.MAX_KEY_BUDGET)}
     cap_left = topups.get_cap_left_today(user)
     if cap_left is not None and amount > cap_left:
-        return f"That is over your daily top-up limit: you can top up at most {exact_usd(cap_left)} more today (UTC)."
+        return gettext("That is over your daily top-up limit: you can top up at most %(left)s more today (UTC).") % {
+            "left": exact_usd(cap_left)}
     return ""
 
 
@@ -190,18 +191,19 @@ def _follow_topup(budget_request, topup):
         landed = _landed_earlier_attempt(budget_request)
         if landed is not None:
             _mark_approved(budget_request, landed)
-            return f"Approved: an earlier approval's top-up of {usd(landed.amount)} landed after all."
-        _release(budget_request, f"The top-up was refused: {topup.message}", next_attempt=True)
-        return f"The top-up was refused: {topup.message}"
+            return gettext("Approved: an earlier approval's top-up of %(amount)s landed after all.") % {
+                "amount": usd(landed.amount)}
+        _release(budget_request, stored_text.note(gettext_noop("The top-up was refused: %(reason)s"), reason=topup.message),
+                 next_attempt=True)
+        return stored_text.read(budget_request.message)
     BudgetRequest.objects.filter(pk=budget_request.pk, status__in=OPEN_APPROVALS).update(
         status=BudgetRequest.Status.CONFIRMING, topup=topup, message=topup.message
     )
     budget_request.refresh_from_db()
-    return (
-        f"derouter did not confirm the top-up of {usd(topup.amount)} ({topup.message or 'no answer yet'}): the request is "
-        "being confirmed. It is marked approved, and the customer told, once the top-up is known to have landed; "
-        "do not approve it again meanwhile."
-    )
+    return gettext(
+        "derouter did not confirm the top-up of %(amount)s (%(reason)s): the request is being confirmed. It is marked "
+        "approved, and the customer told, once the top-up is known to have landed; do not approve it again meanwhile."
+    ) % {"amount": usd(topup.amount), "reason": stored_text.read(topup.message) or gettext("no answer yet")}
 
 
 def approve(budget_request, user):
@@ -227,15 +229,16 @@ def approve(budget_request, user):
     try:
         sub_key = get_sub_key_now(budget_request.sub_key_id)
         if sub_key is None:
-            _release(budget_request, _("The key no longer exists at derouter; decline the request."))
-            return budget_request.message
+            _release(budget_request, stored_text.note(gettext_noop("The key no longer exists at derouter; decline the request.")))
+            return stored_text.read(budget_request.message)
         if sub_key.display_multiplier != budget_request.multiplier:
             # The confirm step priced the request at the multiplier it was made under: a cost worked out at
             # another one is not what was confirmed, so nothing moves until it is confirmed at this one.
             BudgetRequest.objects.filter(pk=budget_request.pk).update(multiplier=sub_key.display_multiplier)
-            _release(budget_request, _("The key's markup changed since the customer asked: the request is priced "
-                                       "again at the key's markup now; review it and approve again."))
-            return budget_request.message
+            _release(budget_request, stored_text.note(gettext_noop(
+                "The key's markup changed since the customer asked: the request is priced again at the key's markup "
+                "now; review it and approve again.")))
+            return stored_text.read(budget_request.message)
         balance = client.get_balance()
         token = token_for("budget-request", budget_request.pk, budget_request.approve_attempts)
         note = f"Budget request #{budget_request.pk}"
@@ -248,7 +251,7 @@ def approve(budget_request, user):
         raise RequestNotAllowed(refusal.message) from refusal
     except DerouterError as error:
         # Nothing was sent for this request yet (a write's errors are recorded on its ledger row instead).
-        _release(budget_request, f"derouter could not be asked: {error.message}")
+        _release(budget_request, stored_text.note(gettext_noop("derouter could not be asked: %(reason)s"), reason=error.message))
         raise
     BudgetRequest.objects.filter(pk=budget_request.pk).update(topup=attempt.topup)
     return _follow_topup(budget_request, attempt.topup)
@@ -277,7 +280,8 @@ def settle_open(now=None):
         if topup is None:
             claimed_at = budget_request.claimed_at or budget_request.created_at
             if now - claimed_at >= datetime.timedelta(seconds=CLAIM_SECONDS):
-                _release(budget_request, _("The approval was interrupted before any money moved; approve it again."))
+                _release(budget_request, stored_text.note(
+                    gettext_noop("The approval was interrupted before any money moved; approve it again.")))
                 changed += 1
             continue
         if topup.outcome in UNSETTLED_OUTCOMES:

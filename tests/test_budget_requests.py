@@ -255,3 +255,25 @@ def test_a_request_made_under_another_markup_is_priced_again_before_any_money_mo
     assert request.status == BudgetRequest.Status.PENDING and "markup changed" in request.message
     assert request.multiplier == Decimal("1.3") and request.real_amount == Decimal("10.0000")
     assert TopUp.objects.count() == 0 and budget_of(marked_up.id) == Decimal(5)
+
+
+@pytest.mark.django_db
+def test_a_chinese_staff_member_reads_the_decisions_outcomes_and_the_stored_reason_in_chinese(owner_client, make_key, simulator):
+    created = make_key(budget="2", label="Chinese staff")
+    approved = make_request(created)
+    BudgetRequest.objects.filter(pk=approved.pk).update(status=BudgetRequest.Status.APPROVED, decided_by_name="olivia")
+    owner_client.cookies["language"] = "zh-hans"
+
+    response = owner_client.post(decline_url(approved), {"reason": "Too late"})
+
+    assert response.status_code == 409
+    assert f"申请 #{approved.pk} 已由 olivia 批准。" in response.content.decode()
+
+    # A reason stored by the worker (in no one's language) is read in the reader's.
+    refused = make_request(created)
+    simulator.inject("error", status=400, path="/sub-keys/", method="PUT")
+    owner_client.post(approve_url(refused), {"confirm": "1"})
+    refused.refresh_from_db()
+    assert refused.status == BudgetRequest.Status.PENDING
+    page = owner_client.get("/dashboard/automation/requests/").content.decode()
+    assert "充值被拒绝" in page and "The top-up was refused" not in page

@@ -5,7 +5,7 @@ from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect
 from django.views.decorators.http import require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
-from django.utils.translation import ngettext_lazy
+from django.utils.translation import gettext, ngettext_lazy
 from django.utils.translation import gettext_lazy as _
 
 from accounts.roles import console_required
@@ -99,11 +99,11 @@ def _describe_in_customer_units(budget_request):
     amount = usd(budget_request.amount)
     label = budget_request.key_label or budget_request.key_id_short
     if budget_request.status == BudgetRequest.Status.APPROVED:
-        return f"Approved: {amount} in the customer's units added to {label}."
-    return (
-        f"Approved: the top-up of {amount} in the customer's units to {label} is being confirmed; the customer is told "
+        return gettext("Approved: %(amount)s in the customer's units added to %(key)s.") % {"amount": amount, "key": label}
+    return gettext(
+        "Approved: the top-up of %(amount)s in the customer's units to %(key)s is being confirmed; the customer is told "
         "once it is known to have landed. Do not approve it again meanwhile."
-    )
+    ) % {"amount": amount, "key": label}
 
 
 @console_required
