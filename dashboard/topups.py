@@ -544,11 +544,24 @@ def _likeliest_first(row):
     return 1 if row.outcome in UNSETTLED_OUTCOMES else 2
 
 
-def _landed_among(rise, candidates):
-    """The candidates whose amounts add up to ``rise``: the likeliest first (``_likeliest_first``), then oldest first.
+def _likelier(combination, waits):
+    """How likely ``combination`` is to be what landed in one interval (smaller is likelier).
 
-    A move settled "not applied" competes for a rise only after the moves still open: with
-    equal amounts, the move in flight landed far more often than an old one landed late.
+    Moves judged landed before keep their place (their ledger line counts them already); then
+    fewest moves settled "not applied" (a late write is rarest); then the shortest wait: each
+    move's wait is how long after it was sent the read opening the interval still did not show
+    it, so a move that reads had already missed for a while lands there only as a late write,
+    and the combination whose longest wait is shortest is likeliest (two moves just sent rather
+    than one an earlier read already missed); then fewest moves, then oldest first.
+    """
+    priorities = [_likeliest_first(row) for row in combination]
+    return (-priorities.count(0), priorities.count(2), max(waits[row.pk] for row in combination), len(combination))
+
+
+def _landed_among(rise, candidates, waits):
+    """The candidates whose amounts add up to ``rise``, the likeliest such combination (``_likelier``).
+
+    ``waits`` maps each candidate to how long after it was sent the interval's opening read was made.
     """
     if rise == 0 or not candidates:  # a reclaim is a negative move: its "rise" is a fall
         return []
@@ -558,43 +571,52 @@ def _landed_among(rise, candidates):
         # still open (few: one per request in flight) are tried together first, then one by one.
         still_open = [row for row in ordered if _likeliest_first(row) < 2]
         if len(still_open) <= MAX_EXHAUSTIVE_CANDIDATES:
-            found = _adding_up_to(rise, still_open)
+            found = _adding_up_to(rise, still_open, waits)
             if found:
                 return found
-        return next(([row] for row in ordered if row.amount == rise), [])
-    return _adding_up_to(rise, ordered)
+        return next(([row] for row in sorted(ordered, key=lambda row: _likelier([row], waits)) if row.amount == rise), [])
+    return _adding_up_to(rise, ordered, waits)
 
 
-def _adding_up_to(rise, ordered):
-    """The smallest first combination of ``ordered`` whose amounts add up to ``rise``, or []."""
-    for size in range(1, len(ordered) + 1):
-        for combination in itertools.combinations(ordered, size):
-            if sum(row.amount for row in combination) == rise:
-                return list(combination)
-    return []
+def _adding_up_to(rise, ordered, waits):
+    """The likeliest combination of ``ordered`` (``_likelier``, then first found) whose amounts add up to ``rise``, or []."""
+    matching = (
+        list(combination)
+        for size in range(1, len(ordered) + 1)
+        for combination in itertools.combinations(ordered, size)
+        if sum(row.amount for row in combination) == rise
+    )
+    return min(matching, key=lambda combination: _likelier(combination, waits), default=[])
 
 
-def _find_landed(chain, current_budget):
+def _find_landed(chain, current_budget, candidates):
     """Which moves of ``chain`` (in key order, each with its budget before) derouter has applied.
 
     Between one observation of the budget and the next, it rose by the moves answered
     "ok" plus the moves of unknown outcome that landed in between; what is left of the
     rise after the answered ones picks out those (a rise nothing explains is not ours:
-    the reconciliation reports it).
+    the reconciliation reports it). Only ``candidates`` (pks: moves this walk may settle,
+    and moves judged landed, which must keep a place) can take a rise: a move settled for
+    good cannot land again, and giving it a rise would take that rise from the moves that made it.
     """
     landed, in_flight = [], []
-    observed, answered = chain[0].budget_before, Decimal(0)
+    observed, observed_at, answered = chain[0].budget_before, _sent_at(chain[0]), Decimal(0)
+
+    def landed_in_interval(rise):
+        waits = {row.pk: (observed_at - _sent_at(row)).total_seconds() for row in in_flight}
+        found = _landed_among(rise, in_flight, waits)
+        for row in found:
+            in_flight.remove(row)
+        return found
+
     for row in chain:
-        rise = row.budget_before - observed - answered
-        for found in _landed_among(rise, in_flight):
-            landed.append(found)
-            in_flight.remove(found)
-        observed, answered = row.budget_before, Decimal(0)
-        if _may_still_land(row):
+        landed += landed_in_interval(row.budget_before - observed - answered)
+        observed, observed_at, answered = row.budget_before, _sent_at(row), Decimal(0)
+        if _may_still_land(row) and (row.pk in candidates or row.outcome == Outcome.OK):
             in_flight.append(row)
         elif row.outcome == Outcome.OK:
             answered = row.amount
-    landed += _landed_among(current_budget - observed - answered, in_flight)
+    landed += landed_in_interval(current_budget - observed - answered)
     return landed
 
 
@@ -669,7 +691,7 @@ def _settle_walk(sub_key_id, current_key, now, exclude_pk=None):
     )
     start = next(index for index, row in enumerate(chain) if row.pk in uncertain)
     chain = chain[start:]
-    landed = {row.pk for row in _find_landed(chain, current_key.budget)}
+    landed = {row.pk for row in _find_landed(chain, current_key.budget, {row.pk for row in sent})}
     budget_now = exact_usd(current_key.budget)
     for row in sent:
         checked = f"({checked_at}: budget {exact_usd(row.budget_before)} before, {budget_now} now)"

@@ -304,3 +304,29 @@ def test_unknown_moves_are_found_among_many_moves_settled_not_applied_within_the
 
     assert [TopUp.objects.get(pk=row.pk).outcome for row in landing] == [Outcome.OK, Outcome.OK]
     assert ledger_net(created.id) == Decimal(5) == budget_of(created.id) - 10
+
+
+@pytest.mark.django_db
+def test_a_rise_goes_to_the_moves_just_sent_not_to_an_older_move_reads_had_already_missed(simulator, make_key, settings):
+    """Found by the money harness (run J, seed 2892789123): a rise of $4.00 was credited to an older unknown move of
+    $4.00, which the reads made after it showed had not landed, and the two late moves of $2.50 and $1.50 that
+    derouter applied there were settled "not applied"."""
+    created = make_key("10", label="Missed move")
+    settings.DEROUTER_READ_TIMEOUT = 0.5
+    simulator.inject("error", path=f"/sub-keys/{created.id}", method="PUT", status=500, times=1)
+    missed = move(live_key(created.id), "4")
+    late = []
+    for amount in ("2.5", "1.5"):
+        simulator.inject("slow", path=f"/sub-keys/{created.id}", method="PUT", delay=1.5, times=1)
+        late.append(move(live_key(created.id), amount))
+    assert [row.outcome for row in (missed, *late)] == [Outcome.UNKNOWN] * 3
+    # Each read before the next move showed the budget where it was: nothing had landed yet.
+    assert [row.budget_before for row in (missed, *late)] == [Decimal(10)] * 3
+    eventually(lambda: budget_of(created.id) == Decimal(14))
+
+    topups.settle_key(created.id)  # the two late moves may still be landing: judged but not all settled yet
+    settings.WRITE_SETTLE_SECONDS = 0
+    topups.settle_key(created.id)
+
+    assert [TopUp.objects.get(pk=row.pk).outcome for row in (missed, *late)] == [Outcome.REFUSED, Outcome.OK, Outcome.OK]
+    assert ledger_net(created.id) == Decimal(4) == budget_of(created.id) - 10
