@@ -17,8 +17,9 @@ Settlement (``settle_key``, ``settling_locks``): with the key's lock held and it
 read, the key's moves are walked in their order. Each ``budget_before`` is an observation
 of derouter's budget taken with no other move in flight; between two observations the
 budget rose by the moves derouter answered "ok" plus the unknown ones that landed in
-between, so the rise left over names exactly which unknown moves landed there. That holds
-under any interleaving of moves, slow answers and timeouts. An unknown move not seen by
+between, so the rise left over names exactly which unknown moves landed there (of several
+sets adding up to it, the likeliest: ``_likelier``; each rise goes to one set, each move to one
+rise). That holds under any interleaving of moves, slow answers and timeouts. An unknown move not seen by
 WRITE_SETTLE_SECONDS after it was sent is settled "not applied" (an inferred outcome);
 one derouter shows applied later still (a late write, within LATE_WRITE_HORIZON_SECONDS)
 is re-settled as applied, with an audit event that says so.
