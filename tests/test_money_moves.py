@@ -14,7 +14,7 @@ from django.db import connection
 from django.utils import timezone
 
 from automation import actors
-from dashboard import keywrites, topups
+from dashboard import keywrites, settlement, topups
 from dashboard import tasks as dashboard_tasks
 from ledger.models import AuditEvent, Outcome, TopUp
 from derouter import client
@@ -269,7 +269,7 @@ def test_a_move_judged_never_sent_while_it_waited_for_the_lock_stays_unsent(simu
         thread.start()
         eventually(lambda: TopUp.objects.filter(sub_key_id=created.id).exists())
         time.sleep(1.5)
-        topups._settle_walk(created.id, live_key(created.id), timezone.now())
+        settlement.settle_walk(created.id, live_key(created.id), timezone.now())
     thread.join()
 
     assert "error" not in results, results
@@ -284,7 +284,7 @@ def test_unknown_moves_are_found_among_many_moves_settled_not_applied_within_the
     moves that landed together on a busy key were settled "not applied"."""
     created = make_key("10", label="Busy key")
     settings.WRITE_SETTLE_SECONDS = 0
-    for _ in range(topups.MAX_EXHAUSTIVE_CANDIDATES):
+    for _ in range(settlement.MAX_EXHAUSTIVE_CANDIDATES):
         simulator.inject("error", path=f"/sub-keys/{created.id}", method="PUT", status=500)
         failed = move(live_key(created.id), "1.5")
         assert failed.outcome == Outcome.UNKNOWN
