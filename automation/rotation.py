@@ -219,7 +219,8 @@ def settle_open():
 
     A rotation whose new key's create had an unknown outcome follows that create once it is
     settled (``dashboard.keywrites`` settles it from derouter's list): made after all, the
-    rotation goes on to delete the old key; not made, nothing changed. A rotation whose new
+    rotation goes on to delete the old key; not made, nothing changed. A create settled "not
+    applied" and re-settled as applied later (a late write) is followed the same way. A rotation whose new
     key exists and whose old key is not deleted yet is finished (never a blind second delete).
 
     A rotation still "started" past ABANDONED_AFTER had its request stopped mid-way (a killed
@@ -228,7 +229,10 @@ def settle_open():
     """
     done = []
     abandoned = Q(status=Rotation.Status.STARTED, created_at__lte=timezone.now() - ABANDONED_AFTER)
-    for rotation in Rotation.objects.filter(Q(status=Rotation.Status.CREATE_UNKNOWN) | abandoned):
+    # A new key whose create was settled "not applied", then found made after all (a late write).
+    made_late = Q(status=Rotation.Status.CREATE_REFUSED, token__in=AuditEvent.objects.filter(
+        action=AuditEvent.Action.CREATE, outcome=Outcome.OK).values("form_token"))
+    for rotation in Rotation.objects.filter(Q(status=Rotation.Status.CREATE_UNKNOWN) | abandoned | made_late):
         event = AuditEvent.objects.filter(form_token=rotation.token).first()
         if event is None and rotation.status == Rotation.Status.STARTED:
             _set(rotation, status=Rotation.Status.CREATE_REFUSED,

@@ -327,7 +327,7 @@ def _is_settled(event, now):
 
 
 def _settle(event, outcome, message, **fields):
-    audit.finish(event, outcome, message=message, **fields)
+    audit.finish(event, outcome, message=message, inferred=True, **fields)
 
 
 def _settle_if_known(event, applied, now, confirmed, not_applied, **fields):
@@ -377,15 +377,15 @@ def _resolve_delete(event, current_key, now, checked):
     )
 
 
-def _resolve_create(event, sub_keys, claimed_ids, now, checked):
-    """A create happened when a key with its label and budget appeared after it, not claimed by another create.
+def _new_key_for(event, sub_keys, claimed_ids):
+    """The key a create made: one with its label and budget that appeared after it, not claimed by another create.
 
     A key derouter listed before the create was sent (``keys_before``) is never it.
     """
     changes = event.changes if isinstance(event.changes, dict) else {}
     budget = to_decimal((changes.get("budget") or [None, None])[1])
     existed = set(event.keys_before or ())
-    created = next(
+    return next(
         (
             sub_key
             for sub_key in sub_keys
@@ -398,6 +398,11 @@ def _resolve_create(event, sub_keys, claimed_ids, now, checked):
         ),
         None,
     )
+
+
+def _resolve_create(event, sub_keys, claimed_ids, now, checked):
+    """A create happened when derouter lists the key it made (``_new_key_for``)."""
+    created = _new_key_for(event, sub_keys, claimed_ids)
     if created is not None:
         claimed_ids.add(created.id)
     return _settle_if_known(
@@ -410,7 +415,43 @@ def _resolve_create(event, sub_keys, claimed_ids, now, checked):
     )
 
 
-def resolve_unknown_key_writes(sub_keys, read_at, sub_key_id=None):
+def _late_creates(now):
+    """Creates settled "not applied" from the key list within LATE_WRITE_HORIZON_SECONDS: derouter may make them yet."""
+    horizon = now - timedelta(seconds=settings.LATE_WRITE_HORIZON_SECONDS)
+    return AuditEvent.objects.filter(
+        action=AuditEvent.Action.CREATE, outcome=Outcome.REFUSED, outcome_inferred=True, sub_key_id="",
+        created_at__gte=horizon,
+    ).order_by("created_at", "id")
+
+
+def _resolve_late_create(event, sub_keys, claimed_ids, checked):
+    """A create settled "not applied" whose key derouter lists now: re-settled as applied, and an audit event says so.
+
+    Left as it was, the key would be money the console spent with no record of spending it.
+    """
+    created = _new_key_for(event, sub_keys, claimed_ids)
+    if created is None:
+        return False
+    claimed_ids.add(created.id)
+    _settle(event, Outcome.OK, f"Confirmed: derouter lists the new key {checked}.",
+            sub_key_id=created.id, key_id_short=created.key_id)
+    # No budget in its changes: the reconciliation counts the key's budget once, from the create itself.
+    audit.record(
+        None,
+        AuditEvent.Action.CREATE,
+        Outcome.OK,
+        sub_key_id=created.id,
+        label=event.key_label,
+        key_id_short=created.key_id,
+        changes={"outcome": (Outcome.REFUSED.value, Outcome.OK.value)},
+        message=f"Late write: the key asked for on {event.created_at:%Y-%m-%d %H:%M} UTC was recorded as not applied, "
+        f"and derouter made it later. Re-settled as applied {checked}.",
+        actor_name=event.actor_name,
+    )
+    return True
+
+
+def resolve_unknown_key_writes(sub_keys, read_at, sub_key_id=None, late_writes=False):
     """Settle pending and unknown creates, edits and deletes from derouter's key list, read from ``read_at`` on.
 
     A write counts as unable to land only if it went out WRITE_SETTLE_SECONDS before the read
@@ -419,7 +460,9 @@ def resolve_unknown_key_writes(sub_keys, read_at, sub_key_id=None):
     With ``sub_key_id``, only that key's edits and deletes (the key page); without,
     every key's, and the creates too (the key list, or a periodic worker task).
     Newest first, so an edit is judged only on fields no later write touched.
-    Returns the events settled.
+    With ``late_writes`` (the worker's run), creates settled "not applied" within
+    LATE_WRITE_HORIZON_SECONDS whose key derouter lists now are re-settled as applied, after
+    the open creates took their keys. Returns the events settled.
     """
     events = AuditEvent.objects.filter(outcome__in=UNSETTLED_OUTCOMES).order_by("-created_at", "-id")
     if sub_key_id is not None:
@@ -427,7 +470,8 @@ def resolve_unknown_key_writes(sub_keys, read_at, sub_key_id=None):
     else:
         events = events.filter(action__in=(AuditEvent.Action.CREATE, AuditEvent.Action.EDIT, AuditEvent.Action.DELETE))
     events = list(events)
-    if not events:
+    late = list(_late_creates(read_at)) if late_writes and sub_key_id is None else []
+    if not events and not late:
         return []
     now = read_at
     checked = f"(checked {now:%Y-%m-%d %H:%M} UTC)"
@@ -448,16 +492,19 @@ def resolve_unknown_key_writes(sub_keys, read_at, sub_key_id=None):
             touched.update(event.changes if isinstance(event.changes, dict) else ())
         if done:
             settled.append(event)
+    settled += [event for event in late if _resolve_late_create(event, sub_keys, claimed_ids, checked)]
     return settled
 
 
 def has_unsettled_writes(late_writes=False):
+    """Whether any key write or move is pending or unknown; with ``late_writes``, or could still land late (the worker looks)."""
     return (
         AuditEvent.objects.filter(
             outcome__in=UNSETTLED_OUTCOMES,
             action__in=(AuditEvent.Action.CREATE, AuditEvent.Action.EDIT, AuditEvent.Action.DELETE),
         ).exists()
         or topups.has_unsettled_moves(late_writes)
+        or (late_writes and _late_creates(timezone.now()).exists())
     )
 
 
@@ -475,5 +522,5 @@ def resolve_unsettled_writes(late_writes=False):
     with topups.settling_locks(late_writes) as settle_topups_from:
         read_at = timezone.now()
         sub_keys = client.list_sub_keys()
-        return resolve_unknown_key_writes(sub_keys, read_at) + settle_topups_from(sub_keys, read_at)
+        return resolve_unknown_key_writes(sub_keys, read_at, late_writes=late_writes) + settle_topups_from(sub_keys, read_at)
 

@@ -13,12 +13,14 @@ Staff top-ups, budget-request approvals, automatic top-ups and allowance refills
 4. sends the PUT once, never retried, and records its outcome (ok, refused, or unknown
    when the answer never came) on the row and the event before letting the lock go.
 
-Settlement (``settle_key``, ``settling_locks``): with the key's lock held and its budget
+Settlement (``settle_key``, ``settling_locks``, in ``dashboard.settlement``; the lock and the
+row records both share are in ``dashboard.money_rows``): with the key's lock held and its budget
 read, the key's moves are walked in their order. Each ``budget_before`` is an observation
 of derouter's budget taken with no other move in flight; between two observations the
 budget rose by the moves derouter answered "ok" plus the unknown ones that landed in
-between, so the rise left over names exactly which unknown moves landed there. That holds
-under any interleaving of moves, slow answers and timeouts. An unknown move not seen by
+between, so the rise left over names exactly which unknown moves landed there (of several
+sets adding up to it, the likeliest: ``_likelier``; each rise goes to one set, each move to one
+rise). That holds under any interleaving of moves, slow answers and timeouts. An unknown move not seen by
 WRITE_SETTLE_SECONDS after it was sent is settled "not applied" (an inferred outcome);
 one derouter shows applied later still (a late write, within LATE_WRITE_HORIZON_SECONDS)
 is re-settled as applied, with an audit event that says so.
@@ -43,21 +45,32 @@ Public functions (kept stable for the reconciliation and the fault-and-race harn
 """
 
 import datetime
-import itertools
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F, Max, Q, Sum
+from django.db.models import Max, Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import ConsoleProfile
 from accounts.roles import get_topup_cap
-from dashboard.upstream import get_live_balance, get_sub_key_now
+from dashboard.money_rows import (
+    MONEY_LOCK_SECONDS,
+    KeyBusy,
+    action_of,
+    finish_move,
+    key_lock,
+    lock_name,
+    moves_of,
+    read_key,
+    record_event,
+)
+from dashboard.settlement import has_unsettled_moves, settle_key, settle_walk, settling_locks
+from dashboard.upstream import get_live_balance
 from derouter import client
 from derouter import conventions as upstream_conventions
 from derouter.client import DerouterError
@@ -67,17 +80,17 @@ from ledger.models import UNSETTLED_OUTCOMES, AuditEvent, Outcome, TopUp
 from ledger.outcomes import outcome_of_write_error
 from lib.money import exact_usd, usd
 from mirror import snapshot as mirror_snapshot
-from work import leases
+
+# The service's public names, those of its settlement and its lock included: callers ask this module.
+__all__ = [
+    "MONEY_LOCK_SECONDS", "KeyBusy", "MovesUnsettled", "ReclaimNotSupported", "TopUpAttempt", "TopUpNotAllowed",
+    "TopUpReview", "find_attempt", "get_cap_left_today", "get_topped_up_today", "has_unsettled_moves", "key_lock",
+    "key_lock_for_return", "lock_name", "reclaim", "record_return", "review", "set_returned", "settle_key",
+    "settling_locks", "top_up",
+]
 
 # Top-ups that took or may have taken money count against a staff member's cap.
 CAP_COUNTED_OUTCOMES = (Outcome.OK, Outcome.PENDING, Outcome.UNKNOWN)
-# The key's money lock: a holder killed mid-move frees it after this long. A move holds it
-# for one read and one write, each bounded by the client's timeouts (well under a minute).
-MONEY_LOCK_SECONDS = 120
-# How long a move waits for another move on the same key to finish before giving up.
-MONEY_LOCK_WAIT_SECONDS = 10
-# An unknown-outcome move is tried against more than this many candidates only one by one.
-MAX_EXHAUSTIVE_CANDIDATES = 10
 
 
 class TopUpNotAllowed(Exception):
@@ -86,10 +99,6 @@ class TopUpNotAllowed(Exception):
     def __init__(self, message):
         super().__init__(message)
         self.message = message
-
-
-class KeyBusy(Exception):
-    """Another money move on this key holds its lock."""
 
 
 class MovesUnsettled(Exception):
@@ -144,34 +153,8 @@ def find_attempt(token, sub_key, action=AuditEvent.Action.TOPUP):
     return TopUp.objects.filter(token=token).first()
 
 
-def _action_of(amount):
-    return AuditEvent.Action.RECLAIM if amount < 0 else AuditEvent.Action.TOPUP
-
-
 # ---------------------------------------------------------------- the key's money lock
 
-
-def lock_name(sub_key_id):
-    return f"money:{sub_key_id}"
-
-
-@contextmanager
-def key_lock(sub_key_id, wait_seconds=None):
-    """Hold the key's money lock for the block: one move (or settlement) on the key at a time.
-
-    A lease row in the database (``work.leases``), so it holds across web processes,
-    workers and machines; a holder killed mid-move leaves it to expire after
-    MONEY_LOCK_SECONDS. Raises KeyBusy when another holder keeps it past ``wait_seconds``
-    (MONEY_LOCK_WAIT_SECONDS when None). Not re-entrant: a holder asking again waits on itself.
-    Take it outside a transaction: inside one, other processes would not see it.
-    """
-    wait_seconds = MONEY_LOCK_WAIT_SECONDS if wait_seconds is None else wait_seconds
-    with ExitStack() as stack:
-        try:
-            lease = stack.enter_context(leases.held(lock_name(sub_key_id), MONEY_LOCK_SECONDS, wait_seconds))
-        except leases.LeaseHeld as error:
-            raise KeyBusy(sub_key_id) from error
-        yield lease
 
 
 # ---------------------------------------------------------------- moving money
@@ -188,7 +171,7 @@ def _reserve(user, sub_key, amount, note, token, available):
         cap = get_topup_cap(user) if user.is_authenticated else None
         if cap is not None:
             ConsoleProfile.objects.select_for_update().get(user=user)
-        earlier = find_attempt(token, sub_key, _action_of(amount))
+        earlier = find_attempt(token, sub_key, action_of(amount))
         if earlier is not None:
             return earlier, False
         topped_up_today = get_topped_up_today(user) if cap is not None else 0
@@ -218,51 +201,9 @@ def _reserve(user, sub_key, amount, note, token, available):
                 )
         except IntegrityError:
             # Another request with the same token won the race: show its outcome (if it was for this key).
-            return find_attempt(token, sub_key, _action_of(amount)), False
+            return find_attempt(token, sub_key, action_of(amount)), False
     return row, True
 
-
-def _budget_change(row):
-    before = row.budget_before
-    return {"budget": (before, None if before is None else before + row.amount)}
-
-
-def _record_event(row, outcome, message=""):
-    """The row's audit event; its token ties the two, so settling one settles both."""
-    return audit.record(
-        row.actor,
-        _action_of(row.amount),
-        outcome,
-        sub_key_id=row.sub_key_id,
-        label=row.key_label,
-        key_id_short=row.key_id_short,
-        changes=_budget_change(row),
-        message=message,
-        form_token=row.token,
-        actor_name=row.actor_name,
-    )
-
-
-def _finish(row, outcome, message="", audit_note="", not_applied=None):
-    """Record how the move ended on its ledger row and its audit event (written now if it was not yet)."""
-    row.outcome = outcome
-    row.message = message
-    row.save(update_fields=["outcome", "message"])
-    text = " ".join(str(part) for part in (audit_note, message) if part)
-    event = AuditEvent.objects.filter(form_token=row.token).first()
-    if event is None:
-        event = _record_event(row, outcome, text)
-    audit.finish(event, outcome, message=text, not_applied=not_applied)
-
-
-def _moves(sub_key_id):
-    """The key's budget moves: its top-ups and reclaims, not a delete's return (settled with the delete)."""
-    return TopUp.objects.filter(sub_key_id=str(sub_key_id), kind=TopUp.Kind.MOVE)
-
-
-def _read_key(sub_key_id):
-    """The key as derouter reports it now, or None when it has no such key (one call at any number of keys)."""
-    return get_sub_key_now(sub_key_id)
 
 
 def _next_sequence(sub_key_id):
@@ -280,33 +221,33 @@ def _send_under_lock(row, audit_note, check):
         sub_key_id=str(row.sub_key_id), action=AuditEvent.Action.DELETE, outcome__in=UNSETTLED_OUTCOMES
     ).exists():
         # The key may be gone any moment: a top-up landing then could never be settled.
-        _finish(row, Outcome.REFUSED, _("Not sent: a delete of this key is not settled yet; try again once it is."), audit_note)
+        finish_move(row, Outcome.REFUSED, _("Not sent: a delete of this key is not settled yet; try again once it is."), audit_note)
         return
     try:
         read_at = timezone.now()
-        current = _read_key(row.sub_key_id)
+        current = read_key(row.sub_key_id)
     except DerouterError as error:
         failure = outcome_of_write_error(error)
-        _finish(row, Outcome.REFUSED, f"Not sent: derouter's budget for the key could not be read first ({error.message}).", audit_note)
+        finish_move(row, Outcome.REFUSED, f"Not sent: derouter's budget for the key could not be read first ({error.message}).", audit_note)
         if failure.needs_error_page:
             raise
         return
     if current is None:
-        _finish(row, Outcome.REFUSED, _("Not sent: derouter no longer lists the key."), audit_note)
+        finish_move(row, Outcome.REFUSED, _("Not sent: derouter no longer lists the key."), audit_note)
         return
-    _settle_walk(row.sub_key_id, current, read_at, exclude_pk=row.pk)
+    settle_walk(row.sub_key_id, current, read_at, exclude_pk=row.pk)
     problem = check(current) if check else ""
     if not problem and row.amount < 0 and -row.amount > current.remaining:
         problem = f"the key has only {exact_usd(max(current.remaining, Decimal(0)))} unspent; {exact_usd(-row.amount)} cannot be taken back."
     if problem:
-        _finish(row, Outcome.REFUSED, f"Not sent: {problem}", audit_note)
+        finish_move(row, Outcome.REFUSED, f"Not sent: {problem}", audit_note)
         return
     row.budget_before = current.budget
     row.customer_amount = row.amount * current.display_multiplier
     row.sequence = _next_sequence(row.sub_key_id)
     row.sent_at = timezone.now()
     row.save(update_fields=["budget_before", "customer_amount", "sequence", "sent_at"])
-    _record_event(row, Outcome.PENDING, audit_note)
+    record_event(row, Outcome.PENDING, audit_note)
     try:
         if row.amount < 0:
             answer = client.reclaim_budget(row.sub_key_id, -row.amount, key_multiplier=current.display_multiplier)
@@ -314,7 +255,7 @@ def _send_under_lock(row, audit_note, check):
             answer = client.update_sub_key(row.sub_key_id, add_budget=row.amount, key_multiplier=current.display_multiplier)
     except DerouterError as error:
         failure = outcome_of_write_error(error)
-        _finish(row, failure.outcome, failure.message, audit_note)
+        finish_move(row, failure.outcome, failure.message, audit_note)
         if failure.is_unknown:
             # It may have happened: the worker reads the keys again so the snapshot shows the truth.
             mirror_snapshot.record_write_answer(None)
@@ -325,11 +266,11 @@ def _send_under_lock(row, audit_note, check):
     if kept is not None and _same_amount(kept.budget, row.budget_before) and row.amount:
         # derouter answered success and left the budget where it was: the move did not happen.
         asked = row.budget_before + row.amount
-        _finish(row, Outcome.REFUSED, f"Not applied: derouter answered success, but the key's budget stayed "
+        finish_move(row, Outcome.REFUSED, f"Not applied: derouter answered success, but the key's budget stayed "
                 f"{exact_usd(kept.budget)} ({exact_usd(asked)} was asked for).", audit_note,
                 not_applied={"budget": (asked, kept.budget)})
     else:
-        _finish(row, Outcome.OK, audit_note=audit_note)
+        finish_move(row, Outcome.OK, audit_note=audit_note)
     mirror_snapshot.record_write_answer(kept)
 
 
@@ -338,7 +279,7 @@ def _read_back(row, answer):
     if answer is not None:
         return answer
     try:
-        return _read_key(row.sub_key_id)
+        return read_key(row.sub_key_id)
     except DerouterError:
         return None  # derouter answered success; with nothing to compare, its answer stands
 
@@ -395,13 +336,13 @@ def _move(user, sub_key, amount, note, token, available, audit_note, lock_wait_s
     if not is_new:
         return TopUpAttempt(row, repeated=True)
     if row.outcome == Outcome.REFUSED:
-        _finish(row, Outcome.REFUSED, row.message, audit_note=audit_note)
+        finish_move(row, Outcome.REFUSED, row.message, audit_note=audit_note)
         return TopUpAttempt(row)
     try:
         with key_lock(row.sub_key_id, lock_wait_seconds):
             _send_under_lock(row, audit_note, check)
     except KeyBusy:
-        _finish(row, Outcome.REFUSED, _("Not sent: another money move on this key is under way; try again in a moment."), audit_note)
+        finish_move(row, Outcome.REFUSED, _("Not sent: another money move on this key is under way; try again in a moment."), audit_note)
     return TopUpAttempt(row)
 
 
@@ -421,9 +362,9 @@ def key_lock_for_return(sub_key_id, wait_seconds=None):
     """
     with key_lock(sub_key_id, wait_seconds):
         read_at = timezone.now()
-        current = _read_key(sub_key_id)
-        _settle_walk(sub_key_id, current, read_at)
-        open_row = _moves(sub_key_id).filter(outcome__in=UNSETTLED_OUTCOMES).first()
+        current = read_key(sub_key_id)
+        settle_walk(sub_key_id, current, read_at)
+        open_row = moves_of(sub_key_id).filter(outcome__in=UNSETTLED_OUTCOMES).first()
         if current is not None and open_row is not None:
             raise MovesUnsettled(
                 f"the top-up of {exact_usd(open_row.amount)} on {open_row.created_at:%Y-%m-%d %H:%M} UTC is not settled "
@@ -500,245 +441,6 @@ def set_returned(row, refunded, multiplier):
         fields += ["amount", "customer_amount"]
     row.save(update_fields=fields)
 
-
-# ---------------------------------------------------------------- settling unknown and late moves
-
-
-def _sent_at(row):
-    return row.sent_at or row.created_at
-
-
-def _is_settled(row, now):
-    """True once the row's request can no longer be running, so "not applied yet" means "not applied"."""
-    return (now - _sent_at(row)).total_seconds() >= settings.WRITE_SETTLE_SECONDS
-
-
-def _may_still_land(row):
-    """Moves whose landing derouter never confirmed: unknown ones, and those whose outcome was inferred."""
-    return row.outcome in UNSETTLED_OUTCOMES or row.outcome_inferred
-
-
-def _recent(now):
-    """Moves sent within LATE_WRITE_HORIZON_SECONDS: late enough writes are not looked for beyond it."""
-    horizon = now - datetime.timedelta(seconds=settings.LATE_WRITE_HORIZON_SECONDS)
-    return Q(sent_at__gte=horizon) | Q(sent_at__isnull=True, created_at__gte=horizon)
-
-
-def _open_filter(now):
-    """Moves still to settle, or settled "not applied" recently enough to land late."""
-    return Q(outcome__in=UNSETTLED_OUTCOMES) | (Q(outcome=Outcome.REFUSED, outcome_inferred=True) & _recent(now))
-
-
-def _open_rows(sub_key_id, now):
-    return _moves(sub_key_id).filter(_open_filter(now))
-
-
-def _in_key_order(rows):
-    return rows.order_by(F("sequence").asc(nulls_first=True), "created_at", "id")
-
-
-def _likeliest_first(row):
-    """Judged landed before, then moves whose answer never came, then moves settled "not applied" (a late write is rarest)."""
-    if row.outcome == Outcome.OK:
-        return 0
-    return 1 if row.outcome in UNSETTLED_OUTCOMES else 2
-
-
-def _landed_among(rise, candidates):
-    """The candidates whose amounts add up to ``rise``: the likeliest first (``_likeliest_first``), then oldest first.
-
-    A move settled "not applied" competes for a rise only after the moves still open: with
-    equal amounts, the move in flight landed far more often than an old one landed late.
-    """
-    if rise == 0 or not candidates:  # a reclaim is a negative move: its "rise" is a fall
-        return []
-    ordered = sorted(candidates, key=_likeliest_first)
-    if len(ordered) > MAX_EXHAUSTIVE_CANDIDATES:
-        # Moves settled "not applied" within the late-write horizon pile up on a busy key: the moves
-        # still open (few: one per request in flight) are tried together first, then one by one.
-        still_open = [row for row in ordered if _likeliest_first(row) < 2]
-        if len(still_open) <= MAX_EXHAUSTIVE_CANDIDATES:
-            found = _adding_up_to(rise, still_open)
-            if found:
-                return found
-        return next(([row] for row in ordered if row.amount == rise), [])
-    return _adding_up_to(rise, ordered)
-
-
-def _adding_up_to(rise, ordered):
-    """The smallest first combination of ``ordered`` whose amounts add up to ``rise``, or []."""
-    for size in range(1, len(ordered) + 1):
-        for combination in itertools.combinations(ordered, size):
-            if sum(row.amount for row in combination) == rise:
-                return list(combination)
-    return []
-
-
-def _find_landed(chain, current_budget):
-    """Which moves of ``chain`` (in key order, each with its budget before) derouter has applied.
-
-    Between one observation of the budget and the next, it rose by the moves answered
-    "ok" plus the moves of unknown outcome that landed in between; what is left of the
-    rise after the answered ones picks out those (a rise nothing explains is not ours:
-    the reconciliation reports it).
-    """
-    landed, in_flight = [], []
-    observed, answered = chain[0].budget_before, Decimal(0)
-    for row in chain:
-        rise = row.budget_before - observed - answered
-        for found in _landed_among(rise, in_flight):
-            landed.append(found)
-            in_flight.remove(found)
-        observed, answered = row.budget_before, Decimal(0)
-        if _may_still_land(row):
-            in_flight.append(row)
-        elif row.outcome == Outcome.OK:
-            answered = row.amount
-    landed += _landed_among(current_budget - observed - answered, in_flight)
-    return landed
-
-
-def _settle(row, outcome, message):
-    """Record an inferred outcome on the ledger row and its audit event."""
-    row.outcome = outcome
-    row.outcome_inferred = True
-    row.message = message
-    row.save(update_fields=["outcome", "outcome_inferred", "message"])
-    event = AuditEvent.objects.filter(form_token=row.token).first()
-    if event is None:
-        event = _record_event(row, outcome)
-    audit.finish(event, outcome, message=message)
-
-
-def _settle_late(row, message):
-    """A move settled "not applied" that derouter shows applied after all: applied, and an audit event says so."""
-    _settle(row, Outcome.OK, message)
-    audit.record(
-        None,
-        AuditEvent.Action.TOPUP,
-        Outcome.OK,
-        sub_key_id=row.sub_key_id,
-        label=row.key_label,
-        key_id_short=row.key_id_short,
-        changes={"outcome": (Outcome.REFUSED.value, Outcome.OK.value)},
-        message=f"Late write: the top-up of {exact_usd(row.amount)} on {row.created_at:%Y-%m-%d %H:%M} UTC was recorded "
-        f"as not applied, and derouter applied it later. Re-settled as applied. {message}",
-        actor_name=row.actor_name,
-    )
-
-
-def _settle_walk(sub_key_id, current_key, now, exclude_pk=None):
-    """Settle the key's open moves from ``current_key``, read with the key's lock held; return the rows settled.
-
-    ``now`` is when that read began: a move is judged unable to land only if it was sent
-    WRITE_SETTLE_SECONDS before it (a slow read ends later, and saw derouter as it was then).
-    """
-    open_rows = _open_rows(sub_key_id, now)
-    if exclude_pk is not None:
-        open_rows = open_rows.exclude(pk=exclude_pk)
-    open_rows = list(_in_key_order(open_rows))
-    if not open_rows:
-        return []
-    settled = []
-    checked_at = f"checked {now:%Y-%m-%d %H:%M} UTC"
-    for row in open_rows:
-        if row.budget_before is None and row.outcome == Outcome.PENDING and _is_settled(row, now):
-            # Its holder never read the budget under the key's lock, so it never sent the PUT.
-            _finish(row, Outcome.REFUSED, _("Not sent: the request ended before it asked derouter."))
-            settled.append(row)
-    if current_key is None:
-        for row in open_rows:
-            if row.outcome == Outcome.PENDING and row.budget_before is not None and _is_settled(row, now):
-                _settle(row, Outcome.UNKNOWN, _("Cannot be checked: the key is gone from derouter. Check the account's balance."))
-                settled.append(row)
-        return settled
-    sent = [row for row in open_rows if row.budget_before is not None]
-    if not sent:
-        return settled
-    chain = [
-        row
-        for row in _in_key_order(_moves(sub_key_id).filter(budget_before__isnull=False))
-        if row.pk != exclude_pk
-    ]
-    # From the first move whose landing is not certain (one judged landed recently may
-    # have landed later than judged): every rise since then is explained from there.
-    uncertain = {row.pk for row in sent} | set(
-        _moves(sub_key_id).filter(outcome=Outcome.OK, outcome_inferred=True)
-        .filter(_recent(now))
-        .values_list("pk", flat=True)
-    )
-    start = next(index for index, row in enumerate(chain) if row.pk in uncertain)
-    chain = chain[start:]
-    landed = {row.pk for row in _find_landed(chain, current_key.budget)}
-    budget_now = exact_usd(current_key.budget)
-    for row in sent:
-        checked = f"({checked_at}: budget {exact_usd(row.budget_before)} before, {budget_now} now)"
-        if row.pk in landed and row.outcome == Outcome.REFUSED:
-            _settle_late(row, f"Confirmed from the key's budget {checked}.")
-        elif row.pk in landed and row.outcome != Outcome.OK:
-            _settle(row, Outcome.OK, f"Confirmed from the key's budget {checked}.")
-        elif row.pk not in landed and row.outcome in UNSETTLED_OUTCOMES and _is_settled(row, now):
-            _settle(row, Outcome.REFUSED, f"Not applied: the key's budget did not go up by {exact_usd(row.amount)} {checked}.")
-        else:
-            continue
-        settled.append(row)
-    return settled
-
-
-def settle_key(sub_key_id, wait_seconds=0):
-    """Settle the key's pending, unknown and late moves from its budget as derouter reports it now.
-
-    Takes the key's lock (a move in flight on the key is left to finish: nothing is
-    settled then) and reads the key under it. Returns the rows settled; with nothing
-    open it asks derouter nothing. Raises DerouterError when derouter cannot list the keys.
-    """
-    if not _open_rows(sub_key_id, timezone.now()).exists():
-        return []
-    try:
-        with key_lock(sub_key_id, wait_seconds):
-            read_at = timezone.now()
-            return _settle_walk(sub_key_id, _read_key(sub_key_id), read_at)
-    except KeyBusy:
-        return []
-
-
-def _keys_with_open_rows(now, late_writes):
-    open_filter = _open_filter(now) if late_writes else Q(outcome__in=UNSETTLED_OUTCOMES)
-    return sorted(set(TopUp.objects.filter(open_filter, kind=TopUp.Kind.MOVE).values_list("sub_key_id", flat=True)))
-
-
-def has_unsettled_moves(late_writes=False):
-    """Whether any move is pending or unknown; with ``late_writes``, or could still land late (the worker looks)."""
-    return bool(_keys_with_open_rows(timezone.now(), late_writes))
-
-
-@contextmanager
-def settling_locks(late_writes=False):
-    """Lock every key with open moves (skipping keys a move holds now); yield ``settle_from(sub_keys, read_at)``.
-
-    Read derouter's key list inside the block, after the locks are taken, and pass it to
-    ``settle_from`` with the time the read began: it settles the locked keys from that one list
-    and returns the rows settled.
-    With ``late_writes`` (the worker's minutely run), keys whose moves were settled "not
-    applied" within LATE_WRITE_HORIZON_SECONDS are looked at too; pages leave that to it.
-    """
-    with ExitStack() as stack:
-        held = []
-        for sub_key_id in _keys_with_open_rows(timezone.now(), late_writes):
-            try:
-                stack.enter_context(key_lock(sub_key_id, wait_seconds=0))
-            except KeyBusy:
-                continue
-            held.append(sub_key_id)
-
-        def settle_from(sub_keys, read_at):
-            by_id = {sub_key.id: sub_key for sub_key in sub_keys}
-            settled = []
-            for sub_key_id in held:
-                settled += _settle_walk(sub_key_id, by_id.get(sub_key_id), read_at)
-            return settled
-
-        yield settle_from
 
 
 # ---------------------------------------------------------------- reviewing a top-up before it is confirmed

@@ -96,17 +96,18 @@ def record(
     )
 
 
-def finish(event, outcome, *, sub_key_id="", key_id_short="", message="", not_applied=None):
+def finish(event, outcome, *, sub_key_id="", key_id_short="", message="", not_applied=None, inferred=False):
     """Settle a pending event once the upstream has answered (or not).
 
     ``not_applied`` ({field: (asked, kept)}) names what derouter answered as done but did not
-    keep, as read back after the write.
+    keep, as read back after the write. ``inferred``: settled from derouter's state, not its answer.
     """
     event.outcome = outcome
     event.sub_key_id = sub_key_id or event.sub_key_id
     event.key_id_short = key_id_short[:64] or event.key_id_short
     event.message = cut(message, 2000)
-    fields = ["outcome", "sub_key_id", "key_id_short", "message"]
+    event.outcome_inferred = inferred
+    fields = ["outcome", "sub_key_id", "key_id_short", "message", "outcome_inferred"]
     if not_applied:
         event.not_applied = {name: [_jsonable(asked), _jsonable(kept)] for name, (asked, kept) in not_applied.items()}
         fields.append("not_applied")

@@ -71,6 +71,9 @@ class AuditEvent(models.Model):
     # For a create: the ids of the keys derouter listed just before it was sent. None of them can be
     # the new key, whatever its label and budget (a rotation's new key copies both from the old one).
     keys_before = models.JSONField(default=list, blank=True)
+    # Settled from derouter's key list, not from its answer: a create settled "not applied" so may
+    # still be found made later (a late write) and re-settled as applied.
+    outcome_inferred = models.BooleanField(default=False)
 
     class Meta:
         db_table = "dashboard_auditevent"

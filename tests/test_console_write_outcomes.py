@@ -164,6 +164,34 @@ def test_a_slow_create_is_unknown_then_confirmed_with_its_key(owner_client, simu
     assert event.outcome == Outcome.OK and event.sub_key_id == created.id
 
 
+
+def test_a_create_settled_not_applied_that_derouter_makes_later_is_resettled_as_applied(owner_client, simulator, settings):
+    # Found by the money harness (run I, seed 201615687): a key derouter made after WRITE_SETTLE_SECONDS
+    # stayed "not applied" for good, so its budget was money spent with no record of spending it.
+    from dashboard.tasks import settle_unsettled_writes
+
+    label = f"Made late {uuid.uuid4().hex[:8]}"
+    settings.DEROUTER_READ_TIMEOUT = 0.5
+    simulator.inject("slow", path="/sub-keys", method="POST", delay=2)
+    assert_says_unknown(owner_client.post(reverse("console:key_create"), create_data(label, budget="3")), "been created")
+
+    # Settled before derouter got round to it: "not applied".
+    settings.WRITE_SETTLE_SECONDS = 0
+    keywrites.resolve_unsettled_writes(late_writes=True)
+    assert only_event(AuditEvent.Action.CREATE).outcome == Outcome.REFUSED
+
+    eventually(lambda: any(key.label == label for key in derouter_client.list_sub_keys()))
+    settle_unsettled_writes.call_local()  # the worker's minutely settling looks for late writes
+
+    created = next(key for key in derouter_client.list_sub_keys() if key.label == label)
+    events = AuditEvent.objects.filter(action=AuditEvent.Action.CREATE).order_by("id")
+    assert [(event.outcome, event.sub_key_id) for event in events] == [(Outcome.OK, created.id)] * 2
+    assert read_in_english(events[1].message).startswith("Late write: the key asked for on")
+    assert "Re-settled as applied" in read_in_english(events[1].message)
+    # The key's budget is counted once (the reconciliation reads it from the create itself).
+    assert "budget" not in events[1].changes
+
+
 # ---------------------------------------------------------------- refused and unsent writes
 
 

@@ -14,7 +14,7 @@ from django.db import connection
 from django.utils import timezone
 
 from automation import actors
-from dashboard import keywrites, topups
+from dashboard import keywrites, settlement, topups
 from dashboard import tasks as dashboard_tasks
 from ledger.models import AuditEvent, Outcome, TopUp
 from derouter import client
@@ -269,7 +269,7 @@ def test_a_move_judged_never_sent_while_it_waited_for_the_lock_stays_unsent(simu
         thread.start()
         eventually(lambda: TopUp.objects.filter(sub_key_id=created.id).exists())
         time.sleep(1.5)
-        topups._settle_walk(created.id, live_key(created.id), timezone.now())
+        settlement.settle_walk(created.id, live_key(created.id), timezone.now())
     thread.join()
 
     assert "error" not in results, results
@@ -284,7 +284,7 @@ def test_unknown_moves_are_found_among_many_moves_settled_not_applied_within_the
     moves that landed together on a busy key were settled "not applied"."""
     created = make_key("10", label="Busy key")
     settings.WRITE_SETTLE_SECONDS = 0
-    for _ in range(topups.MAX_EXHAUSTIVE_CANDIDATES):
+    for _ in range(settlement.MAX_EXHAUSTIVE_CANDIDATES):
         simulator.inject("error", path=f"/sub-keys/{created.id}", method="PUT", status=500)
         failed = move(live_key(created.id), "1.5")
         assert failed.outcome == Outcome.UNKNOWN
@@ -304,3 +304,29 @@ def test_unknown_moves_are_found_among_many_moves_settled_not_applied_within_the
 
     assert [TopUp.objects.get(pk=row.pk).outcome for row in landing] == [Outcome.OK, Outcome.OK]
     assert ledger_net(created.id) == Decimal(5) == budget_of(created.id) - 10
+
+
+@pytest.mark.django_db
+def test_a_rise_goes_to_the_moves_just_sent_not_to_an_older_move_reads_had_already_missed(simulator, make_key, settings):
+    """Found by the money harness (run J, seed 2892789123): a rise of $4.00 was credited to an older unknown move of
+    $4.00, which the reads made after it showed had not landed, and the two late moves of $2.50 and $1.50 that
+    derouter applied there were settled "not applied"."""
+    created = make_key("10", label="Missed move")
+    settings.DEROUTER_READ_TIMEOUT = 0.5
+    simulator.inject("error", path=f"/sub-keys/{created.id}", method="PUT", status=500, times=1)
+    missed = move(live_key(created.id), "4")
+    late = []
+    for amount in ("2.5", "1.5"):
+        simulator.inject("slow", path=f"/sub-keys/{created.id}", method="PUT", delay=1.5, times=1)
+        late.append(move(live_key(created.id), amount))
+    assert [row.outcome for row in (missed, *late)] == [Outcome.UNKNOWN] * 3
+    # Each read before the next move showed the budget where it was: nothing had landed yet.
+    assert [row.budget_before for row in (missed, *late)] == [Decimal(10)] * 3
+    eventually(lambda: budget_of(created.id) == Decimal(14))
+
+    topups.settle_key(created.id)  # the two late moves may still be landing: judged but not all settled yet
+    settings.WRITE_SETTLE_SECONDS = 0
+    topups.settle_key(created.id)
+
+    assert [TopUp.objects.get(pk=row.pk).outcome for row in (missed, *late)] == [Outcome.REFUSED, Outcome.OK, Outcome.OK]
+    assert ledger_net(created.id) == Decimal(4) == budget_of(created.id) - 10

@@ -19,7 +19,7 @@ from django.utils import timezone
 from automation import actors, expiry
 from automation import rotation as rotations
 from automation.models import KeyExpiry, Rotation
-from dashboard import keywrites, topups
+from dashboard import keywrites, money_rows, topups
 from ledger.models import AuditEvent, Outcome, TopUp
 from derouter import client
 from tests.helpers import budget_of
@@ -105,7 +105,7 @@ def top_up(sub_key, amount):
 
 @pytest.fixture
 def short_lock_wait(monkeypatch):
-    monkeypatch.setattr(topups, "MONEY_LOCK_WAIT_SECONDS", 0.3)
+    monkeypatch.setattr(money_rows, "MONEY_LOCK_WAIT_SECONDS", 0.3)
 
 
 def test_a_delete_records_what_the_key_held_when_the_delete_went_out(owner, make_key):

@@ -17,6 +17,7 @@ from dashboard import keywrites
 from derouter import client
 from derouter.client import DerouterError
 from ledger.models import AuditEvent, Outcome
+from tests.helpers import eventually
 
 pytestmark = pytest.mark.django_db
 
@@ -127,3 +128,28 @@ def test_a_create_is_judged_from_when_the_key_list_was_asked_for_not_when_it_cam
     keywrites.resolve_unsettled_writes()
     settled = AuditEvent.objects.get(pk=write.event.pk)
     assert settled.outcome == Outcome.OK and live(settled.sub_key_id).label == "Slow list"
+
+
+def test_a_rotation_whose_new_key_derouter_made_after_it_was_settled_not_made_is_finished(owner, simulator, settings):
+    """Found by the money harness (run I): a rotation's new key made by derouter after WRITE_SETTLE_SECONDS stayed
+    "not applied", and the rotation "nothing changed", for good: the old key and the new one both held the budget."""
+    created = console_key(owner, "Wharf rotation")
+    settings.DEROUTER_READ_TIMEOUT = 0.5
+    simulator.inject("slow", path="/sub-keys", method="POST", delay=2, times=1)
+    result = rotation.rotate(owner, live(created.id), uuid.uuid4())
+    assert result.rotation.status == Rotation.Status.CREATE_UNKNOWN
+    settings.WRITE_SETTLE_SECONDS = 0
+    keywrites.resolve_unsettled_writes(late_writes=True)  # before derouter got round to it
+    rotation.settle_open()
+    assert Rotation.objects.get(pk=result.rotation.pk).status == Rotation.Status.CREATE_REFUSED
+
+    eventually(lambda: len([key for key in client.list_sub_keys() if key.label == "Wharf rotation"]) == 2)
+    keywrites.resolve_unsettled_writes(late_writes=True)  # the worker's run looks for late writes
+    rotation.settle_open()
+
+    create = AuditEvent.objects.get(form_token=result.rotation.token)
+    assert create.outcome == Outcome.OK and create.sub_key_id != created.id
+    done = Rotation.objects.get(pk=result.rotation.pk)
+    assert (done.status, done.new_sub_key_id) == (Rotation.Status.DONE, create.sub_key_id)
+    assert live(created.id) is None
+    assert live(done.new_sub_key_id).budget == Decimal(5)
