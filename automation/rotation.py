@@ -210,6 +210,23 @@ def _done(rotation, user, returned, note):
     return rotation
 
 
+def _withdraw_late_key(rotation, event):
+    """Delete a new key derouter made after its rotation was reported "nothing was changed" (a late write).
+
+    Nobody was handed that key and the customer still uses the old one, so deleting the old key
+    would cut the customer off: the late key goes instead, its budget back to the balance, and
+    "nothing was changed" stays true. The rotation keeps the late key's id once it is gone.
+    """
+    late = keywrites.KeyNamed(event.sub_key_id, rotation.label, event.key_id_short)
+    write = keywrites.delete_key(_actor_of(rotation), late, note=f"Rotation #{rotation.pk}: its new key was made late.")
+    if not (write.is_ok or write.failure.is_gone):
+        return f"rotation #{rotation.pk}: the new key made late is not deleted yet"
+    _set(rotation, new_sub_key_id=event.sub_key_id, new_key_id_short=event.key_id_short,
+         message=_("derouter made the new key after the rotation was reported as not done; nobody was given it, so "
+                   "it was deleted and its budget returned to the balance. The old key stays in use."))
+    return f"rotation #{rotation.pk}: the new key made late was deleted; the old key stays"
+
+
 def _actor_of(rotation):
     return rotation.actor or actors.WorkerActor(rotation.actor_name)
 
@@ -220,7 +237,7 @@ def settle_open():
     A rotation whose new key's create had an unknown outcome follows that create once it is
     settled (``dashboard.keywrites`` settles it from derouter's list): made after all, the
     rotation goes on to delete the old key; not made, nothing changed. A create settled "not
-    applied" and re-settled as applied later (a late write) is followed the same way. A rotation whose new
+    applied" and re-settled as applied later (a late write) made a key nobody was given: it is deleted. A rotation whose new
     key exists and whose old key is not deleted yet is finished (never a blind second delete).
 
     A rotation still "started" past ABANDONED_AFTER had its request stopped mid-way (a killed
@@ -230,7 +247,7 @@ def settle_open():
     done = []
     abandoned = Q(status=Rotation.Status.STARTED, created_at__lte=timezone.now() - ABANDONED_AFTER)
     # A new key whose create was settled "not applied", then found made after all (a late write).
-    made_late = Q(status=Rotation.Status.CREATE_REFUSED, token__in=AuditEvent.objects.filter(
+    made_late = Q(status=Rotation.Status.CREATE_REFUSED, new_sub_key_id="", token__in=AuditEvent.objects.filter(
         action=AuditEvent.Action.CREATE, outcome=Outcome.OK).values("form_token"))
     for rotation in Rotation.objects.filter(Q(status=Rotation.Status.CREATE_UNKNOWN) | abandoned | made_late):
         event = AuditEvent.objects.filter(form_token=rotation.token).first()
@@ -249,6 +266,9 @@ def settle_open():
         if event.sub_key_id == rotation.old_sub_key_id:
             # The create was matched to the old key itself (same label and budget, made moments
             # before): which key is new cannot be told, so nothing is deleted.
+            continue
+        if rotation.status == Rotation.Status.CREATE_REFUSED:
+            done.append(_withdraw_late_key(rotation, event))
             continue
         moved = to_decimal((event.changes.get("budget") or [None, None])[1])
         _set(rotation, status=Rotation.Status.CREATED, new_sub_key_id=event.sub_key_id,

@@ -53,7 +53,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Max, Sum
 from django.utils import timezone
-from django.utils.translation import gettext as _
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import ConsoleProfile
@@ -178,7 +178,8 @@ def _reserve(user, sub_key, amount, note, token, available):
         if cap is not None and topped_up_today + amount > cap:
             left = max(cap - topped_up_today, 0)
             raise TopUpNotAllowed(
-                f"This would exceed your daily top-up limit of {exact_usd(cap)}: you can top up {exact_usd(left)} more today (UTC)."
+                gettext("This would exceed your daily top-up limit of %(cap)s: you can top up %(left)s more today (UTC).")
+                % {"cap": exact_usd(cap), "left": exact_usd(left)}
             )
         over_available = available is not None and amount > available
         try:

@@ -13,7 +13,6 @@ from django.conf import settings
 from django.http import HttpResponseRedirect
 from django.utils import translation
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.utils.translation import gettext_lazy as _
 
 SESSION_LANGUAGE = "language"
 

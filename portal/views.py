@@ -16,7 +16,6 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
-from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy as _
 
 from analytics.panels import PortalUsagePanel

@@ -130,7 +130,7 @@ def test_a_create_is_judged_from_when_the_key_list_was_asked_for_not_when_it_cam
     assert settled.outcome == Outcome.OK and live(settled.sub_key_id).label == "Slow list"
 
 
-def test_a_rotation_whose_new_key_derouter_made_after_it_was_settled_not_made_is_finished(owner, simulator, settings):
+def test_a_rotations_new_key_derouter_made_after_nothing_was_said_changed_is_deleted_and_the_old_key_kept(owner, simulator, settings):
     """Found by the money harness (run I): a rotation's new key made by derouter after WRITE_SETTLE_SECONDS stayed
     "not applied", and the rotation "nothing changed", for good: the old key and the new one both held the budget."""
     created = console_key(owner, "Wharf rotation")
@@ -149,7 +149,11 @@ def test_a_rotation_whose_new_key_derouter_made_after_it_was_settled_not_made_is
 
     create = AuditEvent.objects.get(form_token=result.rotation.token)
     assert create.outcome == Outcome.OK and create.sub_key_id != created.id
-    done = Rotation.objects.get(pk=result.rotation.pk)
-    assert (done.status, done.new_sub_key_id) == (Rotation.Status.DONE, create.sub_key_id)
-    assert live(created.id) is None
-    assert live(done.new_sub_key_id).budget == Decimal(5)
+    kept = Rotation.objects.get(pk=result.rotation.pk)
+    # Nobody was given the late key and the customer still uses the old one: the late key goes, its budget back.
+    assert (kept.status, kept.new_sub_key_id) == (Rotation.Status.CREATE_REFUSED, create.sub_key_id)
+    assert "old key stays in use" in kept.message
+    assert live(create.sub_key_id) is None
+    assert live(created.id).budget == Decimal(5)
+    rotation.settle_open()  # a later pass leaves it be
+    assert AuditEvent.objects.filter(action=AuditEvent.Action.DELETE, sub_key_id=create.sub_key_id).count() == 1

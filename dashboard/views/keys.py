@@ -59,7 +59,7 @@ from derouter.client import DerouterError
 from ledger.formtokens import TokenUsedElsewhere
 from ledger.models import AuditEvent, Outcome, TopUp
 from lib.htmx import render_page_or_fragment, wants_fragment
-from lib.money import exact_usd, multiplier, usd
+from lib.money import exact_usd, usd
 from lib.paging import CountedPaginator, make_pager, page_summary
 from mirror import reconcile
 from mirror import snapshot as mirror_snapshot

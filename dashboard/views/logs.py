@@ -17,7 +17,6 @@ from lib.csv_export import csv_download
 from lib.forms import describe_refused_export
 from lib.htmx import wants_fragment
 from lib.markup import format_row
-from lib.money import multiplier
 from lib.paging import CountedPaginator
 from mirror.models import DailyRollup, KeySnapshot, UsageRecord
 from mirror.reads import request_first_sync_if_empty
