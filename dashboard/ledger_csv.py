@@ -12,6 +12,7 @@ from analytics.permissions import can_see_margins
 from exports.models import Export
 from exports.writer import fail, write_csv_file
 from ledger.models import TopUp
+from lib import stored_text
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +60,7 @@ def ledger_csv_row(topup, show_margins=False):
         topup.amount,
         topup.note,
         topup.outcome,
-        topup.message,
+        stored_text.read_in_english(topup.message),
         topup.budget_before,
         topup.kind,
     )

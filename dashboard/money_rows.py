@@ -10,6 +10,7 @@ from contextlib import ExitStack, contextmanager
 from dashboard.upstream import get_sub_key_now
 from ledger import audit
 from ledger.models import AuditEvent, TopUp
+from lib import stored_text
 from work import leases
 
 # The key's money lock: a holder killed mid-move frees it after this long. A move holds it
@@ -79,7 +80,9 @@ def finish_move(row, outcome, message="", audit_note="", not_applied=None):
     row.outcome = outcome
     row.message = message
     row.save(update_fields=["outcome", "message"])
-    text = " ".join(str(part) for part in (audit_note, message) if part)
+    # Two stored messages (notes) joined as text would read as neither: kept as lines, each read in the reader's language.
+    parts = [part for part in (audit_note, message) if part]
+    text = stored_text.lines(*parts) if len(parts) > 1 else (parts[0] if parts else "")
     event = AuditEvent.objects.filter(form_token=row.token).first()
     if event is None:
         event = record_event(row, outcome, text)

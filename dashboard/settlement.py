@@ -19,11 +19,12 @@ from decimal import Decimal
 from django.conf import settings
 from django.db.models import F, Q
 from django.utils import timezone
-from django.utils.translation import gettext_lazy as _
+from django.utils.translation import gettext_noop
 
 from dashboard.money_rows import KeyBusy, finish_move, key_lock, moves_of, read_key, record_event
 from ledger import audit
 from ledger.models import UNSETTLED_OUTCOMES, AuditEvent, Outcome, TopUp
+from lib import stored_text
 from lib.money import exact_usd
 
 # An unknown-outcome move is tried against more than this many candidates only one by one.
@@ -169,8 +170,11 @@ def _settle_late(row, message):
         label=row.key_label,
         key_id_short=row.key_id_short,
         changes={"outcome": (Outcome.REFUSED.value, Outcome.OK.value)},
-        message=f"Late write: the top-up of {exact_usd(row.amount)} on {row.created_at:%Y-%m-%d %H:%M} UTC was recorded "
-        f"as not applied, and derouter applied it later. Re-settled as applied. {message}",
+        message=stored_text.note(
+            gettext_noop("Late write: the top-up of %(amount)s on %(when)s UTC was recorded as not applied, "
+                         "and derouter applied it later. Re-settled as applied. %(message)s"),
+            amount=exact_usd(row.amount), when=f"{row.created_at:%Y-%m-%d %H:%M}", message=message,
+        ),
         actor_name=row.actor_name,
     )
 
@@ -188,16 +192,18 @@ def settle_walk(sub_key_id, current_key, now, exclude_pk=None):
     if not open_rows:
         return []
     settled = []
-    checked_at = f"checked {now:%Y-%m-%d %H:%M} UTC"
+    checked_at = f"{now:%Y-%m-%d %H:%M}"
     for row in open_rows:
         if row.budget_before is None and row.outcome == Outcome.PENDING and _is_settled(row, now):
             # Its holder never read the budget under the key's lock, so it never sent the PUT.
-            finish_move(row, Outcome.REFUSED, _("Not sent: the request ended before it asked derouter."))
+            finish_move(row, Outcome.REFUSED, stored_text.note(gettext_noop("Not sent: the request ended before it asked derouter.")))
             settled.append(row)
     if current_key is None:
         for row in open_rows:
             if row.outcome == Outcome.PENDING and row.budget_before is not None and _is_settled(row, now):
-                _settle(row, Outcome.UNKNOWN, _("Cannot be checked: the key is gone from derouter. Check the account's balance."))
+                _settle(row, Outcome.UNKNOWN, stored_text.note(
+                    gettext_noop("Cannot be checked: the key is gone from derouter. Check the account's balance.")
+                ))
                 settled.append(row)
         return settled
     sent = [row for row in open_rows if row.budget_before is not None]
@@ -220,13 +226,20 @@ def settle_walk(sub_key_id, current_key, now, exclude_pk=None):
     landed = {row.pk for row in _find_landed(chain, current_key.budget, {row.pk for row in sent})}
     budget_now = exact_usd(current_key.budget)
     for row in sent:
-        checked = f"({checked_at}: budget {exact_usd(row.budget_before)} before, {budget_now} now)"
+        checked = stored_text.note(
+            gettext_noop("(checked %(when)s UTC: budget %(before)s before, %(now)s now)"),
+            when=checked_at, before=exact_usd(row.budget_before), now=budget_now,
+        )
+        confirmed = stored_text.note(gettext_noop("Confirmed from the key's budget %(checked)s."), checked=checked)
         if row.pk in landed and row.outcome == Outcome.REFUSED:
-            _settle_late(row, f"Confirmed from the key's budget {checked}.")
+            _settle_late(row, confirmed)
         elif row.pk in landed and row.outcome != Outcome.OK:
-            _settle(row, Outcome.OK, f"Confirmed from the key's budget {checked}.")
+            _settle(row, Outcome.OK, confirmed)
         elif row.pk not in landed and row.outcome in UNSETTLED_OUTCOMES and _is_settled(row, now):
-            _settle(row, Outcome.REFUSED, f"Not applied: the key's budget did not go up by {exact_usd(row.amount)} {checked}.")
+            _settle(row, Outcome.REFUSED, stored_text.note(
+                gettext_noop("Not applied: the key's budget did not go up by %(amount)s %(checked)s."),
+                amount=exact_usd(row.amount), checked=checked,
+            ))
         else:
             continue
         settled.append(row)

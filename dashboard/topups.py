@@ -53,7 +53,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Max, Sum
 from django.utils import timezone
-from django.utils.translation import gettext
+from django.utils.translation import gettext, gettext_noop
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import ConsoleProfile
@@ -78,6 +78,7 @@ from ledger import audit
 from ledger.formtokens import check_form_token
 from ledger.models import UNSETTLED_OUTCOMES, AuditEvent, Outcome, TopUp
 from ledger.outcomes import outcome_of_write_error
+from lib import stored_text
 from lib.money import exact_usd, usd
 from mirror import snapshot as mirror_snapshot
 
@@ -195,7 +196,10 @@ def _reserve(user, sub_key, amount, note, token, available):
                     note=note,
                     outcome=Outcome.REFUSED if over_available else Outcome.PENDING,
                     message=(
-                        f"Only {usd(available)} of the account's balance is available; {exact_usd(amount)} was asked for."
+                        stored_text.note(
+                            gettext_noop("Only %(available)s of the account's balance is available; %(amount)s was asked for."),
+                            available=usd(available), amount=exact_usd(amount),
+                        )
                         if over_available
                         else ""
                     ),
@@ -222,26 +226,31 @@ def _send_under_lock(row, audit_note, check):
         sub_key_id=str(row.sub_key_id), action=AuditEvent.Action.DELETE, outcome__in=UNSETTLED_OUTCOMES
     ).exists():
         # The key may be gone any moment: a top-up landing then could never be settled.
-        finish_move(row, Outcome.REFUSED, _("Not sent: a delete of this key is not settled yet; try again once it is."), audit_note)
+        finish_move(row, Outcome.REFUSED, stored_text.note(gettext_noop("Not sent: a delete of this key is not settled yet; try again once it is.")), audit_note)
         return
     try:
         read_at = timezone.now()
         current = read_key(row.sub_key_id)
     except DerouterError as error:
         failure = outcome_of_write_error(error)
-        finish_move(row, Outcome.REFUSED, f"Not sent: derouter's budget for the key could not be read first ({error.message}).", audit_note)
+        finish_move(row, Outcome.REFUSED, stored_text.note(
+            gettext_noop("Not sent: derouter's budget for the key could not be read first (%(error)s)."), error=error.message,
+        ), audit_note)
         if failure.needs_error_page:
             raise
         return
     if current is None:
-        finish_move(row, Outcome.REFUSED, _("Not sent: derouter no longer lists the key."), audit_note)
+        finish_move(row, Outcome.REFUSED, stored_text.note(gettext_noop("Not sent: derouter no longer lists the key.")), audit_note)
         return
     settle_walk(row.sub_key_id, current, read_at, exclude_pk=row.pk)
     problem = check(current) if check else ""
     if not problem and row.amount < 0 and -row.amount > current.remaining:
-        problem = f"the key has only {exact_usd(max(current.remaining, Decimal(0)))} unspent; {exact_usd(-row.amount)} cannot be taken back."
+        problem = stored_text.note(
+            gettext_noop("the key has only %(unspent)s unspent; %(amount)s cannot be taken back."),
+            unspent=exact_usd(max(current.remaining, Decimal(0))), amount=exact_usd(-row.amount),
+        )
     if problem:
-        finish_move(row, Outcome.REFUSED, f"Not sent: {problem}", audit_note)
+        finish_move(row, Outcome.REFUSED, stored_text.note(gettext_noop("Not sent: %(problem)s"), problem=problem), audit_note)
         return
     row.budget_before = current.budget
     row.customer_amount = row.amount * current.display_multiplier
@@ -267,8 +276,10 @@ def _send_under_lock(row, audit_note, check):
     if kept is not None and _same_amount(kept.budget, row.budget_before) and row.amount:
         # derouter answered success and left the budget where it was: the move did not happen.
         asked = row.budget_before + row.amount
-        finish_move(row, Outcome.REFUSED, f"Not applied: derouter answered success, but the key's budget stayed "
-                f"{exact_usd(kept.budget)} ({exact_usd(asked)} was asked for).", audit_note,
+        finish_move(row, Outcome.REFUSED, stored_text.note(
+            gettext_noop("Not applied: derouter answered success, but the key's budget stayed %(budget)s (%(asked)s was asked for)."),
+            budget=exact_usd(kept.budget), asked=exact_usd(asked),
+        ), audit_note,
                 not_applied={"budget": (asked, kept.budget)})
     else:
         finish_move(row, Outcome.OK, audit_note=audit_note)
@@ -343,7 +354,7 @@ def _move(user, sub_key, amount, note, token, available, audit_note, lock_wait_s
         with key_lock(row.sub_key_id, lock_wait_seconds):
             _send_under_lock(row, audit_note, check)
     except KeyBusy:
-        finish_move(row, Outcome.REFUSED, _("Not sent: another money move on this key is under way; try again in a moment."), audit_note)
+        finish_move(row, Outcome.REFUSED, stored_text.note(gettext_noop("Not sent: another money move on this key is under way; try again in a moment.")), audit_note)
     return TopUpAttempt(row)
 
 
@@ -396,8 +407,10 @@ def _settle_earlier_deletes(sub_key_id, current, now):
     )
     for event in deletes:
         if (now - event.created_at).total_seconds() >= settings.WRITE_SETTLE_SECONDS:
-            audit.finish(event, Outcome.REFUSED, message=f"Not applied: derouter still lists the key "
-                         f"(checked {now:%Y-%m-%d %H:%M} UTC, before another delete).")
+            audit.finish(event, Outcome.REFUSED, message=stored_text.note(
+                gettext_noop("Not applied: derouter still lists the key (checked %(when)s UTC, before another delete)."),
+                when=f"{now:%Y-%m-%d %H:%M}",
+            ))
         else:
             still_open = event
     return still_open

@@ -1,6 +1,7 @@
 """Messages stored by the worker and the services read in each reader's language; older plain text as recorded."""
 
 import json
+import uuid
 from decimal import Decimal
 
 import pytest
@@ -8,10 +9,12 @@ from django.utils import translation
 from django.utils.translation import gettext_noop
 
 from automation import alerts
+from automation.actors import AUTO_TOP_UP, WorkerActor
 from automation.models import AlertRule, WebhookDelivery
 from automation.webhooks import create_endpoint
+from dashboard import topups
 from derouter import client
-from ledger.models import AuditEvent, Outcome
+from ledger.models import AuditEvent, Outcome, TopUp
 from lib.stored_text import lines, note, read, read_in_english
 from tests.untranslated import find_untranslated
 from work.models import TaskRun
@@ -73,3 +76,16 @@ def test_task_runs_and_audit_changes_read_in_chinese(owner, owner_client, accept
     audit = owner_client.get("/dashboard/audit/", HTTP_ACCEPT_LANGUAGE=accept_language).content.decode()
     assert all(field in audit for field in expected_fields), expected_fields
     assert find_untranslated(audit) == []
+
+
+@pytest.mark.parametrize("accept_language", CHINESE)
+def test_a_ledger_rows_refusal_reads_in_chinese_on_the_ledger_page(owner_client, make_key, accept_language):
+    key = make_key("10", label="Acme")
+    # The worker's moves check the available balance before asking derouter: refused with the service's own words.
+    topups.top_up(WorkerActor(AUTO_TOP_UP), key, Decimal(5), "rule", str(uuid.uuid4()), Decimal(1))
+    assert read_in_english(TopUp.objects.get().message) == "Only $1.00 of the account's balance is available; $5.00 was asked for."
+
+    page = owner_client.get("/dashboard/topups/", HTTP_ACCEPT_LANGUAGE=accept_language).content.decode()
+    expected = {"zh-CN": ("账户余额中仅有", "请求的金额为"), "zh-TW": ("帳戶餘額中僅有", "請求的金額為")}[accept_language]
+    assert all(words in page for words in expected)
+    assert "was asked for" not in page
