@@ -136,7 +136,7 @@ def test_never_more_than_the_available_balance(simulator, make_key, django_captu
     simulator.add_usage(created.id, "2")
     run_evaluation(django_capture_on_commit_callbacks)
     (topup,) = TopUp.objects.all()
-    assert topup.outcome == Outcome.REFUSED and "available" in stored_text.read(topup.message)
+    assert topup.outcome == Outcome.REFUSED and "available" in stored_text.read_in_english(topup.message)
     assert budget_of(created.id) == Decimal(4)
 
 
@@ -178,7 +178,7 @@ def test_a_dropped_top_up_is_settled_as_not_applied_and_never_repeated_blindly(
     run_evaluation(django_capture_on_commit_callbacks)
     topup.refresh_from_db()
     assert topup.outcome == Outcome.REFUSED
-    assert stored_text.read(topup.message).startswith("Not applied: the key's budget did not go up by $5.00")
+    assert stored_text.read_in_english(topup.message).startswith("Not applied: the key's budget did not go up by $5.00")
     assert TopUp.objects.count() == 1
     assert budget_of(created.id) == Decimal(4)
 
@@ -196,7 +196,7 @@ def test_a_slow_top_up_that_was_applied_is_settled_as_applied(simulator, make_ke
     run_evaluation(django_capture_on_commit_callbacks)
     topup = TopUp.objects.get()
     assert topup.outcome == Outcome.OK
-    assert stored_text.read(topup.message).startswith("Confirmed from the key's budget")
+    assert stored_text.read_in_english(topup.message).startswith("Confirmed from the key's budget")
     assert budget_of(created.id) == Decimal(9)
 
 

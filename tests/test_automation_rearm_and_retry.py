@@ -114,7 +114,7 @@ def test_a_retry_is_dropped_when_the_earlier_attempt_landed_late(simulator, make
     assert first.outcome == Outcome.OK  # the late write was found, under the key's lock, before the retry went out
     retry = TopUp.objects.exclude(pk=first.pk).get()
     assert retry.token == funding.attempt_token("auto-topup", rule.pk, 1, 1)
-    assert retry.outcome == Outcome.REFUSED and "landed after all" in stored_text.read(retry.message)
+    assert retry.outcome == Outcome.REFUSED and "landed after all" in stored_text.read_in_english(retry.message)
     assert retry.budget_before is None  # never sent
     assert budget_of(created.id) == Decimal(9)
 

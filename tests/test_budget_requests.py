@@ -163,7 +163,7 @@ def test_an_approval_whose_top_up_settles_not_applied_waits_again_and_the_custom
         settle()
     request.refresh_from_db()
     assert request.status == BudgetRequest.Status.PENDING
-    assert "not applied" in stored_text.read(request.message).lower() or "refused" in stored_text.read(request.message).lower()
+    assert "not applied" in stored_text.read_in_english(request.message).lower() or "refused" in stored_text.read_in_english(request.message).lower()
     assert mail.outbox == []
 
     # Approving again moves the money once, under a new token.

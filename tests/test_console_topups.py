@@ -139,7 +139,7 @@ def test_more_than_available_is_refused_and_recorded(owner_client, make_key):
     assert budget_of(key.id) == Decimal("10")
     topup = TopUp.objects.get()
     assert topup.outcome == Outcome.REFUSED
-    assert "available" in stored_text.read(topup.message)
+    assert "available" in stored_text.read_in_english(topup.message)
     event = AuditEvent.objects.get()
     assert (event.outcome, event.message) == (Outcome.REFUSED, topup.message)
 
@@ -221,7 +221,7 @@ def test_an_upstream_error_on_the_write_is_recorded_as_unknown(owner_client, mak
     assert "may or may not have happened" in response.content.decode()
     topup = TopUp.objects.get()
     assert topup.outcome == Outcome.UNKNOWN
-    assert "Simulated server error" in stored_text.read(topup.message)
+    assert "Simulated server error" in stored_text.read_in_english(topup.message)
     assert budget_of(key.id) == Decimal("10")
 
 

@@ -83,7 +83,7 @@ def test_an_edit_under_a_fault_is_unknown_then_settled_as_not_applied(owner_clie
     settings.WRITE_SETTLE_SECONDS = 0
     view_key(owner_client, key.id)
     event = only_event(AuditEvent.Action.EDIT)
-    assert event.outcome == Outcome.REFUSED and stored_text.read(event.message).startswith("Not applied")
+    assert event.outcome == Outcome.REFUSED and stored_text.read_in_english(event.message).startswith("Not applied")
 
 
 @pytest.mark.parametrize("fault", NOT_APPLIED_FAULTS.values(), ids=NOT_APPLIED_FAULTS.keys())
@@ -100,7 +100,7 @@ def test_a_delete_under_a_fault_is_unknown_then_settled_as_not_applied(owner_cli
     settings.WRITE_SETTLE_SECONDS = 0
     view_key(owner_client, key.id)
     event = only_event(AuditEvent.Action.DELETE)
-    assert event.outcome == Outcome.REFUSED and "still lists the key" in stored_text.read(event.message)
+    assert event.outcome == Outcome.REFUSED and "still lists the key" in stored_text.read_in_english(event.message)
 
 
 @pytest.mark.parametrize("fault", NOT_APPLIED_FAULTS.values(), ids=NOT_APPLIED_FAULTS.keys())
@@ -134,7 +134,7 @@ def test_a_slow_edit_is_unknown_then_confirmed_once_it_lands(owner_client, make_
     eventually(lambda: find_key(key.id).label == "After")
     view_key(owner_client, key.id)
     event = only_event(AuditEvent.Action.EDIT)
-    assert event.outcome == Outcome.OK and stored_text.read(event.message).startswith("Confirmed")
+    assert event.outcome == Outcome.OK and stored_text.read_in_english(event.message).startswith("Confirmed")
 
 
 def test_a_slow_delete_is_unknown_then_confirmed_once_it_lands(owner_client, make_key, simulator, settings):
@@ -251,7 +251,7 @@ def test_a_pending_top_up_whose_money_moved_is_confirmed_on_the_key_page(owner_c
     view_key(owner_client, key.id)
 
     row.refresh_from_db()
-    assert row.outcome == Outcome.OK and stored_text.read(row.message).startswith("Confirmed")
+    assert row.outcome == Outcome.OK and stored_text.read_in_english(row.message).startswith("Confirmed")
     event = AuditEvent.objects.get(form_token=row.token)
     assert (event.action, event.outcome, event.actor_name) == (AuditEvent.Action.TOPUP, Outcome.OK, owner.get_username())
 
@@ -266,7 +266,7 @@ def test_a_pending_top_up_whose_money_did_not_move_is_settled_as_not_applied(own
     settings.WRITE_SETTLE_SECONDS = 0
     view_key(owner_client, key.id)
     row.refresh_from_db()
-    assert row.outcome == Outcome.REFUSED and stored_text.read(row.message).startswith("Not applied")
+    assert row.outcome == Outcome.REFUSED and stored_text.read_in_english(row.message).startswith("Not applied")
     assert AuditEvent.objects.get(form_token=row.token).outcome == Outcome.REFUSED
 
 

@@ -52,7 +52,7 @@ def test_a_move_reads_the_budget_before_under_the_lock_not_from_the_callers_stal
     keywrites.resolve_unsettled_writes(late_writes=True)
 
     lost.refresh_from_db()
-    assert lost.outcome == Outcome.REFUSED and stored_text.read(lost.message).startswith("Not applied")
+    assert lost.outcome == Outcome.REFUSED and stored_text.read_in_english(lost.message).startswith("Not applied")
     assert budget_of(created.id) == Decimal(12)
     assert ledger_net(created.id) == budget_of(created.id) - Decimal(10)
 
@@ -142,8 +142,8 @@ def test_a_late_write_settled_not_applied_is_resettled_as_applied_with_an_audit_
     assert row.outcome == Outcome.OK
     assert AuditEvent.objects.get(form_token=row.token).outcome == Outcome.OK
     late = AuditEvent.objects.get(action=AuditEvent.Action.TOPUP, form_token__isnull=True, sub_key_id=created.id)
-    assert stored_text.read(late.message).startswith("Late write: the top-up of $2.00")
-    assert "Re-settled as applied" in stored_text.read(late.message)
+    assert stored_text.read_in_english(late.message).startswith("Late write: the top-up of $2.00")
+    assert "Re-settled as applied" in stored_text.read_in_english(late.message)
     assert ledger_net(created.id) == Decimal(2)
 
 
@@ -182,7 +182,7 @@ def test_the_keys_lock_holds_across_processes_and_a_killed_holders_lock_expires(
         holder.kill()  # SIGKILL: the lock stays behind until it expires
         holder.wait()
 
-    assert busy.outcome == Outcome.REFUSED and "another money move on this key" in stored_text.read(busy.message)
+    assert busy.outcome == Outcome.REFUSED and "another money move on this key" in stored_text.read_in_english(busy.message)
     assert busy.budget_before is None  # nothing was read, nothing was sent
     assert budget_of(created.id) == Decimal(10)
     assert AuditEvent.objects.get(form_token=busy.token).outcome == Outcome.REFUSED
@@ -245,7 +245,7 @@ def test_no_top_up_goes_out_while_a_delete_of_the_key_is_not_settled(owner, simu
     row = move(live_key(created.id), "2")
 
     assert row.outcome == Outcome.REFUSED
-    assert "delete of this key is not settled" in stored_text.read(row.message)
+    assert "delete of this key is not settled" in stored_text.read_in_english(row.message)
     assert budget_of(created.id) == Decimal(5)
 
 

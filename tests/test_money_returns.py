@@ -127,7 +127,7 @@ def test_a_delete_while_a_money_move_holds_the_key_sends_nothing(owner, make_key
     with topups.key_lock(created.id):
         write = keywrites.delete_key(owner, live(created.id))
     assert write.is_refused and not write.was_sent
-    assert "another money move on this key" in stored_text.read(write.event.message)
+    assert "another money move on this key" in stored_text.read_in_english(write.event.message)
     assert live(created.id) is not None
 
 
@@ -153,7 +153,7 @@ def test_a_rotation_while_a_money_move_holds_the_key_changes_nothing(owner, make
     with topups.key_lock(created.id):
         result = rotations.rotate(owner, live(created.id), uuid.uuid4())
     assert result.rotation.status == Rotation.Status.CREATE_REFUSED
-    assert "another money move on this key" in stored_text.read(result.rotation.message)
+    assert "another money move on this key" in stored_text.read_in_english(result.rotation.message)
     assert len(client.list_sub_keys()) == keys_before and live(created.id) is not None
 
 
@@ -265,7 +265,7 @@ def test_a_delete_waits_while_an_earlier_delete_of_the_key_is_unknown(owner, sim
     again = keywrites.delete_key(owner, live(created.id))
 
     assert again.is_refused and not again.was_sent
-    assert "earlier delete of this key" in stored_text.read(again.event.message)
+    assert "earlier delete of this key" in stored_text.read_in_english(again.event.message)
     settings.WRITE_SETTLE_SECONDS = 0
     keywrites.resolve_unsettled_writes()  # the first is settled "not applied": the key is still listed
     assert keywrites.delete_key(owner, live(created.id)).is_ok

@@ -161,7 +161,7 @@ def test_a_top_up_derouter_answers_but_does_not_apply_is_recorded_not_applied(pl
 
     row = attempt.topup
     assert row.outcome == Outcome.REFUSED and row.amount == Decimal("-2")
-    assert "Not applied: derouter answered success" in stored_text.read(row.message)
+    assert "Not applied: derouter answered success" in stored_text.read_in_english(row.message)
     event = AuditEvent.objects.get(form_token=row.token)
     assert event.action == AuditEvent.Action.RECLAIM and event.not_applied == {"budget": ["3", "5"]}
     assert listed(created.id).budget == Decimal("5")
