@@ -146,6 +146,7 @@ def make_request(created, amount="4", email="customer@example.com", multiplier=D
 
 def test_approve_clicked_twice_tops_up_once(staff_client, make_key, django_capture_on_commit_callbacks):
     created = make_key(budget="2", label="Asker")
+    client.update_sub_key(created.id, display_multiplier=Decimal(2))  # the markup the customer asked under
     request = make_request(created, amount="10", multiplier=Decimal(2))
     before = client.get_balance().available
     with django_capture_on_commit_callbacks(execute=True):
