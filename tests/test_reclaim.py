@@ -9,11 +9,14 @@ import uuid
 from decimal import Decimal
 
 import pytest
+import requests
 from django.urls import reverse
 
 from dashboard import reconcile, topups
 from derouter import client, conventions
 from ledger.models import AuditEvent, Outcome, TopUp
+from lib import stored_text
+from tests.helpers import eventually
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -104,3 +107,27 @@ def test_a_reclaim_and_a_top_up_on_one_key_reconcile_with_derouter(probed, owner
     assert client.get_sub_key(created.id).budget == Decimal("3.5")
     assert sum(row.amount for row in TopUp.objects.filter(outcome=Outcome.OK)) == Decimal("-1.5")
     assert reconcile.reconcile().differences == []
+
+
+def test_no_reclaim_goes_out_while_a_top_up_of_the_key_is_unknown_so_open_moves_never_cancel_out(probed, owner, settings):
+    # Found by the money harness (seed 229287233): a reclaim of $4 and a top-up of $4, both unknown, both landed
+    # between two reads of the budget; the budget had not moved, and both were settled "not applied".
+    sim = probed()
+    created = client.create_sub_key(Decimal("10"), label="Cancelling")
+    settings.DEROUTER_READ_TIMEOUT = 0.5
+    fault = {"mode": "slow", "path": f"/sub-keys/{created.id}", "method": "PUT", "delay": 2, "times": 1}
+    requests.post(f"{sim.base_url}/_sim/faults", json=fault, timeout=5).raise_for_status()
+    top_up = topups.top_up(owner, client.get_sub_key(created.id), Decimal("4"), "INV-1", uuid.uuid4(), None).topup
+    assert top_up.outcome == Outcome.UNKNOWN  # derouter applies it later: a late write
+
+    refused = topups.reclaim(owner, client.get_sub_key(created.id), Decimal("4"), "", uuid.uuid4()).topup
+
+    assert refused.outcome == Outcome.REFUSED
+    assert "the other way is not settled yet" in stored_text.read_in_english(refused.message)
+    eventually(lambda: client.get_sub_key(created.id).budget == Decimal("14"))  # the top-up landed; no reclaim went out
+    settings.WRITE_SETTLE_SECONDS = 0
+    topups.settle_key(created.id)
+    top_up.refresh_from_db()
+    assert top_up.outcome == Outcome.OK
+    again = topups.reclaim(owner, client.get_sub_key(created.id), Decimal("4"), "", uuid.uuid4()).topup
+    assert again.outcome == Outcome.OK and client.get_sub_key(created.id).budget == Decimal("10")
