@@ -11,6 +11,12 @@ support contact, inference URL). Writes docs/screenshots/<who>-<page>-<size>.png
 <who>-<page>-<size>-dark.png (the browser asking for dark mode) and the
 README's docs/console-overview.png, docs/console-keys.png, docs/portal-home.png and
 docs/portal-home-desktop.png.
+
+    .venv/bin/python bench/screenshots.py --out /tmp/shots --no-js --locale zh-CN
+
+takes the same pictures into another folder, for looking at rather than for the docs: with
+JavaScript off (every page must work without it) and/or with the browser asking for another
+language (Accept-Language and navigator.language).
 """
 
 import argparse
@@ -138,9 +144,14 @@ def main():
     parser.add_argument("--owner-password")
     parser.add_argument("--staff-password")
     parser.add_argument("--client-key")
+    parser.add_argument("--out", type=Path, default=GALLERY, help="folder for the pictures (the docs' gallery by default)")
+    parser.add_argument("--no-js", action="store_true", help="with JavaScript turned off")
+    parser.add_argument("--locale", default="en-US", help="the language the browser asks for, e.g. zh-CN or zh-TW")
     options = parser.parse_args()
     fill_from_demo_credentials(options, parser)
-    GALLERY.mkdir(parents=True, exist_ok=True)
+    options.out.mkdir(parents=True, exist_ok=True)
+    # The README's pictures are the gallery's: English, with JavaScript.
+    for_docs = options.out == GALLERY and not options.no_js and options.locale == "en-US"
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
         brand_the_portal(browser, options.base, options)
@@ -148,7 +159,8 @@ def main():
         visits = [visit for visit in VISITS if can_visit(visit, names)]
         for who in sorted({visit.who for visit in visits}):
             for (size, context_options), (scheme, suffix) in product(SIZES.items(), SCHEMES.items()):
-                page = browser.new_context(**context_options, color_scheme=scheme).new_page()
+                page = browser.new_context(**context_options, color_scheme=scheme, locale=options.locale,
+                                           java_script_enabled=not options.no_js).new_page()
                 sign_in(page, options.base, who, options)
                 for visit in (visit for visit in visits if visit.who == who):
                     path = visit.path.format(**names)
@@ -157,9 +169,9 @@ def main():
                     # Named by the path with its names spelt out ("key" for the key's id, "last-month"),
                     # so a new demo on another day overwrites the same files.
                     name = slug(visit.path.format(**{**{name: name.replace("_", "-") for name in names}, "key_id": "key"}))
-                    page.screenshot(path=GALLERY / f"{who}-{name}-{size}{suffix}.png", full_page=True)
+                    page.screenshot(path=options.out / f"{who}-{name}-{size}{suffix}.png", full_page=True)
                     print(f"{who:9} {size:7} {scheme:5} {path}")
-                if suffix:
+                if suffix or not for_docs:
                     page.context.close()
                     continue
                 if who == "owner" and size == "desktop":
