@@ -372,6 +372,12 @@ def test_a_create_token_replayed_on_a_top_up_is_refused(owner_client, make_key):
     assert "already used for creating a key, not for a top-up" in replay.content.decode()
     assert budget_of(key.id) == Decimal("10") and not TopUp.objects.exists()
 
+    in_chinese = owner_client.post(
+        reverse("console:key_topup", args=[key.id]), {"amount": "2", "note": "INV-10", "token": token, "confirm": "1"},
+        HTTP_ACCEPT_LANGUAGE="zh-CN",
+    )
+    assert "此表单已用于创建密钥，而不是充值" in in_chinese.content.decode()
+
 
 def test_a_top_up_token_replayed_on_the_create_form_is_refused(owner_client, make_key):
     key = make_key("10", label="Topped")
