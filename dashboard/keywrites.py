@@ -20,7 +20,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_noop
 
 from dashboard import topups
 from dashboard.upstream import KeyState, get_key_state
@@ -32,8 +32,13 @@ from ledger.formtokens import check_form_token
 from ledger.models import UNSETTLED_OUTCOMES, AuditEvent, Outcome
 from ledger.outcomes import ErrorOutcome, outcome_of_write_error
 from lib.money import to_decimal
+from lib import stored_text
 from mirror import snapshot as mirror_snapshot
 from mirror import sync as mirror_sync
+
+# How the audit trail names a field derouter did not keep.
+FIELD_WORDS = {"label": gettext_noop("label"), "rpm_limit": gettext_noop("rpm limit"),
+               "display_multiplier": gettext_noop("display multiplier")}
 
 # After a create whose outcome is unknown, the newest keys are shown so a person can look for it.
 RECENT_KEYS_AFTER_UNKNOWN = 5
@@ -109,11 +114,19 @@ class KeyNamed:
     key_id: str = ""
 
 
+def _after_note(lead, message):
+    """The event's note (what asked for the write) ahead of a message, as one stored text.
+
+    Two stored messages (notes) joined as text would read as neither: kept as lines, each read in the reader's language.
+    """
+    parts = [part for part in (lead, message) if part]
+    return stored_text.lines(*parts) if len(parts) > 1 else (parts[0] if parts else "")
+
+
 def _record_failure(event, error):
     """Settle the event from an upstream error; re-raise the errors the console's error page explains."""
     failure = outcome_of_write_error(error)
-    # The event's note (what asked for the write) stays ahead of derouter's answer.
-    audit.finish(event, failure.outcome, message=" ".join(str(part) for part in (event.message, failure.message) if part))
+    audit.finish(event, failure.outcome, message=_after_note(event.message, failure.message))
     if failure.needs_error_page:
         raise error
     return failure
@@ -216,19 +229,23 @@ def _with_not_applied(message, not_applied):
     """The event's message, followed by what derouter did not keep (the audit trail's plain account of it)."""
     if not not_applied:
         return message
-    fields = ", ".join(f"{name.replace('_', ' ')} (asked {asked}, derouter kept {kept})"
-                       for name, (asked, kept) in not_applied.items())
-    return gettext_lazy(" ").join(part for part in (message, f"Not applied: {fields}.") if part)
+    # The values are the key's own (a label as typed): they read as they are.
+    not_kept = [
+        stored_text.note(gettext_noop("Not applied: %(field)s (asked %(asked)s, derouter kept %(kept)s)."),
+                         field=stored_text.note(FIELD_WORDS.get(name, name)), asked=asked, kept=kept)
+        for name, (asked, kept) in not_applied.items()
+    ]
+    return stored_text.lines(message, *not_kept)
 
 
 def _set_markup(user, created, multiplier):
     """The new key's multiplier as a second write (derouter made the key without it): an edit of the key as listed."""
     listed = get_key_state(created.id).key
     if listed is None:
-        message = "derouter did not list the new key yet"
+        message = stored_text.note(gettext_noop("derouter did not list the new key yet"))
         event = _start(user, AuditEvent.Action.EDIT, sub_key_id=created.id, label=created.label,
                        key_id_short=created.key_id, changes={"display_multiplier": (created.display_multiplier, multiplier)})
-        audit.finish(event, Outcome.REFUSED, message=f"Not sent: {message}.")
+        audit.finish(event, Outcome.REFUSED, message=stored_text.note(gettext_noop("Not sent: %(reason)s."), reason=message))
         return KeyWrite(event, failure=ErrorOutcome(Outcome.REFUSED, message, was_sent=False))
     return edit_key(user, listed, {"display_multiplier": (listed.display_multiplier, multiplier)})
 
@@ -243,7 +260,10 @@ def edit_key(user, sub_key, changes):
     if "display_multiplier" in changes:
         problem = mirror_sync.mirror_usage_before_write(sub_key)
         if problem:
-            message = f"The change was not sent: {problem}; requests made before a new multiplier must keep the old one."
+            message = stored_text.note(
+                gettext_noop("The change was not sent: %(problem)s; requests made before a new multiplier must keep the old one."),
+                problem=problem,
+            )
             audit.finish(event, Outcome.REFUSED, message=message)
             return KeyWrite(event, failure=ErrorOutcome(Outcome.REFUSED, message, was_sent=False))
     updates = {name: after for name, (_, after) in changes.items()}
@@ -261,7 +281,7 @@ def edit_key(user, sub_key, changes):
 def _refused_unsent(user, sub_key, message, status=None, note=""):
     """A delete that was never sent: recorded as refused, with derouter's status when it told us why (404: gone)."""
     event = _start(user, AuditEvent.Action.DELETE, sub_key)
-    message = " ".join(str(part) for part in (note, message) if part)
+    message = _after_note(note, message)
     audit.finish(event, Outcome.REFUSED, message=message)
     return KeyWrite(event, failure=ErrorOutcome(Outcome.REFUSED, message, status=status, was_sent=False))
 
@@ -279,21 +299,23 @@ def delete_key(user, sub_key, note=""):
         try:
             current = stack.enter_context(topups.key_lock_for_return(sub_key.id))
         except topups.KeyBusy:
-            return _refused_unsent(user, sub_key, gettext_lazy("Not sent: another money move on this key is under way; try again in a moment."), note=note)
+            return _refused_unsent(user, sub_key, stored_text.note(
+                gettext_noop("Not sent: another money move on this key is under way; try again in a moment.")), note=note)
         except topups.MovesUnsettled as refusal:
-            return _refused_unsent(user, sub_key, f"Not sent: {refusal.message}", note=note)
+            return _refused_unsent(user, sub_key, stored_text.note(gettext_noop("Not sent: %(problem)s"), problem=refusal.message), note=note)
         except DerouterError as error:
             if outcome_of_write_error(error).needs_error_page:
                 raise
-            return _refused_unsent(user, sub_key, f"Not sent: derouter's key list could not be read first ({error.message}).", note=note)
+            return _refused_unsent(user, sub_key, stored_text.note(
+                gettext_noop("Not sent: derouter's key list could not be read first (%(error)s)."), error=error.message), note=note)
         if current is None:
             mirror_snapshot.record_deleted_key(sub_key.id)
-            return _refused_unsent(user, sub_key, gettext_lazy("Not sent: derouter no longer lists the key."), status=404, note=note)
+            return _refused_unsent(user, sub_key, stored_text.note(gettext_noop("Not sent: derouter no longer lists the key.")), status=404, note=note)
         returned = max(current.remaining, Decimal(0))
         # The return is a money move: its ledger line and the delete's event, one token, both written before the DELETE.
         token = uuid.uuid4()
         with transaction.atomic():
-            line = topups.record_return(user, current, token, note=str(note))
+            line = topups.record_return(user, current, token, note=note)
             event = _start(user, AuditEvent.Action.DELETE, current, changes={"budget_returned": (None, returned)},
                            message=note, form_token=token)
         # derouter stops listing a deleted key's usage: mirror what is left while it still can (best effort).
@@ -354,15 +376,16 @@ def _resolve_edit(event, current_key, later_fields, now, checked):
     fields = [name for name in changes if name in EDITABLE_FIELDS and name not in later_fields]
     if current_key is None or not fields:
         if event.outcome == Outcome.PENDING and _is_settled(event, now):
-            _settle(event, Outcome.UNKNOWN, f"Cannot be checked: the key is gone or later writes set the same fields {checked}.")
+            _settle(event, Outcome.UNKNOWN, stored_text.note(
+                gettext_noop("Cannot be checked: the key is gone or later writes set the same fields %(checked)s."), checked=checked))
             return True
         return False
     return _settle_if_known(
         event,
         all(_same_value(name, changes[name][1], getattr(current_key, name)) for name in fields),
         now,
-        f"Confirmed from the key's settings {checked}.",
-        f"Not applied: the key's settings are unchanged {checked}.",
+        stored_text.note(gettext_noop("Confirmed from the key's settings %(checked)s."), checked=checked),
+        stored_text.note(gettext_noop("Not applied: the key's settings are unchanged %(checked)s."), checked=checked),
     )
 
 
@@ -372,8 +395,8 @@ def _resolve_delete(event, current_key, now, checked):
         event,
         current_key is None,
         now,
-        f"Confirmed: derouter no longer lists the key {checked}.",
-        f"Not applied: derouter still lists the key {checked}.",
+        stored_text.note(gettext_noop("Confirmed: derouter no longer lists the key %(checked)s."), checked=checked),
+        stored_text.note(gettext_noop("Not applied: derouter still lists the key %(checked)s."), checked=checked),
     )
 
 
@@ -409,8 +432,8 @@ def _resolve_create(event, sub_keys, claimed_ids, now, checked):
         event,
         created is not None,
         now,
-        f"Confirmed: derouter lists the new key {checked}.",
-        f"Not applied: no such key appeared at derouter {checked}.",
+        stored_text.note(gettext_noop("Confirmed: derouter lists the new key %(checked)s."), checked=checked),
+        stored_text.note(gettext_noop("Not applied: no such key appeared at derouter %(checked)s."), checked=checked),
         **({"sub_key_id": created.id, "key_id_short": created.key_id} if created else {}),
     )
 
@@ -433,7 +456,7 @@ def _resolve_late_create(event, sub_keys, claimed_ids, checked):
     if created is None:
         return False
     claimed_ids.add(created.id)
-    _settle(event, Outcome.OK, f"Confirmed: derouter lists the new key {checked}.",
+    _settle(event, Outcome.OK, stored_text.note(gettext_noop("Confirmed: derouter lists the new key %(checked)s."), checked=checked),
             sub_key_id=created.id, key_id_short=created.key_id)
     # No budget in its changes: the reconciliation counts the key's budget once, from the create itself.
     audit.record(
@@ -444,8 +467,9 @@ def _resolve_late_create(event, sub_keys, claimed_ids, checked):
         label=event.key_label,
         key_id_short=created.key_id,
         changes={"outcome": (Outcome.REFUSED.value, Outcome.OK.value)},
-        message=f"Late write: the key asked for on {event.created_at:%Y-%m-%d %H:%M} UTC was recorded as not applied, "
-        f"and derouter made it later. Re-settled as applied {checked}.",
+        message=stored_text.note(gettext_noop("Late write: the key asked for on %(when)s UTC was recorded as not applied, "
+                                              "and derouter made it later. Re-settled as applied %(checked)s."),
+                                 when=f"{event.created_at:%Y-%m-%d %H:%M}", checked=checked),
         actor_name=event.actor_name,
     )
     return True
@@ -474,7 +498,7 @@ def resolve_unknown_key_writes(sub_keys, read_at, sub_key_id=None, late_writes=F
     if not events and not late:
         return []
     now = read_at
-    checked = f"(checked {now:%Y-%m-%d %H:%M} UTC)"
+    checked = stored_text.note(gettext_noop("(checked %(when)s UTC)"), when=f"{now:%Y-%m-%d %H:%M}")
     by_id = {sub_key.id: sub_key for sub_key in sub_keys}
     claimed_ids = set(
         AuditEvent.objects.filter(action=AuditEvent.Action.CREATE).exclude(sub_key_id="").values_list("sub_key_id", flat=True)

@@ -25,13 +25,14 @@ from decimal import Decimal
 
 from django.db import transaction
 from django.utils import timezone
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_noop
 from huey.contrib.djhuey import db_task
 
 from dashboard.models import KeyOpening, ReconcileDifference, ReconcileOpening, ReconcileRun
 from derouter import client
 from ledger.models import UNSETTLED_OUTCOMES, AuditEvent, Outcome, TopUp
 from lib.money import exact_usd, to_decimal
+from lib.stored_text import lines, note, read_in_english
 from mirror import snapshot as mirror_snapshot
 from mirror import sync as mirror_sync
 from mirror.models import ACCOUNT_SCOPE, DailyRollup, KeySnapshot
@@ -53,6 +54,8 @@ class RunBusy(Exception):
 
 @dataclass(frozen=True)
 class Difference:
+    """One difference; ``detail`` is a note (``lib.stored_text``), stored with the run and read by each reader."""
+
     kind: str
     amount: Decimal
     detail: str
@@ -65,13 +68,16 @@ class Difference:
         return (self.kind, self.sub_key_id)
 
     def describe(self):
+        """The difference in English, for ``manage.py reconcile``'s output."""
         who = f"{self.label or self.key_id_short} ({self.sub_key_id})" if self.sub_key_id else "account"
         sign = "+" if self.amount > 0 else ""
-        return f"{Kind(self.kind).label}: {who}: {sign}{exact_usd(self.amount)}: {self.detail}"
+        return f"{Kind(self.kind).label}: {who}: {sign}{exact_usd(self.amount)}: {read_in_english(self.detail)}"
 
 
 @dataclass
 class Report:
+    """What a run found; ``notes`` are notes (``lib.stored_text``) of what it could not compare."""
+
     differences: list = field(default_factory=list)
     keys_checked: int = 0
     keys_waiting: int = 0
@@ -145,16 +151,17 @@ def _catch_up_mirror(sub_keys):
     try:
         mirror_snapshot.refresh_snapshot(sub_keys=sub_keys, asked_at=timezone.now(), wait_seconds=30)
     except mirror_sync.ScopeBusy:
-        notes.append(gettext_lazy("The key snapshot was being refreshed by the worker; compared as it stood."))
+        notes.append(note(gettext_noop("The key snapshot was being refreshed by the worker; compared as it stood.")))
     mirrored = _mirrored_cost_by_key()
     scopes = [sub_key.id for sub_key in sub_keys if _exact(sub_key.spent) != mirrored[sub_key.id]]
     for scope in [*scopes, ACCOUNT_SCOPE]:
         try:
             mirror_sync.sync_scope(scope, wait_seconds=30)
         except (mirror_sync.ScopeBusy, KeySnapshot.DoesNotExist):
-            notes.append(f"The usage of {scope} could not be caught up first (the worker holds it).")
+            notes.append(note(gettext_noop("The usage of %(scope)s could not be caught up first (the worker holds it)."), scope=scope))
         except client.DerouterError as error:
-            notes.append(f"The usage of {scope} could not be caught up first: {error.message}")
+            notes.append(note(gettext_noop("The usage of %(scope)s could not be caught up first: %(error)s"),
+                              scope=scope, error=error.message))
     return notes
 
 
@@ -213,7 +220,8 @@ def _compare(sub_keys, balance):
         if spend_gap:
             report.differences.append(Difference(
                 Kind.MIRROR, spend_gap,
-                f"derouter reports {exact_usd(sub_key.spent)} spent; the mirrored rows cost {exact_usd(mirrored[sub_key.id])}.",
+                note(gettext_noop("derouter reports %(spent)s spent; the mirrored rows cost %(mirrored)s."),
+                     spent=exact_usd(sub_key.spent), mirrored=exact_usd(mirrored[sub_key.id])),
                 **who,
             ))
         if sub_key.id in waiting:
@@ -223,20 +231,21 @@ def _compare(sub_keys, balance):
         if expected is None:
             report.differences.append(Difference(
                 Kind.LEDGER, _exact(sub_key.budget),
-                f"derouter lists this key with a budget of {exact_usd(sub_key.budget)}; the console did not create it "
-                "and has no record of it.",
+                note(gettext_noop("derouter lists this key with a budget of %(budget)s; the console did not create it "
+                                  "and has no record of it."), budget=exact_usd(sub_key.budget)),
                 **who,
             ))
         elif _exact(sub_key.budget) != expected:
             report.differences.append(Difference(
                 Kind.LEDGER, _exact(sub_key.budget) - expected,
-                f"derouter's budget is {exact_usd(sub_key.budget)}; the ledger's confirmed moves make it {exact_usd(expected)}.",
+                note(gettext_noop("derouter's budget is %(budget)s; the ledger's confirmed moves make it %(expected)s."),
+                     budget=exact_usd(sub_key.budget), expected=exact_usd(expected)),
                 **who,
             ))
 
     opening = ReconcileOpening.objects.first()
     if waiting or _has_unsettled_key_writes():
-        report.notes.append(gettext_lazy("The account's balance was not compared: some moves are not settled yet."))
+        report.notes.append(note(gettext_noop("The account's balance was not compared: some moves are not settled yet.")))
         return report
     # Every key the console knows of since the opening: those listed then, and those it created after.
     known = set(openings) | {key_id for key_id, (_, at) in created.items() if at >= opening.opened_at}
@@ -257,10 +266,14 @@ def _compare(sub_keys, balance):
     if abs(gap) > BALANCE_PLACES:
         report.differences.append(Difference(
             Kind.ACCOUNT, gap,
-            f"derouter's available balance is {exact_usd(balance.available)}; from {exact_usd(opening.available)} at the "
-            f"opening ({opening.opened_at:%Y-%m-%d %H:%M} UTC), {exact_usd(moved_out)} allocated to keys, "
-            f"{exact_usd(returned)} returned by deleted keys and {exact_usd(account_use)} of the Account Key's own use "
-            f"make it {exact_usd(expected_available)}.",
+            note(
+                gettext_noop("derouter's available balance is %(available)s; from %(opening)s at the opening (%(when)s UTC), "
+                             "%(moved_out)s allocated to keys, %(returned)s returned by deleted keys and %(account_use)s "
+                             "of the Account Key's own use make it %(expected)s."),
+                available=exact_usd(balance.available), opening=exact_usd(opening.available),
+                when=f"{opening.opened_at:%Y-%m-%d %H:%M}", moved_out=exact_usd(moved_out), returned=exact_usd(returned),
+                account_use=exact_usd(account_use), expected=exact_usd(expected_available),
+            ),
         ))
     return report
 
@@ -280,9 +293,9 @@ def reconcile(catch_up=True, reopen=False):
     notes = _catch_up_mirror(sub_keys) if catch_up else []
     if reopen or not has_opening():
         if _unsettled_key_ids() or _has_unsettled_key_writes():
-            return Report(notes=[*notes, gettext_lazy("Not opened yet: some moves are not settled. Run again once they are.")])
+            return Report(notes=[*notes, note(gettext_noop("Not opened yet: some moves are not settled. Run again once they are."))])
         open_books(sub_keys, balance)
-        notes.append("Opened: counting starts from derouter's figures now.")
+        notes.append(note(gettext_noop("Opened: counting starts from derouter's figures now.")))
     report = _compare(sub_keys, balance)
     if report.differences:
         time.sleep(RECHECK_DELAY_SECONDS)
@@ -306,10 +319,10 @@ def run(run_record=None, requested_by="", catch_up=True, reopen=False):
         with leases.held(RUN_LEASE, seconds=RUN_LEASE_SECONDS):
             report = reconcile(catch_up=catch_up, reopen=reopen)
     except leases.LeaseHeld:
-        _finish(record, ReconcileRun.Status.FAILED, error=gettext_lazy("Another reconciliation was running; this one did not start."))
+        _finish(record, ReconcileRun.Status.FAILED, error=note(gettext_noop("Another reconciliation was running; this one did not start.")))
         raise RunBusy() from None
     except client.DerouterError as error:
-        _finish(record, ReconcileRun.Status.FAILED, error=f"derouter could not be read: {error.message}")
+        _finish(record, ReconcileRun.Status.FAILED, error=note(gettext_noop("derouter could not be read: %(error)s"), error=error.message))
         raise
     ReconcileDifference.objects.bulk_create(
         [ReconcileDifference(run=record, kind=d.kind, sub_key_id=d.sub_key_id, key_label=d.label[:200],
@@ -319,7 +332,7 @@ def run(run_record=None, requested_by="", catch_up=True, reopen=False):
     )
     status = ReconcileRun.Status.DIFFERENCES if report.differences else ReconcileRun.Status.RECONCILED
     _finish(record, status, keys_checked=report.keys_checked, keys_waiting=report.keys_waiting,
-            difference_count=len(report.differences), notes=" ".join(str(note) for note in report.notes))
+            difference_count=len(report.differences), notes=lines(*report.notes) if report.notes else "")
     record.report = report
     return record
 

@@ -80,6 +80,7 @@ from ledger.models import UNSETTLED_OUTCOMES, AuditEvent, Outcome, TopUp
 from ledger.outcomes import outcome_of_write_error
 from lib import stored_text
 from lib.money import exact_usd, usd
+from lib.text import cut
 from mirror import snapshot as mirror_snapshot
 
 # The service's public names, those of its settlement and its lock included: callers ask this module.
@@ -103,7 +104,10 @@ class TopUpNotAllowed(Exception):
 
 
 class MovesUnsettled(Exception):
-    """A move on the key may still land: the key must not be deleted before its outcome is known."""
+    """A move on the key may still land: the key must not be deleted before its outcome is known.
+
+    Its ``message`` is a note (``lib.stored_text``): callers store it, and read it to show it.
+    """
 
     def __init__(self, message):
         super().__init__(message)
@@ -390,17 +394,18 @@ def key_lock_for_return(sub_key_id, wait_seconds=None):
         settle_walk(sub_key_id, current, read_at)
         open_row = moves_of(sub_key_id).filter(outcome__in=UNSETTLED_OUTCOMES).first()
         if current is not None and open_row is not None:
-            raise MovesUnsettled(
-                f"the top-up of {exact_usd(open_row.amount)} on {open_row.created_at:%Y-%m-%d %H:%M} UTC is not settled "
-                "yet, and a deleted key's budget can no longer tell whether it landed; try again in a minute."
-            )
+            raise MovesUnsettled(stored_text.note(
+                gettext_noop("the top-up of %(amount)s on %(when)s UTC is not settled yet, and a deleted key's budget "
+                             "can no longer tell whether it landed; try again in a minute."),
+                amount=exact_usd(open_row.amount), when=f"{open_row.created_at:%Y-%m-%d %H:%M}",
+            ))
         open_delete = _settle_earlier_deletes(sub_key_id, current, read_at)
         if open_delete is not None:
             # Once the key is gone, every unsettled delete of it would look done: one at a time, never blind.
-            raise MovesUnsettled(
-                _("an earlier delete of this key (%(when)s UTC) is not settled yet; try again in a minute.")
-                % {"when": f"{open_delete.created_at:%Y-%m-%d %H:%M}"}
-            )
+            raise MovesUnsettled(stored_text.note(
+                gettext_noop("an earlier delete of this key (%(when)s UTC) is not settled yet; try again in a minute."),
+                when=f"{open_delete.created_at:%Y-%m-%d %H:%M}",
+            ))
         yield current
 
 
@@ -428,6 +433,15 @@ def _settle_earlier_deletes(sub_key_id, current, now):
     return still_open
 
 
+def _as_reference(note):
+    """What asked for a delete (a note, or plain text) as its return line's reference: whole when it fits, else its English cut.
+
+    A note cut short would be neither a note nor words: its reader would see its JSON.
+    """
+    limit = TopUp._meta.get_field("note").max_length
+    return note if len(note) <= limit else cut(stored_text.read_in_english(note), limit)
+
+
 def record_return(user, current, token, note=""):
     """The ledger line of a delete's return, written pending just before the DELETE, inside ``key_lock_for_return``.
 
@@ -447,7 +461,7 @@ def record_return(user, current, token, note=""):
         key_id_short=current.key_id[:64],
         amount=-max(current.remaining, Decimal(0)),
         customer_amount=-max(current.remaining, Decimal(0)) * current.display_multiplier,
-        note=note[:200],
+        note=_as_reference(note),
         budget_before=current.budget,
         sent_at=timezone.now(),
     )

@@ -7,14 +7,20 @@ on a form of another kind, would show one key's outcome under another's name. So
 its first use also fixes what it is for, and any other use is refused.
 """
 
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
+
 from ledger.models import AuditEvent, TopUp
 
-ACTION_NAMES = {AuditEvent.Action.CREATE: "creating a key", AuditEvent.Action.TOPUP: "a top-up",
-                AuditEvent.Action.RECLAIM: "reclaiming budget"}
+ACTION_NAMES = {AuditEvent.Action.CREATE: _("creating a key"), AuditEvent.Action.TOPUP: _("a top-up"),
+                AuditEvent.Action.RECLAIM: _("reclaiming budget")}
 
 
 class TokenUsedElsewhere(Exception):
-    """The form's token was first used for another key or another action; nothing was sent."""
+    """The form's token was first used for another key or another action; nothing was sent.
+
+    Its ``message`` is in the language of the request that sent the form: the page shows it at once.
+    """
 
     def __init__(self, message):
         super().__init__(message)
@@ -29,13 +35,14 @@ def check_form_token(token, action, sub_key_id=""):
     used_action, used_key_id, used_label = used_for
     if used_action != action:
         raise TokenUsedElsewhere(
-            f"This form was already used for {ACTION_NAMES.get(used_action, used_action)}, not for "
-            f"{ACTION_NAMES.get(action, action)}. Nothing was sent: open the form again and start over."
+            gettext("This form was already used for %(used)s, not for %(action)s. Nothing was sent: open the form "
+                    "again and start over.")
+            % {"used": ACTION_NAMES.get(used_action, used_action), "action": ACTION_NAMES.get(action, action)}
         )
     if str(used_key_id) != str(sub_key_id):
         raise TokenUsedElsewhere(
-            f"This form was filled in for another key ({used_label or used_key_id}). "
-            "Nothing was sent: open this key's form and start over."
+            gettext("This form was filled in for another key (%(key)s). Nothing was sent: open this key's form and "
+                    "start over.") % {"key": used_label or used_key_id}
         )
 
 

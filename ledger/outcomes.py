@@ -9,7 +9,10 @@ must say so instead of claiming nothing changed.
 
 from dataclasses import dataclass
 
+from django.utils.translation import gettext_noop
+
 from ledger.models import Outcome
+from lib.stored_text import note
 from derouter.client import (
     AuthFailed,
     DerouterError,
@@ -26,7 +29,9 @@ from derouter.client import (
 class ErrorOutcome:
     """How a failed write ended, for the audit trail, the ledger and the page.
 
-    ``status`` is derouter's HTTP status, if it answered. ``was_sent`` is False when the request never left (nothing can have changed);
+    ``message`` is stored on the records as it is and read with ``lib.stored_text.read``: a note of
+    ours, or derouter's own words. ``status`` is derouter's HTTP status, if it answered.
+    ``was_sent`` is False when the request never left (nothing can have changed);
     ``needs_error_page`` is True for errors about our own access (the Account Key,
     rate limiting) that the console's error page explains once recorded.
     """
@@ -63,8 +68,12 @@ def outcome_of_write_error(error: DerouterError) -> ErrorOutcome:
         # The write was answered "200" with something unreadable: it most likely happened.
         return ErrorOutcome(Outcome.UNKNOWN, error.message, error.status)
     if isinstance(error, Unavailable) and error.status is None:
-        return ErrorOutcome(Outcome.REFUSED, f"The change was not sent: {error.message}", was_sent=False)
+        return ErrorOutcome(
+            Outcome.REFUSED, note(gettext_noop("The change was not sent: %(reason)s"), reason=error.message), was_sent=False
+        )
     if isinstance(error, Unavailable):
-        return ErrorOutcome(Outcome.UNKNOWN, f"derouter answered with an error: {error.message}", error.status)
+        return ErrorOutcome(
+            Outcome.UNKNOWN, note(gettext_noop("derouter answered with an error: %(reason)s"), reason=error.message), error.status
+        )
     # Any other DerouterError is an answer we did not expect to a request that went out.
     return ErrorOutcome(Outcome.UNKNOWN, error.message, error.status)

@@ -9,6 +9,7 @@ plain text: they read as they were recorded.
 import json
 
 from django.utils import translation
+from django.utils.functional import Promise
 from django.utils.translation import gettext
 
 from lib.text import cut
@@ -20,7 +21,11 @@ _VALUE_CHARS = 300
 
 
 def note(msgid, **values):
-    """The text to store for ``msgid`` with its ``%(name)s`` values; a value that is a note itself is kept as one."""
+    """The text to store for ``msgid`` with its ``%(name)s`` values.
+
+    A value that is a note itself is kept as one, and so is a lazy translation (as its msgid): it
+    reads in the reader's language, not in the one active while it was written.
+    """
     return json.dumps({"msgid": str(msgid), "values": {name: _kept(value) for name, value in values.items()}}, ensure_ascii=False)
 
 
@@ -30,6 +35,8 @@ def lines(*notes):
 
 
 def _kept(value):
+    if isinstance(value, Promise):
+        value = note_of_label(value)
     parsed = _parse(value)
     if parsed is not None:
         return parsed

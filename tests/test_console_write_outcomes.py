@@ -117,7 +117,7 @@ def test_a_create_under_a_fault_is_unknown_then_settled_as_not_applied(owner_cli
     settings.WRITE_SETTLE_SECONDS = 0
     owner_client.get(reverse("console:key_list"))
     event = only_event(AuditEvent.Action.CREATE)
-    assert event.outcome == Outcome.REFUSED and "no such key appeared" in event.message
+    assert event.outcome == Outcome.REFUSED and "no such key appeared" in read_in_english(event.message)
 
 
 # ---------------------------------------------------------------- slow past the timeout: derouter applies it late
@@ -218,7 +218,7 @@ def test_an_edit_that_could_not_be_sent_says_so(owner_client, make_key, settings
     body = response.content.decode()
     assert "The change was not sent" in body and NOTHING_CHANGED not in body
     event = only_event(AuditEvent.Action.EDIT)
-    assert event.outcome == Outcome.REFUSED and event.message.startswith("The change was not sent")
+    assert event.outcome == Outcome.REFUSED and read_in_english(event.message).startswith("The change was not sent")
 
 
 # ---------------------------------------------------------------- pending and unknown top-ups are settled
@@ -371,6 +371,12 @@ def test_a_create_token_replayed_on_a_top_up_is_refused(owner_client, make_key):
     assert replay.status_code == 400
     assert "already used for creating a key, not for a top-up" in replay.content.decode()
     assert budget_of(key.id) == Decimal("10") and not TopUp.objects.exists()
+
+    in_chinese = owner_client.post(
+        reverse("console:key_topup", args=[key.id]), {"amount": "2", "note": "INV-10", "token": token, "confirm": "1"},
+        HTTP_ACCEPT_LANGUAGE="zh-CN",
+    )
+    assert "此表单已用于创建密钥，而不是充值" in in_chinese.content.decode()
 
 
 def test_a_top_up_token_replayed_on_the_create_form_is_refused(owner_client, make_key):

@@ -48,7 +48,7 @@ def test_a_delete_waits_while_a_top_up_on_the_key_may_still_land(owner, simulato
     write = keywrites.delete_key(owner, live(created.id))
 
     assert write.is_refused and not write.was_sent
-    assert "not settled yet" in write.event.message
+    assert "not settled yet" in stored_text.read_in_english(write.event.message)
     assert live(created.id) is not None
 
 
@@ -87,7 +87,7 @@ def test_an_expiry_waits_for_the_keys_top_ups_and_expires_on_a_later_pass(owner,
 
     due.refresh_from_db()
     assert due.status == KeyExpiry.Status.SCHEDULED
-    assert "not settled yet" in due.message
+    assert "not settled yet" in stored_text.read_in_english(due.message)
     assert live(created.id) is not None
 
     settings.WRITE_SETTLE_SECONDS = 0

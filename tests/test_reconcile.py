@@ -9,7 +9,7 @@ from django.core.management import call_command
 from django.db.models import F
 from django.urls import reverse
 
-from dashboard import keywrites, topups
+from dashboard import keywrites, reconcile, topups
 from dashboard.models import ReconcileDifference, ReconcileRun
 from ledger.models import Outcome, TopUp
 from derouter import client
@@ -180,3 +180,18 @@ def test_a_second_run_now_while_one_runs_queues_nothing(owner_client):
 
     assert "running already" in response.content.decode()
     assert ReconcileRun.objects.count() == 1
+
+
+@pytest.mark.parametrize("accept_language", ["zh-CN", "zh-TW"])
+def test_the_page_reads_a_runs_notes_and_differences_in_the_readers_language(owner_client, demo, accept_language):
+    words = {"zh-CN": ("已建立起点", "derouter 列出此密钥，预算为 $3.00"),
+             "zh-TW": ("已建立起點", "derouter 列出此金鑰，預算為 $3.00")}[accept_language]
+    reconcile.run(requested_by="olivia")
+    opened = owner_client.get(reverse("console:reconciliation"), HTTP_ACCEPT_LANGUAGE=accept_language).content.decode()
+    assert words[0] in opened and "msgid" not in opened and "counting starts" not in opened
+
+    call(demo, "POST", "/sub-keys", json={"budgetVirtual": 3, "label": "Stranger"})
+    reconcile.run(requested_by="olivia")
+
+    page = owner_client.get(reverse("console:reconciliation"), HTTP_ACCEPT_LANGUAGE=accept_language).content.decode()
+    assert words[1] in page and "msgid" not in page and "did not create it" not in page

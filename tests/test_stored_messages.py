@@ -6,13 +6,13 @@ from decimal import Decimal
 
 import pytest
 from django.utils import translation
-from django.utils.translation import gettext_noop
+from django.utils.translation import gettext_lazy, gettext_noop
 
 from automation import alerts
 from automation.actors import AUTO_TOP_UP, WorkerActor
 from automation.models import AlertRule, WebhookDelivery
 from automation.webhooks import create_endpoint
-from dashboard import topups
+from dashboard import keywrites, topups
 from derouter import client
 from ledger.models import AuditEvent, Outcome, TopUp
 from lib.stored_text import lines, note, read, read_in_english
@@ -89,3 +89,92 @@ def test_a_ledger_rows_refusal_reads_in_chinese_on_the_ledger_page(owner_client,
     expected = {"zh-CN": ("账户余额中仅有", "请求的金额为"), "zh-TW": ("帳戶餘額中僅有", "請求的金額為")}[accept_language]
     assert all(words in page for words in expected)
     assert "was asked for" not in page
+
+
+# ---------------------------------------------------------------- key writes: settled, not kept, refused unsent
+
+KEY_WRITE_WORDS = {
+    # A delete confirmed from derouter's key list, an edit it did not keep, a delete refused unsent (a top-up may land).
+    "zh-CN": ("已确认：derouter 已不再列出该密钥 （于", "未生效：该密钥的设置没有变化 （于",
+              "未发送：", "充值尚未结算，而已删除密钥的预算无法再说明它是否已生效"),
+    "zh-TW": ("已確認：derouter 已不再列出該金鑰 （於", "未生效：該金鑰的設定沒有變化 （於",
+              "未傳送：", "儲值尚未結算，而已刪除金鑰的預算無法再說明它是否已生效"),
+}
+
+
+def _listed(sub_key_id):
+    return next(key for key in client.list_sub_keys() if key.id == sub_key_id)
+
+
+def _key_write_events(owner, simulator, make_key, settings):
+    """Three key writes settled with stored messages: (the confirmed delete, the edit not kept, the refused delete)."""
+    confirmed = make_key("1", label="Doomed")
+    simulator.inject("applied-then-drop", path=f"/sub-keys/{confirmed.id}", method="DELETE")
+    assert keywrites.delete_key(owner, _listed(confirmed.id)).is_unknown
+    kept = make_key("1", label="Unchanged")
+    simulator.inject("error", path=f"/sub-keys/{kept.id}", method="PUT", status=500)
+    assert keywrites.edit_key(owner, _listed(kept.id), {"label": ("Unchanged", "Renamed")}).is_unknown
+    simulator.clear_faults()
+    settings.WRITE_SETTLE_SECONDS = 0
+    keywrites.resolve_unsettled_writes()
+
+    settings.WRITE_SETTLE_SECONDS = 600
+    waiting = make_key("5", label="Waiting")
+    simulator.inject("error", path=f"/sub-keys/{waiting.id}", method="PUT", status=500)
+    assert topups.top_up(owner, _listed(waiting.id), Decimal(2), "INV-9", uuid.uuid4(), Decimal(100000)).topup.outcome == Outcome.UNKNOWN
+    simulator.clear_faults()
+    refused = keywrites.delete_key(owner, _listed(waiting.id))
+    assert refused.is_refused and not refused.was_sent
+    events = {event.sub_key_id: event for event in AuditEvent.objects.filter(
+        action__in=(AuditEvent.Action.DELETE, AuditEvent.Action.EDIT))}
+    return events[confirmed.id], events[kept.id], events[waiting.id]
+
+
+def test_key_write_messages_read_in_english_for_programs(owner, simulator, make_key, settings):
+    confirmed, not_kept, refused = _key_write_events(owner, simulator, make_key, settings)
+
+    assert (confirmed.outcome, not_kept.outcome) == (Outcome.OK, Outcome.REFUSED)
+    assert read_in_english(confirmed.message).startswith("Confirmed: derouter no longer lists the key (checked ")
+    assert read_in_english(not_kept.message).startswith("Not applied: the key's settings are unchanged (checked ")
+    assert read_in_english(refused.message).startswith("Not sent: the top-up of $2.00 on ")
+    assert read_in_english(refused.message).endswith(
+        "UTC is not settled yet, and a deleted key's budget can no longer tell whether it landed; try again in a minute.")
+
+
+@pytest.mark.parametrize("accept_language", CHINESE)
+def test_key_write_messages_read_in_chinese_on_the_audit_page_and_the_ledger(
+    owner, owner_client, simulator, make_key, settings, accept_language,
+):
+    _key_write_events(owner, simulator, make_key, settings)
+
+    audit = owner_client.get("/dashboard/audit/", HTTP_ACCEPT_LANGUAGE=accept_language).content.decode()
+    assert all(words in audit for words in KEY_WRITE_WORDS[accept_language]), KEY_WRITE_WORDS[accept_language]
+    assert "msgid" not in audit and "Confirmed" not in audit and "Not applied" not in audit
+    # The confirmed delete's return line carries its message: the ledger reads it too, and its CSV in English.
+    ledger = owner_client.get("/dashboard/topups/", HTTP_ACCEPT_LANGUAGE=accept_language).content.decode()
+    assert KEY_WRITE_WORDS[accept_language][0] in ledger and "msgid" not in ledger
+    csv = b"".join(owner_client.get("/dashboard/topups/export.csv", HTTP_ACCEPT_LANGUAGE=accept_language)).decode()
+    assert "Confirmed: derouter no longer lists the key (checked " in csv and "msgid" not in csv
+
+
+@pytest.mark.parametrize("accept_language", CHINESE)
+def test_a_delete_derouter_answers_with_an_error_says_so_in_chinese(owner_client, simulator, make_key, accept_language):
+    key = make_key("1", label="Shaky")
+    simulator.inject("error", path=f"/sub-keys/{key.id}", method="DELETE", status=503)
+
+    response = owner_client.post(f"/dashboard/keys/{key.id}/delete/", HTTP_ACCEPT_LANGUAGE=accept_language)
+
+    assert response.status_code == 503
+    page = response.content.decode()
+    assert {"zh-CN": "derouter 返回了错误：", "zh-TW": "derouter 回傳了錯誤："}[accept_language] in page
+    assert "msgid" not in page and "answered with an error" not in page
+    event = AuditEvent.objects.get(action=AuditEvent.Action.DELETE)
+    assert read_in_english(event.message).startswith("derouter answered with an error: ")
+
+
+def test_a_lazy_value_is_kept_as_its_msgid_whatever_language_writes_it():
+    with translation.override("zh-hans"):
+        stored = note(gettext_noop("Not sent: %(reason)s."), reason=gettext_lazy("interrupted"))
+    assert read_in_english(stored) == "Not sent: interrupted."
+    with translation.override("zh-hant"):
+        assert read(stored) == f"未傳送：{translation.gettext('interrupted')}。"

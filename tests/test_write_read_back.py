@@ -54,7 +54,7 @@ def test_an_edit_derouter_answers_but_does_not_keep_is_said_recorded_and_sent(pl
     assert event.outcome == Outcome.OK
     assert event.not_applied == {"rpm_limit": [12, 60], "display_multiplier": ["1.3", "1"]}
     assert "label" not in event.not_applied and listed(created.id).label == "After"
-    assert "Not applied: rpm limit (asked 12, derouter kept 60)" in event.message
+    assert "Not applied: rpm limit (asked 12, derouter kept 60)" in stored_text.read_in_english(event.message)
     trail = owner_client.get(reverse("console:audit_trail")).content.decode()
     assert "not applied: derouter kept 60" in trail
     (sent,) = mismatch_bodies()

@@ -58,6 +58,7 @@ from derouter import conventions as upstream_conventions
 from derouter.client import DerouterError
 from ledger.formtokens import TokenUsedElsewhere
 from ledger.models import AuditEvent, Outcome, TopUp
+from lib import stored_text
 from lib.htmx import render_page_or_fragment, wants_fragment
 from lib.money import exact_usd, usd
 from lib.paging import CountedPaginator, make_pager, page_summary
@@ -318,9 +319,9 @@ def key_create(request):
         form = _get_create_form({**request.POST.dict(), "token": str(uuid.uuid4())})
         form.is_valid()
         if write.was_sent:
-            form.add_error(None, _("derouter refused the key: %(message)s") % {"message": write.failure.message})
+            form.add_error(None, _("derouter refused the key: %(message)s") % {"message": stored_text.read(write.failure.message)})
         else:
-            form.add_error(None, _("%(message)s No key was created; try again in a moment.") % {"message": write.failure.message})
+            form.add_error(None, _("%(message)s No key was created; try again in a moment.") % {"message": stored_text.read(write.failure.message)})
         status = 400 if write.was_sent else 503
         return render(request, "dashboard/key_create.html", {"form": form, "balance": balance}, status=status)
 
@@ -465,10 +466,10 @@ def key_edit(request, sub_key_id):
         list_url = reverse("console:key_list")
         return HttpResponseClientRedirect(list_url) if request.htmx else redirect(list_url)
     if write.is_refused and write.was_sent:
-        form.add_error(None, _("derouter refused the change: %(message)s") % {"message": write.failure.message})
+        form.add_error(None, _("derouter refused the change: %(message)s") % {"message": stored_text.read(write.failure.message)})
         return _render_edit_page(request, sub_key, form, status=400)
     if write.is_refused:
-        form.add_error(None, _("%(message)s Try again in a moment.") % {"message": write.failure.message})
+        form.add_error(None, _("%(message)s Try again in a moment.") % {"message": stored_text.read(write.failure.message)})
         return _render_edit_page(request, sub_key, form, status=503)
 
     not_applied = _describe_not_applied(write.not_applied)
@@ -526,10 +527,10 @@ def key_delete(request, sub_key_id):
         messages.warning(request, _("The key %(key_id)s was already gone at derouter.") % {"key_id": sub_key.key_id})
         return redirect("console:key_list")
     if write.is_refused and write.was_sent:
-        messages.error(request, _("derouter refused to delete %(key_id)s: %(message)s") % {"key_id": sub_key.key_id, "message": write.failure.message})
+        messages.error(request, _("derouter refused to delete %(key_id)s: %(message)s") % {"key_id": sub_key.key_id, "message": stored_text.read(write.failure.message)})
         return redirect("console:key_detail", sub_key_id=sub_key.id)
     if write.is_refused:
-        messages.error(request, _("%(message)s The key %(key_id)s was not deleted; try again in a moment.") % {"message": write.failure.message, "key_id": sub_key.key_id})
+        messages.error(request, _("%(message)s The key %(key_id)s was not deleted; try again in a moment.") % {"message": stored_text.read(write.failure.message), "key_id": sub_key.key_id})
         return redirect("console:key_detail", sub_key_id=sub_key.id)
 
     returned = max(sub_key.remaining, Decimal(0))

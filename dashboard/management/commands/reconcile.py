@@ -3,6 +3,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from dashboard import reconcile
+from lib.stored_text import read_in_english
 from derouter.client import DerouterError
 
 
@@ -32,7 +33,7 @@ class Command(BaseCommand):
             raise CommandError(f"derouter could not be read: {error.message}") from None
         report = record.report
         for note in report.notes:
-            self.stdout.write(note)
+            self.stdout.write(read_in_english(note))
         for difference in report.differences:
             self.stdout.write(difference.describe())
         # Further checks registered by higher layers (money in: Stripe, orders and codes, the ledger).
