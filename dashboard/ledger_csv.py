@@ -58,7 +58,7 @@ def ledger_csv_row(topup, show_margins=False):
         topup.key_id_short,
         topup.sub_key_id,
         topup.amount,
-        topup.note,
+        stored_text.read_in_english(topup.note),
         topup.outcome,
         stored_text.read_in_english(topup.message),
         topup.budget_before,
