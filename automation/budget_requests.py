@@ -241,9 +241,10 @@ def approve(budget_request, user):
             return stored_text.read(budget_request.message)
         balance = client.get_balance()
         token = token_for("budget-request", budget_request.pk, budget_request.approve_attempts)
-        note = f"Budget request #{budget_request.pk}"
         attempt = topups.top_up(
-            user, sub_key, budget_request.real_amount, note, token, balance.available, audit_note=f"{note}.",
+            user, sub_key, budget_request.real_amount,
+            stored_text.note(gettext_noop("Budget request #%(number)s"), number=budget_request.pk), token, balance.available,
+            audit_note=stored_text.note(gettext_noop("Budget request #%(number)s."), number=budget_request.pk),
             check=lambda current: _why_no_longer_wanted(budget_request),
         )
     except topups.TopUpNotAllowed as refusal:
@@ -260,7 +261,7 @@ def approve(budget_request, user):
 def _why_no_longer_wanted(budget_request):
     """Under the key's lock, once earlier moves are settled: an earlier attempt that landed late makes this one unwanted."""
     if _landed_earlier_attempt(budget_request) is not None:
-        return "an earlier approval of this request landed after all."
+        return stored_text.note(gettext_noop("an earlier approval of this request landed after all."))
     return ""
 
 

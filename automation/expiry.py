@@ -50,7 +50,7 @@ def _remind(expiry, now):
             ) % {"key_id": expiry.key_id_short, "name": name, "when": when}
         recipient = expiry.notify_email
         transaction.on_commit(lambda: enqueue_or_warn(notify.send_customer_email, subject, body, recipient))
-    return f"Reminder sent for {when}."
+    return stored_text.note(gettext_noop("Reminder sent for %(when)s."), when=when)
 
 
 def _lease_name(expiry):
@@ -77,20 +77,20 @@ def _expire_held(expiry, now):
     if sub_key is None:
         mirror_snapshot.record_deleted_key(expiry.sub_key_id)
         _finish(expiry, KeyExpiry.Status.EXPIRED, now, message=stored_text.note(gettext_noop("The key was already gone at derouter.")))
-        return "Already gone."
+        return stored_text.note(gettext_noop("Already gone."))
     if sub_key.secret and not expiry.secret_sha256:
         expiry.secret_sha256 = secret_digest(sub_key.secret.reveal())
         KeyExpiry.objects.filter(pk=expiry.pk).update(secret_sha256=expiry.secret_sha256)
-    note = f"Expired on {expiry.expires_at:%Y-%m-%d %H:%M} UTC."
-    write = keywrites.delete_key(actors.WorkerActor(actors.KEY_EXPIRY), sub_key, note=note)
+    why = stored_text.note(gettext_noop("Expired on %(when)s UTC."), when=f"{expiry.expires_at:%Y-%m-%d %H:%M}")
+    write = keywrites.delete_key(actors.WorkerActor(actors.KEY_EXPIRY), sub_key, note=why)
     if write.is_ok:
         _finish(expiry, KeyExpiry.Status.EXPIRED, now, returned=write.returned,
                 message=stored_text.note(gettext_noop("%(amount)s went back to the available balance."), amount=usd(write.returned)))
-        return f"Deleted; {usd(write.returned)} returned."
+        return stored_text.note(gettext_noop("Deleted; %(amount)s returned."), amount=usd(write.returned))
     failure = write.failure
     if failure.is_gone:
         _finish(expiry, KeyExpiry.Status.EXPIRED, now, message=stored_text.note(gettext_noop("The key was already gone at derouter.")))
-        return "Already gone."
+        return stored_text.note(gettext_noop("Already gone."))
     if not failure.was_sent:
         # Nothing was sent: the next pass tries again.
         _finish(expiry, KeyExpiry.Status.SCHEDULED, now, message=failure.message)
@@ -138,8 +138,8 @@ def due_expiries(now=None):
 
 
 def get_expired_notice(client_key):
-    """For the portal: "this key expired on ..." when a pasted or signed-in key was expired by us."""
+    """For the portal, in the language of the page asking: "this key expired on ..." when a pasted or signed-in key was expired by us."""
     expiry = KeyExpiry.objects.filter(secret_sha256=secret_digest(client_key), status=KeyExpiry.Status.EXPIRED).first()
     if expiry is None:
         return None
-    return f"This key expired on {expiry.expired_at:%Y-%m-%d} and was closed. Ask your provider for a new key."
+    return gettext("This key expired on %(date)s and was closed. Ask your provider for a new key.") % {"date": f"{expiry.expired_at:%Y-%m-%d}"}

@@ -10,6 +10,7 @@ from django.utils.translation import gettext_lazy as _
 
 from automation import outbound
 from automation.models import WEBHOOK_EVENTS, AlertRule, Allowance
+from lib import stored_text
 from lib.forms import MONEY_DIGITS, MONEY_PLACES, ExpectedInputMixin, PlainDecimalField, PositiveMoneyField
 
 KEY_EXPECTED = _("Choose a key from the list.")
@@ -108,7 +109,7 @@ class WebhookEndpointForm(ExpectedInputMixin, forms.Form):
         try:
             outbound.check_target_on_save(url)
         except outbound.TargetRefused as refusal:
-            raise forms.ValidationError(str(refusal)) from None
+            raise forms.ValidationError(stored_text.read(str(refusal))) from None
         return url
 
 

@@ -28,6 +28,7 @@ from derouter import client
 from ledger.models import UNSETTLED_OUTCOMES, Outcome, TopUp
 from lib.money import usd
 from lib import stored_text
+from lib.text import cut
 
 TAKEN_OUTCOMES = (Outcome.OK, Outcome.PENDING, Outcome.UNKNOWN)
 
@@ -70,6 +71,16 @@ def _move_money(actor_name, sub_key, amount, token, note, check=None):
                             outcome=stored_text.note_of_label(row.get_outcome_display()), message=row.message)
 
 
+def _ledger_note(msgid, name):
+    """The ledger row's note naming a rule, within the note's column: the name is cut until the stored note fits."""
+    limit = TopUp._meta.get_field("note").max_length
+    text = stored_text.note(msgid, name=name)
+    while len(text) > limit and name:
+        name = cut(name, len(name) - (len(text) - limit))
+        text = stored_text.note(msgid, name=name)
+    return text
+
+
 def attempt_token(kind, owner_id, occasion, attempt):
     """The one-time token of one attempt at an occasion (a crossing, a period); the first attempt's is the plain one."""
     return token_for(kind, owner_id, occasion if attempt == 0 else f"{occasion}.{attempt}")
@@ -97,7 +108,7 @@ def _retry_wait(row, attempt):
 def _landed_already(tokens):
     """For a check under the key's lock: an earlier attempt of this occasion that landed after all."""
     if TopUp.objects.filter(token__in=tokens, outcome=Outcome.OK).exists():
-        return "an earlier attempt of the same top-up landed after all."
+        return stored_text.note(gettext_noop("an earlier attempt of the same top-up landed after all."))
     return ""
 
 
@@ -191,10 +202,10 @@ def evaluate_auto_topup(rule, figures, now=None):
 
     def still_wanted(current):
         if current.remaining >= rule.threshold:
-            return "the key is at or above the rule's threshold again."
+            return stored_text.note(gettext_noop("the key is at or above the rule's threshold again."))
         return _landed_already(earlier)
 
-    note = f"Auto top-up rule: {rule.name}"[:200]
+    note = _ledger_note(gettext_noop("Auto top-up rule: %(name)s"), rule.name)
     return _move_money(actors.AUTO_TOP_UP, sub_key, amount, token, note, check=still_wanted)
 
 
@@ -248,7 +259,7 @@ def evaluate_allowance(allowance, now=None):
     if amount <= 0:
         return _mark_refilled(allowance, period, stored_text.note(gettext_noop("Already at or above %(target)s for %(period)s."), target=usd(allowance.target), period=period))
     earlier = [attempt_token("allowance", allowance.pk, period, earlier) for earlier in range(attempt)]
-    note = f"Allowance {period}: refill to {usd(allowance.target)}"[:200]
+    note = stored_text.note(gettext_noop("Allowance %(period)s: refill to %(target)s"), period=period, target=usd(allowance.target))
     message = _move_money(actors.ALLOWANCE, sub_key, amount, token, note, check=lambda current: _landed_already(earlier))
     if TopUp.objects.filter(token=token, outcome=Outcome.OK).exists():
         return _mark_refilled(allowance, period, message)

@@ -17,12 +17,21 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from django.conf import settings
+from django.utils.translation import gettext_noop
+
+from lib.stored_text import note
 
 RESPONSE_EXCERPT_BYTES = 500
 
 
 class TargetRefused(Exception):
-    """The URL may not be posted to (scheme, credentials, or a non-public address)."""
+    """The URL may not be posted to (scheme, credentials, or a non-public address).
+
+    Its text is a stored note (``lib.stored_text``): kept on a delivery, read in each reader's language.
+    """
+
+    def __init__(self, msgid, **values):
+        super().__init__(note(msgid, **values))
 
 
 class TargetUnresolved(TargetRefused):
@@ -89,11 +98,11 @@ def check_url_shape(url):
     parts = urlsplit(url)
     allowed_schemes = {"https", "http"} if settings.WEBHOOK_ALLOW_HTTP else {"https"}
     if parts.scheme not in allowed_schemes:
-        raise TargetRefused("The URL must start with https://.")
+        raise TargetRefused(gettext_noop("The URL must start with https://."))
     if not parts.hostname:
-        raise TargetRefused("The URL has no host.")
+        raise TargetRefused(gettext_noop("The URL has no host."))
     if parts.username or parts.password:
-        raise TargetRefused("The URL may not carry a user name or password.")
+        raise TargetRefused(gettext_noop("The URL may not carry a user name or password."))
     return parts
 
 
@@ -104,19 +113,20 @@ def resolve_target(url):
     try:
         infos = socket.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError):
-        raise TargetUnresolved(f"The host {parts.hostname} could not be resolved.") from None
+        raise TargetUnresolved(gettext_noop("The host %(host)s could not be resolved."), host=parts.hostname) from None
     addresses = [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
     if not addresses:
-        raise TargetRefused(f"The host {parts.hostname} has no address.")
+        raise TargetRefused(gettext_noop("The host %(host)s has no address."), host=parts.hostname)
     if not settings.WEBHOOK_ALLOW_PRIVATE_TARGETS:
         for address in addresses:
             if not is_public_address(address):
                 raise TargetRefused(
-                    f"Webhooks go only to public addresses: {parts.hostname} is {address}, "
-                    "an address inside a private, loopback or otherwise non-public network."
+                    gettext_noop("Webhooks go only to public addresses: %(host)s is %(address)s, "
+                                 "an address inside a private, loopback or otherwise non-public network.")
                     if parts.hostname == str(address)
-                    else f"Webhooks go only to public addresses: {parts.hostname} resolves to {address}, "
-                    "an address inside a private, loopback or otherwise non-public network."
+                    else gettext_noop("Webhooks go only to public addresses: %(host)s resolves to %(address)s, "
+                                      "an address inside a private, loopback or otherwise non-public network."),
+                    host=parts.hostname, address=str(address),
                 )
     return parts, port, str(addresses[0])
 

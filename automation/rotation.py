@@ -22,7 +22,7 @@ from decimal import Decimal
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
-from django.utils.translation import gettext_lazy as _
+from django.utils.translation import gettext_noop
 
 from automation import actors, webhooks
 from automation.models import Rotation
@@ -31,6 +31,7 @@ from derouter import client
 from derouter.client import DerouterError
 from ledger.models import UNSETTLED_OUTCOMES, AuditEvent, Outcome
 from lib.money import to_decimal, usd
+from lib.stored_text import lines, note
 from work import leases
 
 
@@ -69,17 +70,18 @@ def rotate(user, sub_key, token):
     try:
         with topups.key_lock_for_return(sub_key.id) as current:
             if current is None:
-                _set(rotation, status=Rotation.Status.CREATE_REFUSED, message="derouter no longer lists the key. Nothing was changed.")
+                _set(rotation, status=Rotation.Status.CREATE_REFUSED, message=note(gettext_noop("derouter no longer lists the key. Nothing was changed.")))
                 return RotationResult(rotation)
             if _another_new_key_may_exist(rotation):
                 _set(rotation, status=Rotation.Status.CREATE_REFUSED,
-                     message=_("Nothing was changed: an earlier rotation of this key is not finished yet; "
-                               "rotate it again once that one is done."))
+                     message=note(gettext_noop("Nothing was changed: an earlier rotation of this key is not finished yet; "
+                                               "rotate it again once that one is done.")))
                 return RotationResult(rotation)
             created = _create_new_key(rotation, user, current)
     except (topups.KeyBusy, topups.MovesUnsettled) as refusal:
-        message = getattr(refusal, "message", "another money move on this key is under way; rotate it again in a moment")
-        _set(rotation, status=Rotation.Status.CREATE_REFUSED, message=f"Nothing was changed: {message}")
+        reason = getattr(refusal, "message", None) or note(
+            gettext_noop("another money move on this key is under way; rotate it again in a moment"))
+        _set(rotation, status=Rotation.Status.CREATE_REFUSED, message=note(gettext_noop("Nothing was changed: %(reason)s"), reason=reason))
         return RotationResult(rotation)
     if created is None:
         return RotationResult(rotation)
@@ -87,7 +89,7 @@ def rotate(user, sub_key, token):
         finish(rotation, user)
     except DerouterError as error:
         # The new key exists and is shown now whatever happens; the rotation page finishes the rest.
-        _set(rotation, message=f"{rotation.message} The old key is not deleted yet: {error.message}".strip())
+        _set(rotation, message=lines(rotation.message, note(gettext_noop("The old key is not deleted yet: %(reason)s"), reason=error.message)))
     return RotationResult(rotation, secret=created.secret.reveal())
 
 
@@ -113,8 +115,8 @@ def _create_new_key(rotation, user, sub_key):
         _set(
             rotation,
             status=Rotation.Status.CREATE_REFUSED,
-            message=_("The key has no budget left to move to a new key (derouter needs a budget above $0). "
-            "Nothing was changed: delete it and create a new key instead."),
+            message=note(gettext_noop("The key has no budget left to move to a new key (derouter needs a budget above $0). "
+                                      "Nothing was changed: delete it and create a new key instead.")),
         )
         return None
     try:
@@ -124,42 +126,48 @@ def _create_new_key(rotation, user, sub_key):
     except DerouterError as error:
         # Nothing was sent: the rotation ends here, and may be asked for again.
         _set(rotation, status=Rotation.Status.CREATE_REFUSED,
-             message=f"derouter's balance or keys could not be read ({error.message}). Nothing was changed.")
+             message=note(gettext_noop("derouter's balance or keys could not be read (%(reason)s). Nothing was changed."),
+                          reason=error.message))
         raise
     if budget > balance.available:
         _set(
             rotation,
             status=Rotation.Status.CREATE_REFUSED,
-            message=f"The new key needs {usd(budget)} while the old one still holds it, and only "
-            f"{usd(balance.available)} is available. Nothing was changed.",
+            message=note(gettext_noop("The new key needs %(budget)s while the old one still holds it, and only "
+                                      "%(available)s is available. Nothing was changed."),
+                         budget=usd(budget), available=usd(balance.available)),
         )
         return None
-    note = f"Rotation #{rotation.pk}: replaces {sub_key.key_id}."
+    why = note(gettext_noop("Rotation #%(number)s: replaces %(key)s."), number=rotation.pk, key=sub_key.key_id)
     try:
         write = keywrites.create_key(
             user, token=rotation.token, label=sub_key.label, budget=budget, rpm_limit=sub_key.rpm_limit,
-            display_multiplier=sub_key.display_multiplier, note=note, keys_before=keys_before,
+            display_multiplier=sub_key.display_multiplier, note=why, keys_before=keys_before,
         )
     except DerouterError as error:
         # Recorded as refused by keywrites; the console's error page explains our own access.
-        _set(rotation, status=Rotation.Status.CREATE_REFUSED, message=f"derouter refused the new key: {error.message} Nothing was changed.")
+        _set(rotation, status=Rotation.Status.CREATE_REFUSED,
+             message=note(gettext_noop("derouter refused the new key: %(reason)s Nothing was changed."), reason=error.message))
         raise
     if write.is_refused:
-        _set(rotation, status=Rotation.Status.CREATE_REFUSED, message=f"derouter refused the new key: {write.failure.message} Nothing was changed.")
+        _set(rotation, status=Rotation.Status.CREATE_REFUSED,
+             message=note(gettext_noop("derouter refused the new key: %(reason)s Nothing was changed."), reason=write.failure.message))
         return None
     if not write.is_ok:
         _set(
             rotation,
             status=Rotation.Status.CREATE_UNKNOWN,
-            message=f"derouter did not confirm the new key ({write.failure.message}). The old key is untouched; "
-            "look in the key list for a new key with the same label before rotating again.",
+            message=note(gettext_noop("derouter did not confirm the new key (%(reason)s). The old key is untouched; "
+                                      "look in the key list for a new key with the same label before rotating again."),
+                         reason=write.failure.message),
         )
         return None
     created = write.created
     multiplier_note = ""
     if write.markup_failure is not None:
-        multiplier_note = (f"The display multiplier ×{sub_key.display_multiplier} could not be copied "
-                           f"({write.markup_failure.message}): set it on the new key.")
+        multiplier_note = note(gettext_noop("The display multiplier ×%(multiplier)s could not be copied (%(reason)s): "
+                                            "set it on the new key."),
+                               multiplier=f"{sub_key.display_multiplier}", reason=write.markup_failure.message)
     _set(
         rotation,
         status=Rotation.Status.CREATED,
@@ -179,23 +187,23 @@ def finish(rotation, user):
     """
     if not rotation.needs_finishing:
         return rotation
-    note = f"Rotation #{rotation.pk}: replaced by {rotation.new_key_id_short}."
+    why = note(gettext_noop("Rotation #%(number)s: replaced by %(key)s."), number=rotation.pk, key=rotation.new_key_id_short)
     old = keywrites.KeyNamed(rotation.old_sub_key_id, rotation.label, rotation.old_key_id_short)
-    write = keywrites.delete_key(user, old, note=note)
+    write = keywrites.delete_key(user, old, note=why)
     if write.is_ok:
-        return _done(rotation, user, returned=write.returned, note="")
+        return _done(rotation, user, returned=write.returned, message="")
     if write.failure.is_gone:
-        return _done(rotation, user, returned=None, note=_("The old key was already gone at derouter."))
+        return _done(rotation, user, returned=None, message=note(gettext_noop("The old key was already gone at derouter.")))
     if not write.was_sent:
-        _set(rotation, message=f"The old key is not deleted yet: {write.failure.message}")
+        _set(rotation, message=note(gettext_noop("The old key is not deleted yet: %(reason)s"), reason=write.failure.message))
         return rotation
     status = Rotation.Status.DELETE_FAILED if write.is_refused else Rotation.Status.DELETE_UNKNOWN
     _set(rotation, status=status, message=write.failure.message)
     return rotation
 
 
-def _done(rotation, user, returned, note):
-    _set(rotation, status=Rotation.Status.DONE, returned=returned, message=note, finished_at=timezone.now())
+def _done(rotation, user, returned, message):
+    _set(rotation, status=Rotation.Status.DONE, returned=returned, message=message, finished_at=timezone.now())
     data = {
         "old_sub_key_id": rotation.old_sub_key_id,
         "old_key_id": rotation.old_key_id_short,
@@ -218,13 +226,14 @@ def _withdraw_late_key(rotation, event):
     "nothing was changed" stays true. The rotation keeps the late key's id once it is gone.
     """
     late = keywrites.KeyNamed(event.sub_key_id, rotation.label, event.key_id_short)
-    write = keywrites.delete_key(_actor_of(rotation), late, note=f"Rotation #{rotation.pk}: its new key was made late.")
+    why = note(gettext_noop("Rotation #%(number)s: its new key was made late."), number=rotation.pk)
+    write = keywrites.delete_key(_actor_of(rotation), late, note=why)
     if not (write.is_ok or write.failure.is_gone):
-        return f"rotation #{rotation.pk}: the new key made late is not deleted yet"
+        return note(gettext_noop("rotation #%(number)s: the new key made late is not deleted yet"), number=rotation.pk)
     _set(rotation, new_sub_key_id=event.sub_key_id, new_key_id_short=event.key_id_short,
-         message=_("derouter made the new key after the rotation was reported as not done; nobody was given it, so "
-                   "it was deleted and its budget returned to the balance. The old key stays in use."))
-    return f"rotation #{rotation.pk}: the new key made late was deleted; the old key stays"
+         message=note(gettext_noop("derouter made the new key after the rotation was reported as not done; nobody was given it, so "
+                                   "it was deleted and its budget returned to the balance. The old key stays in use.")))
+    return note(gettext_noop("rotation #%(number)s: the new key made late was deleted; the old key stays"), number=rotation.pk)
 
 
 def _actor_of(rotation):
@@ -253,15 +262,15 @@ def settle_open():
         event = AuditEvent.objects.filter(form_token=rotation.token).first()
         if event is None and rotation.status == Rotation.Status.STARTED:
             _set(rotation, status=Rotation.Status.CREATE_REFUSED,
-                 message=_("The rotation stopped before the new key was asked for: nothing was changed."))
-            done.append(f"rotation #{rotation.pk}: stopped before anything was sent")
+                 message=note(gettext_noop("The rotation stopped before the new key was asked for: nothing was changed.")))
+            done.append(note(gettext_noop("rotation #%(number)s: stopped before anything was sent"), number=rotation.pk))
             continue
         if event is None or event.outcome in UNSETTLED_OUTCOMES:
             continue
         if event.outcome != Outcome.OK:
             _set(rotation, status=Rotation.Status.CREATE_REFUSED,
-                 message=f"derouter did not make the new key: nothing was changed. {event.message}".strip())
-            done.append(f"rotation #{rotation.pk}: the new key was not made")
+                 message=lines(note(gettext_noop("derouter did not make the new key: nothing was changed.")), event.message))
+            done.append(note(gettext_noop("rotation #%(number)s: the new key was not made"), number=rotation.pk))
             continue
         if event.sub_key_id == rotation.old_sub_key_id:
             # The create was matched to the old key itself (same label and budget, made moments
@@ -273,12 +282,12 @@ def settle_open():
         moved = to_decimal((event.changes.get("budget") or [None, None])[1])
         _set(rotation, status=Rotation.Status.CREATED, new_sub_key_id=event.sub_key_id,
              new_key_id_short=event.key_id_short, moved_budget=moved,
-             message=_("The new key was made after all (derouter lists it)."))
-        done.append(f"rotation #{rotation.pk}: the new key was made after all")
+             message=note(gettext_noop("The new key was made after all (derouter lists it).")))
+        done.append(note(gettext_noop("rotation #%(number)s: the new key was made after all"), number=rotation.pk))
     for rotation in Rotation.objects.filter(
         status__in=(Rotation.Status.CREATED, Rotation.Status.DELETE_FAILED, Rotation.Status.DELETE_UNKNOWN)
     ):
         finish(rotation, _actor_of(rotation))
         if rotation.status == Rotation.Status.DONE:
-            done.append(f"rotation #{rotation.pk}: the old key is deleted")
+            done.append(note(gettext_noop("rotation #%(number)s: the old key is deleted"), number=rotation.pk))
     return done

@@ -174,7 +174,7 @@ def attempt_delivery(delivery_id):
         result = outbound.post(endpoint.url, body, headers, settings.WEBHOOK_TIMEOUT)
     except outbound.TargetRefused as refusal:
         # Retrying cannot make a refused address acceptable.
-        _settle(delivery, DeliveryStatus.FAILED, error=note(gettext_noop("Refused: %(reason)s"), reason=refusal))
+        _settle(delivery, DeliveryStatus.FAILED, error=note(gettext_noop("Refused: %(reason)s"), reason=str(refusal)))
         return None
     except (OSError, http.client.HTTPException) as error:
         return _fail(delivery, error=note(gettext_noop("Could not deliver: %(error)s"), error=f"{error.__class__.__name__}: {error}"))

@@ -315,7 +315,7 @@ def end_interrupted_runs():
     if interrupted:
         TaskRun.objects.filter(pk__in=interrupted, status=TaskRun.Status.RUNNING).update(
             status=TaskRun.Status.FAILED, finished_at=now,
-            error="interrupted: the worker stopped mid-task and its lease expired; the next pass takes the work over",
+            error=note(gettext_noop("interrupted: the worker stopped mid-task and its lease expired; the next pass takes the work over")),
         )
     return len(interrupted)
 

@@ -102,15 +102,15 @@ def mirror_usage_before_write(sub_key):
     """Before a write that changes how a key's usage is mirrored: record the key, then mirror its usage so far.
 
     A new multiplier must not reach rows made before it, and derouter stops listing a
-    deleted key's usage. Returns None when done, else why it could not be done.
+    deleted key's usage. Returns None when done, else why it could not be done (a stored note).
     """
     snapshot.record_key(sub_key)
     try:
         sync_key_usage(sub_key.id)
     except ScopeBusy:
-        return "the worker is mirroring this key's usage right now"
+        return note(gettext_noop("the worker is mirroring this key's usage right now"))
     except client.DerouterError as error:
-        return f"this key's usage could not be read first ({error.message})"
+        return note(gettext_noop("this key's usage could not be read first (%(reason)s)"), reason=error.message)
     return None
 
 

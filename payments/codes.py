@@ -215,7 +215,7 @@ def _event_data(code):
 
 
 def _note(code):
-    return f"code …{code.hint} (batch #{code.batch_id})"
+    return stored_text.note(gettext_noop("code …%(hint)s (batch #%(batch)s)"), hint=code.hint, batch=code.batch_id)
 
 
 def _find(raw_code):
@@ -241,7 +241,7 @@ def redeem(raw_code, sub_key_id):
     try:
         sub_key = crediting.read_key(sub_key_id)
     except crediting.KeyGone:
-        _give_back(code, gettext_lazy("The key was not found at derouter."))
+        _give_back(code, stored_text.note(gettext_noop("The key was not found at derouter.")))
         raise RedemptionRefused(gettext_lazy("Your key could not be found. Sign in again and retry."), 409) from None
     except DerouterError:
         _give_back(code, "derouter could not be read.")
@@ -249,7 +249,7 @@ def redeem(raw_code, sub_key_id):
     amount = code.batch.real_amount(sub_key.display_multiplier)
     shown = amount * sub_key.display_multiplier if code.batch.unit == CodeBatch.Unit.USD else code.batch.amount
     if amount <= 0:
-        _give_back(code, gettext_lazy("Worth less than the ledger's smallest amount at this key's markup."))
+        _give_back(code, stored_text.note(gettext_noop("Worth less than the ledger's smallest amount at this key's markup.")))
         raise RedemptionRefused(gettext_lazy("This code is worth too little for your key. Ask your provider."))
     RedemptionCode.objects.filter(pk=code.pk).update(key_label=sub_key.label[:200], key_id_short=sub_key.key_id[:64])
     try:
@@ -339,12 +339,13 @@ def _settle_starter(code, lease_ended):
     event = AuditEvent.objects.filter(form_token=_starter_token(code)).first()
     if event is None:
         if code.claimed_at is not None and code.claimed_at < lease_ended:
-            _give_back(code, gettext_lazy("The new key was never asked for."))
+            _give_back(code, stored_text.note(gettext_noop("The new key was never asked for.")))
             return True
         return False
     if event.outcome == Outcome.OK and event.sub_key_id:
         RedemptionCode.objects.filter(pk=code.pk, state=State.REDEEMING, attempts=code.attempts).update(
-            message=gettext_lazy("The key was made after the customer left: its secret was not shown; reveal it in the console.")
+            message=stored_text.note(
+                gettext_noop("The key was made after the customer left: its secret was not shown; reveal it in the console."))
         )
         return bool(_mark_started(code, event, event.sub_key_id))
     if event.outcome == Outcome.REFUSED:
@@ -363,7 +364,8 @@ def _settle_late_landings():
         done = RedemptionCode.objects.filter(pk=code.pk, state=State.UNUSED, attempts=code.attempts).update(
             state=State.REDEEMED, sub_key_id=landed.sub_key_id, key_label=landed.key_label,
             key_id_short=landed.key_id_short, claimed_at=landed.created_at, redeemed_at=timezone.now(), topup=landed,
-            amount_usd=landed.amount, message=gettext_lazy("Its top-up was confirmed after it had been given back."),
+            amount_usd=landed.amount,
+            message=stored_text.note(gettext_noop("Its top-up was confirmed after it had been given back.")),
         )
         if done:
             settled.append(code)
@@ -383,7 +385,7 @@ def settle_held_codes():
         topup = code.topup or TopUp.objects.filter(token=crediting.token_for("code", code.pk, code.attempts)).first()
         if topup is None:
             if code.claimed_at is not None and code.claimed_at < lease_ended:
-                _give_back(code, gettext_lazy("The redemption stopped before its top-up was recorded."))
+                _give_back(code, stored_text.note(gettext_noop("The redemption stopped before its top-up was recorded.")))
                 settled.append(code)
             continue
         if topup.outcome == Outcome.OK:

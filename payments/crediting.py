@@ -9,12 +9,15 @@ ledger row and money moves once.
 
 import uuid
 
+from django.utils.translation import gettext_noop
+
 from automation.actors import WorkerActor
 from dashboard import topups
 from dashboard.upstream import get_sub_key_now
 from derouter import client
 from derouter.client import DerouterError
 from ledger.models import Outcome, TopUp
+from lib import stored_text
 
 TOKEN_NAMESPACE = uuid.UUID("6a3e1c58-2f7d-4c1b-9a0e-4d8b7f2e6c31")
 
@@ -54,7 +57,7 @@ def credit(sub_key, amount, note, kind, object_id, attempt, actor_name):
 
     def earlier_attempt_landed(current_key):
         landed = landed_earlier(kind, object_id, attempt)
-        return f"an earlier attempt ({landed.note}) was confirmed after all." if landed else ""
+        return stored_text.note(gettext_noop("an earlier attempt (%(note)s) was confirmed after all."), note=landed.note) if landed else ""
 
     balance = client.get_balance()
     try:

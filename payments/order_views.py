@@ -83,7 +83,7 @@ def card_settings(request):
     if changes:
         audit.record(request.user, AuditEvent.Action.MONEY_IN, Outcome.OK, changes=changes,
                      message=stored_text.note(gettext_noop("Card payments")))
-    messages.success(request, _("Card payments are on.") if row.is_ready else "Saved. Card payments are off.")
+    messages.success(request, _("Card payments are on.") if row.is_ready else _("Saved. Card payments are off."))
     return redirect("payments:card_settings")
 
 
@@ -109,7 +109,7 @@ def package_toggle(request, package_id):
     audit.record(request.user, AuditEvent.Action.MONEY_IN, Outcome.OK,
                  changes={f"package {package.name}": (not package.active, package.active)},
                  message=stored_text.note(gettext_noop("Card payments: package on offer")))
-    messages.success(request, f"{package.name} is {'on offer' if package.active else 'withdrawn'}.")
+    messages.success(request, (_("%(name)s is on offer.") if package.active else _("%(name)s is withdrawn.")) % {"name": package.name})
     return redirect("payments:card_settings")
 
 
@@ -144,7 +144,7 @@ def order_refund(request, order_id):
     except stripe_api.StripeUnavailable as error:
         messages.error(request, _("Nothing was refunded: %(error)s") % {"error": error})
     else:
-        messages.success(request, result)
+        messages.success(request, stored_text.read(result))
     return redirect("payments:orders")
 
 
@@ -160,7 +160,7 @@ def order_retry(request, order_id):
     except DerouterError as error:
         messages.error(request, _("derouter could not be read: %(error)s") % {"error": error})
     except orders.EventMismatch as mismatch:
-        messages.error(request, _("The PaymentIntent does not match the order (%(mismatch)s): nothing credited.") % {"mismatch": mismatch})
+        messages.error(request, _("The PaymentIntent does not match the order (%(mismatch)s): nothing credited.") % {"mismatch": mismatch.read()})
     else:
         messages.info(request, _("Order %(token)s: %(state)s.") % {"token": order.receipt_number or order.token, "state": order.get_state_display().lower()})
     return redirect(request.POST.get("next") if request.POST.get("next", "").startswith("/dashboard/") else "payments:orders")

@@ -20,12 +20,14 @@ from django.db import transaction
 from django.db.models import Q, Sum
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import gettext_noop
 
 from automation import webhooks
 from ledger import audit
 from ledger.models import AuditEvent, Outcome
 from derouter import client
 from derouter.client import DerouterError
+from lib import stored_text
 from lib.money import exact_usd
 from payments import crediting, stripe_api
 from payments.models import LEDGER_PLACES, Order, ReceiptNumber, StripeSettings
@@ -49,7 +51,17 @@ class OrderRefused(Exception):
 
 
 class EventMismatch(Exception):
-    """A PaymentIntent that does not match our order (amount, currency, order, id): nothing is credited."""
+    """A PaymentIntent that does not match our order (amount, currency, order, id): nothing is credited.
+
+    Its text is the problems as stored notes, one a line (kept on the order); ``read`` says them in the active language.
+    """
+
+    def __init__(self, problems):
+        super().__init__(stored_text.lines(*problems))
+        self.problems = problems
+
+    def read(self):
+        return ", ".join(stored_text.read(problem) for problem in self.problems)
 
 
 def _today_start():
@@ -102,7 +114,7 @@ def create_order(snapshot, package):
             order_token=order.token, sub_key_id=order.sub_key_id, package_name=package.name,
         )
     except (stripe_api.StripeUnavailable, stripe_api.StripeRefused) as error:
-        Order.objects.filter(pk=order.pk).update(state=State.EXPIRED, message=str(error)[:2000])
+        Order.objects.filter(pk=order.pk).update(state=State.EXPIRED, message=stripe_api.stored_error(error)[:2000])
         raise OrderRefused(_("The payment could not be started. Try again in a moment."), 503) from None
     Order.objects.filter(pk=order.pk).update(payment_intent_id=intent["id"])
     order.payment_intent_id = intent["id"]
@@ -123,15 +135,17 @@ def _check_intent(order, intent):
     metadata = intent.get("metadata") or {}
     problems = []
     if intent.get("id") != order.payment_intent_id:
-        problems.append("another PaymentIntent")
+        problems.append(stored_text.note(gettext_noop("another PaymentIntent")))
     if metadata.get("order") != str(order.token):
-        problems.append("another order in its metadata")
+        problems.append(stored_text.note(gettext_noop("another order in its metadata")))
     if intent.get("amount") != order.amount_minor or str(intent.get("currency", "")).lower() != order.currency:
-        problems.append(f"{intent.get('amount')} {intent.get('currency')} instead of {order.amount_minor} {order.currency}")
+        problems.append(stored_text.note(
+            gettext_noop("%(paid)s instead of %(ordered)s"),
+            paid=f"{intent.get('amount')} {intent.get('currency')}", ordered=f"{order.amount_minor} {order.currency}"))
     if intent.get("status") != "succeeded":
-        problems.append(f"status {intent.get('status')}")
+        problems.append(stored_text.note(gettext_noop("status %(status)s"), status=str(intent.get("status"))))
     if problems:
-        raise EventMismatch(", ".join(str(problem) for problem in problems))
+        raise EventMismatch(problems)
 
 
 def find_order_for(intent):
@@ -159,7 +173,8 @@ def record_payment(order, intent):
 
 
 def _note(order):
-    return f"card payment, receipt #{order.receipt_number} ({order.price} {order.currency.upper()})"
+    return stored_text.note(gettext_noop("card payment, receipt #%(number)s (%(price)s %(currency)s)"),
+                            number=order.receipt_number, price=f"{order.price}", currency=order.currency.upper())
 
 
 def credit_order(order):
@@ -181,11 +196,13 @@ def credit_order(order):
         landed = crediting.landed_earlier("order", order.pk, attempt + 1)
         if landed is not None:
             return settle_credit(order, landed, attempt)
-        _fail(order, attempt, _("The key no longer exists at derouter: refund the payment, or credit another key by hand."))
+        _fail(order, attempt, stored_text.note(
+            gettext_noop("The key no longer exists at derouter: refund the payment, or credit another key by hand.")))
         return _reloaded(order)
     except DerouterError as error:
         # Nothing was written: the order stays paid and the job tries again.
-        Order.objects.filter(pk=order.pk, state__in=(State.PAID, State.FAILED)).update(message=f"derouter could not be read: {error}"[:2000])
+        Order.objects.filter(pk=order.pk, state__in=(State.PAID, State.FAILED)).update(
+            message=stored_text.note(gettext_noop("derouter could not be read: %(reason)s"), reason=str(error)))
         return _reloaded(order)
     return settle_credit(order, topup, attempt)
 
@@ -266,16 +283,17 @@ def event_data(order):
 
 
 def refund(order, user):
-    """Refund a paid order at Stripe (once) and say what of its credit could be taken back; returns a sentence."""
+    """Refund a paid order at Stripe (once) and say what of its credit could be taken back; returns a sentence (a note)."""
     if order.state not in (State.PAID, State.FAILED, State.CREDITED):
-        return f"This order is {order.get_state_display().lower()}: there is nothing to refund."
+        return stored_text.note(gettext_noop("There is nothing to refund: the order is “%(state)s”."),
+                                state=stored_text.note_of_label(order.get_state_display()))
     stripe_settings = StripeSettings.load()
     answer = stripe_api.refund_payment_intent(stripe_settings.get_secret_key(), order.payment_intent_id, order.token)
     return record_refund(order, answer.get("id", ""), user=user)
 
 
 def record_refund(order, refund_id, user=None):
-    """Mark the order refunded (once), take back what is still unspent of its credit, audit it; returns a sentence."""
+    """Mark the order refunded (once), take back what is still unspent of its credit, audit it; returns a sentence (a note)."""
     order.refresh_from_db()
     was_credited = order.state == State.CREDITED
     with transaction.atomic():
@@ -284,35 +302,39 @@ def record_refund(order, refund_id, user=None):
             state=State.REFUNDED, refunded_at=timezone.now(), refund_id=refund_id[:255]
         )
         if not moved:
-            return _("This order was refunded already.")
+            return stored_text.note(gettext_noop("This order was refunded already."))
         message = _take_back(order, was_credited)
         Order.objects.filter(pk=order.pk).update(taken_back_usd=Decimal(0), message=message[:2000])
         audit.record(
             user, AuditEvent.Action.REFUND, Outcome.OK, sub_key_id=order.sub_key_id, label=order.key_label,
             key_id_short=order.key_id_short, changes={"order": (order.state, State.REFUNDED)},
-            message=f"Receipt #{order.receipt_number}, {order.price} {order.currency.upper()}: {message}",
+            message=stored_text.note(gettext_noop("Receipt #%(number)s, %(price)s %(currency)s: %(outcome)s"),
+                                     number=order.receipt_number, price=f"{order.price}", currency=order.currency.upper(),
+                                     outcome=message),
             actor_name=None if user is not None else "Stripe (charge.refunded)",
         )
         order.refresh_from_db()
         webhooks.emit("payment.refunded", event_data(order), f"order:{order.pk}:refunded")
-    return f"Refunded {order.price} {order.currency.upper()}. {message}"
+    return stored_text.note(gettext_noop("Refunded %(price)s %(currency)s. %(outcome)s"),
+                            price=f"{order.price}", currency=order.currency.upper(), outcome=message)
 
 
 def _take_back(order, was_credited):
     """What could be taken back of the order's credit; derouter cannot lower a key's budget, so it says what stays."""
     if not was_credited:
-        return _("Nothing had been credited to the key.")
+        return stored_text.note(gettext_noop("Nothing had been credited to the key."))
     try:
         sub_key = crediting.read_key(order.sub_key_id)
     except crediting.KeyGone:
-        return _("The key no longer exists: its unspent budget went back to the account when it was deleted.")
+        return stored_text.note(gettext_noop("The key no longer exists: its unspent budget went back to the account when it was deleted."))
     except DerouterError:
-        return (f"Could not take back the {exact_usd(order.amount_usd)} credited: derouter could not be read. "
-                "Check the key's budget.")
+        return stored_text.note(gettext_noop("Could not take back the %(amount)s credited: derouter could not be read. "
+                                             "Check the key's budget."), amount=exact_usd(order.amount_usd))
     unspent = min(order.amount_usd, max(sub_key.remaining, Decimal(0)))
-    return (
-        f"Could not take back the {exact_usd(unspent)} still unspent of the {exact_usd(order.amount_usd)} credited: "
-        "derouter has no way to lower a key's budget. It stays usable on the key; deleting the key returns its unspent budget."
+    return stored_text.note(
+        gettext_noop("Could not take back the %(unspent)s still unspent of the %(amount)s credited: derouter has no way "
+                     "to lower a key's budget. It stays usable on the key; deleting the key returns its unspent budget."),
+        unspent=exact_usd(unspent), amount=exact_usd(order.amount_usd),
     )
 
 
@@ -370,8 +392,11 @@ def check_stuck_orders(keep=None):
 def _ask_stripe(order, stripe_settings, expire_before):
     try:
         order = fulfil_from_stripe(order)
-    except (stripe_api.StripeUnavailable, EventMismatch) as error:
-        Order.objects.filter(pk=order.pk).update(message=str(error)[:2000])
+    except stripe_api.StripeUnavailable as error:
+        Order.objects.filter(pk=order.pk).update(message=stripe_api.stored_error(error)[:2000])
+        return _reloaded(order)
+    except EventMismatch as mismatch:
+        Order.objects.filter(pk=order.pk).update(message=str(mismatch))
         return _reloaded(order)
     except stripe_api.StripeRefused as refusal:
         if refusal.status != 404:

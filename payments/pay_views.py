@@ -79,7 +79,7 @@ def buy(request):
     over = [attempt for attempt in attempts if attempt.is_over_limit]
     if over:
         retry_after = max(attempt.retry_after for attempt in over)
-        response = _render_packages(request, snapshot, status=429, error=f"Too many orders were started. Wait {retry_after} seconds, then try again.")
+        response = _render_packages(request, snapshot, status=429, error=gettext_lazy("Too many orders were started. Wait %(seconds)s seconds, then try again.") % {"seconds": retry_after})
         response["Retry-After"] = str(retry_after)
         return response
     package_id = request.POST.get("package", "")

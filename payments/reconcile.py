@@ -16,9 +16,11 @@ import datetime
 
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext_noop
 
 from ledger.models import Outcome, TopUp
 from lib.money import exact_usd
+from lib.stored_text import lines, note, note_of_label, read_in_english
 from payments import stripe_api
 from payments.models import MoneyInCheck, MoneyInProblem, Order, RedemptionCode, StripeSettings
 
@@ -28,6 +30,10 @@ State = Order.State
 GRACE = datetime.timedelta(minutes=15)
 # How far back Stripe's PaymentIntents are read (its events are retried for three days).
 STRIPE_WINDOW = datetime.timedelta(days=35)
+
+
+def _price(order):
+    return f"{order.price} {order.currency.upper()}"
 
 
 def _order_problem(kind, order, detail, amount=None):
@@ -41,20 +47,26 @@ def _from_orders(now):
     for order in Order.objects.filter(state__in=(State.PAID, State.FAILED), paid_at__lte=late):
         problems.append(_order_problem(
             Kind.PAID_NOT_CREDITED, order,
-            f"Receipt #{order.receipt_number}: paid {order.price} {order.currency.upper()} on {order.paid_at:%Y-%m-%d %H:%M} UTC, "
-            f"{exact_usd(order.amount_usd)} not credited yet ({order.get_state_display().lower()}). {order.message}".strip(),
+            lines(note(gettext_noop("Receipt #%(number)s: paid %(price)s on %(when)s UTC, %(amount)s not credited yet (%(state)s)."),
+                       number=order.receipt_number, price=_price(order), when=f"{order.paid_at:%Y-%m-%d %H:%M}",
+                       amount=exact_usd(order.amount_usd), state=note_of_label(order.get_state_display())),
+                  order.message),
         ))
     for order in Order.objects.filter(state__in=(State.CREDITED, State.REFUNDED)).exclude(topup=None).select_related("topup"):
         if order.topup.outcome != Outcome.OK:
             problems.append(_order_problem(
-                Kind.PAID_NOT_CREDITED, order, f"Receipt #{order.receipt_number}: its ledger row is {order.topup.outcome}."
+                Kind.PAID_NOT_CREDITED, order,
+                note(gettext_noop("Receipt #%(number)s: its ledger row is %(outcome)s."),
+                     number=order.receipt_number, outcome=note_of_label(order.topup.get_outcome_display())),
             ))
     for order in Order.objects.filter(state=State.REFUNDED).exclude(topup=None):
         left = order.amount_usd - (order.taken_back_usd or 0)
         if left > 0:
             problems.append(_order_problem(
                 Kind.REFUND_NOT_TAKEN_BACK, order,
-                f"Receipt #{order.receipt_number} was refunded; {exact_usd(left)} of its credit was not taken back. {order.message}".strip(),
+                lines(note(gettext_noop("Receipt #%(number)s was refunded; %(amount)s of its credit was not taken back."),
+                           number=order.receipt_number, amount=exact_usd(left)),
+                      order.message),
                 amount=left,
             ))
     return problems
@@ -69,14 +81,17 @@ def _from_ledger():
     for row in rows.exclude(pk__in=accounted):
         problems.append(MoneyInProblem(
             kind=Kind.CREDIT_WITHOUT_PAYMENT, sub_key_id=row.sub_key_id, key_label=row.key_label, amount_usd=row.amount,
-            detail=f"Ledger row of {row.created_at:%Y-%m-%d %H:%M} UTC ({row.note}) credited {exact_usd(row.amount)} "
-                   "that no paid order or redeemed code accounts for.",
+            detail=note(gettext_noop("Ledger row of %(when)s UTC (%(note)s) credited %(amount)s "
+                                     "that no paid order or redeemed code accounts for."),
+                        when=f"{row.created_at:%Y-%m-%d %H:%M}", note=row.note, amount=exact_usd(row.amount)),
         ))
     for code in RedemptionCode.objects.filter(state=RedemptionCode.State.REDEEMED).select_related("topup"):
         if code.topup is None or code.topup.outcome != Outcome.OK:
             problems.append(MoneyInProblem(
                 kind=Kind.CODE_WITHOUT_CREDIT, code=code, sub_key_id=code.sub_key_id, key_label=code.key_label,
-                amount_usd=code.amount_usd, detail=f"Code …{code.hint} (batch #{code.batch_id}) is redeemed but its top-up is not confirmed.",
+                amount_usd=code.amount_usd,
+                detail=note(gettext_noop("Code …%(hint)s (batch #%(batch)s) is redeemed but its top-up is not confirmed."),
+                            hint=code.hint, batch=code.batch_id),
             ))
     return problems
 
@@ -101,22 +116,25 @@ def _from_stripe(secret_key, now):
         if order.state in (State.CREATED, State.EXPIRED) and order.created_at <= now - GRACE:
             problems.append(_order_problem(
                 Kind.PAID_NOT_CREDITED, order,
-                f"Stripe reports {intent['id']} succeeded ({order.price} {order.currency.upper()}); the order is "
-                f"{order.get_state_display().lower()} and nothing was credited.",
+                note(gettext_noop("Stripe reports %(payment)s succeeded (%(price)s); the order is “%(state)s” and nothing was credited."),
+                     payment=intent["id"], price=_price(order), state=note_of_label(order.get_state_display())),
             ))
         charge = _charge(intent)
         if (charge.get("refunded") or charge.get("amount_refunded")) and order.state != State.REFUNDED:
             problems.append(_order_problem(
                 Kind.REFUND_NOT_RECORDED, order,
-                f"Stripe reports {intent['id']} refunded ({charge.get('amount_refunded')} of {intent.get('amount')} in "
-                f"{order.currency.upper()} minor units); the order is {order.get_state_display().lower()}.",
+                note(gettext_noop("Stripe reports %(payment)s refunded (%(refunded)s of %(amount)s in %(currency)s minor units); "
+                                  "the order is “%(state)s”."),
+                     payment=intent["id"], refunded=str(charge.get("amount_refunded")), amount=str(intent.get("amount")),
+                     currency=order.currency.upper(), state=note_of_label(order.get_state_display())),
             ))
     paid_here = Order.objects.filter(state=State.CREDITED, credited_at__gte=now - STRIPE_WINDOW + GRACE)
     succeeded = {intent["id"] for intent in intents if intent.get("status") == "succeeded"}
     for order in paid_here.exclude(payment_intent_id__in=succeeded):
         problems.append(_order_problem(
             Kind.CREDIT_WITHOUT_PAYMENT, order,
-            f"Receipt #{order.receipt_number} was credited but Stripe does not report {order.payment_intent_id} as succeeded.",
+            note(gettext_noop("Receipt #%(number)s was credited but Stripe does not report %(payment)s as succeeded."),
+                 number=order.receipt_number, payment=order.payment_intent_id),
         ))
     return problems, len(intents)
 
@@ -131,7 +149,8 @@ def check(requested_by=""):
         try:
             stripe_problems, record.payments_checked = _from_stripe(secret_key, now)
         except (stripe_api.StripeUnavailable, stripe_api.StripeRefused) as error:
-            record.error = f"Stripe could not be read, so its payments were not compared: {error}"
+            record.error = note(gettext_noop("Stripe could not be read, so its payments were not compared: %(reason)s"),
+                                reason=stripe_api.stored_error(error))
         else:
             record.stripe_asked = True
             seen = {(problem.kind, problem.order_id) for problem in problems}
@@ -157,12 +176,14 @@ class MoneyInReconciliation:
     def run_for_command(self):
         """Run a check now: (lines for ``manage.py reconcile``, how many problems)."""
         record = check(requested_by="manage.py reconcile")
-        lines = [record.error] if record.error else []
+        # For the command's output: English, as the rest of it.
+        said = [read_in_english(record.error)] if record.error else []
         problems = list(record.problems.all())
         for problem in problems:
             amount = f"{exact_usd(problem.amount_usd)}: " if problem.amount_usd is not None else ""
-            lines.append(f"Money in: {problem.get_kind_display()}: {problem.key_label or problem.sub_key_id}: {amount}{problem.detail}")
-        return lines, len(problems)
+            said.append(f"Money in: {read_in_english(note_of_label(problem.get_kind_display()))}: "
+                        f"{problem.key_label or problem.sub_key_id}: {amount}{read_in_english(problem.detail)}")
+        return said, len(problems)
 
 
 MONEY_IN_CHECK = MoneyInReconciliation()

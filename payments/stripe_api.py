@@ -10,7 +10,10 @@ import logging
 
 import stripe
 from django.conf import settings
+from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
+
+from lib import stored_text
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +35,12 @@ class StripeRefused(Exception):
 
 class NotConfigured(StripeRefused):
     """The owner has not saved Stripe keys."""
+
+
+def stored_error(error):
+    """An error of this family as text to store: our own words as a note (read in each reader's language), Stripe's as they are."""
+    text = error.args[0] if error.args else ""
+    return stored_text.note_of_label(text) if isinstance(text, Promise) else str(text)
 
 
 def _client(secret_key):

@@ -4,9 +4,11 @@ import logging
 
 from django.db import IntegrityError, transaction
 from django.http import HttpResponse, JsonResponse
+from django.utils import translation
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
+from lib import stored_text
 from payments import orders, stripe_api
 from payments.models import Order, StripeEvent, StripeSettings
 
@@ -24,8 +26,10 @@ def _on_payment_succeeded(intent):
     try:
         order = orders.fulfil(order, intent)
     except orders.EventMismatch as mismatch:
-        logger.warning("stripe webhook: PaymentIntent does not match order %s: %s", order.token, mismatch)
-        return order, f"Does not match the order ({mismatch}): nothing credited."
+        with translation.override("en"):
+            problems = mismatch.read()
+        logger.warning("stripe webhook: PaymentIntent does not match order %s: %s", order.token, problems)
+        return order, f"Does not match the order ({problems}): nothing credited."
     return order, f"Order {order.get_state_display().lower()}."
 
 
@@ -36,7 +40,8 @@ def _on_charge_refunded(charge):
     if charge.get("amount_refunded", 0) < order.amount_minor:
         return order, "Partly refunded at Stripe: the order is left as it is; refund it from the console to take it back."
     refunds = (charge.get("refunds") or {}).get("data") or [{}]
-    return order, orders.record_refund(order, refunds[0].get("id", ""))
+    # The event's result is a record for the operator's logs, in English like the rest of them.
+    return order, stored_text.read_in_english(orders.record_refund(order, refunds[0].get("id", "")))
 
 
 HANDLERS = {

@@ -55,7 +55,7 @@ def test_a_key_under_its_threshold_gets_one_top_up_one_email_and_one_signed_webh
 
     (topup,) = TopUp.objects.all()
     assert (topup.actor_name, topup.amount, topup.outcome) == ("auto top-up", Decimal(5), Outcome.OK)
-    assert topup.note == "Auto top-up rule: Refill $5"
+    assert read_in_english(topup.note) == "Auto top-up rule: Refill $5"
     assert budget_of(created.id) == Decimal(15)
     assert client.get_balance().available == available_before - 5
     assert AuditEvent.objects.get(action=AuditEvent.Action.TOPUP).actor_name == "auto top-up"

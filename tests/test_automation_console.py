@@ -9,6 +9,7 @@ from automation import webhooks
 from automation.models import Alert, AlertRule, AutoTopUpRule, BudgetRequest, DeliveryStatus, WebhookDelivery, WebhookEndpoint
 from ledger.models import AuditEvent, Outcome, TopUp
 from derouter import client
+from lib.stored_text import read_in_english
 from tests.helpers import budget_of
 
 pytestmark = pytest.mark.django_db
@@ -155,13 +156,13 @@ def test_approve_clicked_twice_tops_up_once(staff_client, make_key, django_captu
     assert (first.status_code, second.status_code) == (302, 409)
     assert "was already approved by sam" in second.content.decode()
     (topup,) = TopUp.objects.all()
-    assert (topup.amount, topup.outcome, topup.actor_name, topup.note) == (Decimal(5), Outcome.OK, "sam", f"Budget request #{request.pk}")
+    assert (topup.amount, topup.outcome, topup.actor_name, read_in_english(topup.note)) == (Decimal(5), Outcome.OK, "sam", f"Budget request #{request.pk}")
     assert budget_of(created.id) == Decimal(7)
     assert client.get_balance().available == before - 5
     request.refresh_from_db()
     assert (request.status, request.topup, request.decided_by_name) == (BudgetRequest.Status.APPROVED, topup, "sam")
     event = AuditEvent.objects.get(action=AuditEvent.Action.TOPUP)
-    assert event.message.startswith(f"Budget request #{request.pk}")
+    assert read_in_english(event.message).startswith(f"Budget request #{request.pk}")
     (email,) = mail.outbox
     assert email.to == ["customer@example.com"] and "approved" in email.subject
 

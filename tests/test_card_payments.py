@@ -10,6 +10,7 @@ from ledger.models import Outcome, TopUp
 from derouter import client as derouter_client
 from payments import orders
 from payments.models import Order
+from lib.stored_text import read_in_english
 from tests.helpers import budget_of
 from tests.payment_helpers import BUY_URL, buy, pay, portal_for, set_up_card_payments
 
@@ -48,7 +49,7 @@ def test_a_customer_buys_a_package_and_the_return_page_credits_it_once(key, loca
     assert order.state == Order.State.CREDITED and order.receipt_number is not None
     assert budget_of(key.id) == Decimal("11")
     topup = TopUp.objects.get()
-    assert topup.outcome == Outcome.OK and topup.note.startswith("card payment, receipt #")
+    assert topup.outcome == Outcome.OK and read_in_english(topup.note).startswith("card payment, receipt #")
 
 
 def test_the_receipt_carries_the_number_and_the_sellers_details(key, localstripe):

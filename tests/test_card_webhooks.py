@@ -11,6 +11,7 @@ from django.test import Client
 from ledger.models import AuditEvent, TopUp
 from derouter import client as derouter_client
 from payments.models import Order, StripeEvent
+from lib.stored_text import read_in_english
 from tests.helpers import budget_of, eventually
 from tests.payment_helpers import WEBHOOK_URL, buy, pay, portal_for, set_up_card_payments, stripe_client
 from tests.stripe_helpers import signed_event
@@ -128,7 +129,7 @@ def test_a_charge_refunded_event_marks_a_credited_order_refunded_and_says_what_s
     _deliver(body, signature)
     order.refresh_from_db()
     assert order.state == Order.State.REFUNDED and order.refund_id == "re_x"
-    assert "$10.00 still unspent" in order.message
+    assert "$10.00 still unspent" in read_in_english(order.message)
 
 
 def test_an_owner_refunds_an_order_at_stripe_once(paid_order, key, owner_client):

@@ -15,6 +15,7 @@ from derouter import client as derouter_client
 from mirror import snapshot as mirror_snapshot
 from payments import codes
 from payments.models import CodeBatch, RedemptionCode
+from lib.stored_text import read_in_english
 from tests.helpers import budget_of
 
 pytestmark = pytest.mark.django_db
@@ -53,7 +54,7 @@ def test_a_code_tops_the_key_up_once_with_ledger_audit_and_webhook(owner, key, w
     assert response.status_code == 302
     assert budget_of(key.id) == Decimal("5")
     topup = TopUp.objects.get()
-    assert topup.outcome == Outcome.OK and topup.amount == Decimal("4") and topup.note.startswith("code …")
+    assert topup.outcome == Outcome.OK and topup.amount == Decimal("4") and read_in_english(topup.note).startswith("code …")
     assert AuditEvent.objects.get(action=AuditEvent.Action.TOPUP).outcome == Outcome.OK
     code = RedemptionCode.objects.get()
     assert code.state == "redeemed" and code.sub_key_id == key.id and code.topup == topup
