@@ -443,7 +443,7 @@ def _resolve_late_create(event, sub_keys, claimed_ids, checked):
         sub_key_id=created.id,
         label=event.key_label,
         key_id_short=created.key_id,
-        changes={"outcome": (Outcome.REFUSED.value, Outcome.OK.value)},
+        changes=audit.LATE_WRITE_CHANGES,
         message=f"Late write: the key asked for on {event.created_at:%Y-%m-%d %H:%M} UTC was recorded as not applied, "
         f"and derouter made it later. Re-settled as applied {checked}.",
         actor_name=event.actor_name,
