@@ -108,6 +108,7 @@ def is_late_write_note(event):
         name: [before, after] for name, (before, after) in LATE_WRITE_CHANGES.items()
     }
 
+
 def finish(event, outcome, *, sub_key_id="", key_id_short="", message="", not_applied=None, inferred=False):
     """Settle a pending event once the upstream has answered (or not).
 
