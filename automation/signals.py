@@ -5,6 +5,7 @@ from django.dispatch import receiver
 
 from accounts.portal_sessions import portal_key_refused
 from automation import expiry, webhooks
+from ledger import audit
 from ledger.models import AuditEvent, Outcome
 from lib.stored_text import read_in_english
 
@@ -38,9 +39,11 @@ def emit_for_audit_event(sender, instance, **kwargs):
     """A settled write (OK or unknown) of a key is an event; pending and refused ones are not.
 
     A write derouter answered but did not keep in full (read back) is also ``write.mismatch``.
+    Each event is keyed by the write's own record, however often and however it is settled; a
+    late-write note is not a write (the write's own event, re-settled as applied, sent its event).
     """
     event_type = EVENT_OF_ACTION.get(instance.action)
-    if event_type is None:
+    if event_type is None or audit.is_late_write_note(instance):
         return
     if instance.not_applied and instance.outcome != Outcome.PENDING:
         webhooks.emit("write.mismatch", event_data(instance), f"audit:{instance.pk}:mismatch")

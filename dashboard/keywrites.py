@@ -466,7 +466,7 @@ def _resolve_late_create(event, sub_keys, claimed_ids, checked):
         sub_key_id=created.id,
         label=event.key_label,
         key_id_short=created.key_id,
-        changes={"outcome": (Outcome.REFUSED.value, Outcome.OK.value)},
+        changes=audit.LATE_WRITE_CHANGES,
         message=stored_text.note(gettext_noop("Late write: the key asked for on %(when)s UTC was recorded as not applied, "
                                               "and derouter made it later. Re-settled as applied %(checked)s."),
                                  when=f"{event.created_at:%Y-%m-%d %H:%M}", checked=checked),

@@ -169,7 +169,7 @@ def _settle_late(row, message):
         sub_key_id=row.sub_key_id,
         label=row.key_label,
         key_id_short=row.key_id_short,
-        changes={"outcome": (Outcome.REFUSED.value, Outcome.OK.value)},
+        changes=audit.LATE_WRITE_CHANGES,
         message=stored_text.note(
             gettext_noop("Late write: the top-up of %(amount)s on %(when)s UTC was recorded as not applied, "
                          "and derouter applied it later. Re-settled as applied. %(message)s"),

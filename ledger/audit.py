@@ -96,6 +96,19 @@ def record(
     )
 
 
+# A late-write note (a write settled "not applied" that derouter applied after all) records this as its
+# change: the earlier write's outcome. The note is not a write: the write's own event, re-settled as
+# applied, stands for it (its webhook, its money); the note tells a reader what happened and when.
+LATE_WRITE_CHANGES = {"outcome": (Outcome.REFUSED.value, Outcome.OK.value)}
+
+
+def is_late_write_note(event):
+    """Whether the event is a late-write note (recorded with ``LATE_WRITE_CHANGES``), not a write of its own."""
+    return event.form_token is None and event.changes == {
+        name: [before, after] for name, (before, after) in LATE_WRITE_CHANGES.items()
+    }
+
+
 def finish(event, outcome, *, sub_key_id="", key_id_short="", message="", not_applied=None, inferred=False):
     """Settle a pending event once the upstream has answered (or not).
 

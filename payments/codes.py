@@ -32,7 +32,7 @@ from ledger import audit
 from ledger.models import AuditEvent, Outcome, TopUp
 from lib.money import exact_usd
 from lib import stored_text
-from payments import crediting
+from payments import crediting, late_starters
 from payments.models import CodeBatch, MoneyInSettings, RedemptionCode
 
 # No 0/O, 1/I/L: nothing a person could read two ways.
@@ -160,6 +160,9 @@ def count_states(batches):
 def _explain_unavailable(code, sub_key_id):
     """Why a code that could not be claimed cannot be redeemed, in the customer's words."""
     if code.state == State.REDEEMED:
+        if code.batch.is_starter:
+            # Its key may have been made after the customer was told the code was not used (a late write).
+            return RedemptionRefused(gettext_lazy("This code has made its key already. If you were not shown the key, ask your provider for it."), 409)
         if code.sub_key_id == sub_key_id:
             return RedemptionRefused(f"You redeemed this code already, on {code.redeemed_at:%Y-%m-%d %H:%M} UTC.", 409)
         return RedemptionRefused(gettext_lazy("This code has been used already."), 409)
@@ -291,7 +294,7 @@ class Started:
 
 
 def _starter_token(code):
-    return crediting.token_for("starter", code.pk, code.attempts)
+    return late_starters.starter_token(code, code.attempts)
 
 
 def start(raw_code):
@@ -374,9 +377,9 @@ def _settle_late_landings():
 
 def settle_held_codes():
     """Finish codes held while their top-up was unknown; give back claims whose process died; take back codes
-    whose earlier top-up was confirmed late. Returns the codes settled."""
+    whose earlier top-up was confirmed late, or whose earlier key was made late. Returns the codes settled."""
     lease_ended = timezone.now() - datetime.timedelta(seconds=settings.WRITE_SETTLE_SECONDS * 2)
-    settled = _settle_late_landings()
+    settled = _settle_late_landings() + late_starters.settle_late_starter_keys()
     for code in RedemptionCode.objects.filter(state=State.REDEEMING).select_related("topup", "batch"):
         if code.batch.is_starter:
             if _settle_starter(code, lease_ended):
@@ -398,4 +401,5 @@ def settle_held_codes():
 
 
 def has_held_codes():
-    return RedemptionCode.objects.filter(Q(state=State.REDEEMING) | Q(state=State.UNUSED, attempts__gt=0)).exists()
+    return (RedemptionCode.objects.filter(Q(state=State.REDEEMING) | Q(state=State.UNUSED, attempts__gt=0)).exists()
+            or late_starters.has_starters_given_back())

@@ -625,11 +625,19 @@ class World:
         things = [thing for thing in things if thing not in starters]
         for _, pk, attempts, says_made, name in starters:
             tokens = [crediting.token_for("starter", pk, number) for number in range(attempts + 1)]
-            made = AuditEvent.objects.filter(form_token__in=tokens, action=AuditEvent.Action.CREATE, outcome=Outcome.OK).count()
-            if made > 1:
-                problems.append(f"starter {name} made {made} keys")
-            if says_made != (made == 1):
-                problems.append(f"starter {name} says {'redeemed' if says_made else 'not redeemed'} with {made} keys made")
+            made = set(AuditEvent.objects.filter(form_token__in=tokens, action=AuditEvent.Action.CREATE, outcome=Outcome.OK)
+                       .values_list("sub_key_id", flat=True))
+            # A key made late, after the code had made another (or was revoked), is taken back: deleted, budget returned.
+            redeemed_by = RedemptionCode.objects.get(pk=pk).sub_key_id
+            taken_back = set(AuditEvent.objects.filter(
+                action=AuditEvent.Action.DELETE, outcome=Outcome.OK, actor_name="starter code", sub_key_id__in=made
+            ).values_list("sub_key_id", flat=True))
+            kept = made - taken_back
+            if len(kept) > 1:
+                problems.append(f"starter {name} made {len(kept)} keys it kept")
+            if says_made != (len(kept) == 1) or (says_made and kept != {redeemed_by}):
+                problems.append(f"starter {name} says {'redeemed' if says_made else 'not redeemed'} "
+                                f"(by {redeemed_by or 'no key'}) with {len(kept)} keys kept ({len(made)} made)")
         for kind, pk, attempts, says_credited, name in things:
             tokens = [crediting.token_for(kind, pk, number) for number in range(attempts + 1)]
             landed = TopUp.objects.filter(token__in=tokens, outcome=Outcome.OK).count()
