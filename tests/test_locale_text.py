@@ -4,7 +4,11 @@ import datetime
 import re
 from decimal import Decimal
 
+import pytest
+from django.template import Context, Template
+from django.test import Client
 from django.utils import translation
+from django.utils.translation import gettext
 
 from dashboard.log_rows import render_rows
 from lib.text import cut
@@ -48,3 +52,25 @@ def test_chinese_pages_name_cjk_faces_for_each_script():
     traditional = re.search(r'body:lang\(zh-Hant\)[^{]*\{([^}]*)\}', css)
     assert simplified and "PingFang SC" in simplified.group(1) and "Microsoft YaHei" in simplified.group(1)
     assert traditional and "PingFang TC" in traditional.group(1) and "Microsoft JhengHei" in traditional.group(1)
+
+
+
+def test_chinese_pages_group_counts_by_thousands_as_they_group_money():
+    counts = Template("{% load humanize %}{{ tokens|intcomma }}")
+    for language in ("zh-hans", "zh-hant", "en"):
+        with translation.override(language):
+            assert counts.render(Context({"tokens": 37265904})) == "37,265,904"
+
+
+@pytest.mark.django_db
+def test_the_portals_usage_table_names_its_columns_on_a_phone_in_the_customers_language(make_key, sync_mirror):
+    created = make_key("1", label="Phone customer")
+    sync_mirror()
+    customer = Client()
+    customer.post("/portal/login/", {"client_key": created.secret.reveal()})
+    page = customer.get("/portal/", HTTP_ACCEPT_LANGUAGE="zh-CN").content.decode()
+    with translation.override("zh-hans"):
+        labels = [gettext(name) for name in ("Requests", "Input tokens", "Output tokens", "Total tokens", "Cost")]
+    for label in labels:
+        assert f'data-label="{label}"' in page
+    assert 'data-label="Requests"' not in page

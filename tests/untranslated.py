@@ -24,7 +24,8 @@ SEED_TEXT = (
     "Survey second key", "INV-A11Y", "INV-1", "derouter did not answer the delete",
 )
 SKIPPED_TAGS = {"script", "style", "code", "pre", "kbd", "samp", "textarea", "template"}
-READ_ATTRIBUTES = ("aria-label", "title", "placeholder", "alt")
+# data-label: a phone shows it as the cell's column name.
+READ_ATTRIBUTES = ("aria-label", "title", "placeholder", "alt", "data-label")
 ENGLISH_RUN = re.compile(r"[A-Za-z][A-Za-z'’-]+(?:[ ,;:]+[A-Za-z][A-Za-z'’-]+)+")
 
 
