@@ -26,6 +26,7 @@ import requests
 from django.db import close_old_connections, connections
 from huey.contrib.djhuey import HUEY
 from django.utils import timezone
+from django.utils.translation import gettext_noop
 
 from automation import budget_requests, evaluation, expiry, rotation
 from automation import tasks as automation_tasks
@@ -45,6 +46,8 @@ from payments import codes as redemption_codes
 from payments import crediting
 from payments import orders as card_orders
 from payments.models import CodeBatch, Order, RedemptionCode
+from lib import stored_text
+from lib.stored_text import read_in_english as english
 
 # Faults a step may meet, each before one operation: (mode, extra fields of the rule).
 FAULTS = (
@@ -509,7 +512,7 @@ class World:
         for row in self._since(TopUp).filter(outcome__in=UNSETTLED_OUTCOMES):
             where = "listed" if row.sub_key_id in listed else "no longer listed"
             problems.append(f"top-up {row.token} of {row.amount.normalize()} by {row.actor_name} on {row.sub_key_id} "
-                            f"({where}) still {row.outcome}: {row.message}")
+                            f"({where}) still {row.outcome}: {english(row.message)}")
         for event in self._since(AuditEvent).filter(outcome__in=UNSETTLED_OUTCOMES).exclude(
             action__in=(AuditEvent.Action.TOPUP, AuditEvent.Action.RECLAIM)
         ):
@@ -517,11 +520,11 @@ class World:
         for due in self._since(KeyExpiry).exclude(
             status__in=(KeyExpiry.Status.EXPIRED, KeyExpiry.Status.CANCELLED)
         ):
-            problems.append(f"expiry of {due.sub_key_id} still {due.status} ({due.message})")
+            problems.append(f"expiry of {due.sub_key_id} still {due.status} ({english(due.message)})")
         for stuck in self._since(Rotation).exclude(
             status__in=(Rotation.Status.DONE, Rotation.Status.CREATE_REFUSED)
         ):
-            problems.append(f"rotation {stuck.pk} of {stuck.old_sub_key_id} still {stuck.status} ({stuck.message})")
+            problems.append(f"rotation {stuck.pk} of {stuck.old_sub_key_id} still {stuck.status} ({english(stuck.message)})")
         return problems
 
     def _ledger_matches_journal(self, writes, mine):
@@ -544,7 +547,7 @@ class World:
             said = sorted(confirmed[sub_key_id])
             if did != said:
                 rows = "; ".join(
-                    f"{row.amount.normalize()} {row.outcome} by {row.actor_name} ({row.note}): {row.message}"
+                    f"{row.amount.normalize()} {row.outcome} by {row.actor_name} ({english(row.note)}): {english(row.message)}"
                     for row in self._since(TopUp).filter(sub_key_id=sub_key_id, kind=TopUp.Kind.MOVE).order_by("created_at", "id")
                 )
                 problems.append(f"key {sub_key_id}: derouter applied top-ups {[str(a) for a in did]}, the ledger "
@@ -600,9 +603,9 @@ class World:
         """An approved request's top-up landed; a declined one moved no money."""
         problems = []
         for budget_request in BudgetRequest.objects.all():
-            landed = TopUp.objects.filter(
-                note=f"Budget request #{budget_request.pk}", outcome=Outcome.OK, sub_key_id=budget_request.sub_key_id
-            ).count()
+            # The approval's ledger note is a note (read in each reader's language): compared as stored.
+            note = stored_text.note(gettext_noop("Budget request #%(number)s"), number=budget_request.pk)
+            landed = TopUp.objects.filter(note=note, outcome=Outcome.OK, sub_key_id=budget_request.sub_key_id).count()
             if budget_request.status == BudgetRequest.Status.APPROVED and landed != 1:
                 problems.append(f"budget request {budget_request.pk} approved with {landed} confirmed top-ups")
             if budget_request.status == BudgetRequest.Status.DECLINED and landed:
@@ -610,7 +613,7 @@ class World:
             if budget_request.status == BudgetRequest.Status.PENDING and landed:
                 problems.append(f"budget request {budget_request.pk} still waiting but {landed} top-up(s) landed")
             if budget_request.status in budget_requests.OPEN_APPROVALS:
-                problems.append(f"budget request {budget_request.pk} still {budget_request.status} ({budget_request.message})")
+                problems.append(f"budget request {budget_request.pk} still {budget_request.status} ({english(budget_request.message)})")
         return problems
 
     def _money_in_once(self):
@@ -648,7 +651,7 @@ class World:
         listed = {sub_key.id for sub_key in self.live_keys()}
         # An order whose key was deleted stays failed for a person to refund: that is its answer, not a fault.
         for order in self._since(Order).filter(state__in=(Order.State.PAID, Order.State.FAILED), sub_key_id__in=listed):
-            problems.append(f"order {order.pk} still {order.state} after settling ({order.message})")
+            problems.append(f"order {order.pk} still {order.state} after settling ({english(order.message)})")
         return problems
 
     def _deletion_gap(self):
