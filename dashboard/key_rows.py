@@ -135,11 +135,11 @@ MARGIN_SORT_COLUMNS = {"display_multiplier"}
 KEY_ROW_MULTIPLIER_HTML = '<td class="num secondary-cell" data-label="{}">×{}</td>\n'
 
 
-def render_key_row(row, show_edit, show_margins):
+def render_key_row(row, show_edit, show_margins, labels):
     """One row of the key list as HTML; ``show_edit`` for owners, who may edit keys.
 
     Without ``show_margins`` the money is the client's (analytics.permissions.as_client_sees)
-    and the multiplier is left out.
+    and the multiplier is left out. ``labels``: get_row_labels(), read once for a page of rows.
     """
     key = row.key
     figures = get_key_figures(key, show_margins)
@@ -157,7 +157,7 @@ def render_key_row(row, show_edit, show_margins):
         KEY_ROW_HTML,
         detail_url=row.detail_url,
         label=key.label or "(no label)",
-        badge=format_row(' <span class="badge low">{}</span>', _("empty") if row.is_out else _("low")) if row.is_low else "",
+        badge=format_row(' <span class="badge low">{}</span>', labels["empty"] if row.is_out else labels["low"]) if row.is_low else "",
         key_id=key.key_id,
         budget=money(figures.budget),
         spent=money(figures.spent),
@@ -166,20 +166,26 @@ def render_key_row(row, show_edit, show_margins):
         days_left=describe_days_left(row.days_left),
         rpm_limit=key.rpm_limit,
         concurrent_limit=key.concurrent_limit,
-        multiplier=format_row(KEY_ROW_MULTIPLIER_HTML, _("Multiplier"), multiplier(key.display_multiplier)) if show_margins else "",
+        multiplier=format_row(KEY_ROW_MULTIPLIER_HTML, labels["multiplier"], multiplier(key.display_multiplier)) if show_margins else "",
         created=created,
         topup_url=row.topup_url,
         edit=format_row(KEY_ROW_EDIT_HTML, edit_url=row.edit_url) if show_edit else "",
-        **_get_row_labels(),
+        **labels["cells"],
     )
 
 
-def _get_row_labels():
-    """Each cell's column name, which a phone shows beside the value when the list becomes cards."""
+def get_row_labels():
+    """The rows' words in the reader's language: each cell's column name (which a phone shows beside
+    the value when the list becomes cards), the badges and the multiplier's name."""
     return {
-        "l_key": _("Key"), "l_budget": _("Budget"), "l_spent": _("Spent"), "l_remaining": _("Remaining"),
-        "l_days_left": _("Days left"), "l_rpm": _("Requests per minute"), "l_concurrent": _("Concurrent"),
-        "l_created": _("Created"), "l_top_up": _("Top up"),
+        "cells": {
+            "l_key": _("Key"), "l_budget": _("Budget"), "l_spent": _("Spent"), "l_remaining": _("Remaining"),
+            "l_days_left": _("Days left"), "l_rpm": _("Requests per minute"), "l_concurrent": _("Concurrent"),
+            "l_created": _("Created"), "l_top_up": _("Top up"),
+        },
+        "empty": _("empty"),
+        "low": _("low"),
+        "multiplier": _("Multiplier"),
     }
 
 
