@@ -20,7 +20,7 @@ from analytics.permissions import get_key_figures
 from dashboard.forms import KEY_SORT_COLUMNS, KeyListQueryForm
 from dashboard.upstream import is_running_low
 from derouter import client
-from lib.markup import format_row
+from lib.markup import fill_in, format_row
 from lib.money import money, multiplier
 from lib.paging import Pager, page_summary, sort_state
 from lib.times import row_date
@@ -132,14 +132,14 @@ KEY_ROW_CREATED_HTML = '<time datetime="{}" title="{}">{}</time>'
 
 # Columns that would show or order by the markup: not for whoever may not see margins.
 MARGIN_SORT_COLUMNS = {"display_multiplier"}
-KEY_ROW_MULTIPLIER_HTML = '<td class="num secondary-cell" data-label="{}">×{}</td>\n'
+KEY_ROW_MULTIPLIER_HTML = '<td class="num secondary-cell" data-label="{l_multiplier}">×{multiplier}</td>\n'
 
 
-def render_key_row(row, show_edit, show_margins, labels):
+def render_key_row(row, show_edit, show_margins, markup):
     """One row of the key list as HTML; ``show_edit`` for owners, who may edit keys.
 
     Without ``show_margins`` the money is the client's (analytics.permissions.as_client_sees)
-    and the multiplier is left out. ``labels``: get_row_labels(), read once for a page of rows.
+    and the multiplier is left out. ``markup``: get_row_markup(), made once for a page of rows.
     """
     key = row.key
     figures = get_key_figures(key, show_margins)
@@ -154,10 +154,10 @@ def render_key_row(row, show_edit, show_margins, labels):
     else:
         created = "—"
     return format_row(
-        KEY_ROW_HTML,
+        markup["row"],
         detail_url=row.detail_url,
         label=key.label or "(no label)",
-        badge=format_row(' <span class="badge low">{}</span>', labels["empty"] if row.is_out else labels["low"]) if row.is_low else "",
+        badge=format_row(' <span class="badge low">{}</span>', markup["empty"] if row.is_out else markup["low"]) if row.is_low else "",
         key_id=key.key_id,
         budget=money(figures.budget),
         spent=money(figures.spent),
@@ -166,26 +166,26 @@ def render_key_row(row, show_edit, show_margins, labels):
         days_left=describe_days_left(row.days_left),
         rpm_limit=key.rpm_limit,
         concurrent_limit=key.concurrent_limit,
-        multiplier=format_row(KEY_ROW_MULTIPLIER_HTML, labels["multiplier"], multiplier(key.display_multiplier)) if show_margins else "",
+        multiplier=format_row(markup["multiplier"], multiplier=multiplier(key.display_multiplier)) if show_margins else "",
         created=created,
         topup_url=row.topup_url,
         edit=format_row(KEY_ROW_EDIT_HTML, edit_url=row.edit_url) if show_edit else "",
-        **labels["cells"],
     )
 
 
-def get_row_labels():
-    """The rows' words in the reader's language: each cell's column name (which a phone shows beside
-    the value when the list becomes cards), the badges and the multiplier's name."""
+def get_row_markup():
+    """The rows' markup with their words in the reader's language filled in, once a page: each cell's
+    column name (which a phone shows beside the value when the list becomes cards), the badges."""
     return {
-        "cells": {
-            "l_key": _("Key"), "l_budget": _("Budget"), "l_spent": _("Spent"), "l_remaining": _("Remaining"),
-            "l_days_left": _("Days left"), "l_rpm": _("Requests per minute"), "l_concurrent": _("Concurrent"),
-            "l_created": _("Created"), "l_top_up": _("Top up"),
-        },
+        "row": fill_in(
+            KEY_ROW_HTML,
+            l_key=_("Key"), l_budget=_("Budget"), l_spent=_("Spent"), l_remaining=_("Remaining"),
+            l_days_left=_("Days left"), l_rpm=_("Requests per minute"), l_concurrent=_("Concurrent"),
+            l_created=_("Created"), l_top_up=_("Top up"),
+        ),
+        "multiplier": fill_in(KEY_ROW_MULTIPLIER_HTML, l_multiplier=_("Multiplier")),
         "empty": _("empty"),
         "low": _("low"),
-        "multiplier": _("Multiplier"),
     }
 
 

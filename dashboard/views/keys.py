@@ -41,7 +41,7 @@ from dashboard.key_rows import (
     get_key_urls,
     get_list_pager,
     get_list_url,
-    get_row_labels,
+    get_row_markup,
     get_row_url_patterns,
     render_key_row,
     render_sort_headers,
@@ -249,13 +249,13 @@ def key_list(request):
     url_patterns = get_row_url_patterns()
     days_left = get_days_left(page.object_list, query["sort"])
     show_edit = is_owner(request.user)
-    labels = get_row_labels()
+    row_markup = get_row_markup()
     context = {
         "query": query,
         "page": page,
         "rows": mark_safe("".join(
             render_key_row(
-                get_key_row(as_sub_key(snapshot), url_patterns, days_left.get(snapshot.pk)), show_edit, show_margins, labels
+                get_key_row(as_sub_key(snapshot), url_patterns, days_left.get(snapshot.pk)), show_edit, show_margins, row_markup
             )
             for snapshot in page.object_list
         )),
