@@ -29,8 +29,8 @@ from mirror.models import KeySnapshot
 CLIENTS_PER_PAGE = 50
 
 
-def _get_analytics_url(query, **changes):
-    """The analytics URL for the query with some values changed, leaving out defaults."""
+def _get_analytics_url(query, analytics_url=None, **changes):
+    """The analytics URL for the query with some values changed, leaving out defaults (``analytics_url``: its path, if known)."""
     values = {**query, **changes}
     params = {}
     if values["period"] != DEFAULT_PERIOD:
@@ -41,13 +41,14 @@ def _get_analytics_url(query, **changes):
         params["sort"] = values["sort"]
     if values["page"] != 1:
         params["page"] = values["page"]
-    url = reverse("analytics:analytics")
+    url = analytics_url or reverse("analytics:analytics")
     return f"{url}?{urlencode(params)}" if params else url
 
 
 def _get_sort_headers(query, show_margins):
     """Each client column's header: title, the URL sorting by it, and its current direction."""
     headers = []
+    analytics_url = reverse("analytics:analytics")  # once, not once a column
     for column, title in CLIENT_SORT_COLUMNS.items():
         if column in ("spend", "margin") and not show_margins:
             continue
@@ -57,7 +58,7 @@ def _get_sort_headers(query, show_margins):
                 "column": column,
                 "title": title,
                 "direction": direction,
-                "url": _get_analytics_url(query, sort=next_sort, page=1),
+                "url": _get_analytics_url(query, analytics_url, sort=next_sort, page=1),
                 "is_number": column != "label",
             }
         )
