@@ -4,6 +4,7 @@ A key's pace is its real spend over the last seven UTC days (today included) fro
 the rollups; its remaining budget comes from the key snapshot.
 """
 
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import ROUND_FLOOR, Decimal
@@ -133,9 +134,15 @@ def get_burning_keys(today):
 def get_days_left_of(keys, today=None):
     """{pk: days left} of a few key snapshots (a page of the key list): one query of their rollups.
 
-    The same figures ``annotate_days_left`` gives in SQL, for keys already read.
+    The same figures ``annotate_days_left`` gives in SQL, for keys already read. Their rollups
+    (at most one a key, model and day) are summed here: Django took twice as long to build the
+    grouped sum as to read them.
     """
-    spend = _get_spend_by_key(today or today_utc(), key__in=[key.pk for key in keys])
+    today = today or today_utc()
+    rollups = DailyRollup.objects.filter(day__gte=burn_start(today), day__lte=today, key__in=[key.pk for key in keys])
+    spend = defaultdict(Decimal)
+    for key_pk, cost in rollups.values_list("key", "cost"):
+        spend[key_pk] += cost
     days = {}
     for key in keys:
         burn_7d = spend.get(key.pk, ZERO)
