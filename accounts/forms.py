@@ -28,7 +28,7 @@ class ConsoleLoginForm(ExpectedInputMixin, AuthenticationForm):
     }
 
     # UsernameField strips and NFKC-normalises, as accounts.throttle.normalize_username does.
-    username = UsernameField(max_length=150, widget=forms.TextInput(attrs={"autofocus": True, "autocomplete": "username"}))
+    username = UsernameField(label=_("Username"), max_length=150, widget=forms.TextInput(attrs={"autofocus": True, "autocomplete": "username"}))
 
 
 class SecondFactorForm(ExpectedInputMixin, forms.Form):

@@ -46,11 +46,11 @@ class AlertRuleForm(ExpectedInputMixin, forms.Form):
         "threshold": _("Give the threshold as a plain number of dollars, percent or days, e.g. 25."),
         "email_to": _("Enter email addresses separated by commas (at most 1,000 characters), or leave it empty."),
     }
-    name = forms.CharField(max_length=200, strip=True, help_text=_("Shown in the email subject and the history."))
+    name = forms.CharField(label=_("Name"), max_length=200, strip=True, help_text=_("Shown in the email subject and the history."))
     kind = forms.ChoiceField(label=_("When"), choices=AlertRule.Kind.choices)
     sub_key_id = forms.ChoiceField(label=_("Key"), required=False, choices=(), help_text=_("For key rules only."))
     threshold = PlainDecimalField(
-        required=False, min_value=Decimal(0), max_digits=MONEY_DIGITS, decimal_places=MONEY_PLACES,
+        label=_("Threshold"), required=False, min_value=Decimal(0), max_digits=MONEY_DIGITS, decimal_places=MONEY_PLACES,
         help_text=_("USD, percent of the budget, or days, as the rule says. Not needed for spent out."),
     )
     email_to = forms.CharField(
@@ -99,9 +99,9 @@ class WebhookEndpointForm(ExpectedInputMixin, forms.Form):
         "events": _("Tick at least one event to send."),
     }
     url = forms.URLField(label=_("URL"), max_length=500, assume_scheme="https", help_text=_("Where events are POSTed; https."))
-    description = forms.CharField(max_length=200, required=False, strip=True)
+    description = forms.CharField(label=_("Description"), max_length=200, required=False, strip=True)
     events = forms.MultipleChoiceField(
-        choices=list(WEBHOOK_EVENTS.items()), widget=forms.CheckboxSelectMultiple, help_text=_("At least one.")
+        label=_("Events"), choices=list(WEBHOOK_EVENTS.items()), widget=forms.CheckboxSelectMultiple, help_text=_("At least one.")
     )
 
     def clean_url(self):
@@ -119,7 +119,7 @@ class AutoTopUpRuleForm(_KeyChoiceForm):
         "name": NAME_EXPECTED.format(120),
         "max_times": _("A whole number from 1 to 100,000, or empty for no limit."),
     }
-    name = forms.CharField(max_length=120, strip=True, help_text=_("Named in the ledger."))
+    name = forms.CharField(label=_("Name"), max_length=120, strip=True, help_text=_("Named in the ledger."))
     threshold = PositiveMoneyField(label=_("When remaining is under (USD)"), noun=_("threshold"), help_text="")
     amount = PositiveMoneyField(label=_("Add (USD)"), noun=_("amount"))
     max_times = forms.IntegerField(label=_("At most this many times"), required=False, min_value=1, max_value=100_000)
@@ -130,7 +130,7 @@ class AutoTopUpRuleForm(_KeyChoiceForm):
 
 class AllowanceForm(_KeyChoiceForm):
     expected = {**_KeyChoiceForm.expected, "period": _("Choose how often the budget refills.")}
-    period = forms.ChoiceField(choices=Allowance.Period.choices)
+    period = forms.ChoiceField(label=_("Period"), choices=Allowance.Period.choices)
     target = PositiveMoneyField(
         label=_("Refill to (USD)"), noun=_("target"), help_text=_("Topped up by target minus remaining at each period start.")
     )
@@ -167,7 +167,7 @@ class ConfirmForm(forms.Form):
 
 class DeclineForm(ExpectedInputMixin, forms.Form):
     expected = {"reason": _("Say why in at most 500 characters; the customer sees it.")}
-    reason = forms.CharField(max_length=500, strip=True, help_text=_("The customer sees this."))
+    reason = forms.CharField(label=_("Reason"), max_length=500, strip=True, help_text=_("The customer sees this."))
 
 
 class BudgetRequestForm(ExpectedInputMixin, forms.Form):
@@ -180,5 +180,5 @@ class BudgetRequestForm(ExpectedInputMixin, forms.Form):
         label=_("Amount"), min_value=Decimal("0.01"), max_value=Decimal(1_000_000), max_digits=MONEY_DIGITS, decimal_places=2,
         help_text=_("In the units your budget is shown in."),
     )
-    note = forms.CharField(max_length=500, required=False, strip=True, widget=forms.Textarea(attrs={"rows": 3}))
+    note = forms.CharField(label=_("Note"), max_length=500, required=False, strip=True, widget=forms.Textarea(attrs={"rows": 3}))
     email = forms.EmailField(label=_("Your email"), required=False, help_text=_("Optional: we write when it is decided."))

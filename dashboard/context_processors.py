@@ -19,5 +19,5 @@ def page_chrome(request):
         return {"chrome_template": "portal/base.html", "chrome_home": reverse("portal:home"), "chrome_home_label": _("Your portal")}
     user = getattr(request, "user", None)
     if user is not None and get_role(user) is not None:
-        return {"chrome_template": "dashboard/base.html", "chrome_home": reverse("console:overview"), "chrome_home_label": "Overview"}
-    return {"chrome_template": "base.html", "chrome_home": "/", "chrome_home_label": "Home"}
+        return {"chrome_template": "dashboard/base.html", "chrome_home": reverse("console:overview"), "chrome_home_label": _("Overview")}
+    return {"chrome_template": "base.html", "chrome_home": "/", "chrome_home_label": _("Home")}

@@ -174,7 +174,7 @@ class KeyCreateForm(_FixedFieldsMixin, ExpectedInputMixin, PriceForm):
 
     expected = {"label": _("The label is optional text of at most 100 characters, e.g. the customer's name.")}
 
-    label = forms.CharField(required=False, max_length=100, strip=True, help_text=_("Who the key is for, e.g. the customer's name."))
+    label = forms.CharField(label=_("Label"), required=False, max_length=100, strip=True, help_text=_("Who the key is for, e.g. the customer's name."))
     rpm_limit = _rpm_field(required=False, initial=60, help_text=_("1 to 60; empty means 60."))
     # One per rendered form: a double click or a reload finds the first attempt.
     # A post without one (not from our form) gets a fresh token in clean_token.
@@ -201,7 +201,7 @@ class KeyEditForm(_FixedFieldsMixin, ExpectedInputMixin, forms.Form):
 
     expected = KeyCreateForm.expected
 
-    label = forms.CharField(required=False, max_length=100, strip=True)
+    label = forms.CharField(label=_("Label"), required=False, max_length=100, strip=True)
     rpm_limit = _rpm_field()
     display_multiplier = _multiplier_field()
 
@@ -298,7 +298,7 @@ class LedgerQueryForm(_KeyChoiceMixin, FallbackQueryForm):
     """Which top-ups the ledger and its CSV export show."""
 
     sub_key_id = forms.UUIDField(required=False, label=_("Key"))
-    outcome = forms.ChoiceField(required=False, choices=[("", _("Any outcome")), *Outcome.choices])
+    outcome = forms.ChoiceField(label=_("Outcome"), required=False, choices=[("", _("Any outcome")), *Outcome.choices])
 
     defaults = {"sub_key_id": None, "outcome": ""}
 
@@ -334,8 +334,8 @@ class UsageLogQueryForm(FallbackQueryForm):
 class AuditQueryForm(_KeyChoiceMixin, FallbackQueryForm):
     """Which audit events the trail shows."""
 
-    action = forms.ChoiceField(required=False, choices=[("", _("Any action")), *AuditEvent.Action.choices])
-    outcome = forms.ChoiceField(required=False, choices=[("", _("Any outcome")), *Outcome.choices])
+    action = forms.ChoiceField(label=_("Action"), required=False, choices=[("", _("Any action")), *AuditEvent.Action.choices])
+    outcome = forms.ChoiceField(label=_("Outcome"), required=False, choices=[("", _("Any outcome")), *Outcome.choices])
     sub_key_id = forms.UUIDField(required=False, label=_("Key"))
 
     defaults = {"action": "", "outcome": "", "sub_key_id": None}

@@ -125,7 +125,7 @@ KEY_ROW_HTML = (
 )
 KEY_ROW_EDIT_HTML = (
     '\n<a class="button small secondary" href="{edit_url}" data-hx-get="{edit_url}" data-hx-target="#key-dialog-body" '
-    'data-hx-swap="innerHTML">Edit</a>'
+    'data-hx-swap="innerHTML">{l_edit}</a>'
 )
 KEY_ROW_CREATED_HTML = '<time datetime="{}" title="{}">{}</time>'
 
@@ -156,7 +156,7 @@ def render_key_row(row, show_edit, show_margins, markup):
     return format_row(
         markup["row"],
         detail_url=row.detail_url,
-        label=key.label or "(no label)",
+        label=key.label or markup["no_label"],
         badge=format_row(' <span class="badge low">{}</span>', markup["empty"] if row.is_out else markup["low"]) if row.is_low else "",
         key_id=key.key_id,
         budget=money(figures.budget),
@@ -169,7 +169,7 @@ def render_key_row(row, show_edit, show_margins, markup):
         multiplier=format_row(markup["multiplier"], multiplier=multiplier(key.display_multiplier)) if show_margins else "",
         created=created,
         topup_url=row.topup_url,
-        edit=format_row(KEY_ROW_EDIT_HTML, edit_url=row.edit_url) if show_edit else "",
+        edit=format_row(markup["edit"], edit_url=row.edit_url) if show_edit else "",
     )
 
 
@@ -184,6 +184,8 @@ def get_row_markup():
             l_created=_("Created"), l_top_up=_("Top up"),
         ),
         "multiplier": fill_in(KEY_ROW_MULTIPLIER_HTML, l_multiplier=_("Multiplier")),
+        "edit": fill_in(KEY_ROW_EDIT_HTML, l_edit=_("Edit")),
+        "no_label": _("(no label)"),
         "empty": _("empty"),
         "low": _("low"),
     }
@@ -251,7 +253,7 @@ def render_sort_headers(query, show_margins):
             arrow=SORT_ARROWS[direction],
         ))
         if column == "remaining":
-            html.append("<th>Usage</th>\n")
+            html.append(format_row("<th>{}</th>\n", _("Usage")))
     return mark_safe("".join(html))
 
 

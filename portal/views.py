@@ -175,7 +175,7 @@ def _get_figures(balance, **context):
         "balance": balance,
         "budget_state": _get_budget_state(balance),
         "usage_rows": [
-            ("Today", balance.today),
+            (_("Today"), balance.today),
             (_("This week"), balance.week),
             (_("This month"), balance.month),
             (_("All time"), balance.total),

@@ -9,6 +9,9 @@ keeps in Latin letters (Token, API, Webhook, CSV...).
 import re
 from html.parser import HTMLParser
 
+from django.utils import translation
+from django.utils.translation import gettext
+
 # Words that stay in Latin letters in our Chinese text (see docs/translation-glossary.md).
 KEPT_WORDS = {
     "derouter", "openai", "anthropic", "sdk", "api", "csv", "pdf", "utc", "usd", "token", "tokens", "webhook",
@@ -21,7 +24,7 @@ KEPT_WORDS = {
 # Text of the tests' seed data (key labels, notes, addresses), shown as the user typed it.
 SEED_TEXT = (
     "Survey Customer Ltd", "Former Customer", "Nearly Empty Co", "Launch week", "Billing", "Survey shop",
-    "Survey second key", "INV-A11Y", "INV-1", "derouter did not answer the delete",
+    "Survey second key", "INV-A11Y", "INV-1", "derouter did not answer the delete", "Starter",
 )
 SKIPPED_TAGS = {"script", "style", "code", "pre", "kbd", "samp", "textarea", "template"}
 # data-label: a phone shows it as the cell's column name.
@@ -72,13 +75,33 @@ def _english_runs(text):
             yield run
 
 
-def find_untranslated(html):
-    """The texts of the page (and the labels of its controls) that still read as English."""
+# A language's own name in the language menu ("English" on a Chinese page) is meant.
+LANGUAGE_NAMES = {"English"}
+
+
+def _is_untranslated_msgid(text, language):
+    """A whole text that is one of our English msgids, which the page's language translates: one word is enough."""
+    if text in SEED_TEXT or text in LANGUAGE_NAMES:
+        return False
+    with translation.override(language):
+        return gettext(text) != text
+
+
+def find_untranslated(html, language="zh-hans"):
+    """The texts of the page (and the labels of its controls) that still read as English.
+
+    Runs of two English words or more; and any whole text, a single word too ("Edit", a phone's
+    column name), that is a msgid the page's language (its <html lang>, else ``language``) translates.
+    """
+    lang = re.search(r'<html lang="([^"]+)"', html)
+    language = lang.group(1).lower() if lang else language
     body = html[html.find("<body"):] if "<body" in html else html
     reader = _Reader()
     reader.feed(body)
     found = []
     for text in reader.texts:
         found.extend(_english_runs(text))
+        if language != "en" and _is_untranslated_msgid(" ".join(text.split()), language):
+            found.append(text)
     return sorted(set(found))
 
