@@ -30,8 +30,9 @@ def note(msgid, **values):
 
 
 def lines(*notes):
-    """Several notes (or plain texts) stored as one text, read one per line."""
-    return json.dumps([_kept(part) for part in notes if part], ensure_ascii=False)
+    """Several notes (or plain texts) stored as one text, read one per line; "" when there are none."""
+    kept = [_kept(part) for part in notes if part]
+    return json.dumps(kept, ensure_ascii=False) if kept else ""
 
 
 def _kept(value):

@@ -272,3 +272,12 @@ def test_every_tile_puts_its_label_and_its_figure_in_blocks_of_their_own(owner_c
     assert tiles
     for tile in tiles:
         assert re.match(r'<div class="label">[^<]+</div><div class="value"', tile), tile
+
+
+def test_a_pass_with_nothing_to_do_says_so_on_the_automation_page(owner_client, simulator):
+    from automation import evaluation
+
+    evaluation.evaluate()
+    page = owner_client.get("/dashboard/automation/").content.decode()
+    assert "Nothing to do." in page
+    assert "<td class=\"wrap\">[]</td>" not in page

@@ -35,6 +35,8 @@ def test_a_note_reads_in_the_active_language_and_plain_text_as_recorded():
         assert read(stored_lines) == "提醒 Low：Acme 已用完全部预算 $5.00。\nplain words"
     with translation.override("zh-hant"):
         assert read(stored) == "Acme 已用完全部預算 $5.00。"
+    # No lines at all is no text (a pass with nothing to report stores its own note instead).
+    assert lines() == lines("", None) == ""
     # Cut short (an older column limit) it is no message any more: shown as it is, never an error.
     assert read(stored[:30]) == stored[:30]
 
