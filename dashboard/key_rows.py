@@ -218,11 +218,17 @@ def get_days_left(snapshots, sort):
     return get_days_left_of(snapshots)
 
 
+@lru_cache(maxsize=4)
+def _get_list_path(script_prefix):
+    """Reversed once per process and script prefix, as the rows' URL patterns are: a page links the list a dozen times."""
+    return reverse("console:key_list")
+
+
 def get_list_url(list_url=None, **query):
     """The key list URL for a search, sort and page, leaving out defaults (``list_url``: the list's path, if known)."""
     defaults = KeyListQueryForm.defaults
     params = {name: value for name, value in query.items() if value != defaults[name]}
-    url = list_url or reverse("console:key_list")
+    url = list_url or _get_list_path(get_script_prefix())
     return f"{url}?{urlencode(params)}" if params else url
 
 
@@ -237,7 +243,7 @@ SORT_ARROWS = {"ascending": " ▲", "descending": " ▼", "": ""}
 
 def render_sort_headers(query, show_margins):
     """Each column's header: its title, a link that sorts by it, and its current direction (aria-sort)."""
-    list_url = reverse("console:key_list")
+    list_url = _get_list_path(get_script_prefix())
     html = []
     for column, title in KEY_SORT_COLUMNS.items():
         if column in MARGIN_SORT_COLUMNS and not show_margins:

@@ -26,9 +26,11 @@ from pathlib import Path
 import pytest
 from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Error as PlaywrightError
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.translation import gettext
 
 from tests.helpers import ROOT, new_page, sign_in
+from tests.untranslated import find_untranslated
 
 pytestmark = pytest.mark.browser
 
@@ -442,6 +444,18 @@ def _check_lang(page, where, lang, survey):
     survey.langs.extend(f"{where} in {lang}: {html} is English without lang=\"en\"" for html in page.evaluate(ENGLISH_UNMARKED))
 
 
+def _step_in(step, lang):
+    """A walk's step as a page in ``lang`` names it (a button's name, a field's label); None when ours has no such msgid."""
+    with translation.override(lang.lower()):
+        if step == CLOSE:
+            return step
+        name = step[0] if isinstance(step, tuple) else step
+        shown = gettext(name)
+    if shown == name:
+        return None
+    return (shown, step[1]) if isinstance(step, tuple) else shown
+
+
 def _press(page, name):
     """Click the first link or button with this accessible name, inside an open dialog if there is one."""
     scope = page.locator("dialog[open]") if page.locator("dialog[open]").count() else page
@@ -452,7 +466,8 @@ def _press(page, name):
 
 def _fill(page, label, value):
     scope = page.locator("dialog[open]") if page.locator("dialog[open]").count() else page
-    scope.get_by_label(label).first.fill(value)
+    # A field, not a section a heading of the same words labels (兑换码 is both in Chinese).
+    scope.get_by_label(label).and_(scope.locator("input, select, textarea")).first.fill(value)
 
 
 def _save_html(survey, name, html):
@@ -494,12 +509,17 @@ def _walk(browser, live_server, simulator, visits, secret, names, survey):
                         survey.statuses.append(f"{where} answered {response.status}, expected {visit.status}")
                     if size == "desktop":
                         _save_html(survey, name, response.text())
-                    if size in CHINESE_SIZES:
-                        _check_lang(page, where, CHINESE_SIZES[size], survey)
+                    lang = CHINESE_SIZES.get(size)
+                    if lang:
+                        _check_lang(page, where, lang, survey)
                     _check(page, where, size, survey)
-                    if size in CHINESE_SIZES:
-                        continue
                     for number_of_step, step in enumerate(visit.steps, start=1):
+                        if lang:
+                            # The same steps in Chinese: buttons and fields by their Chinese names. A name
+                            # built with a value (the confirm button's amount) ends the walk of this page there.
+                            step = _step_in(step, lang)
+                            if step is None:
+                                break
                         if isinstance(step, tuple):
                             _fill(page, *step)
                             continue
@@ -514,6 +534,9 @@ def _walk(browser, live_server, simulator, visits, secret, names, survey):
                             survey.statuses.append(f"{where} at {size}: pressing {step!r} failed: {str(error).splitlines()[0]}")
                             break
                         _check(page, f"{where} after pressing {step!r}", size, survey)
+                        if lang:
+                            survey.langs.extend(f"{where} after pressing {step!r}: {text!r} is English"
+                                                for text in find_untranslated(page.content()))
                         if size == "desktop":
                             # What the page shows now, as the browser has it (after any htmx swap).
                             _save_html(survey, f"{name}-step{number_of_step}", page.content())
