@@ -3,6 +3,7 @@
 import json
 import stat
 import time
+import uuid
 
 import pytest
 from django.contrib.auth.models import User
@@ -100,3 +101,21 @@ def test_a_missing_or_broken_credentials_file_means_new_passwords(tmp_path):
 
     assert demo._read_credentials(tmp_path / "missing.json") == {}
     assert demo._read_credentials(broken) == {}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_fresh_demo_data_leaves_nothing_of_the_old_state_in_the_database(demo_owner, settings):
+    # The story's top-ups of an earlier simulator state, and its alert rules: a new state knows none of them.
+    TopUp.objects.create(actor_name="owner", sub_key_id="old-key", amount=1, outcome=Outcome.OK, token=uuid.uuid4())
+    AuditEvent.objects.create(actor_name="owner", action=AuditEvent.Action.CREATE, outcome=Outcome.OK, sub_key_id="old-key")
+    settings.DEBUG = True
+    demo.Command()._forget_old_data()
+    assert not TopUp.objects.exists() and not AuditEvent.objects.exists() and not User.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_fresh_demo_data_is_refused_under_production_settings(demo_owner, settings):
+    settings.DEBUG = False
+    with pytest.raises(demo.CommandError):
+        demo.Command()._forget_old_data()
+    assert User.objects.filter(pk=demo_owner.pk).exists()

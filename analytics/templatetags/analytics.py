@@ -85,14 +85,9 @@ def trend_note(figure_change, compared_with, points=False):
     if not figure_change:
         return ""
     text = change_points(figure_change) if points else change(figure_change)
-    return format_row(
-        '<div class="trend {}">{} <span class="visually-hidden">{}</span><span aria-hidden="true">{}</span> {}</div>',
-        trend(figure_change),
-        text,
-        _("compared with"),
-        _("vs"),
-        compared_with,
-    )
+    # One sentence to translate: each language orders the change and the period its own way.
+    note = _("%(change)s vs %(compared)s") % {"change": text, "compared": compared_with}
+    return format_row('<div class="trend {}">{}</div>', trend(figure_change), note)
 
 
 @register.simple_tag

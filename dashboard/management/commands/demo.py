@@ -14,13 +14,12 @@ from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth.models import User
+from django.core.cache import cache
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
 from accounts.models import ConsoleProfile, Role
 from derouter import client
-from mirror.models import DailyRollup, KeySnapshot, SyncState, UsageRecord
-from work.models import TaskRun
 
 DEMO_USERS = (("owner", Role.OWNER), ("staff", Role.STAFF))
 # The processes' logs at WARNING unless --verbose: the welcome printed last stays on screen.
@@ -45,7 +44,10 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--addr", default="127.0.0.1:8000", help="Where the dashboard listens.")
         parser.add_argument("--state", default=str(Path(settings.BASE_DIR) / "var" / "demo-sim.sqlite3"))
-        parser.add_argument("--fresh", action="store_true", help="Start from a new simulator state.")
+        parser.add_argument(
+            "--fresh", action="store_true",
+            help="Start from new demo data: a new simulator state and an emptied database (the users keep their passwords).",
+        )
         parser.add_argument("--seed-keys", type=int, default=0, help="Also seed this many extra keys (scale demo).")
         parser.add_argument(
             "--credentials", default=str(Path(settings.BASE_DIR) / "var" / "demo-credentials.json"),
@@ -68,7 +70,7 @@ class Command(BaseCommand):
             logging.getLogger().setLevel(QUIET_LOG_LEVEL)
         call_command("migrate", interactive=False, verbosity=0)
         if fresh:
-            self._forget_mirror()
+            self._forget_old_data()
         credentials_path = Path(credentials)
         kept = _read_credentials(credentials_path)
         passwords = {
@@ -186,10 +188,18 @@ class Command(BaseCommand):
         os.environ.update(STRIPE_API_BASE=settings.STRIPE_API_BASE, STRIPE_JS_URL=settings.STRIPE_JS_URL)
         return process
 
-    def _forget_mirror(self):
-        """New demo data: the mirror of the old simulator state would only confuse it."""
-        for model in (UsageRecord, DailyRollup, SyncState, TaskRun, KeySnapshot):
-            model.objects.all().delete()
+    def _forget_old_data(self):
+        """New demo data: what the database says of the old simulator state would contradict it.
+
+        Not only the mirror: the ledger and the audit trail name keys and money of the old state (the
+        story's top-ups would stand in the ledger with derouter knowing nothing of them, and
+        reconciliation would report them), and so do the rules, codes and orders. The database is
+        emptied; the users are made again with the passwords kept in the credentials file.
+        """
+        if not settings.DEBUG:
+            raise CommandError("--fresh empties the database: it runs only with DEBUG on (the demo's own settings).")
+        call_command("flush", interactive=False, verbosity=0)
+        cache.clear()
 
     def _start_consumer(self):
         """One Huey consumer (periodic tasks on): its first refresh is the mirror's first sync.
