@@ -31,6 +31,6 @@ def settle_unsettled_writes():
 def reconcile_hourly():
     """Every hour: reconcile, so the console's page shows a recent run without anyone asking."""
     try:
-        reconcile.run(requested_by="hourly")
+        reconcile.run(requested_by=note(gettext_noop("the hourly schedule")))
     except (reconcile.RunBusy, DerouterError):
         pass

@@ -69,7 +69,7 @@ def _check(requested_by):
 @db_periodic_task(crontab(hour="3", minute="23"))
 def check_money_in_daily():
     """Every day: Stripe's payments and refunds against orders, codes and the ledger (the reconciliation page lists it)."""
-    _check("daily")
+    _check(note(gettext_noop("the daily schedule")))
 
 
 @db_task()

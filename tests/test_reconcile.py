@@ -195,3 +195,14 @@ def test_the_page_reads_a_runs_notes_and_differences_in_the_readers_language(own
 
     page = owner_client.get(reverse("console:reconciliation"), HTTP_ACCEPT_LANGUAGE=accept_language).content.decode()
     assert words[1] in page and "msgid" not in page and "did not create it" not in page
+
+
+@pytest.mark.parametrize("accept_language, words", [("zh-CN", ("每小时定时任务", "；")), ("zh-TW", ("每小時排程", "；"))])
+def test_the_hourly_run_is_named_in_the_readers_language_with_its_punctuation(owner_client, demo, accept_language, words):
+    from dashboard.tasks import reconcile_hourly
+
+    reconcile_hourly.call_local()
+    page = owner_client.get(reverse("console:reconciliation"), HTTP_ACCEPT_LANGUAGE=accept_language).content.decode()
+    assert all(word in page for word in words)
+    assert "hourly" not in page and "msgid" not in page
+    assert "asked for by the hourly schedule." in owner_client.get(reverse("console:reconciliation")).content.decode()
