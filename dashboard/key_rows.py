@@ -106,7 +106,7 @@ def get_key_row(sub_key, url_patterns, days_left=None):
 # an include and three dates a row made the template engine most of the page's cost.
 KEY_ROW_HTML = (
     '<tr>\n'
-    '<td class="label-cell"><a class="truncate" href="{detail_url}" title="{label}">{label}</a>{badge}</td>\n'
+    '<td class="label-cell"><a class="truncate" href="{detail_url}" title="{label}"{label_is_a_name}>{label}</a>{badge}</td>\n'
     '<td class="mono" data-label="{l_key}">{key_id}</td>\n'
     '<td class="num" data-label="{l_budget}">{budget}</td>\n'
     '<td class="num" data-label="{l_spent}">{spent}</td>\n'
@@ -127,6 +127,7 @@ KEY_ROW_EDIT_HTML = (
     '\n<a class="button small secondary" href="{edit_url}" data-hx-get="{edit_url}" data-hx-target="#key-dialog-body" '
     'data-hx-swap="innerHTML">{l_edit}</a>'
 )
+TRANSLATE_NO = mark_safe(' translate="no"')
 KEY_ROW_CREATED_HTML = '<time datetime="{}" title="{}">{}</time>'
 
 
@@ -157,6 +158,8 @@ def render_key_row(row, show_edit, show_margins, markup):
         markup["row"],
         detail_url=row.detail_url,
         label=key.label or markup["no_label"],
+        # A label is a name the reseller typed: no translation (a browser's, or our check for English) touches it.
+        label_is_a_name=TRANSLATE_NO if key.label else "",
         badge=format_row(' <span class="badge low">{}</span>', markup["empty"] if row.is_out else markup["low"]) if row.is_low else "",
         key_id=key.key_id,
         budget=money(figures.budget),

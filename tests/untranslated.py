@@ -65,8 +65,8 @@ class _Reader(HTMLParser):
                 self.texts.append(attributes[name])
 
 
-def _english_runs(text):
-    for seed in SEED_TEXT:
+def _english_runs(text, names=()):
+    for seed in (*SEED_TEXT, *names):
         text = text.replace(seed, " ")
     text = re.sub(r"https?://\S+|\S+@\S+|\b[\w.-]+\.(?:com|ai|cloud|example)\S*", " ", text)
     for run in ENGLISH_RUN.findall(text):
@@ -79,19 +79,20 @@ def _english_runs(text):
 LANGUAGE_NAMES = {"English"}
 
 
-def _is_untranslated_msgid(text, language):
+def _is_untranslated_msgid(text, language, names=()):
     """A whole text that is one of our English msgids, which the page's language translates: one word is enough."""
-    if text in SEED_TEXT or text in LANGUAGE_NAMES:
+    if text in SEED_TEXT or text in LANGUAGE_NAMES or text in names:
         return False
     with translation.override(language):
         return gettext(text) != text
 
 
-def find_untranslated(html, language="zh-hans"):
+def find_untranslated(html, language="zh-hans", names=()):
     """The texts of the page (and the labels of its controls) that still read as English.
 
     Runs of two English words or more; and any whole text, a single word too ("Edit", a phone's
     column name), that is a msgid the page's language (its <html lang>, else ``language``) translates.
+    ``names``: more text people typed (the labels of keys other tests made in a shared simulator).
     """
     lang = re.search(r'<html lang="([^"]+)"', html)
     language = lang.group(1).lower() if lang else language
@@ -100,8 +101,8 @@ def find_untranslated(html, language="zh-hans"):
     reader.feed(body)
     found = []
     for text in reader.texts:
-        found.extend(_english_runs(text))
-        if language != "en" and _is_untranslated_msgid(" ".join(text.split()), language):
+        found.extend(_english_runs(text, names))
+        if language != "en" and _is_untranslated_msgid(" ".join(text.split()), language, names):
             found.append(text)
     return sorted(set(found))
 
