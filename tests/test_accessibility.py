@@ -29,7 +29,6 @@ from playwright.sync_api import Error as PlaywrightError
 from django.utils import timezone, translation
 from django.utils.translation import gettext
 
-from mirror.models import KeySnapshot
 from tests.helpers import ROOT, new_page, sign_in
 from tests.untranslated import find_untranslated
 
@@ -537,6 +536,9 @@ def _walk(browser, live_server, simulator, visits, secret, names, survey):
                         _check(page, f"{where} after pressing {step!r}", size, survey)
                         if lang:
                             # The key list behind a dialog shows keys other tests made, with English labels.
+                            # (Imported here: bench/screenshots.py reads this module's VISITS without Django set up.)
+                            from mirror.models import KeySnapshot
+
                             labels = set(KeySnapshot.objects.exclude(label="").values_list("label", flat=True))
                             survey.langs.extend(f"{where} after pressing {step!r}: {text!r} is English"
                                                 for text in find_untranslated(page.content(), names=labels))
