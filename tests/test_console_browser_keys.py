@@ -25,6 +25,8 @@ def test_owner_creates_copies_edits_and_deletes_a_key(live_server, page, owner, 
     expect(page.locator("h1")).to_contain_text("Key created")
     secret = page.locator("#full-key").inner_text().strip()
     assert secret.startswith("sk-ant-")
+    # The copy button's handler is in the deferred app.js: a click before it has run does nothing.
+    page.wait_for_load_state("load")
     page.click("button:has-text('Copy key')")
     expect(page.locator("button:has-text('Copied')")).to_be_visible()
     assert page.evaluate("navigator.clipboard.readText()") == secret
