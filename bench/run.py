@@ -458,7 +458,8 @@ def ratio(value, goal=None, higher_is_better=False):
 def sync_against_paging(options):
     """(what, raw rows/s, sync rows/s, ratio) of a first and an incremental sync, by bench/mirror_at_scale.py."""
     command = [PYTHON, "bench/mirror_at_scale.py", "--skip-keys", "--rows", str(options.export_rows),
-               "--new-rows", "1000", "--sync-runs", str(options.sync_runs)]
+               "--new-rows", "1000", "--sync-runs", str(options.sync_runs),
+               "--incremental-runs", str(options.incremental_runs)]
     output = subprocess.run(command, cwd=ROOT, check=True, capture_output=True, text=True).stdout
     rows = SYNC_ROW.findall(output)
     if len(rows) != 2:
@@ -584,7 +585,8 @@ def main():
     parser.add_argument("--latencies", default="0,150", help="upstream latencies in ms, comma separated")
     parser.add_argument("--journeys", type=int, default=5, help="interleaved rounds of the top-up journey")
     parser.add_argument("--export-rows", type=int, default=100_000, help="usage rows of the heavy key")
-    parser.add_argument("--sync-runs", type=int, default=3, help="interleaved first syncs (three incremental each)")
+    parser.add_argument("--sync-runs", type=int, default=3, help="interleaved first syncs, and runs of the freshness pass")
+    parser.add_argument("--incremental-runs", type=int, default=25, help="interleaved incremental syncs of 1,000 rows")
     parser.add_argument("--freshness-keys", type=int, default=2000, help="keys each making a request before a pass")
     parser.add_argument("--freshness-latency-ms", type=int, default=150, help="upstream latency of the freshness run")
     options = parser.parse_args()

@@ -70,7 +70,9 @@ def usage_row_maker(key, multiplier):
         mirrored_at = adapt_datetime(timezone.now())
         rows = []
         for log in logs:
-            created_at = log.created_at.astimezone(UTC)
+            created_at = log.created_at
+            if created_at.tzinfo is not UTC:
+                created_at = created_at.astimezone(UTC)
             rows.append(UsageRow(
                 log.request_id, key_pk, adapt_datetime(created_at), log.model, log.input_tokens, log.output_tokens,
                 log.cache_read_tokens, log.cache_write_tokens, log.duration_ms, log.cost, multiplier,
@@ -92,7 +94,8 @@ def insert_usage(key, rows):
     rows = list({row.request_id: row for row in rows}.values())
     if not rows:
         return []
-    with transaction.atomic():
+    # In the writer's transaction no savepoint is needed: a failure there rolls the batch back whole.
+    with transaction.atomic(savepoint=False):
         added = _insert_returning(rows)
         if len(added) < len(rows):
             rows = [row for row in rows if row.request_id in added]
@@ -300,7 +303,9 @@ def _datetime_adapter():
 
     Django's SQLite adapter checks every value for an expression and a time zone before it
     writes the naive UTC time as text; these are all aware and in UTC already, so on SQLite
-    the text is written straight away (the same text). Other backends take the datetime.
+    the text is written straight away (the same text: an aware UTC time's ISO form less its
+    "+00:00", which is half the cost of dropping the zone and formatting). Other backends
+    take the datetime.
     """
     if connection.vendor == "sqlite" and connection.timezone_name == "UTC":
         return _naive_utc_text
@@ -308,7 +313,7 @@ def _datetime_adapter():
 
 
 def _naive_utc_text(moment):
-    return str(moment.replace(tzinfo=None))
+    return moment.isoformat(" ")[:-6]
 
 
 ROLLUP_SUMS = ("requests", "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "cost", "billed")
