@@ -13,53 +13,17 @@ from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 
-from django.db.models import DecimalField, F, Sum, Value
-from django.db.models.functions import Coalesce
-from django.db.models.lookups import IsNull
 from django.utils import timezone
 from django.utils.functional import cached_property
 from django.utils.translation import ngettext
 
+from analytics import rollup_sql
 from analytics.forms import Period
 from lib.money import model_alias
-from mirror.models import BILLED_PLACES, DailyRollup, KeySnapshot
+from mirror.models import BILLED_PLACES, COST_PLACES, DailyRollup, KeySnapshot
 
-# Real costs carry the mirror's eight places; SQLite sums them as floats, so round back.
-COST_PLACES = Decimal("0.00000001")
 HUNDRED = Decimal(100)
 ZERO = Decimal(0)
-
-_MONEY = DecimalField(max_digits=24, decimal_places=8)
-# Named apart from the rollup's own fields: an annotation may not shadow a field.
-SUMS = {
-    "total_requests": Coalesce(Sum("requests"), 0),
-    "total_input": Coalesce(Sum("input_tokens"), 0),
-    "total_output": Coalesce(Sum("output_tokens"), 0),
-    "total_spend": Coalesce(Sum("cost"), Value(ZERO), output_field=_MONEY),
-    "total_billed": Coalesce(Sum("billed"), Value(ZERO), output_field=_MONEY),
-}
-# Sums per group (day, model, client): a group has rows, so no sum is NULL and needs no Coalesce
-# (a quarter of the time Django took to build and read such a query).
-GROUP_SUMS = {
-    "total_requests": Sum("requests"),
-    "total_input": Sum("input_tokens"),
-    "total_output": Sum("output_tokens"),
-    "total_spend": Sum("cost"),
-    "total_billed": Sum("billed"),
-}
-# What the client table shows of each key, read with its figures (no second query for the keys).
-CLIENT_KEY_FIELDS = ("sub_key_id", "label", "key_id_short", "deleted_at")
-KEY_COLUMNS = tuple(f"key__{field}" for field in CLIENT_KEY_FIELDS)
-# The client table sorts in SQL by these.
-CLIENT_ORDERINGS = {
-    "label": "key__label",
-    "requests": "total_requests",
-    "tokens": "total_tokens",
-    "spend": "total_spend",
-    "billed": "total_billed",
-    "margin": "total_margin",
-}
-
 
 def today_utc():
     return timezone.now().date()
@@ -76,18 +40,8 @@ class Totals:
     billed: Decimal = ZERO
 
     @classmethod
-    def from_sums(cls, sums):
-        return cls(
-            requests=int(sums["total_requests"]),
-            input_tokens=int(sums["total_input"]),
-            output_tokens=int(sums["total_output"]),
-            spend=Decimal(sums["total_spend"]).quantize(COST_PLACES),
-            billed=Decimal(sums["total_billed"]).quantize(BILLED_PLACES),
-        )
-
-    @classmethod
     def add(cls, many):
-        """The totals of several Totals (each already rounded to its places, so the sum is exact), as from_sums places them."""
+        """The totals of several Totals (each already rounded to its places, so the sum is exact), at those places."""
         many = list(many)
         return cls(
             requests=sum(totals.requests for totals in many),
@@ -182,7 +136,7 @@ def client_rollups(period, key=None):
 
 
 def get_totals(period, key=None):
-    return Totals.from_sums(client_rollups(period, key).aggregate(**SUMS))
+    return Totals(*rollup_sql.totals(period.start, period.end, key))
 
 
 def get_key_totals_since(period, key, since):
@@ -208,9 +162,8 @@ def get_key_totals_since(period, key, since):
 
 def get_daily(period, key=None):
     """Figures for every day of the period, days without use included as zeros."""
-    sums = client_rollups(period, key).order_by().values("day").annotate(**GROUP_SUMS)
-    by_day = {row["day"]: Totals.from_sums(row) for row in sums}
-    return [DayFigures(day, by_day.get(day, Totals())) for day in period.each_day()]
+    by_day = rollup_sql.by_day(period.start, period.end, key)
+    return [DayFigures(day, Totals(*by_day[day]) if day in by_day else Totals()) for day in period.each_day()]
 
 
 class DaySums:
@@ -222,16 +175,9 @@ class DaySums:
     """
 
     def __init__(self, start, end):
-        # Grouped by the lookup itself (a boolean expression): a CASE around it cost Django a fifth more work.
-        rows = (
-            DailyRollup.objects.filter(day__gte=start, day__lte=end)
-            .order_by()
-            .values("day", own=IsNull(F("key"), True))
-            .annotate(**GROUP_SUMS)
-        )
-        self.clients, self.own = {}, {}
-        for row in rows:
-            (self.own if row["own"] else self.clients)[row["day"]] = Totals.from_sums(row)
+        clients, own = rollup_sql.by_day_and_owner(start, end)
+        self.clients = {day: Totals(*sums) for day, sums in clients.items()}
+        self.own = {day: Totals(*sums) for day, sums in own.items()}
 
     @staticmethod
     def _in(by_day, period):
@@ -264,10 +210,9 @@ def get_by_model(period, key=None):
     The dated names derouter logs ("claude-sonnet-4-6-20260101") count under the name sent
     ("claude-sonnet-4-6"), as the usage logs show them (lib.money.model_alias).
     """
-    sums = client_rollups(period, key).order_by().values("model").annotate(**GROUP_SUMS)
     grouped = defaultdict(list)
-    for row in sums:
-        grouped[model_alias(row["model"])].append(Totals.from_sums(row))
+    for model, sums in rollup_sql.by_model(period.start, period.end, key):
+        grouped[model_alias(model)].append(Totals(*sums))
     rows = [(model, Totals.add(many)) for model, many in grouped.items()]
     total_billed = sum((totals.billed for _, totals in rows), start=ZERO)
     rows.sort(key=lambda row: (-row[1].billed, row[0]))
@@ -275,26 +220,15 @@ def get_by_model(period, key=None):
 
 
 def get_clients(period, sort):
-    """Figures per Client Key as a queryset of dicts, sorted in SQL ("-" for descending)."""
-    column = sort.removeprefix("-")
-    ordering = F(CLIENT_ORDERINGS[column])
-    ordering = ordering.desc(nulls_last=True) if sort.startswith("-") else ordering.asc(nulls_last=True)
-    return (
-        client_rollups(period)
-        .order_by()
-        .values("key", *KEY_COLUMNS)
-        .annotate(**GROUP_SUMS)
-        .annotate(total_tokens=F("total_input") + F("total_output"), total_margin=F("total_billed") - F("total_spend"))
-        .order_by(ordering, "key")
-    )
+    """Figures per Client Key, sorted in SQL ("-" for descending): a list to page, read a page at a time."""
+    return rollup_sql.ClientSums(period.start, period.end, sort)
 
 
 def get_client_rows(sums, total_billed):
     """The client table's rows for one page of ``get_clients``, each with its key (what the table shows of it)."""
     rows = []
-    for row in sums:
-        key = KeySnapshot(pk=row["key"], **{field: row[f"key__{field}"] for field in CLIENT_KEY_FIELDS})
-        totals = Totals.from_sums(row)
+    for key, key_sums in sums:
+        totals = Totals(*key_sums)
         rows.append(ClientFigures(key, totals, _share(totals.billed, total_billed)))
     return rows
 

@@ -19,6 +19,8 @@ from django.utils.translation import gettext_lazy as _
 
 # What a client sees of one row's money: derouter rounds each row's shown cost to six places.
 BILLED_PLACES = Decimal("0.000001")
+# Real costs carry eight places (UsageRecord.cost); SQLite sums them as floats, so sums are rounded back.
+COST_PLACES = Decimal("0.00000001")
 ACCOUNT_SCOPE = "account"
 
 

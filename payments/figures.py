@@ -8,6 +8,7 @@ from decimal import Decimal
 
 from django.db import connection
 
+from lib.sql import decimal_sum
 from payments.models import Order, RedemptionCode
 
 ZERO = Decimal(0)
@@ -51,11 +52,6 @@ def _statements():
     )
 
 
-def _decimal(total, places):
-    """A sum from the database as a Decimal of its column's places (SQLite sums decimals through floating point)."""
-    return ZERO if total is None else Decimal(str(total)).quantize(places)
-
-
 def _moment(day):
     """The start of a UTC day, as the database compares it with a DateTimeField."""
     return connection.ops.adapt_datetimefield_value(datetime.datetime.combine(day, datetime.time(), tzinfo=datetime.UTC))
@@ -71,16 +67,16 @@ def _sums(first_day, split_day, last_day):
     with connection.cursor() as cursor:
         cursor.execute(paid_sql, [split, start, end])
         for currency, later, payments, price_total, credited in cursor.fetchall():
-            paid[bool(later)][currency.upper()] += _decimal(price_total, CENTS)
+            paid[bool(later)][currency.upper()] += decimal_sum(price_total, CENTS)
             figures[bool(later)]["payments"] += payments
-            figures[bool(later)]["payments_credited_usd"] += _decimal(credited, USD_PLACES)
+            figures[bool(later)]["payments_credited_usd"] += decimal_sum(credited, USD_PLACES)
         cursor.execute(refunds_sql, [split, start, end])
         for later, refunds in cursor.fetchall():
             figures[bool(later)]["refunds"] = refunds
         cursor.execute(codes_sql, [split, RedemptionCode.State.REDEEMED.value, start, end])
         for later, redemptions, redeemed in cursor.fetchall():
             figures[bool(later)]["redemptions"] = redemptions
-            figures[bool(later)]["redeemed_usd"] = _decimal(redeemed, USD_PLACES)
+            figures[bool(later)]["redeemed_usd"] = decimal_sum(redeemed, USD_PLACES)
     return tuple(
         MoneyIn(
             payments=figures[later]["payments"],

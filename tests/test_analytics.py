@@ -160,6 +160,41 @@ def test_the_client_table_sorts_and_answers_htmx_with_the_table_alone(owner_clie
     assert 'data-hx-get="/dashboard/analytics/?sort=requests"' in html
 
 
+def test_the_client_table_sorts_by_every_column_both_ways_and_reads_one_page_at_a_time():
+    today = _today()
+    # Each column orders these three differently from at least one other column.
+    acme = mirrored_key("Acme", multiplier="4")
+    zenith = mirrored_key("Zenith", multiplier="1")
+    mid = mirrored_key("Mid", multiplier="2")
+    usage(acme, today, "0.01", count=1, input_tokens=9000, output_tokens=10)
+    usage(zenith, today, "0.30", count=5, input_tokens=10, output_tokens=10)
+    usage(mid, today - timedelta(days=1), "0.02", count=3, input_tokens=100, output_tokens=100)
+    mid.deleted_at = timezone.now()
+    mid.save(update_fields=["deleted_at"])
+    period = figures.get_last_days(7)
+    totals = {key.label: figures.get_totals(period, key) for key in (acme, zenith, mid)}
+    measures = {
+        "label": lambda label: label,
+        "requests": lambda label: totals[label].requests,
+        "tokens": lambda label: totals[label].tokens,
+        "spend": lambda label: totals[label].spend,
+        "billed": lambda label: totals[label].billed,
+        "margin": lambda label: totals[label].margin,
+    }
+    for column, measure in measures.items():
+        for descending in (False, True):
+            sort = f"-{column}" if descending else column
+            rows = figures.get_clients(period, sort)[0:50]
+            assert [key.label for key, _ in rows] == sorted(totals, key=measure, reverse=descending), sort
+    clients = figures.get_clients(period, "-requests")
+    assert clients.count() == 3
+    (second,) = clients[1:2]
+    key, sums = second
+    assert (key.label, key.sub_key_id, key.is_deleted) == ("Mid", mid.sub_key_id, True)
+    assert figures.Totals(*sums) == totals["Mid"]
+    assert not figures.get_clients(Period(today - timedelta(days=30), today - timedelta(days=20)), "label")[0:50]
+
+
 def test_staff_see_analytics_without_real_costs_or_margins(staff_client, business):
     response = staff_client.get(URL)
     html = response.content.decode()
