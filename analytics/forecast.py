@@ -4,7 +4,6 @@ A key's pace is its real spend over the last seven UTC days (today included) fro
 the rollups; its remaining budget comes from the key snapshot.
 """
 
-from collections import defaultdict
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import ROUND_FLOOR, Decimal
@@ -14,6 +13,7 @@ from django.db.models.functions import Coalesce
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
+from analytics import rollup_sql
 from analytics.figures import ZERO, today_utc
 from mirror.models import DailyRollup, KeySnapshot
 
@@ -134,15 +134,11 @@ def get_burning_keys(today):
 def get_days_left_of(keys, today=None):
     """{pk: days left} of a few key snapshots (a page of the key list): one query of their rollups.
 
-    The same figures ``annotate_days_left`` gives in SQL, for keys already read. Their rollups
-    (at most one a key, model and day) are summed here: Django took twice as long to build the
-    grouped sum as to read them.
+    The same figures ``annotate_days_left`` gives in SQL, for keys already read (rollup_sql's
+    statement: Django took longer to build the grouped sum than the database to run it).
     """
     today = today or today_utc()
-    rollups = DailyRollup.objects.filter(day__gte=burn_start(today), day__lte=today, key__in=[key.pk for key in keys])
-    spend = defaultdict(Decimal)
-    for key_pk, cost in rollups.values_list("key", "cost"):
-        spend[key_pk] += cost
+    spend = rollup_sql.spend_by_key(burn_start(today), today, [key.pk for key in keys])
     days = {}
     for key in keys:
         burn_7d = spend.get(key.pk, ZERO)

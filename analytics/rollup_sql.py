@@ -132,6 +132,22 @@ def by_model(start, end, key=None):
     return [(model, Sums.read(*sums)) for model, *sums in _rows(_statement("models", key is not None), _parameters(start, end, key))]
 
 
+@functools.lru_cache(maxsize=64)
+def _spend_by_key_statement(keys):
+    """The real spend of ``keys`` keys (their ids last), a row per key that spent: built once per number of keys."""
+    rollups, _ = _tables()
+    marks = ", ".join(["%s"] * keys)
+    return f"SELECT r.key_id, SUM(r.cost) FROM {rollups} r WHERE r.day >= %s AND r.day <= %s AND r.key_id IN ({marks}) GROUP BY r.key_id"
+
+
+def spend_by_key(start, end, key_pks):
+    """{key snapshot pk: real spend from ``start`` to ``end``} of those of the keys that have rollups then."""
+    if not key_pks:
+        return {}
+    rows = _rows(_spend_by_key_statement(len(key_pks)), [*_parameters(start, end, None), *key_pks])
+    return {pk: decimal_sum(spend, COST_PLACES) for pk, spend in rows}
+
+
 class ClientSums:
     """The Client Keys' sums over the days, a row per key, sorted in SQL: a paginator's list.
 

@@ -11,6 +11,7 @@ later settles such a write from what derouter lists (the key list and key page
 call it; ``resolve_unsettled_writes`` does it for everything, for a worker task).
 """
 
+import functools
 import uuid
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext_noop
 
@@ -29,7 +30,7 @@ from derouter import conventions as upstream_conventions
 from derouter.client import DerouterError
 from ledger import audit
 from ledger.formtokens import check_form_token
-from ledger.models import UNSETTLED_OUTCOMES, AuditEvent, Outcome
+from ledger.models import UNSETTLED_OUTCOMES, AuditEvent, Outcome, TopUp
 from ledger.outcomes import ErrorOutcome, outcome_of_write_error
 from lib.money import to_decimal
 from lib import stored_text
@@ -42,6 +43,8 @@ FIELD_WORDS = {"label": gettext_noop("label"), "rpm_limit": gettext_noop("rpm li
 
 # After a create whose outcome is unknown, the newest keys are shown so a person can look for it.
 RECENT_KEYS_AFTER_UNKNOWN = 5
+# The audited actions that write a key (the others move money, reveal, change settings).
+KEY_WRITE_ACTIONS = (AuditEvent.Action.CREATE, AuditEvent.Action.EDIT, AuditEvent.Action.DELETE)
 
 
 @dataclass(frozen=True)
@@ -492,7 +495,7 @@ def resolve_unknown_key_writes(sub_keys, read_at, sub_key_id=None, late_writes=F
     if sub_key_id is not None:
         events = events.filter(sub_key_id=str(sub_key_id), action__in=(AuditEvent.Action.EDIT, AuditEvent.Action.DELETE))
     else:
-        events = events.filter(action__in=(AuditEvent.Action.CREATE, AuditEvent.Action.EDIT, AuditEvent.Action.DELETE))
+        events = events.filter(action__in=KEY_WRITE_ACTIONS)
     events = list(events)
     late = list(_late_creates(read_at)) if late_writes and sub_key_id is None else []
     if not events and not late:
@@ -520,15 +523,42 @@ def resolve_unknown_key_writes(sub_keys, read_at, sub_key_id=None, late_writes=F
     return settled
 
 
+@functools.cache
+def _open_writes_statement():
+    """Whether any key write (create, edit, delete) or move is pending or unknown, as one plain statement.
+
+    The key list asks it on every view: Django took longer to build its two queries than the
+    database to run them. The moves are those ``topups.has_unsettled_moves()`` looks for.
+    """
+    events = connection.ops.quote_name(AuditEvent._meta.db_table)
+    moves = connection.ops.quote_name(TopUp._meta.db_table)
+    unsettled, actions = _marks(UNSETTLED_OUTCOMES), _marks(KEY_WRITE_ACTIONS)
+    return (
+        f"SELECT EXISTS(SELECT 1 FROM {events} WHERE outcome IN ({unsettled}) AND action IN ({actions}))"
+        f" OR EXISTS(SELECT 1 FROM {moves} WHERE outcome IN ({unsettled}) AND kind = %s)"
+    )
+
+
+def _marks(values):
+    return ", ".join(["%s"] * len(values))
+
+
+def _has_open_writes():
+    unsettled = [outcome.value for outcome in UNSETTLED_OUTCOMES]
+    actions = [action.value for action in KEY_WRITE_ACTIONS]
+    with connection.cursor() as cursor:
+        cursor.execute(_open_writes_statement(), [*unsettled, *actions, *unsettled, TopUp.Kind.MOVE.value])
+        return bool(cursor.fetchone()[0])
+
+
 def has_unsettled_writes(late_writes=False):
     """Whether any key write or move is pending or unknown; with ``late_writes``, or could still land late (the worker looks)."""
+    if not late_writes:
+        return _has_open_writes()
     return (
-        AuditEvent.objects.filter(
-            outcome__in=UNSETTLED_OUTCOMES,
-            action__in=(AuditEvent.Action.CREATE, AuditEvent.Action.EDIT, AuditEvent.Action.DELETE),
-        ).exists()
+        AuditEvent.objects.filter(outcome__in=UNSETTLED_OUTCOMES, action__in=KEY_WRITE_ACTIONS).exists()
         or topups.has_unsettled_moves(late_writes)
-        or (late_writes and _late_creates(timezone.now()).exists())
+        or _late_creates(timezone.now()).exists()
     )
 
 

@@ -419,3 +419,27 @@ def test_the_periodic_task_records_a_failed_run_when_derouter_is_down(owner, mak
 
     run = TaskRun.objects.get(name="dashboard.settle_unsettled_writes")
     assert run.status == TaskRun.Status.FAILED and "Unavailable" in run.error
+
+
+@pytest.mark.django_db
+def test_pages_look_for_open_writes_of_keys_and_moves_only():
+    """The key list's check before it asks derouter: a pending or unknown key write or move, nothing else."""
+    assert not keywrites.has_unsettled_writes()
+    AuditEvent.objects.create(actor_name="owner", action=AuditEvent.Action.EDIT, outcome=Outcome.OK)
+    AuditEvent.objects.create(actor_name="owner", action=AuditEvent.Action.REVEAL, outcome=Outcome.PENDING)
+    TopUp.objects.create(
+        token=uuid.uuid4(), kind=TopUp.Kind.RETURN, actor_name="owner", sub_key_id="k", amount=Decimal(1), outcome=Outcome.PENDING
+    )
+    refused = TopUp.objects.create(
+        token=uuid.uuid4(), actor_name="owner", sub_key_id="k", amount=Decimal(1), outcome=Outcome.REFUSED
+    )
+    assert not keywrites.has_unsettled_writes()
+    for action in keywrites.KEY_WRITE_ACTIONS:
+        for outcome in (Outcome.PENDING, Outcome.UNKNOWN):
+            event = AuditEvent.objects.create(actor_name="owner", action=action, outcome=outcome)
+            assert keywrites.has_unsettled_writes(), (action, outcome)
+            event.delete()
+    for outcome in (Outcome.PENDING, Outcome.UNKNOWN):
+        refused.outcome = outcome
+        refused.save(update_fields=["outcome"])
+        assert keywrites.has_unsettled_writes(), outcome
