@@ -195,6 +195,18 @@ def test_the_client_table_sorts_by_every_column_both_ways_and_reads_one_page_at_
     assert not figures.get_clients(Period(today - timedelta(days=30), today - timedelta(days=20)), "label")[0:50]
 
 
+def test_the_client_table_pages_past_its_first_fifty_clients(owner_client):
+    today = _today()
+    for number in range(51):
+        usage(mirrored_key(f"Client {number:02d}"), today, "0.01", count=number + 1)
+    first = owner_client.get(f"{URL}?sort=-requests").content.decode()
+    assert "1–50 of 51 clients" in first
+    assert "Client 50" in first and "Client 01" in first and "Client 00" not in first
+    second = owner_client.get(f"{URL}?sort=-requests&page=2", HTTP_HX_REQUEST="true").content.decode()
+    assert "51–51 of 51 clients" in second
+    assert "Client 00" in second and "Client 01" not in second
+
+
 def test_staff_see_analytics_without_real_costs_or_margins(staff_client, business):
     response = staff_client.get(URL)
     html = response.content.decode()
