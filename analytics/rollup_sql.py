@@ -13,7 +13,7 @@ from typing import NamedTuple
 
 from django.db import connection
 
-from lib.sql import decimal_sum, to_date, to_moment
+from lib.sql import decimal_sum, placeholders, to_date, to_moment
 from mirror.models import BILLED_PLACES, COST_PLACES, DailyRollup, KeySnapshot
 
 SUMMED = "SUM(r.requests), SUM(r.input_tokens), SUM(r.output_tokens), SUM(r.cost), SUM(r.billed)"
@@ -136,8 +136,10 @@ def by_model(start, end, key=None):
 def _spend_by_key_statement(keys):
     """The real spend of ``keys`` keys (their ids last), a row per key that spent: built once per number of keys."""
     rollups, _ = _tables()
-    marks = ", ".join(["%s"] * keys)
-    return f"SELECT r.key_id, SUM(r.cost) FROM {rollups} r WHERE r.day >= %s AND r.day <= %s AND r.key_id IN ({marks}) GROUP BY r.key_id"
+    return (
+        f"SELECT r.key_id, SUM(r.cost) FROM {rollups} r"
+        f" WHERE r.day >= %s AND r.day <= %s AND r.key_id IN ({placeholders(keys)}) GROUP BY r.key_id"
+    )
 
 
 def spend_by_key(start, end, key_pks):

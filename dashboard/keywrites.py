@@ -34,6 +34,7 @@ from ledger.models import UNSETTLED_OUTCOMES, AuditEvent, Outcome, TopUp
 from ledger.outcomes import ErrorOutcome, outcome_of_write_error
 from lib.money import to_decimal
 from lib import stored_text
+from lib.sql import placeholders
 from mirror import snapshot as mirror_snapshot
 from mirror import sync as mirror_sync
 
@@ -532,15 +533,11 @@ def _open_writes_statement():
     """
     events = connection.ops.quote_name(AuditEvent._meta.db_table)
     moves = connection.ops.quote_name(TopUp._meta.db_table)
-    unsettled, actions = _marks(UNSETTLED_OUTCOMES), _marks(KEY_WRITE_ACTIONS)
+    unsettled, actions = placeholders(len(UNSETTLED_OUTCOMES)), placeholders(len(KEY_WRITE_ACTIONS))
     return (
         f"SELECT EXISTS(SELECT 1 FROM {events} WHERE outcome IN ({unsettled}) AND action IN ({actions}))"
         f" OR EXISTS(SELECT 1 FROM {moves} WHERE outcome IN ({unsettled}) AND kind = %s)"
     )
-
-
-def _marks(values):
-    return ", ".join(["%s"] * len(values))
 
 
 def _has_open_writes():

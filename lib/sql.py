@@ -14,6 +14,11 @@ from django.utils.dateparse import parse_datetime
 ZERO = Decimal(0)
 
 
+def placeholders(count):
+    """``count`` parameter marks for a statement's list of values: "%s, %s, %s"."""
+    return ", ".join(["%s"] * count)
+
+
 def decimal_sum(total, places):
     """A sum of a decimal column as a Decimal of the column's places (None, a sum of no rows, is zero).
 

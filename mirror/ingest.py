@@ -17,6 +17,7 @@ from typing import NamedTuple
 from django.db import connection, transaction
 from django.utils import timezone
 
+from lib.sql import placeholders
 from mirror.models import DailyRollup, SyncState, UsageRecord, billed_amount
 
 USAGE_COLUMNS = (
@@ -336,11 +337,11 @@ def _add_to_rollups(key, rows):
     columns = ("day", "key_id", "model", *ROLLUP_SUMS)
     # The account's rows (no key) are kept unique by a partial index of their own.
     target = "(day, key_id, model)" if key is not None else "(day, model) WHERE key_id IS NULL"
-    placeholders = ", ".join(["(" + ", ".join(["%s"] * len(columns)) + ")"] * len(groups))
+    rows_marks = ", ".join([f"({placeholders(len(columns))})"] * len(groups))
     additions = ", ".join(f"{name} = {table}.{name} + excluded.{name}" for name in ROLLUP_SUMS)
     with connection.cursor() as cursor:
         cursor.execute(
-            f"INSERT INTO {table} ({', '.join(columns)}) VALUES {placeholders}"
+            f"INSERT INTO {table} ({', '.join(columns)}) VALUES {rows_marks}"
             f" ON CONFLICT {target} DO UPDATE SET {additions}",
             params,
         )
